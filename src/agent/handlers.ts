@@ -1,0 +1,31 @@
+import { PROTOCOL_VERSION } from '../core/protocol';
+import type { SyncOptions } from '../core/protocol';
+import type { Handlers } from './server';
+import { readInitState } from './initStateFile';
+import { assertPullSafe } from './pullGuard';
+import { runInitialSync } from './initialSync';
+import { runSync } from './rsyncRunner';
+import { withSyncLock } from './syncLock';
+import { AGENT_VERSION } from './version';
+
+/** The agent's answers to each request of the protocol (it runs as the workspace user). */
+export function createHandlers(): Handlers {
+  return {
+    hello: async () => ({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION }),
+    status: async () => ({
+      agentVersion: AGENT_VERSION,
+      protocolVersion: PROTOCOL_VERSION,
+      uid: process.getuid?.() ?? -1,
+      gid: process.getgid?.() ?? -1,
+      cwd: process.cwd(),
+      init: readInitState(),
+    }),
+    push: (options, context) => withSyncLock(() => runSync('push', options, context.progress)),
+    pull: (options, context) =>
+      withSyncLock(async () => {
+        if (!options.dryRun) assertPullSafe(readInitState());
+        return runSync('pull', options, context.progress);
+      }),
+    retryInitialSync: (options: SyncOptions, context) => withSyncLock(() => runInitialSync(options, context.progress)),
+  };
+}

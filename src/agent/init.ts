@@ -1,0 +1,111 @@
+// The container's start-up (see container/entrypoint.sh): `prepare` as root, then `init` as the
+// workspace user. The container keeps running even when something failed; the init state says what.
+import { execaSync } from 'execa';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_WORKSPACE_PATH, SYNC_OPTIONS_ENV, WORKSPACE_USER } from '../core/containerLayout';
+import { errorMessage } from '../core/errors';
+import { SyncOptions, describeZodError } from '../core/protocol';
+import { readInitState, writeInitState } from './initStateFile';
+import { runInitialSync } from './initialSync';
+import { findPasswdEntry, isMountPoint, planWorkspaceIdentity } from './system';
+import type { IdentityPlan, PasswdEntry } from './system';
+
+export function log(level: 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown> = {}): void {
+  // Container logs (`clud logs`): one JSON object per line, never on stdout's protocol channel.
+  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, source: 'init', message, ...fields }) + '\n');
+}
+
+/**
+ * `agent prepare`, as root: validates the container and gives the workspace user the host folder
+ * owner's UID/GID. It never fails the container: a problem is written to the init state, which
+ * `init` (next, as the workspace user) and `clud status` report.
+ */
+export function runPrepare(): void {
+  const previous = readInitState();
+  try {
+    const { user, plan } = prepareWorkspaceUser();
+    assignIdentity(user, plan);
+    // A completed earlier copy is carried over: init must not copy /host over it again.
+    const earlierCopy = previous?.phase === 'ready' ? previous.initialSync : undefined;
+    writeInitState({ phase: 'starting', warnings: plan.warnings, workspaceUid: plan.uid, workspaceGid: plan.gid, attempts: previous?.attempts ?? 0, initialSync: earlierCopy });
+  } catch (error) {
+    const message = errorMessage(error);
+    log('error', message);
+    writeInitState({ phase: 'failed', error: message, warnings: [], attempts: (previous?.attempts ?? 0) + 1 });
+  }
+}
+
+/** `agent init`, as the workspace user: the initial copy, then stay up so the container keeps running. */
+export async function runInit(): Promise<void> {
+  process.on('SIGTERM', () => process.exit(0));
+  process.on('SIGINT', () => process.exit(0));
+  const prepared = readInitState();
+  try {
+    process.chdir(CONTAINER_WORKSPACE_PATH);
+    if (!prepared || prepared.phase === 'failed') {
+      log('error', `not copying the folder: ${prepared?.error ?? 'prepare left no state'}`);
+    } else if (prepared.initialSync) {
+      // A restarted container keeps its /workspace; copying /host over it would destroy the
+      // container's unsynced changes. Sync is the user's explicit push or pull from here.
+      writeInitState({ ...prepared, phase: 'ready', warnings: [...prepared.warnings, 'container restarted: /workspace was kept as it was; push or pull to sync'] });
+      log('info', 'restarted; kept /workspace as it was');
+    } else {
+      log('info', 'initial copy /host -> /workspace', { uid: process.getuid?.(), gid: process.getgid?.() });
+      const state = await runInitialSync(readSyncOptions(), () => {});
+      if (state.phase === 'failed') log('error', state.error ?? 'initial copy failed', { errors: state.initialSync?.errors });
+      else log('info', 'initial copy done', { files: state.initialSync?.filesTransferred, durationMs: state.initialSync?.durationMs });
+    }
+  } catch (error) {
+    const message = errorMessage(error);
+    log('error', message);
+    try {
+      writeInitState({ phase: 'failed', error: message, warnings: prepared?.warnings ?? [], attempts: (prepared?.attempts ?? 0) + 1 });
+    } catch (writeError) {
+      log('error', `cannot record the failure in the init state: ${errorMessage(writeError)}`);
+    }
+  }
+  // Stay up: the container must keep running so that the user can see why and retry.
+  setInterval(() => {}, 1 << 30);
+}
+
+function readSyncOptions(): SyncOptions {
+  const raw = process.env[SYNC_OPTIONS_ENV];
+  let json: unknown = {};
+  try {
+    json = raw ? JSON.parse(raw) : {};
+  } catch {
+    throw new Error(`${SYNC_OPTIONS_ENV} is not valid JSON`);
+  }
+  const parsed = SyncOptions.safeParse(json);
+  if (!parsed.success) throw new Error(`${SYNC_OPTIONS_ENV} is invalid: ${describeZodError(parsed.error)}`);
+  return parsed.data;
+}
+
+function prepareWorkspaceUser(): { user: PasswdEntry; plan: IdentityPlan } {
+  if (!existsSync(CONTAINER_HOST_PATH)) throw new Error(`${CONTAINER_HOST_PATH} does not exist: the project folder must be bind-mounted there (clud up does this)`);
+  if (!isMountPoint(readFileSync('/proc/self/mountinfo', 'utf8'), CONTAINER_HOST_PATH)) {
+    throw new Error(`${CONTAINER_HOST_PATH} is not a mount: the project folder must be bind-mounted there (clud up does this)`);
+  }
+  const user = findPasswdEntry(readFileSync('/etc/passwd', 'utf8'), WORKSPACE_USER);
+  if (!user) throw new Error(`the image has no user "${WORKSPACE_USER}"; rebuild it with \`clud up --rebuild\``);
+  const owner = statSync(CONTAINER_HOST_PATH);
+  const plan = planWorkspaceIdentity({ uid: owner.uid, gid: owner.gid }, user);
+  for (const warning of plan.warnings) log('warn', warning);
+  return { user, plan };
+}
+
+function assignIdentity(user: PasswdEntry, plan: IdentityPlan): void {
+  if (process.getuid?.() !== 0) throw new Error('agent prepare must run as root to set up the workspace user');
+  if (user.uid !== plan.uid || user.gid !== plan.gid) {
+    // -o: the host's IDs may already belong to another account in the image; sharing is fine.
+    execaSyncChecked('groupmod', ['-o', '-g', String(plan.gid), WORKSPACE_USER]);
+    execaSyncChecked('usermod', ['-o', '-u', String(plan.uid), '-g', String(plan.gid), WORKSPACE_USER]);
+    log('info', `workspace user ${WORKSPACE_USER} now has UID ${plan.uid} and GID ${plan.gid}`);
+  }
+  execaSyncChecked('chown', ['-R', `${plan.uid}:${plan.gid}`, CONTAINER_WORKSPACE_PATH, AGENT_STATE_DIR, user.home]);
+}
+
+function execaSyncChecked(file: string, args: string[]): void {
+  const run = execaSync(file, args, { reject: false, encoding: 'utf8' });
+  if (run.exitCode !== 0) throw new Error(`${file} ${args.join(' ')} failed: ${String(run.stderr).trim() || `exit ${run.exitCode}`}`);
+}

@@ -1,0 +1,27 @@
+import type { InitState, ProgressData, SyncOptions } from '../core/protocol';
+import { readInitState, writeInitState } from './initStateFile';
+import { runSync } from './rsyncRunner';
+
+/**
+ * Copies /host into /workspace and records the outcome in the init state, so that a failure is
+ * visible to `clud status` and can be retried, instead of leaving a half-copied tree unreported.
+ */
+export async function runInitialSync(options: SyncOptions, onProgress: (data: ProgressData) => void): Promise<InitState> {
+  const previous = readInitState();
+  const base = { warnings: previous?.warnings ?? [], workspaceUid: previous?.workspaceUid, workspaceGid: previous?.workspaceGid, attempts: (previous?.attempts ?? 0) + 1 };
+  writeInitState({ ...base, phase: 'syncing' });
+  let lastWrite = 0;
+  const metrics = await runSync('push', { ...options, dryRun: false }, (data) => {
+    onProgress(data);
+    // The host polls the state file during `up`; keep its progress fresh without rewriting per file.
+    if (Date.now() - lastWrite > 500) {
+      lastWrite = Date.now();
+      writeInitState({ ...base, phase: 'syncing', progress: data });
+    }
+  });
+  if (metrics.errors.length > 0) {
+    const error = `initial copy of /host to /workspace is incomplete: ${metrics.errors.length} error(s), first: ${metrics.errors[0]}`;
+    return writeInitState({ ...base, phase: 'failed', error, initialSync: metrics });
+  }
+  return writeInitState({ ...base, phase: 'ready', initialSync: metrics });
+}

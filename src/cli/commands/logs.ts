@@ -1,0 +1,13 @@
+import type { CommandSpec } from '../command';
+
+export const logs: CommandSpec = {
+  name: 'logs',
+  usage: 'clud logs [DIR] [--tail N] [--json]',
+  summary: "Print the workspace container's log (the agent's start-up and initial copy).",
+  options: { tail: { type: 'string', description: 'only the last N lines' } },
+  async run({ workspace, flags }) {
+    const tail = flags.tail === undefined ? undefined : Number(flags.tail);
+    const output = await workspace.logs(tail !== undefined && Number.isInteger(tail) && tail >= 0 ? tail : undefined);
+    return { json: { ok: true, ...output }, text: (output.stdout + output.stderr).replace(/\n$/, ''), exitCode: 0 };
+  },
+};

@@ -1,0 +1,99 @@
+// The host's side of the control channel. Requests carry ids; each waits for its one result or
+// error line, receives progress in between, and fails at once if the agent process goes away.
+import type { Readable, Writable } from 'node:stream';
+import { CludError } from './errors';
+import { LineSplitter } from './jsonLines';
+import { MAX_LINE_BYTES, ResultSchemas, describeZodError, encodeMessage, parseAgentMessage } from './protocol';
+import type { Method, ParamsOf, ProgressData, Request, ResultOf } from './protocol';
+
+interface Pending {
+  method: Method;
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  onProgress?: (data: ProgressData) => void;
+}
+
+export class AgentClient {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private closedError: Error | undefined;
+  private stderrTail = '';
+
+  /** `onNotice` receives agent log lines and protocol errors that belong to no request. */
+  constructor(
+    private readonly toAgent: Writable,
+    fromAgent: Readable,
+    agentStderr?: Readable,
+    private readonly onNotice: (message: string) => void = () => {},
+  ) {
+    const splitter = new LineSplitter(MAX_LINE_BYTES);
+    fromAgent.on('data', (chunk: Buffer) => {
+      for (const event of splitter.push(chunk)) {
+        if (event.kind === 'overflow') this.onNotice(`agent sent a line of ${event.bytes} bytes; ignored`);
+        else this.receive(event.line);
+      }
+    });
+    fromAgent.on('end', () => this.fail());
+    fromAgent.on('close', () => this.fail());
+    agentStderr?.on('data', (chunk: Buffer) => {
+      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-2000);
+    });
+    toAgent.on('error', (error) => this.fail(error));
+  }
+
+  request<M extends Method>(method: M, params: ParamsOf<M>, onProgress?: (data: ProgressData) => void): Promise<ResultOf<M>> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const id = this.nextId++;
+    return new Promise<ResultOf<M>>((resolve, reject) => {
+      this.pending.set(id, { method, resolve: resolve as (value: unknown) => void, reject, onProgress });
+      this.toAgent.write(encodeMessage({ id, method, params } as Request));
+    });
+  }
+
+  /** Ends the agent's stdin; the agent answers what it has started and exits. */
+  close(): void {
+    this.toAgent.end();
+  }
+
+  get isClosed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  private receive(line: string): void {
+    const parsed = parseAgentMessage(line);
+    if (!parsed.ok) {
+      this.onNotice(parsed.message);
+      return;
+    }
+    const message = parsed.value;
+    if (message.kind === 'log') {
+      this.onNotice(`agent ${message.level}: ${message.message}`);
+      return;
+    }
+    const pending = message.id === null ? undefined : this.pending.get(message.id);
+    if (!pending) {
+      this.onNotice(message.kind === 'error' ? `agent error: ${message.message}` : `agent answered unknown request ${message.id}`);
+      return;
+    }
+    if (message.kind === 'progress') {
+      pending.onProgress?.(message.data);
+      return;
+    }
+    this.pending.delete(message.id!);
+    if (message.kind === 'error') {
+      pending.reject(message.code === 'sync-halted' ? new CludError('sync-halted', message.message) : new CludError('agent-failed', `agent could not ${pending.method}: ${message.message}`));
+      return;
+    }
+    const result = ResultSchemas[pending.method].safeParse(message.result);
+    if (result.success) pending.resolve(result.data);
+    else pending.reject(new CludError('agent-failed', `agent sent an invalid ${pending.method} result: ${describeZodError(result.error)}`));
+  }
+
+  private fail(cause?: Error): void {
+    if (this.closedError) return;
+    const detail = cause?.message ?? this.stderrTail.trim().split('\n').slice(-3).join(' ');
+    this.closedError = new CludError('agent-exited', `the agent in the container exited${detail ? `: ${detail}` : ''}`, 'Run `clud logs` to see why, or `clud up` to restart the workspace.');
+    for (const pending of this.pending.values()) pending.reject(this.closedError);
+    this.pending.clear();
+  }
+}

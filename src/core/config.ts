@@ -1,0 +1,49 @@
+// Every setting Clud reads, validated once with zod. The CLI fills it from flags and the
+// environment, the extension from `clud.*` settings; both get the same errors for bad values.
+import { z } from 'zod';
+import { CludError } from './errors';
+
+export const DEFAULT_IMAGE_TAG = 'niteris/clud:latest';
+export const DEFAULT_BASE_IMAGE = 'debian:trixie-slim';
+
+/** Docker's own rule for container names. */
+const containerName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must start with a letter or digit and use only letters, digits, "_", "." and "-"');
+const imageReference = z.string().regex(/^[a-z0-9][a-z0-9._\-/:@]*$/, 'must be a lower-case image reference such as "niteris/clud:latest"');
+
+export const CludConfig = z.object({
+  /** Container name; derived from the folder's path when absent. */
+  containerName: containerName.optional(),
+  imageTag: imageReference.default(DEFAULT_IMAGE_TAG),
+  baseImage: imageReference.default(DEFAULT_BASE_IMAGE),
+  /** Host files of PEM certificates trusted inside the image (for TLS-inspecting proxies). */
+  extraCaCertificates: z.array(z.string().min(1)).default([]),
+  /** Exclude patterns on top of .gitignore files and the built-in list. */
+  excludes: z.array(z.string().min(1)).default([]),
+  /** Retries of a push or pull after a transient failure. */
+  syncRetries: z.number().int().min(0).max(10).default(3),
+  /** Push a saved file to the container (used by the extension). */
+  autoSyncOnSave: z.boolean().default(true),
+});
+export type CludConfig = z.infer<typeof CludConfig>;
+export type CludConfigInput = z.input<typeof CludConfig>;
+
+/**
+ * Validates raw settings. `settingPrefix` names settings the way the user wrote them
+ * ("clud." in VS Code, "--" on the command line) so the message points at the right place.
+ */
+export function parseConfig(input: unknown, settingName: (key: string) => string = (key) => key): CludConfig {
+  const parsed = CludConfig.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const key = issue.path.length ? String(issue.path[0]) : '(settings)';
+  throw new CludError('invalid-config', `Invalid setting ${settingName(key)}: ${issue.message}`, 'Fix the setting and try again.');
+}
+
+/** Reads the settings the environment can carry (CLUD_IMAGE, CLUD_BASE_IMAGE, CLUD_EXTRA_CA_CERTIFICATES). */
+export function configFromEnvironment(env: NodeJS.ProcessEnv, pathDelimiter: string): CludConfigInput {
+  const config: CludConfigInput = {};
+  if (env.CLUD_IMAGE) config.imageTag = env.CLUD_IMAGE;
+  if (env.CLUD_BASE_IMAGE) config.baseImage = env.CLUD_BASE_IMAGE;
+  if (env.CLUD_EXTRA_CA_CERTIFICATES) config.extraCaCertificates = env.CLUD_EXTRA_CA_CERTIFICATES.split(pathDelimiter).filter(Boolean);
+  return config;
+}

@@ -1,0 +1,21 @@
+// Where things live inside the workspace container. The image (container/Dockerfile), the agent
+// and the host side all read these names from here.
+
+/** The user's project folder, bind-mounted read-write. */
+export const CONTAINER_HOST_PATH = '/host';
+/** The container's own copy, where the coding agent works. */
+export const CONTAINER_WORKSPACE_PATH = '/workspace';
+/** The unprivileged user the agent drops to; `init` gives it the host folder owner's UID/GID. */
+export const WORKSPACE_USER = 'coder';
+export const AGENT_PATH = '/opt/clud/agent.js';
+/** Agent state that outlives one process: the init state and copied-in agent bundles. */
+export const AGENT_STATE_DIR = '/var/lib/clud';
+export const INIT_STATE_PATH = `${AGENT_STATE_DIR}/init.json`;
+export const SYNC_LOCK_PATH = `${AGENT_STATE_DIR}/sync.lock`;
+/** Environment variable carrying the initial sync's options (JSON, validated as SyncOptions). */
+export const SYNC_OPTIONS_ENV = 'CLUD_SYNC_OPTIONS';
+
+export const LABEL_WORKSPACE = 'clud.workspace';
+export const LABEL_HOST_PATH = 'clud.hostPath';
+export const LABEL_CONTEXT_HASH = 'clud.contextHash';
+export const LABEL_AGENT_HASH = 'clud.agentHash';

@@ -1,0 +1,196 @@
+// The Docker Engine API through dockerode: everything Docker, with no docker CLI.
+import Docker from 'dockerode';
+import { PassThrough, Readable } from 'node:stream';
+import * as tar from 'tar-stream';
+import { CludError, errorMessage } from '../errors';
+import { demuxDockerStream } from './demux';
+import type { BuildSpec, ContainerEngine, ContainerInfo, ContainerSpec, ExecSession, ExecSpec, ImageInfo } from './engine';
+
+export class DockerodeEngine implements ContainerEngine {
+  private readonly docker: Docker;
+
+  constructor(options?: Docker.DockerOptions) {
+    this.docker = new Docker(options);
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (error) {
+      const where = process.env.DOCKER_HOST ?? '/var/run/docker.sock';
+      throw new CludError('docker-unreachable', `Docker is not reachable at ${where}: ${errorMessage(error)}`, 'Start Docker (Docker Desktop, or `dockerd`/`systemctl start docker`) and try again.');
+    }
+  }
+
+  async inspectImage(reference: string): Promise<ImageInfo | undefined> {
+    try {
+      const info = await this.docker.getImage(reference).inspect();
+      return { id: info.Id, labels: info.Config?.Labels ?? {} };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async buildImage(context: Readable, spec: BuildSpec, onLog: (line: string) => void, signal?: AbortSignal): Promise<ImageInfo> {
+    const stream = await this.docker.buildImage(context, { t: spec.tag, buildargs: spec.buildArgs, labels: spec.labels, rm: true, forcerm: true, abortSignal: signal } as Docker.ImageBuildOptions);
+    const tail: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(
+        stream,
+        (error: Error | null) => (error ? reject(error) : resolve()),
+        (event: { stream?: string; error?: string; errorDetail?: { message?: string } }) => {
+          const text = event.error ?? event.stream;
+          if (!text) return;
+          for (const line of text.split('\n')) {
+            if (!line.trim()) continue;
+            tail.push(line);
+            if (tail.length > 20) tail.shift();
+            onLog(line);
+          }
+          if (event.error) reject(new Error(event.error));
+        },
+      );
+    }).catch((error: unknown) => {
+      if (signal?.aborted) throw new CludError('image-build-failed', `Building ${spec.tag} was cancelled`);
+      throw new CludError('image-build-failed', `Building ${spec.tag} failed: ${errorMessage(error)}`, `Last build output:\n${tail.join('\n')}`);
+    });
+    const image = await this.inspectImage(spec.tag);
+    if (!image) throw new CludError('image-build-failed', `Building ${spec.tag} finished but the image is not there`);
+    return image;
+  }
+
+  async inspectContainer(nameOrId: string): Promise<ContainerInfo | undefined> {
+    try {
+      const info = await this.docker.getContainer(nameOrId).inspect();
+      return {
+        id: info.Id,
+        name: info.Name.replace(/^\//, ''),
+        running: info.State.Running,
+        status: info.State.Status,
+        image: info.Config.Image,
+        imageId: info.Image,
+        labels: info.Config.Labels ?? {},
+        startedAt: info.State.StartedAt && !info.State.StartedAt.startsWith('0001-') ? info.State.StartedAt : undefined,
+      };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async createContainer(spec: ContainerSpec): Promise<string> {
+    const container = await this.docker.createContainer({
+      name: spec.name,
+      Image: spec.image,
+      Labels: spec.labels,
+      Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
+      HostConfig: { Mounts: spec.mounts },
+    });
+    return container.id;
+  }
+
+  async startContainer(id: string): Promise<void> {
+    await this.docker.getContainer(id).start();
+  }
+
+  async stopContainer(id: string, timeoutSeconds = 5): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: timeoutSeconds });
+    } catch (error) {
+      // 304: already stopped.
+      if ((error as { statusCode?: number }).statusCode !== 304) throw error;
+    }
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    await this.docker.getContainer(id).remove({ force: true, v: true });
+  }
+
+  async exec(id: string, spec: ExecSpec): Promise<ExecSession> {
+    const exec = await this.docker.getContainer(id).exec({
+      Cmd: spec.cmd,
+      User: spec.user,
+      WorkingDir: spec.workingDir,
+      Env: Object.entries(spec.env ?? {}).map(([key, value]) => `${key}=${value}`),
+      AttachStdin: spec.attachStdin,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+    });
+    const stream = await exec.start({ hijack: true, stdin: spec.attachStdin });
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    this.docker.modem.demuxStream(stream, stdout, stderr);
+    const ended = new Promise<void>((resolve) => {
+      stream.once('end', resolve);
+      stream.once('close', resolve);
+      stream.once('error', resolve);
+    });
+    const exitCode = ended.then(async () => {
+      stdout.end();
+      stderr.end();
+      // The exec can be reported as running for a moment after its stream closed.
+      for (let attempt = 0; attempt < 50; attempt += 1) {
+        const info = await exec.inspect();
+        if (!info.Running && info.ExitCode !== null) return info.ExitCode;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return -1;
+    });
+    const stdin = new PassThrough();
+    if (spec.attachStdin) {
+      stdin.pipe(stream as unknown as NodeJS.WritableStream);
+    } else {
+      stdin.resume();
+    }
+    return { stdin, stdout, stderr, exitCode };
+  }
+
+  async readFile(id: string, path: string): Promise<Buffer | undefined> {
+    let archive: NodeJS.ReadableStream;
+    try {
+      archive = await this.docker.getContainer(id).getArchive({ path });
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+    const extract = tar.extract();
+    const chunks: Buffer[] = [];
+    let found = false;
+    extract.on('entry', (header, entryStream, next) => {
+      const isFile = header.type === 'file' && !found;
+      found = found || isFile;
+      entryStream.on('data', (chunk: unknown) => {
+        if (isFile) chunks.push(chunk as Buffer);
+      });
+      entryStream.on('end', next);
+      entryStream.resume();
+    });
+    await new Promise<void>((resolve, reject) => {
+      extract.on('finish', resolve);
+      extract.on('error', reject);
+      (archive as Readable).pipe(extract);
+    });
+    return found ? Buffer.concat(chunks) : undefined;
+  }
+
+  async writeFile(id: string, directory: string, name: string, content: Buffer, mode: number): Promise<void> {
+    const pack = tar.pack();
+    pack.entry({ name, mode, size: content.length }, content);
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const chunk of pack as unknown as AsyncIterable<Buffer>) chunks.push(chunk);
+    await this.docker.getContainer(id).putArchive(Buffer.concat(chunks), { path: directory });
+  }
+
+  async logs(id: string, options: { tail?: number }): Promise<{ stdout: string; stderr: string }> {
+    const buffer = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, follow: false, tail: options.tail ?? 'all' } as Docker.ContainerLogsOptions & { follow: false })) as unknown as Buffer;
+    const { stdout, stderr } = demuxDockerStream(buffer);
+    return { stdout: stdout.toString('utf8'), stderr: stderr.toString('utf8') };
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as { statusCode?: number }).statusCode === 404;
+}

@@ -1,0 +1,70 @@
+// The narrow interface Clud needs from a container engine, in plain data. The dockerode
+// implementation is the real one; a Podman or docker-CLI backend would implement the same.
+import type { Readable, Writable } from 'node:stream';
+
+export interface ImageInfo {
+  id: string;
+  labels: Record<string, string>;
+}
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  running: boolean;
+  /** Docker's state word: created, running, paused, restarting, removing, exited, dead. */
+  status: string;
+  image: string;
+  imageId: string;
+  labels: Record<string, string>;
+  /** When the container last started (ISO time from the engine), or undefined if never. */
+  startedAt: string | undefined;
+}
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  env: Record<string, string>;
+  mounts: Array<{ Type: 'bind'; Source: string; Target: string; ReadOnly: boolean }>;
+}
+
+export interface BuildSpec {
+  tag: string;
+  buildArgs: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+export interface ExecSpec {
+  cmd: string[];
+  user: string;
+  workingDir: string;
+  env?: Record<string, string>;
+  attachStdin: boolean;
+}
+
+/** A running exec: its stdio as Node streams and its exit code once it ends. */
+export interface ExecSession {
+  stdin: Writable;
+  stdout: Readable;
+  stderr: Readable;
+  /** Resolves with the exit code after the process has ended. */
+  exitCode: Promise<number>;
+}
+
+export interface ContainerEngine {
+  /** Throws CludError('docker-unreachable') with a way out when the engine does not answer. */
+  ping(): Promise<void>;
+  inspectImage(reference: string): Promise<ImageInfo | undefined>;
+  buildImage(context: Readable, spec: BuildSpec, onLog: (line: string) => void, signal?: AbortSignal): Promise<ImageInfo>;
+  inspectContainer(nameOrId: string): Promise<ContainerInfo | undefined>;
+  createContainer(spec: ContainerSpec): Promise<string>;
+  startContainer(id: string): Promise<void>;
+  stopContainer(id: string, timeoutSeconds?: number): Promise<void>;
+  removeContainer(id: string): Promise<void>;
+  exec(id: string, spec: ExecSpec): Promise<ExecSession>;
+  /** One file's content from the container's filesystem, without an exec; undefined if absent. */
+  readFile(id: string, path: string): Promise<Buffer | undefined>;
+  /** Writes one file into the container's filesystem (directory must exist), without an exec. */
+  writeFile(id: string, directory: string, name: string, content: Buffer, mode: number): Promise<void>;
+  logs(id: string, options: { tail?: number }): Promise<{ stdout: string; stderr: string }>;
+}

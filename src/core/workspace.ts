@@ -1,0 +1,333 @@
+// One project folder's workspace: its image, its container and its agent. The CLI and the VS Code
+// extension are thin shells around this class; it does everything through ContainerEngine.
+import { stat } from 'node:fs/promises';
+import { AgentClient } from './agentClient';
+import type { CludConfig } from './config';
+import {
+  AGENT_PATH,
+  AGENT_STATE_DIR,
+  CONTAINER_WORKSPACE_PATH,
+  INIT_STATE_PATH,
+  LABEL_AGENT_HASH,
+  LABEL_CONTEXT_HASH,
+  LABEL_HOST_PATH,
+  LABEL_WORKSPACE,
+  SYNC_OPTIONS_ENV,
+  WORKSPACE_USER,
+} from './containerLayout';
+import type { ContainerEngine, ContainerInfo } from './docker/engine';
+import { CludError, errorMessage } from './errors';
+import { containerNameFor, hostFolderMount, normalizeHostPath } from './hostPath';
+import type { HostPlatform } from './hostPath';
+import { loadBuildContext, packBuildContext } from './imageContext';
+import type { BuildContext, ImageResources } from './imageContext';
+import { InitState, PROTOCOL_VERSION } from './protocol';
+import type { ProgressData, SyncDirection, SyncMetrics, SyncOptions } from './protocol';
+
+export type WorkspaceProgressPhase = 'build' | 'create' | 'start' | 'initial-sync' | 'push' | 'pull' | 'check';
+export interface WorkspaceProgress {
+  phase: WorkspaceProgressPhase;
+  message: string;
+}
+
+export interface WorkspaceOptions {
+  hostPath: string;
+  platform: HostPlatform;
+  config: CludConfig;
+  engine: ContainerEngine;
+  resources: ImageResources;
+  onProgress?: (event: WorkspaceProgress) => void;
+  /** How long `up` waits for the initial copy (default 30 minutes). */
+  initTimeoutMs?: number;
+}
+
+export type ContainerState = 'missing' | 'running' | 'stopped';
+
+export interface WorkspaceStatus {
+  hostPath: string;
+  containerName: string;
+  state: ContainerState;
+  containerId?: string;
+  image?: string;
+  /** False when the container runs an image older than the current Dockerfile and agent. */
+  imageCurrent?: boolean;
+  init?: InitState;
+}
+
+export interface UpResult extends WorkspaceStatus {
+  built: boolean;
+  created: boolean;
+  started: boolean;
+}
+
+/** An open control channel to the container's agent: one exec for as many requests as needed. */
+export interface AgentSession {
+  client: AgentClient;
+  close(): Promise<void>;
+}
+
+export class Workspace {
+  readonly hostPath: string;
+  readonly containerName: string;
+  private readonly engine: ContainerEngine;
+  private readonly config: CludConfig;
+  private context: BuildContext | undefined;
+
+  constructor(private readonly options: WorkspaceOptions) {
+    this.hostPath = normalizeHostPath(options.hostPath, options.platform);
+    this.containerName = options.config.containerName ?? containerNameFor(this.hostPath, options.platform);
+    this.engine = options.engine;
+    this.config = options.config;
+  }
+
+  get syncOptions(): SyncOptions {
+    return { excludes: this.config.excludes, retries: this.config.syncRetries, dryRun: false };
+  }
+
+  /** Builds the image if needed, creates and starts the container if needed, waits for the initial copy. */
+  async up(options: { rebuild?: boolean; signal?: AbortSignal } = {}): Promise<UpResult> {
+    await this.assertHostFolder();
+    await this.engine.ping();
+    let container = await this.ownedContainer();
+    const context = await this.buildContext();
+    let built = false;
+    let image = await this.engine.inspectImage(this.config.imageTag);
+    if (options.rebuild || !image || image.labels[LABEL_CONTEXT_HASH] !== context.hash) {
+      this.progress('build', `building image ${this.config.imageTag}`);
+      image = await this.engine.buildImage(
+        packBuildContext(context.files),
+        { tag: this.config.imageTag, buildArgs: { BASE_IMAGE: this.config.baseImage }, labels: { [LABEL_CONTEXT_HASH]: context.hash } },
+        (line) => this.progress('build', line),
+        options.signal,
+      );
+      built = true;
+    }
+    if (container && options.rebuild && container.imageId !== image.id) {
+      // Recreating the container discards /workspace: only when nothing there is unsynced.
+      if (!container.running) await this.start(container);
+      await this.waitForInit(container.id);
+      await this.assertNothingUnsynced();
+      await this.engine.removeContainer(container.id);
+      container = undefined;
+    }
+    let created = false;
+    let started = false;
+    if (!container) {
+      this.progress('create', `creating container ${this.containerName}`);
+      const id = await this.engine.createContainer({
+        name: this.containerName,
+        image: this.config.imageTag,
+        labels: { [LABEL_WORKSPACE]: '1', [LABEL_HOST_PATH]: this.hostPath, [LABEL_CONTEXT_HASH]: context.hash, [LABEL_AGENT_HASH]: context.agentHash },
+        env: { [SYNC_OPTIONS_ENV]: JSON.stringify(this.syncOptions) },
+        mounts: [hostFolderMount(this.hostPath, this.options.platform)],
+      });
+      container = (await this.engine.inspectContainer(id))!;
+      created = true;
+    }
+    if (!container.running) {
+      await this.start(container);
+      started = true;
+    }
+    let init = await this.waitForInit(container.id);
+    if (init.phase === 'failed' && !created && !started) {
+      // The container was already up with a failed initial copy: `up` again is the retry.
+      this.progress('initial-sync', 'retrying the initial copy of the folder');
+      init = await this.withSession((session) => session.client.request('retryInitialSync', this.syncOptions, (data) => this.progress('initial-sync', describeProgress(data))));
+    }
+    return { ...(await this.status()), init, built, created, started };
+  }
+
+  async status(): Promise<WorkspaceStatus> {
+    const container = await this.ownedContainer();
+    const base = { hostPath: this.hostPath, containerName: this.containerName };
+    if (!container) return { ...base, state: 'missing' };
+    const context = await this.buildContext().catch(() => undefined);
+    const status: WorkspaceStatus = {
+      ...base,
+      state: container.running ? 'running' : 'stopped',
+      containerId: container.id,
+      image: container.image,
+      imageCurrent: context ? container.labels[LABEL_CONTEXT_HASH] === context.hash : undefined,
+    };
+    if (container.running) status.init = await this.readInitState(container.id);
+    return status;
+  }
+
+  push(onProgress?: (data: ProgressData) => void): Promise<SyncMetrics> {
+    return this.sync('push', onProgress);
+  }
+
+  pull(onProgress?: (data: ProgressData) => void): Promise<SyncMetrics> {
+    return this.sync('pull', onProgress);
+  }
+
+  async sync(direction: SyncDirection, onProgress?: (data: ProgressData) => void, session?: AgentSession): Promise<SyncMetrics> {
+    const run = (open: AgentSession) => open.client.request(direction, this.syncOptions, (data) => {
+      onProgress?.(data);
+      this.progress(direction, describeProgress(data));
+    });
+    return session ? run(session) : this.withSession(run);
+  }
+
+  /** Opens the control channel. The caller closes it; the extension keeps one per workspace. */
+  async openSession(): Promise<AgentSession> {
+    const container = await this.requireRunning();
+    const agentPath = await this.currentAgentPath(container);
+    const exec = await this.engine.exec(container.id, { cmd: ['node', agentPath, 'serve'], user: WORKSPACE_USER, workingDir: CONTAINER_WORKSPACE_PATH, attachStdin: true });
+    const client = new AgentClient(exec.stdin, exec.stdout, exec.stderr);
+    const close = async () => {
+      client.close();
+      await exec.exitCode;
+    };
+    try {
+      const hello = await client.request('hello', { protocolVersion: PROTOCOL_VERSION });
+      if (hello.protocolVersion !== PROTOCOL_VERSION) throw new CludError('agent-failed', `the agent speaks protocol ${hello.protocolVersion}, this Clud ${PROTOCOL_VERSION}`, 'Run `clud up --rebuild`.');
+    } catch (error) {
+      await close().catch(() => {});
+      throw error;
+    }
+    return { client, close };
+  }
+
+  async withSession<T>(work: (session: AgentSession) => Promise<T>): Promise<T> {
+    const session = await this.openSession();
+    try {
+      return await work(session);
+    } finally {
+      await session.close();
+    }
+  }
+
+  /** Runs a command in /workspace as the workspace user; resolves with its exit code. */
+  async exec(cmd: string[], io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }): Promise<number> {
+    const container = await this.requireRunning();
+    const exec = await this.engine.exec(container.id, { cmd, user: WORKSPACE_USER, workingDir: CONTAINER_WORKSPACE_PATH, attachStdin: io.stdin !== undefined });
+    if (io.stdin) io.stdin.pipe(exec.stdin);
+    exec.stdout.pipe(io.stdout, { end: false });
+    exec.stderr.pipe(io.stderr, { end: false });
+    const code = await exec.exitCode;
+    if (io.stdin) io.stdin.unpipe(exec.stdin);
+    return code;
+  }
+
+  async logs(tail?: number): Promise<{ stdout: string; stderr: string }> {
+    const container = await this.ownedContainer();
+    if (!container) throw this.notRunning();
+    return this.engine.logs(container.id, { tail });
+  }
+
+  /** Stops and removes the container; refuses while /workspace holds changes the host lacks, unless forced. */
+  async down(options: { force?: boolean } = {}): Promise<{ removed: boolean; containerName: string }> {
+    await this.engine.ping();
+    const container = await this.ownedContainer();
+    if (!container) return { removed: false, containerName: this.containerName };
+    if (container.running && !options.force) await this.assertNothingUnsynced();
+    await this.engine.stopContainer(container.id);
+    await this.engine.removeContainer(container.id);
+    return { removed: true, containerName: this.containerName };
+  }
+
+  private async assertNothingUnsynced(): Promise<void> {
+    this.progress('check', 'checking /workspace for changes the host does not have');
+    const preview = await this.withSession((session) => session.client.request('pull', { ...this.syncOptions, dryRun: true }));
+    if (preview.changedPaths.length === 0) return;
+    const sample = preview.changedPaths.slice(0, 5).join(', ');
+    throw new CludError(
+      'unsynced-changes',
+      `${preview.changedPaths.length}${preview.changedPathsTruncated ? '+' : ''} path(s) differ between /workspace and ${this.hostPath} (${sample}${preview.changedPaths.length > 5 ? ', …' : ''})`,
+      'Run `clud pull` to keep the container\'s changes (or `clud push` to discard them), or pass --force to remove the container anyway.',
+    );
+  }
+
+  private async start(container: ContainerInfo): Promise<void> {
+    this.progress('start', `starting container ${container.name}`);
+    await this.engine.startContainer(container.id);
+  }
+
+  /** Waits until `init` in a container that has just (re)started has finished the initial copy. */
+  private async waitForInit(containerId: string): Promise<InitState> {
+    const deadline = Date.now() + (this.options.initTimeoutMs ?? 30 * 60_000);
+    let lastMessage = '';
+    while (Date.now() < deadline) {
+      const container = await this.engine.inspectContainer(containerId);
+      if (!container?.running) {
+        const logs = container ? await this.engine.logs(containerId, { tail: 5 }).catch(() => ({ stdout: '', stderr: '' })) : { stdout: '', stderr: '' };
+        throw new CludError('agent-failed', `container ${this.containerName} stopped during start-up${logs.stderr.trim() ? `: ${logs.stderr.trim().split('\n').pop()}` : ''}`, 'Run `clud logs` to see why.');
+      }
+      const state = await this.readInitState(containerId);
+      // A state file older than this start belongs to the container's previous run.
+      const fresh = state && (!container.startedAt || Date.parse(state.updatedAt) >= Date.parse(container.startedAt) - 1000);
+      if (state && fresh) {
+        if (state.phase === 'ready' || state.phase === 'failed') return state;
+        const message = state.progress ? `copying the folder: ${describeProgress(state.progress)}` : `initial copy: ${state.phase}`;
+        if (message !== lastMessage) this.progress('initial-sync', (lastMessage = message));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    throw new CludError('timeout', `container ${this.containerName} did not finish its initial copy in time`, 'Run `clud status` and `clud logs` to see where it is.');
+  }
+
+  private async readInitState(containerId: string): Promise<InitState | undefined> {
+    const content = await this.engine.readFile(containerId, INIT_STATE_PATH).catch(() => undefined);
+    if (!content) return undefined;
+    try {
+      return InitState.parse(JSON.parse(content.toString('utf8')));
+    } catch {
+      return undefined; // Mid-write or from another version: the next poll will tell.
+    }
+  }
+
+  /** The image's agent, or the current bundle copied in when the container's image is older. */
+  private async currentAgentPath(container: ContainerInfo): Promise<string> {
+    const context = await this.buildContext();
+    if (container.labels[LABEL_AGENT_HASH] === context.agentHash) return AGENT_PATH;
+    const name = `agent-${context.agentHash.slice(0, 16)}.js`;
+    const agent = context.files.find((file) => file.name === 'agent.js')!;
+    await this.engine.writeFile(container.id, AGENT_STATE_DIR, name, agent.content, 0o644);
+    return `${AGENT_STATE_DIR}/${name}`;
+  }
+
+  private async ownedContainer(): Promise<ContainerInfo | undefined> {
+    const container = await this.engine.inspectContainer(this.containerName);
+    if (!container) return undefined;
+    if (container.labels[LABEL_WORKSPACE] !== '1') {
+      throw new CludError('name-taken', `a container named ${this.containerName} exists and was not made by Clud`, 'Choose another name with --name, or remove that container yourself.');
+    }
+    const owner = container.labels[LABEL_HOST_PATH];
+    if (owner !== this.hostPath) {
+      throw new CludError('name-taken', `container ${this.containerName} belongs to another folder (${owner})`, 'Choose another name with --name.');
+    }
+    return container;
+  }
+
+  private async requireRunning(): Promise<ContainerInfo> {
+    await this.engine.ping();
+    const container = await this.ownedContainer();
+    if (!container?.running) throw this.notRunning();
+    return container;
+  }
+
+  private notRunning(): CludError {
+    return new CludError('not-running', `no running workspace container for ${this.hostPath} (${this.containerName})`, 'Run `clud up` first.');
+  }
+
+  private async assertHostFolder(): Promise<void> {
+    const info = await stat(this.hostPath).catch((error: unknown) => {
+      throw new CludError('folder-missing', `folder ${this.hostPath} does not exist (${errorMessage(error)})`, 'Pass an existing project folder.');
+    });
+    if (!info.isDirectory()) throw new CludError('folder-missing', `${this.hostPath} is not a folder`, 'Pass a project folder.');
+  }
+
+  private async buildContext(): Promise<BuildContext> {
+    this.context ??= await loadBuildContext(this.options.resources, this.config);
+    return this.context;
+  }
+
+  private progress(phase: WorkspaceProgressPhase, message: string): void {
+    this.options.onProgress?.({ phase, message });
+  }
+}
+
+function describeProgress(data: ProgressData): string {
+  return data.files === undefined ? data.message : `${data.files} files`;
+}
