@@ -34,17 +34,20 @@ export async function runSync(direction: SyncDirection, options: SyncOptions, on
 async function runOnce(args: string[], direction: SyncDirection, onProgress: (data: ProgressData) => void): Promise<RsyncRun> {
   const child = execa('rsync', args, { reject: false, stripFinalNewline: false, encoding: 'utf8' });
   let files = 0;
+  let reported = -1;
   let lastReport = 0;
+  const report = () => {
+    if (files === reported) return;
+    reported = files;
+    lastReport = Date.now();
+    onProgress({ phase: direction, message: `${files} file(s)`, files });
+  };
   child.stdout?.on('data', (chunk: Buffer) => {
     for (const line of chunk.toString('utf8').split('\n')) if (parseItemizedLine(line)?.changed) files += 1;
-    const now = Date.now();
-    if (now - lastReport > 200) {
-      lastReport = now;
-      onProgress({ phase: direction, message: `${files} files`, files });
-    }
+    if (Date.now() - lastReport > 200) report();
   });
   const result = await child;
-  onProgress({ phase: direction, message: `${files} files`, files });
+  report();
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
 }
 
