@@ -1,18 +1,34 @@
-import { openSync, closeSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { SYNC_LOCK_PATH } from '../core/containerLayout';
 
+/** Lock files this process holds, so that its own PID in a lock file is never mistaken for a stale owner. */
+const held = new Set<string>();
+/** Per lock file, the tail of this process's queue: requests of one session run one after another. */
+const queues = new Map<string, Promise<unknown>>();
+
 /**
- * One rsync at a time per container, across agent processes (the CLI and the extension may each
- * hold a session). The lock file holds the owner's PID; a lock whose owner is gone is taken over.
+ * One sync at a time per container, across agent processes (the CLI and the extension may each
+ * hold a session) and within one. The lock file holds the owner's PID; a lock whose owner is gone
+ * is taken over.
  */
-export async function withSyncLock<T>(work: () => Promise<T>, options: { file?: string; pollMs?: number } = {}): Promise<T> {
+export function withSyncLock<T>(work: () => Promise<T>, options: { file?: string; pollMs?: number } = {}): Promise<T> {
   const file = options.file ?? SYNC_LOCK_PATH;
-  while (!tryAcquire(file)) {
-    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 200));
-  }
+  const previous = queues.get(file) ?? Promise.resolve();
+  const run = previous.catch(() => {}).then(() => holdFileLock(file, work, options.pollMs ?? 200));
+  queues.set(file, run);
+  void run.finally(() => {
+    if (queues.get(file) === run) queues.delete(file);
+  }).catch(() => {});
+  return run;
+}
+
+async function holdFileLock<T>(file: string, work: () => Promise<T>, pollMs: number): Promise<T> {
+  while (!tryAcquire(file)) await new Promise((resolve) => setTimeout(resolve, pollMs));
+  held.add(file);
   try {
     return await work();
   } finally {
+    held.delete(file);
     try {
       unlinkSync(file);
     } catch {
@@ -22,16 +38,21 @@ export async function withSyncLock<T>(work: () => Promise<T>, options: { file?: 
 }
 
 function tryAcquire(file: string): boolean {
+  // Write the PID to a private file, then link it into place: link() fails if the lock exists,
+  // so the lock file appears with its owner already in it and is never seen empty.
+  const staged = `${file}.${process.pid}`;
+  writeFileSync(staged, String(process.pid));
   try {
-    const fd = openSync(file, 'wx', 0o644);
-    writeSync(fd, String(process.pid));
-    closeSync(fd);
+    linkSync(staged, file);
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  } finally {
+    unlinkSync(staged);
   }
   const owner = Number(safeRead(file));
-  if (owner === process.pid || !Number.isInteger(owner) || owner <= 0 || !isAlive(owner)) {
+  const ownLockNotHeld = owner === process.pid && !held.has(file); // a PID reused after a restart
+  if (ownLockNotHeld || !Number.isInteger(owner) || owner <= 0 || (owner !== process.pid && !isAlive(owner))) {
     try {
       unlinkSync(file);
     } catch {

@@ -17,6 +17,7 @@ export class AgentClient {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private closedError: Error | undefined;
+  private closing = false;
   private stderrTail = '';
 
   /** `onNotice` receives agent log lines and protocol errors that belong to no request. */
@@ -43,6 +44,7 @@ export class AgentClient {
 
   request<M extends Method>(method: M, params: ParamsOf<M>, onProgress?: (data: ProgressData) => void): Promise<ResultOf<M>> {
     if (this.closedError) return Promise.reject(this.closedError);
+    if (this.closing) return Promise.reject(new CludError('agent-exited', `cannot ${method}: the session with the agent is closing`, 'Open a new session.'));
     const id = this.nextId++;
     return new Promise<ResultOf<M>>((resolve, reject) => {
       this.pending.set(id, { method, resolve: resolve as (value: unknown) => void, reject, onProgress });
@@ -52,11 +54,12 @@ export class AgentClient {
 
   /** Ends the agent's stdin; the agent answers what it has started and exits. */
   close(): void {
+    this.closing = true;
     this.toAgent.end();
   }
 
   get isClosed(): boolean {
-    return this.closedError !== undefined;
+    return this.closing || this.closedError !== undefined;
   }
 
   private receive(line: string): void {

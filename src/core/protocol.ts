@@ -76,6 +76,47 @@ export const AgentStatus = z.object({
 });
 export type AgentStatus = z.infer<typeof AgentStatus>;
 
+/** A snapshot entry (see src/core/sync/entry.ts, which these schemas must match). */
+export const EntrySchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('file'), size: z.number().int().nonnegative(), mtimeMs: z.number(), mode: z.number().int(), hash: z.string() }),
+  z.object({ kind: z.literal('directory'), mode: z.number().int() }),
+  z.object({ kind: z.literal('symlink'), target: z.string() }),
+  z.object({ kind: z.literal('untracked'), reason: z.string() }),
+]);
+export const SyncPolicy = z.enum(['two-way-safe', 'host-wins', 'container-wins', 'newer-wins', 'push', 'pull']);
+export const SyncSide = z.enum(['host', 'container']);
+export const ConflictSchema = z.object({ path: z.string(), ancestor: EntrySchema.optional(), host: EntrySchema.optional(), container: EntrySchema.optional() });
+export type ConflictInfo = z.infer<typeof ConflictSchema>;
+const PathOnSide = z.object({ path: z.string(), side: SyncSide });
+
+/** What one three-way sync cycle did. */
+export const SyncReport = z.object({
+  /** Correlation id of this sync, in logs and in the kept-versions folder name. */
+  id: z.string(),
+  policy: SyncPolicy,
+  startedAt: z.string(),
+  durationMs: z.number().nonnegative(),
+  halted: z.object({ side: SyncSide, reason: z.string() }).optional(),
+  /** Every change carried out (the list is capped at 1,000; `appliedCount` is the total). */
+  applied: z.array(PathOnSide.extend({ action: z.enum(['create', 'update', 'delete']) })),
+  appliedCount: z.number().int().nonnegative(),
+  skipped: z.array(PathOnSide.extend({ reason: z.string() })),
+  conflicts: z.array(ConflictSchema),
+  problems: z.array(PathOnSide.extend({ reason: z.string() })),
+  kept: z.array(PathOnSide.extend({ keptAt: z.string() })),
+  bytesCopied: z.number().int().nonnegative(),
+  scanned: z.object({ hostFiles: z.number().int(), containerFiles: z.number().int(), hashedFiles: z.number().int() }),
+});
+export type SyncReport = z.infer<typeof SyncReport>;
+
+export const SyncRequestParams = z.object({
+  policy: SyncPolicy.default('two-way-safe'),
+  excludes: z.array(z.string()).default([]),
+  /** Forget a safety halt and the last agreed state, then merge both sides without deleting anything. */
+  reset: z.boolean().default(false),
+});
+export type SyncRequestParams = z.infer<typeof SyncRequestParams>;
+
 const Id = z.number().int().nonnegative();
 const Empty = z.object({}).strict();
 
@@ -125,7 +166,7 @@ export function parseRequest(line: string): Parsed<Request> {
   }
   const id = readId(json);
   const method = typeof json === 'object' && json !== null ? (json as { method?: unknown }).method : undefined;
-  if (typeof method === 'string' && !(method in ResultSchemas)) {
+  if (typeof method === 'string' && !Object.hasOwn(ResultSchemas, method)) {
     return { ok: false, id, code: 'unknown-method', message: `unknown method "${method}"` };
   }
   const parsed = Request.safeParse(json);

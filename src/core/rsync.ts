@@ -3,8 +3,11 @@
 import { CONTAINER_HOST_PATH, CONTAINER_WORKSPACE_PATH } from './containerLayout';
 import type { SyncDirection } from './protocol';
 
-/** Never synced either way: editor and OS litter that differs per machine. */
-export const BUILTIN_EXCLUDES: readonly string[] = ['.DS_Store', 'Thumbs.db', '.#*', '*.swp', '*.swx', '.~lock.*#'];
+/**
+ * Never synced either way: editor and OS litter that differs per machine, and the temporary
+ * files of Clud's own atomic writes (left behind only by a crash mid-write).
+ */
+export const BUILTIN_EXCLUDES: readonly string[] = ['.DS_Store', 'Thumbs.db', '.#*', '*.swp', '*.swx', '.~lock.*#', '.clud-sync-*.tmp'];
 
 /** Exit codes that can pass on a second try: socket/IO errors, partial transfers, timeouts. */
 export const TRANSIENT_EXIT_CODES: ReadonlySet<number> = new Set([10, 11, 12, 23, 30, 35]);

@@ -9,6 +9,7 @@ export function demuxDockerStream(buffer: Buffer): { stdout: Buffer; stderr: Buf
   while (offset + 8 <= buffer.length) {
     const type = buffer[offset];
     const length = buffer.readUInt32BE(offset + 4);
+    if (offset + 8 + length > buffer.length) break; // a frame cut short is not returned in part
     const payload = buffer.subarray(offset + 8, offset + 8 + length);
     if (type === 2) stderr.push(payload);
     else stdout.push(payload);

@@ -1,0 +1,180 @@
+import assert from 'node:assert/strict';
+import { SyncOptions, encodeMessage, parseAgentMessage, parseRequest } from '../../src/core/protocol';
+import type { AgentMessage, Request } from '../../src/core/protocol';
+
+const line = (value: unknown) => JSON.stringify(value);
+
+describe('unit: protocol', () => {
+  describe('parseRequest', () => {
+    const valid: { name: string; request: unknown; expectedParams: unknown }[] = [
+      { name: 'hello', request: { id: 1, method: 'hello', params: { protocolVersion: 1 } }, expectedParams: { protocolVersion: 1 } },
+      { name: 'status', request: { id: 2, method: 'status', params: {} }, expectedParams: {} },
+      {
+        name: 'push',
+        request: { id: 3, method: 'push', params: { excludes: ['node_modules'], retries: 1, dryRun: true } },
+        expectedParams: { excludes: ['node_modules'], retries: 1, dryRun: true },
+      },
+      { name: 'pull', request: { id: 0, method: 'pull', params: { retries: 0 } }, expectedParams: { excludes: [], retries: 0, dryRun: false } },
+      { name: 'retryInitialSync', request: { id: 5, method: 'retryInitialSync', params: {} }, expectedParams: { excludes: [], retries: 3, dryRun: false } },
+    ];
+    for (const { name, request, expectedParams } of valid) {
+      it(`accepts a valid ${name} request`, () => {
+        const parsed = parseRequest(line(request));
+        assert.ok(parsed.ok, `expected ok, got ${JSON.stringify(parsed)}`);
+        assert.equal(parsed.value.method, name);
+        assert.equal(parsed.value.id, (request as { id: number }).id);
+        assert.deepEqual(parsed.value.params, expectedParams);
+      });
+    }
+
+    for (const text of ['not json', '{"id":1,', '', '{id:1}']) {
+      it(`rejects non-JSON ${JSON.stringify(text)} with id null and code bad-request`, () => {
+        const parsed = parseRequest(text);
+        assert.equal(parsed.ok, false);
+        assert.deepEqual(parsed.ok ? undefined : { id: parsed.id, code: parsed.code }, { id: null, code: 'bad-request' });
+      });
+    }
+
+    for (const json of ['null', '42', '"push"', '[1,2]']) {
+      it(`rejects the JSON value ${json}, which is not a request object`, () => {
+        const parsed = parseRequest(json);
+        assert.equal(parsed.ok, false);
+        assert.deepEqual(parsed.ok ? undefined : { id: parsed.id, code: parsed.code }, { id: null, code: 'bad-request' });
+      });
+    }
+
+    it('rejects an unknown method with code unknown-method and keeps the id', () => {
+      const parsed = parseRequest(line({ id: 17, method: 'format-disk', params: {} }));
+      assert.equal(parsed.ok, false);
+      if (parsed.ok) return;
+      assert.equal(parsed.code, 'unknown-method');
+      assert.equal(parsed.id, 17);
+      assert.match(parsed.message, /format-disk/);
+    });
+
+    // Regression: `method in ResultSchemas` also matched Object.prototype's properties.
+    it('rejects a method named like an Object.prototype property as unknown-method', () => {
+      for (const method of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
+        const parsed = parseRequest(line({ id: 4, method, params: {} }));
+        assert.equal(parsed.ok, false, method);
+        assert.deepEqual(parsed.ok ? undefined : { id: parsed.id, code: parsed.code }, { id: 4, code: 'unknown-method' }, method);
+      }
+    });
+
+    const wrongParams: { name: string; request: unknown; field: string }[] = [
+      { name: 'hello without protocolVersion', request: { id: 1, method: 'hello', params: {} }, field: 'params.protocolVersion' },
+      { name: 'push with retries as a string', request: { id: 1, method: 'push', params: { retries: '3' } }, field: 'params.retries' },
+      { name: 'pull with retries above 10', request: { id: 1, method: 'pull', params: { retries: 11 } }, field: 'params.retries' },
+      { name: 'pull with a non-integer retries', request: { id: 1, method: 'pull', params: { retries: 1.5 } }, field: 'params.retries' },
+      { name: 'push with a non-string exclude', request: { id: 1, method: 'push', params: { excludes: [1] } }, field: 'params.excludes' },
+      { name: 'push with dryRun as a string', request: { id: 1, method: 'push', params: { dryRun: 'yes' } }, field: 'params.dryRun' },
+      { name: 'status with an extra key', request: { id: 1, method: 'status', params: { verbose: true } }, field: 'verbose' },
+      { name: 'push without params', request: { id: 1, method: 'push' }, field: 'params' },
+    ];
+    for (const { name, request, field } of wrongParams) {
+      it(`rejects ${name} as bad-request naming ${field}`, () => {
+        const parsed = parseRequest(line(request));
+        assert.equal(parsed.ok, false);
+        if (parsed.ok) return;
+        assert.equal(parsed.code, 'bad-request');
+        assert.equal(parsed.id, 1, 'a readable id is kept so that the error can be matched to the request');
+        assert.ok(parsed.message.includes(field), `message ${JSON.stringify(parsed.message)} should name ${field}`);
+      });
+    }
+
+    // Raw JSON text of the id: 1e400 parses to Infinity.
+    for (const id of ['-1', '1.5', '"7"', 'null', '1e400']) {
+      it(`rejects the id ${id} as bad-request with id null`, () => {
+        const parsed = parseRequest(`{"id":${id},"method":"status","params":{}}`);
+        assert.equal(parsed.ok, false);
+        if (parsed.ok) return;
+        assert.equal(parsed.code, 'bad-request');
+        assert.equal(parsed.id, null);
+        assert.match(parsed.message, /\bid\b/);
+      });
+    }
+
+    it('rejects a request without an id', () => {
+      const parsed = parseRequest(line({ method: 'status', params: {} }));
+      assert.equal(parsed.ok, false);
+      assert.deepEqual(parsed.ok ? undefined : { id: parsed.id, code: parsed.code }, { id: null, code: 'bad-request' });
+    });
+  });
+
+  describe('parseAgentMessage', () => {
+    const messages: { name: string; message: AgentMessage }[] = [
+      { name: 'a result', message: { kind: 'result', id: 3, result: { anything: ['goes', 1] } } },
+      { name: 'an error', message: { kind: 'error', id: 4, code: 'sync-failed', message: 'rsync exited with code 23' } },
+      { name: 'an error with id null', message: { kind: 'error', id: null, code: 'line-too-long', message: 'too long' } },
+      { name: 'a progress with a file count', message: { kind: 'progress', id: 5, data: { phase: 'push', message: '12 files', files: 12 } } },
+      { name: 'a progress without a file count', message: { kind: 'progress', id: 6, data: { phase: 'pull', message: 'starting' } } },
+      { name: 'a log', message: { kind: 'log', level: 'warn', message: 'disk almost full' } },
+    ];
+    for (const { name, message } of messages) {
+      it(`accepts ${name} message`, () => {
+        const parsed = parseAgentMessage(line(message));
+        assert.ok(parsed.ok, `expected ok, got ${JSON.stringify(parsed)}`);
+        assert.deepEqual(parsed.value, message);
+      });
+    }
+
+    const garbage: { name: string; text: string; id: number | null; mentions: string }[] = [
+      { name: 'a line that is not JSON', text: 'Segmentation fault (core dumped)', id: null, mentions: 'Segmentation fault' },
+      { name: 'an unknown kind', text: line({ kind: 'shout', id: 3 }), id: 3, mentions: 'kind' },
+      { name: 'a progress message without data fields', text: line({ kind: 'progress', id: 8, data: {} }), id: 8, mentions: 'data.phase' },
+      { name: 'an error with an unknown code', text: line({ kind: 'error', id: 2, code: 'oops', message: 'x' }), id: 2, mentions: 'code' },
+      { name: 'a result with a negative id', text: line({ kind: 'result', id: -2, result: 1 }), id: null, mentions: 'id' },
+      { name: 'a log with an unknown level', text: line({ kind: 'log', level: 'fatal', message: 'x' }), id: null, mentions: 'level' },
+    ];
+    for (const { name, text, id, mentions } of garbage) {
+      it(`rejects ${name}`, () => {
+        const parsed = parseAgentMessage(text);
+        assert.equal(parsed.ok, false);
+        if (parsed.ok) return;
+        assert.equal(parsed.code, 'bad-request');
+        assert.equal(parsed.id, id);
+        assert.ok(parsed.message.includes(mentions), `message ${JSON.stringify(parsed.message)} should mention ${mentions}`);
+      });
+    }
+  });
+
+  describe('SyncOptions', () => {
+    it('fills every default from an empty object', () => {
+      assert.deepEqual(SyncOptions.parse({}), { excludes: [], retries: 3, dryRun: false });
+    });
+
+    it('keeps given values over the defaults', () => {
+      assert.deepEqual(SyncOptions.parse({ retries: 0, excludes: ['*.log'] }), { excludes: ['*.log'], retries: 0, dryRun: false });
+    });
+
+    for (const retries of [-1, 11, 2.5]) {
+      it(`rejects retries ${retries}`, () => {
+        assert.equal(SyncOptions.safeParse({ retries }).success, false);
+      });
+    }
+  });
+
+  describe('encodeMessage', () => {
+    const request: Request = { id: 9, method: 'push', params: { excludes: ['a\nb', 'dir/'], retries: 2, dryRun: false } };
+    const message: AgentMessage = { kind: 'log', level: 'info', message: 'two\nlines' };
+
+    it('ends with exactly one newline and has no other, even when strings contain newlines', () => {
+      for (const encoded of [encodeMessage(request), encodeMessage(message)]) {
+        assert.ok(encoded.endsWith('\n'));
+        assert.equal(encoded.indexOf('\n'), encoded.length - 1, `${JSON.stringify(encoded)} has a newline before its end`);
+      }
+    });
+
+    it('round-trips a request through parseRequest', () => {
+      const parsed = parseRequest(encodeMessage(request));
+      assert.ok(parsed.ok);
+      assert.deepEqual(parsed.value, request);
+    });
+
+    it('round-trips an agent message through parseAgentMessage', () => {
+      const parsed = parseAgentMessage(encodeMessage(message));
+      assert.ok(parsed.ok);
+      assert.deepEqual(parsed.value, message);
+    });
+  });
+});
