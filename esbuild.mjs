@@ -11,8 +11,10 @@ const common = {
   sourcemap: true,
   sourcesContent: false,
   logLevel: 'warning',
-  // ssh2/cpu-features are optional native parts of docker-modem that we never use (no ssh://).
-  external: ['cpu-features', 'ssh2'],
+  // docker-modem requires ssh2 (with optional native parts) for ssh:// hosts, which Clud does not
+  // use; a stand-in keeps the bundles self-contained, since the .vsix ships no node_modules.
+  alias: { ssh2: './src/stubs/ssh2.ts' },
+  external: [],
 };
 
 await Promise.all([

@@ -12,6 +12,11 @@ export default tseslint.config(
     },
   },
   {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // The product's logic must run in plain Node, the CLI and the agent: no VS Code API in core.
     files: ['src/core/**/*.ts', 'src/agent/**/*.ts', 'src/cli/**/*.ts'],
     rules: {

@@ -9,6 +9,7 @@ log() { echo "[provision] $*" >&2; }
 
 need_apt=()
 command -v rsync >/dev/null || need_apt+=(rsync)
+command -v getfattr >/dev/null || need_apt+=(attr)   # the undo log's tests compare extended attributes
 if ! docker info >/dev/null 2>&1; then
   command -v dockerd >/dev/null || need_apt+=(docker.io)
 fi

@@ -2,9 +2,8 @@ import { PROTOCOL_VERSION } from '../core/protocol';
 import type { SyncOptions } from '../core/protocol';
 import type { Handlers } from './server';
 import { readInitState } from './initStateFile';
-import { assertPullSafe } from './pullGuard';
 import { runInitialSync } from './initialSync';
-import { runSync } from './rsyncRunner';
+import { createSyncHandlers } from './syncHandlers';
 import { withSyncLock } from './syncLock';
 import { AGENT_VERSION } from './version';
 
@@ -20,12 +19,7 @@ export function createHandlers(): Handlers {
       cwd: process.cwd(),
       init: readInitState(),
     }),
-    push: (options, context) => withSyncLock(() => runSync('push', options, context.progress)),
-    pull: (options, context) =>
-      withSyncLock(async () => {
-        if (!options.dryRun) assertPullSafe(readInitState());
-        return runSync('pull', options, context.progress);
-      }),
     retryInitialSync: (options: SyncOptions, context) => withSyncLock(() => runInitialSync(options, context.progress)),
+    ...createSyncHandlers(),
   };
 }

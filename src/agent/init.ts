@@ -2,9 +2,10 @@
 // workspace user. The container keeps running even when something failed; the init state says what.
 import { execaSync } from 'execa';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_WORKSPACE_PATH, SYNC_OPTIONS_ENV, WORKSPACE_USER } from '../core/containerLayout';
+import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, SYNC_OPTIONS_ENV, WORKSPACE_USER } from '../core/containerLayout';
 import { errorMessage } from '../core/errors';
 import { SyncOptions, describeZodError } from '../core/protocol';
+import { SyncStateFiles } from '../core/sync/stateFiles';
 import { readInitState, writeInitState } from './initStateFile';
 import { runInitialSync } from './initialSync';
 import { findPasswdEntry, isMountPoint, planWorkspaceIdentity } from './system';
@@ -50,6 +51,10 @@ export async function runInit(): Promise<void> {
       writeInitState({ ...prepared, phase: 'ready', warnings: [...prepared.warnings, 'container restarted: /workspace was kept as it was; push or pull to sync'] });
       log('info', 'restarted; kept /workspace as it was');
     } else {
+      // A new /workspace: the last agreed state belonged to a previous container's copy. Reading
+      // this copy against it could turn files it lacks into deletions, so it is forgotten and the
+      // first sync merges both sides without deleting anything.
+      if (existsSync(CONTAINER_STATE_PATH)) await new SyncStateFiles(CONTAINER_STATE_PATH).forgetAgreedState();
       log('info', 'initial copy /host -> /workspace', { uid: process.getuid?.(), gid: process.getgid?.() });
       const state = await runInitialSync(readSyncOptions(), () => {});
       if (state.phase === 'failed') log('error', state.error ?? 'initial copy failed', { errors: state.initialSync?.errors });

@@ -1,6 +1,6 @@
 import type { InitState, ProgressData, SyncOptions } from '../core/protocol';
 import { readInitState, writeInitState } from './initStateFile';
-import { runSync } from './rsyncRunner';
+import { mirrorGitDirectory, runInitialCopy } from './rsyncRunner';
 
 /**
  * Copies /host into /workspace and records the outcome in the init state, so that a failure is
@@ -11,7 +11,7 @@ export async function runInitialSync(options: SyncOptions, onProgress: (data: Pr
   const base = { warnings: previous?.warnings ?? [], workspaceUid: previous?.workspaceUid, workspaceGid: previous?.workspaceGid, attempts: (previous?.attempts ?? 0) + 1 };
   writeInitState({ ...base, phase: 'syncing' });
   let lastWrite = 0;
-  const metrics = await runSync('push', { ...options, dryRun: false }, (data) => {
+  const metrics = await runInitialCopy(options, (data) => {
     onProgress(data);
     // The host polls the state file during `up`; keep its progress fresh without rewriting per file.
     if (Date.now() - lastWrite > 500) {
@@ -19,6 +19,7 @@ export async function runInitialSync(options: SyncOptions, onProgress: (data: Pr
       writeInitState({ ...base, phase: 'syncing', progress: data });
     }
   });
+  await mirrorGitDirectory().catch((error: unknown) => metrics.errors.push((error as Error).message));
   if (metrics.errors.length > 0) {
     const error = `initial copy of /host to /workspace is incomplete: ${metrics.errors.length} error(s), first: ${metrics.errors[0]}`;
     return writeInitState({ ...base, phase: 'failed', error, initialSync: metrics });

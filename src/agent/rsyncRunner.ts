@@ -1,7 +1,17 @@
+// rsync for the bulk copies: the initial copy of /host into a new /workspace (the list of paths
+// comes from the same scanner every sync uses) and the one-way mirror of the host's .git.
 import { execa } from 'execa';
-import { MAX_CHANGED_PATHS, TRANSIENT_EXIT_CODES, VANISHED_EXIT_CODE, parseItemizedLine, parseRsyncOutput, rsyncArgs, rsyncErrors } from '../core/rsync';
+import { existsSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH } from '../core/containerLayout';
+import type { ProgressData, SyncMetrics, SyncOptions } from '../core/protocol';
 import { withRetries } from '../core/retry';
-import type { ProgressData, SyncDirection, SyncMetrics, SyncOptions } from '../core/protocol';
+import { MAX_CHANGED_PATHS, TRANSIENT_EXIT_CODES, VANISHED_EXIT_CODE, initialCopyArgs, parseItemizedLine, parseRsyncOutput, rsyncErrors } from '../core/rsync';
+import type { Entry, FileEntry } from '../core/sync/entry';
+import { bytesFromName, joinBytes } from '../core/sync/pathCodec';
+import type { ScanCache } from '../core/sync/scan';
+import { scanTree } from '../core/sync/scan';
+import { SyncStateFiles } from '../core/sync/stateFiles';
 
 interface RsyncRun {
   exitCode: number;
@@ -9,19 +19,30 @@ interface RsyncRun {
   stderr: string;
 }
 
-/** Runs one push or pull with rsync, retrying transient failures; never throws for rsync's own failures. */
-export async function runSync(direction: SyncDirection, options: SyncOptions, onProgress: (data: ProgressData) => void = () => {}): Promise<SyncMetrics> {
+/**
+ * Copies /host into /workspace: the scanner picks the paths (ignore rules applied), rsync copies
+ * them, retrying transient failures. Unreadable files make the copy incomplete, so they are errors.
+ */
+export async function runInitialCopy(options: SyncOptions, onProgress: (data: ProgressData) => void = () => {}): Promise<SyncMetrics> {
   const started = Date.now();
-  const args = rsyncArgs(direction, options);
-  if (options.dryRun) args.unshift('--dry-run');
-  const { value: run, retries } = await withRetries(() => runOnce(args, direction, onProgress), {
+  const state = existsSync(CONTAINER_STATE_PATH) ? new SyncStateFiles(CONTAINER_STATE_PATH) : undefined;
+  onProgress({ phase: 'scan', message: 'scanning the folder' });
+  const scan = await scanTree(CONTAINER_HOST_PATH, { excludes: options.excludes, cache: await state?.readCache('host') });
+  // The hashes are the first sync's host scan: keeping them spares hashing the folder twice.
+  await state?.writeCache('host', scan.cache).catch(() => {});
+  const list = Buffer.concat(
+    [...scan.snapshot].filter(([, entry]) => entry.kind !== 'untracked').flatMap(([path]) => [bytesFromName(path), Buffer.from([0])]),
+  );
+  const { value: run, retries } = await withRetries(() => runRsync(initialCopyArgs(), list, onProgress), {
     retries: options.retries,
     shouldRetry: (result) => TRANSIENT_EXIT_CODES.has(result.exitCode),
   });
   const outcome = parseRsyncOutput(run.stdout);
-  const errors = run.exitCode === 0 || run.exitCode === VANISHED_EXIT_CODE ? [] : describeFailure(run);
+  const unreadable = scan.problems.filter((problem) => problem.reason.startsWith('cannot')).map((problem) => `${problem.path}: ${problem.reason}`);
+  const errors = [...unreadable, ...(run.exitCode === 0 || run.exitCode === VANISHED_EXIT_CODE ? [] : describeFailure(run))];
+  if (errors.length === 0 && state) await recordCopiedState(state, scan.snapshot);
   return {
-    direction,
+    direction: 'push',
     startedAt: new Date(started).toISOString(),
     durationMs: Date.now() - started,
     ...outcome,
@@ -31,8 +52,32 @@ export async function runSync(direction: SyncDirection, options: SyncOptions, on
   };
 }
 
-async function runOnce(args: string[], direction: SyncDirection, onProgress: (data: ProgressData) => void): Promise<RsyncRun> {
-  const child = execa('rsync', args, { reject: false, stripFinalNewline: false, encoding: 'utf8' });
+/**
+ * The copy is the first agreed state: the host scan's entries, now on both sides. Recording it
+ * lets the first sync tell which side changed (without it every difference is a conflict), and
+ * the container's cache entries spare re-hashing the files rsync just wrote.
+ */
+async function recordCopiedState(state: SyncStateFiles, snapshot: ReadonlyMap<string, Entry>): Promise<void> {
+  const agreed = new Map([...snapshot].filter(([, entry]) => entry.kind !== 'untracked'));
+  const cache: ScanCache = new Map();
+  const files = [...agreed].filter((pair): pair is [string, FileEntry] => pair[1].kind === 'file');
+  for (let start = 0; start < files.length; start += 64) {
+    await Promise.all(
+      files.slice(start, start + 64).map(async ([path, entry]) => {
+        const stats = await lstat(joinBytes(CONTAINER_WORKSPACE_PATH, path)).catch(() => undefined);
+        // Only what rsync demonstrably wrote as scanned (same size and time) inherits the hash.
+        if (stats?.isFile() && stats.size === entry.size && Math.abs(stats.mtimeMs - entry.mtimeMs) < 1) {
+          cache.set(path, { size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, ino: stats.ino, mode: stats.mode, hash: entry.hash });
+        }
+      }),
+    );
+  }
+  await state.writeAncestor(agreed);
+  await state.writeCache('container', cache);
+}
+
+async function runRsync(args: string[], input: Buffer, onProgress: (data: ProgressData) => void): Promise<RsyncRun> {
+  const child = execa('rsync', args, { reject: false, stripFinalNewline: false, encoding: 'utf8', input });
   let files = 0;
   let reported = -1;
   let lastReport = 0;
@@ -40,7 +85,7 @@ async function runOnce(args: string[], direction: SyncDirection, onProgress: (da
     if (files === reported) return;
     reported = files;
     lastReport = Date.now();
-    onProgress({ phase: direction, message: `${files} file(s)`, files });
+    onProgress({ phase: 'copy', message: `${files} file(s)`, files });
   };
   child.stdout?.on('data', (chunk: Buffer) => {
     for (const line of chunk.toString('utf8').split('\n')) if (parseItemizedLine(line)?.changed) files += 1;
@@ -54,4 +99,11 @@ async function runOnce(args: string[], direction: SyncDirection, onProgress: (da
 function describeFailure(run: RsyncRun): string[] {
   const errors = rsyncErrors(run.stderr);
   return errors.length ? errors : [`rsync exited with code ${run.exitCode}: ${run.stderr.trim().split('\n').slice(-3).join(' ') || 'no message'}`];
+}
+
+/** Mirrors /host/.git into /workspace/.git (one way; see syncHandlers.ts). No-op without a repository. */
+export async function mirrorGitDirectory(): Promise<void> {
+  if (!existsSync(`${CONTAINER_HOST_PATH}/.git`)) return;
+  const result = await execa('rsync', ['--recursive', '--links', '--perms', '--times', '--no-owner', '--no-group', '--delete', `${CONTAINER_HOST_PATH}/.git`, `${CONTAINER_WORKSPACE_PATH}/`], { reject: false });
+  if (result.exitCode !== 0 && result.exitCode !== VANISHED_EXIT_CODE) throw new Error(`mirroring .git into the container failed: ${String(result.stderr).trim()}`);
 }

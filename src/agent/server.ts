@@ -3,7 +3,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { LineSplitter } from '../core/jsonLines';
 import { MAX_LINE_BYTES, encodeMessage, parseRequest } from '../core/protocol';
-import type { AgentMessage, ErrorCode, Method, ProgressData, Request, ResultOf } from '../core/protocol';
+import type { AgentMessage, ErrorCode, Method, ProgressData, Request, ResultOf, SafeguardQuestionInfo } from '../core/protocol';
 import { errorMessage } from '../core/errors';
 
 /** A failure the agent reports with a specific protocol code instead of "internal". */
@@ -18,16 +18,21 @@ export class RequestError extends Error {
 
 export interface RequestContext {
   progress(data: ProgressData): void;
+  /** Asks the host (the user) and waits for the answer; see the `question` message. */
+  ask(question: SafeguardQuestionInfo): Promise<'allow' | 'deny'>;
 }
 
+/** `answer` is the channel's own: it settles a question of another request. */
 export type Handlers = {
-  [M in Method]: (params: Extract<Request, { method: M }>['params'], context: RequestContext) => Promise<ResultOf<M>>;
+  [M in Exclude<Method, 'answer'>]: (params: Extract<Request, { method: M }>['params'], context: RequestContext) => Promise<ResultOf<M>>;
 };
 
 /** Serves requests until `input` ends; resolves once every started request has been answered. */
 export function serveChannel(input: Readable, output: Writable, handlers: Handlers, maxLineBytes = MAX_LINE_BYTES): Promise<void> {
   const splitter = new LineSplitter(maxLineBytes);
   const pending = new Set<Promise<void>>();
+  const questions = new Map<number, (answer: 'allow' | 'deny') => void>();
+  let nextQuestionId = 1;
   const send = (message: AgentMessage) => {
     if (!output.writableEnded) output.write(encodeMessage(message));
   };
@@ -39,7 +44,22 @@ export function serveChannel(input: Readable, output: Writable, handlers: Handle
       return;
     }
     const request = parsed.value;
-    const context: RequestContext = { progress: (data) => send({ kind: 'progress', id: request.id, data }) };
+    if (request.method === 'answer') {
+      const settle = questions.get(request.params.questionId);
+      questions.delete(request.params.questionId);
+      settle?.(request.params.answer);
+      send(settle ? { kind: 'result', id: request.id, result: {} } : { kind: 'error', id: request.id, code: 'bad-request', message: `no open question ${request.params.questionId}` });
+      return;
+    }
+    const context: RequestContext = {
+      progress: (data) => send({ kind: 'progress', id: request.id, data }),
+      ask: (question) =>
+        new Promise((resolve) => {
+          const questionId = nextQuestionId++;
+          questions.set(questionId, resolve);
+          send({ kind: 'question', id: request.id, questionId, question });
+        }),
+    };
     const handler = handlers[request.method] as (params: unknown, context: RequestContext) => Promise<unknown>;
     const work = handler(request.params, context)
       .then((result) => send({ kind: 'result', id: request.id, result }))
@@ -59,6 +79,9 @@ export function serveChannel(input: Readable, output: Writable, handlers: Handle
       }
     });
     input.on('end', () => {
+      // Nobody is left to answer: every open question is denied, the safe answer.
+      for (const settle of questions.values()) settle('deny');
+      questions.clear();
       void Promise.allSettled([...pending]).then(() => resolve());
     });
   });

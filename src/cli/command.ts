@@ -12,6 +12,8 @@ export interface CommandContext {
   flags: Record<string, string | boolean | string[] | undefined>;
   /** Arguments after `--` (only `exec` takes them). */
   rest: string[];
+  /** Positional arguments other than DIR (only commands declaring `positionals` get any). */
+  positionals: string[];
 }
 
 export interface OptionSpec {
@@ -27,5 +29,7 @@ export interface CommandSpec {
   options: Record<string, OptionSpec>;
   /** Whether arguments after `--` are required. */
   takesCommand?: boolean;
+  /** Positional arguments besides the optional DIR, e.g. resolve's PATH: `[DIR] PATH`. */
+  positionals?: { min: number; max: number; directoryFirst: true };
   run(context: CommandContext): Promise<CommandOutput>;
 }

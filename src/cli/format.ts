@@ -1,4 +1,5 @@
-import type { SyncMetrics } from '../core/protocol';
+import type { SyncMetrics, SyncReport } from '../core/protocol';
+import { describeReport } from '../core/sync/summary';
 import type { WorkspaceStatus } from '../core/workspace';
 
 export function formatMetrics(metrics: SyncMetrics): string {
@@ -18,5 +19,21 @@ export function formatStatus(status: WorkspaceStatus): string {
     for (const warning of status.init.warnings) lines.push(`  warning: ${warning}`);
     if (status.init.initialSync) lines.push(`  initial copy: ${formatMetrics(status.init.initialSync)}`);
   }
+  return lines.join('\n');
+}
+
+export function formatReport(report: SyncReport): string {
+  const lines = [describeReport(report)];
+  if (report.halted) {
+    lines.push('  Nothing was changed. If this side was reset on purpose, run `clud resume` to merge both sides again (nothing is deleted).');
+  }
+  if (report.denied) lines.push(`  stopped by a safeguard: ${report.denied.detail}; the host was rolled back (run with --yes to allow)`);
+  if (report.undoStep) lines.push(`  undo: \`clud undo\` takes this sync back (step ${report.undoStep})`);
+  for (const change of report.applied.slice(0, 20)) lines.push(`  ${change.action.padEnd(6)} ${change.side === 'host' ? 'host     ' : 'container'} ${change.path}`);
+  if (report.appliedCount > 20) lines.push(`  … and ${report.appliedCount - 20} more`);
+  for (const conflict of report.conflicts) lines.push(`  conflict  ${conflict.path}  (clud resolve ${conflict.path} --keep host|container|both)`);
+  for (const kept of report.kept) lines.push(`  kept      ${kept.path} (${kept.side} version) at ${kept.keptAt}`);
+  for (const skipped of report.skipped) lines.push(`  skipped   ${skipped.path} on ${skipped.side}: ${skipped.reason}`);
+  for (const problem of report.problems) lines.push(`  problem   ${problem.path} on ${problem.side}: ${problem.reason}`);
   return lines.join('\n');
 }

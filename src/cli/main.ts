@@ -1,10 +1,12 @@
 // `clud`: the headless twin of the VS Code extension, on the same core.
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { configFromEnvironment, parseConfig } from '../core/config';
 import { DockerodeEngine } from '../core/docker/dockerodeEngine';
 import { CludError, errorMessage } from '../core/errors';
+import { stateRoot } from '../core/stateDirectory';
 import { Workspace } from '../core/workspace';
 import type { CommandSpec, OptionSpec } from './command';
 import { COMMANDS } from './commands';
@@ -36,11 +38,11 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(commandHelp(command));
       return 0;
     }
-    if (positionals.length > 1) throw new CludError('bad-input', `unexpected argument "${positionals[1]}"`, `Usage: ${command.usage}`);
+    const { directory, others } = splitPositionals(command, positionals);
     if (command.takesCommand && rest.length === 0) throw new CludError('bad-input', 'no command given after --', `Usage: ${command.usage}`);
     if (!command.takesCommand && rest.length > 0) throw new CludError('bad-input', `clud ${command.name} takes no command after --`, `Usage: ${command.usage}`);
-    const workspace = createWorkspace(values, positionals[0], json);
-    const output = await command.run({ workspace, flags: values, rest });
+    const workspace = createWorkspace(values, directory, json);
+    const output = await command.run({ workspace, flags: values, rest, positionals: others });
     if (json) process.stdout.write(JSON.stringify(output.json) + '\n');
     else if (output.text) process.stdout.write(output.text + '\n');
     return output.exitCode;
@@ -64,6 +66,15 @@ function parseCommandArgs(command: CommandSpec, args: string[]) {
   }
 }
 
+/** DIR is optional and comes first: `[DIR] PATH` means one positional is PATH, two are DIR and PATH. */
+function splitPositionals(command: CommandSpec, positionals: string[]): { directory: string | undefined; others: string[] } {
+  const spec = command.positionals ?? { min: 0, max: 0, directoryFirst: true };
+  if (positionals.length < spec.min) throw new CludError('bad-input', 'missing argument', `Usage: ${command.usage}`);
+  if (positionals.length > spec.max + 1) throw new CludError('bad-input', `unexpected argument "${positionals[spec.max + 1]}"`, `Usage: ${command.usage}`);
+  const hasDirectory = positionals.length > spec.min && positionals.length - 1 >= spec.min;
+  return hasDirectory ? { directory: positionals[0], others: positionals.slice(1) } : { directory: undefined, others: positionals };
+}
+
 function createWorkspace(values: Record<string, unknown>, dir: string | undefined, json: boolean): Workspace {
   const config = parseConfig(
     {
@@ -81,6 +92,7 @@ function createWorkspace(values: Record<string, unknown>, dir: string | undefine
     platform,
     config,
     engine: new DockerodeEngine(),
+    stateRoot: stateRoot(process.env, platform, os.homedir()),
     // Shipped beside the bundle: dist/agent.js and container/ next to dist/.
     resources: { agentBundlePath: path.join(__dirname, 'agent.js'), containerDir: path.join(__dirname, '..', 'container') },
     onProgress: (event) => {

@@ -4,13 +4,17 @@ import type { Readable, Writable } from 'node:stream';
 import { CludError } from './errors';
 import { LineSplitter } from './jsonLines';
 import { MAX_LINE_BYTES, ResultSchemas, describeZodError, encodeMessage, parseAgentMessage } from './protocol';
-import type { Method, ParamsOf, ProgressData, Request, ResultOf } from './protocol';
+import type { Method, ParamsOf, ProgressData, Request, ResultOf, SafeguardQuestionInfo } from './protocol';
+
+/** Answers a safeguard question the agent asks during a request; without one, the answer is deny. */
+export type QuestionHandler = (question: SafeguardQuestionInfo) => Promise<'allow' | 'deny'>;
 
 interface Pending {
   method: Method;
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
   onProgress?: (data: ProgressData) => void;
+  onQuestion?: QuestionHandler;
 }
 
 export class AgentClient {
@@ -42,12 +46,12 @@ export class AgentClient {
     toAgent.on('error', (error) => this.fail(error));
   }
 
-  request<M extends Method>(method: M, params: ParamsOf<M>, onProgress?: (data: ProgressData) => void): Promise<ResultOf<M>> {
+  request<M extends Method>(method: M, params: ParamsOf<M>, onProgress?: (data: ProgressData) => void, onQuestion?: QuestionHandler): Promise<ResultOf<M>> {
     if (this.closedError) return Promise.reject(this.closedError);
     if (this.closing) return Promise.reject(new CludError('agent-exited', `cannot ${method}: the session with the agent is closing`, 'Open a new session.'));
     const id = this.nextId++;
     return new Promise<ResultOf<M>>((resolve, reject) => {
-      this.pending.set(id, { method, resolve: resolve as (value: unknown) => void, reject, onProgress });
+      this.pending.set(id, { method, resolve: resolve as (value: unknown) => void, reject, onProgress, onQuestion });
       this.toAgent.write(encodeMessage({ id, method, params } as Request));
     });
   }
@@ -80,6 +84,14 @@ export class AgentClient {
     }
     if (message.kind === 'progress') {
       pending.onProgress?.(message.data);
+      return;
+    }
+    if (message.kind === 'question') {
+      const ask = pending.onQuestion ?? (async () => 'deny' as const);
+      void ask(message.question)
+        .catch(() => 'deny' as const)
+        .then((answer) => this.request('answer', { questionId: message.questionId, answer }))
+        .catch((error: unknown) => this.onNotice(`could not answer the agent's question: ${(error as Error).message}`));
       return;
     }
     this.pending.delete(message.id!);

@@ -23,6 +23,13 @@ export const CludConfig = z.object({
   syncRetries: z.number().int().min(0).max(10).default(3),
   /** Push a saved file to the container (used by the extension). */
   autoSyncOnSave: z.boolean().default(true),
+  /** Undo log limits: the oldest steps are evicted first; a step over the size limit cannot be undone. */
+  undoMaxSteps: z.number().int().min(1).max(10_000).default(50),
+  undoMaxLogMegabytes: z.number().min(1).default(1024),
+  undoMaxStepMegabytes: z.number().min(1).default(256),
+  /** Safeguards: a sync that deletes more files than this on the host, or overwrites a bigger file, asks first. */
+  safeguardMaxDeletions: z.number().int().min(0).default(50),
+  safeguardLargeFileMegabytes: z.number().min(0).default(10),
 });
 export type CludConfig = z.infer<typeof CludConfig>;
 export type CludConfigInput = z.input<typeof CludConfig>;
@@ -46,4 +53,16 @@ export function configFromEnvironment(env: NodeJS.ProcessEnv, pathDelimiter: str
   if (env.CLUD_BASE_IMAGE) config.baseImage = env.CLUD_BASE_IMAGE;
   if (env.CLUD_EXTRA_CA_CERTIFICATES) config.extraCaCertificates = env.CLUD_EXTRA_CA_CERTIFICATES.split(pathDelimiter).filter(Boolean);
   return config;
+}
+
+/** The undo and safeguard part of the config, as the agent takes it. */
+export function undoSettings(config: CludConfig): { maxSteps: number; maxLogBytes: number; maxStepBytes: number; maxDeletions: number; largeFileBytes: number } {
+  const megabytes = (value: number) => Math.round(value * 1024 * 1024);
+  return {
+    maxSteps: config.undoMaxSteps,
+    maxLogBytes: megabytes(config.undoMaxLogMegabytes),
+    maxStepBytes: megabytes(config.undoMaxStepMegabytes),
+    maxDeletions: config.safeguardMaxDeletions,
+    largeFileBytes: megabytes(config.safeguardLargeFileMegabytes),
+  };
 }

@@ -8,6 +8,11 @@ export const CONTAINER_WORKSPACE_PATH = '/workspace';
 /** The unprivileged user the agent drops to; `init` gives it the host folder owner's UID/GID. */
 export const WORKSPACE_USER = 'coder';
 export const AGENT_PATH = '/opt/clud/agent.js';
+/**
+ * The workspace's sync state (the last agreed state, kept versions, backups, history), in a host
+ * folder outside both synced trees, bind-mounted here so it survives the container.
+ */
+export const CONTAINER_STATE_PATH = '/clud-state';
 /** Agent state that outlives one process: the init state and copied-in agent bundles. */
 export const AGENT_STATE_DIR = '/var/lib/clud';
 export const INIT_STATE_PATH = `${AGENT_STATE_DIR}/init.json`;

@@ -19,10 +19,22 @@ export function normalizeHostPath(hostPath: string, platform: HostPlatform, cwd?
   return platform === 'win32' ? absolute.replace(/^[a-z]:/, (drive) => drive.toUpperCase()) : absolute;
 }
 
-/** The bind mount of the project folder at /host, in Docker Engine API form. */
-export function hostFolderMount(hostPath: string, platform: HostPlatform): { Type: 'bind'; Source: string; Target: string; ReadOnly: false } {
+export interface BindMount {
+  Type: 'bind';
+  Source: string;
+  Target: string;
+  ReadOnly: false;
+}
+
+/** A read-write bind mount in Docker Engine API form. */
+export function bindMount(hostPath: string, containerPath: string, platform: HostPlatform): BindMount {
   // The Mounts API takes the source verbatim, so "C:\Users\me" needs no colon-escaping as -v would.
-  return { Type: 'bind', Source: normalizeHostPath(hostPath, platform), Target: CONTAINER_HOST_PATH, ReadOnly: false };
+  return { Type: 'bind', Source: normalizeHostPath(hostPath, platform), Target: containerPath, ReadOnly: false };
+}
+
+/** The bind mount of the project folder at /host. */
+export function hostFolderMount(hostPath: string, platform: HostPlatform): BindMount {
+  return bindMount(hostPath, CONTAINER_HOST_PATH, platform);
 }
 
 /**

@@ -31,8 +31,6 @@ export const SyncOptions = z.object({
   excludes: z.array(z.string()).default([]),
   /** Transient-failure retries (rsync exit codes that mean I/O or timeout trouble). */
   retries: z.number().int().min(0).max(10).default(3),
-  /** Report what would change without changing anything (used before removing a container). */
-  dryRun: z.boolean().default(false),
 });
 export type SyncOptions = z.infer<typeof SyncOptions>;
 
@@ -100,22 +98,85 @@ export const SyncReport = z.object({
   /** Every change carried out (the list is capped at 1,000; `appliedCount` is the total). */
   applied: z.array(PathOnSide.extend({ action: z.enum(['create', 'update', 'delete']) })),
   appliedCount: z.number().int().nonnegative(),
+  /** Of `appliedCount`: entries written (created or updated) and entries deleted. */
+  writtenCount: z.number().int().nonnegative().default(0),
+  deletedCount: z.number().int().nonnegative().default(0),
   skipped: z.array(PathOnSide.extend({ reason: z.string() })),
   conflicts: z.array(ConflictSchema),
   problems: z.array(PathOnSide.extend({ reason: z.string() })),
   kept: z.array(PathOnSide.extend({ keptAt: z.string() })),
   bytesCopied: z.number().int().nonnegative(),
+  /** Cycles run again because a file changed while this one ran (see the agent's syncCycle). */
+  retries: z.number().int().nonnegative().default(0),
+  /** The undo step recording this cycle's changes to the host, if it made any. */
+  undoStep: z.string().optional(),
+  /** A safeguard the user denied: the cycle's host changes were rolled back. */
+  denied: z.object({ kind: z.string(), path: z.string(), detail: z.string() }).optional(),
   scanned: z.object({ hostFiles: z.number().int(), containerFiles: z.number().int(), hashedFiles: z.number().int() }),
 });
 export type SyncReport = z.infer<typeof SyncReport>;
+
+export const SafeguardQuestionSchema = z.object({ kind: z.enum(['many-deletions', 'large-overwrite', 'rename-over']), path: z.string(), detail: z.string() });
+export type SafeguardQuestionInfo = z.infer<typeof SafeguardQuestionSchema>;
+export const SafeguardAnswer = z.enum(['allow', 'deny']);
+
+export const UndoStepSchema = z.object({
+  id: z.string(),
+  syncId: z.string(),
+  policy: z.string(),
+  startedAt: z.string(),
+  closedAt: z.string(),
+  files: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  protected: z.boolean(),
+  unprotectedReason: z.string().optional(),
+  notes: z.array(z.string()),
+  barriers: z.number().int().nonnegative(),
+});
+export type UndoStepInfo = z.infer<typeof UndoStepSchema>;
+export const BarrierSchema = z.object({ stepId: z.string(), path: z.string(), detectedAt: z.string(), change: z.string() });
+export const UndoResultSchema = z.object({
+  undone: z.array(UndoStepSchema),
+  refused: z.string().optional(),
+  barriers: z.array(BarrierSchema),
+  stoppedBefore: z.object({ stepId: z.string().optional(), reason: z.string() }).optional(),
+  kept: z.array(z.object({ path: z.string(), keptAt: z.string() })),
+  problems: z.array(z.string()),
+});
+export type UndoResultInfo = z.infer<typeof UndoResultSchema>;
+
+/** Undo log and safeguard settings, sent with each request that may write to the host. */
+export const UndoSettings = z.object({
+  maxSteps: z.number().int().min(1).max(10_000).default(50),
+  maxLogBytes: z.number().int().min(1).default(1024 ** 3),
+  maxStepBytes: z.number().int().min(1).default(256 * 1024 ** 2),
+  maxDeletions: z.number().int().min(0).default(50),
+  largeFileBytes: z.number().int().min(0).default(10 * 1024 ** 2),
+});
+export type UndoSettings = z.infer<typeof UndoSettings>;
 
 export const SyncRequestParams = z.object({
   policy: SyncPolicy.default('two-way-safe'),
   excludes: z.array(z.string()).default([]),
   /** Forget a safety halt and the last agreed state, then merge both sides without deleting anything. */
   reset: z.boolean().default(false),
+  /** Only change these relative paths (auto-sync of saved files); everything else waits for a full sync. */
+  onlyPaths: z.array(z.string()).max(10_000).optional(),
+  undo: UndoSettings.default(UndoSettings.parse({})),
 });
 export type SyncRequestParams = z.infer<typeof SyncRequestParams>;
+
+export const BackupManifest = z.object({
+  id: z.string(),
+  createdAt: z.string(),
+  entries: z.array(z.object({ path: z.string(), host: EntrySchema.optional(), container: EntrySchema.optional() })),
+});
+export type BackupManifest = z.infer<typeof BackupManifest>;
+
+export const RestoreResult = SyncReport.pick({ applied: true, skipped: true, kept: true });
+export type RestoreResult = z.infer<typeof RestoreResult>;
+
+const Excludes = z.array(z.string()).default([]);
 
 const Id = z.number().int().nonnegative();
 const Empty = z.object({}).strict();
@@ -124,9 +185,19 @@ const Empty = z.object({}).strict();
 export const Request = z.discriminatedUnion('method', [
   z.object({ id: Id, method: z.literal('hello'), params: z.object({ protocolVersion: z.number().int() }) }),
   z.object({ id: Id, method: z.literal('status'), params: Empty }),
-  z.object({ id: Id, method: z.literal('push'), params: SyncOptions }),
-  z.object({ id: Id, method: z.literal('pull'), params: SyncOptions }),
   z.object({ id: Id, method: z.literal('retryInitialSync'), params: SyncOptions }),
+  z.object({ id: Id, method: z.literal('sync'), params: SyncRequestParams }),
+  z.object({ id: Id, method: z.literal('history'), params: Empty }),
+  z.object({ id: Id, method: z.literal('compare'), params: z.object({ excludes: Excludes }) }),
+  z.object({ id: Id, method: z.literal('resolve'), params: z.object({ path: z.string().min(1), keep: z.enum(['host', 'container', 'both']), excludes: Excludes, undo: UndoSettings.default(UndoSettings.parse({})) }) }),
+  z.object({ id: Id, method: z.literal('undoHistory'), params: Empty }),
+  z.object({ id: Id, method: z.literal('undo'), params: z.object({ steps: z.number().int().min(1).max(10_000), force: z.boolean().default(false) }) }),
+  z.object({ id: Id, method: z.literal('discardUndoLog'), params: Empty }),
+  /** The answer to a `question` the agent asked during the request it names. */
+  z.object({ id: Id, method: z.literal('answer'), params: z.object({ questionId: z.number().int().nonnegative(), answer: SafeguardAnswer }) }),
+  z.object({ id: Id, method: z.literal('backup'), params: z.object({ excludes: Excludes }) }),
+  z.object({ id: Id, method: z.literal('listBackups'), params: Empty }),
+  z.object({ id: Id, method: z.literal('restoreBackup'), params: z.object({ backupId: z.string().min(1), side: SyncSide, excludes: Excludes, undo: UndoSettings.default(UndoSettings.parse({})) }) }),
 ]);
 export type Request = z.infer<typeof Request>;
 export type Method = Request['method'];
@@ -135,9 +206,19 @@ export type ParamsOf<M extends Method> = Extract<z.input<typeof Request>, { meth
 export const ResultSchemas = {
   hello: z.object({ protocolVersion: z.number().int(), agentVersion: z.string() }),
   status: AgentStatus,
-  push: SyncMetrics,
-  pull: SyncMetrics,
   retryInitialSync: InitState,
+  sync: SyncReport,
+  history: z.object({ reports: z.array(SyncReport) }),
+  /** Paths that differ between the trees, with what both last agreed on (absent: never agreed). */
+  compare: z.object({ differences: z.array(z.object({ path: z.string(), host: EntrySchema.optional(), container: EntrySchema.optional(), ancestor: EntrySchema.optional() })), hasAgreedState: z.boolean() }),
+  resolve: SyncReport,
+  backup: BackupManifest,
+  listBackups: z.object({ backups: z.array(BackupManifest) }),
+  restoreBackup: RestoreResult,
+  undoHistory: z.object({ steps: z.array(UndoStepSchema), barriers: z.array(BarrierSchema), disabledReason: z.string().optional() }),
+  undo: UndoResultSchema,
+  discardUndoLog: z.object({}),
+  answer: z.object({}),
 } satisfies Record<Method, z.ZodType>;
 export type ResultOf<M extends Method> = z.infer<(typeof ResultSchemas)[M]>;
 
@@ -150,6 +231,8 @@ export const AgentMessage = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('result'), id: Id, result: z.unknown() }),
   z.object({ kind: z.literal('error'), id: Id.nullable(), code: ErrorCode, message: z.string() }),
   z.object({ kind: z.literal('progress'), id: Id, data: ProgressData }),
+  /** A safeguard paused the request `id`; the host replies with an `answer` request. */
+  z.object({ kind: z.literal('question'), id: Id, questionId: z.number().int().nonnegative(), question: SafeguardQuestionSchema }),
   z.object({ kind: z.literal('log'), level: z.enum(['debug', 'info', 'warn', 'error']), message: z.string() }),
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;

@@ -1,13 +1,6 @@
-// How a push or pull is expressed as one rsync run inside the container, and how rsync's output
-// becomes metrics. Pure: the agent runs the command (src/agent/rsyncRunner.ts).
+// The initial copy as one rsync run inside the container, and how rsync's output becomes
+// metrics. Pure: the agent runs the command (src/agent/rsyncRunner.ts).
 import { CONTAINER_HOST_PATH, CONTAINER_WORKSPACE_PATH } from './containerLayout';
-import type { SyncDirection } from './protocol';
-
-/**
- * Never synced either way: editor and OS litter that differs per machine, and the temporary
- * files of Clud's own atomic writes (left behind only by a crash mid-write).
- */
-export const BUILTIN_EXCLUDES: readonly string[] = ['.DS_Store', 'Thumbs.db', '.#*', '*.swp', '*.swx', '.~lock.*#', '.clud-sync-*.tmp'];
 
 /** Exit codes that can pass on a second try: socket/IO errors, partial transfers, timeouts. */
 export const TRANSIENT_EXIT_CODES: ReadonlySet<number> = new Set([10, 11, 12, 23, 30, 35]);
@@ -15,45 +8,27 @@ export const TRANSIENT_EXIT_CODES: ReadonlySet<number> = new Set([10, 11, 12, 23
 export const VANISHED_EXIT_CODE = 24;
 export const MAX_CHANGED_PATHS = 1000;
 
-export interface SyncEndpoints {
-  source: string;
-  target: string;
-}
-
-export function endpointsFor(direction: SyncDirection): SyncEndpoints {
-  // Trailing slashes: copy the folder's contents, not the folder itself.
-  return direction === 'push'
-    ? { source: `${CONTAINER_HOST_PATH}/`, target: `${CONTAINER_WORKSPACE_PATH}/` }
-    : { source: `${CONTAINER_WORKSPACE_PATH}/`, target: `${CONTAINER_HOST_PATH}/` };
-}
-
-export function rsyncArgs(direction: SyncDirection, options: { excludes: readonly string[] }): string[] {
-  const { source, target } = endpointsFor(direction);
+/**
+ * The initial copy of /host into a new /workspace: rsync copies exactly the paths the scanner
+ * chose (NUL-separated on stdin), so .gitignore rules, negations included, mean the same thing here
+ * as in every later sync. Without --recursive, a listed directory is created, not walked.
+ */
+export function initialCopyArgs(): string[] {
   return [
-    // Not --archive: owner, group and devices are left to the running user, so everything written
-    // to the host belongs to the host folder's owner, whom the agent runs as.
-    '--recursive',
+    '--files-from=-',
+    '--from0',
     '--links',
     '--perms',
     '--times',
+    // Owner and group are left to the running user, the host folder owner's UID/GID.
     '--no-owner',
     '--no-group',
-    // Extraneous files on the target go, but excluded (ignored) ones are never deleted, because
-    // rsync protects excluded names from --delete unless --delete-excluded is given.
-    '--delete',
-    // No --inplace/--append: rsync writes a temporary file and renames it over the old one, so a
-    // reader never sees a half-written file.
+    // No --inplace/--append: rsync writes a temporary file and renames it into place.
     '--stats',
     '--no-human-readable',
     '--out-format=%i %n',
-    ...BUILTIN_EXCLUDES.map((pattern) => `--exclude=${pattern}`),
-    // The container may rewrite its own .git, but the host's repository is the user's record.
-    ...(direction === 'pull' ? ['--exclude=.git'] : []),
-    ...options.excludes.map((pattern) => `--exclude=${pattern}`),
-    // Every .gitignore at every level, read as exclude rules for its own directory and below.
-    '--filter=:- .gitignore',
-    source,
-    target,
+    `${CONTAINER_HOST_PATH}/`,
+    `${CONTAINER_WORKSPACE_PATH}/`,
   ];
 }
 
@@ -108,8 +83,9 @@ export function parseItemizedLine(line: string): ItemizedLine | undefined {
   const [, summary, name] = match as unknown as [string, string, string];
   const path = stripDirSlash(name);
   if (path === '.' || path === '') return undefined;
-  const attributeOnlyDirectory = summary[0] === '.' && summary[1] === 'd';
-  return { path, deleted: false, changed: !attributeOnlyDirectory };
+  // rsync lists every directory whose timestamp it set; only other attribute changes count.
+  const timestampOnlyDirectory = summary[0] === '.' && summary[1] === 'd' && /^[.tT]*$/.test(summary.slice(2));
+  return { path, deleted: false, changed: !timestampOnlyDirectory };
 }
 
 function stripDirSlash(name: string): string {

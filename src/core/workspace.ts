@@ -1,11 +1,14 @@
 // One project folder's workspace: its image, its container and its agent. The CLI and the VS Code
 // extension are thin shells around this class; it does everything through ContainerEngine.
-import { stat } from 'node:fs/promises';
+import { chown, mkdir, stat } from 'node:fs/promises';
 import { AgentClient } from './agentClient';
+import type { QuestionHandler } from './agentClient';
+import { undoSettings } from './config';
 import type { CludConfig } from './config';
 import {
   AGENT_PATH,
   AGENT_STATE_DIR,
+  CONTAINER_STATE_PATH,
   CONTAINER_WORKSPACE_PATH,
   INIT_STATE_PATH,
   LABEL_AGENT_HASH,
@@ -15,16 +18,19 @@ import {
   SYNC_OPTIONS_ENV,
   WORKSPACE_USER,
 } from './containerLayout';
-import type { ContainerEngine, ContainerInfo } from './docker/engine';
+import type { ContainerEngine, ContainerInfo, ExecSession } from './docker/engine';
 import { CludError, errorMessage } from './errors';
-import { containerNameFor, hostFolderMount, normalizeHostPath } from './hostPath';
+import { bindMount, containerNameFor, hostFolderMount, normalizeHostPath } from './hostPath';
+import { workspaceStateDirectory } from './stateDirectory';
 import type { HostPlatform } from './hostPath';
 import { loadBuildContext, packBuildContext } from './imageContext';
 import type { BuildContext, ImageResources } from './imageContext';
 import { InitState, PROTOCOL_VERSION } from './protocol';
-import type { ProgressData, SyncDirection, SyncMetrics, SyncOptions } from './protocol';
+import type { BackupManifest, ProgressData, RestoreResult, ResultOf, SyncOptions, SyncReport, UndoResultInfo } from './protocol';
+import { entriesEqual } from './sync/entry';
+import type { Policy } from './sync/reconcile';
 
-export type WorkspaceProgressPhase = 'build' | 'create' | 'start' | 'initial-sync' | 'push' | 'pull' | 'check';
+export type WorkspaceProgressPhase = 'build' | 'create' | 'start' | 'initial-sync' | 'push' | 'pull' | 'sync' | 'check';
 export interface WorkspaceProgress {
   phase: WorkspaceProgressPhase;
   message: string;
@@ -39,6 +45,10 @@ export interface WorkspaceOptions {
   onProgress?: (event: WorkspaceProgress) => void;
   /** How long `up` waits for the initial copy (default 30 minutes). */
   initTimeoutMs?: number;
+  /** The folder holding every workspace's sync state (see stateDirectory.ts). */
+  stateRoot: string;
+  /** Extra environment for agent sessions (tests set CLUD_FAILPOINT, see src/agent/failpoint.ts). */
+  agentEnv?: Record<string, string>;
 }
 
 export type ContainerState = 'missing' | 'running' | 'stopped';
@@ -69,6 +79,8 @@ export interface AgentSession {
 export class Workspace {
   readonly hostPath: string;
   readonly containerName: string;
+  /** This workspace's sync state on the host, mounted at CONTAINER_STATE_PATH. */
+  readonly stateDirectory: string;
   private readonly engine: ContainerEngine;
   private readonly config: CludConfig;
   private context: BuildContext | undefined;
@@ -76,12 +88,13 @@ export class Workspace {
   constructor(private readonly options: WorkspaceOptions) {
     this.hostPath = normalizeHostPath(options.hostPath, options.platform);
     this.containerName = options.config.containerName ?? containerNameFor(this.hostPath, options.platform);
+    this.stateDirectory = workspaceStateDirectory(options.stateRoot, this.containerName, options.platform);
     this.engine = options.engine;
     this.config = options.config;
   }
 
   get syncOptions(): SyncOptions {
-    return { excludes: this.config.excludes, retries: this.config.syncRetries, dryRun: false };
+    return { excludes: this.config.excludes, retries: this.config.syncRetries };
   }
 
   /** Builds the image if needed, creates and starts the container if needed, waits for the initial copy. */
@@ -114,12 +127,13 @@ export class Workspace {
     let started = false;
     if (!container) {
       this.progress('create', `creating container ${this.containerName}`);
+      await this.prepareStateDirectory();
       const id = await this.engine.createContainer({
         name: this.containerName,
         image: this.config.imageTag,
         labels: { [LABEL_WORKSPACE]: '1', [LABEL_HOST_PATH]: this.hostPath, [LABEL_CONTEXT_HASH]: context.hash, [LABEL_AGENT_HASH]: context.agentHash },
         env: { [SYNC_OPTIONS_ENV]: JSON.stringify(this.syncOptions) },
-        mounts: [hostFolderMount(this.hostPath, this.options.platform)],
+        mounts: [hostFolderMount(this.hostPath, this.options.platform), bindMount(this.stateDirectory, CONTAINER_STATE_PATH, this.options.platform)],
       });
       container = (await this.engine.inspectContainer(id))!;
       created = true;
@@ -138,6 +152,7 @@ export class Workspace {
   }
 
   async status(): Promise<WorkspaceStatus> {
+    await this.engine.ping();
     const container = await this.ownedContainer();
     const base = { hostPath: this.hostPath, containerName: this.containerName };
     if (!container) return { ...base, state: 'missing' };
@@ -153,27 +168,74 @@ export class Workspace {
     return status;
   }
 
-  push(onProgress?: (data: ProgressData) => void): Promise<SyncMetrics> {
-    return this.sync('push', onProgress);
+  /** Makes /workspace like the host folder; what only the container had is kept aside, not lost. */
+  push(session?: AgentSession): Promise<SyncReport> {
+    return this.syncCycle('push', { session });
   }
 
-  pull(onProgress?: (data: ProgressData) => void): Promise<SyncMetrics> {
-    return this.sync('pull', onProgress);
+  /** Makes the host folder like /workspace; what only the host had is kept aside, not lost. */
+  pull(session?: AgentSession): Promise<SyncReport> {
+    return this.syncCycle('pull', { session });
   }
 
-  async sync(direction: SyncDirection, onProgress?: (data: ProgressData) => void, session?: AgentSession): Promise<SyncMetrics> {
-    const run = (open: AgentSession) => open.client.request(direction, this.syncOptions, (data) => {
-      onProgress?.(data);
-      this.progress(direction, describeProgress(data));
-    });
+  /** One three-way sync cycle (push and pull are its one-way policies). */
+  async syncCycle(policy: Policy, options: { reset?: boolean; onlyPaths?: string[]; session?: AgentSession; onQuestion?: QuestionHandler } = {}): Promise<SyncReport> {
+    const params = { policy, excludes: this.config.excludes, reset: options.reset ?? false, onlyPaths: options.onlyPaths, undo: undoSettings(this.config) };
+    const run = (open: AgentSession) => open.client.request('sync', params, undefined, options.onQuestion);
+    return options.session ? run(options.session) : this.withSession(run);
+  }
+
+  /** The undo log's steps (newest first), its barriers, and why it is disabled if it is. */
+  undoHistory(session?: AgentSession): Promise<ResultOf<'undoHistory'>> {
+    const run = (open: AgentSession) => open.client.request('undoHistory', {});
     return session ? run(session) : this.withSession(run);
+  }
+
+  /** Undoes the newest `steps` syncs on the host; refused with reasons where that would destroy a later change, unless forced. */
+  undo(steps: number, force: boolean, session?: AgentSession): Promise<UndoResultInfo> {
+    const run = (open: AgentSession) => open.client.request('undo', { steps, force });
+    return session ? run(session) : this.withSession(run);
+  }
+
+  /** Drops an undo log of another format version (undo is disabled until then). */
+  async discardUndoLog(): Promise<void> {
+    await this.withSession((session) => session.client.request('discardUndoLog', {}));
+  }
+
+  /** Past sync cycles, newest first. */
+  async history(): Promise<SyncReport[]> {
+    return (await this.withSession((session) => session.client.request('history', {}))).reports;
+  }
+
+  resolve(path: string, keep: 'host' | 'container' | 'both', options: { session?: AgentSession; onQuestion?: QuestionHandler } = {}): Promise<SyncReport> {
+    const run = (open: AgentSession) => open.client.request('resolve', { path, keep, excludes: this.config.excludes, undo: undoSettings(this.config) }, undefined, options.onQuestion);
+    return options.session ? run(options.session) : this.withSession(run);
+  }
+
+  backup(): Promise<BackupManifest> {
+    return this.withSession((session) => session.client.request('backup', { excludes: this.config.excludes }));
+  }
+
+  async listBackups(): Promise<BackupManifest[]> {
+    return (await this.withSession((session) => session.client.request('listBackups', {}))).backups;
+  }
+
+  restoreBackup(backupId: string, side: 'host' | 'container', onQuestion?: QuestionHandler): Promise<RestoreResult> {
+    return this.withSession((session) => session.client.request('restoreBackup', { backupId, side, excludes: this.config.excludes, undo: undoSettings(this.config) }, undefined, onQuestion));
   }
 
   /** Opens the control channel. The caller closes it; the extension keeps one per workspace. */
   async openSession(): Promise<AgentSession> {
     const container = await this.requireRunning();
     const agentPath = await this.currentAgentPath(container);
-    const exec = await this.engine.exec(container.id, { cmd: ['node', agentPath, 'serve'], user: WORKSPACE_USER, workingDir: CONTAINER_WORKSPACE_PATH, attachStdin: true });
+    const exec = await this.engine.exec(container.id, {
+      cmd: ['node', agentPath, 'serve'],
+      user: WORKSPACE_USER,
+      workingDir: CONTAINER_WORKSPACE_PATH,
+      attachStdin: true,
+      // A sync waits on file system calls, which libuv runs on this many threads (default 4).
+      env: { UV_THREADPOOL_SIZE: '16', ...this.options.agentEnv },
+    });
     const client = new AgentClient(exec.stdin, exec.stdout, exec.stderr);
     const close = async () => {
       client.close();
@@ -210,7 +272,21 @@ export class Workspace {
     return code;
   }
 
+  /** A file of /workspace as it is now, read through the Docker API (for the conflict diff). */
+  async readContainerFile(relativePath: string): Promise<Buffer | undefined> {
+    const container = await this.requireRunning();
+    if (relativePath.split('/').includes('..')) throw new CludError('bad-input', `${relativePath} is not inside the workspace`);
+    return this.engine.readFile(container.id, `${CONTAINER_WORKSPACE_PATH}/${relativePath}`);
+  }
+
+  /** An interactive shell in /workspace as the workspace user, on a terminal. */
+  async openShell(): Promise<ExecSession> {
+    const container = await this.requireRunning();
+    return this.engine.exec(container.id, { cmd: ['/bin/bash', '-l'], user: WORKSPACE_USER, workingDir: CONTAINER_WORKSPACE_PATH, attachStdin: true, tty: true, env: { TERM: 'xterm-256color' } });
+  }
+
   async logs(tail?: number): Promise<{ stdout: string; stderr: string }> {
+    await this.engine.ping();
     const container = await this.ownedContainer();
     if (!container) throw this.notRunning();
     return this.engine.logs(container.id, { tail });
@@ -221,7 +297,21 @@ export class Workspace {
     await this.engine.ping();
     const container = await this.ownedContainer();
     if (!container) return { removed: false, containerName: this.containerName };
-    if (container.running && !options.force) await this.assertNothingUnsynced();
+    if (!options.force) {
+      // A stopped container still holds its /workspace: start it (a restart keeps /workspace as
+      // it was) so the check can look, rather than assume there is nothing to lose.
+      const wasStopped = !container.running;
+      if (wasStopped) {
+        await this.start(container);
+        await this.waitForInit(container.id);
+      }
+      try {
+        await this.assertNothingUnsynced();
+      } catch (error) {
+        if (wasStopped) await this.engine.stopContainer(container.id).catch(() => {});
+        throw error;
+      }
+    }
     await this.engine.stopContainer(container.id);
     await this.engine.removeContainer(container.id);
     return { removed: true, containerName: this.containerName };
@@ -229,14 +319,32 @@ export class Workspace {
 
   private async assertNothingUnsynced(): Promise<void> {
     this.progress('check', 'checking /workspace for changes the host does not have');
-    const preview = await this.withSession((session) => session.client.request('pull', { ...this.syncOptions, dryRun: true }));
-    if (preview.changedPaths.length === 0) return;
-    const sample = preview.changedPaths.slice(0, 5).join(', ');
+    const { differences: all, hasAgreedState } = await this.withSession((session) => session.client.request('compare', { excludes: this.config.excludes }));
+    // Removing the container loses the changes made in /workspace since the two last agreed
+    // (edits, new files, deletions); changes made only on the host stay with the host. Without an
+    // agreed state, whatever the container holds differently counts.
+    const differences = all.filter((difference) =>
+      hasAgreedState ? !entriesEqual(difference.container, difference.ancestor) : difference.container?.kind === 'file' || difference.container?.kind === 'symlink',
+    );
+    if (differences.length === 0) return;
+    const sample = differences.slice(0, 5).map((difference) => difference.path).join(', ');
     throw new CludError(
       'unsynced-changes',
-      `${preview.changedPaths.length}${preview.changedPathsTruncated ? '+' : ''} path(s) differ between /workspace and ${this.hostPath} (${sample}${preview.changedPaths.length > 5 ? ', …' : ''})`,
-      'Run `clud pull` to keep the container\'s changes (or `clud push` to discard them), or pass --force to remove the container anyway.',
+      `${differences.length} change(s) made in /workspace have not reached ${this.hostPath} (${sample}${differences.length > 5 ? ', …' : ''})`,
+      'Run `clud sync` to bring the container\'s changes over, or pass --force to remove the container anyway.',
     );
+  }
+
+  /**
+   * Creates the state folder. The agent writes it as the workspace user, who has the project
+   * folder owner's UID; when Clud itself runs as root, the folder is given to that owner.
+   */
+  private async prepareStateDirectory(): Promise<void> {
+    await mkdir(this.stateDirectory, { recursive: true, mode: 0o700 });
+    if (this.options.platform === 'linux' && process.getuid?.() === 0) {
+      const owner = await stat(this.hostPath);
+      if (owner.uid !== 0) await chown(this.stateDirectory, owner.uid, owner.gid);
+    }
   }
 
   private async start(container: ContainerInfo): Promise<void> {

@@ -6,8 +6,8 @@ import { RequestError, serveChannel } from '../../src/agent/server';
 import type { Handlers } from '../../src/agent/server';
 import { AgentClient } from '../../src/core/agentClient';
 import { CludError } from '../../src/core/errors';
-import { MAX_LINE_BYTES, encodeMessage, parseAgentMessage } from '../../src/core/protocol';
-import type { AgentMessage, AgentStatus, ProgressData, SyncDirection, SyncMetrics } from '../../src/core/protocol';
+import { MAX_LINE_BYTES, ResultSchemas, UndoSettings, encodeMessage, parseAgentMessage } from '../../src/core/protocol';
+import type { AgentMessage, AgentStatus, BackupManifest, ProgressData, SyncReport } from '../../src/core/protocol';
 
 const STATUS: AgentStatus = {
   agentVersion: '0.1.0',
@@ -18,25 +18,37 @@ const STATUS: AgentStatus = {
   init: { phase: 'ready', updatedAt: '2025-06-01T12:00:00.000Z', warnings: [], attempts: 1 },
 };
 
-function metrics(direction: SyncDirection, filesTransferred = 2): SyncMetrics {
+function report(id: string, appliedCount = 2): SyncReport {
   return {
-    direction,
+    id,
+    policy: 'two-way-safe',
     startedAt: '2025-06-01T12:00:00.000Z',
     durationMs: 42,
-    filesTransferred,
-    filesDeleted: 1,
-    bytesTransferred: 1234,
-    errors: [],
+    applied: [
+      { path: 'src/a.ts', side: 'container', action: 'update' },
+      { path: 'old.txt', side: 'host', action: 'delete' },
+    ],
+    appliedCount,
+    writtenCount: 1,
+    deletedCount: 1,
+    skipped: [],
+    conflicts: [],
+    problems: [],
+    kept: [],
+    bytesCopied: 1234,
     retries: 0,
-    changedPaths: ['src/a.ts', 'old.txt'],
-    changedPathsTruncated: false,
+    scanned: { hostFiles: 3, containerFiles: 3, hashedFiles: 1 },
   };
 }
+
+const MANIFEST: BackupManifest = { id: '20250601T120000Z-abcdef', createdAt: '2025-06-01T12:00:00.000Z', entries: [{ path: 'a.txt', host: { kind: 'symlink', target: 'b' } }] };
 
 const notUsed = async (): Promise<never> => {
   throw new Error('this handler is not used by the test');
 };
-const UNUSED: Handlers = { hello: notUsed, status: notUsed, push: notUsed, pull: notUsed, retryInitialSync: notUsed };
+/** Every method of the protocol, each failing if called; tests override the ones they use. */
+const UNUSED = Object.fromEntries(Object.keys(ResultSchemas).map((method) => [method, notUsed])) as unknown as Handlers;
+const UNDO_DEFAULTS = UndoSettings.parse({});
 
 /** A promise with its resolve function, to hold a handler until the test lets it finish. */
 function gate(): { promise: Promise<void>; open: () => void } {
@@ -107,129 +119,138 @@ describe('unit: agentClient', () => {
           seen.push(params);
           return { protocolVersion: params.protocolVersion, agentVersion: 'test' };
         },
-        push: async (params) => {
+        sync: async (params) => {
           seen.push(params);
-          return metrics('push');
+          return report('sync');
+        },
+        restoreBackup: async (params) => {
+          seen.push(params);
+          return { applied: [], skipped: [], kept: [] };
         },
       });
       assert.deepEqual(await client.request('hello', { protocolVersion: 7 }), { protocolVersion: 7, agentVersion: 'test' });
-      await client.request('push', { excludes: ['dist'] });
-      assert.deepEqual(seen, [{ protocolVersion: 7 }, { excludes: ['dist'], retries: 3, dryRun: false }]);
+      await client.request('sync', { excludes: ['dist'] });
+      await client.request('restoreBackup', { backupId: 'b1', side: 'container' });
+      assert.deepEqual(seen, [
+        { protocolVersion: 7 },
+        { policy: 'two-way-safe', excludes: ['dist'], reset: false, undo: UNDO_DEFAULTS },
+        { backupId: 'b1', side: 'container', excludes: [], undo: UNDO_DEFAULTS },
+      ]);
     });
 
     it('delivers progress events before the result, in order', async () => {
       const events: string[] = [];
       const { client } = connect({
-        push: async (_params, context) => {
-          context.progress({ phase: 'push', message: 'scanning' });
-          context.progress({ phase: 'push', message: '2 files', files: 2 });
-          return metrics('push');
+        sync: async (_params, context) => {
+          context.progress({ phase: 'sync', message: 'scanning' });
+          context.progress({ phase: 'sync', message: '2 files', files: 2 });
+          return report('sync');
         },
       });
       const progress: ProgressData[] = [];
-      const result = await client.request('push', {}, (data) => {
+      const result = await client.request('sync', {}, (data) => {
         progress.push(data);
         events.push(`progress ${data.message}`);
       }).then((value) => {
         events.push('result');
         return value;
       });
-      assert.deepEqual(result, metrics('push'));
+      assert.deepEqual(result, report('sync'));
       assert.deepEqual(progress, [
-        { phase: 'push', message: 'scanning' },
-        { phase: 'push', message: '2 files', files: 2 },
+        { phase: 'sync', message: 'scanning' },
+        { phase: 'sync', message: '2 files', files: 2 },
       ]);
       assert.deepEqual(events, ['progress scanning', 'progress 2 files', 'result']);
     });
 
     it('delivers progress to the request it belongs to', async () => {
-      const pushGate = gate();
-      const pullGate = gate();
+      const syncGate = gate();
+      const backupGate = gate();
       const { client } = connect({
-        push: async (_params, context) => {
-          context.progress({ phase: 'push', message: 'push 1' });
-          await pushGate.promise;
-          context.progress({ phase: 'push', message: 'push 2' });
-          return metrics('push');
+        sync: async (_params, context) => {
+          context.progress({ phase: 'sync', message: 'sync 1' });
+          await syncGate.promise;
+          context.progress({ phase: 'sync', message: 'sync 2' });
+          return report('sync');
         },
-        pull: async (_params, context) => {
-          context.progress({ phase: 'pull', message: 'pull 1' });
-          await pullGate.promise;
-          context.progress({ phase: 'pull', message: 'pull 2' });
-          return metrics('pull');
+        backup: async (_params, context) => {
+          context.progress({ phase: 'backup', message: 'backup 1' });
+          await backupGate.promise;
+          context.progress({ phase: 'backup', message: 'backup 2' });
+          return MANIFEST;
         },
       });
-      const pushProgress: string[] = [];
-      const pullProgress: string[] = [];
-      const pushing = client.request('push', {}, (data) => pushProgress.push(data.message));
-      const pulling = client.request('pull', {}, (data) => pullProgress.push(data.message));
-      await until(() => pushProgress.length === 1 && pullProgress.length === 1, 'the first progress of both');
-      pullGate.open();
-      assert.equal((await pulling).direction, 'pull');
-      pushGate.open();
-      assert.equal((await pushing).direction, 'push');
-      assert.deepEqual(pushProgress, ['push 1', 'push 2']);
-      assert.deepEqual(pullProgress, ['pull 1', 'pull 2']);
+      const syncProgress: string[] = [];
+      const backupProgress: string[] = [];
+      const syncing = client.request('sync', {}, (data) => syncProgress.push(data.message));
+      const backingUp = client.request('backup', {}, (data) => backupProgress.push(data.message));
+      await until(() => syncProgress.length === 1 && backupProgress.length === 1, 'the first progress of both');
+      backupGate.open();
+      assert.deepEqual(await backingUp, MANIFEST);
+      syncGate.open();
+      assert.equal((await syncing).id, 'sync');
+      assert.deepEqual(syncProgress, ['sync 1', 'sync 2']);
+      assert.deepEqual(backupProgress, ['backup 1', 'backup 2']);
     });
 
     it('resolves concurrent requests answered out of order', async () => {
       const slow = gate();
       const { client, agentMessages } = connect({
-        push: async () => {
+        sync: async () => {
           await slow.promise;
-          return metrics('push', 5);
+          return report('sync', 5);
         },
         status: async () => STATUS,
         hello: async () => ({ protocolVersion: 1, agentVersion: 'hello' }),
       });
       const resolved: string[] = [];
-      const pushing = client.request('push', {}).then((value) => (resolved.push('push'), value));
+      const syncing = client.request('sync', {}).then((value) => (resolved.push('sync'), value));
       const statusing = client.request('status', {}).then((value) => (resolved.push('status'), value));
       const helloing = client.request('hello', { protocolVersion: 1 }).then((value) => (resolved.push('hello'), value));
       assert.deepEqual(await statusing, STATUS);
       assert.deepEqual(await helloing, { protocolVersion: 1, agentVersion: 'hello' });
       slow.open();
-      assert.deepEqual(await pushing, metrics('push', 5));
-      assert.deepEqual(resolved.slice(-1), ['push']);
+      assert.deepEqual(await syncing, report('sync', 5));
+      assert.deepEqual(resolved.slice(-1), ['sync']);
       const answeredIds = agentMessages.filter((message) => message.kind === 'result').map((message) => message.id);
       assert.deepEqual(answeredIds, [2, 3, 1]);
     });
 
     it('rejects with a CludError when the handler throws', async () => {
       const { client } = connect({
-        push: async () => {
+        sync: async () => {
           throw new Error('disk on fire');
         },
       });
-      const error = await rejection(client.request('push', {}));
+      const error = await rejection(client.request('sync', {}));
       assert.equal(error.code, 'agent-failed');
-      assert.match(error.message, /push/);
+      assert.match(error.message, /sync/);
       assert.match(error.message, /disk on fire/);
     });
 
     it("rejects with code sync-halted when the handler throws RequestError('sync-halted')", async () => {
       const { client, agentMessages } = connect({
-        pull: async () => {
-          throw new RequestError('sync-halted', 'pull halted: /workspace is empty');
+        sync: async () => {
+          throw new RequestError('sync-halted', 'sync halted: /workspace is empty');
         },
       });
-      const error = await rejection(client.request('pull', {}));
+      const error = await rejection(client.request('sync', { policy: 'pull' }));
       assert.equal(error.code, 'sync-halted');
-      assert.equal(error.message, 'pull halted: /workspace is empty');
-      assert.deepEqual(agentMessages, [{ kind: 'error', id: 1, code: 'sync-halted', message: 'pull halted: /workspace is empty' }]);
+      assert.equal(error.message, 'sync halted: /workspace is empty');
+      assert.deepEqual(agentMessages, [{ kind: 'error', id: 1, code: 'sync-halted', message: 'sync halted: /workspace is empty' }]);
     });
 
     it('sends other RequestError codes and plain errors with their codes, and the client reports agent-failed', async () => {
       const { client, agentMessages } = connect({
-        push: async () => {
-          throw new RequestError('sync-failed', 'rsync exited with code 12');
+        sync: async () => {
+          throw new RequestError('sync-failed', 'scan failed');
         },
-        pull: async () => {
+        backup: async () => {
           throw new TypeError('x is undefined');
         },
       });
-      assert.equal((await rejection(client.request('push', {}))).code, 'agent-failed');
-      assert.equal((await rejection(client.request('pull', {}))).code, 'agent-failed');
+      assert.equal((await rejection(client.request('sync', {}))).code, 'agent-failed');
+      assert.equal((await rejection(client.request('backup', {}))).code, 'agent-failed');
       assert.deepEqual(
         agentMessages.map((message) => (message.kind === 'error' ? message.code : message.kind)),
         ['sync-failed', 'internal'],
@@ -270,7 +291,7 @@ describe('unit: agentClient', () => {
 
     it('honours a smaller line limit given to serveChannel', async () => {
       const { client, toAgent, agentMessages } = connect({ status: async () => STATUS }, { maxLineBytes: 100 });
-      toAgent.write(encodeMessage({ id: 99, method: 'push', params: { excludes: ['x'.repeat(100)], retries: 0, dryRun: false } }));
+      toAgent.write(encodeMessage({ id: 99, method: 'sync', params: { policy: 'push', excludes: ['x'.repeat(100)], reset: false, undo: UNDO_DEFAULTS } }));
       await until(() => agentMessages.length === 1, 'the error reply');
       assert.equal(agentMessages[0]!.kind === 'error' && agentMessages[0]!.code, 'line-too-long');
       assert.deepEqual(await client.request('status', {}), STATUS);
@@ -279,22 +300,22 @@ describe('unit: agentClient', () => {
     it("rejects every pending request with agent-exited and the stderr tail when the agent's stdout ends", async () => {
       const never = gate();
       const { client, fromAgent, agentStderr } = connect({
-        push: async () => {
+        sync: async () => {
           await never.promise;
-          return metrics('push');
+          return report('sync');
         },
-        pull: async () => {
+        backup: async () => {
           await never.promise;
-          return metrics('pull');
+          return MANIFEST;
         },
       });
-      const pushing = rejection(client.request('push', {}));
-      const pulling = rejection(client.request('pull', {}));
+      const syncing = rejection(client.request('sync', {}));
+      const backingUp = rejection(client.request('backup', {}));
       agentStderr.write('agent: starting\n');
       agentStderr.write('FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n');
       await new Promise((resolve) => setImmediate(resolve));
       fromAgent.end();
-      for (const error of [await pushing, await pulling]) {
+      for (const error of [await syncing, await backingUp]) {
         assert.equal(error.code, 'agent-exited');
         assert.match(error.message, /JavaScript heap out of memory/);
       }
@@ -305,15 +326,15 @@ describe('unit: agentClient', () => {
     it('rejects pending requests with agent-exited when the stream to the agent fails', async () => {
       const never = gate();
       const { client, toAgent } = connect({
-        push: async () => {
+        sync: async () => {
           await never.promise;
-          return metrics('push');
+          return report('sync');
         },
       });
-      const pushing = rejection(client.request('push', {}));
+      const syncing = rejection(client.request('sync', {}));
       await new Promise((resolve) => setImmediate(resolve));
       toAgent.destroy(new Error('write EPIPE'));
-      const error = await pushing;
+      const error = await syncing;
       assert.equal(error.code, 'agent-exited');
       assert.match(error.message, /EPIPE/);
       never.open();
@@ -354,16 +375,16 @@ describe('unit: agentClient', () => {
     it('lets the agent answer what it has started after close(), then the server finishes', async () => {
       const slow = gate();
       const { client, served } = connect({
-        push: async () => {
+        sync: async () => {
           await slow.promise;
-          return metrics('push');
+          return report('sync');
         },
       });
-      const pushing = client.request('push', {});
+      const syncing = client.request('sync', {});
       await new Promise((resolve) => setImmediate(resolve));
       client.close();
       slow.open();
-      assert.deepEqual(await pushing, metrics('push'));
+      assert.deepEqual(await syncing, report('sync'));
       await served;
     });
 
@@ -373,17 +394,17 @@ describe('unit: agentClient', () => {
     it('a request after close() does not fail a request already in flight', async () => {
       const slow = gate();
       const { client, served } = connect({
-        push: async () => {
+        sync: async () => {
           await slow.promise;
-          return metrics('push');
+          return report('sync');
         },
       });
-      const pushing = client.request('push', {});
+      const syncing = client.request('sync', {});
       await new Promise((resolve) => setImmediate(resolve));
       client.close();
       await rejection(client.request('status', {}));
       slow.open();
-      assert.deepEqual(await pushing, metrics('push'));
+      assert.deepEqual(await syncing, report('sync'));
       await served;
     });
   });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { configFromEnvironment, parseConfig } from '../../src/core/config';
+import { configFromEnvironment, parseConfig, undoSettings } from '../../src/core/config';
 import { CludError } from '../../src/core/errors';
 
 /** How the CLI names settings on its command line. */
@@ -37,6 +37,21 @@ describe('unit: config', () => {
         excludes: [],
         syncRetries: 3,
         autoSyncOnSave: true,
+        undoMaxSteps: 50,
+        undoMaxLogMegabytes: 1024,
+        undoMaxStepMegabytes: 256,
+        safeguardMaxDeletions: 50,
+        safeguardLargeFileMegabytes: 10,
+      });
+    });
+
+    it('turns the undo settings into the byte limits the agent takes', () => {
+      assert.deepEqual(undoSettings(parseConfig({ undoMaxSteps: 7, undoMaxLogMegabytes: 2, undoMaxStepMegabytes: 1.5, safeguardMaxDeletions: 3, safeguardLargeFileMegabytes: 1 })), {
+        maxSteps: 7,
+        maxLogBytes: 2 * 1024 * 1024,
+        maxStepBytes: 1536 * 1024,
+        maxDeletions: 3,
+        largeFileBytes: 1024 * 1024,
       });
     });
 
@@ -49,6 +64,11 @@ describe('unit: config', () => {
         excludes: ['node_modules', '*.log'],
         syncRetries: 0,
         autoSyncOnSave: false,
+        undoMaxSteps: 5,
+        undoMaxLogMegabytes: 100,
+        undoMaxStepMegabytes: 10,
+        safeguardMaxDeletions: 0,
+        safeguardLargeFileMegabytes: 1,
       };
       assert.deepEqual(parseConfig(input), input);
     });

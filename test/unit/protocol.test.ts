@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { SyncOptions, encodeMessage, parseAgentMessage, parseRequest } from '../../src/core/protocol';
+import { ResultSchemas, SyncOptions, SyncReport, UndoSettings, encodeMessage, parseAgentMessage, parseRequest } from '../../src/core/protocol';
 import type { AgentMessage, Request } from '../../src/core/protocol';
 
 const line = (value: unknown) => JSON.stringify(value);
+const UNDO_DEFAULTS = UndoSettings.parse({});
 
 describe('unit: protocol', () => {
   describe('parseRequest', () => {
@@ -10,15 +11,29 @@ describe('unit: protocol', () => {
       { name: 'hello', request: { id: 1, method: 'hello', params: { protocolVersion: 1 } }, expectedParams: { protocolVersion: 1 } },
       { name: 'status', request: { id: 2, method: 'status', params: {} }, expectedParams: {} },
       {
-        name: 'push',
-        request: { id: 3, method: 'push', params: { excludes: ['node_modules'], retries: 1, dryRun: true } },
-        expectedParams: { excludes: ['node_modules'], retries: 1, dryRun: true },
+        name: 'sync',
+        request: { id: 3, method: 'sync', params: { policy: 'push', excludes: ['node_modules'], reset: true } },
+        expectedParams: { policy: 'push', excludes: ['node_modules'], reset: true, undo: UNDO_DEFAULTS },
       },
-      { name: 'pull', request: { id: 0, method: 'pull', params: { retries: 0 } }, expectedParams: { excludes: [], retries: 0, dryRun: false } },
-      { name: 'retryInitialSync', request: { id: 5, method: 'retryInitialSync', params: {} }, expectedParams: { excludes: [], retries: 3, dryRun: false } },
+      { name: 'sync', request: { id: 0, method: 'sync', params: {} }, expectedParams: { policy: 'two-way-safe', excludes: [], reset: false, undo: UNDO_DEFAULTS } },
+      { name: 'history', request: { id: 6, method: 'history', params: {} }, expectedParams: {} },
+      { name: 'compare', request: { id: 7, method: 'compare', params: {} }, expectedParams: { excludes: [] } },
+      {
+        name: 'resolve',
+        request: { id: 8, method: 'resolve', params: { path: 'src/a.ts', keep: 'both' } },
+        expectedParams: { path: 'src/a.ts', keep: 'both', excludes: [], undo: UNDO_DEFAULTS },
+      },
+      { name: 'backup', request: { id: 9, method: 'backup', params: { excludes: ['*.log'] } }, expectedParams: { excludes: ['*.log'] } },
+      { name: 'listBackups', request: { id: 10, method: 'listBackups', params: {} }, expectedParams: {} },
+      {
+        name: 'restoreBackup',
+        request: { id: 11, method: 'restoreBackup', params: { backupId: '20250601T120000Z-abcdef', side: 'host' } },
+        expectedParams: { backupId: '20250601T120000Z-abcdef', side: 'host', excludes: [], undo: UNDO_DEFAULTS },
+      },
+      { name: 'retryInitialSync', request: { id: 5, method: 'retryInitialSync', params: {} }, expectedParams: { excludes: [], retries: 3 } },
     ];
     for (const { name, request, expectedParams } of valid) {
-      it(`accepts a valid ${name} request`, () => {
+      it(`accepts a valid ${name} request ${JSON.stringify((request as { params?: unknown }).params)}`, () => {
         const parsed = parseRequest(line(request));
         assert.ok(parsed.ok, `expected ok, got ${JSON.stringify(parsed)}`);
         assert.equal(parsed.value.method, name);
@@ -35,7 +50,7 @@ describe('unit: protocol', () => {
       });
     }
 
-    for (const json of ['null', '42', '"push"', '[1,2]']) {
+    for (const json of ['null', '42', '"sync"', '[1,2]']) {
       it(`rejects the JSON value ${json}, which is not a request object`, () => {
         const parsed = parseRequest(json);
         assert.equal(parsed.ok, false);
@@ -52,6 +67,14 @@ describe('unit: protocol', () => {
       assert.match(parsed.message, /format-disk/);
     });
 
+    // push and pull became policies of `sync`; an old client's request must fail loudly.
+    for (const method of ['push', 'pull']) {
+      it(`rejects the removed method ${method} as unknown-method`, () => {
+        const parsed = parseRequest(line({ id: 2, method, params: { excludes: [], retries: 3 } }));
+        assert.deepEqual(parsed.ok ? undefined : { id: parsed.id, code: parsed.code }, { id: 2, code: 'unknown-method' });
+      });
+    }
+
     // Regression: `method in ResultSchemas` also matched Object.prototype's properties.
     it('rejects a method named like an Object.prototype property as unknown-method', () => {
       for (const method of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
@@ -63,13 +86,19 @@ describe('unit: protocol', () => {
 
     const wrongParams: { name: string; request: unknown; field: string }[] = [
       { name: 'hello without protocolVersion', request: { id: 1, method: 'hello', params: {} }, field: 'params.protocolVersion' },
-      { name: 'push with retries as a string', request: { id: 1, method: 'push', params: { retries: '3' } }, field: 'params.retries' },
-      { name: 'pull with retries above 10', request: { id: 1, method: 'pull', params: { retries: 11 } }, field: 'params.retries' },
-      { name: 'pull with a non-integer retries', request: { id: 1, method: 'pull', params: { retries: 1.5 } }, field: 'params.retries' },
-      { name: 'push with a non-string exclude', request: { id: 1, method: 'push', params: { excludes: [1] } }, field: 'params.excludes' },
-      { name: 'push with dryRun as a string', request: { id: 1, method: 'push', params: { dryRun: 'yes' } }, field: 'params.dryRun' },
+      { name: 'retryInitialSync with retries as a string', request: { id: 1, method: 'retryInitialSync', params: { retries: '3' } }, field: 'params.retries' },
+      { name: 'retryInitialSync with retries above 10', request: { id: 1, method: 'retryInitialSync', params: { retries: 11 } }, field: 'params.retries' },
+      { name: 'retryInitialSync with a non-integer retries', request: { id: 1, method: 'retryInitialSync', params: { retries: 1.5 } }, field: 'params.retries' },
+      { name: 'sync with a non-string exclude', request: { id: 1, method: 'sync', params: { excludes: [1] } }, field: 'params.excludes' },
+      { name: 'sync with an unknown policy', request: { id: 1, method: 'sync', params: { policy: 'mirror' } }, field: 'params.policy' },
+      { name: 'sync with reset as a string', request: { id: 1, method: 'sync', params: { reset: 'yes' } }, field: 'params.reset' },
+      { name: 'resolve with an empty path', request: { id: 1, method: 'resolve', params: { path: '', keep: 'host' } }, field: 'params.path' },
+      { name: 'resolve with an unknown keep', request: { id: 1, method: 'resolve', params: { path: 'a', keep: 'neither' } }, field: 'params.keep' },
+      { name: 'restoreBackup without a backupId', request: { id: 1, method: 'restoreBackup', params: { side: 'host' } }, field: 'params.backupId' },
+      { name: 'restoreBackup with an unknown side', request: { id: 1, method: 'restoreBackup', params: { backupId: 'b', side: 'both' } }, field: 'params.side' },
       { name: 'status with an extra key', request: { id: 1, method: 'status', params: { verbose: true } }, field: 'verbose' },
-      { name: 'push without params', request: { id: 1, method: 'push' }, field: 'params' },
+      { name: 'history with an extra key', request: { id: 1, method: 'history', params: { limit: 5 } }, field: 'limit' },
+      { name: 'sync without params', request: { id: 1, method: 'sync' }, field: 'params' },
     ];
     for (const { name, request, field } of wrongParams) {
       it(`rejects ${name} as bad-request naming ${field}`, () => {
@@ -140,11 +169,11 @@ describe('unit: protocol', () => {
 
   describe('SyncOptions', () => {
     it('fills every default from an empty object', () => {
-      assert.deepEqual(SyncOptions.parse({}), { excludes: [], retries: 3, dryRun: false });
+      assert.deepEqual(SyncOptions.parse({}), { excludes: [], retries: 3 });
     });
 
     it('keeps given values over the defaults', () => {
-      assert.deepEqual(SyncOptions.parse({ retries: 0, excludes: ['*.log'] }), { excludes: ['*.log'], retries: 0, dryRun: false });
+      assert.deepEqual(SyncOptions.parse({ retries: 0, excludes: ['*.log'] }), { excludes: ['*.log'], retries: 0 });
     });
 
     for (const retries of [-1, 11, 2.5]) {
@@ -155,7 +184,7 @@ describe('unit: protocol', () => {
   });
 
   describe('encodeMessage', () => {
-    const request: Request = { id: 9, method: 'push', params: { excludes: ['a\nb', 'dir/'], retries: 2, dryRun: false } };
+    const request: Request = { id: 9, method: 'sync', params: { policy: 'newer-wins', excludes: ['a\nb', 'dir/'], reset: false, undo: UNDO_DEFAULTS } };
     const message: AgentMessage = { kind: 'log', level: 'info', message: 'two\nlines' };
 
     it('ends with exactly one newline and has no other, even when strings contain newlines', () => {
@@ -175,6 +204,44 @@ describe('unit: protocol', () => {
       const parsed = parseAgentMessage(encodeMessage(message));
       assert.ok(parsed.ok);
       assert.deepEqual(parsed.value, message);
+    });
+  });
+
+  describe('SyncReport', () => {
+    const report = {
+      id: '20250601T120000Z-abcdef',
+      policy: 'host-wins',
+      startedAt: '2025-06-01T12:00:00.000Z',
+      durationMs: 5,
+      applied: [{ path: 'a', side: 'container', action: 'create' }],
+      appliedCount: 1,
+      writtenCount: 1,
+      deletedCount: 0,
+      skipped: [],
+      conflicts: [{ path: 'b', host: { kind: 'symlink', target: 'x' }, container: { kind: 'directory', mode: 0o755 } }],
+      problems: [],
+      kept: [],
+      bytesCopied: 0,
+      scanned: { hostFiles: 1, containerFiles: 0, hashedFiles: 1 },
+    };
+
+    it('defaults retries to 0, for reports written before it existed', () => {
+      assert.equal(SyncReport.parse(report).retries, 0);
+    });
+
+    it('is the result schema of sync and resolve', () => {
+      assert.deepEqual(ResultSchemas.sync.parse(report), { ...report, retries: 0 });
+      assert.deepEqual(ResultSchemas.resolve.parse(report), { ...report, retries: 0 });
+    });
+
+    it('rejects an old push/pull metrics object as a sync result', () => {
+      const metrics = { direction: 'push', startedAt: report.startedAt, durationMs: 1, filesTransferred: 1, filesDeleted: 0, bytesTransferred: 3, errors: [], retries: 0, changedPaths: [], changedPathsTruncated: false };
+      assert.equal(ResultSchemas.sync.safeParse(metrics).success, false);
+    });
+
+    it('rejects a conflict entry of an unknown kind', () => {
+      const broken = { ...report, conflicts: [{ path: 'b', host: { kind: 'socket' } }] };
+      assert.equal(SyncReport.safeParse(broken).success, false);
     });
   });
 });

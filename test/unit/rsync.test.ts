@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { BUILTIN_EXCLUDES, MAX_CHANGED_PATHS, parseItemizedLine, parseRsyncOutput, rsyncArgs, rsyncErrors } from '../../src/core/rsync';
+import { MAX_CHANGED_PATHS, initialCopyArgs, parseItemizedLine, parseRsyncOutput, rsyncErrors } from '../../src/core/rsync';
 import type { ItemizedLine } from '../../src/core/rsync';
 
-// Real rsync 3.x output for `rsyncArgs` (minus --no-human-readable, so that the numbers carry digit
-// separators) copying src/ to dst/, where src/ had data.bin (1,234,567 bytes), docs/b.md,
+// Real rsync 3.x output (of the former push arguments: --recursive --delete, and without
+// --no-human-readable, so that the numbers carry digit separators) copying src/ to dst/, where src/ had data.bin (1,234,567 bytes), docs/b.md,
 // "new dir/read me.txt" and a symlink "current", and dst/ had old/stale.txt and obsolete.log.
 const FIRST_RUN_STDOUT = `*deleting   old/stale.txt
 *deleting   old/
@@ -34,7 +34,7 @@ sent 1,235,214 bytes  received 135 bytes  2,470,698.00 bytes/sec
 total size is 1,234,583  speedup is 1.00
 `;
 
-// The second run, with exactly `rsyncArgs`' flags, after docs/b.md grew and data.bin was chmod'ed.
+// The second run, with --no-human-readable, after docs/b.md grew and data.bin was chmod'ed.
 const SECOND_RUN_STDOUT = `.f...p..... data.bin
 >f.st...... docs/b.md
 
@@ -66,75 +66,56 @@ Total transferred file size: ${transferred * 10} bytes
 `;
 
 describe('unit: rsync', () => {
-  describe('rsyncArgs', () => {
-    const push = rsyncArgs('push', { excludes: ['node_modules', '*.log'] });
-    const pull = rsyncArgs('pull', { excludes: ['node_modules', '*.log'] });
+  describe('initialCopyArgs', () => {
+    const args = initialCopyArgs();
 
-    it('push copies the contents of /host into /workspace', () => {
-      assert.deepEqual(push.slice(-2), ['/host/', '/workspace/']);
+    it('copies the contents of /host into /workspace', () => {
+      assert.deepEqual(args.slice(-2), ['/host/', '/workspace/']);
     });
 
-    it('pull copies the contents of /workspace into /host', () => {
-      assert.deepEqual(pull.slice(-2), ['/workspace/', '/host/']);
+    it('copies exactly the NUL-separated paths given on stdin', () => {
+      assert.ok(args.includes('--files-from=-'));
+      assert.ok(args.includes('--from0'));
     });
 
-    for (const [direction, args] of [['push', push], ['pull', pull]] as const) {
-      it(`${direction}: deletes extraneous files but never excluded ones`, () => {
-        assert.ok(args.includes('--delete'));
-        assert.ok(!args.some((arg) => arg.startsWith('--delete-') || arg === '--del'), `unexpected delete variant in ${args.join(' ')}`);
-      });
-
-      it(`${direction}: writes files whole (no --inplace, no --append)`, () => {
-        for (const flag of ['--inplace', '--append', '--append-verify']) assert.ok(!args.includes(flag), `${flag} present`);
-      });
-
-      it(`${direction}: does not preserve owner or group`, () => {
-        assert.ok(args.includes('--no-owner'));
-        assert.ok(args.includes('--no-group'));
-        for (const flag of ['--owner', '-o', '--group', '-g', '--archive', '-a']) assert.ok(!args.includes(flag), `${flag} present`);
-      });
-
-      it(`${direction}: keeps links, permissions and times and recurses`, () => {
-        for (const flag of ['--recursive', '--links', '--perms', '--times']) assert.ok(args.includes(flag), `${flag} missing`);
-      });
-
-      it(`${direction}: excludes the built-in editor and OS litter`, () => {
-        assert.ok(args.includes('--exclude=.DS_Store'));
-        assert.ok(args.includes('--exclude=*.swp'));
-        for (const pattern of BUILTIN_EXCLUDES) assert.ok(args.includes(`--exclude=${pattern}`), `built-in ${pattern} missing`);
-      });
-
-      it(`${direction}: excludes the user's patterns`, () => {
-        assert.ok(args.includes('--exclude=node_modules'));
-        assert.ok(args.includes('--exclude=*.log'));
-      });
-
-      it(`${direction}: reads every .gitignore as a dir-merge exclude filter`, () => {
-        assert.ok(args.includes('--filter=:- .gitignore'));
-      });
-
-      it(`${direction}: puts every option before the two paths`, () => {
-        assert.ok(args.slice(0, -2).every((arg) => arg.startsWith('--')));
-      });
-
-      it(`${direction}: asks for the stats and itemized output that parseRsyncOutput reads`, () => {
-        assert.ok(args.includes('--stats'));
-        assert.ok(args.includes('--out-format=%i %n'));
-      });
-    }
-
-    it('pull excludes .git, so the host repository is never overwritten', () => {
-      assert.ok(pull.includes('--exclude=.git'));
+    it('neither walks listed directories nor filters on its own: the scanner chose the paths', () => {
+      for (const flag of ['--recursive', '-r', '--archive', '-a']) assert.ok(!args.includes(flag), `${flag} present`);
+      assert.deepEqual(args.filter((arg) => /^--(exclude|include|filter|cvs-exclude)/.test(arg) || arg === '-F' || arg === '-C'), []);
     });
 
-    it('push does not exclude .git', () => {
-      assert.ok(!push.some((arg) => arg.startsWith('--exclude=.git')));
+    it('deletes nothing', () => {
+      assert.deepEqual(args.filter((arg) => arg.startsWith('--del') || arg === '--remove-source-files'), []);
     });
 
-    it('adds no user excludes when there are none', () => {
-      const args = rsyncArgs('push', { excludes: [] });
-      assert.equal(args.filter((arg) => arg.startsWith('--exclude=')).length, BUILTIN_EXCLUDES.length);
-      assert.ok(BUILTIN_EXCLUDES.length > 0);
+    it('writes files whole (no --inplace, no --append)', () => {
+      for (const flag of ['--inplace', '--append', '--append-verify']) assert.ok(!args.includes(flag), `${flag} present`);
+    });
+
+    it('does not preserve owner or group', () => {
+      assert.ok(args.includes('--no-owner'));
+      assert.ok(args.includes('--no-group'));
+      for (const flag of ['--owner', '-o', '--group', '-g']) assert.ok(!args.includes(flag), `${flag} present`);
+    });
+
+    it('keeps links as links, permissions and times', () => {
+      for (const flag of ['--links', '--perms', '--times']) assert.ok(args.includes(flag), `${flag} missing`);
+      for (const flag of ['--copy-links', '-L', '--copy-unsafe-links', '--safe-links']) assert.ok(!args.includes(flag), `${flag} present`);
+    });
+
+    it('puts every option before the two paths', () => {
+      assert.ok(args.slice(0, -2).every((arg) => arg.startsWith('--')));
+    });
+
+    it('asks for the stats and itemized output that parseRsyncOutput reads, without digit separators', () => {
+      assert.ok(args.includes('--stats'));
+      assert.ok(args.includes('--out-format=%i %n'));
+      assert.ok(args.includes('--no-human-readable'));
+    });
+
+    it('returns a fresh array each time', () => {
+      const first = initialCopyArgs();
+      first.pop();
+      assert.deepEqual(initialCopyArgs(), args);
     });
   });
 
@@ -146,6 +127,12 @@ describe('unit: rsync', () => {
       { line: '.f...p..... data.bin', expected: { path: 'data.bin', deleted: false, changed: true } },
       { line: 'cd+++++++++ new dir/', expected: { path: 'new dir', deleted: false, changed: true } },
       { line: '.d..t...... docs/', expected: { path: 'docs', deleted: false, changed: false } },
+      { line: '.d..T...... docs/', expected: { path: 'docs', deleted: false, changed: false } },
+      { line: '.d......... docs/', expected: { path: 'docs', deleted: false, changed: false } },
+      { line: '.d...p..... private/', expected: { path: 'private', deleted: false, changed: true } },
+      { line: '.d..tp..... private/', expected: { path: 'private', deleted: false, changed: true } },
+      { line: '.f..t...... touched.txt', expected: { path: 'touched.txt', deleted: false, changed: true } },
+      { line: '.L..t...... link', expected: { path: 'link', deleted: false, changed: true } },
       { line: '.d..t...... ./', expected: undefined },
       { line: 'cL+++++++++ current', expected: { path: 'current', deleted: false, changed: true } },
       { line: 'cS+++++++++ run/fifo', expected: { path: 'run/fifo', deleted: false, changed: true } },
@@ -173,7 +160,7 @@ describe('unit: rsync', () => {
       assert.equal(outcome.bytesTransferred, 1234575);
     });
 
-    it('lists changed files, new dirs, symlinks and deletions but not attribute-only directories', () => {
+    it('lists changed files, new dirs, symlinks and deletions but not timestamp-only directories', () => {
       assert.deepEqual(parseRsyncOutput(FIRST_RUN_STDOUT), {
         filesTransferred: 3,
         filesDeleted: 3,
@@ -224,7 +211,7 @@ describe('unit: rsync', () => {
       assert.equal(outcome.filesTransferred, MAX_CHANGED_PATHS + 250);
     });
 
-    it('does not count attribute-only directory lines towards the cap', () => {
+    it('does not count timestamp-only directory lines towards the cap', () => {
       const lines = items(MAX_CHANGED_PATHS).flatMap((line, index) => [`.d..t...... dir${index}/`, line]);
       const outcome = parseRsyncOutput(lines.join('\n'));
       assert.equal(outcome.changedPaths.length, MAX_CHANGED_PATHS);

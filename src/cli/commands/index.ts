@@ -6,6 +6,13 @@ import { pull } from './pull';
 import { push } from './push';
 import { status } from './status';
 import { up } from './up';
+import { sync } from './sync';
+import { conflicts } from './conflicts';
+import { resolve } from './resolve';
+import { backup } from './backup';
+import { resume } from './resume';
+import { history } from './history';
+import { undo } from './undo';
 
 /** Every `clud` command, registered here once. */
-export const COMMANDS: readonly CommandSpec[] = [up, push, pull, status, exec, logs, down];
+export const COMMANDS: readonly CommandSpec[] = [up, push, pull, sync, status, conflicts, resolve, backup, resume, history, undo, exec, logs, down];

@@ -1,3 +1,3 @@
 import { syncCommand } from './syncCommand';
 
-export const pull = syncCommand('pull', "Copy the container's /workspace back into DIR (one-way: DIR ends up like /workspace; DIR's .git and ignored files are never touched).");
+export const pull = syncCommand('pull', "Make DIR like the container's /workspace (never DIR's .git or ignored files). What only DIR had is kept aside in the state folder, never lost.");

@@ -1,3 +1,3 @@
 import { syncCommand } from './syncCommand';
 
-export const push = syncCommand('push', "Copy DIR's changes into the container's /workspace (one-way: /workspace ends up like DIR, ignored files aside).");
+export const push = syncCommand('push', "Make the container's /workspace like DIR. What only the container had is kept aside in the state folder, never lost.");

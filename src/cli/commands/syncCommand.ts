@@ -1,18 +1,34 @@
-import type { SyncDirection } from '../../core/protocol';
-import type { CommandSpec } from '../command';
-import { formatMetrics } from '../format';
+import { CludError } from '../../core/errors';
+import type { SyncReport } from '../../core/protocol';
+import { POLICIES } from '../../core/sync/reconcile';
+import type { Policy } from '../../core/sync/reconcile';
+import { summarizeReport } from '../../core/sync/summary';
+import type { CommandOutput, CommandSpec } from '../command';
+import { questionHandler } from '../ask';
+import { formatReport } from '../format';
 
-/** push and pull differ only in direction. */
-export function syncCommand(direction: SyncDirection, summary: string): CommandSpec {
+/** push, pull and sync are one sync cycle each; they differ in policy. */
+export function syncCommand(name: 'push' | 'pull' | 'sync', summary: string): CommandSpec {
   return {
-    name: direction,
-    usage: `clud ${direction} [DIR] [--json]`,
+    name,
+    usage: name === 'sync' ? `clud sync [DIR] [--policy ${POLICIES.join('|')}] [--yes] [--json]` : `clud ${name} [DIR] [--yes] [--json]`,
     summary,
-    options: {},
-    async run({ workspace }) {
-      const metrics = await workspace.sync(direction);
-      const ok = metrics.errors.length === 0;
-      return { json: { ok, metrics }, text: formatMetrics(metrics), exitCode: ok ? 0 : 1 };
+    options: {
+      ...(name === 'sync' && { policy: { type: 'string', description: 'how to settle conflicts (default two-way-safe: keep both, change neither)' } }),
+      yes: { type: 'boolean', description: 'allow what a safeguard would ask about (many deletions, big overwrites)' },
+    },
+    async run({ workspace, flags }) {
+      const policy = (name === 'sync' ? (flags.policy ?? 'two-way-safe') : name) as Policy;
+      if (!POLICIES.includes(policy)) throw new CludError('bad-input', `unknown policy "${String(flags.policy)}"`, `Use one of ${POLICIES.join(', ')}.`);
+      return reportOutput(await workspace.syncCycle(policy, { onQuestion: questionHandler(flags) }));
     },
   };
+}
+
+/** Exit 1 when the sync halted or left changes undone; conflicts alone are a result, not a failure. */
+export function reportOutput(report: SyncReport): CommandOutput {
+  const { errors, ...counts } = summarizeReport(report);
+  const ok = !report.halted && !report.denied && report.skipped.length === 0;
+  const metrics = { durationMs: report.durationMs, ...counts, errors, retries: report.retries };
+  return { json: { ok, metrics, report }, text: formatReport(report), exitCode: ok ? 0 : 1 };
 }

@@ -116,12 +116,14 @@ export class DockerodeEngine implements ContainerEngine {
       AttachStdin: spec.attachStdin,
       AttachStdout: true,
       AttachStderr: true,
-      Tty: false,
+      Tty: spec.tty ?? false,
     });
-    const stream = await exec.start({ hijack: true, stdin: spec.attachStdin });
+    const stream = await exec.start({ hijack: true, stdin: spec.attachStdin, Tty: spec.tty ?? false });
     const stdout = new PassThrough();
     const stderr = new PassThrough();
-    this.docker.modem.demuxStream(stream, stdout, stderr);
+    // A terminal's output is one raw stream; otherwise Docker multiplexes stdout and stderr.
+    if (spec.tty) stream.pipe(stdout, { end: false });
+    else this.docker.modem.demuxStream(stream, stdout, stderr);
     const ended = new Promise<void>((resolve) => {
       stream.once('end', resolve);
       stream.once('close', resolve);
@@ -144,7 +146,10 @@ export class DockerodeEngine implements ContainerEngine {
     } else {
       stdin.resume();
     }
-    return { stdin, stdout, stderr, exitCode };
+    const resize = async (rows: number, columns: number) => {
+      await exec.resize({ h: rows, w: columns }).catch(() => {});
+    };
+    return { stdin, stdout, stderr, exitCode, resize };
   }
 
   async readFile(id: string, path: string): Promise<Buffer | undefined> {

@@ -40,6 +40,8 @@ export interface ExecSpec {
   workingDir: string;
   env?: Record<string, string>;
   attachStdin: boolean;
+  /** A terminal: stdout and stderr arrive together on stdout, and the size can be set. */
+  tty?: boolean;
 }
 
 /** A running exec: its stdio as Node streams and its exit code once it ends. */
@@ -49,6 +51,8 @@ export interface ExecSession {
   stderr: Readable;
   /** Resolves with the exit code after the process has ended. */
   exitCode: Promise<number>;
+  /** Sets the terminal size of a `tty` exec. */
+  resize(rows: number, columns: number): Promise<void>;
 }
 
 export interface ContainerEngine {

@@ -1,0 +1,118 @@
+// `npm run bench`: the sync engine against the tools people would otherwise use, measured in the
+// same run on the same trees: raw rsync, a tar pipe, and unison (a two-way peer). Local folders
+// stand in for /host and /workspace (inside the container both are local too). Times are
+// medians; what matters is each ratio against rsync, not the absolute numbers of this machine.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { runSyncCycle } from '../src/core/sync/engine';
+import type { Policy } from '../src/core/sync/reconcile';
+
+const run = promisify(execFile);
+const REPEATS = Number(process.env.CLUD_BENCH_REPEATS ?? 3);
+const SOURCE_PACKAGES = ['typescript', 'zod', 'dockerode', 'esbuild', '@types/node', 'eslint', 'mocha', 'tar-stream', 'execa', 'ignore'];
+
+interface Row {
+  scenario: string;
+  tool: string;
+  medianMs: number;
+  ratioToRsync?: number;
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'clud-bench-'));
+  try {
+    const source = path.join(work, 'source');
+    await buildTree(source);
+    const files = await countFiles(source);
+    console.error(`tree: ${files} files from ${SOURCE_PACKAGES.length} packages; ${REPEATS} repeats each`);
+    const rows: Row[] = [];
+    for (const scenario of ['initial copy', 'no change', '200 files changed'] as const) {
+      const results = await measureScenario(work, source, scenario);
+      const rsync = results.find((row) => row.tool === 'rsync')!.medianMs;
+      for (const row of results) rows.push({ ...row, ratioToRsync: round(row.medianMs / rsync) });
+    }
+    console.log(formatTable(rows));
+    await mkdir('bench-results', { recursive: true });
+    await writeFile(path.join('bench-results', 'sync.json'), JSON.stringify({ files, repeats: REPEATS, rows }, null, 2));
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+type Scenario = 'initial copy' | 'no change' | '200 files changed';
+
+async function measureScenario(work: string, source: string, scenario: Scenario): Promise<Row[]> {
+  const tools: Record<string, (from: string, to: string, state: string) => Promise<void>> = {
+    rsync: async (from, to) => void (await run('rsync', ['-a', '--delete', `${from}/`, `${to}/`])),
+    'tar pipe': async (from, to) => void (await run('sh', ['-c', `tar -C "${from}" -cf - . | tar -C "${to}" -xf -`])),
+    // unison keeps its archive in $UNISON; -times so that unchanged files are recognised by metadata as ours are.
+    unison: async (from, to, state) => void (await run('unison', [from, to, '-batch', '-auto', '-silent', '-times', '-perms', '0'], { env: { ...process.env, UNISON: state } })),
+    'clud sync': async (from, to, state) => void (await clud(to, from, state, 'two-way-safe')),
+    'clud pull': async (from, to, state) => void (await clud(to, from, state, 'pull')),
+  };
+  const rows: Row[] = [];
+  for (const [tool, sync] of Object.entries(tools)) {
+    const times: number[] = [];
+    for (let repeat = 0; repeat < REPEATS; repeat += 1) {
+      const from = path.join(work, `${tool}-from-${repeat}`.replace(/\W+/g, '-'));
+      const to = path.join(work, `${tool}-to-${repeat}`.replace(/\W+/g, '-'));
+      const state = path.join(work, `${tool}-state-${repeat}`.replace(/\W+/g, '-'));
+      await cp(source, from, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+      await mkdir(to, { recursive: true });
+      await mkdir(state, { recursive: true });
+      if (scenario !== 'initial copy') await sync(from, to, state); // reach a synced state first
+      if (scenario === '200 files changed') await touchFiles(from, 200);
+      const started = performance.now();
+      await sync(from, to, state);
+      times.push(performance.now() - started);
+      await Promise.all([from, to, state].map((dir) => rm(dir, { recursive: true, force: true })));
+    }
+    rows.push({ scenario, tool, medianMs: round(median(times)) });
+  }
+  return rows;
+}
+
+/** The container side is `from` (the agent's /workspace), the host side `to`. */
+function clud(host: string, container: string, stateDir: string, policy: Policy) {
+  return runSyncCycle({ roots: { host, container }, stateDir, policy, excludes: [] });
+}
+
+async function buildTree(target: string): Promise<void> {
+  for (const name of SOURCE_PACKAGES) {
+    await cp(path.join('node_modules', name), path.join(target, name), { recursive: true, verbatimSymlinks: true });
+  }
+}
+
+async function touchFiles(root: string, count: number): Promise<void> {
+  const files = (await readdir(root, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile());
+  const step = Math.max(1, Math.floor(files.length / count));
+  for (let index = 0; index < count && index * step < files.length; index += 1) {
+    const entry = files[index * step]!;
+    await writeFile(path.join(entry.parentPath, entry.name), `changed ${index} ${Date.now()}\n`, { flag: 'a' });
+  }
+}
+
+async function countFiles(root: string): Promise<number> {
+  return (await readdir(root, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile()).length;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+function formatTable(rows: Row[]): string {
+  const lines = ['scenario           tool        median ms   × rsync'];
+  for (const row of rows) lines.push(`${row.scenario.padEnd(18)} ${row.tool.padEnd(11)} ${String(row.medianMs).padStart(9)}   ${String(row.ratioToRsync ?? '').padStart(6)}`);
+  return lines.join('\n');
+}
+
+process.env.UV_THREADPOOL_SIZE ??= '16'; // as the agent runs (see Workspace.openSession); set before the pool starts
+void main();

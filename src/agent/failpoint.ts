@@ -1,0 +1,17 @@
+// Fault injection for the crash-recovery tests, in the real agent in a real container:
+// CLUD_FAILPOINT=kill-after-host-changes:N makes the agent SIGKILL itself right after it has
+// started the Nth change to the host in a sync (its preimage is in the undo log, the change may
+// be half done), exactly as a crash there would. Unset, it does nothing.
+import type { Change } from '../core/sync/reconcile';
+
+export function failpointHook(spec = process.env.CLUD_FAILPOINT): ((change: Change) => Promise<void>) | undefined {
+  const match = /^kill-after-host-changes:(\d+)$/.exec(spec ?? '');
+  if (!match) return undefined;
+  const limit = Number(match[1]);
+  let seen = 0;
+  return async (change) => {
+    if (change.side !== 'host') return;
+    seen += 1;
+    if (seen > limit) process.kill(process.pid, 'SIGKILL');
+  };
+}

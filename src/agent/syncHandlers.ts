@@ -1,0 +1,136 @@
+// The agent's three-way sync requests. The agent sees both trees (/host is a bind mount) and the
+// host-side state folder, so a whole cycle runs here, next to the files. Every request that can
+// write to the host runs under the sync lock with the undo log open (opening it rolls back a step
+// a crashed agent left in progress).
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH } from '../core/containerLayout';
+import type { SyncReport, UndoSettings } from '../core/protocol';
+import { withRetries } from '../core/retry';
+import { backupDifferences, listBackups, restoreBackup } from '../core/sync/backup';
+import { compareTrees } from '../core/sync/compare';
+import { runSyncCycle } from '../core/sync/engine';
+import { mergeReports } from '../core/sync/summary';
+import type { Policy } from '../core/sync/reconcile';
+import type { UndoRecording } from '../core/sync/recordedApply';
+import { resolveConflict } from '../core/sync/resolve';
+import { SyncStateFiles } from '../core/sync/stateFiles';
+import { UndoLog } from '../core/undo';
+import { failpointHook } from './failpoint';
+import { readInitState } from './initStateFile';
+import { log } from './init';
+import { mirrorGitDirectory } from './rsyncRunner';
+import { RequestError } from './server';
+import type { Handlers, RequestContext } from './server';
+import { withSyncLock } from './syncLock';
+
+const roots = { host: CONTAINER_HOST_PATH, container: CONTAINER_WORKSPACE_PATH };
+const stateFiles = () => new SyncStateFiles(CONTAINER_STATE_PATH);
+
+/** Sync needs the state folder and a complete initial copy: a half-copied /workspace read against an old agreed state would look like deletions. */
+function assertReadyToSync(): void {
+  if (!existsSync(CONTAINER_STATE_PATH)) {
+    throw new RequestError('sync-halted', `this container has no sync state folder at ${CONTAINER_STATE_PATH} (it was made by an older Clud); run \`clud pull\`, then \`clud up --rebuild\``);
+  }
+  const init = readInitState();
+  if (init && init.phase !== 'ready') {
+    throw new RequestError('sync-halted', `sync refused: the initial copy into /workspace has not completed (${init.error ?? init.phase}); run \`clud up\` to retry it`);
+  }
+}
+
+/** Opens the undo log (under the sync lock), recovering a step a crashed agent left open. */
+async function openUndoLog(settings: UndoSettings): Promise<UndoLog> {
+  const { log: undoLog, recovered } = await UndoLog.open(path.join(CONTAINER_STATE_PATH, 'undo'), {
+    keptDirectory: path.join(CONTAINER_STATE_PATH, 'kept'),
+    limits: { maxSteps: settings.maxSteps, maxLogBytes: settings.maxLogBytes, maxStepBytes: settings.maxStepBytes },
+  });
+  for (const step of recovered) log('warn', `undo log: ${step.outcome} step ${step.id} left by an interrupted sync (${step.paths} path(s))`, { kept: step.kept, problems: step.problems });
+  return undoLog;
+}
+
+function recording(undoLog: UndoLog, settings: UndoSettings, context: RequestContext): UndoRecording {
+  return { log: undoLog, ask: context.ask, thresholds: { maxDeletions: settings.maxDeletions, largeFileBytes: settings.largeFileBytes } };
+}
+
+/** A change skipped because its file moved under it: another cycle, a moment later, will carry it. */
+const isTransient = (report: SyncReport) => report.skipped.some((skipped) => /since the scan/.test(skipped.reason));
+
+interface CycleRequest {
+  policy: Policy;
+  excludes: readonly string[];
+  reset: boolean;
+  onlyPaths?: readonly string[];
+  undo: UndoSettings;
+}
+
+async function syncCycle(request: CycleRequest, context: RequestContext, retries = 3): Promise<SyncReport> {
+  assertReadyToSync();
+  const undo = recording(await openUndoLog(request.undo), request.undo, context);
+  let merged: SyncReport | undefined;
+  const { retries: used } = await withRetries(
+    async () => {
+      const run = await runSyncCycle({ roots, stateDir: CONTAINER_STATE_PATH, policy: request.policy, excludes: request.excludes, reset: request.reset && !merged, onlyPaths: request.onlyPaths, undo, beforeModify: failpointHook() });
+      merged = merged ? mergeReports(merged, run) : run;
+      return run;
+    },
+    { retries, shouldRetry: (result) => !result.halted && !result.denied && isTransient(result) },
+  );
+  const report = merged!;
+  report.retries = used;
+  // The repository is not merged file by file: the host's .git is the user's record, mirrored
+  // one way into the container so the agent sees current history, and never written back.
+  if (!report.halted && request.policy !== 'pull') await mirrorGitDirectory();
+  return report;
+}
+
+export function createSyncHandlers(): Pick<Handlers, 'sync' | 'history' | 'compare' | 'resolve' | 'backup' | 'listBackups' | 'restoreBackup' | 'undoHistory' | 'undo' | 'discardUndoLog'> {
+  return {
+    compare: async (params) => {
+      const state = existsSync(CONTAINER_STATE_PATH) ? stateFiles() : undefined;
+      const caches = state ? { host: await state.readCache('host'), container: await state.readCache('container') } : {};
+      const ancestor = state ? await state.readAncestor() : new Map();
+      const differences = await compareTrees(roots, { excludes: params.excludes, caches });
+      return { differences: differences.map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) })), hasAgreedState: ancestor.size > 0 };
+    },
+    sync: (params, context) => withSyncLock(() => syncCycle(params, context)),
+    history: async () => ({ reports: await stateFiles().readHistory() }),
+    resolve: (params, context) =>
+      withSyncLock(async () => {
+        assertReadyToSync();
+        const undo = recording(await openUndoLog(params.undo), params.undo, context);
+        return resolveConflict({ roots, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, path: params.path, keep: params.keep, undo });
+      }),
+    backup: (params) =>
+      withSyncLock(async () => {
+        assertReadyToSync();
+        return backupDifferences({ roots, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes });
+      }),
+    listBackups: async () => ({ backups: await listBackups(CONTAINER_STATE_PATH) }),
+    restoreBackup: (params, context) =>
+      withSyncLock(async () => {
+        assertReadyToSync();
+        const undo = recording(await openUndoLog(params.undo), params.undo, context);
+        return restoreBackup({ roots, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, id: params.backupId, side: params.side, undo });
+      }),
+    undoHistory: () =>
+      withSyncLock(async () => {
+        const undoLog = await openUndoLog(UNDO_DEFAULTS);
+        return { steps: await undoLog.list(), barriers: await undoLog.barriers(), disabledReason: undoLog.disabledReason };
+      }),
+    undo: (params) =>
+      withSyncLock(async () => {
+        assertReadyToSync();
+        const undoLog = await openUndoLog(UNDO_DEFAULTS);
+        await undoLog.detectBarriers(roots.host);
+        return undoLog.undo({ steps: params.steps, force: params.force, root: roots.host });
+      }),
+    discardUndoLog: () =>
+      withSyncLock(async () => {
+        await (await openUndoLog(UNDO_DEFAULTS)).discard();
+        return {};
+      }),
+  };
+}
+
+/** Reading or undoing does not evict: the limits that matter are the ones a sync sends. */
+const UNDO_DEFAULTS: UndoSettings = { maxSteps: 10_000, maxLogBytes: Number.MAX_SAFE_INTEGER, maxStepBytes: Number.MAX_SAFE_INTEGER, maxDeletions: 50, largeFileBytes: 10 * 1024 ** 2 };

@@ -1,0 +1,21 @@
+// How the CLI answers a safeguard: --yes allows; on a terminal it asks; otherwise it denies (the
+// safe answer), saying how to allow it.
+import { createInterface } from 'node:readline/promises';
+import type { QuestionHandler } from '../core/agentClient';
+
+export function questionHandler(flags: Record<string, unknown>): QuestionHandler {
+  return async (question) => {
+    if (flags.yes === true) return 'allow';
+    if (!process.stdin.isTTY || !process.stderr.isTTY) {
+      process.stderr.write(`clud: safeguard: ${question.detail}; denied (run with --yes to allow)\n`);
+      return 'deny';
+    }
+    const prompt = createInterface({ input: process.stdin, output: process.stderr });
+    try {
+      const answer = await prompt.question(`clud: safeguard: ${question.detail}. Allow? [y/N] `);
+      return /^y(es)?$/i.test(answer.trim()) ? 'allow' : 'deny';
+    } finally {
+      prompt.close();
+    }
+  };
+}

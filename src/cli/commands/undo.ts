@@ -1,0 +1,32 @@
+import { CludError } from '../../core/errors';
+import type { CommandSpec } from '../command';
+
+export const undo: CommandSpec = {
+  name: 'undo',
+  usage: 'clud undo [DIR] [--steps N] [--force] [--discard-log] [--json]',
+  summary: "Put DIR back as it was before its last N syncs changed it (default 1). Refused where that would destroy a later change, unless --force (which keeps that change aside).",
+  options: {
+    steps: { type: 'string', description: 'how many syncs to take back, newest first (default 1)' },
+    force: { type: 'boolean', description: 'undo across barriers; the versions overwritten are kept aside' },
+    'discard-log': { type: 'boolean', description: 'discard an undo log of another format version, which disables undo' },
+  },
+  async run({ workspace, flags }) {
+    if (flags['discard-log']) {
+      await workspace.discardUndoLog();
+      return { json: { ok: true, discarded: true }, text: 'discarded the undo log', exitCode: 0 };
+    }
+    const steps = flags.steps === undefined ? 1 : Number(flags.steps);
+    if (!Number.isInteger(steps) || steps < 1) throw new CludError('bad-input', '--steps must be a whole number of 1 or more');
+    const result = await workspace.undo(steps, flags.force === true);
+    const lines: string[] = [];
+    if (result.refused) lines.push(`nothing undone: ${result.refused}`);
+    for (const step of result.undone) lines.push(`undid ${step.policy} sync of ${step.closedAt} (${step.files} path(s))`);
+    for (const barrier of result.barriers) lines.push(`  ${result.refused ? 'blocked by' : 'crossed'} barrier: ${barrier.path} ${barrier.change}`);
+    for (const kept of result.kept) lines.push(`  kept the overwritten ${kept.path} at ${kept.keptAt}`);
+    if (result.stoppedBefore) lines.push(`  stopped: ${result.stoppedBefore.reason}`);
+    for (const problem of result.problems) lines.push(`  problem: ${problem}`);
+    if (result.undone.length) lines.push('The container still has the undone versions; the next sync brings it in line with your folder.');
+    const ok = !result.refused && result.problems.length === 0;
+    return { json: { ok, ...result }, text: lines.join('\n'), exitCode: ok ? 0 : 1 };
+  },
+};

@@ -1,0 +1,110 @@
+// Conflict backups: every file that differs between the two sides, both versions, copied into a
+// timestamped folder of the state directory (outside both trees), listed and restorable.
+import { chmod, copyFile, mkdir, readdir, symlink, utimes } from 'node:fs/promises';
+import * as path from 'node:path';
+import { readJsonFile, writeJsonAtomic } from '../atomicFile';
+import { BackupManifest } from '../protocol';
+import type { RestoreResult } from '../protocol';
+import { applyRecorded } from './recordedApply';
+import type { UndoRecording } from './recordedApply';
+import { entriesEqual } from './entry';
+import { compareTrees } from './compare';
+import type { Entry } from './entry';
+import { newSyncId } from './engine';
+import { bytesFromName, joinBytes } from './pathCodec';
+import type { Change, Side } from './reconcile';
+import { scanTree } from './scan';
+import { SyncStateFiles } from './stateFiles';
+
+export interface BackupOptions {
+  roots: Record<Side, string>;
+  stateDir: string;
+  excludes: readonly string[];
+}
+
+const SIDES: readonly Side[] = ['host', 'container'];
+const backupsDirectory = (stateDir: string) => path.join(stateDir, 'backups');
+
+/** Copies both versions of every differing file or link; returns the manifest (no entries: nothing differed). */
+export async function backupDifferences(options: BackupOptions): Promise<BackupManifest> {
+  const manifest: BackupManifest = { id: newSyncId(), createdAt: new Date().toISOString(), entries: [] };
+  const directory = path.join(backupsDirectory(options.stateDir), manifest.id);
+  for (const difference of await compareTrees(options.roots, { excludes: options.excludes })) {
+    const entry: BackupManifest['entries'][number] = { path: difference.path };
+    for (const side of SIDES) {
+      const version = difference[side];
+      if (!isContent(version)) continue;
+      await copyVersion(joinBytes(options.roots[side], difference.path), joinBytes(path.join(directory, side), difference.path), version);
+      entry[side] = version;
+    }
+    if (entry.host || entry.container) manifest.entries.push(entry);
+  }
+  await writeJsonAtomic(path.join(directory, 'manifest.json'), manifest);
+  return manifest;
+}
+
+export async function listBackups(stateDir: string): Promise<BackupManifest[]> {
+  const names = await readdir(backupsDirectory(stateDir)).catch(() => [] as string[]);
+  const manifests = await Promise.all(names.map((name) => readJsonFile(path.join(backupsDirectory(stateDir), name, 'manifest.json'), BackupManifest).catch(() => undefined)));
+  return manifests.filter((manifest): manifest is BackupManifest => manifest !== undefined).sort((a, b) => b.createdAt.localeCompare(a.createdAt) || (a.id < b.id ? 1 : -1));
+}
+
+/**
+ * Puts one side's backed-up versions back on that side. What is there now is kept aside first,
+ * like any overwrite, and a file changed since the scan is skipped and reported.
+ */
+export async function restoreBackup(options: BackupOptions & { id: string; side: Side; undo?: UndoRecording }): Promise<RestoreResult> {
+  const directory = path.join(backupsDirectory(options.stateDir), options.id);
+  const manifest = await readJsonFile(path.join(directory, 'manifest.json'), BackupManifest);
+  if (!manifest) throw new Error(`no backup ${options.id}`);
+  const current = await scanTree(options.roots[options.side], { excludes: options.excludes });
+  const changes: Change[] = [];
+  const folders = new Set<string>();
+  for (const entry of manifest.entries) {
+    const version = entry[options.side];
+    if (!version || entriesEqual(current.snapshot.get(entry.path), version)) continue;
+    const expected = current.snapshot.get(entry.path);
+    changes.push({ path: entry.path, side: options.side, expected, next: version, keepLoser: expected !== undefined && expected.kind !== 'directory' ? true : undefined });
+    // A folder deleted since the backup is recreated on the way, or its files had nowhere to go.
+    const parts = entry.path.split('/');
+    for (let depth = 1; depth < parts.length; depth += 1) {
+      const folder = parts.slice(0, depth).join('/');
+      if (!current.snapshot.has(folder)) folders.add(folder);
+    }
+  }
+  const depth = (change: Change) => change.path.split('/').length;
+  changes.push(...[...folders].map((folder): Change => ({ path: folder, side: options.side, expected: undefined, next: { kind: 'directory', mode: 0o755 } })));
+  changes.sort((a, b) => depth(a) - depth(b) || (a.path < b.path ? -1 : 1));
+  const state = new SyncStateFiles(options.stateDir);
+  const stepId = `${newSyncId()}-restore`;
+  const recorded = await applyRecorded(
+    changes,
+    { roots: options.roots, keepDir: state.keptDirectory(stepId), sources: { host: path.join(directory, 'host'), container: path.join(directory, 'container') } },
+    options.undo,
+    { syncId: stepId, policy: `restore backup ${options.id}` },
+  );
+  if (recorded.denied) throw new Error(`restoring backup ${options.id} was stopped: ${recorded.denied.detail}; nothing was changed on the host`);
+  const { outcome } = recorded;
+  return {
+    applied: outcome.applied.map((change) => ({ path: change.path, side: change.side, action: change.expected ? ('update' as const) : ('create' as const) })),
+    skipped: outcome.skipped.map(({ change, reason }) => ({ path: change.path, side: change.side, reason })),
+    kept: outcome.kept,
+  };
+}
+
+function isContent(entry: Entry | undefined): entry is Entry & { kind: 'file' | 'symlink' } {
+  return entry?.kind === 'file' || entry?.kind === 'symlink';
+}
+
+async function copyVersion(source: Buffer, target: Buffer, version: Entry): Promise<void> {
+  await mkdir(target.subarray(0, target.lastIndexOf(0x2f)), { recursive: true });
+  if (version.kind === 'symlink') {
+    await symlink(bytesFromName(version.target), target);
+    return;
+  }
+  await copyFile(source, target);
+  if (version.kind === 'file') {
+    await chmod(target, version.mode);
+    await utimes(target, version.mtimeMs / 1000, version.mtimeMs / 1000);
+  }
+}

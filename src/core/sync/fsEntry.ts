@@ -1,0 +1,49 @@
+// Reading one path's current state for the apply step's "still what the scan saw?" check, and
+// hashing a file the way the scan does.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import type { Entry } from './entry';
+import { nameFromBytes } from './pathCodec';
+
+export async function lstatOrUndefined(path: Buffer): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+export async function hashFile(path: Buffer): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * Whether what is on disk at `path` is still `expected`. Files are compared by type, size, mtime
+ * and mode first (what the scan's cache trusts too) and by content hash only when those match
+ * but the caller needs certainty (`verifyContent`), e.g. before taking a file as a sync source.
+ */
+export async function matchesExpected(path: Buffer, expected: Entry | undefined, options: { verifyContent?: boolean } = {}): Promise<{ ok: true; stats?: Stats } | { ok: false; reason: string }> {
+  const stats = await lstatOrUndefined(path);
+  if (!expected) return stats ? { ok: false, reason: 'created since the scan' } : { ok: true };
+  if (!stats) return { ok: false, reason: 'deleted since the scan' };
+  switch (expected.kind) {
+    case 'file': {
+      if (!stats.isFile()) return { ok: false, reason: 'type changed since the scan' };
+      if (stats.size !== expected.size || stats.mtimeMs !== expected.mtimeMs || (stats.mode & 0o7777) !== expected.mode) return { ok: false, reason: 'modified since the scan' };
+      if (options.verifyContent && (await hashFile(path)) !== expected.hash) return { ok: false, reason: 'modified since the scan' };
+      return { ok: true, stats };
+    }
+    case 'directory':
+      return stats.isDirectory() ? { ok: true, stats } : { ok: false, reason: 'type changed since the scan' };
+    case 'symlink':
+      if (!stats.isSymbolicLink()) return { ok: false, reason: 'type changed since the scan' };
+      return nameFromBytes(await readlink(path, { encoding: 'buffer' })) === expected.target ? { ok: true, stats } : { ok: false, reason: 'link retargeted since the scan' };
+    case 'untracked':
+      return { ok: false, reason: 'cannot be synchronized' };
+  }
+}

@@ -1,0 +1,97 @@
+// Which paths the three-way sync leaves alone. Pattern matching is the `ignore` package's
+// (gitignore syntax: negation, directory-only "build/", anchored "/x", "**"); this module adds
+// git's layering of nested .gitignore files and the fixed rules every sync applies.
+import ignore, { type Ignore } from 'ignore';
+
+/**
+ * Always ignored: the repository travels separately and one-way, and two sides rewriting the
+ * same object store file by file would corrupt it.
+ */
+/**
+ * Never synced either way: editor and OS litter that differs per machine, and the temporary
+ * files of Clud's own atomic writes (left behind only by a crash mid-write).
+ */
+export const BUILTIN_EXCLUDES: readonly string[] = ['.DS_Store', 'Thumbs.db', '.#*', '*.swp', '*.swx', '.~lock.*#', '.clud-sync-*.tmp'];
+
+export const ALWAYS_IGNORED: readonly string[] = ['.git'];
+
+// Git on Linux is case-sensitive; the package defaults to case-insensitive.
+const newMatcher = (): Ignore => ignore({ ignorecase: false });
+
+/**
+ * Immutable: `withGitignore` returns the rules for a subdirectory, so a walker hands each
+ * directory the rules of its own ancestors and sibling subtrees never see each other's files.
+ */
+export class IgnoreRules {
+  private constructor(
+    /** Built-in, user and always-ignored patterns, matched against the path from the root. */
+    private readonly fixed: Ignore,
+    /** Every .gitignore from the root down to the current directory, rebased onto the root. */
+    private readonly gitignores: Ignore,
+  ) {}
+
+  /** Rules before any .gitignore has been read. User patterns use gitignore syntax too. */
+  static create(userExcludes: readonly string[]): IgnoreRules {
+    const fixed = newMatcher().add([...BUILTIN_EXCLUDES, ...ALWAYS_IGNORED, ...userExcludes]);
+    return new IgnoreRules(fixed, newMatcher());
+  }
+
+  /**
+   * The rules for paths under `directory` ("" for the root), given the content of the
+   * .gitignore found there. Call it for each directory on the way down, parents first.
+   */
+  withGitignore(directory: string, content: string): IgnoreRules {
+    const patterns = rebaseGitignore(directory, content);
+    if (patterns.length === 0) return this;
+    return new IgnoreRules(this.fixed, newMatcher().add(this.gitignores).add(patterns));
+  }
+
+  /**
+   * `relativePath` is a snapshot key (see entry.ts). The fixed rules are asked first and cannot
+   * be overridden by a .gitignore negation: a user's exclude or `.git` stays excluded whatever a
+   * project's .gitignore says.
+   *
+   * As in git, a path under an ignored directory cannot be re-included; this answer assumes
+   * the caller never asks about such a path (a walker does not descend into ignored directories).
+   */
+  ignores(relativePath: string, isDirectory: boolean): boolean {
+    // The package tells a directory by its trailing slash ("build/" only matches those).
+    const path = isDirectory ? `${relativePath}/` : relativePath;
+    return this.fixed.ignores(path) || this.gitignores.ignores(path);
+  }
+}
+
+/**
+ * The lines of the .gitignore in `directory`, rewritten to match paths from the root.
+ *
+ * Git's precedence between nested files (the deepest file with a matching pattern decides,
+ * and within a file the last matching pattern) becomes the package's "last matching pattern
+ * wins" once the files are concatenated root first: a rebased pattern can only match under
+ * its own directory, so any later pattern that matches a path comes from a deeper file.
+ */
+export function rebaseGitignore(directory: string, content: string): string[] {
+  const patterns: string[] = [];
+  for (const rawLine of content.replace(/^\uFEFF/, '').split(/\r?\n/)) {
+    // Trailing spaces are trimmed unless escaped with a backslash, as git does.
+    const line = rawLine.replace(/(?<!\\) +$/, '');
+    if (line === '' || line.startsWith('#')) continue;
+    if (directory === '') {
+      patterns.push(line);
+      continue;
+    }
+    const negative = line.startsWith('!');
+    let body = negative ? line.slice(1) : line;
+    // A slash at the start or in the middle anchors the pattern to its .gitignore's directory;
+    // without one it matches a name at any depth below it. A trailing slash only means "directory".
+    const anchored = body.replace(/\/$/, '').includes('/');
+    body = body.replace(/^\//, '');
+    if (body === '' || body === '/') continue;
+    patterns.push(`${negative ? '!' : ''}${escapeGlob(directory)}${anchored ? '/' : '/**/'}${body}`);
+  }
+  return patterns;
+}
+
+/** A directory path as a pattern that matches only itself (names may hold `*`, `[`, `!`, `#`…). */
+function escapeGlob(path: string): string {
+  return path.replace(/[\\*?[\]!#]/g, (char) => `\\${char}`);
+}

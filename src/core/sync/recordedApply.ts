@@ -1,0 +1,54 @@
+// Applying changes as one undo step: every change to the host is preceded by its preimage in the
+// undo log, safeguards can pause it, and a denial rolls the host back.
+import type { SafeguardAsk, SafeguardQuestion, SafeguardThresholds } from '../undo';
+import { SafeguardDenied } from '../undo';
+import type { UndoLog } from '../undo';
+import type { ModifyAction } from '../undo';
+import { applyChanges } from './apply';
+import type { ApplyOptions, ApplyOutcome } from './apply';
+import type { Change } from './reconcile';
+
+export interface UndoRecording {
+  log: UndoLog;
+  ask?: SafeguardAsk;
+  thresholds?: Partial<SafeguardThresholds>;
+}
+
+export type RecordedOutcome = { outcome: ApplyOutcome; stepId?: string; denied?: undefined } | { outcome?: undefined; stepId?: undefined; denied: SafeguardQuestion };
+
+export function actionOf(change: Change): ModifyAction {
+  if (change.next === undefined) return 'delete';
+  if (change.expected?.kind === 'directory' && change.next.kind === 'directory') return 'chmod';
+  return 'write';
+}
+
+export async function applyRecorded(changes: readonly Change[], options: ApplyOptions, recording: UndoRecording | undefined, meta: { syncId: string; policy: string }): Promise<RecordedOutcome> {
+  if (!recording || recording.log.disabledReason || !changes.some((change) => change.side === 'host')) {
+    return { outcome: await applyChanges(changes, options) };
+  }
+  const writer = await recording.log.beginStep({ ...meta, root: options.roots.host, ask: recording.ask, thresholds: recording.thresholds });
+  let outcome: ApplyOutcome;
+  try {
+    outcome = await applyChanges(changes, {
+      ...options,
+      beforeModify: async (change) => {
+        await options.beforeModify?.(change);
+        if (change.side === 'host') await writer.beforeModify(change.path, actionOf(change));
+      },
+      isFatal: (error) => error instanceof SafeguardDenied || options.isFatal?.(error) === true,
+    });
+  } catch (error) {
+    // A denial has already rolled the host back; this ends the step either way.
+    await writer.rollback();
+    if (error instanceof SafeguardDenied) return { denied: error.question };
+    throw error;
+  }
+  for (const { change } of outcome.skipped) if (change.side === 'host') await writer.forget(change.path);
+  try {
+    const summary = await writer.close();
+    return { outcome, stepId: summary?.id };
+  } catch (error) {
+    await writer.rollback();
+    throw error;
+  }
+}

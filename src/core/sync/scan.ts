@@ -1,0 +1,287 @@
+// The scan side of three-way sync: one local tree (the agent's /host or /workspace) becomes a
+// snapshot for reconcile.ts. Never follows a symlink, never loses a byte of a name (pathCodec),
+// and never reports a missing or unreadable root as an empty tree, which would read as "the user
+// deleted everything" and be propagated to the other side.
+import { createHash } from 'node:crypto';
+import { constants, promises as fs, type Stats } from 'node:fs';
+import { posix } from 'node:path';
+import { parentPath, type Entry } from './entry';
+import { IgnoreRules } from './ignore';
+import { bytesFromName, joinBytes, nameFromBytes } from './pathCodec';
+
+/** What a file looked like when it was last hashed; `mode` is the full st_mode. */
+export interface ScanCacheEntry { size: number; mtimeMs: number; ctimeMs: number; ino: number; mode: number; hash: string }
+/** Keyed by relative path; plain data, so the caller can persist it as JSON. */
+export type ScanCache = Map<string, ScanCacheEntry>;
+export interface ScanProblem { path: string; reason: string }
+export interface ScanStats { files: number; directories: number; symlinks: number; hashedFiles: number; hashedBytes: number; durationMs: number }
+export interface ScanResult {
+  /** Parents before children, siblings in code-unit order. */
+  snapshot: Map<string, Entry>;
+  /** An entry for every file in the snapshot, and nothing else. */
+  cache: ScanCache;
+  /** Top-most ignored paths, sorted: an ignored directory stands for its whole subtree, which is not walked. */
+  ignored: Set<string>;
+  /** Untracked entries and symlinks pointing outside the root, in snapshot order. */
+  problems: ScanProblem[];
+  stats: ScanStats;
+  /** The ignore rules in force in each walked directory ('' is the root); see isIgnoredHere. */
+  rules: Map<string, IgnoreRules>;
+}
+export interface ScanOptions {
+  /** User patterns (gitignore syntax), on top of the built-in ones, `.git` and every .gitignore. */
+  excludes: readonly string[];
+  /** The previous scan's cache: a file whose metadata is unchanged is not read again. */
+  cache?: ScanCache;
+}
+
+const HASH_CONCURRENCY = 8;
+const LSTAT_CONCURRENCY = 32;
+const READ_CHUNK_BYTES = 256 * 1024;
+/** A file that keeps ending before its size (truncated while read) is left untracked after this many reads. */
+const HASH_ATTEMPTS = 3;
+// O_NOFOLLOW: a file swapped for a symlink after lstat is not followed. O_NONBLOCK: one swapped
+// for a FIFO does not block the open. Neither changes how a regular file is read.
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const GITIGNORE = Buffer.from('.gitignore');
+
+/**
+ * @throws if the root does not exist, is not a directory, or cannot be listed: a caller must
+ * halt the sync then, not treat the side as empty.
+ */
+export async function scanTree(root: string, options: ScanOptions): Promise<ScanResult> {
+  const started = Date.now();
+  const rootBytes = bytesFromName(root);
+  // stat, not lstat: the root is the folder we were configured with, even through a symlink.
+  const rootStat = await settle(() => fs.stat(rootBytes));
+  if (rootStat === undefined) throw new Error(`sync root ${root} does not exist`);
+  if (rootStat instanceof Failure) throw new Error(`sync root ${root} cannot be read: ${rootStat.reason}`);
+  if (!rootStat.isDirectory()) throw new Error(`sync root ${root} is not a directory`);
+
+  const scanner = new Scanner(rootBytes, options.cache ?? new Map());
+  const visited = await scanner.walkDirectory('', IgnoreRules.create(options.excludes));
+  if (visited === 'vanished') throw new Error(`sync root ${root} does not exist`);
+  if (!Array.isArray(visited)) throw new Error(`sync root ${root} cannot be read: ${visited.unreadable}`);
+  return scanner.finish(visited, started);
+}
+
+/**
+ * Whether this side ignores `path`, also when the path does not exist here (the other side has
+ * it): it is under an ignored path, or the rules of its nearest walked folder match it.
+ */
+export function isIgnoredHere(scan: Pick<ScanResult, 'ignored' | 'rules'>, path: string, isDirectory: boolean): boolean {
+  const parts = path.split('/');
+  for (let depth = 1; depth <= parts.length; depth += 1) if (scan.ignored.has(parts.slice(0, depth).join('/'))) return true;
+  for (let depth = parts.length - 1; depth >= 0; depth -= 1) {
+    const rules = scan.rules.get(parts.slice(0, depth).join('/'));
+    if (rules) return rules.ignores(path, isDirectory);
+  }
+  return false;
+}
+
+/** One snapshot entry in walk order; a file's entry is pending while it is hashed. */
+interface Visited { path: string; entry: Entry | Promise<Entry | undefined> }
+
+class Scanner {
+  private readonly problemReasons = new Map<string, string>();
+  readonly rules = new Map<string, IgnoreRules>();
+  private readonly ignored: string[] = [];
+  private readonly cache: ScanCache = new Map();
+  private readonly hashLimit = new Limiter(HASH_CONCURRENCY);
+  private readonly lstatLimit = new Limiter(LSTAT_CONCURRENCY);
+  private hashedFiles = 0;
+  private hashedBytes = 0;
+
+  constructor(private readonly root: Buffer, private readonly previousCache: ScanCache) {}
+
+  /**
+   * The directory's subtree, parents before children and siblings in code-unit order, whatever
+   * order the concurrent reads finish in. 'vanished' if it is gone, or why it cannot be read.
+   */
+  async walkDirectory(directory: string, inheritedRules: IgnoreRules): Promise<Visited[] | 'vanished' | { unreadable: string }> {
+    const directoryBytes = joinBytes(this.root, directory);
+    const names = await settle(() => fs.readdir(directoryBytes, { encoding: 'buffer' }));
+    if (names === undefined) return 'vanished';
+    if (names instanceof Failure) return { unreadable: `cannot list directory: ${names.reason}` };
+    let rules = inheritedRules;
+    if (names.some((name) => name.equals(GITIGNORE))) {
+      // Walking without the rules could copy what the user meant to keep out (secrets, builds),
+      // so a .gitignore we cannot read makes the whole directory untracked.
+      const gitignore = await settle(() => readGitignore(Buffer.concat([directoryBytes, Buffer.from('/'), GITIGNORE])));
+      if (gitignore instanceof Failure) return { unreadable: `cannot read its .gitignore: ${gitignore.reason}` };
+      if (gitignore !== undefined) rules = rules.withGitignore(directory, gitignore);
+    }
+    this.rules.set(directory, rules);
+    const children = names.map(nameFromBytes).sort((a, b) => (a < b ? -1 : 1)) // names are unique
+      .map((name) => (directory === '' ? name : `${directory}/${name}`));
+    const subtrees = await Promise.all(children.map((path) => this.visit(path, rules)));
+    return subtrees.flat();
+  }
+
+  private async visit(path: string, rules: IgnoreRules): Promise<Visited[]> {
+    const stat = await this.lstatLimit.run(() => settle(() => fs.lstat(joinBytes(this.root, path))));
+    if (stat === undefined) return []; // vanished since readdir
+    const untracked = (reason: string): Visited[] => [{ path, entry: { kind: 'untracked', reason } }];
+    if (stat instanceof Failure) {
+      // Listable but not searchable parent (r without x): the kind is unknown.
+      if (!rules.ignores(path, false)) return untracked(`cannot read: ${stat.reason}`);
+      this.ignored.push(path);
+      return [];
+    }
+    if (rules.ignores(path, stat.isDirectory())) {
+      this.ignored.push(path);
+      return [];
+    }
+    if (stat.isDirectory()) {
+      const subtree = await this.walkDirectory(path, rules);
+      if (subtree === 'vanished') return [];
+      if (!Array.isArray(subtree)) return untracked(subtree.unreadable);
+      return [{ path, entry: { kind: 'directory', mode: stat.mode & 0o7777 } }, ...subtree];
+    }
+    if (stat.isFile()) return [{ path, entry: this.fileEntry(path, stat) }];
+    if (stat.isSymbolicLink()) return this.visitSymlink(path);
+    return untracked(`${specialFileKind(stat)}: cannot be synchronized`);
+  }
+
+  /** Waits for the hashing still under way and puts the result together in walk order. */
+  async finish(visited: readonly Visited[], started: number): Promise<ScanResult> {
+    const snapshot = new Map<string, Entry>();
+    const problems: ScanProblem[] = [];
+    const counts = { file: 0, directory: 0, symlink: 0, untracked: 0 };
+    for (const { path, entry: pending } of visited) {
+      const entry = await pending;
+      if (entry === undefined) continue; // vanished during the scan
+      snapshot.set(path, entry);
+      counts[entry.kind] += 1;
+      const reason = entry.kind === 'untracked' ? entry.reason : this.problemReasons.get(path);
+      if (reason !== undefined) problems.push({ path, reason });
+    }
+    const stats = { files: counts.file, directories: counts.directory, symlinks: counts.symlink, hashedFiles: this.hashedFiles, hashedBytes: this.hashedBytes, durationMs: Date.now() - started };
+    return { snapshot, cache: this.cache, ignored: new Set(this.ignored.sort()), problems, stats, rules: this.rules };
+  }
+
+  /** Mutagen's rule: same size, mtime, ctime, inode and mode means same content. */
+  private fileEntry(path: string, stat: Stats): Entry | Promise<Entry | undefined> {
+    const cached = this.previousCache.get(path);
+    if (cached !== undefined && cached.size === stat.size && cached.mtimeMs === stat.mtimeMs
+      && cached.ctimeMs === stat.ctimeMs && cached.ino === stat.ino && cached.mode === stat.mode) {
+      this.cache.set(path, cached);
+      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: stat.mode & 0o7777, hash: cached.hash };
+    }
+    return this.hashLimit.run(() => this.hashFile(path));
+  }
+
+  private async hashFile(path: string): Promise<Entry | undefined> {
+    for (let attempt = 1; attempt <= HASH_ATTEMPTS; attempt += 1) {
+      const read = await settle(() => readAndHash(joinBytes(this.root, path)));
+      if (read instanceof Failure) return { kind: 'untracked', reason: `cannot read: ${read.reason}` };
+      if (read === undefined) return undefined; // vanished or no longer a regular file: the next scan sees what it became
+      this.hashedFiles += 1;
+      this.hashedBytes += read.bytesRead;
+      if (read.hash === undefined) continue; // shrank while being read
+      // The metadata is from before the read: a file changed during it has a newer mtime or
+      // ctime by now, so the next scan rehashes it whatever this hash says.
+      const { stat, hash } = read;
+      this.cache.set(path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, mode: stat.mode, hash });
+      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: stat.mode & 0o7777, hash };
+    }
+    return { kind: 'untracked', reason: `changed while being read, ${HASH_ATTEMPTS} times` };
+  }
+
+  private async visitSymlink(path: string): Promise<Visited[]> {
+    const targetBytes = await settle(() => fs.readlink(joinBytes(this.root, path), { encoding: 'buffer' }));
+    if (targetBytes === undefined) return [];
+    if (targetBytes instanceof Failure) return [{ path, entry: { kind: 'untracked', reason: `cannot read link: ${targetBytes.reason}` } }];
+    const target = nameFromBytes(targetBytes);
+    // Lexical only: the link is never followed, by the scan or by the apply step.
+    const resolved = posix.normalize(posix.join(parentPath(path) || '.', target));
+    if (target.startsWith('/') || resolved === '..' || resolved.startsWith('../')) {
+      this.problemReasons.set(path, `symlink points outside the folder: ${target}`);
+    }
+    return [{ path, entry: { kind: 'symlink', target } }];
+  }
+}
+
+interface HashedRead { stat: Stats; bytesRead: number; hash?: string }
+
+/**
+ * Streams the first `size` bytes (size as fstat gave it) through sha256; no hash if the file
+ * ended sooner. undefined when the path is not a regular file any more. Four file-system calls
+ * for a small file: on a scan that hashes thousands of them, round trips are what cost.
+ */
+async function readAndHash(pathBytes: Buffer): Promise<HashedRead | undefined> {
+  const handle = await fs.open(pathBytes, OPEN_FLAGS);
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) return undefined;
+    const hash = createHash('sha256');
+    const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, Math.max(stat.size, 1)));
+    let bytesRead = 0;
+    while (bytesRead < stat.size) {
+      const read = await handle.read(chunk, 0, Math.min(chunk.length, stat.size - bytesRead), null);
+      if (read.bytesRead === 0) break;
+      hash.update(chunk.subarray(0, read.bytesRead));
+      bytesRead += read.bytesRead;
+    }
+    return { stat, bytesRead, ...(bytesRead === stat.size && { hash: hash.digest('hex') }) };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The .gitignore's text; undefined when it is not a regular file (git ignores a symlinked one). */
+async function readGitignore(pathBytes: Buffer): Promise<string | undefined> {
+  const handle = await fs.open(pathBytes, OPEN_FLAGS);
+  try {
+    return (await handle.stat()).isFile() ? nameFromBytes(await handle.readFile()) : undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+function specialFileKind(stat: Stats): string {
+  if (stat.isSocket()) return 'socket';
+  if (stat.isFIFO()) return 'named pipe (FIFO)';
+  if (stat.isBlockDevice()) return 'block device';
+  if (stat.isCharacterDevice()) return 'character device';
+  return 'unknown file type';
+}
+
+class Failure {
+  constructor(readonly reason: string) {}
+}
+
+/**
+ * The operation's result; undefined if the path vanished or changed kind since it was listed
+ * (the next scan sees what it became); a Failure for anything else.
+ */
+async function settle<T>(operation: () => Promise<T>): Promise<T | Failure | undefined> {
+  try {
+    return await operation();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'EINVAL') return undefined;
+    if (code === 'EACCES' || code === 'EPERM') return new Failure(`permission denied (${code})`);
+    return new Failure(code ?? (error instanceof Error ? error.message : String(error)));
+  }
+}
+
+/** Runs at most `max` tasks at once; a finishing task hands its slot straight to the next one. */
+class Limiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly max: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active < this.max) this.active += 1;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active -= 1;
+    }
+  }
+}

@@ -1,0 +1,60 @@
+// One sync report in the few numbers people and scripts want, shared by the CLI and the extension.
+import type { SyncReport } from '../protocol';
+
+export interface SyncSummary {
+  filesTransferred: number;
+  filesDeleted: number;
+  bytesTransferred: number;
+  conflicts: number;
+  /** Everything that did not go as planned: skipped changes, unreadable entries, a halt. */
+  errors: string[];
+}
+
+export function summarizeReport(report: SyncReport): SyncSummary {
+  const errors = [
+    ...(report.halted ? [`halted (${report.halted.side}): ${report.halted.reason}`] : []),
+    ...(report.denied ? [`stopped by a safeguard: ${report.denied.detail}`] : []),
+    ...report.skipped.map((skipped) => `skipped ${skipped.path} on ${skipped.side}: ${skipped.reason}`),
+    ...report.problems.map((problem) => `${problem.path} on ${problem.side}: ${problem.reason}`),
+  ];
+  return {
+    filesTransferred: report.writtenCount,
+    filesDeleted: report.deletedCount,
+    bytesTransferred: report.bytesCopied,
+    conflicts: report.conflicts.length,
+    errors,
+  };
+}
+
+export function describeReport(report: SyncReport): string {
+  if (report.halted) return `halted: ${report.halted.reason}`;
+  if (report.denied) return `stopped by a safeguard: ${report.denied.detail}`;
+  const summary = summarizeReport(report);
+  const parts = [`${report.appliedCount} change(s)`, `${summary.bytesTransferred} bytes`];
+  if (summary.conflicts) parts.push(`${summary.conflicts} conflict(s)`);
+  if (report.skipped.length) parts.push(`${report.skipped.length} skipped`);
+  if (report.kept.length) parts.push(`${report.kept.length} version(s) kept aside`);
+  return `${report.policy}: ${parts.join(', ')} in ${report.durationMs} ms`;
+}
+
+/**
+ * One report for work done in several passes (a cycle re-run after files moved under it, a
+ * resolve and the cycle that follows it): everything each pass did, the latest pass's view of
+ * what is still open (conflicts, problems, skips, a halt).
+ */
+export function mergeReports(earlier: SyncReport, later: SyncReport, listLimit = 1000): SyncReport {
+  return {
+    ...later,
+    id: earlier.id,
+    startedAt: earlier.startedAt,
+    durationMs: Date.parse(later.startedAt) + later.durationMs - Date.parse(earlier.startedAt),
+    applied: [...earlier.applied, ...later.applied].slice(0, listLimit),
+    appliedCount: earlier.appliedCount + later.appliedCount,
+    writtenCount: earlier.writtenCount + later.writtenCount,
+    deletedCount: earlier.deletedCount + later.deletedCount,
+    kept: [...earlier.kept, ...later.kept],
+    bytesCopied: earlier.bytesCopied + later.bytesCopied,
+    undoStep: later.undoStep ?? earlier.undoStep,
+    denied: later.denied ?? earlier.denied,
+  };
+}

@@ -1,0 +1,155 @@
+// The Clud view's content as plain data, built from the same status value as the status bar.
+// The extension maps each node to a vscode.TreeItem; contextValue drives the menus in package.json.
+import { describeReport, summarizeReport } from '../sync/summary';
+import type { WorkspaceViewState } from './state';
+
+export interface TreeNode {
+  id: string;
+  label: string;
+  description?: string;
+  tooltip?: string;
+  /** A codicon id, e.g. "check". */
+  icon?: string;
+  contextValue?: string;
+  expanded?: boolean;
+  command?: { command: string; title: string; arguments?: unknown[] };
+  children?: TreeNode[];
+  /** On an undo step: how many steps "Undo to here" takes back. */
+  undoSteps?: number;
+}
+
+const HEALTH_LABEL: Record<WorkspaceViewState['health']['kind'], string> = {
+  stopped: 'stopped',
+  starting: 'starting',
+  syncing: 'syncing',
+  synced: 'synced',
+  conflict: 'conflict',
+  error: 'error',
+};
+
+/** Empty while nothing runs, so VS Code shows the welcome view with its Start button instead. */
+export function buildTree(state: WorkspaceViewState): TreeNode[] {
+  if (state.health.kind === 'stopped') return [];
+  const nodes: TreeNode[] = [workspaceNode(state)];
+  const last = state.history[0];
+  if (last) nodes.push(lastSyncNode(last));
+  if (state.conflicts.length > 0) {
+    nodes.push({
+      id: 'conflicts',
+      label: 'Conflicts',
+      description: String(state.conflicts.length),
+      icon: 'warning',
+      expanded: true,
+      contextValue: 'conflicts',
+      children: state.conflicts.map((conflict) => ({
+        id: `conflict:${conflict.path}`,
+        label: conflict.path,
+        description: `host: ${conflict.host?.kind ?? 'deleted'} · container: ${conflict.container?.kind ?? 'deleted'}`,
+        tooltip: 'Both sides changed this path since the last sync. Compare them, then keep one version or both.',
+        icon: 'diff',
+        contextValue: conflict.host?.kind === 'file' && conflict.container?.kind === 'file' ? 'conflict.file' : 'conflict',
+        command: { command: 'clud.openConflictDiff', title: 'Compare', arguments: [conflict.path] },
+      })),
+    });
+  }
+  const problems = [...state.problems];
+  if (state.health.kind === 'error') problems.unshift({ path: '', side: '', reason: state.health.message });
+  if (problems.length > 0) {
+    nodes.push({
+      id: 'problems',
+      label: 'Problems',
+      description: String(problems.length),
+      icon: 'error',
+      expanded: true,
+      contextValue: 'problems',
+      children: problems.map((problem, index) => ({
+        id: `problem:${index}`,
+        label: problem.path || problem.reason,
+        description: problem.path ? `${problem.side}: ${problem.reason}` : undefined,
+        tooltip: problem.reason,
+        icon: 'circle-filled',
+        contextValue: 'problem',
+      })),
+    });
+  }
+  if (state.undoSteps.length > 0 || state.undoDisabledReason) {
+    nodes.push({
+      id: 'undo',
+      label: 'History',
+      description: state.undoDisabledReason ? 'undo disabled' : `${state.undoSteps.length} undoable`,
+      tooltip: state.undoDisabledReason ?? 'Syncs that changed your folder, newest first. "Undo to here" puts the folder back as it was before that sync.',
+      icon: 'history',
+      expanded: true,
+      children: state.undoSteps.map((step, index) => ({
+        id: `undo:${step.id}`,
+        label: new Date(step.closedAt).toLocaleTimeString(),
+        description: `${step.policy} · ${step.files} path(s) · ${formatBytes(step.bytes)}${step.protected ? '' : ' · not undoable'}${step.barriers ? ` · ${step.barriers} barrier(s)` : ''}`,
+        tooltip: step.protected ? `Undo the newest ${index + 1} sync(s), back to before this one.` : (step.unprotectedReason ?? 'Too large to keep: cannot be undone.'),
+        icon: step.protected ? (step.barriers ? 'lock' : 'discard') : 'circle-slash',
+        // "Undo to here" takes back this step and every newer one.
+        contextValue: step.protected ? 'undoStep' : 'undoStep.unprotected',
+        undoSteps: index + 1,
+      })),
+    });
+  }
+  if (state.history.length > 0) {
+    nodes.push({
+      id: 'history',
+      label: 'Recent syncs',
+      description: String(state.history.length),
+      icon: 'history',
+      children: state.history.map((report) => ({
+        id: `history:${report.id}`,
+        label: new Date(report.startedAt).toLocaleTimeString(),
+        description: describeReport(report),
+        tooltip: `${report.id}\n${describeReport(report)}`,
+        icon: report.halted ? 'error' : report.conflicts.length ? 'warning' : 'pass',
+        contextValue: 'historyEntry',
+      })),
+    });
+  }
+  return nodes;
+}
+
+function workspaceNode(state: WorkspaceViewState): TreeNode {
+  return {
+    id: 'workspace',
+    label: state.containerName ?? 'Workspace',
+    description: HEALTH_LABEL[state.health.kind],
+    icon: 'vm-running',
+    expanded: true,
+    contextValue: `workspace.${state.health.kind}`,
+    children: [
+      { id: 'workspace:folder', label: 'Folder', description: state.hostPath ?? '', icon: 'folder' },
+      { id: 'workspace:image', label: 'Image', description: state.image ?? 'unknown', icon: 'package' },
+      { id: 'workspace:state', label: 'State', description: HEALTH_LABEL[state.health.kind], icon: 'pulse' },
+    ],
+  };
+}
+
+function lastSyncNode(report: NonNullable<WorkspaceViewState['history'][0]>): TreeNode {
+  const summary = summarizeReport(report);
+  const row = (key: string, label: string, value: string | number): TreeNode => ({ id: `lastSync:${key}`, label, description: String(value) });
+  return {
+    id: 'lastSync',
+    label: 'Last sync',
+    description: new Date(report.startedAt).toLocaleTimeString(),
+    icon: 'sync',
+    expanded: true,
+    children: [
+      row('policy', 'Policy', report.policy),
+      row('duration', 'Duration', `${report.durationMs} ms`),
+      row('files', 'Files', `${summary.filesTransferred} copied, ${summary.filesDeleted} deleted`),
+      row('bytes', 'Bytes', summary.bytesTransferred),
+      row('conflicts', 'Conflicts', summary.conflicts),
+      row('errors', 'Errors', summary.errors.length),
+      row('retries', 'Retries', report.retries),
+    ],
+  };
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+}

@@ -1,0 +1,78 @@
+// Barriers: a path a step touched that something else changed afterwards. Undoing the step would
+// destroy that change, so it is refused unless forced. For each path, the state a step left
+// (its postimage) is compared with what came next: the preimage of the next newer step that
+// touched the path (it saw the path before changing it), or, when no newer step touched it, the
+// disk. Inside a folder the step created, anything no step accounts for is also a barrier, since
+// undo would delete it with the folder.
+import { joinBytes } from '../sync/pathCodec';
+import type { Identity } from './fsState';
+import { childKeys, currentPostimage, describeDifference, identityOf, nonFolderAncestor } from './fsState';
+import type { Manifest, Postimage, StepRecord } from './records';
+
+export interface FoundBarrier {
+  stepId: string;
+  path: string;
+  change: string;
+}
+
+/**
+ * `steps` oldest first, protected ones only (a step's barriers depend on it and newer steps).
+ * `only`: the ids whose barriers are wanted (default all).
+ */
+export async function findBarriers(root: string, steps: readonly Manifest[], only?: ReadonlySet<string>): Promise<FoundBarrier[]> {
+  const byPath = new Map<string, Array<{ step: number; record: StepRecord }>>();
+  steps.forEach((manifest, step) => {
+    for (const record of manifest.records) {
+      const list = byPath.get(record.path);
+      if (list) list.push({ step, record });
+      else byPath.set(record.path, [{ step, record }]);
+    }
+  });
+  const pathsOf = steps.map((manifest) => new Set(manifest.records.map((record) => record.path)));
+  const disk = new Map<string, Promise<Postimage | { kind: 'other' }>>();
+  const onDisk = (key: string, hint?: Postimage) => {
+    let state = disk.get(key);
+    if (!state) disk.set(key, (state = currentPostimage(joinBytes(root, key), hint)));
+    return state;
+  };
+
+  const found: FoundBarrier[] = [];
+  const folders = new Set<string>();
+  for (const [index, manifest] of steps.entries()) {
+    if (only && !only.has(manifest.id)) continue;
+    for (const record of manifest.records) {
+      const next = byPath.get(record.path)?.find((touch) => touch.step > index);
+      const nextId = next ? steps[next.step]!.id : undefined;
+      const blocked = next || record.path === '' ? undefined : await nonFolderAncestor(root, record.path, folders);
+      if (blocked) {
+        // Nothing can be below a non-folder (short of following a link out of the tree): the
+        // path counts as absent, which is no change if the step left it absent.
+        if (record.post?.kind !== 'absent' && !(record.pre.kind === 'directory' && record.pre.metadataOnly)) found.push({ stepId: manifest.id, path: record.path, change: `its parent ${blocked} is no longer a folder` });
+        continue;
+      }
+      const after: Identity = next ? identityOf(next.record.pre) : identityOf(await onDisk(record.path, record.post));
+      const suffix = nextId ? ` before step ${nextId}` : '';
+      if (record.pre.kind === 'directory' && record.pre.metadataOnly) {
+        // A folder the step only added to or removed from: only its disappearance matters.
+        if (after.kind !== 'directory') found.push({ stepId: manifest.id, path: record.path, change: `folder ${describeDifference({ kind: 'directory', mode: 0 }, after) ?? 'changed'}${suffix}` });
+        continue;
+      }
+      if (!record.post) {
+        found.push({ stepId: manifest.id, path: record.path, change: 'the state this step left could not be read' });
+        continue;
+      }
+      const change = describeDifference(identityOf(record.post), after);
+      if (change) found.push({ stepId: manifest.id, path: record.path, change: `${change}${suffix}` });
+      else if (record.pre.kind === 'absent' && record.post.kind === 'directory' && !next) {
+        for (const child of await childKeys(root, record.path)) {
+          if (pathsOf[index]!.has(child)) continue;
+          // Created by a newer step: undone (removed) before this one.
+          const firstLater = byPath.get(child)?.find((touch) => touch.step > index);
+          if (firstLater?.record.pre.kind === 'absent') continue;
+          found.push({ stepId: manifest.id, path: child, change: 'added inside a folder this step created' });
+        }
+      }
+    }
+  }
+  return found;
+}

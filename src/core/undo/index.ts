@@ -1,0 +1,8 @@
+// The undo log: each sync that writes to the host becomes a step that can be undone.
+export { UndoLog } from './undoLog';
+export type { UndoLogOptions } from './undoLog';
+export { StepWriter } from './stepWriter';
+export type { StepMeta } from './stepWriter';
+export { DEFAULT_LIMITS, DEFAULT_THRESHOLDS, SafeguardDenied } from './types';
+export type { Barrier, KeptVersion, ModifyAction, RecoveredStep, SafeguardAsk, SafeguardKind, SafeguardQuestion, SafeguardThresholds, StepSummary, UndoLimits, UndoResult } from './types';
+export { UNDO_FORMAT_VERSION } from './records';

@@ -1,0 +1,115 @@
+// What the undo log stores on disk: per-path preimages (what a path was before a step first
+// touched it), postimages (what the step left there), and the step manifest. All JSON; paths are
+// snapshot keys (see sync/entry.ts), surrogate-escaped so any byte name survives.
+import { z } from 'zod';
+
+/** Bump on any incompatible change of the layout below; a mismatch disables undo until discard(). */
+export const UNDO_FORMAT_VERSION = 1;
+
+/** [attribute name, base64 value] pairs, or null when they could not be captured (no tools, odd name). */
+const Xattrs = z.array(z.tuple([z.string(), z.string()])).nullable();
+const inode = { mode: z.number().int(), uid: z.number().int(), gid: z.number().int(), atimeMs: z.number(), mtimeMs: z.number(), xattrs: Xattrs };
+
+export const Preimage = z.discriminatedUnion('kind', [
+  /** Nothing was there: the step created the path, undo removes it. */
+  z.object({ kind: z.literal('absent') }),
+  z.object({ kind: z.literal('file'), ...inode, size: z.number().int(), hash: z.string(), blob: z.string() }),
+  z.object({
+    kind: z.literal('directory'),
+    ...inode,
+    /**
+     * Only the folder's own mode and times were captured, because a child of it changed (adding or
+     * removing an entry moves a folder's mtime). Such a folder is not itself a change of the step.
+     */
+    metadataOnly: z.boolean(),
+  }),
+  z.object({ kind: z.literal('symlink'), ...inode, target: z.string() }),
+]);
+export type Preimage = z.infer<typeof Preimage>;
+export type PreimageOf<K extends Preimage['kind']> = Extract<Preimage, { kind: K }>;
+
+/** What a step left at a path. size/mtime/ctime/ino only let barrier checks skip re-hashing an untouched file. */
+export const Postimage = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('absent') }),
+  z.object({ kind: z.literal('file'), hash: z.string(), mode: z.number().int(), size: z.number(), mtimeMs: z.number(), ctimeMs: z.number(), ino: z.number() }),
+  z.object({ kind: z.literal('directory'), mode: z.number().int(), mtimeMs: z.number() }),
+  z.object({ kind: z.literal('symlink'), target: z.string() }),
+]);
+export type Postimage = z.infer<typeof Postimage>;
+
+/** `<index>.json` in a step folder, written (atomically) after the path's blob: it marks the path as captured. */
+export const PathMeta = z.object({
+  version: z.literal(UNDO_FORMAT_VERSION),
+  stepId: z.string(),
+  /** The host tree root, repeated here so a step whose manifest is lost can still be rolled back. */
+  root: z.string(),
+  index: z.number().int(),
+  path: z.string(),
+  pre: Preimage,
+});
+export type PathMeta = z.infer<typeof PathMeta>;
+
+export const StepRecord = z.object({
+  path: z.string(),
+  pre: Preimage,
+  /** Missing when the state after the step could not be read: such a path always counts as a barrier. */
+  post: Postimage.optional(),
+});
+export type StepRecord = z.infer<typeof StepRecord>;
+
+export const Manifest = z.object({
+  version: z.literal(UNDO_FORMAT_VERSION),
+  id: z.string(),
+  syncId: z.string(),
+  policy: z.string(),
+  root: z.string(),
+  startedAt: z.string(),
+  /** Absent while the step is open (the manifest then only carries the header). */
+  closedAt: z.string().optional(),
+  protected: z.boolean(),
+  unprotectedReason: z.string().optional(),
+  /** Paths the step changed (folders whose only change was a child's are not counted). */
+  files: z.number().int(),
+  /** Bytes the step takes in the log (blobs, metadata, manifest). */
+  bytes: z.number(),
+  notes: z.array(z.string()),
+  /** Empty for an unprotected step: it keeps no preimages. */
+  records: z.array(StepRecord),
+});
+export type Manifest = z.infer<typeof Manifest>;
+
+/** Written into an open step the moment it goes over the single-step limit; its preimages are then deleted. */
+export const UnprotectedMarker = z.object({ reason: z.string(), files: z.number().int() });
+
+export const BarrierSchema = z.object({
+  stepId: z.string(),
+  path: z.string(),
+  detectedAt: z.string(),
+  /** What changed since the step, e.g. "content changed", "deleted", "added inside a folder this step created". */
+  change: z.string(),
+});
+export const BarriersFile = z.object({ version: z.literal(UNDO_FORMAT_VERSION), barriers: z.array(BarrierSchema) });
+
+export const MANIFEST = 'manifest.json';
+export const UNPROTECTED = 'unprotected.json';
+export const metaName = (index: number): string => `${String(index).padStart(6, '0')}.json`;
+export const blobName = (index: number): string => `${String(index).padStart(6, '0')}.gz`;
+export const isMetaName = (name: string): boolean => /^\d{6}\.json$/.test(name);
+
+/** -1 for the root (""), 0 for a top-level path: parents always sort before children. */
+export function keyDepth(key: string): number {
+  if (key === '') return -1;
+  let depth = 0;
+  for (const char of key) if (char === '/') depth += 1;
+  return depth;
+}
+
+/** "" (the root) for a top-level path. */
+export function parentKey(key: string): string {
+  const slash = key.lastIndexOf('/');
+  return slash < 0 ? '' : key.slice(0, slash);
+}
+
+export const childKey = (parent: string, name: string): string => (parent === '' ? name : `${parent}/${name}`);
+
+export const isUnder = (key: string, ancestor: string): boolean => ancestor === '' ? key !== '' : key.startsWith(`${ancestor}/`);

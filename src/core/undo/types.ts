@@ -1,0 +1,119 @@
+// The undo log's public types.
+
+export interface UndoLimits {
+  /** Total bytes of all steps in the log; oldest steps are evicted beyond it. Default 1 GiB. */
+  maxLogBytes: number;
+  /** Steps kept; oldest evicted beyond it. Default 50. */
+  maxSteps: number;
+  /** Bytes one step may take; beyond it the step drops its preimages and becomes unprotected. Default 256 MiB. */
+  maxStepBytes: number;
+}
+
+export const DEFAULT_LIMITS: UndoLimits = { maxLogBytes: 1024 ** 3, maxSteps: 50, maxStepBytes: 256 * 1024 ** 2 };
+
+export interface SafeguardThresholds {
+  /** Files (not folders) deleted in one step before asking. Default 50: the 51st deletion asks. */
+  maxDeletions: number;
+  /** Overwriting (write, truncate, rename over) a file larger than this asks. Default 10 MiB. */
+  largeFileBytes: number;
+  /** Renaming over an existing entry asks. Default true. */
+  askRenameOver: boolean;
+}
+
+export const DEFAULT_THRESHOLDS: SafeguardThresholds = { maxDeletions: 50, largeFileBytes: 10 * 1024 ** 2, askRenameOver: true };
+
+export type SafeguardKind = 'many-deletions' | 'large-overwrite' | 'rename-over';
+
+export interface SafeguardQuestion {
+  kind: SafeguardKind;
+  /** The path whose change triggered the question (a snapshot key). */
+  path: string;
+  /** A sentence for the user, e.g. "51 files deleted in this sync (limit 50)". */
+  detail: string;
+}
+
+/** Called when a step crosses a safeguard; the step waits for the answer. */
+export type SafeguardAsk = (question: SafeguardQuestion) => Promise<'allow' | 'deny'>;
+
+/**
+ * Thrown by StepWriter.beforeModify when the user denied a safeguard. Everything the step had
+ * already done has been rolled back (unless `rolledBack` is false: the log is disabled or the step
+ * was over its size limit), and every later beforeModify of the step throws it again, so the
+ * caller must stop applying changes and must not record any of this sync's changes as applied.
+ */
+export class SafeguardDenied extends Error {
+  constructor(
+    readonly question: SafeguardQuestion,
+    readonly rolledBack: boolean,
+    /** Paths the rollback could not restore (the step then stays in progress for the next open() to retry). */
+    readonly problems: readonly string[] = [],
+  ) {
+    super(`safeguard denied (${question.kind}): ${question.detail}${rolledBack ? '' : '; the changes already made could not be rolled back'}`);
+    this.name = 'SafeguardDenied';
+  }
+}
+
+/**
+ * What the caller is about to do to a path. `rename-source` / `rename-target` are the two paths
+ * of a rename (call both before renaming). A folder about to be deleted, renamed away or replaced
+ * is captured with everything inside it.
+ */
+export type ModifyAction = 'write' | 'delete' | 'chmod' | 'truncate' | 'rename-source' | 'rename-target';
+
+export interface StepSummary {
+  id: string;
+  syncId: string;
+  policy: string;
+  startedAt: string;
+  closedAt: string;
+  /** Paths the step changed. */
+  files: number;
+  /** Bytes the step takes in the log. */
+  bytes: number;
+  /** False: the step cannot be undone (reason in unprotectedReason), and undo stops before it. */
+  protected: boolean;
+  unprotectedReason?: string;
+  /** Remarks, e.g. that extended attributes were not captured. */
+  notes: string[];
+  /** Barriers recorded for this step at the last detectBarriers() / undo. */
+  barriers: number;
+}
+
+export interface Barrier {
+  stepId: string;
+  path: string;
+  /** ISO time the barrier was first detected. */
+  detectedAt: string;
+  change: string;
+}
+
+export interface KeptVersion {
+  path: string;
+  /** Absolute path of the copy. */
+  keptAt: string;
+}
+
+export interface UndoResult {
+  /** Steps undone, newest first. */
+  undone: StepSummary[];
+  /** Set when nothing was undone because the request was refused (disabled, barriers, nothing to undo). */
+  refused?: string;
+  /** Barriers in the way (refused), or crossed (forced). */
+  barriers: Barrier[];
+  /** Set when fewer steps than asked were undone: the step undo stopped before, and why. */
+  stoppedBefore?: { stepId?: string; reason: string };
+  /** Versions that forcing would have destroyed, copied aside first. */
+  kept: KeptVersion[];
+  /** Paths that could not be restored exactly (the step then stays in the log). */
+  problems: string[];
+}
+
+export interface RecoveredStep {
+  id: string;
+  /** rolled-back: an interrupted step was restored. undo-completed: an interrupted undo was finished. unprotected: an interrupted step over its size limit could not be rolled back. */
+  outcome: 'rolled-back' | 'undo-completed' | 'unprotected';
+  paths: number;
+  /** Current versions that differed from the restored ones, copied aside before restoring. */
+  kept: KeptVersion[];
+  problems: string[];
+}

@@ -1,0 +1,436 @@
+// The undo log: every sync that writes to the host becomes a step that can be undone, newest
+// first. Layout of the directory it is given (outside both synced trees):
+//
+//   VERSION               format version; a mismatch disables undo until discard()
+//   in-progress/<id>/     the step being written (write-ahead); rolled back by open() after a crash
+//   steps/<id>/           closed steps: manifest.json, <n>.json (per-path preimage), <n>.gz (content)
+//   undoing/<id>/         a step whose undo is under way; open() finishes it after a crash
+//   trash/                evicted steps, removed right after being moved there
+//   barriers.json         barriers last detected
+//
+// Step ids are "<6-digit sequence>-<random>", so they sort oldest first.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename } from 'node:fs/promises';
+import * as path from 'node:path';
+import { readJsonFile, writeFileAtomic, writeJsonAtomic } from '../atomicFile';
+import { lstatOrUndefined } from '../sync/fsEntry';
+import { joinBytes } from '../sync/pathCodec';
+import { findBarriers } from './barriers';
+import type { FoundBarrier } from './barriers';
+import { currentPostimage, describeDifference, descendantKeys, identityOf, keepCurrent } from './fsState';
+import { BarriersFile, isMetaName, isUnder, Manifest, MANIFEST, PathMeta, UNDO_FORMAT_VERSION, UnprotectedMarker, UNPROTECTED } from './records';
+import type { StepRecord } from './records';
+import { removeTree, restoreRecords } from './restore';
+import { formatBytes, StepWriter } from './stepWriter';
+import type { StepMeta } from './stepWriter';
+import type { Barrier, KeptVersion, RecoveredStep, StepSummary, UndoLimits, UndoResult } from './types';
+import { DEFAULT_LIMITS, DEFAULT_THRESHOLDS } from './types';
+import { XATTR_TOOLS_MISSING, xattrToolsAvailable } from './xattrs';
+
+export interface UndoLogOptions {
+  /** Where versions that a forced undo or a crash recovery would overwrite are copied (outside both trees). */
+  keptDirectory: string;
+  limits?: Partial<UndoLimits>;
+  /** The host root to roll interrupted steps back in, when it is not the one they recorded (same folder, other mount). */
+  root?: string;
+  /** Capture extended attributes (default true; needs getfattr/setfattr, else recorded as not captured). */
+  xattrs?: boolean;
+  /** Test seam: runs after a closing step's manifest is written, before the step is promoted. */
+  hooks?: { beforePromote?: (stepId: string) => void | Promise<void> };
+}
+
+const SEQUENCE_DIGITS = 6;
+const sequenceOf = (id: string): number => Number.parseInt(id.slice(0, id.indexOf('-')), 10) || 0;
+const byAge = (a: string, b: string): number => sequenceOf(a) - sequenceOf(b) || (a < b ? -1 : a > b ? 1 : 0);
+
+export class UndoLog {
+  private openStep?: StepWriter;
+  /** Set while an undo runs: no step may open meanwhile (both change the host tree). */
+  private undoRunning = false;
+  /** Closed steps never change (but for dropPreimages, which updates this), so each manifest is read once. */
+  private readonly manifests = new Map<string, Manifest>();
+  private lastSequence = 0;
+  private disabled?: string;
+  private readonly limits: UndoLimits;
+
+  private constructor(
+    readonly directory: string,
+    private readonly options: UndoLogOptions,
+  ) {
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+  }
+
+  /**
+   * Opens (creating if needed) the log in `directory`: checks the format version, then rolls back
+   * any step a crash left in progress and finishes any interrupted undo. Call it once per process
+   * before the first sync, under the sync lock: a step another live process is writing would be
+   * rolled back too.
+   */
+  static async open(directory: string, options: UndoLogOptions): Promise<{ log: UndoLog; recovered: RecoveredStep[] }> {
+    const log = new UndoLog(directory, options);
+    await mkdir(directory, { recursive: true });
+    log.disabled = await log.checkVersion();
+    if (log.disabled) return { log, recovered: [] };
+    for (const sub of ['steps', 'in-progress', 'undoing', 'trash']) await mkdir(path.join(directory, sub), { recursive: true });
+    for (const name of await readdir(path.join(directory, 'trash'))) await removeTree(Buffer.from(path.join(directory, 'trash', name)));
+    const ids = await Promise.all(['steps', 'in-progress', 'undoing'].map((sub) => readdir(path.join(directory, sub))));
+    log.lastSequence = Math.max(0, ...ids.flat().map(sequenceOf));
+    const recovered: RecoveredStep[] = [];
+    for (const id of ids[2]!.sort(byAge).reverse()) recovered.push(await log.finishInterruptedUndo(id));
+    for (const id of ids[1]!.sort(byAge).reverse()) recovered.push(await log.recoverOpenStep(id));
+    await log.enforceLimits();
+    return { log, recovered };
+  }
+
+  /** Why undo is off (format version mismatch), until discard(). */
+  get disabledReason(): string | undefined {
+    return this.disabled;
+  }
+
+  /**
+   * Starts recording a step. Only one step may be open at a time. When the log is disabled the
+   * writer still checks safeguards but records nothing (close() returns undefined).
+   */
+  async beginStep(meta: StepMeta): Promise<StepWriter> {
+    if (this.openStep) throw new Error(`undo step ${this.openStep.id} is still open`);
+    if (this.undoRunning) throw new Error('an undo is running; sync after it');
+    this.lastSequence += 1;
+    const id = `${String(this.lastSequence).padStart(SEQUENCE_DIGITS, '0')}-${randomBytes(3).toString('hex')}`;
+    const captureXattrs = this.options.xattrs !== false && (await xattrToolsAvailable());
+    const writer = new StepWriter(
+      {
+        id,
+        directory: path.join(this.directory, 'in-progress', id),
+        persist: this.disabled === undefined,
+        captureXattrs,
+        notes: this.options.xattrs !== false && !captureXattrs ? [XATTR_TOOLS_MISSING] : [],
+        limits: this.limits,
+        thresholds: { ...DEFAULT_THRESHOLDS, ...meta.thresholds },
+        promote: (manifest) => this.promote(manifest),
+        finished: () => {
+          if (this.openStep === writer) this.openStep = undefined;
+        },
+        beforePromote: this.options.hooks?.beforePromote,
+      },
+      meta,
+    );
+    this.openStep = writer;
+    return writer;
+  }
+
+  /** Steps newest first, with the barriers last detected for each. */
+  async list(): Promise<StepSummary[]> {
+    if (this.disabled) return [];
+    const barriers = await this.barriers();
+    return (await this.loadSteps()).reverse().map((manifest) => summaryOf(manifest, barriers.filter((barrier) => barrier.stepId === manifest.id).length));
+  }
+
+  /** The barriers recorded at the last detectBarriers() or undo(). */
+  async barriers(): Promise<Barrier[]> {
+    if (this.disabled) return [];
+    return (await readJsonFile(this.barriersPath, BarriersFile).catch(() => undefined))?.barriers ?? [];
+  }
+
+  /**
+   * Compares every step's postimages with what came after it (a newer step's preimage, or the
+   * disk under `root`), records the barriers found in barriers.json (keeping when each was first
+   * seen) and returns them. Call it after each sync; undo() checks again itself.
+   */
+  async detectBarriers(root: string): Promise<Barrier[]> {
+    if (this.disabled) return [];
+    const steps = (await this.loadSteps()).filter((manifest) => manifest.protected);
+    return this.recordBarriers(await findBarriers(root, steps), undefined);
+  }
+
+  /**
+   * Undoes the newest `steps` steps under `root`, newest first, each as a whole. Refuses (undoing
+   * nothing) when the log is disabled, a step is open, or barriers stand in the way and `force`
+   * is false; with `force`, each barrier's current version is copied to the kept folder before it
+   * is overwritten, and the barrier is removed. Stops before an unprotected step. A step whose
+   * restore had problems stays in the log and undo stops there.
+   */
+  async undo(options: { steps: number; force: boolean; root: string }): Promise<UndoResult> {
+    if (this.disabled) return refusal(this.disabled);
+    if (this.openStep) return refusal(`a sync is being recorded (step ${this.openStep.id}); undo after it`);
+    if (this.undoRunning) return refusal('another undo is running');
+    this.undoRunning = true;
+    try {
+      return await this.undoSteps(options);
+    } finally {
+      this.undoRunning = false;
+    }
+  }
+
+  private async undoSteps(options: { steps: number; force: boolean; root: string }): Promise<UndoResult> {
+    const result: UndoResult = { undone: [], barriers: [], kept: [], problems: [] };
+    const refuse = (reason: string, barriers: Barrier[] = []) => ({ ...result, refused: reason, barriers });
+    if (!Number.isInteger(options.steps) || options.steps < 1) return refuse('the number of steps to undo must be at least 1');
+    if (!(await lstatOrUndefined(joinBytes(options.root, '')))?.isDirectory()) return refuse(`${options.root} is not a folder`);
+
+    const newestFirst = (await this.loadSteps()).reverse();
+    if (newestFirst.length === 0) return refuse('there is nothing to undo');
+    const targets: Manifest[] = [];
+    for (const manifest of newestFirst.slice(0, options.steps)) {
+      if (!manifest.protected) {
+        result.stoppedBefore = { stepId: manifest.id, reason: `step ${manifest.id} (sync ${manifest.syncId}) cannot be undone: ${manifest.unprotectedReason ?? 'it kept no preimages'}` };
+        break;
+      }
+      targets.push(manifest);
+    }
+    if (!result.stoppedBefore && options.steps > newestFirst.length) result.stoppedBefore = { reason: `the log holds only ${newestFirst.length} step(s)` };
+    if (targets.length === 0) return refuse(result.stoppedBefore!.reason);
+
+    const protectedOldestFirst = newestFirst.filter((manifest) => manifest.protected).reverse();
+    const blocking = await this.recordBarriers(await findBarriers(options.root, protectedOldestFirst, new Set(targets.map((manifest) => manifest.id))), new Set(targets.map((manifest) => manifest.id)));
+    if (blocking.length > 0 && !options.force) {
+      const listed = blocking.slice(0, 5).map((barrier) => `${barrier.path} (${barrier.change}, step ${barrier.stepId})`).join('; ');
+      return refuse(`undo would overwrite ${blocking.length} change(s) made after the sync: ${listed}${blocking.length > 5 ? '; …' : ''}. Force it to undo anyway (those versions are kept aside)`, blocking);
+    }
+
+    let remaining = protectedOldestFirst;
+    for (const manifest of targets) {
+      // Newer targets are undone by now, so this step's barriers are against the disk.
+      const crossed = options.force ? await findBarriers(options.root, remaining, new Set([manifest.id])) : [];
+      const keepRoot = path.join(this.options.keptDirectory, `undo-${manifest.id}`);
+      for (const barrier of crossed) {
+        const kept = await keepCurrent(options.root, barrier.path, keepRoot);
+        if (kept) result.kept.push(kept);
+      }
+      const undoing = path.join(this.directory, 'undoing', manifest.id);
+      await rename(path.join(this.directory, 'steps', manifest.id), undoing);
+      await Promise.all([syncDirectory(path.join(this.directory, 'steps')), syncDirectory(path.join(this.directory, 'undoing'))]);
+      const problems = await restoreRecords({ root: options.root, stepDir: undoing, records: manifest.records, checkPostimages: true });
+      if (problems.length > 0) {
+        await rename(undoing, path.join(this.directory, 'steps', manifest.id));
+        result.problems.push(...problems);
+        result.stoppedBefore = { stepId: manifest.id, reason: `step ${manifest.id} could not be restored completely; it stays in the log` };
+        break;
+      }
+      await removeTree(Buffer.from(undoing));
+      result.barriers.push(...crossed.map((barrier) => ({ ...barrier, detectedAt: new Date().toISOString() })));
+      result.undone.push(summaryOf(manifest, crossed.length));
+      remaining = remaining.filter((other) => other.id !== manifest.id);
+      await this.removeBarriersOf(new Set([manifest.id]));
+    }
+    return result;
+  }
+
+  /** Deletes the whole log (all steps, barriers) and starts a new one in the current format; re-enables undo. */
+  async discard(): Promise<void> {
+    if (this.openStep) throw new Error(`undo step ${this.openStep.id} is still open`);
+    if (this.undoRunning) throw new Error('an undo is running');
+    for (const name of await readdir(this.directory).catch(() => [] as string[])) await removeTree(Buffer.from(path.join(this.directory, name)));
+    await this.writeVersion();
+    for (const sub of ['steps', 'in-progress', 'undoing', 'trash']) await mkdir(path.join(this.directory, sub), { recursive: true });
+    this.disabled = undefined;
+    this.lastSequence = 0;
+    this.manifests.clear();
+  }
+
+  private get barriersPath(): string {
+    return path.join(this.directory, 'barriers.json');
+  }
+
+  private async checkVersion(): Promise<string | undefined> {
+    const file = path.join(this.directory, 'VERSION');
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text === undefined) {
+      const present = await readdir(this.directory);
+      if (present.length === 0) {
+        await this.writeVersion();
+        return undefined;
+      }
+      return `undo is disabled: ${this.directory} holds an undo log without a VERSION file (an unknown format); discard the old undo log to turn undo back on`;
+    }
+    if (text.trim() !== String(UNDO_FORMAT_VERSION)) {
+      return `undo is disabled: the undo log in ${this.directory} has format version ${JSON.stringify(text.trim())}, this version of Clud uses ${UNDO_FORMAT_VERSION}; discard the old undo log to turn undo back on`;
+    }
+    return undefined;
+  }
+
+  private writeVersion(): Promise<void> {
+    return writeFileAtomic(path.join(this.directory, 'VERSION'), `${UNDO_FORMAT_VERSION}\n`);
+  }
+
+  /** Closed steps, oldest first. A step whose manifest cannot be read is listed as unprotected. */
+  private async loadSteps(): Promise<Manifest[]> {
+    const ids = (await readdir(path.join(this.directory, 'steps')).catch(() => [] as string[])).sort(byAge);
+    for (const id of this.manifests.keys()) if (!ids.includes(id)) this.manifests.delete(id);
+    return Promise.all(
+      ids.map(async (id): Promise<Manifest> => {
+        const cached = this.manifests.get(id);
+        if (cached) return cached;
+        const manifest = await readJsonFile(path.join(this.directory, 'steps', id, MANIFEST), Manifest).catch(() => undefined);
+        if (manifest?.closedAt) {
+          this.manifests.set(id, manifest);
+          return manifest;
+        }
+        return { version: UNDO_FORMAT_VERSION, id, syncId: '?', policy: '?', root: '', startedAt: '', closedAt: '', protected: false, unprotectedReason: 'its manifest is missing or unreadable', files: 0, bytes: 0, notes: [], records: [] };
+      }),
+    );
+  }
+
+  private async promote(manifest: Manifest): Promise<StepSummary> {
+    await rename(path.join(this.directory, 'in-progress', manifest.id), path.join(this.directory, 'steps', manifest.id));
+    await syncDirectory(path.join(this.directory, 'steps'));
+    await syncDirectory(path.join(this.directory, 'in-progress'));
+    await this.enforceLimits();
+    const kept = (await this.loadSteps()).find((step) => step.id === manifest.id);
+    return summaryOf(kept ?? manifest, 0);
+  }
+
+  /**
+   * Steps older than an unprotected one can never be undone (undo is a pop), so they go first;
+   * then the oldest, while there are too many steps or they take too many bytes. A single step
+   * over the whole log's limit loses its preimages.
+   */
+  private async enforceLimits(): Promise<void> {
+    let steps = await this.loadSteps();
+    const wall = steps.map((manifest) => manifest.protected).lastIndexOf(false);
+    const evict = steps.slice(0, Math.max(0, wall));
+    steps = steps.slice(Math.max(0, wall));
+    while (steps.length > this.limits.maxSteps) evict.push(steps.shift()!);
+    const total = () => steps.reduce((sum, manifest) => sum + manifest.bytes, 0);
+    while (steps.length > 1 && total() > this.limits.maxLogBytes) evict.push(steps.shift()!);
+    for (const manifest of evict) {
+      const trash = path.join(this.directory, 'trash', manifest.id);
+      await rename(path.join(this.directory, 'steps', manifest.id), trash);
+      await removeTree(Buffer.from(trash));
+    }
+    const only = steps[0];
+    if (steps.length === 1 && only && only.protected && total() > this.limits.maxLogBytes) {
+      await this.dropPreimages(only, `it takes ${formatBytes(only.bytes)}, over the ${formatBytes(this.limits.maxLogBytes)} limit of the whole log`);
+    }
+    if (evict.length > 0) await this.removeBarriersOf(new Set(evict.map((manifest) => manifest.id)));
+  }
+
+  private async dropPreimages(manifest: Manifest, reason: string): Promise<void> {
+    const directory = path.join(this.directory, 'steps', manifest.id);
+    const wall: Manifest = { ...manifest, protected: false, unprotectedReason: reason, records: [] };
+    await writeJsonAtomic(path.join(directory, MANIFEST), wall);
+    this.manifests.set(manifest.id, wall);
+    for (const name of await readdir(directory)) if (name !== MANIFEST) await removeTree(Buffer.from(path.join(directory, name)));
+  }
+
+  /** Saves the barriers found (for `scope`'s steps, or all when undefined), keeping first-seen times. */
+  private async recordBarriers(found: FoundBarrier[], scope: ReadonlySet<string> | undefined): Promise<Barrier[]> {
+    const previous = await this.barriers();
+    const seen = new Map(previous.map((barrier) => [`${barrier.stepId}\0${barrier.path}`, barrier]));
+    const now = new Date().toISOString();
+    const current = found.map((barrier) => ({ ...barrier, detectedAt: seen.get(`${barrier.stepId}\0${barrier.path}`)?.detectedAt ?? now }));
+    const kept = scope ? previous.filter((barrier) => !scope.has(barrier.stepId)) : [];
+    const next = [...kept, ...current];
+    if (JSON.stringify(next) !== JSON.stringify(previous)) await writeJsonAtomic(this.barriersPath, { version: UNDO_FORMAT_VERSION, barriers: next });
+    return current;
+  }
+
+  private async removeBarriersOf(stepIds: ReadonlySet<string>): Promise<void> {
+    const previous = await this.barriers();
+    const next = previous.filter((barrier) => !stepIds.has(barrier.stepId));
+    if (next.length !== previous.length) await writeJsonAtomic(this.barriersPath, { version: UNDO_FORMAT_VERSION, barriers: next });
+  }
+
+  /**
+   * A step a crash left open: put every captured path back (the per-path metadata files are the
+   * truth; the manifest may be missing or corrupt). What is on disk now and differs from the
+   * preimage is copied to the kept folder first, in case someone changed it after the crash.
+   */
+  private async recoverOpenStep(id: string): Promise<RecoveredStep> {
+    const directory = path.join(this.directory, 'in-progress', id);
+    const header = await readJsonFile(path.join(directory, MANIFEST), Manifest).catch(() => undefined);
+    const marker = await readJsonFile(path.join(directory, UNPROTECTED), UnprotectedMarker).catch(() => undefined);
+    if (marker) {
+      // Its preimages are gone: it cannot be rolled back; it stays as a step that cannot be undone.
+      const base = header ?? { version: UNDO_FORMAT_VERSION, id, syncId: '?', policy: '?', root: this.options.root ?? '', startedAt: '', protected: false, files: marker.files, bytes: 0, notes: [], records: [] };
+      const wall: Manifest = { ...base, closedAt: new Date().toISOString(), protected: false, unprotectedReason: `${marker.reason}; the sync was interrupted`, records: [] };
+      await writeJsonAtomic(path.join(directory, MANIFEST), wall);
+      await rename(directory, path.join(this.directory, 'steps', id));
+      return { id, outcome: 'unprotected', paths: marker.files, kept: [], problems: [] };
+    }
+    // An unreadable metadata file can only be a capture cut short by a power loss before it was
+    // flushed, and the caller changes a path only after its capture was flushed: nothing to undo.
+    const unreadable: string[] = [];
+    const metas: PathMeta[] = [];
+    for (const name of (await readdir(directory)).filter(isMetaName)) {
+      const meta = await readJsonFile(path.join(directory, name), PathMeta).catch((error: Error) => {
+        unreadable.push(`ignored: ${error.message}`);
+        return undefined;
+      });
+      if (meta) metas.push(meta);
+    }
+    const root = this.options.root ?? metas[0]?.root ?? header?.root;
+    if (metas.length === 0 || root === undefined) {
+      await removeTree(Buffer.from(directory));
+      return { id, outcome: 'rolled-back', paths: 0, kept: [], problems: unreadable };
+    }
+    const records = metas.map((meta) => ({ path: meta.path, pre: meta.pre }));
+    const kept = await this.keepDiffering(root, records, path.join(this.options.keptDirectory, `recovered-${id}`));
+    const problems = await restoreRecords({ root, stepDir: directory, records, checkPostimages: false });
+    // With problems the folder stays, and the next open() tries again.
+    if (problems.length === 0) await removeTree(Buffer.from(directory));
+    return { id, outcome: 'rolled-back', paths: records.filter(({ pre }) => !(pre.kind === 'directory' && pre.metadataOnly)).length, kept, problems: [...unreadable, ...problems] };
+  }
+
+  /** An undo a crash interrupted was already decided (barriers kept aside): finish it. */
+  private async finishInterruptedUndo(id: string): Promise<RecoveredStep> {
+    const directory = path.join(this.directory, 'undoing', id);
+    const manifest = await readJsonFile(path.join(directory, MANIFEST), Manifest).catch(() => undefined);
+    if (!manifest) {
+      await removeTree(Buffer.from(directory));
+      return { id, outcome: 'undo-completed', paths: 0, kept: [], problems: ['its manifest was unreadable; the undo could not be finished'] };
+    }
+    const problems = await restoreRecords({ root: this.options.root ?? manifest.root, stepDir: directory, records: manifest.records, checkPostimages: false });
+    if (problems.length === 0) await removeTree(Buffer.from(directory));
+    else await rename(directory, path.join(this.directory, 'steps', id));
+    await this.removeBarriersOf(new Set([id]));
+    return { id, outcome: 'undo-completed', paths: manifest.files, kept: [], problems };
+  }
+
+  /** Copies aside what differs from the preimage and would be lost by restoring it (files, links, folders holding files). */
+  private async keepDiffering(root: string, records: ReadonlyArray<Pick<StepRecord, 'path' | 'pre'>>, keepRoot: string): Promise<KeptVersion[]> {
+    const kept: KeptVersion[] = [];
+    for (const record of [...records].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+      if (record.path === '' || kept.some((version) => isUnder(record.path, version.path))) continue;
+      const now = await currentPostimage(joinBytes(root, record.path)).catch(() => undefined);
+      if (!now || now.kind === 'absent' || describeDifference(identityOf(record.pre), identityOf(now)) === undefined) continue;
+      if (now.kind === 'directory') {
+        if (record.pre.kind === 'directory') continue; // its entries are records of their own
+        const inside = await descendantKeys(root, record.path);
+        const holdsFiles = await Promise.all(inside.map(async (key) => !(await lstatOrUndefined(joinBytes(root, key)))?.isDirectory()));
+        if (!holdsFiles.some(Boolean)) continue;
+      }
+      const version = await keepCurrent(root, record.path, keepRoot);
+      if (version) kept.push(version);
+    }
+    return kept;
+  }
+}
+
+const refusal = (reason: string): UndoResult => ({ undone: [], barriers: [], kept: [], problems: [], refused: reason });
+
+function summaryOf(manifest: Manifest, barriers: number): StepSummary {
+  return {
+    id: manifest.id,
+    syncId: manifest.syncId,
+    policy: manifest.policy,
+    startedAt: manifest.startedAt,
+    closedAt: manifest.closedAt ?? '',
+    files: manifest.files,
+    bytes: manifest.bytes,
+    protected: manifest.protected,
+    ...(manifest.unprotectedReason !== undefined && { unprotectedReason: manifest.unprotectedReason }),
+    notes: manifest.notes,
+    barriers,
+  };
+}
+
+async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, 'r').catch(() => undefined);
+  if (!handle) return;
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+

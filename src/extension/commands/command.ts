@@ -1,0 +1,22 @@
+import type * as vscode from 'vscode';
+import type { WorkspaceController } from '../controller';
+import type { Logger } from '../log';
+
+export interface CommandContext {
+  controller: WorkspaceController;
+  log: Logger;
+  output: vscode.LogOutputChannel;
+}
+
+/** One command: its id (declared in package.json) and what it does. */
+export interface CludCommand {
+  id: string;
+  run(context: CommandContext, ...args: unknown[]): Thenable<unknown>;
+}
+
+/** Tree items pass their node; the palette passes nothing; scripts pass a path. */
+export function pathArgument(argument: unknown): string | undefined {
+  if (typeof argument === 'string') return argument;
+  if (argument && typeof argument === 'object' && 'label' in argument && typeof (argument as { label: unknown }).label === 'string') return (argument as { label: string }).label;
+  return undefined;
+}

@@ -1,0 +1,3 @@
+import { keepVersion } from './keepVersion';
+
+export const keepBoth = keepVersion('clud.keepBoth', 'both');

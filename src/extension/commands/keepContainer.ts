@@ -1,0 +1,3 @@
+import { keepVersion } from './keepVersion';
+
+export const keepContainer = keepVersion('clud.keepContainer', 'container');

@@ -1,0 +1,3 @@
+import { keepVersion } from './keepVersion';
+
+export const keepHost = keepVersion('clud.keepHost', 'host');

@@ -1,0 +1,3 @@
+import { syncCommand } from './syncCommand';
+
+export const push = syncCommand('clud.push', 'pushing to the container', 'push');

@@ -1,0 +1,3 @@
+import { syncCommand } from './syncCommand';
+
+export const syncNow = syncCommand('clud.syncNow', 'syncing', undefined);

@@ -1,0 +1,239 @@
+// The one place that holds a folder's workspace state in the editor. Commands, auto-sync and the
+// reconnect on activation go through it; the status bar and the tree render its state.
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { DockerodeEngine } from '../core/docker/dockerodeEngine';
+import { CludError, errorMessage } from '../core/errors';
+import type { QuestionHandler } from '../core/agentClient';
+import type { SyncReport, UndoResultInfo } from '../core/protocol';
+import { stateRoot } from '../core/stateDirectory';
+import type { Policy } from '../core/sync/reconcile';
+import { describeReport } from '../core/sync/summary';
+import { initialState, isRunning, reduce } from '../core/ui/state';
+import type { RetryAction, StateEvent, WorkspaceViewState } from '../core/ui/state';
+import { Workspace } from '../core/workspace';
+import type { AgentSession } from '../core/workspace';
+import type { Logger } from './log';
+import { forEditor } from './notify';
+import { readSettings } from './settings';
+
+type Platform = 'linux' | 'darwin' | 'win32';
+const platform: Platform = process.platform === 'win32' ? 'win32' : process.platform === 'darwin' ? 'darwin' : 'linux';
+
+/** A safeguard asks in a modal: the sync waits, and Deny (or closing the dialog) rolls it back. */
+const askInModal: QuestionHandler = async (question) => {
+  const choice = await vscode.window.showWarningMessage(`Clud: ${question.detail}. Allow this sync to go on?`, { modal: true, detail: 'Deny rolls back what this sync already changed in your folder.' }, 'Allow', 'Deny');
+  return choice === 'Allow' ? 'allow' : 'deny';
+};
+
+export class WorkspaceController implements vscode.Disposable {
+  private state: WorkspaceViewState = initialState();
+  private readonly changed = new vscode.EventEmitter<WorkspaceViewState>();
+  readonly onDidChange = this.changed.event;
+  private session: AgentSession | undefined;
+  /** Operations run one at a time, so a sync never overlaps a stop or another sync from this window. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly folder: vscode.WorkspaceFolder,
+    private readonly extensionPath: string,
+    private readonly log: Logger,
+  ) {}
+
+  get viewState(): WorkspaceViewState {
+    return this.state;
+  }
+
+  /** A Workspace for the current settings (they may change between commands). */
+  workspace(onProgress?: (message: string) => void): Workspace {
+    return new Workspace({
+      hostPath: this.folder.uri.fsPath,
+      platform,
+      config: readSettings(this.folder.uri).config,
+      engine: new DockerodeEngine(),
+      stateRoot: stateRoot(process.env, platform, os.homedir()),
+      resources: { agentBundlePath: path.join(this.extensionPath, 'dist', 'agent.js'), containerDir: path.join(this.extensionPath, 'container') },
+      onProgress: (event) => {
+        if (event.phase === 'build') this.log.line(event.message);
+        else this.log.info('progress', { phase: event.phase, message: event.message });
+        onProgress?.(event.message);
+      },
+    });
+  }
+
+  /** On activation: find this folder's container, if one runs, without starting or building anything. */
+  attach(): Promise<void> {
+    return this.enqueue(async () => {
+      const workspace = this.workspace();
+      const status = await workspace.status();
+      this.dispatch({ type: 'attached', hostPath: workspace.hostPath, containerName: workspace.containerName, image: status.image, running: status.state === 'running' && status.init?.phase === 'ready' });
+      if (status.state === 'running' && status.init?.phase === 'ready') {
+        this.dispatch({ type: 'historyLoaded', reports: await workspace.withSession((session) => session.client.request('history', {})).then((result) => result.reports) });
+        await this.refreshUndo();
+      }
+    });
+  }
+
+  start(options: { rebuild?: boolean; progress?: (message: string) => void; signal?: AbortSignal } = {}): Promise<void> {
+    return this.enqueue(async () => {
+      const correlationId = this.log.newCorrelationId();
+      try {
+        // Inside the try: reading the settings can fail, and that failure belongs in the state too.
+        const workspace = this.workspace(options.progress);
+        this.dispatch({ type: 'attached', hostPath: workspace.hostPath, containerName: workspace.containerName, running: false });
+        this.dispatch({ type: 'starting', message: options.rebuild ? 'rebuilding the image' : 'starting the workspace' });
+        this.log.info('start', { correlationId, folder: workspace.hostPath, container: workspace.containerName, rebuild: options.rebuild ?? false });
+        await this.closeSession();
+        const result = await workspace.up({ rebuild: options.rebuild, signal: options.signal });
+        if (result.init?.phase !== 'ready') {
+          throw new CludError('sync-failed', `the container is running but the initial copy failed: ${result.init?.error ?? 'unknown reason'}`, 'Fix the cause, then Retry.');
+        }
+        this.dispatch({ type: 'started', image: result.image });
+        this.log.info('started', { correlationId, container: result.containerName, built: result.built, created: result.created });
+      } catch (error) {
+        this.fail(error, 'start', correlationId);
+        throw error;
+      }
+      options.progress?.('first sync of the two copies');
+      await this.syncNow('two-way-safe', undefined, correlationId);
+    });
+  }
+
+  stop(options: { force?: boolean } = {}): Promise<void> {
+    return this.enqueue(async () => {
+      await this.closeSession();
+      await this.workspace().down({ force: options.force });
+      this.dispatch({ type: 'stopped' });
+      this.log.info('stopped', { force: options.force ?? false });
+    });
+  }
+
+  /** One sync cycle; `onlyPaths` limits the changes to those files (auto-sync on save). */
+  sync(policy?: Policy, onlyPaths?: string[]): Promise<SyncReport> {
+    return this.enqueue(() => this.syncNow(policy, onlyPaths));
+  }
+
+  resolve(conflictPath: string, keep: 'host' | 'container' | 'both'): Promise<SyncReport> {
+    return this.enqueue(async () => {
+      const report = await this.withSession((workspace, session) => workspace.resolve(conflictPath, keep, { session, onQuestion: askInModal }));
+      this.dispatch({ type: 'syncFinished', report });
+      await this.refreshUndo();
+      this.log.info('resolved', { path: conflictPath, keep, syncId: report.id, kept: report.kept });
+      return report;
+    });
+  }
+
+  resume(): Promise<SyncReport> {
+    return this.enqueue(async () => {
+      const report = await this.withSession((workspace, session) => workspace.syncCycle('two-way-safe', { reset: true, session }));
+      this.dispatch({ type: 'syncFinished', report });
+      return report;
+    });
+  }
+
+  /** Takes back the newest `steps` syncs on the host (see UndoLog); refused results come back, not thrown. */
+  undo(steps: number, force = false): Promise<UndoResultInfo> {
+    return this.enqueue(async () => {
+      const result = await this.withSession((workspace, session) => workspace.undo(steps, force, session));
+      this.log.info('undo', { steps, force, undone: result.undone.map((step) => step.id), refused: result.refused, kept: result.kept, problems: result.problems });
+      await this.refreshUndo();
+      return result;
+    });
+  }
+
+  backup(): Promise<{ id: string; files: number; directory: string }> {
+    return this.enqueue(async () => {
+      const workspace = this.workspace();
+      const manifest = await workspace.backup();
+      this.log.info('backup', { id: manifest.id, files: manifest.entries.length });
+      return { id: manifest.id, files: manifest.entries.length, directory: path.join(workspace.stateDirectory, 'backups', manifest.id) };
+    });
+  }
+
+  /** The last operation's error, run again. */
+  retry(): Promise<unknown> {
+    const health = this.state.health;
+    const action: RetryAction = health.kind === 'error' ? health.retry : 'sync';
+    if (action === 'start') return this.start();
+    if (action === 'resume') return this.resume();
+    return this.sync();
+  }
+
+  dispose(): void {
+    void this.closeSession();
+    this.changed.dispose();
+  }
+
+  private async syncNow(policy?: Policy, onlyPaths?: string[], correlationId = this.log.newCorrelationId()): Promise<SyncReport> {
+    const chosen = policy ?? readSettings(this.folder.uri).syncPolicy;
+    this.dispatch({ type: 'syncStarted', message: onlyPaths ? `syncing ${onlyPaths.length} saved file(s)` : `syncing (${chosen})` });
+    this.log.info('sync.start', { correlationId, policy: chosen, onlyPaths });
+    try {
+      const report = await this.withSession((workspace, session) => workspace.syncCycle(chosen, { session, onlyPaths, onQuestion: askInModal }));
+      this.dispatch({ type: 'syncFinished', report });
+      await this.refreshUndo();
+      this.log.info('sync.finish', { correlationId, syncId: report.id, summary: describeReport(report), applied: report.appliedCount, conflicts: report.conflicts.length, skipped: report.skipped, halted: report.halted });
+      return report;
+    } catch (error) {
+      this.fail(error, 'sync', correlationId);
+      throw error;
+    }
+  }
+
+  private async refreshUndo(): Promise<void> {
+    try {
+      const history = await this.withSession((workspace, session) => workspace.undoHistory(session));
+      this.dispatch({ type: 'undoLoaded', steps: history.steps, disabledReason: history.disabledReason });
+    } catch (error) {
+      this.log.error('undo.history', { message: errorMessage(error) });
+    }
+  }
+
+  /** Runs with the long-lived agent session, reopening it once if the agent went away. */
+  private async withSession<T>(work: (workspace: Workspace, session: AgentSession) => Promise<T>): Promise<T> {
+    const workspace = this.workspace();
+    if (!this.session || this.session.client.isClosed) this.session = await workspace.openSession();
+    try {
+      return await work(workspace, this.session);
+    } catch (error) {
+      if (error instanceof CludError && error.code === 'agent-exited') {
+        this.session = undefined;
+        this.session = await workspace.openSession();
+        return work(workspace, this.session);
+      }
+      throw error;
+    }
+  }
+
+  private async closeSession(): Promise<void> {
+    const session = this.session;
+    this.session = undefined;
+    await session?.close().catch(() => {});
+  }
+
+  private fail(error: unknown, retry: RetryAction, correlationId: string): void {
+    const code = error instanceof CludError ? error.code : 'internal';
+    this.log.error('failed', { correlationId, code, message: errorMessage(error) });
+    if (code === 'not-running') {
+      this.dispatch({ type: 'stopped' });
+      return;
+    }
+    this.dispatch({ type: 'failed', message: forEditor(errorMessage(error)), hint: error instanceof CludError && error.hint ? forEditor(error.hint.split('\n')[0]!) : undefined, retry });
+  }
+
+  private dispatch(event: StateEvent): void {
+    this.state = reduce(this.state, event);
+    void vscode.commands.executeCommand('setContext', 'clud.running', isRunning(this.state));
+    void vscode.commands.executeCommand('setContext', 'clud.state', this.state.health.kind);
+    void vscode.commands.executeCommand('setContext', 'clud.hasConflicts', this.state.conflicts.length > 0);
+    void vscode.commands.executeCommand('setContext', 'clud.halted', this.state.health.kind === 'error' && this.state.health.retry === 'resume');
+    this.changed.fire(this.state);
+  }
+
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+}

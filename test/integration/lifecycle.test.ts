@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import {
+  TestScope,
+  assertExit,
+  cludSync,
+  cludUp,
+  containersFor,
+  describeRun,
+  docker,
+  execSh,
+  inspectContainer,
+  lines,
+  requireDocker,
+  runClud,
+  runCludJson,
+  INTEGRATION_TIMEOUT_MS,
+} from '../helpers/integration';
+
+/** `clud down DIR [args] --json` that must be refused for unsynced changes mentioning `mentions`. */
+async function assertDownRefused(dir: string, mentions: RegExp, args: string[] = []): Promise<void> {
+  const { run, json } = await runCludJson(['down', dir, ...args]);
+  assert.notEqual(run.exitCode, 0, describeRun(run));
+  assert.equal(json.ok, false, describeRun(run));
+  const error = json.error as { code?: string; message?: string };
+  assert.equal(error.code, 'unsynced-changes', describeRun(run));
+  assert.match(String(error.message), mentions, describeRun(run));
+  assert.equal(lines(run.stderr).length, 1, describeRun(run));
+}
+
+describe('integration: container names and clud down', function () {
+  this.timeout(INTEGRATION_TIMEOUT_MS);
+  const scope = new TestScope();
+  let first = '';
+  let second = '';
+  let firstName = '';
+  let secondName = '';
+
+  before(async function () {
+    await requireDocker();
+    // Two folders with the same base name in different places.
+    first = await scope.project({ 'file.txt': 'first\n', 'keep.txt': 'keep\n' }, { name: 'app' });
+    second = await scope.project({ 'file.txt': 'second\n' }, { name: 'app' });
+    firstName = String((await cludUp(first)).containerName);
+    secondName = String((await cludUp(second)).containerName);
+  });
+
+  after(async function () {
+    await scope.cleanup();
+  });
+
+  it('each folder gets its own, stable container name', async function () {
+    assert.match(firstName, /^clud-app-[0-9a-f]{8}$/);
+    assert.match(secondName, /^clud-app-[0-9a-f]{8}$/);
+    assert.notEqual(firstName, secondName);
+    for (const [dir, name] of [
+      [first, firstName],
+      [second, secondName],
+    ] as const) {
+      const containers = await containersFor(dir);
+      assert.deepEqual(
+        containers.map((container) => container.Names),
+        [[`/${name}`]],
+      );
+      // The same name from inside the folder with no DIR argument.
+      const status = await runCludJson(['status'], { cwd: dir });
+      assertExit(status.run, 0);
+      assert.equal(status.json.containerName, name);
+      assert.equal(status.json.state, 'running');
+    }
+  });
+
+  it('--name overrides the derived name', async function () {
+    const dir = await scope.project({ 'file.txt': 'named\n' });
+    const name = `clud-it-named-${process.pid}-${Date.now()}`;
+    scope.trackContainer(name);
+    const up = await cludUp(dir, ['--name', name]);
+    assert.equal(up.containerName, name);
+    const info = await inspectContainer(name);
+    assert.ok(info, `no container named ${name}`);
+    assert.equal(info.Config.Labels['clud.hostPath'], dir);
+    assert.deepEqual(
+      (await containersFor(dir)).map((container) => container.Names),
+      [[`/${name}`]],
+      'a container under the derived name was made too',
+    );
+    const exec = await runClud(['exec', dir, '--name', name, '--', 'cat', 'file.txt']);
+    assertExit(exec, 0);
+    assert.equal(exec.stdout, 'named\n');
+
+    const down = await runCludJson(['down', dir, '--name', name]);
+    assertExit(down.run, 0);
+    assert.deepEqual({ removed: down.json.removed, containerName: down.json.containerName }, { removed: true, containerName: name });
+    assert.equal(await inspectContainer(name), undefined, 'clud down left the container');
+  });
+
+  it("refuses a --name held by another folder's workspace container, and leaves that container alone", async function () {
+    const dir = await scope.project({ 'file.txt': 'intruder\n' });
+    const before = await inspectContainer(firstName);
+    const { run, json } = await runCludJson(['up', dir, '--name', firstName]);
+    assertExit(run, 1);
+    assert.equal((json.error as { code?: string }).code, 'name-taken', describeRun(run));
+    assert.match(run.stderr, new RegExp(`${firstName}.*${first.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), describeRun(run));
+    assert.equal(lines(run.stderr).length, 1, describeRun(run));
+    const after = await inspectContainer(firstName);
+    assert.equal(after?.Id, before?.Id);
+    assert.equal(after?.State.Running, true);
+    assert.equal(after?.State.StartedAt, before?.State.StartedAt);
+  });
+
+  it('clud down removes a container whose /workspace the host already has', async function () {
+    const down = await runCludJson(['down', second]);
+    assertExit(down.run, 0);
+    assert.deepEqual({ ok: down.json.ok, removed: down.json.removed, containerName: down.json.containerName }, { ok: true, removed: true, containerName: secondName });
+    assert.equal(await inspectContainer(secondName), undefined);
+    // Again: nothing to remove, still a success.
+    const again = await runCludJson(['down', second]);
+    assertExit(again.run, 0);
+    assert.equal(again.json.removed, false);
+  });
+
+  it('clud down refuses while /workspace has changes the host lacks; --force removes it anyway', async function () {
+    // A deletion in the container is a change the host lacks.
+    await execSh(first, 'rm file.txt');
+    await assertDownRefused(first, /file\.txt/);
+    assert.equal((await inspectContainer(firstName))?.State.Running, true, 'the refused down stopped or removed the container');
+
+    // Once pulled, nothing is unsynced; then a new file is.
+    await cludSync('pull', first);
+    await execSh(first, 'echo unsynced > unsynced.txt');
+    await assertDownRefused(first, /unsynced\.txt/);
+    assert.equal((await inspectContainer(firstName))?.State.Running, true, 'the refused down stopped or removed the container');
+
+    const forced = await runCludJson(['down', first, '--force']);
+    assertExit(forced.run, 0);
+    assert.equal(forced.json.removed, true);
+    assert.equal(await inspectContainer(firstName), undefined, 'clud down --force left the container');
+  });
+
+  it('clud down refuses for a stopped container whose /workspace has changes the host lacks', async function () {
+    const dir = await scope.project({ 'file.txt': 'stopped\n' });
+    const name = String((await cludUp(dir)).containerName);
+    await execSh(dir, 'echo precious > precious.txt');
+    await docker.getContainer(name).stop({ t: 1 });
+    assert.equal((await inspectContainer(name))?.State.Running, false);
+    await assertDownRefused(dir, /precious\.txt/);
+    assert.ok(await inspectContainer(name), 'clud down removed a stopped container that held unsynced changes');
+    // The change is still there: `clud up` (re)starts the container with /workspace kept, and a pull brings it home.
+    await cludUp(dir);
+    const { report } = await cludSync('pull', dir);
+    assert.deepEqual(report.applied, [{ path: 'precious.txt', side: 'host', action: 'create' }]);
+    assert.equal(await readFile(path.join(dir, 'precious.txt'), 'utf8'), 'precious\n');
+    // With nothing left to lose, a stopped container goes.
+    await docker.getContainer(name).stop({ t: 1 });
+    const down = await runCludJson(['down', dir]);
+    assertExit(down.run, 0);
+    assert.equal(down.json.removed, true, describeRun(down.run));
+    assert.equal(await inspectContainer(name), undefined);
+  });
+
+  // BUG: Workspace.assertNothingUnsynced() (src/core/workspace.ts) refuses on every difference
+  // that `compare` finds, in either direction, so a change made on the host only (nothing in
+  // /workspace to lose) blocks `clud down` as well: "1 path(s) differ between /workspace and DIR
+  // (new-on-host.txt)", and its hint "Run `clud sync` (or `clud pull`)" suggests a pull, which
+  // would delete that new host file (keeping it aside). `clud down` says it is "refused while
+  // /workspace has changes DIR lacks"; it should use the agreed state to tell which side changed.
+  it.skip('clud down is not refused by changes made on the host only', async function () {
+    const dir = await scope.project({ 'file.txt': 'v0\n' });
+    const name = String((await cludUp(dir)).containerName);
+    await cludSync('sync', dir);
+    await writeFile(path.join(dir, 'new-on-host.txt'), 'nothing in /workspace to lose\n');
+    const down = await runCludJson(['down', dir]);
+    assertExit(down.run, 0);
+    assert.equal(await inspectContainer(name), undefined);
+    assert.equal(await readFile(path.join(dir, 'new-on-host.txt'), 'utf8'), 'nothing in /workspace to lose\n');
+  });
+
+  // Folders compare equal whatever their permissions (src/core/sync/entry.ts entriesEqual): a
+  // sync never carries a folder's chmod, so neither does the check of `clud down`, which must
+  // refuse exactly when a sync would still change the host. A file's executable bit is content.
+  it("clud down: a folder's permission change in /workspace is not a difference, a file's executable bit is", async function () {
+    const dir = await scope.project({ 'private/file.txt': 'x\n', 'tool.sh': '#!/bin/sh\necho tool\n' });
+    const name = String((await cludUp(dir)).containerName);
+    await execSh(dir, 'chmod 700 private');
+    const { report } = await cludSync('sync', dir);
+    assert.deepEqual(report.applied, []);
+    assert.deepEqual(report.conflicts, []);
+    assert.equal((await stat(path.join(dir, 'private'))).mode & 0o777, 0o755, 'a sync carried the folder mode after all');
+
+    await execSh(dir, 'chmod +x tool.sh');
+    await assertDownRefused(dir, /tool\.sh/);
+    const pulled = await cludSync('pull', dir);
+    assert.deepEqual(pulled.report.applied, [{ path: 'tool.sh', side: 'host', action: 'update' }]);
+    assert.equal((await stat(path.join(dir, 'tool.sh'))).mode & 0o777, 0o755);
+
+    const down = await runCludJson(['down', dir]);
+    assertExit(down.run, 0);
+    assert.equal(down.json.removed, true, describeRun(down.run));
+    assert.equal(await inspectContainer(name), undefined);
+  });
+});

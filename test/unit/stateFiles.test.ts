@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { SyncReport } from '../../src/core/protocol';
+import type { Entry } from '../../src/core/sync/entry';
+import type { ScanCache } from '../../src/core/sync/scan';
+import { HISTORY_LIMIT, STATE_FORMAT_VERSION, SyncStateFiles } from '../../src/core/sync/stateFiles';
+import { useTempDir } from '../helpers/tempDir';
+
+const file: Entry = { kind: 'file', size: 3, mtimeMs: 1_700_000_000_123.456, mode: 0o755, hash: 'a'.repeat(64) };
+
+/** Keys a plain object would mangle or that need escapes, and every kind an ancestor holds. */
+const ANCESTOR = new Map<string, Entry>([
+  ['__proto__', file],
+  ['constructor', { kind: 'directory', mode: 0o700 }],
+  ['constructor/hasOwnProperty', { kind: 'symlink', target: '../__proto__' }],
+  ['caf\udce9 \n.txt', { ...file, mode: 0o644 }],
+  ['link', { kind: 'symlink', target: '/abs/olute' }],
+]);
+
+function report(id: string): SyncReport {
+  return {
+    id,
+    policy: 'two-way-safe',
+    startedAt: '2025-06-01T12:00:00.000Z',
+    durationMs: 1,
+    applied: [],
+    appliedCount: 0,
+    writtenCount: 0,
+    deletedCount: 0,
+    skipped: [],
+    conflicts: [],
+    problems: [],
+    kept: [],
+    bytesCopied: 0,
+    retries: 0,
+    scanned: { hostFiles: 0, containerFiles: 0, hashedFiles: 0 },
+  };
+}
+
+const noTemporaryFiles = (dir: string) => assert.deepEqual(readdirSync(dir).filter((name) => name.endsWith('.tmp')), []);
+
+describe('unit: stateFiles', () => {
+  const tempDir = useTempDir('clud-state-');
+  const stateIn = (dir: string) => new SyncStateFiles(path.join(dir, 'state'));
+
+  describe('ancestor', () => {
+    it('round-trips every entry kind, keys like __proto__, and names with escapes, in order', async () => {
+      const state = stateIn(tempDir());
+      await state.writeAncestor(ANCESTOR);
+      const read = await state.readAncestor();
+      assert.deepEqual([...read], [...ANCESTOR]);
+      assert.equal(read.get('__proto__')?.kind, 'file');
+      noTemporaryFiles(state.directory);
+    });
+
+    it('is empty when there is no ancestor file yet', async () => {
+      assert.equal((await stateIn(tempDir()).readAncestor()).size, 0);
+    });
+
+    const corrupt: Record<string, string> = {
+      'not JSON': '{"version":1,"entries":[',
+      'another format version': JSON.stringify({ version: STATE_FORMAT_VERSION + 1, entries: [] }),
+      'an entry of an unknown kind': JSON.stringify({ version: STATE_FORMAT_VERSION, entries: [['a', { kind: 'socket' }]] }),
+      'an object instead of pairs': JSON.stringify({ version: STATE_FORMAT_VERSION, entries: { a: file } }),
+    };
+    for (const [name, content] of Object.entries(corrupt)) {
+      it(`refuses an ancestor file holding ${name}, naming the file`, async () => {
+        const state = stateIn(tempDir());
+        await state.writeAncestor(new Map());
+        writeFileSync(state.ancestorPath, content);
+        await assert.rejects(state.readAncestor(), (error: Error) => error.message.includes(state.ancestorPath));
+      });
+    }
+  });
+
+  describe('scan cache', () => {
+    const cache: ScanCache = new Map([
+      ['__proto__', { size: 1, mtimeMs: 2.5, ctimeMs: 3.5, ino: 4, mode: 0o100644, hash: 'h1' }],
+      ['d/f', { size: 5, mtimeMs: 6, ctimeMs: 7, ino: 8, mode: 0o100755, hash: 'h2' }],
+    ]);
+
+    it('round-trips per side', async () => {
+      const state = stateIn(tempDir());
+      await state.writeCache('host', cache);
+      await state.writeCache('container', new Map([...cache].slice(1)));
+      assert.deepEqual([...(await state.readCache('host'))], [...cache]);
+      assert.deepEqual([...(await state.readCache('container'))], [...cache].slice(1));
+      noTemporaryFiles(state.directory);
+    });
+
+    for (const [name, content] of Object.entries({ 'not JSON': '{', 'of another version': JSON.stringify({ version: 99, entries: [] }), 'of the wrong shape': '{"version":1,"entries":[["a",{"size":"big"}]]}' })) {
+      it(`reads a cache file ${name} as empty`, async () => {
+        const state = stateIn(tempDir());
+        await state.writeCache('host', cache);
+        writeFileSync(path.join(state.directory, 'scan-cache-host.json'), content);
+        assert.equal((await state.readCache('host')).size, 0);
+      });
+    }
+  });
+
+  describe('halt', () => {
+    it('round-trips, and clearHalt removes it', async () => {
+      const state = stateIn(tempDir());
+      assert.equal(await state.readHalt(), undefined);
+      const halt = { side: 'container' as const, reason: 'the container scan found nothing', at: '2025-06-01T12:00:00.000Z' };
+      await state.writeHalt(halt);
+      assert.deepEqual(await state.readHalt(), halt);
+      await state.clearHalt();
+      assert.equal(await state.readHalt(), undefined);
+      await state.clearHalt(); // no halt to clear is fine
+    });
+
+    it('forgetAgreedState drops the halt and the ancestor, and keeps the caches and the history', async () => {
+      const state = stateIn(tempDir());
+      await state.writeAncestor(ANCESTOR);
+      await state.writeHalt({ side: 'host', reason: 'r', at: 'now' });
+      await state.writeCache('host', new Map([['a', { size: 1, mtimeMs: 1, ctimeMs: 1, ino: 1, mode: 1, hash: 'h' }]]));
+      await state.appendHistory(report('one'));
+
+      await state.forgetAgreedState();
+
+      assert.equal(await state.readHalt(), undefined);
+      assert.equal((await state.readAncestor()).size, 0);
+      assert.equal(existsSync(state.ancestorPath), false);
+      assert.equal((await state.readCache('host')).size, 1);
+      assert.deepEqual((await state.readHistory()).map((entry) => entry.id), ['one']);
+    });
+  });
+
+  describe('history', () => {
+    it('lists reports newest first', async () => {
+      const state = stateIn(tempDir());
+      for (const id of ['first', 'second', 'third']) await state.appendHistory(report(id));
+      assert.deepEqual((await state.readHistory()).map((entry) => entry.id), ['third', 'second', 'first']);
+      noTemporaryFiles(state.directory);
+    });
+
+    it(`keeps at most ${HISTORY_LIMIT} reports, dropping the oldest`, async () => {
+      const state = stateIn(tempDir());
+      const full = Array.from({ length: HISTORY_LIMIT }, (_, index) => report(`old-${HISTORY_LIMIT - 1 - index}`));
+      await state.appendHistory(report('seed'));
+      writeFileSync(path.join(state.directory, 'history.json'), JSON.stringify({ version: STATE_FORMAT_VERSION, reports: full }));
+
+      await state.appendHistory(report('newest'));
+
+      const ids = (await state.readHistory()).map((entry) => entry.id);
+      assert.equal(ids.length, HISTORY_LIMIT);
+      assert.equal(ids[0], 'newest');
+      assert.equal(ids[1], `old-${HISTORY_LIMIT - 1}`);
+      assert.equal(ids.at(-1), 'old-1', 'old-0, the oldest, was dropped');
+      assert.equal((JSON.parse(readFileSync(path.join(state.directory, 'history.json'), 'utf8')) as { reports: unknown[] }).reports.length, HISTORY_LIMIT);
+    });
+
+    it('reads an absent or corrupt history as empty, and starts it again', async () => {
+      const state = stateIn(tempDir());
+      assert.deepEqual(await state.readHistory(), []);
+      await state.appendHistory(report('lost'));
+      writeFileSync(path.join(state.directory, 'history.json'), '{"version":1,"reports":[{"id":');
+      assert.deepEqual(await state.readHistory(), []);
+      await state.appendHistory(report('after'));
+      assert.deepEqual((await state.readHistory()).map((entry) => entry.id), ['after']);
+    });
+
+    it('fills in fields added since a report was written (retries)', async () => {
+      const state = stateIn(tempDir());
+      await state.appendHistory(report('seed'));
+      const { retries: _retries, ...older } = report('older');
+      writeFileSync(path.join(state.directory, 'history.json'), JSON.stringify({ version: STATE_FORMAT_VERSION, reports: [older] }));
+      assert.equal((await state.readHistory())[0]?.retries, 0);
+    });
+  });
+
+  it('keeps each sync\'s losing versions in kept/<id>', () => {
+    assert.equal(new SyncStateFiles('/state').keptDirectory('20250601T120000Z-abcdef'), path.join('/state', 'kept', '20250601T120000Z-abcdef'));
+  });
+});

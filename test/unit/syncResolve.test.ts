@@ -1,0 +1,146 @@
+// Resolving a conflict by hand on real trees: keep the host's version, the container's, or both.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { runSyncCycle } from '../../src/core/sync/engine';
+import { resolveConflict, type KeepChoice } from '../../src/core/sync/resolve';
+import { DIR, makeTree, readTree, useSyncFixture, type SyncFixture, type TreeSpec } from '../helpers/syncTrees';
+
+const sync = (f: SyncFixture) => runSyncCycle({ roots: f.roots, stateDir: f.stateDir, policy: 'two-way-safe', excludes: [] });
+const resolve = (f: SyncFixture, relative: string, keep: KeepChoice) => resolveConflict({ roots: f.roots, stateDir: f.stateDir, excludes: [], path: relative, keep });
+
+/** Sets up a conflict at `conflictPath`: the sides hold `host` and `container` after a sync reported it. */
+async function conflictOn(f: SyncFixture, conflictPath: string, common: TreeSpec, host: TreeSpec, container: TreeSpec): Promise<void> {
+  makeTree(f.host, common);
+  await sync(f);
+  makeTree(f.host, host);
+  makeTree(f.container, container);
+  const report = await sync(f);
+  assert.deepEqual(report.conflicts.map((conflict) => conflict.path), [conflictPath], 'the setup made a conflict');
+}
+
+/** What resolve kept aside: the one `kept/<id>-resolve` folder's tree. */
+function keptByResolve(f: SyncFixture): Record<string, string> {
+  const folders = readdirSync(path.join(f.stateDir, 'kept')).filter((name) => name.endsWith('-resolve'));
+  assert.equal(folders.length, 1, `one resolve folder in ${folders.join(', ')}`);
+  return readTree(path.join(f.stateDir, 'kept', folders[0]!));
+}
+
+describe('unit: sync resolve', () => {
+  const fixture = useSyncFixture('clud-resolve-');
+
+  describe('a file edited on both sides', () => {
+    const setUp = (f: SyncFixture) => conflictOn(f, 'src/app.ts', { 'src/app.ts': 'v1', 'other.txt': 'o' }, { 'src/app.ts': 'host version' }, { 'src/app.ts': 'container version' });
+
+    it('keep both: the container version becomes name.container.ext and the host version stays at the path, on both sides', async () => {
+      const f = fixture();
+      await setUp(f);
+
+      const report = await resolve(f, 'src/app.ts', 'both');
+
+      const expected = { 'other.txt': 'o', src: DIR, 'src/app.container.ts': 'container version', 'src/app.ts': 'host version' };
+      assert.deepEqual(readTree(f.host), expected);
+      assert.deepEqual(readTree(f.container), expected);
+      assert.deepEqual(report.conflicts, []);
+      assert.deepEqual((await sync(f)).appliedCount, 0, 'the sides agree afterwards');
+    });
+
+    it('keep both: picks a free sibling name when name.container.ext is taken', async () => {
+      const f = fixture();
+      makeTree(f.host, { 'src/app.container.ts': 'an older copy' });
+      await setUp(f);
+
+      await resolve(f, 'src/app.ts', 'both');
+
+      assert.deepEqual(readTree(f.host), readTree(f.container));
+      assert.equal(readTree(f.host)['src/app.container.ts'], 'an older copy');
+      assert.equal(readTree(f.host)['src/app.container-2.ts'], 'container version');
+      assert.equal(readTree(f.host)['src/app.ts'], 'host version');
+    });
+
+    for (const winner of ['host', 'container'] as const) {
+      const loser = winner === 'host' ? 'container' : 'host';
+      it(`keep ${winner}: both sides end with the ${winner}'s version and the ${loser}'s is kept under kept/`, async () => {
+        const f = fixture();
+        await setUp(f);
+
+        const report = await resolve(f, 'src/app.ts', winner);
+
+        const expected = { 'other.txt': 'o', src: DIR, 'src/app.ts': `${winner} version` };
+        assert.deepEqual(readTree(f.host), expected);
+        assert.deepEqual(readTree(f.container), expected);
+        assert.deepEqual(keptByResolve(f), { [loser]: DIR, [`${loser}/src`]: DIR, [`${loser}/src/app.ts`]: `${loser} version` });
+        assert.deepEqual(report.conflicts, []);
+        assert.equal((await sync(f)).appliedCount, 0);
+      });
+    }
+  });
+
+  describe('a directory on the host where the container has a file', () => {
+    const setUp = (f: SyncFixture) => conflictOn(f, 'x', { 'keep.txt': 'k' }, { 'x/a.txt': 'in the host directory', 'x/sub/b.txt': 'b' }, { x: 'container file' });
+
+    it('keep host: the container gets the directory and its file is kept', async () => {
+      const f = fixture();
+      await setUp(f);
+
+      await resolve(f, 'x', 'host');
+
+      const expected = { 'keep.txt': 'k', x: DIR, 'x/a.txt': 'in the host directory', 'x/sub': DIR, 'x/sub/b.txt': 'b' };
+      assert.deepEqual(readTree(f.host), expected);
+      assert.deepEqual(readTree(f.container), expected);
+      assert.deepEqual(keptByResolve(f), { container: DIR, 'container/x': 'container file' });
+    });
+
+    it("keep container: the host gets the file and the directory's files are kept", async () => {
+      const f = fixture();
+      await setUp(f);
+
+      await resolve(f, 'x', 'container');
+
+      assert.deepEqual(readTree(f.host), { 'keep.txt': 'k', x: 'container file' });
+      assert.deepEqual(readTree(f.container), { 'keep.txt': 'k', x: 'container file' });
+      assert.deepEqual(keptByResolve(f), { host: DIR, 'host/x': DIR, 'host/x/a.txt': 'in the host directory', 'host/x/sub': DIR, 'host/x/sub/b.txt': 'b' });
+    });
+
+    it('keep both: the file moves to x.container and the directory stays at x, on both sides', async () => {
+      const f = fixture();
+      await setUp(f);
+
+      const report = await resolve(f, 'x', 'both');
+
+      const expected = { 'keep.txt': 'k', x: DIR, 'x.container': 'container file', 'x/a.txt': 'in the host directory', 'x/sub': DIR, 'x/sub/b.txt': 'b' };
+      assert.deepEqual(readTree(f.host), expected);
+      assert.deepEqual(readTree(f.container), expected);
+      assert.deepEqual(report.conflicts, []);
+    });
+  });
+
+  // Regression test for a bug fixed after it was found.
+  it('keep container over a host directory holding an ignored file changes nothing when it cannot finish', async () => {
+    const f = fixture();
+    await conflictOn(f, 'x', { '.gitignore': '*.log\n', 'keep.txt': 'k' }, { 'x/a.txt': 'in the host directory', 'x/debug.log': 'ignored' }, { x: 'container file' });
+    const hostBefore = readTree(f.host);
+
+    await assert.rejects(resolve(f, 'x', 'container'));
+
+    assert.deepEqual(readTree(f.host), hostBefore);
+  });
+
+  describe('paths outside the workspace', () => {
+    const refused: [string, KeepChoice][] = [['../x', 'both'], ['/etc/x', 'host'], ['a/../../x', 'container'], ['..', 'both'], ['.', 'host']];
+    for (const [outside, keep] of refused) {
+      it(`refuses ${JSON.stringify(outside)} (keep ${keep}) and changes nothing`, async () => {
+        const f = fixture();
+        makeTree(f.base, { x: 'next to the roots' });
+        makeTree(f.host, { a: 'host' });
+        makeTree(f.container, { a: 'container' });
+        const before = readTree(f.base);
+
+        await assert.rejects(resolve(f, outside, keep), /is not a path inside the workspace/);
+
+        assert.deepEqual(readTree(f.base), before);
+        assert.equal(existsSync(f.stateDir), false, 'no sync cycle ran, nothing was kept');
+      });
+    }
+  });
+});

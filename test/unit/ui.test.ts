@@ -1,0 +1,200 @@
+import assert from 'node:assert/strict';
+import type { SyncReport } from '../../src/core/protocol';
+import { Coalescer } from '../../src/core/ui/coalescer';
+import { HISTORY_SHOWN, initialState, isRunning, reduce } from '../../src/core/ui/state';
+import type { StateEvent, WorkspaceViewState } from '../../src/core/ui/state';
+import { statusBarView } from '../../src/core/ui/statusBar';
+import { buildTree } from '../../src/core/ui/tree';
+import type { TreeNode } from '../../src/core/ui/tree';
+
+let counter = 0;
+function report(overrides: Partial<SyncReport> = {}): SyncReport {
+  counter += 1;
+  return {
+    id: `sync-${counter}`,
+    policy: 'two-way-safe',
+    startedAt: new Date(Date.UTC(2026, 10, 21, 10, 0, counter)).toISOString(),
+    durationMs: 42,
+    applied: [{ path: 'a.txt', side: 'container', action: 'update' }],
+    appliedCount: 1,
+    writtenCount: 0,
+    deletedCount: 0,
+    skipped: [],
+    conflicts: [],
+    problems: [],
+    kept: [],
+    bytesCopied: 7,
+    retries: 0,
+    scanned: { hostFiles: 1, containerFiles: 1, hashedFiles: 2 },
+    ...overrides,
+  };
+}
+
+const conflictOn = (path: string) => ({ path, host: { kind: 'file' as const, size: 1, mtimeMs: 1, mode: 0o644, hash: 'h' }, container: { kind: 'file' as const, size: 2, mtimeMs: 2, mode: 0o644, hash: 'c' } });
+
+function run(...events: StateEvent[]): WorkspaceViewState {
+  return events.reduce(reduce, initialState());
+}
+
+const attachedRunning: StateEvent = { type: 'attached', hostPath: '/home/me/proj', containerName: 'clud-proj-1234abcd', image: 'niteris/clud:latest', running: true };
+
+function find(nodes: TreeNode[], id: string): TreeNode | undefined {
+  for (const node of nodes) {
+    if (node.id === id) return node;
+    const inner = find(node.children ?? [], id);
+    if (inner) return inner;
+  }
+  return undefined;
+}
+
+describe('unit: ui state', () => {
+  const cases: Array<{ description: string; events: StateEvent[]; health: WorkspaceViewState['health']['kind']; running: boolean }> = [
+    { description: 'starts stopped', events: [], health: 'stopped', running: false },
+    { description: 'attached to a running container is synced', events: [attachedRunning], health: 'synced', running: true },
+    { description: 'attached to no running container is stopped', events: [{ ...attachedRunning, running: false } as StateEvent], health: 'stopped', running: false },
+    { description: 'starting', events: [{ type: 'starting', message: 'building' }], health: 'starting', running: false },
+    { description: 'started without history is synced', events: [{ type: 'starting', message: 'x' }, { type: 'started' }], health: 'synced', running: true },
+    { description: 'a sync in flight is syncing', events: [attachedRunning, { type: 'syncStarted', message: 'syncing' }], health: 'syncing', running: true },
+    { description: 'a clean sync is synced', events: [attachedRunning, { type: 'syncStarted', message: 's' }, { type: 'syncFinished', report: report() }], health: 'synced', running: true },
+    { description: 'a sync with conflicts is conflict', events: [attachedRunning, { type: 'syncFinished', report: report({ conflicts: [conflictOn('a.txt')] }) }], health: 'conflict', running: true },
+    { description: 'a halted sync is an error that resumes', events: [attachedRunning, { type: 'syncFinished', report: report({ halted: { side: 'container', reason: 'empty' } }) }], health: 'error', running: true },
+    { description: 'a failed start is an error, not running', events: [{ type: 'starting', message: 'x' }, { type: 'failed', message: 'Docker is not reachable', retry: 'start' }], health: 'error', running: false },
+    { description: 'a failed sync is an error, still running', events: [attachedRunning, { type: 'failed', message: 'agent exited', retry: 'sync' }], health: 'error', running: true },
+    { description: 'stopped after running', events: [attachedRunning, { type: 'stopped' }], health: 'stopped', running: false },
+  ];
+  for (const testCase of cases) {
+    it(testCase.description, () => {
+      const state = run(...testCase.events);
+      assert.equal(state.health.kind, testCase.health);
+      assert.equal(isRunning(state), testCase.running);
+    });
+  }
+
+  it('keeps the newest history first, capped', () => {
+    const reports = Array.from({ length: HISTORY_SHOWN + 5 }, () => report());
+    const state = run(attachedRunning, ...reports.map((item): StateEvent => ({ type: 'syncFinished', report: item })));
+    assert.equal(state.history.length, HISTORY_SHOWN);
+    assert.equal(state.history[0]!.id, reports.at(-1)!.id);
+  });
+
+  it('a later clean sync clears conflicts and problems', () => {
+    const state = run(
+      attachedRunning,
+      { type: 'syncFinished', report: report({ conflicts: [conflictOn('a.txt')], problems: [{ path: 'sock', side: 'host', reason: 'socket' }] }) },
+      { type: 'syncFinished', report: report() },
+    );
+    assert.deepEqual(state.conflicts, []);
+    assert.deepEqual(state.problems, []);
+  });
+
+  it('loaded history sets conflicts but does not pretend a stopped workspace runs', () => {
+    const stopped = run({ ...attachedRunning, running: false } as StateEvent, { type: 'historyLoaded', reports: [report({ conflicts: [conflictOn('x')] })] });
+    assert.equal(stopped.health.kind, 'stopped');
+    assert.equal(stopped.conflicts.length, 1);
+    const running = run(attachedRunning, { type: 'historyLoaded', reports: [report({ conflicts: [conflictOn('x')] })] });
+    assert.equal(running.health.kind, 'conflict');
+  });
+});
+
+describe('unit: ui status bar', () => {
+  it('renders each health with its icon and click action', () => {
+    const expectations: Array<[WorkspaceViewState, RegExp, string, string]> = [
+      [run(), /^\$\(circle-slash\) Clud$/, 'clud.startWorkspace', 'normal'],
+      [run({ type: 'starting', message: 'building image' }), /loading~spin.*starting/, 'clud.showLogs', 'normal'],
+      [run(attachedRunning, { type: 'syncStarted', message: 'syncing 2 saved file(s)' }), /sync~spin.*syncing/, 'clud.showLogs', 'normal'],
+      [run(attachedRunning, { type: 'syncFinished', report: report() }), /^\$\(check\) Clud: synced$/, 'clud.syncNow', 'normal'],
+      [run(attachedRunning, { type: 'syncFinished', report: report({ conflicts: [conflictOn('a'), conflictOn('b')] }) }), /warning.*2 conflicts/, 'clud.syncNow', 'warning'],
+      [run(attachedRunning, { type: 'failed', message: 'boom', retry: 'sync' }), /error.*error/, 'clud.retry', 'error'],
+    ];
+    for (const [state, text, command, severity] of expectations) {
+      const view = statusBarView(state);
+      assert.match(view.text, text);
+      assert.equal(view.command, command);
+      assert.equal(view.severity, severity);
+    }
+  });
+
+  it("puts the last sync's metrics and an error's hint in the tooltip", () => {
+    const synced = statusBarView(run(attachedRunning, { type: 'syncFinished', report: report({ durationMs: 1234, bytesCopied: 99 }) }));
+    assert.match(synced.tooltip, /1234 ms/);
+    assert.match(synced.tooltip, /99 bytes/);
+    const failed = statusBarView(run(attachedRunning, { type: 'failed', message: 'Docker is not reachable', hint: 'Start Docker', retry: 'start' }));
+    assert.match(failed.tooltip, /Docker is not reachable\nStart Docker/);
+  });
+});
+
+describe('unit: ui tree', () => {
+  it('is empty while nothing runs and nothing ran, so the welcome view shows', () => {
+    assert.deepEqual(buildTree(run()), []);
+  });
+
+  it('is empty again once the workspace is stopped, whatever ran before', () => {
+    assert.deepEqual(buildTree(run(attachedRunning, { type: 'syncFinished', report: report() }, { type: 'stopped' })), []);
+  });
+
+  it('shows the workspace, the last sync metrics and history', () => {
+    const last = report({ durationMs: 321, bytesCopied: 2048, retries: 2, applied: [{ path: 'a', side: 'host', action: 'create' }, { path: 'b', side: 'container', action: 'delete' }], appliedCount: 2, writtenCount: 1, deletedCount: 1 });
+    const tree = buildTree(run(attachedRunning, { type: 'syncFinished', report: report() }, { type: 'syncFinished', report: last }));
+    assert.equal(find(tree, 'workspace')?.label, 'clud-proj-1234abcd');
+    assert.equal(find(tree, 'workspace:image')?.description, 'niteris/clud:latest');
+    assert.equal(find(tree, 'lastSync:duration')?.description, '321 ms');
+    assert.equal(find(tree, 'lastSync:files')?.description, '1 copied, 1 deleted');
+    assert.equal(find(tree, 'lastSync:bytes')?.description, '2048');
+    assert.equal(find(tree, 'lastSync:retries')?.description, '2');
+    assert.equal(find(tree, 'history')?.children?.length, 2);
+    assert.equal(find(tree, 'conflicts'), undefined);
+  });
+
+  it('lists conflicts with the compare action and a context value for the menus', () => {
+    const tree = buildTree(run(attachedRunning, { type: 'syncFinished', report: report({ conflicts: [conflictOn('src/a.ts'), { path: 'dir', host: { kind: 'directory', mode: 0o755 } }] }) }));
+    const file = find(tree, 'conflict:src/a.ts')!;
+    assert.equal(file.contextValue, 'conflict.file');
+    assert.deepEqual(file.command?.arguments, ['src/a.ts']);
+    assert.equal(find(tree, 'conflict:dir')?.contextValue, 'conflict');
+  });
+
+  it('shows an error as a problem with a retry context', () => {
+    const tree = buildTree(run(attachedRunning, { type: 'failed', message: 'agent exited', retry: 'sync' }));
+    const problems = find(tree, 'problems')!;
+    assert.equal(problems.contextValue, 'problems');
+    assert.equal(problems.children?.[0]?.label, 'agent exited');
+  });
+});
+
+describe('unit: ui coalescer', () => {
+  it('turns a burst into one run with every item, one run at a time', async () => {
+    const runs: string[][] = [];
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const coalescer = new Coalescer<string>(async (items) => {
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      runs.push(items);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      inFlight -= 1;
+    }, 10);
+    for (const name of ['a', 'b', 'a', 'c']) coalescer.add(name);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    coalescer.add('d'); // arrives while the first run is in flight
+    coalescer.add('e');
+    await coalescer.idle();
+    assert.deepEqual(runs, [['a', 'b', 'c'], ['d', 'e']]);
+    assert.equal(maxInFlight, 1);
+  });
+
+  it('keeps going after a failed run and stops after dispose', async () => {
+    const runs: string[][] = [];
+    const coalescer = new Coalescer<string>(async (items) => {
+      runs.push(items);
+      if (items.includes('bad')) throw new Error('sync failed');
+    }, 5);
+    coalescer.add('bad');
+    await coalescer.idle();
+    coalescer.add('good');
+    await coalescer.idle();
+    coalescer.dispose();
+    coalescer.add('late');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(runs, [['bad'], ['good']]);
+  });
+});

@@ -1,0 +1,178 @@
+// One workspace's life in the editor, in order: start, the status bar and the tree, auto-sync on
+// save (and how bursts of saves coalesce), a conflict and its resolution, and a guarded stop.
+// The folder is the harness's fixture (see PROJECT_FILES in test/vscode/extensionHost.test.ts).
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { chown, readFile, stat, writeFile } from 'node:fs/promises';
+import * as vscode from 'vscode';
+import { isRunning } from '../../../src/core/ui/state';
+import { statusBarView } from '../../../src/core/ui/statusBar';
+import { buildTree } from '../../../src/core/ui/tree';
+import type { WorkspaceController } from '../../../src/extension/controller';
+import { cludLog, containerSh, containerText, containersForFolder, errorCode, getController, hostFile, note, rejection, waitFor, workspaceFolder } from './support';
+
+/** Waits until no sync runs and none has finished for `quietMs`: auto-sync has caught up. */
+async function settled(controller: WorkspaceController, quietMs = 1500): Promise<void> {
+  let last = controller.viewState.history[0]?.id;
+  let since = Date.now();
+  await waitFor(
+    'auto-sync to settle',
+    async () => {
+      const current = controller.viewState.history[0]?.id;
+      if (current !== last || controller.viewState.health.kind === 'syncing') {
+        last = current;
+        since = Date.now();
+        return undefined;
+      }
+      return Date.now() - since >= quietMs ? true : undefined;
+    },
+    60_000,
+  );
+}
+
+/** Replaces a document's whole text in the editor (a WorkspaceEdit, as a user's typing is). */
+async function replaceText(document: vscode.TextDocument, text: string): Promise<void> {
+  const edit = new vscode.WorkspaceEdit();
+  edit.replace(document.uri, new vscode.Range(document.positionAt(0), document.positionAt(document.getText().length)), text);
+  assert.ok(await vscode.workspace.applyEdit(edit), 'applyEdit refused the edit');
+}
+
+async function describeState(controller: WorkspaceController): Promise<string> {
+  return `state: ${JSON.stringify(controller.viewState.health)}\n--- Clud log (tail):\n${(await cludLog()).slice(-3000)}`;
+}
+
+describe('vscode: a running workspace', function () {
+  this.timeout(120_000);
+  let controller: WorkspaceController;
+
+  before(async () => {
+    controller = await getController();
+  });
+
+  after(async () => {
+    await controller?.stop({ force: true }).catch(() => {});
+  });
+
+  it('clud.startWorkspace copies the folder into a container and reaches "synced" ($(check) Clud: synced)', async function () {
+    this.timeout(420_000); // the first start of a run may build the image (apt-get inside)
+    await vscode.commands.executeCommand('clud.startWorkspace');
+    assert.equal(controller.viewState.health.kind, 'synced', await describeState(controller));
+    assert.equal(statusBarView(controller.viewState).text, '$(check) Clud: synced');
+    assert.equal(statusBarView(controller.viewState).command, 'clud.syncNow');
+    assert.equal(isRunning(controller.viewState), true);
+    const status = await controller.workspace().status();
+    assert.equal(status.state, 'running');
+    assert.equal(status.init?.phase, 'ready');
+    assert.equal(await containerText(controller, 'hello.txt'), await readFile(hostFile('hello.txt'), 'utf8'));
+    assert.equal(await containerText(controller, 'src/app.js'), await readFile(hostFile('src/app.js'), 'utf8'));
+    assert.ok(controller.viewState.history.length >= 1, 'no sync in the history');
+  });
+
+  it('the tree shows the workspace and the last sync with its metrics', () => {
+    const tree = buildTree(controller.viewState);
+    const workspaceNode = tree.find((node) => node.id === 'workspace');
+    assert.ok(workspaceNode, `no workspace node in ${JSON.stringify(tree.map((node) => node.id))}`);
+    assert.equal(workspaceNode.label, controller.viewState.containerName);
+    assert.equal(workspaceNode.description, 'synced');
+    const lastSync = tree.find((node) => node.id === 'lastSync');
+    assert.ok(lastSync, 'no "Last sync" node');
+    assert.equal(lastSync.label, 'Last sync');
+    const rows = new Map((lastSync.children ?? []).map((child) => [child.label, child.description ?? '']));
+    assert.deepEqual([...rows.keys()], ['Policy', 'Duration', 'Files', 'Bytes', 'Conflicts', 'Errors', 'Retries']);
+    assert.equal(rows.get('Policy'), controller.viewState.history[0]!.policy);
+    assert.match(rows.get('Duration')!, /^\d+ ms$/);
+    assert.match(rows.get('Files')!, /^\d+ copied, \d+ deleted$/);
+    assert.equal(rows.get('Conflicts'), '0');
+    assert.equal(rows.get('Errors'), '0');
+    const history = tree.find((node) => node.id === 'history');
+    assert.equal(history?.children?.length, controller.viewState.history.length);
+  });
+
+  it('saving a document puts the change into the container\'s /workspace', async () => {
+    const uri = vscode.Uri.file(hostFile('notes.md'));
+    const document = await vscode.workspace.openTextDocument(uri);
+    await vscode.window.showTextDocument(document);
+    const marker = `saved from VS Code at ${Date.now()}`;
+    const edit = new vscode.WorkspaceEdit();
+    edit.insert(uri, document.positionAt(document.getText().length), `${marker}\n`);
+    assert.ok(await vscode.workspace.applyEdit(edit));
+    assert.ok(await document.save(), 'document.save() returned false');
+    assert.equal(await readFile(hostFile('notes.md'), 'utf8'), document.getText());
+    const inContainer = await waitFor(
+      'the saved text in /workspace/notes.md',
+      async () => {
+        const text = await containerText(controller, 'notes.md');
+        return text?.includes(marker) ? text : undefined;
+      },
+      30_000,
+      200,
+    ).catch(async (error: unknown) => {
+      throw new Error(`${error instanceof Error ? error.message : String(error)}\n${await describeState(controller)}`);
+    });
+    assert.equal(inContainer, document.getText());
+    await settled(controller);
+    assert.equal(controller.viewState.health.kind, 'synced');
+    assert.ok(controller.viewState.history[0]?.applied.some((change) => change.path === 'notes.md'), `the last sync did not carry notes.md: ${JSON.stringify(controller.viewState.history[0]?.applied)}`);
+  });
+
+  it('a burst of 10 saves makes far fewer sync cycles, and the last save wins', async () => {
+    await settled(controller);
+    const before = new Set(controller.viewState.history.map((report) => report.id));
+    const document = await vscode.workspace.openTextDocument(vscode.Uri.file(hostFile('burst.txt')));
+    for (let save = 1; save <= 10; save += 1) {
+      await replaceText(document, `save ${save}\n`);
+      assert.ok(await document.save(), `save ${save} failed`);
+    }
+    await waitFor('"save 10" in /workspace/burst.txt', async () => ((await containerText(controller, 'burst.txt')) === 'save 10\n' ? true : undefined), 30_000, 200);
+    await settled(controller);
+    const cycles = controller.viewState.history.filter((report) => !before.has(report.id));
+    note(`10 saves -> ${cycles.length} sync cycle(s): ${cycles.map((report) => `${report.appliedCount} change(s) in ${report.durationMs} ms`).join('; ')}`);
+    assert.ok(cycles.length >= 1 && cycles.length <= 3, `10 saves made ${cycles.length} sync cycles`);
+    assert.equal(controller.viewState.health.kind, 'synced');
+  });
+
+  it('a file changed on both sides becomes a conflict; clud.keepContainer with its path resolves it', async () => {
+    await settled(controller);
+    const owner = await stat(workspaceFolder().uri.fsPath);
+    await writeFile(hostFile('conflict.txt'), 'edited on the host\n');
+    await chown(hostFile('conflict.txt'), owner.uid, owner.gid); // as the folder's user edits it
+    const edited = await containerSh(controller, 'echo edited in the container > conflict.txt');
+    assert.equal(edited.code, 0, edited.stderr);
+
+    await vscode.commands.executeCommand('clud.syncNow');
+    assert.equal(controller.viewState.health.kind, 'conflict', await describeState(controller));
+    assert.deepEqual(controller.viewState.conflicts.map((conflict) => conflict.path), ['conflict.txt']);
+    assert.equal(statusBarView(controller.viewState).text, '$(warning) Clud: 1 conflict');
+    assert.equal(statusBarView(controller.viewState).severity, 'warning');
+    const conflicts = buildTree(controller.viewState).find((node) => node.id === 'conflicts');
+    assert.deepEqual(conflicts?.children?.map((child) => [child.label, child.contextValue]), [['conflict.txt', 'conflict.file']]);
+    // Neither side was overwritten.
+    assert.equal(await readFile(hostFile('conflict.txt'), 'utf8'), 'edited on the host\n');
+    assert.equal(await containerText(controller, 'conflict.txt'), 'edited in the container\n');
+
+    await vscode.commands.executeCommand('clud.keepContainer', 'conflict.txt');
+    assert.equal(controller.viewState.health.kind, 'synced', await describeState(controller));
+    assert.deepEqual(controller.viewState.conflicts, []);
+    assert.equal(await readFile(hostFile('conflict.txt'), 'utf8'), 'edited in the container\n');
+    assert.equal(await containerText(controller, 'conflict.txt'), 'edited in the container\n');
+    assert.equal(statusBarView(controller.viewState).text, '$(check) Clud: synced');
+  });
+
+  it('stop refuses while /workspace has changes the host lacks (unsynced-changes); forced, it removes the container', async () => {
+    await settled(controller);
+    const made = await containerSh(controller, 'echo written by the agent > agent-notes.txt');
+    assert.equal(made.code, 0, made.stderr);
+    const error = await rejection(controller.stop(), 'stop with unsynced changes');
+    assert.equal(errorCode(error), 'unsynced-changes', String(error));
+    assert.match(String((error as Error).message), /agent-notes\.txt/);
+    assert.equal(isRunning(controller.viewState), true, 'a refused stop must leave the workspace running');
+    assert.equal((await controller.workspace().status()).state, 'running');
+
+    await controller.stop({ force: true });
+    assert.equal(controller.viewState.health.kind, 'stopped');
+    assert.equal(isRunning(controller.viewState), false);
+    assert.equal(statusBarView(controller.viewState).text, '$(circle-slash) Clud');
+    assert.deepEqual(await containersForFolder(), []);
+    assert.equal(existsSync(hostFile('agent-notes.txt')), false, 'the discarded file reached the host');
+  });
+});
