@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { runSyncCycle } from '../src/core/sync/engine';
 import type { Policy } from '../src/core/sync/reconcile';
+import { UndoLog } from '../src/core/undo';
 
 const run = promisify(execFile);
 const REPEATS = Number(process.env.CLUD_BENCH_REPEATS ?? 3);
@@ -35,8 +36,11 @@ async function main(): Promise<void> {
       for (const row of results) rows.push({ ...row, ratioToRsync: round(row.medianMs / rsync) });
     }
     console.log(formatTable(rows));
+    const undo = await measureUndoOverhead(work, source);
+    console.log(`\npull of ${undo.changes} changes (overwrites, creations, deletions) into the host folder:`);
+    console.log(`  without the undo log ${undo.withoutMs} ms, with it ${undo.withMs} ms: overhead ${Math.round((undo.withMs / undo.withoutMs - 1) * 100)}% (goal: under 20%)`);
     await mkdir('bench-results', { recursive: true });
-    await writeFile(path.join('bench-results', 'sync.json'), JSON.stringify({ files, repeats: REPEATS, rows }, null, 2));
+    await writeFile(path.join('bench-results', 'sync.json'), JSON.stringify({ files, repeats: REPEATS, rows, undo }, null, 2));
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -73,6 +77,38 @@ async function measureScenario(work: string, source: string, scenario: Scenario)
     rows.push({ scenario, tool, medianMs: round(median(times)) });
   }
   return rows;
+}
+
+/**
+ * The undo log's cost on a pull that overwrites, creates and deletes files in the host folder:
+ * the same pull on the same trees, with and without a step recording its preimages.
+ */
+async function measureUndoOverhead(work: string, source: string): Promise<{ changes: number; withoutMs: number; withMs: number }> {
+  const times = { without: [] as number[], with: [] as number[] };
+  let changes = 0;
+  for (let repeat = 0; repeat < REPEATS; repeat += 1) {
+    for (const mode of ['without', 'with'] as const) {
+      const host = path.join(work, `undo-host-${mode}-${repeat}`);
+      const container = path.join(work, `undo-container-${mode}-${repeat}`);
+      const state = path.join(work, `undo-state-${mode}-${repeat}`);
+      await cp(source, host, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+      await cp(source, container, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+      await mkdir(state, { recursive: true });
+      await clud(host, container, state, 'two-way-safe');
+      await touchFiles(container, 300);
+      await writeFile(path.join(container, 'new-a.txt'), 'new\n');
+      await mkdir(path.join(container, 'new-dir'), { recursive: true });
+      for (let index = 0; index < 50; index += 1) await writeFile(path.join(container, 'new-dir', `f${index}.txt`), `new ${index}\n`);
+      await rm(path.join(container, SOURCE_PACKAGES[1]!), { recursive: true, force: true });
+      const undo = mode === 'with' ? { log: (await UndoLog.open(path.join(state, 'undo'), { keptDirectory: path.join(state, 'kept') })).log, ask: async () => 'allow' as const } : undefined;
+      const started = performance.now();
+      const report = await runSyncCycle({ roots: { host, container }, stateDir: state, policy: 'pull', excludes: [], undo });
+      times[mode].push(performance.now() - started);
+      changes = report.appliedCount;
+      await Promise.all([host, container, state].map((dir) => rm(dir, { recursive: true, force: true })));
+    }
+  }
+  return { changes, withoutMs: round(median(times.without)), withMs: round(median(times.with)) };
 }
 
 /** The container side is `from` (the agent's /workspace), the host side `to`. */

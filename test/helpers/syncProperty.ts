@@ -544,6 +544,27 @@ function generateAction(context: GenerationContext, side: Side, creating: boolea
   return ops;
 }
 
+/**
+ * The user settles a reported conflict by hand on one side: deletes their version (the other
+ * side's then wins: a side that only deleted loses) or copies the other side's file over theirs.
+ */
+function settleByHand(context: GenerationContext, conflict: string): Op[] {
+  const { rng, roots } = context;
+  const side = rng.pick(SIDES);
+  const theirs = path.join(roots[other(side)], conflict);
+  const mine = kindAt(path.join(roots[side], conflict));
+  let op: Op | undefined;
+  if (kindAt(theirs) === 'file' && mine !== 'dir' && mine !== 'link' && rng.chance(0.5)) {
+    context.clock += 1;
+    op = { side, op: 'write', path: conflict, content: readFileSync(theirs, 'utf8'), exec: (lstatSync(theirs).mode & 0o111) !== 0, mtime: context.clock };
+  } else if (mine !== undefined) {
+    op = { side, op: 'rm', path: conflict };
+  }
+  if (!op || !applyOp(roots, op)) return [];
+  context.actions['settle a conflict by hand'] = (context.actions['settle a conflict by hand'] ?? 0) + 1;
+  return [op];
+}
+
 // --- Syncers -----------------------------------------------------------------------------------
 
 export interface SyncerOptions {
@@ -683,6 +704,7 @@ export async function runProperty(options: PropertyRunOptions): Promise<Property
     const rounds = options.script ? options.script.length : options.rounds;
     let conflicts: string[] = [];
     for (let round = 1; round <= rounds; round += 1) {
+      result.stats.rounds = round;
       let steps: Step[];
       if (options.script) {
         // A resolve only replays while its path is still a conflict, so a shrunk script stays one a user could run.
@@ -693,6 +715,7 @@ export async function runProperty(options: PropertyRunOptions): Promise<Property
         const first = round === 1;
         const count = first ? 10 + rng.int(14) : rng.chance(0.1) ? 0 : 1 + rng.int(7);
         for (let index = 0; index < count; index += 1) steps.push(...generateAction(context, rng.chance(first ? 0.6 : 0.5) ? 'host' : 'container', first));
+        if (conflicts.length > 0 && rng.chance(0.3)) steps.push(...settleByHand(context, rng.pick(conflicts)));
         if (options.resolves && options.policy === 'two-way-safe' && conflicts.length > 0 && rng.chance(0.4)) {
           // The user settles one of the last sync's conflicts (after this round's edits, as people do).
           const conflict = rng.pick(conflicts);
@@ -704,7 +727,6 @@ export async function runProperty(options: PropertyRunOptions): Promise<Property
         }
       }
       result.script.push(steps);
-      result.stats.rounds = round;
       result.stats.operations += steps.filter((step) => step.op !== 'reset' && step.op !== 'resolve').length;
       const reset = steps.some((step) => step.op === 'reset');
       const resolve = steps.find((step) => step.op === 'resolve');
@@ -714,8 +736,8 @@ export async function runProperty(options: PropertyRunOptions): Promise<Property
       });
     }
   } catch (error) {
-    if (!(error instanceof PropertyViolation)) throw error;
-    result.violation = error;
+    // An exception (a sync that throws, say) is a failure too, with the seed and operations to replay it.
+    result.violation = error instanceof PropertyViolation ? error : new PropertyViolation('exception', result.stats.rounds, (error as Error).stack ?? String(error));
   } finally {
     rmSync(base, { recursive: true, force: true });
   }

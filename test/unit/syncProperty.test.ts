@@ -4,8 +4,7 @@
 // Other knobs: CLUD_PROPERTY_ROUNDS (rounds per seed), CLUD_PROPERTY_FIRST_SEED, CLUD_PROPERTY_SEED
 // (exactly one seed, to replay a failure), CLUD_PROPERTY_POLICIES (comma-separated),
 // CLUD_PROPERTY_SHRINK_MS (time spent minimizing a failure, 0 = none), CLUD_PROPERTY_TMPDIR,
-// CLUD_PROPERTY_VERBOSE (print totals and what the seeds covered), CLUD_PROPERTY_KNOWN_BUGS=1 (run
-// the tests of known src bugs below instead of skipping them).
+// CLUD_PROPERTY_VERBOSE (print totals and what the seeds covered).
 import assert from 'node:assert/strict';
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -43,7 +42,6 @@ function isWritableDirectory(directory: string): boolean {
 }
 const soak = soakSeeds !== undefined || onlySeed !== undefined;
 /** Tests of known src bugs: skipped until fixed (then turn them into plain `it`). */
-const itBug = env.CLUD_PROPERTY_KNOWN_BUGS ? it : it.skip;
 
 function seedsFor(policy: Policy): number[] {
   if (onlySeed !== undefined) return [onlySeed];
@@ -154,21 +152,8 @@ describe('unit: sync property', function () {
     assert.equal((await runProperty({ seed: 0, policy: 'two-way-safe', rounds: 1, script: minimal.script, tmpRoot })).violation, undefined);
   });
 
-  // BUG: `clud resolve` (src/core/sync/resolve.ts) breaks the property; the sync cycle itself
-  // does not. With resolve steps (two-way-safe runs where the user settles one of the last
-  // sync's conflicts) seed 1 fails, and the focused tests below pin each cause:
-  //  A. `--keep both` renames the container's version to NAME.container.EXT, and the report does
-  //     not say so (the resolve's other changes and kept versions are reported since resolve.ts
-  //     merges its own outcome into the report; see the regression tests after these).
-  //  B. `--keep both` picks that name without checking the ignore rules: with "*.log" and
-  //     "!keep.log", keep.log's copy becomes keep.container.log, which is ignored, so it never
-  //     reaches the host (nor shows up as a difference anywhere).
-  //  C. `--keep host|container` applies each side's own ignore rules, where the sync leaves a
-  //     path ignored on EITHER side alone on both: with "build/" ignored, once the host turns a
-  //     conflicting file n/build into a folder, `--keep host` removes the container's file
-  //     n/build (kept aside), which every sync would have left alone.
-  // (Not counted as a bug: `--keep both` on a folder moves the ignored files inside it along.)
-  itBug('BUG (resolve.ts): two-way-safe with `clud resolve` steps keeps the property, and its report tells what it did', async function () {
+  // Regression tests: these were bugs in resolve.ts when the property first ran.
+  it('two-way-safe with `clud resolve` steps keeps the property, and its report tells what it did', async function () {
     this.timeout(soak ? 0 : 60_000 + shrinkBudgetMs);
     await runSeeds('two-way-safe', seedsFor('two-way-safe'), { resolves: true, checkResolveReport: true });
   });
@@ -204,7 +189,7 @@ describe('unit: sync property', function () {
       assert.equal(readFileSync(kept.keptAt, 'utf8'), 'container v3');
     });
 
-    itBug('BUG A: the report of `clud resolve --keep both` lists the container version it moved to its sibling name', async () => {
+    it('resolve: the report of `clud resolve --keep both` lists the container version it moved to its sibling name', async () => {
       const { options, write, sync } = setup();
       write('host', 'p.txt', 'v1');
       await sync();
@@ -218,7 +203,7 @@ describe('unit: sync property', function () {
       assert.ok(report.applied.some((change) => change.path === 'p.container.txt' && change.side === 'container'), `applied: ${JSON.stringify(report.applied)}`);
     });
 
-    itBug('BUG B: `clud resolve --keep both` never gives the container version an ignored name', async () => {
+    it('resolve: `clud resolve --keep both` never gives the container version an ignored name', async () => {
       const { roots, options, write, sync } = setup('*.log\n!keep.log\n');
       await sync();
       write('host', 'keep.log', 'host version');
@@ -250,7 +235,7 @@ describe('unit: sync property', function () {
       assert.ok(existsSync(path.join(roots.host, 'a', 'notes.txt')), `host a/: ${JSON.stringify(readdirSync(path.join(roots.host, 'a')))}`);
     });
 
-    itBug('BUG C: a resolve leaves alone a path that is ignored on either side, as the sync does', async () => {
+    it('resolve: a resolve leaves alone a path that is ignored on either side, as the sync does', async () => {
       const { roots, options, write, sync } = setup('build/\n');
       mkdirSync(path.join(roots.container, 'n'));
       await sync();

@@ -11,7 +11,7 @@ import { joinBytes } from './pathCodec';
 import type { Change, Side } from './reconcile';
 import { runSyncCycle } from './engine';
 import type { SyncCycleOptions } from './engine';
-import { scanTree } from './scan';
+import { isIgnoredHere, scanTree } from './scan';
 import { SyncStateFiles } from './stateFiles';
 import { newSyncId } from './engine';
 
@@ -26,22 +26,37 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
   const relative = normalizeRelative(options.path);
   let resolved: ApplyOutcome | undefined;
   let stepId: string | undefined;
+  let renamed: { from: string; to: string } | undefined;
+  const scans = { host: await scanTree(options.roots.host, { excludes: options.excludes }), container: await scanTree(options.roots.container, { excludes: options.excludes }) };
+  // The sync leaves a path ignored on either side alone on both; so does a resolve.
+  const ignoredOnEither = (candidate: string, isDirectory: boolean) => isIgnoredHere(scans.host, candidate, isDirectory) || isIgnoredHere(scans.container, candidate, isDirectory);
+  if (ignoredOnEither(relative, scans.host.snapshot.get(relative)?.kind === 'directory' || scans.container.snapshot.get(relative)?.kind === 'directory')) {
+    throw new Error(`${relative} is ignored on one side; a sync never touches it, nor does a resolve`);
+  }
   if (options.keep === 'both') {
     // The container's version moves to a sibling name; the next cycle then copies the host's
     // version into the container and the sibling to the host.
-    const sibling = await freeSiblingName(options.roots.container, relative);
+    const isDirectory = scans.container.snapshot.get(relative)?.kind === 'directory';
+    if (!scans.container.snapshot.has(relative)) throw new Error(`${relative} does not exist in the container; keep host instead`);
+    const sibling = await freeSiblingName(options.roots.container, relative, {
+      ignored: (candidate) => ignoredOnEither(candidate, isDirectory),
+      taken: (candidate) => scans.host.snapshot.has(candidate),
+    });
     await rename(joinBytes(options.roots.container, relative), joinBytes(options.roots.container, sibling));
+    renamed = { from: relative, to: sibling };
   } else {
     const winner: Side = options.keep;
     const loser: Side = winner === 'host' ? 'container' : 'host';
-    const [winnerScan, loserScan] = await Promise.all([scanTree(options.roots[winner], { excludes: options.excludes }), scanTree(options.roots[loser], { excludes: options.excludes })]);
-    // Ignored files inside the loser's version are not ours to delete, and the folder holding
+    const [winnerScan, loserScan] = [scans[winner], scans[loser]];
+    // Ignored files inside either version are not ours to delete or copy, and a folder holding
     // them could not be replaced: say so before changing anything.
-    const blocking = [...loserScan.ignored].filter((ignoredPath) => ignoredPath.startsWith(`${relative}/`));
+    const under = (candidate: string) => candidate.startsWith(`${relative}/`);
+    const blocking = [...loserScan.ignored, ...[...loserScan.snapshot.keys()].filter((candidate) => under(candidate) && ignoredOnEither(candidate, loserScan.snapshot.get(candidate)?.kind === 'directory'))].filter(under);
     if (blocking.length > 0) {
       throw new Error(`cannot replace ${relative} on the ${loser} side: it holds ignored files (${blocking.slice(0, 3).join(', ')}); move them away first, nothing was changed`);
     }
-    const changes = replaceSubtree(relative, winnerScan.snapshot, loserScan.snapshot, loser);
+    const winnerVersion = new Map([...winnerScan.snapshot].filter(([candidate, entry]) => !(under(candidate) && ignoredOnEither(candidate, entry.kind === 'directory'))));
+    const changes = replaceSubtree(relative, winnerVersion, loserScan.snapshot, loser);
     const state = new SyncStateFiles(options.stateDir);
     const id = `${newSyncId()}-resolve`;
     const recorded = await applyRecorded(changes, { roots: options.roots, keepDir: state.keptDirectory(id) }, options.undo, { syncId: id, policy: `resolve: keep ${options.keep}` });
@@ -55,6 +70,13 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     stepId = recorded.stepId;
   }
   const report = await runSyncCycle({ ...options, policy: 'two-way-safe' });
+  if (renamed) {
+    const moved = [
+      { path: renamed.from, side: 'container' as const, action: 'delete' as const },
+      { path: renamed.to, side: 'container' as const, action: 'create' as const },
+    ];
+    return { ...report, applied: [...moved, ...report.applied].slice(0, 1000), appliedCount: report.appliedCount + 2, writtenCount: report.writtenCount + 1, deletedCount: report.deletedCount + 1 };
+  }
   if (!resolved) return report;
   // The report tells what the resolve itself did too, not only the cycle that recorded it.
   const deleted = resolved.applied.filter((change) => change.next === undefined).length;
@@ -85,13 +107,18 @@ export function replaceSubtree(root: string, winner: Snapshot, loser: Snapshot, 
   return [...removals, ...creations];
 }
 
-async function freeSiblingName(root: string, relative: string): Promise<string> {
+/** `name.container.ext`, else `name.ext.container`, numbered if taken (here or on the host); never an ignored name. */
+async function freeSiblingName(root: string, relative: string, check: { ignored: (candidate: string) => boolean; taken: (candidate: string) => boolean }): Promise<string> {
   const extension = path.posix.extname(relative);
   const stem = relative.slice(0, relative.length - extension.length);
-  for (let attempt = 1; ; attempt += 1) {
-    const candidate = `${stem}.container${attempt === 1 ? '' : `-${attempt}`}${extension}`;
-    if (!(await lstatOrUndefined(joinBytes(root, candidate)))) return candidate;
+  for (const form of [(number: string) => `${stem}.container${number}${extension}`, (number: string) => `${relative}.container${number}`]) {
+    for (let attempt = 1; attempt < 100; attempt += 1) {
+      const candidate = form(attempt === 1 ? '' : `-${attempt}`);
+      if (check.ignored(candidate)) break; // numbering does not make an ignored form synced
+      if (!check.taken(candidate) && !(await lstatOrUndefined(joinBytes(root, candidate)))) return candidate;
+    }
   }
+  throw new Error(`no free, synced name for the container's version of ${relative}; rename it yourself`);
 }
 
 function normalizeRelative(input: string): string {
