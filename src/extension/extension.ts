@@ -14,6 +14,8 @@ import { createTreeView } from './treeView';
 
 export interface CludExtensionApi {
   controller: WorkspaceController | undefined;
+  /** Where the Clud log channel's file lives (the extension-host tests read it). */
+  logUri: vscode.Uri;
 }
 
 export function activate(context: vscode.ExtensionContext): CludExtensionApi {
@@ -46,7 +48,7 @@ export function activate(context: vscode.ExtensionContext): CludExtensionApi {
     controller.attach().catch((error: unknown) => log.info('attach.skipped', { reason: errorMessage(error) }));
   }
   void runTestsIfAsked(context);
-  return { controller };
+  return { controller, logUri: context.logUri };
 }
 
 /**
