@@ -38,13 +38,18 @@ function assertReadyToSync(): void {
   }
 }
 
-/** Opens the undo log (under the sync lock), recovering a step a crashed agent left open. */
-async function openUndoLog(settings: UndoSettings): Promise<UndoLog> {
+/** Opens the undo log (under the sync lock), recovering a step a crashed agent left open; `notices` says so. */
+async function openUndoLog(settings: UndoSettings, notices: string[] = []): Promise<UndoLog> {
   const { log: undoLog, recovered } = await UndoLog.open(path.join(CONTAINER_STATE_PATH, 'undo'), {
     keptDirectory: path.join(CONTAINER_STATE_PATH, 'kept'),
     limits: { maxSteps: settings.maxSteps, maxLogBytes: settings.maxLogBytes, maxStepBytes: settings.maxStepBytes },
   });
-  for (const step of recovered) log('warn', `undo log: ${step.outcome} step ${step.id} left by an interrupted sync (${step.paths} path(s))`, { kept: step.kept, problems: step.problems });
+  for (const step of recovered) {
+    const what = step.outcome === 'rolled-back' ? 'rolled back the changes an interrupted sync had begun' : step.outcome === 'undo-completed' ? 'finished an interrupted undo' : 'could not roll back an interrupted sync that was too large to record';
+    const notice = `${what} (${step.paths} path(s) in your folder${step.kept.length ? `; versions it replaced are kept in ${path.dirname(step.kept[0]!.keptAt)}` : ''})`;
+    notices.push(notice);
+    log('warn', `undo log: ${notice}`, { step: step.id, kept: step.kept, problems: step.problems });
+  }
   return undoLog;
 }
 
@@ -65,7 +70,8 @@ interface CycleRequest {
 
 async function syncCycle(request: CycleRequest, context: RequestContext, retries = 3): Promise<SyncReport> {
   assertReadyToSync();
-  const undo = recording(await openUndoLog(request.undo), request.undo, context);
+  const notices: string[] = [];
+  const undo = recording(await openUndoLog(request.undo, notices), request.undo, context);
   let merged: SyncReport | undefined;
   const { retries: used } = await withRetries(
     async () => {
@@ -77,6 +83,7 @@ async function syncCycle(request: CycleRequest, context: RequestContext, retries
   );
   const report = merged!;
   report.retries = used;
+  report.notices = [...notices, ...report.notices];
   // The repository is not merged file by file: the host's .git is the user's record, mirrored
   // one way into the container so the agent sees current history, and never written back.
   if (!report.halted && request.policy !== 'pull') await mirrorGitDirectory();
@@ -114,8 +121,11 @@ export function createSyncHandlers(): Pick<Handlers, 'sync' | 'history' | 'compa
       }),
     undoHistory: () =>
       withSyncLock(async () => {
-        const undoLog = await openUndoLog(UNDO_DEFAULTS);
-        return { steps: await undoLog.list(), barriers: await undoLog.barriers(), disabledReason: undoLog.disabledReason };
+        const notices: string[] = [];
+        const undoLog = await openUndoLog(UNDO_DEFAULTS, notices);
+        // Barriers as of now, not as of the last sync: the user may have edited since.
+        if (!undoLog.disabledReason) await undoLog.detectBarriers(roots.host);
+        return { steps: await undoLog.list(), barriers: await undoLog.barriers(), disabledReason: undoLog.disabledReason, notices };
       }),
     undo: (params) =>
       withSyncLock(async () => {

@@ -27,6 +27,7 @@ export function formatReport(report: SyncReport): string {
   if (report.halted) {
     lines.push('  Nothing was changed. If this side was reset on purpose, run `clud resume` to merge both sides again (nothing is deleted).');
   }
+  for (const notice of report.notices) lines.push(`  note: ${notice}`);
   if (report.denied) lines.push(`  stopped by a safeguard: ${report.denied.detail}; the host was rolled back (run with --yes to allow)`);
   if (report.undoStep) lines.push(`  undo: \`clud undo\` takes this sync back (step ${report.undoStep})`);
   for (const change of report.applied.slice(0, 20)) lines.push(`  ${change.action.padEnd(6)} ${change.side === 'host' ? 'host     ' : 'container'} ${change.path}`);

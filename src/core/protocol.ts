@@ -110,6 +110,8 @@ export const SyncReport = z.object({
   retries: z.number().int().nonnegative().default(0),
   /** The undo step recording this cycle's changes to the host, if it made any. */
   undoStep: z.string().optional(),
+  /** Things the user should know that are not about one path, e.g. an interrupted sync rolled back first. */
+  notices: z.array(z.string()).default([]),
   /** A safeguard the user denied: the cycle's host changes were rolled back. */
   denied: z.object({ kind: z.string(), path: z.string(), detail: z.string() }).optional(),
   scanned: z.object({ hostFiles: z.number().int(), containerFiles: z.number().int(), hashedFiles: z.number().int() }),
@@ -215,7 +217,7 @@ export const ResultSchemas = {
   backup: BackupManifest,
   listBackups: z.object({ backups: z.array(BackupManifest) }),
   restoreBackup: RestoreResult,
-  undoHistory: z.object({ steps: z.array(UndoStepSchema), barriers: z.array(BarrierSchema), disabledReason: z.string().optional() }),
+  undoHistory: z.object({ steps: z.array(UndoStepSchema), barriers: z.array(BarrierSchema), disabledReason: z.string().optional(), notices: z.array(z.string()).default([]) }),
   undo: UndoResultSchema,
   discardUndoLog: z.object({}),
   answer: z.object({}),

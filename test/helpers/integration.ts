@@ -338,7 +338,7 @@ export async function runCludSync(command: SyncCommand, dir: string, args: strin
   assert.ok(parsed.success, `report is not a SyncReport: ${parsed.error?.message}\n${describeRun(run)}`);
   const report = parsed.data;
   assert.equal(json.ok, run.exitCode === 0, `ok disagrees with the exit code\n${describeRun(run)}`);
-  assert.equal(json.ok, !report.halted && report.skipped.length === 0, describeRun(run));
+  assert.equal(json.ok, !report.halted && !report.denied && report.skipped.length === 0, describeRun(run));
   assert.deepEqual(
     [metrics.durationMs, metrics.bytesTransferred, metrics.conflicts, metrics.retries],
     [report.durationMs, report.bytesCopied, report.conflicts.length, report.retries],
@@ -347,14 +347,42 @@ export async function runCludSync(command: SyncCommand, dir: string, args: strin
   return { run, output: { ok: json.ok as boolean, metrics, report } };
 }
 
-/** `clud COMMAND DIR ...args --json` that must succeed (exit 0, ok, nothing halted or skipped). */
+/** `clud COMMAND DIR ...args --json` that must succeed (exit 0, ok, nothing halted, denied or skipped). */
 export async function cludSync(command: SyncCommand, dir: string, args: string[] = []): Promise<SyncOutput> {
   const { run, output } = await runCludSync(command, dir, args);
   assertExit(run, 0);
   assert.equal(output.ok, true, describeRun(run));
   assert.equal(output.report.halted, undefined, describeRun(run));
+  assert.equal(output.report.denied, undefined, describeRun(run));
   assert.deepEqual(output.report.skipped, [], describeRun(run));
   return output;
+}
+
+/** A folder owned by the test user, its container up, and a first sync that must find nothing to do. */
+export async function syncedProject(scope: TestScope, files: ProjectFiles): Promise<string> {
+  const dir = await scope.project(files);
+  await cludUp(dir);
+  const { report } = await cludSync('sync', dir);
+  assert.deepEqual(appliedChanges(report), [], 'the first sync after the initial copy changed something');
+  assert.deepEqual(report.conflicts, []);
+  return dir;
+}
+
+/** Writes host files as the folder's owner would. */
+export async function writeHost(dir: string, files: ProjectFiles): Promise<void> {
+  await writeTree(dir, files);
+  await chownTree(dir, USER_UID, USER_GID);
+}
+
+/** Single-quoted for sh. */
+export const shellQuote = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
+
+/** Writes files in /workspace as the workspace user (parents created). */
+export async function writeContainer(dir: string, files: Record<string, string>): Promise<void> {
+  const script = Object.entries(files)
+    .map(([relative, content]) => `mkdir -p "$(dirname ${shellQuote(relative)})" && printf %s ${shellQuote(content)} > ${shellQuote(relative)}`)
+    .join(' && ');
+  await execSh(dir, script);
 }
 
 /** What a sync changed, as "side action path" lines, sorted (e.g. "host create notes/a.txt"). */
@@ -449,6 +477,38 @@ export async function hashTree(root: string, options: { exclude?: (relative: str
 }
 
 /**
+ * The modification time (ms) of every entry under `root` ("." for `root` itself), symlinks not
+ * followed. hashTree leaves times out (a sync may set them); an undo must put them back too.
+ */
+export async function treeTimes(root: string, options: { exclude?: (relative: string) => boolean } = {}): Promise<Map<string, number>> {
+  const times = new Map<string, number>([['.', (await lstat(root)).mtimeMs]]);
+  const walk = async (relativeDir: string): Promise<void> => {
+    for (const name of await readdir(path.join(root, relativeDir))) {
+      const relative = relativeDir ? `${relativeDir}/${name}` : name;
+      if (options.exclude?.(relative)) continue;
+      const info = await lstat(path.join(root, relative));
+      times.set(relative, info.mtimeMs);
+      if (info.isDirectory()) await walk(relative);
+    }
+  };
+  await walk('');
+  return times;
+}
+
+/** Entries whose modification time moved by more than `toleranceMs`, appeared or went, as readable lines. */
+export function diffTimes(before: Map<string, number>, after: Map<string, number>, toleranceMs: number): string[] {
+  const differences: string[] = [];
+  for (const relative of [...new Set([...before.keys(), ...after.keys()])].sort()) {
+    const a = before.get(relative);
+    const b = after.get(relative);
+    if (a !== undefined && b !== undefined && Math.abs(a - b) <= toleranceMs) continue;
+    const show = (time: number | undefined) => (time === undefined ? '(absent)' : new Date(time).toISOString());
+    differences.push(`${relative}: mtime ${show(a)} -> ${show(b)}`);
+  }
+  return differences;
+}
+
+/**
  * Runs `cmd` in the running workspace container of `dir` as the workspace user in /workspace,
  * straight through the engine (not through `clud exec`): for reading /workspace to check what a
  * command did, without going through the code under test, and without a Node start-up per look.
@@ -536,8 +596,14 @@ export function assertTreesEqual(left: Tree, right: Tree, labels: [string, strin
 // ---------------------------------------------------------------------------------------------
 // The engine and the Workspace class, in process
 
+export interface CreateWorkspaceOptions {
+  onProgress?: (event: WorkspaceProgress) => void;
+  /** Extra environment of this Workspace's agent sessions only, e.g. CLUD_FAILPOINT (src/agent/failpoint.ts). */
+  agentEnv?: Record<string, string>;
+}
+
 /** The Workspace class on the real engine, configured like the CLI under TEST_ENV. */
-export function createWorkspace(hostPath: string, config: CludConfigInput = {}, onProgress?: (event: WorkspaceProgress) => void): Workspace {
+export function createWorkspace(hostPath: string, config: CludConfigInput = {}, options: CreateWorkspaceOptions = {}): Workspace {
   return new Workspace({
     hostPath,
     platform: 'linux',
@@ -545,7 +611,8 @@ export function createWorkspace(hostPath: string, config: CludConfigInput = {}, 
     engine: new DockerodeEngine(),
     stateRoot: TEST_STATE_ROOT,
     resources: { agentBundlePath: AGENT_BUNDLE_PATH, containerDir: CONTAINER_DIR },
-    onProgress,
+    onProgress: options.onProgress,
+    agentEnv: options.agentEnv,
   });
 }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   TestScope,
@@ -18,14 +18,14 @@ import {
   INTEGRATION_TIMEOUT_MS,
 } from '../helpers/integration';
 
-/** `clud down DIR [args] --json` that must be refused for unsynced changes mentioning `mentions`. */
-async function assertDownRefused(dir: string, mentions: RegExp, args: string[] = []): Promise<void> {
+/** `clud down DIR [args] --json` that must be refused for unsynced changes, with a message matching every one of `mentions`. */
+async function assertDownRefused(dir: string, mentions: RegExp | RegExp[], args: string[] = []): Promise<void> {
   const { run, json } = await runCludJson(['down', dir, ...args]);
   assert.notEqual(run.exitCode, 0, describeRun(run));
   assert.equal(json.ok, false, describeRun(run));
   const error = json.error as { code?: string; message?: string };
   assert.equal(error.code, 'unsynced-changes', describeRun(run));
-  assert.match(String(error.message), mentions, describeRun(run));
+  for (const mention of [mentions].flat()) assert.match(String(error.message), mention, describeRun(run));
   assert.equal(lines(run.stderr).length, 1, describeRun(run));
 }
 
@@ -120,22 +120,20 @@ describe('integration: container names and clud down', function () {
     assert.equal(again.json.removed, false);
   });
 
-  it('clud down refuses while /workspace has changes the host lacks; --force removes it anyway', async function () {
-    // A deletion in the container is a change the host lacks.
-    await execSh(first, 'rm file.txt');
-    await assertDownRefused(first, /file\.txt/);
-    assert.equal((await inspectContainer(firstName))?.State.Running, true, 'the refused down stopped or removed the container');
-
-    // Once pulled, nothing is unsynced; then a new file is.
-    await cludSync('pull', first);
-    await execSh(first, 'echo unsynced > unsynced.txt');
-    await assertDownRefused(first, /unsynced\.txt/);
+  it('clud down refuses while /workspace has an edit, a new file or a deletion made since the last agreed state; --force removes it anyway', async function () {
+    // `first` was never synced: the agreed state is the one its initial copy recorded. The refusal
+    // must name all three paths, so a check that ignores any one kind of change fails here.
+    await execSh(first, 'echo edited in the container > keep.txt && rm file.txt && echo unsynced > unsynced.txt');
+    await assertDownRefused(first, [/^3 change\(s\) made in \/workspace/, /keep\.txt/, /file\.txt/, /unsynced\.txt/]);
     assert.equal((await inspectContainer(firstName))?.State.Running, true, 'the refused down stopped or removed the container');
 
     const forced = await runCludJson(['down', first, '--force']);
     assertExit(forced.run, 0);
     assert.equal(forced.json.removed, true);
     assert.equal(await inspectContainer(firstName), undefined, 'clud down --force left the container');
+    // Nothing was synced: the host still has its own versions.
+    assert.equal(await readFile(path.join(first, 'keep.txt'), 'utf8'), 'keep\n');
+    assert.equal(await readFile(path.join(first, 'file.txt'), 'utf8'), 'first\n');
   });
 
   it('clud down refuses for a stopped container whose /workspace has changes the host lacks', async function () {
@@ -145,7 +143,9 @@ describe('integration: container names and clud down', function () {
     await docker.getContainer(name).stop({ t: 1 });
     assert.equal((await inspectContainer(name))?.State.Running, false);
     await assertDownRefused(dir, /precious\.txt/);
-    assert.ok(await inspectContainer(name), 'clud down removed a stopped container that held unsynced changes');
+    const refused = await inspectContainer(name);
+    assert.ok(refused, 'clud down removed a stopped container that held unsynced changes');
+    assert.equal(refused.State.Running, false, 'clud down started the stopped container for its check and left it running');
     // The change is still there: `clud up` (re)starts the container with /workspace kept, and a pull brings it home.
     await cludUp(dir);
     const { report } = await cludSync('pull', dir);
@@ -159,21 +159,18 @@ describe('integration: container names and clud down', function () {
     assert.equal(await inspectContainer(name), undefined);
   });
 
-  // BUG: Workspace.assertNothingUnsynced() (src/core/workspace.ts) refuses on every difference
-  // that `compare` finds, in either direction, so a change made on the host only (nothing in
-  // /workspace to lose) blocks `clud down` as well: "1 path(s) differ between /workspace and DIR
-  // (new-on-host.txt)", and its hint "Run `clud sync` (or `clud pull`)" suggests a pull, which
-  // would delete that new host file (keeping it aside). `clud down` says it is "refused while
-  // /workspace has changes DIR lacks"; it should use the agreed state to tell which side changed.
-  it.skip('clud down is not refused by changes made on the host only', async function () {
-    const dir = await scope.project({ 'file.txt': 'v0\n' });
+  it('clud down is not refused by changes made on the host only (an edit, a new file, a deletion)', async function () {
+    const dir = await scope.project({ 'file.txt': 'v0\n', 'edited.txt': 'v0\n', 'deleted.txt': 'v0\n' });
     const name = String((await cludUp(dir)).containerName);
-    await cludSync('sync', dir);
     await writeFile(path.join(dir, 'new-on-host.txt'), 'nothing in /workspace to lose\n');
+    await writeFile(path.join(dir, 'edited.txt'), 'edited on the host\n');
+    await unlink(path.join(dir, 'deleted.txt'));
     const down = await runCludJson(['down', dir]);
     assertExit(down.run, 0);
+    assert.equal(down.json.removed, true, describeRun(down.run));
     assert.equal(await inspectContainer(name), undefined);
     assert.equal(await readFile(path.join(dir, 'new-on-host.txt'), 'utf8'), 'nothing in /workspace to lose\n');
+    assert.equal(await readFile(path.join(dir, 'edited.txt'), 'utf8'), 'edited on the host\n');
   });
 
   // Folders compare equal whatever their permissions (src/core/sync/entry.ts entriesEqual): a

@@ -37,6 +37,7 @@ function report(id: string, appliedCount = 2): SyncReport {
     kept: [],
     bytesCopied: 1234,
     retries: 0,
+    notices: [],
     scanned: { hostFiles: 3, containerFiles: 3, hashedFiles: 1 },
   };
 }

@@ -230,8 +230,8 @@ describe('unit: protocol', () => {
     });
 
     it('is the result schema of sync and resolve', () => {
-      assert.deepEqual(ResultSchemas.sync.parse(report), { ...report, retries: 0 });
-      assert.deepEqual(ResultSchemas.resolve.parse(report), { ...report, retries: 0 });
+      assert.deepEqual(ResultSchemas.sync.parse(report), { ...report, retries: 0, notices: [] });
+      assert.deepEqual(ResultSchemas.resolve.parse(report), { ...report, retries: 0, notices: [] });
     });
 
     it('rejects an old push/pull metrics object as a sync result', () => {

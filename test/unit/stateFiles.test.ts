@@ -34,6 +34,7 @@ function report(id: string): SyncReport {
     kept: [],
     bytesCopied: 0,
     retries: 0,
+    notices: [],
     scanned: { hostFiles: 0, containerFiles: 0, hashedFiles: 0 },
   };
 }

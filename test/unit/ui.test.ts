@@ -25,6 +25,7 @@ function report(overrides: Partial<SyncReport> = {}): SyncReport {
     kept: [],
     bytesCopied: 7,
     retries: 0,
+    notices: [],
     scanned: { hostFiles: 1, containerFiles: 1, hashedFiles: 2 },
     ...overrides,
   };

@@ -53,6 +53,7 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
     kept: [],
     bytesCopied: 0,
     retries: 0,
+    notices: [],
     scanned: { hostFiles: 0, containerFiles: 0, hashedFiles: 0 },
   };
   const finish = async () => {

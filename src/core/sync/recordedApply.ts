@@ -29,6 +29,8 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
   const writer = await recording.log.beginStep({ ...meta, root: options.roots.host, ask: recording.ask, thresholds: recording.thresholds });
   let outcome: ApplyOutcome;
   try {
+    // Preimages captured ahead, all at once: each change's beforeModify then finds its own ready.
+    await writer.prefetch(changes.filter((change) => change.side === 'host' && change.next?.kind !== 'directory' && change.expected?.kind !== 'directory').map((change) => change.path));
     outcome = await applyChanges(changes, {
       ...options,
       beforeModify: async (change) => {

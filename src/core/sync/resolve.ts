@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { SyncReport } from '../protocol';
 import type { ApplyOutcome } from './apply';
 import { applyRecorded } from './recordedApply';
+import { entriesEqual } from './entry';
 import type { Entry, Snapshot } from './entry';
 import { lstatOrUndefined } from './fsEntry';
 import { joinBytes } from './pathCodec';
@@ -92,19 +93,33 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
   };
 }
 
-/** Changes that make the loser's subtree at `root` equal to the winner's: delete (keeping files aside), then create. */
+/**
+ * Changes that make the loser's subtree at `root` equal to the winner's. A path both have as a
+ * file or link is replaced in place (one checked, atomic update, the old version kept aside); a
+ * folder both have stays; everything else of the loser's goes first (deepest first, files kept
+ * aside), then the winner's is created (shallowest first).
+ */
 export function replaceSubtree(root: string, winner: Snapshot, loser: Snapshot, loserSide: Side): Change[] {
   const under = (candidate: string) => candidate === root || candidate.startsWith(`${root}/`);
   const depth = (candidate: string) => candidate.split('/').length;
+  const isFolder = (entry: Entry | undefined) => entry?.kind === 'directory';
+  const sameShape = (candidate: string) => {
+    const mine = loser.get(candidate);
+    const theirs = winner.get(candidate);
+    return mine !== undefined && theirs !== undefined && theirs.kind !== 'untracked' && isFolder(mine) === isFolder(theirs);
+  };
   const removals = [...loser.entries()]
-    .filter(([candidate]) => under(candidate))
+    .filter(([candidate]) => under(candidate) && !sameShape(candidate))
     .sort(([a], [b]) => depth(b) - depth(a) || (a < b ? -1 : 1))
     .map(([candidate, entry]): Change => ({ path: candidate, side: loserSide, expected: entry, next: undefined, keepLoser: entry.kind !== 'directory' || undefined }));
-  const creations = [...winner.entries()]
-    .filter(([candidate, entry]) => under(candidate) && entry.kind !== 'untracked')
+  const writes = [...winner.entries()]
+    .filter(([candidate, entry]) => under(candidate) && entry.kind !== 'untracked' && !(sameShape(candidate) && (isFolder(entry) || entriesEqual(entry, loser.get(candidate)))))
     .sort(([a], [b]) => depth(a) - depth(b) || (a < b ? -1 : 1))
-    .map(([candidate, entry]): Change => ({ path: candidate, side: loserSide, expected: undefined, next: entry as Entry }));
-  return [...removals, ...creations];
+    .map(([candidate, entry]): Change => {
+      const expected = sameShape(candidate) ? loser.get(candidate) : undefined;
+      return { path: candidate, side: loserSide, expected, next: entry as Entry, keepLoser: expected ? true : undefined };
+    });
+  return [...removals, ...writes];
 }
 
 /** `name.container.ext`, else `name.ext.container`, numbered if taken (here or on the host); never an ignored name. */

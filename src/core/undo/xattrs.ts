@@ -48,28 +48,88 @@ function interpret(exitCode: number, output: string): Xattrs | undefined {
 }
 
 /**
- * Capturing runs getfattr once per path, and starting it from Node costs far more than the
- * tool itself; one long-lived shell loop reading paths (raw bytes, one per line) halves that.
- * It is unreferenced while idle, so it never keeps a process alive.
+ * Starting getfattr from Node costs far more than the tool itself, and capturing asks for many
+ * paths: one long-lived shell loop reads requests (a count line, then that many paths as raw
+ * bytes, one per line) and runs one getfattr per request. getfattr prints a section
+ * ("# file: <name>", backslashes and control characters escaped as \ooo) only for paths that
+ * have attributes. Reads asked for while requests are under way are gathered into the next one;
+ * when a request fails as a whole (any error makes getfattr exit non-zero), each of its paths is
+ * asked again on its own. The loop is unreferenced while idle, so it never keeps a process alive.
  */
 class XattrReader {
   private child?: ChildProcessWithoutNullStreams;
   private output = '';
   private readonly pending: Array<(result: { exitCode: number; output: string } | Error) => void> = [];
+  private readonly waiting: Array<{ path: Buffer; resolve: (result: Xattrs | undefined) => void }> = [];
+  private inFlight = 0;
 
-  async read(path: Buffer): Promise<Xattrs | undefined> {
-    const result = await new Promise<{ exitCode: number; output: string } | Error>((resolve) => {
+  read(path: Buffer): Promise<Xattrs | undefined> {
+    return new Promise((resolve) => {
+      this.waiting.push({ path, resolve });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    while (this.inFlight < REQUESTS_IN_FLIGHT && this.waiting.length > 0) {
+      let bytes = 0;
+      let count = 0;
+      while (count < this.waiting.length && count < BATCH_PATHS && bytes < BATCH_BYTES) bytes += this.waiting[count++]!.path.length + 1;
+      const batch = this.waiting.splice(0, count);
+      this.inFlight += 1;
+      void this.readBatch(batch).finally(() => {
+        this.inFlight -= 1;
+        this.schedule();
+      });
+    }
+  }
+
+  private async readBatch(batch: Array<{ path: Buffer; resolve: (result: Xattrs | undefined) => void }>): Promise<void> {
+    const result = await this.request(batch.map(({ path }) => path));
+    if (result instanceof Error) {
+      for (const { resolve } of batch) resolve(undefined);
+      return;
+    }
+    if (batch.length === 1) {
+      batch[0]!.resolve(interpret(result.exitCode, result.output));
+      return;
+    }
+    if (result.exitCode !== 0) {
+      // Which path failed is not worth parsing out of the messages: ask for each on its own.
+      await Promise.all(batch.map(async ({ path, resolve }) => resolve(interpret(...unpack(await this.request([path]))))));
+      return;
+    }
+    const sections = new Map<string, string>();
+    let current: string | undefined;
+    for (const line of result.output.split('\n')) {
+      if (line.startsWith('# file: ')) {
+        current = line.slice('# file: '.length).replace(/\\([0-7]{3})/g, (_match, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
+        sections.set(current, '');
+      } else if (current !== undefined && line !== '') {
+        sections.set(current, `${sections.get(current)!}${line}\n`);
+      }
+    }
+    for (const { path, resolve } of batch) resolve(parseDump(sections.get(path.toString('latin1')) ?? ''));
+  }
+
+  private request(paths: Buffer[]): Promise<{ exitCode: number; output: string } | Error> {
+    return new Promise((resolve) => {
       const child = this.start();
       this.pending.push(resolve);
       this.setReferenced(true);
-      child.stdin.write(Buffer.concat([path, Buffer.from('\n')]));
+      child.stdin.write(Buffer.concat([Buffer.from(`${paths.length}\n`), ...paths.flatMap((path) => [path, Buffer.from('\n')])]));
     });
-    return result instanceof Error ? undefined : interpret(result.exitCode, result.output);
   }
 
   private start(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
-    const script = 'while IFS= read -r p; do getfattr -h -d -m - -e base64 --absolute-names -- "$p" 2>&1; echo "@@clud-xattr-end $?"; done';
+    const script = [
+      'while IFS= read -r n; do',
+      '  set --; i=0',
+      '  while [ "$i" -lt "$n" ]; do IFS= read -r p; set -- "$@" "$p"; i=$((i + 1)); done',
+      '  LC_ALL=C getfattr -h -d -m - -e base64 --absolute-names -- "$@" 2>&1; echo "@@clud-xattr-end $?"',
+      'done',
+    ].join('\n');
     const child = spawn('sh', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout.setEncoding('latin1');
@@ -107,6 +167,15 @@ class XattrReader {
     }
   }
 }
+
+function unpack(result: { exitCode: number; output: string } | Error): [number, string] {
+  return result instanceof Error ? [1, ''] : [result.exitCode, result.output];
+}
+
+/** Paths per getfattr call, and requests handed to the loop before the first answered (so it never idles). */
+const BATCH_PATHS = 256;
+const BATCH_BYTES = 64 * 1024;
+const REQUESTS_IN_FLIGHT = 2;
 
 const reader = new XattrReader();
 
