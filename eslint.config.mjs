@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'coverage/**', 'node_modules/**', '.clud-test/**'] },
+  { ignores: ['dist/**', 'coverage/**', 'node_modules/**', '.clud-test/**', 'test-results/**', 'bench-results/**', '.vscode-test/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
