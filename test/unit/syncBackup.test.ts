@@ -110,6 +110,18 @@ describe('unit: sync backup', () => {
       assert.deepEqual(manifest.entries.map((entry) => entry.path), ['.gitignore', 'only-here.env']);
       assert.deepEqual(Object.keys(readTree(backupFolder(f, manifest.id))).filter((key) => key.endsWith('secret.txt')), []);
     });
+
+    it('leaves out a path one side ignores even when only the other side has it, as the sync does', async () => {
+      const f = fixture();
+      makeTree(f.host, { '.gitignore': 'secret.txt\nbuild/\n', 'a.txt': 'same' });
+      makeTree(f.container, { '.gitignore': 'secret.txt\nbuild/\n', 'a.txt': 'same', 'secret.txt': 'container secret', 'build/out.js': 'x' });
+      // The container's own rules match the host's here, so only the host-side check can leave them out.
+      makeTree(f.container, { '.gitignore': '# nothing\n' });
+
+      const manifest = await backupDifferences(optionsOf(f));
+
+      assert.deepEqual(manifest.entries.map((entry) => entry.path), ['.gitignore']);
+    });
   });
 
   describe('listBackups', () => {

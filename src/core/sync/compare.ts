@@ -3,7 +3,7 @@
 import type { Entry } from './entry';
 import { entriesEqual } from './entry';
 import type { Side } from './reconcile';
-import { scanTree } from './scan';
+import { ignoredOnEitherSide, scanTree } from './scan';
 import type { ScanCache } from './scan';
 
 export interface Difference {
@@ -17,8 +17,8 @@ export async function compareTrees(roots: Record<Side, string>, options: { exclu
     scanTree(roots.host, { excludes: options.excludes, cache: options.caches?.host }),
     scanTree(roots.container, { excludes: options.excludes, cache: options.caches?.container }),
   ]);
-  const ignored = new Set([...host.ignored, ...container.ignored]);
-  const isIgnored = (path: string) => path.split('/').some((_, index, parts) => ignored.has(parts.slice(0, index + 1).join('/')));
+  // The same paths a sync leaves alone: a difference there is one no sync would ever carry.
+  const isIgnored = ignoredOnEitherSide(host, container);
   const differences: Difference[] = [];
   for (const path of new Set([...host.snapshot.keys(), ...container.snapshot.keys()])) {
     if (isIgnored(path)) continue;

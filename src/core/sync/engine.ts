@@ -8,7 +8,7 @@ import type { UndoRecording } from './recordedApply';
 import type { Entry, Snapshot } from './entry';
 import { reconcile } from './reconcile';
 import type { Policy, Side } from './reconcile';
-import { isIgnoredHere, scanTree } from './scan';
+import { ignoredOnEitherSide, scanTree } from './scan';
 import type { ScanResult } from './scan';
 import { SyncStateFiles } from './stateFiles';
 
@@ -84,12 +84,7 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
 
   // A path ignored on either side is left alone on both: never overwritten, never deleted, and
   // not created on the side that ignores it either.
-  const ignored = new Set([...host.ignored, ...container.ignored]);
-  for (const [scan, other] of [[host, container], [container, host]] as const) {
-    for (const [path, entry] of other.snapshot) {
-      if (!scan.snapshot.has(path) && isIgnoredHere(scan, path, entry.kind === 'directory')) ignored.add(path);
-    }
-  }
+  const ignored = ignoredOnEitherSide(host, container);
   const input = { ancestor: withoutIgnored(ancestor, ignored), host: withoutIgnored(host.snapshot, ignored), container: withoutIgnored(container.snapshot, ignored) };
   const oneWayHalt = emptySourceHalt(options.policy, input.host, input.container);
   if (oneWayHalt) {
@@ -189,21 +184,6 @@ function pathsAndParents(paths: readonly string[]): Set<string> {
   return wanted;
 }
 
-function withoutIgnored(snapshot: Snapshot, ignored: ReadonlySet<string>): Map<string, Entry> {
-  if (ignored.size === 0) return new Map(snapshot);
-  const kept = new Map<string, Entry>();
-  for (const [path, entry] of snapshot) {
-    if (!isUnderAny(path, ignored)) kept.set(path, entry);
-  }
-  return kept;
-}
-
-function isUnderAny(path: string, ignored: ReadonlySet<string>): boolean {
-  let current = path;
-  for (;;) {
-    if (ignored.has(current)) return true;
-    const slash = current.lastIndexOf('/');
-    if (slash === -1) return false;
-    current = current.slice(0, slash);
-  }
+function withoutIgnored(snapshot: Snapshot, ignored: (path: string) => boolean): Map<string, Entry> {
+  return new Map([...snapshot].filter(([path]) => !ignored(path)));
 }

@@ -79,6 +79,26 @@ export function isIgnoredHere(scan: Pick<ScanResult, 'ignored' | 'rules'>, path:
   return false;
 }
 
+/**
+ * Which paths a sync (or a comparison) must leave alone because one side ignores them: what a
+ * scan found ignored, plus what only the other side has and this side's rules would ignore,
+ * with everything below those.
+ */
+export function ignoredOnEitherSide(host: ScanResult, container: ScanResult): (path: string) => boolean {
+  const ignored = new Set([...host.ignored, ...container.ignored]);
+  for (const [scan, other] of [[host, container], [container, host]] as const) {
+    for (const [path, entry] of other.snapshot) {
+      if (!scan.snapshot.has(path) && isIgnoredHere(scan, path, entry.kind === 'directory')) ignored.add(path);
+    }
+  }
+  return (path) => {
+    if (ignored.size === 0) return false;
+    const parts = path.split('/');
+    for (let depth = 1; depth <= parts.length; depth += 1) if (ignored.has(parts.slice(0, depth).join('/'))) return true;
+    return false;
+  };
+}
+
 /** One snapshot entry in walk order; a file's entry is pending while it is hashed. */
 interface Visited { path: string; entry: Entry | Promise<Entry | undefined> }
 
