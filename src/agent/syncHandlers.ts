@@ -94,7 +94,7 @@ export function createSyncHandlers(): Pick<Handlers, 'sync' | 'history' | 'compa
   return {
     compare: async (params) => {
       const state = existsSync(CONTAINER_STATE_PATH) ? stateFiles() : undefined;
-      const caches = state ? { host: await state.readCache('host'), container: await state.readCache('container') } : {};
+      const caches = state ? await state.readCaches() : {};
       const ancestor = state ? await state.readAncestor() : new Map();
       const differences = await compareTrees(roots, { excludes: params.excludes, caches });
       return { differences: differences.map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) })), hasAgreedState: ancestor.size > 0 };

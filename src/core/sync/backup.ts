@@ -29,7 +29,8 @@ const backupsDirectory = (stateDir: string) => path.join(stateDir, 'backups');
 export async function backupDifferences(options: BackupOptions): Promise<BackupManifest> {
   const manifest: BackupManifest = { id: newSyncId(), createdAt: new Date().toISOString(), entries: [] };
   const directory = path.join(backupsDirectory(options.stateDir), manifest.id);
-  for (const difference of await compareTrees(options.roots, { excludes: options.excludes })) {
+  const caches = await new SyncStateFiles(options.stateDir).readCaches();
+  for (const difference of await compareTrees(options.roots, { excludes: options.excludes, caches })) {
     const entry: BackupManifest['entries'][number] = { path: difference.path };
     for (const side of SIDES) {
       const version = difference[side];
@@ -57,7 +58,8 @@ export async function restoreBackup(options: BackupOptions & { id: string; side:
   const directory = path.join(backupsDirectory(options.stateDir), options.id);
   const manifest = await readJsonFile(path.join(directory, 'manifest.json'), BackupManifest);
   if (!manifest) throw new Error(`no backup ${options.id}`);
-  const current = await scanTree(options.roots[options.side], { excludes: options.excludes });
+  const state = new SyncStateFiles(options.stateDir);
+  const current = await scanTree(options.roots[options.side], { excludes: options.excludes, cache: (await state.readCaches())[options.side] });
   const changes: Change[] = [];
   const folders = new Set<string>();
   for (const entry of manifest.entries) {
@@ -75,7 +77,6 @@ export async function restoreBackup(options: BackupOptions & { id: string; side:
   const depth = (change: Change) => change.path.split('/').length;
   changes.push(...[...folders].map((folder): Change => ({ path: folder, side: options.side, expected: undefined, next: { kind: 'directory', mode: 0o755 } })));
   changes.sort((a, b) => depth(a) - depth(b) || (a.path < b.path ? -1 : 1));
-  const state = new SyncStateFiles(options.stateDir);
   const stepId = `${newSyncId()}-restore`;
   const recorded = await applyRecorded(
     changes,

@@ -28,7 +28,13 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
   let resolved: ApplyOutcome | undefined;
   let stepId: string | undefined;
   let renamed: { from: string; to: string } | undefined;
-  const scans = { host: await scanTree(options.roots.host, { excludes: options.excludes }), container: await scanTree(options.roots.container, { excludes: options.excludes }) };
+  const state = new SyncStateFiles(options.stateDir);
+  const caches = await state.readCaches();
+  const [hostScan, containerScan] = await Promise.all([
+    scanTree(options.roots.host, { excludes: options.excludes, cache: caches.host }),
+    scanTree(options.roots.container, { excludes: options.excludes, cache: caches.container }),
+  ]);
+  const scans = { host: hostScan, container: containerScan };
   // The sync leaves a path ignored on either side alone on both; so does a resolve.
   const ignoredOnEither = (candidate: string, isDirectory: boolean) => isIgnoredHere(scans.host, candidate, isDirectory) || isIgnoredHere(scans.container, candidate, isDirectory);
   if (ignoredOnEither(relative, scans.host.snapshot.get(relative)?.kind === 'directory' || scans.container.snapshot.get(relative)?.kind === 'directory')) {
@@ -58,7 +64,6 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     }
     const winnerVersion = new Map([...winnerScan.snapshot].filter(([candidate, entry]) => !(under(candidate) && ignoredOnEither(candidate, entry.kind === 'directory'))));
     const changes = replaceSubtree(relative, winnerVersion, loserScan.snapshot, loser);
-    const state = new SyncStateFiles(options.stateDir);
     const id = `${newSyncId()}-resolve`;
     const recorded = await applyRecorded(changes, { roots: options.roots, keepDir: state.keptDirectory(id) }, options.undo, { syncId: id, policy: `resolve: keep ${options.keep}` });
     if (recorded.denied) throw new Error(`resolving ${relative} was stopped: ${recorded.denied.detail}; nothing was changed on the host`);

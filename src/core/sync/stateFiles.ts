@@ -50,6 +50,12 @@ export class SyncStateFiles {
     return new Map(file?.entries ?? []);
   }
 
+  /** Both sides' caches: any scan may use them (they only spare re-hashing unchanged files). */
+  async readCaches(): Promise<Record<'host' | 'container', ScanCache>> {
+    const [host, container] = await Promise.all([this.readCache('host'), this.readCache('container')]);
+    return { host, container };
+  }
+
   async writeCache(side: 'host' | 'container', cache: ScanCache): Promise<void> {
     await writeJsonAtomic(this.cachePath(side), { version: STATE_FORMAT_VERSION, entries: [...cache] });
   }
