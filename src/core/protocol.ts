@@ -118,6 +118,33 @@ export const SyncReport = z.object({
 });
 export type SyncReport = z.infer<typeof SyncReport>;
 
+/**
+ * A report of a cycle that has done nothing (yet): no changes, empty lists, zero counts, with
+ * `fields` on top. The engine starts every cycle from it and test fixtures build theirs with it,
+ * so a field added to SyncReport gets its empty value here, once.
+ */
+export function emptySyncReport({ id, policy, startedAt, ...fields }: Pick<SyncReport, 'id' | 'policy' | 'startedAt'> & Partial<SyncReport>): SyncReport {
+  return {
+    id,
+    policy,
+    startedAt,
+    durationMs: 0,
+    applied: [],
+    appliedCount: 0,
+    writtenCount: 0,
+    deletedCount: 0,
+    skipped: [],
+    conflicts: [],
+    problems: [],
+    kept: [],
+    bytesCopied: 0,
+    retries: 0,
+    notices: [],
+    scanned: { hostFiles: 0, containerFiles: 0, hashedFiles: 0 },
+    ...fields,
+  };
+}
+
 export const SafeguardQuestionSchema = z.object({ kind: z.enum(['many-deletions', 'large-overwrite', 'rename-over']), path: z.string(), detail: z.string() });
 export type SafeguardQuestionInfo = z.infer<typeof SafeguardQuestionSchema>;
 export const SafeguardAnswer = z.enum(['allow', 'deny']);

@@ -6,7 +6,7 @@ import { RequestError, serveChannel } from '../../src/agent/server';
 import type { Handlers } from '../../src/agent/server';
 import { AgentClient } from '../../src/core/agentClient';
 import { CludError } from '../../src/core/errors';
-import { MAX_LINE_BYTES, ResultSchemas, UndoSettings, encodeMessage, parseAgentMessage } from '../../src/core/protocol';
+import { MAX_LINE_BYTES, ResultSchemas, UndoSettings, emptySyncReport, encodeMessage, parseAgentMessage } from '../../src/core/protocol';
 import type { AgentMessage, AgentStatus, BackupManifest, ProgressData, SyncReport } from '../../src/core/protocol';
 
 const STATUS: AgentStatus = {
@@ -19,7 +19,7 @@ const STATUS: AgentStatus = {
 };
 
 function report(id: string, appliedCount = 2): SyncReport {
-  return {
+  return emptySyncReport({
     id,
     policy: 'two-way-safe',
     startedAt: '2025-06-01T12:00:00.000Z',
@@ -31,15 +31,9 @@ function report(id: string, appliedCount = 2): SyncReport {
     appliedCount,
     writtenCount: 1,
     deletedCount: 1,
-    skipped: [],
-    conflicts: [],
-    problems: [],
-    kept: [],
     bytesCopied: 1234,
-    retries: 0,
-    notices: [],
     scanned: { hostFiles: 3, containerFiles: 3, hashedFiles: 1 },
-  };
+  });
 }
 
 const MANIFEST: BackupManifest = { id: '20250601T120000Z-abcdef', createdAt: '2025-06-01T12:00:00.000Z', entries: [{ path: 'a.txt', host: { kind: 'symlink', target: 'b' } }] };

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { assertWellFormedSnapshot, entriesEqual, type Entry } from '../../src/core/sync/entry';
+import { ancestorsOf, assertWellFormedSnapshot, entriesEqual, pathAndAncestors, type Entry } from '../../src/core/sync/entry';
 import { POLICIES, reconcile, type Change, type Conflict, type Policy, type Problem, type ReconcileResult, type Side } from '../../src/core/sync/reconcile';
 
 // Shared fixtures. Hashes stand for content; mtimes are only read by newer-wins.
@@ -899,4 +899,25 @@ describe('entriesEqual', () => {
       assert.equal(entriesEqual(b, a), equal);
     });
   }
+});
+
+describe('ancestorsOf and pathAndAncestors', () => {
+  const table: { path: string; ancestors: string[] }[] = [
+    { path: 'a', ancestors: [] },
+    { path: 'a/b', ancestors: ['a'] },
+    { path: 'a/b/c', ancestors: ['a', 'a/b'] },
+    { path: 'src/.git/x y.txt', ancestors: ['src', 'src/.git'] },
+    { path: '', ancestors: [] },
+  ];
+  for (const { path, ancestors } of table) {
+    it(`${JSON.stringify(path)}: the folders above it, shallowest first, then the path itself`, () => {
+      assert.deepEqual(ancestorsOf(path), ancestors);
+      assert.deepEqual(pathAndAncestors(path), [...ancestors, path]);
+    });
+  }
+
+  it('cuts at every slash, as split and join did, even in keys no scan makes', () => {
+    const splitAndJoin = (path: string) => path.split('/').map((_, depth, parts) => parts.slice(0, depth + 1).join('/'));
+    for (const path of ['a//b', '/x', 'x/', '/', '//', 'é/\\/ü']) assert.deepEqual(pathAndAncestors(path), splitAndJoin(path), JSON.stringify(path));
+  });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { SyncReport } from '../../src/core/protocol';
+import { emptySyncReport, type SyncReport } from '../../src/core/protocol';
 import type { Entry } from '../../src/core/sync/entry';
 import type { ScanCache } from '../../src/core/sync/scan';
 import { HISTORY_LIMIT, STATE_FORMAT_VERSION, SyncStateFiles } from '../../src/core/sync/stateFiles';
@@ -19,24 +19,7 @@ const ANCESTOR = new Map<string, Entry>([
 ]);
 
 function report(id: string): SyncReport {
-  return {
-    id,
-    policy: 'two-way-safe',
-    startedAt: '2025-06-01T12:00:00.000Z',
-    durationMs: 1,
-    applied: [],
-    appliedCount: 0,
-    writtenCount: 0,
-    deletedCount: 0,
-    skipped: [],
-    conflicts: [],
-    problems: [],
-    kept: [],
-    bytesCopied: 0,
-    retries: 0,
-    notices: [],
-    scanned: { hostFiles: 0, containerFiles: 0, hashedFiles: 0 },
-  };
+  return emptySyncReport({ id, policy: 'two-way-safe', startedAt: '2025-06-01T12:00:00.000Z', durationMs: 1 });
 }
 
 const noTemporaryFiles = (dir: string) => assert.deepEqual(readdirSync(dir).filter((name) => name.endsWith('.tmp')), []);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { SyncReport } from '../../src/core/protocol';
+import { emptySyncReport, type SyncReport } from '../../src/core/protocol';
 import { Coalescer } from '../../src/core/ui/coalescer';
 import { HISTORY_SHOWN, initialState, isRunning, reduce } from '../../src/core/ui/state';
 import type { StateEvent, WorkspaceViewState } from '../../src/core/ui/state';
@@ -10,25 +10,17 @@ import type { TreeNode } from '../../src/core/ui/tree';
 let counter = 0;
 function report(overrides: Partial<SyncReport> = {}): SyncReport {
   counter += 1;
-  return {
+  return emptySyncReport({
     id: `sync-${counter}`,
     policy: 'two-way-safe',
     startedAt: new Date(Date.UTC(2026, 10, 21, 10, 0, counter)).toISOString(),
     durationMs: 42,
     applied: [{ path: 'a.txt', side: 'container', action: 'update' }],
     appliedCount: 1,
-    writtenCount: 0,
-    deletedCount: 0,
-    skipped: [],
-    conflicts: [],
-    problems: [],
-    kept: [],
     bytesCopied: 7,
-    retries: 0,
-    notices: [],
     scanned: { hostFiles: 1, containerFiles: 1, hashedFiles: 2 },
     ...overrides,
-  };
+  });
 }
 
 const conflictOn = (path: string) => ({ path, host: { kind: 'file' as const, size: 1, mtimeMs: 1, mode: 0o644, hash: 'h' }, container: { kind: 'file' as const, size: 2, mtimeMs: 2, mode: 0o644, hash: 'c' } });

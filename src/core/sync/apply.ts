@@ -8,7 +8,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
-import type { Entry, FileEntry } from './entry';
+import { ancestorsOf, type Entry, type FileEntry } from './entry';
 import { lstatOrUndefined, matchesExpected } from './fsEntry';
 import { bytesFromName, joinBytes, nameFromBytes } from './pathCodec';
 import type { Change, Side } from './reconcile';
@@ -148,10 +148,9 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
 }
 
 async function symlinkedParent(root: string, relativePath: string): Promise<string | undefined> {
-  const parts = relativePath.split('/');
-  for (let depth = 1; depth < parts.length; depth += 1) {
-    const stats = await lstatOrUndefined(joinBytes(root, parts.slice(0, depth).join('/')));
-    if (stats && !stats.isDirectory()) return `parent ${parts.slice(0, depth).join('/')} is no longer a folder`;
+  for (const parent of ancestorsOf(relativePath)) {
+    const stats = await lstatOrUndefined(joinBytes(root, parent));
+    if (stats && !stats.isDirectory()) return `parent ${parent} is no longer a folder`;
   }
   return undefined;
 }

@@ -7,7 +7,7 @@ import { BackupManifest } from '../protocol';
 import type { RestoreResult } from '../protocol';
 import { applyRecorded } from './recordedApply';
 import type { UndoRecording } from './recordedApply';
-import { entriesEqual } from './entry';
+import { ancestorsOf, entriesEqual } from './entry';
 import { compareTrees } from './compare';
 import type { Entry } from './entry';
 import { newSyncId } from './engine';
@@ -68,11 +68,7 @@ export async function restoreBackup(options: BackupOptions & { id: string; side:
     const expected = current.snapshot.get(entry.path);
     changes.push({ path: entry.path, side: options.side, expected, next: version, keepLoser: expected !== undefined && expected.kind !== 'directory' ? true : undefined });
     // A folder deleted since the backup is recreated on the way, or its files had nowhere to go.
-    const parts = entry.path.split('/');
-    for (let depth = 1; depth < parts.length; depth += 1) {
-      const folder = parts.slice(0, depth).join('/');
-      if (!current.snapshot.has(folder)) folders.add(folder);
-    }
+    for (const folder of ancestorsOf(entry.path)) if (!current.snapshot.has(folder)) folders.add(folder);
   }
   const depth = (change: Change) => change.path.split('/').length;
   changes.push(...[...folders].map((folder): Change => ({ path: folder, side: options.side, expected: undefined, next: { kind: 'directory', mode: 0o755 } })));

@@ -1,11 +1,11 @@
 // One sync cycle: scan both trees, reconcile, apply, and record the new agreed state. Runs in
 // the agent, which sees both trees locally (/host is a bind mount, /workspace its own).
 import { randomBytes } from 'node:crypto';
-import type { SyncReport } from '../protocol';
+import { emptySyncReport, type SyncReport } from '../protocol';
 import type { ApplyOptions } from './apply';
 import { applyRecorded } from './recordedApply';
 import type { UndoRecording } from './recordedApply';
-import type { Entry, Snapshot } from './entry';
+import { pathAndAncestors, type Entry, type Snapshot } from './entry';
 import { reconcile } from './reconcile';
 import type { Policy, Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
@@ -38,24 +38,7 @@ export function newSyncId(now = new Date()): string {
 export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncReport> {
   const started = new Date();
   const state = new SyncStateFiles(options.stateDir);
-  const report: SyncReport = {
-    id: newSyncId(started),
-    policy: options.policy,
-    startedAt: started.toISOString(),
-    durationMs: 0,
-    applied: [],
-    appliedCount: 0,
-    writtenCount: 0,
-    deletedCount: 0,
-    skipped: [],
-    conflicts: [],
-    problems: [],
-    kept: [],
-    bytesCopied: 0,
-    retries: 0,
-    notices: [],
-    scanned: { hostFiles: 0, containerFiles: 0, hashedFiles: 0 },
-  };
+  const report = emptySyncReport({ id: newSyncId(started), policy: options.policy, startedAt: started.toISOString() });
   const finish = async () => {
     report.durationMs = Date.now() - started.getTime();
     await state.appendHistory(report);
@@ -176,12 +159,7 @@ function emptySourceHalt(policy: Policy, host: Snapshot, container: Snapshot): {
 }
 
 function pathsAndParents(paths: readonly string[]): Set<string> {
-  const wanted = new Set<string>();
-  for (const path of paths) {
-    const parts = path.split('/');
-    for (let depth = 1; depth <= parts.length; depth += 1) wanted.add(parts.slice(0, depth).join('/'));
-  }
-  return wanted;
+  return new Set(paths.flatMap((path) => pathAndAncestors(path)));
 }
 
 function withoutIgnored(snapshot: Snapshot, ignored: (path: string) => boolean): Map<string, Entry> {

@@ -80,6 +80,24 @@ export function pathDepth(path: string): number {
 }
 
 /**
+ * The folders above `path`, shallowest first: "a/b/c" → ["a", "a/b"]; none for a top-level path
+ * (the root "" is not included). The one walk up the tree behind every "is this under an ignored
+ * folder", "is a parent no longer a folder" and "recreate the folders above" check.
+ */
+export function ancestorsOf(path: string): string[] {
+  const ancestors: string[] = [];
+  for (let slash = path.indexOf('/'); slash >= 0; slash = path.indexOf('/', slash + 1)) ancestors.push(path.slice(0, slash));
+  return ancestors;
+}
+
+/** `ancestorsOf(path)` and then `path` itself: "a/b/c" → ["a", "a/b", "a/b/c"]. */
+export function pathAndAncestors(path: string): string[] {
+  const keys = ancestorsOf(path);
+  keys.push(path);
+  return keys;
+}
+
+/**
  * Throws on a snapshot the reconciler cannot reason about safely. A path with "..", or a child
  * whose parent is missing, would make subtree decisions (delete this directory?) silently
  * wrong, so it is treated as a scanner or persistence bug rather than guessed around.

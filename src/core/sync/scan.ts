@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { constants, promises as fs, type Stats } from 'node:fs';
 import { posix } from 'node:path';
-import { parentPath, type Entry } from './entry';
+import { ancestorsOf, parentPath, pathAndAncestors, type Entry } from './entry';
 import { IgnoreRules } from './ignore';
 import { bytesFromName, joinBytes, nameFromBytes } from './pathCodec';
 
@@ -70,13 +70,18 @@ export async function scanTree(root: string, options: ScanOptions): Promise<Scan
  * it): it is under an ignored path, or the rules of its nearest walked folder match it.
  */
 export function isIgnoredHere(scan: Pick<ScanResult, 'ignored' | 'rules'>, path: string, isDirectory: boolean): boolean {
-  const parts = path.split('/');
-  for (let depth = 1; depth <= parts.length; depth += 1) if (scan.ignored.has(parts.slice(0, depth).join('/'))) return true;
-  for (let depth = parts.length - 1; depth >= 0; depth -= 1) {
-    const rules = scan.rules.get(parts.slice(0, depth).join('/'));
+  if (isAtOrUnder(path, scan.ignored)) return true;
+  // The rules of the nearest folder above it decide: its parent's, else the grandparent's, …, else the root's.
+  for (const folder of ['', ...ancestorsOf(path)].reverse()) {
+    const rules = scan.rules.get(folder);
     if (rules) return rules.ignores(path, isDirectory);
   }
   return false;
+}
+
+/** Whether `path` or a folder above it is one of `paths`. */
+function isAtOrUnder(path: string, paths: ReadonlySet<string>): boolean {
+  return pathAndAncestors(path).some((key) => paths.has(key));
 }
 
 /**
@@ -91,12 +96,7 @@ export function ignoredOnEitherSide(host: ScanResult, container: ScanResult): (p
       if (!scan.snapshot.has(path) && isIgnoredHere(scan, path, entry.kind === 'directory')) ignored.add(path);
     }
   }
-  return (path) => {
-    if (ignored.size === 0) return false;
-    const parts = path.split('/');
-    for (let depth = 1; depth <= parts.length; depth += 1) if (ignored.has(parts.slice(0, depth).join('/'))) return true;
-    return false;
-  };
+  return (path) => ignored.size > 0 && isAtOrUnder(path, ignored);
 }
 
 /** One snapshot entry in walk order; a file's entry is pending while it is hashed. */
