@@ -49,8 +49,8 @@ function interpret(exitCode: number, output: string): Xattrs | undefined {
 
 /**
  * Starting getfattr from Node costs far more than the tool itself, and capturing asks for many
- * paths: one long-lived shell loop reads requests (a count line, then that many paths as raw
- * bytes, one per line) and runs one getfattr per request. getfattr prints a section
+ * paths: one long-lived shell loop reads requests (a header line, then the paths as raw bytes)
+ * and runs getfattr on them (through xargs for a long list, which may split it). getfattr prints a section
  * ("# file: <name>", backslashes and control characters escaped as \ooo) only for paths that
  * have attributes. Reads asked for while requests are under way are gathered into the next one;
  * when a request fails as a whole (any error makes getfattr exit non-zero), each of its paths is
@@ -117,17 +117,28 @@ class XattrReader {
       const child = this.start();
       this.pending.push(resolve);
       this.setReferenced(true);
-      child.stdin.write(Buffer.concat([Buffer.from(`${paths.length}\n`), ...paths.flatMap((path) => [path, Buffer.from('\n')])]));
+      // A few paths go as lines, read by the shell itself; a long list as NUL-terminated bytes
+      // through dd and xargs, which cost two more processes but read in blocks, not byte by byte.
+      if (paths.length <= SHELL_READ_PATHS) {
+        child.stdin.write(Buffer.concat([Buffer.from(`lines ${paths.length}\n`), ...paths.flatMap((path) => [path, Buffer.from('\n')])]));
+      } else {
+        const list = Buffer.concat(paths.flatMap((path) => [path, Buffer.from([0])]));
+        child.stdin.write(Buffer.concat([Buffer.from(`bytes ${list.length}\n`), list]));
+      }
     });
   }
 
   private start(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
     const script = [
-      'while IFS= read -r n; do',
-      '  set --; i=0',
-      '  while [ "$i" -lt "$n" ]; do IFS= read -r p; set -- "$@" "$p"; i=$((i + 1)); done',
-      '  LC_ALL=C getfattr -h -d -m - -e base64 --absolute-names -- "$@" 2>&1; echo "@@clud-xattr-end $?"',
+      'while IFS=" " read -r form n; do',
+      '  if [ "$form" = lines ]; then',
+      '    set --; i=0',
+      '    while [ "$i" -lt "$n" ]; do IFS= read -r p; set -- "$@" "$p"; i=$((i + 1)); done',
+      '    LC_ALL=C getfattr -h -d -m - -e base64 --absolute-names -- "$@" 2>&1; echo "@@clud-xattr-end $?"',
+      '  else',
+      '    dd bs="$n" count=1 iflag=fullblock status=none | LC_ALL=C xargs -0 -r getfattr -h -d -m - -e base64 --absolute-names -- 2>&1; echo "@@clud-xattr-end $?"',
+      '  fi',
       'done',
     ].join('\n');
     const child = spawn('sh', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -176,6 +187,8 @@ function unpack(result: { exitCode: number; output: string } | Error): [number, 
 const BATCH_PATHS = 256;
 const BATCH_BYTES = 64 * 1024;
 const REQUESTS_IN_FLIGHT = 2;
+/** Up to this many paths, a request is read by the shell (one process); beyond, by dd and xargs (three, but fast). */
+const SHELL_READ_PATHS = 16;
 
 const reader = new XattrReader();
 
