@@ -81,7 +81,7 @@ describe('unit: undo limits and format version', () => {
     const { log: old, recovered } = await UndoLog.open(workspace.undoDir, { keptDirectory: workspace.keptDir });
 
     assert.deepEqual(recovered, []);
-    assert.match(old.disabledReason ?? '', /undo is disabled: .* has format version "999", this version of Clud uses 1; discard the old undo log/);
+    assert.match(old.disabledReason ?? '', new RegExp(`undo is disabled: .* has format version "999", this version of Clud uses ${UNDO_FORMAT_VERSION}; discard the old undo log`));
     assert.deepEqual(await old.list(), []);
     assert.equal((await old.undo({ steps: 1, force: true, root: workspace.root })).refused, old.disabledReason);
     const unrecorded = await step(old, workspace, (writer) => ops.write(writer, workspace.root, 'src/b.ts', 'synced while disabled'));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { joinBytes } from '../../src/core/sync/pathCodec';
 import { UndoLog } from '../../src/core/undo';
@@ -23,7 +23,13 @@ const CASES: Case[] = [
   { name: 'half', title: `killed after n/2 = ${n / 2} changes`, killAt: `after-${n / 2}` },
   { name: 'last', title: `killed after n-1 = ${n - 1} changes`, killAt: `after-${n - 1}` },
   { name: 'promote', title: 'killed while closing: manifest written, step not yet promoted', killAt: 'before-promote' },
-  { name: 'no-manifest', title: 'killed after all changes, manifest deleted: rebuilt from the per-path metadata', killAt: `after-${n}`, tamper: (folder) => rm(path.join(folder, 'manifest.json')) },
+  {
+    name: 'torn-journal',
+    title: 'killed after n/2 changes, the journal ending in a torn line (a power cut mid-append)',
+    killAt: `after-${n / 2}`,
+    tamper: (folder) => appendFile(path.join(folder, 'journal.jsonl'), '{"path":"src/a.ts","pre":{"kind":"fi'),
+  },
+  { name: 'no-manifest', title: 'killed after all changes, manifest deleted: rolled back from the journal', killAt: `after-${n}`, tamper: (folder) => rm(path.join(folder, 'manifest.json')) },
   { name: 'bad-manifest', title: 'killed after all changes, manifest corrupt', killAt: `after-${n}`, tamper: (folder) => writeFile(path.join(folder, 'manifest.json'), '{"version":1,"id":') },
 ];
 

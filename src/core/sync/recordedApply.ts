@@ -29,8 +29,10 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
   const writer = await recording.log.beginStep({ ...meta, root: options.roots.host, ask: recording.ask, thresholds: recording.thresholds });
   let outcome: ApplyOutcome;
   try {
-    // Preimages captured ahead, all at once: each change's beforeModify then finds its own ready.
-    await writer.prefetch(changes.filter((change) => change.side === 'host' && change.next?.kind !== 'directory' && change.expected?.kind !== 'directory').map((change) => change.path));
+    // Preimages captured ahead, in the order the changes are applied, while they are applied: a
+    // change's beforeModify finds its own ready (or waits for it), and the capture's reading and
+    // compressing fill the time the apply waits for the disk.
+    const prefetching = writer.prefetch(changes.filter((change) => change.side === 'host' && change.next?.kind !== 'directory' && change.expected?.kind !== 'directory').map((change) => change.path));
     outcome = await applyChanges(changes, {
       ...options,
       beforeModify: async (change) => {
@@ -38,7 +40,7 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
         if (change.side === 'host') await writer.beforeModify(change.path, actionOf(change));
       },
       isFatal: (error) => error instanceof SafeguardDenied || options.isFatal?.(error) === true,
-    });
+    }).finally(() => prefetching);
   } catch (error) {
     // A denial has already rolled the host back; this ends the step either way.
     await writer.rollback();

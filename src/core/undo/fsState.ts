@@ -102,15 +102,18 @@ export async function childKeys(root: string, key: string): Promise<string[]> {
   return names.map((name) => childKey(key, nameFromBytes(name))).sort();
 }
 
-/** Every path below `key` (not `key` itself), parents before children. */
-export async function descendantKeys(root: string, key: string): Promise<string[]> {
-  const found: string[] = [];
-  for (const child of await childKeys(root, key)) {
-    found.push(child);
-    const stats = await lstatOrUndefined(joinBytes(root, child));
-    if (stats?.isDirectory()) found.push(...(await descendantKeys(root, child)));
-  }
-  return found;
+/** Every entry below `key` (not `key` itself) with its stats, parents before children. */
+export async function subtree(root: string, key: string): Promise<Array<readonly [string, Stats]>> {
+  const names = await readdir(joinBytes(root, key), { encoding: 'buffer' }).catch(() => [] as Buffer[]);
+  const children = await Promise.all(
+    names.sort(Buffer.compare).map(async (name): Promise<Array<readonly [string, Stats]>> => {
+      const child = childKey(key, nameFromBytes(name));
+      const stats = await lstatOrUndefined(joinBytes(root, child));
+      if (!stats) return [];
+      return [[child, stats] as const, ...(stats.isDirectory() ? await subtree(root, child) : [])];
+    }),
+  );
+  return children.flat();
 }
 
 /**

@@ -1,19 +1,29 @@
 // What the undo log stores on disk: per-path preimages (what a path was before a step first
-// touched it), postimages (what the step left there), and the step manifest. All JSON; paths are
-// snapshot keys (see sync/entry.ts), surrogate-escaped so any byte name survives.
+// touched it), postimages (what the step left there), the journal an open step appends them to,
+// and the step manifest. Paths are snapshot keys (see sync/entry.ts), surrogate-escaped so any
+// byte name survives. Saved content is gzip: small files packed one after another in one file,
+// large ones in a file each (see stepJournal.ts).
 import { z } from 'zod';
 
 /** Bump on any incompatible change of the layout below; a mismatch disables undo until discard(). */
-export const UNDO_FORMAT_VERSION = 1;
+export const UNDO_FORMAT_VERSION = 2;
 
 /** [attribute name, base64 value] pairs, or null when they could not be captured (no tools, odd name). */
 const Xattrs = z.array(z.tuple([z.string(), z.string()])).nullable();
+/** Where a file's gzipped content is: `length` bytes at `offset` of `file` in the step folder. */
+export const BlobRef = z.object({
+  file: z.string().regex(/^(content\.pack|\d{6,}\.gz)$/),
+  offset: z.number().int().nonnegative(),
+  length: z.number().int().positive(),
+});
+export type BlobRef = z.infer<typeof BlobRef>;
+
 const inode = { mode: z.number().int(), uid: z.number().int(), gid: z.number().int(), atimeMs: z.number(), mtimeMs: z.number(), xattrs: Xattrs };
 
 export const Preimage = z.discriminatedUnion('kind', [
   /** Nothing was there: the step created the path, undo removes it. */
   z.object({ kind: z.literal('absent') }),
-  z.object({ kind: z.literal('file'), ...inode, size: z.number().int(), hash: z.string(), blob: z.string() }),
+  z.object({ kind: z.literal('file'), ...inode, size: z.number().int(), hash: z.string(), blob: BlobRef }),
   z.object({
     kind: z.literal('directory'),
     ...inode,
@@ -37,17 +47,18 @@ export const Postimage = z.discriminatedUnion('kind', [
 ]);
 export type Postimage = z.infer<typeof Postimage>;
 
-/** `<index>.json` in a step folder, written (atomically) after the path's blob: it marks the path as captured. */
-export const PathMeta = z.object({
-  version: z.literal(UNDO_FORMAT_VERSION),
-  stepId: z.string(),
-  /** The host tree root, repeated here so a step whose manifest is lost can still be rolled back. */
-  root: z.string(),
-  index: z.number().int(),
-  path: z.string(),
-  pre: Preimage,
-});
-export type PathMeta = z.infer<typeof PathMeta>;
+/**
+ * The first line of an open step's journal. It repeats the host root, so a step whose manifest
+ * is lost can still be rolled back.
+ */
+export const JournalHeader = z.object({ version: z.literal(UNDO_FORMAT_VERSION), stepId: z.string(), root: z.string() });
+
+/**
+ * The other lines, in the order they were made durable: a path's preimage (a later line for the
+ * same path replaces it), or `forget`: the path no longer counts as captured.
+ */
+export const JournalEntry = z.union([z.object({ path: z.string(), pre: Preimage }), z.object({ forget: z.string() })]);
+export type JournalEntry = z.infer<typeof JournalEntry>;
 
 export const StepRecord = z.object({
   path: z.string(),
@@ -70,7 +81,7 @@ export const Manifest = z.object({
   unprotectedReason: z.string().optional(),
   /** Paths the step changed (folders whose only change was a child's are not counted). */
   files: z.number().int(),
-  /** Bytes the step takes in the log (blobs, metadata, manifest). */
+  /** Bytes the step takes in the log (saved content, journal, manifest). */
   bytes: z.number(),
   notes: z.array(z.string()),
   /** Empty for an unprotected step: it keeps no preimages. */
@@ -92,9 +103,10 @@ export const BarriersFile = z.object({ version: z.literal(UNDO_FORMAT_VERSION), 
 
 export const MANIFEST = 'manifest.json';
 export const UNPROTECTED = 'unprotected.json';
-export const metaName = (index: number): string => `${String(index).padStart(6, '0')}.json`;
+export const JOURNAL = 'journal.jsonl';
+export const PACK = 'content.pack';
+/** A file's content too large to pack in memory goes to a file of its own. */
 export const blobName = (index: number): string => `${String(index).padStart(6, '0')}.gz`;
-export const isMetaName = (name: string): boolean => /^\d{6}\.json$/.test(name);
 
 /** -1 for the root (""), 0 for a top-level path: parents always sort before children. */
 export function keyDepth(key: string): number {

@@ -4,10 +4,9 @@
 // mode and times back, deepest first, so that restoring a child does not move a restored
 // parent's mtime again.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { chmod, lchown, lutimes, mkdir, readdir, rename, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import * as path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -16,6 +15,7 @@ import { bytesFromName, joinBytes } from '../sync/pathCodec';
 import { kindOf, nonFolderAncestor, permissions } from './fsState';
 import type { Postimage, Preimage, PreimageOf } from './records';
 import { keyDepth, parentKey } from './records';
+import { readBlob } from './stepJournal';
 import { writeXattrs } from './xattrs';
 
 export interface RestoreItem {
@@ -85,7 +85,7 @@ export async function restoreRecords(options: { root: string; stepDir: string; r
         if (!(await lstatOrUndefined(target))) await mkdir(target, { mode: 0o700 });
       });
     } else if (pre.kind === 'file') {
-      await attempt(record.path, 'restoring the file', () => restoreFile(target, pre, path.join(options.stepDir, pre.blob)));
+      await attempt(record.path, 'restoring the file', () => restoreFile(target, pre, options.stepDir));
     } else if (pre.kind === 'symlink') {
       await attempt(record.path, 'restoring the link', () => restoreSymlink(target, pre));
     }
@@ -131,7 +131,7 @@ function folderDecision(record: RestoreItem, stats: Stats | undefined, checkPost
   return { mode: true, times: timesUntouched };
 }
 
-async function restoreFile(target: Buffer, pre: PreimageOf<'file'>, blob: string): Promise<string | undefined> {
+async function restoreFile(target: Buffer, pre: PreimageOf<'file'>, stepDir: string): Promise<string | undefined> {
   const current = await lstatOrUndefined(target);
   if (current?.isFile() && current.size === pre.size && (await hashFile(target)) === pre.hash) {
     // Same content (never changed, or changed back): only the attributes, in place.
@@ -150,7 +150,7 @@ async function restoreFile(target: Buffer, pre: PreimageOf<'file'>, blob: string
     },
   });
   try {
-    await pipeline(createReadStream(blob), createGunzip(), hasher, createWriteStream(temporary, { mode: 0o600, flags: 'wx' }));
+    await pipeline(readBlob(stepDir, pre.blob), createGunzip(), hasher, createWriteStream(temporary, { mode: 0o600, flags: 'wx' }));
     if (hash.digest('hex') !== pre.hash) throw new Error('the saved content is corrupt (hash mismatch)');
     await restoreOwner(temporary, pre);
     const problem = pre.xattrs ? await writeXattrs(temporary, false, pre.xattrs, true) : undefined;

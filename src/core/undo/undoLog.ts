@@ -3,7 +3,7 @@
 //
 //   VERSION               format version; a mismatch disables undo until discard()
 //   in-progress/<id>/     the step being written (write-ahead); rolled back by open() after a crash
-//   steps/<id>/           closed steps: manifest.json, <n>.json (per-path preimage), <n>.gz (content)
+//   steps/<id>/           closed steps: manifest.json, content.pack, <n>.gz, journal.jsonl (see stepJournal.ts)
 //   undoing/<id>/         a step whose undo is under way; open() finishes it after a crash
 //   trash/                evicted steps, removed right after being moved there
 //   barriers.json         barriers last detected
@@ -17,11 +17,13 @@ import { lstatOrUndefined } from '../sync/fsEntry';
 import { joinBytes } from '../sync/pathCodec';
 import { findBarriers } from './barriers';
 import type { FoundBarrier } from './barriers';
-import { currentPostimage, describeDifference, descendantKeys, identityOf, keepCurrent } from './fsState';
-import { BarriersFile, isMetaName, isUnder, Manifest, MANIFEST, PathMeta, UNDO_FORMAT_VERSION, UnprotectedMarker, UNPROTECTED } from './records';
+import { currentPostimage, describeDifference, identityOf, keepCurrent, subtree } from './fsState';
+import { BarriersFile, isUnder, Manifest, MANIFEST, UNDO_FORMAT_VERSION, UnprotectedMarker, UNPROTECTED } from './records';
 import type { StepRecord } from './records';
 import { removeTree, restoreRecords } from './restore';
-import { formatBytes, StepWriter } from './stepWriter';
+import { formatBytes } from './safeguards';
+import { readJournal } from './stepJournal';
+import { StepWriter } from './stepWriter';
 import type { StepMeta } from './stepWriter';
 import type { Barrier, KeptVersion, RecoveredStep, StepSummary, UndoLimits, UndoResult } from './types';
 import { DEFAULT_LIMITS, DEFAULT_THRESHOLDS } from './types';
@@ -331,8 +333,8 @@ export class UndoLog {
   }
 
   /**
-   * A step a crash left open: put every captured path back (the per-path metadata files are the
-   * truth; the manifest may be missing or corrupt). What is on disk now and differs from the
+   * A step a crash left open: put every captured path back (the journal is the truth; the
+   * manifest may be missing or corrupt). What is on disk now and differs from the
    * preimage is copied to the kept folder first, in case someone changed it after the crash.
    */
   private async recoverOpenStep(id: string): Promise<RecoveredStep> {
@@ -347,28 +349,20 @@ export class UndoLog {
       await rename(directory, path.join(this.directory, 'steps', id));
       return { id, outcome: 'unprotected', paths: marker.files, kept: [], problems: [] };
     }
-    // An unreadable metadata file can only be a capture cut short by a power loss before it was
-    // flushed, and the caller changes a path only after its capture was flushed: nothing to undo.
-    const unreadable: string[] = [];
-    const metas: PathMeta[] = [];
-    for (const name of (await readdir(directory)).filter(isMetaName)) {
-      const meta = await readJsonFile(path.join(directory, name), PathMeta).catch((error: Error) => {
-        unreadable.push(`ignored: ${error.message}`);
-        return undefined;
-      });
-      if (meta) metas.push(meta);
-    }
-    const root = this.options.root ?? metas[0]?.root ?? header?.root;
-    if (metas.length === 0 || root === undefined) {
+    // A line the journal could not keep (torn by a power cut) was never durable, so its caller
+    // had not changed the path yet: nothing to undo there.
+    const journal = await readJournal(directory);
+    const root = this.options.root ?? journal.header?.root ?? header?.root;
+    if (journal.preimages.size === 0 || root === undefined) {
       await removeTree(Buffer.from(directory));
-      return { id, outcome: 'rolled-back', paths: 0, kept: [], problems: unreadable };
+      return { id, outcome: 'rolled-back', paths: 0, kept: [], problems: journal.ignored };
     }
-    const records = metas.map((meta) => ({ path: meta.path, pre: meta.pre }));
+    const records = [...journal.preimages].map(([key, pre]) => ({ path: key, pre }));
     const kept = await this.keepDiffering(root, records, path.join(this.options.keptDirectory, `recovered-${id}`));
     const problems = await restoreRecords({ root, stepDir: directory, records, checkPostimages: false });
     // With problems the folder stays, and the next open() tries again.
     if (problems.length === 0) await removeTree(Buffer.from(directory));
-    return { id, outcome: 'rolled-back', paths: records.filter(({ pre }) => !(pre.kind === 'directory' && pre.metadataOnly)).length, kept, problems: [...unreadable, ...problems] };
+    return { id, outcome: 'rolled-back', paths: records.filter(({ pre }) => !(pre.kind === 'directory' && pre.metadataOnly)).length, kept, problems: [...journal.ignored, ...problems] };
   }
 
   /** An undo a crash interrupted was already decided (barriers kept aside): finish it. */
@@ -395,9 +389,7 @@ export class UndoLog {
       if (!now || now.kind === 'absent' || describeDifference(identityOf(record.pre), identityOf(now)) === undefined) continue;
       if (now.kind === 'directory') {
         if (record.pre.kind === 'directory') continue; // its entries are records of their own
-        const inside = await descendantKeys(root, record.path);
-        const holdsFiles = await Promise.all(inside.map(async (key) => !(await lstatOrUndefined(joinBytes(root, key)))?.isDirectory()));
-        if (!holdsFiles.some(Boolean)) continue;
+        if (!(await subtree(root, record.path)).some(([, stats]) => !stats.isDirectory())) continue;
       }
       const version = await keepCurrent(root, record.path, keepRoot);
       if (version) kept.push(version);
