@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { emptySyncReport, type SyncReport } from '../../src/core/protocol';
 import type { Entry } from '../../src/core/sync/entry';
@@ -81,6 +81,86 @@ describe('unit: stateFiles', () => {
         assert.equal((await state.readCache('host')).size, 0);
       });
     }
+  });
+
+  describe('rewriting only what changed', () => {
+    /** Same inode and mtime: the file was neither replaced nor written. */
+    const identity = (file: string) => {
+      const stats = statSync(file);
+      return `${stats.ino}:${stats.mtimeMs}`;
+    };
+    const cacheEntry = (hash: string) => ({ size: 1, mtimeMs: 2.5, ctimeMs: 3.5, ino: 4, mode: 0o100644, hash });
+    const cachePath = (state: SyncStateFiles) => path.join(state.directory, 'scan-cache-host.json');
+
+    it('leaves the ancestor file alone when it is written back as read, and replaces it on any difference', async () => {
+      const dir = tempDir();
+      await stateIn(dir).writeAncestor(ANCESTOR);
+      const before = identity(stateIn(dir).ancestorPath);
+
+      const state = stateIn(dir);
+      await state.writeAncestor(await state.readAncestor());
+      assert.equal(identity(state.ancestorPath), before, 'unchanged: not rewritten');
+
+      const reordered = stateIn(dir);
+      await reordered.writeAncestor(new Map([...(await reordered.readAncestor())].reverse()));
+      assert.notEqual(identity(state.ancestorPath), before, 'the order is part of the ancestor');
+      assert.deepEqual([...(await stateIn(dir).readAncestor())], [...ANCESTOR].reverse());
+
+      const edited = stateIn(dir);
+      const read = await edited.readAncestor();
+      const after = identity(state.ancestorPath);
+      // A caller changing the entries it was handed must not make the change look like the file.
+      (read.get('__proto__') as { size: number }).size = 4;
+      await edited.writeAncestor(read);
+      assert.notEqual(identity(state.ancestorPath), after);
+      assert.deepEqual((await stateIn(dir).readAncestor()).get('__proto__'), { ...file, size: 4 });
+    });
+
+    it('writes the ancestor when nothing was read, or after forgetAgreedState removed it', async () => {
+      const dir = tempDir();
+      await stateIn(dir).writeAncestor(ANCESTOR);
+      const before = identity(stateIn(dir).ancestorPath);
+      await stateIn(dir).writeAncestor(ANCESTOR);
+      assert.notEqual(identity(stateIn(dir).ancestorPath), before, 'without a read, every write lands');
+
+      const state = stateIn(dir);
+      const read = await state.readAncestor();
+      await state.forgetAgreedState();
+      await state.writeAncestor(read);
+      assert.deepEqual([...(await stateIn(dir).readAncestor())], [...ANCESTOR], 'the removed file was written again');
+    });
+
+    it('leaves a cache file alone when the cache holds the same entries in another order, and replaces it when one differs', async () => {
+      const dir = tempDir();
+      const cache: ScanCache = new Map([['a', cacheEntry('h1')], ['b', cacheEntry('h2')]]);
+      await stateIn(dir).writeCache('host', cache);
+      const before = identity(cachePath(stateIn(dir)));
+
+      const state = stateIn(dir);
+      await state.writeCache('host', new Map([...(await state.readCache('host'))].reverse()));
+      assert.equal(identity(cachePath(state)), before, 'same content: not rewritten');
+
+      for (const changed of [new Map([['a', cacheEntry('h1')], ['b', cacheEntry('h3')]]), new Map([['a', cacheEntry('h1')]]), new Map([['a', cacheEntry('h1')], ['c', cacheEntry('h2')]])]) {
+        const writer = stateIn(dir);
+        await writer.readCache('host');
+        const previous = identity(cachePath(writer));
+        await writer.writeCache('host', changed);
+        assert.notEqual(identity(cachePath(writer)), previous);
+        assert.deepEqual([...(await stateIn(dir).readCache('host'))], [...changed]);
+      }
+      noTemporaryFiles(stateIn(dir).directory);
+    });
+
+    it('writes a cache whose file could not be read, even when the new cache is empty', async () => {
+      const dir = tempDir();
+      const state = stateIn(dir);
+      await state.writeCache('host', new Map());
+      writeFileSync(cachePath(state), '{');
+      const reader = stateIn(dir);
+      assert.equal((await reader.readCache('host')).size, 0);
+      await reader.writeCache('host', new Map());
+      assert.deepEqual(JSON.parse(readFileSync(cachePath(state), 'utf8')), { version: STATE_FORMAT_VERSION, entries: [] });
+    });
   });
 
   describe('halt', () => {

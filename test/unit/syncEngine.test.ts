@@ -1,7 +1,7 @@
 // Whole sync cycles between two real folders and a state folder: scan, reconcile, apply, record.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lchownSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SyncReport } from '../../src/core/protocol';
@@ -460,6 +460,35 @@ describe('unit: sync engine', () => {
       assert.notEqual(inodeOf(f.stateDir, 'history.json'), inodes[1], 'history.json was replaced, not rewritten in place');
       const history = JSON.parse(readFileSync(path.join(f.stateDir, 'history.json'), 'utf8')) as { reports: SyncReport[] };
       assert.deepEqual(history.reports.map((report) => report.id), [second.id, history.reports[1]!.id]);
+    });
+
+    it('leaves the ancestor and both scan caches untouched by a cycle that changes nothing, and still records the cycle', async () => {
+      const f = fixture();
+      await agreedOn(f, { 'a.txt': 'a', 'd/b.txt': 'b', 'd/e': DIR });
+      await sync(f); // caches the container files the first cycle wrote
+      const files = ['ancestor.json', 'scan-cache-host.json', 'scan-cache-container.json', 'history.json'];
+      const identities = () => files.map((name) => {
+        const stats = statSync(path.join(f.stateDir, name));
+        return `${name} ${stats.ino}:${stats.mtimeMs}`;
+      });
+      const before = identities();
+
+      const quiet = await sync(f);
+
+      assert.equal(quiet.appliedCount, 0);
+      assert.equal(quiet.scanned.hashedFiles, 0);
+      const after = identities();
+      assert.deepEqual(after.slice(0, 3), before.slice(0, 3), 'the ancestor and the caches were neither replaced nor written');
+      assert.notEqual(after[3], before[3], 'the history still gets the cycle');
+      const history = JSON.parse(readFileSync(path.join(f.stateDir, 'history.json'), 'utf8')) as { reports: SyncReport[] };
+      assert.equal(history.reports[0]!.id, quiet.id);
+
+      writeFileSync(path.join(f.host, 'a.txt'), 'edited');
+      await sync(f);
+      assert.deepEqual(identities().slice(0, 2).map((identity, index) => identity === after[index]), [false, false], 'an edit rewrites the ancestor and the cache of its side');
+      const ancestor = JSON.parse(readFileSync(path.join(f.stateDir, 'ancestor.json'), 'utf8')) as { entries: [string, { size?: number }][] };
+      assert.equal(ancestor.entries.find(([key]) => key === 'a.txt')?.[1].size, 'edited'.length);
+      assert.deepEqual(temporaryFiles(f.stateDir), []);
     });
   });
 

@@ -24,6 +24,14 @@ const HistoryFile = z.object({ version: z.literal(STATE_FORMAT_VERSION), reports
 export const HISTORY_LIMIT = 50;
 
 export class SyncStateFiles {
+  /**
+   * The ancestor and the caches as this instance last read them from disk (its own copies): a
+   * write of the same content is skipped, so a cycle that changed nothing rewrites neither. The
+   * file on disk then already is what the write would have left, so a crash finds the same state.
+   * Hence an instance serves one operation under the sync lock (nobody else writes meanwhile).
+   */
+  private readonly asRead = new Map<string, ReadonlyMap<string, object>>();
+
   constructor(readonly directory: string) {}
 
   get ancestorPath(): string {
@@ -36,17 +44,20 @@ export class SyncStateFiles {
 
   async readAncestor(): Promise<Map<string, Entry>> {
     const file = await readJsonFile(this.ancestorPath, AncestorFile);
+    if (file) this.rememberRead(this.ancestorPath, file.entries);
     return new Map((file?.entries ?? []) as Array<[string, Entry]>);
   }
 
-  /** Only ever called with what was actually applied (see engine.ts). */
+  /** Only ever called with what was actually applied (see engine.ts). Skipped when that is what was read. */
   async writeAncestor(ancestor: ReadonlyMap<string, Entry>): Promise<void> {
-    await writeJsonAtomic(this.ancestorPath, { version: STATE_FORMAT_VERSION, entries: [...ancestor] });
+    // In order: the ancestor's order is the snapshot order reconcile walks.
+    await this.writeTableIfChanged(this.ancestorPath, ancestor, { ordered: true });
   }
 
   async readCache(side: 'host' | 'container'): Promise<ScanCache> {
     // A cache is only an optimisation: a broken one is dropped and everything is re-hashed.
     const file = await readJsonFile(this.cachePath(side), CacheFile).catch(() => undefined);
+    if (file) this.rememberRead(this.cachePath(side), file.entries);
     return new Map(file?.entries ?? []);
   }
 
@@ -56,8 +67,9 @@ export class SyncStateFiles {
     return { host, container };
   }
 
+  /** Skipped when the cache holds what was read, in whatever order (a scan fills it as lstats finish). */
   async writeCache(side: 'host' | 'container', cache: ScanCache): Promise<void> {
-    await writeJsonAtomic(this.cachePath(side), { version: STATE_FORMAT_VERSION, entries: [...cache] });
+    await this.writeTableIfChanged(this.cachePath(side), cache, { ordered: false });
   }
 
   readHalt(): Promise<HaltFile | undefined> {
@@ -75,6 +87,7 @@ export class SyncStateFiles {
   /** Drops the agreed state and any halt: the next cycle merges both sides and deletes nothing. */
   async forgetAgreedState(): Promise<void> {
     await this.clearHalt();
+    this.asRead.delete(this.ancestorPath);
     await rm(this.ancestorPath, { force: true });
   }
 
@@ -91,4 +104,35 @@ export class SyncStateFiles {
   private cachePath(side: 'host' | 'container'): string {
     return path.join(this.directory, `scan-cache-${side}.json`);
   }
+
+  /** Copies of the records too, so that a caller changing what it was handed cannot change this. */
+  private rememberRead(file: string, entries: ReadonlyArray<readonly [string, object]>): void {
+    this.asRead.set(file, new Map(entries.map(([key, record]) => [key, { ...record }])));
+  }
+
+  private async writeTableIfChanged(file: string, table: ReadonlyMap<string, object>, options: { ordered: boolean }): Promise<void> {
+    const read = this.asRead.get(file);
+    if (read && sameTable(read, table, options.ordered)) return;
+    // Whether the write lands or not, the file no longer is known to hold what was read.
+    this.asRead.delete(file);
+    await writeJsonAtomic(file, { version: STATE_FORMAT_VERSION, entries: [...table] });
+  }
+}
+
+/** Same keys with the same flat records (every field ===); `ordered`: in the same order too. */
+function sameTable(a: ReadonlyMap<string, object>, b: ReadonlyMap<string, object>, ordered: boolean): boolean {
+  if (a.size !== b.size) return false;
+  const inOrder = b.entries();
+  for (const [key, record] of a) {
+    const other = ordered ? inOrder.next().value : [key, b.get(key)] as const;
+    if (other === undefined || other[0] !== key || other[1] === undefined || !sameRecord(record, other[1])) return false;
+  }
+  return true;
+}
+
+/** A nested object never counts as the same: the table is then written, which is always safe. */
+function sameRecord(a: object, b: object): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((key) => Object.hasOwn(b, key) && (a as Record<string, unknown>)[key] === (b as Record<string, unknown>)[key]);
 }
