@@ -8,8 +8,8 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
-import { ancestorsOf, type Entry, type FileEntry } from './entry';
-import { lstatOrUndefined, matchesExpected } from './fsEntry';
+import type { Entry, FileEntry } from './entry';
+import { matchesExpected, nonFolderAncestor } from './fsEntry';
 import { bytesFromName, joinBytes, nameFromBytes } from './pathCodec';
 import type { Change, Side } from './reconcile';
 
@@ -107,8 +107,8 @@ function batches(changes: readonly Change[]): Change[][] {
 async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOutcome): Promise<string | undefined> {
   const target = joinBytes(options.roots[change.side], change.path);
   // A parent replaced by a symlink since the scan would send this write outside the tree.
-  const parentProblem = await symlinkedParent(options.roots[change.side], change.path);
-  if (parentProblem) return parentProblem;
+  const blocked = await nonFolderAncestor(options.roots[change.side], change.path);
+  if (blocked) return `parent ${blocked} is no longer a folder`;
   const current = await matchesExpected(target, change.expected);
   if (!current.ok) return current.reason;
   // Before staging: the temporary sibling already changes the parent folder's mtime.
@@ -147,13 +147,6 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
   }
 }
 
-async function symlinkedParent(root: string, relativePath: string): Promise<string | undefined> {
-  for (const parent of ancestorsOf(relativePath)) {
-    const stats = await lstatOrUndefined(joinBytes(root, parent));
-    if (stats && !stats.isDirectory()) return `parent ${parent} is no longer a folder`;
-  }
-  return undefined;
-}
 
 /** Removes what is at the target unless the next state can replace it in place. */
 async function removeExisting(target: Buffer, expected: Entry | undefined, next: Entry | undefined): Promise<void> {

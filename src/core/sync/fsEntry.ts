@@ -1,11 +1,12 @@
 // Reading one path's current state for the apply step's "still what the scan saw?" check, and
-// hashing a file the way the scan does.
+// hashing a file the way the scan does, and whether a path is still reached through real folders.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { Entry } from './entry';
-import { nameFromBytes } from './pathCodec';
+import { ancestorsOf } from './entry';
+import { joinBytes, nameFromBytes } from './pathCodec';
 
 export async function lstatOrUndefined(path: Buffer): Promise<Stats | undefined> {
   try {
@@ -46,4 +47,19 @@ export async function matchesExpected(path: Buffer, expected: Entry | undefined,
     case 'untracked':
       return { ok: false, reason: 'cannot be synchronized' };
   }
+}
+
+/**
+ * The first folder above `key` (below the root) that exists but is not a real folder, e.g. one
+ * replaced by a symlink since the scan: going through it would reach outside the tree. `known`
+ * caches ancestors found to be real folders (or absent).
+ */
+export async function nonFolderAncestor(root: string, key: string, known?: Set<string>): Promise<string | undefined> {
+  for (const ancestor of ancestorsOf(key)) {
+    if (known?.has(ancestor)) continue;
+    const stats = await lstatOrUndefined(joinBytes(root, ancestor));
+    if (stats && !stats.isDirectory()) return ancestor;
+    known?.add(ancestor);
+  }
+  return undefined;
 }

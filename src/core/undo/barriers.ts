@@ -6,7 +6,8 @@
 // undo would delete it with the folder.
 import { joinBytes } from '../sync/pathCodec';
 import type { Identity } from './fsState';
-import { childKeys, currentPostimage, describeDifference, identityOf, nonFolderAncestor } from './fsState';
+import { nonFolderAncestor } from '../sync/fsEntry';
+import { childKeys, currentPostimage, describeDifference, identityOf } from './fsState';
 import type { Manifest, Postimage, StepRecord } from './records';
 
 export interface FoundBarrier {

@@ -2,7 +2,7 @@
 // aside before it is overwritten. Paths are Buffers from joinBytes: names may be any bytes.
 import { chmod, copyFile, lutimes, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { hashFile, lstatOrUndefined } from '../sync/fsEntry';
+import { hashFile, lstatOrUndefined, nonFolderAncestor } from '../sync/fsEntry';
 import { joinBytes, nameFromBytes } from '../sync/pathCodec';
 import type { Postimage, Preimage } from './records';
 import { childKey } from './records';
@@ -78,23 +78,6 @@ export function describeDifference(expected: Identity, now: Identity): string | 
 }
 
 const octal = (mode: number): string => mode.toString(8).padStart(3, '0');
-
-/**
- * The first folder above `key` (below the root) that exists but is not a real folder, e.g. one a
- * user replaced by a symlink: going through it would reach outside the tree. `known` caches
- * ancestors found to be real folders (or absent).
- */
-export async function nonFolderAncestor(root: string, key: string, known?: Set<string>): Promise<string | undefined> {
-  const parts = key.split('/');
-  for (let depth = 1; depth < parts.length; depth += 1) {
-    const ancestor = parts.slice(0, depth).join('/');
-    if (known?.has(ancestor)) continue;
-    const stats = await lstatOrUndefined(joinBytes(root, ancestor));
-    if (stats && !stats.isDirectory()) return ancestor;
-    known?.add(ancestor);
-  }
-  return undefined;
-}
 
 /** Names (as keys under `key`) of the entries of a folder; [] when it is not a readable folder. */
 export async function childKeys(root: string, key: string): Promise<string[]> {

@@ -13,10 +13,11 @@ import type { Stats } from 'node:fs';
 import { readdir, readFile, stat, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { writeJsonAtomic } from '../atomicFile';
-import { lstatOrUndefined } from '../sync/fsEntry';
+import { ancestorsOf } from '../sync/entry';
+import { lstatOrUndefined, nonFolderAncestor } from '../sync/fsEntry';
 import { joinBytes, nameFromBytes } from '../sync/pathCodec';
 import { forEachLimited, gzipAsync, gzipSmall, IN_MEMORY_BYTES, sameState, sha256, streamGzipped } from './capture';
-import { currentPostimage, describeDifference, identityOf, kindOf, nonFolderAncestor, permissions, readTarget, subtree } from './fsState';
+import { currentPostimage, describeDifference, identityOf, kindOf, permissions, readTarget, subtree } from './fsState';
 import type { BlobRef, Manifest, Preimage, StepRecord } from './records';
 import { blobName, isUnder, keyDepth, MANIFEST, parentKey, UNDO_FORMAT_VERSION, UNPROTECTED } from './records';
 import { removeTree, restoreRecords } from './restore';
@@ -188,9 +189,7 @@ export class StepWriter {
    */
   private async speculate(key: string, folders: Set<string>): Promise<void> {
     if (!this.capturing || this.denying || this.records.has(key) || this.speculative.has(key)) return;
-    const parts = key.split('/');
-    for (let depth = 1; depth < parts.length; depth += 1) {
-      const ancestor = parts.slice(0, depth).join('/');
+    for (const ancestor of ancestorsOf(key)) {
       if (folders.has(ancestor)) continue;
       const stats = lstatSync(joinBytes(this.meta.root, ancestor), { throwIfNoEntry: false });
       if (stats && !stats.isDirectory()) return;
