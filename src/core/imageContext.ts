@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { CludError, errorMessage } from './errors';
+import { sha256 } from './sync/fsEntry';
 
 export interface ContextFile {
   name: string;
@@ -58,9 +59,6 @@ export function hashContext(files: readonly ContextFile[], baseImage: string): s
   return hash.digest('hex');
 }
 
-export function sha256(content: Buffer): string {
-  return createHash('sha256').update(content).digest('hex');
-}
 
 export function packBuildContext(files: readonly ContextFile[]): Readable {
   const pack = tar.pack();

@@ -3,7 +3,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as tar from 'tar-stream';
 import { CludError } from '../../src/core/errors';
-import { hashContext, loadBuildContext, packBuildContext, sha256 } from '../../src/core/imageContext';
+import { hashContext, loadBuildContext, packBuildContext } from '../../src/core/imageContext';
+import { sha256 } from '../../src/core/sync/fsEntry';
 import type { ContextFile, ImageResources } from '../../src/core/imageContext';
 import { useTempDir } from '../helpers/tempDir';
 

@@ -17,6 +17,8 @@ export async function lstatOrUndefined(path: Buffer): Promise<Stats | undefined>
   }
 }
 
+export const sha256 = (content: Buffer): string => createHash('sha256').update(content).digest('hex');
+
 export async function hashFile(path: Buffer): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);

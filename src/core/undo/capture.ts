@@ -25,8 +25,6 @@ export function gzipSmall(content: Buffer): Promise<Buffer> {
   return content.length < SYNC_GZIP_BYTES ? Promise.resolve(gzipSync(content, GZIP_OPTIONS)) : gzipInPool(content, GZIP_OPTIONS);
 }
 
-export const sha256 = (content: Buffer): string => createHash('sha256').update(content).digest('hex');
-
 /**
  * Streams `source` gzipped into `destination`. `reserve(bytes)` is asked before each gzipped
  * chunk is written and may refuse (the step's size limit): the stream then fails with

@@ -10,7 +10,7 @@
 //
 // Step ids are "<6-digit sequence>-<random>", so they sort oldest first.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
 import * as path from 'node:path';
 import { readJsonFile, writeFileAtomic, writeJsonAtomic } from '../atomicFile';
 import { lstatOrUndefined } from '../sync/fsEntry';
@@ -22,7 +22,7 @@ import { BarriersFile, isUnder, Manifest, MANIFEST, UNDO_FORMAT_VERSION, Unprote
 import type { StepRecord } from './records';
 import { removeTree, restoreRecords } from './restore';
 import { formatBytes } from './safeguards';
-import { readJournal } from './stepJournal';
+import { fsyncPath, readJournal } from './stepJournal';
 import { StepWriter } from './stepWriter';
 import type { StepMeta } from './stepWriter';
 import type { Barrier, KeptVersion, RecoveredStep, StepSummary, UndoLimits, UndoResult } from './types';
@@ -200,7 +200,7 @@ export class UndoLog {
       }
       const undoing = path.join(this.directory, 'undoing', manifest.id);
       await rename(path.join(this.directory, 'steps', manifest.id), undoing);
-      await Promise.all([syncDirectory(path.join(this.directory, 'steps')), syncDirectory(path.join(this.directory, 'undoing'))]);
+      await Promise.all([fsyncPath(path.join(this.directory, 'steps')), fsyncPath(path.join(this.directory, 'undoing'))]);
       const problems = await restoreRecords({ root: options.root, stepDir: undoing, records: manifest.records, checkPostimages: true });
       if (problems.length > 0) {
         await rename(undoing, path.join(this.directory, 'steps', manifest.id));
@@ -274,8 +274,8 @@ export class UndoLog {
 
   private async promote(manifest: Manifest): Promise<StepSummary> {
     await rename(path.join(this.directory, 'in-progress', manifest.id), path.join(this.directory, 'steps', manifest.id));
-    await syncDirectory(path.join(this.directory, 'steps'));
-    await syncDirectory(path.join(this.directory, 'in-progress'));
+    await fsyncPath(path.join(this.directory, 'steps'));
+    await fsyncPath(path.join(this.directory, 'in-progress'));
     await this.enforceLimits();
     const kept = (await this.loadSteps()).find((step) => step.id === manifest.id);
     return summaryOf(kept ?? manifest, 0);
@@ -416,13 +416,4 @@ function summaryOf(manifest: Manifest, barriers: number): StepSummary {
   };
 }
 
-async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, 'r').catch(() => undefined);
-  if (!handle) return;
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
