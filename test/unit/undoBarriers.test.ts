@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { chmod, lstat, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import { sha256 } from '../../src/core/sync/fsEntry';
 import { joinBytes } from '../../src/core/sync/pathCodec';
 import type { UndoLog } from '../../src/core/undo';
 import type { TreeState, Workspace } from '../helpers/undoTrees';
@@ -33,6 +34,31 @@ describe('unit: undo barriers', () => {
     const reopened = await openLog(workspace);
     assert.deepEqual(await reopened.barriers(), [barrier], 'persisted in barriers.json');
     assert.equal((await reopened.detectBarriers(workspace.root))[0]!.detectedAt, barrier!.detectedAt, 'first-seen time kept');
+  });
+
+  it('takes what the sync reported writing as the postimage: an edit before the step closed is a barrier', async () => {
+    const content = Buffer.from('from the sync');
+    const summary = await step(log, workspace, async (writer) => {
+      await ops.write(writer, workspace.root, 'src/a.ts', content);
+      const stats = await lstat(at('src/a.ts'));
+      writer.applied('src/a.ts', { kind: 'file', size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode & 0o7777, hash: sha256(content) });
+      await writeFile(at('src/a.ts'), 'the user, before the step closed');
+    });
+    assert.deepEqual(await changesOf(), ['src/a.ts: content changed']);
+    assert.equal((await log.undo({ steps: 1, root: workspace.root })).refused !== undefined, true, 'the edit is not taken for the step\'s own result');
+    assert.ok(summary);
+  });
+
+  it('can leave one step out of a check (the sync that just closed it) and keeps its barriers as they were', async () => {
+    const older = await step(log, workspace, (writer) => ops.write(writer, workspace.root, 'src/a.ts', 'first sync'), 'first');
+    const newer = await step(log, workspace, (writer) => ops.write(writer, workspace.root, 'README.md', 'second sync'), 'second');
+    await writeFile(at('src/a.ts'), 'edited');
+    await writeFile(at('README.md'), 'edited');
+    assert.deepEqual((await log.detectBarriers(workspace.root, { except: newer!.id })).map((barrier) => `${barrier.stepId} ${barrier.path}`), [`${older!.id} src/a.ts`]);
+    assert.deepEqual((await log.barriers()).map((barrier) => barrier.path), ['src/a.ts']);
+    assert.deepEqual(await changesOf(), ['README.md: content changed', 'src/a.ts: content changed']);
+    assert.deepEqual((await log.detectBarriers(workspace.root, { except: newer!.id })).map((barrier) => barrier.path), ['src/a.ts']);
+    assert.deepEqual((await log.barriers()).map((barrier) => barrier.path).sort(), ['README.md', 'src/a.ts'], 'the newer step\'s barrier stays recorded');
   });
 
   it('blocks undo unless forced; nothing is undone', async () => {

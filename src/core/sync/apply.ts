@@ -25,6 +25,8 @@ export interface ApplyOptions {
    * path's preimage here). An error it throws that `isFatal` accepts stops the whole apply.
    */
   beforeModify?: (change: Change) => Promise<void>;
+  /** Called once a change is carried out, before anything else touches its path (the undo log notes what the change left). */
+  afterModify?: (change: Change) => void;
   /** Errors that must stop applying instead of skipping one change (e.g. a denied safeguard). */
   isFatal?: (error: unknown) => boolean;
 }
@@ -107,7 +109,7 @@ function batches(changes: readonly Change[]): Change[][] {
 async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOutcome): Promise<string | undefined> {
   const target = joinBytes(options.roots[change.side], change.path);
   // A parent replaced by a symlink since the scan would send this write outside the tree.
-  const blocked = await nonFolderAncestor(options.roots[change.side], change.path);
+  const blocked = nonFolderAncestor(options.roots[change.side], change.path);
   if (blocked) return `parent ${blocked} is no longer a folder`;
   const current = await matchesExpected(target, change.expected);
   if (!current.ok) return current.reason;
@@ -141,6 +143,7 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
       await rename(staged, target);
       staged = undefined;
     }
+    options.afterModify?.(change);
     return undefined;
   } finally {
     if (staged) await unlink(staged).catch(() => {});

@@ -113,7 +113,7 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
   }
   await state.writeAncestor(nextAncestor);
   // Paths earlier steps wrote and someone changed since: undoing those steps would destroy that.
-  await options.undo?.log.detectBarriers(options.roots.host);
+  await options.undo?.log.detectBarriers(options.roots.host, { except: recorded.stepId });
 
   report.appliedCount = outcome.applied.length;
   report.deletedCount = outcome.applied.filter((change) => change.next === undefined).length;

@@ -1,7 +1,7 @@
 // Reading one path's current state for the apply step's "still what the scan saw?" check, and
 // hashing a file the way the scan does, and whether a path is still reached through real folders.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, lstatSync } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { Entry } from './entry';
@@ -11,6 +11,19 @@ import { joinBytes, nameFromBytes } from './pathCodec';
 export async function lstatOrUndefined(path: Buffer): Promise<Stats | undefined> {
   try {
     return await lstat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * The synchronous form, for metadata the scan or the apply has just read (in the page cache): a
+ * trip to the thread pool costs far more than the call itself on a busy machine.
+ */
+export function lstatSyncOrUndefined(path: Buffer): Stats | undefined {
+  try {
+    return lstatSync(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
     throw error;
@@ -54,12 +67,12 @@ export async function matchesExpected(path: Buffer, expected: Entry | undefined,
 /**
  * The first folder above `key` (below the root) that exists but is not a real folder, e.g. one
  * replaced by a symlink since the scan: going through it would reach outside the tree. `known`
- * caches ancestors found to be real folders (or absent).
+ * caches ancestors found to be real folders (or absent). Synchronous: the folders were just read.
  */
-export async function nonFolderAncestor(root: string, key: string, known?: Set<string>): Promise<string | undefined> {
+export function nonFolderAncestor(root: string, key: string, known?: Set<string>): string | undefined {
   for (const ancestor of ancestorsOf(key)) {
     if (known?.has(ancestor)) continue;
-    const stats = await lstatOrUndefined(joinBytes(root, ancestor));
+    const stats = lstatSyncOrUndefined(joinBytes(root, ancestor));
     if (stats && !stats.isDirectory()) return ancestor;
     known?.add(ancestor);
   }

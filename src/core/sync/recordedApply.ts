@@ -39,6 +39,10 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
         await options.beforeModify?.(change);
         if (change.side === 'host') await writer.beforeModify(change.path, actionOf(change));
       },
+      afterModify: (change) => {
+        options.afterModify?.(change);
+        if (change.side === 'host') writer.applied(change.path, change.next);
+      },
       isFatal: (error) => error instanceof SafeguardDenied || options.isFatal?.(error) === true,
     }).finally(() => prefetching);
   } catch (error) {

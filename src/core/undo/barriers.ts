@@ -44,7 +44,7 @@ export async function findBarriers(root: string, steps: readonly Manifest[], onl
     for (const record of manifest.records) {
       const next = byPath.get(record.path)?.find((touch) => touch.step > index);
       const nextId = next ? steps[next.step]!.id : undefined;
-      const blocked = next || record.path === '' ? undefined : await nonFolderAncestor(root, record.path, folders);
+      const blocked = next || record.path === '' ? undefined : nonFolderAncestor(root, record.path, folders);
       if (blocked) {
         // Nothing can be below a non-folder (short of following a link out of the tree): the
         // path counts as absent, which is no change if the step left it absent.

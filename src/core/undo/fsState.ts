@@ -1,8 +1,10 @@
 // Reading what is at a path now, comparing it with a pre- or postimage, and copying a version
 // aside before it is overwritten. Paths are Buffers from joinBytes: names may be any bytes.
+import { readlinkSync } from 'node:fs';
 import { chmod, copyFile, lutimes, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { hashFile, lstatOrUndefined, nonFolderAncestor } from '../sync/fsEntry';
+import type { Entry } from '../sync/entry';
+import { hashFile, lstatOrUndefined, lstatSyncOrUndefined, nonFolderAncestor } from '../sync/fsEntry';
 import { joinBytes, nameFromBytes } from '../sync/pathCodec';
 import type { Postimage, Preimage } from './records';
 import { childKey } from './records';
@@ -25,16 +27,20 @@ export async function readTarget(path: Buffer): Promise<string> {
   return nameFromBytes(await readlink(path, { encoding: 'buffer' }));
 }
 
-/** The postimage of what is at `path` now. `previous` lets an unchanged file (same size, mtime, ctime, inode, mode) skip hashing. */
+/**
+ * The postimage of what is at `path` now. `previous` lets an unchanged file (same size, mtime,
+ * ctime, inode, mode) skip hashing. Metadata is read synchronously: it is checked for every path
+ * a step touched, right after the step, and a trip to the thread pool per path costs more.
+ */
 export async function currentPostimage(path: Buffer, previous?: Postimage): Promise<Postimage | { kind: 'other' }> {
-  const stats = await lstatOrUndefined(path);
+  const stats = lstatSyncOrUndefined(path);
   switch (kindOf(stats)) {
     case 'absent':
       return { kind: 'absent' };
     case 'directory':
       return { kind: 'directory', mode: permissions(stats!), mtimeMs: stats!.mtimeMs };
     case 'symlink':
-      return { kind: 'symlink', target: await readTarget(path) };
+      return { kind: 'symlink', target: nameFromBytes(readlinkSync(path, { encoding: 'buffer' })) };
     case 'other':
       return { kind: 'other' };
     case 'file': {
@@ -44,6 +50,22 @@ export async function currentPostimage(path: Buffer, previous?: Postimage): Prom
       return { kind: 'file', hash, mode: permissions(s), size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino };
     }
   }
+}
+
+/**
+ * The postimage of what the caller has just written at `path` (`next`; undefined: deleted),
+ * without reading the content back: the caller verified the hash while writing. Inode and ctime
+ * come from an lstat; if the path no longer looks like what was written, they are left unknown,
+ * so the next comparison hashes the file and finds the difference. Undefined for a folder, whose
+ * times move as its entries change: read it when the step ends.
+ */
+export function writtenPostimage(path: Buffer, next: Entry | undefined): Postimage | undefined {
+  if (!next) return { kind: 'absent' };
+  if (next.kind === 'symlink') return { kind: 'symlink', target: next.target };
+  if (next.kind !== 'file') return undefined;
+  const stats = lstatSyncOrUndefined(path);
+  const asWritten = stats?.isFile() && stats.size === next.size && permissions(stats) === next.mode && Math.abs(stats.mtimeMs - next.mtimeMs) < 1 ? stats : undefined;
+  return { kind: 'file', hash: next.hash, mode: next.mode, size: next.size, mtimeMs: asWritten?.mtimeMs ?? next.mtimeMs, ctimeMs: asWritten?.ctimeMs ?? -1, ino: asWritten?.ino ?? -1 };
 }
 
 export function identityOf(state: Preimage | Postimage | { kind: 'other' }): Identity {
@@ -106,7 +128,7 @@ export async function subtree(root: string, key: string): Promise<Array<readonly
 export async function keepCurrent(root: string, key: string, keepRoot: string): Promise<KeptVersion | undefined> {
   const source = joinBytes(root, key);
   // Below a symlink is outside the tree: not ours to copy (the link itself is kept as its own path).
-  if ((await nonFolderAncestor(root, key)) || !(await lstatOrUndefined(source))) return undefined;
+  if (nonFolderAncestor(root, key) || !(await lstatOrUndefined(source))) return undefined;
   const target = joinBytes(keepRoot, key);
   await mkdir(target.subarray(0, target.lastIndexOf(0x2f)), { recursive: true });
   await rm(target, { recursive: true, force: true });

@@ -62,7 +62,7 @@ export async function restoreRecords(options: { root: string; stepDir: string; r
   // pass); pass 2 reports what still cannot be reached.
   let folders = new Set<string>();
   for (const record of deepestFirst) {
-    if (record.path === '' || (await nonFolderAncestor(root, record.path, folders))) continue;
+    if (record.path === '' || nonFolderAncestor(root, record.path, folders)) continue;
     const target = joinBytes(root, record.path);
     const stats = await lstatOrUndefined(target);
     if (stats && (record.pre.kind === 'absent' || kindOf(stats) !== record.pre.kind)) await attempt(record.path, 'removing', () => removeTree(target));
@@ -72,7 +72,7 @@ export async function restoreRecords(options: { root: string; stepDir: string; r
   const unreachable = new Set<string>();
   for (const record of shallowestFirst) {
     if (record.path === '') continue;
-    const blocked = await nonFolderAncestor(root, record.path, folders);
+    const blocked = nonFolderAncestor(root, record.path, folders);
     if (blocked) {
       unreachable.add(record.path);
       if (record.pre.kind !== 'absent') problems.push(`${record.path}: not restored, its parent ${blocked} is no longer a folder`);
@@ -93,7 +93,7 @@ export async function restoreRecords(options: { root: string; stepDir: string; r
 
   const parents = new Set(records.filter((record) => !unreachable.has(record.path)).map((record) => (record.path === '' ? '' : parentKey(record.path))));
   for (const parent of parents) {
-    if (parent !== '' && ((await nonFolderAncestor(root, parent, folders)) || !(await lstatOrUndefined(joinBytes(root, parent)))?.isDirectory())) continue;
+    if (parent !== '' && (nonFolderAncestor(root, parent, folders) || !(await lstatOrUndefined(joinBytes(root, parent)))?.isDirectory())) continue;
     await attempt(parent, 'removing temporary files', () => removeSyncTemporaries(joinBytes(root, parent)));
   }
 

@@ -14,11 +14,12 @@ import { readdir, readFile, stat, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { writeJsonAtomic } from '../atomicFile';
 import { ancestorsOf } from '../sync/entry';
-import { lstatOrUndefined, nonFolderAncestor, sha256 } from '../sync/fsEntry';
+import type { Entry } from '../sync/entry';
+import { lstatOrUndefined, lstatSyncOrUndefined, nonFolderAncestor, sha256 } from '../sync/fsEntry';
 import { joinBytes, nameFromBytes } from '../sync/pathCodec';
 import { forEachLimited, gzipAsync, gzipSmall, IN_MEMORY_BYTES, sameState, streamGzipped } from './capture';
-import { currentPostimage, describeDifference, identityOf, kindOf, permissions, readTarget, subtree } from './fsState';
-import type { BlobRef, Manifest, Preimage, StepRecord } from './records';
+import { currentPostimage, describeDifference, identityOf, kindOf, permissions, readTarget, subtree, writtenPostimage } from './fsState';
+import type { BlobRef, Manifest, Postimage, Preimage, StepRecord } from './records';
 import { blobName, isUnder, keyDepth, MANIFEST, parentKey, UNDO_FORMAT_VERSION, UNPROTECTED } from './records';
 import { removeTree, restoreRecords } from './restore';
 import { formatBytes, SafeguardCounter } from './safeguards';
@@ -82,6 +83,8 @@ export class StepWriter {
   private readonly records = new Map<string, Captured>();
   private readonly speculative = new Map<string, Speculation>();
   private speculativeBytes = 0;
+  /** What the caller reported writing at a path (see applied()): the step's postimage there. */
+  private readonly written = new Map<string, Postimage>();
   /** Kind of each path the caller announced, as it was before the step (also kept when nothing is captured). */
   private readonly touched = new Map<string, ReturnType<typeof kindOf>>();
   private readonly safeguards: SafeguardCounter;
@@ -234,8 +237,8 @@ export class StepWriter {
   private async modify(relativePath: string, action: ModifyAction): Promise<void> {
     await this.throwIfStopped();
     if (relativePath === '') throw new Error('the root of the tree cannot be modified through the undo log');
-    const target = joinBytes(this.meta.root, relativePath);
-    const [blocked, stats] = await Promise.all([nonFolderAncestor(this.meta.root, relativePath), lstatOrUndefined(target)]);
+    const blocked = nonFolderAncestor(this.meta.root, relativePath);
+    const stats = lstatSyncOrUndefined(joinBytes(this.meta.root, relativePath));
     if (blocked) throw new Error(`${relativePath}: its parent ${blocked} is not a folder`);
     // A folder deleted, renamed away or replaced takes its content with it: capture all of it.
     const inside = stats?.isDirectory() && action !== 'chmod' ? await subtree(this.meta.root, relativePath) : [];
@@ -271,6 +274,22 @@ export class StepWriter {
   }
 
   /**
+   * Optional: the change announced for `relativePath` was carried out and left `next` there
+   * (undefined: deleted). close() then takes that as the step's postimage instead of reading the
+   * path back, so an edit someone makes afterwards counts as a barrier rather than as part of
+   * the step; and a file the caller verified while writing is not hashed again.
+   */
+  applied(relativePath: string, next: Entry | undefined): void {
+    if (this.state !== 'open' || !this.capturing) return;
+    try {
+      const post = writtenPostimage(joinBytes(this.meta.root, relativePath), next);
+      if (post) this.written.set(relativePath, post);
+    } catch {
+      // Unreadable now: close() reads it back as it would without this call.
+    }
+  }
+
+  /**
    * The change announced for `relativePath` was not carried out: drop its preimage (and those of
    * paths below it), but only where the disk still holds exactly the preimage. Returns whether
    * the path's own preimage was dropped.
@@ -279,6 +298,7 @@ export class StepWriter {
     return this.serialized(async () => {
       if (this.state !== 'open') return false;
       for (const key of [...this.speculative.keys()]) if (key === relativePath || isUnder(key, relativePath)) this.discardSpeculation(key);
+      this.written.delete(relativePath);
       const own = this.records.get(relativePath);
       if (!this.capturing) {
         this.touched.delete(relativePath);
@@ -318,7 +338,7 @@ export class StepWriter {
 
       for (const key of [...this.speculative.keys()]) this.discardSpeculation(key);
       await this.addContentOfCreatedFolders();
-      await this.pruneUnchanged();
+      this.pruneUnchanged();
       const changed = [...this.records.values()].filter(({ pre }) => !isMetadataOnly(pre)).length;
       if (changed === 0) {
         await this.journal.close();
@@ -327,7 +347,7 @@ export class StepWriter {
       }
       const records: StepRecord[] = [];
       for (const [key, { pre }] of [...this.records].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-        const post = await currentPostimage(joinBytes(this.meta.root, key)).catch(() => undefined);
+        const post = this.written.get(key) ?? (await currentPostimage(joinBytes(this.meta.root, key)).catch(() => undefined));
         records.push({ path: key, pre, ...(post && post.kind !== 'other' && { post }) });
       }
       await this.journal.close();
@@ -613,7 +633,7 @@ export class StepWriter {
   /** Whatever is inside a folder the step created was created by the step too. */
   private async addContentOfCreatedFolders(): Promise<void> {
     for (const [key, { pre }] of [...this.records]) {
-      if (pre.kind !== 'absent' || !(await lstatOrUndefined(joinBytes(this.meta.root, key)))?.isDirectory()) continue;
+      if (pre.kind !== 'absent' || this.written.has(key) || !lstatSyncOrUndefined(joinBytes(this.meta.root, key))?.isDirectory()) continue;
       for (const [inner] of await subtree(this.meta.root, key)) {
         if (!this.records.has(inner)) this.records.set(inner, { pre: { kind: 'absent' }, round: 0 });
       }
@@ -621,9 +641,11 @@ export class StepWriter {
   }
 
   /** Paths announced but left as they were (created nothing), and parents with no changed path left below them. */
-  private async pruneUnchanged(): Promise<void> {
+  private pruneUnchanged(): void {
     for (const [key, { pre }] of [...this.records]) {
-      if (pre.kind === 'absent' && !(await lstatOrUndefined(joinBytes(this.meta.root, key)))) this.records.delete(key);
+      if (pre.kind !== 'absent') continue;
+      const written = this.written.get(key);
+      if (written ? written.kind === 'absent' : !lstatSyncOrUndefined(joinBytes(this.meta.root, key))) this.records.delete(key);
     }
     // A folder is a parent of a changed path when some changed path lies below it.
     const parentsOfChanges = new Set<string>();

@@ -136,12 +136,15 @@ export class UndoLog {
   /**
    * Compares every step's postimages with what came after it (a newer step's preimage, or the
    * disk under `root`), records the barriers found in barriers.json (keeping when each was first
-   * seen) and returns them. Call it after each sync; undo() checks again itself.
+   * seen) and returns them. Call it after each sync; undo() checks again itself. `except`: a
+   * step not to check, such as the one the sync just closed, whose postimages are what it wrote
+   * moments ago (an edit since is found at the next check).
    */
-  async detectBarriers(root: string): Promise<Barrier[]> {
+  async detectBarriers(root: string, options: { except?: string } = {}): Promise<Barrier[]> {
     if (this.disabled) return [];
     const steps = (await this.loadSteps()).filter((manifest) => manifest.protected);
-    return this.recordBarriers(await findBarriers(root, steps), undefined);
+    const scope = options.except === undefined ? undefined : new Set(steps.map((manifest) => manifest.id).filter((id) => id !== options.except));
+    return this.recordBarriers(await findBarriers(root, steps, scope), scope);
   }
 
   /**
