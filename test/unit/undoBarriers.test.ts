@@ -45,7 +45,7 @@ describe('unit: undo barriers', () => {
       await writeFile(at('src/a.ts'), 'the user, before the step closed');
     });
     assert.deepEqual(await changesOf(), ['src/a.ts: content changed']);
-    assert.equal((await log.undo({ steps: 1, root: workspace.root })).refused !== undefined, true, 'the edit is not taken for the step\'s own result');
+    assert.equal((await log.undo({ steps: 1, force: false, root: workspace.root })).refused !== undefined, true, 'the edit is not taken for the step\'s own result');
     assert.ok(summary);
   });
 

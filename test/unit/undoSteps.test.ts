@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
 import { joinBytes } from '../../src/core/sync/pathCodec';
 import type { UndoLog } from '../../src/core/undo';
 import type { TreeState, Workspace } from '../helpers/undoTrees';
@@ -203,13 +204,24 @@ describe('unit: undo steps', () => {
     assert.match((await log.undo({ steps: 1, force: false, root: workspace.root })).refused ?? '', /nothing to undo/);
   });
 
-  it('keeps content byte for byte through the gzip blob (a file larger than a stream chunk)', async () => {
-    const big = Buffer.alloc(300_000);
-    for (let index = 0; index < big.length; index += 1) big[index] = (index * 31 + (index >> 9)) % 251;
-    await writeFile(joinBytes(workspace.root, 'big.bin'), big);
+  it('keeps content byte for byte through a packed frame and through a large file\'s own stream', async () => {
+    const patterned = (length: number, seed: number) => {
+      const bytes = Buffer.alloc(length);
+      for (let index = 0; index < bytes.length; index += 1) bytes[index] = (index * seed + (index >> 9)) % 251;
+      return bytes;
+    };
+    const medium = patterned(300_000, 31);
+    const large = patterned(1.5 * 1024 ** 2, 17);
+    await writeFile(joinBytes(workspace.root, 'medium.bin'), medium);
+    await writeFile(joinBytes(workspace.root, 'large.bin'), large);
     before = await snapshotTree(workspace.root);
-    await step(log, workspace, (writer) => ops.write(writer, workspace.root, 'big.bin', 'small now'));
+    const summary = await step(log, workspace, async (writer) => {
+      await ops.write(writer, workspace.root, 'medium.bin', 'small now');
+      await ops.write(writer, workspace.root, 'large.bin', 'small too');
+    });
+    assert.deepEqual((await readdir(path.join(workspace.undoDir, 'steps', summary!.id))).filter((name) => !name.endsWith('.json') && !name.endsWith('.jsonl')).sort(), ['000001.br', 'content.pack']);
     await undoAndCompare();
-    assert.deepEqual(await readFile(joinBytes(workspace.root, 'big.bin')), big);
+    assert.deepEqual(await readFile(joinBytes(workspace.root, 'medium.bin')), medium);
+    assert.deepEqual(await readFile(joinBytes(workspace.root, 'large.bin')), large);
   });
 });

@@ -1,36 +1,31 @@
-// Reading what a path holds into a preimage's content: gzip at the fastest level (the log is
-// written on every sync, read only on undo) and the sha256 of what was read, which restore checks.
+// Reading what a path holds into a preimage's content: brotli at its fastest quality (the log is
+// written on every sync and read only on undo) and the sha256 of what was read, which restore
+// checks. Brotli's quality 1 compresses source text more than twice as fast as gzip's fastest
+// level, and packs it tighter.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { promisify } from 'node:util';
-import { constants as zlibConstants, createGzip, gzip, gzipSync } from 'node:zlib';
+import { brotliCompressSync, constants as zlibConstants, createBrotliCompress } from 'node:zlib';
 
-/** Files below this are read and gzipped in memory and packed; larger ones are streamed to a file of their own. */
+/** Files below this are read whole and packed; larger ones are streamed to a file of their own. */
 export const IN_MEMORY_BYTES = 1024 ** 2;
-/** Below this, gzip runs on the main thread: cheaper than a trip to the thread pool. */
-const SYNC_GZIP_BYTES = 64 * 1024;
-const GZIP_OPTIONS = { level: zlibConstants.Z_BEST_SPEED };
-const gzipInPool = promisify(gzip);
 
-/** In the thread pool, whatever the size. */
-export function gzipAsync(content: Buffer): Promise<Buffer> {
-  return gzipInPool(content, GZIP_OPTIONS);
-}
+const brotliOptions = (sizeHint: number) => ({ params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 1, [zlibConstants.BROTLI_PARAM_SIZE_HINT]: sizeHint } });
 
-export function gzipSmall(content: Buffer): Promise<Buffer> {
-  return content.length < SYNC_GZIP_BYTES ? Promise.resolve(gzipSync(content, GZIP_OPTIONS)) : gzipInPool(content, GZIP_OPTIONS);
+/** One frame of packed contents, on the calling thread: a few milliseconds per MiB. */
+export function compressFrame(frame: Buffer): Buffer {
+  return brotliCompressSync(frame, brotliOptions(frame.length));
 }
 
 /**
- * Streams `source` gzipped into `destination`. `reserve(bytes)` is asked before each gzipped
- * chunk is written and may refuse (the step's size limit): the stream then fails with
+ * Streams `source` compressed into `destination`. `reserve(bytes)` is asked before each
+ * compressed chunk is written and may refuse (the step's size limit): the stream then fails with
  * `refusal()`. On any failure the destination is removed.
  */
-export async function streamGzipped(source: Buffer, destination: string, reserve: (bytes: number) => boolean, refusal: () => Error): Promise<{ hash: string; size: number; length: number }> {
+export async function streamCompressed(source: Buffer, destination: string, reserve: (bytes: number) => boolean, refusal: () => Error): Promise<{ hash: string; size: number; length: number }> {
   const hash = createHash('sha256');
   let size = 0;
   let length = 0;
@@ -44,7 +39,7 @@ export async function streamGzipped(source: Buffer, destination: string, reserve
           callback(null, chunk);
         },
       }),
-      createGzip(GZIP_OPTIONS),
+      createBrotliCompress(brotliOptions(0)),
       new Transform({
         transform(chunk: Buffer, _encoding, callback) {
           if (!reserve(chunk.length)) return callback(refusal());

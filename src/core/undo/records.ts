@@ -1,20 +1,26 @@
 // What the undo log stores on disk: per-path preimages (what a path was before a step first
 // touched it), postimages (what the step left there), the journal an open step appends them to,
 // and the step manifest. Paths are snapshot keys (see sync/entry.ts), surrogate-escaped so any
-// byte name survives. Saved content is gzip: small files packed one after another in one file,
-// large ones in a file each (see stepJournal.ts).
+// byte name survives. Saved content is brotli: small files packed together into frames of one
+// file, large ones in a file each (see stepJournal.ts).
 import { z } from 'zod';
 
 /** Bump on any incompatible change of the layout below; a mismatch disables undo until discard(). */
-export const UNDO_FORMAT_VERSION = 2;
+export const UNDO_FORMAT_VERSION = 3;
 
 /** [attribute name, base64 value] pairs, or null when they could not be captured (no tools, odd name). */
 const Xattrs = z.array(z.tuple([z.string(), z.string()])).nullable();
-/** Where a file's gzipped content is: `length` bytes at `offset` of `file` in the step folder. */
+/**
+ * Where a file's content is: a brotli stream of `length` bytes at `offset` of `file` in the step
+ * folder, which decompresses to a frame holding the content at `start`, `size` bytes long (a
+ * large file's own stream holds only it).
+ */
 export const BlobRef = z.object({
-  file: z.string().regex(/^(content\.pack|\d{6,}\.gz)$/),
+  file: z.string().regex(/^(content\.pack|\d{6,}\.br)$/),
   offset: z.number().int().nonnegative(),
   length: z.number().int().positive(),
+  start: z.number().int().nonnegative(),
+  size: z.number().int().nonnegative(),
 });
 export type BlobRef = z.infer<typeof BlobRef>;
 
@@ -106,7 +112,7 @@ export const UNPROTECTED = 'unprotected.json';
 export const JOURNAL = 'journal.jsonl';
 export const PACK = 'content.pack';
 /** A file's content too large to pack in memory goes to a file of its own. */
-export const blobName = (index: number): string => `${String(index).padStart(6, '0')}.gz`;
+export const blobName = (index: number): string => `${String(index).padStart(6, '0')}.br`;
 
 /** -1 for the root (""), 0 for a top-level path: parents always sort before children. */
 export function keyDepth(key: string): number {

@@ -9,13 +9,12 @@ import { chmod, lchown, lutimes, mkdir, readdir, rename, rmdir, symlink, unlink,
 import type { Stats } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { hashFile, lstatOrUndefined, nonFolderAncestor } from '../sync/fsEntry';
 import { bytesFromName, joinBytes } from '../sync/pathCodec';
 import { kindOf, permissions } from './fsState';
 import type { Postimage, Preimage, PreimageOf } from './records';
 import { keyDepth, parentKey } from './records';
-import { readBlob } from './stepJournal';
+import { BlobReader } from './stepJournal';
 import { writeXattrs } from './xattrs';
 
 export interface RestoreItem {
@@ -37,6 +36,7 @@ const SYNC_TEMP = /^\.clud-sync-.*\.tmp$/;
  */
 export async function restoreRecords(options: { root: string; stepDir: string; records: readonly RestoreItem[]; checkPostimages: boolean }): Promise<string[]> {
   const { root, records } = options;
+  const blobs = new BlobReader(options.stepDir);
   const problems: string[] = [];
   const attempt = async (key: string, what: string, action: () => Promise<unknown>) => {
     try {
@@ -85,7 +85,7 @@ export async function restoreRecords(options: { root: string; stepDir: string; r
         if (!(await lstatOrUndefined(target))) await mkdir(target, { mode: 0o700 });
       });
     } else if (pre.kind === 'file') {
-      await attempt(record.path, 'restoring the file', () => restoreFile(target, pre, options.stepDir));
+      await attempt(record.path, 'restoring the file', () => restoreFile(target, pre, blobs));
     } else if (pre.kind === 'symlink') {
       await attempt(record.path, 'restoring the link', () => restoreSymlink(target, pre));
     }
@@ -131,7 +131,7 @@ function folderDecision(record: RestoreItem, stats: Stats | undefined, checkPost
   return { mode: true, times: timesUntouched };
 }
 
-async function restoreFile(target: Buffer, pre: PreimageOf<'file'>, stepDir: string): Promise<string | undefined> {
+async function restoreFile(target: Buffer, pre: PreimageOf<'file'>, blobs: BlobReader): Promise<string | undefined> {
   const current = await lstatOrUndefined(target);
   if (current?.isFile() && current.size === pre.size && (await hashFile(target)) === pre.hash) {
     // Same content (never changed, or changed back): only the attributes, in place.
@@ -150,7 +150,7 @@ async function restoreFile(target: Buffer, pre: PreimageOf<'file'>, stepDir: str
     },
   });
   try {
-    await pipeline(readBlob(stepDir, pre.blob), createGunzip(), hasher, createWriteStream(temporary, { mode: 0o600, flags: 'wx' }));
+    await pipeline([...(await blobs.streams(pre.blob)), hasher, createWriteStream(temporary, { mode: 0o600, flags: 'wx' })]);
     if (hash.digest('hex') !== pre.hash) throw new Error('the saved content is corrupt (hash mismatch)');
     await restoreOwner(temporary, pre);
     const problem = pre.xattrs ? await writeXattrs(temporary, false, pre.xattrs, true) : undefined;

@@ -8,22 +8,21 @@
 // several workers): byte counts and deletion counts are updated synchronously; only the same
 // path (and the recording of a shared parent) is serialized, as is asking safeguards; and one
 // flush round (group commit) serves every capture waiting at the time.
-import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { readdir, readFile, stat, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { writeJsonAtomic } from '../atomicFile';
-import { ancestorsOf } from '../sync/entry';
 import type { Entry } from '../sync/entry';
 import { lstatOrUndefined, lstatSyncOrUndefined, nonFolderAncestor, sha256 } from '../sync/fsEntry';
 import { joinBytes, nameFromBytes } from '../sync/pathCodec';
-import { forEachLimited, gzipAsync, gzipSmall, IN_MEMORY_BYTES, sameState, streamGzipped } from './capture';
+import { forEachLimited, IN_MEMORY_BYTES, sameState, streamCompressed } from './capture';
 import { currentPostimage, describeDifference, identityOf, kindOf, permissions, readTarget, subtree, writtenPostimage } from './fsState';
-import type { BlobRef, Manifest, Postimage, Preimage, StepRecord } from './records';
+import type { BlobRef, Manifest, Postimage, Preimage, PreimageOf, StepRecord } from './records';
 import { blobName, isUnder, keyDepth, MANIFEST, parentKey, UNDO_FORMAT_VERSION, UNPROTECTED } from './records';
 import { removeTree, restoreRecords } from './restore';
 import { formatBytes, SafeguardCounter } from './safeguards';
-import { StepJournal } from './stepJournal';
+import { StepJournal, UNSEALED } from './stepJournal';
 import type { ModifyAction, SafeguardAsk, SafeguardQuestion, SafeguardThresholds, StepSummary, UndoLimits } from './types';
 import { SafeguardDenied } from './types';
 import { readXattrs } from './xattrs';
@@ -66,7 +65,6 @@ interface Captured {
 /** A preimage captured ahead by prefetch(): it counts only once the path is announced and found unchanged. */
 interface Speculation extends Captured {
   stats: Stats | undefined;
-  bytes: number;
 }
 
 class StepTooLarge extends Error {}
@@ -82,7 +80,6 @@ export class StepWriter {
   private state: 'open' | 'denied' | 'closed' | 'rolled-back' = 'open';
   private readonly records = new Map<string, Captured>();
   private readonly speculative = new Map<string, Speculation>();
-  private speculativeBytes = 0;
   /** What the caller reported writing at a path (see applied()): the step's postimage there. */
   private readonly written = new Map<string, Postimage>();
   /** Kind of each path the caller announced, as it was before the step (also kept when nothing is captured). */
@@ -92,7 +89,7 @@ export class StepWriter {
   private readonly startedAt = new Date().toISOString();
   /** Names the blobs of large files. */
   private nextBlob = 1;
-  /** Bytes of saved content and journal lines of the captures that count, checked against the step limit. */
+  /** Bytes of saved content and journal lines written so far, checked against the step limit. */
   private bytes = 0;
   private unprotectedReason?: string;
   private xattrFailures = 0;
@@ -118,7 +115,7 @@ export class StepWriter {
     private readonly meta: StepMeta,
   ) {
     this.safeguards = new SafeguardCounter(context.thresholds);
-    this.journal = new StepJournal(context.directory, { stepId: context.id, root: meta.root });
+    this.journal = new StepJournal(context.directory, { stepId: context.id, root: meta.root }, (bytes, what) => this.reserve(bytes, what));
   }
 
   get id(): string {
@@ -186,43 +183,36 @@ export class StepWriter {
   }
 
   /**
-   * A capture ahead. Small files in the page cache are read, gzipped and appended fastest without
-   * a trip to the thread pool per call, so this part is synchronous; getfattr (batched) and
-   * parents go the usual asynchronous way.
+   * A capture ahead. Small files in the page cache are read, hashed and packed fastest without a
+   * trip to the thread pool per call, so this part is synchronous; getfattr (batched) and parents
+   * go the usual asynchronous way.
    */
   private async speculate(key: string, folders: Set<string>): Promise<void> {
     if (!this.capturing || this.denying || this.records.has(key) || this.speculative.has(key)) return;
-    for (const ancestor of ancestorsOf(key)) {
-      if (folders.has(ancestor)) continue;
-      const stats = lstatSync(joinBytes(this.meta.root, ancestor), { throwIfNoEntry: false });
-      if (stats && !stats.isDirectory()) return;
-      folders.add(ancestor);
-    }
+    if (nonFolderAncestor(this.meta.root, key, folders)) return;
     const target = joinBytes(this.meta.root, key);
-    const stats = lstatSync(target, { throwIfNoEntry: false });
+    const stats = lstatSyncOrUndefined(target);
     const kind = kindOf(stats);
     if (kind === 'directory' || kind === 'other' || (stats?.size ?? 0) >= IN_MEMORY_BYTES) return;
-    if (this.bytes + this.speculativeBytes + (stats?.size ?? 0) > this.context.limits.maxStepBytes) return;
-    let content: Promise<{ blob: BlobRef; size: number; hash: string }> | undefined;
-    if (stats && kind === 'file') {
-      const bytes = readFileSync(target);
-      if (bytes.length >= IN_MEMORY_BYTES) return;
-      // Compressing goes to the thread pool (another core); hashing stays here meanwhile.
-      const hash = sha256(bytes);
-      content = gzipAsync(bytes).then(async (gzipped) => ({ blob: await this.journal.append(gzipped), size: bytes.length, hash }));
-    }
-    const [xattrs, saved] = await Promise.all([stats ? this.xattrs(target, kind === 'symlink') : null, content, this.recordParents(key)]);
-    if (!this.capturing) return;
+    if (this.bytes + (stats?.size ?? 0) > this.context.limits.maxStepBytes) return;
     let pre: Preimage;
     if (!stats) pre = { kind: 'absent' };
     else {
-      const inode = { mode: permissions(stats), uid: stats.uid, gid: stats.gid, atimeMs: stats.atimeMs, mtimeMs: stats.mtimeMs, xattrs };
-      pre = saved ? { kind: 'file', ...inode, ...saved } : { kind: 'symlink', ...inode, target: nameFromBytes(readlinkSync(target, { encoding: 'buffer' })) };
+      const inode = { mode: permissions(stats), uid: stats.uid, gid: stats.gid, atimeMs: stats.atimeMs, mtimeMs: stats.mtimeMs, xattrs: null };
+      if (kind === 'file') {
+        const bytes = readFileSync(target);
+        if (bytes.length >= IN_MEMORY_BYTES) return;
+        pre = { kind: 'file', ...inode, size: bytes.length, hash: sha256(bytes), blob: UNSEALED };
+        this.journal.packContent(bytes, pre);
+      } else {
+        pre = { kind: 'symlink', ...inode, target: nameFromBytes(readlinkSync(target, { encoding: 'buffer' })) };
+      }
     }
-    const { round, bytes } = this.journal.record({ path: key, pre });
-    const total = (saved?.blob.length ?? 0) + bytes;
-    this.speculativeBytes += total;
-    this.speculative.set(key, { pre, round, stats, bytes: total });
+    const [xattrs] = await Promise.all([stats ? this.xattrs(target, kind === 'symlink') : null, this.recordParents(key)]);
+    if (!this.capturing) return;
+    if (pre.kind !== 'absent') pre.xattrs = xattrs;
+    const round = this.journal.record({ path: key, pre });
+    this.speculative.set(key, { pre, round, stats });
   }
 
   /** The capture of a path that was not announced as it was no longer counts. */
@@ -230,7 +220,6 @@ export class StepWriter {
     const speculation = this.speculative.get(key);
     if (!speculation) return;
     this.speculative.delete(key);
-    this.speculativeBytes -= speculation.bytes;
     if (this.capturing) this.journal.record({ forget: key });
   }
 
@@ -337,6 +326,8 @@ export class StepWriter {
       if (this.unprotectedReason) return this.finish('closed', await this.context.promote(await this.writeUnprotectedManifest()));
 
       for (const key of [...this.speculative.keys()]) this.discardSpeculation(key);
+      // Every capture that counts is durable by now; one that failed may have left content unsealed.
+      if (this.journal.hasUnsealedContent) await this.journal.flush();
       await this.addContentOfCreatedFolders();
       this.pruneUnchanged();
       const changed = [...this.records.values()].filter(({ pre }) => !isMetadataOnly(pre)).length;
@@ -465,6 +456,9 @@ export class StepWriter {
   private async restoreAll(): Promise<string[]> {
     if (!this.context.persist || !this.journal.created) return [];
     for (const key of [...this.speculative.keys()]) this.discardSpeculation(key);
+    // Contents still in an open frame get their blobs (a path whose capture never became durable
+    // was not changed, and restoring it finds the same content and leaves it).
+    await this.journal.flush().catch(() => {});
     await this.journal.close();
     const problems = await restoreRecords({ root: this.meta.root, stepDir: this.context.directory, records: [...this.records].map(([key, { pre }]) => ({ path: key, pre })), checkPostimages: false });
     // With problems the folder stays in progress, so the next open() tries again.
@@ -481,16 +475,11 @@ export class StepWriter {
       const speculation = this.speculative.get(key);
       if (speculation && sameState(speculation.stats, stats)) {
         this.speculative.delete(key);
-        this.speculativeBytes -= speculation.bytes;
         this.records.set(key, { pre: speculation.pre, round: speculation.round });
-        this.reserve(speculation.bytes, 'saved content');
         return;
       }
       // Changed since it was captured ahead: captured again below, which replaces that line.
-      if (speculation) {
-        this.speculative.delete(key);
-        this.speculativeBytes -= speculation.bytes;
-      }
+      if (speculation) this.speculative.delete(key);
       await this.ensureFolder();
       await this.recordParents(key);
       const target = joinBytes(this.meta.root, key);
@@ -514,23 +503,28 @@ export class StepWriter {
       case 'symlink':
         return { kind: 'symlink', ...inode, target: await readTarget(target), xattrs: await this.xattrs(target, true) };
       case 'file': {
-        const [content, xattrs] = await Promise.all([this.saveContent(target, stats.size), this.xattrs(target, false)]);
-        return { kind: 'file', ...inode, ...content, xattrs };
+        const pre: PreimageOf<'file'> = { kind: 'file', ...inode, xattrs: null, size: 0, hash: '', blob: UNSEALED };
+        const [, xattrs] = await Promise.all([this.saveContent(target, stats.size, pre), this.xattrs(target, false)]);
+        pre.xattrs = xattrs;
+        return pre;
       }
       default:
         throw new Error(`${key} is neither a file, a folder nor a link; the undo log cannot capture it`);
     }
   }
 
-  /** Saves the gzipped content (packed, or streamed to a file of its own when large), hashing what it read; the next flush makes it durable. */
-  private async saveContent(source: Buffer, expectedSize: number): Promise<{ hash: string; size: number; blob: BlobRef }> {
+  /**
+   * Saves the content into `into` (packed, or streamed to a file of its own when large), hashing
+   * what it read; the next flush makes it durable.
+   */
+  private async saveContent(source: Buffer, expectedSize: number, into: { hash: string; size: number; blob: BlobRef }): Promise<void> {
     if (expectedSize < IN_MEMORY_BYTES) {
       const content = await readFile(source);
       if (content.length < IN_MEMORY_BYTES) {
-        const gzipped = await gzipSmall(content);
-        // Reserved before writing, so concurrent captures cannot overrun the limit together.
-        this.reserve(gzipped.length, 'saved content');
-        return { hash: sha256(content), size: content.length, blob: await this.journal.append(gzipped) };
+        into.hash = sha256(content);
+        into.size = content.length;
+        this.journal.packContent(content, into);
+        return;
       }
     }
     const name = blobName(this.nextBlob++);
@@ -542,8 +536,10 @@ export class StepWriter {
       return true;
     };
     try {
-      const { hash, size, length } = await streamGzipped(source, path.join(this.context.directory, name), reserve, () => this.tooLarge('saved content'));
-      return { hash, size, blob: this.journal.fileWritten(name, length) };
+      const { hash, size, length } = await streamCompressed(source, path.join(this.context.directory, name), reserve, () => this.tooLarge('saved content'));
+      into.hash = hash;
+      into.size = size;
+      into.blob = this.journal.fileWritten(name, length, size);
     } catch (error) {
       this.bytes -= reserved;
       throw error;
@@ -576,15 +572,13 @@ export class StepWriter {
     });
   }
 
-  /** Journals a path's preimage (its content, if any, is written already); it counts once the line is durable. */
+  /** Journals a path's preimage (its content, if any, is written or packed already); it counts once the line is durable. */
   private addRecord(key: string, pre: Preimage): void {
-    const { round, bytes } = this.journal.record({ path: key, pre });
-    this.records.set(key, { pre, round });
-    this.reserve(bytes, 'records');
+    this.records.set(key, { pre, round: this.journal.record({ path: key, pre }) });
   }
 
   /** Counts bytes against the step limit; past it the step becomes unprotected (the caller catches StepTooLarge). */
-  private reserve(bytes: number, what: string): void {
+  private reserve(bytes: number, what: 'saved content' | 'records'): void {
     this.bytes += bytes;
     if (this.bytes > this.context.limits.maxStepBytes) throw this.tooLarge(what);
   }
@@ -617,7 +611,6 @@ export class StepWriter {
       }
       this.records.clear();
       this.speculative.clear();
-      this.speculativeBytes = 0;
       this.bytes = 0;
     })();
     return this.unprotecting;

@@ -3,7 +3,7 @@
 //
 //   VERSION               format version; a mismatch disables undo until discard()
 //   in-progress/<id>/     the step being written (write-ahead); rolled back by open() after a crash
-//   steps/<id>/           closed steps: manifest.json, content.pack, <n>.gz, journal.jsonl (see stepJournal.ts)
+//   steps/<id>/           closed steps: manifest.json, content.pack, <n>.br, journal.jsonl (see stepJournal.ts)
 //   undoing/<id>/         a step whose undo is under way; open() finishes it after a crash
 //   trash/                evicted steps, removed right after being moved there
 //   barriers.json         barriers last detected
