@@ -82,6 +82,12 @@ export class StepWriter {
   private readonly speculative = new Map<string, Speculation>();
   /** What the caller reported writing at a path (see applied()): the step's postimage there. */
   private readonly written = new Map<string, Postimage>();
+  /**
+   * Folders above announced paths found to be real folders (or absent), each checked once per
+   * step. The writer only reads through them; the apply checks a path's parents itself, right
+   * before it writes.
+   */
+  private readonly realFolders = new Set<string>();
   /** Kind of each path the caller announced, as it was before the step (also kept when nothing is captured). */
   private readonly touched = new Map<string, ReturnType<typeof kindOf>>();
   private readonly safeguards: SafeguardCounter;
@@ -159,8 +165,6 @@ export class StepWriter {
     if (this.state !== 'open' || !this.capturing || this.denying || this.exclusivePending > 0) return Promise.resolve();
     const run = (async () => {
       await this.ensureFolder();
-      // Folders found on the way (or absent): each is checked once for the whole prefetch.
-      const folders = new Set<string>();
       let sliceStarted = performance.now();
       const captures: Array<Promise<void>> = [];
       for (const key of keys) {
@@ -171,7 +175,7 @@ export class StepWriter {
         if (key === '' || this.records.has(key) || this.speculative.has(key)) continue;
         // Not awaited one by one: each capture's synchronous part runs now, and the attributes of
         // all of them are then read in a few large getfattr requests instead of one per path.
-        captures.push(this.track(this.withLock(this.captureLocks, key, () => this.speculate(key, folders))).catch(() => {}));
+        captures.push(this.track(this.withLock(this.captureLocks, key, () => this.speculate(key))).catch(() => {}));
       }
       await Promise.all(captures);
       await this.journal.flush();
@@ -187,9 +191,9 @@ export class StepWriter {
    * trip to the thread pool per call, so this part is synchronous; getfattr (batched) and parents
    * go the usual asynchronous way.
    */
-  private async speculate(key: string, folders: Set<string>): Promise<void> {
+  private async speculate(key: string): Promise<void> {
     if (!this.capturing || this.denying || this.records.has(key) || this.speculative.has(key)) return;
-    if (nonFolderAncestor(this.meta.root, key, folders)) return;
+    if (nonFolderAncestor(this.meta.root, key, this.realFolders)) return;
     const target = joinBytes(this.meta.root, key);
     const stats = lstatSyncOrUndefined(target);
     const kind = kindOf(stats);
@@ -226,7 +230,7 @@ export class StepWriter {
   private async modify(relativePath: string, action: ModifyAction): Promise<void> {
     await this.throwIfStopped();
     if (relativePath === '') throw new Error('the root of the tree cannot be modified through the undo log');
-    const blocked = nonFolderAncestor(this.meta.root, relativePath);
+    const blocked = nonFolderAncestor(this.meta.root, relativePath, this.realFolders);
     const stats = lstatSyncOrUndefined(joinBytes(this.meta.root, relativePath));
     if (blocked) throw new Error(`${relativePath}: its parent ${blocked} is not a folder`);
     // A folder deleted, renamed away or replaced takes its content with it: capture all of it.

@@ -279,6 +279,8 @@ export class UndoLog {
     await rename(path.join(this.directory, 'in-progress', manifest.id), path.join(this.directory, 'steps', manifest.id));
     await fsyncPath(path.join(this.directory, 'steps'));
     await fsyncPath(path.join(this.directory, 'in-progress'));
+    // As written: no need to read a large manifest back right away.
+    if (manifest.protected) this.manifests.set(manifest.id, manifest);
     await this.enforceLimits();
     const kept = (await this.loadSteps()).find((step) => step.id === manifest.id);
     return summaryOf(kept ?? manifest, 0);
