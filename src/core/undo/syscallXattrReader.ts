@@ -1,0 +1,138 @@
+// Reading extended attributes through the llistxattr and lgetxattr system calls, made by a
+// long-lived perl process: Node has no xattr API, and starting getfattr costs a process (or
+// three, through xargs) per request, which dominated the undo log's capture of a thousand small
+// files. perl-base is Essential in Debian, so it is in every image Clud builds; perl's syscall()
+// takes the call's number, which differs between architectures, so only those listed here use
+// this reader and the others fall back to getfattr (getfattrReader.ts).
+//
+// The protocol: Node writes NUL-terminated paths (any bytes but NUL, newlines included) and an
+// empty path to ask for the answers so far to be flushed; perl answers each path with one line,
+// in order: `X` followed by ` <name>:<value>` pairs in hex, or `E <errno>`. Names and values are
+// at most 64 KiB each (XATTR_LIST_MAX and XATTR_SIZE_MAX), so one buffer of that size fits all.
+import { spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { arch, constants } from 'node:os';
+import { setChildReferenced } from './getfattrReader';
+import type { Xattrs } from './xattrs';
+
+/** [llistxattr, lgetxattr] by Node's name for the architecture (asm-generic/unistd.h for arm64 and riscv64). */
+const SYSCALL_NUMBERS: Partial<Record<string, readonly [number, number]>> = {
+  x64: [195, 192],
+  arm64: [12, 9],
+  riscv64: [12, 9],
+};
+
+const SCRIPT = String.raw`
+use strict;
+my ($list, $get, $nodata) = @ARGV;
+$/ = "\0";
+my $names = "\0" x 65536;
+my $value = "\0" x 65536;
+while (defined(my $path = <STDIN>)) {
+  chop $path;
+  if ($path eq '') { $| = 1; $| = 0; next; }
+  my $length = syscall($list + 0, $path, $names, 65536);
+  if ($length < 0) { print 'E ', $! + 0, "\n"; next; }
+  my @pairs = ('X');
+  my $failed = 0;
+  for my $name (split /\0/, substr($names, 0, $length)) {
+    my $size = syscall($get + 0, $path, $name, $value, 65536);
+    if ($size < 0) { next if $! + 0 == $nodata; $failed = $! + 0; last; }
+    push @pairs, unpack('H*', $name) . ':' . unpack('H*', substr($value, 0, $size));
+  }
+  print $failed ? "E $failed\n" : join(' ', @pairs) . "\n";
+}
+`;
+
+let usable: Promise<boolean> | undefined;
+
+/** Whether this reader works here: a known architecture, and a perl that runs (checked once per process). */
+export function syscallReaderUsable(): Promise<boolean> {
+  usable ??=
+    SYSCALL_NUMBERS[arch()] === undefined
+      ? Promise.resolve(false)
+      : new Promise<boolean>((resolve) => {
+          const child = spawn('perl', ['-e', '1'], { stdio: 'ignore' });
+          child.on('error', () => resolve(false));
+          child.on('exit', (code) => resolve(code === 0));
+        });
+  return usable;
+}
+
+export class SyscallXattrReader {
+  private child?: ChildProcessWithoutNullStreams;
+  private output = '';
+  /** Answers awaited from the running process, in the order their paths were written. */
+  private readonly pending: Array<(result: Xattrs | undefined) => void> = [];
+  /** Paths asked for in this tick: written together, with the request to flush the answers, once the tick's reads are in. */
+  private unwritten: Array<{ path: Buffer; resolve: (result: Xattrs | undefined) => void }> = [];
+
+  read(path: Buffer): Promise<Xattrs | undefined> {
+    return new Promise((resolve) => {
+      if (this.unwritten.length === 0) queueMicrotask(() => this.write());
+      this.unwritten.push({ path, resolve });
+    });
+  }
+
+  private write(): void {
+    const requests = this.unwritten;
+    this.unwritten = [];
+    const child = this.start();
+    for (const { resolve } of requests) this.pending.push(resolve);
+    setChildReferenced(child, true);
+    child.stdin.write(Buffer.concat([...requests.flatMap(({ path }) => [path, NUL]), NUL]));
+  }
+
+  /** Starts the helper process, unless it runs; it keeps Node alive only while answers are awaited. */
+  start(): ChildProcessWithoutNullStreams {
+    if (this.child) return this.child;
+    const [list, get] = SYSCALL_NUMBERS[arch()]!;
+    const child = spawn('perl', ['-e', SCRIPT, String(list), String(get), String(constants.errno.ENODATA)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = child;
+    setChildReferenced(child, false);
+    child.stdout.setEncoding('latin1');
+    child.stdout.on('data', (chunk: string) => this.receive(chunk));
+    child.stderr.resume();
+    const fail = () => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      this.output = '';
+      for (const resolve of this.pending.splice(0)) resolve(undefined);
+    };
+    child.on('exit', fail);
+    child.on('error', fail);
+    child.stdin.on('error', fail);
+    return child;
+  }
+
+  private receive(chunk: string): void {
+    this.output += chunk;
+    let start = 0;
+    for (let end = this.output.indexOf('\n'); end >= 0; end = this.output.indexOf('\n', start)) {
+      this.pending.shift()?.(interpretLine(this.output.slice(start, end)));
+      start = end + 1;
+    }
+    this.output = this.output.slice(start);
+    if (this.pending.length === 0 && this.child) setChildReferenced(this.child, false);
+  }
+}
+
+const NUL = Buffer.from([0]);
+
+/** One answer line as the attributes (sorted by name), [] where the file system has none, or undefined when they could not be read. */
+export function interpretLine(line: string): Xattrs | undefined {
+  if (line.startsWith('E ')) {
+    const errno = Number(line.slice(2));
+    // A file system without xattr support has none to lose.
+    return errno === constants.errno.ENOTSUP || errno === constants.errno.EOPNOTSUPP ? [] : undefined;
+  }
+  if (line !== 'X' && !line.startsWith('X ')) return undefined;
+  const attributes: Xattrs = line
+    .split(' ')
+    .slice(1)
+    .map((pair) => {
+      const [name = '', value = ''] = pair.split(':');
+      return [Buffer.from(name, 'hex').toString('latin1'), Buffer.from(value, 'hex').toString('base64')];
+    });
+  return attributes.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
