@@ -9,6 +9,7 @@ import { SyncStateFiles } from '../core/sync/stateFiles';
 import { readInitState, writeInitState } from './initStateFile';
 import { runInitialSync } from './initialSync';
 import { findPasswdEntry, isMountPoint, planWorkspaceIdentity } from './system';
+import { keepUndoLogCompacted } from './undoCompaction';
 import type { IdentityPlan, PasswdEntry } from './system';
 
 export function log(level: 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown> = {}): void {
@@ -69,7 +70,9 @@ export async function runInit(): Promise<void> {
       log('error', `cannot record the failure in the init state: ${errorMessage(writeError)}`);
     }
   }
-  // Stay up: the container must keep running so that the user can see why and retry.
+  // Stay up: the container must keep running so that the user can see why and retry. Meanwhile,
+  // compress the undo log's steps after the syncs that write them.
+  keepUndoLogCompacted();
   setInterval(() => {}, 1 << 30);
 }
 

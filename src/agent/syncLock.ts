@@ -1,10 +1,12 @@
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { SYNC_LOCK_PATH } from '../core/containerLayout';
 
 /** Lock files this process holds, so that its own PID in a lock file is never mistaken for a stale owner. */
 const held = new Set<string>();
 /** Per lock file, the tail of this process's queue: requests of one session run one after another. */
 const queues = new Map<string, Promise<unknown>>();
+/** Per lock file, how many of this process's requests wait for it. */
+const waiting = new Map<string, number>();
 
 /**
  * One sync at a time per container, across agent processes (the CLI and the extension may each
@@ -14,6 +16,7 @@ const queues = new Map<string, Promise<unknown>>();
 export function withSyncLock<T>(work: () => Promise<T>, options: { file?: string; pollMs?: number } = {}): Promise<T> {
   const file = options.file ?? SYNC_LOCK_PATH;
   const previous = queues.get(file) ?? Promise.resolve();
+  waiting.set(file, (waiting.get(file) ?? 0) + 1);
   const run = previous.catch(() => {}).then(() => holdFileLock(file, work, options.pollMs ?? 200));
   queues.set(file, run);
   void run.finally(() => {
@@ -22,18 +25,41 @@ export function withSyncLock<T>(work: () => Promise<T>, options: { file?: string
   return run;
 }
 
+/**
+ * Whether a request waits for the lock the caller holds: one queued in this process, or another
+ * process polling (it leaves a `.waiting` file beside the lock). Work that can stop early, such
+ * as compacting the undo log, asks this between its parts and lets the request go first.
+ */
+export function syncWaiting(file = SYNC_LOCK_PATH): boolean {
+  return (waiting.get(file) ?? 0) > 0 || existsSync(waitingMarker(file));
+}
+
+const waitingMarker = (file: string) => `${file}.waiting`;
+
 async function holdFileLock<T>(file: string, work: () => Promise<T>, pollMs: number): Promise<T> {
-  while (!tryAcquire(file)) await new Promise((resolve) => setTimeout(resolve, pollMs));
+  try {
+    while (!tryAcquire(file)) {
+      writeFileSync(waitingMarker(file), String(process.pid));
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  } finally {
+    waiting.set(file, (waiting.get(file) ?? 1) - 1);
+  }
+  removeIfPresent(waitingMarker(file));
   held.add(file);
   try {
     return await work();
   } finally {
     held.delete(file);
-    try {
-      unlinkSync(file);
-    } catch {
-      // Already gone: nothing to release.
-    }
+    removeIfPresent(file);
+  }
+}
+
+function removeIfPresent(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // Already gone.
   }
 }
 

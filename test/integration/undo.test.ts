@@ -158,6 +158,8 @@ const PROJECTS = {
   barrier: { 'a.txt': 'a v0\n', 'b.txt': 'b v0\n' },
   // More files than the deletion safeguard allows by default (50).
   safeguard: Object.fromEntries([['keep.txt', 'keep\n'], ...Array.from({ length: 60 }, (_, index) => [`many/f${index}.txt`, `file ${index}\n`])]),
+  // Small files, and one large enough (over 1 MiB) to be compressed into a stream of its own.
+  compaction: { 'small.txt': 'small v0\n', 'large.bin': Buffer.alloc(1_500_000, 'a large file that compresses well\n'), 'sub/other.txt': 'other v0\n' },
   // 15 files to overwrite and 15 to delete.
   crash: Object.fromEntries([['stays.txt', 'stays\n'], ...Array.from({ length: 15 }, (_, index) => [[`upd/f${index}.txt`, `v0 ${index}\n`], [`del/g${index}.txt`, `deleted in the container ${index}\n`]]).flat()]),
 } satisfies Record<string, ProjectFiles>;
@@ -322,6 +324,29 @@ describe('integration: undo', function () {
     await cludSync('sync', dir);
     assertTreesEqual(await hashTree(dir), await containerTree(dir), ['host', 'container after the next sync']);
     await assertHostIs(dir, beforeAll, 'after the sync that followed the undo');
+  });
+
+  it('the container compresses a step after the sync that wrote it, and undo restores from the compressed step byte for byte', async function () {
+    const dir = dirs.compaction;
+    const before = await snapshot(dir);
+    await execSh(dir, "printf 'small v1\\n' > small.txt && head -c 10 /dev/urandom > large.bin && rm -r sub");
+    const { report } = await cludSync('pull', dir);
+    assert.ok(report.undoStep, JSON.stringify(report));
+    // The sync wrote the step's saved content as read; the container's long-lived agent compresses it.
+    const stepDirectory = path.join(stateDirectoryOf(dir), 'undo', 'steps', report.undoStep);
+    let files: string[] = [];
+    for (const started = Date.now(); Date.now() - started < 30_000; await new Promise((resolve) => setTimeout(resolve, 200))) {
+      files = (await readdir(stepDirectory)).sort();
+      if (!files.includes('content.raw')) break;
+    }
+    assert.deepEqual(files, ['000001.br', 'content.pack', 'manifest.json'], 'not compacted within 30 s');
+    const [step] = (await cludHistory(dir)).steps;
+    assert.ok(step && step.bytes < 100_000, `the compacted step takes ${step?.bytes} bytes`);
+
+    const { run, result } = await cludUndo(dir);
+    assertExit(run, 0);
+    assert.deepEqual([result.undone.map((undone) => undone.id), result.problems], [[report.undoStep], []], describeRun(run));
+    await assertHostIs(dir, before, 'after undoing the compacted step');
   });
 
   it('a host edit made after a sync is a barrier: clud undo is refused; --force undoes and keeps the edit aside', async function () {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { withSyncLock } from '../../src/agent/syncLock';
+import { syncWaiting, withSyncLock } from '../../src/agent/syncLock';
 import { useTempDir } from '../helpers/tempDir';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -108,6 +108,36 @@ describe('unit: syncLock', () => {
     unlinkSync(lockFile());
     await locked;
     assert.equal(started, true);
+  });
+
+  it('tells the holder when a request waits: one queued in this process, or another process polling (its .waiting file)', async () => {
+    const seen: boolean[] = [];
+    let release!: () => void;
+    const holding = withSyncLock(
+      async () => {
+        seen.push(syncWaiting(lockFile()));
+        await new Promise<void>((resolve) => (release = resolve));
+      },
+      { file: lockFile(), pollMs: 2 },
+    );
+    await sleep(10);
+    const queued = withSyncLock(async () => void seen.push(syncWaiting(lockFile())), { file: lockFile(), pollMs: 2 });
+    seen.push(syncWaiting(lockFile()));
+    release();
+    await Promise.all([holding, queued]);
+    assert.deepEqual(seen, [false, true, false], 'nobody waits, then the queued request, then nobody again');
+
+    // Another process holds the lock: a request of this one polls and leaves a .waiting file,
+    // which goes once it has the lock.
+    writeFileSync(lockFile(), String(process.ppid));
+    let started = false;
+    const polling = withSyncLock(async () => void (started = true), { file: lockFile(), pollMs: 5 });
+    await sleep(30);
+    assert.equal(existsSync(`${lockFile()}.waiting`), true);
+    unlinkSync(lockFile());
+    await polling;
+    assert.equal(started, true);
+    assert.equal(existsSync(`${lockFile()}.waiting`), false);
   });
 
   it('reports an error other than "file exists" instead of waiting forever', async () => {

@@ -1,17 +1,19 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { appendFile, readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import type { BlobRef, Preimage, PreimageOf } from '../../src/core/undo/records';
-import { JOURNAL } from '../../src/core/undo/records';
+import { JOURNAL, RAW } from '../../src/core/undo/records';
 import type { SizeCheck } from '../../src/core/undo/stepJournal';
-import { BlobReader, FRAME_BYTES, readJournal, StepJournal, UNSEALED } from '../../src/core/undo/stepJournal';
+import type { CapturedPath } from '../../src/core/undo/packWorker';
+import { LARGE_CONTENT_BYTES } from '../../src/core/undo/packWorker';
+import { BlobReader, readJournal, StepJournal } from '../../src/core/undo/stepJournal';
 import { fastTemporaryRoot } from '../helpers/undoTrees';
 
-const filePre = (size: number): PreimageOf<'file'> => ({ kind: 'file', mode: 0o644, uid: 1000, gid: 1000, atimeMs: 1, mtimeMs: 1, xattrs: null, size, hash: 'h', blob: UNSEALED });
+const filePre = (size: number): PreimageOf<'file'> => ({ kind: 'file', mode: 0o644, uid: 1000, gid: 1000, atimeMs: 1, mtimeMs: 1, xattrs: null, size, hash: 'h', blob: { file: RAW, offset: 0, length: size, start: 0, size } });
 
 async function readBack(reader: BlobReader, ref: BlobRef): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -21,7 +23,7 @@ async function readBack(reader: BlobReader, ref: BlobRef): Promise<Buffer> {
 
 const folderPre = (mtimeMs: number): Preimage => ({ kind: 'directory', mode: 0o755, uid: 1000, gid: 1000, atimeMs: mtimeMs, mtimeMs, xattrs: null, metadataOnly: true });
 
-describe('unit: undo step journal (pack + journal, group commit)', () => {
+describe('unit: undo step journal (content file + journal, group commit)', () => {
   let base: string;
   let journal: StepJournal;
   let directory: string;
@@ -69,27 +71,31 @@ describe('unit: undo step journal (pack + journal, group commit)', () => {
     assert.deepEqual(ignored, []);
   });
 
-  it('packs contents into frames: a blob is set when its frame is sealed (once full, or at the next round), and reads back on its own', async () => {
-    const contents = [Buffer.from('first file\n'), Buffer.from(''), randomBytes(FRAME_BYTES), Buffer.from('after the first frame\n')];
-    const pres = contents.map((content) => filePre(content.length));
-    journal.packContent(contents[0]!, pres[0]!);
-    journal.packContent(contents[1]!, pres[1]!);
-    assert.equal(pres[0]!.blob, UNSEALED, 'the frame is not full yet');
-    journal.packContent(contents[2]!, pres[2]!);
-    assert.deepEqual(pres.slice(0, 3).map(({ blob }) => [blob.offset, blob.start, blob.size]), [[0, 0, 11], [0, 11, 0], [0, 11, FRAME_BYTES]], 'one frame, sealed once full');
-    journal.packContent(contents[3]!, pres[3]!);
-    pres.forEach((pre, index) => journal.record({ path: `f${index}`, pre }));
-    assert.equal(pres[3]!.blob, UNSEALED);
-    await journal.flush();
-    assert.equal(pres[3]!.blob.offset, pres[0]!.blob.length, 'the round sealed a second frame after the first');
+  it('captures in the worker: each file\'s content is appended as read, hashed, and reads back on its own; other kinds are reported', async () => {
+    const files = path.join(base, 'files');
+    mkdirSync(files);
+    const contents = [Buffer.from('first file\n'), Buffer.from(''), randomBytes(LARGE_CONTENT_BYTES + 3), Buffer.from('after the large one\n')];
+    contents.forEach((content, index) => writeFileSync(path.join(files, `f${index}`), content));
+    symlinkSync('f0', path.join(files, 'link'));
+    mkdirSync(path.join(files, 'folder'));
+    const names = ['f0', 'f1', 'f2', 'f3', 'link', 'folder', 'missing', 'missing/below'];
+    const found = await journal.capture(names.map((name) => Buffer.from(path.join(files, name))), Number.MAX_SAFE_INTEGER);
+    assert.deepEqual(found.map(({ kind }) => kind), ['file', 'file', 'file', 'file', 'symlink', 'directory', 'absent', 'absent']);
+    const saved = found.slice(0, 4) as Array<Extract<CapturedPath, { kind: 'file' }>>;
+    assert.deepEqual(saved.map(({ hash }) => hash), contents.map((content) => createHash('sha256').update(content).digest('hex')));
+    assert.deepEqual(saved.map(({ blob }) => [blob.file, blob.offset, blob.size]), [[RAW, 0, 11], [RAW, 11, 0], [RAW, 11, LARGE_CONTENT_BYTES + 3], [RAW, LARGE_CONTENT_BYTES + 14, 20]], 'one after another');
+    assert.equal(journal.contentBytes, LARGE_CONTENT_BYTES + 34);
+    assert.equal((found[4] as Extract<CapturedPath, { kind: 'symlink' }>).target.toString(), 'f0');
 
+    saved.forEach(({ blob, hash }, index) => journal.record({ path: `f${index}`, pre: { ...filePre(blob.size), hash, blob } }));
+    await journal.flush();
     const reader = new BlobReader(directory);
-    for (const [index, pre] of pres.entries()) assert.deepEqual(await readBack(reader, pre.blob), contents[index]);
+    for (const [index, { blob }] of saved.entries()) assert.deepEqual(await readBack(reader, blob), contents[index]);
     const { preimages } = await readJournal(directory);
-    assert.deepEqual(pres.map((_pre, index) => (preimages.get(`f${index}`) as PreimageOf<'file'>).blob), pres.map(({ blob }) => blob), 'lines carry the sealed blobs');
+    assert.deepEqual(saved.map((_file, index) => (preimages.get(`f${index}`) as PreimageOf<'file'>).blob), saved.map(({ blob }) => blob), 'lines carry the blobs');
   });
 
-  it('checks each sealed frame and each round of lines against the size limit; a refusal fails this and every later round', async () => {
+  it('does not read a file larger than the room left; checks each round of lines against the size limit; a refusal fails this and every later round', async () => {
     const checked: Array<[string, number]> = [];
     let refuse = false;
     const check: SizeCheck = (bytes, what) => {
@@ -99,19 +105,22 @@ describe('unit: undo step journal (pack + journal, group commit)', () => {
     await journal.close();
     journal = new StepJournal(path.join(base, 'in-progress', '000002-abcdef'), { stepId: '000002-abcdef', root: '/host' }, check);
     await journal.create('{}');
-    journal.packContent(Buffer.alloc(1000, 1), filePre(1000));
+    writeFileSync(path.join(base, 'big'), Buffer.alloc(1000, 1));
+    const [first] = await journal.capture([Buffer.from(path.join(base, 'big'))], 1500);
+    assert.equal(first!.kind, 'file');
+    const [second] = await journal.capture([Buffer.from(path.join(base, 'big'))], 1500);
+    assert.equal(second!.kind, 'too-large', 'only 500 bytes of room were left');
+    assert.equal(journal.contentBytes, 1000);
     journal.record({ path: 'a', pre: { kind: 'absent' } });
     await journal.flush();
-    assert.deepEqual(checked.map(([what]) => what), ['saved content', 'records']);
-    assert.ok(checked[0]![1] < 100, 'the compressed size of the frame');
-    assert.equal(checked[1]![1], Buffer.byteLength(`${JSON.stringify({ path: 'a', pre: { kind: 'absent' } })}\n`));
+    assert.deepEqual(checked, [['records', Buffer.byteLength(`${JSON.stringify({ path: 'a', pre: { kind: 'absent' } })}\n`)]]);
 
     refuse = true;
-    journal.packContent(Buffer.alloc(1000, 2), filePre(1000));
+    journal.record({ path: 'b', pre: { kind: 'absent' } });
     await assert.rejects(journal.flush(), /over the limit/);
     refuse = false;
     await assert.rejects(journal.flush(), /over the limit/);
-    assert.throws(() => journal.packContent(Buffer.alloc(10), filePre(10)), /over the limit/);
+    await assert.rejects(journal.capture([Buffer.from(path.join(base, 'big'))], 1500), /over the limit/);
   });
 
   it('ignores a torn last line quietly, and reports a damaged complete line', async () => {

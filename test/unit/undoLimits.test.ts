@@ -37,15 +37,20 @@ describe('unit: undo limits and format version', () => {
     assertSameTree(await snapshotTree(workspace.root), afterTwo);
   });
 
-  it('evicts the oldest steps beyond the maximum log size', async () => {
+  it('evicts the oldest steps beyond the maximum log size; the step just closed is weighed from the next sync on, once compressed', async () => {
     const log = await openLog(workspace, { limits: { maxLogBytes: 50_000 } });
-    // Random bytes do not compress: each step keeps about 20 kB.
+    // Random bytes do not compress: each step keeps about 20 kB, before and after compaction.
     await writeFile(joinBytes(workspace.root, 'noise.bin'), randomBytes(20_000));
+    const weighed = async () => (await log.list()).slice(1);
     for (let index = 0; index < 4; index += 1) await writeStep(log, randomBytes(20_000), 'noise.bin');
+    assert.equal((await log.list()).length, 3, 'two weighed steps fit, and the newest is not weighed yet');
+    assert.ok((await weighed()).reduce((sum, summary) => sum + summary.bytes, 0) <= 50_000);
 
+    await log.compact();
+    await writeStep(log, randomBytes(20_000), 'noise.bin');
     const steps = await log.list();
-    assert.equal(steps.length, 2);
-    assert.ok(steps.reduce((sum, summary) => sum + summary.bytes, 0) <= 50_000);
+    assert.equal(steps.length, 3);
+    assert.ok((await weighed()).reduce((sum, summary) => sum + summary.bytes, 0) <= 50_000);
     assert.ok(steps.every((summary) => summary.bytes > 20_000));
   });
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { joinBytes } from '../../src/core/sync/pathCodec';
-import type { UndoLog } from '../../src/core/undo';
+import type { StepWriter, UndoLog } from '../../src/core/undo';
 import type { TreeState, Workspace } from '../helpers/undoTrees';
 import { assertSameTree, makeWorkspace, ODD_NAME, openLog, ops, snapshotTree, step, useUndoTempDir } from '../helpers/undoTrees';
 
@@ -204,7 +204,7 @@ describe('unit: undo steps', () => {
     assert.match((await log.undo({ steps: 1, force: false, root: workspace.root })).refused ?? '', /nothing to undo/);
   });
 
-  it('keeps content byte for byte through a packed frame and through a large file\'s own stream', async () => {
+  it('keeps content byte for byte as read, and after compaction through a packed frame and a large file\'s own stream', async () => {
     const patterned = (length: number, seed: number) => {
       const bytes = Buffer.alloc(length);
       for (let index = 0; index < bytes.length; index += 1) bytes[index] = (index * seed + (index >> 9)) % 251;
@@ -214,14 +214,44 @@ describe('unit: undo steps', () => {
     const large = patterned(1.5 * 1024 ** 2, 17);
     await writeFile(joinBytes(workspace.root, 'medium.bin'), medium);
     await writeFile(joinBytes(workspace.root, 'large.bin'), large);
+    await writeFile(joinBytes(workspace.root, 'empty.txt'), '');
     before = await snapshotTree(workspace.root);
-    const summary = await step(log, workspace, async (writer) => {
-      await ops.write(writer, workspace.root, 'medium.bin', 'small now');
-      await ops.write(writer, workspace.root, 'large.bin', 'small too');
-    });
-    assert.deepEqual((await readdir(path.join(workspace.undoDir, 'steps', summary!.id))).filter((name) => !name.endsWith('.json') && !name.endsWith('.jsonl')).sort(), ['000001.br', 'content.pack']);
+    const write = async (writer: StepWriter) => void (await Promise.all([ops.write(writer, workspace.root, 'medium.bin', 'small now'), ops.write(writer, workspace.root, 'large.bin', 'small too'), ops.write(writer, workspace.root, 'empty.txt', 'not empty')]));
+    const first = await step(log, workspace, write);
+    const contentFiles = async (id: string) => (await readdir(path.join(workspace.undoDir, 'steps', id))).filter((name) => name !== 'manifest.json').sort();
+    assert.deepEqual(await contentFiles(first!.id), ['content.raw', 'journal.jsonl'], 'as read, until compacted');
+    await undoAndCompare();
+
+    const second = await step(log, workspace, write);
+    const rawBytes = (await log.list())[0]!.bytes;
+    assert.deepEqual(await log.compact(), [second!.id]);
+    assert.deepEqual(await contentFiles(second!.id), ['000001.br', 'content.pack']);
+    assert.ok((await log.list())[0]!.bytes < rawBytes / 2, 'compressed (patterned content compresses well)');
+    assert.deepEqual(await log.compact(), [], 'nothing left to compact');
     await undoAndCompare();
     assert.deepEqual(await readFile(joinBytes(workspace.root, 'medium.bin')), medium);
     assert.deepEqual(await readFile(joinBytes(workspace.root, 'large.bin')), large);
+  });
+
+  it('compaction interrupted before the manifest switched is done again; after it, only the raw leftovers go', async () => {
+    const stepDir = (id: string) => path.join(workspace.undoDir, 'steps', id);
+    await step(log, workspace, async (writer) => {
+      await ops.write(writer, workspace.root, 'src/a.ts', 'one');
+      await ops.delete(writer, workspace.root, 'docs/guide.md');
+    });
+    const second = await step(log, workspace, async (writer) => ops.write(writer, workspace.root, 'src/a.ts', 'two'));
+    assert.equal((await log.compact()).length, 2);
+    // As a crash right after the switch leaves a step: compacted, its raw file still there.
+    await writeFile(path.join(stepDir(second!.id), 'content.raw'), 'left over');
+    // As a crash during compaction leaves one: half a pack, the manifest still pointing at the raw file.
+    const third = await step(log, workspace, async (writer) => ops.write(writer, workspace.root, 'src/a.ts', 'three'));
+    await writeFile(path.join(stepDir(third!.id), 'content.pack'), 'half a frame');
+
+    const reopened = await openLog(workspace);
+    assert.deepEqual(await reopened.compact(), [third!.id], 'the third is compacted again; the second only loses its leftover');
+    assert.deepEqual((await readdir(stepDir(second!.id))).sort(), ['content.pack', 'manifest.json']);
+    const result = await reopened.undo({ steps: 3, force: false, root: workspace.root });
+    assert.deepEqual([result.refused, result.problems, result.undone.length], [undefined, [], 3]);
+    assertSameTree(await snapshotTree(workspace.root), before);
   });
 });

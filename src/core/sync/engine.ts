@@ -45,6 +45,7 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
     return report;
   };
 
+  options.undo?.log.prepareToRecord();
   if (options.reset) await state.forgetAgreedState();
   const halt = await state.readHalt();
   if (halt) {

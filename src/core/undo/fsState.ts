@@ -13,7 +13,7 @@ import type { KeptVersion } from './types';
 /** The comparable identity of a state: what barrier checks and forget() look at. */
 export type Identity = { kind: 'absent' } | { kind: 'file'; hash: string; mode: number } | { kind: 'directory'; mode: number } | { kind: 'symlink'; target: string } | { kind: 'other' };
 
-export const permissions = (stats: Stats): number => stats.mode & 0o7777;
+export const permissions = (stats: { mode: number }): number => stats.mode & 0o7777;
 
 export function kindOf(stats: Stats | undefined): Identity['kind'] {
   if (!stats) return 'absent';

@@ -1,27 +1,38 @@
 // What the undo log stores on disk: per-path preimages (what a path was before a step first
 // touched it), postimages (what the step left there), the journal an open step appends them to,
 // and the step manifest. Paths are snapshot keys (see sync/entry.ts), surrogate-escaped so any
-// byte name survives. Saved content is brotli: small files packed together into frames of one
-// file, large ones in a file each (see stepJournal.ts).
+// byte name survives. Saved content is stored as it was read while a step is open, and compressed
+// with brotli once the step is compacted: small files together in frames of one file, large ones
+// in a file each (see packWorker.ts).
 import { z } from 'zod';
 
 /** Bump on any incompatible change of the layout below; a mismatch disables undo until discard(). */
-export const UNDO_FORMAT_VERSION = 3;
+export const UNDO_FORMAT_VERSION = 4;
+
+export const MANIFEST = 'manifest.json';
+export const UNPROTECTED = 'unprotected.json';
+export const JOURNAL = 'journal.jsonl';
+export const PACK = 'content.pack';
+export const RAW = 'content.raw';
 
 /** [attribute name, base64 value] pairs, or null when they could not be captured (no tools, odd name). */
 const Xattrs = z.array(z.tuple([z.string(), z.string()])).nullable();
 /**
- * Where a file's content is: a brotli stream of `length` bytes at `offset` of `file` in the step
- * folder, which decompresses to a frame holding the content at `start`, `size` bytes long (a
- * large file's own stream holds only it).
+ * Where a file's content is. In `content.raw` (while a step is open, and until the step is
+ * compacted): `size` bytes at `offset` (`length` equals `size`, `start` is 0). In `content.pack`
+ * or a `<n>.br` of its own (after compaction): a brotli stream of `length` bytes at `offset`,
+ * which decompresses to a frame holding the content at `start`, `size` bytes long (a large
+ * file's own stream holds only it).
  */
-export const BlobRef = z.object({
-  file: z.string().regex(/^(content\.pack|\d{6,}\.br)$/),
-  offset: z.number().int().nonnegative(),
-  length: z.number().int().positive(),
-  start: z.number().int().nonnegative(),
-  size: z.number().int().nonnegative(),
-});
+export const BlobRef = z
+  .object({
+    file: z.string().regex(/^(content\.raw|content\.pack|\d{6,}\.br)$/),
+    offset: z.number().int().nonnegative(),
+    length: z.number().int().nonnegative(),
+    start: z.number().int().nonnegative(),
+    size: z.number().int().nonnegative(),
+  })
+  .refine((ref) => (ref.file === RAW ? ref.length === ref.size && ref.start === 0 : ref.length > 0), 'not a blob this version writes');
 export type BlobRef = z.infer<typeof BlobRef>;
 
 const inode = { mode: z.number().int(), uid: z.number().int(), gid: z.number().int(), atimeMs: z.number(), mtimeMs: z.number(), xattrs: Xattrs };
@@ -106,13 +117,6 @@ export const BarrierSchema = z.object({
   change: z.string(),
 });
 export const BarriersFile = z.object({ version: z.literal(UNDO_FORMAT_VERSION), barriers: z.array(BarrierSchema) });
-
-export const MANIFEST = 'manifest.json';
-export const UNPROTECTED = 'unprotected.json';
-export const JOURNAL = 'journal.jsonl';
-export const PACK = 'content.pack';
-/** A file's content too large to pack in memory goes to a file of its own. */
-export const blobName = (index: number): string => `${String(index).padStart(6, '0')}.br`;
 
 /** -1 for the root (""), 0 for a top-level path: parents always sort before children. */
 export function keyDepth(key: string): number {

@@ -1,24 +1,22 @@
 // The on-disk half of an open step, in its in-progress folder:
 //
 //   manifest.json    the step's header while it is open (the whole manifest once it closes)
-//   content.pack     frames one after another, each a brotli stream of several captured files'
-//                    contents (files under 1 MiB)
-//   <index>.br       the brotli stream of one larger file
+//   content.raw      the captured files' contents one after another, as they were read
 //   journal.jsonl    a header line, then one line per captured (or forgotten) path
 //
-// Why one pack and one journal rather than a file or two per path: on a busy ext4 disk, creating
-// a file is a journal transaction that can wait behind other commits, and a thousand captures
-// took seconds; appending to two open files and syncing each once per round takes milliseconds.
-// Why frames: compressing a thousand small files one call each cost more than the compression;
-// one call per frame (about 1 MiB) is cheaper and packs tighter (similar files share a window).
+// Why one content file and one journal rather than a file or two per path: on a busy ext4 disk,
+// creating a file is a journal transaction that can wait behind other commits, and a thousand
+// captures took seconds; appending to two open files and syncing each once per round takes
+// milliseconds. The content file is written by the capture worker (packWorker.ts), which also
+// reads and hashes the files; this side keeps the journal. Compaction compresses a closed step.
 //
 // The write-ahead rule: a path counts as captured once its journal line is durable, and a line
 // is written only after the content it points to is durable. flush() (group commit) keeps that
-// order for everything recorded since the previous round: seal the open frame, fdatasync the
-// pack (and new large files, and the folder), then append the waiting lines and fdatasync the
-// journal. A crash can tear the last line; that capture was not durable, so its caller had not
-// changed the path yet.
-import { createReadStream, fdatasync, writeSync } from 'node:fs';
+// order for everything recorded since the previous round: the worker fdatasyncs the content file
+// (the folders holding new names are synced here meanwhile), then the waiting lines are appended
+// and the journal fdatasynced. A crash can tear the last line; that capture was not durable, so
+// its caller had not changed the path yet.
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -26,31 +24,26 @@ import { Readable } from 'node:stream';
 import { brotliDecompress, createBrotliDecompress } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { z } from 'zod';
-import { compressFrame } from './capture';
+import type { CapturedPath } from './packWorker';
+import { packWorker } from './packWorker';
 import type { BlobRef, Preimage } from './records';
-import { JOURNAL, JournalEntry, JournalHeader, MANIFEST, PACK, UNDO_FORMAT_VERSION } from './records';
-
-/** Contents are packed into frames of about this many bytes before compressing. */
-export const FRAME_BYTES = 1024 ** 2;
-
-/** What a packed preimage's blob is until its frame is sealed (never written: a blob's length is positive). */
-export const UNSEALED: BlobRef = Object.freeze({ file: PACK, offset: 0, length: 0, start: 0, size: 0 });
+import { JOURNAL, JournalEntry, JournalHeader, MANIFEST, PACK, RAW, UNDO_FORMAT_VERSION } from './records';
 
 /** Checks bytes about to be written against the step's size limit; throws to refuse them. */
 export type SizeCheck = (bytes: number, what: 'saved content' | 'records') => void;
 
 export class StepJournal {
-  private pack?: FileHandle;
   private journal?: FileHandle;
-  private packLength = 0;
   private journalLength = 0;
-  private packDirty = false;
-  /** Contents waiting to be sealed into the next frame, and the preimages that will point at them. */
-  private frame: Array<{ content: Buffer; into: { blob: BlobRef } }> = [];
-  private frameBytes = 0;
-  /** Entries recorded since the last round began; serialized when the round writes them (their blobs are known by then). */
+  /** The step's content file in the capture worker (see packWorker.ts), once created. */
+  private readonly packId = packWorker.newPackId();
+  private packOpen = false;
+  /** The content file's length as last reported, and whether captures were answered since the last round's sync was sent. */
+  private contentLength = 0;
+  private unsyncedContent = false;
+  /** Entries recorded since the last round began. */
   private waiting: JournalEntry[] = [];
-  /** Files written whole (large blobs, the header manifest) and the folders holding new names. */
+  /** The folders holding new names. */
   private unsyncedPaths: string[] = [];
   private createRunning?: Promise<void>;
   private roundsStarted = 0;
@@ -71,17 +64,18 @@ export class StepJournal {
     return this.createRunning !== undefined;
   }
 
-  /** Whether packed contents wait for their frame to be sealed. */
-  get hasUnsealedContent(): boolean {
-    return this.frame.length > 0;
+  /** Bytes of saved content so far (including the content of captures that were dropped). */
+  get contentBytes(): number {
+    return this.contentLength;
   }
 
-  /** Creates the folder, the pack and the journal, and writes `manifest` as the open step's header; once. */
+  /** Creates the folder, the content file and the journal, and writes `manifest` as the open step's header; once. */
   create(manifest: string): Promise<void> {
     this.createRunning ??= (async () => {
       await mkdir(this.directory, { recursive: true });
       await writeFile(path.join(this.directory, MANIFEST), manifest, { mode: 0o600 });
-      this.pack = await open(path.join(this.directory, PACK), 'w', 0o600);
+      await packWorker.open(this.packId, path.join(this.directory, RAW));
+      this.packOpen = true;
       const journal = await open(path.join(this.directory, JOURNAL), 'w', 0o600);
       const headerLine = Buffer.from(`${JSON.stringify({ version: UNDO_FORMAT_VERSION, ...this.header } satisfies z.infer<typeof JournalHeader>)}\n`);
       await journal.write(headerLine, 0, headerLine.length, 0);
@@ -93,35 +87,39 @@ export class StepJournal {
   }
 
   /**
-   * Packs a file's content: `into.blob` is set when its frame is sealed, which happens once the
-   * frame is full, or at the next flush round at the latest (so before the line pointing at it is
-   * written). Synchronous: sealing compresses and writes on this thread.
+   * Reads and hashes, in the capture worker, each of `paths` that is a file, appending its
+   * content to the step's content file, as long as the saved content stays within `maxBytes`;
+   * reports what each path is. The next round makes the content durable.
    */
-  packContent(content: Buffer, into: { blob: BlobRef }): void {
+  async capture(paths: readonly Buffer[], maxBytes: number): Promise<CapturedPath[]> {
     if (this.failure) throw this.failure.error;
-    this.frame.push({ content, into });
-    this.frameBytes += content.length;
-    if (this.frameBytes >= FRAME_BYTES) this.sealFrame();
-  }
-
-  /** A large file's own blob, written by the caller to `path.join(directory, name)`; the next round syncs it. */
-  fileWritten(name: string, length: number, size: number): BlobRef {
-    this.unsyncedPaths.push(path.join(this.directory, name));
-    return { file: name, offset: 0, length, start: 0, size };
+    const { results, length } = await packWorker.capture(this.packId, [...paths], Math.max(0, maxBytes - this.contentLength));
+    this.contentLength = Math.max(this.contentLength, length);
+    this.unsyncedContent = true;
+    return results;
   }
 
   /**
    * Queues a journal line. Returns the flush round after which it is durable (see durable()).
-   * Call it only once the content the line points to is written or packed.
+   * Call it only once the content the line points to was captured.
    */
   record(entry: JournalEntry): number {
     this.waiting.push(entry);
     return this.roundsStarted + 1;
   }
 
+  /** Whether the lines of `round` (and everything before them) are on disk. */
+  isDurable(round: number): boolean {
+    return this.roundsDone >= round;
+  }
+
   /** Waits until the lines of `round` (and everything before them) are on disk. */
   async durable(round: number): Promise<void> {
-    while (this.roundsDone < round) await this.flush();
+    while (this.roundsDone < round) {
+      // Rounds run one after another: one under way that started at `round` or later covers it.
+      if (this.flushRunning && this.roundsStarted >= round) await this.flushRunning;
+      else await this.flush();
+    }
   }
 
   /** Group commit: makes everything recorded before the call durable; callers arriving while a round runs share the next. */
@@ -145,59 +143,38 @@ export class StepJournal {
   /** Closes the open files; the folder stays as it is. */
   async close(): Promise<void> {
     await this.createRunning?.catch(() => {});
-    const handles = [this.pack, this.journal];
-    this.pack = undefined;
+    const journal = this.journal;
     this.journal = undefined;
-    await Promise.all(handles.map((handle) => handle?.close().catch(() => {})));
-  }
-
-  /** Compresses the waiting contents as one frame and writes it; a failure fails every later round too. */
-  private sealFrame(): void {
-    if (this.frame.length === 0) return;
-    const parts = this.frame;
-    this.frame = [];
-    this.frameBytes = 0;
-    try {
-      if (!this.pack) throw new Error(`undo step ${this.header.stepId}: the step folder was not created`);
-      const compressed = compressFrame(Buffer.concat(parts.map(({ content }) => content)));
-      this.checkSize(compressed.length, 'saved content');
-      const offset = this.packLength;
-      writeSync(this.pack.fd, compressed, 0, compressed.length, offset);
-      this.packLength += compressed.length;
-      this.packDirty = true;
-      let start = 0;
-      for (const { content, into } of parts) {
-        into.blob = { file: PACK, offset, length: compressed.length, start, size: content.length };
-        start += content.length;
-      }
-    } catch (error) {
-      this.failure ??= { error };
-      throw error;
-    }
+    const packOpen = this.packOpen;
+    this.packOpen = false;
+    await Promise.all([journal?.close().catch(() => {}), packOpen ? packWorker.close(this.packId).catch(() => {}) : undefined]);
   }
 
   private async flushRound(): Promise<void> {
     if (this.failure) throw this.failure.error;
     const round = ++this.roundsStarted;
-    this.sealFrame();
+    // Taken now: what is recorded from here on belongs to the next round. These entries point only
+    // at captures already answered, and the content file's sync is sent after those answers, so it
+    // covers all of them.
     const entries = this.waiting;
     const paths = this.unsyncedPaths;
-    const packDirty = this.packDirty;
+    const captured = this.unsyncedContent;
     this.waiting = [];
     this.unsyncedPaths = [];
-    this.packDirty = false;
+    this.unsyncedContent = false;
     try {
-      await Promise.all([packDirty && this.pack ? datasync(this.pack.fd) : undefined, ...paths.map(fsyncPath)]);
+      if (entries.length > 0 && !this.journal) throw new Error(`undo step ${this.header.stepId}: the step folder was not created`);
+      const syncing = captured && this.packOpen ? packWorker.sync(this.packId) : undefined;
+      await Promise.all([syncing, ...paths.map(fsyncPath)]);
       if (entries.length > 0) {
-        if (!this.journal) throw new Error(`undo step ${this.header.stepId}: the step folder was not created`);
         const text = Buffer.from(entries.map((entry) => `${JSON.stringify(entry)}\n`).join(''));
         this.checkSize(text.length, 'records');
-        await this.journal.write(text, 0, text.length, this.journalLength);
+        await this.journal!.write(text, 0, text.length, this.journalLength);
         this.journalLength += text.length;
-        await this.journal.datasync();
+        await this.journal!.datasync();
       }
     } catch (error) {
-      this.failure = { error };
+      this.failure ??= { error };
       throw error;
     }
     this.roundsDone = round;
@@ -258,6 +235,7 @@ export class BlobReader {
   /** The streams that produce the content of `ref` (to pipe into a destination). */
   async streams(ref: BlobRef): Promise<Readable[]> {
     const file = path.join(this.stepDirectory, ref.file);
+    if (ref.file === RAW) return [ref.size === 0 ? Readable.from([]) : createReadStream(file, { start: ref.offset, end: ref.offset + ref.size - 1 })];
     if (ref.file !== PACK) return [createReadStream(file, { start: ref.offset, end: ref.offset + ref.length - 1 }), createBrotliDecompress()];
     const frame = await this.frame(file, ref);
     if (ref.start + ref.size > frame.length) throw new Error('the saved content is corrupt (outside its frame)');
@@ -295,10 +273,6 @@ export class BlobReader {
 }
 
 const CACHED_FRAMES = 16;
-
-function datasync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
-}
 
 export async function fsyncPath(target: string): Promise<void> {
   const handle = await open(target, 'r').catch(() => undefined);

@@ -8,21 +8,21 @@
 // several workers): byte counts and deletion counts are updated synchronously; only the same
 // path (and the recording of a shared parent) is serialized, as is asking safeguards; and one
 // flush round (group commit) serves every capture waiting at the time.
-import { readFileSync, readlinkSync } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { readdir, stat, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { writeJsonAtomic } from '../atomicFile';
 import type { Entry } from '../sync/entry';
-import { lstatOrUndefined, lstatSyncOrUndefined, nonFolderAncestor, sha256 } from '../sync/fsEntry';
-import { joinBytes, nameFromBytes } from '../sync/pathCodec';
-import { forEachLimited, IN_MEMORY_BYTES, sameState, streamCompressed } from './capture';
+import { lstatSyncOrUndefined, nonFolderAncestor } from '../sync/fsEntry';
+import { bytesFromName, joinBytes, nameFromBytes } from '../sync/pathCodec';
+import { forEachLimited, sameState } from './capture';
+import type { CapturedPath, CapturedStats } from './packWorker';
 import { currentPostimage, describeDifference, identityOf, kindOf, permissions, readTarget, subtree, writtenPostimage } from './fsState';
-import type { BlobRef, Manifest, Postimage, Preimage, PreimageOf, StepRecord } from './records';
-import { blobName, isUnder, keyDepth, MANIFEST, parentKey, UNDO_FORMAT_VERSION, UNPROTECTED } from './records';
+import type { Manifest, Postimage, Preimage, PreimageOf, StepRecord } from './records';
+import { isUnder, keyDepth, MANIFEST, parentKey, UNDO_FORMAT_VERSION, UNPROTECTED } from './records';
 import { removeTree, restoreRecords } from './restore';
 import { formatBytes, SafeguardCounter } from './safeguards';
-import { StepJournal, UNSEALED } from './stepJournal';
+import { StepJournal } from './stepJournal';
 import type { ModifyAction, SafeguardAsk, SafeguardQuestion, SafeguardThresholds, StepSummary, UndoLimits } from './types';
 import { SafeguardDenied } from './types';
 import { readXattrs } from './xattrs';
@@ -64,17 +64,21 @@ interface Captured {
 
 /** A preimage captured ahead by prefetch(): it counts only once the path is announced and found unchanged. */
 interface Speculation extends Captured {
-  stats: Stats | undefined;
+  stats: CapturedStats | undefined;
 }
 
 class StepTooLarge extends Error {}
 
 /** How many paths of a folder's subtree are captured at once. */
 const SUBTREE_CONCURRENCY = 16;
-/** How long prefetch works synchronously before it lets the event loop run. */
-const SLICE_MS = 10;
+/** How many paths prefetch captures in its first chunk (the apply's concurrency) and at most in one, and how many chunks are under way at once. */
+const FIRST_CHUNK = 16;
+const MAX_CHUNK = 128;
+const CHUNKS_UNDER_WAY = 2;
 
 const isMetadataOnly = (pre: Preimage): boolean => pre.kind === 'directory' && pre.metadataOnly;
+
+const inodeOf = (stats: CapturedStats) => ({ mode: permissions(stats), uid: stats.uid, gid: stats.gid, atimeMs: stats.atimeMs, mtimeMs: stats.mtimeMs });
 
 export class StepWriter {
   private state: 'open' | 'denied' | 'closed' | 'rolled-back' = 'open';
@@ -88,13 +92,13 @@ export class StepWriter {
    * before it writes.
    */
   private readonly realFolders = new Set<string>();
+  private readonly rootBytes: Buffer;
+  private readonly paths = new Map<string, Buffer>();
   /** Kind of each path the caller announced, as it was before the step (also kept when nothing is captured). */
   private readonly touched = new Map<string, ReturnType<typeof kindOf>>();
   private readonly safeguards: SafeguardCounter;
   private readonly journal: StepJournal;
   private readonly startedAt = new Date().toISOString();
-  /** Names the blobs of large files. */
-  private nextBlob = 1;
   /** Bytes of saved content and journal lines written so far, checked against the step limit. */
   private bytes = 0;
   private unprotectedReason?: string;
@@ -121,6 +125,7 @@ export class StepWriter {
     private readonly meta: StepMeta,
   ) {
     this.safeguards = new SafeguardCounter(context.thresholds);
+    this.rootBytes = bytesFromName(meta.root);
     this.journal = new StepJournal(context.directory, { stepId: context.id, root: meta.root }, (bytes, what) => this.reserve(bytes, what));
   }
 
@@ -165,19 +170,27 @@ export class StepWriter {
     if (this.state !== 'open' || !this.capturing || this.denying || this.exclusivePending > 0) return Promise.resolve();
     const run = (async () => {
       await this.ensureFolder();
-      let sliceStarted = performance.now();
-      const captures: Array<Promise<void>> = [];
-      for (const key of keys) {
-        if (performance.now() - sliceStarted > SLICE_MS) {
-          await new Promise((resolve) => setImmediate(resolve));
-          sliceStarted = performance.now();
+      // In chunks, each made durable by a round of its own, so that the caller's first changes
+      // wait only for the first small chunk; later chunks grow. Two chunks are under way at a
+      // time, so the worker reads the next while this thread records the last.
+      const underWay: Array<Promise<void>> = [];
+      let chunkSize = FIRST_CHUNK;
+      for (let index = 0; index < keys.length && this.capturing && !this.denying; ) {
+        const chunk: string[] = [];
+        for (; index < keys.length && chunk.length < chunkSize; index += 1) {
+          const key = keys[index]!;
+          if (key === '' || this.records.has(key) || this.speculative.has(key) || this.captureLocks.has(key)) continue;
+          if (!nonFolderAncestor(this.meta.root, key, this.realFolders)) chunk.push(key);
         }
-        if (key === '' || this.records.has(key) || this.speculative.has(key)) continue;
-        // Not awaited one by one: each capture's synchronous part runs now, and the attributes of
-        // all of them are then read in a few large getfattr requests instead of one per path.
-        captures.push(this.track(this.withLock(this.captureLocks, key, () => this.speculate(key))).catch(() => {}));
+        if (chunk.length === 0) continue;
+        const work = this.track(this.speculate(chunk)).then(() => void this.journal.flush().catch(() => {}));
+        // beforeModify of a path in the chunk waits for the chunk.
+        for (const key of chunk) void this.withLock(this.captureLocks, key, () => work);
+        underWay.push(work);
+        if (underWay.length >= CHUNKS_UNDER_WAY) await underWay.shift();
+        chunkSize = Math.min(MAX_CHUNK, chunkSize * 2);
       }
-      await Promise.all(captures);
+      await Promise.all(underWay);
       await this.journal.flush();
     })().catch(() => {}); // a capture made ahead is only a head start: beforeModify captures what it lacks
     this.active.add(run);
@@ -187,36 +200,44 @@ export class StepWriter {
   }
 
   /**
-   * A capture ahead. Small files in the page cache are read, hashed and packed fastest without a
-   * trip to the thread pool per call, so this part is synchronous; getfattr (batched) and parents
-   * go the usual asynchronous way.
+   * Captures ahead: the worker reads, hashes and saves the chunk's files; their attributes and
+   * parents are read here meanwhile. Folders, files over the room left in the step and paths that
+   * cannot be read are left for beforeModify.
    */
-  private async speculate(key: string): Promise<void> {
-    if (!this.capturing || this.denying || this.records.has(key) || this.speculative.has(key)) return;
-    if (nonFolderAncestor(this.meta.root, key, this.realFolders)) return;
-    const target = joinBytes(this.meta.root, key);
-    const stats = lstatSyncOrUndefined(target);
-    const kind = kindOf(stats);
-    if (kind === 'directory' || kind === 'other' || (stats?.size ?? 0) >= IN_MEMORY_BYTES) return;
-    if (this.bytes + (stats?.size ?? 0) > this.context.limits.maxStepBytes) return;
-    let pre: Preimage;
-    if (!stats) pre = { kind: 'absent' };
-    else {
-      const inode = { mode: permissions(stats), uid: stats.uid, gid: stats.gid, atimeMs: stats.atimeMs, mtimeMs: stats.mtimeMs, xattrs: null };
-      if (kind === 'file') {
-        const bytes = readFileSync(target);
-        if (bytes.length >= IN_MEMORY_BYTES) return;
-        pre = { kind: 'file', ...inode, size: bytes.length, hash: sha256(bytes), blob: UNSEALED };
-        this.journal.packContent(bytes, pre);
-      } else {
-        pre = { kind: 'symlink', ...inode, target: nameFromBytes(readlinkSync(target, { encoding: 'buffer' })) };
-      }
-    }
-    const [xattrs] = await Promise.all([stats ? this.xattrs(target, kind === 'symlink') : null, this.recordParents(key)]);
-    if (!this.capturing) return;
+  private async speculate(keys: readonly string[]): Promise<void> {
+    const targets = keys.map((key) => this.pathOf(key));
+    const found = await this.journal.capture(targets, this.contentRoom());
+    await Promise.all(
+      keys.map(async (key, index) => {
+        const result = found[index]!;
+        const pre = this.preimageOf(result);
+        if (pre) await this.speculated(key, targets[index]!, pre, 'stats' in result ? result.stats : undefined);
+      }),
+    ).catch(() => {});
+  }
+
+  /** Completes a preimage captured ahead (attributes, parents) and journals it; it counts once beforeModify finds the path unchanged. */
+  private async speculated(key: string, target: Buffer, pre: Preimage, stats: CapturedStats | undefined): Promise<void> {
+    this.recordParents(key);
+    const xattrs = pre.kind === 'absent' ? null : await this.xattrs(target, pre.kind === 'symlink');
+    if (!this.capturing || this.denying || this.records.has(key)) return;
     if (pre.kind !== 'absent') pre.xattrs = xattrs;
     const round = this.journal.record({ path: key, pre });
     this.speculative.set(key, { pre, round, stats });
+  }
+
+  /** The preimage of what the worker found (attributes not read yet), or undefined for what it leaves to beforeModify. */
+  private preimageOf(found: CapturedPath): Preimage | undefined {
+    switch (found.kind) {
+      case 'absent':
+        return { kind: 'absent' };
+      case 'file':
+        return { kind: 'file', ...inodeOf(found.stats), xattrs: null, size: found.blob.size, hash: found.hash, blob: found.blob };
+      case 'symlink':
+        return { kind: 'symlink', ...inodeOf(found.stats), xattrs: null, target: nameFromBytes(found.target) };
+      default:
+        return undefined;
+    }
   }
 
   /** The capture of a path that was not announced as it was no longer counts. */
@@ -228,28 +249,28 @@ export class StepWriter {
   }
 
   private async modify(relativePath: string, action: ModifyAction): Promise<void> {
-    await this.throwIfStopped();
+    if (this.stopped) await this.throwIfStopped();
     if (relativePath === '') throw new Error('the root of the tree cannot be modified through the undo log');
     const blocked = nonFolderAncestor(this.meta.root, relativePath, this.realFolders);
-    const stats = lstatSyncOrUndefined(joinBytes(this.meta.root, relativePath));
+    const stats = lstatSyncOrUndefined(this.pathOf(relativePath));
     if (blocked) throw new Error(`${relativePath}: its parent ${blocked} is not a folder`);
     // A folder deleted, renamed away or replaced takes its content with it: capture all of it.
     const inside = stats?.isDirectory() && action !== 'chmod' ? await subtree(this.meta.root, relativePath) : [];
-    await this.throwIfStopped();
+    if (this.stopped) await this.throwIfStopped();
     for (const question of this.safeguards.questionsFor(relativePath, action, stats, inside, (key) => this.touched.get(key))) await this.ask(question);
-    for (const [key, keyStats] of [[relativePath, stats] as const, ...inside]) if (!this.touched.has(key)) this.touched.set(key, kindOf(keyStats));
+    if (!this.touched.has(relativePath)) this.touched.set(relativePath, kindOf(stats));
+    for (const [key, keyStats] of inside) if (!this.touched.has(key)) this.touched.set(key, kindOf(keyStats));
     if (this.capturing) {
-      // Registered synchronously with the check above: an unprotection or a denial waits for it.
-      const capture = this.track(
-        (async () => {
-          await this.capture(relativePath, stats);
-          await forEachLimited(inside, SUBTREE_CONCURRENCY, ([key, keyStats]) => this.capture(key, keyStats));
-        })(),
-      );
+      // The common case, a file captured ahead and unchanged since, takes no trip through a lock.
+      // Otherwise the capture is registered synchronously with the check above: an unprotection or
+      // a denial waits for it.
+      const capture = inside.length === 0 && this.adoptSpeculation(relativePath, stats) ? undefined : this.track(this.captureWithInside(relativePath, stats, inside));
       try {
         await capture;
         // Durable before the caller may change the path (a capture made ahead may already be).
-        await this.journal.durable(Math.max(0, ...[relativePath, ...inside.map(([key]) => key)].map((key) => this.records.get(key)?.round ?? 0)));
+        let round = this.records.get(relativePath)?.round ?? 0;
+        for (const [key] of inside) round = Math.max(round, this.records.get(key)?.round ?? 0);
+        if (!this.journal.isDurable(round)) await this.journal.durable(round);
       } catch (error) {
         if (!(error instanceof StepTooLarge)) throw error;
         await this.becomeUnprotected(error.message);
@@ -259,6 +280,16 @@ export class StepWriter {
     // meanwhile: the caller proceeds only once the step's state on disk says so.
     if (this.denying) throw await this.denying;
     if (this.unprotecting) await this.unprotecting;
+  }
+
+  private async captureWithInside(key: string, stats: Stats | undefined, inside: ReadonlyArray<readonly [string, Stats]>): Promise<void> {
+    await this.capture(key, stats);
+    if (inside.length > 0) await forEachLimited(inside, SUBTREE_CONCURRENCY, ([innerKey, innerStats]) => this.capture(innerKey, innerStats));
+  }
+
+  /** Whether a denial or the end of the step stops announcements (throwIfStopped says how). */
+  private get stopped(): boolean {
+    return this.denying !== undefined || this.state !== 'open';
   }
 
   private async throwIfStopped(): Promise<void> {
@@ -275,7 +306,7 @@ export class StepWriter {
   applied(relativePath: string, next: Entry | undefined): void {
     if (this.state !== 'open' || !this.capturing) return;
     try {
-      const post = writtenPostimage(joinBytes(this.meta.root, relativePath), next);
+      const post = writtenPostimage(this.pathOf(relativePath), next);
       if (post) this.written.set(relativePath, post);
     } catch {
       // Unreadable now: close() reads it back as it would without this call.
@@ -304,7 +335,7 @@ export class StepWriter {
       for (const key of keys) {
         const captured = this.records.get(key)!;
         if (isMetadataOnly(captured.pre)) continue;
-        if (describeDifference(identityOf(captured.pre), identityOf(await currentPostimage(joinBytes(this.meta.root, key)))) !== undefined) continue;
+        if (describeDifference(identityOf(captured.pre), identityOf(await currentPostimage(this.pathOf(key)))) !== undefined) continue;
         // Its saved content stays in the pack (bytes on disk, still counted); the journal no longer counts the path.
         this.journal.record({ forget: key });
         this.records.delete(key);
@@ -329,9 +360,8 @@ export class StepWriter {
       if (!this.context.persist || !this.journal.created) return this.finish('closed', undefined);
       if (this.unprotectedReason) return this.finish('closed', await this.context.promote(await this.writeUnprotectedManifest()));
 
+      // Every capture that counts is durable by now (beforeModify waited for it).
       for (const key of [...this.speculative.keys()]) this.discardSpeculation(key);
-      // Every capture that counts is durable by now; one that failed may have left content unsealed.
-      if (this.journal.hasUnsealedContent) await this.journal.flush();
       await this.addContentOfCreatedFolders();
       this.pruneUnchanged();
       const changed = [...this.records.values()].filter(({ pre }) => !isMetadataOnly(pre)).length;
@@ -342,7 +372,7 @@ export class StepWriter {
       }
       const records: StepRecord[] = [];
       for (const [key, { pre }] of [...this.records].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-        const post = this.written.get(key) ?? (await currentPostimage(joinBytes(this.meta.root, key)).catch(() => undefined));
+        const post = this.written.get(key) ?? (await currentPostimage(this.pathOf(key)).catch(() => undefined));
         records.push({ path: key, pre, ...(post && post.kind !== 'other' && { post }) });
       }
       await this.journal.close();
@@ -476,17 +506,10 @@ export class StepWriter {
     return this.withLock(this.captureLocks, key, async () => {
       const existing = this.records.get(key);
       if (existing && !isMetadataOnly(existing.pre)) return;
-      const speculation = this.speculative.get(key);
-      if (speculation && sameState(speculation.stats, stats)) {
-        this.speculative.delete(key);
-        this.records.set(key, { pre: speculation.pre, round: speculation.round });
-        return;
-      }
-      // Changed since it was captured ahead: captured again below, which replaces that line.
-      if (speculation) this.speculative.delete(key);
+      if (this.adoptSpeculation(key, stats)) return;
       await this.ensureFolder();
-      await this.recordParents(key);
-      const target = joinBytes(this.meta.root, key);
+      this.recordParents(key);
+      const target = this.pathOf(key);
       if (existing) {
         // Known so far only as the parent of a changed path: its mode and times are still the
         // ones from before the step; now it changes itself and needs its attributes too.
@@ -498,55 +521,38 @@ export class StepWriter {
     });
   }
 
+  /**
+   * Takes the capture made ahead as the path's preimage when it is ready and the path is as it
+   * was then (see prefetch()); a capture of a path that changed since is dropped (the path is
+   * captured again). Returns whether the path now has its preimage.
+   */
+  private adoptSpeculation(key: string, stats: Stats | undefined): boolean {
+    if (this.captureLocks.has(key) || this.records.has(key)) return false;
+    const speculation = this.speculative.get(key);
+    if (!speculation) return false;
+    this.speculative.delete(key);
+    if (!sameState(speculation.stats, stats)) return false;
+    this.records.set(key, { pre: speculation.pre, round: speculation.round });
+    return true;
+  }
+
   private async preimage(key: string, target: Buffer, stats: Stats | undefined): Promise<Preimage> {
     if (!stats) return { kind: 'absent' };
-    const inode = { mode: permissions(stats), uid: stats.uid, gid: stats.gid, atimeMs: stats.atimeMs, mtimeMs: stats.mtimeMs };
+    const inode = inodeOf(stats);
     switch (kindOf(stats)) {
       case 'directory':
         return { kind: 'directory', ...inode, xattrs: await this.xattrs(target, false), metadataOnly: false };
       case 'symlink':
         return { kind: 'symlink', ...inode, target: await readTarget(target), xattrs: await this.xattrs(target, true) };
       case 'file': {
-        const pre: PreimageOf<'file'> = { kind: 'file', ...inode, xattrs: null, size: 0, hash: '', blob: UNSEALED };
-        const [, xattrs] = await Promise.all([this.saveContent(target, stats.size, pre), this.xattrs(target, false)]);
-        pre.xattrs = xattrs;
-        return pre;
+        const [[found], xattrs] = await Promise.all([this.journal.capture([target], this.contentRoom()), this.xattrs(target, false)]);
+        if (found!.kind === 'too-large') throw this.tooLarge('saved content');
+        if (found!.kind === 'error') throw new Error(`${key}: ${found!.message}`);
+        if (found!.kind !== 'file') throw new Error(`${key} changed while its preimage was captured`);
+        return { ...(this.preimageOf(found!) as PreimageOf<'file'>), xattrs };
       }
       default:
         throw new Error(`${key} is neither a file, a folder nor a link; the undo log cannot capture it`);
-    }
-  }
-
-  /**
-   * Saves the content into `into` (packed, or streamed to a file of its own when large), hashing
-   * what it read; the next flush makes it durable.
-   */
-  private async saveContent(source: Buffer, expectedSize: number, into: { hash: string; size: number; blob: BlobRef }): Promise<void> {
-    if (expectedSize < IN_MEMORY_BYTES) {
-      const content = await readFile(source);
-      if (content.length < IN_MEMORY_BYTES) {
-        into.hash = sha256(content);
-        into.size = content.length;
-        this.journal.packContent(content, into);
-        return;
-      }
-    }
-    const name = blobName(this.nextBlob++);
-    let reserved = 0;
-    const reserve = (bytes: number): boolean => {
-      if (this.bytes + bytes > this.context.limits.maxStepBytes) return false;
-      this.bytes += bytes;
-      reserved += bytes;
-      return true;
-    };
-    try {
-      const { hash, size, length } = await streamCompressed(source, path.join(this.context.directory, name), reserve, () => this.tooLarge('saved content'));
-      into.hash = hash;
-      into.size = size;
-      into.blob = this.journal.fileWritten(name, length, size);
-    } catch (error) {
-      this.bytes -= reserved;
-      throw error;
     }
   }
 
@@ -557,23 +563,33 @@ export class StepWriter {
     return attributes ?? null;
   }
 
-  /** Parents are recorded before children: an existing folder by its mode and times, a missing one as created by the step. */
-  private async recordParents(key: string): Promise<void> {
+  /**
+   * Parents are recorded before children: an existing folder by its mode and times, a missing one
+   * as created by the step. Synchronous (the folders were just scanned), so children of one folder
+   * captured concurrently find it recorded by whichever came first.
+   */
+  private recordParents(key: string): void {
     const parent = parentKey(key);
     if (this.records.has(parent)) return;
-    // Children of one folder are captured concurrently: the first records it, the others wait.
-    await this.withLock(this.captureLocks, parent, async () => {
-      if (this.records.has(parent)) return;
-      const stats = await lstatOrUndefined(joinBytes(this.meta.root, parent));
-      if (stats?.isDirectory()) {
-        this.addRecord(parent, { kind: 'directory', mode: permissions(stats), uid: stats.uid, gid: stats.gid, atimeMs: stats.atimeMs, mtimeMs: stats.mtimeMs, xattrs: null, metadataOnly: true });
-        return;
-      }
-      if (parent === '') throw new Error(`the tree root ${this.meta.root} is not a folder`);
-      if (stats) throw new Error(`parent ${parent} of ${key} is not a folder`);
-      await this.recordParents(parent);
-      this.addRecord(parent, { kind: 'absent' });
-    });
+    const stats = lstatSyncOrUndefined(this.pathOf(parent));
+    if (stats?.isDirectory()) {
+      this.addRecord(parent, { kind: 'directory', ...inodeOf(stats), xattrs: null, metadataOnly: true });
+      return;
+    }
+    if (parent === '') throw new Error(`the tree root ${this.meta.root} is not a folder`);
+    if (stats) throw new Error(`parent ${parent} of ${key} is not a folder`);
+    this.recordParents(parent);
+    this.addRecord(parent, { kind: 'absent' });
+  }
+
+  /** The path of a key under the root, as bytes; kept for the step, which asks for most keys more than once. */
+  private pathOf(key: string): Buffer {
+    let target = this.paths.get(key);
+    if (!target) {
+      target = joinBytes(this.rootBytes, key);
+      this.paths.set(key, target);
+    }
+    return target;
   }
 
   /** Journals a path's preimage (its content, if any, is written or packed already); it counts once the line is durable. */
@@ -584,7 +600,12 @@ export class StepWriter {
   /** Counts bytes against the step limit; past it the step becomes unprotected (the caller catches StepTooLarge). */
   private reserve(bytes: number, what: 'saved content' | 'records'): void {
     this.bytes += bytes;
-    if (this.bytes > this.context.limits.maxStepBytes) throw this.tooLarge(what);
+    if (this.bytes + this.journal.contentBytes > this.context.limits.maxStepBytes) throw this.tooLarge(what);
+  }
+
+  /** Bytes of content the step may still save. */
+  private contentRoom(): number {
+    return Math.max(0, this.context.limits.maxStepBytes - this.bytes);
   }
 
   private tooLarge(what: string): StepTooLarge {
@@ -630,7 +651,7 @@ export class StepWriter {
   /** Whatever is inside a folder the step created was created by the step too. */
   private async addContentOfCreatedFolders(): Promise<void> {
     for (const [key, { pre }] of [...this.records]) {
-      if (pre.kind !== 'absent' || this.written.has(key) || !lstatSyncOrUndefined(joinBytes(this.meta.root, key))?.isDirectory()) continue;
+      if (pre.kind !== 'absent' || this.written.has(key) || !lstatSyncOrUndefined(this.pathOf(key))?.isDirectory()) continue;
       for (const [inner] of await subtree(this.meta.root, key)) {
         if (!this.records.has(inner)) this.records.set(inner, { pre: { kind: 'absent' }, round: 0 });
       }
@@ -642,7 +663,7 @@ export class StepWriter {
     for (const [key, { pre }] of [...this.records]) {
       if (pre.kind !== 'absent') continue;
       const written = this.written.get(key);
-      if (written ? written.kind === 'absent' : !lstatSyncOrUndefined(joinBytes(this.meta.root, key))) this.records.delete(key);
+      if (written ? written.kind === 'absent' : !lstatSyncOrUndefined(this.pathOf(key))) this.records.delete(key);
     }
     // A folder is a parent of a changed path when some changed path lies below it.
     const parentsOfChanges = new Set<string>();

@@ -3,7 +3,8 @@
 //
 //   VERSION               format version; a mismatch disables undo until discard()
 //   in-progress/<id>/     the step being written (write-ahead); rolled back by open() after a crash
-//   steps/<id>/           closed steps: manifest.json, content.pack, <n>.br, journal.jsonl (see stepJournal.ts)
+//   steps/<id>/           closed steps: manifest.json, and content.raw + journal.jsonl until the step is
+//                         compacted, then content.pack and <n>.br (see stepJournal.ts, compaction.ts)
 //   undoing/<id>/         a step whose undo is under way; open() finishes it after a crash
 //   trash/                evicted steps, removed right after being moved there
 //   barriers.json         barriers last detected
@@ -16,6 +17,7 @@ import { readJsonFile, writeFileAtomic, writeJsonAtomic } from '../atomicFile';
 import { lstatOrUndefined } from '../sync/fsEntry';
 import { joinBytes } from '../sync/pathCodec';
 import { findBarriers } from './barriers';
+import { compactStep, holdsRawContent, holdsUncompactedFiles } from './compaction';
 import type { FoundBarrier } from './barriers';
 import { currentPostimage, describeDifference, identityOf, keepCurrent, subtree } from './fsState';
 import { BarriersFile, isUnder, Manifest, MANIFEST, UNDO_FORMAT_VERSION, UnprotectedMarker, UNPROTECTED } from './records';
@@ -27,7 +29,8 @@ import { StepWriter } from './stepWriter';
 import type { StepMeta } from './stepWriter';
 import type { Barrier, KeptVersion, RecoveredStep, StepSummary, UndoLimits, UndoResult } from './types';
 import { DEFAULT_LIMITS, DEFAULT_THRESHOLDS } from './types';
-import { XATTR_TOOLS_MISSING, xattrToolsAvailable } from './xattrs';
+import { packWorker } from './packWorker';
+import { startXattrReader, XATTR_TOOLS_MISSING, xattrToolsAvailable } from './xattrs';
 
 export interface UndoLogOptions {
   /** Where versions that a forced undo or a crash recovery would overwrite are copied (outside both trees). */
@@ -37,6 +40,11 @@ export interface UndoLogOptions {
   root?: string;
   /** Capture extended attributes (default true; needs getfattr/setfattr, else recorded as not captured). */
   xattrs?: boolean;
+  /**
+   * Roll back steps a crash left open and finish interrupted undos (default true). Only a process
+   * that reports what it recovered should: a sync does, compaction in the background does not.
+   */
+  recover?: boolean;
   /** Test seam: runs after a closing step's manifest is written, before the step is promoted. */
   hooks?: { beforePromote?: (stepId: string) => void | Promise<void> };
 }
@@ -78,10 +86,22 @@ export class UndoLog {
     const ids = await Promise.all(['steps', 'in-progress', 'undoing'].map((sub) => readdir(path.join(directory, sub))));
     log.lastSequence = Math.max(0, ...ids.flat().map(sequenceOf));
     const recovered: RecoveredStep[] = [];
+    if (options.recover === false) return { log, recovered };
     for (const id of ids[2]!.sort(byAge).reverse()) recovered.push(await log.finishInterruptedUndo(id));
     for (const id of ids[1]!.sort(byAge).reverse()) recovered.push(await log.recoverOpenStep(id));
     await log.enforceLimits();
     return { log, recovered };
+  }
+
+  /**
+   * Starts the helpers a step captures with (the capture worker, the attribute reader), which
+   * take tens of milliseconds to start: a sync calls this before it scans, so that they are ready
+   * by the time it applies.
+   */
+  prepareToRecord(): void {
+    if (this.disabled) return;
+    packWorker.warm();
+    if (this.options.xattrs !== false) void startXattrReader().catch(() => {});
   }
 
   /** Why undo is off (format version mismatch), until discard(). */
@@ -220,6 +240,31 @@ export class UndoLog {
     return result;
   }
 
+  /**
+   * Compresses the saved content of closed steps that still hold it as read, newest first (see
+   * compaction.ts). Refused while a step is open or an undo runs. `stop()` is asked between
+   * steps, so that a sync waiting for the log is not kept waiting long. Returns the ids
+   * compacted. The limits are applied by the next sync, which knows the ones the user set.
+   */
+  async compact(options: { stop?: () => boolean } = {}): Promise<string[]> {
+    if (this.disabled || this.openStep || this.undoRunning) return [];
+    const compacted: string[] = [];
+    for (const id of (await readdir(path.join(this.directory, 'steps')).catch(() => [] as string[])).sort(byAge).reverse()) {
+      if (options.stop?.()) break;
+      const directory = path.join(this.directory, 'steps', id);
+      // Most steps are compacted already: their folder says so without reading their manifest.
+      if (!(await holdsUncompactedFiles(directory))) continue;
+      const manifest = await this.loadStep(id);
+      if (!manifest.closedAt) continue;
+      const next = await compactStep(directory, manifest);
+      if (next !== manifest) {
+        this.manifests.set(id, next);
+        compacted.push(id);
+      }
+    }
+    return compacted;
+  }
+
   /** Deletes the whole log (all steps, barriers) and starts a new one in the current format; re-enables undo. */
   async discard(): Promise<void> {
     if (this.openStep) throw new Error(`undo step ${this.openStep.id} is still open`);
@@ -261,18 +306,18 @@ export class UndoLog {
   private async loadSteps(): Promise<Manifest[]> {
     const ids = (await readdir(path.join(this.directory, 'steps')).catch(() => [] as string[])).sort(byAge);
     for (const id of this.manifests.keys()) if (!ids.includes(id)) this.manifests.delete(id);
-    return Promise.all(
-      ids.map(async (id): Promise<Manifest> => {
-        const cached = this.manifests.get(id);
-        if (cached) return cached;
-        const manifest = await readJsonFile(path.join(this.directory, 'steps', id, MANIFEST), Manifest).catch(() => undefined);
-        if (manifest?.closedAt) {
-          this.manifests.set(id, manifest);
-          return manifest;
-        }
-        return { version: UNDO_FORMAT_VERSION, id, syncId: '?', policy: '?', root: '', startedAt: '', closedAt: '', protected: false, unprotectedReason: 'its manifest is missing or unreadable', files: 0, bytes: 0, notes: [], records: [] };
-      }),
-    );
+    return Promise.all(ids.map((id) => this.loadStep(id)));
+  }
+
+  private async loadStep(id: string): Promise<Manifest> {
+    const cached = this.manifests.get(id);
+    if (cached) return cached;
+    const manifest = await readJsonFile(path.join(this.directory, 'steps', id, MANIFEST), Manifest).catch(() => undefined);
+    if (manifest?.closedAt) {
+      this.manifests.set(id, manifest);
+      return manifest;
+    }
+    return { version: UNDO_FORMAT_VERSION, id, syncId: '?', policy: '?', root: '', startedAt: '', closedAt: '', protected: false, unprotectedReason: 'its manifest is missing or unreadable', files: 0, bytes: 0, notes: [], records: [] };
   }
 
   private async promote(manifest: Manifest): Promise<StepSummary> {
@@ -281,7 +326,9 @@ export class UndoLog {
     await fsyncPath(path.join(this.directory, 'in-progress'));
     // As written: no need to read a large manifest back right away.
     if (manifest.protected) this.manifests.set(manifest.id, manifest);
-    await this.enforceLimits();
+    // Its content is still as read, several times what it will take once compacted: its size is
+    // weighed against the log's limit from the next sync on, not to evict older steps now.
+    await this.enforceLimits({ notWeighed: holdsRawContent(manifest) ? manifest.id : undefined });
     const kept = (await this.loadSteps()).find((step) => step.id === manifest.id);
     return summaryOf(kept ?? manifest, 0);
   }
@@ -291,13 +338,13 @@ export class UndoLog {
    * then the oldest, while there are too many steps or they take too many bytes. A single step
    * over the whole log's limit loses its preimages.
    */
-  private async enforceLimits(): Promise<void> {
+  private async enforceLimits(options: { notWeighed?: string } = {}): Promise<void> {
     let steps = await this.loadSteps();
     const wall = steps.map((manifest) => manifest.protected).lastIndexOf(false);
     const evict = steps.slice(0, Math.max(0, wall));
     steps = steps.slice(Math.max(0, wall));
     while (steps.length > this.limits.maxSteps) evict.push(steps.shift()!);
-    const total = () => steps.reduce((sum, manifest) => sum + manifest.bytes, 0);
+    const total = () => steps.reduce((sum, manifest) => sum + (manifest.id === options.notWeighed ? 0 : manifest.bytes), 0);
     while (steps.length > 1 && total() > this.limits.maxLogBytes) evict.push(steps.shift()!);
     for (const manifest of evict) {
       const trash = path.join(this.directory, 'trash', manifest.id);
