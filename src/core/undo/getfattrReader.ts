@@ -2,8 +2,8 @@
 // architectures the syscall reader (syscallXattrReader.ts) has no syscall numbers for, or where
 // perl is missing. Starting getfattr from Node costs far more than the tool itself, so one
 // long-lived shell loop serves many paths per getfattr call.
-import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { setChildReferenced, startHelper } from './helperProcess';
 import type { Xattrs } from './xattrs';
 
 /**
@@ -101,20 +101,16 @@ export class GetfattrReader {
       '  fi',
       'done',
     ].join('\n');
-    const child = spawn('sh', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = startHelper('sh', ['-c', script], {
+      output: (chunk) => this.receive(chunk),
+      stopped: () => {
+        if (this.child !== child) return;
+        this.child = undefined;
+        this.output = '';
+        for (const resolve of this.pending.splice(0)) resolve(new Error('the getfattr reader stopped'));
+      },
+    });
     this.child = child;
-    setChildReferenced(child, false);
-    child.stdout.setEncoding('latin1');
-    child.stdout.on('data', (chunk: string) => this.receive(chunk));
-    const fail = () => {
-      if (this.child !== child) return;
-      this.child = undefined;
-      this.output = '';
-      for (const resolve of this.pending.splice(0)) resolve(new Error('the getfattr reader stopped'));
-    };
-    child.on('exit', fail);
-    child.on('error', fail);
-    child.stdin.on('error', fail);
     return child;
   }
 
@@ -132,14 +128,6 @@ export class GetfattrReader {
 
   private setReferenced(referenced: boolean): void {
     if (this.child) setChildReferenced(this.child, referenced);
-  }
-}
-
-/** Whether a helper process (and its pipes) keeps Node's event loop alive: only while answers are awaited. */
-export function setChildReferenced(child: ChildProcessWithoutNullStreams, referenced: boolean): void {
-  for (const handle of [child, child.stdin, child.stdout, child.stderr] as Array<{ ref?: () => void; unref?: () => void }>) {
-    if (referenced) handle.ref?.();
-    else handle.unref?.();
   }
 }
 

@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { arch, constants } from 'node:os';
-import { setChildReferenced } from './getfattrReader';
+import { setChildReferenced, startHelper } from './helperProcess';
 import type { Xattrs } from './xattrs';
 
 /** [llistxattr, lgetxattr] by Node's name for the architecture (asm-generic/unistd.h for arm64 and riscv64). */
@@ -87,21 +87,16 @@ export class SyscallXattrReader {
   start(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
     const [list, get] = SYSCALL_NUMBERS[arch()]!;
-    const child = spawn('perl', ['-e', SCRIPT, String(list), String(get), String(constants.errno.ENODATA)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = startHelper('perl', ['-e', SCRIPT, String(list), String(get), String(constants.errno.ENODATA)], {
+      output: (chunk) => this.receive(chunk),
+      stopped: () => {
+        if (this.child !== child) return;
+        this.child = undefined;
+        this.output = '';
+        for (const resolve of this.pending.splice(0)) resolve(undefined);
+      },
+    });
     this.child = child;
-    setChildReferenced(child, false);
-    child.stdout.setEncoding('latin1');
-    child.stdout.on('data', (chunk: string) => this.receive(chunk));
-    child.stderr.resume();
-    const fail = () => {
-      if (this.child !== child) return;
-      this.child = undefined;
-      this.output = '';
-      for (const resolve of this.pending.splice(0)) resolve(undefined);
-    };
-    child.on('exit', fail);
-    child.on('error', fail);
-    child.stdin.on('error', fail);
     return child;
   }
 
