@@ -99,7 +99,7 @@ export class StepWriter {
   private readonly safeguards: SafeguardCounter;
   private readonly journal: StepJournal;
   private readonly startedAt = new Date().toISOString();
-  /** Bytes of saved content and journal lines written so far, checked against the step limit. */
+  /** Bytes of journal lines written so far; with the saved content (journal.contentBytes), checked against the step limit. */
   private bytes = 0;
   private unprotectedReason?: string;
   private xattrFailures = 0;
