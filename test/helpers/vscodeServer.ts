@@ -325,6 +325,8 @@ export class VscodeSession {
   browser: Browser | undefined;
   page: Page | undefined;
   server: CodeServer | undefined;
+  /** The workbench's console errors and warnings, newest last: VS Code logs why a save failed there. */
+  readonly consoleMessages: string[] = [];
 
   private constructor(
     readonly options: SessionOptions,
@@ -371,6 +373,11 @@ export class VscodeSession {
     const { browser, page } = await launchBrowser();
     this.browser = browser;
     this.page = page;
+    page.on('console', (message) => {
+      if (message.type() !== 'error' && message.type() !== 'warning') return;
+      this.consoleMessages.push(`${message.type()}: ${message.text()}`);
+      if (this.consoleMessages.length > 200) this.consoleMessages.shift();
+    });
     await openWorkbench(page, this.server);
     return page;
   }

@@ -74,6 +74,7 @@ describe('vscode: extension host', function () {
     assert.equal(results.fatal, undefined, `the suite could not run: ${results.fatal}`);
     assert.ok(results.tests.length > 0, 'the suite ran no tests');
     const failed = results.tests.filter((test) => test.state === 'failed');
+    if (failed.length) console.log(`      the workbench's console errors and warnings (last 40):\n${session!.consoleMessages.slice(-40).map((line) => `        ${line.slice(0, 600)}`).join('\n')}`);
     assert.deepEqual(
       failed.map((test) => test.title),
       [],

@@ -37,6 +37,33 @@ async function replaceText(document: vscode.TextDocument, text: string): Promise
   assert.ok(await vscode.workspace.applyEdit(edit), 'applyEdit refused the edit');
 }
 
+interface FileState {
+  text: string;
+  mtimeMs: number;
+  size: number;
+}
+
+async function fileState(file: string): Promise<FileState> {
+  const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
+  return { text, mtimeMs: info.mtimeMs, size: info.size };
+}
+
+/**
+ * Saves, and if VS Code refuses, tells whether anything touched the file since it was opened:
+ * a Clud write behind the editor's back would show here (and is the bug this guards against).
+ * (VS Code reports a conflict only when the size changed too, so this check is the stricter one.)
+ * VS Code can also end a save early for reasons of its own, leaving the document dirty and the
+ * file untouched; one more save is what a user would do, so it is tried once and noted.
+ */
+async function saveOrExplain(document: vscode.TextDocument, before: FileState): Promise<void> {
+  if (await document.save()) return;
+  const now = await fileState(document.uri.fsPath);
+  const touched = now.text !== before.text || now.mtimeMs !== before.mtimeMs || now.size !== before.size;
+  assert.ok(!touched, `document.save() returned false, and the file changed on disk after it was opened: ${JSON.stringify({ before, now })}`);
+  note(`document.save() returned false (dirty: ${document.isDirty}) with the file untouched on disk; saved again`);
+  assert.ok(await document.save(), `document.save() returned false twice (dirty: ${document.isDirty}); the file on disk is untouched`);
+}
+
 async function describeState(controller: WorkspaceController): Promise<string> {
   return `state: ${JSON.stringify(controller.viewState.health)}\n--- Clud log (tail):\n${(await cludLog()).slice(-3000)}`;
 }
@@ -90,13 +117,14 @@ describe('vscode: a running workspace', function () {
 
   it('saving a document puts the change into the container\'s /workspace', async () => {
     const uri = vscode.Uri.file(hostFile('notes.md'));
+    const onDisk = await fileState(hostFile('notes.md'));
     const document = await vscode.workspace.openTextDocument(uri);
     await vscode.window.showTextDocument(document);
     const marker = `saved from VS Code at ${Date.now()}`;
     const edit = new vscode.WorkspaceEdit();
     edit.insert(uri, document.positionAt(document.getText().length), `${marker}\n`);
     assert.ok(await vscode.workspace.applyEdit(edit));
-    assert.ok(await document.save(), 'document.save() returned false');
+    await saveOrExplain(document, onDisk);
     assert.equal(await readFile(hostFile('notes.md'), 'utf8'), document.getText());
     const inContainer = await waitFor(
       'the saved text in /workspace/notes.md',
