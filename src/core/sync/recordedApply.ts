@@ -29,10 +29,10 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
   const writer = await recording.log.beginStep({ ...meta, root: options.roots.host, ask: recording.ask, thresholds: recording.thresholds });
   let outcome: ApplyOutcome;
   try {
-    // Preimages captured ahead, in the order the changes are applied, while they are applied: a
-    // change's beforeModify finds its own ready (or waits for it), and the capture's reading and
-    // compressing fill the time the apply waits for the disk.
-    const prefetching = writer.prefetch(changes.filter((change) => change.side === 'host' && change.next?.kind !== 'directory' && change.expected?.kind !== 'directory').map((change) => change.path));
+    // Preimages captured ahead (files, links, folders and absent paths), in the order the changes
+    // are applied, while they are applied: a change's beforeModify finds its own ready (or waits
+    // for it), and the capture's reading and saving fill the time the apply waits for the disk.
+    const prefetching = writer.prefetch(changes.filter((change) => change.side === 'host').map((change) => change.path));
     outcome = await applyChanges(changes, {
       ...options,
       beforeModify: async (change) => {

@@ -7,6 +7,12 @@ export function sameState(before: CapturedStats | undefined, now: CapturedStats 
   return before.ino === now.ino && before.dev === now.dev && before.size === now.size && before.mtimeMs === now.mtimeMs && before.ctimeMs === now.ctimeMs && before.mode === now.mode && before.uid === now.uid && before.gid === now.gid;
 }
 
+/** Whether a path is still the same folder, with the same mode and owner (its times change with what is inside it). */
+export function sameFolder(before: CapturedStats | undefined, now: CapturedStats | undefined): boolean {
+  if (!before || !now || (now.mode & 0o170000) !== 0o040000) return false;
+  return before.ino === now.ino && before.dev === now.dev && before.mode === now.mode && before.uid === now.uid && before.gid === now.gid;
+}
+
 /** Runs `work` on every item, at most `limit` at once; throws the first failure once all settled. */
 export async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;

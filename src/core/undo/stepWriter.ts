@@ -15,7 +15,7 @@ import { writeJsonAtomic } from '../atomicFile';
 import type { Entry } from '../sync/entry';
 import { lstatSyncOrUndefined, nonFolderAncestor } from '../sync/fsEntry';
 import { bytesFromName, joinBytes, nameFromBytes } from '../sync/pathCodec';
-import { forEachLimited, sameState } from './capture';
+import { forEachLimited, sameFolder, sameState } from './capture';
 import type { CapturedPath, CapturedStats } from './packWorker';
 import { currentPostimage, describeDifference, identityOf, kindOf, permissions, readTarget, subtree, writtenPostimage } from './fsState';
 import type { Manifest, Postimage, Preimage, PreimageOf, StepRecord } from './records';
@@ -65,6 +65,8 @@ interface Captured {
 /** A preimage captured ahead by prefetch(): it counts only once the path is announced and found unchanged. */
 interface Speculation extends Captured {
   stats: CapturedStats | undefined;
+  /** For a folder: the record of it as a parent that its preimage was built on (undefined: there was none). */
+  parentRecord?: Preimage;
 }
 
 class StepTooLarge extends Error {}
@@ -158,32 +160,37 @@ export class StepWriter {
 
   /**
    * Optional, when many paths will be announced: captures ahead, in the order given and with
-   * few flushes, the preimages of those among `keys` that are files (under 1 MiB), links or
-   * absent. The caller may announce paths meanwhile (beforeModify of a path being captured ahead
-   * waits for that capture); the promise never rejects. A path's
-   * capture counts only when beforeModify later announces it and finds it unchanged since (same
-   * inode, size, times, mode, owner); otherwise it is captured again then. Captures of paths
-   * never announced are forgotten by forget(), close() and rollback(); a crash recovery restores
-   * them as well, which leaves them as they were before the step.
+   * few flushes, the preimages of those among `keys` that are files (within the step's room),
+   * links, folders or absent. The caller may announce paths meanwhile (beforeModify of a path
+   * being captured ahead waits for that capture); the promise never rejects. A path's capture
+   * counts only when beforeModify later announces it and finds it unchanged since (same inode,
+   * size, times, mode, owner; for a folder, whose times the step's own changes inside it move:
+   * same inode, mode and owner, with nothing left inside to capture); otherwise it is captured
+   * again then. Captures of paths never announced are forgotten by forget(), close() and
+   * rollback(); a crash recovery restores them as well, which leaves them as they were before
+   * the step.
    */
   prefetch(keys: readonly string[]): Promise<void> {
     if (this.state !== 'open' || !this.capturing || this.denying || this.exclusivePending > 0) return Promise.resolve();
     const run = (async () => {
-      await this.ensureFolder();
       // In chunks, each made durable by a round of its own, so that the caller's first changes
       // wait only for the first small chunk; later chunks grow. Two chunks are under way at a
-      // time, so the worker reads the next while this thread records the last.
+      // time, so the worker reads the next while this thread records the last. The first chunk's
+      // paths are locked before this returns: the caller's first announcements wait for the
+      // chunk rather than capture the same paths again.
       const underWay: Array<Promise<void>> = [];
       let chunkSize = FIRST_CHUNK;
       for (let index = 0; index < keys.length && this.capturing && !this.denying; ) {
         const chunk: string[] = [];
         for (; index < keys.length && chunk.length < chunkSize; index += 1) {
           const key = keys[index]!;
-          if (key === '' || this.records.has(key) || this.speculative.has(key) || this.captureLocks.has(key)) continue;
+          // A folder recorded so far only as the parent of captured paths still needs its own preimage.
+          const known = this.records.get(key);
+          if (key === '' || (known && !isMetadataOnly(known.pre)) || this.speculative.has(key) || this.captureLocks.has(key)) continue;
           if (!nonFolderAncestor(this.meta.root, key, this.realFolders)) chunk.push(key);
         }
         if (chunk.length === 0) continue;
-        const work = this.track(this.speculate(chunk)).then(() => void this.journal.flush().catch(() => {}));
+        const work = this.track(this.ensureFolder().then(() => this.speculate(chunk))).then(() => void this.journal.flush().catch(() => {}));
         // beforeModify of a path in the chunk waits for the chunk.
         for (const key of chunk) void this.withLock(this.captureLocks, key, () => work);
         underWay.push(work);
@@ -201,8 +208,8 @@ export class StepWriter {
 
   /**
    * Captures ahead: the worker reads, hashes and saves the chunk's files; their attributes and
-   * parents are read here meanwhile. Folders, files over the room left in the step and paths that
-   * cannot be read are left for beforeModify.
+   * parents are read here meanwhile. Files over the room left in the step and paths that cannot
+   * be read are left for beforeModify.
    */
   private async speculate(keys: readonly string[]): Promise<void> {
     const targets = keys.map((key) => this.pathOf(key));
@@ -210,10 +217,27 @@ export class StepWriter {
     await Promise.all(
       keys.map(async (key, index) => {
         const result = found[index]!;
+        if (result.kind === 'directory') return this.speculatedFolder(key, targets[index]!, result.stats);
         const pre = this.preimageOf(result);
         if (pre) await this.speculated(key, targets[index]!, pre, 'stats' in result ? result.stats : undefined);
       }),
     ).catch(() => {});
+  }
+
+  /**
+   * A folder the caller will delete or change itself. Its mode and times are those from before
+   * the step: the record of it as a parent, when one of its paths was captured already (its
+   * children go first, and change its times), else what the worker found. Only the extended
+   * attributes are read now.
+   */
+  private async speculatedFolder(key: string, target: Buffer, stats: CapturedStats): Promise<void> {
+    this.recordParents(key);
+    const parentRecord = this.records.get(key)?.pre;
+    if (parentRecord && !isMetadataOnly(parentRecord)) return;
+    const xattrs = await this.xattrs(target, false);
+    if (!this.capturing || this.denying || this.records.get(key)?.pre !== parentRecord) return;
+    const pre: Preimage = parentRecord?.kind === 'directory' ? { ...parentRecord, xattrs, metadataOnly: false } : { kind: 'directory', ...inodeOf(stats), xattrs, metadataOnly: false };
+    this.speculative.set(key, { pre, round: this.journal.record({ path: key, pre }), stats, parentRecord });
   }
 
   /** Completes a preimage captured ahead (attributes, parents) and journals it; it counts once beforeModify finds the path unchanged. */
@@ -245,7 +269,10 @@ export class StepWriter {
     const speculation = this.speculative.get(key);
     if (!speculation) return;
     this.speculative.delete(key);
-    if (this.capturing) this.journal.record({ forget: key });
+    if (!this.capturing) return;
+    // A folder's line replaced its record as a parent in the journal: that record is stated again.
+    const own = this.records.get(key);
+    this.journal.record(own ? { path: key, pre: own.pre } : { forget: key });
   }
 
   private async modify(relativePath: string, action: ModifyAction): Promise<void> {
@@ -264,7 +291,7 @@ export class StepWriter {
       // The common case, a file captured ahead and unchanged since, takes no trip through a lock.
       // Otherwise the capture is registered synchronously with the check above: an unprotection or
       // a denial waits for it.
-      const capture = inside.length === 0 && this.adoptSpeculation(relativePath, stats) ? undefined : this.track(this.captureWithInside(relativePath, stats, inside));
+      const capture = inside.length === 0 && !this.captureLocks.has(relativePath) && this.adoptSpeculation(relativePath, stats) ? undefined : this.track(this.captureWithInside(relativePath, stats, inside));
       try {
         await capture;
         // Durable before the caller may change the path (a capture made ahead may already be).
@@ -527,11 +554,12 @@ export class StepWriter {
    * captured again). Returns whether the path now has its preimage.
    */
   private adoptSpeculation(key: string, stats: Stats | undefined): boolean {
-    if (this.captureLocks.has(key) || this.records.has(key)) return false;
     const speculation = this.speculative.get(key);
-    if (!speculation) return false;
+    if (!speculation || this.records.get(key)?.pre !== speculation.parentRecord) return false;
     this.speculative.delete(key);
-    if (!sameState(speculation.stats, stats)) return false;
+    // A folder's own times change as the step changes what is inside it: it must be the same folder.
+    const unchanged = speculation.pre.kind === 'directory' ? sameFolder(speculation.stats, stats) : sameState(speculation.stats, stats);
+    if (!unchanged) return false;
     this.records.set(key, { pre: speculation.pre, round: speculation.round });
     return true;
   }
