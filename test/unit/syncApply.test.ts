@@ -3,7 +3,8 @@
 // are copied aside first.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import type { Stats } from 'node:fs';
 import * as path from 'node:path';
 import { applyChanges, type ApplyOptions, type ApplyOutcome } from '../../src/core/sync/apply';
 import type { Entry } from '../../src/core/sync/entry';
@@ -30,14 +31,14 @@ const change = (side: Side, key: string, expected: Entry | undefined, next: Entr
 interface Recorded { calls: string[]; options: ApplyOptions }
 
 /** Apply options on the fixture, recording every beforeModify call as "side:path". */
-function recordingOptions(fixture: SyncFixture, onCall?: (change: Change) => void): Recorded {
+function recordingOptions(fixture: SyncFixture, onCall?: (change: Change, found: Stats | undefined) => void): Recorded {
   const calls: string[] = [];
   const options: ApplyOptions = {
     roots: fixture.roots,
     keepDir: path.join(fixture.stateDir, 'kept'),
-    beforeModify: async (planned) => {
+    beforeModify: async (planned, found) => {
       calls.push(`${planned.side}:${planned.path}`);
-      onCall?.(planned);
+      onCall?.(planned, found);
     },
   };
   return { calls, options };
@@ -392,10 +393,13 @@ describe('unit: sync apply', () => {
       const seen: Record<string, string | undefined> = {};
       const temporaries: string[] = [];
       const given: Record<string, Change> = {};
-      const { calls, options } = recordingOptions(f, (planned) => {
+      const found: Record<string, string> = {};
+      const { calls, options } = recordingOptions(f, (planned, stats) => {
         seen[planned.path] = readTree(f.container)[planned.path];
         temporaries.push(...temporaryFiles(f.container));
         given[planned.path] = planned;
+        const now = lstatSync(path.join(f.container, planned.path), { throwIfNoEntry: false });
+        found[planned.path] = stats === undefined ? 'nothing' : stats.ino === now?.ino && stats.mtimeMs === now.mtimeMs && stats.size === now.size ? 'what is there' : 'something else';
       });
       // Three batches (deletions, then writes at depth 1, then at depth 2), so no other change is
       // staging while a hook runs.
@@ -412,6 +416,7 @@ describe('unit: sync apply', () => {
       assert.deepEqual(seen, { deleted: 'd', updated: 'old', 'sub/created': undefined }, 'each path was still as scanned when the hook ran');
       assert.deepEqual(temporaries, [], 'the hook ran before anything was staged');
       assert.deepEqual(given, { deleted: changes[0], updated: changes[2], 'sub/created': changes[3] }, 'the hook gets the change itself');
+      assert.deepEqual(found, { deleted: 'what is there', updated: 'what is there', 'sub/created': 'nothing' }, 'and what the apply found at the path');
       assert.deepEqual(outcome.skipped.map(({ change: skipped }) => skipped.path), ['skipped']);
       assert.deepEqual(readTree(f.container), { skipped: 'edited after the scan', sub: DIR, 'sub/created': 'c', updated: 'new' });
     });

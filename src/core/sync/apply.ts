@@ -3,6 +3,7 @@
 // reported, never clobbered. Files are written to a temporary name and renamed into place.
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, createWriteStream } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { chmod, copyFile, lutimes, mkdir, open, rename, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -22,9 +23,11 @@ export interface ApplyOptions {
   sources?: Record<Side, string>;
   /**
    * Called before anything is written for a change, staging included (the undo log captures the
-   * path's preimage here). An error it throws that `isFatal` accepts stops the whole apply.
+   * path's preimage here), with what the apply found at the path just before (its lstat; undefined:
+   * nothing), so the hook need not look again. An error it throws that `isFatal` accepts stops
+   * the whole apply.
    */
-  beforeModify?: (change: Change) => Promise<void>;
+  beforeModify?: (change: Change, found: Stats | undefined) => Promise<void>;
   /** Called once a change is carried out, before anything else touches its path (the undo log notes what the change left). */
   afterModify?: (change: Change) => void;
   /** Errors that must stop applying instead of skipping one change (e.g. a denied safeguard). */
@@ -114,7 +117,7 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
   const current = await matchesExpected(target, change.expected);
   if (!current.ok) return current.reason;
   // Before staging: the temporary sibling already changes the parent folder's mtime.
-  await options.beforeModify?.(change);
+  await options.beforeModify?.(change, current.stats);
 
   let staged: Buffer | undefined;
   if (change.next?.kind === 'file') {

@@ -35,9 +35,10 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
     const prefetching = writer.prefetch(changes.filter((change) => change.side === 'host').map((change) => change.path));
     outcome = await applyChanges(changes, {
       ...options,
-      beforeModify: async (change) => {
-        await options.beforeModify?.(change);
-        if (change.side === 'host') await writer.beforeModify(change.path, actionOf(change));
+      beforeModify: async (change, found) => {
+        // The step first, while `found` is still what is at the path.
+        if (change.side === 'host') await writer.beforeModify(change.path, actionOf(change), { stats: found });
+        await options.beforeModify?.(change, found);
       },
       afterModify: (change) => {
         options.afterModify?.(change);

@@ -26,6 +26,7 @@ import { StepJournal } from './stepJournal';
 import type { ModifyAction, SafeguardAsk, SafeguardQuestion, SafeguardThresholds, StepSummary, UndoLimits } from './types';
 import { SafeguardDenied } from './types';
 import { readXattrs } from './xattrs';
+import type { Xattrs } from './xattrs';
 
 export interface StepMeta {
   /** The sync this step belongs to (SyncReport.id). */
@@ -144,11 +145,12 @@ export class StepWriter {
    * Call before the first write, delete, rename, truncate or chmod of `relativePath` (a snapshot
    * key) in this step, and change the path only after it returned; calling it again for a path
    * is cheap. Checks the safeguards (it may wait for `ask`) and throws SafeguardDenied when one
-   * is denied, after rolling the step back.
+   * is denied, after rolling the step back. `seen`: what the caller found at the path just now
+   * (its lstat; stats undefined: nothing), so the writer need not look again.
    */
-  beforeModify(relativePath: string, action: ModifyAction): Promise<void> {
+  beforeModify(relativePath: string, action: ModifyAction, seen?: { stats: Stats | undefined }): Promise<void> {
     const start = (): Promise<void> => {
-      const run = this.withLock(this.pathLocks, relativePath, () => this.modify(relativePath, action));
+      const run = this.withLock(this.pathLocks, relativePath, () => this.modify(relativePath, action, seen));
       this.active.add(run);
       const done = () => this.active.delete(run);
       run.then(done, done);
@@ -275,11 +277,11 @@ export class StepWriter {
     this.journal.record(own ? { path: key, pre: own.pre } : { forget: key });
   }
 
-  private async modify(relativePath: string, action: ModifyAction): Promise<void> {
+  private async modify(relativePath: string, action: ModifyAction, seen: { stats: Stats | undefined } | undefined): Promise<void> {
     if (this.stopped) await this.throwIfStopped();
     if (relativePath === '') throw new Error('the root of the tree cannot be modified through the undo log');
     const blocked = nonFolderAncestor(this.meta.root, relativePath, this.realFolders);
-    const stats = lstatSyncOrUndefined(this.pathOf(relativePath));
+    const stats = seen ? seen.stats : lstatSyncOrUndefined(this.pathOf(relativePath));
     if (blocked) throw new Error(`${relativePath}: its parent ${blocked} is not a folder`);
     // A folder deleted, renamed away or replaced takes its content with it: capture all of it.
     const inside = stats?.isDirectory() && action !== 'chmod' ? await subtree(this.meta.root, relativePath) : [];
@@ -584,7 +586,7 @@ export class StepWriter {
     }
   }
 
-  private async xattrs(target: Buffer, isSymlink: boolean): Promise<Array<[string, string]> | null> {
+  private async xattrs(target: Buffer, isSymlink: boolean): Promise<Xattrs | null> {
     if (!this.context.captureXattrs) return null;
     const attributes = await readXattrs(target, isSymlink).catch(() => undefined);
     if (attributes === undefined) this.xattrFailures += 1;
