@@ -553,7 +553,8 @@ export class StepWriter {
   /**
    * Takes the capture made ahead as the path's preimage when it is ready and the path is as it
    * was then (see prefetch()); a capture of a path that changed since is dropped (the path is
-   * captured again). Returns whether the path now has its preimage.
+   * captured again). Returns whether the path now has its preimage. Call it while no capture of
+   * the path runs: outside its lock only when the lock is free, or holding it.
    */
   private adoptSpeculation(key: string, stats: Stats | undefined): boolean {
     const speculation = this.speculative.get(key);
