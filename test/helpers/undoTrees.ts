@@ -200,6 +200,35 @@ export async function openLog(workspace: Workspace, options: Partial<UndoLogOpti
   return (await UndoLog.open(workspace.undoDir, { keptDirectory: workspace.keptDir, ...options })).log;
 }
 
+/** A sample workspace (SAMPLE) with an undo log, made afresh before each test; `before` is its snapshot then. */
+export interface UndoSample {
+  workspace: Workspace;
+  log: UndoLog;
+  before: TreeState;
+}
+
+/** Registers the beforeEach that fills the returned sample (a test may take `before` again). */
+export function useUndoSample(prefix: string): UndoSample {
+  const tempDir = useUndoTempDir(prefix);
+  const sample = {} as UndoSample;
+  beforeEach(async () => {
+    sample.workspace = await makeWorkspace(tempDir());
+    sample.log = await openLog(sample.workspace);
+    sample.before = await snapshotTree(sample.workspace.root);
+  });
+  return sample;
+}
+
+/** Undoes `steps` steps and checks the whole tree is back to the sample's `before`, and the log is empty. */
+export async function undoAndCompare(sample: UndoSample, steps = 1): Promise<void> {
+  const result = await sample.log.undo({ steps, force: false, root: sample.workspace.root });
+  assert.equal(result.refused, undefined, result.refused);
+  assert.deepEqual(result.problems, []);
+  assert.equal(result.undone.length, steps);
+  assertSameTree(await snapshotTree(sample.workspace.root), sample.before);
+  assert.deepEqual(await sample.log.list(), [], 'undone steps leave the log');
+}
+
 /** Runs `change` as one step and closes it. */
 export async function step(log: UndoLog, workspace: Workspace, change: (writer: StepWriter) => Promise<void>, syncId = 'sync'): Promise<Awaited<ReturnType<StepWriter['close']>>> {
   const writer = await log.beginStep({ syncId, policy: 'two-way-safe', root: workspace.root });
