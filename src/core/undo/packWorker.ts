@@ -213,7 +213,7 @@ async function compact({ directory, contents, frameBytes, largeBytes }) {
     let large = 0;
     for (const [index, { offset, size }] of contents.entries()) {
       if (size >= largeBytes) {
-        // As records.ts's blobName(): six digits or more, then .br.
+        // Six digits or more, then .br: the names records.ts's BlobRef accepts.
         const name = String(++large).padStart(6, '0') + '.br';
         const file = path.join(directory, name);
         await pipeline(fs.createReadStream(null, { fd: rawFd, autoClose: false, start: offset, end: offset + size - 1 }), zlib.createBrotliCompress(brotli(size)), fs.createWriteStream(file, { mode: 0o600 }));
