@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { writeJsonAtomic } from '../atomicFile';
 import { packWorker } from './packWorker';
 import type { BlobRef, Manifest, StepRecord } from './records';
-import { JOURNAL, MANIFEST, RAW } from './records';
+import { JOURNAL, MANIFEST, RAW, stepBytes } from './records';
 
 /** Whether the manifest points at content as read. */
 export function holdsRawContent(manifest: Manifest): boolean {
@@ -37,7 +37,7 @@ export async function compactStep(stepDirectory: string, manifest: Manifest): Pr
     const records: StepRecord[] = manifest.records.map((record) => (record.pre.kind === 'file' && record.pre.blob.file === RAW ? { ...record, pre: { ...record.pre, blob: moved.get(rawKey(record.pre.blob))! } } : record));
     const files = new Set(compressed.map(({ file }) => file));
     next = { ...manifest, records };
-    next.bytes = (await sizeOf(stepDirectory, files)) + Buffer.byteLength(JSON.stringify(next)) + 16;
+    next.bytes = stepBytes(await sizeOf(stepDirectory, files), next);
     await writeJsonAtomic(path.join(stepDirectory, MANIFEST), next);
   }
   // The journal's lines point at the raw content; a closed step is read from its manifest.

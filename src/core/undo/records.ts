@@ -106,6 +106,11 @@ export const Manifest = z.object({
 });
 export type Manifest = z.infer<typeof Manifest>;
 
+/** What a step takes on disk (`manifest.bytes`): its other files' `filesBytes`, and the manifest itself (16 bytes spare for the count's own digits). */
+export function stepBytes(filesBytes: number, manifest: Manifest): number {
+  return filesBytes + Buffer.byteLength(JSON.stringify(manifest)) + 16;
+}
+
 /** Written into an open step the moment it goes over the single-step limit; its preimages are then deleted. */
 export const UnprotectedMarker = z.object({ reason: z.string(), files: z.number().int() });
 

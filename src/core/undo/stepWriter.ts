@@ -19,7 +19,7 @@ import { forEachLimited, sameFolder, sameState } from './capture';
 import type { CapturedPath, CapturedStats } from './packWorker';
 import { currentPostimage, describeDifference, identityOf, kindOf, permissions, readTarget, subtree, writtenPostimage } from './fsState';
 import type { Manifest, Postimage, Preimage, PreimageOf, StepRecord } from './records';
-import { isUnder, keyDepth, MANIFEST, parentKey, UNDO_FORMAT_VERSION, UNPROTECTED } from './records';
+import { isUnder, keyDepth, MANIFEST, parentKey, stepBytes, UNDO_FORMAT_VERSION, UNPROTECTED } from './records';
 import { removeTree, restoreRecords } from './restore';
 import { formatBytes, SafeguardCounter } from './safeguards';
 import { StepJournal } from './stepJournal';
@@ -406,7 +406,7 @@ export class StepWriter {
       }
       await this.journal.close();
       const manifest = this.manifest({ closedAt: new Date().toISOString(), records, files: changed });
-      manifest.bytes = (await folderBytes(this.context.directory)) + Buffer.byteLength(JSON.stringify(manifest)) + 16;
+      manifest.bytes = stepBytes(await folderBytes(this.context.directory), manifest);
       if (manifest.bytes > this.context.limits.maxStepBytes) {
         await this.becomeUnprotected(`the step needs ${formatBytes(manifest.bytes)}, over the ${formatBytes(this.context.limits.maxStepBytes)} limit of one step`);
         return this.finish('closed', await this.context.promote(await this.writeUnprotectedManifest()));
