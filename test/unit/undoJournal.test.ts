@@ -5,8 +5,8 @@ import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import type { BlobRef, Preimage, PreimageOf } from '../../src/core/undo/records';
-import { JOURNAL, RAW } from '../../src/core/undo/records';
+import type { BlobRef, Manifest, Preimage, PreimageOf } from '../../src/core/undo/records';
+import { JOURNAL, manifestText, RAW, UNDO_FORMAT_VERSION } from '../../src/core/undo/records';
 import type { SizeCheck } from '../../src/core/undo/stepJournal';
 import type { CapturedPath } from '../../src/core/undo/packWorker';
 import { LARGE_CONTENT_BYTES } from '../../src/core/undo/packWorker';
@@ -140,4 +140,23 @@ describe('unit: undo step journal (content file + journal, group commit)', () =>
     await assert.rejects(journal.flush(), /not created/);
     assert.match(await readFile(path.join(directory, JOURNAL), 'utf8'), /^\{"version":\d+,"stepId":"000001-abcdef","root":"\/host"\}\n$/);
   });
+});
+
+describe('unit: a closed step manifest\'s text (manifestText)', () => {
+  const manifest = (root: string): Manifest => ({ version: UNDO_FORMAT_VERSION, id: '000001-abcdef', syncId: 's', policy: 'pull', root, startedAt: 't', closedAt: 't', protected: true, files: 1, bytes: 123, notes: [], records: [{ path: 'a', pre: filePre(3) }] });
+  const base = Buffer.byteLength(JSON.stringify({ ...manifest('/host'), bytes: 0 })) - 1;
+  // The count's own digits are part of what it counts: totals just below and above 10, 100, 1000 and 10000 bytes.
+  const cases: Array<[string, number, string]> = [];
+  for (const total of [base + 1, 99, 100, 999, 1000, 9999, 10_000, 10_001, 123_456_789]) {
+    for (const digits of [1, 2, 3, 4, 5, 9]) if (total - base - digits >= 0) cases.push([`${total - base - digits} bytes of other files`, total - base - digits, '/host']);
+  }
+  cases.push(['a root whose text looks like the field', 500, '/h/"bytes":0,"x"'], ['a root of characters over one byte', 500, '/hôst/ünïcode/日本']);
+  for (const [name, filesBytes, root] of cases) {
+    it(name, () => {
+      const value = manifest(root);
+      const text = manifestText(value, filesBytes);
+      assert.equal(value.bytes, filesBytes + Buffer.byteLength(text), 'the count is the other files and the text itself');
+      assert.deepEqual(JSON.parse(text), value, 'the text is the manifest, with the count');
+    });
+  }
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { joinBytes } from '../../src/core/sync/pathCodec';
 import type { StepWriter } from '../../src/core/undo';
@@ -199,7 +199,13 @@ describe('unit: undo steps', () => {
     const write = async (writer: StepWriter) => void (await Promise.all([ops.write(writer, sample.workspace.root, 'medium.bin', 'small now'), ops.write(writer, sample.workspace.root, 'large.bin', 'small too'), ops.write(writer, sample.workspace.root, 'empty.txt', 'not empty')]));
     const first = await step(sample.log, sample.workspace, write);
     const contentFiles = async (id: string) => (await readdir(path.join(sample.workspace.undoDir, 'steps', id))).filter((name) => name !== 'manifest.json').sort();
+    // What a step says it takes is what its folder holds, to the byte (the manifest included).
+    const folderBytes = async (id: string) => {
+      const folder = path.join(sample.workspace.undoDir, 'steps', id);
+      return (await Promise.all((await readdir(folder)).map(async (name) => (await stat(path.join(folder, name))).size))).reduce((sum, size) => sum + size, 0);
+    };
     assert.deepEqual(await contentFiles(first!.id), ['content.raw', 'journal.jsonl'], 'as read, until compacted');
+    assert.equal(first!.bytes, await folderBytes(first!.id));
     await undoAndCompare(sample);
 
     const second = await step(sample.log, sample.workspace, write);
@@ -207,6 +213,7 @@ describe('unit: undo steps', () => {
     assert.deepEqual(await sample.log.compact(), [second!.id]);
     assert.deepEqual(await contentFiles(second!.id), ['000001.br', 'content.pack']);
     assert.ok((await sample.log.list())[0]!.bytes < rawBytes / 2, 'compressed (patterned content compresses well)');
+    assert.equal((await sample.log.list())[0]!.bytes, await folderBytes(second!.id));
     assert.deepEqual(await sample.log.compact(), [], 'nothing left to compact');
     await undoAndCompare(sample);
     assert.deepEqual(await readFile(joinBytes(sample.workspace.root, 'medium.bin')), medium);

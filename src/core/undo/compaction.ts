@@ -5,10 +5,10 @@
 // after it leaves only a raw file that nothing points at, which the next attempt removes.
 import { readdir, stat, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
-import { writeJsonAtomic } from '../atomicFile';
+import { writeFileAtomic } from '../atomicFile';
 import { packWorker } from './packWorker';
 import type { BlobRef, Manifest, StepRecord } from './records';
-import { JOURNAL, MANIFEST, RAW, stepBytes } from './records';
+import { JOURNAL, manifestText, MANIFEST, RAW } from './records';
 
 /** Whether the manifest points at content as read. */
 export function holdsRawContent(manifest: Manifest): boolean {
@@ -37,8 +37,7 @@ export async function compactStep(stepDirectory: string, manifest: Manifest): Pr
     const records: StepRecord[] = manifest.records.map((record) => (record.pre.kind === 'file' && record.pre.blob.file === RAW ? { ...record, pre: { ...record.pre, blob: moved.get(rawKey(record.pre.blob))! } } : record));
     const files = new Set(compressed.map(({ file }) => file));
     next = { ...manifest, records };
-    next.bytes = stepBytes(await sizeOf(stepDirectory, files), next);
-    await writeJsonAtomic(path.join(stepDirectory, MANIFEST), next);
+    await writeFileAtomic(path.join(stepDirectory, MANIFEST), manifestText(next, await sizeOf(stepDirectory, files)));
   }
   // The journal's lines point at the raw content; a closed step is read from its manifest.
   for (const name of [RAW, JOURNAL]) await unlink(path.join(stepDirectory, name)).catch(() => {});

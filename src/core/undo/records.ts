@@ -106,9 +106,23 @@ export const Manifest = z.object({
 });
 export type Manifest = z.infer<typeof Manifest>;
 
-/** What a step takes on disk (`manifest.bytes`): its other files' `filesBytes`, and the manifest itself (16 bytes spare for the count's own digits). */
-export function stepBytes(filesBytes: number, manifest: Manifest): number {
-  return filesBytes + Buffer.byteLength(JSON.stringify(manifest)) + 16;
+/**
+ * A step's manifest as it is written, after setting its `bytes` to what the step takes on disk:
+ * its other files' `filesBytes` and this text itself. A large step's manifest takes milliseconds
+ * to stringify, so it is stringified once, with `bytes` as 0, and the count is put in its place.
+ * That place is the only `"bytes":0` in the text: no other object in a manifest has a `bytes`
+ * field, and JSON escapes every quote inside a string.
+ */
+export function manifestText(manifest: Manifest, filesBytes: number): string {
+  const text = JSON.stringify({ ...manifest, bytes: 0 });
+  const field = '"bytes":0';
+  const at = text.indexOf(field) + field.length - 1;
+  if (at < field.length - 1) throw new Error('a manifest without its bytes field');
+  const others = filesBytes + Buffer.byteLength(text) - 1;
+  let bytes = others + 1;
+  while (others + String(bytes).length !== bytes) bytes = others + String(bytes).length;
+  manifest.bytes = bytes;
+  return `${text.slice(0, at)}${bytes}${text.slice(at + 1)}`;
 }
 
 /** Written into an open step the moment it goes over the single-step limit; its preimages are then deleted. */

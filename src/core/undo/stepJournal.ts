@@ -69,6 +69,11 @@ export class StepJournal {
     return this.contentLength;
   }
 
+  /** Bytes the content file and the journal take; exact once close() returned (the step's other file is its manifest). */
+  get filesBytes(): number {
+    return this.contentLength + this.journalLength;
+  }
+
   /** Creates the folder, the content file and the journal, and writes `manifest` as the open step's header; once. */
   create(manifest: string): Promise<void> {
     this.createRunning ??= (async () => {

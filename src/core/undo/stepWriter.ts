@@ -11,7 +11,7 @@
 import type { Stats } from 'node:fs';
 import { readdir, stat, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
-import { writeJsonAtomic } from '../atomicFile';
+import { writeFileAtomic, writeJsonAtomic } from '../atomicFile';
 import type { Entry } from '../sync/entry';
 import { lstatSyncOrUndefined, nonFolderAncestor } from '../sync/fsEntry';
 import { bytesFromName, joinBytes, nameFromBytes } from '../sync/pathCodec';
@@ -19,7 +19,7 @@ import { forEachLimited, sameFolder, sameState } from './capture';
 import type { CapturedPath, CapturedStats } from './packWorker';
 import { currentPostimage, describeDifference, identityOf, kindOf, permissions, readTarget, subtree, writtenPostimage } from './fsState';
 import type { Manifest, Postimage, Preimage, PreimageOf, StepRecord } from './records';
-import { isUnder, keyDepth, MANIFEST, parentKey, stepBytes, UNDO_FORMAT_VERSION, UNPROTECTED } from './records';
+import { isUnder, keyDepth, manifestText, MANIFEST, parentKey, UNDO_FORMAT_VERSION, UNPROTECTED } from './records';
 import { removeTree, restoreRecords } from './restore';
 import { formatBytes, SafeguardCounter } from './safeguards';
 import { StepJournal } from './stepJournal';
@@ -406,12 +406,12 @@ export class StepWriter {
       }
       await this.journal.close();
       const manifest = this.manifest({ closedAt: new Date().toISOString(), records, files: changed });
-      manifest.bytes = stepBytes(await folderBytes(this.context.directory), manifest);
+      const text = manifestText(manifest, this.journal.filesBytes);
       if (manifest.bytes > this.context.limits.maxStepBytes) {
         await this.becomeUnprotected(`the step needs ${formatBytes(manifest.bytes)}, over the ${formatBytes(this.context.limits.maxStepBytes)} limit of one step`);
         return this.finish('closed', await this.context.promote(await this.writeUnprotectedManifest()));
       }
-      await writeJsonAtomic(path.join(this.context.directory, MANIFEST), manifest);
+      await writeFileAtomic(path.join(this.context.directory, MANIFEST), text);
       await this.context.beforePromote?.(this.id);
       return this.finish('closed', await this.context.promote(manifest));
     });
