@@ -17,22 +17,30 @@ export class SafeguardCounter {
    * when it was touched already (deleting what the step itself created is no loss).
    */
   questionsFor(key: string, action: ModifyAction, stats: Stats | undefined, inside: ReadonlyArray<readonly [string, Stats]>, kindBefore: (key: string) => string | undefined): SafeguardQuestion[] {
+    // Called for every path a sync changes: a kind already allowed costs no question text.
     const { maxDeletions, largeFileBytes, askRenameOver } = this.thresholds;
     const questions: SafeguardQuestion[] = [];
     const firstTouch = kindBefore(key) === undefined;
     if (action === 'delete' && stats) {
-      const newly = [[key, stats] as const, ...inside].filter(([candidate, candidateStats]) => !this.deletions.has(candidate) && ['file', 'symlink'].includes(kindBefore(candidate) ?? kindOf(candidateStats))).map(([candidate]) => candidate);
-      for (const candidate of newly) this.deletions.add(candidate);
+      this.countDeletion(key, stats, kindBefore);
+      for (const [candidate, candidateStats] of inside) this.countDeletion(candidate, candidateStats, kindBefore);
       const count = this.deletions.size;
-      if (count > maxDeletions) questions.push({ kind: 'many-deletions', path: key, detail: `${count} files deleted in this sync (limit ${maxDeletions})` });
+      if (count > maxDeletions && !this.allowed.has('many-deletions')) questions.push({ kind: 'many-deletions', path: key, detail: `${count} files deleted in this sync (limit ${maxDeletions})` });
     }
-    if ((action === 'write' || action === 'truncate' || action === 'rename-target') && firstTouch && stats?.isFile() && stats.size > largeFileBytes) {
+    if ((action === 'write' || action === 'truncate' || action === 'rename-target') && firstTouch && stats?.isFile() && stats.size > largeFileBytes && !this.allowed.has('large-overwrite')) {
       questions.push({ kind: 'large-overwrite', path: key, detail: `overwrites ${key}, a file of ${formatBytes(stats.size)} (limit ${formatBytes(largeFileBytes)})` });
     }
-    if (action === 'rename-target' && firstTouch && stats && askRenameOver) {
+    if (action === 'rename-target' && firstTouch && stats && askRenameOver && !this.allowed.has('rename-over')) {
       questions.push({ kind: 'rename-over', path: key, detail: `renames over the existing ${kindOf(stats)} ${key}` });
     }
-    return questions.filter((question) => !this.allowed.has(question.kind));
+    return questions;
+  }
+
+  /** A file or link that existed before the step counts once, however often it is deleted (deleting what the step itself created is no loss). */
+  private countDeletion(key: string, stats: Stats, kindBefore: (key: string) => string | undefined): void {
+    if (this.deletions.has(key)) return;
+    const kind = kindBefore(key) ?? kindOf(stats);
+    if (kind === 'file' || kind === 'symlink') this.deletions.add(key);
   }
 
   /** Once allowed, a kind is not asked again within the step. */
