@@ -10,7 +10,8 @@ import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { joinBytes, nameFromBytes } from '../../src/core/sync/pathCodec';
-import type { StepWriter } from '../../src/core/undo';
+import { lstatSyncOrUndefined } from '../../src/core/sync/fsEntry';
+import type { ModifyAction, StepWriter } from '../../src/core/undo';
 import { UndoLog } from '../../src/core/undo';
 import type { UndoLogOptions } from '../../src/core/undo';
 
@@ -241,10 +242,15 @@ export async function step(log: UndoLog, workspace: Workspace, change: (writer: 
 
 const temporaryNear = (target: Buffer): Buffer => Buffer.concat([target.subarray(0, target.lastIndexOf(0x2f) + 1), Buffer.from(`.clud-sync-${randomBytes(6).toString('hex')}.tmp`)]);
 
+/** As the apply announces a change: with what it found at the path just before (its lstat). */
+function announce(writer: StepWriter, root: string, key: string, action: ModifyAction): Promise<void> {
+  return writer.beforeModify(key, action, { stats: lstatSyncOrUndefined(joinBytes(root, key)) });
+}
+
 export const ops = {
   /** Like apply: stage a temporary sibling, then rename it over the target. */
   async write(writer: StepWriter, root: string, key: string, content: string | Buffer, mode = 0o644): Promise<void> {
-    await writer.beforeModify(key, 'write');
+    await announce(writer, root, key, 'write');
     const target = joinBytes(root, key);
     const staged = temporaryNear(target);
     await writeFile(staged, content, { mode });
@@ -252,29 +258,29 @@ export const ops = {
     await rename(staged, target);
   },
   async mkdir(writer: StepWriter, root: string, key: string, mode = 0o755): Promise<void> {
-    await writer.beforeModify(key, 'write');
+    await announce(writer, root, key, 'write');
     await mkdir(joinBytes(root, key), { mode });
   },
   /** A file, a link, or a whole folder at once. */
   async delete(writer: StepWriter, root: string, key: string): Promise<void> {
-    await writer.beforeModify(key, 'delete');
+    await announce(writer, root, key, 'delete');
     await rm(joinBytes(root, key), { recursive: true });
   },
   async rename(writer: StepWriter, root: string, from: string, to: string): Promise<void> {
-    await writer.beforeModify(from, 'rename-source');
-    await writer.beforeModify(to, 'rename-target');
+    await announce(writer, root, from, 'rename-source');
+    await announce(writer, root, to, 'rename-target');
     await rename(joinBytes(root, from), joinBytes(root, to));
   },
   async chmod(writer: StepWriter, root: string, key: string, mode: number): Promise<void> {
-    await writer.beforeModify(key, 'chmod');
+    await announce(writer, root, key, 'chmod');
     await chmod(joinBytes(root, key), mode);
   },
   async truncate(writer: StepWriter, root: string, key: string, length: number): Promise<void> {
-    await writer.beforeModify(key, 'truncate');
+    await announce(writer, root, key, 'truncate');
     await truncate(joinBytes(root, key), length);
   },
   async symlink(writer: StepWriter, root: string, key: string, target: string): Promise<void> {
-    await writer.beforeModify(key, 'write');
+    await announce(writer, root, key, 'write');
     const link = joinBytes(root, key);
     const staged = temporaryNear(link);
     await symlink(target, staged);

@@ -4,7 +4,7 @@
 // times and attributes included), each path is captured once, and a capture made ahead that
 // the step never used changes nothing in what the step records.
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { readJournal } from '../../src/core/undo/stepJournal';
 import { ops, snapshotTree, step, undoAndCompare, useUndoSample } from '../helpers/undoTrees';
@@ -81,5 +81,22 @@ describe('unit: undo capture ahead', () => {
     assert.equal(after.get('docs')?.kind, 'directory');
     assert.equal(after.get('docs')?.xattrs ?? '', '', 'the attributes of the folder captured ahead came back');
     assert.match(after.get('docs-old')?.xattrs ?? '', /user\.folder/, 'the swapped-out folder keeps its own attributes');
+  });
+  it('a file changed in place after its capture ahead (same size, its time set back) is captured again: undo brings back the change, not the older content', async () => {
+    const target = path.join(sample.workspace.root, 'src/a.ts');
+    const original = await readFile(target);
+    const { mtime } = await stat(target);
+    await step(sample.log, sample.workspace, async (writer) => {
+      await writer.prefetch(['src/a.ts', 'src/b.ts']);
+      // Someone edits the file between the capture ahead and the step's change to it.
+      const edited = Buffer.from(original.toString('latin1').replace(/./, (first) => (first === 'X' ? 'Y' : 'X')), 'latin1');
+      await writeFile(target, edited);
+      await utimes(target, mtime, mtime);
+      sample.before = await snapshotTree(sample.workspace.root);
+      await ops.write(writer, sample.workspace.root, 'src/a.ts', 'the step\'s version');
+      await ops.write(writer, sample.workspace.root, 'src/b.ts', 'the step\'s version');
+    });
+    await undoAndCompare(sample);
+    assert.notDeepEqual(await readFile(target), original);
   });
 });

@@ -149,6 +149,9 @@ export class StepWriter {
    * (its lstat; stats undefined: nothing), so the writer need not look again.
    */
   beforeModify(relativePath: string, action: ModifyAction, seen?: { stats: Stats | undefined }): Promise<void> {
+    // Most announcements of a sync find their path captured ahead: those take no lock and no
+    // await (a sync announces a thousand paths, and each await is an allocation and a turn).
+    if (seen && this.exclusivePending === 0 && !this.pathLocks.has(relativePath) && this.settledAtOnce(relativePath, action, seen.stats)) return Promise.resolve();
     const start = (): Promise<void> => {
       const run = this.withLock(this.pathLocks, relativePath, () => this.modify(relativePath, action, seen));
       this.active.add(run);
@@ -309,6 +312,24 @@ export class StepWriter {
     // meanwhile: the caller proceeds only once the step's state on disk says so.
     if (this.denying) throw await this.denying;
     if (this.unprotecting) await this.unprotecting;
+  }
+
+  /**
+   * What modify() does for a path captured ahead and unchanged (or captured already), whose
+   * capture is durable and which raises no question: done here at once, without waiting. Returns
+   * false for anything else, for modify() to handle; a capture made ahead that no longer matches
+   * the path is dropped then, as modify() would drop it.
+   */
+  private settledAtOnce(key: string, action: ModifyAction, stats: Stats | undefined): boolean {
+    if (this.stopped || !this.capturing || this.unprotecting || key === '' || (stats?.isDirectory() && action !== 'chmod')) return false;
+    if (this.captureLocks.has(key) || nonFolderAncestor(this.meta.root, key, this.realFolders) !== undefined) return false;
+    // Counting a deletion twice is harmless: modify() counts the same paths into the same set.
+    if (this.safeguards.questionsFor(key, action, stats, [], (path) => this.touched.get(path)).length > 0) return false;
+    const known = this.records.get(key);
+    if (!(known && !isMetadataOnly(known.pre)) && !this.adoptSpeculation(key, stats)) return false;
+    if (!this.journal.isDurable(this.records.get(key)!.round)) return false;
+    if (!this.touched.has(key)) this.touched.set(key, kindOf(stats));
+    return true;
   }
 
   private async captureWithInside(key: string, stats: Stats | undefined, inside: ReadonlyArray<readonly [string, Stats]>): Promise<void> {
