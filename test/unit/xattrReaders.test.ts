@@ -73,5 +73,12 @@ describe('unit: extended attribute readers', () => {
     const found = await Promise.all(paths.map((target) => reader.read(target)));
     found.forEach((attributes, index) => assert.deepEqual(attributes, index % 7 === 0 ? [['user.index', Buffer.from(String(index)).toString('base64')]] : [], `f${index}`));
     assert.deepEqual(await reader.read(paths[7]!), [['user.index', Buffer.from('7').toString('base64')]]);
+    // In batches with one promise each, interleaved with single reads, a missing path among them.
+    const missing = Buffer.from(path.join(root, 'missing'));
+    const [first, single, second] = await Promise.all([reader.readMany(paths.slice(0, 150)), reader.read(paths[14]!), reader.readMany([...paths.slice(150), missing])]);
+    assert.deepEqual([...first, ...second.slice(0, -1)], found);
+    assert.deepEqual(single, found[14]);
+    assert.equal(second.at(-1), undefined, 'a missing path has no attributes to read');
+    assert.deepEqual(await reader.readMany([]), []);
   });
 });

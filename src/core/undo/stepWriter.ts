@@ -25,7 +25,7 @@ import { formatBytes, SafeguardCounter } from './safeguards';
 import { StepJournal } from './stepJournal';
 import type { ModifyAction, SafeguardAsk, SafeguardQuestion, SafeguardThresholds, StepSummary, UndoLimits } from './types';
 import { SafeguardDenied } from './types';
-import { readXattrs } from './xattrs';
+import { readXattrs, readXattrsOf } from './xattrs';
 import type { Xattrs } from './xattrs';
 
 export interface StepMeta {
@@ -212,47 +212,40 @@ export class StepWriter {
   }
 
   /**
-   * Captures ahead: the worker reads, hashes and saves the chunk's files; their attributes and
-   * parents are read here meanwhile. Files over the room left in the step and paths that cannot
-   * be read are left for beforeModify.
+   * Captures ahead: the worker reads, hashes and saves the chunk's files; then the attributes of
+   * everything it found are read in one batch (after the worker looked at each path, so they are
+   * at least as new as its stats), and the chunk is journaled. Files over the room left in the
+   * step and paths that cannot be read are left for beforeModify.
    */
   private async speculate(keys: readonly string[]): Promise<void> {
-    const targets = keys.map((key) => this.pathOf(key));
-    const found = await this.journal.capture(targets, this.contentRoom());
-    await Promise.all(
-      keys.map(async (key, index) => {
-        const result = found[index]!;
-        if (result.kind === 'directory') return this.speculatedFolder(key, targets[index]!, result.stats);
-        const pre = this.preimageOf(result);
-        if (pre) await this.speculated(key, targets[index]!, pre, 'stats' in result ? result.stats : undefined);
-      }),
-    ).catch(() => {});
-  }
-
-  /**
-   * A folder the caller will delete or change itself. Its mode and times are those from before
-   * the step: the record of it as a parent, when one of its paths was captured already (its
-   * children go first, and change its times), else what the worker found. Only the extended
-   * attributes are read now.
-   */
-  private async speculatedFolder(key: string, target: Buffer, stats: CapturedStats): Promise<void> {
-    this.recordParents(key);
-    const parentRecord = this.records.get(key)?.pre;
-    if (parentRecord && !isMetadataOnly(parentRecord)) return;
-    const xattrs = await this.xattrs(target, false);
-    if (!this.capturing || this.denying || this.records.get(key)?.pre !== parentRecord) return;
-    const pre: Preimage = parentRecord?.kind === 'directory' ? { ...parentRecord, xattrs, metadataOnly: false } : { kind: 'directory', ...inodeOf(stats), xattrs, metadataOnly: false };
-    this.speculative.set(key, { pre, round: this.journal.record({ path: key, pre }), stats, parentRecord });
-  }
-
-  /** Completes a preimage captured ahead (attributes, parents) and journals it; it counts once beforeModify finds the path unchanged. */
-  private async speculated(key: string, target: Buffer, pre: Preimage, stats: CapturedStats | undefined): Promise<void> {
-    this.recordParents(key);
-    const xattrs = pre.kind === 'absent' ? null : await this.xattrs(target, pre.kind === 'symlink');
-    if (!this.capturing || this.denying || this.records.has(key)) return;
-    if (pre.kind !== 'absent') pre.xattrs = xattrs;
-    const round = this.journal.record({ path: key, pre });
-    this.speculative.set(key, { pre, round, stats });
+    const found = await this.journal.capture(keys.map((key) => this.pathOf(key)), this.contentRoom());
+    const ahead: Array<{ key: string; pre: Preimage; stats: CapturedStats | undefined; parentRecord?: Preimage }> = [];
+    keys.forEach((key, index) => {
+      const result = found[index]!;
+      const pre = this.preimageOf(result);
+      if (!pre) return;
+      try {
+        this.recordParents(key);
+      } catch {
+        return; // its parent is no folder: beforeModify reports that
+      }
+      // A folder's mode and times must be those from before the step: when one of its paths was
+      // captured already (children go first, and change its times), its record as a parent.
+      const parentRecord = this.records.get(key)?.pre;
+      if (parentRecord && !isMetadataOnly(parentRecord)) return;
+      ahead.push({ key, pre: pre.kind === 'directory' && parentRecord?.kind === 'directory' ? { ...parentRecord, metadataOnly: false } : pre, stats: 'stats' in result ? result.stats : undefined, parentRecord });
+    });
+    const withAttributes = ahead.filter(({ pre }) => pre.kind !== 'absent');
+    const attributes = await this.xattrsOf(withAttributes.map(({ key, pre }) => ({ target: this.pathOf(key), isSymlink: pre.kind === 'symlink' })));
+    withAttributes.forEach(({ pre }, index) => {
+      if (pre.kind !== 'absent') pre.xattrs = attributes[index]!;
+    });
+    if (!this.capturing || this.denying) return;
+    for (const { key, pre, stats, parentRecord } of ahead) {
+      // Captured meanwhile by beforeModify, or (a folder) recorded as a parent since: this capture is not needed, or out of date.
+      if (this.records.get(key)?.pre !== parentRecord) continue;
+      this.speculative.set(key, { pre, round: this.journal.record({ path: key, pre }), stats, ...(pre.kind === 'directory' && { parentRecord }) });
+    }
   }
 
   /** The preimage of what the worker found (attributes not read yet), or undefined for what it leaves to beforeModify. */
@@ -264,6 +257,8 @@ export class StepWriter {
         return { kind: 'file', ...inodeOf(found.stats), xattrs: null, size: found.blob.size, hash: found.hash, blob: found.blob };
       case 'symlink':
         return { kind: 'symlink', ...inodeOf(found.stats), xattrs: null, target: nameFromBytes(found.target) };
+      case 'directory':
+        return { kind: 'directory', ...inodeOf(found.stats), xattrs: null, metadataOnly: false };
       default:
         return undefined;
     }
@@ -606,6 +601,16 @@ export class StepWriter {
       default:
         throw new Error(`${key} is neither a file, a folder nor a link; the undo log cannot capture it`);
     }
+  }
+
+  /** The attributes of several paths, in one request to the reader. */
+  private async xattrsOf(paths: ReadonlyArray<{ target: Buffer; isSymlink: boolean }>): Promise<Array<Xattrs | null>> {
+    if (!this.context.captureXattrs || paths.length === 0) return paths.map(() => null);
+    const attributes = await readXattrsOf(paths).catch(() => paths.map(() => undefined));
+    return attributes.map((found) => {
+      if (found === undefined) this.xattrFailures += 1;
+      return found ?? null;
+    });
   }
 
   private async xattrs(target: Buffer, isSymlink: boolean): Promise<Xattrs | null> {

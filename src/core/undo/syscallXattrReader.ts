@@ -68,10 +68,27 @@ export class SyscallXattrReader {
   private unwritten: Array<{ path: Buffer; resolve: (result: Xattrs | undefined) => void }> = [];
 
   read(path: Buffer): Promise<Xattrs | undefined> {
+    return new Promise((resolve) => this.enqueue(path, resolve));
+  }
+
+  /** The answers for several paths, with one promise for all of them. */
+  readMany(paths: readonly Buffer[]): Promise<Array<Xattrs | undefined>> {
+    if (paths.length === 0) return Promise.resolve([]);
     return new Promise((resolve) => {
-      if (this.unwritten.length === 0) queueMicrotask(() => this.write());
-      this.unwritten.push({ path, resolve });
+      const answers = new Array<Xattrs | undefined>(paths.length);
+      let left = paths.length;
+      paths.forEach((path, index) =>
+        this.enqueue(path, (answer) => {
+          answers[index] = answer;
+          if (--left === 0) resolve(answers);
+        }),
+      );
     });
+  }
+
+  private enqueue(path: Buffer, resolve: (result: Xattrs | undefined) => void): void {
+    if (this.unwritten.length === 0) queueMicrotask(() => this.write());
+    this.unwritten.push({ path, resolve });
   }
 
   private write(): void {

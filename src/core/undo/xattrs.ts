@@ -44,6 +44,14 @@ export async function readXattrs(path: Buffer, isSymlink: boolean): Promise<Xatt
   });
 }
 
+/** The attributes of several paths (as readXattrs), asked of the reader in one go. */
+export async function readXattrsOf(paths: ReadonlyArray<{ target: Buffer; isSymlink: boolean }>): Promise<Array<Xattrs | undefined>> {
+  if (!(await xattrToolsAvailable())) return paths.map(() => undefined);
+  const reader = await startXattrReader();
+  if (reader instanceof SyscallXattrReader) return reader.readMany(paths.map(({ target }) => target));
+  return Promise.all(paths.map(({ target, isSymlink }) => readXattrs(target, isSymlink)));
+}
+
 let chosenReader: Promise<SyscallXattrReader | GetfattrReader> | undefined;
 
 /** The reader this process uses, chosen (and its helper process started) at the first call. */
