@@ -102,6 +102,8 @@ describe('unit: pathCodec', () => {
       assert.deepEqual(joinBytes('/host/', 'a'), Buffer.from('/host/a'));
       assert.deepEqual(joinBytes(Buffer.from('/host'), 'f\udcffo'), Buffer.from([...Buffer.from('/host/f'), 0xff, 0x6f]));
       assert.deepEqual(joinBytes(Buffer.from([0x2f, 0xfe]), 'a'), Buffer.from([0x2f, 0xfe, 0x2f, 0x61]));
+      // Dots that are part of a name are names.
+      for (const good of ['.a', 'a.', '...', 'a/..b/c', 'a/b../.c', '.git/HEAD']) assert.deepEqual(joinBytes('/host', good), Buffer.from(`/host/${good}`), good);
     });
 
     it('gives the root itself for ""', () => {
@@ -109,7 +111,7 @@ describe('unit: pathCodec', () => {
     });
 
     it('refuses paths that are not snapshot keys, so nothing can point outside the root', () => {
-      for (const bad of ['/etc/passwd', '../x', 'a/../../x', 'a/..', './a', 'a//b', 'a/', '.']) {
+      for (const bad of ['/etc/passwd', '../x', 'a/../../x', 'a/..', './a', 'a//b', 'a/', '.', '..', '/', '//', 'a/./b', 'a/.', 'a/b/../c']) {
         assert.throws(() => joinBytes('/host', bad), /not a relative sync path/, bad);
       }
     });

@@ -8,6 +8,12 @@
 import { isUtf8 } from 'node:buffer';
 
 const ESCAPE_BASE = 0xdc00;
+/**
+ * In a /u regex a surrogate pair is one code point, so this finds only lone surrogates. Made once:
+ * bundled for Node 20, the literal becomes a RegExp constructed at every call, and every path the
+ * sync touches comes through here.
+ */
+const LONE_SURROGATE = /\p{Surrogate}/u;
 
 /** Bytes → name. Valid UTF-8 gives the ordinary string; every byte sequence round-trips. */
 export function nameFromBytes(buf: Buffer): string {
@@ -29,8 +35,7 @@ export function nameFromBytes(buf: Buffer): string {
 
 /** Name → bytes, the inverse of nameFromBytes. Throws on a lone surrogate it cannot have produced. */
 export function bytesFromName(name: string): Buffer {
-  // In a /u regex a surrogate pair is one code point, so this finds only lone surrogates.
-  if (!/\p{Surrogate}/u.test(name)) return Buffer.from(name, 'utf8');
+  if (!LONE_SURROGATE.test(name)) return Buffer.from(name, 'utf8');
   const parts: Buffer[] = [];
   let run = '';
   for (const char of name) {
@@ -58,7 +63,9 @@ export function bytesFromName(name: string): Buffer {
 export function joinBytes(root: Buffer | string, relative: string): Buffer {
   const rootBytes = typeof root === 'string' ? bytesFromName(root) : root;
   if (relative === '') return rootBytes;
-  if (relative.split('/').some((segment) => segment === '' || segment === '.' || segment === '..')) {
+  // An empty, "." or ".." segment, without splitting the path (every path the sync touches comes through here).
+  const bounded = `/${relative}/`;
+  if (bounded.includes('//') || bounded.includes('/./') || bounded.includes('/../')) {
     throw new Error(`not a relative sync path: ${JSON.stringify(relative)}`);
   }
   const separator = rootBytes[rootBytes.length - 1] === 0x2f ? [] : [Buffer.from('/')];
