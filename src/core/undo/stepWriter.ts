@@ -25,7 +25,7 @@ import { formatBytes, SafeguardCounter } from './safeguards';
 import { StepJournal } from './stepJournal';
 import type { ModifyAction, SafeguardAsk, SafeguardQuestion, SafeguardThresholds, StepSummary, UndoLimits } from './types';
 import { SafeguardDenied } from './types';
-import { readXattrs, readXattrsOf } from './xattrs';
+import { readXattrsOf } from './xattrs';
 import type { Xattrs } from './xattrs';
 
 export interface StepMeta {
@@ -614,10 +614,7 @@ export class StepWriter {
   }
 
   private async xattrs(target: Buffer, isSymlink: boolean): Promise<Xattrs | null> {
-    if (!this.context.captureXattrs) return null;
-    const attributes = await readXattrs(target, isSymlink).catch(() => undefined);
-    if (attributes === undefined) this.xattrFailures += 1;
-    return attributes ?? null;
+    return (await this.xattrsOf([{ target, isSymlink }]))[0]!;
   }
 
   /**
