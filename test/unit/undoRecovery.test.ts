@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { appendFile, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { joinBytes } from '../../src/core/sync/pathCodec';
 import { UndoLog } from '../../src/core/undo';
@@ -18,6 +18,12 @@ interface Case {
 const n = MIXED_CHANGES.length;
 const CASES: Case[] = [
   { name: 'captured', title: 'killed after the first capture, before its change (k = 0)', killAt: 'captured-0' },
+  {
+    name: 'content-lost',
+    title: 'killed after the first capture, before its change, with its journal line durable but not its content (the two are synced at once)',
+    killAt: 'captured-0',
+    tamper: (folder) => truncate(path.join(folder, 'content.raw'), 0),
+  },
   { name: 'staged', title: 'killed with a temporary sibling staged after the capture', killAt: 'staged' },
   { name: 'after-1', title: 'killed after 1 of n changes', killAt: 'after-1' },
   { name: 'half', title: `killed after n/2 = ${n / 2} changes`, killAt: `after-${n / 2}` },

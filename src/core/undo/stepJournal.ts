@@ -10,12 +10,16 @@
 // milliseconds. The content file is written by the capture worker (packWorker.ts), which also
 // reads and hashes the files; this side keeps the journal. Compaction compresses a closed step.
 //
-// The write-ahead rule: a path counts as captured once its journal line is durable, and a line
-// is written only after the content it points to is durable. flush() (group commit) keeps that
-// order for everything recorded since the previous round: the worker fdatasyncs the content file
-// (the folders holding new names are synced here meanwhile), then the waiting lines are appended
-// and the journal fdatasynced. A crash can tear the last line; that capture was not durable, so
-// its caller had not changed the path yet.
+// The write-ahead rule: a path counts as captured once its journal line and the content it
+// points to are both durable; its caller changes the path only then. flush() (group commit)
+// makes everything recorded since the previous round durable: the worker fdatasyncs the content
+// file while this side appends the waiting lines and fdatasyncs the journal (and syncs the
+// folders holding new names). The two syncs run at once rather than one after the other, so a
+// crash can leave a line durable whose content is not; that capture's round never ended, so its
+// path was never changed, and a rollback finds the path as the line describes it and reads no
+// content for it (restore.ts rewrites only a file that differs from its preimage, and checks the
+// hash of what it reads). A crash can also tear the last line; that capture was not durable
+// either.
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -169,20 +173,25 @@ export class StepJournal {
     this.unsyncedContent = false;
     try {
       if (entries.length > 0 && !this.journal) throw new Error(`undo step ${this.header.stepId}: the step folder was not created`);
+      const text = entries.length > 0 ? Buffer.from(entries.map((entry) => `${JSON.stringify(entry)}\n`).join('')) : undefined;
+      if (text) this.checkSize(text.length, 'records');
+      // The content and the lines are synced at once, not one after the other (see the top of
+      // this file for why a line durable before its content is harmless).
+      const appending = text ? this.append(text) : undefined;
       const syncing = captured && this.packOpen ? packWorker.sync(this.packId) : undefined;
-      await Promise.all([syncing, ...paths.map(fsyncPath)]);
-      if (entries.length > 0) {
-        const text = Buffer.from(entries.map((entry) => `${JSON.stringify(entry)}\n`).join(''));
-        this.checkSize(text.length, 'records');
-        await this.journal!.write(text, 0, text.length, this.journalLength);
-        this.journalLength += text.length;
-        await this.journal!.datasync();
-      }
+      await Promise.all([appending, syncing, ...paths.map(fsyncPath)]);
     } catch (error) {
       this.failure ??= { error };
       throw error;
     }
     this.roundsDone = round;
+  }
+
+  private async append(text: Buffer): Promise<void> {
+    const position = this.journalLength;
+    this.journalLength += text.length;
+    await this.journal!.write(text, 0, text.length, position);
+    await this.journal!.datasync();
   }
 }
 
