@@ -149,6 +149,22 @@ export class StepJournal {
     return this.flushNext;
   }
 
+  /**
+   * Replaces the open step's header with its closing manifest and makes it durable. In place, not
+   * through a temporary file and a rename: while the folder is in progress, a rollback reads the
+   * journal and not the manifest, so a torn manifest is harmless; the step counts as closed only
+   * once its folder is renamed into the log, after this returned.
+   */
+  async writeManifest(text: string): Promise<void> {
+    const handle = await open(path.join(this.directory, MANIFEST), 'w', 0o600);
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
   /** Closes the open files; the folder stays as it is. */
   async close(): Promise<void> {
     await this.createRunning?.catch(() => {});

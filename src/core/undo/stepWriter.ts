@@ -11,7 +11,7 @@
 import type { Stats } from 'node:fs';
 import { readdir, stat, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
-import { writeFileAtomic, writeJsonAtomic } from '../atomicFile';
+import { writeJsonAtomic } from '../atomicFile';
 import type { Entry } from '../sync/entry';
 import { lstatSyncOrUndefined, nonFolderAncestor } from '../sync/fsEntry';
 import { bytesFromName, joinBytes, nameFromBytes } from '../sync/pathCodec';
@@ -427,7 +427,7 @@ export class StepWriter {
         await this.becomeUnprotected(`the step needs ${formatBytes(manifest.bytes)}, over the ${formatBytes(this.context.limits.maxStepBytes)} limit of one step`);
         return this.finish('closed', await this.context.promote(await this.writeUnprotectedManifest()));
       }
-      await writeFileAtomic(path.join(this.context.directory, MANIFEST), text);
+      await this.journal.writeManifest(text);
       await this.context.beforePromote?.(this.id);
       return this.finish('closed', await this.context.promote(manifest));
     });

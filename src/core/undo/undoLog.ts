@@ -322,8 +322,7 @@ export class UndoLog {
 
   private async promote(manifest: Manifest): Promise<StepSummary> {
     await rename(path.join(this.directory, 'in-progress', manifest.id), path.join(this.directory, 'steps', manifest.id));
-    await fsyncPath(path.join(this.directory, 'steps'));
-    await fsyncPath(path.join(this.directory, 'in-progress'));
+    await Promise.all([fsyncPath(path.join(this.directory, 'steps')), fsyncPath(path.join(this.directory, 'in-progress'))]);
     // As written: no need to read a large manifest back right away.
     if (manifest.protected) this.manifests.set(manifest.id, manifest);
     // Its content is still as read, several times what it will take once compacted: its size is
