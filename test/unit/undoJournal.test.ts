@@ -74,18 +74,22 @@ describe('unit: undo step journal (content file + journal, group commit)', () =>
   it('captures in the worker: each file\'s content is appended as read, hashed, and reads back on its own; other kinds are reported', async () => {
     const files = path.join(base, 'files');
     mkdirSync(files);
-    const contents = [Buffer.from('first file\n'), Buffer.from(''), randomBytes(LARGE_CONTENT_BYTES + 3), Buffer.from('after the large one\n')];
-    contents.forEach((content, index) => writeFileSync(path.join(files, `f${index}`), content));
+    // Small ones gathered in the worker's buffer, a large one written past it, and small ones that
+    // no longer fit in the buffer together.
+    const contents = [Buffer.from('first file\n'), Buffer.from(''), randomBytes(LARGE_CONTENT_BYTES + 3), Buffer.from('after the large one\n'), ...[1, 2, 3].map(() => randomBytes(400_000))];
+    const fileNames = contents.map((_content, index) => `f${index}`);
+    contents.forEach((content, index) => writeFileSync(path.join(files, fileNames[index]!), content));
     symlinkSync('f0', path.join(files, 'link'));
     mkdirSync(path.join(files, 'folder'));
-    const names = ['f0', 'f1', 'f2', 'f3', 'link', 'folder', 'missing', 'missing/below'];
+    const names = [...fileNames, 'link', 'folder', 'missing', 'missing/below'];
     const found = await journal.capture(names.map((name) => Buffer.from(path.join(files, name))), Number.MAX_SAFE_INTEGER);
-    assert.deepEqual(found.map(({ kind }) => kind), ['file', 'file', 'file', 'file', 'symlink', 'directory', 'absent', 'absent']);
-    const saved = found.slice(0, 4) as Array<Extract<CapturedPath, { kind: 'file' }>>;
+    assert.deepEqual(found.map(({ kind }) => kind), [...fileNames.map(() => 'file'), 'symlink', 'directory', 'absent', 'absent']);
+    const saved = found.slice(0, contents.length) as Array<Extract<CapturedPath, { kind: 'file' }>>;
     assert.deepEqual(saved.map(({ hash }) => hash), contents.map((content) => createHash('sha256').update(content).digest('hex')));
-    assert.deepEqual(saved.map(({ blob }) => [blob.file, blob.offset, blob.size]), [[RAW, 0, 11], [RAW, 11, 0], [RAW, 11, LARGE_CONTENT_BYTES + 3], [RAW, LARGE_CONTENT_BYTES + 14, 20]], 'one after another');
-    assert.equal(journal.contentBytes, LARGE_CONTENT_BYTES + 34);
-    assert.equal((found[4] as Extract<CapturedPath, { kind: 'symlink' }>).target.toString(), 'f0');
+    const offsets = contents.map((_content, index) => contents.slice(0, index).reduce((sum, earlier) => sum + earlier.length, 0));
+    assert.deepEqual(saved.map(({ blob }) => [blob.file, blob.offset, blob.size]), contents.map((content, index) => [RAW, offsets[index], content.length]), 'one after another');
+    assert.equal(journal.contentBytes, offsets.at(-1)! + contents.at(-1)!.length);
+    assert.equal((found[contents.length] as Extract<CapturedPath, { kind: 'symlink' }>).target.toString(), 'f0');
 
     saved.forEach(({ blob, hash }, index) => journal.record({ path: `f${index}`, pre: { ...filePre(blob.size), hash, blob } }));
     await journal.flush();
