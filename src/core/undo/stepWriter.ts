@@ -415,12 +415,14 @@ export class StepWriter {
         await removeTree(Buffer.from(this.context.directory));
         return this.finish('closed', undefined);
       }
+      // Nothing more is journaled: the files close while the postimages are gathered.
+      const closing = this.journal.close();
       const records: StepRecord[] = [];
       for (const [key, { pre }] of [...this.records].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
         const post = this.written.get(key) ?? (await currentPostimage(this.pathOf(key)).catch(() => undefined));
         records.push({ path: key, pre, ...(post && post.kind !== 'other' && { post }) });
       }
-      await this.journal.close();
+      await closing;
       const manifest = this.manifest({ closedAt: new Date().toISOString(), records, files: changed });
       const text = manifestText(manifest, this.journal.filesBytes);
       if (manifest.bytes > this.context.limits.maxStepBytes) {
