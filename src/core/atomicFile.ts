@@ -6,16 +6,21 @@ import * as path from 'node:path';
 import type { z } from 'zod';
 import { describeZodError } from './protocol';
 
-export async function writeFileAtomic(file: string, content: string | Buffer): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const temporary = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(temporary, 'w', 0o644);
+/** Writes `file` (truncating it) and fsyncs it; not atomic: a crash can leave it torn. */
+export async function writeFileSynced(file: string, content: string | Buffer, mode = 0o644): Promise<void> {
+  const handle = await open(file, 'w', mode);
   try {
     await handle.writeFile(content);
     await handle.sync();
   } finally {
     await handle.close();
   }
+}
+
+export async function writeFileAtomic(file: string, content: string | Buffer): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const temporary = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  await writeFileSynced(temporary, content);
   try {
     await rename(temporary, file);
   } catch (error) {

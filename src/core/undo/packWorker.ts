@@ -105,16 +105,21 @@ const stage = Buffer.allocUnsafe(CHUNK);
 let staged = 0;
 let stagedAt = 0;
 
-function writeStaged(pack) {
-  if (staged === 0) return;
-  const data = stage.subarray(0, staged);
-  staged = 0;
+// What reached the disk is unknown after a failed write: the pack takes no more.
+function writeToPack(pack, data, position) {
   try {
-    writeAll(pack.fd, data, stagedAt);
+    writeAll(pack.fd, data, position);
   } catch (error) {
     pack.failure = error;
     throw error;
   }
+}
+
+function writeStaged(pack) {
+  if (staged === 0) return;
+  const data = stage.subarray(0, staged);
+  staged = 0;
+  writeToPack(pack, data, stagedAt);
 }
 
 // Appends the file's content to the pack, hashing it: into the buffer when it fits there, else
@@ -134,16 +139,8 @@ function copyIn(pack, fd, size) {
     if (read === 0) break;
     const chunk = direct ? buffer.subarray(0, read) : stage.subarray(staged, staged + read);
     hash.update(chunk);
-    if (direct) {
-      try {
-        writeAll(pack.fd, chunk, offset + copied);
-      } catch (error) {
-        pack.failure = error;
-        throw error;
-      }
-    } else {
-      staged += read;
-    }
+    if (direct) writeToPack(pack, chunk, offset + copied);
+    else staged += read;
     copied += read;
     pack.length = Math.max(pack.length, offset + copied);
     pack.dirty = true;
@@ -274,7 +271,7 @@ async function handle(request) {
       const pack = packOf(request.pack);
       const results = [];
       const until = pack.length + request.maxBytes;
-      staged = 0;
+      staged = 0; // what a failed request left there belongs to no answered capture
       for (const target of request.paths) results.push(capture(pack, target, Math.max(0, until - pack.length)));
       writeStaged(pack);
       return { results, length: pack.length };

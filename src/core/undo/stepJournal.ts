@@ -28,6 +28,7 @@ import { Readable } from 'node:stream';
 import { brotliDecompress, createBrotliDecompress } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { z } from 'zod';
+import { writeFileSynced } from '../atomicFile';
 import type { CapturedPath } from './packWorker';
 import { packWorker } from './packWorker';
 import type { BlobRef, Preimage } from './records';
@@ -155,14 +156,8 @@ export class StepJournal {
    * journal and not the manifest, so a torn manifest is harmless; the step counts as closed only
    * once its folder is renamed into the log, after this returned.
    */
-  async writeManifest(text: string): Promise<void> {
-    const handle = await open(path.join(this.directory, MANIFEST), 'w', 0o600);
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+  writeManifest(text: string): Promise<void> {
+    return writeFileSynced(path.join(this.directory, MANIFEST), text, 0o600);
   }
 
   /** Closes the open files; the folder stays as it is. */
