@@ -47,8 +47,11 @@ async function main(): Promise<void> {
     console.log(`\npull of ${undo.changes} changes (overwrites, creations, deletions) into the host folder, ${UNDO_PAIRS} pairs of runs:`);
     console.log(`  without the undo log ${undo.withoutMs} ms, with it ${undo.withMs} ms (medians): overhead ${Math.round(undo.overhead * 100)}% (median of the pairs' ratios; goal: under 20%)`);
     console.log(`  then compressing the step's ${formatMegabytes(undo.capturedBytes)} of saved content (compaction, after the sync) took ${undo.compactionMs} ms: ${formatMegabytes(undo.compactedBytes)} stored`);
+    const longLog = await measureWithEarlierSteps(work, source);
+    console.log(`\npull of ${longLog.changes} changed files with ${longLog.earlierSteps} earlier steps in the log, as after a while of use (opening the log, as the agent does for each sync, included), ${UNDO_PAIRS} pairs:`);
+    console.log(`  without the undo log ${longLog.withoutMs} ms, with it ${longLog.withMs} ms (medians): overhead ${Math.round(longLog.overhead * 100)}%; opening the log took ${longLog.openMs} ms of that`);
     await mkdir('bench-results', { recursive: true });
-    await writeFile(path.join('bench-results', 'sync.json'), JSON.stringify({ files, repeats: REPEATS, rows, undo }, null, 2));
+    await writeFile(path.join('bench-results', 'sync.json'), JSON.stringify({ files, repeats: REPEATS, rows, undo, longLog }, null, 2));
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -131,6 +134,51 @@ async function measureUndoOverhead(work: string, source: string) {
   }
   const ratios = times.with.map((withMs, pair) => withMs / times.without[pair]!);
   return { changes, pairs: UNDO_PAIRS, withoutMs: round(median(times.without)), withMs: round(median(times.with)), overhead: round(median(ratios) - 1), ratios: ratios.map(round), compactionMs: round(median(compaction.ms)), capturedBytes: compaction.capturedBytes, compactedBytes: compaction.compactedBytes };
+}
+
+/** Earlier steps in the log for measureWithEarlierSteps (the default limit keeps 50). */
+const EARLIER_STEPS = Number(process.env.CLUD_BENCH_EARLIER_STEPS ?? 30);
+
+/**
+ * The undo log's cost once it holds earlier steps, as it does after a while of use: the agent
+ * opens the log for each sync (other agent processes share it), and opening it reads the earlier
+ * steps' manifests. Two copies of the same trees go through the same pulls of 300 changed files,
+ * one with the log and one without; then their next pulls are timed in pairs whose order
+ * alternates. The run with the log includes opening it.
+ */
+async function measureWithEarlierSteps(work: string, source: string) {
+  const setups = await Promise.all(
+    (['without', 'with'] as const).map(async (mode) => {
+      const roots = { host: path.join(work, `long-host-${mode}`), container: path.join(work, `long-container-${mode}`) };
+      const state = path.join(work, `long-state-${mode}`);
+      await cp(source, roots.host, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+      await cp(source, roots.container, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+      await mkdir(state, { recursive: true });
+      return { mode, roots, state };
+    }),
+  );
+  const times = { without: [] as number[], with: [] as number[] };
+  const openMs: number[] = [];
+  let changes = 0;
+  const pull = async ({ mode, roots, state }: (typeof setups)[number], timed: boolean) => {
+    await touchFiles(roots.container, 300);
+    if (timed) await settle();
+    const started = performance.now();
+    const log = mode === 'with' ? (await UndoLog.open(path.join(state, 'undo'), { keptDirectory: path.join(state, 'kept') })).log : undefined;
+    if (timed && log) openMs.push(performance.now() - started);
+    const report = await runSyncCycle({ roots, stateDir: state, policy: 'pull', excludes: [], undo: log && { log, ask: async () => 'allow' as const } });
+    if (timed) times[mode].push(performance.now() - started);
+    changes = report.appliedCount;
+  };
+  for (const setup of setups) {
+    await runSyncCycle({ roots: setup.roots, stateDir: setup.state, policy: 'two-way-safe', excludes: [] });
+    for (let step = 0; step < EARLIER_STEPS; step += 1) await pull(setup, false);
+  }
+  for (let pair = 0; pair < UNDO_PAIRS; pair += 1) {
+    for (const setup of pair % 2 === 0 ? setups : [...setups].reverse()) await pull(setup, true);
+  }
+  const ratios = times.with.map((withMs, pair) => withMs / times.without[pair]!);
+  return { changes, earlierSteps: EARLIER_STEPS, withoutMs: round(median(times.without)), withMs: round(median(times.with)), overhead: round(median(ratios) - 1), ratios: ratios.map(round), openMs: round(median(openMs)) };
 }
 
 /** Writes back what the set-up left dirty, so the timed run does not pay for it. */
