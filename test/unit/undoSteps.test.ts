@@ -220,6 +220,20 @@ describe('unit: undo steps', () => {
     assert.deepEqual(await readFile(joinBytes(sample.workspace.root, 'large.bin')), large);
   });
 
+  it('a log opened after another compacted a step reads the compacted manifest, not the one parsed before', async () => {
+    const summary = await step(sample.log, sample.workspace, async (writer) => {
+      await ops.write(writer, sample.workspace.root, 'src/a.ts', 'changed');
+      await ops.delete(writer, sample.workspace.root, 'docs/guide.md');
+    });
+    // As the agent does: a log opened for each request, all in one process.
+    const earlier = await openLog(sample.workspace);
+    assert.equal((await earlier.list())[0]!.id, summary!.id);
+    assert.deepEqual(await (await openLog(sample.workspace, { recover: false })).compact(), [summary!.id]);
+    assert.deepEqual((await readdir(path.join(sample.workspace.undoDir, 'steps', summary!.id))).sort(), ['content.pack', 'manifest.json'], 'the raw content is gone');
+    sample.log = await openLog(sample.workspace);
+    await undoAndCompare(sample);
+  });
+
   it('compaction interrupted before the manifest switched is done again; after it, only the raw leftovers go', async () => {
     const stepDir = (id: string) => path.join(sample.workspace.undoDir, 'steps', id);
     await step(sample.log, sample.workspace, async (writer) => {

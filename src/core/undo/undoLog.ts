@@ -29,6 +29,7 @@ import { StepWriter } from './stepWriter';
 import type { StepMeta } from './stepWriter';
 import type { Barrier, KeptVersion, RecoveredStep, StepSummary, UndoLimits, UndoResult } from './types';
 import { DEFAULT_LIMITS, DEFAULT_THRESHOLDS } from './types';
+import { parsedManifests } from './manifestCache';
 import { packWorker } from './packWorker';
 import { startXattrReader, XATTR_TOOLS_MISSING, xattrToolsAvailable } from './xattrs';
 
@@ -306,13 +307,19 @@ export class UndoLog {
   private async loadSteps(): Promise<Manifest[]> {
     const ids = (await readdir(path.join(this.directory, 'steps')).catch(() => [] as string[])).sort(byAge);
     for (const id of this.manifests.keys()) if (!ids.includes(id)) this.manifests.delete(id);
+    parsedManifests.retainOnly(path.join(this.directory, 'steps'), new Set(ids.map((id) => this.manifestPath(id))));
     return Promise.all(ids.map((id) => this.loadStep(id)));
+  }
+
+  private manifestPath(id: string): string {
+    return path.join(this.directory, 'steps', id, MANIFEST);
   }
 
   private async loadStep(id: string): Promise<Manifest> {
     const cached = this.manifests.get(id);
     if (cached) return cached;
-    const manifest = await readJsonFile(path.join(this.directory, 'steps', id, MANIFEST), Manifest).catch(() => undefined);
+    const file = this.manifestPath(id);
+    const manifest = await parsedManifests.get(file, () => readJsonFile(file, Manifest).catch(() => undefined));
     if (manifest?.closedAt) {
       this.manifests.set(id, manifest);
       return manifest;
