@@ -47,10 +47,9 @@ export class ManifestCache {
     if (manifest?.closedAt && bytes <= this.maxBytes) {
       this.entries.set(file, { identity, bytes, manifest });
       this.bytes += bytes;
-      for (const [oldest, entry] of this.entries) {
+      for (const oldest of this.entries.keys()) {
         if (this.bytes <= this.maxBytes) break;
-        this.entries.delete(oldest);
-        this.bytes -= entry.bytes;
+        this.delete(oldest);
       }
     }
     return manifest;
