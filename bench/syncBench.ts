@@ -103,22 +103,17 @@ async function measureUndoOverhead(work: string, source: string) {
   let changes = 0;
   for (let pair = 0; pair < UNDO_PAIRS; pair += 1) {
     for (const mode of pair % 2 === 0 ? (['without', 'with'] as const) : (['with', 'without'] as const)) {
-      const host = path.join(work, `undo-host-${mode}-${pair}`);
-      const container = path.join(work, `undo-container-${mode}-${pair}`);
-      const state = path.join(work, `undo-state-${mode}-${pair}`);
-      await cp(source, host, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
-      await cp(source, container, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
-      await mkdir(state, { recursive: true });
+      const { host, container, state } = await copyTrees(work, source, `${mode}-${pair}`);
       await clud(host, container, state, 'two-way-safe');
       await touchFiles(container, 300);
       await writeFile(path.join(container, 'new-a.txt'), 'new\n');
       await mkdir(path.join(container, 'new-dir'), { recursive: true });
       for (let index = 0; index < 50; index += 1) await writeFile(path.join(container, 'new-dir', `f${index}.txt`), `new ${index}\n`);
       await rm(path.join(container, SOURCE_PACKAGES[1]!), { recursive: true, force: true });
-      const log = mode === 'with' ? (await UndoLog.open(path.join(state, 'undo'), { keptDirectory: path.join(state, 'kept') })).log : undefined;
+      const log = mode === 'with' ? await openUndoLog(state) : undefined;
       await settle();
       const started = performance.now();
-      const report = await runSyncCycle({ roots: { host, container }, stateDir: state, policy: 'pull', excludes: [], undo: log && { log, ask: async () => 'allow' as const } });
+      const report = await clud(host, container, state, 'pull', log);
       times[mode].push(performance.now() - started);
       changes = report.appliedCount;
       if (log) {
@@ -132,8 +127,7 @@ async function measureUndoOverhead(work: string, source: string) {
       await Promise.all([host, container, state].map((dir) => rm(dir, { recursive: true, force: true })));
     }
   }
-  const ratios = times.with.map((withMs, pair) => withMs / times.without[pair]!);
-  return { changes, pairs: UNDO_PAIRS, withoutMs: round(median(times.without)), withMs: round(median(times.with)), overhead: round(median(ratios) - 1), ratios: ratios.map(round), compactionMs: round(median(compaction.ms)), capturedBytes: compaction.capturedBytes, compactedBytes: compaction.compactedBytes };
+  return { changes, pairs: UNDO_PAIRS, ...pairedOverhead(times), compactionMs: round(median(compaction.ms)), capturedBytes: compaction.capturedBytes, compactedBytes: compaction.compactedBytes };
 }
 
 /** Earlier steps in the log for measureWithEarlierSteps (the default limit keeps 50). */
@@ -147,38 +141,47 @@ const EARLIER_STEPS = Number(process.env.CLUD_BENCH_EARLIER_STEPS ?? 30);
  * alternates. The run with the log includes opening it.
  */
 async function measureWithEarlierSteps(work: string, source: string) {
-  const setups = await Promise.all(
-    (['without', 'with'] as const).map(async (mode) => {
-      const roots = { host: path.join(work, `long-host-${mode}`), container: path.join(work, `long-container-${mode}`) };
-      const state = path.join(work, `long-state-${mode}`);
-      await cp(source, roots.host, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
-      await cp(source, roots.container, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
-      await mkdir(state, { recursive: true });
-      return { mode, roots, state };
-    }),
-  );
+  const setups = await Promise.all((['without', 'with'] as const).map(async (mode) => ({ mode, ...(await copyTrees(work, source, `long-${mode}`)) })));
   const times = { without: [] as number[], with: [] as number[] };
   const openMs: number[] = [];
   let changes = 0;
-  const pull = async ({ mode, roots, state }: (typeof setups)[number], timed: boolean) => {
-    await touchFiles(roots.container, 300);
+  const pull = async ({ mode, host, container, state }: (typeof setups)[number], timed: boolean) => {
+    await touchFiles(container, 300);
     if (timed) await settle();
     const started = performance.now();
-    const log = mode === 'with' ? (await UndoLog.open(path.join(state, 'undo'), { keptDirectory: path.join(state, 'kept') })).log : undefined;
+    const log = mode === 'with' ? await openUndoLog(state) : undefined;
     if (timed && log) openMs.push(performance.now() - started);
-    const report = await runSyncCycle({ roots, stateDir: state, policy: 'pull', excludes: [], undo: log && { log, ask: async () => 'allow' as const } });
+    const report = await clud(host, container, state, 'pull', log);
     if (timed) times[mode].push(performance.now() - started);
     changes = report.appliedCount;
   };
   for (const setup of setups) {
-    await runSyncCycle({ roots: setup.roots, stateDir: setup.state, policy: 'two-way-safe', excludes: [] });
+    await clud(setup.host, setup.container, setup.state, 'two-way-safe');
     for (let step = 0; step < EARLIER_STEPS; step += 1) await pull(setup, false);
   }
   for (let pair = 0; pair < UNDO_PAIRS; pair += 1) {
     for (const setup of pair % 2 === 0 ? setups : [...setups].reverse()) await pull(setup, true);
   }
+  return { changes, earlierSteps: EARLIER_STEPS, ...pairedOverhead(times), openMs: round(median(openMs)) };
+}
+
+/** Medians with and without the undo log, and its overhead: the median of the pairs' ratios. */
+function pairedOverhead(times: { without: number[]; with: number[] }) {
   const ratios = times.with.map((withMs, pair) => withMs / times.without[pair]!);
-  return { changes, earlierSteps: EARLIER_STEPS, withoutMs: round(median(times.without)), withMs: round(median(times.with)), overhead: round(median(ratios) - 1), ratios: ratios.map(round), openMs: round(median(openMs)) };
+  return { withoutMs: round(median(times.without)), withMs: round(median(times.with)), overhead: round(median(ratios) - 1), ratios: ratios.map(round) };
+}
+
+/** The benchmark tree copied as a host folder and a /workspace, with an empty state folder, under `work`. */
+async function copyTrees(work: string, source: string, name: string) {
+  const [host, container, state] = ['host', 'container', 'state'].map((side) => path.join(work, `undo-${side}-${name}`)) as [string, string, string];
+  for (const tree of [host, container]) await cp(source, tree, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  await mkdir(state, { recursive: true });
+  return { host, container, state };
+}
+
+/** The undo log in a state folder, opened as the agent opens it. */
+async function openUndoLog(state: string): Promise<UndoLog> {
+  return (await UndoLog.open(path.join(state, 'undo'), { keptDirectory: path.join(state, 'kept') })).log;
 }
 
 /** Writes back what the set-up left dirty, so the timed run does not pay for it. */
@@ -188,9 +191,9 @@ async function settle(): Promise<void> {
 
 const formatMegabytes = (bytes: number): string => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 
-/** The container side is `from` (the agent's /workspace), the host side `to`. */
-function clud(host: string, container: string, stateDir: string, policy: Policy) {
-  return runSyncCycle({ roots: { host, container }, stateDir, policy, excludes: [] });
+/** The container side is `from` (the agent's /workspace), the host side `to`; with `log`, host changes are recorded as an undo step (safeguards allowed). */
+function clud(host: string, container: string, stateDir: string, policy: Policy, log?: UndoLog) {
+  return runSyncCycle({ roots: { host, container }, stateDir, policy, excludes: [], undo: log && { log, ask: async () => 'allow' as const } });
 }
 
 async function buildTree(target: string): Promise<void> {
