@@ -29,9 +29,10 @@ export const HOST_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
  * The tests build and run their own image tag, so they neither replace a developer's
  * niteris/clud:latest nor rebuild back and forth with other people's `clud up` on this engine.
  * Every `up` of the suite uses the same build context, so the first one builds it and the others
- * reuse it (its content-hash label matches).
+ * reuse it (its content-hash label matches). CLUD_TEST_IMAGE names another tag, so that two
+ * checkouts testing on one engine do not rebuild each other's image.
  */
-export const TEST_IMAGE = 'clud-integration:latest';
+export const TEST_IMAGE = process.env.CLUD_TEST_IMAGE ?? 'clud-integration:latest';
 /**
  * Clud keeps each workspace's sync state in a host folder that outlives the container
  * (CLUD_STATE_DIR, else ~/.local/state/clud). The tests keep theirs in one temp folder, removed
