@@ -184,7 +184,7 @@ describe('unit: protocol', () => {
   });
 
   describe('encodeMessage', () => {
-    const request: Request = { id: 9, method: 'sync', params: { policy: 'newer-wins', excludes: ['a\nb', 'dir/'], reset: false, undo: UNDO_DEFAULTS } };
+    const request: Request = { id: 9, method: 'sync', params: { policy: 'newer-wins', excludes: ['a\nb', 'dir/'], reset: false, undo: UNDO_DEFAULTS, allowSecrets: [] } };
     const message: AgentMessage = { kind: 'log', level: 'info', message: 'two\nlines' };
 
     it('ends with exactly one newline and has no other, even when strings contain newlines', () => {
