@@ -167,7 +167,7 @@ describe('unit: ui tree', () => {
     const problem = find(tree, 'problems')!.children![0]!;
     assert.equal(problem.label, 'a\\rb');
     assert.equal(problem.description, 'host: symlink points outside the folder: \\x1b[2J');
-    assert.doesNotMatch(statusBarView(run(attachedRunning, { type: 'syncFinished', report: report({ conflicts: [conflictOn(forged)] }) })).tooltip, /\x1b/);
+    assert.equal(statusBarView(run(attachedRunning, { type: 'syncFinished', report: report({ conflicts: [conflictOn(forged)] }) })).tooltip.includes('\x1b'), false);
   });
 
   it('shows an error as a problem with a retry context', () => {
