@@ -128,8 +128,8 @@ describe('unit: agentClient', () => {
       await client.request('restoreBackup', { backupId: 'b1', side: 'container' });
       assert.deepEqual(seen, [
         { protocolVersion: 7 },
-        { policy: 'two-way-safe', excludes: ['dist'], reset: false, undo: UNDO_DEFAULTS },
-        { backupId: 'b1', side: 'container', excludes: [], undo: UNDO_DEFAULTS },
+        { policy: 'two-way-safe', excludes: ['dist'], reset: false, undo: UNDO_DEFAULTS, allowSecrets: [] },
+        { backupId: 'b1', side: 'container', excludes: [], allowSecrets: [], undo: UNDO_DEFAULTS },
       ]);
     });
 
