@@ -4,7 +4,7 @@
 // the scan has just read to hash the file.
 //
 // The rules are written here rather than run through secretlint: its core and recommended preset
-// do bundle into the agent (about 690 KB more) and run on Node 20, but took 1.0 to 1.8 ms per
+// do bundle into the agent (about 690 KB more) and run on Node 20, but took 0.8 to 1.8 ms per
 // source file where these rules take about 45 µs (docs/ARCHITECTURE.md, "Secrets"), on a scan
 // that reads every file. Each pattern names the gitleaks rule (config/gitleaks.toml) or secretlint rule
 // it follows; only high-confidence formats (a fixed prefix, a fixed length or a checksum-like
