@@ -56,13 +56,14 @@ describe('unit: the CLI text of a report', () => {
     assert.equal(text.includes(ESC), false, 'no escape character reaches the terminal');
     assert.equal(lines.filter((line) => line.includes('conflict')).length, 1, 'the forged conflict stays inside its own line');
     assert.equal(lines.length, 5, 'summary, two changes, one problem, one kept out');
+    assert.match(lines[0]!, /^pull: 2 change\(s\), 0 bytes, 1 secret\(s\) kept out in \d+ ms$/);
     assert.match(lines[1]!, /^ {2}create host {6}\\x1b\[2J\\x1b\]0;owned\\x07\.txt$/);
     assert.match(lines[2]!, /^ {2}create host {6}a\.txt\\n {2}conflict {2}src\/main\.ts/);
     assert.match(lines[3]!, /problem {3}link on container: symlink points outside the folder: \/\\x1b\[31mred/);
   });
 
   it('lists what was kept out, with the reason and how to let it through', () => {
-    const line = formatReport(report).split('\n').find((candidate) => candidate.includes('kept out'));
+    const line = formatReport(report).split('\n').find((candidate) => candidate.startsWith('  kept out'));
     assert.equal(line, '  kept out  .env.production on container: environment file (.env.production) (not copied to the host; --allow-secret PATTERN syncs it)');
   });
 
