@@ -27,7 +27,7 @@ export async function runInitialCopy(options: SyncOptions, onProgress: (data: Pr
   const started = Date.now();
   const state = existsSync(CONTAINER_STATE_PATH) ? new SyncStateFiles(CONTAINER_STATE_PATH) : undefined;
   onProgress({ phase: 'scan', message: 'scanning the folder' });
-  const scan = await scanTree(CONTAINER_HOST_PATH, { excludes: options.excludes, cache: await state?.readCache('host') });
+  const scan = await scanTree(CONTAINER_HOST_PATH, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: await state?.readCache('host') });
   // The hashes are the first sync's host scan: keeping them spares hashing the folder twice.
   await state?.writeCache('host', scan.cache).catch(() => {});
   const list = Buffer.concat(
@@ -40,7 +40,7 @@ export async function runInitialCopy(options: SyncOptions, onProgress: (data: Pr
   const outcome = parseRsyncOutput(run.stdout);
   const unreadable = scan.problems.filter((problem) => problem.reason.startsWith('cannot')).map((problem) => `${problem.path}: ${problem.reason}`);
   const errors = [...unreadable, ...(run.exitCode === 0 || run.exitCode === VANISHED_EXIT_CODE ? [] : describeFailure(run))];
-  if (errors.length === 0 && state) await recordCopiedState(state, scan.snapshot);
+  if (errors.length === 0 && state) await recordCopiedState(state, scan.snapshot, scan.cache);
   return {
     direction: 'push',
     startedAt: new Date(started).toISOString(),
@@ -49,6 +49,7 @@ export async function runInitialCopy(options: SyncOptions, onProgress: (data: Pr
     changedPathsTruncated: outcome.changedPathsTruncated || outcome.changedPaths.length > MAX_CHANGED_PATHS,
     errors,
     retries,
+    keptOut: scan.keptOut,
   };
 }
 
@@ -57,7 +58,7 @@ export async function runInitialCopy(options: SyncOptions, onProgress: (data: Pr
  * lets the first sync tell which side changed (without it every difference is a conflict), and
  * the container's cache entries spare re-hashing the files rsync just wrote.
  */
-async function recordCopiedState(state: SyncStateFiles, snapshot: ReadonlyMap<string, Entry>): Promise<void> {
+async function recordCopiedState(state: SyncStateFiles, snapshot: ReadonlyMap<string, Entry>, hostCache: ScanCache): Promise<void> {
   const agreed = new Map([...snapshot].filter(([, entry]) => entry.kind !== 'untracked'));
   const cache: ScanCache = new Map();
   const files = [...agreed].filter((pair): pair is [string, FileEntry] => pair[1].kind === 'file');
@@ -67,7 +68,7 @@ async function recordCopiedState(state: SyncStateFiles, snapshot: ReadonlyMap<st
         const stats = await lstat(joinBytes(CONTAINER_WORKSPACE_PATH, path)).catch(() => undefined);
         // Only what rsync demonstrably wrote as scanned (same size and time) inherits the hash.
         if (stats?.isFile() && stats.size === entry.size && Math.abs(stats.mtimeMs - entry.mtimeMs) < 1) {
-          cache.set(path, { size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, ino: stats.ino, mode: stats.mode, hash: entry.hash });
+          cache.set(path, { size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, ino: stats.ino, mode: stats.mode, hash: entry.hash, secret: hostCache.get(path)?.secret });
         }
       }),
     );

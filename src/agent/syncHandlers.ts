@@ -63,6 +63,7 @@ const isTransient = (report: SyncReport) => report.skipped.some((skipped) => /si
 interface CycleRequest {
   policy: Policy;
   excludes: readonly string[];
+  allowSecrets: readonly string[];
   reset: boolean;
   onlyPaths?: readonly string[];
   undo: UndoSettings;
@@ -75,7 +76,7 @@ async function syncCycle(request: CycleRequest, context: RequestContext, retries
   let merged: SyncReport | undefined;
   const { retries: used } = await withRetries(
     async () => {
-      const run = await runSyncCycle({ roots, stateDir: CONTAINER_STATE_PATH, policy: request.policy, excludes: request.excludes, reset: request.reset && !merged, onlyPaths: request.onlyPaths, undo, beforeModify: failpointHook() });
+      const run = await runSyncCycle({ roots, stateDir: CONTAINER_STATE_PATH, policy: request.policy, excludes: request.excludes, allowSecrets: request.allowSecrets, reset: request.reset && !merged, onlyPaths: request.onlyPaths, undo, beforeModify: failpointHook() });
       merged = merged ? mergeReports(merged, run) : run;
       return run;
     },
@@ -96,7 +97,7 @@ export function createSyncHandlers(): Pick<Handlers, 'sync' | 'history' | 'compa
       const state = existsSync(CONTAINER_STATE_PATH) ? stateFiles() : undefined;
       const caches = state ? await state.readCaches() : {};
       const ancestor = state ? await state.readAncestor() : new Map();
-      const differences = await compareTrees(roots, { excludes: params.excludes, caches });
+      const differences = await compareTrees(roots, { excludes: params.excludes, allowSecrets: params.allowSecrets, caches });
       return { differences: differences.map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) })), hasAgreedState: ancestor.size > 0 };
     },
     sync: (params, context) => withSyncLock(() => syncCycle(params, context)),
@@ -105,19 +106,19 @@ export function createSyncHandlers(): Pick<Handlers, 'sync' | 'history' | 'compa
       withSyncLock(async () => {
         assertReadyToSync();
         const undo = recording(await openUndoLog(params.undo), params.undo, context);
-        return resolveConflict({ roots, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, path: params.path, keep: params.keep, undo });
+        return resolveConflict({ roots, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, allowSecrets: params.allowSecrets, path: params.path, keep: params.keep, undo });
       }),
     backup: (params) =>
       withSyncLock(async () => {
         assertReadyToSync();
-        return backupDifferences({ roots, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes });
+        return backupDifferences({ roots, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, allowSecrets: params.allowSecrets });
       }),
     listBackups: async () => ({ backups: await listBackups(CONTAINER_STATE_PATH) }),
     restoreBackup: (params, context) =>
       withSyncLock(async () => {
         assertReadyToSync();
         const undo = recording(await openUndoLog(params.undo), params.undo, context);
-        return restoreBackup({ roots, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, id: params.backupId, side: params.side, undo });
+        return restoreBackup({ roots, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, allowSecrets: params.allowSecrets, id: params.backupId, side: params.side, undo });
       }),
     undoHistory: () =>
       withSyncLock(async () => {

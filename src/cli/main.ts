@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { configFromEnvironment, parseConfig } from '../core/config';
 import { DockerodeEngine } from '../core/docker/dockerodeEngine';
+import { displayText } from '../core/display';
 import { CludError, errorMessage } from '../core/errors';
 import { stateRoot } from '../core/stateDirectory';
 import { Workspace } from '../core/workspace';
@@ -18,7 +19,7 @@ const COMMON_OPTIONS: Record<string, OptionSpec> = {
 };
 
 /** CLI flag for each config key, so an invalid value is reported as the flag the user typed. */
-const FLAG_FOR_SETTING: Record<string, string> = { containerName: '--name', imageTag: '--image', baseImage: '--base-image', extraCaCertificates: '--extra-ca' };
+const FLAG_FOR_SETTING: Record<string, string> = { containerName: '--name', imageTag: '--image', baseImage: '--base-image', extraCaCertificates: '--extra-ca', allowSecrets: '--allow-secret' };
 
 export async function main(argv: string[]): Promise<number> {
   const [commandName, ...args] = argv;
@@ -76,13 +77,16 @@ function splitPositionals(command: CommandSpec, positionals: string[]): { direct
 }
 
 function createWorkspace(values: Record<string, unknown>, dir: string | undefined, json: boolean): Workspace {
+  const environment = configFromEnvironment(process.env, path.delimiter);
   const config = parseConfig(
     {
-      ...configFromEnvironment(process.env, path.delimiter),
+      ...environment,
       ...(values.name !== undefined && { containerName: values.name }),
       ...(values.image !== undefined && { imageTag: values.image }),
       ...(values['base-image'] !== undefined && { baseImage: values['base-image'] }),
       ...(values['extra-ca'] !== undefined && { extraCaCertificates: (values['extra-ca'] as string[]).map((file) => path.resolve(file)) }),
+      // The flag adds to CLUD_ALLOW_SECRETS rather than replacing it.
+      ...(values['allow-secret'] !== undefined && { allowSecrets: [...(environment.allowSecrets ?? []), ...(values['allow-secret'] as string[])] }),
     },
     (key) => FLAG_FOR_SETTING[key] ?? key,
   );
@@ -97,7 +101,7 @@ function createWorkspace(values: Record<string, unknown>, dir: string | undefine
     resources: { agentBundlePath: path.join(__dirname, 'agent.js'), containerDir: path.join(__dirname, '..', 'container') },
     onProgress: (event) => {
       // Progress goes to stderr so that stdout holds only the result (and, with --json, one object).
-      if (!json || process.env.CLUD_PROGRESS === '1') process.stderr.write(`[${event.phase}] ${event.message}\n`);
+      if (!json || process.env.CLUD_PROGRESS === '1') process.stderr.write(`[${event.phase}] ${displayText(event.message)}\n`);
     },
   });
 }
@@ -105,7 +109,7 @@ function createWorkspace(values: Record<string, unknown>, dir: string | undefine
 function reportError(error: unknown, json: boolean): number {
   const cludError = error instanceof CludError ? error : new CludError('agent-failed', errorMessage(error));
   const hint = cludError.hint?.split('\n')[0];
-  process.stderr.write(`clud: ${cludError.message}${hint ? ` (${hint})` : ''}\n`);
+  process.stderr.write(`clud: ${displayText(cludError.message)}${hint ? ` (${displayText(hint)})` : ''}\n`);
   if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: cludError.code, message: cludError.message, hint: cludError.hint } }) + '\n');
   return cludError.code === 'bad-input' ? 2 : 1;
 }

@@ -94,7 +94,7 @@ export class Workspace {
   }
 
   get syncOptions(): SyncOptions {
-    return { excludes: this.config.excludes, retries: this.config.syncRetries };
+    return { excludes: this.config.excludes, retries: this.config.syncRetries, allowSecrets: this.config.allowSecrets };
   }
 
   /** Builds the image if needed, creates and starts the container if needed, waits for the initial copy. */
@@ -180,7 +180,7 @@ export class Workspace {
 
   /** One three-way sync cycle (push and pull are its one-way policies). */
   async syncCycle(policy: Policy, options: { reset?: boolean; onlyPaths?: string[]; session?: AgentSession; onQuestion?: QuestionHandler } = {}): Promise<SyncReport> {
-    const params = { policy, excludes: this.config.excludes, reset: options.reset ?? false, onlyPaths: options.onlyPaths, undo: undoSettings(this.config) };
+    const params = { policy, excludes: this.config.excludes, allowSecrets: this.config.allowSecrets, reset: options.reset ?? false, onlyPaths: options.onlyPaths, undo: undoSettings(this.config) };
     const run = (open: AgentSession) => open.client.request('sync', params, undefined, options.onQuestion);
     return options.session ? run(options.session) : this.withSession(run);
   }
@@ -208,12 +208,12 @@ export class Workspace {
   }
 
   resolve(path: string, keep: 'host' | 'container' | 'both', options: { session?: AgentSession; onQuestion?: QuestionHandler } = {}): Promise<SyncReport> {
-    const run = (open: AgentSession) => open.client.request('resolve', { path, keep, excludes: this.config.excludes, undo: undoSettings(this.config) }, undefined, options.onQuestion);
+    const run = (open: AgentSession) => open.client.request('resolve', { path, keep, excludes: this.config.excludes, allowSecrets: this.config.allowSecrets, undo: undoSettings(this.config) }, undefined, options.onQuestion);
     return options.session ? run(options.session) : this.withSession(run);
   }
 
   backup(): Promise<BackupManifest> {
-    return this.withSession((session) => session.client.request('backup', { excludes: this.config.excludes }));
+    return this.withSession((session) => session.client.request('backup', { excludes: this.config.excludes, allowSecrets: this.config.allowSecrets }));
   }
 
   async listBackups(): Promise<BackupManifest[]> {
@@ -221,7 +221,7 @@ export class Workspace {
   }
 
   restoreBackup(backupId: string, side: 'host' | 'container', onQuestion?: QuestionHandler): Promise<RestoreResult> {
-    return this.withSession((session) => session.client.request('restoreBackup', { backupId, side, excludes: this.config.excludes, undo: undoSettings(this.config) }, undefined, onQuestion));
+    return this.withSession((session) => session.client.request('restoreBackup', { backupId, side, excludes: this.config.excludes, allowSecrets: this.config.allowSecrets, undo: undoSettings(this.config) }, undefined, onQuestion));
   }
 
   /** Opens the control channel. The caller closes it; the extension keeps one per workspace. */
@@ -319,7 +319,7 @@ export class Workspace {
 
   private async assertNothingUnsynced(): Promise<void> {
     this.progress('check', 'checking /workspace for changes the host does not have');
-    const { differences: all, hasAgreedState } = await this.withSession((session) => session.client.request('compare', { excludes: this.config.excludes }));
+    const { differences: all, hasAgreedState } = await this.withSession((session) => session.client.request('compare', { excludes: this.config.excludes, allowSecrets: this.config.allowSecrets }));
     // Removing the container loses the changes made in /workspace since the two last agreed
     // (edits, new files, deletions); changes made only on the host stay with the host. Without an
     // agreed state, whatever the container holds differently counts.

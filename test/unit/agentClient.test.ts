@@ -128,8 +128,8 @@ describe('unit: agentClient', () => {
       await client.request('restoreBackup', { backupId: 'b1', side: 'container' });
       assert.deepEqual(seen, [
         { protocolVersion: 7 },
-        { policy: 'two-way-safe', excludes: ['dist'], reset: false, undo: UNDO_DEFAULTS },
-        { backupId: 'b1', side: 'container', excludes: [], undo: UNDO_DEFAULTS },
+        { policy: 'two-way-safe', excludes: ['dist'], reset: false, undo: UNDO_DEFAULTS, allowSecrets: [] },
+        { backupId: 'b1', side: 'container', excludes: [], allowSecrets: [], undo: UNDO_DEFAULTS },
       ]);
     });
 
@@ -286,7 +286,7 @@ describe('unit: agentClient', () => {
 
     it('honours a smaller line limit given to serveChannel', async () => {
       const { client, toAgent, agentMessages } = connect({ status: async () => STATUS }, { maxLineBytes: 100 });
-      toAgent.write(encodeMessage({ id: 99, method: 'sync', params: { policy: 'push', excludes: ['x'.repeat(100)], reset: false, undo: UNDO_DEFAULTS } }));
+      toAgent.write(encodeMessage({ id: 99, method: 'sync', params: { policy: 'push', excludes: ['x'.repeat(100)], reset: false, undo: UNDO_DEFAULTS, allowSecrets: [] } }));
       await until(() => agentMessages.length === 1, 'the error reply');
       assert.equal(agentMessages[0]!.kind === 'error' && agentMessages[0]!.code, 'line-too-long');
       assert.deepEqual(await client.request('status', {}), STATUS);

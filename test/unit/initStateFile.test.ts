@@ -36,6 +36,7 @@ describe('unit: initStateFile', () => {
           retries: 3,
           changedPaths: ['a'],
           changedPathsTruncated: false,
+          keptOut: [],
         },
       },
       stateFile(),

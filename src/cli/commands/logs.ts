@@ -1,3 +1,4 @@
+import { displayText } from '../../core/display';
 import type { CommandSpec } from '../command';
 
 export const logs: CommandSpec = {
@@ -8,6 +9,6 @@ export const logs: CommandSpec = {
   async run({ workspace, flags }) {
     const tail = flags.tail === undefined ? undefined : Number(flags.tail);
     const output = await workspace.logs(tail !== undefined && Number.isInteger(tail) && tail >= 0 ? tail : undefined);
-    return { json: { ok: true, ...output }, text: (output.stdout + output.stderr).replace(/\n$/, ''), exitCode: 0 };
+    return { json: { ok: true, ...output }, text: (output.stdout + output.stderr).replace(/\n$/, '').split('\n').map(displayText).join('\n'), exitCode: 0 };
   },
 };

@@ -20,6 +20,7 @@ export interface BackupOptions {
   roots: Record<Side, string>;
   stateDir: string;
   excludes: readonly string[];
+  allowSecrets?: readonly string[];
 }
 
 const SIDES: readonly Side[] = ['host', 'container'];
@@ -30,7 +31,7 @@ export async function backupDifferences(options: BackupOptions): Promise<BackupM
   const manifest: BackupManifest = { id: newSyncId(), createdAt: new Date().toISOString(), entries: [] };
   const directory = path.join(backupsDirectory(options.stateDir), manifest.id);
   const caches = await new SyncStateFiles(options.stateDir).readCaches();
-  for (const difference of await compareTrees(options.roots, { excludes: options.excludes, caches })) {
+  for (const difference of await compareTrees(options.roots, { excludes: options.excludes, allowSecrets: options.allowSecrets, caches })) {
     const entry: BackupManifest['entries'][number] = { path: difference.path };
     for (const side of SIDES) {
       const version = difference[side];
@@ -59,7 +60,7 @@ export async function restoreBackup(options: BackupOptions & { id: string; side:
   const manifest = await readJsonFile(path.join(directory, 'manifest.json'), BackupManifest);
   if (!manifest) throw new Error(`no backup ${options.id}`);
   const state = new SyncStateFiles(options.stateDir);
-  const current = await scanTree(options.roots[options.side], { excludes: options.excludes, cache: (await state.readCaches())[options.side] });
+  const current = await scanTree(options.roots[options.side], { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: (await state.readCaches())[options.side] });
   const changes: Change[] = [];
   const folders = new Set<string>();
   for (const entry of manifest.entries) {

@@ -12,10 +12,10 @@ export interface Difference {
   container?: Entry;
 }
 
-export async function compareTrees(roots: Record<Side, string>, options: { excludes: readonly string[]; caches?: Partial<Record<Side, ScanCache>> }): Promise<Difference[]> {
+export async function compareTrees(roots: Record<Side, string>, options: { excludes: readonly string[]; allowSecrets?: readonly string[]; caches?: Partial<Record<Side, ScanCache>> }): Promise<Difference[]> {
   const [host, container] = await Promise.all([
-    scanTree(roots.host, { excludes: options.excludes, cache: options.caches?.host }),
-    scanTree(roots.container, { excludes: options.excludes, cache: options.caches?.container }),
+    scanTree(roots.host, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.caches?.host }),
+    scanTree(roots.container, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.caches?.container }),
   ]);
   // The same paths a sync leaves alone: a difference there is one no sync would ever carry.
   const isIgnored = ignoredOnEitherSide(host, container);

@@ -17,6 +17,8 @@ export interface SyncCycleOptions {
   stateDir: string;
   policy: Policy;
   excludes: readonly string[];
+  /** Secret files to let through (see secrets.ts); every other one is kept out on its side. */
+  allowSecrets?: readonly string[];
   /** Forget a halt and the ancestor: the next cycle merges both sides and deletes nothing. */
   reset?: boolean;
   /**
@@ -64,6 +66,7 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
   report.scanned = { hostFiles: host.stats.files, containerFiles: container.stats.files, hashedFiles: host.stats.hashedFiles + container.stats.hashedFiles };
   for (const [side, scan] of [['host', host], ['container', container]] as const) {
     for (const problem of scan.problems) report.problems.push({ ...problem, side });
+    for (const secret of scan.keptOut) report.keptOut.push({ ...secret, side });
   }
 
   // A path ignored on either side is left alone on both: never overwritten, never deleted, and
@@ -133,7 +136,7 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
 async function scanBoth(options: SyncCycleOptions, state: SyncStateFiles): Promise<{ host: ScanResult; container: ScanResult } | { halt: { side: Side; reason: string } }> {
   const scanSide = async (side: Side) => {
     try {
-      const scan = await scanTree(options.roots[side], { excludes: options.excludes, cache: await state.readCache(side) });
+      const scan = await scanTree(options.roots[side], { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: await state.readCache(side) });
       await state.writeCache(side, scan.cache);
       return scan;
     } catch (error) {

@@ -31,8 +31,8 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
   const state = new SyncStateFiles(options.stateDir);
   const caches = await state.readCaches();
   const [hostScan, containerScan] = await Promise.all([
-    scanTree(options.roots.host, { excludes: options.excludes, cache: caches.host }),
-    scanTree(options.roots.container, { excludes: options.excludes, cache: caches.container }),
+    scanTree(options.roots.host, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: caches.host }),
+    scanTree(options.roots.container, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: caches.container }),
   ]);
   const scans = { host: hostScan, container: containerScan };
   // The sync leaves a path ignored on either side alone on both; so does a resolve.
