@@ -39,6 +39,8 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
         // The step first, while `found` is still what is at the path.
         if (change.side === 'host') await writer.beforeModify(change.path, actionOf(change), { stats: found });
         await options.beforeModify?.(change, found);
+        // The version the step saved: the apply replaces the path only if it is the one the scan saw.
+        return change.side === 'host' ? writer.savedVersion(change.path) : undefined;
       },
       afterModify: (change) => {
         options.afterModify?.(change);

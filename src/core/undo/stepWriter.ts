@@ -12,6 +12,7 @@ import type { Stats } from 'node:fs';
 import { readdir, stat, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { writeJsonAtomic } from '../atomicFile';
+import type { CapturedVersion } from '../sync/apply';
 import type { Entry } from '../sync/entry';
 import { lstatSyncOrUndefined, nonFolderAncestor } from '../sync/fsEntry';
 import { bytesFromName, joinBytes, nameFromBytes } from '../sync/pathCodec';
@@ -363,6 +364,19 @@ export class StepWriter {
    * paths below it), but only where the disk still holds exactly the preimage. Returns whether
    * the path's own preimage was dropped.
    */
+  /**
+   * The version of a path whose preimage this step saved (undefined: none saved, e.g. the step is
+   * unprotected), for the caller to check it is the version it is about to replace.
+   */
+  savedVersion(relativePath: string): CapturedVersion | undefined {
+    if (!this.capturing || this.unprotecting) return undefined;
+    const pre = this.records.get(relativePath)?.pre;
+    if (!pre || isMetadataOnly(pre)) return undefined;
+    if (pre.kind === 'file') return { kind: 'file', hash: pre.hash };
+    if (pre.kind === 'symlink') return { kind: 'symlink', target: pre.target };
+    return { kind: pre.kind };
+  }
+
   forget(relativePath: string): Promise<boolean> {
     return this.serialized(async () => {
       if (this.state !== 'open') return false;
