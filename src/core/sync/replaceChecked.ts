@@ -52,6 +52,12 @@ export interface ReplaceOptions {
   /** Keep the displaced version even when it is the expected one (a conflict's losing version). */
   keepDisplaced?: boolean;
   keep: KeepAside;
+  /**
+   * Called at each point where another writer could interleave (for tests, which put a real
+   * writer there): after the target was moved aside, and after the moved-aside version was
+   * verified (and kept, if asked).
+   */
+  between?: (point: 'moved-aside' | 'verified', aside: Buffer) => Promise<void> | void;
 }
 
 /**
@@ -123,6 +129,7 @@ async function settleAside(target: Buffer, aside: Buffer, staged: Buffer | undef
         throw error;
       });
     }
+    await options.between?.('moved-aside', aside);
     const verified = await verifyAside(aside, handle, expect);
     if (!verified.ok) {
       // Not the version the decision was about: back where it was, or kept if the path is taken.
@@ -143,6 +150,7 @@ async function settleAside(target: Buffer, aside: Buffer, staged: Buffer | undef
         throw error;
       }
     }
+    await options.between?.('verified', aside);
     if (staged && !(await linkInto(staged, target))) {
       // Someone created the path meanwhile: theirs stays, the change is skipped, and the
       // displaced version (the expected one) cannot go back, so it is kept.
