@@ -51,6 +51,8 @@ export interface WriterContext {
   notes: string[];
   limits: UndoLimits;
   thresholds: SafeguardThresholds;
+  /** Where a rollback keeps a version it finds that it may not drop (see restoreRecords). */
+  keptDirectory: string;
   /** Renames the closed step into the log and applies the limits. */
   promote(manifest: Manifest): Promise<StepSummary>;
   /** The step is over, whatever the outcome: the log may open another. */
@@ -555,7 +557,9 @@ export class StepWriter {
     // was not changed, and restoring it finds the same content and leaves it).
     await this.journal.flush().catch(() => {});
     await this.journal.close();
-    const problems = await restoreRecords({ root: this.meta.root, stepDir: this.context.directory, records: [...this.records].map(([key, { pre }]) => ({ path: key, pre })), checkPostimages: false });
+    // What the caller wrote is the step's postimage: a rollback may replace it, and keeps anything else it finds.
+    const records = [...this.records].map(([key, { pre }]) => ({ path: key, pre, post: this.written.get(key) }));
+    const problems = await restoreRecords({ root: this.meta.root, stepDir: this.context.directory, records, checkPostimages: false, keepRoot: this.context.keptDirectory });
     // With problems the folder stays in progress, so the next open() tries again.
     if (problems.length === 0) await removeTree(Buffer.from(this.context.directory));
     return problems;
