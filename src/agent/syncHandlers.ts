@@ -58,7 +58,7 @@ function recording(undoLog: UndoLog, settings: UndoSettings, context: RequestCon
 }
 
 /** A change skipped because its file moved under it: another cycle, a moment later, will carry it. */
-const isTransient = (report: SyncReport) => report.skipped.some((skipped) => /since the scan/.test(skipped.reason));
+const isTransient = (report: SyncReport) => report.skipped.some((skipped) => skipped.code === 'changed-since-scan' || skipped.code === 'source-changed');
 
 interface CycleRequest {
   policy: Policy;

@@ -96,6 +96,14 @@ export const SyncSide = z.enum(['host', 'container']);
 export const ConflictSchema = z.object({ path: z.string(), ancestor: EntrySchema.optional(), host: EntrySchema.optional(), container: EntrySchema.optional() });
 export type ConflictInfo = z.infer<typeof ConflictSchema>;
 const PathOnSide = z.object({ path: z.string(), side: SyncSide });
+/**
+ * Why a change was skipped, for code to decide on (the reason is for people):
+ * `changed-since-scan` the target, `source-changed` the version to copy (another cycle carries
+ * both), `parent-replaced` a parent is no longer a folder, `unsyncable` not a file, folder or
+ * link, `failed` an error.
+ */
+export const SkipCode = z.enum(['changed-since-scan', 'source-changed', 'parent-replaced', 'unsyncable', 'failed']);
+export type SkipCode = z.infer<typeof SkipCode>;
 
 /** What one three-way sync cycle did. */
 export const SyncReport = z.object({
@@ -111,7 +119,7 @@ export const SyncReport = z.object({
   /** Of `appliedCount`: entries written (created or updated) and entries deleted. */
   writtenCount: z.number().int().nonnegative().default(0),
   deletedCount: z.number().int().nonnegative().default(0),
-  skipped: z.array(PathOnSide.extend({ reason: z.string() })),
+  skipped: z.array(PathOnSide.extend({ code: SkipCode.default('failed'), reason: z.string() })),
   conflicts: z.array(ConflictSchema),
   problems: z.array(PathOnSide.extend({ reason: z.string() })),
   kept: z.array(PathOnSide.extend({ keptAt: z.string() })),

@@ -1080,3 +1080,140 @@ export function describeFailure(result: PropertyRunResult, shrunk?: PropertyRunR
   }
   return lines.join('\n');
 }
+
+// --- Racing writers ----------------------------------------------------------------------------
+//
+// A second property, about time rather than operations: while a sync applies its changes, a
+// writer in another thread keeps rewriting files on both sides, some in place (truncate and write,
+// as `printf > f` does) and some as an editor saves (write a temporary, rename it over). Every
+// version is unique. (R1) No complete version is lost: afterwards, the last version written at
+// each (side, path), by the round's set-up or by the writer, is found somewhere: in either tree
+// or in the kept folder. (Earlier versions at the same path were replaced by the writer itself,
+// which is the user's doing.) The trees start agreed each round, so every one of these versions
+// is new work the sync must not drop, whatever the policy.
+
+export interface RaceRunOptions {
+  seed: number;
+  rounds: number;
+  /** Files per round (each is rewritten in the container before the sync). */
+  files: number;
+  tmpRoot?: string;
+  /** Record the host changes as undo steps (the apply then also checks the saved preimage). */
+  undo?: boolean;
+}
+
+export interface RaceRunResult {
+  seed: number;
+  /** Versions that were complete on disk and are nowhere afterwards, as "round r: side:path: version". */
+  lost: string[];
+  /** Versions the writer completed while the syncs ran, over all rounds. */
+  written: number;
+  applied: number;
+  skipped: number;
+  kept: number;
+}
+
+// The writer thread: plain JavaScript, so it runs without the TypeScript loader. It rewrites
+// random files until told to stop, and reports the last version it completed at each path.
+const RACE_WRITER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const path = require('node:path');
+const { roots, files, round, seed } = workerData;
+let state = seed >>> 0;
+const random = () => { state = (state + 0x6d2b79f5) >>> 0; let t = state; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
+const stop = new Int32Array(workerData.stop);
+const last = {};
+let written = 0;
+while (Atomics.load(stop, 0) === 0) {
+  const side = random() < 0.7 ? 'host' : 'container';
+  const name = 'f' + Math.floor(random() * files) + '.txt';
+  const full = path.join(roots[side], name);
+  const version = 'round ' + round + ' ' + side + ' ' + name + ' writer version ' + written + '\\n';
+  try {
+    if (random() < 0.5) {
+      fs.writeFileSync(full, version); // open(O_TRUNC), write, close: in place
+    } else {
+      const temporary = path.join(roots[side], '.edit-' + written + '.tmp');
+      fs.writeFileSync(temporary, version);
+      fs.renameSync(temporary, full);
+    }
+    last[side + ':' + name] = version;
+    written += 1;
+  } catch (error) {
+    // A path briefly missing mid-sync (a folder cannot be, here) is not expected; report it.
+    parentPort.postMessage({ error: String(error) });
+  }
+  for (let spin = Math.floor(random() * 2000); spin > 0; spin -= 1);
+}
+parentPort.postMessage({ last, written });
+`;
+
+export async function runRaceProperty(options: RaceRunOptions): Promise<RaceRunResult> {
+  const { Worker } = await import('node:worker_threads');
+  const { UndoLog } = await import('../../src/core/undo');
+  const result: RaceRunResult = { seed: options.seed, lost: [], written: 0, applied: 0, skipped: 0, kept: 0 };
+  const rng = new Random(options.seed);
+  const policies: readonly Policy[] = ['two-way-safe', 'host-wins', 'container-wins', 'newer-wins', 'push', 'pull'];
+  for (let round = 1; round <= options.rounds; round += 1) {
+    const base = mkdtempSync(path.join(options.tmpRoot ?? tmpdir(), 'clud-race-'));
+    try {
+      const roots: Record<Side, string> = { host: path.join(base, 'host'), container: path.join(base, 'container') };
+      const stateDir = path.join(base, 'state');
+      const excludes = ['*.tmp'];
+      for (const side of SIDES) {
+        mkdirSync(roots[side]);
+        for (let index = 0; index < options.files; index += 1) writeFileSync(path.join(roots[side], `f${index}.txt`), `round ${round} agreed f${index}.txt\n`);
+      }
+      await runSyncCycle({ roots, stateDir, policy: 'two-way-safe', excludes });
+      // Every file changes in the container, so the sync writes every one of them to the host
+      // (or keeps one side's): the writer races each of those writes.
+      const expected = new Map<string, string>();
+      for (let index = 0; index < options.files; index += 1) {
+        const version = `round ${round} container f${index}.txt set-up version\n`;
+        writeFileSync(path.join(roots.container, `f${index}.txt`), version);
+        expected.set(`container:f${index}.txt`, version);
+      }
+      const policy = rng.pick(policies);
+      const undo = options.undo ? { log: (await UndoLog.open(path.join(stateDir, 'undo'), { keptDirectory: path.join(stateDir, 'undo-kept') })).log } : undefined;
+      const stop = new SharedArrayBuffer(4);
+      const writer = new Worker(RACE_WRITER, { eval: true, workerData: { roots, files: options.files, round, seed: rng.int(2 ** 31), stop } });
+      const finished = new Promise<{ last: Record<string, string>; written: number }>((resolve, reject) => {
+        writer.on('message', (message: { error?: string; last?: Record<string, string>; written?: number }) => {
+          if (message.error) reject(new Error(`the writer failed: ${message.error}`));
+          else resolve(message as { last: Record<string, string>; written: number });
+        });
+        writer.on('error', reject);
+      });
+      let report: SyncReport;
+      try {
+        report = await runSyncCycle({ roots, stateDir, policy, excludes, undo });
+      } finally {
+        Atomics.store(new Int32Array(stop), 0, 1);
+      }
+      const { last, written } = await finished;
+      await writer.terminate();
+      for (const [key, version] of Object.entries(last)) expected.set(key, version);
+      result.written += written;
+      result.applied += report.appliedCount;
+      result.skipped += report.skipped.length;
+      result.kept += report.kept.length;
+      const found = new Set<string>();
+      const collect = (directory: string) => {
+        for (const name of listDirectory(directory)) {
+          const full = path.join(directory, name);
+          const stats = lstatSync(full);
+          if (stats.isDirectory()) collect(full);
+          else if (stats.isFile()) found.add(readFileSync(full, 'utf8'));
+        }
+      };
+      collect(roots.host);
+      collect(roots.container);
+      collect(path.join(stateDir, 'kept'));
+      for (const [key, version] of expected) if (!found.has(version)) result.lost.push(`round ${round} (${policy}): ${key}: ${version.trim()}`);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  }
+  return result;
+}

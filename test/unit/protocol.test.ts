@@ -229,6 +229,12 @@ describe('unit: protocol', () => {
       assert.equal(SyncReport.parse(report).retries, 0);
     });
 
+    it('gives a skipped change of a report written before skip codes existed the code `failed` (never retried)', () => {
+      const old = { ...report, skipped: [{ path: 'a.txt', side: 'host', reason: 'modified since the scan' }] };
+      assert.equal(SyncReport.parse(old).skipped[0]!.code, 'failed');
+      assert.equal(SyncReport.safeParse({ ...old, skipped: [{ ...old.skipped[0], code: 'no-such-code' }] }).success, false);
+    });
+
     it('is the result schema of sync and resolve', () => {
       assert.deepEqual(ResultSchemas.sync.parse(report), { ...report, retries: 0, notices: [], keptOut: [] });
       assert.deepEqual(ResultSchemas.resolve.parse(report), { ...report, retries: 0, notices: [], keptOut: [] });

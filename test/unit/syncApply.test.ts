@@ -421,6 +421,24 @@ describe('unit: sync apply', () => {
       assert.deepEqual(readTree(f.container), { skipped: 'edited after the scan', sub: DIR, 'sub/created': 'c', updated: 'new' });
     });
 
+    it('a change whose saved version (what the hook reports) is not the one the scan saw is skipped, with its code', async () => {
+      const f = fixture();
+      makeTree(f.host, { 'a.txt': 'host' });
+      makeTree(f.container, { 'a.txt': 'container' });
+      const [host, container] = [await snapshotOf(f.host), await snapshotOf(f.container)];
+
+      const outcome = await applyChanges([change('container', 'a.txt', entry(container, 'a.txt'), entry(host, 'a.txt'))], {
+        roots: f.roots,
+        keepDir: path.join(f.stateDir, 'kept'),
+        // As the undo step reports a capture that read other content than the scan (a same-tick rewrite).
+        beforeModify: async () => ({ kind: 'file', hash: '0'.repeat(64) }),
+      });
+
+      assert.deepEqual(outcome.skipped.map(({ code, reason }) => `${code}: ${reason}`), ['changed-since-scan: modified since the scan']);
+      assert.deepEqual(readTree(f.container), { 'a.txt': 'container' });
+      assert.deepEqual(temporaryFiles(f.container), []);
+    });
+
     it('a hook that throws skips the change and leaves the path as it was', async () => {
       const f = fixture();
       makeTree(f.host, { 'a.txt': 'host' });

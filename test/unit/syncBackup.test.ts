@@ -236,7 +236,7 @@ describe('unit: sync backup', () => {
 
         assert.ok(edited, 'the edit happened during the restore');
         assert.deepEqual(result.applied.map((change) => change.path), ['a.bin']);
-        assert.deepEqual(result.skipped, [{ path: 'sub/b.txt', side: 'host', reason: 'modified since the scan' }]);
+        assert.deepEqual(result.skipped, [{ path: 'sub/b.txt', side: 'host', code: 'changed-since-scan', reason: 'modified since the scan' }]);
         assert.equal(readFileSync(path.join(f.host, 'sub/b.txt'), 'utf8'), 'edited during the restore');
         assert.equal(readFileSync(path.join(f.host, 'a.bin'), 'utf8'), big);
       } finally {

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { runSyncCycle } from '../../src/core/sync/engine';
 import { POLICIES, type Policy, type Side } from '../../src/core/sync/reconcile';
 import { resolveConflict } from '../../src/core/sync/resolve';
-import { describeFailure, runProperty, shrink, twoRsyncBaseline, walkTree, type PropertyRunOptions, type PropertyRunResult, type Step } from '../helpers/syncProperty';
+import { describeFailure, runProperty, runRaceProperty, shrink, twoRsyncBaseline, walkTree, type PropertyRunOptions, type PropertyRunResult, type Step } from '../helpers/syncProperty';
 import { useTempDir } from '../helpers/tempDir';
 
 const env = process.env;
@@ -253,4 +253,20 @@ describe('unit: sync property', function () {
       assert.equal(readFileSync(path.join(roots.container, 'n', 'build'), 'utf8'), 'container build file');
     });
   });
+});
+
+describe('unit: sync property, racing writers', function () {
+  // A writer thread rewrites files on both sides while the sync writes them: no version that was
+  // complete on disk may be lost (see runRaceProperty). CLUD_RACE_ROUNDS / CLUD_RACE_FILES for a soak.
+  const raceRounds = integer(env.CLUD_RACE_ROUNDS, 8);
+  const raceFiles = integer(env.CLUD_RACE_FILES, 300);
+  for (const undo of [false, true]) {
+    it(`${raceRounds} rounds of ${raceFiles} files, every policy${undo ? ', host changes recorded for undo' : ''}: every version written during the sync survives`, async function () {
+      this.timeout(raceRounds * 20_000);
+      const result = await runRaceProperty({ seed: firstSeed + (undo ? 1000 : 0), rounds: raceRounds, files: raceFiles, tmpRoot, undo });
+      if (soak || env.CLUD_PROPERTY_VERBOSE) console.log(`      written ${result.written}, applied ${result.applied}, skipped ${result.skipped}, kept ${result.kept}, lost ${result.lost.length}`);
+      assert.ok(result.written > 0, 'the writer wrote while the sync ran');
+      assert.deepEqual(result.lost.slice(0, 20), [], `${result.lost.length} version(s) lost (seed ${result.seed})`);
+    });
+  }
 });

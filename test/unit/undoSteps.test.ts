@@ -1,9 +1,19 @@
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 import { joinBytes } from '../../src/core/sync/pathCodec';
 import type { StepWriter } from '../../src/core/undo';
 import { assertSameTree, ODD_NAME, openLog, ops, snapshotTree, step, undoAndCompare, useUndoSample } from '../helpers/undoTrees';
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** The content of every file under `directory`, sorted. */
+async function keptFiles(directory: string): Promise<string[]> {
+  const entries = await readdir(directory, { recursive: true, withFileTypes: true }).catch(() => []);
+  const contents = await Promise.all(entries.filter((entry) => entry.isFile()).map((entry) => readFile(path.join(entry.parentPath ?? entry.path, entry.name), 'utf8')));
+  return contents.sort();
+}
 
 describe('unit: undo steps', () => {
   const sample = useUndoSample('clud-undo-');
@@ -174,6 +184,21 @@ describe('unit: undo steps', () => {
     assert.equal(await writer.close(), undefined);
     assertSameTree(await snapshotTree(sample.workspace.root), sample.before);
     assert.deepEqual(await sample.log.list(), []);
+  });
+
+  it('rollback keeps a version written after the step changed the path (neither its preimage nor what the step wrote)', async () => {
+    const root = sample.workspace.root;
+    const writer = await sample.log.beginStep({ syncId: 'sync', policy: 'pull', root });
+    for (const key of ['src/a.ts', 'src/b.ts']) {
+      await ops.write(writer, root, key, `written by the step: ${key}`);
+      const written = await stat(joinBytes(root, key));
+      writer.applied(key, { kind: 'file', hash: sha256(`written by the step: ${key}`), size: written.size, mode: 0o644, mtimeMs: written.mtimeMs });
+    }
+    await writeFile(joinBytes(root, 'src/a.ts'), 'edited by the user after the sync wrote it');
+    assert.deepEqual(await writer.rollback(), []);
+    assertSameTree(await snapshotTree(root), sample.before);
+    const kept = await keptFiles(sample.workspace.keptDir);
+    assert.deepEqual(kept, ['edited by the user after the sync wrote it'], 'only the edit is kept; what the step wrote is not');
   });
 
   it('refuses a second open step and undo while a step is open', async () => {

@@ -1,18 +1,23 @@
 // The apply step: carries out reconcile's changes on disk. Before touching a path it checks the
 // path is still what the scan saw; if someone changed it since, the change is skipped and
-// reported, never clobbered. Files are written to a temporary name and renamed into place.
-import { createHash, randomBytes } from 'node:crypto';
+// reported, never clobbered. Files are staged under a temporary name and put in place by
+// replaceChecked, which moves the old version aside and checks it first, so that a writer racing
+// the apply never loses a version (see replaceChecked.ts).
+import { createHash } from 'node:crypto';
 import { constants, createWriteStream } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { chmod, copyFile, lutimes, mkdir, open, rename, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
+import { chmod, mkdir, open, rmdir, symlink, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import type { Entry, FileEntry } from './entry';
-import { matchesExpected, nonFolderAncestor } from './fsEntry';
-import { bytesFromName, joinBytes, nameFromBytes } from './pathCodec';
+import { lstatOrUndefined, matchesExpected, nonFolderAncestor } from './fsEntry';
+import { bytesFromName, joinBytes } from './pathCodec';
+import type { SkipCode } from '../protocol';
 import type { Change, Side } from './reconcile';
+import { keepUnder, replaceChecked, setStagedAttributes, temporarySibling } from './replaceChecked';
+import type { Expectation, ReplaceResult } from './replaceChecked';
 
 export interface ApplyOptions {
   /** Absolute roots of the two trees. */
@@ -24,10 +29,11 @@ export interface ApplyOptions {
   /**
    * Called before anything is written for a change, staging included (the undo log captures the
    * path's preimage here), with what the apply found at the path just before (its lstat; undefined:
-   * nothing), so the hook need not look again. An error it throws that `isFatal` accepts stops
-   * the whole apply.
+   * nothing), so the hook need not look again. It returns the version it saved, if any: the
+   * change goes ahead only if that is the version the scan saw. An error it throws that
+   * `isFatal` accepts stops the whole apply.
    */
-  beforeModify?: (change: Change, found: Stats | undefined) => Promise<void>;
+  beforeModify?: (change: Change, found: Stats | undefined) => Promise<CapturedVersion | void>;
   /** Called once a change is carried out, before anything else touches its path (the undo log notes what the change left). */
   afterModify?: (change: Change) => void;
   /** Errors that must stop applying instead of skipping one change (e.g. a denied safeguard). */
@@ -36,8 +42,18 @@ export interface ApplyOptions {
 
 export interface SkippedChange {
   change: Change;
+  /** Stable: what callers decide on (e.g. whether another cycle may carry the change). */
+  code: SkipCode;
   reason: string;
 }
+
+interface Skip {
+  code: SkipCode;
+  reason: string;
+}
+
+/** The version of a path the undo step saved before the change (see ApplyOptions.beforeModify). */
+export type CapturedVersion = { kind: 'absent' | 'directory' } | { kind: 'file'; hash: string } | { kind: 'symlink'; target: string };
 
 export interface KeptVersion {
   path: string;
@@ -66,7 +82,7 @@ const CONCURRENCY = 16;
  */
 export async function applyChanges(changes: readonly Change[], options: ApplyOptions): Promise<ApplyOutcome> {
   const outcome: ApplyOutcome = { applied: [], skipped: [], kept: [], bytesCopied: 0 };
-  const results = new Map<Change, string | undefined>();
+  const results = new Map<Change, Skip | undefined>();
   let fatal: { error: unknown } | undefined;
   for (const batch of batches(changes)) {
     let next = 0;
@@ -77,7 +93,7 @@ export async function applyChanges(changes: readonly Change[], options: ApplyOpt
           results.set(change, await applyOne(change, options, outcome));
         } catch (error) {
           if (options.isFatal?.(error)) fatal ??= { error };
-          else results.set(change, (error as Error).message);
+          else results.set(change, { code: 'failed', reason: (error as Error).message });
         }
       }
     };
@@ -87,8 +103,8 @@ export async function applyChanges(changes: readonly Change[], options: ApplyOpt
   }
   // Reported in the given order, whatever order the batch finished in.
   for (const change of changes) {
-    const reason = results.get(change);
-    if (reason) outcome.skipped.push({ change, reason });
+    const skip = results.get(change);
+    if (skip) outcome.skipped.push({ change, ...skip });
     else outcome.applied.push(change);
   }
   return outcome;
@@ -109,15 +125,19 @@ function batches(changes: readonly Change[]): Change[][] {
 }
 
 /** Returns why the change was skipped, or undefined when it was applied. */
-async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOutcome): Promise<string | undefined> {
+async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOutcome): Promise<Skip | undefined> {
   const target = joinBytes(options.roots[change.side], change.path);
   // A parent replaced by a symlink since the scan would send this write outside the tree.
   const blocked = nonFolderAncestor(options.roots[change.side], change.path);
-  if (blocked) return `parent ${blocked} is no longer a folder`;
+  if (blocked) return { code: 'parent-replaced', reason: `parent ${blocked} is no longer a folder` };
+  const foundAt = Date.now();
   const current = await matchesExpected(target, change.expected);
-  if (!current.ok) return current.reason;
+  if (!current.ok) return { code: current.code, reason: current.reason };
   // Before staging: the temporary sibling already changes the parent folder's mtime.
-  await options.beforeModify?.(change, current.stats);
+  const captured = await options.beforeModify?.(change, current.stats);
+  // The version the undo step saved must be the one the scan saw, or replacing it would lose
+  // the one in between (a same-tick rewrite the metadata could not tell).
+  if (captured && !sameVersion(captured, change.expected)) return { code: 'changed-since-scan', reason: 'modified since the scan' };
 
   let staged: Buffer | undefined;
   if (change.next?.kind === 'file') {
@@ -125,26 +145,44 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
     // changed since the scan, and then this change is skipped and the next sync sees the edit.
     const source = joinBytes(options.sources?.[change.side] ?? options.roots[otherSide(change.side)], change.path);
     staged = await stageFile(source, target, change.next);
-    if (!staged) return 'source changed since the scan';
+    if (!staged) return { code: 'source-changed', reason: 'source changed since the scan' };
     outcome.bytesCopied += change.next.size;
   } else if (change.next?.kind === 'symlink') {
     staged = temporarySibling(target);
     await symlink(bytesFromName(change.next.target), staged);
   }
 
+  const expected = change.expected;
+  const keep = keepUnder(path.join(options.keepDir, change.side), change.path);
+  const record = (kept: ReplaceResult['kept']) => {
+    for (const copy of kept) outcome.kept.push({ path: change.path, side: change.side, keptAt: copy.keptAt });
+  };
   try {
-    if (change.keepLoser && change.expected && change.expected.kind !== 'directory') {
-      outcome.kept.push(await keepVersion(target, change, options.keepDir));
-    }
-    await removeExisting(target, change.expected, change.next);
+    // A folder goes by rmdir, which refuses if something new appeared inside; one that stays a
+    // folder only changes mode. Reconcile has removed its children before (deletions come first).
+    if (expected?.kind === 'directory' && change.next?.kind !== 'directory') await rmdir(target);
+    const replacesContent = expected !== undefined && expected.kind !== 'directory';
     if (change.next?.kind === 'directory') {
-      await mkdir(target, { mode: change.next.mode }).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EEXIST') throw error;
-      });
+      if (replacesContent) {
+        const removed = await replaceChecked(target, undefined, expectation(current.stats, foundAt, expected), { keep, keepDisplaced: change.keepLoser });
+        record(removed.kept);
+        if (!removed.ok) return { code: 'changed-since-scan', reason: removed.reason };
+      }
+      const created = await mkdir(target, { mode: change.next.mode }).then(
+        () => true,
+        async (error: NodeJS.ErrnoException) => {
+          if (error.code !== 'EEXIST') throw error;
+          // A folder that appeared meanwhile is merged into; anything else is someone's new file.
+          return (await lstatOrUndefined(target))?.isDirectory() === true;
+        },
+      );
+      if (!created) return { code: 'changed-since-scan', reason: 'created since the scan' };
       await chmod(target, change.next.mode);
-    } else if (staged) {
-      await rename(staged, target);
-      staged = undefined;
+    } else if (staged || replacesContent) {
+      const written = await replaceChecked(target, staged, expectation(replacesContent ? current.stats : undefined, foundAt, expected), { keep, keepDisplaced: change.keepLoser });
+      staged = undefined; // consumed
+      record(written.kept);
+      if (!written.ok) return { code: 'changed-since-scan', reason: written.reason };
     }
     options.afterModify?.(change);
     return undefined;
@@ -153,18 +191,17 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
   }
 }
 
+/** What replaceChecked checks the displaced version against: the lstat the apply made, and the scan's content. */
+function expectation(found: Stats | undefined, foundAt: number, expected: Entry | undefined): Expectation {
+  return { found, foundAt, hash: expected?.kind === 'file' ? expected.hash : undefined, linkTarget: expected?.kind === 'symlink' ? expected.target : undefined };
+}
 
-/** Removes what is at the target unless the next state can replace it in place. */
-async function removeExisting(target: Buffer, expected: Entry | undefined, next: Entry | undefined): Promise<void> {
-  if (!expected) return;
-  if (expected.kind === 'directory') {
-    // A directory stays when it stays a directory; otherwise reconcile already removed its
-    // children (deletions come first), and rmdir refuses if something new appeared inside.
-    if (next?.kind !== 'directory') await rmdir(target);
-    return;
-  }
-  // Files and links are replaced by rename; only a deletion or a change to a directory unlinks.
-  if (!next || next.kind === 'directory') await unlink(target);
+function sameVersion(captured: CapturedVersion, expected: Entry | undefined): boolean {
+  if (!expected) return captured.kind === 'absent';
+  if (captured.kind !== expected.kind) return false;
+  if (captured.kind === 'file' && expected.kind === 'file') return captured.hash === expected.hash;
+  if (captured.kind === 'symlink' && expected.kind === 'symlink') return captured.target === expected.target;
+  return true;
 }
 
 // O_NOFOLLOW and O_NONBLOCK as in the scan: a source swapped for a symlink is not followed and one
@@ -196,8 +233,7 @@ async function stageFile(source: Buffer, target: Buffer, next: FileEntry): Promi
       await unlink(staged);
       return undefined;
     }
-    await chmod(staged, next.mode);
-    await utimes(staged, next.mtimeMs / 1000, next.mtimeMs / 1000);
+    await setStagedAttributes(staged, next);
     return staged;
   } catch (error) {
     await unlink(staged).catch(() => {});
@@ -205,26 +241,4 @@ async function stageFile(source: Buffer, target: Buffer, next: FileEntry): Promi
   } finally {
     await handle.close();
   }
-}
-
-function temporarySibling(target: Buffer): Buffer {
-  // Matches the built-in exclude `.clud-sync-*.tmp`, so a crash's leftovers are never synced.
-  const directory = target.subarray(0, target.lastIndexOf(0x2f) + 1);
-  return Buffer.concat([directory, Buffer.from(`.clud-sync-${randomBytes(6).toString('hex')}.tmp`)]);
-}
-
-/** Copies the version about to be overwritten or deleted to `<keepDir>/<side>/<path>`. */
-async function keepVersion(target: Buffer, change: Change, keepDir: string): Promise<KeptVersion> {
-  const keptBytes = joinBytes(path.join(keepDir, change.side), change.path);
-  await mkdir(keptBytes.subarray(0, keptBytes.lastIndexOf(0x2f)), { recursive: true });
-  if (change.expected?.kind === 'symlink') {
-    await symlink(bytesFromName(change.expected.target), keptBytes);
-  } else {
-    await copyFile(target, keptBytes);
-    if (change.expected?.kind === 'file') {
-      await chmod(keptBytes, change.expected.mode);
-      await lutimes(keptBytes, change.expected.mtimeMs / 1000, change.expected.mtimeMs / 1000);
-    }
-  }
-  return { path: change.path, side: change.side, keptAt: nameFromBytes(keptBytes) };
 }

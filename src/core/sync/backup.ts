@@ -85,7 +85,7 @@ export async function restoreBackup(options: BackupOptions & { id: string; side:
   const { outcome } = recorded;
   return {
     applied: outcome.applied.map((change) => ({ path: change.path, side: change.side, action: change.expected ? ('update' as const) : ('create' as const) })),
-    skipped: outcome.skipped.map(({ change, reason }) => ({ path: change.path, side: change.side, reason })),
+    skipped: outcome.skipped.map(({ change, code, reason }) => ({ path: change.path, side: change.side, code, reason })),
     kept: outcome.kept,
   };
 }

@@ -43,24 +43,25 @@ export async function hashFile(path: Buffer): Promise<string> {
  * and mode first (what the scan's cache trusts too) and by content hash only when those match
  * but the caller needs certainty (`verifyContent`), e.g. before taking a file as a sync source.
  */
-export async function matchesExpected(path: Buffer, expected: Entry | undefined, options: { verifyContent?: boolean } = {}): Promise<{ ok: true; stats?: Stats } | { ok: false; reason: string }> {
+export async function matchesExpected(path: Buffer, expected: Entry | undefined, options: { verifyContent?: boolean } = {}): Promise<{ ok: true; stats?: Stats } | { ok: false; code: 'changed-since-scan' | 'unsyncable'; reason: string }> {
+  const changed = (reason: string) => ({ ok: false as const, code: 'changed-since-scan' as const, reason });
   const stats = await lstatOrUndefined(path);
-  if (!expected) return stats ? { ok: false, reason: 'created since the scan' } : { ok: true };
-  if (!stats) return { ok: false, reason: 'deleted since the scan' };
+  if (!expected) return stats ? changed('created since the scan') : { ok: true };
+  if (!stats) return changed('deleted since the scan');
   switch (expected.kind) {
     case 'file': {
-      if (!stats.isFile()) return { ok: false, reason: 'type changed since the scan' };
-      if (stats.size !== expected.size || stats.mtimeMs !== expected.mtimeMs || (stats.mode & 0o7777) !== expected.mode) return { ok: false, reason: 'modified since the scan' };
-      if (options.verifyContent && (await hashFile(path)) !== expected.hash) return { ok: false, reason: 'modified since the scan' };
+      if (!stats.isFile()) return changed('type changed since the scan');
+      if (stats.size !== expected.size || stats.mtimeMs !== expected.mtimeMs || (stats.mode & 0o7777) !== expected.mode) return changed('modified since the scan');
+      if (options.verifyContent && (await hashFile(path)) !== expected.hash) return changed('modified since the scan');
       return { ok: true, stats };
     }
     case 'directory':
-      return stats.isDirectory() ? { ok: true, stats } : { ok: false, reason: 'type changed since the scan' };
+      return stats.isDirectory() ? { ok: true, stats } : changed('type changed since the scan');
     case 'symlink':
-      if (!stats.isSymbolicLink()) return { ok: false, reason: 'type changed since the scan' };
-      return nameFromBytes(await readlink(path, { encoding: 'buffer' })) === expected.target ? { ok: true, stats } : { ok: false, reason: 'link retargeted since the scan' };
+      if (!stats.isSymbolicLink()) return changed('type changed since the scan');
+      return nameFromBytes(await readlink(path, { encoding: 'buffer' })) === expected.target ? { ok: true, stats } : changed('link retargeted since the scan');
     case 'untracked':
-      return { ok: false, reason: 'cannot be synchronized' };
+      return { ok: false, code: 'unsyncable', reason: 'cannot be synchronized' };
   }
 }
 

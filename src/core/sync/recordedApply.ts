@@ -32,6 +32,7 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
     // Preimages captured ahead (files, links, folders and absent paths), in the order the changes
     // are applied, while they are applied: a change's beforeModify finds its own ready (or waits
     // for it), and the capture's reading and saving fill the time the apply waits for the disk.
+    const announced = new Set<string>();
     const prefetching = writer.prefetch(changes.filter((change) => change.side === 'host').map((change) => change.path));
     outcome = await applyChanges(changes, {
       ...options,
@@ -39,6 +40,12 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
         // The step first, while `found` is still what is at the path.
         if (change.side === 'host') await writer.beforeModify(change.path, actionOf(change), { stats: found });
         await options.beforeModify?.(change, found);
+        // The version the step saved: the apply replaces the path only if it is the one the scan
+        // saw. Only for the path's first change in the step (a resolve may delete a file, then
+        // create a folder at its path: the saved version is the file's, from before both).
+        if (change.side !== 'host' || announced.has(change.path)) return undefined;
+        announced.add(change.path);
+        return writer.savedVersion(change.path);
       },
       afterModify: (change) => {
         options.afterModify?.(change);

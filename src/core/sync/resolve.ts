@@ -1,6 +1,6 @@
 // Resolving a conflict by hand: keep the host's version, the container's, or both. The losing
 // version is always kept aside first, and a normal sync cycle then records the agreement.
-import { rename } from 'node:fs/promises';
+import { link, rename } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { SyncReport } from '../protocol';
 import type { ApplyOutcome } from './apply';
@@ -9,6 +9,7 @@ import { entriesEqual } from './entry';
 import type { Entry, Snapshot } from './entry';
 import { lstatOrUndefined } from './fsEntry';
 import { joinBytes } from './pathCodec';
+import { keepUnder, replaceChecked } from './replaceChecked';
 import type { Change, Side } from './reconcile';
 import { runSyncCycle } from './engine';
 import type { SyncCycleOptions } from './engine';
@@ -49,7 +50,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
       ignored: (candidate) => ignoredOnEither(candidate, isDirectory),
       taken: (candidate) => scans.host.snapshot.has(candidate),
     });
-    await rename(joinBytes(options.roots.container, relative), joinBytes(options.roots.container, sibling));
+    await moveToFreeName(joinBytes(options.roots.container, relative), joinBytes(options.roots.container, sibling), scans.container.snapshot.get(relative)!, state.keptDirectory(`${newSyncId()}-resolve`), relative);
     renamed = { from: relative, to: sibling };
   } else {
     const winner: Side = options.keep;
@@ -125,6 +126,25 @@ export function replaceSubtree(root: string, winner: Snapshot, loser: Snapshot, 
       return { path: candidate, side: loserSide, expected, next: entry as Entry, keepLoser: expected ? true : undefined };
     });
   return [...removals, ...writes];
+}
+
+/**
+ * Moves the container's version to its sibling name without replacing anything: a folder by
+ * rename (onto a name that is free; at worst an empty folder that appeared is replaced), a file or
+ * link by link() (which refuses a name taken meanwhile) and then replaceChecked's removal of the
+ * old name, which leaves a version written there meanwhile in place.
+ */
+async function moveToFreeName(from: Buffer, to: Buffer, expected: Entry, keepDir: string, relative: string): Promise<void> {
+  if (expected.kind === 'directory') {
+    await rename(from, to);
+    return;
+  }
+  await link(from, to);
+  // What the old name is removed for: the inode now also at the sibling name.
+  const foundAt = Date.now();
+  const found = await lstatOrUndefined(to);
+  const removed = await replaceChecked(from, undefined, { found, foundAt, hash: expected.kind === 'file' ? expected.hash : undefined, linkTarget: expected.kind === 'symlink' ? expected.target : undefined }, { keep: keepUnder(path.join(keepDir, 'container'), relative) });
+  if (!removed.ok) throw new Error(`${relative} changed in the container while it was resolved (${removed.reason}); its version from before is at the sibling name, run the command again`);
 }
 
 /** `name.container.ext`, else `name.ext.container`, numbered if taken (here or on the host); never an ignored name. */

@@ -3,18 +3,20 @@
 // shallowest first; then the sync's stray temporary files are removed; last, folders get their
 // mode and times back, deepest first, so that restoring a child does not move a restored
 // parent's mtime again.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { chmod, lchown, lutimes, mkdir, readdir, rename, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
+import { chmod, lchown, lutimes, mkdir, readdir, readlink, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { hashFile, lstatOrUndefined, nonFolderAncestor } from '../sync/fsEntry';
-import { bytesFromName, joinBytes } from '../sync/pathCodec';
+import { bytesFromName, joinBytes, nameFromBytes } from '../sync/pathCodec';
+import { keepUnder, replaceChecked, setStagedAttributes, temporarySibling } from '../sync/replaceChecked';
 import { kindOf, permissions } from './fsState';
 import type { Postimage, Preimage, PreimageOf } from './records';
 import { keyDepth, parentKey } from './records';
 import { BlobReader } from './stepJournal';
+import type { KeptVersion } from './types';
 import { writeXattrs } from './xattrs';
 
 export interface RestoreItem {
@@ -28,14 +30,32 @@ export const MTIME_TOLERANCE_MS = 0.01;
 
 const SYNC_TEMP = /^\.clud-sync-.*\.tmp$/;
 
+export interface RestoreOptions {
+  root: string;
+  stepDir: string;
+  records: readonly RestoreItem[];
+  checkPostimages: boolean;
+  /**
+   * Where a file or link found at a restored path is kept when it is neither the preimage, nor
+   * the step's postimage, nor a version the caller kept already: e.g. one written after the
+   * caller looked.
+   */
+  keepRoot: string;
+  /** Paths whose current version the caller has just kept (a forced undo's barriers, a recovery's differing paths), at the kept copy. */
+  alreadyKept?: ReadonlyMap<string, string>;
+  /** Told of every version kept under keepRoot. */
+  onKept?: (version: KeptVersion) => void;
+}
+
 /**
  * `checkPostimages` (undo of a closed step): a folder's mode and times are restored only when
  * nobody changed them since the step (for a folder the step itself changed, its mode always is).
  * A rollback of an open step has no postimages and restores everything. Returns problems; a
  * failure at one path does not stop the others.
  */
-export async function restoreRecords(options: { root: string; stepDir: string; records: readonly RestoreItem[]; checkPostimages: boolean }): Promise<string[]> {
+export async function restoreRecords(options: RestoreOptions): Promise<string[]> {
   const { root, records } = options;
+  const guard = displacedGuard(options);
   const blobs = new BlobReader(options.stepDir);
   const problems: string[] = [];
   const attempt = async (key: string, what: string, action: () => Promise<unknown>) => {
@@ -65,7 +85,11 @@ export async function restoreRecords(options: { root: string; stepDir: string; r
     if (record.path === '' || nonFolderAncestor(root, record.path, folders)) continue;
     const target = joinBytes(root, record.path);
     const stats = await lstatOrUndefined(target);
-    if (stats && (record.pre.kind === 'absent' || kindOf(stats) !== record.pre.kind)) await attempt(record.path, 'removing', () => removeTree(target));
+    if (!stats || (record.pre.kind !== 'absent' && kindOf(stats) === record.pre.kind)) continue;
+    // A file or link goes through replaceChecked (a version written meanwhile is never lost); a
+    // folder the step created goes as a whole (its content is recorded too).
+    if (stats.isDirectory()) await attempt(record.path, 'removing', () => removeTree(target));
+    else await attempt(record.path, 'removing', () => replaceGuarded(target, undefined, record, guard));
   }
 
   folders = new Set<string>();
@@ -85,9 +109,9 @@ export async function restoreRecords(options: { root: string; stepDir: string; r
         if (!(await lstatOrUndefined(target))) await mkdir(target, { mode: 0o700 });
       });
     } else if (pre.kind === 'file') {
-      await attempt(record.path, 'restoring the file', () => restoreFile(target, pre, blobs));
+      await attempt(record.path, 'restoring the file', () => restoreFile(target, record, blobs, guard));
     } else if (pre.kind === 'symlink') {
-      await attempt(record.path, 'restoring the link', () => restoreSymlink(target, pre));
+      await attempt(record.path, 'restoring the link', () => restoreSymlink(target, record, guard));
     }
   }
 
@@ -131,7 +155,8 @@ function folderDecision(record: RestoreItem, stats: Stats | undefined, checkPost
   return { mode: true, times: timesUntouched };
 }
 
-async function restoreFile(target: Buffer, pre: PreimageOf<'file'>, blobs: BlobReader): Promise<string | undefined> {
+async function restoreFile(target: Buffer, record: RestoreItem, blobs: BlobReader, guard: DisplacedGuard): Promise<string | undefined> {
+  const pre = record.pre as PreimageOf<'file'>;
   const current = await lstatOrUndefined(target);
   if (current?.isFile() && current.size === pre.size && (await hashFile(target)) === pre.hash) {
     // Same content (never changed, or changed back): only the attributes, in place.
@@ -154,27 +179,65 @@ async function restoreFile(target: Buffer, pre: PreimageOf<'file'>, blobs: BlobR
     if (hash.digest('hex') !== pre.hash) throw new Error('the saved content is corrupt (hash mismatch)');
     await restoreOwner(temporary, pre);
     const problem = pre.xattrs ? await writeXattrs(temporary, false, pre.xattrs, true) : undefined;
-    await chmod(temporary, pre.mode);
-    await utimes(temporary, pre.atimeMs / 1000, pre.mtimeMs / 1000);
-    await rename(temporary, target);
-    return problem;
+    await setStagedAttributes(temporary, pre);
+    return (await replaceGuarded(target, temporary, record, guard)) ?? problem;
   } finally {
     await unlink(temporary).catch(() => {});
   }
 }
 
-async function restoreSymlink(target: Buffer, pre: PreimageOf<'symlink'>): Promise<string | undefined> {
+async function restoreSymlink(target: Buffer, record: RestoreItem, guard: DisplacedGuard): Promise<string | undefined> {
+  const pre = record.pre as PreimageOf<'symlink'>;
   const temporary = temporarySibling(target);
   try {
     await symlink(bytesFromName(pre.target), temporary);
     await restoreOwner(temporary, pre);
     const problem = pre.xattrs ? await writeXattrs(temporary, true, pre.xattrs, true) : undefined;
     await lutimes(temporary, pre.atimeMs / 1000, pre.mtimeMs / 1000);
-    await rename(temporary, target);
-    return problem;
+    return (await replaceGuarded(target, temporary, record, guard)) ?? problem;
   } finally {
     await unlink(temporary).catch(() => {});
   }
+}
+
+interface DisplacedGuard {
+  keepRoot: string;
+  alreadyKept: ReadonlyMap<string, string>;
+  onKept: (version: KeptVersion) => void;
+}
+
+function displacedGuard(options: RestoreOptions): DisplacedGuard {
+  return { keepRoot: options.keepRoot, alreadyKept: options.alreadyKept ?? new Map(), onKept: options.onKept ?? (() => {}) };
+}
+
+/**
+ * Puts `staged` at `target` (or deletes what is there) through replaceChecked. What it replaces
+ * is the version looked at here (hashed now), and it may go only when it is the preimage, the
+ * step's postimage, or the copy the caller already kept; anything else (a version written
+ * after the caller looked) is kept under keepRoot first. Returns a problem, or undefined.
+ */
+async function replaceGuarded(target: Buffer, staged: Buffer | undefined, record: RestoreItem, guard: DisplacedGuard): Promise<string | undefined> {
+  const foundAt = Date.now();
+  const found = await lstatOrUndefined(target);
+  if (found?.isDirectory()) throw new Error('a folder is in the way');
+  const hash = found?.isFile() ? await hashFile(target) : undefined;
+  const linkTarget = found?.isSymbolicLink() ? nameFromBytes(await readlink(target, { encoding: 'buffer' })) : undefined;
+  const droppable = !found || (await mayDrop(record, guard, { hash, linkTarget }));
+  const result = await replaceChecked(target, staged, { found, foundAt, hash, linkTarget }, { keep: keepUnder(guard.keepRoot, record.path), keepDisplaced: !droppable });
+  for (const copy of result.kept) guard.onKept({ path: record.path, keptAt: copy.keptAt });
+  return result.ok ? undefined : `${result.reason}; not restored`;
+}
+
+async function mayDrop(record: RestoreItem, guard: DisplacedGuard, found: { hash?: string; linkTarget?: string }): Promise<boolean> {
+  const matches = (state: Preimage | Postimage | undefined) =>
+    (state?.kind === 'file' && found.hash !== undefined && state.hash === found.hash) || (state?.kind === 'symlink' && found.linkTarget !== undefined && state.target === found.linkTarget);
+  if (matches(record.pre) || matches(record.post)) return true;
+  const keptAt = guard.alreadyKept.get(record.path);
+  if (keptAt === undefined) return false;
+  const kept = Buffer.from(keptAt);
+  const keptStats = await lstatOrUndefined(kept);
+  if (found.hash !== undefined) return keptStats?.isFile() === true && (await hashFile(kept)) === found.hash;
+  return keptStats?.isSymbolicLink() === true && nameFromBytes(await readlink(kept, { encoding: 'buffer' })) === found.linkTarget;
 }
 
 /** Owner back as captured; only root may give a file away, so a refusal elsewhere is expected. */
@@ -206,10 +269,4 @@ async function removeSyncTemporaries(folder: Buffer): Promise<void> {
     const entry = Buffer.concat([folder, Buffer.from('/'), name]);
     if (!(await lstatOrUndefined(entry))?.isDirectory()) await unlink(entry).catch(() => {});
   }
-}
-
-/** Same pattern as the sync's own temporaries, so the scan ignores a crash's leftovers and rollback removes them. */
-function temporarySibling(target: Buffer): Buffer {
-  const directory = target.subarray(0, target.lastIndexOf(0x2f) + 1);
-  return Buffer.concat([directory, Buffer.from(`.clud-sync-${randomBytes(6).toString('hex')}.tmp`)]);
 }

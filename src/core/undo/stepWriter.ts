@@ -12,6 +12,7 @@ import type { Stats } from 'node:fs';
 import { readdir, stat, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { writeJsonAtomic } from '../atomicFile';
+import type { CapturedVersion } from '../sync/apply';
 import type { Entry } from '../sync/entry';
 import { lstatSyncOrUndefined, nonFolderAncestor } from '../sync/fsEntry';
 import { bytesFromName, joinBytes, nameFromBytes } from '../sync/pathCodec';
@@ -50,6 +51,8 @@ export interface WriterContext {
   notes: string[];
   limits: UndoLimits;
   thresholds: SafeguardThresholds;
+  /** Where a rollback keeps a version it finds that it may not drop (see restoreRecords). */
+  keptDirectory: string;
   /** Renames the closed step into the log and applies the limits. */
   promote(manifest: Manifest): Promise<StepSummary>;
   /** The step is over, whatever the outcome: the log may open another. */
@@ -363,6 +366,19 @@ export class StepWriter {
    * paths below it), but only where the disk still holds exactly the preimage. Returns whether
    * the path's own preimage was dropped.
    */
+  /**
+   * The version of a path whose preimage this step saved (undefined: none saved, e.g. the step is
+   * unprotected), for the caller to check it is the version it is about to replace.
+   */
+  savedVersion(relativePath: string): CapturedVersion | undefined {
+    if (!this.capturing || this.unprotecting) return undefined;
+    const pre = this.records.get(relativePath)?.pre;
+    if (!pre || isMetadataOnly(pre)) return undefined;
+    if (pre.kind === 'file') return { kind: 'file', hash: pre.hash };
+    if (pre.kind === 'symlink') return { kind: 'symlink', target: pre.target };
+    return { kind: pre.kind };
+  }
+
   forget(relativePath: string): Promise<boolean> {
     return this.serialized(async () => {
       if (this.state !== 'open') return false;
@@ -541,7 +557,9 @@ export class StepWriter {
     // was not changed, and restoring it finds the same content and leaves it).
     await this.journal.flush().catch(() => {});
     await this.journal.close();
-    const problems = await restoreRecords({ root: this.meta.root, stepDir: this.context.directory, records: [...this.records].map(([key, { pre }]) => ({ path: key, pre })), checkPostimages: false });
+    // What the caller wrote is the step's postimage: a rollback may replace it, and keeps anything else it finds.
+    const records = [...this.records].map(([key, { pre }]) => ({ path: key, pre, post: this.written.get(key) }));
+    const problems = await restoreRecords({ root: this.meta.root, stepDir: this.context.directory, records, checkPostimages: false, keepRoot: this.context.keptDirectory });
     // With problems the folder stays in progress, so the next open() tries again.
     if (problems.length === 0) await removeTree(Buffer.from(this.context.directory));
     return problems;

@@ -129,6 +129,7 @@ export class UndoLog {
         notes: this.options.xattrs !== false && !captureXattrs ? [XATTR_TOOLS_MISSING] : [],
         limits: this.limits,
         thresholds: { ...DEFAULT_THRESHOLDS, ...meta.thresholds },
+        keptDirectory: path.join(this.options.keptDirectory, `rollback-${id}`),
         promote: (manifest) => this.promote(manifest),
         finished: () => {
           if (this.openStep === writer) this.openStep = undefined;
@@ -218,14 +219,17 @@ export class UndoLog {
       // Newer targets are undone by now, so this step's barriers are against the disk.
       const crossed = options.force ? await findBarriers(options.root, remaining, new Set([manifest.id])) : [];
       const keepRoot = path.join(this.options.keptDirectory, `undo-${manifest.id}`);
+      const alreadyKept = new Map<string, string>();
       for (const barrier of crossed) {
         const kept = await keepCurrent(options.root, barrier.path, keepRoot);
         if (kept) result.kept.push(kept);
+        if (kept) alreadyKept.set(kept.path, kept.keptAt);
       }
       const undoing = path.join(this.directory, 'undoing', manifest.id);
       await rename(path.join(this.directory, 'steps', manifest.id), undoing);
       await Promise.all([fsyncPath(path.join(this.directory, 'steps')), fsyncPath(path.join(this.directory, 'undoing'))]);
-      const problems = await restoreRecords({ root: options.root, stepDir: undoing, records: manifest.records, checkPostimages: true });
+      // A version written after the barriers were looked at is kept too, next to them.
+      const problems = await restoreRecords({ root: options.root, stepDir: undoing, records: manifest.records, checkPostimages: true, keepRoot, alreadyKept, onKept: (version) => result.kept.push(version) });
       if (problems.length > 0) {
         await rename(undoing, path.join(this.directory, 'steps', manifest.id));
         result.problems.push(...problems);
@@ -416,8 +420,10 @@ export class UndoLog {
       return { id, outcome: 'rolled-back', paths: 0, kept: [], problems: journal.ignored };
     }
     const records = [...journal.preimages].map(([key, pre]) => ({ path: key, pre }));
-    const kept = await this.keepDiffering(root, records, path.join(this.options.keptDirectory, `recovered-${id}`));
-    const problems = await restoreRecords({ root, stepDir: directory, records, checkPostimages: false });
+    const keepRoot = path.join(this.options.keptDirectory, `recovered-${id}`);
+    const kept = await this.keepDiffering(root, records, keepRoot);
+    const alreadyKept = new Map(kept.map((version) => [version.path, version.keptAt]));
+    const problems = await restoreRecords({ root, stepDir: directory, records, checkPostimages: false, keepRoot, alreadyKept, onKept: (version) => kept.push(version) });
     // With problems the folder stays, and the next open() tries again.
     if (problems.length === 0) await removeTree(Buffer.from(directory));
     return { id, outcome: 'rolled-back', paths: records.filter(({ pre }) => !(pre.kind === 'directory' && pre.metadataOnly)).length, kept, problems: [...journal.ignored, ...problems] };
@@ -431,11 +437,12 @@ export class UndoLog {
       await removeTree(Buffer.from(directory));
       return { id, outcome: 'undo-completed', paths: 0, kept: [], problems: ['its manifest was unreadable; the undo could not be finished'] };
     }
-    const problems = await restoreRecords({ root: this.options.root ?? manifest.root, stepDir: directory, records: manifest.records, checkPostimages: false });
+    const kept: KeptVersion[] = [];
+    const problems = await restoreRecords({ root: this.options.root ?? manifest.root, stepDir: directory, records: manifest.records, checkPostimages: false, keepRoot: path.join(this.options.keptDirectory, `undo-${id}`), onKept: (version) => kept.push(version) });
     if (problems.length === 0) await removeTree(Buffer.from(directory));
     else await rename(directory, path.join(this.directory, 'steps', id));
     await this.removeBarriersOf(new Set([id]));
-    return { id, outcome: 'undo-completed', paths: manifest.files, kept: [], problems };
+    return { id, outcome: 'undo-completed', paths: manifest.files, kept, problems };
   }
 
   /** Copies aside what differs from the preimage and would be lost by restoring it (files, links, folders holding files). */

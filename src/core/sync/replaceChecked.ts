@@ -1,0 +1,301 @@
+// Replacing or deleting one file or link so that no version that was ever complete at the path
+// can be lost to a writer racing us (an editor's write-temp-and-rename, or an in-place
+// truncate-and-write). A check followed by a rename cannot promise that: a writer between the two
+// loses its version. Instead, the version that is there is first moved aside (a rename captures
+// exactly the inode that was at the name), then checked, and the new version is linked into place
+// (link refuses to replace anything that appeared meanwhile). Whatever was moved aside ends up in
+// exactly one of three places: back at the path, in the kept folder, or removed only once it is
+// known to be the expected version (which the caller has already saved, e.g. as the undo step's
+// preimage, or may drop, e.g. an unchanged version already on the other side). docs/ARCHITECTURE.md
+// (Apply) gives the argument and its limits. Every write of the sync, resolve, backup restore and
+// undo goes through here; nothing else replaces a file the user may be editing.
+import { createHash, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import type { Stats } from 'node:fs';
+import { chmod, copyFile, link, lstat, lutimes, mkdir, open, readlink, rename, symlink, unlink, utimes } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { joinBytes, nameFromBytes } from './pathCodec';
+
+/** What the caller found at the target and decided may be replaced. */
+export interface Expectation {
+  /** The lstat the decision was based on; undefined: nothing was there (a creation). */
+  found: Stats | undefined;
+  /** When `found` was read (Date.now() just before the lstat): how recent an mtime needs the content compared. */
+  foundAt: number;
+  /** The content the displaced file must have (sha256, hex); without it, only metadata is compared. */
+  hash?: string;
+  /** The target the displaced link must have. */
+  linkTarget?: string;
+}
+
+/** Where a displaced version the caller may not drop is copied; returns the kept copy's path. */
+export type KeepAside = (aside: Buffer, stats: Stats, reason: KeepReason) => Promise<string>;
+
+/**
+ * Why a displaced version was kept: the caller asked (`requested`, a conflict's loser); it was not
+ * the expected version and the path was taken meanwhile (`displaced`); or someone wrote into it
+ * through a descriptor opened before it was moved aside (`written-after`).
+ */
+export type KeepReason = 'requested' | 'displaced' | 'written-after';
+
+export type ReplaceResult =
+  | { ok: true; kept: KeptCopy[] }
+  /** Nothing at the path changed for good: the change is not carried out (what was there is back, or kept). */
+  | { ok: false; reason: string; kept: KeptCopy[] };
+
+export interface KeptCopy {
+  keptAt: string;
+  reason: KeepReason;
+}
+
+export interface ReplaceOptions {
+  /** Keep the displaced version even when it is the expected one (a conflict's losing version). */
+  keepDisplaced?: boolean;
+  keep: KeepAside;
+  /**
+   * Called at each point where another writer could interleave (for tests, which put a real
+   * writer there): after the target was moved aside, and after the moved-aside version was
+   * verified (and kept, if asked).
+   */
+  between?: (point: 'moved-aside' | 'verified', aside: Buffer) => Promise<void> | void;
+}
+
+/**
+ * A file whose mtime is this close to the moment it was found may be rewritten within the same
+ * timestamp tick (ext4 and most Linux file systems stamp with a coarse clock, a few milliseconds)
+ * without any metadata changing: its content is compared. An older file's rewrite moves its mtime.
+ */
+export const RACY_WINDOW_MS = 2000;
+
+// Errors of link() on file systems without hard links: there, the old check-then-rename is used.
+const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'ENOSYS', 'EMLINK']);
+
+// As the apply's source reads: never follow a link, never block on a FIFO.
+const ASIDE_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** A sibling name matching the built-in exclude `.clud-sync-*.tmp`: the scan never syncs it, a rollback removes it. */
+export function temporarySibling(target: Buffer): Buffer {
+  const directory = target.subarray(0, target.lastIndexOf(0x2f) + 1);
+  return Buffer.concat([directory, Buffer.from(`.clud-sync-${randomBytes(6).toString('hex')}.tmp`)]);
+}
+
+/**
+ * The mode and times a staged file gets before it is linked into place. One function, so that
+ * everything written takes the same attributes.
+ */
+export async function setStagedAttributes(staged: Buffer, attributes: { mode: number; mtimeMs: number; atimeMs?: number }): Promise<void> {
+  await chmod(staged, attributes.mode);
+  await utimes(staged, (attributes.atimeMs ?? attributes.mtimeMs) / 1000, attributes.mtimeMs / 1000);
+}
+
+/**
+ * Puts `staged` (a file or link next to `target`, consumed either way) at `target`, or deletes
+ * what is at `target` when `staged` is undefined, provided what is there is `expect`'s version.
+ * Folders are not handled here: mkdir (EEXIST) and rmdir (ENOTEMPTY) are already atomic.
+ */
+export async function replaceChecked(target: Buffer, staged: Buffer | undefined, expect: Expectation, options: ReplaceOptions): Promise<ReplaceResult> {
+  try {
+    if (!expect.found) {
+      if (!staged) return { ok: true, kept: [] };
+      return (await linkInto(staged, target)) ? { ok: true, kept: [] } : { ok: false, reason: 'created since the scan', kept: [] };
+    }
+    if (expect.found.isDirectory()) throw new Error('replaceChecked does not replace folders');
+    const aside = temporarySibling(target);
+    try {
+      await rename(target, aside);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return { ok: false, reason: 'deleted since the scan', kept: [] };
+      throw error;
+    }
+    // From here the displaced inode has only the aside name: every path below ends by putting it
+    // back, keeping it, or removing it once verified.
+    return await settleAside(target, aside, staged, expect, options);
+  } finally {
+    if (staged) await unlink(staged).catch(() => {});
+  }
+}
+
+async function settleAside(target: Buffer, aside: Buffer, staged: Buffer | undefined, expect: Expectation, options: ReplaceOptions): Promise<ReplaceResult> {
+  const kept: KeptCopy[] = [];
+  let handle: FileHandle | undefined;
+  try {
+    const found = expect.found!;
+    if (found.isFile()) {
+      // The descriptor sees the inode whatever happens to its names: it tells afterwards whether
+      // a writer that opened the file before it was moved aside wrote into it.
+      handle = await open(aside, ASIDE_OPEN_FLAGS).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ELOOP' || error.code === 'ENXIO') return undefined; // not a regular file: verify says so
+        throw error;
+      });
+    }
+    await options.between?.('moved-aside', aside);
+    const verified = await verifyAside(aside, handle, expect);
+    if (!verified.ok) {
+      // Not the version the decision was about: back where it was, or kept if the path is taken.
+      if (await putBack(aside, target)) return { ok: false, reason: verified.reason, kept };
+      const stats = await lstat(aside);
+      kept.push({ keptAt: await options.keep(aside, stats, 'displaced'), reason: 'displaced' });
+      await removeAside(aside, handle, stats, undefined, options, kept);
+      return { ok: false, reason: `${verified.reason}, and the path was taken meanwhile`, kept };
+    }
+    if (options.keepDisplaced) {
+      try {
+        kept.push({ keptAt: await options.keep(aside, verified.stats, 'requested'), reason: 'requested' });
+      } catch (error) {
+        if (!(await putBack(aside, target))) {
+          // Neither kept nor back: leave the aside in place rather than remove it (a rollback or the user finds it).
+          throw new Error(`${(error as Error).message}; the replaced version is left at ${nameFromBytes(aside)}`);
+        }
+        throw error;
+      }
+    }
+    await options.between?.('verified', aside);
+    if (staged && !(await linkInto(staged, target))) {
+      // Someone created the path meanwhile: theirs stays, the change is skipped, and the
+      // displaced version (the expected one) cannot go back, so it is kept.
+      if (!options.keepDisplaced) kept.push({ keptAt: await options.keep(aside, verified.stats, 'displaced'), reason: 'displaced' });
+      await removeAside(aside, handle, verified.stats, verified.hash, options, kept);
+      return { ok: false, reason: 'created since the scan', kept };
+    }
+    await removeAside(aside, handle, verified.stats, verified.hash, options, kept);
+    return { ok: true, kept };
+  } finally {
+    await handle?.close().catch(() => {});
+  }
+}
+
+type Verified = { ok: true; stats: Stats; hash?: string } | { ok: false; reason: string };
+
+/** Whether the moved-aside inode is the one found, unchanged: same inode, type, size, mtime and mode, and the expected content or link target. */
+async function verifyAside(aside: Buffer, handle: FileHandle | undefined, expect: Expectation): Promise<Verified> {
+  const found = expect.found!;
+  const stats = handle ? await handle.stat() : await lstat(aside);
+  if (found.isFile() !== stats.isFile() || found.isSymbolicLink() !== stats.isSymbolicLink()) return { ok: false, reason: 'type changed since the scan' };
+  if (stats.ino !== found.ino || stats.dev !== found.dev) return { ok: false, reason: 'replaced since the scan' };
+  if (stats.isSymbolicLink()) {
+    if (expect.linkTarget !== undefined && nameFromBytes(await readlink(aside, { encoding: 'buffer' })) !== expect.linkTarget) return { ok: false, reason: 'link retargeted since the scan' };
+    return { ok: true, stats };
+  }
+  if (!handle) return { ok: false, reason: 'type changed since the scan' };
+  if (stats.size !== found.size || stats.mtimeMs !== found.mtimeMs || (stats.mode & 0o7777) !== (found.mode & 0o7777)) return { ok: false, reason: 'modified since the scan' };
+  if (expect.hash !== undefined && isRacy(found, expect.foundAt)) {
+    const hash = await hashHandle(handle);
+    if (hash !== expect.hash) return { ok: false, reason: 'modified since the scan' };
+    return { ok: true, stats, hash };
+  }
+  return { ok: true, stats, hash: expect.hash };
+}
+
+const isRacy = (stats: Stats, at: number): boolean => stats.mtimeMs >= at - RACY_WINDOW_MS;
+
+/**
+ * Removes the aside name. For a file, the descriptor is checked afterwards: a writer that opened
+ * the file before it was moved aside may have written into it since it was verified (or kept);
+ * then what it wrote is salvaged into the kept folder, read through the descriptor.
+ */
+async function removeAside(aside: Buffer, handle: FileHandle | undefined, verified: Stats, verifiedHash: string | undefined, options: ReplaceOptions, kept: KeptCopy[]): Promise<void> {
+  await unlink(aside);
+  if (!handle) return;
+  const now = await handle.stat();
+  // unlink moves ctime; a write moves mtime (or, in the same tick, possibly only the content).
+  let changed = now.size !== verified.size || now.mtimeMs !== verified.mtimeMs;
+  // Without a verified hash there is nothing to compare a same-tick rewrite with.
+  if (!changed && verifiedHash !== undefined && isRacy(now, Date.now())) changed = (await hashHandle(handle)) !== verifiedHash;
+  if (!changed) return;
+  const salvage = temporarySibling(aside);
+  try {
+    await copyFromHandle(handle, salvage, now);
+    kept.push({ keptAt: await options.keep(salvage, await lstat(salvage), 'written-after'), reason: 'written-after' });
+  } finally {
+    await unlink(salvage).catch(() => {});
+  }
+}
+
+async function hashHandle(handle: FileHandle): Promise<string> {
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(1 << 16);
+  for (let position = 0; ; ) {
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+    if (bytesRead === 0) break;
+    hash.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  return hash.digest('hex');
+}
+
+async function copyFromHandle(handle: FileHandle, destination: Buffer, stats: Stats): Promise<void> {
+  const out = await open(destination, 'wx', 0o600);
+  try {
+    const buffer = Buffer.allocUnsafe(1 << 16);
+    for (let position = 0; ; ) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+      if (bytesRead === 0) break;
+      await out.write(buffer, 0, bytesRead);
+      position += bytesRead;
+    }
+  } finally {
+    await out.close();
+  }
+  await setStagedAttributes(destination, { mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs });
+}
+
+/** link(), which refuses an existing name; false when the name is taken. */
+async function linkInto(source: Buffer, target: Buffer): Promise<boolean> {
+  try {
+    await link(source, target);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    if (code === 'EEXIST') return false;
+    if (!LINK_UNSUPPORTED.has(code)) throw error;
+    // No hard links on this file system (some network and FUSE mounts): the old way, check then
+    // rename, which leaves a window between the two where a version created meanwhile is lost.
+    if (await lstatOrUndefined(target)) return false;
+    await rename(source, target);
+    return true;
+  }
+}
+
+/** The aside back at the target when the target is free; false when it is taken (the aside stays). */
+async function putBack(aside: Buffer, target: Buffer): Promise<boolean> {
+  if (!(await linkInto(aside, target))) return false;
+  await unlink(aside).catch(() => {}); // gone already when linkInto fell back to a rename
+  return true;
+}
+
+async function lstatOrUndefined(target: Buffer): Promise<Stats | undefined> {
+  try {
+    return await lstat(target);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * A KeepAside that copies into `<keepRoot>/<key>` (a second copy of one key gets `~2`, `~3`, …),
+ * with the version's mode and mtime. Kept copies live outside both trees, usually on another
+ * mount, so they are copies, not links.
+ */
+export function keepUnder(keepRoot: string, key: string): KeepAside {
+  return async (aside, stats) => {
+    const base = joinBytes(keepRoot, key);
+    await mkdir(base.subarray(0, base.lastIndexOf(0x2f)), { recursive: true });
+    for (let attempt = 1; ; attempt += 1) {
+      const kept = attempt === 1 ? base : Buffer.concat([base, Buffer.from(`~${attempt}`)]);
+      try {
+        if (stats.isSymbolicLink()) {
+          await symlink(await readlink(aside, { encoding: 'buffer' }), kept);
+        } else {
+          await copyFile(aside, kept, constants.COPYFILE_EXCL);
+          await chmod(kept, stats.mode & 0o7777);
+        }
+        await lutimes(kept, stats.atimeMs / 1000, stats.mtimeMs / 1000);
+        return nameFromBytes(kept);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 1000) throw error;
+      }
+    }
+  };
+}
