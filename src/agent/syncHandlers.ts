@@ -66,9 +66,11 @@ interface CycleRequest {
   reset: boolean;
   onlyPaths?: readonly string[];
   undo: UndoSettings;
+  /** Extra cycles allowed for changes skipped because their file moved (the `syncRetries` setting). */
+  retries: number;
 }
 
-async function syncCycle(request: CycleRequest, context: RequestContext, retries = 3): Promise<SyncReport> {
+async function syncCycle(request: CycleRequest, context: RequestContext): Promise<SyncReport> {
   assertReadyToSync();
   const notices: string[] = [];
   const undo = recording(await openUndoLog(request.undo, notices), request.undo, context);
@@ -79,7 +81,7 @@ async function syncCycle(request: CycleRequest, context: RequestContext, retries
       merged = merged ? mergeReports(merged, run) : run;
       return run;
     },
-    { retries, shouldRetry: (result) => !result.halted && !result.denied && isTransient(result) },
+    { retries: request.retries, shouldRetry: (result) => !result.halted && !result.denied && isTransient(result) },
   );
   const report = merged!;
   report.retries = used;

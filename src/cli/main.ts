@@ -22,7 +22,11 @@ const FLAG_FOR_SETTING: Record<string, string> = { containerName: '--name', imag
 
 export async function main(argv: string[]): Promise<number> {
   const [commandName, ...args] = argv;
-  const json = args.includes('--json');
+  // Everything after `--` belongs to the command run in the container (`clud exec DIR -- ls --json`).
+  const terminator = args.indexOf('--');
+  const ownArgs = terminator === -1 ? args : args.slice(0, terminator);
+  const rest = terminator === -1 ? [] : args.slice(terminator + 1);
+  const json = ownArgs.includes('--json');
   if (!commandName || commandName === '--help' || commandName === '-h' || commandName === 'help') {
     process.stdout.write(usage());
     return commandName ? 0 : 2;
@@ -30,9 +34,6 @@ export async function main(argv: string[]): Promise<number> {
   const command = COMMANDS.find((candidate) => candidate.name === commandName);
   try {
     if (!command) throw new CludError('bad-input', `unknown command "${commandName}"`, 'Run `clud --help` for the list.');
-    const terminator = args.indexOf('--');
-    const ownArgs = terminator === -1 ? args : args.slice(0, terminator);
-    const rest = terminator === -1 ? [] : args.slice(terminator + 1);
     const { values, positionals } = parseCommandArgs(command, ownArgs);
     if (values.help) {
       process.stdout.write(commandHelp(command));
@@ -58,12 +59,33 @@ function parseCommandArgs(command: CommandSpec, args: string[]) {
   }
   if (command.options.interactive) options.interactive = { type: 'boolean', short: 'i' };
   try {
-    const parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    const parsed = parseArgs({ args: attachDashValues(args, options), options, allowPositionals: true, strict: true });
     return { values: parsed.values as Record<string, string | boolean | string[] | undefined>, positionals: parsed.positionals };
   } catch (error) {
     // Node's first sentence says it, e.g. "Unknown option '--frobnicate'"; the rest is advice for scripts.
-    throw new CludError('bad-input', errorMessage(error).split('. ')[0]!.replace(/\.$/, ''), `Usage: ${command.usage}`);
+    throw new CludError('bad-input', errorMessage(error).split(/\.(?:\s|$)/)[0]!, `Usage: ${command.usage}`);
   }
+}
+
+/**
+ * `--steps -1`: Node's parser refuses a value starting with a dash as ambiguous. A value that
+ * reads as a number is a value, not a flag, so it is attached (`--steps=-1`) and the command
+ * says what is wrong with it.
+ */
+function attachDashValues(args: string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+  const attached: string[] = [];
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    const next = args[index + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      attached.push(`${arg}=${next}`);
+      index++;
+    } else {
+      attached.push(arg);
+    }
+  }
+  return attached;
 }
 
 /** DIR is optional and comes first: `[DIR] PATH` means one positional is PATH, two are DIR and PATH. */
@@ -123,7 +145,21 @@ function commandHelp(command: CommandSpec): string {
   return lines.join('\n') + '\n';
 }
 
+/**
+ * `clud sync | head -1`: the reader has what it wanted and closed the pipe. Nothing more can be
+ * said on stdout, so the CLI exits as a program killed by SIGPIPE would (quietly, 128 + 13),
+ * instead of crashing with a stack trace. Closing ends any agent session, whose agent then stops
+ * at its next safe point.
+ */
+export function exitQuietlyOnClosedStdout(stream: NodeJS.WriteStream, exit: (code: number) => void): void {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') exit(process.exitCode === undefined ? 141 : Number(process.exitCode));
+    else throw error;
+  });
+}
+
 if (require.main === module) {
+  exitQuietlyOnClosedStdout(process.stdout, (code) => process.exit(code));
   void main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

@@ -192,6 +192,8 @@ export const SyncRequestParams = z.object({
   /** Only change these relative paths (auto-sync of saved files); everything else waits for a full sync. */
   onlyPaths: z.array(z.string()).max(10_000).optional(),
   undo: UndoSettings.default(UndoSettings.parse({})),
+  /** How many more cycles run when a change was skipped because its file moved under it (the `syncRetries` setting). */
+  retries: z.number().int().min(0).max(10).default(3),
 });
 export type SyncRequestParams = z.infer<typeof SyncRequestParams>;
 

@@ -180,7 +180,7 @@ export class Workspace {
 
   /** One three-way sync cycle (push and pull are its one-way policies). */
   async syncCycle(policy: Policy, options: { reset?: boolean; onlyPaths?: string[]; session?: AgentSession; onQuestion?: QuestionHandler } = {}): Promise<SyncReport> {
-    const params = { policy, excludes: this.config.excludes, reset: options.reset ?? false, onlyPaths: options.onlyPaths, undo: undoSettings(this.config) };
+    const params = { policy, excludes: this.config.excludes, reset: options.reset ?? false, onlyPaths: options.onlyPaths, undo: undoSettings(this.config), retries: this.config.syncRetries };
     const run = (open: AgentSession) => open.client.request('sync', params, undefined, options.onQuestion);
     return options.session ? run(options.session) : this.withSession(run);
   }

@@ -286,7 +286,7 @@ describe('unit: agentClient', () => {
 
     it('honours a smaller line limit given to serveChannel', async () => {
       const { client, toAgent, agentMessages } = connect({ status: async () => STATUS }, { maxLineBytes: 100 });
-      toAgent.write(encodeMessage({ id: 99, method: 'sync', params: { policy: 'push', excludes: ['x'.repeat(100)], reset: false, undo: UNDO_DEFAULTS } }));
+      toAgent.write(encodeMessage({ id: 99, method: 'sync', params: { policy: 'push', excludes: ['x'.repeat(100)], reset: false, undo: UNDO_DEFAULTS, retries: 3 } }));
       await until(() => agentMessages.length === 1, 'the error reply');
       assert.equal(agentMessages[0]!.kind === 'error' && agentMessages[0]!.code, 'line-too-long');
       assert.deepEqual(await client.request('status', {}), STATUS);
