@@ -128,7 +128,7 @@ describe('unit: agentClient', () => {
       await client.request('restoreBackup', { backupId: 'b1', side: 'container' });
       assert.deepEqual(seen, [
         { protocolVersion: 7 },
-        { policy: 'two-way-safe', excludes: ['dist'], reset: false, undo: UNDO_DEFAULTS },
+        { policy: 'two-way-safe', excludes: ['dist'], reset: false, undo: UNDO_DEFAULTS, retries: 3 },
         { backupId: 'b1', side: 'container', excludes: [], undo: UNDO_DEFAULTS },
       ]);
     });

@@ -13,9 +13,9 @@ describe('unit: protocol', () => {
       {
         name: 'sync',
         request: { id: 3, method: 'sync', params: { policy: 'push', excludes: ['node_modules'], reset: true } },
-        expectedParams: { policy: 'push', excludes: ['node_modules'], reset: true, undo: UNDO_DEFAULTS },
+        expectedParams: { policy: 'push', excludes: ['node_modules'], reset: true, undo: UNDO_DEFAULTS, retries: 3 },
       },
-      { name: 'sync', request: { id: 0, method: 'sync', params: {} }, expectedParams: { policy: 'two-way-safe', excludes: [], reset: false, undo: UNDO_DEFAULTS } },
+      { name: 'sync', request: { id: 0, method: 'sync', params: {} }, expectedParams: { policy: 'two-way-safe', excludes: [], reset: false, undo: UNDO_DEFAULTS, retries: 3 } },
       { name: 'history', request: { id: 6, method: 'history', params: {} }, expectedParams: {} },
       { name: 'compare', request: { id: 7, method: 'compare', params: {} }, expectedParams: { excludes: [] } },
       {
