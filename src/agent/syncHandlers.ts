@@ -57,6 +57,9 @@ function recording(undoLog: UndoLog, settings: UndoSettings, context: RequestCon
   return { log: undoLog, ask: context.ask, thresholds: { maxDeletions: settings.maxDeletions, largeFileBytes: settings.largeFileBytes } };
 }
 
+/** A request that waits for the sync lock says so, as progress the CLI prints on stderr. */
+const lockWait = (context: RequestContext) => ({ onWait: (message: string) => context.progress({ phase: 'lock', message }) });
+
 /** A change skipped because its file moved under it: another cycle, a moment later, will carry it. */
 const isTransient = (report: SyncReport) => report.skipped.some((skipped) => /since the scan/.test(skipped.reason));
 
@@ -101,14 +104,14 @@ export function createSyncHandlers(): Pick<Handlers, 'sync' | 'history' | 'compa
       const differences = await compareTrees(roots, { excludes: params.excludes, caches });
       return { differences: differences.map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) })), hasAgreedState: ancestor.size > 0 };
     },
-    sync: (params, context) => withSyncLock(() => syncCycle(params, context)),
+    sync: (params, context) => withSyncLock(() => syncCycle(params, context), lockWait(context)),
     history: async () => ({ reports: await stateFiles().readHistory() }),
     resolve: (params, context) =>
       withSyncLock(async () => {
         assertReadyToSync();
         const undo = recording(await openUndoLog(params.undo), params.undo, context);
         return resolveConflict({ roots, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, path: params.path, keep: params.keep, undo });
-      }),
+      }, lockWait(context)),
     backup: (params) =>
       withSyncLock(async () => {
         assertReadyToSync();

@@ -12,7 +12,8 @@ export function formatMetrics(metrics: SyncMetrics): string {
 }
 
 export function formatStatus(status: WorkspaceStatus): string {
-  const lines = [`folder:    ${status.hostPath}`, `container: ${status.containerName} (${status.state})`];
+  const held = status.state === 'paused' ? ' — `docker unpause` resumes it' : status.state === 'restarting' ? ' — Docker is restarting it; `clud logs` says why' : '';
+  const lines = [`folder:    ${status.hostPath}`, `container: ${status.containerName} (${status.state})${held}`];
   if (status.image) lines.push(`image:     ${status.image}${status.imageCurrent === false ? ' (older than this Clud: `clud up --rebuild` updates it)' : ''}`);
   if (status.init) {
     lines.push(`workspace: ${status.init.phase}${status.init.error ? ` — ${status.init.error}` : ''}`);

@@ -253,7 +253,8 @@ export const ResultSchemas = {
 } satisfies Record<Method, z.ZodType>;
 export type ResultOf<M extends Method> = z.infer<(typeof ResultSchemas)[M]>;
 
-export const ErrorCode = z.enum(['bad-request', 'line-too-long', 'unknown-method', 'sync-failed', 'sync-halted', 'internal']);
+/** `sync-busy`: another sync held the workspace's sync lock for longer than a request waits. */
+export const ErrorCode = z.enum(['bad-request', 'line-too-long', 'unknown-method', 'sync-failed', 'sync-halted', 'sync-busy', 'internal']);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
 

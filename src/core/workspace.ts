@@ -18,7 +18,8 @@ import {
   SYNC_OPTIONS_ENV,
   WORKSPACE_USER,
 } from './containerLayout';
-import type { ContainerEngine, ContainerInfo, ExecSession } from './docker/engine';
+import { containerState } from './docker/engine';
+import type { ContainerEngine, ContainerInfo, ContainerState, ExecSession } from './docker/engine';
 import { CludError, errorMessage } from './errors';
 import { bindMount, containerNameFor, hostFolderMount, normalizeHostPath } from './hostPath';
 import { workspaceStateDirectory } from './stateDirectory';
@@ -51,7 +52,7 @@ export interface WorkspaceOptions {
   agentEnv?: Record<string, string>;
 }
 
-export type ContainerState = 'missing' | 'running' | 'stopped';
+export type { ContainerState } from './docker/engine';
 
 export interface WorkspaceStatus {
   hostPath: string;
@@ -102,6 +103,7 @@ export class Workspace {
     await this.assertHostFolder();
     await this.engine.ping();
     let container = await this.ownedContainer();
+    this.assertNotHeld(container);
     const context = await this.buildContext();
     let built = false;
     let image = await this.engine.inspectImage(this.config.imageTag);
@@ -159,7 +161,7 @@ export class Workspace {
     const context = await this.buildContext().catch(() => undefined);
     const status: WorkspaceStatus = {
       ...base,
-      state: container.running ? 'running' : 'stopped',
+      state: containerState(container),
       containerId: container.id,
       image: container.image,
       imageCurrent: context ? container.labels[LABEL_CONTEXT_HASH] === context.hash : undefined,
@@ -181,7 +183,7 @@ export class Workspace {
   /** One three-way sync cycle (push and pull are its one-way policies). */
   async syncCycle(policy: Policy, options: { reset?: boolean; onlyPaths?: string[]; session?: AgentSession; onQuestion?: QuestionHandler } = {}): Promise<SyncReport> {
     const params = { policy, excludes: this.config.excludes, reset: options.reset ?? false, onlyPaths: options.onlyPaths, undo: undoSettings(this.config), retries: this.config.syncRetries };
-    const run = (open: AgentSession) => open.client.request('sync', params, undefined, options.onQuestion);
+    const run = (open: AgentSession) => open.client.request('sync', params, (data) => this.progress('sync', describeProgress(data)), options.onQuestion);
     return options.session ? run(options.session) : this.withSession(run);
   }
 
@@ -208,7 +210,7 @@ export class Workspace {
   }
 
   resolve(path: string, keep: 'host' | 'container' | 'both', options: { session?: AgentSession; onQuestion?: QuestionHandler } = {}): Promise<SyncReport> {
-    const run = (open: AgentSession) => open.client.request('resolve', { path, keep, excludes: this.config.excludes, undo: undoSettings(this.config) }, undefined, options.onQuestion);
+    const run = (open: AgentSession) => open.client.request('resolve', { path, keep, excludes: this.config.excludes, undo: undoSettings(this.config) }, (data) => this.progress('sync', describeProgress(data)), options.onQuestion);
     return options.session ? run(options.session) : this.withSession(run);
   }
 
@@ -263,7 +265,11 @@ export class Workspace {
   /** Runs a command in /workspace as the workspace user; resolves with its exit code. */
   async exec(cmd: string[], io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }): Promise<number> {
     const container = await this.requireRunning();
-    const exec = await this.engine.exec(container.id, { cmd, user: WORKSPACE_USER, workingDir: CONTAINER_WORKSPACE_PATH, attachStdin: io.stdin !== undefined });
+    // Docker reports a command it cannot start ("executable file not found") on the exec's stdout,
+    // which would land in the CLI's stdout (and break --json). A shell that execs the command
+    // starts every time, and reports a missing command on stderr with the same codes (127, 126).
+    const viaShell = ['/bin/sh', '-c', 'exec "$@"', 'clud exec', ...cmd];
+    const exec = await this.engine.exec(container.id, { cmd: viaShell, user: WORKSPACE_USER, workingDir: CONTAINER_WORKSPACE_PATH, attachStdin: io.stdin !== undefined });
     if (io.stdin) io.stdin.pipe(exec.stdin);
     exec.stdout.pipe(io.stdout, { end: false });
     exec.stderr.pipe(io.stderr, { end: false });
@@ -298,6 +304,7 @@ export class Workspace {
     const container = await this.ownedContainer();
     if (!container) return { removed: false, containerName: this.containerName };
     if (!options.force) {
+      this.assertNotHeld(container);
       // A stopped container still holds its /workspace: start it (a restart keeps /workspace as
       // it was) so the check can look, rather than assume there is nothing to lose.
       const wasStopped = !container.running;
@@ -411,11 +418,21 @@ export class Workspace {
   private async requireRunning(): Promise<ContainerInfo> {
     await this.engine.ping();
     const container = await this.ownedContainer();
-    if (!container?.running) throw this.notRunning();
+    if (!container?.running) throw this.notRunning(container);
     return container;
   }
 
-  private notRunning(): CludError {
+  /** A paused or restarting container can neither be started nor looked into: say so, do nothing. */
+  private assertNotHeld(container: ContainerInfo | undefined): void {
+    const state = containerState(container);
+    if (state === 'paused' || state === 'restarting') throw this.notRunning(container);
+  }
+
+  private notRunning(container?: ContainerInfo): CludError {
+    const state = containerState(container);
+    if (state === 'paused' || state === 'restarting') {
+      return new CludError('not-running', `no running workspace container for ${this.hostPath}: ${this.containerName} is ${state}`, state === 'paused' ? `Run \`docker unpause ${this.containerName}\`.` : 'Wait for it to come up, or run `clud logs` to see why it restarts.');
+    }
     return new CludError('not-running', `no running workspace container for ${this.hostPath} (${this.containerName})`, 'Run `clud up` first.');
   }
 
