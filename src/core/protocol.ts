@@ -79,7 +79,7 @@ export const EntrySchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('file'), size: z.number().int().nonnegative(), mtimeMs: z.number(), mode: z.number().int(), hash: z.string() }),
   z.object({ kind: z.literal('directory'), mode: z.number().int() }),
   z.object({ kind: z.literal('symlink'), target: z.string() }),
-  z.object({ kind: z.literal('untracked'), reason: z.string() }),
+  z.object({ kind: z.literal('untracked'), reason: z.string(), special: z.literal(true).optional() }),
 ]);
 export const SyncPolicy = z.enum(['two-way-safe', 'host-wins', 'container-wins', 'newer-wins', 'push', 'pull']);
 export const SyncSide = z.enum(['host', 'container']);

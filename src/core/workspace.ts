@@ -28,7 +28,7 @@ import { loadBuildContext, packBuildContext } from './imageContext';
 import type { BuildContext, ImageResources } from './imageContext';
 import { InitState, PROTOCOL_VERSION } from './protocol';
 import type { BackupManifest, ProgressData, RestoreResult, ResultOf, SyncOptions, SyncReport, UndoResultInfo } from './protocol';
-import { entriesEqual } from './sync/entry';
+import { changesLostWithContainer } from './sync/compare';
 import type { Policy } from './sync/reconcile';
 
 export type WorkspaceProgressPhase = 'build' | 'create' | 'start' | 'initial-sync' | 'push' | 'pull' | 'sync' | 'check';
@@ -330,9 +330,7 @@ export class Workspace {
     // Removing the container loses the changes made in /workspace since the two last agreed
     // (edits, new files, deletions); changes made only on the host stay with the host. Without an
     // agreed state, whatever the container holds differently counts.
-    const differences = all.filter((difference) =>
-      hasAgreedState ? !entriesEqual(difference.container, difference.ancestor) : difference.container?.kind === 'file' || difference.container?.kind === 'symlink',
-    );
+    const differences = changesLostWithContainer(all, hasAgreedState);
     if (differences.length === 0) return;
     const sample = differences.slice(0, 5).map((difference) => difference.path).join(', ');
     throw new CludError(
