@@ -22,7 +22,7 @@ import { containerState } from './docker/engine';
 import type { ContainerEngine, ContainerInfo, ContainerState, ExecSession } from './docker/engine';
 import { CludError, errorMessage } from './errors';
 import { bindMount, containerNameFor, hostFolderMount, normalizeHostPath } from './hostPath';
-import { workspaceStateDirectory } from './stateDirectory';
+import { hostStatePath, hostStatePathsIn, workspaceStateDirectory } from './stateDirectory';
 import type { HostPlatform } from './hostPath';
 import { loadBuildContext, packBuildContext } from './imageContext';
 import type { BuildContext, ImageResources } from './imageContext';
@@ -184,19 +184,19 @@ export class Workspace {
   async syncCycle(policy: Policy, options: { reset?: boolean; onlyPaths?: string[]; session?: AgentSession; onQuestion?: QuestionHandler } = {}): Promise<SyncReport> {
     const params = { policy, excludes: this.config.excludes, reset: options.reset ?? false, onlyPaths: options.onlyPaths, undo: undoSettings(this.config), retries: this.config.syncRetries };
     const run = (open: AgentSession) => open.client.request('sync', params, (data) => this.progress('sync', describeProgress(data)), options.onQuestion);
-    return options.session ? run(options.session) : this.withSession(run);
+    return this.onHost(await (options.session ? run(options.session) : this.withSession(run)));
   }
 
   /** The undo log's steps (newest first), its barriers, and why it is disabled if it is. */
-  undoHistory(session?: AgentSession): Promise<ResultOf<'undoHistory'>> {
+  async undoHistory(session?: AgentSession): Promise<ResultOf<'undoHistory'>> {
     const run = (open: AgentSession) => open.client.request('undoHistory', {});
-    return session ? run(session) : this.withSession(run);
+    return this.onHost(await (session ? run(session) : this.withSession(run)));
   }
 
   /** Undoes the newest `steps` syncs on the host; refused with reasons where that would destroy a later change, unless forced. */
-  undo(steps: number, force: boolean, session?: AgentSession): Promise<UndoResultInfo> {
+  async undo(steps: number, force: boolean, session?: AgentSession): Promise<UndoResultInfo> {
     const run = (open: AgentSession) => open.client.request('undo', { steps, force });
-    return session ? run(session) : this.withSession(run);
+    return this.onHost(await (session ? run(session) : this.withSession(run)));
   }
 
   /** Drops an undo log of another format version (undo is disabled until then). */
@@ -206,12 +206,12 @@ export class Workspace {
 
   /** Past sync cycles, newest first. */
   async history(): Promise<SyncReport[]> {
-    return (await this.withSession((session) => session.client.request('history', {}))).reports;
+    return (await this.withSession((session) => session.client.request('history', {}))).reports.map((report) => this.onHost(report));
   }
 
-  resolve(path: string, keep: 'host' | 'container' | 'both', options: { session?: AgentSession; onQuestion?: QuestionHandler } = {}): Promise<SyncReport> {
+  async resolve(path: string, keep: 'host' | 'container' | 'both', options: { session?: AgentSession; onQuestion?: QuestionHandler } = {}): Promise<SyncReport> {
     const run = (open: AgentSession) => open.client.request('resolve', { path, keep, excludes: this.config.excludes, undo: undoSettings(this.config) }, (data) => this.progress('sync', describeProgress(data)), options.onQuestion);
-    return options.session ? run(options.session) : this.withSession(run);
+    return this.onHost(await (options.session ? run(options.session) : this.withSession(run)));
   }
 
   backup(): Promise<BackupManifest> {
@@ -222,8 +222,24 @@ export class Workspace {
     return (await this.withSession((session) => session.client.request('listBackups', {}))).backups;
   }
 
-  restoreBackup(backupId: string, side: 'host' | 'container', onQuestion?: QuestionHandler): Promise<RestoreResult> {
-    return this.withSession((session) => session.client.request('restoreBackup', { backupId, side, excludes: this.config.excludes, undo: undoSettings(this.config) }, undefined, onQuestion));
+  async restoreBackup(backupId: string, side: 'host' | 'container', onQuestion?: QuestionHandler): Promise<RestoreResult> {
+    return this.onHost(await this.withSession((session) => session.client.request('restoreBackup', { backupId, side, excludes: this.config.excludes, undo: undoSettings(this.config) }, undefined, onQuestion)));
+  }
+
+  /**
+   * The agent names places in the state folder as it sees them (`/clud-state/kept/…`); every
+   * result that reaches the CLI or the extension names them on the host, where they can be opened.
+   */
+  private onHost<T extends { kept?: { keptAt: string }[]; notices?: string[]; problems?: unknown[] }>(result: T): T {
+    const platform = this.options.platform;
+    const path = (containerPath: string) => hostStatePath(containerPath, this.stateDirectory, CONTAINER_STATE_PATH, platform);
+    const text = (message: string) => hostStatePathsIn(message, this.stateDirectory, CONTAINER_STATE_PATH, platform);
+    return {
+      ...result,
+      ...(result.kept && { kept: result.kept.map((kept) => ({ ...kept, keptAt: path(kept.keptAt) })) }),
+      ...(result.notices && { notices: result.notices.map(text) }),
+      ...(result.problems && { problems: result.problems.map((problem) => (typeof problem === 'string' ? text(problem) : problem)) }),
+    };
   }
 
   /** Opens the control channel. The caller closes it; the extension keeps one per workspace. */
