@@ -58,7 +58,7 @@ function recording(undoLog: UndoLog, settings: UndoSettings, context: RequestCon
 }
 
 /** A request that waits for the sync lock says so, as progress the CLI prints on stderr. */
-const lockWait = (context: RequestContext) => ({ onWait: (message: string) => context.progress({ phase: 'lock', message }) });
+const lockWait = (context: RequestContext) => ({ onWait: (message: string) => context.progress({ phase: 'lock', message }), signal: context.signal });
 
 /** A change skipped because its file moved under it: another cycle, a moment later, will carry it. */
 const isTransient = (report: SyncReport) => report.skipped.some((skipped) => /since the scan/.test(skipped.reason));
@@ -80,7 +80,7 @@ async function syncCycle(request: CycleRequest, context: RequestContext): Promis
   let merged: SyncReport | undefined;
   const { retries: used } = await withRetries(
     async () => {
-      const run = await runSyncCycle({ roots, stateDir: CONTAINER_STATE_PATH, policy: request.policy, excludes: request.excludes, reset: request.reset && !merged, onlyPaths: request.onlyPaths, undo, beforeModify: failpointHook() });
+      const run = await runSyncCycle({ roots, stateDir: CONTAINER_STATE_PATH, policy: request.policy, excludes: request.excludes, reset: request.reset && !merged, onlyPaths: request.onlyPaths, undo, beforeModify: failpointHook(), signal: context.signal });
       merged = merged ? mergeReports(merged, run) : run;
       return run;
     },

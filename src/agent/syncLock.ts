@@ -12,6 +12,8 @@ export interface SyncLockOptions {
   reportEveryMs?: number;
   /** Whether the process with this PID is a Clud agent; by default read from /proc/PID/cmdline. */
   isSyncProcess?: (pid: number) => boolean;
+  /** Aborted when the requester went away: it stops waiting. */
+  signal?: AbortSignal;
 }
 
 /** Long enough for a big sync of the other session to finish; a hung owner is not waited on forever. */
@@ -65,6 +67,7 @@ async function holdFileLock<T>(file: string, work: () => Promise<T>, options: Sy
     for (;;) {
       const owner = tryAcquire(file, isSyncProcess);
       if (owner === undefined) break;
+      if (options.signal?.aborted) throw new RequestError('sync-busy', 'stopped waiting for the sync lock: the requester went away');
       const waited = Date.now() - started;
       const what = `another sync of this workspace (agent process ${owner})`;
       if (waited >= maxWaitMs) {

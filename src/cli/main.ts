@@ -117,6 +117,8 @@ function createWorkspace(values: Record<string, unknown>, dir: string | undefine
     stateRoot: stateRoot(process.env, platform, os.homedir()),
     // Shipped beside the bundle: dist/agent.js and container/ next to dist/.
     resources: { agentBundlePath: path.join(__dirname, 'agent.js'), containerDir: path.join(__dirname, '..', 'container') },
+    // The agent's fault injection (src/agent/failpoint.ts), for the tests that interrupt a sync.
+    ...(process.env.CLUD_FAILPOINT && { agentEnv: { CLUD_FAILPOINT: process.env.CLUD_FAILPOINT } }),
     onProgress: (event) => {
       // Progress goes to stderr so that stdout holds only the result (and, with --json, one object).
       if (!json || process.env.CLUD_PROGRESS === '1') process.stderr.write(`[${event.phase}] ${event.message}\n`);
@@ -158,8 +160,21 @@ export function exitQuietlyOnClosedStdout(stream: NodeJS.WriteStream, exit: (cod
   });
 }
 
+/**
+ * Ctrl-C: exiting closes the agent session's `docker exec`, whose stdin then ends; the agent
+ * takes that as the request being cancelled and stops at its next safe point (a sync's host
+ * changes are rolled back with its undo step). 130 is the shell's code for an interrupt.
+ */
+function exitOnInterrupt(): void {
+  process.once('SIGINT', () => {
+    process.stderr.write('clud: interrupted; work in the container stops at its next safe point (a sync rolls back what it changed in the folder)\n');
+    process.exit(130);
+  });
+}
+
 if (require.main === module) {
   exitQuietlyOnClosedStdout(process.stdout, (code) => process.exit(code));
+  exitOnInterrupt();
   void main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

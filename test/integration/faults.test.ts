@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import * as path from 'node:path';
 import { SYNC_LOCK_PATH } from '../../src/core/containerLayout';
 import {
+  CLI_PATH,
+  TEST_ENV,
   TestScope,
   assertExit,
   containersFor,
@@ -13,6 +18,7 @@ import {
   runCludJson,
   singleJsonObject,
   syncedProject,
+  waitFor,
   INTEGRATION_TIMEOUT_MS,
 } from '../helpers/integration';
 
@@ -116,6 +122,39 @@ describe('integration: faults at the edges', function () {
       assert.deepEqual(singleJsonObject(run), { ok: false, exitCode: 127 });
       assert.match(run.stderr, /no-such-command-here/);
       assert.equal(lines(run.stderr).length, 1, describeRun(run));
+    });
+  });
+
+  describe('Ctrl-C', function () {
+    it('Ctrl-C on clud pull: the CLI exits 130, the agent stops writing, and the folder is rolled back to before the pull', async function () {
+      await dockerExec(dir, ['sh', '-c', 'mkdir -p many && for i in $(seq 1 300); do echo $i > many/f$i.txt; done']);
+      const hostMany = path.join(dir, 'many');
+      const count = async () => (await readdir(hostMany).catch(() => [] as string[])).length;
+      // Each change to the host waits 300 ms first, so the pull is still writing when interrupted.
+      const child = spawn('node', [CLI_PATH, 'pull', dir], { env: { ...process.env, ...TEST_ENV, CLUD_FAILPOINT: 'slow-host-changes:300' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      await waitFor('the pull to write some files', async () => ((await count()) >= 20 ? true : undefined), 60_000);
+      child.kill('SIGINT');
+      assert.equal(await exited, 130, stderr);
+      assert.match(stderr, /interrupted/);
+      assert.equal(lines(stderr).length, 1, stderr);
+      const written = await count();
+      assert.ok(written < 300, `the pull had finished before the interrupt (${written} files)`);
+
+      // The agent stops at its next change and rolls back its undo step: the host loses the
+      // files the pull had written, and nothing more arrives.
+      await waitFor('the rollback', async () => ((await count()) === 0 ? true : undefined), 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      assert.equal(await count(), 0, 'the agent went on writing after the CLI was gone');
+      const agents = await rootExec(dir, ['sh', '-c', "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '[a]gent.* serve' && echo $p; done; true"]);
+      assert.equal(agents.trim(), '', `an agent session is still running: ${agents}`);
+
+      // Nothing is lost or stuck: the next pull brings every file.
+      const { run } = await runCludJson(['pull', dir]);
+      assertExit(run, 0);
+      assert.equal(await count(), 300);
     });
   });
 
