@@ -8,6 +8,7 @@ export function formatMetrics(metrics: SyncMetrics): string {
       (metrics.retries ? `, ${metrics.retries} retr${metrics.retries === 1 ? 'y' : 'ies'}` : ''),
   ];
   for (const error of metrics.errors) lines.push(`  error: ${error}`);
+  for (const left of metrics.notCopied ?? []) lines.push(`  not copied (left alone on both sides): ${left.path}: ${left.reason}`);
   return lines.join('\n');
 }
 

@@ -23,6 +23,11 @@ export const SyncMetrics = z.object({
   /** Relative POSIX paths that changed on the target (capped; see `changedPathsTruncated`). */
   changedPaths: z.array(z.string()),
   changedPathsTruncated: z.boolean(),
+  /**
+   * Paths left alone on both sides, like ignored ones: unreadable files and folders, sockets,
+   * devices. They do not make a copy fail; every later sync reports them among its problems.
+   */
+  notCopied: z.array(z.object({ path: z.string(), reason: z.string() })).default([]),
 });
 export type SyncMetrics = z.infer<typeof SyncMetrics>;
 
