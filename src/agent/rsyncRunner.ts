@@ -21,7 +21,9 @@ interface RsyncRun {
 
 /**
  * Copies /host into /workspace: the scanner picks the paths (ignore rules applied), rsync copies
- * them, retrying transient failures. Unreadable files make the copy incomplete, so they are errors.
+ * them, retrying transient failures. What the scanner cannot read (an unreadable file or folder,
+ * a socket, a device) is not copied and is reported in `notCopied`, not as an error: it is left
+ * alone on both sides like an ignored path, so one such file never blocks the workspace.
  */
 export async function runInitialCopy(options: SyncOptions, onProgress: (data: ProgressData) => void = () => {}): Promise<SyncMetrics> {
   const started = Date.now();
@@ -38,8 +40,7 @@ export async function runInitialCopy(options: SyncOptions, onProgress: (data: Pr
     shouldRetry: (result) => TRANSIENT_EXIT_CODES.has(result.exitCode),
   });
   const outcome = parseRsyncOutput(run.stdout);
-  const unreadable = scan.problems.filter((problem) => problem.reason.startsWith('cannot')).map((problem) => `${problem.path}: ${problem.reason}`);
-  const errors = [...unreadable, ...(run.exitCode === 0 || run.exitCode === VANISHED_EXIT_CODE ? [] : describeFailure(run))];
+  const errors = run.exitCode === 0 || run.exitCode === VANISHED_EXIT_CODE ? [] : describeFailure(run);
   if (errors.length === 0 && state) await recordCopiedState(state, scan.snapshot, scan.cache);
   return {
     direction: 'push',
@@ -50,6 +51,7 @@ export async function runInitialCopy(options: SyncOptions, onProgress: (data: Pr
     errors,
     retries,
     keptOut: scan.keptOut,
+    notCopied: scan.problems.map((problem) => ({ path: problem.path, reason: problem.reason })),
   };
 }
 

@@ -57,6 +57,9 @@ function recording(undoLog: UndoLog, settings: UndoSettings, context: RequestCon
   return { log: undoLog, ask: context.ask, thresholds: { maxDeletions: settings.maxDeletions, largeFileBytes: settings.largeFileBytes } };
 }
 
+/** A request that waits for the sync lock says so, as progress the CLI prints on stderr. */
+const lockWait = (context: RequestContext) => ({ onWait: (message: string) => context.progress({ phase: 'lock', message }), signal: context.signal });
+
 /** A change skipped because its file moved under it: another cycle, a moment later, will carry it. */
 const isTransient = (report: SyncReport) => report.skipped.some((skipped) => skipped.code === 'changed-since-scan' || skipped.code === 'source-changed');
 
@@ -67,20 +70,22 @@ interface CycleRequest {
   reset: boolean;
   onlyPaths?: readonly string[];
   undo: UndoSettings;
+  /** Extra cycles allowed for changes skipped because their file moved (the `syncRetries` setting). */
+  retries: number;
 }
 
-async function syncCycle(request: CycleRequest, context: RequestContext, retries = 3): Promise<SyncReport> {
+async function syncCycle(request: CycleRequest, context: RequestContext): Promise<SyncReport> {
   assertReadyToSync();
   const notices: string[] = [];
   const undo = recording(await openUndoLog(request.undo, notices), request.undo, context);
   let merged: SyncReport | undefined;
   const { retries: used } = await withRetries(
     async () => {
-      const run = await runSyncCycle({ roots, stateDir: CONTAINER_STATE_PATH, policy: request.policy, excludes: request.excludes, allowSecrets: request.allowSecrets, reset: request.reset && !merged, onlyPaths: request.onlyPaths, undo, beforeModify: failpointHook() });
+      const run = await runSyncCycle({ roots, stateDir: CONTAINER_STATE_PATH, policy: request.policy, excludes: request.excludes, allowSecrets: request.allowSecrets, reset: request.reset && !merged, onlyPaths: request.onlyPaths, undo, beforeModify: failpointHook(), signal: context.signal });
       merged = merged ? mergeReports(merged, run) : run;
       return run;
     },
-    { retries, shouldRetry: (result) => !result.halted && !result.denied && isTransient(result) },
+    { retries: request.retries, shouldRetry: (result) => !result.halted && !result.denied && isTransient(result) },
   );
   const report = merged!;
   report.retries = used;
@@ -100,14 +105,14 @@ export function createSyncHandlers(): Pick<Handlers, 'sync' | 'history' | 'compa
       const differences = await compareTrees(roots, { excludes: params.excludes, allowSecrets: params.allowSecrets, caches });
       return { differences: differences.map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) })), hasAgreedState: ancestor.size > 0 };
     },
-    sync: (params, context) => withSyncLock(() => syncCycle(params, context)),
+    sync: (params, context) => withSyncLock(() => syncCycle(params, context), lockWait(context)),
     history: async () => ({ reports: await stateFiles().readHistory() }),
     resolve: (params, context) =>
       withSyncLock(async () => {
         assertReadyToSync();
         const undo = recording(await openUndoLog(params.undo), params.undo, context);
         return resolveConflict({ roots, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, allowSecrets: params.allowSecrets, path: params.path, keep: params.keep, undo });
-      }),
+      }, lockWait(context)),
     backup: (params) =>
       withSyncLock(async () => {
         assertReadyToSync();

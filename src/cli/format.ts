@@ -12,13 +12,15 @@ export function formatMetrics(metrics: SyncMetrics): string {
   ];
   for (const error of metrics.errors) lines.push(`  error: ${displayText(error)}`);
   for (const secret of metrics.keptOut) lines.push(`  kept out  ${displayPath(secret.path)}: ${displayText(secret.reason)} (not copied into /workspace; ${ALLOW_HINT})`);
+  for (const left of metrics.notCopied ?? []) lines.push(`  not copied (left alone on both sides): ${displayPath(left.path)}: ${displayText(left.reason)}`);
   return lines.join('\n');
 }
 
 const ALLOW_HINT = '--allow-secret PATTERN syncs it';
 
 export function formatStatus(status: WorkspaceStatus): string {
-  const lines = [`folder:    ${status.hostPath}`, `container: ${status.containerName} (${status.state})`];
+  const held = status.state === 'paused' ? ' — `docker unpause` resumes it' : status.state === 'restarting' ? ' — Docker is restarting it; `clud logs` says why' : '';
+  const lines = [`folder:    ${status.hostPath}`, `container: ${status.containerName} (${status.state})${held}`];
   if (status.image) lines.push(`image:     ${status.image}${status.imageCurrent === false ? ' (older than this Clud: `clud up --rebuild` updates it)' : ''}`);
   if (status.init) {
     lines.push(`workspace: ${status.init.phase}${status.init.error ? ` — ${displayText(status.init.error)}` : ''}`);

@@ -32,6 +32,11 @@ export const SyncMetrics = z.object({
   changedPathsTruncated: z.boolean(),
   /** Files of the host folder not copied because they hold credentials. */
   keptOut: z.array(KeptOutSchema).default([]),
+  /**
+   * Paths left alone on both sides, like ignored ones: unreadable files and folders, sockets,
+   * devices. They do not make a copy fail; every later sync reports them among its problems.
+   */
+  notCopied: z.array(z.object({ path: z.string(), reason: z.string() })).default([]),
 });
 export type SyncMetrics = z.infer<typeof SyncMetrics>;
 
@@ -89,7 +94,7 @@ export const EntrySchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('file'), size: z.number().int().nonnegative(), mtimeMs: z.number(), mode: z.number().int(), hash: z.string() }),
   z.object({ kind: z.literal('directory'), mode: z.number().int() }),
   z.object({ kind: z.literal('symlink'), target: z.string() }),
-  z.object({ kind: z.literal('untracked'), reason: z.string() }),
+  z.object({ kind: z.literal('untracked'), reason: z.string(), special: z.literal(true).optional() }),
 ]);
 export const SyncPolicy = z.enum(['two-way-safe', 'host-wins', 'container-wins', 'newer-wins', 'push', 'pull']);
 export const SyncSide = z.enum(['host', 'container']);
@@ -214,6 +219,8 @@ export const SyncRequestParams = z.object({
   onlyPaths: z.array(z.string()).max(10_000).optional(),
   undo: UndoSettings.default(UndoSettings.parse({})),
   allowSecrets: AllowSecrets,
+  /** How many more cycles run when a change was skipped because its file moved under it (the `syncRetries` setting). */
+  retries: z.number().int().min(0).max(10).default(3),
 });
 export type SyncRequestParams = z.infer<typeof SyncRequestParams>;
 
@@ -273,7 +280,8 @@ export const ResultSchemas = {
 } satisfies Record<Method, z.ZodType>;
 export type ResultOf<M extends Method> = z.infer<(typeof ResultSchemas)[M]>;
 
-export const ErrorCode = z.enum(['bad-request', 'line-too-long', 'unknown-method', 'sync-failed', 'sync-halted', 'internal']);
+/** `sync-busy`: another sync held the workspace's sync lock for longer than a request waits. */
+export const ErrorCode = z.enum(['bad-request', 'line-too-long', 'unknown-method', 'sync-failed', 'sync-halted', 'sync-busy', 'internal']);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
 

@@ -77,7 +77,7 @@ describe('unit: the CLI text of a report', () => {
         updatedAt: '2026-12-04T12:00:00.000Z',
         warnings: [],
         attempts: 1,
-        initialSync: { direction: 'push', startedAt: '2026-12-04T12:00:00.000Z', durationMs: 5, filesTransferred: 1, filesDeleted: 0, bytesTransferred: 1, errors: [], retries: 0, changedPaths: [], changedPathsTruncated: false, keptOut: [{ path: `id_rsa${ESC}`, reason: 'SSH private key' }] },
+        initialSync: { direction: 'push', startedAt: '2026-12-04T12:00:00.000Z', durationMs: 5, filesTransferred: 1, filesDeleted: 0, bytesTransferred: 1, errors: [], retries: 0, changedPaths: [], changedPathsTruncated: false, notCopied: [], keptOut: [{ path: `id_rsa${ESC}`, reason: 'SSH private key' }] },
       },
     });
     assert.match(text, /kept out {2}id_rsa\\x1b: SSH private key \(not copied into \/workspace/);

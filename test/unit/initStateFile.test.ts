@@ -33,6 +33,7 @@ describe('unit: initStateFile', () => {
           filesDeleted: 0,
           bytesTransferred: 100,
           errors: ['rsync: read error'],
+          notCopied: [],
           retries: 3,
           changedPaths: ['a'],
           changedPathsTruncated: false,

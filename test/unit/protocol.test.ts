@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ResultSchemas, SyncOptions, SyncReport, UndoSettings, encodeMessage, parseAgentMessage, parseRequest } from '../../src/core/protocol';
+import { ResultSchemas, SyncOptions, SyncReport, SyncRequestParams, UndoSettings, encodeMessage, parseAgentMessage, parseRequest } from '../../src/core/protocol';
 import type { AgentMessage, Request } from '../../src/core/protocol';
 
 const line = (value: unknown) => JSON.stringify(value);
@@ -13,9 +13,9 @@ describe('unit: protocol', () => {
       {
         name: 'sync',
         request: { id: 3, method: 'sync', params: { policy: 'push', excludes: ['node_modules'], reset: true } },
-        expectedParams: { policy: 'push', excludes: ['node_modules'], reset: true, undo: UNDO_DEFAULTS, allowSecrets: [] },
+        expectedParams: { policy: 'push', excludes: ['node_modules'], reset: true, undo: UNDO_DEFAULTS, retries: 3, allowSecrets: [] },
       },
-      { name: 'sync', request: { id: 0, method: 'sync', params: {} }, expectedParams: { policy: 'two-way-safe', excludes: [], reset: false, undo: UNDO_DEFAULTS, allowSecrets: [] } },
+      { name: 'sync', request: { id: 0, method: 'sync', params: {} }, expectedParams: { policy: 'two-way-safe', excludes: [], reset: false, undo: UNDO_DEFAULTS, retries: 3, allowSecrets: [] } },
       { name: 'history', request: { id: 6, method: 'history', params: {} }, expectedParams: {} },
       { name: 'compare', request: { id: 7, method: 'compare', params: {} }, expectedParams: { excludes: [], allowSecrets: [] } },
       {
@@ -183,8 +183,17 @@ describe('unit: protocol', () => {
     }
   });
 
+  describe('SyncRequestParams', () => {
+    it('carries the syncRetries setting to the agent, 3 when not given', () => {
+      assert.equal(SyncRequestParams.parse({ retries: 0 }).retries, 0);
+      assert.equal(SyncRequestParams.parse({ retries: 7 }).retries, 7);
+      assert.equal(SyncRequestParams.parse({}).retries, 3);
+      assert.equal(SyncRequestParams.safeParse({ retries: 11 }).success, false);
+    });
+  });
+
   describe('encodeMessage', () => {
-    const request: Request = { id: 9, method: 'sync', params: { policy: 'newer-wins', excludes: ['a\nb', 'dir/'], reset: false, undo: UNDO_DEFAULTS, allowSecrets: [] } };
+    const request: Request = { id: 9, method: 'sync', params: { policy: 'newer-wins', excludes: ['a\nb', 'dir/'], reset: false, undo: UNDO_DEFAULTS, retries: 3, allowSecrets: [] } };
     const message: AgentMessage = { kind: 'log', level: 'info', message: 'two\nlines' };
 
     it('ends with exactly one newline and has no other, even when strings contain newlines', () => {

@@ -242,8 +242,8 @@ describe('unit: sync scan', () => {
       await new Promise<void>((resolve) => server.listen(path.join(root, 'sock'), resolve));
       try {
         const { snapshot, problems } = await scan(root);
-        assert.deepEqual(snapshot.get('pipe'), { kind: 'untracked', reason: 'named pipe (FIFO): cannot be synchronized' });
-        assert.deepEqual(snapshot.get('sock'), { kind: 'untracked', reason: 'socket: cannot be synchronized' });
+        assert.deepEqual(snapshot.get('pipe'), { kind: 'untracked', reason: 'named pipe (FIFO): cannot be synchronized', special: true });
+        assert.deepEqual(snapshot.get('sock'), { kind: 'untracked', reason: 'socket: cannot be synchronized', special: true });
         assert.deepEqual(problems.map((problem) => problem.path), ['pipe', 'sock']);
       } finally {
         await new Promise((resolve) => server.close(resolve));

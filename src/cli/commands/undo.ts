@@ -1,6 +1,6 @@
 import { displayPath, displayText } from '../../core/display';
-import { CludError } from '../../core/errors';
 import type { CommandSpec } from '../command';
+import { wholeNumberFlag } from '../flags';
 
 export const undo: CommandSpec = {
   name: 'undo',
@@ -16,8 +16,7 @@ export const undo: CommandSpec = {
       await workspace.discardUndoLog();
       return { json: { ok: true, discarded: true }, text: 'discarded the undo log', exitCode: 0 };
     }
-    const steps = flags.steps === undefined ? 1 : Number(flags.steps);
-    if (!Number.isInteger(steps) || steps < 1) throw new CludError('bad-input', '--steps must be a whole number of 1 or more');
+    const steps = flags.steps === undefined ? 1 : wholeNumberFlag('--steps', flags.steps, 1);
     const result = await workspace.undo(steps, flags.force === true);
     const lines: string[] = [];
     if (result.refused) lines.push(`nothing undone: ${displayText(result.refused)}`);

@@ -66,7 +66,7 @@ export class DockerodeEngine implements ContainerEngine {
       return {
         id: info.Id,
         name: info.Name.replace(/^\//, ''),
-        running: info.State.Running,
+        running: info.State.Running && !info.State.Paused && !info.State.Restarting,
         status: info.State.Status,
         image: info.Config.Image,
         imageId: info.Image,

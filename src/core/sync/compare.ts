@@ -29,3 +29,17 @@ export async function compareTrees(roots: Record<Side, string>, options: { exclu
   }
   return differences.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
+
+/**
+ * The changes made in /workspace that removing the container would lose: with an agreed state,
+ * every path where the container is not what both last agreed; without one, every file or link
+ * the container holds differently. A FIFO, socket or device holds no content and no sync can
+ * ever carry it, so it never counts (it would make `clud down` refuse forever).
+ */
+export function changesLostWithContainer<T extends Difference & { ancestor?: Entry }>(differences: readonly T[], hasAgreedState: boolean): T[] {
+  return differences.filter((difference) => {
+    const container = difference.container;
+    if (container?.kind === 'untracked' && container.special) return false;
+    return hasAgreedState ? !entriesEqual(container, difference.ancestor) : container?.kind === 'file' || container?.kind === 'symlink';
+  });
+}

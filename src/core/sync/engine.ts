@@ -29,6 +29,24 @@ export interface SyncCycleOptions {
   beforeModify?: ApplyOptions['beforeModify'];
   /** Record the cycle's host changes as an undo step (with safeguards). */
   undo?: UndoRecording;
+  /**
+   * Aborted when nobody waits for the result any more (the CLI was interrupted). Checked before
+   * the apply and before each change: the changes under way finish, no new one starts, and the
+   * undo step is rolled back, so the host is as it was before the sync (see SyncCancelled).
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * A sync stopped because its requester went away. Its host changes are rolled back with its undo
+ * step, its container changes stay (each complete; the next cycle sees them agree or carries
+ * them), and the agreed state is not written: the next cycle decides from the trees as they are.
+ */
+export class SyncCancelled extends Error {
+  constructor() {
+    super('the sync was cancelled: its requester went away');
+    this.name = 'SyncCancelled';
+  }
 }
 
 const MAX_LISTED = 1000;
@@ -95,7 +113,17 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
     result.changes = result.changes.filter((change) => wanted.has(change.path));
     for (const path of [...result.ancestorUpdates.keys()]) if (!wanted.has(path)) result.ancestorUpdates.delete(path);
   }
-  const recorded = await applyRecorded(result.changes, { roots: options.roots, keepDir: state.keptDirectory(report.id), beforeModify: options.beforeModify }, options.undo, { syncId: report.id, policy: options.policy });
+  if (options.signal?.aborted) throw new SyncCancelled();
+  const cancellable: ApplyOptions['beforeModify'] = async (change, found) => {
+    if (options.signal?.aborted) throw new SyncCancelled();
+    await options.beforeModify?.(change, found);
+  };
+  const recorded = await applyRecorded(
+    result.changes,
+    { roots: options.roots, keepDir: state.keptDirectory(report.id), beforeModify: cancellable, isFatal: (error) => error instanceof SyncCancelled },
+    options.undo,
+    { syncId: report.id, policy: options.policy },
+  );
   if (recorded.denied) {
     // The host was rolled back; the agreed state stays as it was, and the next cycle sees what
     // still differs (container-side changes made before the denial now simply agree with the host).

@@ -30,6 +30,8 @@ export interface SymlinkEntry {
 export interface UntrackedEntry {
   readonly kind: 'untracked';
   readonly reason: string;
+  /** A FIFO, socket or device: a name with no content of its own, so nothing is lost with it. */
+  readonly special?: true;
 }
 
 export type Entry = FileEntry | DirectoryEntry | SymlinkEntry | UntrackedEntry;

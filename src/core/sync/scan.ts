@@ -179,7 +179,7 @@ class Scanner {
       return [{ path, entry: this.fileEntry(path, stat) }];
     }
     if (stat.isSymbolicLink()) return this.visitSymlink(path);
-    return untracked(`${specialFileKind(stat)}: cannot be synchronized`);
+    return [{ path, entry: { kind: 'untracked', reason: `${specialFileKind(stat)}: cannot be synchronized`, special: true } }];
   }
 
   /** Waits for the hashing still under way and puts the result together in walk order. */
