@@ -8,7 +8,7 @@ import { mirrorGitDirectory, runInitialCopy } from './rsyncRunner';
  */
 export async function runInitialSync(options: SyncOptions, onProgress: (data: ProgressData) => void): Promise<InitState> {
   const previous = readInitState();
-  const base = { warnings: previous?.warnings ?? [], workspaceUid: previous?.workspaceUid, workspaceGid: previous?.workspaceGid, attempts: (previous?.attempts ?? 0) + 1 };
+  const base = { warnings: previous?.warnings ?? [], workspaceUid: previous?.workspaceUid, workspaceGid: previous?.workspaceGid, syncUid: previous?.syncUid, syncGid: previous?.syncGid, attempts: (previous?.attempts ?? 0) + 1 };
   writeInitState({ ...base, phase: 'syncing' });
   let lastWrite = 0;
   const metrics = await runInitialCopy(options, (data) => {

@@ -1,9 +1,9 @@
-// rsync for the bulk copies: the initial copy of /host into a new /workspace (the list of paths
+// rsync for the bulk copies: the initial copy of the host folder into a new /workspace (the list of paths
 // comes from the same scanner every sync uses) and the one-way mirror of the host's .git.
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH } from '../core/containerLayout';
+import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, WORKSPACE_USER } from '../core/containerLayout';
 import type { ProgressData, SyncMetrics, SyncOptions } from '../core/protocol';
 import { withRetries } from '../core/retry';
 import { MAX_CHANGED_PATHS, TRANSIENT_EXIT_CODES, VANISHED_EXIT_CODE, initialCopyArgs, parseItemizedLine, parseRsyncOutput, rsyncErrors } from '../core/rsync';
@@ -12,6 +12,7 @@ import { bytesFromName, joinBytes } from '../core/sync/pathCodec';
 import type { ScanCache } from '../core/sync/scan';
 import { scanTree } from '../core/sync/scan';
 import { SyncStateFiles } from '../core/sync/stateFiles';
+import { hostAccess } from './hostAccess';
 
 interface RsyncRun {
   exitCode: number;
@@ -20,14 +21,14 @@ interface RsyncRun {
 }
 
 /**
- * Copies /host into /workspace: the scanner picks the paths (ignore rules applied), rsync copies
+ * Copies the host folder into /workspace: the scanner picks the paths (ignore rules applied), rsync copies
  * them, retrying transient failures. Unreadable files make the copy incomplete, so they are errors.
  */
 export async function runInitialCopy(options: SyncOptions, onProgress: (data: ProgressData) => void = () => {}): Promise<SyncMetrics> {
   const started = Date.now();
   const state = existsSync(CONTAINER_STATE_PATH) ? new SyncStateFiles(CONTAINER_STATE_PATH) : undefined;
   onProgress({ phase: 'scan', message: 'scanning the folder' });
-  const scan = await scanTree(CONTAINER_HOST_PATH, { excludes: options.excludes, cache: await state?.readCache('host') });
+  const scan = await scanTree(CONTAINER_HOST_PATH, { excludes: options.excludes, cache: await state?.readCache('host'), accessAs: hostAccess() });
   // The hashes are the first sync's host scan: keeping them spares hashing the folder twice.
   await state?.writeCache('host', scan.cache).catch(() => {});
   const list = Buffer.concat(
@@ -101,9 +102,9 @@ function describeFailure(run: RsyncRun): string[] {
   return errors.length ? errors : [`rsync exited with code ${run.exitCode}: ${run.stderr.trim().split('\n').slice(-3).join(' ') || 'no message'}`];
 }
 
-/** Mirrors /host/.git into /workspace/.git (one way; see syncHandlers.ts). No-op without a repository. */
+/** Mirrors the host's .git into /workspace/.git (one way; see syncHandlers.ts). No-op without a repository. */
 export async function mirrorGitDirectory(): Promise<void> {
   if (!existsSync(`${CONTAINER_HOST_PATH}/.git`)) return;
-  const result = await execa('rsync', ['--recursive', '--links', '--perms', '--times', '--no-owner', '--no-group', '--delete', `${CONTAINER_HOST_PATH}/.git`, `${CONTAINER_WORKSPACE_PATH}/`], { reject: false });
+  const result = await execa('rsync', ['--recursive', '--links', '--perms', '--chmod=ug-s,o-t', '--times', '--super', `--chown=${WORKSPACE_USER}:${WORKSPACE_USER}`, '--delete', `${CONTAINER_HOST_PATH}/.git`, `${CONTAINER_WORKSPACE_PATH}/`], { reject: false });
   if (result.exitCode !== 0 && result.exitCode !== VANISHED_EXIT_CODE) throw new Error(`mirroring .git into the container failed: ${String(result.stderr).trim()}`);
 }

@@ -8,6 +8,8 @@ import type { CludConfig } from './config';
 import {
   AGENT_PATH,
   AGENT_STATE_DIR,
+  AS_SYNC_USER_PATH,
+  CONTAINER_CAPABILITIES,
   CONTAINER_STATE_PATH,
   CONTAINER_WORKSPACE_PATH,
   INIT_STATE_PATH,
@@ -134,6 +136,8 @@ export class Workspace {
         labels: { [LABEL_WORKSPACE]: '1', [LABEL_HOST_PATH]: this.hostPath, [LABEL_CONTEXT_HASH]: context.hash, [LABEL_AGENT_HASH]: context.agentHash },
         env: { [SYNC_OPTIONS_ENV]: JSON.stringify(this.syncOptions) },
         mounts: [hostFolderMount(this.hostPath, this.options.platform), bindMount(this.stateDirectory, CONTAINER_STATE_PATH, this.options.platform)],
+        capabilities: CONTAINER_CAPABILITIES,
+        noNewPrivileges: true,
       });
       container = (await this.engine.inspectContainer(id))!;
       created = true;
@@ -229,8 +233,10 @@ export class Workspace {
     const container = await this.requireRunning();
     const agentPath = await this.currentAgentPath(container);
     const exec = await this.engine.exec(container.id, {
-      cmd: ['node', agentPath, 'serve'],
-      user: WORKSPACE_USER,
+      // As root into the same wrapper the container's init went through: the sync agent's own
+      // user and capabilities, never the workspace user's.
+      cmd: [AS_SYNC_USER_PATH, 'node', agentPath, 'serve'],
+      user: 'root',
       workingDir: CONTAINER_WORKSPACE_PATH,
       attachStdin: true,
       // A sync waits on file system calls, which libuv runs on this many threads (default 4).

@@ -4,11 +4,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, createWriteStream } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { chmod, copyFile, lutimes, mkdir, open, rename, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
+import { chmod, copyFile, lchown, lutimes, mkdir, open, rename, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
+import { permissionBits } from './entry';
 import type { Entry, FileEntry } from './entry';
 import { matchesExpected, nonFolderAncestor } from './fsEntry';
 import { bytesFromName, joinBytes, nameFromBytes } from './pathCodec';
@@ -32,6 +33,18 @@ export interface ApplyOptions {
   afterModify?: (change: Change) => void;
   /** Errors that must stop applying instead of skipping one change (e.g. a denied safeguard). */
   isFatal?: (error: unknown) => boolean;
+  /**
+   * Who gets what the apply creates on a side (files, links, folders), before it is linked into
+   * place; a side without an owner keeps the running user's. The agent gives what it writes in
+   * /workspace to the workspace user, and writes to the host as the folder's owner.
+   */
+  owners?: Partial<Record<Side, { uid: number; gid: number }>>;
+}
+
+/** Gives a staged entry its owner (lchown clears setuid/setgid too), then its permission bits. */
+async function settle(staged: Buffer, mode: number | undefined, owner: { uid: number; gid: number } | undefined): Promise<void> {
+  if (owner) await lchown(staged, owner.uid, owner.gid);
+  if (mode !== undefined) await chmod(staged, permissionBits(mode));
 }
 
 export interface SkippedChange {
@@ -124,12 +137,13 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
     // Copy first, then check what was copied is what reconcile decided on: the source may have
     // changed since the scan, and then this change is skipped and the next sync sees the edit.
     const source = joinBytes(options.sources?.[change.side] ?? options.roots[otherSide(change.side)], change.path);
-    staged = await stageFile(source, target, change.next);
+    staged = await stageFile(source, target, change.next, options.owners?.[change.side]);
     if (!staged) return 'source changed since the scan';
     outcome.bytesCopied += change.next.size;
   } else if (change.next?.kind === 'symlink') {
     staged = temporarySibling(target);
     await symlink(bytesFromName(change.next.target), staged);
+    await settle(staged, undefined, options.owners?.[change.side]);
   }
 
   try {
@@ -138,10 +152,14 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
     }
     await removeExisting(target, change.expected, change.next);
     if (change.next?.kind === 'directory') {
-      await mkdir(target, { mode: change.next.mode }).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EEXIST') throw error;
-      });
-      await chmod(target, change.next.mode);
+      const created = await mkdir(target, { mode: 0o700 }).then(
+        () => true,
+        (error: NodeJS.ErrnoException) => {
+          if (error.code !== 'EEXIST') throw error;
+          return false;
+        },
+      );
+      await settle(target, change.next.mode, created ? options.owners?.[change.side] : undefined);
     } else if (staged) {
       await rename(staged, target);
       staged = undefined;
@@ -171,7 +189,7 @@ async function removeExisting(target: Buffer, expected: Entry | undefined, next:
 // swapped for a FIFO does not block; only a regular file is read, and never past the size we expect.
 const SOURCE_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
-async function stageFile(source: Buffer, target: Buffer, next: FileEntry): Promise<Buffer | undefined> {
+async function stageFile(source: Buffer, target: Buffer, next: FileEntry, owner: { uid: number; gid: number } | undefined): Promise<Buffer | undefined> {
   let handle: FileHandle;
   try {
     handle = await open(source, SOURCE_OPEN_FLAGS);
@@ -196,7 +214,7 @@ async function stageFile(source: Buffer, target: Buffer, next: FileEntry): Promi
       await unlink(staged);
       return undefined;
     }
-    await chmod(staged, next.mode);
+    await settle(staged, next.mode, owner);
     await utimes(staged, next.mtimeMs / 1000, next.mtimeMs / 1000);
     return staged;
   } catch (error) {
@@ -222,7 +240,7 @@ async function keepVersion(target: Buffer, change: Change, keepDir: string): Pro
   } else {
     await copyFile(target, keptBytes);
     if (change.expected?.kind === 'file') {
-      await chmod(keptBytes, change.expected.mode);
+      await chmod(keptBytes, permissionBits(change.expected.mode));
       await lutimes(keptBytes, change.expected.mtimeMs / 1000, change.expected.mtimeMs / 1000);
     }
   }

@@ -9,7 +9,7 @@ import { pathAndAncestors, type Entry, type Snapshot } from './entry';
 import { reconcile } from './reconcile';
 import type { Policy, Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
-import type { ScanResult } from './scan';
+import type { AccessIdentity, ScanResult } from './scan';
 import { SyncStateFiles } from './stateFiles';
 
 export interface SyncCycleOptions {
@@ -25,6 +25,10 @@ export interface SyncCycleOptions {
    */
   onlyPaths?: readonly string[];
   beforeModify?: ApplyOptions['beforeModify'];
+  /** Who gets what the apply creates on each side (see ApplyOptions). */
+  owners?: ApplyOptions['owners'];
+  /** The host tree is read with this user's rights only (see ScanOptions.accessAs). */
+  hostAccess?: AccessIdentity;
   /** Record the cycle's host changes as an undo step (with safeguards). */
   undo?: UndoRecording;
 }
@@ -92,7 +96,7 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
     result.changes = result.changes.filter((change) => wanted.has(change.path));
     for (const path of [...result.ancestorUpdates.keys()]) if (!wanted.has(path)) result.ancestorUpdates.delete(path);
   }
-  const recorded = await applyRecorded(result.changes, { roots: options.roots, keepDir: state.keptDirectory(report.id), beforeModify: options.beforeModify }, options.undo, { syncId: report.id, policy: options.policy });
+  const recorded = await applyRecorded(result.changes, { roots: options.roots, keepDir: state.keptDirectory(report.id), beforeModify: options.beforeModify, owners: options.owners }, options.undo, { syncId: report.id, policy: options.policy });
   if (recorded.denied) {
     // The host was rolled back; the agreed state stays as it was, and the next cycle sees what
     // still differs (container-side changes made before the denial now simply agree with the host).
@@ -133,7 +137,7 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
 async function scanBoth(options: SyncCycleOptions, state: SyncStateFiles): Promise<{ host: ScanResult; container: ScanResult } | { halt: { side: Side; reason: string } }> {
   const scanSide = async (side: Side) => {
     try {
-      const scan = await scanTree(options.roots[side], { excludes: options.excludes, cache: await state.readCache(side) });
+      const scan = await scanTree(options.roots[side], { excludes: options.excludes, cache: await state.readCache(side), accessAs: side === 'host' ? options.hostAccess : undefined });
       await state.writeCache(side, scan.cache);
       return scan;
     } catch (error) {

@@ -5,7 +5,7 @@ import { createReadStream, lstatSync } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { Entry } from './entry';
-import { ancestorsOf } from './entry';
+import { ancestorsOf, permissionBits } from './entry';
 import { joinBytes, nameFromBytes } from './pathCodec';
 
 export async function lstatOrUndefined(path: Buffer): Promise<Stats | undefined> {
@@ -50,7 +50,7 @@ export async function matchesExpected(path: Buffer, expected: Entry | undefined,
   switch (expected.kind) {
     case 'file': {
       if (!stats.isFile()) return { ok: false, reason: 'type changed since the scan' };
-      if (stats.size !== expected.size || stats.mtimeMs !== expected.mtimeMs || (stats.mode & 0o7777) !== expected.mode) return { ok: false, reason: 'modified since the scan' };
+      if (stats.size !== expected.size || stats.mtimeMs !== expected.mtimeMs || permissionBits(stats.mode) !== expected.mode) return { ok: false, reason: 'modified since the scan' };
       if (options.verifyContent && (await hashFile(path)) !== expected.hash) return { ok: false, reason: 'modified since the scan' };
       return { ok: true, stats };
     }

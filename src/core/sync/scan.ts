@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { constants, promises as fs, type Stats } from 'node:fs';
 import { posix } from 'node:path';
-import { ancestorsOf, parentPath, pathAndAncestors, type Entry } from './entry';
+import { ancestorsOf, parentPath, pathAndAncestors, permissionBits, type Entry } from './entry';
 import { IgnoreRules } from './ignore';
 import { bytesFromName, joinBytes, nameFromBytes } from './pathCodec';
 
@@ -33,6 +33,27 @@ export interface ScanOptions {
   excludes: readonly string[];
   /** The previous scan's cache: a file whose metadata is unchanged is not read again. */
   cache?: ScanCache;
+  /**
+   * Read the tree with this user's rights only, by the permission bits, whatever the process
+   * may do beyond them: the sync agent reads /workspace with capabilities that bypass them, and
+   * must not use them on the host folder, where a file its owner cannot read stays unread.
+   */
+  accessAs?: AccessIdentity;
+}
+
+export interface AccessIdentity {
+  uid: number;
+  /** The primary and supplementary groups. */
+  gids: readonly number[];
+}
+
+/** Whether `who` may read (and, for a folder, search) what `stat` describes, by its permission bits. */
+export function mayRead(stat: Pick<Stats, 'uid' | 'gid' | 'mode'> & { isDirectory(): boolean }, who: AccessIdentity): boolean {
+  if (who.uid === 0) return true;
+  const wanted = stat.isDirectory() ? 0o5 : 0o4;
+  // As the kernel does: the owner's bits for the owner, else the group's for a member, else the others'.
+  const bits = stat.uid === who.uid ? (stat.mode >> 6) & 0o7 : who.gids.includes(stat.gid) ? (stat.mode >> 3) & 0o7 : stat.mode & 0o7;
+  return (bits & wanted) === wanted;
 }
 
 const HASH_CONCURRENCY = 8;
@@ -58,7 +79,7 @@ export async function scanTree(root: string, options: ScanOptions): Promise<Scan
   if (rootStat instanceof Failure) throw new Error(`sync root ${root} cannot be read: ${rootStat.reason}`);
   if (!rootStat.isDirectory()) throw new Error(`sync root ${root} is not a directory`);
 
-  const scanner = new Scanner(rootBytes, options.cache ?? new Map());
+  const scanner = new Scanner(rootBytes, options.cache ?? new Map(), options.accessAs);
   const visited = await scanner.walkDirectory('', IgnoreRules.create(options.excludes));
   if (visited === 'vanished') throw new Error(`sync root ${root} does not exist`);
   if (!Array.isArray(visited)) throw new Error(`sync root ${root} cannot be read: ${visited.unreadable}`);
@@ -112,7 +133,7 @@ class Scanner {
   private hashedFiles = 0;
   private hashedBytes = 0;
 
-  constructor(private readonly root: Buffer, private readonly previousCache: ScanCache) {}
+  constructor(private readonly root: Buffer, private readonly previousCache: ScanCache, private readonly accessAs?: AccessIdentity) {}
 
   /**
    * The directory's subtree, parents before children and siblings in code-unit order, whatever
@@ -152,11 +173,14 @@ class Scanner {
       this.ignored.push(path);
       return [];
     }
+    if (this.accessAs && (stat.isDirectory() || stat.isFile()) && !mayRead(stat, this.accessAs)) {
+      return untracked(`${stat.isDirectory() ? 'cannot list directory' : 'cannot read'}: permission denied (its mode keeps out UID ${this.accessAs.uid})`);
+    }
     if (stat.isDirectory()) {
       const subtree = await this.walkDirectory(path, rules);
       if (subtree === 'vanished') return [];
       if (!Array.isArray(subtree)) return untracked(subtree.unreadable);
-      return [{ path, entry: { kind: 'directory', mode: stat.mode & 0o7777 } }, ...subtree];
+      return [{ path, entry: { kind: 'directory', mode: permissionBits(stat.mode) } }, ...subtree];
     }
     if (stat.isFile()) return [{ path, entry: this.fileEntry(path, stat) }];
     if (stat.isSymbolicLink()) return this.visitSymlink(path);
@@ -186,7 +210,7 @@ class Scanner {
     if (cached !== undefined && cached.size === stat.size && cached.mtimeMs === stat.mtimeMs
       && cached.ctimeMs === stat.ctimeMs && cached.ino === stat.ino && cached.mode === stat.mode) {
       this.cache.set(path, cached);
-      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: stat.mode & 0o7777, hash: cached.hash };
+      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash: cached.hash };
     }
     return this.hashLimit.run(() => this.hashFile(path));
   }
@@ -203,7 +227,7 @@ class Scanner {
       // ctime by now, so the next scan rehashes it whatever this hash says.
       const { stat, hash } = read;
       this.cache.set(path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, mode: stat.mode, hash });
-      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: stat.mode & 0o7777, hash };
+      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash };
     }
     return { kind: 'untracked', reason: `changed while being read, ${HASH_ATTEMPTS} times` };
   }
