@@ -21,7 +21,7 @@ export async function runInitialSync(options: SyncOptions, onProgress: (data: Pr
   });
   await mirrorGitDirectory().catch((error: unknown) => metrics.errors.push((error as Error).message));
   if (metrics.errors.length > 0) {
-    const error = `initial copy of /host to /workspace is incomplete: ${metrics.errors.length} error(s), first: ${metrics.errors[0]}`;
+    const error = `initial copy of the project folder to /workspace is incomplete: ${metrics.errors.length} error(s), first: ${metrics.errors[0]}`;
     return writeInitState({ ...base, phase: 'failed', error, initialSync: metrics });
   }
   return writeInitState({ ...base, phase: 'ready', initialSync: metrics });
