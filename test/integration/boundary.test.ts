@@ -149,10 +149,13 @@ describe('integration: the container is a boundary', function () {
 
     // Host to container: a push of a file made setuid on the host lands without the bit.
     await chmod(path.join(dir, 'plain.sh'), 0o4755);
-    await writeHost(dir, { 'new.sh': '#!/bin/sh\n' });
+    await writeHost(dir, { 'new.sh': '#!/bin/sh\n', 'newdir/deeper/x.txt': 'x\n', 'newdir/link': { symlink: 'deeper/x.txt' } });
     await chmod(path.join(dir, 'new.sh'), 0o6755);
     await cludSync('push', dir);
     assert.deepEqual(await modes(['plain.sh', 'new.sh']), ['plain.sh 755 coder', 'new.sh 755 coder']);
+    // What a sync creates in /workspace (files, folders, links) is the workspace user's too.
+    const strangersAfterPush = await dockerExec(dir, ['find', '.', '!', '-user', 'coder', '-o', '!', '-group', 'coder']);
+    assert.equal(strangersAfterPush.stdout.toString('utf8'), '', 'entries of /workspace not owned by coder');
   });
 
   it("nothing written under /workspace/.git reaches the host's .git", async function () {
