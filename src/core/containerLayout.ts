@@ -51,3 +51,10 @@ export const LABEL_WORKSPACE = 'clud.workspace';
 export const LABEL_HOST_PATH = 'clud.hostPath';
 export const LABEL_CONTEXT_HASH = 'clud.contextHash';
 export const LABEL_AGENT_HASH = 'clud.agentHash';
+/**
+ * Which layout a container was made with. A container without this label predates the sync
+ * user (its agent runs as the workspace user and finds the host folder at /host): its sessions
+ * run its own agent the old way, so its changes can still be pulled before `clud up --rebuild`.
+ */
+export const LABEL_LAYOUT = 'clud.layout';
+export const CONTAINER_LAYOUT = 'sync-user';
