@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { chmod, chown, lstat, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, INIT_STATE_PATH, SYNC_LOCK_PATH, SYNC_ONLY_PATH } from '../../src/core/containerLayout';
 import {
   INTEGRATION_TIMEOUT_MS,
   TestScope,
@@ -33,31 +34,34 @@ import {
 const run = promisify(execFile);
 
 /** The sync agent's long-lived process (`agent init`), found through /proc as any process could. */
-const FIND_AGENT = `AGENT=; for d in /proc/[0-9]*; do c=$(tr '\\000' ' ' < $d/cmdline 2>/dev/null); case "$c" in "node /opt/clud/agent.js init "*) AGENT=\${d#/proc/};; esac; done; [ -n "$AGENT" ] || { echo "no agent process"; exit 3; }`;
+const FIND_AGENT = `AGENT=; for d in /proc/[0-9]*; do c=$(tr '\\000' ' ' < $d/cmdline 2>/dev/null); case "$c" in "node /opt/clud/agent.js init "*) AGENT=\${d#/proc/};; esac; done; [ -n "$AGENT" ] || { echo "no agent process"; exit 3; }; export AGENT`;
 
 /** ptrace(PTRACE_ATTACH, pid) through perl's syscall(), by the architecture's system call number. */
-const PTRACE_ATTACH = `case $(uname -m) in x86_64) n=101;; aarch64) n=117;; riscv64) n=117;; *) exit 0;; esac; perl -e 'exit(syscall($ARGV[0], 16, $ARGV[1], 0, 0) == 0 ? 0 : 1)' $n $AGENT`;
+const PTRACE_ATTACH = `case $(uname -m) in x86_64) n=101;; aarch64) n=117;; riscv64) n=117;; *) echo "no ptrace number for $(uname -m), not tried: Operation not permitted" >&2; exit 1;; esac; perl -e 'syscall($ARGV[0] + 0, 16, $ARGV[1] + 0, 0, 0) == 0 or die "$!\\n"' $n $AGENT`;
 
-/** What a hostile workspace user tries; each must fail. */
+const HOST = CONTAINER_HOST_PATH;
+const STATE = CONTAINER_STATE_PATH;
+
+/** What a hostile workspace user tries; each must fail, and for lack of permission (not because a path moved). */
 const ATTEMPTS: Array<[string, string]> = [
-  ['list the mounts folder', 'ls /clud'],
-  ['list the user folder', 'ls /clud/host'],
-  ['read a file of the user folder', 'cat /clud/host/a.txt'],
-  ['write a new file into the user folder', 'echo evil > /clud/host/new.txt'],
-  ['empty a file of the user folder', ': > /clud/host/a.txt'],
-  ['delete a file of the user folder', 'rm /clud/host/b.txt'],
-  ['plant a git hook in the user folder', 'mkdir -p /clud/host/.git/hooks && printf "#!/bin/sh\\ntouch /tmp/pwned\\n" > /clud/host/.git/hooks/post-commit'],
-  ['delete the undo log', 'rm -r /clud/state/undo'],
-  ['change the agreed state', 'echo "{}" > /clud/state/ancestor.json'],
-  ['delete the state folder', 'rm -r /clud/state'],
-  ['read the init state', 'cat /var/lib/clud/init.json'],
-  ['write the sync lock', 'echo 1 > /var/lib/clud/sync.lock'],
-  ['delete the agent state folder', 'rm -r /var/lib/clud'],
+  ['list the mounts folder', `ls ${SYNC_ONLY_PATH}`],
+  ['list the user folder', `ls ${HOST}`],
+  ['read a file of the user folder', `cat ${HOST}/a.txt`],
+  ['write a new file into the user folder', `echo evil > ${HOST}/new.txt`],
+  ['empty a file of the user folder', `: > ${HOST}/a.txt`],
+  ['delete a file of the user folder', `rm ${HOST}/b.txt`],
+  ['plant a git hook in the user folder', `mkdir -p ${HOST}/.git/hooks && printf "#!/bin/sh\\ntouch /tmp/pwned\\n" > ${HOST}/.git/hooks/post-commit`],
+  ['delete the undo log', `rm -r ${STATE}/undo`],
+  ['change the agreed state', `echo "{}" > ${STATE}/ancestor.json`],
+  ['delete the state folder', `rm -r ${STATE}`],
+  ['read the init state', `cat ${INIT_STATE_PATH}`],
+  ['write the sync lock', `echo 1 > ${SYNC_LOCK_PATH}`],
+  ['delete the agent state folder', `rm -r ${AGENT_STATE_DIR}`],
   ['signal the sync agent (TERM)', 'kill -TERM $AGENT'],
   ['signal the sync agent (STOP)', 'kill -STOP $AGENT'],
   ['read the sync agent environment', 'cat /proc/$AGENT/environ'],
   ['read the sync agent memory map', 'cat /proc/$AGENT/maps'],
-  ['reach the user folder through the agent root', 'ls /proc/$AGENT/root/clud/host'],
+  ['reach the user folder through the agent root', `ls /proc/$AGENT/root${HOST}`],
   ['ptrace the sync agent', PTRACE_ATTACH],
   ['become root with setpriv', 'setpriv --reuid=0 --regid=0 --clear-groups true'],
   ['become the sync user with setpriv', 'setpriv --reuid=clud --regid=clud --clear-groups true'],
@@ -66,7 +70,8 @@ const ATTEMPTS: Array<[string, string]> = [
 function hostileScript(): string {
   const lines = [FIND_AGENT, 'echo "agent: $AGENT uid $(awk \'/^Uid:/{print $2}\' /proc/$AGENT/status)"', 'echo "me: uid $(id -u)"', "grep -E '^(CapEff|NoNewPrivs):' /proc/self/status"];
   for (const [name, command] of ATTEMPTS) {
-    lines.push(`if sh -c ${shellQuote(command)} >/dev/null 2>&1; then echo ${shellQuote(`ALLOWED: ${name}`)}; else echo ${shellQuote(`denied: ${name}`)}; fi`);
+    // The first line of the error says why it failed.
+    lines.push(`if sh -c ${shellQuote(command)} >/dev/null 2>/tmp/why; then echo ${shellQuote(`ALLOWED: ${name}`)}; else echo ${shellQuote(`denied: ${name}: `)}"$(head -n 1 /tmp/why)"; fi`);
   }
   return lines.join('\n');
 }
@@ -110,7 +115,9 @@ describe('integration: the container is a boundary', function () {
     assert.match(output, /^NoNewPrivs:\s+1$/m, 'and cannot gain any');
     const allowed = output.split('\n').filter((line) => line.startsWith('ALLOWED'));
     assert.deepEqual(allowed, [], output);
-    assert.equal(output.split('\n').filter((line) => line.startsWith('denied')).length, ATTEMPTS.length, output);
+    const denied = output.split('\n').filter((line) => line.startsWith('denied'));
+    assert.equal(denied.length, ATTEMPTS.length, output);
+    assert.deepEqual(denied.filter((line) => !/Permission denied|Operation not permitted/.test(line)), [], 'each attempt fails for lack of permission');
 
     // Nothing changed on the host: the folder (its .git included) and the state folder.
     assert.deepEqual(await hashTree(dir), hostBefore);
