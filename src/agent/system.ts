@@ -64,8 +64,8 @@ function freeId(start: number, taken: ReadonlySet<number>, excluded: number): nu
 
 /**
  * Which IDs the two users get. The sync user takes the host folder owner's, except for a
- * root-owned folder: it must never be root, so it keeps its own and the caller is warned that
- * writes may fail. The workspace user keeps its image IDs unless they are the sync user's; then it
+ * root-owned folder: it must never be root, so it keeps its own and the caller is warned that what
+ * it writes there will not belong to root. The workspace user keeps its image IDs unless they are the sync user's; then it
  * moves to the next free ID from 1000 up (`taken`: IDs other accounts hold).
  */
 export function planIdentities(hostOwner: UserIds, users: { sync: PasswdEntry; workspace: PasswdEntry }, taken: { uids: ReadonlySet<number>; gids: ReadonlySet<number> }): IdentityPlan {
@@ -73,7 +73,7 @@ export function planIdentities(hostOwner: UserIds, users: { sync: PasswdEntry; w
   let sync: UserIds = { uid: hostOwner.uid, gid: hostOwner.gid };
   if (hostOwner.uid === 0) {
     sync = { uid: users.sync.uid, gid: users.sync.gid };
-    warnings.push(`the project folder belongs to root; the sync user keeps UID ${sync.uid}, so pulls cannot write root-only files. Use a folder owned by your own user.`);
+    warnings.push(`the project folder belongs to root; the sync user keeps UID ${sync.uid} (it never runs as root), so what pulls write there belongs to UID ${sync.uid}. Use a folder owned by your own user.`);
   }
   const workspace: UserIds = {
     uid: users.workspace.uid === sync.uid || users.workspace.uid === 0 ? freeId(1000, taken.uids, sync.uid) : users.workspace.uid,

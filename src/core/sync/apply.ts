@@ -4,14 +4,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, createWriteStream } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { chmod, copyFile, lchown, lutimes, mkdir, open, rename, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
+import { chmod, lchown, lutimes, mkdir, open, rename, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { permissionBits } from './entry';
 import type { Entry, FileEntry } from './entry';
-import { matchesExpected, nonFolderAncestor } from './fsEntry';
+import { copyContents, matchesExpected, nonFolderAncestor } from './fsEntry';
 import { bytesFromName, joinBytes, nameFromBytes } from './pathCodec';
 import type { Change, Side } from './reconcile';
 
@@ -238,7 +238,7 @@ async function keepVersion(target: Buffer, change: Change, keepDir: string): Pro
   if (change.expected?.kind === 'symlink') {
     await symlink(bytesFromName(change.expected.target), keptBytes);
   } else {
-    await copyFile(target, keptBytes);
+    await copyContents(target, keptBytes);
     if (change.expected?.kind === 'file') {
       await chmod(keptBytes, permissionBits(change.expected.mode));
       await lutimes(keptBytes, change.expected.mtimeMs / 1000, change.expected.mtimeMs / 1000);

@@ -1,6 +1,6 @@
 // Conflict backups: every file that differs between the two sides, both versions, copied into a
 // timestamped folder of the state directory (outside both trees), listed and restorable.
-import { chmod, copyFile, mkdir, readdir, symlink, utimes } from 'node:fs/promises';
+import { chmod, mkdir, readdir, symlink, utimes } from 'node:fs/promises';
 import * as path from 'node:path';
 import { readJsonFile, writeJsonAtomic } from '../atomicFile';
 import { BackupManifest } from '../protocol';
@@ -14,6 +14,7 @@ import type { Entry } from './entry';
 import { newSyncId } from './engine';
 import { bytesFromName, joinBytes } from './pathCodec';
 import type { Change, Side } from './reconcile';
+import { copyContents } from './fsEntry';
 import { scanTree } from './scan';
 import type { AccessIdentity } from './scan';
 import { SyncStateFiles } from './stateFiles';
@@ -105,7 +106,7 @@ async function copyVersion(source: Buffer, target: Buffer, version: Entry): Prom
     await symlink(bytesFromName(version.target), target);
     return;
   }
-  await copyFile(source, target);
+  await copyContents(source, target);
   if (version.kind === 'file') {
     await chmod(target, version.mode);
     await utimes(target, version.mtimeMs / 1000, version.mtimeMs / 1000);
