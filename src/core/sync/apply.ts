@@ -42,7 +42,7 @@ export interface ApplyOptions {
 }
 
 /** Gives a staged entry its owner (lchown clears setuid/setgid too), then its permission bits. */
-async function settle(staged: Buffer, mode: number | undefined, owner: { uid: number; gid: number } | undefined): Promise<void> {
+async function ownAndMode(staged: Buffer, mode: number | undefined, owner: { uid: number; gid: number } | undefined): Promise<void> {
   if (owner) await lchown(staged, owner.uid, owner.gid);
   if (mode !== undefined) await chmod(staged, permissionBits(mode));
 }
@@ -143,7 +143,7 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
   } else if (change.next?.kind === 'symlink') {
     staged = temporarySibling(target);
     await symlink(bytesFromName(change.next.target), staged);
-    await settle(staged, undefined, options.owners?.[change.side]);
+    await ownAndMode(staged, undefined, options.owners?.[change.side]);
   }
 
   try {
@@ -159,7 +159,7 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
           return false;
         },
       );
-      await settle(target, change.next.mode, created ? options.owners?.[change.side] : undefined);
+      await ownAndMode(target, change.next.mode, created ? options.owners?.[change.side] : undefined);
     } else if (staged) {
       await rename(staged, target);
       staged = undefined;
@@ -214,7 +214,7 @@ async function stageFile(source: Buffer, target: Buffer, next: FileEntry, owner:
       await unlink(staged);
       return undefined;
     }
-    await settle(staged, next.mode, owner);
+    await ownAndMode(staged, next.mode, owner);
     await utimes(staged, next.mtimeMs / 1000, next.mtimeMs / 1000);
     return staged;
   } catch (error) {
