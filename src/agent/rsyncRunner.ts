@@ -1,9 +1,9 @@
-// rsync for the bulk copies: the initial copy of /host into a new /workspace (the list of paths
+// rsync for the bulk copies: the initial copy of the host folder into a new /workspace (the list of paths
 // comes from the same scanner every sync uses) and the one-way mirror of the host's .git.
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH } from '../core/containerLayout';
+import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, WORKSPACE_USER } from '../core/containerLayout';
 import type { ProgressData, SyncMetrics, SyncOptions } from '../core/protocol';
 import { withRetries } from '../core/retry';
 import { MAX_CHANGED_PATHS, TRANSIENT_EXIT_CODES, VANISHED_EXIT_CODE, initialCopyArgs, parseItemizedLine, parseRsyncOutput, rsyncErrors } from '../core/rsync';
@@ -12,6 +12,7 @@ import { bytesFromName, joinBytes } from '../core/sync/pathCodec';
 import type { ScanCache } from '../core/sync/scan';
 import { scanTree } from '../core/sync/scan';
 import { SyncStateFiles } from '../core/sync/stateFiles';
+import { hostAccess } from './hostAccess';
 
 interface RsyncRun {
   exitCode: number;
@@ -20,7 +21,7 @@ interface RsyncRun {
 }
 
 /**
- * Copies /host into /workspace: the scanner picks the paths (ignore rules applied), rsync copies
+ * Copies the host folder into /workspace: the scanner picks the paths (ignore rules applied), rsync copies
  * them, retrying transient failures. What the scanner cannot read (an unreadable file or folder,
  * a socket, a device) is not copied and is reported in `notCopied`, not as an error: it is left
  * alone on both sides like an ignored path, so one such file never blocks the workspace.
@@ -29,7 +30,7 @@ export async function runInitialCopy(options: SyncOptions, onProgress: (data: Pr
   const started = Date.now();
   const state = existsSync(CONTAINER_STATE_PATH) ? new SyncStateFiles(CONTAINER_STATE_PATH) : undefined;
   onProgress({ phase: 'scan', message: 'scanning the folder' });
-  const scan = await scanTree(CONTAINER_HOST_PATH, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: await state?.readCache('host') });
+  const scan = await scanTree(CONTAINER_HOST_PATH, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: await state?.readCache('host'), accessAs: hostAccess() });
   // The hashes are the first sync's host scan: keeping them spares hashing the folder twice.
   await state?.writeCache('host', scan.cache).catch(() => {});
   const list = Buffer.concat(
@@ -104,9 +105,9 @@ function describeFailure(run: RsyncRun): string[] {
   return errors.length ? errors : [`rsync exited with code ${run.exitCode}: ${run.stderr.trim().split('\n').slice(-3).join(' ') || 'no message'}`];
 }
 
-/** Mirrors /host/.git into /workspace/.git (one way; see syncHandlers.ts). No-op without a repository. */
+/** Mirrors the host's .git into /workspace/.git (one way; see syncHandlers.ts). No-op without a repository. */
 export async function mirrorGitDirectory(): Promise<void> {
   if (!existsSync(`${CONTAINER_HOST_PATH}/.git`)) return;
-  const result = await execa('rsync', ['--recursive', '--links', '--perms', '--times', '--no-owner', '--no-group', '--delete', `${CONTAINER_HOST_PATH}/.git`, `${CONTAINER_WORKSPACE_PATH}/`], { reject: false });
+  const result = await execa('rsync', ['--recursive', '--links', '--perms', '--chmod=ug-s,o-t', '--times', '--super', `--chown=${WORKSPACE_USER}:${WORKSPACE_USER}`, '--delete', `${CONTAINER_HOST_PATH}/.git`, `${CONTAINER_WORKSPACE_PATH}/`], { reject: false });
   if (result.exitCode !== 0 && result.exitCode !== VANISHED_EXIT_CODE) throw new Error(`mirroring .git into the container failed: ${String(result.stderr).trim()}`);
 }

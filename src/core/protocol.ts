@@ -68,9 +68,12 @@ export const InitState = z.object({
   updatedAt: z.string(),
   /** Human-readable reason when phase is "failed". */
   error: z.string().optional(),
-  /** The UID/GID the workspace user was given (the owner of /host). */
+  /** The UID/GID the workspace user was given in the container (never the sync user's). */
   workspaceUid: z.number().int().optional(),
   workspaceGid: z.number().int().optional(),
+  /** The UID/GID the sync agent's user was given (the host folder owner's, unless root). */
+  syncUid: z.number().int().optional(),
+  syncGid: z.number().int().optional(),
   warnings: z.array(z.string()).default([]),
   initialSync: SyncMetrics.optional(),
   attempts: z.number().int().nonnegative().default(0),

@@ -8,12 +8,16 @@ import type { CludConfig } from './config';
 import {
   AGENT_PATH,
   AGENT_STATE_DIR,
+  AS_SYNC_USER_PATH,
+  CONTAINER_CAPABILITIES,
+  CONTAINER_LAYOUT,
   CONTAINER_STATE_PATH,
   CONTAINER_WORKSPACE_PATH,
   INIT_STATE_PATH,
   LABEL_AGENT_HASH,
   LABEL_CONTEXT_HASH,
   LABEL_HOST_PATH,
+  LABEL_LAYOUT,
   LABEL_WORKSPACE,
   SYNC_OPTIONS_ENV,
   WORKSPACE_USER,
@@ -133,9 +137,11 @@ export class Workspace {
       const id = await this.engine.createContainer({
         name: this.containerName,
         image: this.config.imageTag,
-        labels: { [LABEL_WORKSPACE]: '1', [LABEL_HOST_PATH]: this.hostPath, [LABEL_CONTEXT_HASH]: context.hash, [LABEL_AGENT_HASH]: context.agentHash },
+        labels: { [LABEL_WORKSPACE]: '1', [LABEL_HOST_PATH]: this.hostPath, [LABEL_CONTEXT_HASH]: context.hash, [LABEL_AGENT_HASH]: context.agentHash, [LABEL_LAYOUT]: CONTAINER_LAYOUT },
         env: { [SYNC_OPTIONS_ENV]: JSON.stringify(this.syncOptions) },
         mounts: [hostFolderMount(this.hostPath, this.options.platform), bindMount(this.stateDirectory, CONTAINER_STATE_PATH, this.options.platform)],
+        capabilities: CONTAINER_CAPABILITIES,
+        noNewPrivileges: true,
       });
       container = (await this.engine.inspectContainer(id))!;
       created = true;
@@ -245,10 +251,13 @@ export class Workspace {
   /** Opens the control channel. The caller closes it; the extension keeps one per workspace. */
   async openSession(): Promise<AgentSession> {
     const container = await this.requireRunning();
-    const agentPath = await this.currentAgentPath(container);
+    // As root into the same wrapper the container's init went through: the sync agent's own user
+    // and capabilities, never the workspace user's. A container made before that layout runs its
+    // own agent as it always did (see LABEL_LAYOUT).
+    const olderLayout = container.labels[LABEL_LAYOUT] !== CONTAINER_LAYOUT;
+    const agent = olderLayout ? { cmd: ['node', AGENT_PATH, 'serve'], user: WORKSPACE_USER } : { cmd: [AS_SYNC_USER_PATH, 'node', await this.currentAgentPath(container), 'serve'], user: 'root' };
     const exec = await this.engine.exec(container.id, {
-      cmd: ['node', agentPath, 'serve'],
-      user: WORKSPACE_USER,
+      ...agent,
       workingDir: CONTAINER_WORKSPACE_PATH,
       attachStdin: true,
       // A sync waits on file system calls, which libuv runs on this many threads (default 4).

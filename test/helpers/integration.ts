@@ -397,7 +397,7 @@ export function changedPaths(report: SyncReport): string[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The sync state folder on the host (CLUD_STATE_DIR/workspaces/<container>, /clud-state inside)
+// The sync state folder on the host (CLUD_STATE_DIR/workspaces/<container>, /clud/state inside)
 
 /** The host folder holding the sync state of the workspace of `dir`. */
 export function stateDirectoryOf(dir: string, config: CludConfigInput = {}): string {
@@ -406,7 +406,7 @@ export function stateDirectoryOf(dir: string, config: CludConfigInput = {}): str
 
 /**
  * A place in the state folder as Clud reports it (e.g. a report's `keptAt`): it must be the place
- * on the host, under the workspace's state folder, never the container's /clud-state.
+ * on the host, under the workspace's state folder, never the container's own mount of it.
  */
 export function hostStatePath(stateDirectory: string, reported: string): string {
   const relative = path.relative(stateDirectory, reported);

@@ -85,7 +85,12 @@ export class DockerodeEngine implements ContainerEngine {
       Image: spec.image,
       Labels: spec.labels,
       Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
-      HostConfig: { Mounts: spec.mounts },
+      HostConfig: {
+        Mounts: spec.mounts,
+        CapDrop: ['ALL'],
+        CapAdd: [...spec.capabilities],
+        SecurityOpt: spec.noNewPrivileges ? ['no-new-privileges'] : [],
+      },
     });
     return container.id;
   }

@@ -27,6 +27,10 @@ export interface ContainerSpec {
   labels: Record<string, string>;
   env: Record<string, string>;
   mounts: Array<{ Type: 'bind'; Source: string; Target: string; ReadOnly: boolean }>;
+  /** The only capabilities the container keeps (all others are dropped), e.g. `CHOWN`. */
+  capabilities: readonly string[];
+  /** No process may gain privileges it did not start with (setuid/setgid binaries, file capabilities). */
+  noNewPrivileges: boolean;
 }
 
 export interface BuildSpec {

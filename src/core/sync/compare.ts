@@ -4,7 +4,7 @@ import type { Entry } from './entry';
 import { entriesEqual } from './entry';
 import type { Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
-import type { ScanCache } from './scan';
+import type { AccessIdentity, ScanCache } from './scan';
 
 export interface Difference {
   path: string;
@@ -12,9 +12,9 @@ export interface Difference {
   container?: Entry;
 }
 
-export async function compareTrees(roots: Record<Side, string>, options: { excludes: readonly string[]; allowSecrets?: readonly string[]; caches?: Partial<Record<Side, ScanCache>> }): Promise<Difference[]> {
+export async function compareTrees(roots: Record<Side, string>, options: { excludes: readonly string[]; allowSecrets?: readonly string[]; caches?: Partial<Record<Side, ScanCache>>; hostAccess?: AccessIdentity }): Promise<Difference[]> {
   const [host, container] = await Promise.all([
-    scanTree(roots.host, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.caches?.host }),
+    scanTree(roots.host, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.caches?.host, accessAs: options.hostAccess }),
     scanTree(roots.container, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.caches?.container }),
   ]);
   // The same paths a sync leaves alone: a difference there is one no sync would ever carry.

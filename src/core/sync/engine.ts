@@ -9,7 +9,7 @@ import { pathAndAncestors, type Entry, type Snapshot } from './entry';
 import { reconcile } from './reconcile';
 import type { Policy, Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
-import type { ScanResult } from './scan';
+import type { AccessIdentity, ScanResult } from './scan';
 import { SyncStateFiles } from './stateFiles';
 
 export interface SyncCycleOptions {
@@ -27,6 +27,10 @@ export interface SyncCycleOptions {
    */
   onlyPaths?: readonly string[];
   beforeModify?: ApplyOptions['beforeModify'];
+  /** Who gets what the apply creates on each side (see ApplyOptions). */
+  owners?: ApplyOptions['owners'];
+  /** The host tree is read with this user's rights only (see ScanOptions.accessAs). */
+  hostAccess?: AccessIdentity;
   /** Record the cycle's host changes as an undo step (with safeguards). */
   undo?: UndoRecording;
   /**
@@ -120,7 +124,7 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
   };
   const recorded = await applyRecorded(
     result.changes,
-    { roots: options.roots, keepDir: state.keptDirectory(report.id), beforeModify: cancellable, isFatal: (error) => error instanceof SyncCancelled },
+    { roots: options.roots, keepDir: state.keptDirectory(report.id), beforeModify: cancellable, isFatal: (error) => error instanceof SyncCancelled, owners: options.owners },
     options.undo,
     { syncId: report.id, policy: options.policy },
   );
@@ -164,7 +168,7 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
 async function scanBoth(options: SyncCycleOptions, state: SyncStateFiles): Promise<{ host: ScanResult; container: ScanResult } | { halt: { side: Side; reason: string } }> {
   const scanSide = async (side: Side) => {
     try {
-      const scan = await scanTree(options.roots[side], { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: await state.readCache(side) });
+      const scan = await scanTree(options.roots[side], { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: await state.readCache(side), accessAs: side === 'host' ? options.hostAccess : undefined });
       await state.writeCache(side, scan.cache);
       return scan;
     } catch (error) {

@@ -43,6 +43,15 @@ export type Entry = FileEntry | DirectoryEntry | SymlinkEntry | UntrackedEntry;
  */
 export type Snapshot = ReadonlyMap<string, Entry>;
 
+/**
+ * The mode bits the sync reads and writes: setuid, setgid and sticky are never part of an entry,
+ * so they never cross, and a program written on one side cannot run with its owner's rights on
+ * the other.
+ */
+export function permissionBits(mode: number): number {
+  return mode & 0o777;
+}
+
 export function isExecutable(mode: number): boolean {
   return (mode & 0o111) !== 0;
 }

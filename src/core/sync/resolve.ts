@@ -32,7 +32,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
   const state = new SyncStateFiles(options.stateDir);
   const caches = await state.readCaches();
   const [hostScan, containerScan] = await Promise.all([
-    scanTree(options.roots.host, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: caches.host }),
+    scanTree(options.roots.host, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: caches.host, accessAs: options.hostAccess }),
     scanTree(options.roots.container, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: caches.container }),
   ]);
   const scans = { host: hostScan, container: containerScan };
@@ -66,7 +66,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     const winnerVersion = new Map([...winnerScan.snapshot].filter(([candidate, entry]) => !(under(candidate) && ignoredOnEither(candidate, entry.kind === 'directory'))));
     const changes = replaceSubtree(relative, winnerVersion, loserScan.snapshot, loser);
     const id = `${newSyncId()}-resolve`;
-    const recorded = await applyRecorded(changes, { roots: options.roots, keepDir: state.keptDirectory(id) }, options.undo, { syncId: id, policy: `resolve: keep ${options.keep}` });
+    const recorded = await applyRecorded(changes, { roots: options.roots, keepDir: state.keptDirectory(id), owners: options.owners }, options.undo, { syncId: id, policy: `resolve: keep ${options.keep}` });
     if (recorded.denied) throw new Error(`resolving ${relative} was stopped: ${recorded.denied.detail}; nothing was changed on the host`);
     const { outcome } = recorded;
     if (outcome.skipped.length > 0) {

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { constants, promises as fs, type Stats } from 'node:fs';
 import { posix } from 'node:path';
-import { ancestorsOf, parentPath, pathAndAncestors, type Entry } from './entry';
+import { ancestorsOf, parentPath, pathAndAncestors, permissionBits, type Entry } from './entry';
 import { IgnoreRules } from './ignore';
 import { bytesFromName, joinBytes, nameFromBytes } from './pathCodec';
 import { SECRET_CONTENT_MAX_BYTES, SecretAllowList, secretByContent, secretByName } from './secrets';
@@ -45,6 +45,27 @@ export interface ScanOptions {
   cache?: ScanCache;
   /** Patterns (gitignore syntax) of secret files the user lets through; every other secret is kept out. */
   allowSecrets?: readonly string[];
+  /**
+   * Read the tree with this user's rights only, by the permission bits, whatever the process
+   * may do beyond them: the sync agent reads /workspace with capabilities that bypass them, and
+   * must not use them on the host folder, where a file its owner cannot read stays unread.
+   */
+  accessAs?: AccessIdentity;
+}
+
+export interface AccessIdentity {
+  uid: number;
+  /** The primary and supplementary groups. */
+  gids: readonly number[];
+}
+
+/** Whether `who` may read (and, for a folder, search) what `stat` describes, by its permission bits. */
+export function mayRead(stat: Pick<Stats, 'uid' | 'gid' | 'mode'> & { isDirectory(): boolean }, who: AccessIdentity): boolean {
+  if (who.uid === 0) return true;
+  const wanted = stat.isDirectory() ? 0o5 : 0o4;
+  // As the kernel does: the owner's bits for the owner, else the group's for a member, else the others'.
+  const bits = stat.uid === who.uid ? (stat.mode >> 6) & 0o7 : who.gids.includes(stat.gid) ? (stat.mode >> 3) & 0o7 : stat.mode & 0o7;
+  return (bits & wanted) === wanted;
 }
 
 const HASH_CONCURRENCY = 8;
@@ -70,7 +91,7 @@ export async function scanTree(root: string, options: ScanOptions): Promise<Scan
   if (rootStat instanceof Failure) throw new Error(`sync root ${root} cannot be read: ${rootStat.reason}`);
   if (!rootStat.isDirectory()) throw new Error(`sync root ${root} is not a directory`);
 
-  const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []));
+  const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs);
   const visited = await scanner.walkDirectory('', IgnoreRules.create(options.excludes));
   if (visited === 'vanished') throw new Error(`sync root ${root} does not exist`);
   if (!Array.isArray(visited)) throw new Error(`sync root ${root} cannot be read: ${visited.unreadable}`);
@@ -126,7 +147,7 @@ class Scanner {
   /** Secrets found by name (never read) or by content, not allowed through. */
   private readonly keptOut = new Map<string, string>();
 
-  constructor(private readonly root: Buffer, private readonly previousCache: ScanCache, private readonly allowedSecrets: SecretAllowList) {}
+  constructor(private readonly root: Buffer, private readonly previousCache: ScanCache, private readonly allowedSecrets: SecretAllowList, private readonly accessAs?: AccessIdentity) {}
 
   /**
    * The directory's subtree, parents before children and siblings in code-unit order, whatever
@@ -166,11 +187,14 @@ class Scanner {
       this.ignored.push(path);
       return [];
     }
+    if (this.accessAs && (stat.isDirectory() || stat.isFile()) && !mayRead(stat, this.accessAs)) {
+      return untracked(`${stat.isDirectory() ? 'cannot list directory' : 'cannot read'}: permission denied (its mode keeps out UID ${this.accessAs.uid})`);
+    }
     if (stat.isDirectory()) {
       const subtree = await this.walkDirectory(path, rules);
       if (subtree === 'vanished') return [];
       if (!Array.isArray(subtree)) return untracked(subtree.unreadable);
-      return [{ path, entry: { kind: 'directory', mode: stat.mode & 0o7777 } }, ...subtree];
+      return [{ path, entry: { kind: 'directory', mode: permissionBits(stat.mode) } }, ...subtree];
     }
     if (stat.isFile()) {
       // Kept out by its name alone: a credentials file is not even read.
@@ -222,7 +246,7 @@ class Scanner {
       && cached.ctimeMs === stat.ctimeMs && cached.ino === stat.ino && cached.mode === stat.mode && cached.secret !== undefined) {
       this.cache.set(path, cached);
       this.noteContentVerdict(path, cached.secret);
-      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: stat.mode & 0o7777, hash: cached.hash };
+      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash: cached.hash };
     }
     return this.hashLimit.run(() => this.hashFile(path));
   }
@@ -242,7 +266,7 @@ class Scanner {
       const secret = (read.content && secretByContent(path, read.content)) ?? false;
       this.noteContentVerdict(path, secret);
       this.cache.set(path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, mode: stat.mode, hash, secret });
-      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: stat.mode & 0o7777, hash };
+      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash };
     }
     return { kind: 'untracked', reason: `changed while being read, ${HASH_ATTEMPTS} times` };
   }
