@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { configFromEnvironment, parseConfig } from '../../src/core/config';
 import type { CludConfigInput } from '../../src/core/config';
-import { CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, LABEL_HOST_PATH, WORKSPACE_USER } from '../../src/core/containerLayout';
+import { CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, LABEL_HOST_PATH, WORKSPACE_USER, agentVolumeName } from '../../src/core/containerLayout';
 import { SyncReport } from '../../src/core/protocol';
 import { DockerodeEngine } from '../../src/core/docker/dockerodeEngine';
 import { Workspace } from '../../src/core/workspace';
@@ -176,6 +176,9 @@ export class TestScope {
       const info = await docker.getContainer(name).inspect().catch(() => undefined);
       if (info) ids.add(info.Id);
     }
+    const volumes: string[] = [];
+    for (const info of all) if (ids.has(info.Id)) volumes.push(...info.Names.map((name) => agentVolumeName(name.replace(/^\//, ''))));
+    for (const name of this.containerNames) volumes.push(agentVolumeName(name));
     for (const id of ids) {
       await docker
         .getContainer(id)
@@ -184,6 +187,8 @@ export class TestScope {
           if ((error as { statusCode?: number }).statusCode !== 404) failures.push(`remove container ${id}: ${String(error)}`);
         });
     }
+    // The coding agent's state volume outlives its container by design; the tests' do not.
+    for (const volume of volumes) await docker.getVolume(volume).remove().catch(() => {});
     for (const dir of this.dirs.splice(0)) {
       await rm(dir, { recursive: true, force: true }).catch((error: unknown) => failures.push(`remove ${dir}: ${String(error)}`));
     }
@@ -208,6 +213,8 @@ export interface CludRunOptions {
   /** Added to (or, with value undefined, removed from) the environment. */
   env?: Record<string, string | undefined>;
   timeoutMs?: number;
+  /** The whole standard input (default: none). */
+  input?: string;
 }
 
 /**
@@ -250,6 +257,7 @@ export async function runClud(args: string[], options: CludRunOptions = {}): Pro
     env: cludEnv(options.env),
     cwd: options.cwd ?? REPO_ROOT,
     timeout: options.timeoutMs ?? 300_000,
+    ...(options.input !== undefined && { input: options.input }),
     stripFinalNewline: false,
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
