@@ -42,6 +42,8 @@ describe('unit: config', () => {
         undoMaxStepMegabytes: 256,
         safeguardMaxDeletions: 50,
         safeguardLargeFileMegabytes: 10,
+        ui: false,
+        mcpServers: [],
       });
     });
 
@@ -69,6 +71,8 @@ describe('unit: config', () => {
         undoMaxStepMegabytes: 10,
         safeguardMaxDeletions: 0,
         safeguardLargeFileMegabytes: 1,
+        ui: false,
+        mcpServers: [],
       };
       assert.deepEqual(parseConfig(input), input);
     });
