@@ -129,12 +129,18 @@ export async function waitForUi(url: string, timeoutMs = 120_000): Promise<void>
   const deadline = Date.now() + timeoutMs;
   let lastError = '';
   while (Date.now() < deadline) {
+    // A timer of our own: AbortSignal.timeout's is unref'd, and while docker-proxy holds a
+    // connection to a code-server that is not listening yet nothing else keeps Node's loop alive.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), 5000);
     try {
-      const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(5000) });
+      const response = await fetch(url, { redirect: 'manual', signal: abort.signal });
       if (response.status < 500) return;
       lastError = `HTTP ${response.status}`;
     } catch (error) {
       lastError = (error as Error).message;
+    } finally {
+      clearTimeout(timer);
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }

@@ -21,9 +21,12 @@ async function upWithUi(dir: string, args: string[] = []): Promise<{ json: Recor
   return { json, ui, exitCode: run.exitCode };
 }
 
-/** Runs a shell script in the container as root (to read every process's /proc entry). */
-async function rootSh(container: string, script: string): Promise<string> {
-  const exec = await docker.getContainer(container).exec({ Cmd: ['sh', '-c', script], User: 'root', AttachStdout: true, AttachStderr: true, Tty: true });
+/**
+ * Runs a shell script in the container as `user`. Reading another process's /proc/PID/cwd takes
+ * ptrace rights, which the container's root lacks (no CAP_SYS_PTRACE) and the process's owner has.
+ */
+async function shAs(container: string, user: string, script: string): Promise<string> {
+  const exec = await docker.getContainer(container).exec({ Cmd: ['sh', '-c', script], User: user, AttachStdout: true, AttachStderr: true, Tty: true });
   const stream = await exec.start({ Tty: true });
   const chunks: Buffer[] = [];
   stream.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -66,14 +69,16 @@ describe('integration: the browser IDE (clud up --ui)', function () {
   });
 
   it('runs code-server as the workspace user with /workspace as its working directory (from /proc)', async function () {
-    const report = await rootSh(
+    const report = await shAs(
       first.json.containerName as string,
+      'coder',
       'for p in $(pgrep -f /opt/code-server); do echo "$(stat -c %U /proc/$p) $(readlink /proc/$p/cwd) $(tr "\\0" " " < /proc/$p/cmdline | cut -c1-80)"; done',
     );
     const processes = report.trim().split('\n').filter(Boolean);
     assert.ok(processes.length > 0, `no code-server process:\n${report}`);
     for (const line of processes) {
       const [user, cwd] = line.split(' ');
+      // stat names the owner whoever asks; an unreadable cwd (a process of another user) would be empty.
       assert.equal(user, 'coder', line);
       assert.equal(cwd, '/workspace', line);
     }
