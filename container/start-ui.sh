@@ -18,7 +18,10 @@ if [ ! -x /opt/code-server/node_modules/.bin/code-server ]; then
   echo "start-ui: this image has no code-server (build the UI image)" >&2
   exit 4
 fi
-if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+# /tmp outlives a restart of the container, and PIDs are reused: the pid file counts only while it
+# names a live code-server.
+pid=$(cat "$PIDFILE" 2>/dev/null || true)
+if [ -n "$pid" ] && grep -qs code-server "/proc/$pid/cmdline"; then
   echo running
   exit 0
 fi

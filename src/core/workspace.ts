@@ -153,10 +153,12 @@ export class Workspace {
     const uiPort = options.uiPort ?? this.config.uiPort;
     let hostPort = '';
     if (ui && (!container || recreate || options.rebuild)) {
+      // A container about to be recreated may hold the port itself; it is free once that one goes.
+      const heldByThisContainer = (port: number) => container?.running === true && container.ports[UI_PORT_KEY]?.hostPort === port;
       if (uiPort !== undefined) {
-        if (!(await loopbackPortFree(uiPort))) throw new CludError('port-taken', `port ${uiPort} on 127.0.0.1 is taken`, 'Choose another with --port N, or leave it out to get a free one.');
+        if (!heldByThisContainer(uiPort) && !(await loopbackPortFree(uiPort))) throw new CludError('port-taken', `port ${uiPort} on 127.0.0.1 is taken`, 'Choose another with --port N, or leave it out to get a free one.');
         hostPort = String(uiPort);
-      } else if (await loopbackPortFree(UI_CONTAINER_PORT)) {
+      } else if (heldByThisContainer(UI_CONTAINER_PORT) || (await loopbackPortFree(UI_CONTAINER_PORT))) {
         hostPort = String(UI_CONTAINER_PORT);
       }
     } else if (ui && container && options.uiPort !== undefined && container.running && container.ports[UI_PORT_KEY]?.hostPort !== options.uiPort) {

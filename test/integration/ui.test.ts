@@ -84,6 +84,17 @@ describe('integration: the browser IDE (clud up --ui)', function () {
     }
   });
 
+  it('starts the IDE again when `clud up` starts a stopped container', async function () {
+    const name = first.json.containerName as string;
+    await docker.getContainer(name).stop();
+    const again = await runCludJson(['up', dir], { timeoutMs: 600_000 });
+    assertExit(again.run, 0);
+    const ui = again.json.ui as UiJson;
+    assert.equal(again.json.started, true);
+    assert.equal((await fetch(ui.url)).status, 200);
+    first = { ...first, ui };
+  });
+
   it('gives a second workspace with the IDE another port', async function () {
     const other = await scope.project({ 'other.txt': 'other\n' });
     const second = await upWithUi(other);
