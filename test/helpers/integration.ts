@@ -14,6 +14,7 @@ import type { CludConfigInput } from '../../src/core/config';
 import { CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, LABEL_HOST_PATH, WORKSPACE_USER, agentVolumeName } from '../../src/core/containerLayout';
 import { SyncReport } from '../../src/core/protocol';
 import { DockerodeEngine } from '../../src/core/docker/dockerodeEngine';
+import { containerNameFor } from '../../src/core/hostPath';
 import { Workspace } from '../../src/core/workspace';
 import type { WorkspaceProgress } from '../../src/core/workspace';
 
@@ -127,6 +128,8 @@ export async function chownTree(root: string, uid = USER_UID, gid = USER_GID): P
 export class TestScope {
   private readonly dirs: string[] = [];
   private readonly containerNames = new Set<string>();
+  /** Project folders, whose derived container names name their agent state volumes. */
+  private readonly projects: string[] = [];
 
   /**
    * A fresh project folder under os.tmpdir(), owned by `owner` (see USER_UID). With `name`, the
@@ -140,6 +143,7 @@ export class TestScope {
     } else {
       dir = await this.tempDir();
     }
+    this.projects.push(dir);
     await writeTree(dir, files);
     const owner = options.owner ?? { uid: USER_UID, gid: USER_GID };
     await chownTree(dir, owner.uid, owner.gid);
@@ -179,6 +183,8 @@ export class TestScope {
     const volumes: string[] = [];
     for (const info of all) if (ids.has(info.Id)) volumes.push(...info.Names.map((name) => agentVolumeName(name.replace(/^\//, ''))));
     for (const name of this.containerNames) volumes.push(agentVolumeName(name));
+    // A test's own `clud down` removes the container but, by design, not its volume.
+    for (const project of this.projects.splice(0)) volumes.push(agentVolumeName(containerNameFor(project, 'linux')));
     for (const id of ids) {
       await docker
         .getContainer(id)
