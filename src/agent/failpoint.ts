@@ -1,10 +1,19 @@
 // Fault injection for the crash-recovery tests, in the real agent in a real container:
 // CLUD_FAILPOINT=kill-after-host-changes:N makes the agent SIGKILL itself right after it has
 // started the Nth change to the host in a sync (its preimage is in the undo log, the change may
-// be half done), exactly as a crash there would. Unset, it does nothing.
+// be half done), exactly as a crash there would. CLUD_FAILPOINT=slow-host-changes:MS makes each
+// change to the host wait MS ms first, so that a test can interrupt a sync while it writes.
+// Unset, it does nothing.
 import type { Change } from '../core/sync/reconcile';
 
 export function failpointHook(spec = process.env.CLUD_FAILPOINT): ((change: Change) => Promise<void>) | undefined {
+  const slow = /^slow-host-changes:(\d+)$/.exec(spec ?? '');
+  if (slow) {
+    const delayMs = Number(slow[1]);
+    return async (change) => {
+      if (change.side === 'host') await new Promise((resolve) => setTimeout(resolve, delayMs));
+    };
+  }
   const match = /^kill-after-host-changes:(\d+)$/.exec(spec ?? '');
   if (!match) return undefined;
   const limit = Number(match[1]);

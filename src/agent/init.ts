@@ -2,15 +2,15 @@
 // workspace user. The container keeps running even when something failed; the init state says what.
 import { execaSync } from 'execa';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, SYNC_OPTIONS_ENV, WORKSPACE_USER } from '../core/containerLayout';
+import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, SYNC_ONLY_PATH, SYNC_OPTIONS_ENV, SYNC_USER, WORKSPACE_USER } from '../core/containerLayout';
 import { errorMessage } from '../core/errors';
 import { SyncOptions, describeZodError } from '../core/protocol';
 import { SyncStateFiles } from '../core/sync/stateFiles';
 import { readInitState, writeInitState } from './initStateFile';
 import { runInitialSync } from './initialSync';
-import { findPasswdEntry, isMountPoint, planWorkspaceIdentity } from './system';
+import { findPasswdEntry, isMountPoint, planIdentities, takenIds } from './system';
 import { keepUndoLogCompacted } from './undoCompaction';
-import type { IdentityPlan, PasswdEntry } from './system';
+import type { IdentityPlan, PasswdEntry, UserIds } from './system';
 
 export function log(level: 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown> = {}): void {
   // Container logs (`clud logs`): one JSON object per line, never on stdout's protocol channel.
@@ -18,18 +18,27 @@ export function log(level: 'info' | 'warn' | 'error', message: string, fields: R
 }
 
 /**
- * `agent prepare`, as root: validates the container and gives the workspace user the host folder
- * owner's UID/GID. It never fails the container: a problem is written to the init state, which
- * `init` (next, as the workspace user) and `clud status` report.
+ * `agent prepare`, as root: validates the container, gives the sync user the host folder owner's
+ * UID/GID and the workspace user others. It never fails the container: a problem is written to the
+ * init state, which `init` (next, as the sync user) and `clud status` report.
  */
 export function runPrepare(): void {
   const previous = readInitState();
   try {
-    const { user, plan } = prepareWorkspaceUser();
-    assignIdentity(user, plan);
-    // A completed earlier copy is carried over: init must not copy /host over it again.
+    const { users, plan } = planUsers();
+    assignIdentities(users, plan);
+    // A completed earlier copy is carried over: init must not copy the host folder over it again.
     const earlierCopy = previous?.phase === 'ready' ? previous.initialSync : undefined;
-    writeInitState({ phase: 'starting', warnings: plan.warnings, workspaceUid: plan.uid, workspaceGid: plan.gid, attempts: previous?.attempts ?? 0, initialSync: earlierCopy });
+    writeInitState({
+      phase: 'starting',
+      warnings: plan.warnings,
+      workspaceUid: plan.workspace.uid,
+      workspaceGid: plan.workspace.gid,
+      syncUid: plan.sync.uid,
+      syncGid: plan.sync.gid,
+      attempts: previous?.attempts ?? 0,
+      initialSync: earlierCopy,
+    });
   } catch (error) {
     const message = errorMessage(error);
     log('error', message);
@@ -37,7 +46,7 @@ export function runPrepare(): void {
   }
 }
 
-/** `agent init`, as the workspace user: the initial copy, then stay up so the container keeps running. */
+/** `agent init`, as the sync user: the initial copy, then stay up so the container keeps running. */
 export async function runInit(): Promise<void> {
   process.on('SIGTERM', () => process.exit(0));
   process.on('SIGINT', () => process.exit(0));
@@ -47,7 +56,7 @@ export async function runInit(): Promise<void> {
     if (!prepared || prepared.phase === 'failed') {
       log('error', `not copying the folder: ${prepared?.error ?? 'prepare left no state'}`);
     } else if (prepared.initialSync) {
-      // A restarted container keeps its /workspace; copying /host over it would destroy the
+      // A restarted container keeps its /workspace; copying the host folder over it would destroy the
       // container's unsynced changes. Sync is the user's explicit push or pull from here.
       writeInitState({ ...prepared, phase: 'ready', warnings: [...prepared.warnings, 'container restarted: /workspace was kept as it was; push or pull to sync'] });
       log('info', 'restarted; kept /workspace as it was');
@@ -56,7 +65,7 @@ export async function runInit(): Promise<void> {
       // this copy against it could turn files it lacks into deletions, so it is forgotten and the
       // first sync merges both sides without deleting anything.
       if (existsSync(CONTAINER_STATE_PATH)) await new SyncStateFiles(CONTAINER_STATE_PATH).forgetAgreedState();
-      log('info', 'initial copy /host -> /workspace', { uid: process.getuid?.(), gid: process.getgid?.() });
+      log('info', `initial copy ${CONTAINER_HOST_PATH} -> ${CONTAINER_WORKSPACE_PATH}`, { uid: process.getuid?.(), gid: process.getgid?.() });
       const state = await runInitialSync(readSyncOptions(), () => {});
       if (state.phase === 'failed') log('error', state.error ?? 'initial copy failed', { errors: state.initialSync?.errors });
       else log('info', 'initial copy done', { files: state.initialSync?.filesTransferred, durationMs: state.initialSync?.durationMs });
@@ -89,28 +98,44 @@ function readSyncOptions(): SyncOptions {
   return parsed.data;
 }
 
-function prepareWorkspaceUser(): { user: PasswdEntry; plan: IdentityPlan } {
+interface ImageUsers {
+  sync: PasswdEntry;
+  workspace: PasswdEntry;
+}
+
+function planUsers(): { users: ImageUsers; plan: IdentityPlan } {
   if (!existsSync(CONTAINER_HOST_PATH)) throw new Error(`${CONTAINER_HOST_PATH} does not exist: the project folder must be bind-mounted there (clud up does this)`);
   if (!isMountPoint(readFileSync('/proc/self/mountinfo', 'utf8'), CONTAINER_HOST_PATH)) {
     throw new Error(`${CONTAINER_HOST_PATH} is not a mount: the project folder must be bind-mounted there (clud up does this)`);
   }
-  const user = findPasswdEntry(readFileSync('/etc/passwd', 'utf8'), WORKSPACE_USER);
-  if (!user) throw new Error(`the image has no user "${WORKSPACE_USER}"; rebuild it with \`clud up --rebuild\``);
+  const passwd = readFileSync('/etc/passwd', 'utf8');
+  const users = { sync: findPasswdEntry(passwd, SYNC_USER), workspace: findPasswdEntry(passwd, WORKSPACE_USER) };
+  if (!users.sync || !users.workspace) throw new Error(`the image has no user "${users.sync ? WORKSPACE_USER : SYNC_USER}"; rebuild it with \`clud up --rebuild\``);
   const owner = statSync(CONTAINER_HOST_PATH);
-  const plan = planWorkspaceIdentity({ uid: owner.uid, gid: owner.gid }, user);
+  const taken = { uids: takenIds(passwd, [SYNC_USER, WORKSPACE_USER]), gids: takenIds(readFileSync('/etc/group', 'utf8'), [SYNC_USER, WORKSPACE_USER]) };
+  const plan = planIdentities({ uid: owner.uid, gid: owner.gid }, { sync: users.sync, workspace: users.workspace }, taken);
   for (const warning of plan.warnings) log('warn', warning);
-  return { user, plan };
+  return { users: { sync: users.sync, workspace: users.workspace }, plan };
 }
 
-function assignIdentity(user: PasswdEntry, plan: IdentityPlan): void {
-  if (process.getuid?.() !== 0) throw new Error('agent prepare must run as root to set up the workspace user');
-  if (user.uid !== plan.uid || user.gid !== plan.gid) {
-    // -o: the host's IDs may already belong to another account in the image; sharing is fine.
-    execaSyncChecked('groupmod', ['-o', '-g', String(plan.gid), WORKSPACE_USER]);
-    execaSyncChecked('usermod', ['-o', '-u', String(plan.uid), '-g', String(plan.gid), WORKSPACE_USER]);
-    log('info', `workspace user ${WORKSPACE_USER} now has UID ${plan.uid} and GID ${plan.gid}`);
-  }
-  execaSyncChecked('chown', ['-R', `${plan.uid}:${plan.gid}`, CONTAINER_WORKSPACE_PATH, AGENT_STATE_DIR, user.home]);
+function assignIdentities(users: ImageUsers, plan: IdentityPlan): void {
+  if (process.getuid?.() !== 0) throw new Error('agent prepare must run as root to set up the users');
+  // The workspace user first: it may hold the IDs the sync user is about to take.
+  setIds(users.workspace, plan.workspace);
+  setIds(users.sync, plan.sync);
+  execaSyncChecked('chown', ['-R', `${plan.workspace.uid}:${plan.workspace.gid}`, CONTAINER_WORKSPACE_PATH, users.workspace.home]);
+  // Not recursive on SYNC_ONLY_PATH: the host folder and the state folder are mounted inside it.
+  execaSyncChecked('chown', ['-R', `${plan.sync.uid}:${plan.sync.gid}`, AGENT_STATE_DIR]);
+  execaSyncChecked('chown', [`${plan.sync.uid}:${plan.sync.gid}`, SYNC_ONLY_PATH]);
+  execaSyncChecked('chmod', ['0700', SYNC_ONLY_PATH, AGENT_STATE_DIR]);
+}
+
+function setIds(user: PasswdEntry, ids: UserIds): void {
+  if (user.uid === ids.uid && user.gid === ids.gid) return;
+  // -o: the host's IDs may already belong to another account in the image; sharing is fine.
+  execaSyncChecked('groupmod', ['-o', '-g', String(ids.gid), user.name]);
+  execaSyncChecked('usermod', ['-o', '-u', String(ids.uid), '-g', String(ids.gid), user.name]);
+  log('info', `user ${user.name} now has UID ${ids.uid} and GID ${ids.gid}`);
 }
 
 function execaSyncChecked(file: string, args: string[]): void {

@@ -8,7 +8,7 @@ import { mirrorGitDirectory, runInitialCopy } from './rsyncRunner';
  */
 export async function runInitialSync(options: SyncOptions, onProgress: (data: ProgressData) => void): Promise<InitState> {
   const previous = readInitState();
-  const base = { warnings: previous?.warnings ?? [], workspaceUid: previous?.workspaceUid, workspaceGid: previous?.workspaceGid, attempts: (previous?.attempts ?? 0) + 1 };
+  const base = { warnings: previous?.warnings ?? [], workspaceUid: previous?.workspaceUid, workspaceGid: previous?.workspaceGid, syncUid: previous?.syncUid, syncGid: previous?.syncGid, attempts: (previous?.attempts ?? 0) + 1 };
   writeInitState({ ...base, phase: 'syncing' });
   let lastWrite = 0;
   const metrics = await runInitialCopy(options, (data) => {
@@ -21,7 +21,7 @@ export async function runInitialSync(options: SyncOptions, onProgress: (data: Pr
   });
   await mirrorGitDirectory().catch((error: unknown) => metrics.errors.push((error as Error).message));
   if (metrics.errors.length > 0) {
-    const error = `initial copy of /host to /workspace is incomplete: ${metrics.errors.length} error(s), first: ${metrics.errors[0]}`;
+    const error = `initial copy of the project folder to /workspace is incomplete: ${metrics.errors.length} error(s), first: ${metrics.errors[0]}`;
     return writeInitState({ ...base, phase: 'failed', error, initialSync: metrics });
   }
   return writeInitState({ ...base, phase: 'ready', initialSync: metrics });

@@ -1,9 +1,9 @@
-// rsync for the bulk copies: the initial copy of /host into a new /workspace (the list of paths
+// rsync for the bulk copies: the initial copy of the host folder into a new /workspace (the list of paths
 // comes from the same scanner every sync uses) and the one-way mirror of the host's .git.
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH } from '../core/containerLayout';
+import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, WORKSPACE_USER } from '../core/containerLayout';
 import type { ProgressData, SyncMetrics, SyncOptions } from '../core/protocol';
 import { withRetries } from '../core/retry';
 import { MAX_CHANGED_PATHS, TRANSIENT_EXIT_CODES, VANISHED_EXIT_CODE, initialCopyArgs, parseItemizedLine, parseRsyncOutput, rsyncErrors } from '../core/rsync';
@@ -12,6 +12,7 @@ import { bytesFromName, joinBytes } from '../core/sync/pathCodec';
 import type { ScanCache } from '../core/sync/scan';
 import { scanTree } from '../core/sync/scan';
 import { SyncStateFiles } from '../core/sync/stateFiles';
+import { hostAccess } from './hostAccess';
 
 interface RsyncRun {
   exitCode: number;
@@ -20,14 +21,16 @@ interface RsyncRun {
 }
 
 /**
- * Copies /host into /workspace: the scanner picks the paths (ignore rules applied), rsync copies
- * them, retrying transient failures. Unreadable files make the copy incomplete, so they are errors.
+ * Copies the host folder into /workspace: the scanner picks the paths (ignore rules applied), rsync copies
+ * them, retrying transient failures. What the scanner cannot read (an unreadable file or folder,
+ * a socket, a device) is not copied and is reported in `notCopied`, not as an error: it is left
+ * alone on both sides like an ignored path, so one such file never blocks the workspace.
  */
 export async function runInitialCopy(options: SyncOptions, onProgress: (data: ProgressData) => void = () => {}): Promise<SyncMetrics> {
   const started = Date.now();
   const state = existsSync(CONTAINER_STATE_PATH) ? new SyncStateFiles(CONTAINER_STATE_PATH) : undefined;
   onProgress({ phase: 'scan', message: 'scanning the folder' });
-  const scan = await scanTree(CONTAINER_HOST_PATH, { excludes: options.excludes, cache: await state?.readCache('host') });
+  const scan = await scanTree(CONTAINER_HOST_PATH, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: await state?.readCache('host'), accessAs: hostAccess() });
   // The hashes are the first sync's host scan: keeping them spares hashing the folder twice.
   await state?.writeCache('host', scan.cache).catch(() => {});
   const list = Buffer.concat(
@@ -38,9 +41,8 @@ export async function runInitialCopy(options: SyncOptions, onProgress: (data: Pr
     shouldRetry: (result) => TRANSIENT_EXIT_CODES.has(result.exitCode),
   });
   const outcome = parseRsyncOutput(run.stdout);
-  const unreadable = scan.problems.filter((problem) => problem.reason.startsWith('cannot')).map((problem) => `${problem.path}: ${problem.reason}`);
-  const errors = [...unreadable, ...(run.exitCode === 0 || run.exitCode === VANISHED_EXIT_CODE ? [] : describeFailure(run))];
-  if (errors.length === 0 && state) await recordCopiedState(state, scan.snapshot);
+  const errors = run.exitCode === 0 || run.exitCode === VANISHED_EXIT_CODE ? [] : describeFailure(run);
+  if (errors.length === 0 && state) await recordCopiedState(state, scan.snapshot, scan.cache);
   return {
     direction: 'push',
     startedAt: new Date(started).toISOString(),
@@ -49,6 +51,8 @@ export async function runInitialCopy(options: SyncOptions, onProgress: (data: Pr
     changedPathsTruncated: outcome.changedPathsTruncated || outcome.changedPaths.length > MAX_CHANGED_PATHS,
     errors,
     retries,
+    keptOut: scan.keptOut,
+    notCopied: scan.problems.map((problem) => ({ path: problem.path, reason: problem.reason })),
   };
 }
 
@@ -57,7 +61,7 @@ export async function runInitialCopy(options: SyncOptions, onProgress: (data: Pr
  * lets the first sync tell which side changed (without it every difference is a conflict), and
  * the container's cache entries spare re-hashing the files rsync just wrote.
  */
-async function recordCopiedState(state: SyncStateFiles, snapshot: ReadonlyMap<string, Entry>): Promise<void> {
+async function recordCopiedState(state: SyncStateFiles, snapshot: ReadonlyMap<string, Entry>, hostCache: ScanCache): Promise<void> {
   const agreed = new Map([...snapshot].filter(([, entry]) => entry.kind !== 'untracked'));
   const cache: ScanCache = new Map();
   const files = [...agreed].filter((pair): pair is [string, FileEntry] => pair[1].kind === 'file');
@@ -67,7 +71,7 @@ async function recordCopiedState(state: SyncStateFiles, snapshot: ReadonlyMap<st
         const stats = await lstat(joinBytes(CONTAINER_WORKSPACE_PATH, path)).catch(() => undefined);
         // Only what rsync demonstrably wrote as scanned (same size and time) inherits the hash.
         if (stats?.isFile() && stats.size === entry.size && Math.abs(stats.mtimeMs - entry.mtimeMs) < 1) {
-          cache.set(path, { size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, ino: stats.ino, mode: stats.mode, hash: entry.hash });
+          cache.set(path, { size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, ino: stats.ino, mode: stats.mode, hash: entry.hash, secret: hostCache.get(path)?.secret });
         }
       }),
     );
@@ -101,9 +105,9 @@ function describeFailure(run: RsyncRun): string[] {
   return errors.length ? errors : [`rsync exited with code ${run.exitCode}: ${run.stderr.trim().split('\n').slice(-3).join(' ') || 'no message'}`];
 }
 
-/** Mirrors /host/.git into /workspace/.git (one way; see syncHandlers.ts). No-op without a repository. */
+/** Mirrors the host's .git into /workspace/.git (one way; see syncHandlers.ts). No-op without a repository. */
 export async function mirrorGitDirectory(): Promise<void> {
   if (!existsSync(`${CONTAINER_HOST_PATH}/.git`)) return;
-  const result = await execa('rsync', ['--recursive', '--links', '--perms', '--times', '--no-owner', '--no-group', '--delete', `${CONTAINER_HOST_PATH}/.git`, `${CONTAINER_WORKSPACE_PATH}/`], { reject: false });
+  const result = await execa('rsync', ['--recursive', '--links', '--perms', '--chmod=ug-s,o-t', '--times', '--super', `--chown=${WORKSPACE_USER}:${WORKSPACE_USER}`, '--delete', `${CONTAINER_HOST_PATH}/.git`, `${CONTAINER_WORKSPACE_PATH}/`], { reject: false });
   if (result.exitCode !== 0 && result.exitCode !== VANISHED_EXIT_CODE) throw new Error(`mirroring .git into the container failed: ${String(result.stderr).trim()}`);
 }

@@ -18,6 +18,11 @@ export class RequestError extends Error {
 
 export interface RequestContext {
   progress(data: ProgressData): void;
+  /**
+   * Aborted when the channel's input ends: the host went away (the CLI was interrupted or died,
+   * which closes the `docker exec`'s stdin). Long work stops at its next safe point.
+   */
+  signal: AbortSignal;
   /** Asks the host (the user) and waits for the answer; see the `question` message. */
   ask(question: SafeguardQuestionInfo): Promise<'allow' | 'deny'>;
 }
@@ -32,6 +37,7 @@ export function serveChannel(input: Readable, output: Writable, handlers: Handle
   const splitter = new LineSplitter(maxLineBytes);
   const pending = new Set<Promise<void>>();
   const questions = new Map<number, (answer: 'allow' | 'deny') => void>();
+  const hostGone = new AbortController();
   let nextQuestionId = 1;
   const send = (message: AgentMessage) => {
     if (!output.writableEnded) output.write(encodeMessage(message));
@@ -52,6 +58,7 @@ export function serveChannel(input: Readable, output: Writable, handlers: Handle
       return;
     }
     const context: RequestContext = {
+      signal: hostGone.signal,
       progress: (data) => send({ kind: 'progress', id: request.id, data }),
       ask: (question) =>
         new Promise((resolve) => {
@@ -79,6 +86,7 @@ export function serveChannel(input: Readable, output: Writable, handlers: Handle
       }
     });
     input.on('end', () => {
+      hostGone.abort();
       // Nobody is left to answer: every open question is denied, the safe answer.
       for (const settle of questions.values()) settle('deny');
       questions.clear();

@@ -30,24 +30,54 @@ export function findPasswdEntry(passwd: string, name: string): PasswdEntry | und
   return undefined;
 }
 
-export interface IdentityPlan {
+/** The numeric IDs (field 2 of passwd or group lines: UIDs or GIDs) of every entry but those named in `except`. */
+export function takenIds(table: string, except: readonly string[]): Set<number> {
+  const ids = new Set<number>();
+  for (const line of table.split('\n')) {
+    const fields = line.split(':');
+    if (fields.length < 3 || except.includes(fields[0]!)) continue;
+    const id = Number(fields[2]);
+    if (Number.isInteger(id)) ids.add(id);
+  }
+  return ids;
+}
+
+export interface UserIds {
   uid: number;
   gid: number;
+}
+
+export interface IdentityPlan {
+  /** The sync agent's user: the host folder owner's IDs, so what it writes to the host belongs to the owner. */
+  sync: UserIds;
+  /** The workspace user: never the sync user's UID or GID, so it cannot signal, trace or read into the sync agent. */
+  workspace: UserIds;
   warnings: string[];
 }
 
+/** The first ID from `start` up that is neither taken nor excluded. */
+function freeId(start: number, taken: ReadonlySet<number>, excluded: number): number {
+  let id = start;
+  while (taken.has(id) || id === excluded) id++;
+  return id;
+}
+
 /**
- * Which UID/GID the workspace user should have: the host folder owner's, so that files the sync
- * writes to the host belong to that user. A root-owned folder is the exception: the workspace user
- * must never be root, so it keeps its own IDs and the caller is warned that writes may fail.
+ * Which IDs the two users get. The sync user takes the host folder owner's, except for a
+ * root-owned folder: it must never be root, so it keeps its own and the caller is warned that what
+ * it writes there will not belong to root. The workspace user keeps its image IDs unless they are the sync user's; then it
+ * moves to the next free ID from 1000 up (`taken`: IDs other accounts hold).
  */
-export function planWorkspaceIdentity(hostOwner: { uid: number; gid: number }, user: PasswdEntry): IdentityPlan {
+export function planIdentities(hostOwner: UserIds, users: { sync: PasswdEntry; workspace: PasswdEntry }, taken: { uids: ReadonlySet<number>; gids: ReadonlySet<number> }): IdentityPlan {
+  const warnings: string[] = [];
+  let sync: UserIds = { uid: hostOwner.uid, gid: hostOwner.gid };
   if (hostOwner.uid === 0) {
-    return {
-      uid: user.uid,
-      gid: user.gid,
-      warnings: [`/host belongs to root; the workspace user keeps UID ${user.uid}, so pulls cannot write root-only files. Use a folder owned by your own user.`],
-    };
+    sync = { uid: users.sync.uid, gid: users.sync.gid };
+    warnings.push(`the project folder belongs to root; the sync user keeps UID ${sync.uid} (it never runs as root), so what pulls write there belongs to UID ${sync.uid}. Use a folder owned by your own user.`);
   }
-  return { uid: hostOwner.uid, gid: hostOwner.gid, warnings: [] };
+  const workspace: UserIds = {
+    uid: users.workspace.uid === sync.uid || users.workspace.uid === 0 ? freeId(1000, taken.uids, sync.uid) : users.workspace.uid,
+    gid: users.workspace.gid === sync.gid || users.workspace.gid === 0 ? freeId(1000, taken.gids, sync.gid) : users.workspace.gid,
+  };
+  return { sync, workspace, warnings };
 }

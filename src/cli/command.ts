@@ -33,3 +33,10 @@ export interface CommandSpec {
   positionals?: { min: number; max: number; directoryFirst: true };
   run(context: CommandContext): Promise<CommandOutput>;
 }
+
+/** `--allow-secret PATTERN` (repeatable), on the commands that copy files: up, sync, push, pull. */
+export const ALLOW_SECRET_OPTION: OptionSpec = {
+  type: 'string',
+  multiple: true,
+  description: 'sync files matching PATTERN (gitignore syntax) even though they look like secrets (repeatable)',
+};

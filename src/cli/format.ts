@@ -1,3 +1,6 @@
+// The CLI's text output. Every name and message that came from a tree or the agent goes through
+// displayPath/displayText, so that a file name cannot drive the terminal or forge a line.
+import { displayPath, displayText } from '../core/display';
 import type { SyncMetrics, SyncReport } from '../core/protocol';
 import { describeReport } from '../core/sync/summary';
 import type { WorkspaceStatus } from '../core/workspace';
@@ -7,34 +10,42 @@ export function formatMetrics(metrics: SyncMetrics): string {
     `${metrics.direction}: ${metrics.filesTransferred} file(s) transferred, ${metrics.filesDeleted} deleted, ${metrics.bytesTransferred} bytes in ${metrics.durationMs} ms` +
       (metrics.retries ? `, ${metrics.retries} retr${metrics.retries === 1 ? 'y' : 'ies'}` : ''),
   ];
-  for (const error of metrics.errors) lines.push(`  error: ${error}`);
+  for (const error of metrics.errors) lines.push(`  error: ${displayText(error)}`);
+  for (const secret of metrics.keptOut) lines.push(`  kept out  ${displayPath(secret.path)}: ${displayText(secret.reason)} (not copied into /workspace; ${ALLOW_HINT})`);
+  for (const left of metrics.notCopied ?? []) lines.push(`  not copied (left alone on both sides): ${displayPath(left.path)}: ${displayText(left.reason)}`);
   return lines.join('\n');
 }
 
+const ALLOW_HINT = '--allow-secret PATTERN syncs it';
+
 export function formatStatus(status: WorkspaceStatus): string {
-  const lines = [`folder:    ${status.hostPath}`, `container: ${status.containerName} (${status.state})`];
+  const held = status.state === 'paused' ? ' — `docker unpause` resumes it' : status.state === 'restarting' ? ' — Docker is restarting it; `clud logs` says why' : '';
+  const lines = [`folder:    ${status.hostPath}`, `container: ${status.containerName} (${status.state})${held}`];
   if (status.image) lines.push(`image:     ${status.image}${status.imageCurrent === false ? ' (older than this Clud: `clud up --rebuild` updates it)' : ''}`);
   if (status.init) {
-    lines.push(`workspace: ${status.init.phase}${status.init.error ? ` — ${status.init.error}` : ''}`);
-    for (const warning of status.init.warnings) lines.push(`  warning: ${warning}`);
+    lines.push(`workspace: ${status.init.phase}${status.init.error ? ` — ${displayText(status.init.error)}` : ''}`);
+    for (const warning of status.init.warnings) lines.push(`  warning: ${displayText(warning)}`);
     if (status.init.initialSync) lines.push(`  initial copy: ${formatMetrics(status.init.initialSync)}`);
   }
   return lines.join('\n');
 }
 
 export function formatReport(report: SyncReport): string {
-  const lines = [describeReport(report)];
+  const lines = [displayText(describeReport(report))];
   if (report.halted) {
     lines.push('  Nothing was changed. If this side was reset on purpose, run `clud resume` to merge both sides again (nothing is deleted).');
   }
-  for (const notice of report.notices) lines.push(`  note: ${notice}`);
-  if (report.denied) lines.push(`  stopped by a safeguard: ${report.denied.detail}; the host was rolled back (run with --yes to allow)`);
+  for (const notice of report.notices) lines.push(`  note: ${displayText(notice)}`);
+  if (report.denied) lines.push(`  stopped by a safeguard: ${displayText(report.denied.detail)}; the host was rolled back (run with --yes to allow)`);
   if (report.undoStep) lines.push(`  undo: \`clud undo\` takes this sync back (step ${report.undoStep})`);
-  for (const change of report.applied.slice(0, 20)) lines.push(`  ${change.action.padEnd(6)} ${change.side === 'host' ? 'host     ' : 'container'} ${change.path}`);
+  for (const change of report.applied.slice(0, 20)) lines.push(`  ${change.action.padEnd(6)} ${change.side === 'host' ? 'host     ' : 'container'} ${displayPath(change.path)}`);
   if (report.appliedCount > 20) lines.push(`  … and ${report.appliedCount - 20} more`);
-  for (const conflict of report.conflicts) lines.push(`  conflict  ${conflict.path}  (clud resolve ${conflict.path} --keep host|container|both)`);
-  for (const kept of report.kept) lines.push(`  kept      ${kept.path} (${kept.side} version) at ${kept.keptAt}`);
-  for (const skipped of report.skipped) lines.push(`  skipped   ${skipped.path} on ${skipped.side}: ${skipped.reason}`);
-  for (const problem of report.problems) lines.push(`  problem   ${problem.path} on ${problem.side}: ${problem.reason}`);
+  for (const conflict of report.conflicts) lines.push(`  conflict  ${displayPath(conflict.path)}  (clud resolve ${displayPath(conflict.path)} --keep host|container|both)`);
+  for (const kept of report.kept) lines.push(`  kept      ${displayPath(kept.path)} (${kept.side} version) at ${displayPath(kept.keptAt)}`);
+  for (const skipped of report.skipped) lines.push(`  skipped   ${displayPath(skipped.path)} on ${skipped.side}: ${displayText(skipped.reason)}`);
+  for (const problem of report.problems) lines.push(`  problem   ${displayPath(problem.path)} on ${problem.side}: ${displayText(problem.reason)}`);
+  for (const secret of report.keptOut) {
+    lines.push(`  kept out  ${displayPath(secret.path)} on ${secret.side}: ${displayText(secret.reason)} (not copied to the ${secret.side === 'host' ? 'container' : 'host'}; ${ALLOW_HINT})`);
+  }
   return lines.join('\n');
 }

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { configFromEnvironment, parseConfig } from '../core/config';
 import { DockerodeEngine } from '../core/docker/dockerodeEngine';
+import { displayText } from '../core/display';
 import { CludError, errorMessage } from '../core/errors';
 import { stateRoot } from '../core/stateDirectory';
 import { Workspace } from '../core/workspace';
@@ -18,11 +19,15 @@ const COMMON_OPTIONS: Record<string, OptionSpec> = {
 };
 
 /** CLI flag for each config key, so an invalid value is reported as the flag the user typed. */
-const FLAG_FOR_SETTING: Record<string, string> = { containerName: '--name', imageTag: '--image', baseImage: '--base-image', extraCaCertificates: '--extra-ca' };
+const FLAG_FOR_SETTING: Record<string, string> = { containerName: '--name', imageTag: '--image', baseImage: '--base-image', extraCaCertificates: '--extra-ca', allowSecrets: '--allow-secret' };
 
 export async function main(argv: string[]): Promise<number> {
   const [commandName, ...args] = argv;
-  const json = args.includes('--json');
+  // Everything after `--` belongs to the command run in the container (`clud exec DIR -- ls --json`).
+  const terminator = args.indexOf('--');
+  const ownArgs = terminator === -1 ? args : args.slice(0, terminator);
+  const rest = terminator === -1 ? [] : args.slice(terminator + 1);
+  const json = ownArgs.includes('--json');
   if (!commandName || commandName === '--help' || commandName === '-h' || commandName === 'help') {
     process.stdout.write(usage());
     return commandName ? 0 : 2;
@@ -30,9 +35,6 @@ export async function main(argv: string[]): Promise<number> {
   const command = COMMANDS.find((candidate) => candidate.name === commandName);
   try {
     if (!command) throw new CludError('bad-input', `unknown command "${commandName}"`, 'Run `clud --help` for the list.');
-    const terminator = args.indexOf('--');
-    const ownArgs = terminator === -1 ? args : args.slice(0, terminator);
-    const rest = terminator === -1 ? [] : args.slice(terminator + 1);
     const { values, positionals } = parseCommandArgs(command, ownArgs);
     if (values.help) {
       process.stdout.write(commandHelp(command));
@@ -58,12 +60,33 @@ function parseCommandArgs(command: CommandSpec, args: string[]) {
   }
   if (command.options.interactive) options.interactive = { type: 'boolean', short: 'i' };
   try {
-    const parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    const parsed = parseArgs({ args: attachDashValues(args, options), options, allowPositionals: true, strict: true });
     return { values: parsed.values as Record<string, string | boolean | string[] | undefined>, positionals: parsed.positionals };
   } catch (error) {
     // Node's first sentence says it, e.g. "Unknown option '--frobnicate'"; the rest is advice for scripts.
-    throw new CludError('bad-input', errorMessage(error).split('. ')[0]!.replace(/\.$/, ''), `Usage: ${command.usage}`);
+    throw new CludError('bad-input', errorMessage(error).split(/\.(?:\s|$)/)[0]!, `Usage: ${command.usage}`);
   }
+}
+
+/**
+ * `--steps -1`: Node's parser refuses a value starting with a dash as ambiguous. A value that
+ * reads as a number is a value, not a flag, so it is attached (`--steps=-1`) and the command
+ * says what is wrong with it.
+ */
+function attachDashValues(args: string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+  const attached: string[] = [];
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    const next = args[index + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      attached.push(`${arg}=${next}`);
+      index++;
+    } else {
+      attached.push(arg);
+    }
+  }
+  return attached;
 }
 
 /** DIR is optional and comes first: `[DIR] PATH` means one positional is PATH, two are DIR and PATH. */
@@ -76,13 +99,16 @@ function splitPositionals(command: CommandSpec, positionals: string[]): { direct
 }
 
 function createWorkspace(values: Record<string, unknown>, dir: string | undefined, json: boolean): Workspace {
+  const environment = configFromEnvironment(process.env, path.delimiter);
   const config = parseConfig(
     {
-      ...configFromEnvironment(process.env, path.delimiter),
+      ...environment,
       ...(values.name !== undefined && { containerName: values.name }),
       ...(values.image !== undefined && { imageTag: values.image }),
       ...(values['base-image'] !== undefined && { baseImage: values['base-image'] }),
       ...(values['extra-ca'] !== undefined && { extraCaCertificates: (values['extra-ca'] as string[]).map((file) => path.resolve(file)) }),
+      // The flag adds to CLUD_ALLOW_SECRETS rather than replacing it.
+      ...(values['allow-secret'] !== undefined && { allowSecrets: [...(environment.allowSecrets ?? []), ...(values['allow-secret'] as string[])] }),
     },
     (key) => FLAG_FOR_SETTING[key] ?? key,
   );
@@ -95,9 +121,11 @@ function createWorkspace(values: Record<string, unknown>, dir: string | undefine
     stateRoot: stateRoot(process.env, platform, os.homedir()),
     // Shipped beside the bundle: dist/agent.js and container/ next to dist/.
     resources: { agentBundlePath: path.join(__dirname, 'agent.js'), containerDir: path.join(__dirname, '..', 'container') },
+    // The agent's fault injection (src/agent/failpoint.ts), for the tests that interrupt a sync.
+    ...(process.env.CLUD_FAILPOINT && { agentEnv: { CLUD_FAILPOINT: process.env.CLUD_FAILPOINT } }),
     onProgress: (event) => {
       // Progress goes to stderr so that stdout holds only the result (and, with --json, one object).
-      if (!json || process.env.CLUD_PROGRESS === '1') process.stderr.write(`[${event.phase}] ${event.message}\n`);
+      if (!json || process.env.CLUD_PROGRESS === '1') process.stderr.write(`[${event.phase}] ${displayText(event.message)}\n`);
     },
   });
 }
@@ -105,7 +133,7 @@ function createWorkspace(values: Record<string, unknown>, dir: string | undefine
 function reportError(error: unknown, json: boolean): number {
   const cludError = error instanceof CludError ? error : new CludError('agent-failed', errorMessage(error));
   const hint = cludError.hint?.split('\n')[0];
-  process.stderr.write(`clud: ${cludError.message}${hint ? ` (${hint})` : ''}\n`);
+  process.stderr.write(`clud: ${displayText(cludError.message)}${hint ? ` (${displayText(hint)})` : ''}\n`);
   if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: cludError.code, message: cludError.message, hint: cludError.hint } }) + '\n');
   return cludError.code === 'bad-input' ? 2 : 1;
 }
@@ -123,7 +151,34 @@ function commandHelp(command: CommandSpec): string {
   return lines.join('\n') + '\n';
 }
 
+/**
+ * `clud sync | head -1`: the reader has what it wanted and closed the pipe. Nothing more can be
+ * said on stdout, so the CLI exits as a program killed by SIGPIPE would (quietly, 128 + 13),
+ * instead of crashing with a stack trace. Closing ends any agent session, whose agent then stops
+ * at its next safe point.
+ */
+export function exitQuietlyOnClosedStdout(stream: NodeJS.WriteStream, exit: (code: number) => void): void {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') exit(process.exitCode === undefined ? 141 : Number(process.exitCode));
+    else throw error;
+  });
+}
+
+/**
+ * Ctrl-C: exiting closes the agent session's `docker exec`, whose stdin then ends; the agent
+ * takes that as the request being cancelled and stops at its next safe point (a sync's host
+ * changes are rolled back with its undo step). 130 is the shell's code for an interrupt.
+ */
+function exitOnInterrupt(): void {
+  process.once('SIGINT', () => {
+    process.stderr.write('clud: interrupted; work in the container stops at its next safe point (a sync rolls back what it changed in the folder)\n');
+    process.exit(130);
+  });
+}
+
 if (require.main === module) {
+  exitQuietlyOnClosedStdout(process.stdout, (code) => process.exit(code));
+  exitOnInterrupt();
   void main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

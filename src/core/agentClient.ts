@@ -96,7 +96,13 @@ export class AgentClient {
     }
     this.pending.delete(message.id!);
     if (message.kind === 'error') {
-      pending.reject(message.code === 'sync-halted' ? new CludError('sync-halted', message.message) : new CludError('agent-failed', `agent could not ${pending.method}: ${message.message}`));
+      pending.reject(
+        message.code === 'sync-halted'
+          ? new CludError('sync-halted', message.message)
+          : message.code === 'sync-busy'
+            ? new CludError('timeout', message.message, 'Wait for the other sync (another `clud` command or VS Code) to finish, then try again.')
+            : new CludError('agent-failed', `agent could not ${pending.method}: ${message.message}`),
+      );
       return;
     }
     const result = ResultSchemas[pending.method].safeParse(message.result);

@@ -19,6 +19,11 @@ export const CludConfig = z.object({
   extraCaCertificates: z.array(z.string().min(1)).default([]),
   /** Exclude patterns on top of .gitignore files and the built-in list. */
   excludes: z.array(z.string().min(1)).default([]),
+  /**
+   * Secret files to sync anyway (gitignore patterns from the folder's root); every other file the
+   * secret check flags stays on its side.
+   */
+  allowSecrets: z.array(z.string().min(1)).default([]),
   /** Retries of a push or pull after a transient failure. */
   syncRetries: z.number().int().min(0).max(10).default(3),
   /** Push a saved file to the container (used by the extension). */
@@ -46,12 +51,14 @@ export function parseConfig(input: unknown, settingName: (key: string) => string
   throw new CludError('invalid-config', `Invalid setting ${settingName(key)}: ${issue.message}`, 'Fix the setting and try again.');
 }
 
-/** Reads the settings the environment can carry (CLUD_IMAGE, CLUD_BASE_IMAGE, CLUD_EXTRA_CA_CERTIFICATES). */
+/** Reads the settings the environment can carry (CLUD_IMAGE, CLUD_BASE_IMAGE, CLUD_EXTRA_CA_CERTIFICATES, CLUD_ALLOW_SECRETS). */
 export function configFromEnvironment(env: NodeJS.ProcessEnv, pathDelimiter: string): CludConfigInput {
   const config: CludConfigInput = {};
   if (env.CLUD_IMAGE) config.imageTag = env.CLUD_IMAGE;
   if (env.CLUD_BASE_IMAGE) config.baseImage = env.CLUD_BASE_IMAGE;
   if (env.CLUD_EXTRA_CA_CERTIFICATES) config.extraCaCertificates = env.CLUD_EXTRA_CA_CERTIFICATES.split(pathDelimiter).filter(Boolean);
+  // Patterns, not paths: separated by commas, which no gitignore pattern of a file name needs.
+  if (env.CLUD_ALLOW_SECRETS) config.allowSecrets = env.CLUD_ALLOW_SECRETS.split(',').map((pattern) => pattern.trim()).filter(Boolean);
   return config;
 }
 

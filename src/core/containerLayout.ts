@@ -1,19 +1,46 @@
 // Where things live inside the workspace container. The image (container/Dockerfile), the agent
 // and the host side all read these names from here.
 
+/**
+ * The folder only the sync agent's user can enter (mode 0700, owned by it): it holds the two
+ * mounts from the host, so nothing the workspace user runs can list, read or write them.
+ */
+export const SYNC_ONLY_PATH = '/clud';
 /** The user's project folder, bind-mounted read-write. */
-export const CONTAINER_HOST_PATH = '/host';
+export const CONTAINER_HOST_PATH = `${SYNC_ONLY_PATH}/host`;
 /** The container's own copy, where the coding agent works. */
 export const CONTAINER_WORKSPACE_PATH = '/workspace';
-/** The unprivileged user the agent drops to; `init` gives it the host folder owner's UID/GID. */
+/**
+ * The workspace user: shells, `clud exec` and the coding agent run as it. It owns /workspace and
+ * never has the host folder owner's UID (`prepare` moves it aside if the image's UID clashes).
+ */
 export const WORKSPACE_USER = 'coder';
+/**
+ * The sync agent's own user: `prepare` gives it the host folder owner's UID/GID, so what it writes
+ * to the host belongs to that owner. It is the only user that can enter SYNC_ONLY_PATH and
+ * AGENT_STATE_DIR.
+ */
+export const SYNC_USER = 'clud';
+/**
+ * Runs its arguments as SYNC_USER with only SYNC_USER_CAPABILITIES (setpriv; see the script).
+ * The image's entrypoint starts `agent init` through it and every `agent serve` session is
+ * exec'd as root into it, so the sync agent has one identity however it is started.
+ */
+export const AS_SYNC_USER_PATH = '/opt/clud/as-sync-user';
+/**
+ * The capabilities the whole container keeps (everything else is dropped): CHOWN, DAC_OVERRIDE
+ * and FOWNER are the sync agent's own (it reads, replaces and gives to the workspace user what
+ * that user writes in /workspace); SETUID and SETGID let root switch to either user (setpriv,
+ * docker exec); KILL lets tini pass signals on to the sync agent. The workspace user gets none.
+ */
+export const CONTAINER_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'KILL'] as const;
 export const AGENT_PATH = '/opt/clud/agent.js';
 /**
  * The workspace's sync state (the last agreed state, kept versions, backups, history), in a host
  * folder outside both synced trees, bind-mounted here so it survives the container.
  */
-export const CONTAINER_STATE_PATH = '/clud-state';
-/** Agent state that outlives one process: the init state and copied-in agent bundles. */
+export const CONTAINER_STATE_PATH = `${SYNC_ONLY_PATH}/state`;
+/** Agent state that outlives one process: the init state, the sync lock and copied-in agent bundles. Only SYNC_USER can enter it. */
 export const AGENT_STATE_DIR = '/var/lib/clud';
 export const INIT_STATE_PATH = `${AGENT_STATE_DIR}/init.json`;
 export const SYNC_LOCK_PATH = `${AGENT_STATE_DIR}/sync.lock`;
@@ -24,3 +51,10 @@ export const LABEL_WORKSPACE = 'clud.workspace';
 export const LABEL_HOST_PATH = 'clud.hostPath';
 export const LABEL_CONTEXT_HASH = 'clud.contextHash';
 export const LABEL_AGENT_HASH = 'clud.agentHash';
+/**
+ * Which layout a container was made with. A container without this label predates the sync
+ * user (its agent runs as the workspace user and finds the host folder at /host): its sessions
+ * run its own agent the old way, so its changes can still be pulled before `clud up --rebuild`.
+ */
+export const LABEL_LAYOUT = 'clud.layout';
+export const CONTAINER_LAYOUT = 'sync-user';

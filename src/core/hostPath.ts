@@ -32,7 +32,7 @@ export function bindMount(hostPath: string, containerPath: string, platform: Hos
   return { Type: 'bind', Source: normalizeHostPath(hostPath, platform), Target: containerPath, ReadOnly: false };
 }
 
-/** The bind mount of the project folder at /host. */
+/** The bind mount of the project folder at CONTAINER_HOST_PATH. */
 export function hostFolderMount(hostPath: string, platform: HostPlatform): BindMount {
   return bindMount(hostPath, CONTAINER_HOST_PATH, platform);
 }

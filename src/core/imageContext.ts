@@ -41,6 +41,7 @@ export async function loadBuildContext(resources: ImageResources, options: { bas
   const files: ContextFile[] = [
     { name: 'Dockerfile', content: await read(path.join(resources.containerDir, 'Dockerfile'), 'the Dockerfile'), mode: 0o644 },
     { name: 'entrypoint.sh', content: await read(path.join(resources.containerDir, 'entrypoint.sh'), 'the entrypoint'), mode: 0o755 },
+    { name: 'as-sync-user', content: await read(path.join(resources.containerDir, 'as-sync-user'), 'the sync user wrapper'), mode: 0o755 },
     { name: 'agent.js', content: agent, mode: 0o644 },
   ];
   // update-ca-certificates only reads *.crt files; the folder must exist for COPY even when empty.

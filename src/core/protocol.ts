@@ -8,6 +8,13 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_LINE_BYTES = 1024 * 1024;
 
 export const SyncDirection = z.enum(['push', 'pull']);
+/**
+ * Patterns (gitignore syntax, from the folder's root) of files the secret check would keep out
+ * that the user lets through anyway (`clud.allowSecrets`, `--allow-secret`, CLUD_ALLOW_SECRETS).
+ */
+export const AllowSecrets = z.array(z.string()).default([]);
+/** A file left where it is because it holds credentials (src/core/sync/secrets.ts), and why. */
+export const KeptOutSchema = z.object({ path: z.string(), reason: z.string() });
 export type SyncDirection = z.infer<typeof SyncDirection>;
 
 /** What one push or pull did. Returned by the agent, printed by `clud --json`, shown in the UI. */
@@ -23,6 +30,13 @@ export const SyncMetrics = z.object({
   /** Relative POSIX paths that changed on the target (capped; see `changedPathsTruncated`). */
   changedPaths: z.array(z.string()),
   changedPathsTruncated: z.boolean(),
+  /** Files of the host folder not copied because they hold credentials. */
+  keptOut: z.array(KeptOutSchema).default([]),
+  /**
+   * Paths left alone on both sides, like ignored ones: unreadable files and folders, sockets,
+   * devices. They do not make a copy fail; every later sync reports them among its problems.
+   */
+  notCopied: z.array(z.object({ path: z.string(), reason: z.string() })).default([]),
 });
 export type SyncMetrics = z.infer<typeof SyncMetrics>;
 
@@ -31,6 +45,7 @@ export const SyncOptions = z.object({
   excludes: z.array(z.string()).default([]),
   /** Transient-failure retries (rsync exit codes that mean I/O or timeout trouble). */
   retries: z.number().int().min(0).max(10).default(3),
+  allowSecrets: AllowSecrets,
 });
 export type SyncOptions = z.infer<typeof SyncOptions>;
 
@@ -53,9 +68,12 @@ export const InitState = z.object({
   updatedAt: z.string(),
   /** Human-readable reason when phase is "failed". */
   error: z.string().optional(),
-  /** The UID/GID the workspace user was given (the owner of /host). */
+  /** The UID/GID the workspace user was given in the container (never the sync user's). */
   workspaceUid: z.number().int().optional(),
   workspaceGid: z.number().int().optional(),
+  /** The UID/GID the sync agent's user was given (the host folder owner's, unless root). */
+  syncUid: z.number().int().optional(),
+  syncGid: z.number().int().optional(),
   warnings: z.array(z.string()).default([]),
   initialSync: SyncMetrics.optional(),
   attempts: z.number().int().nonnegative().default(0),
@@ -79,7 +97,7 @@ export const EntrySchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('file'), size: z.number().int().nonnegative(), mtimeMs: z.number(), mode: z.number().int(), hash: z.string() }),
   z.object({ kind: z.literal('directory'), mode: z.number().int() }),
   z.object({ kind: z.literal('symlink'), target: z.string() }),
-  z.object({ kind: z.literal('untracked'), reason: z.string() }),
+  z.object({ kind: z.literal('untracked'), reason: z.string(), special: z.literal(true).optional() }),
 ]);
 export const SyncPolicy = z.enum(['two-way-safe', 'host-wins', 'container-wins', 'newer-wins', 'push', 'pull']);
 export const SyncSide = z.enum(['host', 'container']);
@@ -113,6 +131,8 @@ export const SyncReport = z.object({
   conflicts: z.array(ConflictSchema),
   problems: z.array(PathOnSide.extend({ reason: z.string() })),
   kept: z.array(PathOnSide.extend({ keptAt: z.string() })),
+  /** Files that hold credentials, left on their side: never copied, overwritten or deleted. */
+  keptOut: z.array(PathOnSide.merge(KeptOutSchema)).default([]),
   bytesCopied: z.number().int().nonnegative(),
   /** Cycles run again because a file changed while this one ran (see the agent's syncCycle). */
   retries: z.number().int().nonnegative().default(0),
@@ -145,6 +165,7 @@ export function emptySyncReport({ id, policy, startedAt, ...fields }: Pick<SyncR
     conflicts: [],
     problems: [],
     kept: [],
+    keptOut: [],
     bytesCopied: 0,
     retries: 0,
     notices: [],
@@ -200,6 +221,9 @@ export const SyncRequestParams = z.object({
   /** Only change these relative paths (auto-sync of saved files); everything else waits for a full sync. */
   onlyPaths: z.array(z.string()).max(10_000).optional(),
   undo: UndoSettings.default(UndoSettings.parse({})),
+  allowSecrets: AllowSecrets,
+  /** How many more cycles run when a change was skipped because its file moved under it (the `syncRetries` setting). */
+  retries: z.number().int().min(0).max(10).default(3),
 });
 export type SyncRequestParams = z.infer<typeof SyncRequestParams>;
 
@@ -225,16 +249,16 @@ export const Request = z.discriminatedUnion('method', [
   z.object({ id: Id, method: z.literal('retryInitialSync'), params: SyncOptions }),
   z.object({ id: Id, method: z.literal('sync'), params: SyncRequestParams }),
   z.object({ id: Id, method: z.literal('history'), params: Empty }),
-  z.object({ id: Id, method: z.literal('compare'), params: z.object({ excludes: Excludes }) }),
-  z.object({ id: Id, method: z.literal('resolve'), params: z.object({ path: z.string().min(1), keep: z.enum(['host', 'container', 'both']), excludes: Excludes, undo: UndoSettings.default(UndoSettings.parse({})) }) }),
+  z.object({ id: Id, method: z.literal('compare'), params: z.object({ excludes: Excludes, allowSecrets: AllowSecrets }) }),
+  z.object({ id: Id, method: z.literal('resolve'), params: z.object({ path: z.string().min(1), keep: z.enum(['host', 'container', 'both']), excludes: Excludes, allowSecrets: AllowSecrets, undo: UndoSettings.default(UndoSettings.parse({})) }) }),
   z.object({ id: Id, method: z.literal('undoHistory'), params: Empty }),
   z.object({ id: Id, method: z.literal('undo'), params: z.object({ steps: z.number().int().min(1).max(10_000), force: z.boolean().default(false) }) }),
   z.object({ id: Id, method: z.literal('discardUndoLog'), params: Empty }),
   /** The answer to a `question` the agent asked during the request it names. */
   z.object({ id: Id, method: z.literal('answer'), params: z.object({ questionId: z.number().int().nonnegative(), answer: SafeguardAnswer }) }),
-  z.object({ id: Id, method: z.literal('backup'), params: z.object({ excludes: Excludes }) }),
+  z.object({ id: Id, method: z.literal('backup'), params: z.object({ excludes: Excludes, allowSecrets: AllowSecrets }) }),
   z.object({ id: Id, method: z.literal('listBackups'), params: Empty }),
-  z.object({ id: Id, method: z.literal('restoreBackup'), params: z.object({ backupId: z.string().min(1), side: SyncSide, excludes: Excludes, undo: UndoSettings.default(UndoSettings.parse({})) }) }),
+  z.object({ id: Id, method: z.literal('restoreBackup'), params: z.object({ backupId: z.string().min(1), side: SyncSide, excludes: Excludes, allowSecrets: AllowSecrets, undo: UndoSettings.default(UndoSettings.parse({})) }) }),
 ]);
 export type Request = z.infer<typeof Request>;
 export type Method = Request['method'];
@@ -259,7 +283,8 @@ export const ResultSchemas = {
 } satisfies Record<Method, z.ZodType>;
 export type ResultOf<M extends Method> = z.infer<(typeof ResultSchemas)[M]>;
 
-export const ErrorCode = z.enum(['bad-request', 'line-too-long', 'unknown-method', 'sync-failed', 'sync-halted', 'internal']);
+/** `sync-busy`: another sync held the workspace's sync lock for longer than a request waits. */
+export const ErrorCode = z.enum(['bad-request', 'line-too-long', 'unknown-method', 'sync-failed', 'sync-halted', 'sync-busy', 'internal']);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
 

@@ -1,6 +1,6 @@
 // The initial copy as one rsync run inside the container, and how rsync's output becomes
 // metrics. Pure: the agent runs the command (src/agent/rsyncRunner.ts).
-import { CONTAINER_HOST_PATH, CONTAINER_WORKSPACE_PATH } from './containerLayout';
+import { CONTAINER_HOST_PATH, CONTAINER_WORKSPACE_PATH, WORKSPACE_USER } from './containerLayout';
 
 /** Exit codes that can pass on a second try: socket/IO errors, partial transfers, timeouts. */
 export const TRANSIENT_EXIT_CODES: ReadonlySet<number> = new Set([10, 11, 12, 23, 30, 35]);
@@ -9,7 +9,7 @@ export const VANISHED_EXIT_CODE = 24;
 export const MAX_CHANGED_PATHS = 1000;
 
 /**
- * The initial copy of /host into a new /workspace: rsync copies exactly the paths the scanner
+ * The initial copy of the host folder into a new /workspace: rsync copies exactly the paths the scanner
  * chose (NUL-separated on stdin), so .gitignore rules, negations included, mean the same thing here
  * as in every later sync. Without --recursive, a listed directory is created, not walked.
  */
@@ -19,10 +19,13 @@ export function initialCopyArgs(): string[] {
     '--from0',
     '--links',
     '--perms',
+    // setuid, setgid and sticky never cross (as in every sync: see permissionBits).
+    '--chmod=ug-s,o-t',
     '--times',
-    // Owner and group are left to the running user, the host folder owner's UID/GID.
-    '--no-owner',
-    '--no-group',
+    // Everything in /workspace belongs to the workspace user. The sync user is not root: --super
+    // makes rsync chown anyway, which its CAP_CHOWN allows.
+    '--super',
+    `--chown=${WORKSPACE_USER}:${WORKSPACE_USER}`,
     // No --inplace/--append: rsync writes a temporary file and renames it into place.
     '--stats',
     '--no-human-readable',

@@ -15,3 +15,20 @@ export function stateRoot(env: NodeJS.ProcessEnv, platform: HostPlatform, homeDi
 export function workspaceStateDirectory(root: string, containerName: string, platform: HostPlatform): string {
   return (platform === 'win32' ? path.win32 : path.posix).join(root, 'workspaces', containerName);
 }
+
+/**
+ * The agent reports places in the state folder as it sees them, under `containerStatePath`
+ * (`/clud-state/kept/…`), a path that exists only in the container. This is the same place on
+ * the host, where the user can open it.
+ */
+export function hostStatePath(containerPath: string, stateDirectory: string, containerStatePath: string, platform: HostPlatform): string {
+  if (containerPath !== containerStatePath && !containerPath.startsWith(`${containerStatePath}/`)) return containerPath;
+  const rest = containerPath.slice(containerStatePath.length);
+  return stateDirectory + (platform === 'win32' ? rest.split('/').join('\\') : rest);
+}
+
+/** hostStatePath for every state-folder path inside a message (up to a space or closing punctuation). */
+export function hostStatePathsIn(message: string, stateDirectory: string, containerStatePath: string, platform: HostPlatform): string {
+  const prefix = containerStatePath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return message.replace(new RegExp(`${prefix}(?:/[^\\s)'",;]*)?(?![^\\s)'",;])`, 'g'), (found) => hostStatePath(found, stateDirectory, containerStatePath, platform));
+}

@@ -8,26 +8,31 @@ import type { CludConfig } from './config';
 import {
   AGENT_PATH,
   AGENT_STATE_DIR,
+  AS_SYNC_USER_PATH,
+  CONTAINER_CAPABILITIES,
+  CONTAINER_LAYOUT,
   CONTAINER_STATE_PATH,
   CONTAINER_WORKSPACE_PATH,
   INIT_STATE_PATH,
   LABEL_AGENT_HASH,
   LABEL_CONTEXT_HASH,
   LABEL_HOST_PATH,
+  LABEL_LAYOUT,
   LABEL_WORKSPACE,
   SYNC_OPTIONS_ENV,
   WORKSPACE_USER,
 } from './containerLayout';
-import type { ContainerEngine, ContainerInfo, ExecSession } from './docker/engine';
+import { containerState } from './docker/engine';
+import type { ContainerEngine, ContainerInfo, ContainerState, ExecSession } from './docker/engine';
 import { CludError, errorMessage } from './errors';
 import { bindMount, containerNameFor, hostFolderMount, normalizeHostPath } from './hostPath';
-import { workspaceStateDirectory } from './stateDirectory';
+import { hostStatePath, hostStatePathsIn, workspaceStateDirectory } from './stateDirectory';
 import type { HostPlatform } from './hostPath';
 import { loadBuildContext, packBuildContext } from './imageContext';
 import type { BuildContext, ImageResources } from './imageContext';
 import { InitState, PROTOCOL_VERSION } from './protocol';
 import type { BackupManifest, ProgressData, RestoreResult, ResultOf, SyncOptions, SyncReport, UndoResultInfo } from './protocol';
-import { entriesEqual } from './sync/entry';
+import { changesLostWithContainer } from './sync/compare';
 import type { Policy } from './sync/reconcile';
 
 export type WorkspaceProgressPhase = 'build' | 'create' | 'start' | 'initial-sync' | 'push' | 'pull' | 'sync' | 'check';
@@ -51,7 +56,7 @@ export interface WorkspaceOptions {
   agentEnv?: Record<string, string>;
 }
 
-export type ContainerState = 'missing' | 'running' | 'stopped';
+export type { ContainerState } from './docker/engine';
 
 export interface WorkspaceStatus {
   hostPath: string;
@@ -94,7 +99,7 @@ export class Workspace {
   }
 
   get syncOptions(): SyncOptions {
-    return { excludes: this.config.excludes, retries: this.config.syncRetries };
+    return { excludes: this.config.excludes, retries: this.config.syncRetries, allowSecrets: this.config.allowSecrets };
   }
 
   /** Builds the image if needed, creates and starts the container if needed, waits for the initial copy. */
@@ -102,6 +107,7 @@ export class Workspace {
     await this.assertHostFolder();
     await this.engine.ping();
     let container = await this.ownedContainer();
+    this.assertNotHeld(container);
     const context = await this.buildContext();
     let built = false;
     let image = await this.engine.inspectImage(this.config.imageTag);
@@ -131,9 +137,11 @@ export class Workspace {
       const id = await this.engine.createContainer({
         name: this.containerName,
         image: this.config.imageTag,
-        labels: { [LABEL_WORKSPACE]: '1', [LABEL_HOST_PATH]: this.hostPath, [LABEL_CONTEXT_HASH]: context.hash, [LABEL_AGENT_HASH]: context.agentHash },
+        labels: { [LABEL_WORKSPACE]: '1', [LABEL_HOST_PATH]: this.hostPath, [LABEL_CONTEXT_HASH]: context.hash, [LABEL_AGENT_HASH]: context.agentHash, [LABEL_LAYOUT]: CONTAINER_LAYOUT },
         env: { [SYNC_OPTIONS_ENV]: JSON.stringify(this.syncOptions) },
         mounts: [hostFolderMount(this.hostPath, this.options.platform), bindMount(this.stateDirectory, CONTAINER_STATE_PATH, this.options.platform)],
+        capabilities: CONTAINER_CAPABILITIES,
+        noNewPrivileges: true,
       });
       container = (await this.engine.inspectContainer(id))!;
       created = true;
@@ -159,7 +167,7 @@ export class Workspace {
     const context = await this.buildContext().catch(() => undefined);
     const status: WorkspaceStatus = {
       ...base,
-      state: container.running ? 'running' : 'stopped',
+      state: containerState(container),
       containerId: container.id,
       image: container.image,
       imageCurrent: context ? container.labels[LABEL_CONTEXT_HASH] === context.hash : undefined,
@@ -180,21 +188,21 @@ export class Workspace {
 
   /** One three-way sync cycle (push and pull are its one-way policies). */
   async syncCycle(policy: Policy, options: { reset?: boolean; onlyPaths?: string[]; session?: AgentSession; onQuestion?: QuestionHandler } = {}): Promise<SyncReport> {
-    const params = { policy, excludes: this.config.excludes, reset: options.reset ?? false, onlyPaths: options.onlyPaths, undo: undoSettings(this.config) };
-    const run = (open: AgentSession) => open.client.request('sync', params, undefined, options.onQuestion);
-    return options.session ? run(options.session) : this.withSession(run);
+    const params = { policy, excludes: this.config.excludes, allowSecrets: this.config.allowSecrets, reset: options.reset ?? false, onlyPaths: options.onlyPaths, undo: undoSettings(this.config), retries: this.config.syncRetries };
+    const run = (open: AgentSession) => open.client.request('sync', params, (data) => this.progress('sync', describeProgress(data)), options.onQuestion);
+    return this.onHost(await (options.session ? run(options.session) : this.withSession(run)));
   }
 
   /** The undo log's steps (newest first), its barriers, and why it is disabled if it is. */
-  undoHistory(session?: AgentSession): Promise<ResultOf<'undoHistory'>> {
+  async undoHistory(session?: AgentSession): Promise<ResultOf<'undoHistory'>> {
     const run = (open: AgentSession) => open.client.request('undoHistory', {});
-    return session ? run(session) : this.withSession(run);
+    return this.onHost(await (session ? run(session) : this.withSession(run)));
   }
 
   /** Undoes the newest `steps` syncs on the host; refused with reasons where that would destroy a later change, unless forced. */
-  undo(steps: number, force: boolean, session?: AgentSession): Promise<UndoResultInfo> {
+  async undo(steps: number, force: boolean, session?: AgentSession): Promise<UndoResultInfo> {
     const run = (open: AgentSession) => open.client.request('undo', { steps, force });
-    return session ? run(session) : this.withSession(run);
+    return this.onHost(await (session ? run(session) : this.withSession(run)));
   }
 
   /** Drops an undo log of another format version (undo is disabled until then). */
@@ -204,33 +212,52 @@ export class Workspace {
 
   /** Past sync cycles, newest first. */
   async history(): Promise<SyncReport[]> {
-    return (await this.withSession((session) => session.client.request('history', {}))).reports;
+    return (await this.withSession((session) => session.client.request('history', {}))).reports.map((report) => this.onHost(report));
   }
 
-  resolve(path: string, keep: 'host' | 'container' | 'both', options: { session?: AgentSession; onQuestion?: QuestionHandler } = {}): Promise<SyncReport> {
-    const run = (open: AgentSession) => open.client.request('resolve', { path, keep, excludes: this.config.excludes, undo: undoSettings(this.config) }, undefined, options.onQuestion);
-    return options.session ? run(options.session) : this.withSession(run);
+  async resolve(path: string, keep: 'host' | 'container' | 'both', options: { session?: AgentSession; onQuestion?: QuestionHandler } = {}): Promise<SyncReport> {
+    const run = (open: AgentSession) => open.client.request('resolve', { path, keep, excludes: this.config.excludes, allowSecrets: this.config.allowSecrets, undo: undoSettings(this.config) }, (data) => this.progress('sync', describeProgress(data)), options.onQuestion);
+    return this.onHost(await (options.session ? run(options.session) : this.withSession(run)));
   }
 
   backup(): Promise<BackupManifest> {
-    return this.withSession((session) => session.client.request('backup', { excludes: this.config.excludes }));
+    return this.withSession((session) => session.client.request('backup', { excludes: this.config.excludes, allowSecrets: this.config.allowSecrets }));
   }
 
   async listBackups(): Promise<BackupManifest[]> {
     return (await this.withSession((session) => session.client.request('listBackups', {}))).backups;
   }
 
-  restoreBackup(backupId: string, side: 'host' | 'container', onQuestion?: QuestionHandler): Promise<RestoreResult> {
-    return this.withSession((session) => session.client.request('restoreBackup', { backupId, side, excludes: this.config.excludes, undo: undoSettings(this.config) }, undefined, onQuestion));
+  async restoreBackup(backupId: string, side: 'host' | 'container', onQuestion?: QuestionHandler): Promise<RestoreResult> {
+    return this.onHost(await this.withSession((session) => session.client.request('restoreBackup', { backupId, side, excludes: this.config.excludes, allowSecrets: this.config.allowSecrets, undo: undoSettings(this.config) }, undefined, onQuestion)));
+  }
+
+  /**
+   * The agent names places in the state folder as it sees them (`/clud-state/kept/…`); every
+   * result that reaches the CLI or the extension names them on the host, where they can be opened.
+   */
+  private onHost<T extends { kept?: { keptAt: string }[]; notices?: string[]; problems?: unknown[] }>(result: T): T {
+    const platform = this.options.platform;
+    const path = (containerPath: string) => hostStatePath(containerPath, this.stateDirectory, CONTAINER_STATE_PATH, platform);
+    const text = (message: string) => hostStatePathsIn(message, this.stateDirectory, CONTAINER_STATE_PATH, platform);
+    return {
+      ...result,
+      ...(result.kept && { kept: result.kept.map((kept) => ({ ...kept, keptAt: path(kept.keptAt) })) }),
+      ...(result.notices && { notices: result.notices.map(text) }),
+      ...(result.problems && { problems: result.problems.map((problem) => (typeof problem === 'string' ? text(problem) : problem)) }),
+    };
   }
 
   /** Opens the control channel. The caller closes it; the extension keeps one per workspace. */
   async openSession(): Promise<AgentSession> {
     const container = await this.requireRunning();
-    const agentPath = await this.currentAgentPath(container);
+    // As root into the same wrapper the container's init went through: the sync agent's own user
+    // and capabilities, never the workspace user's. A container made before that layout runs its
+    // own agent as it always did (see LABEL_LAYOUT).
+    const olderLayout = container.labels[LABEL_LAYOUT] !== CONTAINER_LAYOUT;
+    const agent = olderLayout ? { cmd: ['node', AGENT_PATH, 'serve'], user: WORKSPACE_USER } : { cmd: [AS_SYNC_USER_PATH, 'node', await this.currentAgentPath(container), 'serve'], user: 'root' };
     const exec = await this.engine.exec(container.id, {
-      cmd: ['node', agentPath, 'serve'],
-      user: WORKSPACE_USER,
+      ...agent,
       workingDir: CONTAINER_WORKSPACE_PATH,
       attachStdin: true,
       // A sync waits on file system calls, which libuv runs on this many threads (default 4).
@@ -263,7 +290,11 @@ export class Workspace {
   /** Runs a command in /workspace as the workspace user; resolves with its exit code. */
   async exec(cmd: string[], io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }): Promise<number> {
     const container = await this.requireRunning();
-    const exec = await this.engine.exec(container.id, { cmd, user: WORKSPACE_USER, workingDir: CONTAINER_WORKSPACE_PATH, attachStdin: io.stdin !== undefined });
+    // Docker reports a command it cannot start ("executable file not found") on the exec's stdout,
+    // which would land in the CLI's stdout (and break --json). A shell that execs the command
+    // starts every time, and reports a missing command on stderr with the same codes (127, 126).
+    const viaShell = ['/bin/sh', '-c', 'exec "$@"', 'clud exec', ...cmd];
+    const exec = await this.engine.exec(container.id, { cmd: viaShell, user: WORKSPACE_USER, workingDir: CONTAINER_WORKSPACE_PATH, attachStdin: io.stdin !== undefined });
     if (io.stdin) io.stdin.pipe(exec.stdin);
     exec.stdout.pipe(io.stdout, { end: false });
     exec.stderr.pipe(io.stderr, { end: false });
@@ -298,6 +329,7 @@ export class Workspace {
     const container = await this.ownedContainer();
     if (!container) return { removed: false, containerName: this.containerName };
     if (!options.force) {
+      this.assertNotHeld(container);
       // A stopped container still holds its /workspace: start it (a restart keeps /workspace as
       // it was) so the check can look, rather than assume there is nothing to lose.
       const wasStopped = !container.running;
@@ -319,13 +351,11 @@ export class Workspace {
 
   private async assertNothingUnsynced(): Promise<void> {
     this.progress('check', 'checking /workspace for changes the host does not have');
-    const { differences: all, hasAgreedState } = await this.withSession((session) => session.client.request('compare', { excludes: this.config.excludes }));
+    const { differences: all, hasAgreedState } = await this.withSession((session) => session.client.request('compare', { excludes: this.config.excludes, allowSecrets: this.config.allowSecrets }));
     // Removing the container loses the changes made in /workspace since the two last agreed
     // (edits, new files, deletions); changes made only on the host stay with the host. Without an
     // agreed state, whatever the container holds differently counts.
-    const differences = all.filter((difference) =>
-      hasAgreedState ? !entriesEqual(difference.container, difference.ancestor) : difference.container?.kind === 'file' || difference.container?.kind === 'symlink',
-    );
+    const differences = changesLostWithContainer(all, hasAgreedState);
     if (differences.length === 0) return;
     const sample = differences.slice(0, 5).map((difference) => difference.path).join(', ');
     throw new CludError(
@@ -411,11 +441,21 @@ export class Workspace {
   private async requireRunning(): Promise<ContainerInfo> {
     await this.engine.ping();
     const container = await this.ownedContainer();
-    if (!container?.running) throw this.notRunning();
+    if (!container?.running) throw this.notRunning(container);
     return container;
   }
 
-  private notRunning(): CludError {
+  /** A paused or restarting container can neither be started nor looked into: say so, do nothing. */
+  private assertNotHeld(container: ContainerInfo | undefined): void {
+    const state = containerState(container);
+    if (state === 'paused' || state === 'restarting') throw this.notRunning(container);
+  }
+
+  private notRunning(container?: ContainerInfo): CludError {
+    const state = containerState(container);
+    if (state === 'paused' || state === 'restarting') {
+      return new CludError('not-running', `no running workspace container for ${this.hostPath}: ${this.containerName} is ${state}`, state === 'paused' ? `Run \`docker unpause ${this.containerName}\`.` : 'Wait for it to come up, or run `clud logs` to see why it restarts.');
+    }
     return new CludError('not-running', `no running workspace container for ${this.hostPath} (${this.containerName})`, 'Run `clud up` first.');
   }
 

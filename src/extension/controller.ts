@@ -1,5 +1,6 @@
 // The one place that holds a folder's workspace state in the editor. Commands, auto-sync and the
 // reconnect on activation go through it; the status bar and the tree render its state.
+import { displayText } from '../core/display';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -23,7 +24,7 @@ const platform: Platform = process.platform === 'win32' ? 'win32' : process.plat
 
 /** A safeguard asks in a modal: the sync waits, and Deny (or closing the dialog) rolls it back. */
 const askInModal: QuestionHandler = async (question) => {
-  const choice = await vscode.window.showWarningMessage(`Clud: ${question.detail}. Allow this sync to go on?`, { modal: true, detail: 'Deny rolls back what this sync already changed in your folder.' }, 'Allow', 'Deny');
+  const choice = await vscode.window.showWarningMessage(displayText(`Clud: ${question.detail}. Allow this sync to go on?`), { modal: true, detail: 'Deny rolls back what this sync already changed in your folder.' }, 'Allow', 'Deny');
   return choice === 'Allow' ? 'allow' : 'deny';
 };
 

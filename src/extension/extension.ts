@@ -1,6 +1,7 @@
 // The VS Code shell around the core: one controller per window (its first folder), the status bar
 // and the tree render its state, and every command comes from one table. Activation is cheap: it
 // only looks for this folder's running container; nothing is built or started until asked.
+import { displayText } from '../core/display';
 import * as vscode from 'vscode';
 import { errorMessage } from '../core/errors';
 import { createAutoSync } from './autoSync';
@@ -38,7 +39,7 @@ export function activate(context: vscode.ExtensionContext): CludExtensionApi {
           return await command.run(commandContext, ...args);
         } catch (error) {
           log.error('command.failed', { command: command.id, message: errorMessage(error) });
-          void vscode.window.showErrorMessage(`Clud: ${errorMessage(error)}`, 'Show Logs').then((choice) => choice && output.show());
+          void vscode.window.showErrorMessage(displayText(`Clud: ${errorMessage(error)}`), 'Show Logs').then((choice) => choice && output.show());
         }
       }),
     );

@@ -2,6 +2,7 @@
 // id of the operation it belongs to, so one sync can be followed through the log.
 import { randomBytes } from 'node:crypto';
 import type * as vscode from 'vscode';
+import { displayText } from '../core/display';
 
 export class Logger {
   constructor(readonly channel: vscode.LogOutputChannel) {}
@@ -18,8 +19,8 @@ export class Logger {
     this.channel.error(JSON.stringify({ event, ...fields }));
   }
 
-  /** Free text, e.g. the image build's output, line by line. */
+  /** Free text, e.g. the image build's output, line by line; escaped, so one line stays one line. */
   line(text: string): void {
-    this.channel.info(text);
+    this.channel.info(displayText(text));
   }
 }

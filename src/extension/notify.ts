@@ -1,3 +1,4 @@
+import { displayText } from '../core/display';
 import * as vscode from 'vscode';
 import { CludError, errorMessage } from '../core/errors';
 
@@ -6,10 +7,10 @@ import { CludError, errorMessage } from '../core/errors';
  * Rebuild Image appears when the image or agent may be at fault.
  */
 export async function showFailure(error: unknown, retry: () => unknown, output: vscode.OutputChannel): Promise<void> {
-  const hint = error instanceof CludError && error.hint ? ` ${forEditor(error.hint.split('\n')[0]!)}` : '';
+  const hint = error instanceof CludError && error.hint ? ` ${displayText(forEditor(error.hint.split('\n')[0]!))}` : '';
   const actions = ['Retry', 'Show Logs'];
   if (error instanceof CludError && (error.code === 'image-build-failed' || error.code === 'agent-failed' || error.code === 'agent-exited')) actions.push('Rebuild Image');
-  const choice = await vscode.window.showErrorMessage(`Clud: ${forEditor(errorMessage(error))}.${hint}`, ...actions);
+  const choice = await vscode.window.showErrorMessage(`Clud: ${displayText(forEditor(errorMessage(error)))}.${hint}`, ...actions);
   if (choice === 'Retry') await Promise.resolve(retry()).catch(() => {});
   else if (choice === 'Show Logs') output.show();
   else if (choice === 'Rebuild Image') await vscode.commands.executeCommand('clud.rebuildImage');

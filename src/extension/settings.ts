@@ -25,6 +25,7 @@ export function readSettings(scope?: vscode.ConfigurationScope): ExtensionSettin
       baseImage: text('baseImage'),
       extraCaCertificates: settings.get('extraCaCertificates'),
       excludes: settings.get('excludes'),
+      allowSecrets: settings.get('allowSecrets'),
       syncRetries: settings.get('syncRetries'),
       autoSyncOnSave: settings.get('autoSyncOnSave'),
       undoMaxSteps: settings.get('undoMaxSteps'),

@@ -397,18 +397,21 @@ export function changedPaths(report: SyncReport): string[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The sync state folder on the host (CLUD_STATE_DIR/workspaces/<container>, /clud-state inside)
+// The sync state folder on the host (CLUD_STATE_DIR/workspaces/<container>, /clud/state inside)
 
 /** The host folder holding the sync state of the workspace of `dir`. */
 export function stateDirectoryOf(dir: string, config: CludConfigInput = {}): string {
   return createWorkspace(dir, config).stateDirectory;
 }
 
-/** A path the agent reports under /clud-state (e.g. a report's `keptAt`), on the host. */
-export function hostStatePath(stateDirectory: string, containerPath: string): string {
-  const relative = path.posix.relative(CONTAINER_STATE_PATH, containerPath);
-  assert.ok(!relative.startsWith('..') && !path.posix.isAbsolute(relative), `${containerPath} is not under ${CONTAINER_STATE_PATH}`);
-  return path.join(stateDirectory, ...relative.split('/'));
+/**
+ * A place in the state folder as Clud reports it (e.g. a report's `keptAt`): it must be the place
+ * on the host, under the workspace's state folder, never the container's own mount of it.
+ */
+export function hostStatePath(stateDirectory: string, reported: string): string {
+  const relative = path.relative(stateDirectory, reported);
+  assert.ok(!relative.startsWith('..') && !path.isAbsolute(relative), `${reported} is not under the state folder ${stateDirectory} (reported at the container's ${CONTAINER_STATE_PATH}?)`);
+  return reported;
 }
 
 /**

@@ -51,13 +51,15 @@ describe('integration: exec in the workspace', function () {
     assertExit(other, 42);
   });
 
-  it('runs commands in /workspace as UID 1000, and nothing but tini (PID 1) runs as root', async function () {
+  it("runs commands in /workspace as the workspace user, the sync agent as the folder owner's UID 1000, and nothing but tini (PID 1) as root", async function () {
     const pwd = await runClud(['exec', dir, '--', 'pwd']);
     assertExit(pwd, 0);
     assert.equal(pwd.stdout.trim(), '/workspace');
     const uid = await runClud(['exec', dir, '--', 'id', '-u']);
     assertExit(uid, 0);
-    assert.equal(uid.stdout.trim(), '1000');
+    // The workspace user never has the folder owner's UID: that one is the sync agent's.
+    const workspaceUid = Number(uid.stdout.trim());
+    assert.ok(Number.isInteger(workspaceUid) && workspaceUid !== 1000 && workspaceUid !== 0, uid.stdout);
 
     // Processes the host starts besides the init: an open agent session and a long command.
     let session: AgentSession | undefined;
@@ -82,7 +84,11 @@ describe('integration: exec in the workspace', function () {
       assert.equal(init?.name, 'tini', JSON.stringify(processes));
       const rootProcesses = processes.filter((row) => row.pid !== 1 && row.uids.some((id) => id === 0));
       assert.deepEqual(rootProcesses, [], `processes running as root besides PID 1: ${JSON.stringify(processes)}`);
-      for (const row of processes.filter((candidate) => candidate.pid !== 1)) assert.deepEqual(row.uids, [1000, 1000, 1000, 1000], JSON.stringify(row));
+      // node: the init and the session's agent, both the sync agent; the rest is the workspace user's.
+      for (const row of processes.filter((candidate) => candidate.pid !== 1)) {
+        const expected = row.name === 'node' ? 1000 : workspaceUid;
+        assert.deepEqual(row.uids, [expected, expected, expected, expected], JSON.stringify(row));
+      }
       assert.ok(processes.filter((row) => row.name === 'node').length >= 2, `expected the init and the session's agent: ${JSON.stringify(processes)}`);
 
       // The engine's view agrees: only tini has UID 0.

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import {
   BASE_IMAGE,
+  CLI_PATH,
+  TEST_ENV,
   TestScope,
   assertTreesEqual,
   containersFor,
@@ -12,6 +15,7 @@ import {
   lines,
   requireDocker,
   runClud,
+  shellQuote,
   singleJsonObject,
   INTEGRATION_TIMEOUT_MS,
 } from '../helpers/integration';
@@ -31,7 +35,9 @@ interface Rejection {
  * object {ok:false, error:{code}} on stdout, and without it nothing on stdout.
  */
 async function assertRejected(args: string[], expected: Rejection, options: CludRunOptions = {}): Promise<void> {
-  const json = await runClud([...args, '--json'], options);
+  // --json is clud's only before `--`; after it, it would belong to the command run in the container.
+  const terminator = args.indexOf('--');
+  const json = await runClud(terminator === -1 ? [...args, '--json'] : [...args.slice(0, terminator), '--json', ...args.slice(terminator)], options);
   if (expected.exitCode === undefined) assert.notEqual(json.exitCode, 0, describeRun(json));
   else assert.equal(json.exitCode, expected.exitCode, describeRun(json));
   const object = singleJsonObject(json);
@@ -139,6 +145,34 @@ describe('integration: bad input changes nothing', function () {
     await assertRejected(['resolve', dir, 'file.txt', '--keep', 'mine'], { exitCode: 2, code: 'bad-input', mentions: /--keep/ });
     await assertRejected(['resolve', '--keep', 'host'], { exitCode: 2, code: 'bad-input', mentions: /missing argument/ }, { cwd: dir });
     await assertRejected(['backup', dir, '--restore', 'some-id'], { exitCode: 2, code: 'bad-input', mentions: /--side/ });
+  });
+
+  it('bad numbers and extra arguments: one line on stderr, exit 2', async function () {
+    await assertRejected(['undo', dir, '--steps', '-1'], { exitCode: 2, code: 'bad-input', mentions: /--steps.*-1/ });
+    await assertRejected(['undo', dir, '--steps', 'abc'], { exitCode: 2, code: 'bad-input', mentions: /--steps.*abc/ });
+    await assertRejected(['undo', dir, '--steps', '1.5'], { exitCode: 2, code: 'bad-input', mentions: /--steps/ });
+    await assertRejected(['logs', dir, '--tail', 'abc'], { exitCode: 2, code: 'bad-input', mentions: /--tail.*abc/ });
+    await assertRejected(['logs', dir, '--tail', '-3'], { exitCode: 2, code: 'bad-input', mentions: /--tail/ });
+    await assertRejected(['resolve', dir, 'file.txt', 'EXTRA', '--keep', 'host'], { exitCode: 2, code: 'bad-input', mentions: /EXTRA/ });
+  });
+
+  it('--json after -- belongs to the command in the container, not to clud', async function () {
+    const run = await runClud(['exec', dir, '--', 'ls', '--json']);
+    assert.equal(run.exitCode, 1, describeRun(run));
+    assert.equal(run.stdout, '', `clud switched to JSON output\n${describeRun(run)}`);
+    assert.equal(lines(run.stderr).length, 1, describeRun(run));
+    assert.match(run.stderr, /no running workspace container/);
+  });
+
+  it('a reader that closes stdout early (clud status | true): a quiet exit, no stack trace', async function () {
+    for (const args of [['status', dir], ['status', dir, '--json'], ['--help']]) {
+      // `true` exits at once, so the CLI's one write meets a closed pipe (EPIPE).
+      const quoted = [CLI_PATH, ...args].map(shellQuote).join(' ');
+      const run = spawnSync('bash', ['-c', `node ${quoted} | true; echo "\${PIPESTATUS[0]}" >&2`], { env: { ...process.env, ...TEST_ENV }, encoding: 'utf8', timeout: 60_000 });
+      const exitCode = Number(run.stderr.trim().split('\n').pop());
+      assert.doesNotMatch(run.stderr, /EPIPE|Error|at /, `clud ${args.join(' ')} | true\n${run.stderr}`);
+      assert.ok(exitCode === 0 || exitCode === 141, `clud ${args.join(' ')} | true exited ${exitCode}`);
+    }
   });
 
   describe('Docker not reachable (DOCKER_HOST=unix:///nonexistent.sock)', function () {

@@ -50,6 +50,21 @@ describe('integration: ownership of pulled files', function () {
     );
   });
 
+  it('a root-owned folder: the sync user keeps its own UID, says so, and what a pull writes belongs to that UID', async function () {
+    const dir = await scope.project({ 'existing.txt': 'before\n' }, { owner: { uid: 0, gid: 0 } });
+    const up = await cludUp(dir);
+    const init = up.init as { warnings: string[]; syncUid: number; syncGid: number; workspaceUid: number };
+    assert.notEqual(init.syncUid, 0);
+    assert.notEqual(init.workspaceUid, init.syncUid);
+    assert.equal(init.warnings.filter((warning) => warning.includes('belongs to root') && warning.includes(`UID ${init.syncUid}`)).length, 1, JSON.stringify(init.warnings));
+    const owners = await pullNewEntries(dir);
+    assert.deepEqual(
+      owners.filter((owner) => owner.uid !== init.syncUid || owner.gid !== init.syncGid),
+      [],
+      `entries not owned by ${init.syncUid}:${init.syncGid}: ${JSON.stringify(owners)}`,
+    );
+  });
+
   it("follows the folder owner's IDs, not a fixed 1000 (folder owned by 1234:2345)", async function () {
     const dir = await scope.project({ 'existing.txt': 'before\n' }, { owner: { uid: 1234, gid: 2345 } });
     await cludUp(dir);

@@ -104,7 +104,7 @@ describe('integration: one control channel per session', function () {
     await new Promise((resolve) => setTimeout(resolve, 1100));
     const creations = await execCreations(containerId, since, nowSeconds());
     assert.equal(creations.length, 1, `exec_create events: ${JSON.stringify(creations.map((event) => event.Action))}`);
-    assert.match(String(creations[0]!.Action), /exec_create: node \S*agent\S*\.js serve/);
+    assert.match(String(creations[0]!.Action), /exec_create: \S*as-sync-user node \S*agent\S*\.js serve/);
   });
 
   // The hardest case for a scanner that trusts metadata: the same size and the very same

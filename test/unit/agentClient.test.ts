@@ -128,8 +128,8 @@ describe('unit: agentClient', () => {
       await client.request('restoreBackup', { backupId: 'b1', side: 'container' });
       assert.deepEqual(seen, [
         { protocolVersion: 7 },
-        { policy: 'two-way-safe', excludes: ['dist'], reset: false, undo: UNDO_DEFAULTS },
-        { backupId: 'b1', side: 'container', excludes: [], undo: UNDO_DEFAULTS },
+        { policy: 'two-way-safe', excludes: ['dist'], reset: false, undo: UNDO_DEFAULTS, retries: 3, allowSecrets: [] },
+        { backupId: 'b1', side: 'container', excludes: [], allowSecrets: [], undo: UNDO_DEFAULTS },
       ]);
     });
 
@@ -284,9 +284,29 @@ describe('unit: agentClient', () => {
       assert.equal(agentMessages.length, 2);
     });
 
+    it("aborts a request's signal when the channel's input ends (the host went away), and waits for the request to stop", async () => {
+      let seen: AbortSignal | undefined;
+      let stopped = false;
+      const { toAgent, served } = connect({
+        sync: async (_params, context) => {
+          seen = context.signal;
+          await new Promise((resolve) => context.signal.addEventListener('abort', resolve));
+          stopped = true;
+          return report('sync');
+        },
+      });
+      toAgent.write(encodeMessage({ id: 1, method: 'sync', params: { policy: 'pull', excludes: [], reset: false, undo: UNDO_DEFAULTS, retries: 3, allowSecrets: [] } }));
+      await until(() => seen !== undefined, 'the request to start');
+      assert.equal(seen!.aborted, false);
+      toAgent.end();
+      await served;
+      assert.equal(seen!.aborted, true);
+      assert.equal(stopped, true);
+    });
+
     it('honours a smaller line limit given to serveChannel', async () => {
       const { client, toAgent, agentMessages } = connect({ status: async () => STATUS }, { maxLineBytes: 100 });
-      toAgent.write(encodeMessage({ id: 99, method: 'sync', params: { policy: 'push', excludes: ['x'.repeat(100)], reset: false, undo: UNDO_DEFAULTS } }));
+      toAgent.write(encodeMessage({ id: 99, method: 'sync', params: { policy: 'push', excludes: ['x'.repeat(100)], reset: false, undo: UNDO_DEFAULTS, retries: 3, allowSecrets: [] } }));
       await until(() => agentMessages.length === 1, 'the error reply');
       assert.equal(agentMessages[0]!.kind === 'error' && agentMessages[0]!.code, 'line-too-long');
       assert.deepEqual(await client.request('status', {}), STATUS);

@@ -35,6 +35,7 @@ describe('unit: config', () => {
         baseImage: 'debian:trixie-slim',
         extraCaCertificates: [],
         excludes: [],
+        allowSecrets: [],
         syncRetries: 3,
         autoSyncOnSave: true,
         undoMaxSteps: 50,
@@ -62,6 +63,7 @@ describe('unit: config', () => {
         baseImage: 'ubuntu:24.04',
         extraCaCertificates: ['/etc/corp.pem'],
         excludes: ['node_modules', '*.log'],
+        allowSecrets: ['.env.test', 'certs/*.pem'],
         syncRetries: 0,
         autoSyncOnSave: false,
         undoMaxSteps: 5,
@@ -124,6 +126,10 @@ describe('unit: config', () => {
 
     it('reads CLUD_IMAGE and CLUD_BASE_IMAGE', () => {
       assert.deepEqual(configFromEnvironment({ CLUD_IMAGE: 'me/clud:dev', CLUD_BASE_IMAGE: 'ubuntu:24.04' }, ':'), { imageTag: 'me/clud:dev', baseImage: 'ubuntu:24.04' });
+    });
+
+    it('reads CLUD_ALLOW_SECRETS as comma-separated patterns', () => {
+      assert.deepEqual(configFromEnvironment({ CLUD_ALLOW_SECRETS: '.env.test, certs/*.pem,,' }, ':'), { allowSecrets: ['.env.test', 'certs/*.pem'] });
     });
 
     it('ignores empty variables', () => {

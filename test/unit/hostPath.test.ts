@@ -31,11 +31,11 @@ describe('unit: hostPath', () => {
   });
 
   describe('hostFolderMount', () => {
-    it('win32: passes a path with spaces verbatim as Source and mounts it at /host', () => {
+    it('win32: passes a path with spaces verbatim as Source and mounts it at /clud/host', () => {
       assert.deepEqual(hostFolderMount('C:\\Users\\Jane Doe\\My Project', 'win32'), {
         Type: 'bind',
         Source: 'C:\\Users\\Jane Doe\\My Project',
-        Target: '/host',
+        Target: '/clud/host',
         ReadOnly: false,
       });
     });
@@ -44,8 +44,8 @@ describe('unit: hostPath', () => {
       assert.equal(hostFolderMount('d:\\code\\app\\', 'win32').Source, 'D:\\code\\app');
     });
 
-    it('linux: mounts the absolute folder at /host', () => {
-      assert.deepEqual(hostFolderMount('/home/jane/My Project/', 'linux'), { Type: 'bind', Source: '/home/jane/My Project', Target: '/host', ReadOnly: false });
+    it('linux: mounts the absolute folder at /clud/host', () => {
+      assert.deepEqual(hostFolderMount('/home/jane/My Project/', 'linux'), { Type: 'bind', Source: '/home/jane/My Project', Target: '/clud/host', ReadOnly: false });
     });
   });
 

@@ -25,6 +25,7 @@ function makeFixture(dir: string): Fixture {
   const certificates = [path.join(dir, 'certs', 'corp root.pem'), path.join(dir, 'certs', 'proxy.crt')];
   write(path.join(containerDir, 'Dockerfile'), 'FROM debian:trixie-slim\nCOPY agent.js /opt/clud/agent.js\n');
   write(path.join(containerDir, 'entrypoint.sh'), '#!/bin/sh\nexec node /opt/clud/agent.js init\n');
+  write(path.join(containerDir, 'as-sync-user'), '#!/bin/sh\nexec setpriv --reuid=clud -- "$@"\n');
   write(agentBundlePath, 'console.log("agent v1");\n');
   write(certificates[0]!, '-----BEGIN CERTIFICATE-----\nCORP\n-----END CERTIFICATE-----\n');
   write(certificates[1]!, '-----BEGIN CERTIFICATE-----\nPROXY\n-----END CERTIFICATE-----\n');
@@ -68,6 +69,7 @@ describe('unit: imageContext', () => {
         [
           { name: 'Dockerfile', mode: '644' },
           { name: 'entrypoint.sh', mode: '755' },
+          { name: 'as-sync-user', mode: '755' },
           { name: 'agent.js', mode: '644' },
           { name: 'extra-ca/README', mode: '644' },
           { name: 'extra-ca/clud-extra-0.crt', mode: '644' },
@@ -87,7 +89,7 @@ describe('unit: imageContext', () => {
       const context = await loadBuildContext(fixture.resources, options(fixture, { extraCaCertificates: [] }));
       assert.deepEqual(
         context.files.map((file) => file.name),
-        ['Dockerfile', 'entrypoint.sh', 'agent.js', 'extra-ca/README'],
+        ['Dockerfile', 'entrypoint.sh', 'as-sync-user', 'agent.js', 'extra-ca/README'],
       );
     });
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ResultSchemas, SyncOptions, SyncReport, UndoSettings, encodeMessage, parseAgentMessage, parseRequest } from '../../src/core/protocol';
+import { ResultSchemas, SyncOptions, SyncReport, SyncRequestParams, UndoSettings, encodeMessage, parseAgentMessage, parseRequest } from '../../src/core/protocol';
 import type { AgentMessage, Request } from '../../src/core/protocol';
 
 const line = (value: unknown) => JSON.stringify(value);
@@ -13,24 +13,24 @@ describe('unit: protocol', () => {
       {
         name: 'sync',
         request: { id: 3, method: 'sync', params: { policy: 'push', excludes: ['node_modules'], reset: true } },
-        expectedParams: { policy: 'push', excludes: ['node_modules'], reset: true, undo: UNDO_DEFAULTS },
+        expectedParams: { policy: 'push', excludes: ['node_modules'], reset: true, undo: UNDO_DEFAULTS, retries: 3, allowSecrets: [] },
       },
-      { name: 'sync', request: { id: 0, method: 'sync', params: {} }, expectedParams: { policy: 'two-way-safe', excludes: [], reset: false, undo: UNDO_DEFAULTS } },
+      { name: 'sync', request: { id: 0, method: 'sync', params: {} }, expectedParams: { policy: 'two-way-safe', excludes: [], reset: false, undo: UNDO_DEFAULTS, retries: 3, allowSecrets: [] } },
       { name: 'history', request: { id: 6, method: 'history', params: {} }, expectedParams: {} },
-      { name: 'compare', request: { id: 7, method: 'compare', params: {} }, expectedParams: { excludes: [] } },
+      { name: 'compare', request: { id: 7, method: 'compare', params: {} }, expectedParams: { excludes: [], allowSecrets: [] } },
       {
         name: 'resolve',
         request: { id: 8, method: 'resolve', params: { path: 'src/a.ts', keep: 'both' } },
-        expectedParams: { path: 'src/a.ts', keep: 'both', excludes: [], undo: UNDO_DEFAULTS },
+        expectedParams: { path: 'src/a.ts', keep: 'both', excludes: [], allowSecrets: [], undo: UNDO_DEFAULTS },
       },
-      { name: 'backup', request: { id: 9, method: 'backup', params: { excludes: ['*.log'] } }, expectedParams: { excludes: ['*.log'] } },
+      { name: 'backup', request: { id: 9, method: 'backup', params: { excludes: ['*.log'] } }, expectedParams: { excludes: ['*.log'], allowSecrets: [] } },
       { name: 'listBackups', request: { id: 10, method: 'listBackups', params: {} }, expectedParams: {} },
       {
         name: 'restoreBackup',
         request: { id: 11, method: 'restoreBackup', params: { backupId: '20250601T120000Z-abcdef', side: 'host' } },
-        expectedParams: { backupId: '20250601T120000Z-abcdef', side: 'host', excludes: [], undo: UNDO_DEFAULTS },
+        expectedParams: { backupId: '20250601T120000Z-abcdef', side: 'host', excludes: [], allowSecrets: [], undo: UNDO_DEFAULTS },
       },
-      { name: 'retryInitialSync', request: { id: 5, method: 'retryInitialSync', params: {} }, expectedParams: { excludes: [], retries: 3 } },
+      { name: 'retryInitialSync', request: { id: 5, method: 'retryInitialSync', params: {} }, expectedParams: { excludes: [], retries: 3, allowSecrets: [] } },
     ];
     for (const { name, request, expectedParams } of valid) {
       it(`accepts a valid ${name} request ${JSON.stringify((request as { params?: unknown }).params)}`, () => {
@@ -169,11 +169,11 @@ describe('unit: protocol', () => {
 
   describe('SyncOptions', () => {
     it('fills every default from an empty object', () => {
-      assert.deepEqual(SyncOptions.parse({}), { excludes: [], retries: 3 });
+      assert.deepEqual(SyncOptions.parse({}), { excludes: [], retries: 3, allowSecrets: [] });
     });
 
     it('keeps given values over the defaults', () => {
-      assert.deepEqual(SyncOptions.parse({ retries: 0, excludes: ['*.log'] }), { excludes: ['*.log'], retries: 0 });
+      assert.deepEqual(SyncOptions.parse({ retries: 0, excludes: ['*.log'], allowSecrets: ['.env.test'] }), { excludes: ['*.log'], retries: 0, allowSecrets: ['.env.test'] });
     });
 
     for (const retries of [-1, 11, 2.5]) {
@@ -183,8 +183,17 @@ describe('unit: protocol', () => {
     }
   });
 
+  describe('SyncRequestParams', () => {
+    it('carries the syncRetries setting to the agent, 3 when not given', () => {
+      assert.equal(SyncRequestParams.parse({ retries: 0 }).retries, 0);
+      assert.equal(SyncRequestParams.parse({ retries: 7 }).retries, 7);
+      assert.equal(SyncRequestParams.parse({}).retries, 3);
+      assert.equal(SyncRequestParams.safeParse({ retries: 11 }).success, false);
+    });
+  });
+
   describe('encodeMessage', () => {
-    const request: Request = { id: 9, method: 'sync', params: { policy: 'newer-wins', excludes: ['a\nb', 'dir/'], reset: false, undo: UNDO_DEFAULTS } };
+    const request: Request = { id: 9, method: 'sync', params: { policy: 'newer-wins', excludes: ['a\nb', 'dir/'], reset: false, undo: UNDO_DEFAULTS, retries: 3, allowSecrets: [] } };
     const message: AgentMessage = { kind: 'log', level: 'info', message: 'two\nlines' };
 
     it('ends with exactly one newline and has no other, even when strings contain newlines', () => {
@@ -236,8 +245,8 @@ describe('unit: protocol', () => {
     });
 
     it('is the result schema of sync and resolve', () => {
-      assert.deepEqual(ResultSchemas.sync.parse(report), { ...report, retries: 0, notices: [] });
-      assert.deepEqual(ResultSchemas.resolve.parse(report), { ...report, retries: 0, notices: [] });
+      assert.deepEqual(ResultSchemas.sync.parse(report), { ...report, retries: 0, notices: [], keptOut: [] });
+      assert.deepEqual(ResultSchemas.resolve.parse(report), { ...report, retries: 0, notices: [], keptOut: [] });
     });
 
     it('rejects an old push/pull metrics object as a sync result', () => {

@@ -69,8 +69,8 @@ describe('unit: rsync', () => {
   describe('initialCopyArgs', () => {
     const args = initialCopyArgs();
 
-    it('copies the contents of /host into /workspace', () => {
-      assert.deepEqual(args.slice(-2), ['/host/', '/workspace/']);
+    it('copies the contents of /clud/host into /workspace', () => {
+      assert.deepEqual(args.slice(-2), ['/clud/host/', '/workspace/']);
     });
 
     it('copies exactly the NUL-separated paths given on stdin', () => {
@@ -91,10 +91,14 @@ describe('unit: rsync', () => {
       for (const flag of ['--inplace', '--append', '--append-verify']) assert.ok(!args.includes(flag), `${flag} present`);
     });
 
-    it('does not preserve owner or group', () => {
-      assert.ok(args.includes('--no-owner'));
-      assert.ok(args.includes('--no-group'));
+    it("gives everything to the workspace user instead of keeping the host's owner and group", () => {
+      assert.ok(args.includes('--chown=coder:coder'));
+      assert.ok(args.includes('--super'), 'a non-root rsync chowns only with --super');
       for (const flag of ['--owner', '-o', '--group', '-g']) assert.ok(!args.includes(flag), `${flag} present`);
+    });
+
+    it('drops setuid, setgid and sticky bits', () => {
+      assert.ok(args.includes('--chmod=ug-s,o-t'));
     });
 
     it('keeps links as links, permissions and times', () => {

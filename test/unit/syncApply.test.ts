@@ -71,6 +71,35 @@ describe('unit: sync apply', () => {
       assert.deepEqual(calls.slice(2).sort(), ['container:d/f.txt', 'container:d/up']);
     });
 
+    it('never sets setuid, setgid or sticky bits, and gives what it creates to the side owner', async function () {
+      const f = fixture();
+      makeTree(f.host, { 'suid.sh': { content: '#!/bin/sh\n', mode: 0o755, mtimeMs: MTIME }, shared: DIR, 'shared/f': 'x', 'ln': link('suid.sh') });
+      execFileSync('chmod', ['4755', path.join(f.host, 'suid.sh')]);
+      execFileSync('chmod', ['3777', path.join(f.host, 'shared')]);
+      const host = await snapshotOf(f.host);
+      assert.equal(modeOf(f.host, 'suid.sh'), 0o4755, 'the fixture has the bit');
+      // The scan never reads the bits, so no entry carries them.
+      const scanned = entry(host, 'suid.sh');
+      assert.equal(scanned.kind === 'file' ? scanned.mode : undefined, 0o755);
+      const owner = process.getuid?.() === 0 ? { uid: 4321, gid: 4322 } : undefined;
+      const { options } = recordingOptions(f);
+      // Even an entry that asks for the bits (from an older agreed state) lands without them.
+      const suid = { ...entry(host, 'suid.sh'), mode: 0o4755 } as Entry;
+      const shared = { ...entry(host, 'shared'), mode: 0o3777 } as Entry;
+      const outcome = await applyChanges(
+        [change('container', 'suid.sh', undefined, suid), change('container', 'shared', undefined, shared), change('container', 'shared/f', undefined, entry(host, 'shared/f')), change('container', 'ln', undefined, entry(host, 'ln'))],
+        { ...options, owners: owner && { container: owner } },
+      );
+      assert.deepEqual(skippedReasons(outcome), []);
+      assert.equal(modeOf(f.container, 'suid.sh'), 0o755);
+      assert.equal(modeOf(f.container, 'shared'), 0o777);
+      if (!owner) return;
+      for (const key of ['suid.sh', 'shared', 'shared/f', 'ln']) {
+        const stats = lstatSync(path.join(f.container, key));
+        assert.deepEqual({ key, uid: stats.uid, gid: stats.gid }, { key, ...owner });
+      }
+    });
+
     it('lands files with the reconciled mode and mtime, and directories with their mode', async () => {
       const f = fixture();
       makeTree(f.host, { 'run.sh': { content: '#!/bin/sh\n', mode: 0o750, mtimeMs: MTIME }, private: DIR, 'data.txt': { content: 'new', mode: 0o604, mtimeMs: MTIME + 5_000 } });

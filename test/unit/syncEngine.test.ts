@@ -5,7 +5,8 @@ import { chmodSync, existsSync, lchownSync, readdirSync, readFileSync, renameSyn
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SyncReport } from '../../src/core/protocol';
-import { runSyncCycle, type SyncCycleOptions } from '../../src/core/sync/engine';
+import { runSyncCycle, SyncCancelled, type SyncCycleOptions } from '../../src/core/sync/engine';
+import { UndoLog } from '../../src/core/undo';
 import type { Policy } from '../../src/core/sync/reconcile';
 import { DIR, at, inodeOf, link, makeTree, modeOf, readTree, temporaryFiles, useSyncFixture, type SyncFixture, type TreeSpec } from '../helpers/syncTrees';
 
@@ -225,6 +226,44 @@ describe('unit: sync engine', () => {
 
       assert.deepEqual(report.conflicts.map((conflict) => conflict.path), ['shared.txt']);
       assert.deepEqual([readTree(f.host)['shared.txt'], readTree(f.container)['shared.txt']], ['host edit', 'container edit']);
+    });
+  });
+
+  describe('cancelled (the requester went away)', () => {
+    it('stops before the next change, rolls back its host changes with the undo step, and writes no agreed state', async () => {
+      const f = fixture();
+      await agreedOn(f, { 'keep.txt': 'k' });
+      const files = Object.fromEntries(Array.from({ length: 40 }, (_, index) => [`new/f${index}.txt`, `content ${index}`]));
+      makeTree(f.container, files);
+      const { log } = await UndoLog.open(path.join(f.stateDir, 'undo'), { keptDirectory: path.join(f.stateDir, 'kept') });
+      const controller = new AbortController();
+      let started = 0;
+      await assert.rejects(
+        sync(f, 'pull', {
+          undo: { log },
+          signal: controller.signal,
+          beforeModify: async (change) => {
+            if (change.side === 'host' && ++started === 5) controller.abort();
+          },
+        }),
+        SyncCancelled,
+      );
+      assert.ok(started < 40, `${started} changes were started`);
+      assert.deepEqual(readTree(f.host), { 'keep.txt': 'k' }, 'the host is as it was before the sync');
+      // The next cycle carries everything.
+      const next = await sync(f, 'pull', { undo: { log } });
+      assert.equal(next.appliedCount, 41);
+      assert.deepEqual(readTree(f.host), readTree(f.container));
+    });
+
+    it('an already aborted signal changes nothing', async () => {
+      const f = fixture();
+      await agreedOn(f, { 'a.txt': 'a' });
+      makeTree(f.container, { 'b.txt': 'b' });
+      const controller = new AbortController();
+      controller.abort();
+      await assert.rejects(sync(f, 'two-way-safe', { signal: controller.signal }), SyncCancelled);
+      assert.deepEqual(readTree(f.host), { 'a.txt': 'a' });
     });
   });
 

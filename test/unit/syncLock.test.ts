@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { syncWaiting, withSyncLock } from '../../src/agent/syncLock';
+import { RequestError } from '../../src/agent/server';
+import { isCludAgent, syncWaiting, withSyncLock } from '../../src/agent/syncLock';
 import { useTempDir } from '../helpers/tempDir';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -32,7 +34,7 @@ describe('unit: syncLock', () => {
       { file: lockFile(), pollMs: 5 },
     );
     assert.equal(value, 'done');
-    assert.equal(during, String(process.pid));
+    assert.equal(during?.split(' ')[0], String(process.pid));
   });
 
   it('removes the lock file afterwards', async () => {
@@ -82,7 +84,7 @@ describe('unit: syncLock', () => {
     await withSyncLock(
       async () => {
         ran = true;
-        assert.equal(readFileSync(lockFile(), 'utf8'), String(process.pid));
+        assert.equal(readFileSync(lockFile(), 'utf8').split(' ')[0], String(process.pid));
       },
       { file: lockFile(), pollMs: 5 },
     );
@@ -99,10 +101,10 @@ describe('unit: syncLock', () => {
     });
   }
 
-  it('waits while another live process holds the lock', async () => {
+  it('waits while another live sync process holds the lock', async () => {
     writeFileSync(lockFile(), String(process.ppid));
     let started = false;
-    const locked = withSyncLock(async () => void (started = true), { file: lockFile(), pollMs: 5 });
+    const locked = withSyncLock(async () => void (started = true), { file: lockFile(), pollMs: 5, isSyncProcess: () => true });
     await sleep(40);
     assert.equal(started, false, 'the work ran while another process held the lock');
     unlinkSync(lockFile());
@@ -131,13 +133,65 @@ describe('unit: syncLock', () => {
     // which goes once it has the lock.
     writeFileSync(lockFile(), String(process.ppid));
     let started = false;
-    const polling = withSyncLock(async () => void (started = true), { file: lockFile(), pollMs: 5 });
+    const polling = withSyncLock(async () => void (started = true), { file: lockFile(), pollMs: 5, isSyncProcess: () => true });
     await sleep(30);
     assert.equal(existsSync(`${lockFile()}.waiting`), true);
     unlinkSync(lockFile());
     await polling;
     assert.equal(started, true);
     assert.equal(existsSync(`${lockFile()}.waiting`), false);
+  });
+
+  it('takes over a lock held by a live process that is not a Clud agent (anything that wrote the file, or a reused PID)', async () => {
+    // The parent (npm or a shell) is alive and is not `node …/agent.js`.
+    writeFileSync(lockFile(), String(process.ppid));
+    let ran = false;
+    await withSyncLock(async () => void (ran = true), { file: lockFile(), pollMs: 5, maxWaitMs: 2_000 });
+    assert.equal(ran, true);
+  });
+
+  it('takes over a lock whose PID was reused by a process started later than the owner', async () => {
+    // Even an agent: the start time recorded beside the PID is not that process's.
+    writeFileSync(lockFile(), `${process.ppid} 1`);
+    let ran = false;
+    await withSyncLock(async () => void (ran = true), { file: lockFile(), pollMs: 5, maxWaitMs: 2_000, isSyncProcess: () => true });
+    assert.equal(ran, true);
+  });
+
+  it('records its own start time beside its PID', async () => {
+    const content = await withSyncLock(async () => readFileSync(lockFile(), 'utf8'), { file: lockFile(), pollMs: 5 });
+    const start = readFileSync(`/proc/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
+    assert.equal(content, `${process.pid} ${start}`);
+  });
+
+  it('says what it waits for, and gives up with sync-busy after maxWaitMs while a live sync holds the lock', async () => {
+    writeFileSync(lockFile(), String(process.ppid));
+    const said: string[] = [];
+    let ran = false;
+    const started = Date.now();
+    await assert.rejects(
+      withSyncLock(async () => void (ran = true), { file: lockFile(), pollMs: 5, maxWaitMs: 100, isSyncProcess: () => true, onWait: (message) => said.push(message) }),
+      (error: unknown) => error instanceof RequestError && error.code === 'sync-busy' && new RegExp(`process ${process.ppid}`).test(error.message),
+    );
+    assert.ok(Date.now() - started < 2_000);
+    assert.equal(ran, false);
+    assert.ok(said.length >= 1 && new RegExp(`waiting for another sync .*${process.ppid}`).test(said[0]!), JSON.stringify(said));
+    assert.equal(readFileSync(lockFile(), 'utf8'), String(process.ppid), "the live owner's lock was left alone");
+    assert.equal(existsSync(`${lockFile()}.waiting`), false);
+  });
+
+  it('isCludAgent: a node process running agent.js or a copied agent-<hash>.js is an agent; others are not', async () => {
+    const script = path.join(tempDir(), 'agent-0123abcd.js');
+    writeFileSync(script, 'setTimeout(() => {}, 30_000);');
+    const child = spawn(process.execPath, [script], { stdio: 'ignore' });
+    try {
+      await sleep(100);
+      assert.equal(isCludAgent(child.pid!), true);
+      assert.equal(isCludAgent(process.pid), false, 'mocha is not an agent');
+      assert.equal(isCludAgent(process.ppid), false);
+    } finally {
+      child.kill();
+    }
   });
 
   it('reports an error other than "file exists" instead of waiting forever', async () => {

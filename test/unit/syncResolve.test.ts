@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { runSyncCycle } from '../../src/core/sync/engine';
-import { resolveConflict, type KeepChoice } from '../../src/core/sync/resolve';
+import { resolveConflict, siblingNameForms, type KeepChoice } from '../../src/core/sync/resolve';
 import { DIR, makeTree, readTree, useSyncFixture, type SyncFixture, type TreeSpec } from '../helpers/syncTrees';
 
 const sync = (f: SyncFixture) => runSyncCycle({ roots: f.roots, stateDir: f.stateDir, policy: 'two-way-safe', excludes: [] });
@@ -43,6 +43,32 @@ describe('unit: sync resolve', () => {
       assert.deepEqual(readTree(f.container), expected);
       assert.deepEqual(report.conflicts, []);
       assert.deepEqual((await sync(f)).appliedCount, 0, 'the sides agree afterwards');
+    });
+
+    it('keep both on a name too long for the .container suffix: a shortened name that fits, and the report says where it went', async () => {
+      const f = fixture();
+      const long = `src/${'n'.repeat(250)}.ts`; // 253 bytes: ".container" would make it 263
+      await conflictOn(f, long, { [long]: 'v1' }, { [long]: 'host version' }, { [long]: 'container version' });
+
+      const report = await resolve(f, long, 'both');
+
+      const shortened = `src/${'n'.repeat(255 - '.container.ts'.length)}.container.ts`;
+      assert.equal(readTree(f.host)[shortened], 'container version');
+      assert.equal(readTree(f.host)[long], 'host version');
+      assert.deepEqual(readTree(f.host), readTree(f.container));
+      assert.ok(report.notices.some((notice) => notice.includes(shortened) && /shortened/.test(notice)), JSON.stringify(report.notices));
+    });
+
+    it('siblingNameForms: a name that fits is left whole; multi-byte names are cut at a character boundary', () => {
+      const [first, second] = siblingNameForms('dir/app.ts');
+      assert.equal(first!.name(''), 'dir/app.container.ts');
+      assert.equal(first!.shortened(''), false);
+      assert.equal(second!.name('-2'), 'dir/app.ts.container-2');
+      const wide = `${'é'.repeat(126)}.md`; // 255 bytes
+      const [fitted] = siblingNameForms(wide);
+      const name = fitted!.name('');
+      assert.ok(Buffer.byteLength(name) <= 255 && name.endsWith('.container.md') && !name.includes('\uFFFD'), name);
+      assert.equal(fitted!.shortened(''), true);
     });
 
     it('keep both: picks a free sibling name when name.container.ext is taken', async () => {

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { assertWellFormedSnapshot, type Entry, type FileEntry } from '../../src/core/sync/entry';
 import { joinBytes, nameFromBytes } from '../../src/core/sync/pathCodec';
-import { scanTree, type ScanCache, type ScanCacheEntry, type ScanResult } from '../../src/core/sync/scan';
+import { mayRead, scanTree, type ScanCache, type ScanCacheEntry, type ScanResult } from '../../src/core/sync/scan';
 import { useTempDir } from '../helpers/tempDir';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -68,6 +68,70 @@ describe('unit: sync scan', () => {
       assert.equal(fileAt(result, 'run.sh').mode, 0o755);
       assert.equal(fileAt(result, 'data.txt').mode, 0o600);
       assert.deepEqual(result.snapshot.get('private'), { kind: 'directory', mode: 0o700 });
+    });
+
+    it('never reads setuid, setgid or sticky bits: they are no part of an entry', async () => {
+      const root = tempDir();
+      makeTree(root, { 'suid.sh': '#!/bin/sh\n', 'sgid.sh': '#!/bin/sh\n', shared: null });
+      chmodSync(path.join(root, 'suid.sh'), 0o4755);
+      chmodSync(path.join(root, 'sgid.sh'), 0o2750);
+      chmodSync(path.join(root, 'shared'), 0o1777);
+      const result = await scan(root);
+      assert.equal(fileAt(result, 'suid.sh').mode, 0o755);
+      assert.equal(fileAt(result, 'sgid.sh').mode, 0o750);
+      assert.deepEqual(result.snapshot.get('shared'), { kind: 'directory', mode: 0o777 });
+    });
+
+    it("with accessAs, reads only what that user's permission bits allow, though the process could read more", async function () {
+      if (process.getuid?.() !== 0) this.skip(); // needs files of other owners, and a process that reads them anyway
+      const root = tempDir();
+      makeTree(root, { 'mine.txt': 'm', 'roots.txt': 'r', 'group.txt': 'g', 'public.txt': 'p', 'closed/inside.txt': 'i', 'open/inside.txt': 'o' });
+      const owned = (relative: string, uid: number, gid: number, mode: number) => {
+        chownSync(path.join(root, relative), uid, gid);
+        chmodSync(path.join(root, relative), mode);
+      };
+      chownSync(root, 1234, 1234);
+      owned('mine.txt', 1234, 1234, 0o600);
+      owned('roots.txt', 0, 0, 0o600);
+      owned('group.txt', 0, 2000, 0o640);
+      owned('public.txt', 0, 0, 0o604);
+      owned('closed', 0, 0, 0o700);
+      owned('open', 0, 0, 0o755);
+      owned('open/inside.txt', 0, 0, 0o644);
+      const result = await scanTree(root, { excludes: [], accessAs: { uid: 1234, gids: [1234, 2000] } });
+      const kinds = Object.fromEntries([...result.snapshot].map(([key, value]) => [key, value.kind === 'untracked' ? value.reason : value.kind]));
+      assert.deepEqual(kinds, {
+        closed: 'cannot list directory: permission denied (its mode keeps out UID 1234)',
+        'group.txt': 'file',
+        'mine.txt': 'file',
+        open: 'directory',
+        'open/inside.txt': 'file',
+        'public.txt': 'file',
+        'roots.txt': 'cannot read: permission denied (its mode keeps out UID 1234)',
+      });
+      // Without accessAs, the process's own rights apply (root reads everything).
+      assert.equal((await scan(root)).snapshot.get('roots.txt')?.kind, 'file');
+    });
+
+    describe('mayRead', () => {
+      const file = (uid: number, gid: number, mode: number) => ({ uid, gid, mode, isDirectory: () => false });
+      const folder = (uid: number, gid: number, mode: number) => ({ uid, gid, mode, isDirectory: () => true });
+      const who = { uid: 1000, gids: [1000, 27] };
+      const cases: [string, ReturnType<typeof file>, boolean][] = [
+        ['own file 0600', file(1000, 1000, 0o600), true],
+        ['own file 0066: the owner bits decide, not the group or other bits', file(1000, 1000, 0o066), false],
+        ["another user's 0600", file(0, 0, 0o600), false],
+        ["another user's 0640, group is one of ours", file(0, 27, 0o640), true],
+        ["another user's 0604, other-readable", file(0, 0, 0o604), true],
+        ["another user's 0604, but our group's bits say no", file(0, 27, 0o604), false],
+        ['own folder 0700', folder(1000, 1000, 0o700), true],
+        ['own folder 0600: readable but not searchable', folder(1000, 1000, 0o600), false],
+        ["another user's folder 0711: searchable but not listable", folder(0, 0, 0o711), false],
+        ["another user's folder 0755", folder(0, 0, 0o755), true],
+      ];
+      for (const [name, stat, expected] of cases) {
+        it(`${name}: ${expected ? 'readable' : 'kept out'}`, () => assert.equal(mayRead(stat, who), expected));
+      }
     });
 
     it('never follows a symlink to a directory', async () => {
@@ -242,8 +306,8 @@ describe('unit: sync scan', () => {
       await new Promise<void>((resolve) => server.listen(path.join(root, 'sock'), resolve));
       try {
         const { snapshot, problems } = await scan(root);
-        assert.deepEqual(snapshot.get('pipe'), { kind: 'untracked', reason: 'named pipe (FIFO): cannot be synchronized' });
-        assert.deepEqual(snapshot.get('sock'), { kind: 'untracked', reason: 'socket: cannot be synchronized' });
+        assert.deepEqual(snapshot.get('pipe'), { kind: 'untracked', reason: 'named pipe (FIFO): cannot be synchronized', special: true });
+        assert.deepEqual(snapshot.get('sock'), { kind: 'untracked', reason: 'socket: cannot be synchronized', special: true });
         assert.deepEqual(problems.map((problem) => problem.path), ['pipe', 'sock']);
       } finally {
         await new Promise((resolve) => server.close(resolve));

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { findPasswdEntry, isMountPoint, planWorkspaceIdentity } from '../../src/agent/system';
+import { findPasswdEntry, isMountPoint, planIdentities, takenIds } from '../../src/agent/system';
 import type { PasswdEntry } from '../../src/agent/system';
 
 // /proc/self/mountinfo of a Clud container on Linux Docker Engine: the project folder, whose host path
@@ -79,33 +79,51 @@ describe('unit: system', () => {
     });
   });
 
-  describe('planWorkspaceIdentity', () => {
-    const coder: PasswdEntry = { name: 'coder', uid: 1001, gid: 1001, home: '/home/coder' };
+  describe('takenIds', () => {
+    it('lists the IDs of every account but the named ones', () => {
+      assert.deepEqual([...takenIds(PASSWD, ['coder'])].sort((a, b) => a - b), [0, 1, 1000, 1002, 1003, 65534]);
+    });
+  });
 
-    const owners: { owner: { uid: number; gid: number }; expected: { uid: number; gid: number } }[] = [
-      { owner: { uid: 1000, gid: 1000 }, expected: { uid: 1000, gid: 1000 } },
-      { owner: { uid: 501, gid: 20 }, expected: { uid: 501, gid: 20 } },
-      { owner: { uid: 1001, gid: 1001 }, expected: { uid: 1001, gid: 1001 } },
-      { owner: { uid: 123456, gid: 100 }, expected: { uid: 123456, gid: 100 } },
+  describe('planIdentities', () => {
+    const coder: PasswdEntry = { name: 'coder', uid: 1000, gid: 1000, home: '/home/coder' };
+    const clud: PasswdEntry = { name: 'clud', uid: 999, gid: 999, home: '/var/lib/clud' };
+    const users = { sync: clud, workspace: coder };
+    const none = { uids: new Set<number>(), gids: new Set<number>() };
+
+    const owners: { owner: { uid: number; gid: number }; workspace: { uid: number; gid: number } }[] = [
+      // The common case: the folder owner has the image's workspace UID, which moves aside.
+      { owner: { uid: 1000, gid: 1000 }, workspace: { uid: 1001, gid: 1001 } },
+      { owner: { uid: 501, gid: 20 }, workspace: { uid: 1000, gid: 1000 } },
+      { owner: { uid: 1000, gid: 100 }, workspace: { uid: 1001, gid: 1000 } },
+      { owner: { uid: 1234, gid: 1000 }, workspace: { uid: 1000, gid: 1001 } },
+      { owner: { uid: 123456, gid: 100 }, workspace: { uid: 1000, gid: 1000 } },
     ];
-    for (const { owner, expected } of owners) {
-      it(`gives the workspace user ${expected.uid}:${expected.gid} for a folder owned by ${owner.uid}:${owner.gid}, without warnings`, () => {
-        assert.deepEqual(planWorkspaceIdentity(owner, coder), { ...expected, warnings: [] });
+    for (const { owner, workspace } of owners) {
+      it(`a folder owned by ${owner.uid}:${owner.gid}: the sync user takes those IDs, the workspace user ${workspace.uid}:${workspace.gid}`, () => {
+        assert.deepEqual(planIdentities(owner, users, none), { sync: owner, workspace, warnings: [] });
       });
     }
 
-    it("keeps the user's own ids and warns when the folder belongs to root", () => {
-      const plan = planWorkspaceIdentity({ uid: 0, gid: 0 }, coder);
-      assert.equal(plan.uid, 1001);
-      assert.equal(plan.gid, 1001);
-      assert.equal(plan.warnings.length, 1);
-      assert.match(plan.warnings[0]!, /root/);
-      assert.match(plan.warnings[0]!, /1001/);
+    it("moves the workspace user past IDs other accounts hold, never onto the sync user's", () => {
+      const plan = planIdentities({ uid: 1000, gid: 1000 }, users, { uids: new Set([1001, 1002]), gids: new Set([1001]) });
+      assert.deepEqual(plan.workspace, { uid: 1003, gid: 1002 });
     });
 
-    it('never plans UID 0, whatever the root-owned folder group', () => {
-      const plan = planWorkspaceIdentity({ uid: 0, gid: 1000 }, coder);
-      assert.notEqual(plan.uid, 0);
+    it("keeps the sync user's own IDs and warns when the folder belongs to root", () => {
+      const plan = planIdentities({ uid: 0, gid: 0 }, users, none);
+      assert.deepEqual(plan.sync, { uid: 999, gid: 999 });
+      assert.deepEqual(plan.workspace, { uid: 1000, gid: 1000 });
+      assert.equal(plan.warnings.length, 1);
+      assert.match(plan.warnings[0]!, /root/);
+      assert.match(plan.warnings[0]!, /999/);
+    });
+
+    it('never plans UID 0 for either user, whatever the root-owned folder group', () => {
+      const plan = planIdentities({ uid: 0, gid: 1000 }, users, none);
+      assert.notEqual(plan.sync.uid, 0);
+      assert.notEqual(plan.workspace.uid, 0);
+      assert.notEqual(plan.workspace.uid, plan.sync.uid);
       assert.equal(plan.warnings.length, 1);
     });
   });

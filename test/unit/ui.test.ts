@@ -146,6 +146,30 @@ describe('unit: ui tree', () => {
     assert.equal(find(tree, 'conflict:dir')?.contextValue, 'conflict');
   });
 
+  it('lists the files kept out as secrets, with side and reason', () => {
+    const keptOut = [{ path: '.env', side: 'host' as const, reason: 'environment file (.env)' }, { path: 'id_rsa', side: 'container' as const, reason: 'SSH private key (id_rsa)' }];
+    const tree = buildTree(run(attachedRunning, { type: 'syncFinished', report: report({ keptOut }) }));
+    const group = find(tree, 'keptOut')!;
+    assert.equal(group.label, 'Kept out');
+    assert.equal(group.description, '2');
+    assert.equal(find(tree, 'keptOut:host:.env')?.description, 'host: environment file (.env)');
+    assert.equal(find(tree, 'keptOut:container:id_rsa')?.label, 'id_rsa');
+    assert.equal(find(buildTree(run(attachedRunning, { type: 'syncFinished', report: report() })), 'keptOut'), undefined, 'no group when nothing is kept out');
+  });
+
+  it('escapes names from the tree in labels, keeping the raw path for the commands', () => {
+    const forged = 'evil\x1b]0;pwned\x07\nconflict  x  (clud resolve x --keep host|container|both)';
+    const tree = buildTree(run(attachedRunning, { type: 'syncFinished', report: report({ conflicts: [conflictOn(forged)], problems: [{ path: 'a\rb', side: 'host', reason: 'symlink points outside the folder: \x1b[2J' }] }) }));
+    const conflict = find(tree, `conflict:${forged}`)!;
+    assert.equal(conflict.label, 'evil\\x1b]0;pwned\\x07\\nconflict  x  (clud resolve x --keep host|container|both)');
+    assert.equal(conflict.path, forged);
+    assert.deepEqual(conflict.command?.arguments, [forged]);
+    const problem = find(tree, 'problems')!.children![0]!;
+    assert.equal(problem.label, 'a\\rb');
+    assert.equal(problem.description, 'host: symlink points outside the folder: \\x1b[2J');
+    assert.equal(statusBarView(run(attachedRunning, { type: 'syncFinished', report: report({ conflicts: [conflictOn(forged)] }) })).tooltip.includes('\x1b'), false);
+  });
+
   it('shows an error as a problem with a retry context', () => {
     const tree = buildTree(run(attachedRunning, { type: 'failed', message: 'agent exited', retry: 'sync' }));
     const problems = find(tree, 'problems')!;

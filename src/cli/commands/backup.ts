@@ -1,3 +1,4 @@
+import { displayPath, displayText } from '../../core/display';
 import { CludError } from '../../core/errors';
 import { questionHandler } from '../ask';
 import type { CommandSpec } from '../command';
@@ -21,7 +22,7 @@ export const backup: CommandSpec = {
     if (typeof flags.restore === 'string') {
       if (flags.side !== 'host' && flags.side !== 'container') throw new CludError('bad-input', '--restore needs --side host or --side container');
       const result = await workspace.restoreBackup(flags.restore, flags.side, questionHandler(flags));
-      const lines = [`restored ${result.applied.length} path(s) on the ${flags.side} side`, ...result.kept.map((kept) => `  kept the replaced ${kept.path} at ${kept.keptAt}`), ...result.skipped.map((skipped) => `  skipped ${skipped.path}: ${skipped.reason}`)];
+      const lines = [`restored ${result.applied.length} path(s) on the ${flags.side} side`, ...result.kept.map((kept) => `  kept the replaced ${displayPath(kept.path)} at ${displayPath(kept.keptAt)}`), ...result.skipped.map((skipped) => `  skipped ${displayPath(skipped.path)}: ${displayText(skipped.reason)}`)];
       return { json: { ok: result.skipped.length === 0, ...result }, text: lines.join('\n'), exitCode: result.skipped.length ? 1 : 0 };
     }
     const manifest = await workspace.backup();

@@ -1,3 +1,4 @@
+import { displayPath } from '../../core/display';
 import type { CommandSpec } from '../command';
 
 export const conflicts: CommandSpec = {
@@ -10,7 +11,7 @@ export const conflicts: CommandSpec = {
     const found = latest?.conflicts ?? [];
     const lines = latest ? [`${found.length} conflict(s) as of sync ${latest.id} (${latest.startedAt})`] : ['no sync has run yet'];
     for (const conflict of found) {
-      lines.push(`  ${conflict.path}  host: ${conflict.host?.kind ?? 'absent'}, container: ${conflict.container?.kind ?? 'absent'}`);
+      lines.push(`  ${displayPath(conflict.path)}  host: ${conflict.host?.kind ?? 'absent'}, container: ${conflict.container?.kind ?? 'absent'}`);
     }
     return { json: { ok: true, syncId: latest?.id, conflicts: found }, text: lines.join('\n'), exitCode: 0 };
   },

@@ -1,3 +1,4 @@
+import { displayPath, displayText } from '../../core/display';
 import type { CommandSpec } from '../command';
 
 export const history: CommandSpec = {
@@ -7,13 +8,13 @@ export const history: CommandSpec = {
   options: {},
   async run({ workspace }) {
     const { steps, barriers, disabledReason, notices } = await workspace.undoHistory();
-    const lines = [...notices.map((notice) => `note: ${notice}`), ...(disabledReason ? [`undo is disabled: ${disabledReason}`] : [])];
+    const lines = [...notices.map((notice) => `note: ${displayText(notice)}`), ...(disabledReason ? [`undo is disabled: ${displayText(disabledReason)}`] : [])];
     if (steps.length === 0) lines.push('no undoable syncs');
     steps.forEach((step, index) => {
-      const flags = [step.protected ? '' : `not undoable: ${step.unprotectedReason ?? 'over the size limit'}`, step.barriers ? `${step.barriers} barrier(s)` : ''].filter(Boolean).join('; ');
+      const flags = [step.protected ? '' : `not undoable: ${displayText(step.unprotectedReason ?? 'over the size limit')}`, step.barriers ? `${step.barriers} barrier(s)` : ''].filter(Boolean).join('; ');
       lines.push(`${String(index + 1).padStart(3)}. ${step.closedAt}  ${step.policy.padEnd(14)} ${String(step.files).padStart(5)} path(s)  ${String(step.bytes).padStart(9)} bytes${flags ? `  (${flags})` : ''}`);
     });
-    for (const barrier of barriers) lines.push(`     barrier: ${barrier.path} ${barrier.change} (since ${barrier.detectedAt}; \`clud undo --force\` would overwrite it, keeping a copy)`);
+    for (const barrier of barriers) lines.push(`     barrier: ${displayPath(barrier.path)} ${displayText(barrier.change)} (since ${barrier.detectedAt}; \`clud undo --force\` would overwrite it, keeping a copy)`);
     return { json: { ok: true, steps, barriers, disabledReason, notices }, text: lines.join('\n'), exitCode: 0 };
   },
 };

@@ -5,17 +5,19 @@ import type { Policy } from '../../core/sync/reconcile';
 import { summarizeReport } from '../../core/sync/summary';
 import type { CommandOutput, CommandSpec } from '../command';
 import { questionHandler } from '../ask';
+import { ALLOW_SECRET_OPTION } from '../command';
 import { formatReport } from '../format';
 
 /** push, pull and sync are one sync cycle each; they differ in policy. */
 export function syncCommand(name: 'push' | 'pull' | 'sync', summary: string): CommandSpec {
   return {
     name,
-    usage: name === 'sync' ? `clud sync [DIR] [--policy ${POLICIES.join('|')}] [--yes] [--json]` : `clud ${name} [DIR] [--yes] [--json]`,
+    usage: name === 'sync' ? `clud sync [DIR] [--policy ${POLICIES.join('|')}] [--yes] [--allow-secret PATTERN]... [--json]` : `clud ${name} [DIR] [--yes] [--allow-secret PATTERN]... [--json]`,
     summary,
     options: {
       ...(name === 'sync' && { policy: { type: 'string', description: 'how to settle conflicts (default two-way-safe: keep both, change neither)' } }),
       yes: { type: 'boolean', description: 'allow what a safeguard would ask about (many deletions, big overwrites)' },
+      'allow-secret': ALLOW_SECRET_OPTION,
     },
     async run({ workspace, flags }) {
       const policy = (name === 'sync' ? (flags.policy ?? 'two-way-safe') : name) as Policy;

@@ -1,5 +1,6 @@
-import { CludError } from '../../core/errors';
+import { displayPath, displayText } from '../../core/display';
 import type { CommandSpec } from '../command';
+import { wholeNumberFlag } from '../flags';
 
 export const undo: CommandSpec = {
   name: 'undo',
@@ -15,16 +16,15 @@ export const undo: CommandSpec = {
       await workspace.discardUndoLog();
       return { json: { ok: true, discarded: true }, text: 'discarded the undo log', exitCode: 0 };
     }
-    const steps = flags.steps === undefined ? 1 : Number(flags.steps);
-    if (!Number.isInteger(steps) || steps < 1) throw new CludError('bad-input', '--steps must be a whole number of 1 or more');
+    const steps = flags.steps === undefined ? 1 : wholeNumberFlag('--steps', flags.steps, 1);
     const result = await workspace.undo(steps, flags.force === true);
     const lines: string[] = [];
-    if (result.refused) lines.push(`nothing undone: ${result.refused}`);
+    if (result.refused) lines.push(`nothing undone: ${displayText(result.refused)}`);
     for (const step of result.undone) lines.push(`undid ${step.policy} sync of ${step.closedAt} (${step.files} path(s))`);
-    for (const barrier of result.barriers) lines.push(`  ${result.refused ? 'blocked by' : 'crossed'} barrier: ${barrier.path} ${barrier.change}`);
-    for (const kept of result.kept) lines.push(`  kept the overwritten ${kept.path} at ${kept.keptAt}`);
-    if (result.stoppedBefore) lines.push(`  stopped: ${result.stoppedBefore.reason}`);
-    for (const problem of result.problems) lines.push(`  problem: ${problem}`);
+    for (const barrier of result.barriers) lines.push(`  ${result.refused ? 'blocked by' : 'crossed'} barrier: ${displayPath(barrier.path)} ${displayText(barrier.change)}`);
+    for (const kept of result.kept) lines.push(`  kept the overwritten ${displayPath(kept.path)} at ${displayPath(kept.keptAt)}`);
+    if (result.stoppedBefore) lines.push(`  stopped: ${displayText(result.stoppedBefore.reason)}`);
+    for (const problem of result.problems) lines.push(`  problem: ${displayText(problem)}`);
     if (result.undone.length) lines.push('The container still has the undone versions; the next sync brings it in line with your folder.');
     const ok = !result.refused && result.problems.length === 0;
     return { json: { ok, ...result }, text: lines.join('\n'), exitCode: ok ? 0 : 1 };

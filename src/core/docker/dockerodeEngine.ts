@@ -66,7 +66,7 @@ export class DockerodeEngine implements ContainerEngine {
       return {
         id: info.Id,
         name: info.Name.replace(/^\//, ''),
-        running: info.State.Running,
+        running: info.State.Running && !info.State.Paused && !info.State.Restarting,
         status: info.State.Status,
         image: info.Config.Image,
         imageId: info.Image,
@@ -85,7 +85,12 @@ export class DockerodeEngine implements ContainerEngine {
       Image: spec.image,
       Labels: spec.labels,
       Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
-      HostConfig: { Mounts: spec.mounts },
+      HostConfig: {
+        Mounts: spec.mounts,
+        CapDrop: ['ALL'],
+        CapAdd: [...spec.capabilities],
+        SecurityOpt: spec.noNewPrivileges ? ['no-new-privileges'] : [],
+      },
     });
     return container.id;
   }

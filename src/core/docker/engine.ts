@@ -10,6 +10,7 @@ export interface ImageInfo {
 export interface ContainerInfo {
   id: string;
   name: string;
+  /** Up and able to run an exec: not paused, not between restarts. */
   running: boolean;
   /** Docker's state word: created, running, paused, restarting, removing, exited, dead. */
   status: string;
@@ -26,6 +27,10 @@ export interface ContainerSpec {
   labels: Record<string, string>;
   env: Record<string, string>;
   mounts: Array<{ Type: 'bind'; Source: string; Target: string; ReadOnly: boolean }>;
+  /** The only capabilities the container keeps (all others are dropped), e.g. `CHOWN`. */
+  capabilities: readonly string[];
+  /** No process may gain privileges it did not start with (setuid/setgid binaries, file capabilities). */
+  noNewPrivileges: boolean;
 }
 
 export interface BuildSpec {
@@ -71,4 +76,14 @@ export interface ContainerEngine {
   /** Writes one file into the container's filesystem (directory must exist), without an exec. */
   writeFile(id: string, directory: string, name: string, content: Buffer, mode: number): Promise<void>;
   logs(id: string, options: { tail?: number }): Promise<{ stdout: string; stderr: string }>;
+}
+
+/** What `clud status` says about a container: Docker's own word where "running" would mislead. */
+export type ContainerState = 'missing' | 'running' | 'paused' | 'restarting' | 'stopped';
+
+/** Docker reports a paused or restarting container as Running; neither can run an exec. */
+export function containerState(info: Pick<ContainerInfo, 'running' | 'status'> | undefined): ContainerState {
+  if (!info) return 'missing';
+  if (info.status === 'paused' || info.status === 'restarting') return info.status;
+  return info.running ? 'running' : 'stopped';
 }

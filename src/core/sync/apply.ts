@@ -6,11 +6,12 @@
 import { createHash } from 'node:crypto';
 import { constants, createWriteStream } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { chmod, mkdir, open, rmdir, symlink, unlink } from 'node:fs/promises';
+import { chmod, lchown, mkdir, open, rmdir, symlink, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
+import { permissionBits } from './entry';
 import type { Entry, FileEntry } from './entry';
 import { lstatOrUndefined, matchesExpected, nonFolderAncestor } from './fsEntry';
 import { bytesFromName, joinBytes } from './pathCodec';
@@ -38,6 +39,18 @@ export interface ApplyOptions {
   afterModify?: (change: Change) => void;
   /** Errors that must stop applying instead of skipping one change (e.g. a denied safeguard). */
   isFatal?: (error: unknown) => boolean;
+  /**
+   * Who gets what the apply creates on a side (files, links, folders), before it is linked into
+   * place; a side without an owner keeps the running user's. The agent gives what it writes in
+   * /workspace to the workspace user, and writes to the host as the folder's owner.
+   */
+  owners?: Partial<Record<Side, { uid: number; gid: number }>>;
+}
+
+/** Gives a staged entry its owner (lchown clears setuid/setgid too), then its permission bits. */
+async function ownAndMode(staged: Buffer, mode: number | undefined, owner: { uid: number; gid: number } | undefined): Promise<void> {
+  if (owner) await lchown(staged, owner.uid, owner.gid);
+  if (mode !== undefined) await chmod(staged, permissionBits(mode));
 }
 
 export interface SkippedChange {
@@ -144,12 +157,13 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
     // Copy first, then check what was copied is what reconcile decided on: the source may have
     // changed since the scan, and then this change is skipped and the next sync sees the edit.
     const source = joinBytes(options.sources?.[change.side] ?? options.roots[otherSide(change.side)], change.path);
-    staged = await stageFile(source, target, change.next);
+    staged = await stageFile(source, target, change.next, options.owners?.[change.side]);
     if (!staged) return { code: 'source-changed', reason: 'source changed since the scan' };
     outcome.bytesCopied += change.next.size;
   } else if (change.next?.kind === 'symlink') {
     staged = temporarySibling(target);
     await symlink(bytesFromName(change.next.target), staged);
+    await ownAndMode(staged, undefined, options.owners?.[change.side]);
   }
 
   const expected = change.expected;
@@ -168,16 +182,18 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
         record(removed.kept);
         if (!removed.ok) return { code: 'changed-since-scan', reason: removed.reason };
       }
-      const created = await mkdir(target, { mode: change.next.mode }).then(
-        () => true,
+      // Made private, then given to the side's owner with its mode: never reachable by the
+      // workspace user before it is theirs.
+      const made = await mkdir(target, { mode: 0o700 }).then(
+        () => 'created' as const,
         async (error: NodeJS.ErrnoException) => {
           if (error.code !== 'EEXIST') throw error;
           // A folder that appeared meanwhile is merged into; anything else is someone's new file.
-          return (await lstatOrUndefined(target))?.isDirectory() === true;
+          return (await lstatOrUndefined(target))?.isDirectory() === true ? ('existing' as const) : ('taken' as const);
         },
       );
-      if (!created) return { code: 'changed-since-scan', reason: 'created since the scan' };
-      await chmod(target, change.next.mode);
+      if (made === 'taken') return { code: 'changed-since-scan', reason: 'created since the scan' };
+      await ownAndMode(target, change.next.mode, made === 'created' ? options.owners?.[change.side] : undefined);
     } else if (staged || replacesContent) {
       const written = await replaceChecked(target, staged, expectation(replacesContent ? current.stats : undefined, foundAt, expected), { keep, keepDisplaced: change.keepLoser });
       staged = undefined; // consumed
@@ -208,7 +224,7 @@ function sameVersion(captured: CapturedVersion, expected: Entry | undefined): bo
 // swapped for a FIFO does not block; only a regular file is read, and never past the size we expect.
 const SOURCE_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
-async function stageFile(source: Buffer, target: Buffer, next: FileEntry): Promise<Buffer | undefined> {
+async function stageFile(source: Buffer, target: Buffer, next: FileEntry, owner: { uid: number; gid: number } | undefined): Promise<Buffer | undefined> {
   let handle: FileHandle;
   try {
     handle = await open(source, SOURCE_OPEN_FLAGS);
@@ -233,7 +249,8 @@ async function stageFile(source: Buffer, target: Buffer, next: FileEntry): Promi
       await unlink(staged);
       return undefined;
     }
-    await setStagedAttributes(staged, next);
+    await ownAndMode(staged, undefined, owner);
+    await setStagedAttributes(staged, { mode: permissionBits(next.mode), mtimeMs: next.mtimeMs });
     return staged;
   } catch (error) {
     await unlink(staged).catch(() => {});

@@ -1,10 +1,11 @@
 // Conflict backups: every file that differs between the two sides, both versions, copied into a
 // timestamped folder of the state directory (outside both trees), listed and restorable.
-import { chmod, copyFile, mkdir, readdir, symlink, utimes } from 'node:fs/promises';
+import { chmod, mkdir, readdir, symlink, utimes } from 'node:fs/promises';
 import * as path from 'node:path';
 import { readJsonFile, writeJsonAtomic } from '../atomicFile';
 import { BackupManifest } from '../protocol';
 import type { RestoreResult } from '../protocol';
+import type { ApplyOptions } from './apply';
 import { applyRecorded } from './recordedApply';
 import type { UndoRecording } from './recordedApply';
 import { ancestorsOf, entriesEqual } from './entry';
@@ -13,13 +14,20 @@ import type { Entry } from './entry';
 import { newSyncId } from './engine';
 import { bytesFromName, joinBytes } from './pathCodec';
 import type { Change, Side } from './reconcile';
+import { copyContents } from './fsEntry';
 import { scanTree } from './scan';
+import type { AccessIdentity } from './scan';
 import { SyncStateFiles } from './stateFiles';
 
 export interface BackupOptions {
   roots: Record<Side, string>;
   stateDir: string;
   excludes: readonly string[];
+  allowSecrets?: readonly string[];
+  /** Who gets what a restore creates on each side (see ApplyOptions). */
+  owners?: ApplyOptions['owners'];
+  /** The host tree is read with this user's rights only (see ScanOptions.accessAs). */
+  hostAccess?: AccessIdentity;
 }
 
 const SIDES: readonly Side[] = ['host', 'container'];
@@ -30,7 +38,7 @@ export async function backupDifferences(options: BackupOptions): Promise<BackupM
   const manifest: BackupManifest = { id: newSyncId(), createdAt: new Date().toISOString(), entries: [] };
   const directory = path.join(backupsDirectory(options.stateDir), manifest.id);
   const caches = await new SyncStateFiles(options.stateDir).readCaches();
-  for (const difference of await compareTrees(options.roots, { excludes: options.excludes, caches })) {
+  for (const difference of await compareTrees(options.roots, { excludes: options.excludes, allowSecrets: options.allowSecrets, caches, hostAccess: options.hostAccess })) {
     const entry: BackupManifest['entries'][number] = { path: difference.path };
     for (const side of SIDES) {
       const version = difference[side];
@@ -59,7 +67,7 @@ export async function restoreBackup(options: BackupOptions & { id: string; side:
   const manifest = await readJsonFile(path.join(directory, 'manifest.json'), BackupManifest);
   if (!manifest) throw new Error(`no backup ${options.id}`);
   const state = new SyncStateFiles(options.stateDir);
-  const current = await scanTree(options.roots[options.side], { excludes: options.excludes, cache: (await state.readCaches())[options.side] });
+  const current = await scanTree(options.roots[options.side], { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: (await state.readCaches())[options.side], accessAs: options.side === 'host' ? options.hostAccess : undefined });
   const changes: Change[] = [];
   const folders = new Set<string>();
   for (const entry of manifest.entries) {
@@ -76,7 +84,7 @@ export async function restoreBackup(options: BackupOptions & { id: string; side:
   const stepId = `${newSyncId()}-restore`;
   const recorded = await applyRecorded(
     changes,
-    { roots: options.roots, keepDir: state.keptDirectory(stepId), sources: { host: path.join(directory, 'host'), container: path.join(directory, 'container') } },
+    { roots: options.roots, keepDir: state.keptDirectory(stepId), owners: options.owners, sources: { host: path.join(directory, 'host'), container: path.join(directory, 'container') } },
     options.undo,
     { syncId: stepId, policy: `restore backup ${options.id}` },
   );
@@ -99,7 +107,7 @@ async function copyVersion(source: Buffer, target: Buffer, version: Entry): Prom
     await symlink(bytesFromName(version.target), target);
     return;
   }
-  await copyFile(source, target);
+  await copyContents(source, target);
   if (version.kind === 'file') {
     await chmod(target, version.mode);
     await utimes(target, version.mtimeMs / 1000, version.mtimeMs / 1000);

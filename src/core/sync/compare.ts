@@ -4,7 +4,7 @@ import type { Entry } from './entry';
 import { entriesEqual } from './entry';
 import type { Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
-import type { ScanCache } from './scan';
+import type { AccessIdentity, ScanCache } from './scan';
 
 export interface Difference {
   path: string;
@@ -12,10 +12,10 @@ export interface Difference {
   container?: Entry;
 }
 
-export async function compareTrees(roots: Record<Side, string>, options: { excludes: readonly string[]; caches?: Partial<Record<Side, ScanCache>> }): Promise<Difference[]> {
+export async function compareTrees(roots: Record<Side, string>, options: { excludes: readonly string[]; allowSecrets?: readonly string[]; caches?: Partial<Record<Side, ScanCache>>; hostAccess?: AccessIdentity }): Promise<Difference[]> {
   const [host, container] = await Promise.all([
-    scanTree(roots.host, { excludes: options.excludes, cache: options.caches?.host }),
-    scanTree(roots.container, { excludes: options.excludes, cache: options.caches?.container }),
+    scanTree(roots.host, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.caches?.host, accessAs: options.hostAccess }),
+    scanTree(roots.container, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.caches?.container }),
   ]);
   // The same paths a sync leaves alone: a difference there is one no sync would ever carry.
   const isIgnored = ignoredOnEitherSide(host, container);
@@ -28,4 +28,18 @@ export async function compareTrees(roots: Record<Side, string>, options: { exclu
     differences.push({ path, ...(hostEntry && { host: hostEntry }), ...(containerEntry && { container: containerEntry }) });
   }
   return differences.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/**
+ * The changes made in /workspace that removing the container would lose: with an agreed state,
+ * every path where the container is not what both last agreed; without one, every file or link
+ * the container holds differently. A FIFO, socket or device holds no content and no sync can
+ * ever carry it, so it never counts (it would make `clud down` refuse forever).
+ */
+export function changesLostWithContainer<T extends Difference & { ancestor?: Entry }>(differences: readonly T[], hasAgreedState: boolean): T[] {
+  return differences.filter((difference) => {
+    const container = difference.container;
+    if (container?.kind === 'untracked' && container.special) return false;
+    return hasAgreedState ? !entriesEqual(container, difference.ancestor) : container?.kind === 'file' || container?.kind === 'symlink';
+  });
 }

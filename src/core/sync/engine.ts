@@ -9,7 +9,7 @@ import { pathAndAncestors, type Entry, type Snapshot } from './entry';
 import { reconcile } from './reconcile';
 import type { Policy, Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
-import type { ScanResult } from './scan';
+import type { AccessIdentity, ScanResult } from './scan';
 import { SyncStateFiles } from './stateFiles';
 
 export interface SyncCycleOptions {
@@ -17,6 +17,8 @@ export interface SyncCycleOptions {
   stateDir: string;
   policy: Policy;
   excludes: readonly string[];
+  /** Secret files to let through (see secrets.ts); every other one is kept out on its side. */
+  allowSecrets?: readonly string[];
   /** Forget a halt and the ancestor: the next cycle merges both sides and deletes nothing. */
   reset?: boolean;
   /**
@@ -25,8 +27,30 @@ export interface SyncCycleOptions {
    */
   onlyPaths?: readonly string[];
   beforeModify?: ApplyOptions['beforeModify'];
+  /** Who gets what the apply creates on each side (see ApplyOptions). */
+  owners?: ApplyOptions['owners'];
+  /** The host tree is read with this user's rights only (see ScanOptions.accessAs). */
+  hostAccess?: AccessIdentity;
   /** Record the cycle's host changes as an undo step (with safeguards). */
   undo?: UndoRecording;
+  /**
+   * Aborted when nobody waits for the result any more (the CLI was interrupted). Checked before
+   * the apply and before each change: the changes under way finish, no new one starts, and the
+   * undo step is rolled back, so the host is as it was before the sync (see SyncCancelled).
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * A sync stopped because its requester went away. Its host changes are rolled back with its undo
+ * step, its container changes stay (each complete; the next cycle sees them agree or carries
+ * them), and the agreed state is not written: the next cycle decides from the trees as they are.
+ */
+export class SyncCancelled extends Error {
+  constructor() {
+    super('the sync was cancelled: its requester went away');
+    this.name = 'SyncCancelled';
+  }
 }
 
 const MAX_LISTED = 1000;
@@ -64,6 +88,7 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
   report.scanned = { hostFiles: host.stats.files, containerFiles: container.stats.files, hashedFiles: host.stats.hashedFiles + container.stats.hashedFiles };
   for (const [side, scan] of [['host', host], ['container', container]] as const) {
     for (const problem of scan.problems) report.problems.push({ ...problem, side });
+    for (const secret of scan.keptOut) report.keptOut.push({ ...secret, side });
   }
 
   // A path ignored on either side is left alone on both: never overwritten, never deleted, and
@@ -92,7 +117,17 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
     result.changes = result.changes.filter((change) => wanted.has(change.path));
     for (const path of [...result.ancestorUpdates.keys()]) if (!wanted.has(path)) result.ancestorUpdates.delete(path);
   }
-  const recorded = await applyRecorded(result.changes, { roots: options.roots, keepDir: state.keptDirectory(report.id), beforeModify: options.beforeModify }, options.undo, { syncId: report.id, policy: options.policy });
+  if (options.signal?.aborted) throw new SyncCancelled();
+  const cancellable: ApplyOptions['beforeModify'] = async (change, found) => {
+    if (options.signal?.aborted) throw new SyncCancelled();
+    await options.beforeModify?.(change, found);
+  };
+  const recorded = await applyRecorded(
+    result.changes,
+    { roots: options.roots, keepDir: state.keptDirectory(report.id), beforeModify: cancellable, isFatal: (error) => error instanceof SyncCancelled, owners: options.owners },
+    options.undo,
+    { syncId: report.id, policy: options.policy },
+  );
   if (recorded.denied) {
     // The host was rolled back; the agreed state stays as it was, and the next cycle sees what
     // still differs (container-side changes made before the denial now simply agree with the host).
@@ -133,7 +168,7 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
 async function scanBoth(options: SyncCycleOptions, state: SyncStateFiles): Promise<{ host: ScanResult; container: ScanResult } | { halt: { side: Side; reason: string } }> {
   const scanSide = async (side: Side) => {
     try {
-      const scan = await scanTree(options.roots[side], { excludes: options.excludes, cache: await state.readCache(side) });
+      const scan = await scanTree(options.roots[side], { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: await state.readCache(side), accessAs: side === 'host' ? options.hostAccess : undefined });
       await state.writeCache(side, scan.cache);
       return scan;
     } catch (error) {

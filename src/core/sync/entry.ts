@@ -30,6 +30,8 @@ export interface SymlinkEntry {
 export interface UntrackedEntry {
   readonly kind: 'untracked';
   readonly reason: string;
+  /** A FIFO, socket or device: a name with no content of its own, so nothing is lost with it. */
+  readonly special?: true;
 }
 
 export type Entry = FileEntry | DirectoryEntry | SymlinkEntry | UntrackedEntry;
@@ -40,6 +42,15 @@ export type Entry = FileEntry | DirectoryEntry | SymlinkEntry | UntrackedEntry;
  * entry of the same snapshot.
  */
 export type Snapshot = ReadonlyMap<string, Entry>;
+
+/**
+ * The mode bits the sync reads and writes: setuid, setgid and sticky are never part of an entry,
+ * so they never cross, and a program written on one side cannot run with its owner's rights on
+ * the other.
+ */
+export function permissionBits(mode: number): number {
+  return mode & 0o777;
+}
 
 export function isExecutable(mode: number): boolean {
   return (mode & 0o111) !== 0;

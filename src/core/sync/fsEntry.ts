@@ -1,12 +1,28 @@
 // Reading one path's current state for the apply step's "still what the scan saw?" check, and
 // hashing a file the way the scan does, and whether a path is still reached through real folders.
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
+import { constants, createReadStream, createWriteStream, lstatSync } from 'node:fs';
+import { lstat, open, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import type { Entry } from './entry';
-import { ancestorsOf } from './entry';
+import { ancestorsOf, permissionBits } from './entry';
 import { joinBytes, nameFromBytes } from './pathCodec';
+
+/**
+ * Copies a file's bytes into a file of the running user's, mode 0600 until the caller sets it.
+ * Not fs.copyFile: the libuv the image's Node uses also gives the copy the source's owner and
+ * mode, which for a file from /workspace would put the workspace user's UID (the sync agent holds
+ * CAP_CHOWN) and any setuid bit into the state folder on the host.
+ */
+export async function copyContents(source: Buffer, target: Buffer, options: { exclusive?: boolean } = {}): Promise<void> {
+  const handle = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    await pipeline(handle.createReadStream({ autoClose: false }), createWriteStream(target, { mode: 0o600, flags: options.exclusive ? 'wx' : 'w' }));
+  } finally {
+    await handle.close();
+  }
+}
 
 export async function lstatOrUndefined(path: Buffer): Promise<Stats | undefined> {
   try {
@@ -51,7 +67,7 @@ export async function matchesExpected(path: Buffer, expected: Entry | undefined,
   switch (expected.kind) {
     case 'file': {
       if (!stats.isFile()) return changed('type changed since the scan');
-      if (stats.size !== expected.size || stats.mtimeMs !== expected.mtimeMs || (stats.mode & 0o7777) !== expected.mode) return changed('modified since the scan');
+      if (stats.size !== expected.size || stats.mtimeMs !== expected.mtimeMs || permissionBits(stats.mode) !== expected.mode) return changed('modified since the scan');
       if (options.verifyContent && (await hashFile(path)) !== expected.hash) return changed('modified since the scan');
       return { ok: true, stats };
     }

@@ -12,8 +12,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { chmod, copyFile, link, lstat, lutimes, mkdir, open, readlink, rename, symlink, unlink, utimes } from 'node:fs/promises';
+import { chmod, link, lstat, lutimes, mkdir, open, readlink, rename, symlink, unlink, utimes } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { permissionBits } from './entry';
+import { copyContents } from './fsEntry';
 import { joinBytes, nameFromBytes } from './pathCodec';
 
 /** What the caller found at the target and decided may be replaced. */
@@ -288,8 +290,8 @@ export function keepUnder(keepRoot: string, key: string): KeepAside {
         if (stats.isSymbolicLink()) {
           await symlink(await readlink(aside, { encoding: 'buffer' }), kept);
         } else {
-          await copyFile(aside, kept, constants.COPYFILE_EXCL);
-          await chmod(kept, stats.mode & 0o7777);
+          await copyContents(aside, kept, { exclusive: true });
+          await chmod(kept, permissionBits(stats.mode));
         }
         await lutimes(kept, stats.atimeMs / 1000, stats.mtimeMs / 1000);
         return nameFromBytes(kept);

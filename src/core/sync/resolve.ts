@@ -8,7 +8,7 @@ import { applyRecorded } from './recordedApply';
 import { entriesEqual } from './entry';
 import type { Entry, Snapshot } from './entry';
 import { lstatOrUndefined } from './fsEntry';
-import { joinBytes } from './pathCodec';
+import { bytesFromName, joinBytes } from './pathCodec';
 import { keepUnder, replaceChecked } from './replaceChecked';
 import type { Change, Side } from './reconcile';
 import { runSyncCycle } from './engine';
@@ -28,12 +28,12 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
   const relative = normalizeRelative(options.path);
   let resolved: ApplyOutcome | undefined;
   let stepId: string | undefined;
-  let renamed: { from: string; to: string } | undefined;
+  let renamed: { from: string; to: string; shortened: boolean } | undefined;
   const state = new SyncStateFiles(options.stateDir);
   const caches = await state.readCaches();
   const [hostScan, containerScan] = await Promise.all([
-    scanTree(options.roots.host, { excludes: options.excludes, cache: caches.host }),
-    scanTree(options.roots.container, { excludes: options.excludes, cache: caches.container }),
+    scanTree(options.roots.host, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: caches.host, accessAs: options.hostAccess }),
+    scanTree(options.roots.container, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: caches.container }),
   ]);
   const scans = { host: hostScan, container: containerScan };
   // The sync leaves a path ignored on either side alone on both; so does a resolve.
@@ -50,8 +50,8 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
       ignored: (candidate) => ignoredOnEither(candidate, isDirectory),
       taken: (candidate) => scans.host.snapshot.has(candidate),
     });
-    await moveToFreeName(joinBytes(options.roots.container, relative), joinBytes(options.roots.container, sibling), scans.container.snapshot.get(relative)!, state.keptDirectory(`${newSyncId()}-resolve`), relative);
-    renamed = { from: relative, to: sibling };
+    await moveToFreeName(joinBytes(options.roots.container, relative), joinBytes(options.roots.container, sibling.name), scans.container.snapshot.get(relative)!, state.keptDirectory(`${newSyncId()}-resolve`), relative);
+    renamed = { from: relative, to: sibling.name, shortened: sibling.shortened };
   } else {
     const winner: Side = options.keep;
     const loser: Side = winner === 'host' ? 'container' : 'host';
@@ -66,7 +66,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     const winnerVersion = new Map([...winnerScan.snapshot].filter(([candidate, entry]) => !(under(candidate) && ignoredOnEither(candidate, entry.kind === 'directory'))));
     const changes = replaceSubtree(relative, winnerVersion, loserScan.snapshot, loser);
     const id = `${newSyncId()}-resolve`;
-    const recorded = await applyRecorded(changes, { roots: options.roots, keepDir: state.keptDirectory(id) }, options.undo, { syncId: id, policy: `resolve: keep ${options.keep}` });
+    const recorded = await applyRecorded(changes, { roots: options.roots, keepDir: state.keptDirectory(id), owners: options.owners }, options.undo, { syncId: id, policy: `resolve: keep ${options.keep}` });
     if (recorded.denied) throw new Error(`resolving ${relative} was stopped: ${recorded.denied.detail}; nothing was changed on the host`);
     const { outcome } = recorded;
     if (outcome.skipped.length > 0) {
@@ -82,7 +82,9 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
       { path: renamed.from, side: 'container' as const, action: 'delete' as const },
       { path: renamed.to, side: 'container' as const, action: 'create' as const },
     ];
-    return { ...report, applied: [...moved, ...report.applied].slice(0, 1000), appliedCount: report.appliedCount + 2, writtenCount: report.writtenCount + 1, deletedCount: report.deletedCount + 1 };
+    // A name cut short to fit is not where the user would look: say where it went.
+    const notices = renamed.shortened ? [`the container's version of ${renamed.from} is at ${renamed.to}: the name was shortened to fit the ${NAME_MAX_BYTES}-byte limit on a name`, ...report.notices] : report.notices;
+    return { ...report, notices, applied: [...moved, ...report.applied].slice(0, 1000), appliedCount: report.appliedCount + 2, writtenCount: report.writtenCount + 1, deletedCount: report.deletedCount + 1 };
   }
   if (!resolved) return report;
   // The report tells what the resolve itself did too, not only the cycle that recorded it.
@@ -147,20 +149,42 @@ async function moveToFreeName(from: Buffer, to: Buffer, expected: Entry, keepDir
   if (!removed.ok) throw new Error(`${relative} changed in the container while it was resolved (${removed.reason}); its version from before is at the sibling name, run the command again`);
 }
 
+/** The longest name (one path component) Linux file systems take, in bytes. */
+export const NAME_MAX_BYTES = 255;
+
 /** `name.container.ext`, else `name.ext.container`, numbered if taken (here or on the host); never an ignored name. */
-async function freeSiblingName(root: string, relative: string, check: { ignored: (candidate: string) => boolean; taken: (candidate: string) => boolean }): Promise<string> {
-  const extension = path.posix.extname(relative);
-  const stem = relative.slice(0, relative.length - extension.length);
-  for (const form of [(number: string) => `${stem}.container${number}${extension}`, (number: string) => `${relative}.container${number}`]) {
+async function freeSiblingName(root: string, relative: string, check: { ignored: (candidate: string) => boolean; taken: (candidate: string) => boolean }): Promise<{ name: string; shortened: boolean }> {
+  for (const form of siblingNameForms(relative)) {
     for (let attempt = 1; attempt < 100; attempt += 1) {
-      const candidate = form(attempt === 1 ? '' : `-${attempt}`);
+      const candidate = form.name(attempt === 1 ? '' : `-${attempt}`);
       if (check.ignored(candidate)) break; // numbering does not make an ignored form synced
-      if (!check.taken(candidate) && !(await lstatOrUndefined(joinBytes(root, candidate)))) return candidate;
+      if (!check.taken(candidate) && !(await lstatOrUndefined(joinBytes(root, candidate)))) return { name: candidate, shortened: form.shortened(attempt === 1 ? '' : `-${attempt}`) };
     }
   }
   throw new Error(`no free, synced name for the container's version of ${relative}; rename it yourself`);
 }
 
+/**
+ * The sibling names for the container's version, `stem.container[-N].ext` then
+ * `name.ext.container[-N]`. Where the suffix would push the last component over NAME_MAX_BYTES,
+ * the stem (or name) is cut, at a character boundary, so that the whole fits.
+ */
+export function siblingNameForms(relative: string, nameMax = NAME_MAX_BYTES): { name(number: string): string; shortened(number: string): boolean }[] {
+  const directory = relative.includes('/') ? relative.slice(0, relative.lastIndexOf('/') + 1) : '';
+  const base = relative.slice(directory.length);
+  const extension = path.posix.extname(base);
+  const stem = base.slice(0, base.length - extension.length);
+  const fitted = (head: string, tail: string) => {
+    const room = nameMax - bytesFromName(tail).length;
+    let cut = head;
+    while (cut.length > 0 && bytesFromName(cut).length > room) cut = [...cut].slice(0, -1).join('');
+    return { name: directory + cut + tail, shortened: cut !== head };
+  };
+  return [
+    { name: (number: string) => fitted(stem, `.container${number}${extension}`).name, shortened: (number: string) => fitted(stem, `.container${number}${extension}`).shortened },
+    { name: (number: string) => fitted(base, `.container${number}`).name, shortened: (number: string) => fitted(base, `.container${number}`).shortened },
+  ];
+}
 function normalizeRelative(input: string): string {
   const normalized = path.posix.normalize(input.replace(/\\/g, '/')).replace(/^\.\/+/, '').replace(/\/+$/, '');
   if (!normalized || normalized === '.' || normalized.startsWith('../') || normalized === '..' || path.posix.isAbsolute(normalized)) {

@@ -5,12 +5,17 @@
 import { createHash } from 'node:crypto';
 import { constants, promises as fs, type Stats } from 'node:fs';
 import { posix } from 'node:path';
-import { ancestorsOf, parentPath, pathAndAncestors, type Entry } from './entry';
+import { ancestorsOf, parentPath, pathAndAncestors, permissionBits, type Entry } from './entry';
 import { IgnoreRules } from './ignore';
 import { bytesFromName, joinBytes, nameFromBytes } from './pathCodec';
+import { SECRET_CONTENT_MAX_BYTES, SecretAllowList, secretByContent, secretByName } from './secrets';
 
-/** What a file looked like when it was last hashed; `mode` is the full st_mode. */
-export interface ScanCacheEntry { size: number; mtimeMs: number; ctimeMs: number; ino: number; mode: number; hash: string }
+/**
+ * What a file looked like when it was last hashed; `mode` is the full st_mode. `secret` is the
+ * content check's verdict (why the file holds credentials, or false); a cache entry without one
+ * (written before the check existed) does not spare reading the file.
+ */
+export interface ScanCacheEntry { size: number; mtimeMs: number; ctimeMs: number; ino: number; mode: number; hash: string; secret?: string | false }
 /** Keyed by relative path; plain data, so the caller can persist it as JSON. */
 export type ScanCache = Map<string, ScanCacheEntry>;
 export interface ScanProblem { path: string; reason: string }
@@ -18,10 +23,15 @@ export interface ScanStats { files: number; directories: number; symlinks: numbe
 export interface ScanResult {
   /** Parents before children, siblings in code-unit order. */
   snapshot: Map<string, Entry>;
-  /** An entry for every file in the snapshot, and nothing else. */
+  /** An entry for every file in the snapshot and every file kept out for its content, and nothing else. */
   cache: ScanCache;
-  /** Top-most ignored paths, sorted: an ignored directory stands for its whole subtree, which is not walked. */
+  /**
+   * Top-most ignored paths, sorted: an ignored directory stands for its whole subtree, which is
+   * not walked. Secrets (see `keptOut`) are among them.
+   */
   ignored: Set<string>;
+  /** Files that hold credentials (secrets.ts), left out of the snapshot like ignored ones, with why; sorted. */
+  keptOut: ScanProblem[];
   /** Untracked entries and symlinks pointing outside the root, in snapshot order. */
   problems: ScanProblem[];
   stats: ScanStats;
@@ -33,6 +43,29 @@ export interface ScanOptions {
   excludes: readonly string[];
   /** The previous scan's cache: a file whose metadata is unchanged is not read again. */
   cache?: ScanCache;
+  /** Patterns (gitignore syntax) of secret files the user lets through; every other secret is kept out. */
+  allowSecrets?: readonly string[];
+  /**
+   * Read the tree with this user's rights only, by the permission bits, whatever the process
+   * may do beyond them: the sync agent reads /workspace with capabilities that bypass them, and
+   * must not use them on the host folder, where a file its owner cannot read stays unread.
+   */
+  accessAs?: AccessIdentity;
+}
+
+export interface AccessIdentity {
+  uid: number;
+  /** The primary and supplementary groups. */
+  gids: readonly number[];
+}
+
+/** Whether `who` may read (and, for a folder, search) what `stat` describes, by its permission bits. */
+export function mayRead(stat: Pick<Stats, 'uid' | 'gid' | 'mode'> & { isDirectory(): boolean }, who: AccessIdentity): boolean {
+  if (who.uid === 0) return true;
+  const wanted = stat.isDirectory() ? 0o5 : 0o4;
+  // As the kernel does: the owner's bits for the owner, else the group's for a member, else the others'.
+  const bits = stat.uid === who.uid ? (stat.mode >> 6) & 0o7 : who.gids.includes(stat.gid) ? (stat.mode >> 3) & 0o7 : stat.mode & 0o7;
+  return (bits & wanted) === wanted;
 }
 
 const HASH_CONCURRENCY = 8;
@@ -58,7 +91,7 @@ export async function scanTree(root: string, options: ScanOptions): Promise<Scan
   if (rootStat instanceof Failure) throw new Error(`sync root ${root} cannot be read: ${rootStat.reason}`);
   if (!rootStat.isDirectory()) throw new Error(`sync root ${root} is not a directory`);
 
-  const scanner = new Scanner(rootBytes, options.cache ?? new Map());
+  const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs);
   const visited = await scanner.walkDirectory('', IgnoreRules.create(options.excludes));
   if (visited === 'vanished') throw new Error(`sync root ${root} does not exist`);
   if (!Array.isArray(visited)) throw new Error(`sync root ${root} cannot be read: ${visited.unreadable}`);
@@ -111,8 +144,10 @@ class Scanner {
   private readonly lstatLimit = new Limiter(LSTAT_CONCURRENCY);
   private hashedFiles = 0;
   private hashedBytes = 0;
+  /** Secrets found by name (never read) or by content, not allowed through. */
+  private readonly keptOut = new Map<string, string>();
 
-  constructor(private readonly root: Buffer, private readonly previousCache: ScanCache) {}
+  constructor(private readonly root: Buffer, private readonly previousCache: ScanCache, private readonly allowedSecrets: SecretAllowList, private readonly accessAs?: AccessIdentity) {}
 
   /**
    * The directory's subtree, parents before children and siblings in code-unit order, whatever
@@ -152,15 +187,23 @@ class Scanner {
       this.ignored.push(path);
       return [];
     }
+    if (this.accessAs && (stat.isDirectory() || stat.isFile()) && !mayRead(stat, this.accessAs)) {
+      return untracked(`${stat.isDirectory() ? 'cannot list directory' : 'cannot read'}: permission denied (its mode keeps out UID ${this.accessAs.uid})`);
+    }
     if (stat.isDirectory()) {
       const subtree = await this.walkDirectory(path, rules);
       if (subtree === 'vanished') return [];
       if (!Array.isArray(subtree)) return untracked(subtree.unreadable);
-      return [{ path, entry: { kind: 'directory', mode: stat.mode & 0o7777 } }, ...subtree];
+      return [{ path, entry: { kind: 'directory', mode: permissionBits(stat.mode) } }, ...subtree];
     }
-    if (stat.isFile()) return [{ path, entry: this.fileEntry(path, stat) }];
+    if (stat.isFile()) {
+      // Kept out by its name alone: a credentials file is not even read.
+      const secret = secretByName(path);
+      if (secret !== undefined && !this.allowedSecrets.allows(path)) return this.keepOut(path, secret);
+      return [{ path, entry: this.fileEntry(path, stat) }];
+    }
     if (stat.isSymbolicLink()) return this.visitSymlink(path);
-    return untracked(`${specialFileKind(stat)}: cannot be synchronized`);
+    return [{ path, entry: { kind: 'untracked', reason: `${specialFileKind(stat)}: cannot be synchronized`, special: true } }];
   }
 
   /** Waits for the hashing still under way and puts the result together in walk order. */
@@ -171,22 +214,39 @@ class Scanner {
     for (const { path, entry: pending } of visited) {
       const entry = await pending;
       if (entry === undefined) continue; // vanished during the scan
+      if (this.keptOut.has(path)) {
+        this.ignored.push(path); // a secret found by its content while it was hashed
+        continue;
+      }
       snapshot.set(path, entry);
       counts[entry.kind] += 1;
       const reason = entry.kind === 'untracked' ? entry.reason : this.problemReasons.get(path);
       if (reason !== undefined) problems.push({ path, reason });
     }
     const stats = { files: counts.file, directories: counts.directory, symlinks: counts.symlink, hashedFiles: this.hashedFiles, hashedBytes: this.hashedBytes, durationMs: Date.now() - started };
-    return { snapshot, cache: this.cache, ignored: new Set(this.ignored.sort()), problems, stats, rules: this.rules };
+    const keptOut = [...this.keptOut].map(([path, reason]) => ({ path, reason })).sort((a, b) => (a.path < b.path ? -1 : 1));
+    return { snapshot, cache: this.cache, ignored: new Set(this.ignored.sort()), keptOut, problems, stats, rules: this.rules };
+  }
+
+  private keepOut(path: string, reason: string): Visited[] {
+    this.keptOut.set(path, reason);
+    this.ignored.push(path);
+    return [];
+  }
+
+  /** Records a content verdict; a secret the user did not allow leaves the snapshot in finish(). */
+  private noteContentVerdict(path: string, secret: string | false): void {
+    if (secret !== false && !this.allowedSecrets.allows(path)) this.keptOut.set(path, secret);
   }
 
   /** Mutagen's rule: same size, mtime, ctime, inode and mode means same content. */
   private fileEntry(path: string, stat: Stats): Entry | Promise<Entry | undefined> {
     const cached = this.previousCache.get(path);
     if (cached !== undefined && cached.size === stat.size && cached.mtimeMs === stat.mtimeMs
-      && cached.ctimeMs === stat.ctimeMs && cached.ino === stat.ino && cached.mode === stat.mode) {
+      && cached.ctimeMs === stat.ctimeMs && cached.ino === stat.ino && cached.mode === stat.mode && cached.secret !== undefined) {
       this.cache.set(path, cached);
-      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: stat.mode & 0o7777, hash: cached.hash };
+      this.noteContentVerdict(path, cached.secret);
+      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash: cached.hash };
     }
     return this.hashLimit.run(() => this.hashFile(path));
   }
@@ -202,8 +262,11 @@ class Scanner {
       // The metadata is from before the read: a file changed during it has a newer mtime or
       // ctime by now, so the next scan rehashes it whatever this hash says.
       const { stat, hash } = read;
-      this.cache.set(path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, mode: stat.mode, hash });
-      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: stat.mode & 0o7777, hash };
+      // Checked while the bytes are in memory for the hash; a bigger file is judged by its name only.
+      const secret = (read.content && secretByContent(path, read.content)) ?? false;
+      this.noteContentVerdict(path, secret);
+      this.cache.set(path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, mode: stat.mode, hash, secret });
+      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash };
     }
     return { kind: 'untracked', reason: `changed while being read, ${HASH_ATTEMPTS} times` };
   }
@@ -222,12 +285,14 @@ class Scanner {
   }
 }
 
-interface HashedRead { stat: Stats; bytesRead: number; hash?: string }
+/** `content`: the whole file, when it is at most SECRET_CONTENT_MAX_BYTES (for the secret check). */
+interface HashedRead { stat: Stats; bytesRead: number; hash?: string; content?: Buffer }
 
 /**
  * Streams the first `size` bytes (size as fstat gave it) through sha256; no hash if the file
  * ended sooner. undefined when the path is not a regular file any more. Four file-system calls
- * for a small file: on a scan that hashes thousands of them, round trips are what cost.
+ * for a small file: on a scan that hashes thousands of them, round trips are what cost. A small
+ * file is read whole into one buffer, which the secret check then reads without another call.
  */
 async function readAndHash(pathBytes: Buffer): Promise<HashedRead | undefined> {
   const handle = await fs.open(pathBytes, OPEN_FLAGS);
@@ -235,15 +300,18 @@ async function readAndHash(pathBytes: Buffer): Promise<HashedRead | undefined> {
     const stat = await handle.stat();
     if (!stat.isFile()) return undefined;
     const hash = createHash('sha256');
-    const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, Math.max(stat.size, 1)));
+    const whole = stat.size <= SECRET_CONTENT_MAX_BYTES;
+    const chunk = Buffer.allocUnsafe(whole ? Math.max(stat.size, 1) : READ_CHUNK_BYTES);
     let bytesRead = 0;
     while (bytesRead < stat.size) {
-      const read = await handle.read(chunk, 0, Math.min(chunk.length, stat.size - bytesRead), null);
+      const offset = whole ? bytesRead : 0;
+      const read = await handle.read(chunk, offset, Math.min(chunk.length - offset, stat.size - bytesRead), null);
       if (read.bytesRead === 0) break;
-      hash.update(chunk.subarray(0, read.bytesRead));
+      hash.update(chunk.subarray(offset, offset + read.bytesRead));
       bytesRead += read.bytesRead;
     }
-    return { stat, bytesRead, ...(bytesRead === stat.size && { hash: hash.digest('hex') }) };
+    if (bytesRead !== stat.size) return { stat, bytesRead };
+    return { stat, bytesRead, hash: hash.digest('hex'), ...(whole && { content: chunk.subarray(0, stat.size) }) };
   } finally {
     await handle.close();
   }

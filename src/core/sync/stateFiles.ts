@@ -16,7 +16,7 @@ export const STATE_FORMAT_VERSION = 1;
 const AncestorFile = z.object({ version: z.literal(STATE_FORMAT_VERSION), entries: z.array(z.tuple([z.string(), EntrySchema])) });
 const CacheFile = z.object({
   version: z.literal(STATE_FORMAT_VERSION),
-  entries: z.array(z.tuple([z.string(), z.object({ size: z.number(), mtimeMs: z.number(), ctimeMs: z.number(), ino: z.number(), mode: z.number(), hash: z.string() })])),
+  entries: z.array(z.tuple([z.string(), z.object({ size: z.number(), mtimeMs: z.number(), ctimeMs: z.number(), ino: z.number(), mode: z.number(), hash: z.string(), secret: z.union([z.string(), z.literal(false)]).optional() })])),
 });
 export const HaltFile = z.object({ side: SyncSide, reason: z.string(), at: z.string() });
 export type HaltFile = z.infer<typeof HaltFile>;

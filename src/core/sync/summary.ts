@@ -34,6 +34,7 @@ export function describeReport(report: SyncReport): string {
   if (summary.conflicts) parts.push(`${summary.conflicts} conflict(s)`);
   if (report.skipped.length) parts.push(`${report.skipped.length} skipped`);
   if (report.kept.length) parts.push(`${report.kept.length} version(s) kept aside`);
+  if (report.keptOut.length) parts.push(`${report.keptOut.length} secret(s) kept out`);
   return `${report.policy}: ${parts.join(', ')} in ${report.durationMs} ms`;
 }
 

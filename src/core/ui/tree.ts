@@ -1,11 +1,15 @@
 // The Clud view's content as plain data, built from the same status value as the status bar.
 // The extension maps each node to a vscode.TreeItem; contextValue drives the menus in package.json.
+import { displayPath, displayText } from '../display';
 import { describeReport, summarizeReport } from '../sync/summary';
 import type { WorkspaceViewState } from './state';
 
 export interface TreeNode {
   id: string;
+  /** Shown as it is: every name from a tree in it has gone through displayPath. */
   label: string;
+  /** The raw relative path a conflict node stands for (its label is escaped for display). */
+  path?: string;
   description?: string;
   tooltip?: string;
   /** A codicon id, e.g. "check". */
@@ -43,7 +47,8 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
       contextValue: 'conflicts',
       children: state.conflicts.map((conflict) => ({
         id: `conflict:${conflict.path}`,
-        label: conflict.path,
+        label: displayPath(conflict.path),
+        path: conflict.path,
         description: `host: ${conflict.host?.kind ?? 'deleted'} · container: ${conflict.container?.kind ?? 'deleted'}`,
         tooltip: 'Both sides changed this path since the last sync. Compare them, then keep one version or both.',
         icon: 'diff',
@@ -64,11 +69,30 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
       contextValue: 'problems',
       children: problems.map((problem, index) => ({
         id: `problem:${index}`,
-        label: problem.path || problem.reason,
-        description: problem.path ? `${problem.side}: ${problem.reason}` : undefined,
-        tooltip: problem.reason,
+        label: problem.path ? displayPath(problem.path) : displayText(problem.reason),
+        description: problem.path ? `${problem.side}: ${displayText(problem.reason)}` : undefined,
+        tooltip: displayText(problem.reason),
         icon: 'circle-filled',
         contextValue: 'problem',
+      })),
+    });
+  }
+  const keptOut = last?.keptOut ?? [];
+  if (keptOut.length > 0) {
+    nodes.push({
+      id: 'keptOut',
+      label: 'Kept out',
+      description: String(keptOut.length),
+      tooltip: 'Files that hold credentials stay on their side: never copied, overwritten or deleted. The setting clud.allowSecrets lets named files through.',
+      icon: 'lock',
+      contextValue: 'keptOut',
+      children: keptOut.map((secret) => ({
+        id: `keptOut:${secret.side}:${secret.path}`,
+        label: displayPath(secret.path),
+        description: `${secret.side}: ${displayText(secret.reason)}`,
+        tooltip: `Not copied to the ${secret.side === 'host' ? 'container' : 'host'}: ${displayText(secret.reason)}`,
+        icon: 'lock',
+        contextValue: 'keptOutFile',
       })),
     });
   }
@@ -77,14 +101,14 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
       id: 'undo',
       label: 'History',
       description: state.undoDisabledReason ? 'undo disabled' : `${state.undoSteps.length} undoable`,
-      tooltip: state.undoDisabledReason ?? 'Syncs that changed your folder, newest first. "Undo to here" puts the folder back as it was before that sync.',
+      tooltip: state.undoDisabledReason ? displayText(state.undoDisabledReason) : 'Syncs that changed your folder, newest first. "Undo to here" puts the folder back as it was before that sync.',
       icon: 'history',
       expanded: true,
       children: state.undoSteps.map((step, index) => ({
         id: `undo:${step.id}`,
         label: new Date(step.closedAt).toLocaleTimeString(),
         description: `${step.policy} · ${step.files} path(s) · ${formatBytes(step.bytes)}${step.protected ? '' : ' · not undoable'}${step.barriers ? ` · ${step.barriers} barrier(s)` : ''}`,
-        tooltip: step.protected ? `Undo the newest ${index + 1} sync(s), back to before this one.` : (step.unprotectedReason ?? 'Too large to keep: cannot be undone.'),
+        tooltip: step.protected ? `Undo the newest ${index + 1} sync(s), back to before this one.` : displayText(step.unprotectedReason ?? 'Too large to keep: cannot be undone.'),
         icon: step.protected ? (step.barriers ? 'lock' : 'discard') : 'circle-slash',
         // "Undo to here" takes back this step and every newer one.
         contextValue: step.protected ? 'undoStep' : 'undoStep.unprotected',
@@ -101,8 +125,8 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
       children: state.history.map((report) => ({
         id: `history:${report.id}`,
         label: new Date(report.startedAt).toLocaleTimeString(),
-        description: describeReport(report),
-        tooltip: `${report.id}\n${describeReport(report)}`,
+        description: displayText(describeReport(report)),
+        tooltip: `${report.id}\n${displayText(describeReport(report))}`,
         icon: report.halted ? 'error' : report.conflicts.length ? 'warning' : 'pass',
         contextValue: 'historyEntry',
       })),

@@ -14,9 +14,10 @@ export interface CludCommand {
   run(context: CommandContext, ...args: unknown[]): Thenable<unknown>;
 }
 
-/** Tree items pass their node; the palette passes nothing; scripts pass a path. */
+/** Tree items pass their node (its raw `path`; the label is escaped for display); the palette passes nothing; scripts pass a path. */
 export function pathArgument(argument: unknown): string | undefined {
   if (typeof argument === 'string') return argument;
+  if (argument && typeof argument === 'object' && 'path' in argument && typeof (argument as { path: unknown }).path === 'string') return (argument as { path: string }).path;
   if (argument && typeof argument === 'object' && 'label' in argument && typeof (argument as { label: unknown }).label === 'string') return (argument as { label: string }).label;
   return undefined;
 }

@@ -1,3 +1,4 @@
+import { displayPath, displayText } from '../../core/display';
 import * as vscode from 'vscode';
 import { describeReport } from '../../core/sync/summary';
 import { showFailure } from '../notify';
@@ -13,7 +14,7 @@ export function keepVersion(id: string, choice: 'host' | 'container' | 'both'): 
       try {
         const report = await controller.resolve(conflictPath, choice);
         const kept = report.kept.length ? ` The other version is kept at ${report.kept[0]!.keptAt}.` : '';
-        void vscode.window.showInformationMessage(`Clud: kept the ${choice === 'both' ? 'two versions' : `${choice} version`} of ${conflictPath}.${kept} ${describeReport(report)}`);
+        void vscode.window.showInformationMessage(displayText(`Clud: kept the ${choice === 'both' ? 'two versions' : `${choice} version`} of ${conflictPath}.${kept} ${describeReport(report)}`));
       } catch (error) {
         void showFailure(error, () => controller.resolve(conflictPath, choice), output);
       }
@@ -26,6 +27,7 @@ export async function pickConflict(paths: string[]): Promise<string | undefined>
     void vscode.window.showInformationMessage('Clud: there are no conflicts.');
     return undefined;
   }
-  return vscode.window.showQuickPick(paths, { placeHolder: 'Which conflict?' });
+  const picked = await vscode.window.showQuickPick(paths.map((path) => ({ label: displayPath(path), path })), { placeHolder: 'Which conflict?' });
+  return picked?.path;
 }
 

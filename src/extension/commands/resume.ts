@@ -1,3 +1,4 @@
+import { displayText } from '../../core/display';
 import * as vscode from 'vscode';
 import { describeReport } from '../../core/sync/summary';
 import { showFailure } from '../notify';
@@ -8,7 +9,7 @@ export const resume: CludCommand = {
   run: async ({ controller, output }) => {
     try {
       const report = await controller.resume();
-      void vscode.window.showInformationMessage(`Clud: resumed. ${describeReport(report)}`);
+      void vscode.window.showInformationMessage(displayText(`Clud: resumed. ${describeReport(report)}`));
     } catch (error) {
       void showFailure(error, () => controller.resume(), output);
     }

@@ -1,3 +1,4 @@
+import { displayText } from '../../core/display';
 import * as vscode from 'vscode';
 import { CludError } from '../../core/errors';
 import { showFailure } from '../notify';
@@ -14,7 +15,7 @@ export const stopWorkspace: CludCommand = {
         return;
       }
       // Removing the container discards /workspace: ask, and offer the safe way first.
-      const choice = await vscode.window.showWarningMessage(`Clud: ${error.message}. Stopping removes the container and its copy.`, { modal: true }, 'Sync, Then Stop', 'Stop and Discard');
+      const choice = await vscode.window.showWarningMessage(displayText(`Clud: ${error.message}. Stopping removes the container and its copy.`), { modal: true }, 'Sync, Then Stop', 'Stop and Discard');
       if (choice === 'Sync, Then Stop') {
         const report = await controller.sync();
         if (report.conflicts.length > 0 || report.halted) {

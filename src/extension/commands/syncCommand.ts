@@ -1,3 +1,4 @@
+import { displayText } from '../../core/display';
 import * as vscode from 'vscode';
 import type { Policy } from '../../core/sync/reconcile';
 import { describeReport } from '../../core/sync/summary';
@@ -12,7 +13,7 @@ export function syncCommand(id: string, title: string, policy: Policy | undefine
       vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `Clud: ${title}` }, async () => {
         try {
           const report = await controller.sync(policy);
-          if (report.halted) void vscode.window.showWarningMessage(`Clud: ${describeReport(report)}. Nothing was changed.`, 'Resume').then((choice) => choice && vscode.commands.executeCommand('clud.resume'));
+          if (report.halted) void vscode.window.showWarningMessage(displayText(`Clud: ${describeReport(report)}. Nothing was changed.`), 'Resume').then((choice) => choice && vscode.commands.executeCommand('clud.resume'));
         } catch (error) {
           void showFailure(error, () => controller.sync(policy), output);
         }

@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import * as path from 'node:path';
+import { SYNC_LOCK_PATH } from '../../src/core/containerLayout';
+import {
+  CLI_PATH,
+  TEST_ENV,
+  TestScope,
+  assertExit,
+  containersFor,
+  describeRun,
+  docker,
+  dockerExec,
+  lines,
+  requireDocker,
+  runClud,
+  runCludJson,
+  singleJsonObject,
+  syncedProject,
+  waitFor,
+  INTEGRATION_TIMEOUT_MS,
+} from '../helpers/integration';
+
+/** Runs `cmd` in the workspace container of `dir` as root, detached or waited for. */
+async function rootExec(dir: string, cmd: string[], options: { detach?: boolean } = {}): Promise<string> {
+  const [info] = (await containersFor(dir)).filter((candidate) => candidate.State === 'running');
+  assert.ok(info, `no running container for ${dir}`);
+  const exec = await docker.getContainer(info.Id).exec({ Cmd: cmd, User: 'root', AttachStdout: !options.detach, AttachStderr: !options.detach });
+  if (options.detach) {
+    await exec.start({ Detach: true });
+    return '';
+  }
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const chunks: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await new Promise<void>((resolve, reject) => stream.on('end', resolve).on('close', resolve).on('error', reject));
+  // Multiplexed frames: 8-byte headers then payload; strip them.
+  const raw = Buffer.concat(chunks);
+  const out: Buffer[] = [];
+  for (let offset = 0; offset + 8 <= raw.length; ) {
+    const size = raw.readUInt32BE(offset + 4);
+    out.push(raw.subarray(offset + 8, offset + 8 + size));
+    offset += 8 + size;
+  }
+  return Buffer.concat(out).toString('utf8');
+}
+
+/** The PID (in the container) of the newest process whose command line contains `marker`. */
+async function pidOf(dir: string, marker: string): Promise<number> {
+  const out = await rootExec(dir, ['sh', '-c', `for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q -- ${JSON.stringify(marker)} && echo \${p#/proc/}; done | sort -n | tail -1`]);
+  const pid = Number(out.trim());
+  assert.ok(Number.isInteger(pid) && pid > 0, `no process ${marker}: ${JSON.stringify(out)}`);
+  return pid;
+}
+
+describe('integration: faults at the edges', function () {
+  this.timeout(INTEGRATION_TIMEOUT_MS);
+  const scope = new TestScope();
+  let dir = '';
+
+  before(async function () {
+    await requireDocker();
+    dir = await syncedProject(scope, { 'a.txt': 'a\n', 'src/b.txt': 'b\n' });
+  });
+
+  after(async function () {
+    await scope.cleanup();
+  });
+
+  describe('the sync lock', function () {
+    it('a lock written by a process that is not a sync (a live PID of something else) is taken over: clud sync neither hangs nor waits', async function () {
+      await rootExec(dir, ['sh', '-c', 'exec -a not-an-agent sleep 600'], { detach: true });
+      const pid = await pidOf(dir, 'sleep 600');
+      await rootExec(dir, ['sh', '-c', `printf %s ${pid} > ${SYNC_LOCK_PATH} && chmod 666 ${SYNC_LOCK_PATH}`]);
+      const started = Date.now();
+      const run = await runClud(['sync', dir, '--json'], { timeoutMs: 60_000 });
+      assertExit(run, 0);
+      assert.ok(Date.now() - started < 30_000, `clud sync took ${Date.now() - started} ms`);
+      await rootExec(dir, ['kill', String(pid)]);
+    });
+
+    it('a live sync holding the lock: clud sync says on stderr what it waits for, then runs once it is free', async function () {
+      // A process that looks like an agent to the lock (its command line names agent.js).
+      await rootExec(dir, ['sh', '-c', 'exec node -e "setTimeout(() => {}, 600000)" /opt/clud/agent.js'], { detach: true });
+      const pid = await pidOf(dir, 'setTimeout');
+      await rootExec(dir, ['sh', '-c', `printf %s ${pid} > ${SYNC_LOCK_PATH} && chmod 666 ${SYNC_LOCK_PATH}`]);
+      const running = runClud(['sync', dir], { timeoutMs: 120_000 });
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      await rootExec(dir, ['kill', String(pid)]);
+      const run = await running;
+      assertExit(run, 0);
+      assert.match(run.stderr, new RegExp(`waiting for another sync of this workspace \\(agent process ${pid}\\)`), describeRun(run));
+    });
+  });
+
+  describe('container states and exec errors', function () {
+    it('clud status tells a paused container from a running one, and commands say it is paused', async function () {
+      const [info] = await containersFor(dir);
+      const container = docker.getContainer(info!.Id);
+      await container.pause();
+      try {
+        const { run, json } = await runCludJson(['status', dir]);
+        assertExit(run, 0);
+        assert.equal(json.state, 'paused', describeRun(run));
+        const text = await runClud(['status', dir]);
+        assert.match(text.stdout, /\(paused\)/, describeRun(text));
+        const sync = await runClud(['sync', dir, '--json'], { timeoutMs: 60_000 });
+        assertExit(sync, 1);
+        assert.equal((singleJsonObject(sync).error as { code: string }).code, 'not-running');
+        assert.match(sync.stderr, /paused/, describeRun(sync));
+      } finally {
+        await container.unpause();
+      }
+      const { json } = await runCludJson(['status', dir]);
+      assert.equal(json.state, 'running');
+    });
+
+    it('a command docker exec cannot start: its error is on stderr, and --json prints exactly one object', async function () {
+      const run = await runClud(['exec', dir, '--json', '--', 'no-such-command-here'], { timeoutMs: 60_000 });
+      assert.equal(run.exitCode, 127, describeRun(run));
+      assert.deepEqual(singleJsonObject(run), { ok: false, exitCode: 127 });
+      assert.match(run.stderr, /no-such-command-here/);
+      assert.equal(lines(run.stderr).length, 1, describeRun(run));
+    });
+  });
+
+  describe('Ctrl-C', function () {
+    it('Ctrl-C on clud pull: the CLI exits 130, the agent stops writing, and the folder is rolled back to before the pull', async function () {
+      await dockerExec(dir, ['sh', '-c', 'mkdir -p many && for i in $(seq 1 300); do echo $i > many/f$i.txt; done']);
+      const hostMany = path.join(dir, 'many');
+      const count = async () => (await readdir(hostMany).catch(() => [] as string[])).length;
+      // Each change to the host waits 300 ms first, so the pull is still writing when interrupted.
+      const child = spawn('node', [CLI_PATH, 'pull', dir], { env: { ...process.env, ...TEST_ENV, CLUD_FAILPOINT: 'slow-host-changes:300' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      await waitFor('the pull to write some files', async () => ((await count()) >= 20 ? true : undefined), 60_000);
+      child.kill('SIGINT');
+      assert.equal(await exited, 130, stderr);
+      assert.match(stderr, /interrupted/);
+      assert.equal(lines(stderr).length, 1, stderr);
+      const written = await count();
+      assert.ok(written < 300, `the pull had finished before the interrupt (${written} files)`);
+
+      // The agent stops at its next change and rolls back its undo step: the host loses the
+      // files the pull had written, and nothing more arrives.
+      await waitFor('the rollback', async () => ((await count()) === 0 ? true : undefined), 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      assert.equal(await count(), 0, 'the agent went on writing after the CLI was gone');
+      const agents = await rootExec(dir, ['sh', '-c', "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '[a]gent.* serve' && echo $p; done; true"]);
+      assert.equal(agents.trim(), '', `an agent session is still running: ${agents}`);
+
+      // Nothing is lost or stuck: the next pull brings every file.
+      const { run } = await runCludJson(['pull', dir]);
+      assertExit(run, 0);
+      assert.equal(await count(), 300);
+    });
+  });
+
+  // Last: it removes the container.
+  describe('clud down', function () {
+    it('a FIFO and a socket in /workspace do not make clud down refuse; an unsynced edit still does', async function () {
+      const made = await dockerExec(dir, ['sh', '-c', 'mkfifo pipe && node -e "require(\'net\').createServer().listen(\'sock\', () => process.exit(0))"; ls -l pipe sock']);
+      assert.equal(made.exitCode, 0, made.stderr);
+      const sync = await runCludJson(['sync', dir]);
+      assertExit(sync.run, 0);
+      const problems = (sync.json.report as { problems: { path: string }[] }).problems.map((problem) => problem.path).sort();
+      assert.deepEqual(problems, ['pipe', 'sock'], describeRun(sync.run));
+
+      await dockerExec(dir, ['sh', '-c', 'echo edited > a.txt']);
+      const refused = await runClud(['down', dir, '--json']);
+      assertExit(refused, 1);
+      assert.equal((singleJsonObject(refused).error as { code: string }).code, 'unsynced-changes');
+      assert.match(refused.stderr, /a\.txt/);
+      assert.doesNotMatch(refused.stderr, /pipe|sock/, describeRun(refused));
+
+      assertExit((await runCludJson(['sync', dir])).run, 0);
+      const down = await runCludJson(['down', dir]);
+      assertExit(down.run, 0);
+      assert.equal(down.json.removed, true);
+      assert.deepEqual(await containersFor(dir), []);
+    });
+  });
+});

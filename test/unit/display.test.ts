@@ -1,0 +1,85 @@
+// Names from a tree printed safely: the pure escaping, and the CLI's text built with it.
+import assert from 'node:assert/strict';
+import { formatReport, formatStatus } from '../../src/cli/format';
+import { displayPath, displayText } from '../../src/core/display';
+import { emptySyncReport } from '../../src/core/protocol';
+
+const ESC = '\x1b';
+/** A name that would clear the screen and set the terminal's title. */
+const ESCAPE_NAME = `${ESC}[2J${ESC}]0;owned\x07.txt`;
+/** A name whose newline would forge a conflict line of the report. */
+const FORGED_NAME = 'a.txt\n  conflict  src/main.ts  (clud resolve src/main.ts --keep host|container|both)';
+
+describe('unit: displayPath', () => {
+  const TABLE: Array<[string, string]> = [
+    ['src/app.ts', 'src/app.ts'],
+    ['with space/ünïcödé 名前.txt', 'with space/ünïcödé 名前.txt'],
+    ['line\nbreak', 'line\\nbreak'],
+    ['cr\rtab\t', 'cr\\rtab\\t'],
+    [ESCAPE_NAME, '\\x1b[2J\\x1b]0;owned\\x07.txt'],
+    ['nul-free \x7f del', 'nul-free \\x7f del'],
+    ['c1 \u009b csi', 'c1 \\x9b csi'],
+    ['bidi \u202e txt.exe', 'bidi \\u{202e} txt.exe'],
+    ['separator \u2028 here', 'separator \\u{2028} here'],
+    ['back\\slash', 'back\\\\slash'],
+    // pathCodec keeps a byte that is not UTF-8 as a lone surrogate: shown as that byte.
+    [`latin1 caf${String.fromCharCode(0xdc00 + 0xe9)}`, 'latin1 caf\\xe9'],
+  ];
+  for (const [name, shown] of TABLE) {
+    it(`shows ${JSON.stringify(name)} as ${JSON.stringify(shown)}`, () => assert.equal(displayPath(name), shown));
+  }
+
+  it('never lets two different names look the same', () => {
+    assert.notEqual(displayPath('a\nb'), displayPath('a\\nb'));
+  });
+
+  it('leaves backslashes of prose alone in displayText, and escapes the rest', () => {
+    assert.equal(displayText('cannot read C:\\Users\\me: a\nb'), 'cannot read C:\\Users\\me: a\\nb');
+  });
+});
+
+describe('unit: the CLI text of a report', () => {
+  const report = emptySyncReport({
+    id: 'sync-1',
+    policy: 'pull',
+    startedAt: '2026-12-04T12:00:00.000Z',
+    applied: [{ path: ESCAPE_NAME, side: 'host', action: 'create' }, { path: FORGED_NAME, side: 'host', action: 'create' }],
+    appliedCount: 2,
+    writtenCount: 2,
+    problems: [{ path: 'link', side: 'container', reason: `symlink points outside the folder: /${ESC}[31mred` }],
+    keptOut: [{ path: '.env.production', side: 'container', reason: 'environment file (.env.production)' }],
+  });
+
+  it('prints escape-sequence and newline names escaped, one line per entry', () => {
+    const text = formatReport(report);
+    const lines = text.split('\n');
+    assert.equal(text.includes(ESC), false, 'no escape character reaches the terminal');
+    assert.equal(lines.filter((line) => line.includes('conflict')).length, 1, 'the forged conflict stays inside its own line');
+    assert.equal(lines.length, 5, 'summary, two changes, one problem, one kept out');
+    assert.match(lines[0]!, /^pull: 2 change\(s\), 0 bytes, 1 secret\(s\) kept out in \d+ ms$/);
+    assert.match(lines[1]!, /^ {2}create host {6}\\x1b\[2J\\x1b\]0;owned\\x07\.txt$/);
+    assert.match(lines[2]!, /^ {2}create host {6}a\.txt\\n {2}conflict {2}src\/main\.ts/);
+    assert.match(lines[3]!, /problem {3}link on container: symlink points outside the folder: \/\\x1b\[31mred/);
+  });
+
+  it('lists what was kept out, with the reason and how to let it through', () => {
+    const line = formatReport(report).split('\n').find((candidate) => candidate.startsWith('  kept out'));
+    assert.equal(line, '  kept out  .env.production on container: environment file (.env.production) (not copied to the host; --allow-secret PATTERN syncs it)');
+  });
+
+  it("lists the initial copy's kept-out files in status", () => {
+    const text = formatStatus({
+      hostPath: '/home/me/proj',
+      containerName: 'clud-proj',
+      state: 'running',
+      init: {
+        phase: 'ready',
+        updatedAt: '2026-12-04T12:00:00.000Z',
+        warnings: [],
+        attempts: 1,
+        initialSync: { direction: 'push', startedAt: '2026-12-04T12:00:00.000Z', durationMs: 5, filesTransferred: 1, filesDeleted: 0, bytesTransferred: 1, errors: [], retries: 0, changedPaths: [], changedPathsTruncated: false, notCopied: [], keptOut: [{ path: `id_rsa${ESC}`, reason: 'SSH private key' }] },
+      },
+    });
+    assert.match(text, /kept out {2}id_rsa\\x1b: SSH private key \(not copied into \/workspace/);
+  });
+});

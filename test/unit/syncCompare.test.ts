@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { changesLostWithContainer } from '../../src/core/sync/compare';
+import type { Entry } from '../../src/core/sync/entry';
+import { scanTree } from '../../src/core/sync/scan';
+import { useTempDir } from '../helpers/tempDir';
+
+const file = (hash: string): Entry => ({ kind: 'file', size: 1, mtimeMs: 0, mode: 0o644, hash });
+const fifo: Entry = { kind: 'untracked', reason: 'FIFO: cannot be synchronized', special: true };
+const unreadable: Entry = { kind: 'untracked', reason: 'cannot read: EACCES' };
+
+describe('unit: what removing the container would lose', () => {
+  const tempDir = useTempDir('clud-compare-');
+
+  it('a FIFO, socket or device in /workspace never counts, with or without an agreed state', () => {
+    assert.deepEqual(changesLostWithContainer([{ path: 'pipe', container: fifo }], true), []);
+    assert.deepEqual(changesLostWithContainer([{ path: 'pipe', container: fifo }], false), []);
+    assert.deepEqual(changesLostWithContainer([{ path: 'pipe', container: fifo, ancestor: file('a') }], true), []);
+  });
+
+  it('an edited file and an unreadable file in /workspace count: they hold content', () => {
+    const edited = { path: 'a.txt', host: file('a'), container: file('b'), ancestor: file('a') };
+    const locked = { path: 'secret', container: unreadable };
+    assert.deepEqual(changesLostWithContainer([edited, locked], true).map((difference) => difference.path), ['a.txt', 'secret']);
+    assert.deepEqual(changesLostWithContainer([edited], false).map((difference) => difference.path), ['a.txt']);
+  });
+
+  it('the scan marks a FIFO as special, an ordinary file as not', async () => {
+    execFileSync('mkfifo', [path.join(tempDir(), 'pipe')]);
+    writeFileSync(path.join(tempDir(), 'plain.txt'), 'x');
+    const { snapshot } = await scanTree(tempDir(), { excludes: [] });
+    const pipe = snapshot.get('pipe');
+    assert.equal(pipe?.kind === 'untracked' && pipe.special, true, JSON.stringify(pipe));
+    assert.equal(snapshot.get('plain.txt')?.kind, 'file');
+  });
+});
