@@ -1,5 +1,5 @@
 // rsync for the bulk copies: the initial copy of /host into a new /workspace (the list of paths
-// comes from the same scanner every sync uses) and the one-way mirror of the host's .git.
+// comes from the same scanner every sync uses).
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
@@ -99,11 +99,4 @@ async function runRsync(args: string[], input: Buffer, onProgress: (data: Progre
 function describeFailure(run: RsyncRun): string[] {
   const errors = rsyncErrors(run.stderr);
   return errors.length ? errors : [`rsync exited with code ${run.exitCode}: ${run.stderr.trim().split('\n').slice(-3).join(' ') || 'no message'}`];
-}
-
-/** Mirrors /host/.git into /workspace/.git (one way; see syncHandlers.ts). No-op without a repository. */
-export async function mirrorGitDirectory(): Promise<void> {
-  if (!existsSync(`${CONTAINER_HOST_PATH}/.git`)) return;
-  const result = await execa('rsync', ['--recursive', '--links', '--perms', '--times', '--no-owner', '--no-group', '--delete', `${CONTAINER_HOST_PATH}/.git`, `${CONTAINER_WORKSPACE_PATH}/`], { reject: false });
-  if (result.exitCode !== 0 && result.exitCode !== VANISHED_EXIT_CODE) throw new Error(`mirroring .git into the container failed: ${String(result.stderr).trim()}`);
 }

@@ -1,3 +1,4 @@
+import { describeAgentBranch } from '../core/git/refNames';
 import type { SyncMetrics, SyncReport } from '../core/protocol';
 import { describeReport } from '../core/sync/summary';
 import type { WorkspaceStatus } from '../core/workspace';
@@ -19,6 +20,10 @@ export function formatStatus(status: WorkspaceStatus): string {
     for (const warning of status.init.warnings) lines.push(`  warning: ${warning}`);
     if (status.init.initialSync) lines.push(`  initial copy: ${formatMetrics(status.init.initialSync)}`);
   }
+  if (status.git) {
+    for (const branch of status.git.branches) lines.push(`git:       ${describeAgentBranch(branch)}`);
+    for (const problem of status.git.problems) lines.push(`  ${problem}`);
+  }
   return lines.join('\n');
 }
 
@@ -36,5 +41,7 @@ export function formatReport(report: SyncReport): string {
   for (const kept of report.kept) lines.push(`  kept      ${kept.path} (${kept.side} version) at ${kept.keptAt}`);
   for (const skipped of report.skipped) lines.push(`  skipped   ${skipped.path} on ${skipped.side}: ${skipped.reason}`);
   for (const problem of report.problems) lines.push(`  problem   ${problem.path} on ${problem.side}: ${problem.reason}`);
+  for (const line of report.git?.lines ?? []) lines.push(`  ${line}`);
+  for (const problem of report.git?.problems ?? []) lines.push(`  problem   ${problem}`);
   return lines.join('\n');
 }

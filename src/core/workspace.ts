@@ -1,6 +1,7 @@
 // One project folder's workspace: its image, its container and its agent. The CLI and the VS Code
 // extension are thin shells around this class; it does everything through ContainerEngine.
-import { chown, mkdir, stat } from 'node:fs/promises';
+import { chown, mkdir, readFile, stat } from 'node:fs/promises';
+import * as path from 'node:path';
 import { AgentClient } from './agentClient';
 import type { QuestionHandler } from './agentClient';
 import { undoSettings } from './config';
@@ -15,17 +16,21 @@ import {
   LABEL_CONTEXT_HASH,
   LABEL_HOST_PATH,
   LABEL_WORKSPACE,
+  GIT_NAMESPACE_ENV,
+  GIT_STATE_FILE,
   SYNC_OPTIONS_ENV,
   WORKSPACE_USER,
 } from './containerLayout';
 import type { ContainerEngine, ContainerInfo, ExecSession } from './docker/engine';
 import { CludError, errorMessage } from './errors';
-import { bindMount, containerNameFor, hostFolderMount, normalizeHostPath } from './hostPath';
+import { bindMount, containerNameFor, gitNamespaceSource, hostFolderMount, normalizeHostPath } from './hostPath';
+import { gitNamespace } from './git/refNames';
 import { workspaceStateDirectory } from './stateDirectory';
 import type { HostPlatform } from './hostPath';
 import { loadBuildContext, packBuildContext } from './imageContext';
 import type { BuildContext, ImageResources } from './imageContext';
-import { InitState, PROTOCOL_VERSION } from './protocol';
+import { GitStatusSchema, InitState, PROTOCOL_VERSION } from './protocol';
+import type { GitStatus } from './protocol';
 import type { BackupManifest, ProgressData, RestoreResult, ResultOf, SyncOptions, SyncReport, UndoResultInfo } from './protocol';
 import { entriesEqual } from './sync/entry';
 import type { Policy } from './sync/reconcile';
@@ -62,6 +67,8 @@ export interface WorkspaceStatus {
   /** False when the container runs an image older than the current Dockerfile and agent. */
   imageCurrent?: boolean;
   init?: InitState;
+  /** The agent's branches in the folder's repository, as the last sync left them. */
+  git?: GitStatus;
 }
 
 export interface UpResult extends WorkspaceStatus {
@@ -132,7 +139,7 @@ export class Workspace {
         name: this.containerName,
         image: this.config.imageTag,
         labels: { [LABEL_WORKSPACE]: '1', [LABEL_HOST_PATH]: this.hostPath, [LABEL_CONTEXT_HASH]: context.hash, [LABEL_AGENT_HASH]: context.agentHash },
-        env: { [SYNC_OPTIONS_ENV]: JSON.stringify(this.syncOptions) },
+        env: { [SYNC_OPTIONS_ENV]: JSON.stringify(this.syncOptions), [GIT_NAMESPACE_ENV]: gitNamespace(gitNamespaceSource(this.hostPath, this.containerName, this.options.platform)) },
         mounts: [hostFolderMount(this.hostPath, this.options.platform), bindMount(this.stateDirectory, CONTAINER_STATE_PATH, this.options.platform)],
       });
       container = (await this.engine.inspectContainer(id))!;
@@ -165,6 +172,7 @@ export class Workspace {
       imageCurrent: context ? container.labels[LABEL_CONTEXT_HASH] === context.hash : undefined,
     };
     if (container.running) status.init = await this.readInitState(container.id);
+    status.git = await this.readGitStatus();
     return status;
   }
 
@@ -373,6 +381,14 @@ export class Workspace {
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
     throw new CludError('timeout', `container ${this.containerName} did not finish its initial copy in time`, 'Run `clud status` and `clud logs` to see where it is.');
+  }
+
+  private async readGitStatus(): Promise<GitStatus | undefined> {
+    try {
+      return GitStatusSchema.parse(JSON.parse(await readFile(path.join(this.stateDirectory, GIT_STATE_FILE), 'utf8')));
+    } catch {
+      return undefined; // No sync has carried history yet, or a file from another version.
+    }
   }
 
   private async readInitState(containerId: string): Promise<InitState | undefined> {
