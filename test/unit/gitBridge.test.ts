@@ -135,6 +135,19 @@ describe('unit: git bridge (real git)', function () {
     assert.equal(git(host, 'log', '-1', '--format=%s', kept), 'agent work');
   });
 
+  it('a container repository that is gone is cloned again, and the agent branches already carried stay', async () => {
+    const { host, container } = hostWithHistory();
+    await seedContainerRepository({ host, container });
+    const tip = commitFile(container, 'b.txt', 'agent\n', 'agent work');
+    await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+    rmSync(path.join(container, '.git'), { recursive: true });
+    const exchange = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+    assert.deepEqual(exchange?.problems, []);
+    assert.deepEqual(exchange?.lines, ["host: /workspace had no repository; it is a clone of the folder's again"]);
+    assert.equal(git(container, 'rev-parse', 'HEAD'), git(host, 'rev-parse', 'HEAD'));
+    assert.equal(git(host, 'rev-parse', 'clud/app/main'), tip);
+  });
+
   it('a failing fetch (a broken container repository) reports, and changes neither repository', async () => {
     const { host, container } = hostWithHistory();
     await seedContainerRepository({ host, container });

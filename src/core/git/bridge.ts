@@ -118,7 +118,10 @@ export async function exchangeHistory(roots: GitRoots, options: ExchangeOptions)
       return exchange;
     }
     if (!containerStats) {
-      exchange.problems.push('git: /workspace has no repository (its .git is gone), so no history crossed');
+      // A wiped /workspace (restored by `clud resume`) or a removed .git: cloning again destroys nothing.
+      const seeded = await seedContainerRepository(roots);
+      if (seeded.problem) exchange.problems.push(seeded.problem);
+      else exchange.lines.push("host: /workspace had no repository; it is a clone of the folder's again");
     } else if (!containerStats.isDirectory()) {
       exchange.problems.push("git: /workspace/.git is not a folder (a link or a gitdir file); it was not read, so no history crossed");
     } else {
