@@ -2,7 +2,7 @@
 // container's copy are two folders here, as /host and /workspace are in the container.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { exchangeHistory, seedContainerRepository } from '../../src/core/git/bridge';
 import { gitNamespace, keptTipRef } from '../../src/core/git/refNames';
@@ -146,6 +146,73 @@ describe('unit: git bridge (real git)', function () {
     assert.deepEqual(exchange?.lines, ["host: /workspace had no repository; it is a clone of the folder's again"]);
     assert.equal(git(container, 'rev-parse', 'HEAD'), git(host, 'rev-parse', 'HEAD'));
     assert.equal(git(host, 'rev-parse', 'clud/app/main'), tip);
+  });
+
+  it("runs none of the container repository's hooks or configured programs (it is the agent's, so hostile)", async () => {
+    const { host, container } = hostWithHistory();
+    await seedContainerRepository({ host, container });
+    const markers = path.join(tempDir(), 'markers');
+    mkdirSync(markers);
+    const trap = (name: string) => {
+      const file = path.join(tempDir(), `trap-${name}`);
+      writeFileSync(file, `#!/bin/sh\ntouch ${markers}/${name}\ncat >/dev/null 2>&1\nexit 0\n`);
+      chmodSync(file, 0o755);
+      return file;
+    };
+    const hookNames = ['pre-receive', 'update', 'post-receive', 'post-update', 'reference-transaction', 'proc-receive', 'pre-auto-gc', 'push-to-checkout', 'pre-upload-pack'];
+    const hooksPath = path.join(tempDir(), 'hooks');
+    mkdirSync(hooksPath);
+    for (const name of hookNames) {
+      cpSync(trap(`hook-${name}`), path.join(container, '.git', 'hooks', name));
+      cpSync(trap(`hooksPath-${name}`), path.join(hooksPath, name));
+    }
+    // An alternate makes receive-pack list the alternate's refs, with this command if configured.
+    const alternate = path.join(tempDir(), 'alternate');
+    git(tempDir(), 'clone', '-q', '--bare', host, alternate);
+    writeFileSync(path.join(container, '.git', 'objects', 'info', 'alternates'), path.join(alternate, 'objects') + '\n');
+    const config = [
+      ['core.hooksPath', hooksPath],
+      ['core.fsmonitor', trap('fsmonitor')],
+      ['core.alternateRefsCommand', trap('alternateRefsCommand')],
+      ['uploadpack.packObjectsHook', trap('packObjectsHook')],
+      ['receive.autogc', 'true'],
+      ['gc.auto', '1'],
+      ['core.pager', trap('pager')],
+    ];
+    for (const [key, value] of config) git(container, 'config', key!, value!);
+    commitFile(container, 'b.txt', 'agent\n', 'agent work');
+    commitFile(host, 'h.txt', 'user\n', 'user work');
+    // The agent's own commit ran its traps (the control: they work); only the exchange counts.
+    assert.ok(readdirSync(markers).includes('hooksPath-reference-transaction'), String(readdirSync(markers)));
+    for (const marker of readdirSync(markers)) rmSync(path.join(markers, marker));
+
+    const exchange = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+    assert.deepEqual(exchange?.problems, []);
+    assert.ok(exchange?.lines.includes('agent: 1 new commit on clud/app/main'), String(exchange?.lines));
+    assert.ok(exchange?.lines.includes('host: 1 new commit on host/main'), String(exchange?.lines));
+    assert.deepEqual(readdirSync(markers), [], 'a program configured in the container repository ran');
+  });
+
+  it('a container repository that refuses the push (receive.procReceiveRefs with hooks off) is reported and keeps its refs', async () => {
+    const { host, container } = hostWithHistory();
+    await seedContainerRepository({ host, container });
+    git(container, 'config', 'receive.procReceiveRefs', 'refs');
+    const before = git(container, 'for-each-ref', '--format=%(objectname) %(refname)');
+    commitFile(host, 'h.txt', 'user\n', 'user work');
+    const exchange = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+    assert.deepEqual(exchange?.problems, ["git: the host's new commits could not be delivered into /workspace/.git: ! [remote rejected] main -> host/main (fail to run proc-receive hook)"]);
+    assert.equal(git(container, 'for-each-ref', '--format=%(objectname) %(refname)'), before);
+  });
+
+  it('what it writes into a container repository of another owner is given to that owner', async () => {
+    const { host, container } = hostWithHistory();
+    await seedContainerRepository({ host, container });
+    execFileSync('chown', ['-R', '1000:1000', container]);
+    commitFile(host, 'h.txt', 'user\n', 'user work');
+    const exchange = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+    assert.deepEqual(exchange?.problems, []);
+    const owners = execFileSync('find', [path.join(container, '.git'), '-not', '-uid', '1000'], { encoding: 'utf8' });
+    assert.equal(owners, '', 'files in the container repository belong to another user');
   });
 
   it('a failing fetch (a broken container repository) reports, and changes neither repository', async () => {

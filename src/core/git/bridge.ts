@@ -10,7 +10,7 @@ import { lstat, readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { errorMessage } from '../errors';
 import type { GitBranchInfo, GitExchange } from '../protocol';
-import { gitFailure, runGit, runProgram } from './gitCommand';
+import { gitFailure, remoteProgram, runGit, runProgram } from './gitCommand';
 import type { GitOptions } from './gitCommand';
 import { HOST_BRANCHES_PREFIX, agentBranchName, agentBranchPrefix, agentBranchRef, incomingPrefix, keptTipRef, plural } from './refNames';
 
@@ -152,7 +152,7 @@ async function collectAgentHistory(roots: GitRoots, host: Extract<HostRepository
   await deleteRefs(hostOptions, incoming);
   try {
     // upload-pack reads the container's repository; the host's fetch writes only refs under `incoming`.
-    const fetch = await runGit(['fetch', '--quiet', '--no-tags', '--no-prune', '--no-write-fetch-head', '--no-recurse-submodules', gitDirOf(roots.container), `+refs/heads/*:${incoming}*`], hostOptions);
+    const fetch = await runGit(['fetch', '--quiet', '--no-tags', '--no-prune', '--no-write-fetch-head', '--no-recurse-submodules', `--upload-pack=${remoteProgram('upload-pack', hostOptions)}`, gitDirOf(roots.container), `+refs/heads/*:${incoming}*`], hostOptions);
     if (fetch.exitCode !== 0) {
       outcome.problems.push(`git: the agent's commits could not be fetched from /workspace/.git: ${gitFailure(fetch)}; nothing was changed in either repository`);
       return outcome;
@@ -212,7 +212,7 @@ async function deliverHostHistory(roots: GitRoots, host: Extract<HostRepository,
   if ((await listRefs(safeOptions(roots, host.gitDir), 'refs/heads/')).length === 0) return outcome;
   const before = new Map((await listRefs(containerOptions, HOST_BRANCHES_PREFIX)).map((ref) => [ref.name, ref.tip]));
   const refspecs = [`+refs/heads/*:${HOST_BRANCHES_PREFIX}*`, ...(options.withTags ? ['refs/tags/*:refs/tags/*'] : [])];
-  const push = await runGit(['push', '--quiet', '--no-verify', '--no-follow-tags', containerGitDir, ...refspecs], safeOptions(roots, host.gitDir));
+  const push = await runGit(['push', '--quiet', '--no-verify', '--no-follow-tags', `--receive-pack=${remoteProgram('receive-pack', containerOptions)}`, containerGitDir, ...refspecs], safeOptions(roots, host.gitDir));
   if (push.exitCode !== 0) {
     outcome.problems.push(`git: the host's new commits could not be delivered into /workspace/.git: ${gitFailure(push)}`);
   }

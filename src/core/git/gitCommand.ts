@@ -23,8 +23,10 @@ export interface GitOptions {
 }
 
 /**
- * Configuration given on the command line: it overrides every repository's config and is passed
- * on to the git processes git itself starts (upload-pack, receive-pack, index-pack).
+ * Configuration given on the command line: it overrides every repository's config. git does not
+ * hand it to the upload-pack or receive-pack it starts for a local path (it clears
+ * GIT_CONFIG_PARAMETERS for a process in another repository), so those are started with the same
+ * `-c` options on their own command line (`remoteProgram`).
  */
 const SAFE_CONFIG = [
   'core.hooksPath=/dev/null',
@@ -54,6 +56,18 @@ export function gitArgs(args: readonly string[], options: GitOptions = {}): stri
     ...(options.workTree ? [`--work-tree=${options.workTree}`] : []),
     ...args,
   ];
+}
+
+/** Shell-quoted for the command git runs through the shell for `--upload-pack` and `--receive-pack`. */
+const shellQuote = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The `--upload-pack` / `--receive-pack` command for a fetch from or push to the other local
+ * repository: that program reads the other repository's config, so it gets the safe
+ * configuration on its own command line, where it outranks that repository's.
+ */
+export function remoteProgram(program: 'upload-pack' | 'receive-pack', options: GitOptions = {}): string {
+  return ['git', ...gitArgs([program], { safeDirectories: options.safeDirectories })].map(shellQuote).join(' ');
 }
 
 export const GIT_ENVIRONMENT: Readonly<Record<string, string>> = {
@@ -115,6 +129,8 @@ export function gitFailure(run: GitRun): string {
     .split('\n')
     .map((line) => line.trim())
     .filter((line) => line && !line.startsWith('hint:'));
+  // A push names each refused ref on a "! [remote rejected] ... (reason)" line: more telling than its summary.
+  const rejected = lines.find((line) => line.startsWith('! '));
   const fatal = lines.find((line) => line.startsWith('fatal:') || line.startsWith('error:'));
-  return (fatal ?? lines.at(-1) ?? `git exited with code ${run.exitCode}`).replace(/^(fatal|error): /, '');
+  return (rejected ?? fatal ?? lines.at(-1) ?? `git exited with code ${run.exitCode}`).replace(/^(fatal|error): /, '');
 }
