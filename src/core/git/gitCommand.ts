@@ -101,10 +101,17 @@ export async function runGit(args: readonly string[], options: GitOptions = {}):
   return runProgram(file, argv, { env: { ...process.env, ...GIT_ENVIRONMENT }, input: options.input });
 }
 
+/**
+ * A git child that has not finished by then is killed and reported: the sync holds its lock while
+ * git runs, and a repository must not be able to hold it forever. Generous, for a first clone of
+ * a large repository on a slow disk.
+ */
+export const GIT_TIMEOUT_MS = 15 * 60 * 1000;
+
 /** Runs a program to its end, collecting its output; a program that cannot start is exit code -1. */
-export function runProgram(file: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<GitRun> {
+export function runProgram(file: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<GitRun> {
   return new Promise((resolve) => {
-    const child = spawn(file, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], timeout: options.timeoutMs ?? GIT_TIMEOUT_MS, killSignal: 'SIGKILL' });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -113,11 +120,13 @@ export function runProgram(file: string, args: readonly string[], options: { env
     child.stdin.end(options.input ?? '');
     let spawnError: Error | undefined;
     child.on('error', (error) => (spawnError = error));
-    child.on('close', (code) =>
+    child.on('close', (code, signal) =>
       resolve({
         exitCode: code ?? -1,
         stdout: Buffer.concat(stdout).toString('utf8'),
-        stderr: Buffer.concat(stderr).toString('utf8') || (spawnError ? `${file}: ${spawnError.message}` : ''),
+        stderr: child.killed
+          ? `fatal: ${file} did not finish in ${Math.round((options.timeoutMs ?? GIT_TIMEOUT_MS) / 1000)} s and was stopped`
+          : Buffer.concat(stderr).toString('utf8') || (signal ? `fatal: ${file} was killed by ${signal}` : spawnError ? `fatal: ${file}: ${spawnError.message}` : ''),
       }),
     );
   });
