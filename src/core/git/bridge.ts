@@ -149,18 +149,27 @@ async function collectAgentHistory(roots: GitRoots, host: Extract<HostRepository
   const outcome: Outcome = { lines: [], problems: [] };
   const hostOptions = safeOptions(roots, host.gitDir);
   const incoming = incomingPrefix(options.namespace);
-  await deleteRefs(hostOptions, incoming);
+  const containerHeads = await listRefs(safeOptions(roots, gitDirOf(roots.container)), 'refs/heads/');
+  // Usually the host has every tip already (nothing new, or fetched before): then nothing is fetched.
+  const needsFetch = await anyMissing(hostOptions, containerHeads.map((head) => head.tip));
   try {
-    // upload-pack reads the container's repository; the host's fetch writes only refs under `incoming`.
-    const fetch = await runGit(['fetch', '--quiet', '--no-tags', '--no-prune', '--no-write-fetch-head', '--no-recurse-submodules', `--upload-pack=${remoteProgram('upload-pack', hostOptions)}`, gitDirOf(roots.container), `+refs/heads/*:${incoming}*`], hostOptions);
-    if (fetch.exitCode !== 0) {
-      outcome.problems.push(`git: the agent's commits could not be fetched from /workspace/.git: ${gitFailure(fetch)}; nothing was changed in either repository`);
-      return outcome;
+    let tips = containerHeads.map((head) => ({ branch: head.name.slice('refs/heads/'.length), tip: head.tip }));
+    if (needsFetch) {
+      await deleteRefs(hostOptions, incoming);
+      // upload-pack reads the container's repository; the host's fetch writes only refs under `incoming`.
+      const fetch = await runGit(['fetch', '--quiet', '--no-tags', '--no-prune', '--no-write-fetch-head', '--no-recurse-submodules', `--upload-pack=${remoteProgram('upload-pack', hostOptions)}`, gitDirOf(roots.container), `+refs/heads/*:${incoming}*`], hostOptions);
+      if (fetch.exitCode !== 0) {
+        outcome.problems.push(`git: the agent's commits could not be fetched from /workspace/.git: ${gitFailure(fetch)}; nothing was changed in either repository`);
+        return outcome;
+      }
+      tips = (await listRefs(hostOptions, incoming)).map((ref) => ({ branch: ref.name.slice(incoming.length), tip: ref.tip }));
     }
-    const fetched = await listRefs(hostOptions, incoming);
     const current = new Map((await listRefs(hostOptions, agentBranchPrefix(options.namespace))).map((ref) => [ref.name, ref.tip]));
-    for (const { name, tip } of fetched) {
-      const branch = name.slice(incoming.length);
+    for (const { branch, tip } of tips) {
+      if (!SAFE_BRANCH.test(branch) || !/^[0-9a-f]{40,64}$/.test(tip)) {
+        outcome.problems.push(`git: the container's branch ${JSON.stringify(branch)} has a name Clud does not carry`);
+        continue;
+      }
       const ref = agentBranchRef(options.namespace, branch);
       const shown = agentBranchName(options.namespace, branch);
       const old = current.get(ref);
@@ -189,9 +198,20 @@ async function collectAgentHistory(roots: GitRoots, host: Extract<HostRepository
       else outcome.lines.push(`agent: rewrote ${shown} (${plural(added, 'new commit')}); its old tip ${old.slice(0, 12)} is kept at ${kept}`);
     }
   } finally {
-    await deleteRefs(hostOptions, incoming);
+    if (needsFetch) await deleteRefs(hostOptions, incoming);
   }
   return outcome;
+}
+
+/** A branch name as git allows it, and nothing that could break a line of `update-ref --stdin`. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what it must refuse
+const SAFE_BRANCH = /^(?!.*\.\.)(?!.*@\{)(?!\/)(?!.*\/$)(?!.*\.lock(\/|$))[^\x00-\x20\x7f~^:?*[\\]+$/;
+
+/** True when any of `objects` is not in the repository (one `cat-file --batch-check`). */
+async function anyMissing(options: GitOptions, objects: readonly string[]): Promise<boolean> {
+  if (objects.length === 0) return false;
+  const run = await runGit(['cat-file', '--batch-check=%(objectname)'], { ...options, input: objects.join('\n') + '\n' });
+  return run.exitCode !== 0 || run.stdout.includes(' missing');
 }
 
 /**
@@ -208,9 +228,12 @@ async function deliverHostHistory(roots: GitRoots, host: Extract<HostRepository,
     outcome.problems.push(`git: /workspace/.git/${link} is a symbolic link, so the host's new commits were not delivered into the container's repository`);
     return outcome;
   }
+  const hostHeads = await listRefs(safeOptions(roots, host.gitDir), 'refs/heads/');
   // With nothing to send (a repository with no commits yet) push would only fail.
-  if ((await listRefs(safeOptions(roots, host.gitDir), 'refs/heads/')).length === 0) return outcome;
+  if (hostHeads.length === 0) return outcome;
   const before = new Map((await listRefs(containerOptions, HOST_BRANCHES_PREFIX)).map((ref) => [ref.name, ref.tip]));
+  const current = hostHeads.every((head) => before.get(HOST_BRANCHES_PREFIX + head.name.slice('refs/heads/'.length)) === head.tip);
+  if (current && !options.withTags) return outcome;
   const refspecs = [`+refs/heads/*:${HOST_BRANCHES_PREFIX}*`, ...(options.withTags ? ['refs/tags/*:refs/tags/*'] : [])];
   const push = await runGit(['push', '--quiet', '--no-verify', '--no-follow-tags', `--receive-pack=${remoteProgram('receive-pack', containerOptions)}`, containerGitDir, ...refspecs], safeOptions(roots, host.gitDir));
   if (push.exitCode !== 0) {
