@@ -75,16 +75,18 @@ export async function seedContainerRepository(roots: GitRoots): Promise<SeedResu
   const init = await runGit(['init', '--quiet', `--object-format=${host.objectFormat}`, roots.container], safeOptions(roots));
   if (init.exitCode !== 0) return { problem: `git: could not create the container's repository: ${gitFailure(init)}` };
   const delivered = await deliverHostHistory(roots, host, { withTags: true });
-  const options = { ...safeOptions(roots, containerGitDir), workTree: roots.container };
+  const options = safeOptions(roots, containerGitDir);
   const steps: string[][] = [];
   if (host.headBranch && host.headCommit) steps.push(['update-ref', host.headBranch, host.headCommit]);
   if (host.headBranch) steps.push(['symbolic-ref', 'HEAD', host.headBranch]);
   else if (host.headCommit) steps.push(['update-ref', '--no-deref', 'HEAD', host.headCommit]);
-  if (host.headCommit) steps.push(['read-tree', 'HEAD'], ['update-index', '-q', '--refresh']);
+  // The index from HEAD's tree alone: refreshing it against the files would hash them through
+  // whatever clean filters a repository's config names, and at a re-seed during a sync the agent
+  // could have put a config there. The workspace user's first `git status` refreshes it instead.
+  if (host.headCommit) steps.push(['read-tree', 'HEAD']);
   for (const step of steps) {
     const run = await runGit(step, options);
-    // update-index --refresh exits 1 when files differ from HEAD: that is the state, not a failure.
-    if (run.exitCode !== 0 && step[0] !== 'update-index') return { problem: `git: could not set up the container's HEAD (git ${step[0]}): ${gitFailure(run)}` };
+    if (run.exitCode !== 0) return { problem: `git: could not set up the container's HEAD (git ${step[0]}): ${gitFailure(run)}` };
   }
   const chown = await giveToWorkspaceOwner(roots, [containerGitDir]);
   const problems = [...delivered.problems, ...(chown ? [chown] : [])];
