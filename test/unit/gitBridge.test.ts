@@ -278,6 +278,19 @@ describe('unit: git bridge (real git)', function () {
     assert.throws(() => git(host, 'rev-parse', '--verify', '-q', 'HEAD'), 'the host still has no commit of its own');
   });
 
+  it('a shallow host repository (a depth-1 clone) is cloned into the container, and the agent\'s commits come back', async () => {
+    const { host: full } = hostWithHistory();
+    const { host, container } = { host: path.join(tempDir(), 'shallow'), container: path.join(tempDir(), 'shallow-workspace') };
+    git(tempDir(), 'clone', '-q', '--depth=1', `file://${full}`, host);
+    copyFiles(host, container);
+    assert.deepEqual(await seedContainerRepository({ host, container }), {});
+    assert.equal(git(container, 'rev-parse', 'HEAD'), git(host, 'rev-parse', 'HEAD'));
+    const tip = commitFile(container, 'b.txt', 'agent\n', 'agent work');
+    const exchange = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+    assert.deepEqual(exchange?.problems, []);
+    assert.equal(git(host, 'rev-parse', 'clud/app/main'), tip);
+  });
+
   it('a folder with no repository: nothing to say, and the container has none; one the agent makes is reported as staying there', async () => {
     const { host, container } = roots();
     mkdirSync(host);

@@ -75,6 +75,7 @@ export async function seedContainerRepository(roots: GitRoots): Promise<SeedResu
   const init = await runGit(['init', '--quiet', `--object-format=${host.objectFormat}`, roots.container], safeOptions(roots));
   if (init.exitCode !== 0) return { problem: `git: could not create the container's repository: ${gitFailure(init)}` };
   const delivered = await deliverHostHistory(roots, host, { withTags: true });
+  if (delivered.problems.length) return { problem: delivered.problems.join('; ') };
   const options = safeOptions(roots, containerGitDir);
   const steps: string[][] = [];
   if (host.headBranch && host.headCommit) steps.push(['update-ref', host.headBranch, host.headCommit]);
@@ -89,8 +90,7 @@ export async function seedContainerRepository(roots: GitRoots): Promise<SeedResu
     if (run.exitCode !== 0) return { problem: `git: could not set up the container's HEAD (git ${step[0]}): ${gitFailure(run)}` };
   }
   const chown = await giveToWorkspaceOwner(roots, [containerGitDir]);
-  const problems = [...delivered.problems, ...(chown ? [chown] : [])];
-  return problems.length ? { problem: problems.join('; ') } : {};
+  return chown ? { problem: chown } : {};
 }
 
 export interface ExchangeOptions {

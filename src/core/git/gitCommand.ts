@@ -41,6 +41,8 @@ const SAFE_CONFIG = [
   'receive.unpackLimit=1',
   'fetch.unpackLimit=1',
   'transfer.unpackLimit=1',
+  // A shallow host repository (a depth-limited clone) can seed the container's.
+  'receive.shallowUpdate=true',
   'push.recurseSubmodules=no',
   'fetch.recurseSubmodules=false',
   'push.gpgSign=false',
