@@ -140,6 +140,22 @@ describe('integration: git history between the container and the host', function
     assert.equal(hostGit(dir, 'rev-parse', 'clud/app/main'), amended);
   });
 
+  it('a branch switch in the container reaches the folder as file changes, through the usual sync and its undo step', async function () {
+    await agentGit(dir, 'switch', '-q', '-c', 'topic', 'host/feature');
+    const { report } = await cludSync('sync', dir);
+    assert.deepEqual(
+      report.applied.filter((change) => change.side === 'host').map((change) => `${change.action} ${change.path}`).sort(),
+      // user.txt stays: the host committed it, so in the container it is an untracked file that a switch keeps.
+      ['delete new.txt', 'update src/app.txt'],
+    );
+    assert.ok(report.undoStep, 'the switch is an undo step like any sync');
+    assert.equal(readFileSync(path.join(dir, 'src/app.txt'), 'utf8'), 'one\n');
+    assert.deepEqual(report.git?.lines, [], 'a branch with nothing new is not carried');
+    await agentGit(dir, 'switch', '-q', 'main');
+    const back = await cludSync('sync', dir);
+    assert.deepEqual(back.report.applied.filter((change) => change.side === 'host').map((change) => `${change.action} ${change.path}`).sort(), ['create new.txt', 'update src/app.txt']);
+  });
+
   it('a failing fetch (a commit whose object is gone) is reported, and neither repository changes', async function () {
     await execSh(dir, 'echo three > src/app.txt');
     await agentGit(dir, 'commit', '-q', '-a', '-m', 'agent: broken');
