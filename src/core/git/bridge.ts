@@ -43,7 +43,7 @@ export async function inspectHostRepository(roots: GitRoots): Promise<HostReposi
   if (!stats.isDirectory()) return { kind: 'unsupported', reason: 'the folder\'s .git is not a folder (a symbolic link?), so no history is carried' };
   const options = safeOptions(roots, gitDir);
   const format = await runGit(['rev-parse', '--show-object-format'], options);
-  if (format.exitCode === -1 && /ENOENT/.test(format.stderr)) return { kind: 'unsupported', reason: 'the image has no git (it was built by an older Clud); `clud up --rebuild` adds it' };
+  if (/spawn git ENOENT|failed to execute git/.test(format.stderr)) return { kind: 'unsupported', reason: 'the image has no git (it was built by an older Clud); `clud up --rebuild` adds it' };
   if (format.exitCode !== 0) return { kind: 'unsupported', reason: `the folder's repository cannot be read: ${gitFailure(format)}` };
   const branch = await runGit(['symbolic-ref', '-q', 'HEAD'], options);
   const commit = await runGit(['rev-parse', '-q', '--verify', 'HEAD^{commit}'], options);
