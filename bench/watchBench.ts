@@ -1,5 +1,5 @@
 // `npm run bench:watch`: which file watcher the resident agent should use, measured on generated
-// trees of 2,000 / 10,000 / 100,000 files in real folder depths (about 10 files a folder, up to 6
+// trees of 2,000 / 10,000 / 100,000 files in real folder depths (about 10 files a folder, 5 subfolders, up to 6
 // levels deep). Each watcher runs in its own child process, so that its inotify watches (the
 // `inotify wd:` lines in /proc/PID/fdinfo) and its resident memory are its own:
 //   chokidar 4, @parcel/watcher 2 (native, prebuilt), plain fs.watch on every folder, and the
@@ -123,7 +123,7 @@ function countInotifyWatches(): number {
 
 // --- parent: trees and the table ------------------------------------------------------------
 
-/** ~10 files a folder, folders 3 wide, 6 levels deep at most; small mixed sizes. */
+/** ~10 files a folder, folders 5 wide, 6 levels deep at most; small mixed sizes. */
 function buildTree(root: string, files: number): { folders: number; deepFolder: string } {
   mkdirSync(root, { recursive: true });
   const folders: string[] = [root];
@@ -132,7 +132,7 @@ function buildTree(root: string, files: number): { folders: number; deepFolder: 
     const parent = folders[i];
     const depth = path.relative(root, parent).split(path.sep).filter(Boolean).length;
     if (depth >= 6) continue;
-    for (let k = 0; k < 3 && folders.length * 10 < files; k += 1) {
+    for (let k = 0; k < 5 && folders.length * 10 < files; k += 1) {
       const folder = path.join(parent, `dir${k}`);
       mkdirSync(folder);
       folders.push(folder);
