@@ -9,7 +9,7 @@
 // touched), to see what it does on ENOSPC.
 // scripts/watchBench.sh installs the two libraries into bench-results/watch-deps (they are not
 // dependencies of the extension or the agent) and runs this with tsx.
-// `-- --sizes 2000,10000`: other tree sizes.
+// `-- --sizes 2000,10000`: other tree sizes; `-- --watchers parcel,TreeWatcher`: only those.
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { mkdirSync, readdirSync, readFileSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
@@ -153,6 +153,8 @@ async function runChild(name: WatcherName, root: string, deepFolder: string, wat
 async function main(): Promise<void> {
   const sizesArg = process.argv.indexOf('--sizes');
   const sizes = sizesArg > 0 ? process.argv[sizesArg + 1].split(',').map(Number) : [2000, 10000, 100000];
+  const watchersArg = process.argv.indexOf('--watchers');
+  const watchers = watchersArg > 0 ? (process.argv[watchersArg + 1].split(',') as WatcherName[]) : WATCHERS;
   const unshareWorks = await run('unshare', ['--user', '--map-root-user', 'true']).then(() => true, () => false);
   const rows: Array<ChildResult & { files: number; folders: number; limit?: number }> = [];
   for (const files of sizes) {
@@ -161,13 +163,13 @@ async function main(): Promise<void> {
       const { folders, deepFolder } = buildTree(path.join(work, 'tree'), files);
       await run('sync');
       console.error(`tree: ${files} files in ${folders} folders`);
-      for (const name of WATCHERS) {
+      for (const name of watchers) {
         rows.push({ files, folders, ...(await runChild(name, path.join(work, 'tree'), deepFolder)) });
         console.error(`  ${JSON.stringify(rows[rows.length - 1])}`);
       }
       if (unshareWorks && files === sizes[0]) {
         const limit = Math.floor(folders / 2);
-        for (const name of WATCHERS) {
+        for (const name of watchers) {
           rows.push({ files, folders, limit, ...(await runChild(name, path.join(work, 'tree'), deepFolder, limit).catch((e: Error) => ({ watcher: name, startMs: 0, watches: 0, rssMb: 0, baselineRssMb: 0, error: `child failed: ${e.message.split('\n')[0]}` }))) });
           console.error(`  ${JSON.stringify(rows[rows.length - 1])}`);
         }

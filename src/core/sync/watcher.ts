@@ -7,7 +7,7 @@
 // ship in the agent's bundle or the image, and the same watch count as @parcel/watcher (see the
 // measurement in docs/ARCHITECTURE.md). Ignored folders, `.git` and node_modules get no watch.
 import { EventEmitter } from 'node:events';
-import { promises as fs, watch, type FSWatcher } from 'node:fs';
+import { promises as fs, watch, type Dirent, type FSWatcher } from 'node:fs';
 import { pathAndAncestors } from './entry';
 import { IgnoreRules } from './ignore';
 import { bytesFromName, joinBytes, nameFromBytes } from './pathCodec';
@@ -122,34 +122,35 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
    * Watches `folder` and every folder below it that is neither ignored nor unwatched. Rules
    * are read as the scan reads them (every .gitignore on the way down), so what the scan leaves
    * alone costs no watch. Watch first, list second: a file created in between is still seen.
+   * Sibling subtrees are walked concurrently (libuv's thread pool bounds the parallel reads).
    */
   private async watchSubtree(folder: string, inherited: IgnoreRules): Promise<void> {
     if (this.closed || this.pollTimer !== undefined) return;
     if (!this.watches.has(folder) && !this.addWatch(folder)) return;
-    let names: Buffer[];
+    let children: Dirent<Buffer>[];
     try {
-      names = await fs.readdir(joinBytes(this.rootBytes, folder), { encoding: 'buffer' });
+      children = await fs.readdir(joinBytes(this.rootBytes, folder), { encoding: 'buffer', withFileTypes: true });
     } catch {
       this.closeSubtree(folder);
       this.markDirty(folder);
       return;
     }
     let rules = inherited;
-    if (names.some((name) => name.toString() === '.gitignore')) {
+    if (children.some((child) => child.name.toString() === '.gitignore')) {
       const text = await fs.readFile(joinBytes(this.rootBytes, childPath(folder, '.gitignore')), 'utf8').catch(() => undefined);
       if (text !== undefined) rules = rules.withGitignore(folder, text);
     }
     this.rules.set(folder, rules);
     const subfolders: string[] = [];
-    await Promise.all(names.map(async (nameBytes) => {
-      const name = nameFromBytes(nameBytes);
+    for (const child of children) {
+      const name = nameFromBytes(child.name);
       const path = childPath(folder, name);
-      if (this.unwatched.has(name)) return;
-      const stat = await fs.lstat(joinBytes(this.rootBytes, path)).catch(() => undefined);
-      if (stat?.isDirectory() && !rules.ignores(path, true)) subfolders.push(path);
-    }));
-    // One level at a time keeps the number of open reads bounded by the width of the tree.
-    for (const subfolder of subfolders) await this.watchSubtree(subfolder, rules);
+      if (this.unwatched.has(name)) continue;
+      // The listing's file types spare an lstat per entry; a file system that gives none is asked.
+      const isDirectory = child.isDirectory() || (isUnknownType(child) && (await fs.lstat(joinBytes(this.rootBytes, path)).catch(() => undefined))?.isDirectory() === true);
+      if (isDirectory && !rules.ignores(path, true)) subfolders.push(path);
+    }
+    await Promise.all(subfolders.map((subfolder) => this.watchSubtree(subfolder, rules)));
   }
 
   /** false when the folder could not be watched (and the watcher may have degraded to polling). */
@@ -286,5 +287,7 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
   }
 }
 
+/** DT_UNKNOWN: neither file, folder, link nor anything else. */
+const isUnknownType = (child: Dirent<Buffer>): boolean => !child.isFile() && !child.isDirectory() && !child.isSymbolicLink() && !child.isFIFO() && !child.isSocket() && !child.isBlockDevice() && !child.isCharacterDevice();
 const childPath = (folder: string, name: string): string => (folder === '' ? name : `${folder}/${name}`);
 const parentOf = (path: string): string => (path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '');
