@@ -44,6 +44,7 @@ export interface TreeWatcherOptions {
 export const DEFAULT_QUIET_MS = 150;
 export const DEFAULT_MAX_DELAY_MS = 1000;
 export const DEFAULT_POLL_INTERVAL_MS = 2000;
+const WALK_CONCURRENCY = 8;
 export const DEFAULT_UNWATCHED_NAMES: readonly string[] = ['node_modules'];
 
 const WATCH_LIMIT_MESSAGE = 'the system limit on file watches was reached (raise it with: sysctl fs.inotify.max_user_watches=524288); polling for changes instead';
@@ -122,18 +123,35 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
    * Watches `folder` and every folder below it that is neither ignored nor unwatched. Rules
    * are read as the scan reads them (every .gitignore on the way down), so what the scan leaves
    * alone costs no watch. Watch first, list second: a file created in between is still seen.
-   * Sibling subtrees are walked concurrently (libuv's thread pool bounds the parallel reads).
    */
-  private async watchSubtree(folder: string, inherited: IgnoreRules): Promise<void> {
-    if (this.closed || this.pollTimer !== undefined) return;
-    if (!this.watches.has(folder) && !this.addWatch(folder)) return;
+  private async watchSubtree(top: string, inherited: IgnoreRules): Promise<void> {
+    // Level by level, a bounded number of folders at once: the listings in flight stay few.
+    let level: Array<[string, IgnoreRules]> = [[top, inherited]];
+    while (level.length > 0) {
+      const next: Array<[string, IgnoreRules]> = [];
+      let index = 0;
+      const worker = async () => {
+        while (index < level.length) {
+          const [folder, rules] = level[index++] as [string, IgnoreRules];
+          next.push(...(await this.watchFolder(folder, rules)));
+        }
+      };
+      await Promise.all(Array.from({ length: WALK_CONCURRENCY }, worker));
+      level = next;
+    }
+  }
+
+  /** Watches one folder; its subfolders to watch next, with their rules. */
+  private async watchFolder(folder: string, inherited: IgnoreRules): Promise<Array<[string, IgnoreRules]>> {
+    if (this.closed || this.pollTimer !== undefined) return [];
+    if (!this.watches.has(folder) && !this.addWatch(folder)) return [];
     let children: Dirent<Buffer>[];
     try {
       children = await fs.readdir(joinBytes(this.rootBytes, folder), { encoding: 'buffer', withFileTypes: true });
     } catch {
       this.closeSubtree(folder);
       this.markDirty(folder);
-      return;
+      return [];
     }
     let rules = inherited;
     if (children.some((child) => child.name.toString() === '.gitignore')) {
@@ -141,16 +159,16 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
       if (text !== undefined) rules = rules.withGitignore(folder, text);
     }
     this.rules.set(folder, rules);
-    const subfolders: string[] = [];
+    const subfolders: Array<[string, IgnoreRules]> = [];
     for (const child of children) {
       const name = nameFromBytes(child.name);
       const path = childPath(folder, name);
       if (this.unwatched.has(name)) continue;
       // The listing's file types spare an lstat per entry; a file system that gives none is asked.
       const isDirectory = child.isDirectory() || (isUnknownType(child) && (await fs.lstat(joinBytes(this.rootBytes, path)).catch(() => undefined))?.isDirectory() === true);
-      if (isDirectory && !rules.ignores(path, true)) subfolders.push(path);
+      if (isDirectory && !rules.ignores(path, true)) subfolders.push([path, rules]);
     }
-    await Promise.all(subfolders.map((subfolder) => this.watchSubtree(subfolder, rules)));
+    return subfolders;
   }
 
   /** false when the folder could not be watched (and the watcher may have degraded to polling). */
