@@ -18,6 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { TreeWatcher } from '../src/core/sync/watcher';
+import { buildTree } from './trees';
 
 const run = promisify(execFile);
 const WATCHERS = ['chokidar', 'parcel', 'fs.watch', 'TreeWatcher'] as const;
@@ -122,26 +123,6 @@ function countInotifyWatches(): number {
 }
 
 // --- parent: trees and the table ------------------------------------------------------------
-
-/** ~10 files a folder, folders 5 wide, 6 levels deep at most; small mixed sizes. */
-function buildTree(root: string, files: number): { folders: number; deepFolder: string } {
-  mkdirSync(root, { recursive: true });
-  const folders: string[] = [root];
-  let deepFolder = root;
-  for (let i = 0; folders.length * 10 < files; i += 1) {
-    const parent = folders[i];
-    const depth = path.relative(root, parent).split(path.sep).filter(Boolean).length;
-    if (depth >= 6) continue;
-    for (let k = 0; k < 5 && folders.length * 10 < files; k += 1) {
-      const folder = path.join(parent, `dir${k}`);
-      mkdirSync(folder);
-      folders.push(folder);
-      deepFolder = folder;
-    }
-  }
-  for (let n = 0; n < files; n += 1) writeFileSync(path.join(folders[n % folders.length], `file${n}.txt`), 'x'.repeat((n * 37) % 3000));
-  return { folders: folders.length, deepFolder };
-}
 
 async function runChild(name: WatcherName, root: string, deepFolder: string, watchLimit?: number): Promise<ChildResult> {
   const script = `${process.execPath} --import tsx ${JSON.stringify(__filename)} --child ${name} ${JSON.stringify(root)} ${JSON.stringify(deepFolder)}`;
