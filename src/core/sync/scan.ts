@@ -289,7 +289,9 @@ async function settle<T>(operation: () => Promise<T>): Promise<T | Failure | und
 /** Runs at most `max` tasks at once; a finishing task hands its slot straight to the next one. */
 class Limiter {
   private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private waiting: Array<(() => void) | undefined> = [];
+  /** Index of the oldest waiter: shift() would copy the whole queue each time, and a scan queues an lstat per entry. */
+  private head = 0;
 
   constructor(private readonly max: number) {}
 
@@ -299,10 +301,22 @@ class Limiter {
     try {
       return await task();
     } finally {
-      const next = this.waiting.shift();
+      const next = this.takeNext();
       if (next) next();
       else this.active -= 1;
     }
+  }
+
+  private takeNext(): (() => void) | undefined {
+    if (this.head >= this.waiting.length) return undefined;
+    const next = this.waiting[this.head];
+    this.waiting[this.head] = undefined;
+    this.head += 1;
+    if (this.head === this.waiting.length || (this.head > 1024 && this.head * 2 > this.waiting.length)) {
+      this.waiting = this.waiting.slice(this.head);
+      this.head = 0;
+    }
+    return next;
   }
 }
 
