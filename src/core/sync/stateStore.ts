@@ -13,7 +13,7 @@
 // agent is one esbuild bundle on the image's Node 20, which has no node:sqlite, and
 // better-sqlite3 needs a native build), and the access pattern is exactly "load everything once,
 // append what changed".
-import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { EntrySchema } from '../protocol';
 import type { Entry } from './entry';
@@ -38,6 +38,7 @@ export const JOURNAL_FILE = 'state-journal.jsonl';
 const MIN_COMPACTION_BYTES = 4 * 2 ** 20;
 /** Records per write while a base is written: big enough to be fast, small enough to stay flat in memory. */
 const BASE_CHUNK_RECORDS = 5000;
+const READ_CHUNK_BYTES = 1 << 20;
 
 type Record_ = [table: number, path: string, value: Entry | ScanCacheEntry | null];
 
@@ -153,8 +154,16 @@ export class SyncStateStore {
 
   private applyRecord([code, key, value]: Record_): void {
     const table = this.anyTable(TABLES[code] as StateTable);
-    if (value === null) table.delete(key);
-    else table.set(key, value);
+    if (value === null) {
+      table.delete(key);
+      return;
+    }
+    // A cache record's hash is usually the agreed entry's: one string for both (64 bytes a file less).
+    if (code !== 0) {
+      const agreed = this.ancestor.get(key);
+      if (agreed?.kind === 'file' && agreed.hash === (value as ScanCacheEntry).hash) (value as { hash: string }).hash = agreed.hash;
+    }
+    table.set(key, value);
   }
 
   // --- base and journal -------------------------------------------------------------------------
@@ -197,43 +206,36 @@ export class SyncStateStore {
 
   /** false when there is no base yet (a new or not yet migrated state folder). */
   private async load(): Promise<boolean> {
-    const base = await readFile(this.basePath, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return undefined;
-      throw error;
+    // Line by line, in chunks: the whole file as one string (and its split) would double the
+    // memory the state itself needs, and RSS rarely gives that back.
+    let header: { version?: unknown; sequence?: unknown } | undefined;
+    const base = await readLines(this.basePath, (line) => {
+      if (header === undefined) {
+        header = parseLine(line, this.basePath) as { version?: unknown; sequence?: unknown };
+        if (header.version !== STATE_STORE_VERSION || typeof header.sequence !== 'number') throw new Error(`state file ${this.basePath} has an unknown header`);
+        this.sequence = header.sequence;
+        return;
+      }
+      if (line !== '') this.applyRecord(checkRecord(parseLine(line, this.basePath), this.basePath));
     });
     if (base === undefined) return false;
-    this.baseBytes = Buffer.byteLength(base);
-    const lines = base.split('\n');
-    const header = parseLine(lines[0] ?? '', this.basePath) as { version?: unknown; sequence?: unknown };
-    if (header.version !== STATE_STORE_VERSION || typeof header.sequence !== 'number') throw new Error(`state file ${this.basePath} has an unknown header`);
-    this.sequence = header.sequence;
-    // The base is renamed into place only once complete, so every line of it must parse.
-    for (let i = 1; i < lines.length; i += 1) {
-      if (lines[i] === '') continue;
-      this.applyRecord(checkRecord(parseLine(lines[i] as string, this.basePath), this.basePath));
-    }
-    const journal = await readFile(this.journalPath, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return '';
-      throw error;
-    });
-    this.journalBytes = Buffer.byteLength(journal);
-    const journalLines = journal.split('\n');
-    for (let i = 0; i < journalLines.length; i += 1) {
-      const line = journalLines[i] as string;
-      const last = i === journalLines.length - 1;
-      // Only the last line can be torn (the process died while writing it): that commit never
-      // returned, so it is not part of the state. A line that ends in "\n" was written whole.
-      if (last) {
-        if (line !== '') await this.dropTornTail(Buffer.byteLength(journal) - Buffer.byteLength(line));
-        break;
-      }
+    // The base is renamed into place only once complete: it ends with a whole line.
+    if (header === undefined || base.tornAt !== undefined) throw new Error(`state file ${this.basePath} is incomplete`);
+    this.baseBytes = base.bytes;
+    let lineNumber = 0;
+    const journal = await readLines(this.journalPath, (line) => {
+      lineNumber += 1;
       const [sequence, records] = parseLine(line, this.journalPath) as [number, unknown[]];
-      if (typeof sequence !== 'number' || !Array.isArray(records)) throw new Error(`state file ${this.journalPath} has a malformed line ${i + 1}`);
-      if (sequence <= this.sequence) continue; // already in the base
+      if (typeof sequence !== 'number' || !Array.isArray(records)) throw new Error(`state file ${this.journalPath} has a malformed line ${lineNumber}`);
+      if (sequence <= this.sequence) return; // already in the base
       if (sequence !== this.sequence + 1) throw new Error(`state file ${this.journalPath} skips from commit ${this.sequence} to ${sequence}`);
       for (const record of records) this.applyRecord(checkRecord(record, this.journalPath));
       this.sequence = sequence;
-    }
+    });
+    this.journalBytes = journal?.bytes ?? 0;
+    // Only the last line can be torn (the process died while writing it): that commit never
+    // returned, so it is not part of the state. A line that ends in "\n" was written whole.
+    if (journal?.tornAt !== undefined) await this.dropTornTail(journal.tornAt);
     return true;
   }
 
@@ -269,6 +271,46 @@ export async function stateStoreBytes(directory: string): Promise<number> {
   let total = 0;
   for (const name of [BASE_FILE, JOURNAL_FILE]) total += (await stat(path.join(directory, name)).catch(() => ({ size: 0 }))).size;
   return total;
+}
+
+/**
+ * Calls `onLine` for every line that ends in "\n"; undefined when the file does not exist.
+ * `tornAt`: where an unfinished last line starts, if there is one.
+ */
+async function readLines(file: string, onLine: (line: string) => void): Promise<{ bytes: number; tornAt?: number } | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    const chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+    let carried: Buffer[] = [];
+    let carriedBytes = 0;
+    let bytes = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      bytes += bytesRead;
+      let start = 0;
+      for (let newline = chunk.indexOf(10, 0); newline >= 0 && newline < bytesRead; newline = chunk.indexOf(10, start)) {
+        const piece = chunk.subarray(start, newline);
+        onLine(carriedBytes === 0 ? piece.toString('utf8') : Buffer.concat([...carried, piece]).toString('utf8'));
+        carried = [];
+        carriedBytes = 0;
+        start = newline + 1;
+      }
+      if (start < bytesRead) {
+        carried.push(Buffer.from(chunk.subarray(start, bytesRead)));
+        carriedBytes += bytesRead - start;
+      }
+    }
+    return { bytes, ...(carriedBytes > 0 && { tornAt: bytes - carriedBytes }) };
+  } finally {
+    await handle.close();
+  }
 }
 
 function parseLine(line: string, file: string): unknown {
