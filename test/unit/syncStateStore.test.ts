@@ -39,21 +39,22 @@ describe('unit: sync state store (journal + base)', () => {
     await reopened.close();
   });
 
-  it('reads back lines longer than its read chunk, and shares a cache record\'s hash with the agreed entry', async () => {
+  it('reads back a line longer than its read chunk, names with multi-byte characters included', async () => {
     const store = await SyncStateStore.open(stateDir());
     const many = new Map<string, Entry>();
     const caches = new Map<string, ScanCacheEntry>();
-    for (let i = 0; i < 12_000; i += 1) {
+    for (let i = 0; i < 7_000; i += 1) {
       many.set(`folder/file-${i}-é.txt`, file(String(i).padStart(64, '0')));
       caches.set(`folder/file-${i}-é.txt`, cached(String(i).padStart(64, '0')));
     }
     many.set('folder', { kind: 'directory', mode: 0o755 });
     await store.commit({ ancestor: many, host: caches });
     await store.close();
-    assert.ok(readFileSync(path.join(stateDir(), JOURNAL_FILE)).length > 2 ** 21, 'one line over two chunks');
+    const journalBytes = readFileSync(path.join(stateDir(), JOURNAL_FILE)).length;
+    assert.ok(journalBytes > 2 ** 21, `one line over two chunks: ${journalBytes} bytes`);
     const reopened = await SyncStateStore.open(stateDir());
-    assert.equal(reopened.ancestor.size, 12_001);
-    assert.equal((reopened.ancestor.get('folder/file-11999-é.txt') as { hash: string }).hash, '11999'.padStart(64, '0'));
+    assert.equal(reopened.ancestor.size, 7_001);
+    assert.equal((reopened.ancestor.get('folder/file-6999-é.txt') as { hash: string }).hash, '6999'.padStart(64, '0'));
     assert.equal(reopened.host.get('folder/file-5-é.txt')?.hash, '5'.padStart(64, '0'));
     await reopened.close();
   });
