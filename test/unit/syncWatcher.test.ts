@@ -111,6 +111,21 @@ describe('unit: sync tree watcher', () => {
     await waitFor(() => covered(batches, 'gen/a/file.txt'), 'the now-synced file');
   });
 
+  it('watches a root that was deleted and made again from scratch, asking for a full rescan', async () => {
+    const root = path.join(tempDir(), 'root');
+    write(root, 'a/file.txt');
+    const { watcher, batches } = await watching(root, { pollIntervalMs: 100 });
+    stop = () => watcher.close();
+    rmSync(root, { recursive: true });
+    await waitFor(() => batches.some((batch) => batch.rescan), 'a rescan once the root is gone');
+    await waitFor(() => watcher.watchCount === 0, 'the old watches released');
+    write(root, 'b/new.txt');
+    await waitFor(() => watcher.watchCount === 2, 'the new root and its folder watched');
+    batches.length = 0;
+    write(root, 'b/new.txt', 'changed');
+    await waitFor(() => covered(batches, 'b/new.txt'), 'a change in the new root');
+  });
+
   it('polls when told to: says so once and delivers rescan batches', async () => {
     write(tempDir(), 'a.txt');
     const { watcher, batches, degraded } = await watching(tempDir(), { poll: true, pollIntervalMs: 100 });

@@ -63,6 +63,10 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
   private pollTimer: NodeJS.Timeout | undefined;
   private readonly degradedSaid = new Set<WatchDegradedCode>();
   private closed = false;
+  /** dev:ino of the root folder watched; undefined while it is missing. */
+  private rootIdentity: string | undefined;
+  private checkingRoot = false;
+  private rootRetry: NodeJS.Timeout | undefined;
   private readonly rootBytes: Buffer;
   private readonly quietMs: number;
   private readonly maxDelayMs: number;
@@ -92,6 +96,7 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
       this.startPolling({ code: 'WATCH_POLLING', message: 'watching is off by setting; polling for changes' });
       return;
     }
+    this.rootIdentity = await this.readRootIdentity();
     await this.watchSubtree('', IgnoreRules.create(this.options.excludes));
   }
 
@@ -102,6 +107,7 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
     clearTimeout(this.quietTimer);
     clearTimeout(this.maxDelayTimer);
     clearInterval(this.pollTimer);
+    clearTimeout(this.rootRetry);
   }
 
   /** Delivers what has collected now, without waiting for the quiet period (e.g. before a shutdown). */
@@ -200,6 +206,8 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
 
   private onEvent(folder: string, nameBytes: Buffer | null): void {
     if (this.closed) return;
+    // The root's own watch fires when the root itself is deleted or moved (and for its children).
+    if (folder === '') void this.checkRoot();
     if (nameBytes === null) {
       // The kernel did not say which entry: the whole folder is suspect.
       this.markDirty(folder);
@@ -259,6 +267,40 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
         this.rules.delete(folder);
       }
     }
+  }
+
+  /**
+   * A root deleted, or replaced by another folder (a wiped /workspace recreated), leaves every
+   * watch on the old folders: they would never fire again. Then everything is rescanned and the
+   * new root is watched from scratch, as soon as it exists.
+   */
+  private async checkRoot(): Promise<void> {
+    if (this.checkingRoot || this.pollTimer !== undefined) return;
+    this.checkingRoot = true;
+    try {
+      const identity = await this.readRootIdentity();
+      if (this.closed) return;
+      if (identity === undefined) {
+        // Nothing to watch until it is back: look again after a poll interval.
+        clearTimeout(this.rootRetry);
+        this.rootRetry = setTimeout(() => void this.checkRoot(), this.options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS);
+      }
+      if (identity === this.rootIdentity) return;
+      for (const watcher of this.watches.values()) watcher.close();
+      this.watches.clear();
+      this.rules.clear();
+      this.markRescan();
+      this.rootIdentity = identity;
+      if (identity === undefined) return;
+      await this.watchSubtree('', IgnoreRules.create(this.options.excludes));
+    } finally {
+      this.checkingRoot = false;
+    }
+  }
+
+  private async readRootIdentity(): Promise<string | undefined> {
+    const stat = await fs.stat(this.rootBytes).catch(() => undefined);
+    return stat?.isDirectory() ? `${stat.dev}:${stat.ino}` : undefined;
   }
 
   // --- batches ----------------------------------------------------------------------------------
