@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { SyncSession, type CycleFinished, type SyncSessionOptions } from '../../src/core/sync/session';
 import { useTempDir } from '../helpers/tempDir';
@@ -17,6 +18,7 @@ function write(root: string, relative: string, content: string): void {
   writeFileSync(path.join(root, relative), content);
 }
 
+const REPO_ROOT = path.resolve(__dirname, '..', '..');
 const readOr = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : undefined);
 
 describe('unit: sync session (continuous sync on real trees)', () => {
@@ -90,6 +92,34 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     assert.deepEqual(session?.degradedWatches.map((reason) => [reason.side, reason.code]), [['host', 'WATCH_POLLING']]);
     write(roots.host, 'polled.txt', 'seen by polling');
     await waitFor(() => readOr(path.join(roots.container, 'polled.txt')) === 'seen by polling', 'the polled host write');
+  });
+
+  it('loses nothing when the owner is SIGKILLed mid-cycle, and syncs on when opened again', async function () {
+    this.timeout(120_000);
+    const roots = { host: path.join(tempDir(), 'host'), container: path.join(tempDir(), 'container') };
+    const stateDir = path.join(tempDir(), 'state');
+    for (let i = 0; i < 3000; i += 1) write(roots.host, `src/m${i % 30}/f${i}.txt`, `file ${i} `.repeat(20));
+    mkdirSync(roots.container, { recursive: true });
+    const script = `
+      const { SyncSession } = require(${JSON.stringify(path.join(REPO_ROOT, 'src/core/sync/session.ts'))});
+      SyncSession.open(${JSON.stringify({ roots, stateDir, excludes: [], policy: 'two-way-safe', quietMs: 50 })}).then(() => process.stdout.write('open\\n'));`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    // Killed once the first cycle has copied some of the files, not all.
+    await waitFor(() => existsSync(path.join(roots.container, 'src')) && readdirSync(path.join(roots.container, 'src')).length >= 3, 'the copy under way', 60_000);
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    const copiedBeforeKill = readdirSync(path.join(roots.container, 'src'), { recursive: true }).filter((name) => String(name).endsWith('.txt')).length;
+
+    session = await SyncSession.open({ roots, stateDir, excludes: [], policy: 'two-way-safe', quietMs: 50 });
+    await waitFor(() => readOr(path.join(roots.container, 'src/m29/f2999.txt')) !== undefined && !session?.changesWaiting, 'the copy finished after the restart', 60_000);
+    for (let i = 0; i < 3000; i += 1) {
+      const relative = `src/m${i % 30}/f${i}.txt`;
+      assert.equal(readOr(path.join(roots.host, relative)), `file ${i} `.repeat(20), `host ${relative}`);
+      assert.equal(readOr(path.join(roots.container, relative)), `file ${i} `.repeat(20), `container ${relative}`);
+    }
+    write(roots.container, 'after.txt', 'next change');
+    await waitFor(() => readOr(path.join(roots.host, 'after.txt')) === 'next change', 'the next change');
+    assert.ok(copiedBeforeKill < 3000, `killed mid-copy (${copiedBeforeKill} files were across)`);
   });
 
   it('runs client jobs in the same queue as cycles', async () => {
