@@ -124,7 +124,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
     side: change.side,
     action: change.next === undefined ? 'delete' : change.expected === undefined ? 'create' : 'update',
   }));
-  report.skipped = outcome.skipped.map(({ change, reason }) => ({ path: change.path, side: change.side, reason }));
+  report.skipped = outcome.skipped.map(({ change, code, reason }) => ({ path: change.path, side: change.side, code, reason }));
   report.kept = outcome.kept;
   report.bytesCopied = outcome.bytesCopied;
   return finish();

@@ -410,7 +410,7 @@ export async function scanPaths(root: string, paths: readonly string[], options:
   if (rootStat instanceof Failure) throw new Error(`sync root ${root} cannot be read: ${rootStat.reason}`);
   if (!rootStat.isDirectory()) throw new Error(`sync root ${root} is not a directory`);
 
-  const scanner = new Scanner(rootBytes, options.cache ?? new Map());
+  const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs);
   // Per folder of a chain: its rules, or why the paths below it are left out.
   const folders = new Map<string, IgnoreRules | { ignored: true } | { notAFolder: true }>();
   const visited: Visited[] = [];
