@@ -2,6 +2,7 @@ import type { InitState, ProgressData, SyncOptions } from '../core/protocol';
 import { readInitState, writeInitState } from './initStateFile';
 import { CONTAINER_HOST_PATH, CONTAINER_WORKSPACE_PATH } from '../core/containerLayout';
 import { seedContainerRepository } from '../core/git/bridge';
+import { initialCopyMustFail } from './failpoint';
 import { runInitialCopy } from './rsyncRunner';
 
 /**
@@ -25,6 +26,7 @@ export async function runInitialSync(options: SyncOptions, onProgress: (data: Pr
   // commits there, and each sync carries history both ways (src/core/git/bridge.ts). A folder
   // whose repository cannot be cloned still gets its files; the warning says why there is no git.
   const seeded = await seedContainerRepository({ host: CONTAINER_HOST_PATH, container: CONTAINER_WORKSPACE_PATH });
+  if (initialCopyMustFail()) metrics.errors.push('the copy was made to fail (CLUD_FAILPOINT=fail-initial-copy)');
   if (seeded.problem) base.warnings = [...base.warnings.filter((warning) => !warning.startsWith('git: ')), seeded.problem];
   if (metrics.errors.length > 0) {
     const error = `initial copy of the project folder to /workspace is incomplete: ${metrics.errors.length} error(s), first: ${metrics.errors[0]}`;

@@ -69,7 +69,7 @@ export interface WorkspaceOptions {
   initTimeoutMs?: number;
   /** The folder holding every workspace's sync state (see stateDirectory.ts). */
   stateRoot: string;
-  /** Extra environment for agent sessions (tests set CLUD_FAILPOINT, see src/agent/failpoint.ts). */
+  /** Extra environment for the agent, its start-up and its sessions (tests set CLUD_FAILPOINT, see src/agent/failpoint.ts). */
   agentEnv?: Record<string, string>;
 }
 
@@ -215,7 +215,7 @@ export class Workspace {
           [LABEL_LAYOUT]: CONTAINER_LAYOUT,
           ...(ui ? { [LABEL_UI]: '1', [LABEL_UI_AUTH]: uiAuth } : {}),
         },
-        env: { [SYNC_OPTIONS_ENV]: JSON.stringify(this.syncOptions), [GIT_NAMESPACE_ENV]: gitNamespace(gitNamespaceSource(this.hostPath, this.containerName, this.options.platform)) },
+        env: { ...this.options.agentEnv, [SYNC_OPTIONS_ENV]: JSON.stringify(this.syncOptions), [GIT_NAMESPACE_ENV]: gitNamespace(gitNamespaceSource(this.hostPath, this.containerName, this.options.platform)) },
         mounts: [
           hostFolderMount(this.hostPath, this.options.platform),
           bindMount(this.stateDirectory, CONTAINER_STATE_PATH, this.options.platform),

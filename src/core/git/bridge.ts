@@ -29,7 +29,7 @@ export type HostRepository =
 const gitDirOf = (root: string) => path.join(root, '.git');
 
 function safeOptions(roots: GitRoots, gitDir?: string): GitOptions {
-  return { gitDir, safeDirectories: [gitDirOf(roots.host), roots.host, gitDirOf(roots.container), roots.container] };
+  return { gitDir, safeDirectories: [gitDirOf(roots.host), roots.host, gitDirOf(roots.container), roots.container], asWorkspaceUser: gitDir === gitDirOf(roots.container) };
 }
 
 /** What kind of repository the user's folder has. */
@@ -73,7 +73,7 @@ export async function seedContainerRepository(roots: GitRoots): Promise<SeedResu
   if (host.kind === 'unsupported') return { problem: `git: ${host.reason}; /workspace gets no repository` };
   const containerGitDir = gitDirOf(roots.container);
   if (await lstat(containerGitDir).catch(() => undefined)) return {};
-  const init = await runGit(['init', '--quiet', `--object-format=${host.objectFormat}`, roots.container], safeOptions(roots));
+  const init = await runGit(['init', '--quiet', `--object-format=${host.objectFormat}`, roots.container], { ...safeOptions(roots), asWorkspaceUser: true });
   if (init.exitCode !== 0) return { problem: `git: could not create the container's repository: ${gitFailure(init)}` };
   const delivered = await deliverHostHistory(roots, host, { withTags: true });
   if (delivered.problems.length) return { problem: delivered.problems.join('; ') };

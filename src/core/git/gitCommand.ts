@@ -3,8 +3,12 @@
 // the host folder. Every git child gets: no system or global config, hooks and fsmonitor off, no
 // automatic gc or maintenance, no reflogs, a safe.directory entry for exactly the paths it names
 // (the container's repository may belong to another UID), and none of the caller's capabilities.
+// Every git process that opens the container's repository runs as the workspace user: whatever
+// that repository holds (a symbolic link swapped into .git, say) can then reach only what the
+// workspace user could reach anyway, never the host folder or the state folder.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { WORKSPACE_USER } from '../containerLayout';
 
 export interface GitRun {
   exitCode: number;
@@ -20,6 +24,8 @@ export interface GitOptions {
   /** Paths added as safe.directory entries (both repositories a command touches). */
   safeDirectories?: readonly string[];
   input?: string;
+  /** The command opens the container's repository: run it as the workspace user (see above). */
+  asWorkspaceUser?: boolean;
 }
 
 /**
@@ -69,7 +75,8 @@ const shellQuote = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
  * configuration on its own command line, where it outranks that repository's.
  */
 export function remoteProgram(program: 'upload-pack' | 'receive-pack', options: GitOptions = {}): string {
-  return ['git', ...gitArgs([program], { safeDirectories: options.safeDirectories })].map(shellQuote).join(' ');
+  // The other repository is always the container's: its program runs as the workspace user.
+  return [...identityPrefix({ asWorkspaceUser: true }), 'git', ...gitArgs([program], { safeDirectories: options.safeDirectories })].map(shellQuote).join(' ');
 }
 
 export const GIT_ENVIRONMENT: Readonly<Record<string, string>> = {
@@ -95,12 +102,24 @@ function holdsCapabilities(): boolean {
   }
 }
 
+/**
+ * What a capable non-root caller (the sync agent: CAP_DAC_OVERRIDE and friends) puts before git:
+ * a command on the container's repository runs as the workspace user with no capabilities; one on
+ * the host's keeps only CAP_SETUID and CAP_SETGID. Elsewhere (tests, a root caller) git runs as
+ * the caller.
+ */
+function identityPrefix(options: Pick<GitOptions, 'asWorkspaceUser'>): string[] {
+  if (!holdsCapabilities()) return [];
+  if (options.asWorkspaceUser) return ['setpriv', `--reuid=${WORKSPACE_USER}`, `--regid=${WORKSPACE_USER}`, '--init-groups', '--inh-caps=-all', '--ambient-caps=-all', '--'];
+  // Only what it takes to start the container's side of a fetch or push as the workspace user
+  // (`remoteProgram`): no capability that reads or writes files beyond the sync user's own.
+  return ['setpriv', '--inh-caps=-all,+setuid,+setgid', '--ambient-caps=-all,+setuid,+setgid', '--'];
+}
+
 /** Runs git with the safe configuration; never throws for a non-zero exit. */
 export async function runGit(args: readonly string[], options: GitOptions = {}): Promise<GitRun> {
-  const full = gitArgs(args, options);
-  // A capable non-root caller (CAP_DAC_OVERRIDE and friends) hands git none of its capabilities.
-  const [file, argv] = holdsCapabilities() ? ['setpriv', ['--inh-caps=-all', '--ambient-caps=-all', '--', 'git', ...full]] : ['git', full];
-  return runProgram(file, argv, { env: { ...process.env, ...GIT_ENVIRONMENT }, input: options.input });
+  const [file, ...argv] = [...identityPrefix(options), 'git', ...gitArgs(args, options)];
+  return runProgram(file!, argv, { env: { ...process.env, ...GIT_ENVIRONMENT }, input: options.input });
 }
 
 /**
