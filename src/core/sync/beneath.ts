@@ -15,7 +15,7 @@
 // descriptor (see replaceChecked's setStagedAttributes). docs/ARCHITECTURE.md ("The container
 // boundary") gives the argument.
 import { closeSync, constants, openSync } from 'node:fs';
-import { ancestorsOf } from './entry';
+import { pathAndAncestors } from './entry';
 import { bytesFromName } from './pathCodec';
 
 const FOLDER_OPEN_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
@@ -68,8 +68,8 @@ function pinnedFolder(fd: number): PinnedFolder {
   };
 }
 
-/** Test hook: called after each folder of a walk is pinned, before the next is opened through it. */
-export type PinStepHook = (pinnedKey: string) => void;
+/** Test hook: called after each folder of a walk is pinned (`""`: the root), before the next is opened through it. */
+export type PinStepHook = (root: string, pinnedKey: string) => void;
 let stepHook: PinStepHook | undefined;
 export function setPinStepHookForTests(hook: PinStepHook | undefined): void {
   stepHook = hook;
@@ -81,10 +81,10 @@ export function setPinStepHookForTests(hook: PinStepHook | undefined): void {
  */
 export function pinFolder(root: string, key: string): { ok: true; folder: PinnedFolder } | PinFailure {
   let fd = openFolder(root);
-  stepHook?.('');
+  stepHook?.(root, '');
   if (key === '') return { ok: true, folder: pinnedFolder(fd) };
   const names = key.split('/');
-  const keys = [...ancestorsOf(key), key];
+  const keys = pathAndAncestors(key);
   for (let index = 0; index < names.length; index += 1) {
     let next: number;
     try {
@@ -98,7 +98,7 @@ export function pinFolder(root: string, key: string): { ok: true; folder: Pinned
     }
     closeFolder(fd);
     fd = next;
-    stepHook?.(keys[index]!);
+    stepHook?.(root, keys[index]!);
   }
   return { ok: true, folder: pinnedFolder(fd) };
 }
