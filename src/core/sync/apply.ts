@@ -232,7 +232,13 @@ async function applyPinned(change: Change, target: Buffer, options: ApplyOptions
         },
       );
       if (made === 'taken') return { code: 'changed-since-scan', reason: 'created since the scan' };
-      await ownAndMode(target, change.next.mode, made === 'created' ? options.owners?.[change.side] : undefined);
+      try {
+        await ownAndMode(target, change.next.mode, made === 'created' ? options.owners?.[change.side] : undefined);
+      } catch (error) {
+        // Moved away, or replaced by a link, since it was made or found: the next sync sees why.
+        if (['ENOENT', 'ELOOP'].includes((error as NodeJS.ErrnoException).code ?? '')) return { code: 'changed-since-scan', reason: 'replaced since the scan' };
+        throw error;
+      }
     } else if (staged || replacesContent) {
       const written = await replaceChecked(target, staged, expectation(replacesContent ? current.stats : undefined, foundAt, expected), { keep, keepDisplaced: change.keepLoser });
       staged = undefined; // consumed
