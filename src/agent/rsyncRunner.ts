@@ -3,10 +3,10 @@
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, WORKSPACE_USER } from '../core/containerLayout';
+import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH } from '../core/containerLayout';
 import type { ProgressData, SyncMetrics, SyncOptions } from '../core/protocol';
 import { withRetries } from '../core/retry';
-import { MAX_CHANGED_PATHS, TRANSIENT_EXIT_CODES, VANISHED_EXIT_CODE, initialCopyArgs, parseItemizedLine, parseRsyncOutput, rsyncErrors } from '../core/rsync';
+import { MAX_CHANGED_PATHS, RECEIVE_AS_WORKSPACE_USER, TRANSIENT_EXIT_CODES, VANISHED_EXIT_CODE, initialCopyArgs, parseItemizedLine, parseRsyncOutput, receivedAsWorkspaceUser, rsyncErrors } from '../core/rsync';
 import type { Entry, FileEntry } from '../core/sync/entry';
 import { bytesFromName, joinBytes } from '../core/sync/pathCodec';
 import type { ScanCache } from '../core/sync/scan';
@@ -108,6 +108,6 @@ function describeFailure(run: RsyncRun): string[] {
 /** Mirrors the host's .git into /workspace/.git (one way; see syncHandlers.ts). No-op without a repository. */
 export async function mirrorGitDirectory(): Promise<void> {
   if (!existsSync(`${CONTAINER_HOST_PATH}/.git`)) return;
-  const result = await execa('rsync', ['--recursive', '--links', '--perms', '--chmod=ug-s,o-t', '--times', '--super', `--chown=${WORKSPACE_USER}:${WORKSPACE_USER}`, '--delete', `${CONTAINER_HOST_PATH}/.git`, `${CONTAINER_WORKSPACE_PATH}/`], { reject: false });
+  const result = await execa('rsync', ['--recursive', '--links', '--perms', '--chmod=ug-s,o-t', '--times', ...RECEIVE_AS_WORKSPACE_USER, '--delete', `${CONTAINER_HOST_PATH}/.git`, receivedAsWorkspaceUser(`${CONTAINER_WORKSPACE_PATH}/`)], { reject: false });
   if (result.exitCode !== 0 && result.exitCode !== VANISHED_EXIT_CODE) throw new Error(`mirroring .git into the container failed: ${String(result.stderr).trim()}`);
 }
