@@ -10,7 +10,7 @@ export interface CommandOutput {
 export interface CommandContext {
   workspace: Workspace;
   flags: Record<string, string | boolean | string[] | undefined>;
-  /** Arguments after `--` (only `exec` takes them). */
+  /** Arguments after `--` (only `exec` and `claude` take them). */
   rest: string[];
   /** Positional arguments other than DIR (only commands declaring `positionals` get any). */
   positionals: string[];
@@ -27,8 +27,8 @@ export interface CommandSpec {
   usage: string;
   summary: string;
   options: Record<string, OptionSpec>;
-  /** Whether arguments after `--` are required. */
-  takesCommand?: boolean;
+  /** Whether arguments after `--` are required (true) or allowed ('optional'). */
+  takesCommand?: boolean | 'optional';
   /** Positional arguments besides the optional DIR, e.g. resolve's PATH: `[DIR] PATH`. */
   positionals?: { min: number; max: number; directoryFirst: true };
   run(context: CommandContext): Promise<CommandOutput>;

@@ -27,6 +27,8 @@ export function formatStatus(status: WorkspaceStatus): string {
     for (const warning of status.init.warnings) lines.push(`  warning: ${displayText(warning)}`);
     if (status.init.initialSync) lines.push(`  initial copy: ${formatMetrics(status.init.initialSync)}`);
   }
+  if (status.ui) lines.push(`IDE:       ${status.ui.url}`);
+  if (status.mcpServers) lines.push(`MCP:       ${status.mcpServers.length ? status.mcpServers.join(', ') : '(none)'}`);
   return lines.join('\n');
 }
 

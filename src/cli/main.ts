@@ -41,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const { directory, others } = splitPositionals(command, positionals);
-    if (command.takesCommand && rest.length === 0) throw new CludError('bad-input', 'no command given after --', `Usage: ${command.usage}`);
+    if (command.takesCommand === true && rest.length === 0) throw new CludError('bad-input', 'no command given after --', `Usage: ${command.usage}`);
     if (!command.takesCommand && rest.length > 0) throw new CludError('bad-input', `clud ${command.name} takes no command after --`, `Usage: ${command.usage}`);
     const workspace = createWorkspace(values, directory, json);
     const output = await command.run({ workspace, flags: values, rest, positionals: others });

@@ -2,6 +2,7 @@
 // environment, the extension from `clud.*` settings; both get the same errors for bad values.
 import { z } from 'zod';
 import { CludError } from './errors';
+import { McpServerSetting, parseMcpServerList } from './mcp';
 
 export const DEFAULT_IMAGE_TAG = 'niteris/clud:latest';
 export const DEFAULT_BASE_IMAGE = 'debian:trixie-slim';
@@ -35,6 +36,12 @@ export const CludConfig = z.object({
   /** Safeguards: a sync that deletes more files than this on the host, or overwrites a bigger file, asks first. */
   safeguardMaxDeletions: z.number().int().min(0).default(50),
   safeguardLargeFileMegabytes: z.number().min(0).default(10),
+  /** Run the browser IDE (code-server) in the workspace (the UI image). */
+  ui: z.boolean().default(false),
+  /** The host port of the browser IDE; absent: 8743 when free, else one the engine picks. */
+  uiPort: z.number().int().min(1).max(65535).optional(),
+  /** MCP servers for Claude Code on top of the defaults (filesystem, git, fetch): catalogue names or full entries. */
+  mcpServers: z.array(McpServerSetting).default([]),
 });
 export type CludConfig = z.infer<typeof CludConfig>;
 export type CludConfigInput = z.input<typeof CludConfig>;
@@ -51,7 +58,7 @@ export function parseConfig(input: unknown, settingName: (key: string) => string
   throw new CludError('invalid-config', `Invalid setting ${settingName(key)}: ${issue.message}`, 'Fix the setting and try again.');
 }
 
-/** Reads the settings the environment can carry (CLUD_IMAGE, CLUD_BASE_IMAGE, CLUD_EXTRA_CA_CERTIFICATES, CLUD_ALLOW_SECRETS). */
+/** Reads the settings the environment can carry (CLUD_IMAGE, CLUD_BASE_IMAGE, CLUD_EXTRA_CA_CERTIFICATES, CLUD_ALLOW_SECRETS, CLUD_MCP_SERVERS). */
 export function configFromEnvironment(env: NodeJS.ProcessEnv, pathDelimiter: string): CludConfigInput {
   const config: CludConfigInput = {};
   if (env.CLUD_IMAGE) config.imageTag = env.CLUD_IMAGE;
@@ -59,6 +66,7 @@ export function configFromEnvironment(env: NodeJS.ProcessEnv, pathDelimiter: str
   if (env.CLUD_EXTRA_CA_CERTIFICATES) config.extraCaCertificates = env.CLUD_EXTRA_CA_CERTIFICATES.split(pathDelimiter).filter(Boolean);
   // Patterns, not paths: separated by commas, which no gitignore pattern of a file name needs.
   if (env.CLUD_ALLOW_SECRETS) config.allowSecrets = env.CLUD_ALLOW_SECRETS.split(',').map((pattern) => pattern.trim()).filter(Boolean);
+  if (env.CLUD_MCP_SERVERS) config.mcpServers = parseMcpServerList(env.CLUD_MCP_SERVERS, 'CLUD_MCP_SERVERS');
   return config;
 }
 

@@ -15,7 +15,11 @@ export type CludErrorCode =
   | 'sync-failed'
   | 'sync-halted'
   | 'unsynced-changes'
-  | 'timeout';
+  | 'timeout'
+  | 'port-taken'
+  | 'ui-failed'
+  | 'no-ui'
+  | 'no-api-key';
 
 export class CludError extends Error {
   constructor(

@@ -42,6 +42,8 @@ export async function loadBuildContext(resources: ImageResources, options: { bas
     { name: 'Dockerfile', content: await read(path.join(resources.containerDir, 'Dockerfile'), 'the Dockerfile'), mode: 0o644 },
     { name: 'entrypoint.sh', content: await read(path.join(resources.containerDir, 'entrypoint.sh'), 'the entrypoint'), mode: 0o755 },
     { name: 'as-sync-user', content: await read(path.join(resources.containerDir, 'as-sync-user'), 'the sync user wrapper'), mode: 0o755 },
+    { name: 'start-ui.sh', content: await read(path.join(resources.containerDir, 'start-ui.sh'), 'the UI start script'), mode: 0o755 },
+    { name: 'api-key-helper.sh', content: await read(path.join(resources.containerDir, 'api-key-helper.sh'), 'the API key helper'), mode: 0o755 },
     { name: 'agent.js', content: agent, mode: 0o644 },
   ];
   // update-ca-certificates only reads *.crt files; the folder must exist for COPY even when empty.

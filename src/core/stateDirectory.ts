@@ -18,7 +18,7 @@ export function workspaceStateDirectory(root: string, containerName: string, pla
 
 /**
  * The agent reports places in the state folder as it sees them, under `containerStatePath`
- * (`/clud-state/kept/…`), a path that exists only in the container. This is the same place on
+ * (`/clud/state/kept/…`), a path that exists only in the container. This is the same place on
  * the host, where the user can open it.
  */
 export function hostStatePath(containerPath: string, stateDirectory: string, containerStatePath: string, platform: HostPlatform): string {

@@ -1,8 +1,11 @@
 // One project folder's workspace: its image, its container and its agent. The CLI and the VS Code
 // extension are thin shells around this class; it does everything through ContainerEngine.
+import { randomBytes } from 'node:crypto';
 import { chown, mkdir, stat } from 'node:fs/promises';
 import { AgentClient } from './agentClient';
 import type { QuestionHandler } from './agentClient';
+import { configureClaude, hasApiKey, loopbackPortFree, prepareAgentHome, readMcpServers, startUi, validateApiKey, waitForUi, writeApiKey } from './codingAgent';
+import type { UiAuth } from './codingAgent';
 import { undoSettings } from './config';
 import type { CludConfig } from './config';
 import {
@@ -21,6 +24,13 @@ import {
   LABEL_WORKSPACE,
   SYNC_OPTIONS_ENV,
   WORKSPACE_USER,
+  AGENT_HOME_PATH,
+  LABEL_UI,
+  SECRETS_PATH,
+  UI_CONTAINER_PORT,
+  UI_PORT_KEY,
+  agentVolumeName,
+  uiImageTag,
 } from './containerLayout';
 import { containerState } from './docker/engine';
 import type { ContainerEngine, ContainerInfo, ContainerState, ExecSession } from './docker/engine';
@@ -30,12 +40,14 @@ import { hostStatePath, hostStatePathsIn, workspaceStateDirectory } from './stat
 import type { HostPlatform } from './hostPath';
 import { loadBuildContext, packBuildContext } from './imageContext';
 import type { BuildContext, ImageResources } from './imageContext';
+import { resolveMcpServers } from './mcp';
+import type { McpServerSetting } from './mcp';
 import { InitState, PROTOCOL_VERSION } from './protocol';
 import type { BackupManifest, ProgressData, RestoreResult, ResultOf, SyncOptions, SyncReport, UndoResultInfo } from './protocol';
 import { changesLostWithContainer } from './sync/compare';
 import type { Policy } from './sync/reconcile';
 
-export type WorkspaceProgressPhase = 'build' | 'create' | 'start' | 'initial-sync' | 'push' | 'pull' | 'sync' | 'check';
+export type WorkspaceProgressPhase = 'build' | 'create' | 'start' | 'initial-sync' | 'push' | 'pull' | 'sync' | 'check' | 'ui';
 export interface WorkspaceProgress {
   phase: WorkspaceProgressPhase;
   message: string;
@@ -67,6 +79,17 @@ export interface WorkspaceStatus {
   /** False when the container runs an image older than the current Dockerfile and agent. */
   imageCurrent?: boolean;
   init?: InitState;
+  /** The browser IDE, when the container was made with it and runs. */
+  ui?: UiInfo;
+  /** The MCP servers in Claude Code's user scope inside the container (while it runs). */
+  mcpServers?: string[];
+}
+
+export interface UiInfo {
+  url: string;
+  hostPort: number;
+  /** The password code-server was just started with (`--auth password`); shown once, never stored. */
+  password?: string;
 }
 
 export interface UpResult extends WorkspaceStatus {
@@ -74,6 +97,23 @@ export interface UpResult extends WorkspaceStatus {
   created: boolean;
   started: boolean;
 }
+
+export interface UpOptions {
+  rebuild?: boolean;
+  signal?: AbortSignal;
+  /** Run the browser IDE; absent: keep what an existing container has, else the `ui` setting. */
+  ui?: boolean;
+  /** The IDE's host port (a taken one is an error); absent: the `uiPort` setting, else 8743 when free, else any. */
+  uiPort?: number;
+  uiAuth?: UiAuth;
+  /** Stored for Claude Code on the container's tmpfs; an existing key is replaced. */
+  apiKey?: string;
+  /** Replaces the `mcpServers` setting (on top of the defaults). */
+  mcpServers?: McpServerSetting[];
+}
+
+/** Set on a container made with the IDE: its code-server authentication. */
+const LABEL_UI_AUTH = 'clud.uiAuth';
 
 /** An open control channel to the container's agent: one exec for as many requests as needed. */
 export interface AgentSession {
@@ -103,25 +143,48 @@ export class Workspace {
   }
 
   /** Builds the image if needed, creates and starts the container if needed, waits for the initial copy. */
-  async up(options: { rebuild?: boolean; signal?: AbortSignal } = {}): Promise<UpResult> {
+  async up(options: UpOptions = {}): Promise<UpResult> {
+    // Bad input is refused before anything is built or started.
+    const apiKey = options.apiKey === undefined ? undefined : validateApiKey(options.apiKey);
+    const mcpServers = resolveMcpServers(options.mcpServers ?? this.config.mcpServers, options.mcpServers ? '--mcp-servers' : 'the mcpServers setting');
     await this.assertHostFolder();
     await this.engine.ping();
     let container = await this.ownedContainer();
     this.assertNotHeld(container);
+    const hadUi = container?.labels[LABEL_UI] === '1';
+    const ui = options.ui ?? (container ? hadUi : this.config.ui);
+    // A new container's authentication; an existing one keeps its own unless another is asked for.
+    const uiAuth: UiAuth = options.uiAuth ?? 'none';
+    const recreate = container !== undefined && (hadUi !== ui || (ui && options.uiAuth !== undefined && container.labels[LABEL_UI_AUTH] !== options.uiAuth));
+    const uiPort = options.uiPort ?? this.config.uiPort;
+    let hostPort = '';
+    if (ui && (!container || recreate || options.rebuild)) {
+      // A container about to be recreated may hold the port itself; it is free once that one goes.
+      const heldByThisContainer = (port: number) => container?.running === true && container.ports[UI_PORT_KEY]?.hostPort === port;
+      if (uiPort !== undefined) {
+        if (!heldByThisContainer(uiPort) && !(await loopbackPortFree(uiPort))) throw new CludError('port-taken', `port ${uiPort} on 127.0.0.1 is taken`, 'Choose another with --port N, or leave it out to get a free one.');
+        hostPort = String(uiPort);
+      } else if (heldByThisContainer(UI_CONTAINER_PORT) || (await loopbackPortFree(UI_CONTAINER_PORT))) {
+        hostPort = String(UI_CONTAINER_PORT);
+      }
+    } else if (ui && container && options.uiPort !== undefined && container.running && container.ports[UI_PORT_KEY]?.hostPort !== options.uiPort) {
+      throw new CludError('bad-input', `the IDE of ${this.containerName} is published on port ${container.ports[UI_PORT_KEY]?.hostPort ?? '(none)'}, not ${options.uiPort}`, 'Run `clud down`, then `clud up --ui --port N`.');
+    }
+    const imageTag = ui ? uiImageTag(this.config.imageTag) : this.config.imageTag;
     const context = await this.buildContext();
     let built = false;
-    let image = await this.engine.inspectImage(this.config.imageTag);
+    let image = await this.engine.inspectImage(imageTag);
     if (options.rebuild || !image || image.labels[LABEL_CONTEXT_HASH] !== context.hash) {
-      this.progress('build', `building image ${this.config.imageTag}`);
+      this.progress('build', `building image ${imageTag}${ui ? ' (with the browser IDE)' : ''}`);
       image = await this.engine.buildImage(
         packBuildContext(context.files),
-        { tag: this.config.imageTag, buildArgs: { BASE_IMAGE: this.config.baseImage }, labels: { [LABEL_CONTEXT_HASH]: context.hash } },
+        { tag: imageTag, target: ui ? 'ui' : 'workspace', buildArgs: { BASE_IMAGE: this.config.baseImage }, labels: { [LABEL_CONTEXT_HASH]: context.hash } },
         (line) => this.progress('build', line),
         options.signal,
       );
       built = true;
     }
-    if (container && options.rebuild && container.imageId !== image.id) {
+    if (container && ((options.rebuild && container.imageId !== image.id) || recreate)) {
       // Recreating the container discards /workspace: only when nothing there is unsynced.
       if (!container.running) await this.start(container);
       await this.waitForInit(container.id);
@@ -136,12 +199,25 @@ export class Workspace {
       await this.prepareStateDirectory();
       const id = await this.engine.createContainer({
         name: this.containerName,
-        image: this.config.imageTag,
-        labels: { [LABEL_WORKSPACE]: '1', [LABEL_HOST_PATH]: this.hostPath, [LABEL_CONTEXT_HASH]: context.hash, [LABEL_AGENT_HASH]: context.agentHash, [LABEL_LAYOUT]: CONTAINER_LAYOUT },
+        image: imageTag,
+        labels: {
+          [LABEL_WORKSPACE]: '1',
+          [LABEL_HOST_PATH]: this.hostPath,
+          [LABEL_CONTEXT_HASH]: context.hash,
+          [LABEL_AGENT_HASH]: context.agentHash,
+          [LABEL_LAYOUT]: CONTAINER_LAYOUT,
+          ...(ui ? { [LABEL_UI]: '1', [LABEL_UI_AUTH]: uiAuth } : {}),
+        },
         env: { [SYNC_OPTIONS_ENV]: JSON.stringify(this.syncOptions) },
-        mounts: [hostFolderMount(this.hostPath, this.options.platform), bindMount(this.stateDirectory, CONTAINER_STATE_PATH, this.options.platform)],
+        mounts: [
+          hostFolderMount(this.hostPath, this.options.platform),
+          bindMount(this.stateDirectory, CONTAINER_STATE_PATH, this.options.platform),
+          { Type: 'volume', Source: agentVolumeName(this.containerName), Target: AGENT_HOME_PATH, ReadOnly: false },
+          { Type: 'tmpfs', Target: SECRETS_PATH, TmpfsOptions: { Mode: 0o700, SizeBytes: 1024 * 1024 } },
+        ],
         capabilities: CONTAINER_CAPABILITIES,
         noNewPrivileges: true,
+        ports: ui ? { [UI_PORT_KEY]: { hostIp: '127.0.0.1', hostPort } } : undefined,
       });
       container = (await this.engine.inspectContainer(id))!;
       created = true;
@@ -156,7 +232,64 @@ export class Workspace {
       this.progress('initial-sync', 'retrying the initial copy of the folder');
       init = await this.withSession((session) => session.client.request('retryInitialSync', this.syncOptions, (data) => this.progress('initial-sync', describeProgress(data))));
     }
-    return { ...(await this.status()), init, built, created, started };
+    // The coding agent is set up whether or not the initial copy worked: the IDE is where the user
+    // looks at a failed workspace, and the failure is in `init` for the caller to report.
+    await prepareAgentHome(this.engine, container.id);
+    await configureClaude(this.engine, container.id, mcpServers);
+    if (apiKey !== undefined) await writeApiKey(this.engine, container.id, apiKey);
+    let uiInfo: UiInfo | undefined;
+    if (ui) uiInfo = await this.startUi(container.id, (container.labels[LABEL_UI_AUTH] as UiAuth | undefined) ?? uiAuth);
+    const status = await this.status();
+    return { ...status, ...(uiInfo && { ui: uiInfo }), init, built, created, started };
+  }
+
+  private async startUi(containerId: string, auth: UiAuth): Promise<UiInfo> {
+    this.progress('ui', 'starting the browser IDE');
+    const password = auth === 'password' ? randomBytes(18).toString('base64url') : undefined;
+    const outcome = await startUi(this.engine, containerId, auth, password);
+    const info = await this.uiInfo(containerId);
+    if (!info) throw new CludError('ui-failed', `the IDE's port of ${this.containerName} is not published`, 'Run `clud down` and `clud up --ui` to recreate the container.');
+    await waitForUi(info.url);
+    return { ...info, ...(outcome === 'started' && password && { password }) };
+  }
+
+  private async uiInfo(containerId: string): Promise<UiInfo | undefined> {
+    const container = await this.engine.inspectContainer(containerId);
+    const published = container?.ports[UI_PORT_KEY];
+    if (!container || container.labels[LABEL_UI] !== '1' || !published) return undefined;
+    return { url: `http://127.0.0.1:${published.hostPort}/?folder=${CONTAINER_WORKSPACE_PATH}`, hostPort: published.hostPort };
+  }
+
+  /** The browser IDE's address; an error when the workspace runs without it. */
+  async uiAddress(): Promise<UiInfo> {
+    const container = await this.requireRunning();
+    const info = await this.uiInfo(container.id);
+    if (!info) throw new CludError('no-ui', `workspace ${this.containerName} runs without the browser IDE`, 'Run `clud up --ui` (it recreates the container once nothing in /workspace is unsynced).');
+    return info;
+  }
+
+  /** Stores the API key for Claude Code in the running container (no rebuild, no restart). */
+  async setApiKey(key: string): Promise<void> {
+    const container = await this.requireRunning();
+    await writeApiKey(this.engine, container.id, key);
+  }
+
+  async hasApiKey(): Promise<boolean> {
+    const container = await this.requireRunning();
+    return hasApiKey(this.engine, container.id);
+  }
+
+  /** Claude Code in /workspace as the workspace user; on a terminal when `tty`. */
+  async openClaude(args: string[], options: { tty: boolean }): Promise<ExecSession> {
+    const container = await this.requireRunning();
+    return this.engine.exec(container.id, {
+      cmd: ['claude', ...args],
+      user: WORKSPACE_USER,
+      workingDir: CONTAINER_WORKSPACE_PATH,
+      attachStdin: true,
+      tty: options.tty,
+      env: { TERM: 'xterm-256color', HOME: `/home/${WORKSPACE_USER}` },
+    });
   }
 
   async status(): Promise<WorkspaceStatus> {
@@ -172,7 +305,12 @@ export class Workspace {
       image: container.image,
       imageCurrent: context ? container.labels[LABEL_CONTEXT_HASH] === context.hash : undefined,
     };
-    if (container.running) status.init = await this.readInitState(container.id);
+    if (container.running) {
+      status.init = await this.readInitState(container.id);
+      const ui = await this.uiInfo(container.id);
+      if (ui) status.ui = ui;
+      status.mcpServers = await readMcpServers(this.engine, container.id);
+    }
     return status;
   }
 
@@ -233,7 +371,7 @@ export class Workspace {
   }
 
   /**
-   * The agent names places in the state folder as it sees them (`/clud-state/kept/…`); every
+   * The agent names places in the state folder as it sees them (`/clud/state/kept/…`); every
    * result that reaches the CLI or the extension names them on the host, where they can be opened.
    */
   private onHost<T extends { kept?: { keptAt: string }[]; notices?: string[]; problems?: unknown[] }>(result: T): T {
@@ -324,10 +462,13 @@ export class Workspace {
   }
 
   /** Stops and removes the container; refuses while /workspace holds changes the host lacks, unless forced. */
-  async down(options: { force?: boolean } = {}): Promise<{ removed: boolean; containerName: string }> {
+  async down(options: { force?: boolean; purge?: boolean } = {}): Promise<{ removed: boolean; containerName: string; purged?: boolean }> {
     await this.engine.ping();
     const container = await this.ownedContainer();
-    if (!container) return { removed: false, containerName: this.containerName };
+    if (!container) {
+      if (options.purge) await this.engine.removeVolume(agentVolumeName(this.containerName));
+      return { removed: false, containerName: this.containerName, ...(options.purge && { purged: true }) };
+    }
     if (!options.force) {
       this.assertNotHeld(container);
       // A stopped container still holds its /workspace: start it (a restart keeps /workspace as
@@ -346,7 +487,9 @@ export class Workspace {
     }
     await this.engine.stopContainer(container.id);
     await this.engine.removeContainer(container.id);
-    return { removed: true, containerName: this.containerName };
+    // The coding agent's state (Claude Code's configuration and login) outlives the container unless purged.
+    if (options.purge) await this.engine.removeVolume(agentVolumeName(this.containerName));
+    return { removed: true, containerName: this.containerName, ...(options.purge && { purged: true }) };
   }
 
   private async assertNothingUnsynced(): Promise<void> {

@@ -3,8 +3,14 @@ import type { ExecSession } from '../core/docker/engine';
 import { errorMessage } from '../core/errors';
 import type { WorkspaceController } from './controller';
 
-/** A VS Code terminal running a shell in /workspace as the workspace user, over the Docker API. */
-export function openContainerTerminal(controller: WorkspaceController): vscode.Terminal {
+/**
+ * A VS Code terminal running a shell (or, with `options`, another program such as Claude Code) in
+ * /workspace as the workspace user, over the Docker API.
+ */
+export function openContainerTerminal(
+  controller: WorkspaceController,
+  options: { name?: string; open?: (size: vscode.TerminalDimensions | undefined) => Promise<ExecSession> } = {},
+): vscode.Terminal {
   const written = new vscode.EventEmitter<string>();
   const closed = new vscode.EventEmitter<number>();
   let shell: ExecSession | undefined;
@@ -14,9 +20,7 @@ export function openContainerTerminal(controller: WorkspaceController): vscode.T
     onDidClose: closed.event,
     open: (dimensions) => {
       size = dimensions;
-      void controller
-        .workspace()
-        .openShell()
+      void (options.open ? options.open(dimensions) : controller.workspace().openShell())
         .then((session) => {
           shell = session;
           if (size) void session.resize(size.rows, size.columns);
@@ -24,7 +28,7 @@ export function openContainerTerminal(controller: WorkspaceController): vscode.T
           void session.exitCode.then((code) => closed.fire(code));
         })
         .catch((error: unknown) => {
-          written.fire(`Clud: cannot open a shell in the container: ${errorMessage(error)}\r\n`);
+          written.fire(`Clud: cannot open ${options.name ?? 'a shell'} in the container: ${errorMessage(error)}\r\n`);
           closed.fire(1);
         });
     },
@@ -35,7 +39,7 @@ export function openContainerTerminal(controller: WorkspaceController): vscode.T
     },
     close: () => shell?.stdin.end(),
   };
-  const terminal = vscode.window.createTerminal({ name: `Clud: ${controller.viewState.containerName ?? 'workspace'}`, pty });
+  const terminal = vscode.window.createTerminal({ name: `Clud: ${options.name ?? controller.viewState.containerName ?? 'workspace'}`, pty });
   terminal.show();
   return terminal;
 }

@@ -27,7 +27,7 @@ export function activate(context: vscode.ExtensionContext): CludExtensionApi {
 
   const folder = vscode.workspace.workspaceFolders?.[0];
   const controller = folder ? new WorkspaceController(folder, context.extensionPath, log) : undefined;
-  const commandContext: CommandContext | undefined = controller ? { controller, log, output } : undefined;
+  const commandContext: CommandContext | undefined = controller ? { controller, log, output, secrets: context.secrets } : undefined;
   for (const command of COMMANDS) {
     context.subscriptions.push(
       vscode.commands.registerCommand(command.id, async (...args: unknown[]) => {

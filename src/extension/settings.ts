@@ -33,6 +33,9 @@ export function readSettings(scope?: vscode.ConfigurationScope): ExtensionSettin
       undoMaxStepMegabytes: settings.get('undoMaxStepMegabytes'),
       safeguardMaxDeletions: settings.get('safeguardMaxDeletions'),
       safeguardLargeFileMegabytes: settings.get('safeguardLargeFileMegabytes'),
+      ui: settings.get('ui'),
+      uiPort: settings.get<number | null>('uiPort') ?? undefined,
+      mcpServers: settings.get('mcpServers'),
     },
     (key) => `clud.${key}`,
   );

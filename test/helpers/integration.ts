@@ -11,9 +11,10 @@ import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { configFromEnvironment, parseConfig } from '../../src/core/config';
 import type { CludConfigInput } from '../../src/core/config';
-import { CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, LABEL_HOST_PATH, WORKSPACE_USER } from '../../src/core/containerLayout';
+import { CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, LABEL_HOST_PATH, WORKSPACE_USER, agentVolumeName } from '../../src/core/containerLayout';
 import { SyncReport } from '../../src/core/protocol';
 import { DockerodeEngine } from '../../src/core/docker/dockerodeEngine';
+import { containerNameFor } from '../../src/core/hostPath';
 import { Workspace } from '../../src/core/workspace';
 import type { WorkspaceProgress } from '../../src/core/workspace';
 
@@ -127,6 +128,8 @@ export async function chownTree(root: string, uid = USER_UID, gid = USER_GID): P
 export class TestScope {
   private readonly dirs: string[] = [];
   private readonly containerNames = new Set<string>();
+  /** Project folders, whose derived container names name their agent state volumes. */
+  private readonly projects: string[] = [];
 
   /**
    * A fresh project folder under os.tmpdir(), owned by `owner` (see USER_UID). With `name`, the
@@ -140,6 +143,7 @@ export class TestScope {
     } else {
       dir = await this.tempDir();
     }
+    this.projects.push(dir);
     await writeTree(dir, files);
     const owner = options.owner ?? { uid: USER_UID, gid: USER_GID };
     await chownTree(dir, owner.uid, owner.gid);
@@ -176,6 +180,11 @@ export class TestScope {
       const info = await docker.getContainer(name).inspect().catch(() => undefined);
       if (info) ids.add(info.Id);
     }
+    const volumes: string[] = [];
+    for (const info of all) if (ids.has(info.Id)) volumes.push(...info.Names.map((name) => agentVolumeName(name.replace(/^\//, ''))));
+    for (const name of this.containerNames) volumes.push(agentVolumeName(name));
+    // A test's own `clud down` removes the container but, by design, not its volume.
+    for (const project of this.projects.splice(0)) volumes.push(agentVolumeName(containerNameFor(project, 'linux')));
     for (const id of ids) {
       await docker
         .getContainer(id)
@@ -184,6 +193,8 @@ export class TestScope {
           if ((error as { statusCode?: number }).statusCode !== 404) failures.push(`remove container ${id}: ${String(error)}`);
         });
     }
+    // The coding agent's state volume outlives its container by design; the tests' do not.
+    for (const volume of volumes) await docker.getVolume(volume).remove().catch(() => {});
     for (const dir of this.dirs.splice(0)) {
       await rm(dir, { recursive: true, force: true }).catch((error: unknown) => failures.push(`remove ${dir}: ${String(error)}`));
     }
@@ -208,6 +219,8 @@ export interface CludRunOptions {
   /** Added to (or, with value undefined, removed from) the environment. */
   env?: Record<string, string | undefined>;
   timeoutMs?: number;
+  /** The whole standard input (default: none). */
+  input?: string;
 }
 
 /**
@@ -250,6 +263,7 @@ export async function runClud(args: string[], options: CludRunOptions = {}): Pro
     env: cludEnv(options.env),
     cwd: options.cwd ?? REPO_ROOT,
     timeout: options.timeoutMs ?? 300_000,
+    ...(options.input !== undefined && { input: options.input }),
     stripFinalNewline: false,
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,

@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
+import { agentVolumeName } from '../../src/core/containerLayout';
+import { containerNameFor } from '../../src/core/hostPath';
 import { HOST_CA_BUNDLE, TEST_IMAGE, USER_GID, USER_UID, chownTree, containersFor, docker, runClud, writeTree } from './integration';
 import type { ProjectFiles } from './integration';
 
@@ -427,6 +429,8 @@ export class VscodeSession {
     });
     await attempt('remove leftover containers', async () => {
       for (const info of await containersFor(this.project)) await docker.getContainer(info.Id).remove({ force: true, v: true });
+      // The coding agent's state volume outlives its container by design; the tests' do not.
+      await docker.getVolume(agentVolumeName(containerNameFor(this.project, 'linux'))).remove().catch(() => {});
     });
     await removeTree(path.dirname(this.project));
     await removeTree(this.profile.root);

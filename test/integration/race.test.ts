@@ -24,7 +24,7 @@ import {
 import type { ProjectFiles } from '../helpers/integration';
 
 const FILES = 2000;
-const ROUNDS = Number(process.env.CLUD_RACE_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.CLUD_RACE_ROUNDS ?? 2);
 const name = (index: number) => `f${String(index).padStart(4, '0')}.txt`;
 
 // The host writer, a process of its own running as the folder's owner: once the sync writes the

@@ -43,6 +43,8 @@ describe('unit: config', () => {
         undoMaxStepMegabytes: 256,
         safeguardMaxDeletions: 50,
         safeguardLargeFileMegabytes: 10,
+        ui: false,
+        mcpServers: [],
       });
     });
 
@@ -71,6 +73,8 @@ describe('unit: config', () => {
         undoMaxStepMegabytes: 10,
         safeguardMaxDeletions: 0,
         safeguardLargeFileMegabytes: 1,
+        ui: false,
+        mcpServers: [],
       };
       assert.deepEqual(parseConfig(input), input);
     });

@@ -26,6 +26,8 @@ function makeFixture(dir: string): Fixture {
   write(path.join(containerDir, 'Dockerfile'), 'FROM debian:trixie-slim\nCOPY agent.js /opt/clud/agent.js\n');
   write(path.join(containerDir, 'entrypoint.sh'), '#!/bin/sh\nexec node /opt/clud/agent.js init\n');
   write(path.join(containerDir, 'as-sync-user'), '#!/bin/sh\nexec setpriv --reuid=clud -- "$@"\n');
+  write(path.join(containerDir, 'start-ui.sh'), '#!/bin/sh\necho started\n');
+  write(path.join(containerDir, 'api-key-helper.sh'), '#!/bin/sh\nexec cat /run/clud-secrets/anthropic-api-key\n');
   write(agentBundlePath, 'console.log("agent v1");\n');
   write(certificates[0]!, '-----BEGIN CERTIFICATE-----\nCORP\n-----END CERTIFICATE-----\n');
   write(certificates[1]!, '-----BEGIN CERTIFICATE-----\nPROXY\n-----END CERTIFICATE-----\n');
@@ -70,6 +72,8 @@ describe('unit: imageContext', () => {
           { name: 'Dockerfile', mode: '644' },
           { name: 'entrypoint.sh', mode: '755' },
           { name: 'as-sync-user', mode: '755' },
+          { name: 'start-ui.sh', mode: '755' },
+          { name: 'api-key-helper.sh', mode: '755' },
           { name: 'agent.js', mode: '644' },
           { name: 'extra-ca/README', mode: '644' },
           { name: 'extra-ca/clud-extra-0.crt', mode: '644' },
@@ -89,7 +93,7 @@ describe('unit: imageContext', () => {
       const context = await loadBuildContext(fixture.resources, options(fixture, { extraCaCertificates: [] }));
       assert.deepEqual(
         context.files.map((file) => file.name),
-        ['Dockerfile', 'entrypoint.sh', 'as-sync-user', 'agent.js', 'extra-ca/README'],
+        ['Dockerfile', 'entrypoint.sh', 'as-sync-user', 'start-ui.sh', 'api-key-helper.sh', 'agent.js', 'extra-ca/README'],
       );
     });
 
@@ -111,6 +115,7 @@ describe('unit: imageContext', () => {
     const changes: { name: string; change: (fixture: Fixture) => { baseImage?: string; extraCaCertificates?: string[] } | void; agentChanges: boolean }[] = [
       { name: 'the Dockerfile', change: (f) => f.write(path.join(f.resources.containerDir, 'Dockerfile'), 'FROM debian:trixie-slim\nRUN true\n'), agentChanges: false },
       { name: 'the entrypoint', change: (f) => f.write(path.join(f.resources.containerDir, 'entrypoint.sh'), '#!/bin/sh\nexec true\n'), agentChanges: false },
+      { name: 'the UI start script', change: (f) => f.write(path.join(f.resources.containerDir, 'start-ui.sh'), '#!/bin/sh\nexit 1\n'), agentChanges: false },
       { name: 'the agent', change: (f) => f.write(f.resources.agentBundlePath, 'console.log("agent v2");\n'), agentChanges: true },
       { name: 'a certificate', change: (f) => f.write(f.certificates[1]!, '-----BEGIN CERTIFICATE-----\nROTATED\n-----END CERTIFICATE-----\n'), agentChanges: false },
       { name: 'the set of certificates', change: (f) => ({ extraCaCertificates: f.certificates.slice(0, 1) }), agentChanges: false },

@@ -13,6 +13,8 @@ import { backup } from './backup';
 import { resume } from './resume';
 import { history } from './history';
 import { undo } from './undo';
+import { claude } from './claude';
+import { ui } from './ui';
 
 /** Every `clud` command, registered here once. */
-export const COMMANDS: readonly CommandSpec[] = [up, push, pull, sync, status, conflicts, resolve, backup, resume, history, undo, exec, logs, down];
+export const COMMANDS: readonly CommandSpec[] = [up, push, pull, sync, status, conflicts, resolve, backup, resume, history, undo, exec, claude, ui, logs, down];

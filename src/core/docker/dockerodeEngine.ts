@@ -33,7 +33,7 @@ export class DockerodeEngine implements ContainerEngine {
   }
 
   async buildImage(context: Readable, spec: BuildSpec, onLog: (line: string) => void, signal?: AbortSignal): Promise<ImageInfo> {
-    const stream = await this.docker.buildImage(context, { t: spec.tag, buildargs: spec.buildArgs, labels: spec.labels, rm: true, forcerm: true, abortSignal: signal } as Docker.ImageBuildOptions);
+    const stream = await this.docker.buildImage(context, { t: spec.tag, buildargs: spec.buildArgs, labels: spec.labels, ...(spec.target ? { target: spec.target } : {}), rm: true, forcerm: true, abortSignal: signal } as Docker.ImageBuildOptions);
     const tail: string[] = [];
     await new Promise<void>((resolve, reject) => {
       this.docker.modem.followProgress(
@@ -72,6 +72,7 @@ export class DockerodeEngine implements ContainerEngine {
         imageId: info.Image,
         labels: info.Config.Labels ?? {},
         startedAt: info.State.StartedAt && !info.State.StartedAt.startsWith('0001-') ? info.State.StartedAt : undefined,
+        ports: publishedPorts(info.NetworkSettings?.Ports),
       };
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -85,14 +86,25 @@ export class DockerodeEngine implements ContainerEngine {
       Image: spec.image,
       Labels: spec.labels,
       Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
+      ExposedPorts: spec.ports ? Object.fromEntries(Object.keys(spec.ports).map((port) => [port, {}])) : undefined,
       HostConfig: {
-        Mounts: spec.mounts,
+        Mounts: spec.mounts as Docker.MountSettings[],
+        PortBindings: spec.ports ? Object.fromEntries(Object.entries(spec.ports).map(([port, binding]) => [port, [{ HostIp: binding.hostIp, HostPort: binding.hostPort }]])) : undefined,
         CapDrop: ['ALL'],
         CapAdd: [...spec.capabilities],
         SecurityOpt: spec.noNewPrivileges ? ['no-new-privileges'] : [],
       },
     });
     return container.id;
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    try {
+      await this.docker.getVolume(name).remove();
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw error;
+    }
   }
 
   async startContainer(id: string): Promise<void> {
@@ -203,4 +215,13 @@ export class DockerodeEngine implements ContainerEngine {
 
 function isNotFound(error: unknown): boolean {
   return (error as { statusCode?: number }).statusCode === 404;
+}
+
+function publishedPorts(ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> | undefined): ContainerInfo['ports'] {
+  const published: ContainerInfo['ports'] = {};
+  for (const [port, bindings] of Object.entries(ports ?? {})) {
+    const binding = bindings?.find((candidate) => candidate.HostPort);
+    if (binding) published[port] = { hostIp: binding.HostIp, hostPort: Number(binding.HostPort) };
+  }
+  return published;
 }

@@ -19,24 +19,37 @@ export interface ContainerInfo {
   labels: Record<string, string>;
   /** When the container last started (ISO time from the engine), or undefined if never. */
   startedAt: string | undefined;
+  /** Published ports of the running container: container port ("8743/tcp") to host address and port. */
+  ports: Record<string, { hostIp: string; hostPort: number }>;
 }
+
+export type MountSpec =
+  | { Type: 'bind'; Source: string; Target: string; ReadOnly: boolean }
+  /** A named volume, created by the engine on first use. */
+  | { Type: 'volume'; Source: string; Target: string; ReadOnly: boolean }
+  /** Memory-backed; `mode` is the permission bits of its root. */
+  | { Type: 'tmpfs'; Target: string; TmpfsOptions: { Mode: number; SizeBytes: number } };
 
 export interface ContainerSpec {
   name: string;
   image: string;
   labels: Record<string, string>;
   env: Record<string, string>;
-  mounts: Array<{ Type: 'bind'; Source: string; Target: string; ReadOnly: boolean }>;
+  mounts: MountSpec[];
   /** The only capabilities the container keeps (all others are dropped), e.g. `CHOWN`. */
   capabilities: readonly string[];
   /** No process may gain privileges it did not start with (setuid/setgid binaries, file capabilities). */
   noNewPrivileges: boolean;
+  /** Container port ("8743/tcp") published on a host address; hostPort '' lets the engine choose a free one. */
+  ports?: Record<string, { hostIp: string; hostPort: string }>;
 }
 
 export interface BuildSpec {
   tag: string;
   buildArgs: Record<string, string>;
   labels: Record<string, string>;
+  /** The Dockerfile stage to build (the last one when absent). */
+  target?: string;
 }
 
 export interface ExecSpec {
@@ -70,6 +83,8 @@ export interface ContainerEngine {
   startContainer(id: string): Promise<void>;
   stopContainer(id: string, timeoutSeconds?: number): Promise<void>;
   removeContainer(id: string): Promise<void>;
+  /** Removes a named volume; nothing when it does not exist. */
+  removeVolume(name: string): Promise<void>;
   exec(id: string, spec: ExecSpec): Promise<ExecSession>;
   /** One file's content from the container's filesystem, without an exec; undefined if absent. */
   readFile(id: string, path: string): Promise<Buffer | undefined>;

@@ -6,6 +6,8 @@ export interface CommandContext {
   controller: WorkspaceController;
   log: Logger;
   output: vscode.LogOutputChannel;
+  /** VS Code's SecretStorage: where the Anthropic API key is kept (see apiKey.ts). */
+  secrets: vscode.SecretStorage;
 }
 
 /** One command: its id (declared in package.json) and what it does. */

@@ -5,6 +5,9 @@ import { keepContainer } from './keepContainer';
 import { keepHost } from './keepHost';
 import { openConflictDiff } from './openConflictDiff';
 import { openTerminal } from './openTerminal';
+import { openClaudeCode } from './openClaudeCode';
+import { openInBrowser } from './openInBrowser';
+import { setApiKey } from './setApiKey';
 import { pull } from './pull';
 import { push } from './push';
 import { rebuildImage } from './rebuildImage';
@@ -27,6 +30,9 @@ export const COMMANDS: readonly CludCommand[] = [
   rebuildImage,
   showLogs,
   openTerminal,
+  openClaudeCode,
+  openInBrowser,
+  setApiKey,
   retry,
   resume,
   backupConflicts,

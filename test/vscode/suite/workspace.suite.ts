@@ -9,7 +9,8 @@ import { isRunning } from '../../../src/core/ui/state';
 import { statusBarView } from '../../../src/core/ui/statusBar';
 import { buildTree } from '../../../src/core/ui/tree';
 import type { WorkspaceController } from '../../../src/extension/controller';
-import { cludLog, containerSh, containerText, containersForFolder, errorCode, getController, hostFile, note, rejection, waitFor, workspaceFolder } from './support';
+import { API_KEY_SECRET } from '../../../src/extension/apiKey';
+import { cludLog, containerSh, containerText, containersForFolder, errorCode, extensionContext, getController, hostFile, note, rejection, waitFor, waitForLog, workspaceFolder } from './support';
 
 /** Waits until no sync runs and none has finished for `quietMs`: auto-sync has caught up. */
 async function settled(controller: WorkspaceController, quietMs = 1500): Promise<void> {
@@ -184,6 +185,20 @@ describe('vscode: a running workspace', function () {
     assert.equal(await readFile(hostFile('conflict.txt'), 'utf8'), 'edited in the container\n');
     assert.equal(await containerText(controller, 'conflict.txt'), 'edited in the container\n');
     assert.equal(statusBarView(controller.viewState).text, '$(check) Clud: synced');
+  });
+
+  it('clud.openClaudeCode hands the key from SecretStorage to the container and opens Claude Code in a terminal; clud.openInBrowser says there is no IDE', async () => {
+    const key = `sk-ant-suite-${Date.now()}`;
+    await extensionContext().secrets.store(API_KEY_SECRET, key);
+    await vscode.commands.executeCommand('clud.openClaudeCode');
+    const terminal = await waitFor('the Claude Code terminal', async () => vscode.window.terminals.find((candidate) => candidate.name === 'Clud: Claude Code'), 15_000);
+    const helper = await containerSh(controller, '/opt/clud/api-key-helper.sh');
+    assert.equal(helper.stdout.trim(), key);
+    await waitFor('claude running as the workspace user', async () => ((await containerSh(controller, 'pgrep -u coder -f ^claude')).code === 0 ? true : undefined), 15_000);
+    terminal.dispose();
+    // This workspace runs without the browser IDE (clud.ui is off): the command says so.
+    await vscode.commands.executeCommand('clud.openInBrowser');
+    await waitForLog('runs without the browser IDE');
   });
 
   it('stop refuses while /workspace has changes the host lacks (unsynced-changes); forced, it removes the container', async () => {
