@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { lstatSync, mkdirSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { applyChanges, type ApplyOptions } from '../../src/core/sync/apply';
+import { backupDifferences } from '../../src/core/sync/backup';
 import { openPinnedCount, pinFolder, pinParent, setPinStepHookForTests } from '../../src/core/sync/beneath';
 import type { Entry } from '../../src/core/sync/entry';
 import type { Change, Side } from '../../src/core/sync/reconcile';
@@ -90,6 +91,25 @@ describe('unit: beneath (paths pinned below a root)', () => {
     symlinkSync(path.join(f.base, 'victim.sh'), path.join(f.container, 'staged'));
     await assert.rejects(setStagedAttributes(Buffer.from(path.join(f.container, 'staged')), { mode: 0o777, mtimeMs: MTIME }), { code: 'ELOOP' });
     assert.equal(modeOf(f.base, 'victim.sh'), 0o644);
+  });
+
+  it("a backup reads the container's version through the pinned parent: a folder swapped for a link fails the backup instead of copying what it points at", async () => {
+    const f = fixture();
+    const outside = path.join(f.base, 'outside');
+    makeTree(f.host, { x: DIR, 'x/notes.txt': 'host version' });
+    makeTree(f.container, { x: DIR, 'x/notes.txt': 'container version' });
+    makeTree(outside, { 'notes.txt': 'not for the backup' });
+    let swapped = false;
+    setPinStepHookForTests((root, key) => {
+      if (swapped || root !== f.container || key !== '') return;
+      swapped = true;
+      swapForLink(f.container, 'x', outside);
+    });
+    await assert.rejects(backupDifferences({ roots: f.roots, stateDir: f.stateDir, excludes: [] }), /x\/notes\.txt changed on the container side while it was backed up \(parent x is no longer a folder\)/);
+    assert.ok(swapped);
+    // The host's version was copied before the container's was refused; nothing from outside.
+    assert.ok(!Object.values(readTree(path.join(f.stateDir, 'backups'))).includes('not for the backup'));
+    assert.equal(openPinnedCount(), 0);
   });
 
   describe('the apply, with the parent swapped for a link to an outside folder between its look and its write', () => {
