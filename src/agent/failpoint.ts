@@ -3,6 +3,8 @@
 // started the Nth change to the host in a sync (its preimage is in the undo log, the change may
 // be half done), exactly as a crash there would. CLUD_FAILPOINT=slow-host-changes:MS makes each
 // change to the host wait MS ms first, so that a test can interrupt a sync while it writes.
+// CLUD_FAILPOINT=fail-initial-copy makes the initial copy report an error, as a copy that rsync
+// could not finish does (the container's start-up gets it through the container's environment).
 // Unset, it does nothing.
 import type { Change } from '../core/sync/reconcile';
 
@@ -23,4 +25,9 @@ export function failpointHook(spec = process.env.CLUD_FAILPOINT): ((change: Chan
     seen += 1;
     if (seen > limit) process.kill(process.pid, 'SIGKILL');
   };
+}
+
+/** Whether the initial copy must fail (see above). */
+export function initialCopyMustFail(spec = process.env.CLUD_FAILPOINT): boolean {
+  return spec === 'fail-initial-copy';
 }

@@ -1,12 +1,12 @@
-// rsync for the bulk copies: the initial copy of the host folder into a new /workspace (the list of paths
-// comes from the same scanner every sync uses) and the one-way mirror of the host's .git.
+// rsync for the bulk copies: the initial copy of the host folder into a new /workspace (the list of
+// paths comes from the same scanner every sync uses).
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH } from '../core/containerLayout';
 import type { ProgressData, SyncMetrics, SyncOptions } from '../core/protocol';
 import { withRetries } from '../core/retry';
-import { MAX_CHANGED_PATHS, RECEIVE_AS_WORKSPACE_USER, TRANSIENT_EXIT_CODES, VANISHED_EXIT_CODE, initialCopyArgs, parseItemizedLine, parseRsyncOutput, receivedAsWorkspaceUser, rsyncErrors } from '../core/rsync';
+import { MAX_CHANGED_PATHS, TRANSIENT_EXIT_CODES, VANISHED_EXIT_CODE, initialCopyArgs, parseItemizedLine, parseRsyncOutput, rsyncErrors } from '../core/rsync';
 import type { Entry, FileEntry } from '../core/sync/entry';
 import { bytesFromName, joinBytes } from '../core/sync/pathCodec';
 import type { ScanCache } from '../core/sync/scan';
@@ -103,11 +103,4 @@ async function runRsync(args: string[], input: Buffer, onProgress: (data: Progre
 function describeFailure(run: RsyncRun): string[] {
   const errors = rsyncErrors(run.stderr);
   return errors.length ? errors : [`rsync exited with code ${run.exitCode}: ${run.stderr.trim().split('\n').slice(-3).join(' ') || 'no message'}`];
-}
-
-/** Mirrors the host's .git into /workspace/.git (one way; see syncHandlers.ts). No-op without a repository. */
-export async function mirrorGitDirectory(): Promise<void> {
-  if (!existsSync(`${CONTAINER_HOST_PATH}/.git`)) return;
-  const result = await execa('rsync', ['--recursive', '--links', '--perms', '--chmod=ug-s,o-t', '--times', ...RECEIVE_AS_WORKSPACE_USER, '--delete', `${CONTAINER_HOST_PATH}/.git`, receivedAsWorkspaceUser(`${CONTAINER_WORKSPACE_PATH}/`)], { reject: false });
-  if (result.exitCode !== 0 && result.exitCode !== VANISHED_EXIT_CODE) throw new Error(`mirroring .git into the container failed: ${String(result.stderr).trim()}`);
 }

@@ -22,7 +22,7 @@ import { hostAccess } from './hostAccess';
 import { findPasswdEntry } from './system';
 import { readInitState } from './initStateFile';
 import { log } from './init';
-import { mirrorGitDirectory } from './rsyncRunner';
+import { exchangeGitHistory } from './gitExchange';
 import { RequestError } from './server';
 import type { Handlers, RequestContext } from './server';
 import { withSyncLock } from './syncLock';
@@ -103,9 +103,8 @@ async function syncCycle(request: CycleRequest, context: RequestContext): Promis
   const report = merged!;
   report.retries = used;
   report.notices = [...notices, ...report.notices];
-  // The repository is not merged file by file: the host's .git is the user's record, mirrored
-  // one way into the container so the agent sees current history, and never written back.
-  if (!report.halted && request.policy !== 'pull') await mirrorGitDirectory();
+  // The repositories are not merged file by file: history crosses as git objects and refs.
+  if (!report.halted) report.git = await exchangeGitHistory();
   return report;
 }
 

@@ -1,6 +1,7 @@
 // The CLI's text output. Every name and message that came from a tree or the agent goes through
 // displayPath/displayText, so that a file name cannot drive the terminal or forge a line.
 import { displayPath, displayText } from '../core/display';
+import { describeAgentBranch } from '../core/git/refNames';
 import type { SyncMetrics, SyncReport } from '../core/protocol';
 import { describeReport } from '../core/sync/summary';
 import type { WorkspaceStatus } from '../core/workspace';
@@ -29,6 +30,10 @@ export function formatStatus(status: WorkspaceStatus): string {
   }
   if (status.ui) lines.push(`IDE:       ${status.ui.url}`);
   if (status.mcpServers) lines.push(`MCP:       ${status.mcpServers.length ? status.mcpServers.join(', ') : '(none)'}`);
+  if (status.git) {
+    for (const branch of status.git.branches) lines.push(`git:       ${describeAgentBranch(branch)}`);
+    for (const problem of status.git.problems) lines.push(`  ${displayText(problem)}`);
+  }
   return lines.join('\n');
 }
 
@@ -49,5 +54,7 @@ export function formatReport(report: SyncReport): string {
   for (const secret of report.keptOut) {
     lines.push(`  kept out  ${displayPath(secret.path)} on ${secret.side}: ${displayText(secret.reason)} (not copied to the ${secret.side === 'host' ? 'container' : 'host'}; ${ALLOW_HINT})`);
   }
+  for (const line of report.git?.lines ?? []) lines.push(`  ${displayText(line)}`);
+  for (const problem of report.git?.problems ?? []) lines.push(`  problem   ${displayText(problem)}`);
   return lines.join('\n');
 }

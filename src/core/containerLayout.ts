@@ -44,6 +44,10 @@ export const CONTAINER_STATE_PATH = `${SYNC_ONLY_PATH}/state`;
 export const AGENT_STATE_DIR = '/var/lib/clud';
 export const INIT_STATE_PATH = `${AGENT_STATE_DIR}/init.json`;
 export const SYNC_LOCK_PATH = `${AGENT_STATE_DIR}/sync.lock`;
+/** Environment variable naming the workspace in the host repository's refs: `clud/<name>/<branch>`. */
+export const GIT_NAMESPACE_ENV = 'CLUD_GIT_NAMESPACE';
+/** In the state folder: the agent branches as the last sync left them, for `clud status`. */
+export const GIT_STATE_FILE = 'git.json';
 /** Environment variable carrying the initial sync's options (JSON, validated as SyncOptions). */
 export const SYNC_OPTIONS_ENV = 'CLUD_SYNC_OPTIONS';
 

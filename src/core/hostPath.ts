@@ -50,6 +50,15 @@ export function containerNameFor(hostPath: string, platform: HostPlatform): stri
   return `clud-${base || 'root'}-${hash}`;
 }
 
+/**
+ * The workspace's name in the host repository's refs (`clud/<name>/<branch>`): the folder's base
+ * name, or the container name when the user chose one (two containers on one folder stay apart).
+ */
+export function gitNamespaceSource(hostPath: string, containerName: string, platform: HostPlatform): string {
+  const normalized = normalizeHostPath(hostPath, platform);
+  return containerName === containerNameFor(normalized, platform) ? pathApi(platform).basename(normalized) : containerName;
+}
+
 /** Converts a relative host path to the forward-slash form used in the protocol and state. */
 export function toProtocolPath(relativePath: string, platform: HostPlatform): string {
   return platform === 'win32' ? relativePath.split(path.win32.sep).join('/') : relativePath;

@@ -113,6 +113,38 @@ const PathOnSide = z.object({ path: z.string(), side: SyncSide });
 export const SkipCode = z.enum(['changed-since-scan', 'source-changed', 'parent-replaced', 'unsyncable', 'failed']);
 export type SkipCode = z.infer<typeof SkipCode>;
 
+/** An agent branch as it stands in the host's repository. */
+export const GitBranchSchema = z.object({
+  /** The container's branch name. */
+  branch: z.string(),
+  /** How git shows it on the host: `clud/<workspace>/<branch>`. */
+  hostName: z.string(),
+  tip: z.string(),
+  /** Commits on it that the host branch it is compared with (`base`) does not have. */
+  ahead: z.number().int().nonnegative(),
+  /** The host branch of the same name, or absent when there is none (then: not on any host branch). */
+  base: z.string().optional(),
+});
+export type GitBranchInfo = z.infer<typeof GitBranchSchema>;
+
+/** What crossed between the two repositories in one sync (see src/core/git/bridge.ts). */
+export const GitExchangeSchema = z.object({
+  /** One short line per thing that crossed, e.g. "agent: 3 new commits on clud/app/main". */
+  lines: z.array(z.string()),
+  /** What could not be carried, and why; the container's repository was left as it was. */
+  problems: z.array(z.string()),
+  branches: z.array(GitBranchSchema),
+});
+export type GitExchange = z.infer<typeof GitExchangeSchema>;
+
+/** The agent branches as the last sync left them (the state folder's git.json, shown by `clud status`). */
+export const GitStatusSchema = z.object({
+  updatedAt: z.string(),
+  branches: z.array(GitBranchSchema),
+  problems: z.array(z.string()),
+});
+export type GitStatus = z.infer<typeof GitStatusSchema>;
+
 /** What one three-way sync cycle did. */
 export const SyncReport = z.object({
   /** Correlation id of this sync, in logs and in the kept-versions folder name. */
@@ -143,6 +175,8 @@ export const SyncReport = z.object({
   /** A safeguard the user denied: the cycle's host changes were rolled back. */
   denied: z.object({ kind: z.string(), path: z.string(), detail: z.string() }).optional(),
   scanned: z.object({ hostFiles: z.number().int(), containerFiles: z.number().int(), hashedFiles: z.number().int() }),
+  /** The git history exchanged after the file sync; absent when the cycle halted. */
+  git: GitExchangeSchema.optional(),
 });
 export type SyncReport = z.infer<typeof SyncReport>;
 

@@ -1,7 +1,8 @@
 // One project folder's workspace: its image, its container and its agent. The CLI and the VS Code
 // extension are thin shells around this class; it does everything through ContainerEngine.
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, stat } from 'node:fs/promises';
+import { chown, mkdir, readFile, stat } from 'node:fs/promises';
+import * as path from 'node:path';
 import { AgentClient } from './agentClient';
 import type { QuestionHandler } from './agentClient';
 import { configureClaude, hasApiKey, loopbackPortFree, prepareAgentHome, readMcpServers, startUi, validateApiKey, waitForUi, writeApiKey } from './codingAgent';
@@ -22,6 +23,8 @@ import {
   LABEL_HOST_PATH,
   LABEL_LAYOUT,
   LABEL_WORKSPACE,
+  GIT_NAMESPACE_ENV,
+  GIT_STATE_FILE,
   SYNC_OPTIONS_ENV,
   WORKSPACE_USER,
   AGENT_HOME_PATH,
@@ -35,14 +38,16 @@ import {
 import { containerState } from './docker/engine';
 import type { ContainerEngine, ContainerInfo, ContainerState, ExecSession } from './docker/engine';
 import { CludError, errorMessage } from './errors';
-import { bindMount, containerNameFor, hostFolderMount, normalizeHostPath } from './hostPath';
+import { bindMount, containerNameFor, gitNamespaceSource, hostFolderMount, normalizeHostPath } from './hostPath';
+import { gitNamespace } from './git/refNames';
 import { hostStatePath, hostStatePathsIn, workspaceStateDirectory } from './stateDirectory';
 import type { HostPlatform } from './hostPath';
 import { loadBuildContext, packBuildContext } from './imageContext';
 import type { BuildContext, ImageResources } from './imageContext';
 import { resolveMcpServers } from './mcp';
 import type { McpServerSetting } from './mcp';
-import { InitState, PROTOCOL_VERSION } from './protocol';
+import { GitStatusSchema, InitState, PROTOCOL_VERSION } from './protocol';
+import type { GitStatus } from './protocol';
 import type { BackupManifest, ProgressData, RestoreResult, ResultOf, SyncOptions, SyncReport, UndoResultInfo } from './protocol';
 import { changesLostWithContainer } from './sync/compare';
 import type { Policy } from './sync/reconcile';
@@ -64,7 +69,7 @@ export interface WorkspaceOptions {
   initTimeoutMs?: number;
   /** The folder holding every workspace's sync state (see stateDirectory.ts). */
   stateRoot: string;
-  /** Extra environment for agent sessions (tests set CLUD_FAILPOINT, see src/agent/failpoint.ts). */
+  /** Extra environment for the agent, its start-up and its sessions (tests set CLUD_FAILPOINT, see src/agent/failpoint.ts). */
   agentEnv?: Record<string, string>;
 }
 
@@ -83,6 +88,8 @@ export interface WorkspaceStatus {
   ui?: UiInfo;
   /** The MCP servers in Claude Code's user scope inside the container (while it runs). */
   mcpServers?: string[];
+  /** The agent's branches in the folder's repository, as the last sync left them. */
+  git?: GitStatus;
 }
 
 export interface UiInfo {
@@ -208,7 +215,7 @@ export class Workspace {
           [LABEL_LAYOUT]: CONTAINER_LAYOUT,
           ...(ui ? { [LABEL_UI]: '1', [LABEL_UI_AUTH]: uiAuth } : {}),
         },
-        env: { [SYNC_OPTIONS_ENV]: JSON.stringify(this.syncOptions) },
+        env: { ...this.options.agentEnv, [SYNC_OPTIONS_ENV]: JSON.stringify(this.syncOptions), [GIT_NAMESPACE_ENV]: gitNamespace(gitNamespaceSource(this.hostPath, this.containerName, this.options.platform)) },
         mounts: [
           hostFolderMount(this.hostPath, this.options.platform),
           bindMount(this.stateDirectory, CONTAINER_STATE_PATH, this.options.platform),
@@ -311,6 +318,7 @@ export class Workspace {
       if (ui) status.ui = ui;
       status.mcpServers = await readMcpServers(this.engine, container.id);
     }
+    status.git = await this.readGitStatus();
     return status;
   }
 
@@ -546,6 +554,14 @@ export class Workspace {
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
     throw new CludError('timeout', `container ${this.containerName} did not finish its initial copy in time`, 'Run `clud status` and `clud logs` to see where it is.');
+  }
+
+  private async readGitStatus(): Promise<GitStatus | undefined> {
+    try {
+      return GitStatusSchema.parse(JSON.parse(await readFile(path.join(this.stateDirectory, GIT_STATE_FILE), 'utf8')));
+    } catch {
+      return undefined; // No sync has carried history yet, or a file from another version.
+    }
   }
 
   private async readInitState(containerId: string): Promise<InitState | undefined> {

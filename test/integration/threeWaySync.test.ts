@@ -201,7 +201,6 @@ describe('integration: three-way sync', function () {
       'README.md': 'readme\n',
       '.env.example': 'KEY=value\n',
       '.config/settings.json': '{}\n',
-      '.git/HEAD': 'ref: refs/heads/main\n',
     });
     const hostBefore = await hashTree(dir);
     await execSh(dir, 'rm -rf /workspace/* /workspace/.[!.]*');
@@ -226,7 +225,6 @@ describe('integration: three-way sync', function () {
     assert.equal(report.halted, undefined);
     assert.ok(report.applied.every((change) => change.side === 'container' && change.action === 'create'), JSON.stringify(report.applied));
     assertTreesEqual(hostNow, await hashTree(dir), ['before', 'after clud resume']);
-    // .git is not synced file by file; resume mirrors it like any two-way sync.
     assertTreesEqual(hostNow, await containerTree(dir));
 
     const next = await cludSync('sync', dir);

@@ -2,8 +2,6 @@
 // /workspace, published on the host's loopback; a real Chromium loads it and shows /workspace's
 // files. The UI image is built once per run (the first `up --ui`) and reused by the others.
 import assert from 'node:assert/strict';
-import { chmod, chown } from 'node:fs/promises';
-import * as path from 'node:path';
 import { uiImageTag } from '../../src/core/containerLayout';
 import { INTEGRATION_TIMEOUT_MS, TEST_IMAGE, TestScope, assertExit, describeRun, docker, requireDocker, runClud, runCludJson } from '../helpers/integration';
 import { launchBrowser, screenshot } from '../helpers/vscodeServer';
@@ -14,8 +12,8 @@ interface UiJson {
   password?: string;
 }
 
-async function upWithUi(dir: string, args: string[] = []): Promise<{ json: Record<string, unknown>; ui: UiJson; exitCode: number }> {
-  const { run, json } = await runCludJson(['up', dir, '--ui', ...args], { timeoutMs: 1_800_000 });
+async function upWithUi(dir: string, args: string[] = [], env: Record<string, string> = {}): Promise<{ json: Record<string, unknown>; ui: UiJson; exitCode: number }> {
+  const { run, json } = await runCludJson(['up', dir, '--ui', ...args], { timeoutMs: 1_800_000, env });
   const ui = json.ui as UiJson | undefined;
   assert.ok(ui?.url, `no IDE address\n${describeRun(run)}`);
   return { json, ui, exitCode: run.exitCode };
@@ -126,14 +124,12 @@ describe('integration: the browser IDE (clud up --ui)', function () {
   });
 
   it('starts the IDE even when the initial copy failed, and reports the failure', async function () {
-    const broken = await scope.project({ 'fine.txt': 'fine\n', 'unreadable.bin': 'root only\n' });
-    const secret = path.join(broken, 'unreadable.bin');
-    await chown(secret, 0, 0);
-    await chmod(secret, 0o600);
-    const { json, ui, exitCode } = await upWithUi(broken);
+    const broken = await scope.project({ 'fine.txt': 'fine\n' });
+    // An unreadable file no longer fails the copy (it is left alone); the agent's failpoint does.
+    const { json, ui, exitCode } = await upWithUi(broken, [], { CLUD_FAILPOINT: 'fail-initial-copy' });
     assert.equal(exitCode, 1);
     assert.equal((json.init as { phase: string }).phase, 'failed');
-    assert.match(String((json.init as { error?: string }).error), /unreadable\.bin/);
+    assert.match(String((json.init as { error?: string }).error), /made to fail/);
     assert.equal((await fetch(ui.url)).status, 200);
     const status = await runClud(['status', broken]);
     assert.match(status.stdout, /workspace: failed/);

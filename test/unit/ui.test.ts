@@ -170,6 +170,24 @@ describe('unit: ui tree', () => {
     assert.equal(statusBarView(run(attachedRunning, { type: 'syncFinished', report: report({ conflicts: [conflictOn(forged)] }) })).tooltip.includes('\x1b'), false);
   });
 
+  it("shows the agent's git branches, how far each is ahead, what crossed and git's problems, from the newest sync that carried history", () => {
+    const git = {
+      lines: ['agent: 3 new commits on clud/app/main'],
+      problems: ['git: clud/app/fix was not moved forward: cannot lock ref'],
+      branches: [
+        { branch: 'main', hostName: 'clud/app/main', tip: 'a'.repeat(40), ahead: 3, base: 'main' },
+        { branch: 'fix', hostName: 'clud/app/fix', tip: 'b'.repeat(40), ahead: 1 },
+      ],
+    };
+    const tree = buildTree(run(attachedRunning, { type: 'syncFinished', report: report({ git }) }, { type: 'syncFinished', report: report() }));
+    assert.equal(find(tree, 'git')?.description, 'clud/app/main, clud/app/fix');
+    assert.equal(find(tree, 'git:clud/app/main')?.description, '3 commits ahead of main');
+    assert.equal(find(tree, 'git:clud/app/fix')?.description, '1 commit on no host branch');
+    assert.equal(find(tree, 'git:line:0')?.label, 'agent: 3 new commits on clud/app/main');
+    assert.equal(find(tree, 'git:problem:0')?.label, 'git: clud/app/fix was not moved forward: cannot lock ref');
+    assert.equal(find(buildTree(run(attachedRunning, { type: 'syncFinished', report: report() })), 'git'), undefined, 'a folder without git shows no git node');
+  });
+
   it('shows an error as a problem with a retry context', () => {
     const tree = buildTree(run(attachedRunning, { type: 'failed', message: 'agent exited', retry: 'sync' }));
     const problems = find(tree, 'problems')!;

@@ -50,6 +50,11 @@ export interface ReconcileInput {
   container: Snapshot;
   /** Defaults to 'two-way-safe'. */
   policy?: Policy;
+  /**
+   * The snapshots hold one region of the trees only (an incremental cycle): an empty side then
+   * says nothing about the whole side, so the wiped-side halt is the caller's to check.
+   */
+  partial?: boolean;
 }
 
 export interface ReconcileResult {
@@ -81,7 +86,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
   const problems = [...untrackedProblems('host', input.host), ...untrackedProblems('container', input.container)];
   problems.sort((x, y) => compareStrings(x.path, y.path) || compareSides(x.side, y.side));
 
-  const halt = safetyHalt(input);
+  const halt = input.partial ? undefined : safetyHalt(input);
   if (halt) return { changes: [], conflicts: [], problems, ancestorUpdates: new Map(), halt };
 
   const reconciler = new Reconciler(new Tree(input.ancestor), { host: new Tree(input.host), container: new Tree(input.container) }, policy);

@@ -357,7 +357,9 @@ async function settle<T>(operation: () => Promise<T>): Promise<T | Failure | und
 /** Runs at most `max` tasks at once; a finishing task hands its slot straight to the next one. */
 class Limiter {
   private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private waiting: Array<(() => void) | undefined> = [];
+  /** Index of the oldest waiter: shift() would copy the whole queue each time, and a scan queues an lstat per entry. */
+  private head = 0;
 
   constructor(private readonly max: number) {}
 
@@ -367,9 +369,96 @@ class Limiter {
     try {
       return await task();
     } finally {
-      const next = this.waiting.shift();
+      const next = this.takeNext();
       if (next) next();
       else this.active -= 1;
     }
   }
+
+  private takeNext(): (() => void) | undefined {
+    if (this.head >= this.waiting.length) return undefined;
+    const next = this.waiting[this.head];
+    this.waiting[this.head] = undefined;
+    this.head += 1;
+    if (this.head === this.waiting.length || (this.head > 1024 && this.head * 2 > this.waiting.length)) {
+      this.waiting = this.waiting.slice(this.head);
+      this.head = 0;
+    }
+    return next;
+  }
+}
+
+/** A scan of some paths only: `incomplete` lists the paths left out because a folder above one is not a folder on this side. */
+export interface PathsScanResult extends ScanResult {
+  /** Each left-out path with the top-most folder above it that is not a folder here (the caller widens to it). */
+  incomplete: Array<{ path: string; at: string }>;
+}
+
+/**
+ * Scans only `paths` (subtrees included, for folders) and the chain of folders above each, as an
+ * incremental cycle needs: the result is a well-formed snapshot of that region alone, with the
+ * same rules (every .gitignore from the root down), cache and checks as scanTree. Callers pass
+ * paths none of which is under another, never "" and never a .gitignore (a changed .gitignore
+ * means its folder's subtree).
+ * @throws as scanTree when the root is missing or unreadable.
+ */
+export async function scanPaths(root: string, paths: readonly string[], options: ScanOptions): Promise<PathsScanResult> {
+  const started = Date.now();
+  const rootBytes = bytesFromName(root);
+  const rootStat = await settle(() => fs.stat(rootBytes));
+  if (rootStat === undefined) throw new Error(`sync root ${root} does not exist`);
+  if (rootStat instanceof Failure) throw new Error(`sync root ${root} cannot be read: ${rootStat.reason}`);
+  if (!rootStat.isDirectory()) throw new Error(`sync root ${root} is not a directory`);
+
+  const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs);
+  // Per folder of a chain: its rules, or why the paths below it are left out.
+  const folders = new Map<string, IgnoreRules | { ignored: true } | { notAFolder: true }>();
+  const visited: Visited[] = [];
+  const incomplete: Array<{ path: string; at: string }> = [];
+  const rulesAt = async (folder: string, parentRules: IgnoreRules | undefined): Promise<IgnoreRules | { ignored: true } | { notAFolder: true }> => {
+    const known = folders.get(folder);
+    if (known) return known;
+    let result: IgnoreRules | { ignored: true } | { notAFolder: true };
+    if (parentRules && parentRules.ignores(folder, true)) {
+      result = { ignored: true };
+    } else {
+      const folderStat = folder === '' ? rootStat : await settle(() => fs.lstat(joinBytes(rootBytes, folder)));
+      if (folderStat === undefined || folderStat instanceof Failure || !folderStat.isDirectory()) {
+        result = { notAFolder: true };
+      } else {
+        const gitignore = await settle(() => readGitignore(joinBytes(rootBytes, folder === '' ? '.gitignore' : `${folder}/.gitignore`)));
+        // As in the full scan: rules that cannot be read make the folder's content unknown.
+        if (gitignore instanceof Failure) result = { notAFolder: true };
+        else result = gitignore === undefined ? (parentRules ?? IgnoreRules.create(options.excludes)) : (parentRules ?? IgnoreRules.create(options.excludes)).withGitignore(folder, gitignore);
+        if (result instanceof IgnoreRules) {
+          scanner.rules.set(folder, result);
+          if (folder !== '') visited.push({ path: folder, entry: { kind: 'directory', mode: folderStat.mode & 0o7777 } });
+        }
+      }
+    }
+    folders.set(folder, result);
+    return result;
+  };
+
+  for (const path of paths) {
+    let rules = await rulesAt('', undefined);
+    if (!(rules instanceof IgnoreRules)) throw new Error(`sync root ${root} cannot be read: cannot read its .gitignore`);
+    let leftOut = false;
+    for (const folder of ancestorsOf(path)) {
+      const next = await rulesAt(folder, rules);
+      if ('ignored' in next && next.ignored) {
+        if (!scanner['ignored'].includes(folder)) scanner['ignored'].push(folder);
+        leftOut = true;
+        break;
+      }
+      if (!(next instanceof IgnoreRules)) {
+        incomplete.push({ path, at: folder });
+        leftOut = true;
+        break;
+      }
+      rules = next;
+    }
+    if (!leftOut) visited.push(...(await scanner['visit'](path, rules)));
+  }
+  return { ...(await scanner.finish(visited, started)), incomplete };
 }

@@ -1,7 +1,9 @@
 // The Clud view's content as plain data, built from the same status value as the status bar.
 // The extension maps each node to a vscode.TreeItem; contextValue drives the menus in package.json.
 import { displayPath, displayText } from '../display';
+import { describeAgentBranch } from '../git/refNames';
 import { describeReport, summarizeReport } from '../sync/summary';
+import type { GitExchange } from '../protocol';
 import type { WorkspaceViewState } from './state';
 
 export interface TreeNode {
@@ -37,6 +39,8 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
   const nodes: TreeNode[] = [workspaceNode(state)];
   const last = state.history[0];
   if (last) nodes.push(lastSyncNode(last));
+  const git = state.history.find((report) => report.git)?.git;
+  if (git && (git.branches.length > 0 || git.problems.length > 0)) nodes.push(gitNode(git));
   if (state.conflicts.length > 0) {
     nodes.push({
       id: 'conflicts',
@@ -147,6 +151,23 @@ function workspaceNode(state: WorkspaceViewState): TreeNode {
       { id: 'workspace:folder', label: 'Folder', description: state.hostPath ?? '', icon: 'folder' },
       { id: 'workspace:image', label: 'Image', description: state.image ?? 'unknown', icon: 'package' },
       { id: 'workspace:state', label: 'State', description: HEALTH_LABEL[state.health.kind], icon: 'pulse' },
+    ],
+  };
+}
+
+/** The agent's branches in the folder's repository and how far each is ahead, from the newest sync that carried history. */
+function gitNode(git: GitExchange): TreeNode {
+  return {
+    id: 'git',
+    label: "Agent's branches",
+    description: git.branches.length ? git.branches.map((branch) => branch.hostName).join(', ') : undefined,
+    tooltip: 'The container\'s git branches, brought into your repository as clud/<workspace>/<branch>. Merge, cherry-pick or delete them with git.',
+    icon: 'git-branch',
+    expanded: true,
+    children: [
+      ...git.branches.map((branch) => ({ id: `git:${branch.hostName}`, label: branch.hostName, description: describeAgentBranch(branch).slice(branch.hostName.length + 2), tooltip: `tip ${branch.tip}`, icon: 'git-commit' })),
+      ...git.lines.map((line, index) => ({ id: `git:line:${index}`, label: line, icon: 'arrow-swap' })),
+      ...git.problems.map((problem, index) => ({ id: `git:problem:${index}`, label: problem, tooltip: problem, icon: 'warning' })),
     ],
   };
 }

@@ -1,0 +1,21 @@
+// The agent's side of the git exchange: which workspace it is, and the state file `clud status`
+// reads (in the state folder, so the host reads it without the container).
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic } from '../core/atomicFile';
+import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, GIT_NAMESPACE_ENV, GIT_STATE_FILE } from '../core/containerLayout';
+import { errorMessage } from '../core/errors';
+import { exchangeHistory } from '../core/git/bridge';
+import { gitNamespace } from '../core/git/refNames';
+import type { GitExchange, GitStatus } from '../core/protocol';
+import { log } from './init';
+
+export async function exchangeGitHistory(): Promise<GitExchange | undefined> {
+  const exchange = await exchangeHistory({ host: CONTAINER_HOST_PATH, container: CONTAINER_WORKSPACE_PATH }, { namespace: gitNamespace(process.env[GIT_NAMESPACE_ENV] ?? '') });
+  for (const problem of exchange?.problems ?? []) log('warn', problem);
+  if (exchange && existsSync(CONTAINER_STATE_PATH)) {
+    const status: GitStatus = { updatedAt: new Date().toISOString(), branches: exchange.branches, problems: exchange.problems };
+    await writeFileAtomic(path.join(CONTAINER_STATE_PATH, GIT_STATE_FILE), JSON.stringify(status, null, 2) + '\n').catch((error: unknown) => log('warn', `cannot record the git state: ${errorMessage(error)}`));
+  }
+  return exchange;
+}

@@ -1,0 +1,248 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { promises as fsPromises, mkdirSync, readdirSync, readFileSync, lstatSync, readlinkSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import * as path from 'node:path';
+import { normalizeDirty, runStoreCycle, type StoreCycleResult } from '../../src/core/sync/incremental';
+import { runSyncCycle } from '../../src/core/sync/engine';
+import { SyncStateStore } from '../../src/core/sync/stateStore';
+import { SyncStateFiles } from '../../src/core/sync/stateFiles';
+import { useTempDir } from '../helpers/tempDir';
+
+type Tree = Record<string, string | null>;
+
+function makeTree(root: string, tree: Tree): void {
+  mkdirSync(root, { recursive: true });
+  for (const [relative, content] of Object.entries(tree)) {
+    const full = path.join(root, relative);
+    if (content === null) mkdirSync(full, { recursive: true });
+    else {
+      mkdirSync(path.dirname(full), { recursive: true });
+      writeFileSync(full, content);
+    }
+  }
+}
+
+/** Every path under root with its content ("<dir>" for folders), sorted: what a user would see. */
+function listing(root: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const walk = (relative: string) => {
+    for (const name of readdirSync(path.join(root, relative)).sort()) {
+      const child = relative ? `${relative}/${name}` : name;
+      const stat = lstatSync(path.join(root, child));
+      if (stat.isDirectory()) {
+        out.push([child, '<dir>']);
+        walk(child);
+      } else if (stat.isSymbolicLink()) out.push([child, `-> ${readlinkSync(path.join(root, child))}`]);
+      else out.push([child, readFileSync(path.join(root, child), 'utf8')]);
+    }
+  };
+  walk('');
+  return out;
+}
+
+interface Workspace { host: string; container: string; state: string; kept: string }
+const workspaceIn = (dir: string): Workspace => ({ host: path.join(dir, 'host'), container: path.join(dir, 'container'), state: path.join(dir, 'state'), kept: path.join(dir, 'kept') });
+
+async function cycle(ws: Workspace, dirty?: Iterable<string>): Promise<StoreCycleResult> {
+  const store = await SyncStateStore.open(ws.state);
+  try {
+    return await runStoreCycle({ roots: { host: ws.host, container: ws.container }, excludes: [], policy: 'two-way-safe', store, keptRoot: ws.kept, ...(dirty && { dirty }) });
+  } finally {
+    await store.close();
+  }
+}
+
+async function ancestorOf(ws: Workspace): Promise<Array<[string, unknown]>> {
+  const store = await SyncStateStore.open(ws.state);
+  const entries = [...store.ancestor].sort(([a], [b]) => (a < b ? -1 : 1));
+  await store.close();
+  // mtimes differ between copies made at different moments; content identity is what matters.
+  return entries.map(([key, entry]) => [key, entry.kind === 'file' ? { kind: 'file', hash: entry.hash, mode: entry.mode } : entry]);
+}
+
+interface Scenario {
+  name: string;
+  /** Both sides before (synced by a first full cycle). */
+  start: Tree;
+  /** What happens after that, on the real trees. */
+  change: (ws: Workspace) => void;
+  /** What the watchers would report (both sides' paths together). */
+  dirty: string[];
+}
+
+const scenarios: Scenario[] = [
+  { name: 'a host edit', start: { 'src/a.ts': 'a', 'src/b.ts': 'b' }, change: (ws) => writeFileSync(path.join(ws.host, 'src/a.ts'), 'a2'), dirty: ['src/a.ts'] },
+  { name: 'a new nested folder in the container', start: { 'x.txt': 'x' }, change: (ws) => makeTree(ws.container, { 'gen/deep/one.txt': '1', 'gen/deep/two.txt': '2', 'gen/three.txt': '3' }), dirty: ['gen'] },
+  { name: 'a host deletion', start: { 'd/a.txt': 'a', 'd/b.txt': 'b' }, change: (ws) => rmSync(path.join(ws.host, 'd/a.txt')), dirty: ['d/a.txt'] },
+  { name: 'a folder deleted in the container', start: { 'keep.txt': 'k', 'old/a.txt': 'a', 'old/sub/b.txt': 'b' }, change: (ws) => rmSync(path.join(ws.container, 'old'), { recursive: true }), dirty: ['old'] },
+  {
+    name: 'an edit on both sides: a conflict',
+    start: { 'f.txt': 'base', 'g.txt': 'g' },
+    change: (ws) => {
+      writeFileSync(path.join(ws.host, 'f.txt'), 'host');
+      writeFileSync(path.join(ws.container, 'f.txt'), 'container');
+    },
+    dirty: ['f.txt'],
+  },
+  {
+    name: 'a host folder replaced by a file',
+    start: { 'thing/a.txt': 'a', 'other.txt': 'o' },
+    change: (ws) => {
+      rmSync(path.join(ws.host, 'thing'), { recursive: true });
+      writeFileSync(path.join(ws.host, 'thing'), 'now a file');
+    },
+    dirty: ['thing'],
+  },
+  { name: 'a folder renamed in the container', start: { 'lib/one.ts': '1', 'lib/two/three.ts': '3' }, change: (ws) => renameSync(path.join(ws.container, 'lib'), path.join(ws.container, 'src')), dirty: ['lib', 'src'] },
+  {
+    name: 'a file reported under a folder deleted on the host (the region widens)',
+    start: { 'a/b/c.txt': 'c', 'a/b/d.txt': 'd', 'a/e.txt': 'e', 'z.txt': 'z' },
+    change: (ws) => rmSync(path.join(ws.host, 'a'), { recursive: true }),
+    dirty: ['a/b/c.txt'],
+  },
+  {
+    name: 'a .gitignore that now ignores a folder, plus an edit in it',
+    start: { 'sub/.gitignore': '', 'sub/build/out.js': 'o', 'sub/src.ts': 's' },
+    change: (ws) => {
+      writeFileSync(path.join(ws.host, 'sub/.gitignore'), 'build/\n');
+      writeFileSync(path.join(ws.host, 'sub/build/out.js'), 'o2');
+    },
+    dirty: ['sub/.gitignore', 'sub/build/out.js'],
+  },
+  {
+    name: 'a new file in the container next to an ignored one',
+    start: { '.gitignore': '*.log\n', 'app/main.ts': 'm' },
+    change: (ws) => makeTree(ws.container, { 'app/debug.log': 'noise', 'app/new.ts': 'n' }),
+    dirty: ['app/debug.log', 'app/new.ts'],
+  },
+];
+
+describe('unit: incremental sync cycles (state store)', () => {
+  const tempDir = useTempDir('clud-incr-');
+
+  describe('normalizeDirty', () => {
+    it('drops paths under another, maps a .gitignore to its folder, and sends the root to a full cycle', () => {
+      assert.deepEqual(normalizeDirty(['a/b/c', 'a/b', 'x/.gitignore', 'x/y', 'q']), ['a/b', 'q', 'x']);
+      assert.equal(normalizeDirty(['.gitignore']), 'everything');
+    });
+  });
+
+  describe('an incremental cycle gives what a full cycle gives', () => {
+    for (const scenario of scenarios) {
+      it(scenario.name, async () => {
+        const incremental = workspaceIn(path.join(tempDir(), 'incremental'));
+        makeTree(incremental.host, scenario.start);
+        mkdirSync(incremental.container, { recursive: true });
+        const first = await cycle(incremental);
+        assert.equal(first.report?.halted, undefined);
+        scenario.change(incremental);
+        // The same trees, state included, for the full cycle to judge.
+        const full = workspaceIn(path.join(tempDir(), 'full'));
+        execFileSync('cp', ['-a', path.join(tempDir(), 'incremental'), path.join(tempDir(), 'full')]);
+
+        const partial = await cycle(incremental, scenario.dirty);
+        assert.equal(partial.fullCycleNeeded, undefined, partial.fullCycleNeeded);
+        const whole = await cycle(full);
+        assert.deepEqual(listing(incremental.host), listing(full.host), 'host');
+        assert.deepEqual(listing(incremental.container), listing(full.container), 'container');
+        assert.deepEqual(partial.report?.conflicts.map((c) => c.path), whole.report?.conflicts.map((c) => c.path), 'conflicts');
+        assert.equal(partial.report?.appliedCount, whole.report?.appliedCount, 'changes applied');
+        assert.deepEqual(await ancestorOf(incremental), await ancestorOf(full), 'agreed state');
+        // And a full cycle after the incremental one finds nothing left to do.
+        const after = await cycle(incremental);
+        assert.equal(after.report?.appliedCount, 0);
+      });
+    }
+
+    it('matches the file-based engine (runSyncCycle) too', async () => {
+      const ws = workspaceIn(path.join(tempDir(), 'store'));
+      makeTree(ws.host, { 'a/1.txt': '1', 'a/2.txt': '2', 'b.txt': 'b' });
+      mkdirSync(ws.container, { recursive: true });
+      await cycle(ws);
+      const engineWs = workspaceIn(path.join(tempDir(), 'engine'));
+      makeTree(engineWs.host, { 'a/1.txt': '1', 'a/2.txt': '2', 'b.txt': 'b' });
+      mkdirSync(engineWs.container, { recursive: true });
+      const engine = (dir: Workspace) => runSyncCycle({ roots: { host: dir.host, container: dir.container }, stateDir: dir.state, policy: 'two-way-safe', excludes: [] });
+      await engine(engineWs);
+      for (const dir of [ws, engineWs]) {
+        writeFileSync(path.join(dir.container, 'a/1.txt'), 'one');
+        rmSync(path.join(dir.host, 'b.txt'));
+      }
+      await cycle(ws, ['a/1.txt', 'b.txt']);
+      await engine(engineWs);
+      assert.deepEqual(listing(ws.host), listing(engineWs.host));
+      assert.deepEqual(listing(ws.container), listing(engineWs.container));
+      const engineAncestor = [...(await new SyncStateFiles(engineWs.state).readAncestor())].map(([key, entry]) => [key, entry.kind === 'file' ? { kind: 'file', hash: entry.hash, mode: entry.mode } : entry]).sort(([a], [b]) => ((a as string) < (b as string) ? -1 : 1));
+      assert.deepEqual(await ancestorOf(ws), engineAncestor);
+    });
+  });
+
+  describe('safety', () => {
+    it('sends a wiped side to a full cycle, which halts and deletes nothing', async () => {
+      const ws = workspaceIn(tempDir());
+      makeTree(ws.host, { 'a.txt': 'a', 'b/c.txt': 'c' });
+      mkdirSync(ws.container, { recursive: true });
+      await cycle(ws);
+      rmSync(ws.container, { recursive: true });
+      mkdirSync(ws.container);
+      const partial = await cycle(ws, ['a.txt', 'b']);
+      assert.match(partial.fullCycleNeeded ?? '', /holds nothing to sync/);
+      const whole = await cycle(ws);
+      assert.equal(whole.report?.halted?.side, 'container');
+      assert.deepEqual(listing(ws.host).map(([key]) => key), ['a.txt', 'b', 'b/c.txt']);
+      rmSync(ws.container, { recursive: true });
+      assert.match((await cycle(ws, ['a.txt'])).fullCycleNeeded ?? '', /cannot be listed/);
+    });
+
+    it('counts as wiped a side that holds only what is ignored', async () => {
+      const ws = workspaceIn(tempDir());
+      makeTree(ws.host, { 'a.txt': 'a', '.git/HEAD': 'ref' });
+      mkdirSync(ws.container, { recursive: true });
+      await cycle(ws);
+      rmSync(path.join(ws.host, 'a.txt'));
+      assert.match((await cycle(ws, ['a.txt'])).fullCycleNeeded ?? '', /holds nothing to sync/);
+    });
+  });
+
+  describe('cost', () => {
+    /** File-system calls made through fs.promises while `run` runs. */
+    async function countCalls(run: () => Promise<unknown>): Promise<number> {
+      const names = ['lstat', 'stat', 'open', 'readdir', 'readFile', 'readlink'] as const;
+      const originals = names.map((name) => fsPromises[name]);
+      let calls = 0;
+      names.forEach((name, i) => {
+        (fsPromises as Record<string, unknown>)[name] = (...args: unknown[]) => {
+          calls += 1;
+          return (originals[i] as (...a: unknown[]) => unknown)(...args);
+        };
+      });
+      try {
+        await run();
+      } finally {
+        names.forEach((name, i) => { (fsPromises as Record<string, unknown>)[name] = originals[i]; });
+      }
+      return calls;
+    }
+
+    it('a one-file cycle makes the same few file-system calls at 200 and at 2,000 files', async function () {
+      this.timeout(60_000);
+      const counts: number[] = [];
+      for (const files of [200, 2000]) {
+        const ws = workspaceIn(path.join(tempDir(), String(files)));
+        const tree: Tree = {};
+        for (let i = 0; i < files; i += 1) tree[`d${i % 50}/e${i % 7}/f${i}.txt`] = `content ${i}`;
+        makeTree(ws.host, tree);
+        mkdirSync(ws.container, { recursive: true });
+        await cycle(ws);
+        writeFileSync(path.join(ws.host, 'd3/e3/f3.txt'), 'edited');
+        const store = await SyncStateStore.open(ws.state);
+        const calls = await countCalls(() => runStoreCycle({ roots: { host: ws.host, container: ws.container }, excludes: [], policy: 'two-way-safe', store, keptRoot: ws.kept, dirty: ['d3/e3/f3.txt'] }));
+        await store.close();
+        assert.equal(readFileSync(path.join(ws.container, 'd3/e3/f3.txt'), 'utf8'), 'edited');
+        counts.push(calls);
+      }
+      assert.equal(counts[0], counts[1], `calls at 200 and 2,000 files: ${counts.join(', ')}`);
+      assert.ok((counts[0] ?? Infinity) < 40, `${counts[0]} calls`);
+    });
+  });
+});

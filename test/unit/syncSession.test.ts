@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { SyncSession, type CycleFinished, type SyncSessionOptions } from '../../src/core/sync/session';
+import { useTempDir } from '../helpers/tempDir';
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function write(root: string, relative: string, content: string): void {
+  mkdirSync(path.dirname(path.join(root, relative)), { recursive: true });
+  writeFileSync(path.join(root, relative), content);
+}
+
+const REPO_ROOT = path.resolve(__dirname, '..', '..');
+const readOr = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : undefined);
+
+describe('unit: sync session (continuous sync on real trees)', () => {
+  const tempDir = useTempDir('clud-session-');
+  let session: SyncSession | undefined;
+  afterEach(async () => {
+    await session?.close();
+    session = undefined;
+  });
+
+  async function start(extra: Partial<SyncSessionOptions> = {}) {
+    const roots = { host: path.join(tempDir(), 'host'), container: path.join(tempDir(), 'container') };
+    mkdirSync(roots.host, { recursive: true });
+    mkdirSync(roots.container, { recursive: true });
+    write(roots.host, 'README.md', 'hello');
+    const cycles: CycleFinished[] = [];
+    session = await SyncSession.open({ roots, stateDir: path.join(tempDir(), 'state'), excludes: [], policy: 'two-way-safe', quietMs: 50, ...extra });
+    session.on('cycle', (cycle) => cycles.push(cycle));
+    await waitFor(() => readOr(path.join(roots.container, 'README.md')) === 'hello', 'the first full cycle');
+    return { roots, cycles };
+  }
+
+  it('carries a container write to the host and a host deletion to the container, with no command', async () => {
+    const { roots, cycles } = await start();
+    write(roots.container, 'src/new.ts', 'from the agent');
+    await waitFor(() => readOr(path.join(roots.host, 'src/new.ts')) === 'from the agent', 'the container write on the host');
+    assert.ok(cycles.some((cycle) => cycle.kind === 'incremental' && cycle.report.appliedCount > 0), 'an incremental cycle carried it');
+    rmSync(path.join(roots.host, 'README.md'));
+    await waitFor(() => !existsSync(path.join(roots.container, 'README.md')), 'the host deletion in the container');
+  });
+
+  it('carries a burst of 500 files in a few cycles', async () => {
+    const { roots, cycles } = await start();
+    const before = cycles.length;
+    for (let i = 0; i < 500; i += 1) write(roots.container, `gen/part${i % 10}/f${i}.txt`, `${i}`);
+    await waitFor(() => existsSync(path.join(roots.host, 'gen/part9/f499.txt')) && readOr(path.join(roots.host, 'gen/part0/f0.txt')) === '0', 'the burst on the host');
+    await waitFor(() => !session?.changesWaiting, 'the queue to drain');
+    for (let i = 0; i < 500; i += 1) assert.equal(readOr(path.join(roots.host, `gen/part${i % 10}/f${i}.txt`)), `${i}`);
+    const used = cycles.length - before;
+    assert.ok(used <= 10, `${used} cycles for 500 files`);
+  });
+
+  it('keeps both versions when both sides edit one file', async () => {
+    const { roots, cycles } = await start();
+    session?.pause();
+    write(roots.host, 'README.md', 'host edit');
+    write(roots.container, 'README.md', 'container edit');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await session?.resume();
+    await waitFor(() => cycles.some((cycle) => cycle.report.conflicts.some((conflict) => conflict.path === 'README.md')), 'the conflict');
+    assert.equal(readOr(path.join(roots.host, 'README.md')), 'host edit');
+    assert.equal(readOr(path.join(roots.container, 'README.md')), 'container edit');
+  });
+
+  it('halts on a wiped /workspace, leaves the host intact and stops background cycles', async () => {
+    const { roots } = await start();
+    write(roots.host, 'more/file.txt', 'keep me');
+    await waitFor(() => existsSync(path.join(roots.container, 'more/file.txt')), 'the second file');
+    const halted: unknown[] = [];
+    session?.on('halted', (halt) => halted.push(halt));
+    rmSync(roots.container, { recursive: true });
+    mkdirSync(roots.container);
+    await waitFor(() => halted.length > 0, 'the halt');
+    assert.equal(session?.isPaused, true);
+    assert.equal(readOr(path.join(roots.host, 'README.md')), 'hello');
+    assert.equal(readOr(path.join(roots.host, 'more/file.txt')), 'keep me');
+  });
+
+  it('still carries changes when a side is polled by setting', async () => {
+    const { roots } = await start({ poll: { host: true }, pollIntervalMs: 200 });
+    assert.deepEqual(session?.degradedWatches.map((reason) => [reason.side, reason.code]), [['host', 'WATCH_POLLING']]);
+    write(roots.host, 'polled.txt', 'seen by polling');
+    await waitFor(() => readOr(path.join(roots.container, 'polled.txt')) === 'seen by polling', 'the polled host write');
+  });
+
+  it('loses nothing when the owner is SIGKILLed mid-cycle, and syncs on when opened again', async function () {
+    this.timeout(120_000);
+    const roots = { host: path.join(tempDir(), 'host'), container: path.join(tempDir(), 'container') };
+    const stateDir = path.join(tempDir(), 'state');
+    for (let i = 0; i < 3000; i += 1) write(roots.host, `src/m${i % 30}/f${i}.txt`, `file ${i} `.repeat(20));
+    mkdirSync(roots.container, { recursive: true });
+    const script = `
+      const { SyncSession } = require(${JSON.stringify(path.join(REPO_ROOT, 'src/core/sync/session.ts'))});
+      SyncSession.open(${JSON.stringify({ roots, stateDir, excludes: [], policy: 'two-way-safe', quietMs: 50 })}).then(() => process.stdout.write('open\\n'));`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    // Killed once the first cycle has copied some of the files, not all.
+    await waitFor(() => existsSync(path.join(roots.container, 'src')) && readdirSync(path.join(roots.container, 'src')).length >= 3, 'the copy under way', 60_000);
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    const copiedBeforeKill = readdirSync(path.join(roots.container, 'src'), { recursive: true }).filter((name) => String(name).endsWith('.txt')).length;
+
+    session = await SyncSession.open({ roots, stateDir, excludes: [], policy: 'two-way-safe', quietMs: 50 });
+    await waitFor(() => readOr(path.join(roots.container, 'src/m29/f2999.txt')) !== undefined && !session?.changesWaiting, 'the copy finished after the restart', 60_000);
+    for (let i = 0; i < 3000; i += 1) {
+      const relative = `src/m${i % 30}/f${i}.txt`;
+      assert.equal(readOr(path.join(roots.host, relative)), `file ${i} `.repeat(20), `host ${relative}`);
+      assert.equal(readOr(path.join(roots.container, relative)), `file ${i} `.repeat(20), `container ${relative}`);
+    }
+    write(roots.container, 'after.txt', 'next change');
+    await waitFor(() => readOr(path.join(roots.host, 'after.txt')) === 'next change', 'the next change');
+    assert.ok(copiedBeforeKill < 3000, `killed mid-copy (${copiedBeforeKill} files were across)`);
+  });
+
+  it('runs client jobs in the same queue as cycles', async () => {
+    await start();
+    const order: string[] = [];
+    const job = session!.runJob(async () => {
+      order.push('job start');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      order.push('job end');
+    });
+    session!.requestFullCycle();
+    session!.once('cycle', () => order.push('cycle'));
+    await job;
+    await waitFor(() => order.includes('cycle'), 'the cycle');
+    assert.deepEqual(order, ['job start', 'job end', 'cycle']);
+  });
+});

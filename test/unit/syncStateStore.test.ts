@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { appendFileSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { Entry } from '../../src/core/sync/entry';
+import type { ScanCacheEntry } from '../../src/core/sync/scan';
+import { SyncStateFiles } from '../../src/core/sync/stateFiles';
+import { BASE_FILE, JOURNAL_FILE, SyncStateStore } from '../../src/core/sync/stateStore';
+import { useTempDir } from '../helpers/tempDir';
+
+const REPO_ROOT = path.resolve(__dirname, '..', '..');
+const file = (hash: string): Entry => ({ kind: 'file', size: 3, mtimeMs: 1_700_000_000_123.456, mode: 0o644, hash });
+const cached = (hash: string): ScanCacheEntry => ({ size: 3, mtimeMs: 1_700_000_000_123.456, ctimeMs: 1_700_000_000_200.5, ino: 42, mode: 0o100644, hash });
+
+const ANCESTOR = new Map<string, Entry>([
+  ['__proto__', file('a'.repeat(64))],
+  ['constructor', { kind: 'directory', mode: 0o700 }],
+  ['constructor/hasOwnProperty', { kind: 'symlink', target: '../__proto__' }],
+  ['caf\udce9 \n.txt', file('b'.repeat(64))],
+]);
+
+const contents = (store: SyncStateStore) => ({ ancestor: [...store.ancestor].sort(), host: [...store.host].sort(), container: [...store.container].sort() });
+
+describe('unit: sync state store (journal + base)', () => {
+  const tempDir = useTempDir('clud-store-');
+  const stateDir = () => path.join(tempDir(), 'state');
+
+  it('keeps every entry kind and awkward keys across a reopen, deletions included', async () => {
+    const store = await SyncStateStore.open(stateDir());
+    await store.commit({ ancestor: ANCESTOR, host: new Map([['__proto__', cached('a'.repeat(64))]]) });
+    await store.commit({ ancestor: new Map([['caf\udce9 \n.txt', undefined]]), container: new Map([['x', cached('c')]]) });
+    const expected = contents(store);
+    await store.close();
+    const reopened = await SyncStateStore.open(stateDir());
+    assert.deepEqual(contents(reopened), expected);
+    assert.equal(reopened.ancestor.has('caf\udce9 \n.txt'), false);
+    assert.equal(reopened.ancestor.get('__proto__')?.kind, 'file');
+    assert.equal(reopened.lastSequence, 2);
+    await reopened.close();
+  });
+
+  it('reads back a line longer than its read chunk, names with multi-byte characters included', async () => {
+    const store = await SyncStateStore.open(stateDir());
+    const many = new Map<string, Entry>();
+    const caches = new Map<string, ScanCacheEntry>();
+    for (let i = 0; i < 7_000; i += 1) {
+      many.set(`folder/file-${i}-é.txt`, file(String(i).padStart(64, '0')));
+      caches.set(`folder/file-${i}-é.txt`, cached(String(i).padStart(64, '0')));
+    }
+    many.set('folder', { kind: 'directory', mode: 0o755 });
+    await store.commit({ ancestor: many, host: caches });
+    await store.close();
+    const journalBytes = readFileSync(path.join(stateDir(), JOURNAL_FILE)).length;
+    assert.ok(journalBytes > 2 ** 21, `one line over two chunks: ${journalBytes} bytes`);
+    const reopened = await SyncStateStore.open(stateDir());
+    assert.equal(reopened.ancestor.size, 7_001);
+    assert.equal((reopened.ancestor.get('folder/file-6999-é.txt') as { hash: string }).hash, '6999'.padStart(64, '0'));
+    assert.equal(reopened.host.get('folder/file-5-é.txt')?.hash, '5'.padStart(64, '0'));
+    await reopened.close();
+  });
+
+  it('writes nothing for a commit that changes nothing, and only the changed records otherwise', async () => {
+    const store = await SyncStateStore.open(stateDir());
+    await store.commit({ ancestor: ANCESTOR });
+    const before = readFileSync(path.join(stateDir(), JOURNAL_FILE), 'utf8');
+    assert.equal(await store.commit({ ancestor: new Map(ANCESTOR) }), 1, 'same records: no new commit');
+    assert.equal(readFileSync(path.join(stateDir(), JOURNAL_FILE), 'utf8'), before);
+    const whole = new Map(ANCESTOR).set('new', file('d'));
+    await store.commit({ ancestor: store.diff('ancestor', whole) });
+    const lastLine = readFileSync(path.join(stateDir(), JOURNAL_FILE), 'utf8').trim().split('\n').at(-1) ?? '';
+    assert.deepEqual(JSON.parse(lastLine), [2, [[0, 'new', file('d')]]]);
+    await store.close();
+  });
+
+  it("takes over today's ancestor.json and scan caches, and removes them", async () => {
+    const files = new SyncStateFiles(stateDir());
+    await files.writeAncestor(ANCESTOR);
+    await files.writeCache('host', new Map([['__proto__', cached('a'.repeat(64))]]));
+    await files.writeCache('container', new Map([['constructor/x', cached('e')]]));
+    const store = await SyncStateStore.open(stateDir());
+    assert.deepEqual([...store.ancestor], [...ANCESTOR]);
+    assert.deepEqual([...store.host], [['__proto__', cached('a'.repeat(64))]]);
+    assert.deepEqual([...store.container], [['constructor/x', cached('e')]]);
+    for (const old of ['ancestor.json', 'scan-cache-host.json', 'scan-cache-container.json']) assert.equal(existsSync(path.join(stateDir(), old)), false, old);
+    await store.close();
+    assert.deepEqual([...(await SyncStateStore.open(stateDir())).ancestor], [...ANCESTOR]);
+  });
+
+  it('drops a torn last line (a commit that never returned) and carries on after it', async () => {
+    const store = await SyncStateStore.open(stateDir());
+    await store.commit({ ancestor: ANCESTOR });
+    await store.close();
+    appendFileSync(path.join(stateDir(), JOURNAL_FILE), '[2,[[0,"half-writ');
+    const reopened = await SyncStateStore.open(stateDir());
+    assert.deepEqual([...reopened.ancestor].sort(), [...ANCESTOR].sort());
+    assert.equal(reopened.lastSequence, 1);
+    await reopened.commit({ ancestor: new Map([['after', file('f')]]) });
+    await reopened.close();
+    const again = await SyncStateStore.open(stateDir());
+    assert.equal(again.ancestor.get('after')?.kind, 'file');
+    assert.equal(again.lastSequence, 2);
+    await again.close();
+  });
+
+  it('refuses a journal damaged before its last line rather than guessing', async () => {
+    const store = await SyncStateStore.open(stateDir());
+    await store.commit({ ancestor: ANCESTOR });
+    await store.commit({ ancestor: new Map([['x', file('x')]]) });
+    await store.close();
+    const journal = path.join(stateDir(), JOURNAL_FILE);
+    writeFileSync(journal, readFileSync(journal, 'utf8').replace('"x"', '"x'));
+    await assert.rejects(SyncStateStore.open(stateDir()), /not JSON/);
+  });
+
+  it('survives a crash at each point of a compaction', async () => {
+    const store = await SyncStateStore.open(stateDir());
+    await store.commit({ ancestor: ANCESTOR });
+    await store.commit({ ancestor: new Map([['late', file('9')]]) });
+    const expected = contents(store);
+    const oldJournal = path.join(tempDir(), 'journal-before');
+    copyFileSync(path.join(stateDir(), JOURNAL_FILE), oldJournal);
+    await store.compact();
+    await store.close();
+    // Died after the new base was renamed into place but before the journal was replaced.
+    copyFileSync(oldJournal, path.join(stateDir(), JOURNAL_FILE));
+    writeFileSync(path.join(stateDir(), `${BASE_FILE}.tmp`), '{"version":1,"sequence":99}\n[0,"half'); // an unfinished later base
+    const reopened = await SyncStateStore.open(stateDir());
+    assert.deepEqual(contents(reopened), expected);
+    assert.equal(reopened.lastSequence, 2);
+    await reopened.commit({ ancestor: new Map([['next', file('n')]]) });
+    await reopened.close();
+    assert.equal((await SyncStateStore.open(stateDir())).ancestor.get('next')?.kind, 'file');
+  });
+
+  it('loses no commit that returned when SIGKILLed at a random moment, compactions included', async function () {
+    this.timeout(60_000);
+    // A child commits "k<n>" in commit n (compacting every 25) and prints n once commit() returned.
+    const script = `
+      const { SyncStateStore } = require(${JSON.stringify(path.join(REPO_ROOT, 'src/core/sync/stateStore.ts'))});
+      (async () => {
+        const store = await SyncStateStore.open(${JSON.stringify(stateDir())});
+        for (let n = store.lastSequence + 1; ; n += 1) {
+          const entry = { kind: 'file', size: n, mtimeMs: n, mode: 420, hash: 'h'.repeat(64) };
+          await store.commit({ ancestor: new Map([['k' + n, entry]]), host: new Map([['k' + n, { size: n, mtimeMs: n, ctimeMs: n, ino: n, mode: 33188, hash: 'h'.repeat(64) }]]) });
+          process.stdout.write(n + '\\n');
+          if (n % 25 === 0) await store.compact();
+        }
+      })();`;
+    for (const delayMs of [250, 400, 600]) {
+      const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+      await new Promise<void>((resolve) => {
+        const waitForFirst = setInterval(() => {
+          if (output === '') return;
+          clearInterval(waitForFirst);
+          setTimeout(() => { child.kill('SIGKILL'); resolve(); }, delayMs);
+        }, 10);
+      });
+      await new Promise((resolve) => child.once('exit', resolve));
+      const acknowledged = Math.max(...output.trim().split('\n').map(Number));
+      const store = await SyncStateStore.open(stateDir());
+      assert.ok(store.lastSequence >= acknowledged, `commit ${acknowledged} returned, the store holds ${store.lastSequence}`);
+      for (let n = 1; n <= store.lastSequence; n += 1) {
+        assert.equal((store.ancestor.get(`k${n}`) as { size: number } | undefined)?.size, n, `k${n}`);
+        assert.equal(store.host.get(`k${n}`)?.size, n);
+      }
+      assert.equal(store.ancestor.size, store.lastSequence, 'nothing beyond the last commit');
+      await store.close();
+    }
+  });
+});
