@@ -2,7 +2,7 @@
 # The agent's init, in two steps under tini (PID 1):
 #   1. as root: check the mounts, give the sync user `clud` the UID/GID of the host folder's owner
 #      and the workspace user `coder` another one;
-#   2. as `clud` from then on, with three capabilities (as-sync-user): the initial copy of the host
+#   2. as `clud` from then on, with the capabilities as-sync-user keeps: the initial copy of the host
 #      folder into /workspace, then stay up.
 # Node 20 refuses setuid() in-process (CVE-2024-22017), so the switch of user is setpriv's exec,
 # which also leaves no process running as root besides tini.

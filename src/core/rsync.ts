@@ -9,6 +9,21 @@ export const VANISHED_EXIT_CODE = 24;
 export const MAX_CHANGED_PATHS = 1000;
 
 /**
+ * How rsync writes into /workspace: its receiving side runs as the workspace user, with no
+ * capabilities, started through rsync's remote-shell hook (`-e`): rsync runs the hook with the
+ * "host" and then the receiver's command line, so the host name `env` makes the hook run
+ * `env rsync --server …` as that user. A workspace-user process that swaps a folder of /workspace
+ * for a symlink to the host folder or the state folder then sends the receiver only where the
+ * workspace user may write anyway, which is neither; and what it writes is the workspace user's
+ * without chowning. Dropping to the user needs CAP_SETUID/CAP_SETGID in the sync agent
+ * (container/as-sync-user).
+ */
+export const RECEIVE_AS_WORKSPACE_USER = ['-e', `setpriv --reuid=${WORKSPACE_USER} --regid=${WORKSPACE_USER} --init-groups --inh-caps=-all --ambient-caps=-all --`];
+
+/** The rsync destination for `path` in the container, received through RECEIVE_AS_WORKSPACE_USER. */
+export const receivedAsWorkspaceUser = (path: string): string => `env:${path}`;
+
+/**
  * The initial copy of the host folder into a new /workspace: rsync copies exactly the paths the scanner
  * chose (NUL-separated on stdin), so .gitignore rules, negations included, mean the same thing here
  * as in every later sync. Without --recursive, a listed directory is created, not walked.
@@ -22,16 +37,14 @@ export function initialCopyArgs(): string[] {
     // setuid, setgid and sticky never cross (as in every sync: see permissionBits).
     '--chmod=ug-s,o-t',
     '--times',
-    // Everything in /workspace belongs to the workspace user. The sync user is not root: --super
-    // makes rsync chown anyway, which its CAP_CHOWN allows.
-    '--super',
-    `--chown=${WORKSPACE_USER}:${WORKSPACE_USER}`,
+    // Everything in /workspace belongs to the workspace user: the receiver runs as that user.
+    ...RECEIVE_AS_WORKSPACE_USER,
     // No --inplace/--append: rsync writes a temporary file and renames it into place.
     '--stats',
     '--no-human-readable',
     '--out-format=%i %n',
     `${CONTAINER_HOST_PATH}/`,
-    `${CONTAINER_WORKSPACE_PATH}/`,
+    receivedAsWorkspaceUser(`${CONTAINER_WORKSPACE_PATH}/`),
   ];
 }
 

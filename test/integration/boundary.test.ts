@@ -3,7 +3,7 @@
 // nothing dangerous crosses through the sync (setuid/setgid/sticky bits, the host's .git).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmod, chown, lstat, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, readFile, readdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, INIT_STATE_PATH, SYNC_LOCK_PATH, SYNC_ONLY_PATH } from '../../src/core/containerLayout';
@@ -183,6 +183,54 @@ describe('integration: the container is a boundary', function () {
     }
     assert.equal(await readFile(path.join(dir, 'a.txt'), 'utf8'), 'changed\n', 'ordinary files still cross');
     assert.deepEqual(await hashTree(path.join(dir, '.git')), gitBefore);
+  });
+
+  it('a folder of /workspace swapped for a symlink to the host .git/hooks or the state folder while pushes write into it: nothing lands there', async function () {
+    const dir = await scope.project({ 'a.txt': 'a\n', 'b.txt': 'b\n', 'c/d.txt': 'd\n', 'x/keep.txt': 'keep\n', 'x/post-commit': '#!/bin/sh\necho round 0\n' });
+    await run('git', ['init', '-q', dir]);
+    await chownTree(dir, USER_UID, USER_GID);
+    await cludUp(dir);
+    const stateDirectory = stateDirectoryOf(dir);
+    const hooksBefore = await hashTree(path.join(dir, '.git', 'hooks'));
+    const strangersInState = async () => (await readdir(stateDirectory)).filter((name) => name === 'post-commit' || name === 'keep.txt' || name.startsWith('.clud-sync-'));
+    // The workspace user swaps x, over and over, between the real folder (moved aside under a name
+    // the sync never syncs) and a link to where the sync agent, but not the user, can write.
+    const swapper = runClud(['exec', dir, '--', 'sh', '-c', [
+      'cd /workspace; i=0',
+      'swap() { [ -L "$1" ] && rm -f "$1"; [ -d "$1" ] || mkdir -p "$1"; mv -T "$1" "$2" 2>/dev/null && ln -s "$3" "$1"; }',
+      'unswap() { [ -L "$1" ] && rm -f "$1"; [ -d "$2" ] && { mv -T "$2" "$1" 2>/dev/null || rm -rf "$2"; }; }',
+      `while [ ! -e /tmp/stop-swapping ]; do i=$((i+1)); if [ $((i % 2)) = 0 ]; then t=${HOST}/.git/hooks; else t=${STATE}; fi`,
+      '  swap x .clud-sync-swap.tmp "$t"',
+      '  sleep 0.002',
+      '  unswap x .clud-sync-swap.tmp',
+      'done; echo "swapped $i times"',
+    ].join('\n')]);
+    const rounds = Number(process.env.CLUD_SWAP_ROUNDS ?? 30);
+    let applied = 0;
+    try {
+      for (let round = 1; round <= rounds; round += 1) {
+        // A new version each round, so that every push writes x/post-commit (and re-creates x when
+        // the scan saw the link).
+        await writeHost(dir, { 'x/post-commit': `#!/bin/sh\necho round ${round}\n`, 'x/keep.txt': `keep ${round}\n` });
+        // A push may skip changes (or fail on a path that moved); what matters is where it wrote.
+        const { run: push, json } = await runCludJson(['push', dir]);
+        assert.ok(push.exitCode === 0 || push.exitCode === 1, describeRun(push));
+        applied += (json.report as { appliedCount?: number } | undefined)?.appliedCount ?? 0;
+        assert.deepEqual(await hashTree(path.join(dir, '.git', 'hooks')), hooksBefore, `round ${round}: the host's .git/hooks changed`);
+        assert.deepEqual(await strangersInState(), [], `round ${round}: something was written into the state folder`);
+      }
+    } finally {
+      await execSh(dir, 'touch /tmp/stop-swapping');
+    }
+    const swapped = await swapper;
+    assertExit(swapped, 0);
+    assert.match(swapped.stdout, /swapped \d+ times/);
+    assert.ok(applied > 0, 'pushes wrote while the folder was being swapped');
+    assert.equal(await pathExists(path.join(dir, '.git', 'hooks', 'post-commit')), false);
+    // Once the swapping stops, the sync carries on as usual.
+    await execSh(dir, 'if [ -L x ]; then rm x; fi; if [ -d .clud-sync-swap.tmp ]; then rm -rf x; mv -T .clud-sync-swap.tmp x; fi');
+    await cludSync('push', dir);
+    assert.equal(await readContainerFile(dir, 'x/post-commit'), `#!/bin/sh\necho round ${rounds}\n`);
   });
 
   it("a host file its owner cannot read never reaches /workspace, though the sync agent's capabilities could read it", async function () {

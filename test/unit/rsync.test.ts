@@ -70,7 +70,7 @@ describe('unit: rsync', () => {
     const args = initialCopyArgs();
 
     it('copies the contents of /clud/host into /workspace', () => {
-      assert.deepEqual(args.slice(-2), ['/clud/host/', '/workspace/']);
+      assert.deepEqual(args.slice(-2), ['/clud/host/', 'env:/workspace/']);
     });
 
     it('copies exactly the NUL-separated paths given on stdin', () => {
@@ -91,9 +91,12 @@ describe('unit: rsync', () => {
       for (const flag of ['--inplace', '--append', '--append-verify']) assert.ok(!args.includes(flag), `${flag} present`);
     });
 
-    it("gives everything to the workspace user instead of keeping the host's owner and group", () => {
-      assert.ok(args.includes('--chown=coder:coder'));
-      assert.ok(args.includes('--super'), 'a non-root rsync chowns only with --super');
+    it("writes as the workspace user without capabilities (its receiver cannot be sent to the host or state folder), never keeping the host's owner and group", () => {
+      const shell = args[args.indexOf('-e') + 1] ?? '';
+      assert.match(shell, /^setpriv --reuid=coder --regid=coder --init-groups --inh-caps=-all --ambient-caps=-all --$/);
+      assert.equal(args.at(-1), 'env:/workspace/', 'the hook runs `env rsync --server …`');
+      for (const flag of ['--super', '--fake-super']) assert.ok(!args.includes(flag), `${flag} present`);
+      assert.ok(!args.some((arg) => arg.startsWith('--chown') || arg.startsWith('--usermap')), 'no chown: the receiver is the workspace user');
       for (const flag of ['--owner', '-o', '--group', '-g']) assert.ok(!args.includes(flag), `${flag} present`);
     });
 
@@ -107,7 +110,9 @@ describe('unit: rsync', () => {
     });
 
     it('puts every option before the two paths', () => {
-      assert.ok(args.slice(0, -2).every((arg) => arg.startsWith('--')));
+      const options = args.slice(0, -2);
+      // `-e` takes the remote-shell command as its value.
+      assert.ok(options.every((arg, index) => arg.startsWith('--') || arg === '-e' || options[index - 1] === '-e'));
     });
 
     it('asks for the stats and itemized output that parseRsyncOutput reads, without digit separators', () => {

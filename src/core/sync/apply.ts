@@ -2,19 +2,23 @@
 // path is still what the scan saw; if someone changed it since, the change is skipped and
 // reported, never clobbered. Files are staged under a temporary name and put in place by
 // replaceChecked, which moves the old version aside and checks it first, so that a writer racing
-// the apply never loses a version (see replaceChecked.ts).
+// the apply never loses a version (see replaceChecked.ts). Every operation names its path through
+// the parent folder pinned by beneath.ts, so a folder swapped for a symlink meanwhile is never
+// followed out of the tree.
 import { createHash } from 'node:crypto';
 import { constants, createWriteStream } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { chmod, lchown, mkdir, open, rmdir, symlink, unlink } from 'node:fs/promises';
+import { lchown, mkdir, open, rmdir, symlink, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { permissionBits } from './entry';
 import type { Entry, FileEntry } from './entry';
-import { lstatOrUndefined, matchesExpected, nonFolderAncestor } from './fsEntry';
-import { bytesFromName, joinBytes } from './pathCodec';
+import { pinParent } from './beneath';
+import type { PinFailure } from './beneath';
+import { lstatOrUndefined, matchesExpected } from './fsEntry';
+import { bytesFromName } from './pathCodec';
 import type { SkipCode } from '../protocol';
 import type { Change, Side } from './reconcile';
 import { keepUnder, replaceChecked, setStagedAttributes, temporarySibling } from './replaceChecked';
@@ -47,10 +51,23 @@ export interface ApplyOptions {
   owners?: Partial<Record<Side, { uid: number; gid: number }>>;
 }
 
-/** Gives a staged entry its owner (lchown clears setuid/setgid too), then its permission bits. */
-async function ownAndMode(staged: Buffer, mode: number | undefined, owner: { uid: number; gid: number } | undefined): Promise<void> {
-  if (owner) await lchown(staged, owner.uid, owner.gid);
-  if (mode !== undefined) await chmod(staged, permissionBits(mode));
+/**
+ * Gives an entry the apply made its owner (a chown clears setuid/setgid too), then its permission
+ * bits. The mode goes through a descriptor opened with O_NOFOLLOW: chmod by path would follow a
+ * symlink put in the entry's place meanwhile.
+ */
+async function ownAndMode(entry: Buffer, mode: number | undefined, owner: { uid: number; gid: number } | undefined): Promise<void> {
+  if (mode === undefined) {
+    if (owner) await lchown(entry, owner.uid, owner.gid);
+    return;
+  }
+  const handle = await open(entry, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    if (owner) await handle.chown(owner.uid, owner.gid);
+    await handle.chmod(permissionBits(mode));
+  } finally {
+    await handle.close();
+  }
 }
 
 export interface SkippedChange {
@@ -137,12 +154,27 @@ function batches(changes: readonly Change[]): Change[][] {
   return result;
 }
 
+/** Why a change whose parent folder could not be pinned is skipped. */
+function pinSkip(failure: PinFailure, change: Change): Skip {
+  if (failure.code === 'parent-replaced') return { code: 'parent-replaced', reason: `parent ${failure.at} is no longer a folder` };
+  return { code: 'changed-since-scan', reason: change.expected ? 'deleted since the scan' : `parent ${failure.at} deleted since the scan` };
+}
+
 /** Returns why the change was skipped, or undefined when it was applied. */
 async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOutcome): Promise<Skip | undefined> {
-  const target = joinBytes(options.roots[change.side], change.path);
-  // A parent replaced by a symlink since the scan would send this write outside the tree.
-  const blocked = nonFolderAncestor(options.roots[change.side], change.path);
-  if (blocked) return { code: 'parent-replaced', reason: `parent ${blocked} is no longer a folder` };
+  // A parent replaced by a symlink since the scan would send this change outside the tree: every
+  // name below is resolved in the parent folder as it was reached, without following a symlink.
+  const pinned = pinParent(options.roots[change.side], change.path);
+  if (!pinned.ok) return pinSkip(pinned, change);
+  try {
+    return await applyPinned(change, pinned.path, options, outcome);
+  } finally {
+    pinned.folder.close();
+  }
+}
+
+/** applyOne with the target named inside its pinned parent folder. */
+async function applyPinned(change: Change, target: Buffer, options: ApplyOptions, outcome: ApplyOutcome): Promise<Skip | undefined> {
   const foundAt = Date.now();
   const current = await matchesExpected(target, change.expected);
   if (!current.ok) return { code: current.code, reason: current.reason };
@@ -156,8 +188,15 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
   if (change.next?.kind === 'file') {
     // Copy first, then check what was copied is what reconcile decided on: the source may have
     // changed since the scan, and then this change is skipped and the next sync sees the edit.
-    const source = joinBytes(options.sources?.[change.side] ?? options.roots[otherSide(change.side)], change.path);
-    staged = await stageFile(source, target, change.next, options.owners?.[change.side]);
+    // The source is read through its own pinned parent: a folder of /workspace swapped for a link
+    // must not make the agent read (and carry to the host) what the link points at.
+    const source = pinParent(options.sources?.[change.side] ?? options.roots[otherSide(change.side)], change.path);
+    if (!source.ok) return { code: 'source-changed', reason: 'source changed since the scan' };
+    try {
+      staged = await stageFile(source.path, target, change.next, options.owners?.[change.side]);
+    } finally {
+      source.folder.close();
+    }
     if (!staged) return { code: 'source-changed', reason: 'source changed since the scan' };
     outcome.bytesCopied += change.next.size;
   } else if (change.next?.kind === 'symlink') {
@@ -193,7 +232,13 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
         },
       );
       if (made === 'taken') return { code: 'changed-since-scan', reason: 'created since the scan' };
-      await ownAndMode(target, change.next.mode, made === 'created' ? options.owners?.[change.side] : undefined);
+      try {
+        await ownAndMode(target, change.next.mode, made === 'created' ? options.owners?.[change.side] : undefined);
+      } catch (error) {
+        // Moved away, or replaced by a link, since it was made or found: the next sync sees why.
+        if (['ENOENT', 'ELOOP'].includes((error as NodeJS.ErrnoException).code ?? '')) return { code: 'changed-since-scan', reason: 'replaced since the scan' };
+        throw error;
+      }
     } else if (staged || replacesContent) {
       const written = await replaceChecked(target, staged, expectation(replacesContent ? current.stats : undefined, foundAt, expected), { keep, keepDisplaced: change.keepLoser });
       staged = undefined; // consumed
@@ -244,13 +289,21 @@ async function stageFile(source: Buffer, target: Buffer, next: FileEntry, owner:
       },
     });
     // One byte past the expected size is enough to tell a grown file from the one we chose.
-    await pipeline(handle.createReadStream({ start: 0, end: next.size, autoClose: false }), hasher, createWriteStream(staged, { mode: 0o600 }));
-    if (hash.digest('hex') !== next.hash) {
-      await unlink(staged);
-      return undefined;
+    // O_EXCL: a name planted meanwhile (a symlink included) is never written through. The stream
+    // borrows the descriptor (a FileHandle's own write stream would hold off its close for good).
+    const out = await open(staged, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      await pipeline(handle.createReadStream({ start: 0, end: next.size, autoClose: false }), hasher, createWriteStream(staged, { fd: out.fd, autoClose: false }));
+      if (hash.digest('hex') !== next.hash) {
+        await unlink(staged);
+        return undefined;
+      }
+      // Through the descriptor: the staged name may have been swapped since it was created.
+      if (owner) await out.chown(owner.uid, owner.gid);
+      await setStagedAttributes(out, { mode: permissionBits(next.mode), mtimeMs: next.mtimeMs });
+    } finally {
+      await out.close();
     }
-    await ownAndMode(staged, undefined, owner);
-    await setStagedAttributes(staged, { mode: permissionBits(next.mode), mtimeMs: next.mtimeMs });
     return staged;
   } catch (error) {
     await unlink(staged).catch(() => {});

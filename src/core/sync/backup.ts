@@ -12,6 +12,7 @@ import { ancestorsOf, entriesEqual } from './entry';
 import { compareTrees } from './compare';
 import type { Entry } from './entry';
 import { newSyncId } from './engine';
+import { pinParent } from './beneath';
 import { bytesFromName, joinBytes } from './pathCodec';
 import type { Change, Side } from './reconcile';
 import { copyContents } from './fsEntry';
@@ -43,7 +44,15 @@ export async function backupDifferences(options: BackupOptions): Promise<BackupM
     for (const side of SIDES) {
       const version = difference[side];
       if (!isContent(version)) continue;
-      await copyVersion(joinBytes(options.roots[side], difference.path), joinBytes(path.join(directory, side), difference.path), version);
+      // Read through the pinned parent (beneath.ts): a folder of /workspace swapped for a link
+      // must not put what the link points at into the backup (and, restored, into /workspace).
+      const source = version.kind === 'file' ? pinParent(options.roots[side], difference.path) : undefined;
+      if (source && !source.ok) throw new Error(`${difference.path} changed on the ${side} side while it was backed up (parent ${source.at} ${source.code === 'parent-replaced' ? 'is no longer a folder' : 'is gone'}); run the backup again`);
+      try {
+        await copyVersion(source?.path ?? joinBytes(options.roots[side], difference.path), joinBytes(path.join(directory, side), difference.path), version);
+      } finally {
+        source?.folder.close();
+      }
       entry[side] = version;
     }
     if (entry.host || entry.container) manifest.entries.push(entry);

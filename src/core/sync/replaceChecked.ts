@@ -12,7 +12,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { chmod, link, lstat, lutimes, mkdir, open, readlink, rename, symlink, unlink, utimes } from 'node:fs/promises';
+import { chmod, link, lstat, lutimes, mkdir, open, readlink, rename, symlink, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { permissionBits } from './entry';
 import { copyContents } from './fsEntry';
@@ -83,11 +83,18 @@ export function temporarySibling(target: Buffer): Buffer {
 
 /**
  * The mode and times a staged file gets before it is linked into place. One function, so that
- * everything written takes the same attributes.
+ * everything written takes the same attributes. Through a descriptor (the writer's, or one opened
+ * with O_NOFOLLOW): chmod and utimes by path would follow a symlink swapped in for the staged
+ * name, onto whatever it points at.
  */
-export async function setStagedAttributes(staged: Buffer, attributes: { mode: number; mtimeMs: number; atimeMs?: number }): Promise<void> {
-  await chmod(staged, attributes.mode);
-  await utimes(staged, (attributes.atimeMs ?? attributes.mtimeMs) / 1000, attributes.mtimeMs / 1000);
+export async function setStagedAttributes(staged: Buffer | FileHandle, attributes: { mode: number; mtimeMs: number; atimeMs?: number }): Promise<void> {
+  const handle = Buffer.isBuffer(staged) ? await open(staged, ASIDE_OPEN_FLAGS) : staged;
+  try {
+    await handle.chmod(attributes.mode);
+    await handle.utimes((attributes.atimeMs ?? attributes.mtimeMs) / 1000, attributes.mtimeMs / 1000);
+  } finally {
+    if (handle !== staged) await handle.close();
+  }
 }
 
 /**
@@ -236,10 +243,10 @@ async function copyFromHandle(handle: FileHandle, destination: Buffer, stats: St
       await out.write(buffer, 0, bytesRead);
       position += bytesRead;
     }
+    await setStagedAttributes(out, { mode: permissionBits(stats.mode), mtimeMs: stats.mtimeMs });
   } finally {
     await out.close();
   }
-  await setStagedAttributes(destination, { mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs });
 }
 
 /** link(), which refuses an existing name; false when the name is taken. */

@@ -8,6 +8,7 @@ import { applyRecorded } from './recordedApply';
 import { entriesEqual } from './entry';
 import type { Entry, Snapshot } from './entry';
 import { lstatOrUndefined } from './fsEntry';
+import { pinParent } from './beneath';
 import { bytesFromName, joinBytes } from './pathCodec';
 import { keepUnder, replaceChecked } from './replaceChecked';
 import type { Change, Side } from './reconcile';
@@ -50,7 +51,15 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
       ignored: (candidate) => ignoredOnEither(candidate, isDirectory),
       taken: (candidate) => scans.host.snapshot.has(candidate),
     });
-    await moveToFreeName(joinBytes(options.roots.container, relative), joinBytes(options.roots.container, sibling.name), scans.container.snapshot.get(relative)!, state.keptDirectory(`${newSyncId()}-resolve`), relative);
+    // Both names inside the parent folder as pinned (a sibling has the same parent): a folder of
+    // /workspace swapped for a symlink meanwhile is not followed (see beneath.ts).
+    const pinned = pinParent(options.roots.container, relative);
+    if (!pinned.ok) throw new Error(`${relative} changed in the container while it was resolved (parent ${pinned.at} ${pinned.code === 'parent-replaced' ? 'is no longer a folder' : 'is gone'}); nothing was changed, run the command again`);
+    try {
+      await moveToFreeName(pinned.path, pinned.folder.path(sibling.name.slice(sibling.name.lastIndexOf('/') + 1)), scans.container.snapshot.get(relative)!, state.keptDirectory(`${newSyncId()}-resolve`), relative);
+    } finally {
+      pinned.folder.close();
+    }
     renamed = { from: relative, to: sibling.name, shortened: sibling.shortened };
   } else {
     const winner: Side = options.keep;
