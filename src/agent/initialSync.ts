@@ -6,7 +6,7 @@ import { initialCopyMustFail } from './failpoint';
 import { runInitialCopy } from './rsyncRunner';
 
 /**
- * Copies /host into /workspace and records the outcome in the init state, so that a failure is
+ * Copies the host folder into /workspace and records the outcome in the init state, so that a failure is
  * visible to `clud status` and can be retried, instead of leaving a half-copied tree unreported.
  */
 export async function runInitialSync(options: SyncOptions, onProgress: (data: ProgressData) => void): Promise<InitState> {

@@ -1,5 +1,5 @@
 // One sync cycle: scan both trees, reconcile, apply, and record the new agreed state. Runs in
-// the agent, which sees both trees locally (/host is a bind mount, /workspace its own).
+// the agent, which sees both trees locally (/clud/host is a bind mount, /workspace its own).
 import { randomBytes } from 'node:crypto';
 import { emptySyncReport, type SyncReport } from '../protocol';
 import type { ApplyOptions } from './apply';

@@ -1,4 +1,4 @@
-// The scan side of three-way sync: one local tree (the agent's /host or /workspace) becomes a
+// The scan side of three-way sync: one local tree (the agent's /clud/host or /workspace) becomes a
 // snapshot for reconcile.ts. Never follows a symlink, never loses a byte of a name (pathCodec),
 // and never reports a missing or unreadable root as an empty tree, which would read as "the user
 // deleted everything" and be propagated to the other side.
