@@ -7,6 +7,12 @@ bash scripts/provision.sh
 [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
 node esbuild.mjs
 clud() { node dist/cli.js "$@"; }
+# The image installs Claude Code and the MCP servers from the npm registry. Behind a TLS-inspecting
+# proxy that only works when the image trusts the proxy's authority, as this machine does: trust
+# the machine's own bundle (Debian's path) unless the caller chose certificates already.
+if [ -z "${CLUD_EXTRA_CA_CERTIFICATES:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  export CLUD_EXTRA_CA_CERTIFICATES=/etc/ssl/certs/ca-certificates.crt
+fi
 
 sample="${1:-${TMPDIR:-/tmp}/clud-sample}"
 mkdir -p "$sample/src"
