@@ -2,7 +2,7 @@
 // the agent, which sees both trees locally (/clud/host is a bind mount, /workspace its own).
 import { randomBytes } from 'node:crypto';
 import { emptySyncReport, type SyncReport } from '../protocol';
-import type { ApplyOptions } from './apply';
+import type { ApplyOptions, ApplyOutcome } from './apply';
 import { applyRecorded } from './recordedApply';
 import type { UndoRecording } from './recordedApply';
 import { pathAndAncestors, type Entry, type Snapshot } from './entry';
@@ -151,6 +151,12 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
   // Paths earlier steps wrote and someone changed since: undoing those steps would destroy that.
   await options.undo?.log.detectBarriers(options.roots.host, { except: recorded.stepId });
 
+  recordOutcome(report, outcome);
+  return finish();
+}
+
+/** What an apply did, into the cycle's report (the full cycle here and the incremental one). */
+export function recordOutcome(report: SyncReport, outcome: ApplyOutcome): void {
   report.appliedCount = outcome.applied.length;
   report.deletedCount = outcome.applied.filter((change) => change.next === undefined).length;
   report.writtenCount = report.appliedCount - report.deletedCount;
@@ -162,7 +168,6 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
   report.skipped = outcome.skipped.map(({ change, code, reason }) => ({ path: change.path, side: change.side, code, reason }));
   report.kept = outcome.kept;
   report.bytesCopied = outcome.bytesCopied;
-  return finish();
 }
 
 async function scanBoth(options: SyncCycleOptions, state: SyncStateFiles): Promise<{ host: ScanResult; container: ScanResult } | { halt: { side: Side; reason: string } }> {

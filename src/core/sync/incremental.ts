@@ -14,7 +14,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { emptySyncReport, type SyncReport } from '../protocol';
 import type { ApplyOptions } from './apply';
-import { newSyncId } from './engine';
+import { newSyncId, recordOutcome } from './engine';
 import { ancestorsOf, parentPath, pathAndAncestors, type Entry, type Snapshot } from './entry';
 import { IgnoreRules } from './ignore';
 import { bytesFromName, nameFromBytes } from './pathCodec';
@@ -42,7 +42,6 @@ export type StoreCycleResult =
   /** The region cannot be judged on its own (see the module comment); run a full cycle. */
   | { report?: undefined; fullCycleNeeded: string };
 
-const MAX_LISTED = 1000;
 /** Widening a region to the folder that changed kind above it converges fast; past this, a full cycle is simpler. */
 const MAX_WIDENINGS = 4;
 
@@ -116,17 +115,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
   await store.commit({ ancestor: ancestorChanges, ...cacheChanges });
   await options.undo?.log.detectBarriers(options.roots.host, { except: recorded.stepId });
 
-  report.appliedCount = outcome.applied.length;
-  report.deletedCount = outcome.applied.filter((change) => change.next === undefined).length;
-  report.writtenCount = report.appliedCount - report.deletedCount;
-  report.applied = outcome.applied.slice(0, MAX_LISTED).map((change) => ({
-    path: change.path,
-    side: change.side,
-    action: change.next === undefined ? 'delete' : change.expected === undefined ? 'create' : 'update',
-  }));
-  report.skipped = outcome.skipped.map(({ change, code, reason }) => ({ path: change.path, side: change.side, code, reason }));
-  report.kept = outcome.kept;
-  report.bytesCopied = outcome.bytesCopied;
+  recordOutcome(report, outcome);
   return finish();
 }
 
