@@ -78,18 +78,24 @@ const HASH_ATTEMPTS = 3;
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 const GITIGNORE = Buffer.from('.gitignore');
 
-/**
- * @throws if the root does not exist, is not a directory, or cannot be listed: a caller must
- * halt the sync then, not treat the side as empty.
- */
-export async function scanTree(root: string, options: ScanOptions): Promise<ScanResult> {
-  const started = Date.now();
+/** The root's name as bytes and its stat, once it is known to be a folder that can be read; throws otherwise. */
+async function openableRoot(root: string): Promise<{ rootBytes: Buffer; rootStat: Stats }> {
   const rootBytes = bytesFromName(root);
   // stat, not lstat: the root is the folder we were configured with, even through a symlink.
   const rootStat = await settle(() => fs.stat(rootBytes));
   if (rootStat === undefined) throw new Error(`sync root ${root} does not exist`);
   if (rootStat instanceof Failure) throw new Error(`sync root ${root} cannot be read: ${rootStat.reason}`);
   if (!rootStat.isDirectory()) throw new Error(`sync root ${root} is not a directory`);
+  return { rootBytes, rootStat };
+}
+
+/**
+ * @throws if the root does not exist, is not a directory, or cannot be listed: a caller must
+ * halt the sync then, not treat the side as empty.
+ */
+export async function scanTree(root: string, options: ScanOptions): Promise<ScanResult> {
+  const started = Date.now();
+  const { rootBytes } = await openableRoot(root);
 
   const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs);
   const visited = await scanner.walkDirectory('', IgnoreRules.create(options.excludes));
@@ -404,11 +410,7 @@ export interface PathsScanResult extends ScanResult {
  */
 export async function scanPaths(root: string, paths: readonly string[], options: ScanOptions): Promise<PathsScanResult> {
   const started = Date.now();
-  const rootBytes = bytesFromName(root);
-  const rootStat = await settle(() => fs.stat(rootBytes));
-  if (rootStat === undefined) throw new Error(`sync root ${root} does not exist`);
-  if (rootStat instanceof Failure) throw new Error(`sync root ${root} cannot be read: ${rootStat.reason}`);
-  if (!rootStat.isDirectory()) throw new Error(`sync root ${root} is not a directory`);
+  const { rootBytes, rootStat } = await openableRoot(root);
 
   const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs);
   // Per folder of a chain: its rules, or why the paths below it are left out.
