@@ -6,6 +6,11 @@ import { runInitialSync } from './initialSync';
 import { createSyncHandlers } from './syncHandlers';
 import { withSyncLock } from './syncLock';
 import { AGENT_VERSION } from './version';
+import { RequestError } from './server';
+
+const notResident = async (): Promise<never> => {
+  throw new RequestError('agent-unavailable', 'this agent has no resident sync agent yet');
+};
 
 /** The agent's answers to each request of the protocol (it runs as the workspace user). */
 export function createHandlers(): Handlers {
@@ -21,5 +26,11 @@ export function createHandlers(): Handlers {
     }),
     retryInitialSync: (options: SyncOptions, context) => withSyncLock(() => runInitialSync(options, context.progress)),
     ...createSyncHandlers(),
+    // The resident agent's requests: answered once the resident agent serves them (issue 14, under way).
+    subscribe: notResident,
+    pause: notResident,
+    resume: notResident,
+    configure: notResident,
+    hint: notResident,
   };
 }

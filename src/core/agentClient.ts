@@ -4,7 +4,7 @@ import type { Readable, Writable } from 'node:stream';
 import { CludError } from './errors';
 import { LineSplitter } from './jsonLines';
 import { MAX_LINE_BYTES, ResultSchemas, describeZodError, encodeMessage, parseAgentMessage } from './protocol';
-import type { Method, ParamsOf, ProgressData, Request, ResultOf, SafeguardQuestionInfo } from './protocol';
+import type { AgentEvent, Method, ParamsOf, ProgressData, Request, ResultOf, SafeguardQuestionInfo } from './protocol';
 
 /** Answers a safeguard question the agent asks during a request; without one, the answer is deny. */
 export type QuestionHandler = (question: SafeguardQuestionInfo) => Promise<'allow' | 'deny'>;
@@ -23,6 +23,7 @@ export class AgentClient {
   private closedError: Error | undefined;
   private closing = false;
   private stderrTail = '';
+  private readonly eventListeners = new Set<(event: AgentEvent) => void>();
 
   /** `onNotice` receives agent log lines and protocol errors that belong to no request. */
   constructor(
@@ -56,6 +57,12 @@ export class AgentClient {
     });
   }
 
+  /** Receives the resident agent's events once this channel has sent `subscribe`; returns the unsubscriber. */
+  onEvent(listener: (event: AgentEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
   /** Ends the agent's stdin; the agent answers what it has started and exits. */
   close(): void {
     this.closing = true;
@@ -75,6 +82,10 @@ export class AgentClient {
     const message = parsed.value;
     if (message.kind === 'log') {
       this.onNotice(`agent ${message.level}: ${message.message}`);
+      return;
+    }
+    if (message.kind === 'event') {
+      for (const listener of this.eventListeners) listener(message.event);
       return;
     }
     const pending = message.id === null ? undefined : this.pending.get(message.id);

@@ -273,6 +273,61 @@ export type RestoreResult = z.infer<typeof RestoreResult>;
 
 const Excludes = z.array(z.string()).default([]);
 
+/**
+ * When the resident agent syncs on its own: `continuous` (watch both trees, sync what changed, a
+ * periodic full rescan), `on-save` (only the editor's saves, sent as hints, and explicit requests),
+ * `off` (only explicit requests: sync, push, pull).
+ */
+export const AutoSyncMode = z.enum(['continuous', 'on-save', 'off']);
+export type AutoSyncMode = z.infer<typeof AutoSyncMode>;
+
+/** How the resident agent syncs on its own; a client sends it with `configure`, the container's environment gives the first. */
+export const LiveSettings = z.object({
+  autoSync: AutoSyncMode.default('continuous'),
+  excludes: Excludes,
+  allowSecrets: AllowSecrets,
+  undo: UndoSettings.default(UndoSettings.parse({})),
+  /** Poll a side instead of watching it (a mount whose events do not arrive, or a test). */
+  poll: z.object({ host: z.boolean().default(false), container: z.boolean().default(false) }).default({ host: false, container: false }),
+  /** The periodic full rescan, the truth behind the watchers' hints (Mutagen: 10 s). */
+  fullScanIntervalMs: z.number().int().min(1000).max(24 * 3600 * 1000).default(10_000),
+});
+export type LiveSettings = z.infer<typeof LiveSettings>;
+
+/**
+ * What the resident agent is doing, the one value the status bar, the tree and `clud watch`
+ * render. `waiting-for-approval`: a background cycle holds a change behind a safeguard question
+ * (`question`) until a client answers it; `halted`: a safety halt stopped syncing (`halt`) until
+ * `resume`; `paused`: the user paused auto-sync.
+ */
+export const LiveState = z.enum(['starting', 'idle', 'syncing', 'waiting-for-approval', 'paused', 'halted']);
+export const LiveStatus = z.object({
+  state: LiveState,
+  autoSync: AutoSyncMode,
+  /** Either side has changes not yet carried, as far as the watchers know. */
+  changesWaiting: z.boolean(),
+  conflicts: z.array(z.string()),
+  halt: z.object({ side: SyncSide, reason: z.string() }).optional(),
+  /** The open safeguard question of a background cycle, answered with `answer`. */
+  question: z.object({ questionId: z.number().int().nonnegative(), question: SafeguardQuestionSchema }).optional(),
+  /** A watcher that fell back to polling or failed, with why (e.g. the inotify watch limit). */
+  degraded: z.array(z.object({ side: SyncSide, reason: z.string() })),
+  lastCycle: z.object({ id: z.string(), finishedAt: z.string(), applied: z.number().int(), kind: z.enum(['incremental', 'full', 'request']) }).optional(),
+});
+export type LiveStatus = z.infer<typeof LiveStatus>;
+
+/** What the resident agent tells every subscribed client as it happens (`event` messages). */
+export const AgentEvent = z.discriminatedUnion('type', [
+  /** The status changed: clients render this value and nothing else. */
+  z.object({ type: z.literal('status'), status: LiveStatus }),
+  z.object({ type: z.literal('cycle-started'), kind: z.enum(['incremental', 'full', 'request']) }),
+  z.object({ type: z.literal('cycle-finished'), kind: z.enum(['incremental', 'full', 'request']), report: SyncReport }),
+  z.object({ type: z.literal('question'), questionId: z.number().int().nonnegative(), question: SafeguardQuestionSchema }),
+  z.object({ type: z.literal('halted'), side: SyncSide, reason: z.string() }),
+  z.object({ type: z.literal('watcher-degraded'), side: SyncSide, reason: z.string() }),
+]);
+export type AgentEvent = z.infer<typeof AgentEvent>;
+
 const Id = z.number().int().nonnegative();
 const Empty = z.object({}).strict();
 
@@ -293,6 +348,15 @@ export const Request = z.discriminatedUnion('method', [
   z.object({ id: Id, method: z.literal('backup'), params: z.object({ excludes: Excludes, allowSecrets: AllowSecrets }) }),
   z.object({ id: Id, method: z.literal('listBackups'), params: Empty }),
   z.object({ id: Id, method: z.literal('restoreBackup'), params: z.object({ backupId: z.string().min(1), side: SyncSide, excludes: Excludes, allowSecrets: AllowSecrets, undo: UndoSettings.default(UndoSettings.parse({})) }) }),
+  /** Attach to the resident agent's events: the result is the status now; `event` messages follow on this channel until it ends. */
+  z.object({ id: Id, method: z.literal('subscribe'), params: Empty }),
+  /** Stop background syncing (events still collect, so `resume` carries what happened meanwhile). */
+  z.object({ id: Id, method: z.literal('pause'), params: Empty }),
+  /** Sync again, whatever stopped it: a pause, or a safety halt (then the agreed state is forgotten and both sides merge, deleting nothing). */
+  z.object({ id: Id, method: z.literal('resume'), params: Empty }),
+  z.object({ id: Id, method: z.literal('configure'), params: LiveSettings.partial() }),
+  /** Paths that may have changed (the editor saved them): synced soon, in every mode but `off`. */
+  z.object({ id: Id, method: z.literal('hint'), params: z.object({ paths: z.array(z.string()).max(10_000) }) }),
 ]);
 export type Request = z.infer<typeof Request>;
 export type Method = Request['method'];
@@ -314,11 +378,17 @@ export const ResultSchemas = {
   undo: UndoResultSchema,
   discardUndoLog: z.object({}),
   answer: z.object({}),
+  subscribe: LiveStatus,
+  pause: LiveStatus,
+  resume: LiveStatus,
+  configure: LiveStatus,
+  hint: z.object({}),
 } satisfies Record<Method, z.ZodType>;
 export type ResultOf<M extends Method> = z.infer<(typeof ResultSchemas)[M]>;
 
 /** `sync-busy`: another sync held the workspace's sync lock for longer than a request waits. */
-export const ErrorCode = z.enum(['bad-request', 'line-too-long', 'unknown-method', 'sync-failed', 'sync-halted', 'sync-busy', 'internal']);
+/** `agent-unavailable`: the resident agent is not running (yet, or any more); `agent-restarted`: it died during the request and was restarted. */
+export const ErrorCode = z.enum(['bad-request', 'line-too-long', 'unknown-method', 'sync-failed', 'sync-halted', 'sync-busy', 'agent-unavailable', 'agent-restarted', 'internal']);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
 
@@ -329,6 +399,8 @@ export const AgentMessage = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('progress'), id: Id, data: ProgressData }),
   /** A safeguard paused the request `id`; the host replies with an `answer` request. */
   z.object({ kind: z.literal('question'), id: Id, questionId: z.number().int().nonnegative(), question: SafeguardQuestionSchema }),
+  /** Sent to a channel that subscribed (see `subscribe`). */
+  z.object({ kind: z.literal('event'), event: AgentEvent }),
   z.object({ kind: z.literal('log'), level: z.enum(['debug', 'info', 'warn', 'error']), message: z.string() }),
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
