@@ -365,7 +365,7 @@ export class ResidentAgent {
       for (const applied of report.applied) this.conflicts.delete(applied.path);
       for (const conflict of report.conflicts) this.conflicts.add(conflict.path);
       this.lastCycle = { id: report.id, finishedAt: new Date().toISOString(), applied: report.appliedCount, kind };
-      if (report.appliedCount > 0 || report.conflicts.length > 0 || report.halted) log('info', `${kind} cycle: ${report.appliedCount} change(s), ${report.conflicts.length} conflict(s)${report.halted ? `, halted: ${report.halted.reason}` : ''}`, { id: report.id, durationMs: report.durationMs });
+      if (report.appliedCount > 0 || report.conflicts.length > 0 || report.halted) log('info', `${kind} cycle: ${report.appliedCount} change(s), ${report.conflicts.length} conflict(s)${report.halted ? `, halted: ${report.halted.reason}` : ''}`, { id: report.id, kind, applied: report.appliedCount, durationMs: report.durationMs });
       this.broadcast({ type: 'cycle-finished', kind, report });
     }
     this.publishStatus();
@@ -422,7 +422,7 @@ function loadSettings(): LiveSettings {
     return LiveSettings.parse(JSON.parse(readFileSync(SETTINGS_FILE, 'utf8')));
   } catch {
     const options = readSyncOptions();
-    return LiveSettings.parse({ autoSync: options.autoSync, excludes: options.excludes, allowSecrets: options.allowSecrets });
+    return LiveSettings.parse({ autoSync: options.autoSync, excludes: options.excludes, allowSecrets: options.allowSecrets, poll: { host: options.poll.includes('host'), container: options.poll.includes('container') } });
   }
 }
 
