@@ -3,7 +3,6 @@
 import { connect, createServer } from 'node:net';
 import { rmSync } from 'node:fs';
 import { AGENT_SOCKET_PATH } from '../core/containerLayout';
-import { errorMessage } from '../core/errors';
 import { createHandlers } from './handlers';
 import { log } from './init';
 import { ResidentAgent } from './residentAgent';
@@ -32,7 +31,7 @@ export async function runDaemon(socketPath = AGENT_SOCKET_PATH): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   log('info', 'resident sync agent listening', { pid: process.pid });
-  await agent.start().catch((error: unknown) => log('error', `start-up failed: ${errorMessage(error)}`));
+  await agent.start();
 }
 
 /** Whether a resident agent listens on the socket already (two must never own one workspace). */
