@@ -311,7 +311,7 @@ export class ResidentAgent {
       this.publishStatus();
     });
     session.on('halted', (halt) => {
-      log('warn', `sync halted: ${halt.reason}`, { side: halt.side });
+      log('warn', `sync halted: ${halt.reason}`, { halted: true, side: halt.side });
       this.broadcast({ type: 'halted', side: halt.side, reason: halt.reason });
     });
     session.on('error', (error) => log('error', `background cycle failed: ${errorMessage(error)}`));

@@ -59,7 +59,26 @@ async function rootExec(dir: string, script: string): Promise<string> {
 }
 
 const hostTree = (dir: string) => hashTree(dir);
-const sameTrees = async (dir: string) => diffTrees(await hostTree(dir), await containerTree(dir)).length === 0;
+/** Whether both trees are equal now; false while a file is being replaced under the listing. */
+async function sameTrees(dir: string): Promise<boolean> {
+  try {
+    return diffTrees(await hostTree(dir), await containerTree(dir)).length === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the resident agent logged a halt. */
+async function loggedHalt(dir: string): Promise<boolean> {
+  const run = await runClud(['logs', dir]);
+  return `${run.stdout}\n${run.stderr}`.split('\n').some((line) => {
+    try {
+      return (JSON.parse(line) as { halted?: boolean }).halted === true;
+    } catch {
+      return false;
+    }
+  });
+}
 
 describe('integration: continuous sync by the resident agent', function () {
   this.timeout(INTEGRATION_TIMEOUT_MS);
@@ -156,10 +175,10 @@ describe('integration: continuous sync by the resident agent', function () {
     const dir = await continuousProject(scope, files);
     const before = await hostTree(dir);
     await execSh(dir, 'rm -rf /workspace/* /workspace/.[!.]* 2>/dev/null; true');
-    await waitFor('the halt in the status', async () => {
-      const { json } = await runCludJson(['status', dir]);
-      return JSON.stringify(json).includes('halt') ? true : undefined;
-    }, 30_000);
+    await waitFor('the halt', async () => ((await loggedHalt(dir)) ? true : undefined), 30_000);
+    const { run, json } = await runCludJson(['sync', dir]);
+    assertExit(run, 1);
+    assert.equal((json.report as { halted?: { side: string } }).halted?.side, 'container', 'a sync after the halt is refused');
     assert.deepEqual(diffTrees(before, await hostTree(dir), ['before', 'after']), [], 'the host folder changed');
   });
 
