@@ -5,12 +5,22 @@
 //   await installFakeAnthropic(dir, script);
 //   const run = await runWithFakeAnthropic(dir, claudePrintCommand('rename the config loader'));
 //   const requests = await fakeAnthropicRequests(dir);
+//
+// Or, for a Claude Code started some other way (`clud claude`, a terminal in VS Code), in the
+// background, found through Claude Code's settings:
+//
+//   const fake = await startFakeAnthropicServer(dir);
+//   await pointClaudeAt(dir, fake.baseUrl);
+//   ...
+//   await fake.stop();
 import * as path from 'node:path';
 import { buildSync } from 'esbuild';
 import { API_KEY_FILE } from '../../src/core/containerLayout';
 import type { FakeRequestRecord, FakeScript } from './fakeAnthropic';
 import { scriptProblem } from './fakeAnthropic';
-import { assertExit, runClud } from './integration';
+import { CLAUDE_CONFIG_FILE, CLAUDE_SETTINGS_FILE } from '../../src/core/codingAgent';
+import { CONTAINER_WORKSPACE_PATH } from '../../src/core/containerLayout';
+import { assertExit, runClud, waitFor } from './integration';
 import type { CludRun } from './integration';
 
 /** Where the fake's program, its script and its request log live in the container: coder's, outside /workspace (so none of it syncs). */
@@ -18,6 +28,7 @@ export const FAKE_ANTHROPIC_DIR = '/tmp/clud-fake-anthropic';
 const PROGRAM = `${FAKE_ANTHROPIC_DIR}/fake-anthropic.js`;
 const SCRIPT = `${FAKE_ANTHROPIC_DIR}/script.json`;
 const LOG = `${FAKE_ANTHROPIC_DIR}/requests.jsonl`;
+const URL_FILE = `${FAKE_ANTHROPIC_DIR}/url`;
 
 /**
  * Claude Code's environment for a run against the fake: no traffic but the Messages API (no
@@ -89,4 +100,58 @@ export function streamJsonEvents(stdout: string): Array<Record<string, unknown> 
     .split('\n')
     .filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as Record<string, unknown> & { type: string });
+}
+
+/** The fake serving in the background in the container; `stop()` ends it. */
+export interface FakeAnthropicServer {
+  /** Its address inside the container (http://127.0.0.1:PORT). */
+  baseUrl: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the installed fake in the background in the container of `dir`, as the workspace user,
+ * serving the installed script until stopped (or until the container stops).
+ */
+export async function startFakeAnthropicServer(dir: string): Promise<FakeAnthropicServer> {
+  const start = `rm -f ${URL_FILE} && node ${PROGRAM} --script ${SCRIPT} --log ${LOG} --api-key-file ${API_KEY_FILE} --url-file ${URL_FILE} > ${FAKE_ANTHROPIC_DIR}/server.out 2>&1 & echo $!`;
+  const run = await runClud(['exec', dir, '--', 'sh', '-c', start]);
+  assertExit(run, 0);
+  const pid = run.stdout.trim();
+  const baseUrl = await waitFor('the fake Anthropic API to listen', async () => {
+    const url = await runClud(['exec', dir, '--', 'cat', URL_FILE]);
+    return url.exitCode === 0 && url.stdout.trim() ? url.stdout.trim() : undefined;
+  });
+  return {
+    baseUrl,
+    async stop() {
+      assertExit(await runClud(['exec', dir, '--', 'kill', pid]), 0);
+    },
+  };
+}
+
+/** Merges `patch` into a JSON file of the workspace user's in the container, objects key by key (node, as that user). */
+export async function mergeJsonFile(dir: string, file: string, patch: Record<string, unknown>): Promise<void> {
+  const script = `const fs = require('fs');
+const [file, patch] = [process.argv[1], JSON.parse(process.argv[2])];
+let current = {};
+try { current = JSON.parse(fs.readFileSync(file, 'utf8')); } catch {}
+const isObject = (item) => typeof item === 'object' && item !== null && !Array.isArray(item);
+const merge = (into, from) => {
+  for (const [key, value] of Object.entries(from)) into[key] = isObject(into[key]) && isObject(value) ? merge(into[key], value) : value;
+  return into;
+};
+fs.writeFileSync(file, JSON.stringify(merge(current, patch), null, 2));`;
+  assertExit(await runClud(['exec', dir, '--', 'node', '-e', script, file, JSON.stringify(patch)]), 0);
+}
+
+/**
+ * Points every later Claude Code run in the container at `baseUrl`, through its user settings
+ * (`env`), and lets an interactive session start without a person: the first-run onboarding
+ * (which checks that api.anthropic.com answers), the question whether /workspace is trusted, and
+ * the confirmation of --dangerously-skip-permissions are marked as done.
+ */
+export async function pointClaudeAt(dir: string, baseUrl: string): Promise<void> {
+  await mergeJsonFile(dir, CLAUDE_SETTINGS_FILE, { env: { ...CLAUDE_TEST_ENV, ANTHROPIC_BASE_URL: baseUrl }, skipDangerousModePermissionPrompt: true });
+  await mergeJsonFile(dir, CLAUDE_CONFIG_FILE, { hasCompletedOnboarding: true, projects: { [CONTAINER_WORKSPACE_PATH]: { hasTrustDialogAccepted: true } } });
 }

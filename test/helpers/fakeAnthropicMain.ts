@@ -1,23 +1,29 @@
 // The fake Anthropic API as a program, for running beside Claude Code inside the container:
 //
 //   node fake-anthropic.js --script SCRIPT.json --log LOG.jsonl [--api-key-file FILE] -- CMD ARGS...
+//   node fake-anthropic.js --script SCRIPT.json --log LOG.jsonl [--api-key-file FILE] --url-file FILE
 //
-// It listens on 127.0.0.1 (a port the system picks), runs CMD with ANTHROPIC_BASE_URL pointing at
-// itself and the same standard streams, appends one JSON line per request to LOG (a
-// FakeRequestRecord), and when CMD exits, stops and exits with CMD's code (128 + n for a signal).
-// SIGINT and SIGTERM are passed on to CMD. One process, started and ended with the command, so
-// nothing is left listening in the container. The key to expect is read from a file, so that it
-// is in no argv.
+// It listens on 127.0.0.1 (a port the system picks) and appends one JSON line per request to LOG
+// (a FakeRequestRecord). With a command, it runs CMD with ANTHROPIC_BASE_URL pointing at itself
+// and the same standard streams, and when CMD exits, stops and exits with CMD's code (128 + n for
+// a signal); SIGINT and SIGTERM are passed on to CMD. One process, started and ended with the
+// command, so nothing is left listening in the container. Without one, it writes its address to
+// the URL file and serves until SIGINT or SIGTERM, for a Claude Code that finds it through its
+// settings (`env.ANTHROPIC_BASE_URL`), e.g. one started by `clud claude`. The key to expect is read
+// from a file, so that it is in no argv.
 import { spawn } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { FakeScript } from './fakeAnthropic';
 import { startFakeAnthropic } from './fakeAnthropic';
+
+const USAGE = 'usage: fake-anthropic --script FILE --log FILE [--api-key-file FILE] (-- CMD ARGS... | --url-file FILE)';
 
 interface Arguments {
   script: string;
   log: string;
   apiKeyFile?: string;
+  urlFile?: string;
   command: string[];
 }
 
@@ -29,13 +35,14 @@ function parseArguments(argv: string[]): Arguments {
   for (let index = 0; index < options.length; index += 2) {
     const name = options[index]!;
     const value = options[index + 1];
-    if (!['--script', '--log', '--api-key-file'].includes(name) || value === undefined) throw new Error(`usage: fake-anthropic --script FILE --log FILE [--api-key-file FILE] -- CMD ARGS... (bad argument ${name})`);
+    if (!['--script', '--log', '--api-key-file', '--url-file'].includes(name) || value === undefined) throw new Error(`${USAGE} (bad argument ${name})`);
     values.set(name, value);
   }
   const script = values.get('--script');
   const log = values.get('--log');
-  if (!script || !log || command.length === 0) throw new Error('usage: fake-anthropic --script FILE --log FILE [--api-key-file FILE] -- CMD ARGS...');
-  return { script, log, apiKeyFile: values.get('--api-key-file'), command };
+  const urlFile = values.get('--url-file');
+  if (!script || !log || (command.length === 0) === (urlFile === undefined)) throw new Error(USAGE);
+  return { script, log, apiKeyFile: values.get('--api-key-file'), urlFile, command };
 }
 
 async function main(): Promise<number> {
@@ -43,6 +50,14 @@ async function main(): Promise<number> {
   const script = JSON.parse(readFileSync(args.script, 'utf8')) as FakeScript;
   const apiKey = args.apiKeyFile === undefined ? undefined : readFileSync(args.apiKeyFile, 'utf8').trim();
   const fake = await startFakeAnthropic(script, { apiKey, onRequest: (record) => appendFileSync(args.log, JSON.stringify(record) + '\n') });
+  if (args.urlFile !== undefined) {
+    writeFileSync(args.urlFile, fake.baseUrl + '\n');
+    await new Promise<void>((resolve) => {
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => resolve());
+    });
+    await fake.close();
+    return 0;
+  }
   const child = spawn(args.command[0]!, args.command.slice(1), { stdio: 'inherit', env: { ...process.env, ANTHROPIC_BASE_URL: fake.baseUrl } });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
   const code = await new Promise<number>((resolve) => {

@@ -4,15 +4,18 @@
 // (Read, Write, Edit, Bash, and an MCP server's tool) change /workspace; Claude Code's hooks fire
 // around the turn; the changes reach the host with a sync and are undone from there.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { CLAUDE_SETTINGS_FILE } from '../../src/core/codingAgent';
 import type { FakeRequestRecord, FakeScript } from '../helpers/fakeAnthropic';
 import { toolUseId } from '../helpers/fakeAnthropic';
-import { claudePrintCommand, fakeAnthropicRequests, installFakeAnthropic, runWithFakeAnthropic, streamJsonEvents } from '../helpers/fakeAnthropicContainer';
+import { claudePrintCommand, fakeAnthropicRequests, installFakeAnthropic, mergeJsonFile, pointClaudeAt, runWithFakeAnthropic, startFakeAnthropicServer, streamJsonEvents } from '../helpers/fakeAnthropicContainer';
 import {
+  CLI_PATH,
   INTEGRATION_TIMEOUT_MS,
+  TEST_ENV,
   TestScope,
   appliedChanges,
   assertExit,
@@ -26,6 +29,8 @@ import {
   requireDocker,
   runClud,
   runCludJson,
+  shellQuote,
+  waitFor,
   writeHost,
 } from '../helpers/integration';
 import type { CludRun, Tree } from '../helpers/integration';
@@ -87,6 +92,33 @@ const SCRIPT: FakeScript = {
   ],
 };
 
+/** A session in a terminal, as a person would have it (`clud claude`, no prompt flags): one tool call, then the answer. */
+const TERMINAL_PROMPT = 'add a license file';
+const LICENSE = 'MIT License\n\nCopyright (c) the app authors\n';
+const TERMINAL_SCRIPT: FakeScript = {
+  turns: [
+    {
+      prompt: TERMINAL_PROMPT,
+      responses: [{ content: [{ type: 'tool_use', name: 'Write', input: { file_path: '/workspace/LICENSE', content: LICENSE } }] }, { content: [{ type: 'text', text: 'Added a LICENSE file.' }] }],
+    },
+  ],
+};
+
+/**
+ * Runs `command` on a pseudo-terminal of this machine (util-linux `script`, in every Debian), so
+ * the program under it sees a TTY as in a person's terminal; `type` sends keys to it.
+ */
+function onTerminal(command: string[]): { type(keys: string): void; output(): string; exited: Promise<number> } {
+  const env: Record<string, string | undefined> = { ...process.env, ...TEST_ENV, TERM: 'xterm-256color' };
+  delete env.CLUD_PROGRESS;
+  const child = spawn('script', ['--quiet', '--flush', '--return', '--command', command.map(shellQuote).join(' '), '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  const exited = new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : -1))));
+  return { type: (keys) => child.stdin.write(keys), output: () => output, exited };
+}
+
 /** Where the test's hooks append what Claude Code hands them (one JSON object per line): coder's, outside /workspace. */
 const HOOK_LOG = '/tmp/clud-test-hooks.jsonl';
 const HOOK_EVENTS = ['UserPromptSubmit', 'PostToolUse', 'Stop'] as const;
@@ -97,9 +129,7 @@ const HOOK_EVENTS = ['UserPromptSubmit', 'PostToolUse', 'Stop'] as const;
  */
 async function installTestHooks(dir: string): Promise<void> {
   const hook = { hooks: [{ type: 'command', command: `{ cat; echo; } >> ${HOOK_LOG}` }] };
-  const hooks = Object.fromEntries(HOOK_EVENTS.map((event) => [event, [hook]]));
-  const merge = `const fs = require('fs'); const file = process.argv[1]; const settings = JSON.parse(fs.readFileSync(file, 'utf8')); settings.hooks = JSON.parse(process.argv[2]); fs.writeFileSync(file, JSON.stringify(settings, null, 2));`;
-  assertExit(await runClud(['exec', dir, '--', 'node', '-e', merge, CLAUDE_SETTINGS_FILE, JSON.stringify(hooks)]), 0);
+  await mergeJsonFile(dir, CLAUDE_SETTINGS_FILE, { hooks: Object.fromEntries(HOOK_EVENTS.map((event) => [event, [hook]])) });
 }
 
 interface HookInput {
@@ -257,5 +287,44 @@ describe('integration: a Claude Code turn in the container, against a scripted A
     assertExit(refused.run, 1);
     assert.match(String(refused.json.refused), /CHANGELOG\.md/, describeRun(refused.run));
     assert.equal(await readFile(path.join(dir, 'CHANGELOG.md'), 'utf8'), mine);
+  });
+
+  // Last: it leaves Claude Code's settings pointing at a fake that is gone.
+  it('`clud claude` on a terminal: an interactive session, finding the fake through its settings, plays a turn and fires the same hooks', async function () {
+    await installFakeAnthropic(dir, TERMINAL_SCRIPT);
+    const fake = await startFakeAnthropicServer(dir);
+    try {
+      await pointClaudeAt(dir, fake.baseUrl);
+      const hooksBefore = (await hookInputs(dir)).length;
+      const terminal = onTerminal(['node', CLI_PATH, 'claude', dir, '--', '--dangerously-skip-permissions', TERMINAL_PROMPT]);
+      const newHooks = async () => (await hookInputs(dir)).slice(hooksBefore);
+      await waitFor('the Stop hook of the terminal session', async () => ((await newHooks()).some((input) => input.hook_event_name === 'Stop') ? true : undefined), 180_000).catch((error: unknown) => {
+        terminal.type('\x03\x03');
+        throw new Error(`${String(error)}; the terminal showed:\n${terminal.output().slice(-3000)}`);
+      });
+      // Ctrl-C twice leaves Claude Code, as in a person's terminal.
+      terminal.type('\x03');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      terminal.type('\x03');
+      assert.equal(await terminal.exited, 0, terminal.output().slice(-3000));
+      assert.deepEqual(
+        (await newHooks()).map((input) => [input.hook_event_name, input.prompt ?? input.tool_name ?? input.last_assistant_message]),
+        [
+          ['UserPromptSubmit', TERMINAL_PROMPT],
+          ['PostToolUse', 'Write'],
+          ['Stop', 'Added a LICENSE file.'],
+        ],
+      );
+      assert.equal(await readContainerFile(dir, 'LICENSE'), LICENSE);
+      const requests = await fakeAnthropicRequests(dir);
+      assert.deepEqual(
+        requests.filter((request) => request.kind !== 'side').map((request) => `${request.kind} ${request.responseIndex}`),
+        ['scripted 0', 'scripted 1'],
+        JSON.stringify(requests.map(({ body: _body, ...rest }) => rest)),
+      );
+      assert.ok(requests.every((request) => request.apiKeyMatched));
+    } finally {
+      await fake.stop();
+    }
   });
 });
