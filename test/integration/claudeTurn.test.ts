@@ -56,7 +56,7 @@ const PROJECT = {
  * Two turns, as a model would play them. The first renames a file the way Claude Code does it
  * (Write the new one, Edit the import, `rm` the old one through Bash; Edit needs a Read first) and
  * writes a document through the filesystem MCP server; the second, in the same conversation
- * (`--continue`), edits one more file.
+ * (`--continue`), edits one more file, after a Read that fails (there is no HISTORY.md).
  */
 const SCRIPT: FakeScript = {
   turns: [
@@ -84,7 +84,12 @@ const SCRIPT: FakeScript = {
     {
       prompt: SECOND_PROMPT,
       responses: [
-        { content: [{ type: 'tool_use', name: 'Read', input: { file_path: '/workspace/CHANGELOG.md' } }] },
+        {
+          content: [
+            { type: 'tool_use', name: 'Read', input: { file_path: '/workspace/CHANGELOG.md' } },
+            { type: 'tool_use', name: 'Read', input: { file_path: '/workspace/HISTORY.md' } },
+          ],
+        },
         { content: [{ type: 'tool_use', name: 'Edit', input: { file_path: '/workspace/CHANGELOG.md', old_string: '- first release', new_string: '- the config loader is now src/config/configLoader.ts\n- first release' } }] },
         { content: [{ type: 'text', text: 'Added the rename to the changelog.' }] },
       ],
@@ -121,7 +126,7 @@ function onTerminal(command: string[]): { type(keys: string): void; output(): st
 
 /** Where the test's hooks append what Claude Code hands them (one JSON object per line): coder's, outside /workspace. */
 const HOOK_LOG = '/tmp/clud-test-hooks.jsonl';
-const HOOK_EVENTS = ['UserPromptSubmit', 'PostToolUse', 'Stop'] as const;
+const HOOK_EVENTS = ['UserPromptSubmit', 'PostToolUse', 'PostToolUseFailure', 'Stop'] as const;
 
 /**
  * Adds a command hook for each of HOOK_EVENTS to Claude Code's user settings in the container
@@ -263,20 +268,35 @@ describe('integration: a Claude Code turn in the container, against a scripted A
     assertTreesEqual(await containerTree(dir), original, ['container', 'before the turn']);
   });
 
-  it('a second turn continues the conversation; a host edit made after its sync is a barrier that undo will not cross', async function () {
+  it('a second turn continues the conversation, and a failed tool call fires PostToolUseFailure; a host edit made after its sync is a barrier that undo will not cross', async function () {
     const second = await runWithFakeAnthropic(dir, claudePrintCommand(SECOND_PROMPT, ['--continue']));
     assertExit(second, 0);
     assert.equal(resultOf(second).result, 'Added the rename to the changelog.');
-    const scripted = (await fakeAnthropicRequests(dir)).filter((request) => request.kind === 'scripted').map((request) => request.responseIndex);
-    assert.deepEqual(scripted.slice(-3), [4, 5, 6], JSON.stringify(scripted));
-    assert.equal(await readContainerFile(dir, 'CHANGELOG.md'), NEW_CHANGELOG);
-    const hooks = (await hookInputs(dir)).filter((input) => input.hook_event_name !== 'PostToolUse');
+    const requests = (await fakeAnthropicRequests(dir)).filter((request) => request.kind === 'scripted');
     assert.deepEqual(
-      hooks.slice(-2).map((input) => [input.hook_event_name, input.prompt]),
+      requests.map((request) => request.responseIndex).slice(-3),
+      [4, 5, 6],
+      JSON.stringify(requests.map((request) => request.responseIndex)),
+    );
+    const failed = requests.flatMap((request) => request.toolResults ?? []).find((result) => result.toolUseId === toolUseId(4, 1));
+    assert.equal(failed?.isError, true, JSON.stringify(failed));
+    assert.equal(await readContainerFile(dir, 'CHANGELOG.md'), NEW_CHANGELOG);
+    // The turn's hooks: a failed tool call fires PostToolUseFailure instead of PostToolUse.
+    const inputs = await hookInputs(dir);
+    const turn = inputs.slice(inputs.map((input) => input.hook_event_name).lastIndexOf('UserPromptSubmit'));
+    assert.deepEqual(
+      [turn[0], turn.at(-1)].map((input) => [input?.hook_event_name, input?.prompt]),
       [
         ['UserPromptSubmit', SECOND_PROMPT],
         ['Stop', undefined],
       ],
+    );
+    assert.deepEqual(
+      turn
+        .slice(1, -1)
+        .map((input) => `${input.hook_event_name} ${input.tool_name}`)
+        .sort(),
+      ['PostToolUse Edit', 'PostToolUse Read', 'PostToolUseFailure Read'],
     );
 
     const { report } = await cludSync('sync', dir);
