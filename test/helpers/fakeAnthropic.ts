@@ -147,7 +147,7 @@ export function toolUseId(index: number, block: number): string {
   return `toolu_fake_${index}_${block}`;
 }
 
-/** The answer as a Messages API message object. */
+/** The answer as a Messages API message object (`index` < 0: a side answer). */
 export function messageOf(response: ScriptedResponse, index: number, model: string): Record<string, unknown> {
   const content = response.content.map((block, blockIndex) => (block.type === 'text' ? { type: 'text', text: block.text } : { type: 'tool_use', id: toolUseId(index, blockIndex), name: block.name, input: block.input }));
   const outputTokens = Math.max(1, Math.ceil(JSON.stringify(content).length / 4));
@@ -221,7 +221,7 @@ function presentedKey(request: IncomingMessage): string | undefined {
   return bearer?.[1];
 }
 
-/** Answers a POST /v1/messages request from the script; returns the record of what it did. */
+/** Answers a POST /v1/messages request from the script, and fills in `record` with what it saw and did. */
 function answerMessages(script: FakeScript, body: MessagesRequest, response: ServerResponse, record: FakeRequestRecord): void {
   const model = body.model ?? 'claude-fake';
   const messages = body.messages ?? [];
@@ -254,13 +254,13 @@ function answerMessages(script: FakeScript, body: MessagesRequest, response: Ser
     record.responseIndex = index;
     answer = position.response;
   }
-  const index = record.responseIndex ?? -1;
+  const answerIndex = record.responseIndex ?? -1;
   if (body.stream === true) {
     response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-    for (const event of streamEventsOf(answer, index, model)) response.write(event);
+    for (const event of streamEventsOf(answer, answerIndex, model)) response.write(event);
     response.end();
   } else {
-    sendJson(response, 200, messageOf(answer, index, model));
+    sendJson(response, 200, messageOf(answer, answerIndex, model));
   }
 }
 
@@ -280,6 +280,7 @@ export function createFakeAnthropicServer(script: FakeScript, options: FakeAnthr
       const rawBody = await readBody(request);
       const path = (request.url ?? '/').split('?')[0]!;
       const key = presentedKey(request);
+      // `kind` and `status` are settled by whichever branch below answers.
       const record: FakeRequestRecord = { method: request.method ?? '', path, kind: 'refused', status: 200, apiKeyMatched: options.apiKey === undefined || key === options.apiKey };
       let body: unknown;
       try {
