@@ -5,7 +5,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, SYNC_ONLY_PATH, SYNC_OPTIONS_ENV, SYNC_USER, WORKSPACE_USER } from '../core/containerLayout';
 import { errorMessage } from '../core/errors';
 import { SyncOptions, describeZodError } from '../core/protocol';
-import { SyncStateFiles } from '../core/sync/stateFiles';
+import { forgetAgreedState, withStateStore } from '../core/sync/engine';
 import { readInitState, writeInitState } from './initStateFile';
 import { runInitialSync } from './initialSync';
 import { findPasswdEntry, isMountPoint, planIdentities, takenIds } from './system';
@@ -64,7 +64,7 @@ export async function runInit(): Promise<void> {
       // A new /workspace: the last agreed state belonged to a previous container's copy. Reading
       // this copy against it could turn files it lacks into deletions, so it is forgotten and the
       // first sync merges both sides without deleting anything.
-      if (existsSync(CONTAINER_STATE_PATH)) await new SyncStateFiles(CONTAINER_STATE_PATH).forgetAgreedState();
+      if (existsSync(CONTAINER_STATE_PATH)) await withStateStore(CONTAINER_STATE_PATH, forgetAgreedState);
       log('info', `initial copy ${CONTAINER_HOST_PATH} -> ${CONTAINER_WORKSPACE_PATH}`, { uid: process.getuid?.(), gid: process.getgid?.() });
       const state = await runInitialSync(readSyncOptions(), () => {});
       if (state.phase === 'failed') log('error', state.error ?? 'initial copy failed', { errors: state.initialSync?.errors });

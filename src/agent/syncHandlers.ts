@@ -9,8 +9,8 @@ import type { SyncReport, UndoSettings } from '../core/protocol';
 import { withRetries } from '../core/retry';
 import type { ApplyOptions } from '../core/sync/apply';
 import { backupDifferences, listBackups, restoreBackup } from '../core/sync/backup';
-import { compareTrees } from '../core/sync/compare';
-import { runSyncCycle } from '../core/sync/engine';
+import { compareTrees, compareWithAgreedState } from '../core/sync/compare';
+import { runSyncCycle, withStateStore } from '../core/sync/engine';
 import { mergeReports } from '../core/sync/summary';
 import type { Policy } from '../core/sync/reconcile';
 import type { UndoRecording } from '../core/sync/recordedApply';
@@ -110,12 +110,11 @@ async function syncCycle(request: CycleRequest, context: RequestContext): Promis
 
 export function createSyncHandlers(): Pick<Handlers, 'sync' | 'history' | 'compare' | 'resolve' | 'backup' | 'listBackups' | 'restoreBackup' | 'undoHistory' | 'undo' | 'discardUndoLog'> {
   return {
-    compare: async (params) => {
-      const state = existsSync(CONTAINER_STATE_PATH) ? stateFiles() : undefined;
-      const caches = state ? await state.readCaches() : {};
-      const ancestor = state ? await state.readAncestor() : new Map();
-      const differences = await compareTrees(roots, { excludes: params.excludes, allowSecrets: params.allowSecrets, caches, hostAccess: hostAccess() });
-      return { differences: differences.map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) })), hasAgreedState: ancestor.size > 0 };
+    compare: async (params, context) => {
+      const options = { excludes: params.excludes, allowSecrets: params.allowSecrets, hostAccess: hostAccess() };
+      if (!existsSync(CONTAINER_STATE_PATH)) return { differences: await compareTrees(roots, options), hasAgreedState: false };
+      // Under the lock: the store is read whole, not while a sync appends to it.
+      return withSyncLock(() => withStateStore(CONTAINER_STATE_PATH, (store) => compareWithAgreedState(roots, { ...options, store })), lockWait(context));
     },
     sync: (params, context) => withSyncLock(() => syncCycle(params, context), lockWait(context)),
     history: async () => ({ reports: await stateFiles().readHistory() }),
@@ -123,19 +122,19 @@ export function createSyncHandlers(): Pick<Handlers, 'sync' | 'history' | 'compa
       withSyncLock(async () => {
         assertReadyToSync();
         const undo = recording(await openUndoLog(params.undo), params.undo, context);
-        return resolveConflict({ roots, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, allowSecrets: params.allowSecrets, path: params.path, keep: params.keep, undo, owners: owners(), hostAccess: hostAccess() });
+        return withStateStore(CONTAINER_STATE_PATH, (store) => resolveConflict({ roots, store, excludes: params.excludes, allowSecrets: params.allowSecrets, path: params.path, keep: params.keep, undo, owners: owners(), hostAccess: hostAccess() }));
       }, lockWait(context)),
     backup: (params) =>
       withSyncLock(async () => {
         assertReadyToSync();
-        return backupDifferences({ roots, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, allowSecrets: params.allowSecrets, hostAccess: hostAccess() });
+        return withStateStore(CONTAINER_STATE_PATH, (store) => backupDifferences({ roots, stateDir: CONTAINER_STATE_PATH, store, excludes: params.excludes, allowSecrets: params.allowSecrets, hostAccess: hostAccess() }));
       }),
     listBackups: async () => ({ backups: await listBackups(CONTAINER_STATE_PATH) }),
     restoreBackup: (params, context) =>
       withSyncLock(async () => {
         assertReadyToSync();
         const undo = recording(await openUndoLog(params.undo), params.undo, context);
-        return restoreBackup({ roots, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, allowSecrets: params.allowSecrets, id: params.backupId, side: params.side, undo, owners: owners(), hostAccess: hostAccess() });
+        return withStateStore(CONTAINER_STATE_PATH, (store) => restoreBackup({ roots, stateDir: CONTAINER_STATE_PATH, store, excludes: params.excludes, allowSecrets: params.allowSecrets, id: params.backupId, side: params.side, undo, owners: owners(), hostAccess: hostAccess() }));
       }),
     undoHistory: () =>
       withSyncLock(async () => {
