@@ -22,12 +22,14 @@ const REPO_ROOT = path.resolve(__dirname, '..', '..');
 const readOr = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : undefined);
 
 describe('unit: sync session (continuous sync on real trees)', () => {
-  const tempDir = useTempDir('clud-session-');
   let session: SyncSession | undefined;
-  afterEach(async () => {
+  // Before the temporary folder goes (hooks run in the order they were added).
+  afterEach(async function () {
+    this.timeout(60_000); // a cycle under way finishes first
     await session?.close();
     session = undefined;
   });
+  const tempDir = useTempDir('clud-session-');
 
   async function start(extra: Partial<SyncSessionOptions> = {}) {
     const roots = { host: path.join(tempDir(), 'host'), container: path.join(tempDir(), 'container') };
@@ -45,7 +47,8 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     const { roots, cycles } = await start();
     write(roots.container, 'src/new.ts', 'from the agent');
     await waitFor(() => readOr(path.join(roots.host, 'src/new.ts')) === 'from the agent', 'the container write on the host');
-    assert.ok(cycles.some((cycle) => cycle.kind === 'incremental' && cycle.report.appliedCount > 0), 'an incremental cycle carried it');
+    // The cycle reports once it has recorded what it did, a moment after the file is across.
+    await waitFor(() => cycles.some((cycle) => cycle.kind === 'incremental' && cycle.report.appliedCount > 0), 'an incremental cycle that carried it');
     rmSync(path.join(roots.host, 'README.md'));
     await waitFor(() => !existsSync(path.join(roots.container, 'README.md')), 'the host deletion in the container');
   });
