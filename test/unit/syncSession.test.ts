@@ -53,6 +53,21 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     await waitFor(() => !existsSync(path.join(roots.container, 'README.md')), 'the host deletion in the container');
   });
 
+  it('flush() carries what collected while auto-sync is paused, at once, and nothing runs on its own meanwhile', async () => {
+    const { roots, cycles } = await start();
+    session!.pause();
+    write(roots.container, 'held.txt', 'waits for a flush');
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(readOr(path.join(roots.host, 'held.txt')), undefined, 'a paused session carried a change on its own');
+    const before = cycles.length;
+    const finished = await session!.flush();
+    assert.ok(finished && finished.report.appliedCount >= 1, 'the flush carried nothing');
+    assert.equal(readOr(path.join(roots.host, 'held.txt')), 'waits for a flush');
+    assert.equal(cycles.length, before + 1);
+    // The flush's own writes are events too; a second flush finds them agreed already.
+    assert.equal((await session!.flush())?.report.appliedCount ?? 0, 0, 'a second flush carried something');
+  });
+
   it('carries a burst of 500 files in a few cycles', async function () {
     this.timeout(60_000);
     const { roots, cycles } = await start();

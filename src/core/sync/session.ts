@@ -370,15 +370,17 @@ export class SyncSession extends EventEmitter<{
     this.emit('status');
   }
 
-  private finished(kind: CycleKind, report: SyncReport, dirtyPaths: number): void {
+  private finished(kind: CycleKind, report: SyncReport, dirtyPaths: number): CycleFinished {
     if (report.halted) {
       this.halt = report.halted;
       this.emit('halted', report.halted);
     }
     this.conflicts = report.conflicts.map((conflict) => conflict.path);
     this.lastCycle = { id: report.id, finishedAt: new Date().toISOString(), applied: report.appliedCount, kind };
-    this.emit('cycle', { kind, report, dirtyPaths });
+    const finished = { kind, report, dirtyPaths };
+    this.emit('cycle', finished);
     this.emit('status');
+    return finished;
   }
 
   private onBatch(batch: DirtyBatch): void {
@@ -396,15 +398,33 @@ export class SyncSession extends EventEmitter<{
     });
   }
 
+  /**
+   * Runs one cycle now for everything collected (watcher events, hints, a wanted full cycle),
+   * whatever the auto-sync mode or a pause, though never past a halt: a step boundary that must
+   * carry what the agent wrote before it closes, or a client that must know the other side is up
+   * to date. Undefined when there was nothing to carry.
+   */
+  flush(): Promise<CycleFinished | undefined> {
+    const run = this.queue.then(() => (this.closed || this.halt ? undefined : this.cycle(false)));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
   /** One cycle for everything collected so far; then, if more came meanwhile, another. */
   private async drain(): Promise<void> {
     this.drainScheduled = false;
     if (this.closed || this.isPaused || this.settings.autoSync === 'off') return;
     // on-save: only what the editor saved crosses on its own; the rest waits for a client's sync.
-    const onSave = this.settings.autoSync === 'on-save';
+    await this.cycle(this.settings.autoSync === 'on-save');
+    if (this.dirty.size > 0 || this.fullCycleWanted) this.scheduleDrain();
+  }
+
+  /** One background cycle: of the hinted paths only (`onlyHinted`), or of everything collected. */
+  private async cycle(onlyHinted: boolean): Promise<CycleFinished | undefined> {
+    const onSave = onlyHinted;
     const candidates = onSave ? this.hinted : this.dirty;
     const full = !onSave && this.fullCycleWanted;
-    if (!full && candidates.size === 0) return;
+    if (!full && candidates.size === 0) return undefined;
     const dirty = [...candidates];
     for (const key of dirty) this.dirty.delete(key);
     this.hinted.clear();
@@ -438,8 +458,7 @@ export class SyncSession extends EventEmitter<{
     }
     // A change skipped because the file changed under it needs nothing here: that change was an
     // event too, so its path is dirty again already.
-    this.finished(kind, report, dirty.length);
-    if (this.dirty.size > 0 || this.fullCycleWanted) this.scheduleDrain();
+    return this.finished(kind, report, dirty.length);
   }
 
   /** The background cycles' undo recording: their questions go to the owner's `ask`, shown in status meanwhile. */
