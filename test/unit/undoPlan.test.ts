@@ -104,7 +104,7 @@ const cases: Case[] = [
     description: 'over the single-step limit: the step will capture nothing, and says why',
     changes: [write('a', file(2000))],
     limits: { maxStepBytes: 1000 },
-    expected: { capture: ['a'], estimatedBytes: 2000 + records('a', ''), unprotectedReason: 'the step would take about 3.1 KiB, over the 1000 B limit of one step' },
+    expected: { capture: ['a'], estimatedBytes: 2000 + records('a', ''), unprotectedReason: 'the step would take about 3.5 KiB, over the 1000 B limit of one step' },
   },
   {
     description: 'at the single-step limit: protected',
@@ -200,6 +200,6 @@ describe('unit: a recorded sync follows its plan', () => {
     assert.equal(readTree(f.host)['small.txt'], 'changed');
     const [step] = await log.list();
     assert.deepEqual([step?.id, step?.protected, step?.files], [report.undoStep, false, 2]);
-    assert.match(step?.unprotectedReason ?? '', /^the step would take about 31 KiB, over the 9\.8 KiB limit of one step$/);
+    assert.match(step?.unprotectedReason ?? '', /^the step would take about 32 KiB, over the 9\.8 KiB limit of one step$/);
   });
 });

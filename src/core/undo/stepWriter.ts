@@ -100,7 +100,6 @@ export class StepWriter {
    */
   private readonly realFolders = new Set<string>();
   private readonly rootBytes: Buffer;
-  private readonly paths = new Map<string, Buffer>();
   private readonly safeguards: SafeguardCounter;
   private readonly journal: StepJournal;
   private readonly startedAt = new Date().toISOString();
@@ -494,14 +493,9 @@ export class StepWriter {
     return counted;
   }
 
-  /** The path of a key under the root, as bytes; kept for the step, which asks for most keys more than once. */
+  /** The path of a key under the root, as bytes. */
   private pathOf(key: string): Buffer {
-    let target = this.paths.get(key);
-    if (!target) {
-      target = joinBytes(this.rootBytes, key);
-      this.paths.set(key, target);
-    }
-    return target;
+    return joinBytes(this.rootBytes, key);
   }
 
   /** Journals a path's preimage (its content, if any, is saved already); it counts once the line is durable. */
