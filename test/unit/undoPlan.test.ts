@@ -10,7 +10,7 @@ import { DEFAULT_LIMITS, DEFAULT_THRESHOLDS, UndoLog } from '../../src/core/undo
 import type { SafeguardQuestion, SafeguardThresholds, UndoLimits } from '../../src/core/undo';
 import { readJournal } from '../../src/core/undo/stepJournal';
 import { planStep, RECORD_BYTES, type PlannedChange, type StepPlan } from '../../src/core/undo/stepPlan';
-import { makeTree, readTree, useSyncFixture, type SyncFixture } from '../helpers/syncTrees';
+import { DIR, makeTree, readTree, useSyncFixture, type SyncFixture } from '../helpers/syncTrees';
 
 const file = (size: number) => ({ kind: 'file' as const, size });
 const folder = { kind: 'directory' as const, size: 0 };
@@ -182,6 +182,27 @@ describe('unit: a recorded sync follows its plan', () => {
     assert.equal(await journaled, names.length, 'the journal on disk held every path at the first change');
     await log.undo({ steps: 1, force: false, root: f.host });
     assert.deepEqual(Object.values(readTree(f.host)).filter((content) => content.startsWith('container')), []);
+  });
+
+  it('a path captured ahead whose change never started (edited since the scan) is left out of the step: undo keeps the edit', async () => {
+    const f = fixture();
+    await agreedOn(f, { 'a.txt': 'a', 'd/x.txt': 'x' });
+    makeTree(f.container, { 'a.txt': 'a from the container' });
+    rmSync(path.join(f.container, 'd', 'x.txt'));
+    const log = await openLog(f);
+    const report = await sync(f, 'pull', {
+      undo: { log },
+      // The deeper deletion goes first; meanwhile someone edits a.txt, captured ahead but not changed yet.
+      beforeModify: async (change) => {
+        if (change.side === 'host' && change.path === 'd/x.txt') makeTree(f.host, { 'a.txt': 'edited on the host' });
+      },
+    });
+    assert.deepEqual(report.skipped.map(({ path: key, code }) => [key, code]), [['a.txt', 'changed-since-scan']]);
+    const [step] = await log.list();
+    assert.deepEqual([step?.id, step?.files], [report.undoStep, 1]);
+    const result = await log.undo({ steps: 1, force: false, root: f.host });
+    assert.deepEqual([result.refused, result.barriers, result.problems], [undefined, [], []]);
+    assert.deepEqual(readTree(f.host), { 'a.txt': 'edited on the host', d: DIR, 'd/x.txt': 'x' });
   });
 
   it('over the single-step limit: captures nothing, changes the host, and lists the step as not undoable with the estimate', async () => {
