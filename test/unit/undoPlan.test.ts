@@ -61,6 +61,12 @@ const cases: Case[] = [
     },
   },
   {
+    description: 'deletions that are moves (their content arrives elsewhere in the step: a folder renamed) do not count toward the threshold, and are still captured',
+    changes: [write('new/f1'), write('new/f2'), write('new/f3'), { ...del('old/f1', file(1)), moved: true }, { ...del('old/f2', file(1)), moved: true }, { ...del('old/f3', file(1)), moved: true }, del('gone', file(1))],
+    thresholds: { maxDeletions: 1 },
+    expected: { capture: ['new/f1', 'new/f2', 'new/f3', 'old/f1', 'old/f2', 'old/f3', 'gone'], estimatedBytes: 4 + records('new/f1', 'new', '', 'new/f2', 'new/f3', 'old/f1', 'old', 'old/f2', 'old/f3', 'gone') },
+  },
+  {
     description: 'deletions at the threshold ask nothing',
     changes: [del('f1', file(1)), del('f2', file(1))],
     thresholds: { maxDeletions: 2 },

@@ -24,11 +24,26 @@ export function actionOf(change: Change): ModifyAction {
   return 'write';
 }
 
-/** A host change as the step's plan sees it: what it does, and what the scan found at its path. */
-function plannedChange(change: Change): PlannedChange {
-  const { expected } = change;
-  const before = expected && { kind: expected.kind === 'untracked' ? ('other' as const) : expected.kind, size: expected.kind === 'file' ? expected.size : 0 };
-  return { path: change.path, action: actionOf(change), ...(before && { before }) };
+/** What makes a file or link the same under another name: its content, or its target. */
+function identity(entry: Change['next']): string | undefined {
+  if (entry?.kind === 'file') return `file:${entry.hash}`;
+  if (entry?.kind === 'symlink') return `link:${entry.target}`;
+  return undefined;
+}
+
+/**
+ * The step's host changes as its plan sees them: what each does, what the scan found at its
+ * path, and whether a deletion is a move (the same content created elsewhere in the step: a folder
+ * renamed in /workspace is no mass deletion).
+ */
+function plannedChanges(hostChanges: readonly Change[]): PlannedChange[] {
+  const arriving = new Set(hostChanges.map((change) => identity(change.next)).filter((key) => key !== undefined));
+  return hostChanges.map((change) => {
+    const { expected } = change;
+    const before = expected && { kind: expected.kind === 'untracked' ? ('other' as const) : expected.kind, size: expected.kind === 'file' ? expected.size : 0 };
+    const departing = change.next === undefined ? identity(expected) : undefined;
+    return { path: change.path, action: actionOf(change), ...(before && { before }), ...(departing && arriving.has(departing) && { moved: true }) };
+  });
 }
 
 export async function applyRecorded(changes: readonly Change[], options: ApplyOptions, recording: UndoRecording | undefined, meta: { syncId: string; policy: string }): Promise<RecordedOutcome> {
@@ -39,7 +54,7 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
   try {
     // The questions first (a Deny then has nothing to roll back), then every preimage, in the
     // order of the changes; only then does the apply change anything.
-    await writer.prepare(writer.plan(hostChanges.map(plannedChange)));
+    await writer.prepare(writer.plan(plannedChanges(hostChanges)));
     const announced = new Set<string>();
     outcome = await applyChanges(changes, {
       ...options,

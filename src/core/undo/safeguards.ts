@@ -19,7 +19,18 @@ export class SafeguardCounter {
   private readonly deletions = new Set<string>();
   private readonly allowed = new Set<SafeguardKind>();
 
-  constructor(private readonly thresholds: SafeguardThresholds) {}
+  /**
+   * `moved`: paths whose deletion is a move (their content arrives under another name in the same
+   * step), which are no loss and not counted. Also settable later, once the step has its plan.
+   */
+  constructor(
+    private readonly thresholds: SafeguardThresholds,
+    private moved: ReadonlySet<string> = new Set(),
+  ) {}
+
+  setMoved(moved: ReadonlySet<string>): void {
+    this.moved = moved;
+  }
 
   /**
    * The questions announcing `action` on `key` raises. Deletions are counted here, synchronously,
@@ -52,7 +63,7 @@ export class SafeguardCounter {
 
   /** A file or link that existed before the step counts once, however often it is deleted (deleting what the step itself created is no loss). */
   private countDeletion(key: string, before: Before, kindBefore: (key: string) => string | undefined): void {
-    if (this.deletions.has(key)) return;
+    if (this.deletions.has(key) || this.moved.has(key)) return;
     const kind = kindBefore(key) ?? before.kind;
     if (kind === 'file' || kind === 'symlink') this.deletions.add(key);
   }

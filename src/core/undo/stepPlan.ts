@@ -15,6 +15,12 @@ export interface PlannedChange {
   action: ModifyAction;
   /** What the scan found at the path; undefined: nothing. */
   before?: Before;
+  /**
+   * A deletion whose content arrives under another name in the same step (a file or folder
+   * renamed): recorded like any deletion, but no loss, so it does not count toward the
+   * many-deletions safeguard.
+   */
+  moved?: boolean;
 }
 
 export interface StepPlan {
@@ -35,8 +41,13 @@ export interface StepPlan {
  */
 export const RECORD_BYTES = 800;
 
+/** The deletions of a step that are moves (see PlannedChange.moved). */
+export function movedPaths(changes: readonly PlannedChange[]): Set<string> {
+  return new Set(changes.filter((change) => change.action === 'delete' && change.moved).map((change) => change.path));
+}
+
 export function planStep(changes: readonly PlannedChange[], thresholds: SafeguardThresholds, limits: Pick<UndoLimits, 'maxStepBytes'>): StepPlan {
-  const counter = new SafeguardCounter(thresholds);
+  const counter = new SafeguardCounter(thresholds, movedPaths(changes));
   const questions = new Map<SafeguardKind, SafeguardQuestion>();
   /** The kind each path had before the step, set at its first change. */
   const kindBefore = new Map<string, string>();

@@ -25,7 +25,7 @@ import type { Manifest, Postimage, Preimage, StepRecord } from './records';
 import { isUnder, keyDepth, manifestText, MANIFEST, parentKey, UNDO_FORMAT_VERSION, UNPROTECTED } from './records';
 import { removeTree, restoreRecords } from './restore';
 import { beforeOf, formatBytes, SafeguardCounter } from './safeguards';
-import { planStep } from './stepPlan';
+import { movedPaths, planStep } from './stepPlan';
 import type { PlannedChange, StepPlan } from './stepPlan';
 import { StepJournal } from './stepJournal';
 import type { ModifyAction, SafeguardAsk, SafeguardQuestion, SafeguardThresholds, StepSummary, UndoLimits } from './types';
@@ -131,6 +131,8 @@ export class StepWriter {
 
   /** The plan of this step for `changes`, in the order they will be made, with the step's thresholds and limits. */
   plan(changes: readonly PlannedChange[]): StepPlan {
+    // The apply's announcements count deletions with the same exemptions as the plan.
+    this.safeguards.setMoved(movedPaths(changes));
     return planStep(changes, this.context.thresholds, this.context.limits);
   }
 
