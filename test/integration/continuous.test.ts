@@ -172,7 +172,7 @@ describe('integration: continuous sync by the resident agent', function () {
     assert.equal(await waitFor('a change after the restart', async () => (await readContainerFile(dir, 'after.txt').catch(() => undefined)) ?? undefined, 20_000), 'after the crash\n');
     const { run, json } = await runCludJson(['sync', dir]);
     assertExit(run, 0);
-    assert.equal(json.appliedCount, 0, 'continuous sync left nothing for an explicit sync');
+    assert.equal((json.report as { appliedCount: number }).appliedCount, 0, 'continuous sync left something for an explicit sync');
   });
 
   it('a wiped /workspace during continuous sync halts it, and the host folder stays intact', async function () {
