@@ -51,6 +51,15 @@ async function cycle(ws: Workspace, dirty?: Iterable<string>): Promise<StoreCycl
   }
 }
 
+async function withStore<T>(ws: Workspace, run: (store: SyncStateStore) => Promise<T>): Promise<T> {
+  const store = await SyncStateStore.open(ws.state);
+  try {
+    return await run(store);
+  } finally {
+    await store.close();
+  }
+}
+
 async function ancestorOf(ws: Workspace): Promise<Array<[string, unknown]>> {
   const store = await SyncStateStore.open(ws.state);
   const entries = [...store.ancestor].sort(([a], [b]) => (a < b ? -1 : 1));
@@ -176,6 +185,21 @@ describe('unit: incremental sync cycles (state store)', () => {
   });
 
   describe('safety', () => {
+    it('keeps a secret out of an incremental cycle as the full one does, unless allowed', async () => {
+      const ws = workspaceIn(tempDir());
+      makeTree(ws.host, { 'a.txt': 'a' });
+      mkdirSync(ws.container, { recursive: true });
+      await cycle(ws);
+      makeTree(ws.container, { 'app/.env': 'TOKEN=1', 'app/main.ts': 'main' });
+      const run = (allowSecrets: string[]) => withStore(ws, (store) => runStoreCycle({ roots: { host: ws.host, container: ws.container }, excludes: [], allowSecrets, policy: 'two-way-safe', store, dirty: ['app'] }));
+      const kept = await run([]);
+      assert.equal(kept.fullCycleNeeded, undefined, kept.fullCycleNeeded);
+      assert.deepEqual(kept.report?.keptOut.map((secret) => [secret.side, secret.path]), [['container', 'app/.env']]);
+      assert.deepEqual(listing(ws.host), [['a.txt', 'a'], ['app', '<dir>'], ['app/main.ts', 'main']]);
+      await run(['.env']);
+      assert.equal(readFileSync(path.join(ws.host, 'app/.env'), 'utf8'), 'TOKEN=1');
+    });
+
     it('sends a wiped side to a full cycle, which halts and deletes nothing', async () => {
       const ws = workspaceIn(tempDir());
       makeTree(ws.host, { 'a.txt': 'a', 'b/c.txt': 'c' });
