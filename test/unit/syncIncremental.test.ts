@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import { promises as fsPromises, mkdirSync, readdirSync, readFileSync, lstatSync, readlinkSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import * as path from 'node:path';
 import { normalizeDirty } from '../../src/core/sync/incremental';
@@ -227,13 +228,16 @@ describe('unit: incremental sync cycles (state store)', () => {
   });
 
   describe('cost', () => {
-    /** File-system calls made through fs.promises while `run` runs. */
+    /** File-system calls made through fs.promises and their synchronous forms while `run` runs. */
     async function countCalls(run: () => Promise<unknown>): Promise<number> {
-      const names = ['lstat', 'stat', 'open', 'readdir', 'readFile', 'readlink'] as const;
-      const originals = names.map((name) => fsPromises[name]);
+      const targets: Array<[Record<string, unknown>, string]> = [
+        ...(['lstat', 'stat', 'open', 'readdir', 'readFile', 'readlink'] as const).map((name): [Record<string, unknown>, string] => [fsPromises as unknown as Record<string, unknown>, name]),
+        ...(['lstatSync', 'statSync', 'openSync', 'readdirSync', 'readFileSync', 'readlinkSync'] as const).map((name): [Record<string, unknown>, string] => [fs as unknown as Record<string, unknown>, name]),
+      ];
+      const originals = targets.map(([owner, name]) => owner[name]);
       let calls = 0;
-      names.forEach((name, i) => {
-        (fsPromises as Record<string, unknown>)[name] = (...args: unknown[]) => {
+      targets.forEach(([owner, name], i) => {
+        owner[name] = (...args: unknown[]) => {
           calls += 1;
           return (originals[i] as (...a: unknown[]) => unknown)(...args);
         };
@@ -241,7 +245,7 @@ describe('unit: incremental sync cycles (state store)', () => {
       try {
         await run();
       } finally {
-        names.forEach((name, i) => { (fsPromises as Record<string, unknown>)[name] = originals[i]; });
+        targets.forEach(([owner, name], i) => { owner[name] = originals[i]; });
       }
       return calls;
     }

@@ -131,6 +131,9 @@ describe('unit: sync session (continuous sync on real trees)', () => {
 
   it('runs client jobs in the same queue as cycles', async () => {
     await start();
+    // Quiet first: the first cycle's own writes are events too, and their cycle may be queued.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitFor(() => !session!.changesWaiting && !session!.status().busy, 'the queue to drain');
     const order: string[] = [];
     const job = session!.runJob(async () => {
       order.push('job start');
