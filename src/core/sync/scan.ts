@@ -465,7 +465,9 @@ export async function scanPaths(root: string, paths: readonly string[], options:
       result = { ignored: true };
     } else {
       const folderStat = folder === '' ? rootStat : await settle(() => fs.lstat(joinBytes(rootBytes, folder)));
-      if (folderStat === undefined || folderStat instanceof Failure || !folderStat.isDirectory()) {
+      // A folder the host's user may not search is untracked to the full scan: the region widens
+      // to it, and visiting it then says so, rather than reaching past it with the agent's rights.
+      if (folderStat === undefined || folderStat instanceof Failure || !folderStat.isDirectory() || (folder !== '' && options.accessAs && !mayRead(folderStat, options.accessAs))) {
         result = { notAFolder: true };
       } else {
         const gitignore = await settle(() => readGitignore(joinBytes(rootBytes, folder === '' ? '.gitignore' : `${folder}/.gitignore`)));
