@@ -242,7 +242,7 @@ export class SyncSession extends EventEmitter<{
       if (!this.closed) await this.startWatchers();
     }
     if (intervalChanged) this.startTimer();
-    if (excludesChanged || secretsChanged || settings.autoSync !== undefined) this.requestFullCycle();
+    if (excludesChanged || secretsChanged || settings.autoSync === 'continuous') this.requestFullCycle();
     this.emit('status');
   }
 
