@@ -51,6 +51,15 @@ export interface ScanOptions {
    * must not use them on the host folder, where a file its owner cannot read stays unread.
    */
   accessAs?: AccessIdentity;
+  /**
+   * Called for each directory, file and symlink that will be in the snapshot, as soon as that is
+   * decided: a directory once it has been listed (before anything under it), a file once its
+   * secret check passed, with its bytes when it was read whole (undefined when it came from the
+   * cache or is too big to hold). The initial copy streams the tree from here, so that each file
+   * is read once. A returned promise holds that file's hashing slot until it settles
+   * (backpressure). Untracked entries are never passed.
+   */
+  onEntry?: (path: string, entry: Exclude<Entry, { kind: 'untracked' }>, stat: Stats, content?: Buffer) => void | Promise<void>;
 }
 
 export interface AccessIdentity {
@@ -97,7 +106,7 @@ export async function scanTree(root: string, options: ScanOptions): Promise<Scan
   const started = Date.now();
   const { rootBytes } = await openableRoot(root);
 
-  const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs);
+  const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs, options.onEntry);
   const visited = await scanner.walkDirectory('', IgnoreRules.create(options.excludes));
   if (visited === 'vanished') throw new Error(`sync root ${root} does not exist`);
   if (!Array.isArray(visited)) throw new Error(`sync root ${root} cannot be read: ${visited.unreadable}`);
@@ -153,13 +162,19 @@ class Scanner {
   /** Secrets found by name (never read) or by content, not allowed through. */
   private readonly keptOut = new Map<string, string>();
 
-  constructor(private readonly root: Buffer, private readonly previousCache: ScanCache, private readonly allowedSecrets: SecretAllowList, private readonly accessAs?: AccessIdentity) {}
+  constructor(
+    private readonly root: Buffer,
+    private readonly previousCache: ScanCache,
+    private readonly allowedSecrets: SecretAllowList,
+    private readonly accessAs?: AccessIdentity,
+    private readonly onEntry?: ScanOptions['onEntry'],
+  ) {}
 
   /**
    * The directory's subtree, parents before children and siblings in code-unit order, whatever
    * order the concurrent reads finish in. 'vanished' if it is gone, or why it cannot be read.
    */
-  async walkDirectory(directory: string, inheritedRules: IgnoreRules): Promise<Visited[] | 'vanished' | { unreadable: string }> {
+  async walkDirectory(directory: string, inheritedRules: IgnoreRules, onListed?: () => void): Promise<Visited[] | 'vanished' | { unreadable: string }> {
     const directoryBytes = joinBytes(this.root, directory);
     const names = await settle(() => fs.readdir(directoryBytes, { encoding: 'buffer' }));
     if (names === undefined) return 'vanished';
@@ -173,6 +188,7 @@ class Scanner {
       if (gitignore !== undefined) rules = rules.withGitignore(directory, gitignore);
     }
     this.rules.set(directory, rules);
+    onListed?.();
     const children = names.map(nameFromBytes).sort((a, b) => (a < b ? -1 : 1)) // names are unique
       .map((name) => (directory === '' ? name : `${directory}/${name}`));
     const subtrees = await Promise.all(children.map((path) => this.visit(path, rules)));
@@ -197,10 +213,11 @@ class Scanner {
       return untracked(`${stat.isDirectory() ? 'cannot list directory' : 'cannot read'}: permission denied (its mode keeps out UID ${this.accessAs.uid})`);
     }
     if (stat.isDirectory()) {
-      const subtree = await this.walkDirectory(path, rules);
+      const entry = { kind: 'directory', mode: permissionBits(stat.mode) } as const;
+      const subtree = await this.walkDirectory(path, rules, this.onEntry && (() => void this.onEntry!(path, entry, stat)));
       if (subtree === 'vanished') return [];
       if (!Array.isArray(subtree)) return untracked(subtree.unreadable);
-      return [{ path, entry: { kind: 'directory', mode: permissionBits(stat.mode) } }, ...subtree];
+      return [{ path, entry }, ...subtree];
     }
     if (stat.isFile()) {
       // Kept out by its name alone: a credentials file is not even read.
@@ -208,7 +225,7 @@ class Scanner {
       if (secret !== undefined && !this.allowedSecrets.allows(path)) return this.keepOut(path, secret);
       return [{ path, entry: this.fileEntry(path, stat) }];
     }
-    if (stat.isSymbolicLink()) return this.visitSymlink(path);
+    if (stat.isSymbolicLink()) return this.visitSymlink(path, stat);
     return [{ path, entry: { kind: 'untracked', reason: `${specialFileKind(stat)}: cannot be synchronized`, special: true } }];
   }
 
@@ -252,7 +269,12 @@ class Scanner {
       && cached.ctimeMs === stat.ctimeMs && cached.ino === stat.ino && cached.mode === stat.mode && cached.secret !== undefined) {
       this.cache.set(path, cached);
       this.noteContentVerdict(path, cached.secret);
-      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash: cached.hash };
+      const entry = { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash: cached.hash } as const;
+      if (!this.onEntry || this.keptOut.has(path)) return entry;
+      return this.hashLimit.run(async () => {
+        await this.onEntry!(path, entry, stat);
+        return entry;
+      });
     }
     return this.hashLimit.run(() => this.hashFile(path));
   }
@@ -272,12 +294,14 @@ class Scanner {
       const secret = (read.content && secretByContent(path, read.content)) ?? false;
       this.noteContentVerdict(path, secret);
       this.cache.set(path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, mode: stat.mode, hash, secret });
-      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash };
+      const entry = { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash } as const;
+      if (this.onEntry && !this.keptOut.has(path)) await this.onEntry(path, entry, stat, read.content);
+      return entry;
     }
     return { kind: 'untracked', reason: `changed while being read, ${HASH_ATTEMPTS} times` };
   }
 
-  private async visitSymlink(path: string): Promise<Visited[]> {
+  private async visitSymlink(path: string, stat: Stats): Promise<Visited[]> {
     const targetBytes = await settle(() => fs.readlink(joinBytes(this.root, path), { encoding: 'buffer' }));
     if (targetBytes === undefined) return [];
     if (targetBytes instanceof Failure) return [{ path, entry: { kind: 'untracked', reason: `cannot read link: ${targetBytes.reason}` } }];
@@ -287,7 +311,9 @@ class Scanner {
     if (target.startsWith('/') || resolved === '..' || resolved.startsWith('../')) {
       this.problemReasons.set(path, `symlink points outside the folder: ${target}`);
     }
-    return [{ path, entry: { kind: 'symlink', target } }];
+    const entry = { kind: 'symlink', target } as const;
+    await this.onEntry?.(path, entry, stat);
+    return [{ path, entry }];
   }
 }
 
@@ -412,7 +438,7 @@ export async function scanPaths(root: string, paths: readonly string[], options:
   const started = Date.now();
   const { rootBytes, rootStat } = await openableRoot(root);
 
-  const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs);
+  const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs, options.onEntry);
   // Per folder of a chain: its rules, or why the paths below it are left out.
   const folders = new Map<string, IgnoreRules | { ignored: true } | { notAFolder: true }>();
   const visited: Visited[] = [];
