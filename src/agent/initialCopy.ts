@@ -14,7 +14,7 @@ import type { Entry, FileEntry } from '../core/sync/entry';
 import { bytesFromName, joinBytes } from '../core/sync/pathCodec';
 import type { ScanCache, ScanOptions, ScanResult } from '../core/sync/scan';
 import { scanTree } from '../core/sync/scan';
-import { SyncStateFiles } from '../core/sync/stateFiles';
+import { SyncStateStore } from '../core/sync/stateStore';
 import { TAR_END, tarHeader, tarPadding } from '../core/tarStream';
 import { hostAccess } from './hostAccess';
 
@@ -50,17 +50,17 @@ const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBL
  */
 export async function runInitialCopy(options: SyncOptions, onProgress: (data: ProgressData) => void = () => {}): Promise<SyncMetrics> {
   const started = Date.now();
-  const state = existsSync(CONTAINER_STATE_PATH) ? new SyncStateFiles(CONTAINER_STATE_PATH) : undefined;
+  const stateDir = existsSync(CONTAINER_STATE_PATH) ? CONTAINER_STATE_PATH : undefined;
   onProgress({ phase: 'scan', message: 'scanning and copying the folder' });
   const copy = await copyTree({
     source: CONTAINER_HOST_PATH,
     receiver: RECEIVER_COMMAND,
-    scan: { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: await state?.readCache('host'), accessAs: hostAccess() },
+    scan: { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: stateDir && (await previousHostCache(stateDir)), accessAs: hostAccess() },
     onProgress,
   });
-  if (copy.errors.length === 0 && state) await recordCopiedState(state, CONTAINER_WORKSPACE_PATH, copy.agreed, copy.scan.cache);
-  // The hashes are the first sync's host scan even when the copy failed: a retry does not read everything again.
-  else await state?.writeCache('host', copy.scan.cache).catch(() => {});
+  if (stateDir && copy.errors.length === 0) await recordCopiedState(stateDir, CONTAINER_WORKSPACE_PATH, copy.agreed, copy.scan.cache);
+  // A failed copy agrees on nothing, but its hashes spare a retry reading the whole folder again.
+  else if (stateDir) await SyncStateStore.replace(stateDir, { ancestor: new Map(), host: copy.scan.cache, container: new Map() }).catch(() => {});
   return {
     direction: 'push',
     startedAt: new Date(started).toISOString(),
@@ -149,12 +149,27 @@ export async function copyTree(options: TreeCopyOptions): Promise<TreeCopy> {
 }
 
 /**
- * The copy is the first agreed state: the scan's entries, now on both sides. Recording it lets
- * the first sync tell which side changed (without it every difference is a conflict); the host
- * scan's cache and the container cache entries spare hashing either tree again. Only what tar
- * demonstrably wrote as scanned (same size and time) inherits the hash in the container cache.
+ * The host scan's cache of an earlier container of this folder (the state folder outlives
+ * containers), so that unchanged files are not hashed again; none if it cannot be read.
  */
-export async function recordCopiedState(state: SyncStateFiles, target: string, agreed: ReadonlyMap<string, Entry>, hostCache: ScanCache): Promise<void> {
+async function previousHostCache(stateDir: string): Promise<ScanCache | undefined> {
+  try {
+    const store = await SyncStateStore.open(stateDir);
+    await store.close();
+    return store.host;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The copy is the first agreed state: the scan's entries, now on both sides, written as the
+ * state store's new base in one go (replacing whatever an earlier container left). Recording it
+ * lets the first sync tell which side changed (without it every difference is a conflict); the
+ * host scan's cache and the container cache entries spare hashing either tree again. Only what
+ * tar demonstrably wrote as scanned (same size and time) inherits the hash in the container cache.
+ */
+export async function recordCopiedState(stateDir: string, target: string, agreed: ReadonlyMap<string, Entry>, hostCache: ScanCache): Promise<void> {
   const targetBytes = Buffer.from(target);
   const cache: ScanCache = new Map();
   let checked = 0;
@@ -168,8 +183,7 @@ export async function recordCopiedState(state: SyncStateFiles, target: string, a
       cache.set(path, { size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, ino: stats.ino, mode: stats.mode, hash: entry.hash, secret: hostCache.get(path)?.secret });
     }
   }
-  // Three separate files: writing them at once overlaps one's encoding with another's fsync.
-  await Promise.all([state.writeCache('host', hostCache), state.writeAncestor(agreed), state.writeCache('container', cache)]);
+  await SyncStateStore.replace(stateDir, { ancestor: agreed, host: hostCache, container: cache });
 }
 
 function lstatOrUndefined(path: Buffer): Stats | undefined {

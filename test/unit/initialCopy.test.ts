@@ -7,7 +7,7 @@ import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSyn
 import * as path from 'node:path';
 import { copyTree, recordCopiedState } from '../../src/agent/initialCopy';
 import { nameFromBytes } from '../../src/core/sync/pathCodec';
-import { SyncStateFiles } from '../../src/core/sync/stateFiles';
+import { SyncStateStore } from '../../src/core/sync/stateStore';
 import { useTempDir } from '../helpers/tempDir';
 
 const RECEIVER = (target: string) => ['tar', '--extract', '--file=-', `--directory=${target}`, '--preserve-permissions', '--no-same-owner', '--delay-directory-restore'];
@@ -94,15 +94,16 @@ describe('initial copy: copyTree', () => {
     assert.equal(copy.scan.stats.hashedFiles, 0);
     assert.equal(readFileSync(path.join(target, 'src/deep/er/leaf.txt'), 'utf8'), 'leaf\n');
     assert.deepEqual(readFileSync(path.join(target, 'big.bin')), BIG);
-    const state = new SyncStateFiles(path.join(temp(), 'state'));
-    mkdirSync(state.directory);
-    await recordCopiedState(state, target, copy.agreed, copy.scan.cache);
-    const container = await state.readCache('container');
-    const leaf = container.get('src/deep/er/leaf.txt');
+    const stateDir = path.join(temp(), 'state');
+    await recordCopiedState(stateDir, target, copy.agreed, copy.scan.cache);
+    const store = await SyncStateStore.open(stateDir);
+    const leaf = store.container.get('src/deep/er/leaf.txt');
     assert.equal(leaf?.hash, sha256('leaf\n'));
     assert.equal(leaf?.ino, lstatSync(path.join(target, 'src/deep/er/leaf.txt')).ino);
-    assert.equal((await state.readAncestor()).size, copy.agreed.size);
-    assert.equal((await state.readCache('host')).size, copy.scan.cache.size);
+    assert.equal(store.container.size, copy.files);
+    assert.deepEqual([...store.ancestor], [...copy.agreed]);
+    assert.equal(store.host.size, copy.scan.cache.size);
+    await store.close();
   });
 
   it("reports the receiver's failure as errors", async () => {
