@@ -143,7 +143,7 @@ export async function copyTree(options: TreeCopyOptions): Promise<TreeCopy> {
   }
   const received = await receiver.finished;
   report();
-  const errors = received.exitCode === 0 ? [] : describeFailure(received);
+  const errors = archive.failure !== undefined ? [`the archive could not be written: ${archive.failure}`] : received.exitCode === 0 ? [] : describeFailure(received);
   const agreed = new Map([...scan.snapshot].filter(([path, entry]) => entry.kind !== 'untracked' && !changedWhileCopied.has(path)));
   return { scan, agreed, ...copied, errors };
 }
@@ -225,6 +225,8 @@ function startReceiver(command: readonly string[]): Receiver {
 class ArchiveWriter {
   private tail: Promise<void> = Promise.resolve();
   private closed = false;
+  /** The first member that could not be written (the archive is incomplete from there on). */
+  failure: string | undefined;
 
   constructor(private readonly out: Writable) {
     out.once('close', () => (this.closed = true));
@@ -232,7 +234,10 @@ class ArchiveWriter {
   }
 
   add(member: () => Promise<void>): Promise<void> {
-    this.tail = this.tail.then(member);
+    this.tail = this.tail.then(member).catch((error: unknown) => {
+      this.failure ??= error instanceof Error ? error.message : String(error);
+      this.closed = true;
+    });
     return this.tail;
   }
 

@@ -72,12 +72,11 @@ export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState):
 
   return {
     compare: (params) =>
-      agent.job(async () => {
-        const state = stateFiles();
-        const caches = await state.readCaches();
-        const ancestor = await state.readAncestor();
+      agent.job(async (store) => {
+        // The agreed state and caches are the store's (the JSON state files are gone once it exists).
+        const caches = { host: store.host, container: store.container };
         const differences = await compareTrees(ROOTS, { excludes: params.excludes, allowSecrets: params.allowSecrets, caches, hostAccess: hostAccess() });
-        return { differences: differences.map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) })), hasAgreedState: ancestor.size > 0 };
+        return { differences: differences.map((difference) => ({ ...difference, ancestor: store.ancestor.get(difference.path) })), hasAgreedState: store.ancestor.size > 0 };
       }),
     sync: (params, context) => syncCycle(params, context),
     history: async () => ({ reports: await stateFiles().readHistory() }),
