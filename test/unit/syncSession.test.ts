@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { SyncSession, type CycleFinished, type SyncSessionOptions } from '../../src/core/sync/session';
+import { periodicFullCycleDue, SyncSession, type CycleFinished, type SyncSessionOptions } from '../../src/core/sync/session';
 import { UndoLog, type SafeguardQuestion } from '../../src/core/undo';
 import { useTempDir } from '../helpers/tempDir';
 
@@ -250,5 +250,15 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     await new Promise((resolve) => setTimeout(resolve, 400));
     assert.equal(readOr(path.join(roots.host, 'agent.txt')), undefined, 'on-save carried a change nobody saved');
     assert.equal(session!.changesWaiting, true);
+  });
+
+  it('waits ten times the last full cycle before the next periodic one, so a big tree does not keep the agent busy', () => {
+    const cases: Array<[now: number, last: { endedAt: number; durationMs: number }, due: boolean]> = [
+      [10_000, { endedAt: 0, durationMs: 0 }, true],
+      [10_000, { endedAt: 0, durationMs: 50 }, true],
+      [100_000, { endedAt: 0, durationMs: 15_000 }, false],
+      [150_000, { endedAt: 0, durationMs: 15_000 }, true],
+    ];
+    for (const [now, last, due] of cases) assert.equal(periodicFullCycleDue(now, last), due, JSON.stringify({ now, last }));
   });
 });

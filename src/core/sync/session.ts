@@ -111,6 +111,13 @@ export interface SessionStatus {
 }
 
 export const DEFAULT_FULL_CYCLE_INTERVAL_MS = 10_000;
+/** The periodic full cycle waits at least this many times its last duration: at most a tenth of a core when nothing changes. */
+export const FULL_CYCLE_DUTY = 10;
+
+/** Whether the periodic full cycle may run now, given when the last one ended and how long it took. */
+export function periodicFullCycleDue(now: number, last: { endedAt: number; durationMs: number }): boolean {
+  return now - last.endedAt >= FULL_CYCLE_DUTY * last.durationMs;
+}
 
 /** A change skipped because its file moved under it: another cycle, a moment later, will carry it. */
 const isTransient = (report: SyncReport) => report.skipped.some((skipped) => skipped.code === 'changed-since-scan' || skipped.code === 'source-changed');
@@ -136,6 +143,7 @@ export class SyncSession extends EventEmitter<{
   private drainScheduled = false;
   private watchers: TreeWatcher[] = [];
   private fullCycleTimer: NodeJS.Timeout | undefined;
+  private lastFullCycle = { endedAt: 0, durationMs: 0 };
   private paused = false;
   private heldBy: SyncReport['denied'];
   private halt: { side: Side; reason: string } | undefined;
@@ -346,7 +354,10 @@ export class SyncSession extends EventEmitter<{
   private startTimer(): void {
     clearInterval(this.fullCycleTimer);
     this.fullCycleTimer = setInterval(() => {
-      if (this.settings.autoSync === 'continuous') this.requestFullCycle();
+      // A tree whose full scan takes a good part of the period would keep the agent busy with
+      // nothing changing: the periodic truth then comes at most once per FULL_CYCLE_DUTY of its
+      // cost (events still start cycles at once, and a watcher's overflow a full one).
+      if (this.settings.autoSync === 'continuous' && periodicFullCycleDue(Date.now(), this.lastFullCycle)) this.requestFullCycle();
     }, this.settings.fullCycleIntervalMs);
   }
 
@@ -377,6 +388,7 @@ export class SyncSession extends EventEmitter<{
     }
     this.conflicts = report.conflicts.map((conflict) => conflict.path);
     this.lastCycle = { id: report.id, finishedAt: new Date().toISOString(), applied: report.appliedCount, kind };
+    if (kind === 'full') this.lastFullCycle = { endedAt: Date.now(), durationMs: report.durationMs };
     const finished = { kind, report, dirtyPaths };
     this.emit('cycle', finished);
     this.emit('status');
