@@ -212,7 +212,15 @@ export const SafeguardQuestionSchema = z.object({ kind: z.enum(['many-deletions'
 export type SafeguardQuestionInfo = z.infer<typeof SafeguardQuestionSchema>;
 export const SafeguardAnswer = z.enum(['allow', 'deny']);
 
+/** What an undoable step is (see src/core/undo/stepBoundaries.ts): a Claude Code turn, a `clud run` command, the changes up to a checkpoint, a burst of background syncs. */
+export const StepKind = z.enum(['turn', 'command', 'checkpoint', 'sync']);
+export type StepKind = z.infer<typeof StepKind>;
+export const StepGroupSchema = z.object({ id: z.string(), kind: StepKind, label: z.string() });
+export type StepGroupInfo = z.infer<typeof StepGroupSchema>;
+
+/** One entry of the undo history: a group of recorded syncs (`steps`, newest first) undone as one. */
 export const UndoStepSchema = z.object({
+  /** The group's id (a step recorded without a group is one of its own, under the step's id). */
   id: z.string(),
   syncId: z.string(),
   policy: z.string(),
@@ -224,6 +232,9 @@ export const UndoStepSchema = z.object({
   unprotectedReason: z.string().optional(),
   notes: z.array(z.string()),
   barriers: z.number().int().nonnegative(),
+  /** Absent for steps recorded before groups: each is then a background sync of its own. */
+  group: StepGroupSchema.optional(),
+  steps: z.array(z.string()).optional(),
 });
 export type UndoStepInfo = z.infer<typeof UndoStepSchema>;
 export const BarrierSchema = z.object({ stepId: z.string(), path: z.string(), detectedAt: z.string(), change: z.string() });
