@@ -32,5 +32,8 @@ export function createHandlers(): Handlers {
     resume: notResident,
     configure: notResident,
     hint: notResident,
+    stepStart: notResident,
+    stepEnd: notResident,
+    checkpoint: notResident,
   };
 }
