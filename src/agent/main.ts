@@ -2,10 +2,21 @@
 //   agent prepare container start-up as root: the workspace user's identity (init.ts)
 //   agent init    then, as that user: the initial copy, then stay up (init.ts)
 //   agent serve   one control-channel session over stdio, as the workspace user
+//   agent hook E  a Claude Code hook (as the workspace user): marks a turn through the narrow channel
+//   agent mcp     the Clud MCP server for Claude Code (as the workspace user), over stdio
 import { serveChannel } from './server';
 import { createHandlers } from './handlers';
 import { log, runInit, runPrepare } from './init';
 import { AGENT_VERSION } from './version';
+import { readHookInput, runHook } from './hook';
+import { runMcpServer } from './mcpServer';
+
+async function runHookCommand(event: string): Promise<void> {
+  const problem = await runHook(event, await readHookInput(process.stdin));
+  if (problem) process.stderr.write(`${problem}\n`);
+  // Whatever happened, Claude Code goes on.
+  process.exit(0);
+}
 
 async function runServe(): Promise<void> {
   // stdout carries protocol lines only: anything a library prints goes to stderr instead.
@@ -27,9 +38,13 @@ if (command === 'prepare') {
   void runInit().catch((error: unknown) => log('error', `init crashed: ${String(error)}`));
 } else if (command === 'serve') {
   void runServe();
+} else if (command === 'hook') {
+  void runHookCommand(process.argv[3] ?? '');
+} else if (command === 'mcp') {
+  void runMcpServer(process.stdin, process.stdout).then(() => process.exit(0));
 } else if (command === 'version') {
   process.stdout.write(`${AGENT_VERSION}\n`);
 } else {
-  process.stderr.write('usage: agent prepare | init | serve | version\n');
+  process.stderr.write('usage: agent prepare | init | serve | hook EVENT | mcp | version\n');
   process.exitCode = 2;
 }
