@@ -46,7 +46,7 @@ export function createStepOperations(agent: StepAgent): StepOperations {
     stepEnd: async ({ kind, group }) => {
       await agent.flush().catch(() => undefined);
       const closed = await agent.runJob(async () => boundaries.close({ kind, id: group }));
-      return closed ? { closed } : {};
+      return closed ? { closed: closed.group, paths: closed.paths, pathsTruncated: closed.pathsTruncated } : { paths: [], pathsTruncated: false };
     },
     checkpoint: async ({ label }) => {
       await agent.flush();

@@ -112,7 +112,9 @@ export class AgentClient {
           ? new CludError('sync-halted', message.message)
           : message.code === 'sync-busy'
             ? new CludError('timeout', message.message, 'Wait for the other sync (another `clud` command or VS Code) to finish, then try again.')
-            : new CludError('agent-failed', `agent could not ${pending.method}: ${message.message}`),
+            : message.code === 'agent-unavailable'
+              ? new CludError('agent-unavailable', `agent could not ${pending.method}: ${message.message}`, 'The resident sync agent is not running; `clud up` starts the workspace again.')
+              : new CludError('agent-failed', `agent could not ${pending.method}: ${message.message}`),
       );
       return;
     }

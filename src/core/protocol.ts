@@ -349,7 +349,8 @@ export const StepEndParams = z.object({ kind: StepKind.optional(), group: z.stri
 /** Flush, then end the current step under this label (a restore point). */
 export const CheckpointParams = z.object({ label: z.string().min(1).max(10_000) });
 export const StepStartResult = z.object({ group: StepGroupSchema });
-export const StepEndResult = z.object({ closed: StepGroupSchema.optional() });
+/** `paths`: the host paths the ended step changed (capped at 10,000: `pathsTruncated`). */
+export const StepEndResult = z.object({ closed: StepGroupSchema.optional(), paths: z.array(z.string()).default([]), pathsTruncated: z.boolean().default(false) });
 /** `steps`: syncs recorded in the closed step (0: nothing changed since the last boundary). `continued`: the turn or command going on after it. */
 export const CheckpointResult = z.object({ closed: StepGroupSchema, steps: z.number().int().nonnegative(), continued: StepGroupSchema.optional() });
 

@@ -39,7 +39,7 @@ export function testStepAgent(log: UndoLog, hostRoot: string, boundaries = new S
         const group = boundaries.current();
         const writer = await log.beginStep({ syncId: `cycle-${agent.flushes}`, policy: 'two-way-safe', root: hostRoot, group });
         for (const [key, content] of changes) await ops.write(writer, hostRoot, key, content);
-        if (await writer.close()) boundaries.recorded(group);
+        if (await writer.close()) boundaries.recorded(group, changes.map(([key]) => key));
         return { applied: changes.length, conflicts: [], skipped: 0 };
       });
     },

@@ -28,11 +28,12 @@ describe('unit: step boundaries', () => {
     const { steps, clock } = boundaries();
     const turn = steps.open('turn', 'rename the config loader');
     assert.deepEqual(turn, { id: 'turn-1', kind: 'turn', label: 'rename the config loader' });
-    steps.recorded(steps.current());
+    steps.recorded(steps.current(), ['src/a.ts']);
     clock.now = 60_000;
+    steps.recorded(steps.current(), ['src/a.ts', 'src/b.ts']);
     assert.equal(steps.current().id, 'turn-1');
     assert.equal(steps.running?.id, 'turn-1');
-    assert.deepEqual(steps.close({ kind: 'turn' }), turn);
+    assert.deepEqual(steps.close({ kind: 'turn' }), { group: turn, recorded: 2, paths: ['src/a.ts', 'src/b.ts'], pathsTruncated: false });
     assert.equal(steps.running, undefined);
     assert.equal(steps.current().kind, 'sync');
   });
@@ -43,7 +44,7 @@ describe('unit: step boundaries', () => {
     const command = steps.open('command', 'npm run fix');
     assert.equal(steps.close({ kind: 'turn' }), undefined, 'a Stop hook does not end a command');
     assert.equal(steps.close({ id: 'turn-1' }), undefined);
-    assert.deepEqual(steps.close({ id: command.id }), command);
+    assert.deepEqual(steps.close({ id: command.id })?.group, command);
     assert.equal(steps.close(), undefined, 'nothing open');
   });
 

@@ -72,6 +72,7 @@ describe('unit: the narrow step channel', () => {
     assert.equal((await ask('status', {})).openStep?.id, group.id);
     const ended = await ask('stepEnd', { kind: 'turn' });
     assert.deepEqual(ended.closed, group);
+    assert.deepEqual(ended.paths.sort(), ['new.ts', 'src/a.ts']);
     assert.equal(await readFile(path.join(sample.workspace.root, 'new.ts'), 'utf8'), 'new file', 'stepEnd flushed the last change');
 
     const { steps } = await ask('history', {});
@@ -112,7 +113,7 @@ describe('unit: the narrow step channel', () => {
   it('stepEnd of a turn leaves a command open; a command ends by its id', async () => {
     await ask('stepStart', { kind: 'turn', label: 't' });
     const { group } = await ask('stepStart', { kind: 'command', label: 'npm run fix' });
-    assert.deepEqual(await ask('stepEnd', { kind: 'turn' }), {});
+    assert.equal((await ask('stepEnd', { kind: 'turn' })).closed, undefined);
     assert.deepEqual((await ask('stepEnd', { group: group.id })).closed, group);
   });
 

@@ -25,6 +25,17 @@ export function shortLabel(text: string, max = MAX_LABEL_CHARS): string {
   return chars.length <= max ? line : `${chars.slice(0, max - 1).join('').trimEnd()}…`;
 }
 
+/** At most this many paths are kept per open group (a `clud run` reports them when it ends). */
+export const MAX_GROUP_PATHS = 10_000;
+
+/** A turn or command that ended: the host paths its recorded cycles changed (capped). */
+export interface ClosedGroup {
+  group: StepGroup;
+  recorded: number;
+  paths: string[];
+  pathsTruncated: boolean;
+}
+
 export interface CheckpointOutcome {
   /** The group that ends here, with the checkpoint's kind and label; `recorded` cycles are in it (0: nothing changed since the last boundary, nothing to relabel). */
   closed: StepGroup;
@@ -34,7 +45,7 @@ export interface CheckpointOutcome {
 }
 
 export class StepBoundaries {
-  private open_?: { group: StepGroup; explicit: boolean; recorded: number; lastRecordedAt: number };
+  private open_?: { group: StepGroup; explicit: boolean; recorded: number; lastRecordedAt: number; paths: Set<string>; pathsTruncated: boolean };
   private readonly quietMs: number;
   private readonly now: () => number;
   private readonly newId: (kind: StepKind) => string;
@@ -48,21 +59,22 @@ export class StepBoundaries {
   /** A turn or a command begins: whatever was open ends, and the next cycles record into the new group. */
   open(kind: 'turn' | 'command', label: string): StepGroup {
     const group = { id: this.newId(kind), kind, label: shortLabel(label) };
-    this.open_ = { group, explicit: true, recorded: 0, lastRecordedAt: this.now() };
+    this.open_ = { group, explicit: true, recorded: 0, lastRecordedAt: this.now(), paths: new Set(), pathsTruncated: false };
     return group;
   }
 
   /**
    * The open turn or command ends (only when it is the one named by `id`, or of `kind`, if given:
-   * a Stop hook must not end a `clud run` that began during the turn). Returns the group ended.
+   * a Stop hook must not end a `clud run` that began during the turn). Returns the group ended,
+   * with the host paths its cycles changed.
    */
-  close(match: { id?: string; kind?: StepKind } = {}): StepGroup | undefined {
+  close(match: { id?: string; kind?: StepKind } = {}): ClosedGroup | undefined {
     const open = this.open_;
     if (!open?.explicit) return undefined;
     if (match.id !== undefined && match.id !== open.group.id) return undefined;
     if (match.kind !== undefined && match.kind !== open.group.kind) return undefined;
     this.open_ = undefined;
-    return open.group;
+    return { group: open.group, recorded: open.recorded, paths: [...open.paths], pathsTruncated: open.pathsTruncated };
   }
 
   /**
@@ -84,15 +96,23 @@ export class StepBoundaries {
     const live = this.live();
     if (live) return live.group;
     const group: StepGroup = { id: this.newId('sync'), kind: 'sync', label: '' };
-    this.open_ = { group, explicit: false, recorded: 0, lastRecordedAt: this.now() };
+    this.open_ = { group, explicit: false, recorded: 0, lastRecordedAt: this.now(), paths: new Set(), pathsTruncated: false };
     return group;
   }
 
-  /** A cycle recorded a step into `group` (as current() gave it): the quiet period starts again. */
-  recorded(group: StepGroup): void {
-    if (this.open_?.group.id !== group.id) return;
-    this.open_.recorded += 1;
-    this.open_.lastRecordedAt = this.now();
+  /** A cycle recorded a step into `group` (as current() gave it), changing `paths` on the host: the quiet period starts again. */
+  recorded(group: StepGroup, paths: Iterable<string> = []): void {
+    const open = this.open_;
+    if (open?.group.id !== group.id) return;
+    open.recorded += 1;
+    open.lastRecordedAt = this.now();
+    for (const key of paths) {
+      if (open.paths.size >= MAX_GROUP_PATHS) {
+        open.pathsTruncated = true;
+        break;
+      }
+      open.paths.add(key);
+    }
   }
 
   /** The turn or command still open, which an undo must not take back under its feet. */
