@@ -69,7 +69,7 @@ async function execInterruptible(workspace: Workspace, cmd: string[], io: RunSte
   let cancelled = false;
   const interrupt = () => {
     cancelled = true;
-    const script = 'pid=$(cat "$1" 2>/dev/null) || exit 0; kill -INT -- "-$pid" 2>/dev/null; for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- "-$pid" 2>/dev/null || exit 0; sleep 0.5; done; kill -KILL -- "-$pid" 2>/dev/null; exit 0';
+    const script = 'pid=$(cat "$1" 2>/dev/null) || exit 0; kill -INT "-$pid" 2>/dev/null; for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 "-$pid" 2>/dev/null || exit 0; sleep 0.5; done; kill -KILL "-$pid" 2>/dev/null; exit 0';
     void workspace.exec(['/bin/sh', '-c', script, 'clud run', pidFile], { stdout: io.stderr, stderr: io.stderr }).catch(() => undefined);
   };
   if (io.signal?.aborted) interrupt();
