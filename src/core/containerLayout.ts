@@ -43,7 +43,11 @@ export const CONTAINER_STATE_PATH = `${SYNC_ONLY_PATH}/state`;
 /** Agent state that outlives one process: the init state, the sync lock and copied-in agent bundles. Only SYNC_USER can enter it. */
 export const AGENT_STATE_DIR = '/var/lib/clud';
 export const INIT_STATE_PATH = `${AGENT_STATE_DIR}/init.json`;
-export const SYNC_LOCK_PATH = `${AGENT_STATE_DIR}/sync.lock`;
+/**
+ * The resident sync agent's socket: every client channel (`agent serve`) is relayed to it. In
+ * AGENT_STATE_DIR, so only the sync user can connect.
+ */
+export const AGENT_SOCKET_PATH = `${AGENT_STATE_DIR}/agent.sock`;
 /**
  * The narrow channel's folder: made by `prepare` (root), owned by the sync user, mode 0755 so the
  * workspace user can reach the socket in it but create nothing there.

@@ -12,7 +12,6 @@ export type CludErrorCode =
   | 'invalid-config'
   | 'agent-failed'
   | 'agent-exited'
-  | 'agent-unavailable'
   | 'sync-failed'
   | 'sync-halted'
   | 'unsynced-changes'

@@ -1,12 +1,9 @@
 // `clud run` and `clud checkpoint` on top of Workspace: a command in /workspace as one undoable
 // step (stepStart, the command, stepEnd, which carries its changes across first), and a named
-// restore point. Without a resident agent to mark steps, the command's changes are carried by one
-// sync right after it, which is one undo step all the same.
+// restore point, both through the resident agent's step boundaries.
 import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
-import type { QuestionHandler } from './agentClient';
-import { CludError } from './errors';
-import type { ResultOf, StepGroupInfo, SyncReport } from './protocol';
+import type { ResultOf, StepGroupInfo } from './protocol';
 import type { Workspace } from './workspace';
 
 export interface RunStepIo {
@@ -14,20 +11,17 @@ export interface RunStepIo {
   stderr: Writable;
   /** Aborting it interrupts the command (SIGINT to its process group, SIGKILL 5 s later); its step still closes, undoable for what it changed. */
   signal?: AbortSignal;
-  /** Called once the step is open (group undefined: no resident agent, one sync follows the command). */
-  onStarted?(group: StepGroupInfo | undefined): void;
-  onQuestion?: QuestionHandler;
+  /** Called once the step is open. */
+  onStarted?(group: StepGroupInfo): void;
 }
 
 export interface RunStepResult {
-  group?: StepGroupInfo;
+  group: StepGroupInfo;
   exitCode: number;
   cancelled: boolean;
   /** Host paths the step changed. */
   paths: string[];
   pathsTruncated: boolean;
-  /** Without a resident agent: the sync that carried the command's changes. */
-  report?: SyncReport;
 }
 
 /** A command line as a label: each argument shell-quoted when it needs it. */
@@ -35,26 +29,15 @@ export function commandLine(cmd: readonly string[]): string {
   return cmd.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
-const isUnavailable = (error: unknown) => error instanceof CludError && error.code === 'agent-unavailable';
-
 /** Runs `cmd` in /workspace as the workspace user, as one step. */
 export async function runAsStep(workspace: Workspace, cmd: string[], io: RunStepIo): Promise<RunStepResult> {
   return workspace.withSession(async (session) => {
-    let group: StepGroupInfo | undefined;
-    try {
-      group = (await session.client.request('stepStart', { kind: 'command', label: commandLine(cmd) })).group;
-    } catch (error) {
-      if (!isUnavailable(error)) throw error;
-    }
+    const { group } = await session.client.request('stepStart', { kind: 'command', label: commandLine(cmd) });
     io.onStarted?.(group);
     const { exitCode, cancelled } = await execInterruptible(workspace, cmd, io);
-    if (group) {
-      const ended = await session.client.request('stepEnd', { group: group.id });
-      return { group, exitCode, cancelled, paths: ended.paths, pathsTruncated: ended.pathsTruncated };
-    }
-    const report = await workspace.syncCycle('two-way-safe', { session, onQuestion: io.onQuestion });
-    const paths = report.applied.filter((change) => change.side === 'host').map((change) => change.path);
-    return { exitCode, cancelled, paths, pathsTruncated: report.appliedCount > report.applied.length, report };
+    // The agent carries what the command changed before it ends the step, whatever the exit code.
+    const ended = await session.client.request('stepEnd', { group: group.id });
+    return { group, exitCode, cancelled, paths: ended.paths, pathsTruncated: ended.pathsTruncated };
   });
 }
 
@@ -84,11 +67,6 @@ async function execInterruptible(workspace: Workspace, cmd: string[], io: RunSte
 }
 
 /** Ends the current step under `label` (after carrying what waits), so it can be undone as one. */
-export async function checkpoint(workspace: Workspace, label: string): Promise<ResultOf<'checkpoint'>> {
-  try {
-    return await workspace.withSession((session) => session.client.request('checkpoint', { label }));
-  } catch (error) {
-    if (isUnavailable(error)) throw new CludError('agent-unavailable', 'checkpoints need the resident sync agent, which is not running in this workspace', 'Run `clud up` to start it (a workspace made by an older Clud needs `clud up --rebuild`).');
-    throw error;
-  }
+export function checkpoint(workspace: Workspace, label: string): Promise<ResultOf<'checkpoint'>> {
+  return workspace.withSession((session) => session.client.request('checkpoint', { label }));
 }

@@ -1,7 +1,6 @@
 import { Writable } from 'node:stream';
 import { displayPath, displayText } from '../../core/display';
-import { commandLine, runAsStep } from '../../core/runStep';
-import { questionHandler } from '../ask';
+import { runAsStep } from '../../core/runStep';
 import type { CommandSpec } from '../command';
 import { takeInterrupts } from '../interrupt';
 
@@ -16,9 +15,9 @@ function eventStream(stream: 'stdout' | 'stderr'): Writable {
 
 export const run: CommandSpec = {
   name: 'run',
-  usage: 'clud run [DIR] [--yes] [--json] -- CMD [ARGS...]',
+  usage: 'clud run [DIR] [--json] -- CMD [ARGS...]',
   summary: "Run CMD in /workspace as the workspace user as one undoable step: its output streams back, its changes reach DIR, and `clud undo` takes them back as one. Exits with CMD's exit code (130 after Ctrl-C, which stops CMD; what it changed stays one undoable step).",
-  options: { yes: { type: 'boolean', description: 'allow what a safeguard would ask about while carrying the changes' } },
+  options: {},
   takesCommand: true,
   async run({ workspace, flags, rest }) {
     const json = flags.json === true;
@@ -32,13 +31,12 @@ export const run: CommandSpec = {
         stdout: json ? eventStream('stdout') : process.stdout,
         stderr: json ? eventStream('stderr') : process.stderr,
         signal: abort.signal,
-        onQuestion: questionHandler(flags),
         onStarted: (group) => {
-          if (json) process.stdout.write(JSON.stringify({ type: 'step_started', command: rest, ...(group && { group }) }) + '\n');
+          if (json) process.stdout.write(JSON.stringify({ type: 'step_started', command: rest, group }) + '\n');
         },
       });
       const exitCode = result.cancelled ? 130 : result.exitCode;
-      const label = result.group?.label ?? commandLine(rest);
+      const label = result.group.label;
       const undo = result.paths.length ? `; \`clud undo\` takes ${result.paths.length === 1 ? 'it' : 'them'} back` : '';
       if (!json) {
         process.stderr.write(`clud: step "${displayText(label)}" ${result.cancelled ? 'interrupted' : `exited ${result.exitCode}`}: ${result.paths.length}${result.pathsTruncated ? '+' : ''} path(s) changed in your folder${undo}\n`);
@@ -46,7 +44,7 @@ export const run: CommandSpec = {
         if (result.paths.length > 20) process.stderr.write(`  … and ${result.paths.length - 20} more\n`);
       }
       return {
-        json: { type: 'step_completed', ok: exitCode === 0, exitCode, cancelled: result.cancelled, paths: result.paths, pathsTruncated: result.pathsTruncated, ...(result.group && { group: result.group }), ...(result.report && { undoStep: result.report.undoStep }) },
+        json: { type: 'step_completed', ok: exitCode === 0, exitCode, cancelled: result.cancelled, paths: result.paths, pathsTruncated: result.pathsTruncated, group: result.group },
         text: '',
         exitCode,
       };

@@ -1,6 +1,6 @@
 // Applying changes as one undo step: every change to the host is preceded by its preimage in the
 // undo log, safeguards can pause it, and a denial rolls the host back.
-import type { SafeguardAsk, SafeguardQuestion, SafeguardThresholds } from '../undo';
+import type { SafeguardAsk, SafeguardQuestion, SafeguardThresholds, StepGroup } from '../undo';
 import { SafeguardDenied } from '../undo';
 import type { UndoLog } from '../undo';
 import type { ModifyAction } from '../undo';
@@ -12,6 +12,8 @@ export interface UndoRecording {
   log: UndoLog;
   ask?: SafeguardAsk;
   thresholds?: Partial<SafeguardThresholds>;
+  /** The step group the cycle's undo record joins (see StepBoundaries), asked when the record begins; none: a group of its own. */
+  group?: () => StepGroup | undefined;
 }
 
 export type RecordedOutcome = { outcome: ApplyOutcome; stepId?: string; denied?: undefined } | { outcome?: undefined; stepId?: undefined; denied: SafeguardQuestion };
@@ -26,7 +28,8 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
   if (!recording || recording.log.disabledReason || !changes.some((change) => change.side === 'host')) {
     return { outcome: await applyChanges(changes, options) };
   }
-  const writer = await recording.log.beginStep({ ...meta, root: options.roots.host, ask: recording.ask, thresholds: recording.thresholds });
+  const group = recording.group?.();
+  const writer = await recording.log.beginStep({ ...meta, root: options.roots.host, ask: recording.ask, thresholds: recording.thresholds, ...(group && { group }) });
   let outcome: ApplyOutcome;
   try {
     // Preimages captured ahead (files, links, folders and absent paths), in the order the changes
