@@ -63,6 +63,9 @@ export function createStepOperations(agent: StepAgent): StepOperations {
       const undone = await agent.runJob(async () => {
         const log = await agent.undoLog();
         if (log.disabledReason) throw new StepChannelError('refused', log.disabledReason);
+        // A step without a group was the user's own request (a sync, pull, resolve, restore): theirs to undo, not the agent's.
+        const [newest] = await log.list();
+        if (newest && !newest.group) throw new StepChannelError('refused', "the newest step is the user's own (a sync, pull, resolve or restore they asked for); only they can undo it");
         const result = await log.undo({ steps: 1, force: false, root: agent.hostRoot, running: boundaries.running });
         if (result.refused && result.barriers.length > 0) {
           const paths = [...new Set(result.barriers.map((barrier) => barrier.path))];

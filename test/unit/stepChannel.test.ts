@@ -99,6 +99,16 @@ describe('unit: the narrow step channel', () => {
     assert.equal(await readFile(path.join(sample.workspace.root, 'src/a.ts'), 'utf8'), 'the user saved this');
   });
 
+  it("undoLastStep leaves the user's own requests alone (a step without a group)", async () => {
+    const writer = await sample.log.beginStep({ syncId: 'pull', policy: 'pull', root: sample.workspace.root });
+    await writer.beforeModify('pulled.txt', 'write');
+    await writeFile(path.join(sample.workspace.root, 'pulled.txt'), 'x');
+    assert.ok(await writer.close());
+    const refused = await rejection(ask('undoLastStep', {}));
+    assert.equal(refused.code, 'refused');
+    assert.match(refused.message, /the newest step is the user's own/);
+  });
+
   it('a checkpoint names what changed since the last boundary; an empty one records nothing', async () => {
     agent.agentWrites('a.txt', 'a');
     const named = await ask('checkpoint', { label: 'before the refactor' });
