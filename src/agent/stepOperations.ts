@@ -52,7 +52,7 @@ export function createStepOperations(agent: StepAgent): StepOperations {
       await agent.flush();
       return agent.runJob(async () => {
         const outcome = boundaries.checkpoint(label);
-        if (outcome.recorded > 0) await (await agent.undoLog()).relabelGroup(outcome.closed.id, 'checkpoint', outcome.closed.label);
+        if (outcome.recorded > 0) await (await agent.undoLog()).relabelGroups(outcome.groups, outcome.closed);
         return { closed: outcome.closed, steps: outcome.recorded, ...(outcome.continued && { continued: outcome.continued }) };
       });
     },

@@ -125,7 +125,7 @@ describe('integration: clud run and checkpoint', function () {
     const history = await runCludJson(['history', dir]);
     const [newest] = history.json.steps as Array<{ group?: { kind: string; label: string }; files: number }>;
     assert.deepEqual(newest?.group && { kind: newest.group.kind, label: newest.group.label }, { kind: 'turn', label: 'rename the config loader' });
-    assert.equal(newest?.files, 3);
+    assert.equal(newest?.files, 3, JSON.stringify(history.json, null, 1));
     assert.match((await runClud(['history', dir])).stdout, /turn "rename the config loader"/);
 
     assertExit((await runCludJson(['undo', dir])).run, 0);

@@ -52,7 +52,7 @@ describe('unit: step boundaries', () => {
     const { steps } = boundaries();
     const background = steps.current();
     steps.recorded(background);
-    assert.deepEqual(steps.checkpoint('before the refactor'), { closed: { id: background.id, kind: 'checkpoint', label: 'before the refactor' }, recorded: 1 });
+    assert.deepEqual(steps.checkpoint('before the refactor'), { closed: { id: background.id, kind: 'checkpoint', label: 'before the refactor' }, recorded: 1, groups: [background.id] });
     assert.notEqual(steps.current().id, background.id);
 
     const turn = steps.open('turn', 'refactor');
@@ -65,6 +65,28 @@ describe('unit: step boundaries', () => {
     assert.equal(outcome.continued?.label, 'refactor');
     assert.notEqual(outcome.continued?.id, turn.id);
     assert.equal(steps.current().id, outcome.continued?.id);
+  });
+
+  it('a checkpoint after quiet periods takes every burst since the last boundary', () => {
+    const { steps, clock } = boundaries();
+    const first = steps.current();
+    steps.recorded(first);
+    clock.now = 5000;
+    const second = steps.current();
+    steps.recorded(second);
+    clock.now = 10_000;
+    steps.current(); // a third burst that recorded nothing
+    clock.now = 20_000;
+    const outcome = steps.checkpoint('after lunch');
+    assert.deepEqual(outcome.groups, [first.id, second.id]);
+    assert.equal(outcome.recorded, 2);
+    assert.equal(outcome.closed.id, second.id);
+    assert.equal(steps.checkpoint('again').recorded, 0, 'the next checkpoint starts from this one');
+    steps.open('turn', 't');
+    steps.close();
+    const after = steps.current();
+    steps.recorded(after);
+    assert.deepEqual(steps.checkpoint('x').groups, [after.id], 'a turn is a boundary too');
   });
 
   it('a checkpoint with nothing recorded says so', () => {

@@ -84,16 +84,20 @@ describe('unit: undo groups', () => {
     assertSameTree(await snapshotTree(root()), sample.before);
   });
 
-  it('relabelGroup names the group (a checkpoint), and the name survives reopening the log', async () => {
-    const background: StepGroup = { id: 'sync-9', kind: 'sync', label: '' };
-    await cycle(sample.log, sample.workspace, background, (writer) => ops.write(writer, root(), 'a.txt', 'a'));
-    await cycle(sample.log, sample.workspace, background, (writer) => ops.write(writer, root(), 'b.txt', 'b'));
-    assert.equal(await sample.log.relabelGroup('sync-9', 'checkpoint', 'before the refactor'), 2);
-    assert.equal(await sample.log.relabelGroup('nope', 'checkpoint', 'x'), 0);
+  it('relabelGroups makes several bursts one named group (a checkpoint), and the name survives reopening the log', async () => {
+    await cycle(sample.log, sample.workspace, { id: 'sync-8', kind: 'sync', label: '' }, (writer) => ops.write(writer, root(), 'a.txt', 'a'));
+    await cycle(sample.log, sample.workspace, { id: 'sync-9', kind: 'sync', label: '' }, (writer) => ops.write(writer, root(), 'b.txt', 'b'));
+    await cycle(sample.log, sample.workspace, { id: 'sync-9', kind: 'sync', label: '' }, (writer) => ops.write(writer, root(), 'c.txt', 'c'));
+    assert.equal((await sample.log.list()).length, 2);
+    const checkpoint: StepGroup = { id: 'sync-9', kind: 'checkpoint', label: 'before the refactor' };
+    assert.equal(await sample.log.relabelGroups(['sync-8', 'sync-9'], checkpoint), 3);
+    assert.equal(await sample.log.relabelGroups(['nope'], checkpoint), 0);
     const reopened = await openLog(sample.workspace);
-    const [entry] = await reopened.list();
-    assert.deepEqual(entry!.group, { id: 'sync-9', kind: 'checkpoint', label: 'before the refactor' });
-    assert.equal(entry!.steps!.length, 2);
+    const [entry, ...others] = await reopened.list();
+    assert.deepEqual(others, []);
+    assert.deepEqual(entry!.group, checkpoint);
+    assert.equal(entry!.steps!.length, 3);
+    assert.equal(entry!.files, 3);
   });
 
   it('a log written before groups lists each step on its own', async () => {

@@ -40,6 +40,8 @@ export interface CheckpointOutcome {
   /** The group that ends here, with the checkpoint's kind and label; `recorded` cycles are in it (0: nothing changed since the last boundary, nothing to relabel). */
   closed: StepGroup;
   recorded: number;
+  /** The groups recorded since the last boundary, which become `closed` (UndoLog.relabelGroups). */
+  groups: string[];
   /** The explicit group (turn, command) that goes on after the checkpoint, under a new id. */
   continued?: StepGroup;
 }
@@ -49,6 +51,8 @@ export class StepBoundaries {
   private readonly quietMs: number;
   private readonly now: () => number;
   private readonly newId: (kind: StepKind) => string;
+  /** Background groups that recorded since the last boundary (a turn, a command, a checkpoint), oldest first, with their cycles. */
+  private backgroundSinceBoundary: Array<{ id: string; recorded: number }> = [];
 
   constructor(options: StepBoundariesOptions = {}) {
     this.quietMs = options.quietMs ?? 3000;
@@ -59,6 +63,7 @@ export class StepBoundaries {
   /** A turn or a command begins: whatever was open ends, and the next cycles record into the new group. */
   open(kind: 'turn' | 'command', label: string): StepGroup {
     const group = { id: this.newId(kind), kind, label: shortLabel(label) };
+    this.backgroundSinceBoundary = [];
     this.open_ = { group, explicit: true, recorded: 0, lastRecordedAt: this.now(), paths: new Set(), pathsTruncated: false };
     return group;
   }
@@ -74,21 +79,28 @@ export class StepBoundaries {
     if (match.id !== undefined && match.id !== open.group.id) return undefined;
     if (match.kind !== undefined && match.kind !== open.group.kind) return undefined;
     this.open_ = undefined;
+    this.backgroundSinceBoundary = [];
     return { group: open.group, recorded: open.recorded, paths: [...open.paths], pathsTruncated: open.pathsTruncated };
   }
 
   /**
-   * Ends the current group under the checkpoint's label (call it after flushing, so the group
-   * holds everything up to now). A turn or command in progress goes on in a new group.
+   * Ends what changed since the last boundary under the checkpoint's label (call it after
+   * flushing, so that holds everything up to now): the open turn or command's group so far (it
+   * goes on in a new group), or else every background group since the last boundary, which
+   * become one.
    */
   checkpoint(label: string): CheckpointOutcome {
     const open = this.live();
-    const closed: StepGroup = { id: open?.group.id ?? this.newId('checkpoint'), kind: 'checkpoint', label: shortLabel(label) };
-    const recorded = open?.recorded ?? 0;
+    const since = open?.explicit ? [{ id: open.group.id, recorded: open.recorded }] : this.backgroundSinceBoundary;
+    const groups = since.filter((group) => group.recorded > 0);
+    const recorded = groups.reduce((sum, group) => sum + group.recorded, 0);
+    const closed: StepGroup = { id: groups.at(-1)?.id ?? this.newId('checkpoint'), kind: 'checkpoint', label: shortLabel(label) };
     this.open_ = undefined;
-    if (!open?.explicit) return { closed, recorded };
+    this.backgroundSinceBoundary = [];
+    const outcome = { closed, recorded, groups: groups.map((group) => group.id) };
+    if (!open?.explicit) return outcome;
     const kind = open.group.kind as 'turn' | 'command';
-    return { closed, recorded, continued: this.open(kind, open.group.label) };
+    return { ...outcome, continued: this.open(kind, open.group.label) };
   }
 
   /** The group the next recorded cycle joins: the open one, or a new background group after a quiet period. */
@@ -106,6 +118,11 @@ export class StepBoundaries {
     if (open?.group.id !== group.id) return;
     open.recorded += 1;
     open.lastRecordedAt = this.now();
+    if (!open.explicit) {
+      const since = this.backgroundSinceBoundary.find((entry) => entry.id === group.id);
+      if (since) since.recorded += 1;
+      else this.backgroundSinceBoundary.push({ id: group.id, recorded: 1 });
+    }
     for (const key of paths) {
       if (open.paths.size >= MAX_GROUP_PATHS) {
         open.pathsTruncated = true;

@@ -160,19 +160,24 @@ export class UndoLog {
   }
 
   /**
-   * Gives every step of the newest group `groupId` another kind and label (a checkpoint names
-   * the changes made since the last boundary). Returns how many steps it changed.
+   * Puts every step of the groups `groupIds` into `group` (a checkpoint names the changes made
+   * since the last boundary, which may be several bursts: they become one). Returns how many
+   * steps it changed.
    */
-  async relabelGroup(groupId: string, kind: StepGroup['kind'], label: string): Promise<number> {
-    if (this.disabled) return 0;
-    const newest = (await this.loadGroups()).find((members) => members[0]!.group?.id === groupId);
-    if (!newest) return 0;
-    const group: StepGroup = { id: groupId, kind, label };
-    for (const { manifest } of newest) {
-      await writeJsonAtomic(path.join(this.directory, 'steps', manifest.id, GROUP), group);
-      this.groups.set(manifest.id, group);
+  async relabelGroups(groupIds: readonly string[], group: StepGroup): Promise<number> {
+    if (this.disabled || groupIds.length === 0) return 0;
+    const wanted = new Set(groupIds);
+    const record = StepGroupRecord.parse(group);
+    let changed = 0;
+    for (const members of await this.loadGroups()) {
+      if (!members[0]!.group || !wanted.has(members[0]!.group.id)) continue;
+      for (const { manifest } of members) {
+        await writeJsonAtomic(path.join(this.directory, 'steps', manifest.id, GROUP), record);
+        this.groups.set(manifest.id, record);
+        changed += 1;
+      }
     }
-    return newest.length;
+    return changed;
   }
 
   /** The barriers recorded at the last detectBarriers() or undo(). */
