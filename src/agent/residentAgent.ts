@@ -326,6 +326,8 @@ export class ResidentAgent {
       poll: this.settings.poll,
       beforeModify: failpointHook(),
       undo,
+      // What a cycle creates in /workspace must be the workspace user's, or the agent cannot edit it.
+      owners: workspaceOwners(),
       paused: !this.backgroundWanted(),
     });
     session.on('started', (kind) => this.cycleStarted(kind));

@@ -56,7 +56,7 @@ export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState):
       let merged: SyncReport | undefined;
       const { retries: used } = await withRetries(
         async () => {
-          const result = await runStoreCycle({ roots: ROOTS, excludes: request.excludes, policy: request.policy, store, keptRoot: path.join(CONTAINER_STATE_PATH, 'kept'), undo, beforeModify });
+          const result = await runStoreCycle({ roots: ROOTS, excludes: request.excludes, policy: request.policy, store, keptRoot: path.join(CONTAINER_STATE_PATH, 'kept'), undo, beforeModify, owners: workspaceOwners() });
           const run = result.report!;
           merged = merged ? mergeReports(merged, run) : run;
           return run;

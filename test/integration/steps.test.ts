@@ -71,6 +71,7 @@ describe('integration: clud run and checkpoint', function () {
     assertExit(undo.run, 0);
     assert.deepEqual(await hashTree(dir), before, 'the command was one step');
     await waitFor(async () => (await execSh(dir, 'cat doomed.txt 2>/dev/null; test -e made.txt || echo gone')) === 'doomed\ngone\n', '/workspace follows the undo');
+    assert.equal(await execSh(dir, 'stat -c %U doomed.txt src/app.ts'), 'coder\ncoder\n', 'what the background cycle wrote in /workspace is the workspace user\'s');
   });
 
   it('Ctrl-C stops the command and everything it started; what it changed is one undoable step; exit 130', async () => {

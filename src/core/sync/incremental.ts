@@ -35,6 +35,8 @@ export interface StoreCycleOptions {
   dirty?: Iterable<string>;
   beforeModify?: ApplyOptions['beforeModify'];
   undo?: UndoRecording;
+  /** Who what the apply creates belongs to, per side (the workspace user in /workspace). */
+  owners?: ApplyOptions['owners'];
 }
 
 export type StoreCycleResult =
@@ -92,7 +94,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
     return finish();
   }
 
-  const recorded = await applyRecorded(result.changes, { roots: options.roots, keepDir: path.join(options.keptRoot, report.id), beforeModify: options.beforeModify }, options.undo, { syncId: report.id, policy: options.policy });
+  const recorded = await applyRecorded(result.changes, { roots: options.roots, keepDir: path.join(options.keptRoot, report.id), beforeModify: options.beforeModify, owners: options.owners }, options.undo, { syncId: report.id, policy: options.policy });
   if (recorded.denied) {
     // The host was rolled back; the agreed state stays as it was (see engine.ts).
     report.denied = recorded.denied;

@@ -30,6 +30,8 @@ export interface SyncSessionOptions {
   poll?: Partial<Record<Side, boolean>>;
   pollIntervalMs?: number;
   beforeModify?: ApplyOptions['beforeModify'];
+  /** Who what the apply creates belongs to, per side (see ApplyOptions). */
+  owners?: ApplyOptions['owners'];
   undo?: UndoRecording;
   /** Start with background cycles paused (auto-sync off or on-save): events still collect. */
   paused?: boolean;
@@ -194,7 +196,7 @@ export class SyncSession extends EventEmitter<{
     this.fullCycleWanted = false;
     const common = {
       roots: this.options.roots, excludes: this.options.excludes, policy: this.options.policy, store: this.store,
-      keptRoot: path.join(this.options.stateDir, 'kept'), beforeModify: this.options.beforeModify, undo: this.options.undo,
+      keptRoot: path.join(this.options.stateDir, 'kept'), beforeModify: this.options.beforeModify, undo: this.options.undo, owners: this.options.owners,
     };
     this.emit('started', kind);
     this.options.undo?.log.prepareToRecord();
