@@ -11,6 +11,7 @@ import { log, runPrepare } from './init';
 import { relay } from './relay';
 import { superviseDaemon } from './supervisor';
 import { AGENT_VERSION } from './version';
+import { startDaemonIfNoneRuns } from './supervisor';
 import { readHookInput, runHook } from './hook';
 import { runMcpServer } from './mcpServer';
 
@@ -42,7 +43,7 @@ if (command === 'prepare') {
   void runDaemon();
 } else if (command === 'serve') {
   keepStdoutForProtocol();
-  void relay(process.stdin, process.stdout, { socketPath: AGENT_SOCKET_PATH, failpoint: process.env.CLUD_FAILPOINT }).then(() => process.exit(0));
+  void relay(process.stdin, process.stdout, { socketPath: AGENT_SOCKET_PATH, failpoint: process.env.CLUD_FAILPOINT, startDaemon: startDaemonIfNoneRuns }).then(() => process.exit(0));
 } else if (command === 'hook') {
   void runHookCommand(process.argv[3] ?? '');
 } else if (command === 'mcp') {
