@@ -21,7 +21,8 @@ interface Tool {
   description: string;
   inputSchema: Record<string, unknown>;
   arguments: z.ZodType;
-  run(args: never, request: StepRequester): Promise<{ text: string; structured: Record<string, unknown> }>;
+  /** The tool's answer, as text: Claude Code would hand structuredContent to the model in place of the text, and words read best. */
+  run(args: never, request: StepRequester): Promise<string>;
 }
 
 const noArguments = { type: 'object', properties: {}, additionalProperties: false };
@@ -41,7 +42,7 @@ export const MCP_TOOLS: Tool[] = [
       if (status.halt) lines.push(`halted (${status.halt.side}): ${status.halt.reason}`);
       lines.push(status.conflicts.length ? `conflicts (both sides changed; the user decides): ${status.conflicts.join(', ')}` : 'no conflicts');
       if (status.openStep) lines.push(`recording: ${status.openStep.kind} "${status.openStep.label}"`);
-      return { text: lines.join('\n'), structured: status };
+      return lines.join('\n');
     },
   },
   {
@@ -55,7 +56,7 @@ export const MCP_TOOLS: Tool[] = [
       if (result.conflicts.length) lines.push(`conflicts (left for the user): ${result.conflicts.join(', ')}`);
       if (result.skipped) lines.push(`${result.skipped} change(s) skipped (a file changed meanwhile); the next sync carries them`);
       if (result.halted) lines.push(`the sync is halted: ${result.halted}`);
-      return { text: lines.join('\n'), structured: result };
+      return lines.join('\n');
     },
   },
   {
@@ -66,7 +67,7 @@ export const MCP_TOOLS: Tool[] = [
     async run(args: { label: string }, request) {
       const result = await request('checkpoint', { label: args.label }, { timeoutMs: 240_000 });
       const text = result.steps > 0 ? `checkpoint "${result.closed.label}": the changes since the last step are one undoable step` : `checkpoint "${result.closed.label}": nothing changed since the last step, so no step was recorded`;
-      return { text, structured: result };
+      return text;
     },
   },
   {
@@ -78,7 +79,7 @@ export const MCP_TOOLS: Tool[] = [
       const { steps } = await request('history', {});
       const shown = steps.slice(0, args.limit ?? 10);
       const lines = shown.map((step, index) => `${index + 1}. ${describeStep(step)} at ${step.closedAt}${step.undoable ? '' : step.barriers ? ` (blocked: the user changed ${step.barriers} of its file(s) since)` : ' (cannot be undone)'}`);
-      return { text: lines.length ? lines.join('\n') : 'no undoable steps', structured: { steps: shown } };
+      return lines.length ? lines.join('\n') : 'no undoable steps';
     },
   },
   {
@@ -88,7 +89,7 @@ export const MCP_TOOLS: Tool[] = [
     arguments: z.object({}).strict(),
     async run(_args, request) {
       const { undone } = await request('undoLastStep', {}, { timeoutMs: 240_000 });
-      return { text: `undid the ${describeStep(undone)}; /workspace is back as it was before it`, structured: undone };
+      return `undid the ${describeStep(undone)}; /workspace is back as it was before it`;
     },
   },
 ];
@@ -155,13 +156,13 @@ async function handle(line: string, request: StepRequester, send: (message: Reco
       const args = tool.arguments.safeParse(params.arguments ?? {});
       if (!args.success) return fail(id, RPC.invalidParams, `invalid arguments for ${tool.name}: ${args.error.issues.map((issue) => `${issue.path.join('.') || '(arguments)'}: ${issue.message}`).join('; ')}`);
       try {
-        const { text, structured } = await tool.run(args.data as never, request);
-        return send({ id, result: { content: [{ type: 'text', text }], structuredContent: structured, isError: false } });
+        const text = await tool.run(args.data as never, request);
+        return send({ id, result: { content: [{ type: 'text', text }], isError: false } });
       } catch (error) {
         // A tool that ran and failed is a result the model reads, not a protocol error.
         const code = error instanceof StepRequestFailed ? error.code : 'internal';
         const hint = code === 'agent-unavailable' ? " The sync agent is not running; the user's Clud shows why." : '';
-        return send({ id, result: { content: [{ type: 'text', text: `${tool.name} failed (${code}): ${errorMessage(error)}.${hint}` }], structuredContent: { error: { code, message: errorMessage(error) } }, isError: true } });
+        return send({ id, result: { content: [{ type: 'text', text: `${tool.name} failed (${code}): ${errorMessage(error)}.${hint}` }], isError: true } });
       }
     }
     default:

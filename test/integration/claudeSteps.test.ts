@@ -64,7 +64,7 @@ describe('integration: a Claude Code turn is one undoable step (hooks, the Clud 
     const results = requests.flatMap((request) => request.toolResults ?? []);
     const status = results.find((result) => result.toolUseId === toolUseId(2, 0));
     assert.ok(status && !status.isError, JSON.stringify(results));
-    assert.match(status.text, /recording: turn "rename the config loader"/, 'the Clud MCP server saw the turn being recorded');
+    assert.match(status.text, /recording: turn "rename the config loader"/, `the Clud MCP server saw the turn being recorded: ${status.text}`);
 
     // No sync was asked for: the Stop hook carried the turn across before its step closed.
     assert.equal(await readFile(path.join(dir, 'src/config/configLoader.ts'), 'utf8'), LOADER);
