@@ -21,7 +21,7 @@ interface Tool {
   description: string;
   inputSchema: Record<string, unknown>;
   arguments: z.ZodType;
-  /** The tool's answer, as text: Claude Code would hand structuredContent to the model in place of the text, and words read best. */
+  /** The tool's answer, as text only (no structuredContent), so every client shows the model the same sentences. */
   run(args: never, request: StepRequester): Promise<string>;
 }
 
