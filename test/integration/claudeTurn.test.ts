@@ -329,7 +329,7 @@ describe('integration: a Claude Code turn in the container, against a scripted A
       });
       // Clud's own Stop hook (it carries the turn to the host, then ends its step) may still run
       // after the test's has logged: a Ctrl-C then would interrupt it, not leave Claude Code.
-      await waitFor('Clud\'s hooks to finish', async () => ((await dockerExec(dir, ['sh', '-c', 'pgrep -f "agent.js hook" || true'])).stdout.toString().trim() === '' ? true : undefined), 60_000);
+      await waitFor('Clud\'s hooks to finish', async () => ((await dockerExec(dir, ['sh', '-c', 'pgrep -f "agent[.]js hook" || true'])).stdout.toString().trim() === '' ? true : undefined), 60_000);
       // Ctrl-C twice leaves Claude Code, as in a person's terminal.
       terminal.type('\x03');
       await new Promise((resolve) => setTimeout(resolve, 500));
