@@ -2,11 +2,13 @@
 // socket. `agent init` starts it and starts it again whenever it exits (supervisor.ts).
 import { connect, createServer } from 'node:net';
 import { rmSync } from 'node:fs';
-import { AGENT_SOCKET_PATH } from '../core/containerLayout';
+import { AGENT_SOCKET_PATH, STEP_SOCKET_PATH } from '../core/containerLayout';
+import { errorMessage } from '../core/errors';
 import { createHandlers } from './handlers';
 import { log } from './init';
 import { ResidentAgent } from './residentAgent';
 import { serveChannel } from './server';
+import { serveStepChannel } from './stepChannel';
 
 export async function runDaemon(socketPath = AGENT_SOCKET_PATH): Promise<void> {
   if (await answers(socketPath)) {
@@ -31,6 +33,8 @@ export async function runDaemon(socketPath = AGENT_SOCKET_PATH): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   log('info', 'resident sync agent listening', { pid: process.pid });
+  // The narrow channel for the workspace user's hooks and MCP server (see stepChannel.ts).
+  await serveStepChannel(STEP_SOCKET_PATH, agent.steps).catch((error: unknown) => log('warn', `step channel unavailable (turns are not marked as steps): ${errorMessage(error)}`));
   await agent.start();
 }
 

@@ -36,5 +36,8 @@ export function createHandlers(agent: ResidentAgent): Handlers {
       return {};
     },
     ...createSyncHandlers(agent, channel),
+    stepStart: (params) => agent.steps.stepStart(params),
+    stepEnd: (params) => agent.steps.stepEnd(params),
+    checkpoint: (params) => agent.steps.checkpoint(params),
   };
 }

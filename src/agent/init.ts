@@ -3,7 +3,7 @@
 // failed; the init state says what.
 import { execaSync } from 'execa';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_WORKSPACE_PATH, SYNC_ONLY_PATH, SYNC_USER, WORKSPACE_USER } from '../core/containerLayout';
+import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_WORKSPACE_PATH, STEP_SOCKET_DIR, SYNC_ONLY_PATH, SYNC_USER, WORKSPACE_USER } from '../core/containerLayout';
 import { errorMessage } from '../core/errors';
 import { readInitState, writeInitState } from './initStateFile';
 import { findPasswdEntry, isMountPoint, planIdentities, takenIds } from './system';
@@ -73,6 +73,10 @@ function assignIdentities(users: ImageUsers, plan: IdentityPlan): void {
   execaSyncChecked('chown', ['-R', `${plan.sync.uid}:${plan.sync.gid}`, AGENT_STATE_DIR]);
   execaSyncChecked('chown', [`${plan.sync.uid}:${plan.sync.gid}`, SYNC_ONLY_PATH]);
   execaSyncChecked('chmod', ['0700', SYNC_ONLY_PATH, AGENT_STATE_DIR]);
+  // The narrow channel's folder: the sync agent makes its socket there; the workspace user may reach it, not create anything.
+  execaSyncChecked('mkdir', ['-p', STEP_SOCKET_DIR]);
+  execaSyncChecked('chown', [`${plan.sync.uid}:${plan.sync.gid}`, STEP_SOCKET_DIR]);
+  execaSyncChecked('chmod', ['0755', STEP_SOCKET_DIR]);
 }
 
 function setIds(user: PasswdEntry, ids: UserIds): void {

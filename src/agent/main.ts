@@ -3,6 +3,8 @@
 //   agent init    then, as the sync user: keeps the resident sync agent running (supervisor.ts)
 //   agent daemon  the resident sync agent, the one owner of the sync (daemon.ts, residentAgent.ts)
 //   agent serve   one client's channel over stdio, relayed to the resident agent (relay.ts)
+//   agent hook E  a Claude Code hook (as the workspace user): marks a turn through the narrow channel
+//   agent mcp     the Clud MCP server for Claude Code (as the workspace user), over stdio
 import { AGENT_SOCKET_PATH } from '../core/containerLayout';
 import { runDaemon } from './daemon';
 import { log, runPrepare } from './init';
@@ -10,6 +12,15 @@ import { relay } from './relay';
 import { superviseDaemon } from './supervisor';
 import { AGENT_VERSION } from './version';
 import { startDaemonIfNoneRuns } from './supervisor';
+import { readHookInput, runHook } from './hook';
+import { runMcpServer } from './mcpServer';
+
+async function runHookCommand(event: string): Promise<void> {
+  const problem = await runHook(event, await readHookInput(process.stdin));
+  if (problem) process.stderr.write(`${problem}\n`);
+  // Whatever happened, Claude Code goes on.
+  process.exit(0);
+}
 
 /** stdout carries protocol lines only: anything a library prints goes to stderr instead. */
 function keepStdoutForProtocol(): void {
@@ -33,9 +44,13 @@ if (command === 'prepare') {
 } else if (command === 'serve') {
   keepStdoutForProtocol();
   void relay(process.stdin, process.stdout, { socketPath: AGENT_SOCKET_PATH, failpoint: process.env.CLUD_FAILPOINT, startDaemon: startDaemonIfNoneRuns }).then(() => process.exit(0));
+} else if (command === 'hook') {
+  void runHookCommand(process.argv[3] ?? '');
+} else if (command === 'mcp') {
+  void runMcpServer(process.stdin, process.stdout).then(() => process.exit(0));
 } else if (command === 'version') {
   process.stdout.write(`${AGENT_VERSION}\n`);
 } else {
-  process.stderr.write('usage: agent prepare | init | daemon | serve | version\n');
+  process.stderr.write('usage: agent prepare | init | daemon | serve | hook EVENT | mcp | version\n');
   process.exitCode = 2;
 }

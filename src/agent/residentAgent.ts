@@ -17,7 +17,10 @@ import type { ApplyOptions } from '../core/sync/apply';
 import { forgetAgreedState, withStateStore } from '../core/sync/engine';
 import { SyncSession, type CycleFinished, type RequestCycleParams } from '../core/sync/session';
 import type { SyncStateStore } from '../core/sync/stateStore';
-import { UndoLog } from '../core/undo';
+import { StepBoundaries, UndoLog } from '../core/undo';
+import type { StepGroup } from '../core/undo';
+import { createStepOperations } from './stepOperations';
+import type { StepOperations } from './stepChannel';
 import { failpointHook } from './failpoint';
 import { exchangeGitHistory } from './gitExchange';
 import { hostAccess } from './hostAccess';
@@ -32,6 +35,8 @@ export const ROOTS = { host: CONTAINER_HOST_PATH, container: CONTAINER_WORKSPACE
 const SETTINGS_FILE = path.join(AGENT_STATE_DIR, 'live-settings.json');
 /** After the last cycle, how long the queue must stay idle before the undo log is compacted. */
 const COMPACT_AFTER_IDLE_MS = 2_000;
+/** A flush for a step boundary waits this long first: the watchers report a write after 150 ms of quiet. */
+const FLUSH_SETTLE_MS = 250;
 
 type Answer = 'allow' | 'deny';
 interface OpenQuestion {
@@ -64,11 +69,41 @@ export class ResidentAgent {
   private startQueue: Promise<unknown> = Promise.resolve();
   private jobsWaiting = 0;
   private compactTimer: NodeJS.Timeout | undefined;
+  /** Where one undoable step ends and the next begins (turns, commands, checkpoints, bursts). */
+  readonly boundaries = new StepBoundaries();
+  /** The group the cycle recording now was given, told what it recorded when it finishes. */
+  private cycleGroup: StepGroup | undefined;
+  /** The step operations, for the narrow channel and the main channel's stepStart/stepEnd/checkpoint. */
+  readonly steps: StepOperations;
   /** Settles once start-up (the initial copy, the session's opening and its recovery) is over. */
   private started: Promise<void> | undefined;
 
   constructor() {
     this.settings = loadSettings();
+    this.steps = createStepOperations({
+      boundaries: this.boundaries,
+      runJob: (work) => this.job(() => work()),
+      undoLog: () => this.undoLog ?? Promise.reject(new RequestError('sync-halted', 'the undo log is not open yet: the initial copy has not completed')),
+      hostRoot: ROOTS.host,
+      flush: () => this.flushForStep(),
+      status: () => {
+        const { state, autoSync, changesWaiting, conflicts, halt } = this.status();
+        return { state, autoSync, changesWaiting, conflicts, ...(halt && { halt }) };
+      },
+    });
+  }
+
+  /**
+   * Carries what waits across now, for a step boundary: after the watchers' quiet period, so a
+   * file written just before is among the dirty paths, one cycle through the queue.
+   */
+  private async flushForStep(): Promise<{ applied: number; conflicts: string[]; skipped: number; halted?: string }> {
+    const session = await this.readySession();
+    await new Promise((resolve) => setTimeout(resolve, FLUSH_SETTLE_MS));
+    const finished = await session.flush();
+    const halt = session.status().halt;
+    const report = finished?.report;
+    return { applied: report?.appliedCount ?? 0, conflicts: report?.conflicts.map((conflict) => conflict.path) ?? [], skipped: report?.skipped.length ?? 0, ...(halt && { halted: halt.reason }) };
   }
 
   /** The initial copy when /workspace has none yet, then the session. Never throws: failures are in the init state. */
@@ -308,7 +343,7 @@ export class ResidentAgent {
       beforeModify: failpointHook(),
       owners: workspaceOwners,
       hostAccess: hostAccess(),
-      undo: { log: this.undoLog, ask: (question) => this.askClients(question), thresholds: this.thresholds() },
+      undo: { log: this.undoLog, ask: (question) => this.askClients(question), thresholds: this.thresholds(), group: () => (this.cycleGroup = this.boundaries.current()) },
     });
     session.on('cycle-started', ({ kind }) => this.broadcast({ type: 'cycle-started', kind }));
     session.on('cycle', (finished) => this.cycleFinished(finished));
@@ -357,6 +392,10 @@ export class ResidentAgent {
   }
 
   private cycleFinished({ kind, report }: CycleFinished): void {
+    // The step group the cycle recorded into (if it recorded): told what it changed on the host.
+    const group = this.cycleGroup;
+    this.cycleGroup = undefined;
+    if (group && report.undoStep) this.boundaries.recorded(group, report.applied.filter((change) => change.side === 'host').map((change) => change.path));
     if (report.appliedCount > 0 || report.conflicts.length > 0 || report.halted) log('info', `${kind} cycle: ${report.appliedCount} change(s), ${report.conflicts.length} conflict(s)${report.halted ? `, halted: ${report.halted.reason}` : ''}`, { id: report.id, kind, applied: report.appliedCount, durationMs: report.durationMs });
     this.broadcast({ type: 'cycle-finished', kind, report });
     // The repositories are not merged file by file: history crosses as git objects and refs,

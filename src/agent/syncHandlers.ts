@@ -68,7 +68,8 @@ export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState):
     undo: (params) =>
       agent.job(async (_store, undoLog) => {
         await undoLog.detectBarriers(ROOTS.host);
-        return undoLog.undo({ steps: params.steps, force: params.force, root: ROOTS.host });
+        // A turn or command still being recorded is refused, not taken back under the agent's feet.
+        return undoLog.undo({ steps: params.steps, force: params.force, root: ROOTS.host, running: agent.boundaries.running });
       }),
     discardUndoLog: () =>
       agent.job(async (_store, undoLog) => {

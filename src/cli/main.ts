@@ -11,6 +11,7 @@ import { stateRoot } from '../core/stateDirectory';
 import { Workspace } from '../core/workspace';
 import type { CommandSpec, OptionSpec } from './command';
 import { COMMANDS } from './commands';
+import { deliverInterrupt } from './interrupt';
 
 const COMMON_OPTIONS: Record<string, OptionSpec> = {
   name: { type: 'string', description: 'container name (default: derived from DIR)' },
@@ -170,7 +171,8 @@ export function exitQuietlyOnClosedStdout(stream: NodeJS.WriteStream, exit: (cod
  * changes are rolled back with its undo step). 130 is the shell's code for an interrupt.
  */
 function exitOnInterrupt(): void {
-  process.once('SIGINT', () => {
+  process.on('SIGINT', () => {
+    if (deliverInterrupt()) return;
     process.stderr.write('clud: interrupted; work in the container stops at its next safe point (a sync rolls back what it changed in the folder)\n');
     process.exit(130);
   });

@@ -48,6 +48,19 @@ export const INIT_STATE_PATH = `${AGENT_STATE_DIR}/init.json`;
  * AGENT_STATE_DIR, so only the sync user can connect.
  */
 export const AGENT_SOCKET_PATH = `${AGENT_STATE_DIR}/agent.sock`;
+/**
+ * The narrow channel's folder: made by `prepare` (root), owned by the sync user, mode 0755 so the
+ * workspace user can reach the socket in it but create nothing there.
+ */
+export const STEP_SOCKET_DIR = '/run/clud';
+/**
+ * The narrow channel (src/agent/stepChannel.ts): the only way the workspace user's processes
+ * (Claude Code's hooks, the Clud MCP server) talk to the sync agent; its own small request union
+ * (StepRequest in protocol.ts). Mode 0666: every process of the container may mark a step.
+ */
+export const STEP_SOCKET_PATH = `${STEP_SOCKET_DIR}/steps.sock`;
+/** Overrides STEP_SOCKET_PATH for `agent hook` and `agent mcp` (tests run them outside a container). */
+export const STEP_SOCKET_ENV = 'CLUD_STEP_SOCKET';
 /** Environment variable naming the workspace in the host repository's refs: `clud/<name>/<branch>`. */
 export const GIT_NAMESPACE_ENV = 'CLUD_GIT_NAMESPACE';
 /** In the state folder: the agent branches as the last sync left them, for `clud status`. */

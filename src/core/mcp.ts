@@ -2,7 +2,7 @@
 // of servers installed in the image (container/Dockerfile pins their versions), the defaults, and
 // the merge into Claude Code's user-scope configuration. Pure: no Docker, no file system.
 import { z } from 'zod';
-import { CLAUDE_CONFIG_DIR, CONTAINER_WORKSPACE_PATH } from './containerLayout';
+import { AGENT_PATH, CLAUDE_CONFIG_DIR, CONTAINER_WORKSPACE_PATH } from './containerLayout';
 import { CludError } from './errors';
 
 /** One stdio MCP server as Claude Code's configuration stores it. */
@@ -22,12 +22,14 @@ export const McpServerSetting = z.union([serverName, McpServerEntry.extend({ nam
 export type McpServerSetting = z.infer<typeof McpServerSetting>;
 
 /**
- * Servers installed in the image. filesystem (the reference server, rooted at /workspace), git
+ * Servers installed in the image. clud (Clud's own, `agent mcp`: status, sync_now, checkpoint,
+ * history, undo_last_step over the narrow channel), filesystem (the reference server, rooted at /workspace), git
  * (@cyanheads/git-mcp-server: the reference git and fetch servers are Python packages that are
  * neither on npm nor in Debian) and fetch (mcp-fetch-server, which refuses private addresses) run
  * by default; the others are there to be named.
  */
 export const MCP_CATALOGUE: Readonly<Record<string, McpServerEntry>> = {
+  clud: { command: 'node', args: [AGENT_PATH, 'mcp'], env: {} },
   filesystem: { command: 'mcp-server-filesystem', args: [CONTAINER_WORKSPACE_PATH], env: {} },
   git: { command: 'git-mcp-server', args: [], env: { MCP_TRANSPORT_TYPE: 'stdio', MCP_LOG_LEVEL: 'warning', GIT_BASE_DIR: CONTAINER_WORKSPACE_PATH } },
   fetch: { command: 'mcp-fetch-server', args: [], env: {} },
@@ -35,7 +37,7 @@ export const MCP_CATALOGUE: Readonly<Record<string, McpServerEntry>> = {
   'sequential-thinking': { command: 'mcp-server-sequential-thinking', args: [], env: {} },
 };
 
-export const DEFAULT_MCP_SERVERS: readonly string[] = ['filesystem', 'git', 'fetch'];
+export const DEFAULT_MCP_SERVERS: readonly string[] = ['clud', 'filesystem', 'git', 'fetch'];
 
 /**
  * The servers to configure: the defaults plus the settings' servers, in order; a full entry with
@@ -103,9 +105,26 @@ export function mergeClaudeConfig(existing: Record<string, unknown>, servers: Re
   return { ...existing, mcpServers, [CLUD_MANAGED_KEY]: Object.keys(servers) };
 }
 
-/** Claude Code's settings (`$CLAUDE_CONFIG_DIR/settings.json`) with Clud's key helper. */
+/** The hooks Clud puts in Claude Code's user settings: `agent hook <Event>` marks a turn's start and end (src/agent/hook.ts). */
+export const CLUD_HOOK_COMMAND = `node ${AGENT_PATH} hook`;
+/** Seconds Claude Code gives each hook: Stop carries the turn's changes across before the turn's step ends. */
+export const CLUD_HOOKS: Readonly<Record<string, number>> = { UserPromptSubmit: 30, Stop: 300, SessionEnd: 30 };
+
+/**
+ * Claude Code's settings (`$CLAUDE_CONFIG_DIR/settings.json`) with Clud's key helper and Clud's
+ * hooks. The user's own hooks stay; Clud's (recognised by their command) are replaced, so running
+ * it again changes nothing.
+ */
 export function mergeClaudeSettings(existing: Record<string, unknown>, apiKeyHelper: string): Record<string, unknown> {
-  return { ...existing, apiKeyHelper };
+  const hooks: Record<string, unknown> = isRecord(existing.hooks) ? { ...existing.hooks } : {};
+  const isClud = (hook: unknown) => isRecord(hook) && typeof hook.command === 'string' && hook.command.startsWith(CLUD_HOOK_COMMAND);
+  for (const [event, timeout] of Object.entries(CLUD_HOOKS)) {
+    const matchers = (Array.isArray(hooks[event]) ? (hooks[event] as unknown[]) : [])
+      .map((matcher) => (isRecord(matcher) && Array.isArray(matcher.hooks) ? { ...matcher, hooks: matcher.hooks.filter((hook) => !isClud(hook)) } : matcher))
+      .filter((matcher) => !(isRecord(matcher) && Array.isArray(matcher.hooks) && matcher.hooks.length === 0));
+    hooks[event] = [...matchers, { hooks: [{ type: 'command', command: `${CLUD_HOOK_COMMAND} ${event}`, timeout }] }];
+  }
+  return { ...existing, apiKeyHelper, hooks };
 }
 
 /** The user-scope MCP server names in Claude Code's configuration. */

@@ -224,7 +224,15 @@ export const SafeguardQuestionSchema = z.object({ kind: z.enum(['many-deletions'
 export type SafeguardQuestionInfo = z.infer<typeof SafeguardQuestionSchema>;
 export const SafeguardAnswer = z.enum(['allow', 'deny']);
 
+/** What an undoable step is (see src/core/undo/stepBoundaries.ts): a Claude Code turn, a `clud run` command, the changes up to a checkpoint, a burst of background syncs. */
+export const StepKind = z.enum(['turn', 'command', 'checkpoint', 'sync']);
+export type StepKind = z.infer<typeof StepKind>;
+export const StepGroupSchema = z.object({ id: z.string(), kind: StepKind, label: z.string() });
+export type StepGroupInfo = z.infer<typeof StepGroupSchema>;
+
+/** One entry of the undo history: a group of recorded syncs (`steps`, newest first) undone as one. */
 export const UndoStepSchema = z.object({
+  /** The group's id (a step recorded without a group is one of its own, under the step's id). */
   id: z.string(),
   syncId: z.string(),
   policy: z.string(),
@@ -236,6 +244,9 @@ export const UndoStepSchema = z.object({
   unprotectedReason: z.string().optional(),
   notes: z.array(z.string()),
   barriers: z.number().int().nonnegative(),
+  /** Absent for steps recorded before groups: each is then a background sync of its own. */
+  group: StepGroupSchema.optional(),
+  steps: z.array(z.string()).optional(),
 });
 export type UndoStepInfo = z.infer<typeof UndoStepSchema>;
 export const BarrierSchema = z.object({ stepId: z.string(), path: z.string(), detectedAt: z.string(), change: z.string() });
@@ -336,6 +347,18 @@ export type AgentEvent = z.infer<typeof AgentEvent>;
 const Id = z.number().int().nonnegative();
 const Empty = z.object({}).strict();
 
+/** A turn or a command begins: the syncs from now until its end are one undoable step, labelled (shortened by the agent). */
+export const StepStartParams = z.object({ kind: z.enum(['turn', 'command']), label: z.string().max(100_000) });
+/** The open turn or command ends (only the one with this `group` id, or of this `kind`, when given); the agent flushes first. */
+export const StepEndParams = z.object({ kind: StepKind.optional(), group: z.string().optional() });
+/** Flush, then end the current step under this label (a restore point). */
+export const CheckpointParams = z.object({ label: z.string().min(1).max(10_000) });
+export const StepStartResult = z.object({ group: StepGroupSchema });
+/** `paths`: the host paths the ended step changed (capped at 10,000: `pathsTruncated`). */
+export const StepEndResult = z.object({ closed: StepGroupSchema.optional(), paths: z.array(z.string()).default([]), pathsTruncated: z.boolean().default(false) });
+/** `steps`: syncs recorded in the closed step (0: nothing changed since the last boundary). `continued`: the turn or command going on after it. */
+export const CheckpointResult = z.object({ closed: StepGroupSchema, steps: z.number().int().nonnegative(), continued: StepGroupSchema.optional() });
+
 /** Host → agent. One schema per method; `params` and the result schema below go together. */
 export const Request = z.discriminatedUnion('method', [
   z.object({ id: Id, method: z.literal('hello'), params: z.object({ protocolVersion: z.number().int() }) }),
@@ -367,6 +390,10 @@ export const Request = z.discriminatedUnion('method', [
   z.object({ id: Id, method: z.literal('failpoint'), params: z.object({ spec: z.string() }) }),
   /** Paths that may have changed (the editor saved them): synced soon, in every mode but `off`. */
   z.object({ id: Id, method: z.literal('hint'), params: z.object({ paths: z.array(z.string()).max(10_000) }) }),
+  /** Step boundaries from the host (`clud run`, `clud checkpoint`), as the narrow channel's (see StepRequest). */
+  z.object({ id: Id, method: z.literal('stepStart'), params: StepStartParams }),
+  z.object({ id: Id, method: z.literal('stepEnd'), params: StepEndParams }),
+  z.object({ id: Id, method: z.literal('checkpoint'), params: CheckpointParams }),
 ]);
 export type Request = z.infer<typeof Request>;
 export type Method = Request['method'];
@@ -394,6 +421,9 @@ export const ResultSchemas = {
   configure: LiveStatus,
   hint: z.object({}),
   failpoint: z.object({}),
+  stepStart: StepStartResult,
+  stepEnd: StepEndResult,
+  checkpoint: CheckpointResult,
 } satisfies Record<Method, z.ZodType>;
 export type ResultOf<M extends Method> = z.infer<(typeof ResultSchemas)[M]>;
 
@@ -462,4 +492,94 @@ export function describeZodError(error: z.ZodError): string {
 function readId(json: unknown): number | null {
   const id = typeof json === 'object' && json !== null ? (json as { id?: unknown }).id : undefined;
   return typeof id === 'number' && Number.isInteger(id) && id >= 0 ? id : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The narrow channel (STEP_SOCKET_PATH in containerLayout.ts): what the workspace user's processes
+// (Claude Code's hooks, the Clud MCP server) may ask the sync agent. Its own small union, so that
+// nothing of the main protocol (resolve, push, restore a backup, the host's state) is reachable
+// from the coding agent's side; answers carry no host paths beyond the workspace's own names.
+
+/** Why a narrow-channel request failed, for code to decide on. `refused`: the agent would not (a barrier, a running step, a halt). */
+export const StepErrorCode = z.enum(['bad-request', 'unknown-method', 'line-too-long', 'agent-unavailable', 'refused', 'internal']);
+export type StepErrorCode = z.infer<typeof StepErrorCode>;
+
+/** The narrow channel's lines are small: a prompt is the longest thing sent. */
+export const MAX_STEP_LINE_BYTES = 256 * 1024;
+
+export const StepRequest = z.discriminatedUnion('method', [
+  z.object({ id: Id, method: z.literal('stepStart'), params: StepStartParams }),
+  z.object({ id: Id, method: z.literal('stepEnd'), params: StepEndParams }),
+  z.object({ id: Id, method: z.literal('checkpoint'), params: CheckpointParams }),
+  z.object({ id: Id, method: z.literal('status'), params: Empty }),
+  /** Carry every waiting change across now and wait for it, so the agent knows the user sees its work. */
+  z.object({ id: Id, method: z.literal('syncNow'), params: Empty }),
+  z.object({ id: Id, method: z.literal('history'), params: Empty }),
+  /** Undo the newest step if it is a finished one of the coding agent's; never across a barrier (the user's edits win). */
+  z.object({ id: Id, method: z.literal('undoLastStep'), params: Empty }),
+]);
+export type StepRequest = z.infer<typeof StepRequest>;
+export type StepMethod = StepRequest['method'];
+
+export const StepChannelStatus = z.object({
+  state: LiveState,
+  autoSync: AutoSyncMode,
+  changesWaiting: z.boolean(),
+  conflicts: z.array(z.string()),
+  halt: z.object({ side: SyncSide, reason: z.string() }).optional(),
+  /** The turn or command being recorded, if any. */
+  openStep: StepGroupSchema.optional(),
+});
+export type StepChannelStatus = z.infer<typeof StepChannelStatus>;
+
+/** What a flush did, in numbers and workspace paths only. */
+export const SyncNowResult = z.object({
+  applied: z.number().int().nonnegative(),
+  conflicts: z.array(z.string()),
+  skipped: z.number().int().nonnegative(),
+  halted: z.string().optional(),
+});
+export type SyncNowResult = z.infer<typeof SyncNowResult>;
+
+export const StepHistoryEntry = StepGroupSchema.extend({
+  closedAt: z.string(),
+  files: z.number().int().nonnegative(),
+  /** False: a barrier (a later change by the user) or a size limit stands in the way. */
+  undoable: z.boolean(),
+  barriers: z.number().int().nonnegative(),
+});
+export type StepHistoryEntry = z.infer<typeof StepHistoryEntry>;
+
+export const StepResultSchemas = {
+  stepStart: StepStartResult,
+  stepEnd: StepEndResult,
+  checkpoint: CheckpointResult,
+  status: StepChannelStatus,
+  syncNow: SyncNowResult,
+  history: z.object({ steps: z.array(StepHistoryEntry) }),
+  undoLastStep: z.object({ undone: StepHistoryEntry.pick({ id: true, kind: true, label: true, files: true }) }),
+} satisfies Record<StepMethod, z.ZodType>;
+export type StepResultOf<M extends StepMethod> = z.infer<(typeof StepResultSchemas)[M]>;
+export type StepParamsOf<M extends StepMethod> = Extract<z.input<typeof StepRequest>, { method: M }>['params'];
+
+export const StepReply = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('result'), id: Id, result: z.unknown() }),
+  z.object({ kind: z.literal('error'), id: Id.nullable(), code: StepErrorCode, message: z.string() }),
+]);
+export type StepReply = z.infer<typeof StepReply>;
+
+/** Parses one narrow-channel request; never throws. */
+export function parseStepRequest(line: string): { ok: true; value: StepRequest } | { ok: false; id: number | null; code: StepErrorCode; message: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch {
+    return { ok: false, id: null, code: 'bad-request', message: 'request is not valid JSON' };
+  }
+  const id = readId(json);
+  const method = typeof json === 'object' && json !== null ? (json as { method?: unknown }).method : undefined;
+  if (typeof method === 'string' && !Object.hasOwn(StepResultSchemas, method)) return { ok: false, id, code: 'unknown-method', message: `unknown method "${method}"` };
+  const parsed = StepRequest.safeParse(json);
+  if (!parsed.success) return { ok: false, id, code: 'bad-request', message: describeZodError(parsed.error) };
+  return { ok: true, value: parsed.data };
 }

@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import { DockerodeEngine } from '../core/docker/dockerodeEngine';
 import { CludError, errorMessage } from '../core/errors';
 import type { QuestionHandler } from '../core/agentClient';
-import type { SyncReport, UndoResultInfo } from '../core/protocol';
+import type { SyncReport, UndoResultInfo, UndoStepInfo } from '../core/protocol';
 import { stateRoot } from '../core/stateDirectory';
 import type { Policy } from '../core/sync/reconcile';
 import { describeReport } from '../core/sync/summary';
@@ -140,6 +140,14 @@ export class WorkspaceController implements vscode.Disposable {
       this.log.info('undo', { steps, force, undone: result.undone.map((step) => step.id), refused: result.refused, kept: result.kept, problems: result.problems });
       await this.refreshUndo();
       return result;
+    });
+  }
+
+  /** The undo history as the agent has it now, newest first (the view is refreshed with it). */
+  undoHistory(): Promise<UndoStepInfo[]> {
+    return this.enqueue(async () => {
+      await this.refreshUndo();
+      return this.state.undoSteps;
     });
   }
 

@@ -2,7 +2,8 @@
 // exec` as the workspace user in /workspace, talks to a scripted stand-in for the Anthropic API on
 // the container's loopback address (test/helpers/fakeAnthropic.ts). The script's tool calls
 // (Read, Write, Edit, Bash, and an MCP server's tool) change /workspace; Claude Code's hooks fire
-// around the turn; the changes reach the host with a sync and are undone from there.
+// around the turn (the test's own beside Clud's); Clud's Stop hook carries the turn's changes to the
+// host as one undo step, which is undone from there.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -134,7 +135,9 @@ const HOOK_EVENTS = ['UserPromptSubmit', 'PostToolUse', 'PostToolUseFailure', 'S
  */
 async function installTestHooks(dir: string): Promise<void> {
   const hook = { hooks: [{ type: 'command', command: `{ cat; echo; } >> ${HOOK_LOG}` }] };
-  await mergeJsonFile(dir, CLAUDE_SETTINGS_FILE, { hooks: Object.fromEntries(HOOK_EVENTS.map((event) => [event, [hook]])) });
+  // Beside Clud's own hooks (a turn's start and end), which the arrays would otherwise replace.
+  const current = (JSON.parse(await readContainerFile(dir, CLAUDE_SETTINGS_FILE)) as { hooks?: Record<string, unknown[]> }).hooks ?? {};
+  await mergeJsonFile(dir, CLAUDE_SETTINGS_FILE, { hooks: Object.fromEntries(HOOK_EVENTS.map((event) => [event, [...(current[event] ?? []), hook]])) });
 }
 
 interface HookInput {
@@ -216,7 +219,7 @@ describe('integration: a Claude Code turn in the container, against a scripted A
     assert.match(scripted[0]!.lastUserText!, new RegExp(FIRST_PROMPT));
   });
 
-  it('carries out the tool calls in /workspace (Write creates, Edit changes, Bash `rm` deletes), and the host folder is untouched until a sync', async function () {
+  it('carries out the tool calls in /workspace (Write creates, Edit changes, Bash `rm` deletes), and the end of the turn carries them to the host with no sync asked for', async function () {
     const results = requestsOfFirstTurn.flatMap((request) => request.toolResults ?? []);
     assert.deepEqual(
       results.filter((result) => result.isError),
@@ -230,8 +233,9 @@ describe('integration: a Claude Code turn in the container, against a scripted A
     assert.equal(await readContainerFile(dir, 'src/config/configLoader.ts'), LOADER);
     assert.equal(await readContainerFile(dir, 'src/main.ts'), RENAMED_MAIN);
     assert.equal(await existsInContainer(dir, 'src/config/loader.ts'), false);
-    // Nothing the turn did reached the host folder by itself: only a sync carries it there.
-    assertTreesEqual(await hashTree(dir), original, ['host', 'before the turn']);
+    // Auto-sync is off in the tests: Clud's Stop hook carried the turn across before its step closed.
+    assertTreesEqual(await hashTree(dir), await containerTree(dir), ['host', 'container']);
+    assert.notDeepEqual(await hashTree(dir), original);
     // The Read tool's result went back to the model with the file's text.
     assert.match(results.find((result) => result.toolUseId === toolUseId(0, 1))!.text, /loadConfig\(\): Record/);
   });
@@ -255,10 +259,12 @@ describe('integration: a Claude Code turn in the container, against a scripted A
     assert.equal(inputs.at(-1)!.last_assistant_message, 'Renamed src/config/loader.ts to src/config/configLoader.ts and updated its import.');
   });
 
-  it("the turn's changes reach the host with a sync, and undoing that sync restores the folder byte for byte, /workspace too after the next sync", async function () {
+  it("the turn is one undo step labelled with its prompt; undoing it restores the folder byte for byte, /workspace too after the next sync", async function () {
     const { report } = await cludSync('sync', dir);
-    assert.deepEqual(appliedChanges(report), ['host create CONFIGURATION.md', 'host create src/config/configLoader.ts', 'host delete src/config/loader.ts', 'host update src/main.ts']);
-    assertTreesEqual(await hashTree(dir), await containerTree(dir));
+    assert.deepEqual(appliedChanges(report), [], 'the turn had carried everything already');
+    const history = await runCludJson(['history', dir]);
+    const [turn] = history.json.steps as Array<{ group?: { kind: string; label: string } }>;
+    assert.deepEqual(turn?.group && [turn.group.kind, turn.group.label], ['turn', FIRST_PROMPT], describeRun(history.run));
     assert.equal(await readFile(path.join(dir, 'src/main.ts'), 'utf8'), RENAMED_MAIN);
 
     const undo = await runCludJson(['undo', dir]);
@@ -299,8 +305,7 @@ describe('integration: a Claude Code turn in the container, against a scripted A
       ['PostToolUse Edit', 'PostToolUse Read', 'PostToolUseFailure Read'],
     );
 
-    const { report } = await cludSync('sync', dir);
-    assert.deepEqual(appliedChanges(report), ['host update CHANGELOG.md']);
+    assert.equal(await readFile(path.join(dir, 'CHANGELOG.md'), 'utf8'), NEW_CHANGELOG, 'the turn carried its change');
     const mine = '# Changelog\n\n- my own words on the rename\n';
     await writeHost(dir, { 'CHANGELOG.md': mine });
     const refused = await runCludJson(['undo', dir]);
@@ -322,6 +327,9 @@ describe('integration: a Claude Code turn in the container, against a scripted A
         terminal.type('\x03\x03');
         throw new Error(`${String(error)}; the terminal showed:\n${terminal.output().slice(-3000)}`);
       });
+      // Clud's own Stop hook (it carries the turn to the host, then ends its step) may still run
+      // after the test's has logged: a Ctrl-C then would interrupt it, not leave Claude Code.
+      await waitFor('Clud\'s hooks to finish', async () => ((await dockerExec(dir, ['sh', '-c', 'pgrep -f "agent[.]js hook" || true'])).stdout.toString().trim() === '' ? true : undefined), 60_000);
       // Ctrl-C twice leaves Claude Code, as in a person's terminal.
       terminal.type('\x03');
       await new Promise((resolve) => setTimeout(resolve, 500));

@@ -126,7 +126,7 @@ describe('integration: the coding agent in the box', function () {
 
   it("puts every configured MCP server in Claude Code's user scope, and each answers initialize and tools/list over stdio", async function () {
     const config = JSON.parse((await dockerExec(container, 'coder', ['cat', `${CLAUDE_CONFIG_DIR}/.claude.json`])).output) as { mcpServers: Record<string, { command: string; args: string[]; env: Record<string, string> }> };
-    assert.deepEqual(Object.keys(config.mcpServers), ['filesystem', 'git', 'fetch', 'memory']);
+    assert.deepEqual(Object.keys(config.mcpServers), ['clud', 'filesystem', 'git', 'fetch', 'memory']);
     for (const [name, entry] of Object.entries(config.mcpServers)) {
       const run = await runClud(['exec', dir, '--', 'node', '-e', MCP_PROBE, JSON.stringify(entry)]);
       assertExit(run, 0);
@@ -137,10 +137,10 @@ describe('integration: the coding agent in the box', function () {
     // Claude Code's own view of its configuration: it starts each server and reports it connected.
     const list = await runClud(['exec', dir, '--', 'claude', 'mcp', 'list'], { timeoutMs: 180_000 });
     assertExit(list, 0);
-    for (const name of ['filesystem', 'git', 'fetch', 'memory']) assert.match(list.stdout, new RegExp(`^${name}: .*Connected`, 'm'), describeRun(list));
+    for (const name of ['clud', 'filesystem', 'git', 'fetch', 'memory']) assert.match(list.stdout, new RegExp(`^${name}: .*Connected`, 'm'), describeRun(list));
     const status = await runCludJson(['status', dir]);
-    assert.deepEqual(status.json.mcpServers, ['filesystem', 'git', 'fetch', 'memory']);
-    assert.match((await runClud(['status', dir])).stdout, /MCP: +filesystem, git, fetch, memory/);
+    assert.deepEqual(status.json.mcpServers, ['clud', 'filesystem', 'git', 'fetch', 'memory']);
+    assert.match((await runClud(['status', dir])).stdout, /MCP: +clud, filesystem, git, fetch, memory/);
   });
 
   it("hands the key to the workspace user through Claude Code's apiKeyHelper, and it is nowhere else", async function () {

@@ -16,16 +16,16 @@ function thrown(work: () => unknown): CludError {
 }
 
 describe('MCP servers', function () {
-  it('configures filesystem (rooted at /workspace), git and fetch by default', function () {
+  it('configures clud, filesystem (rooted at /workspace), git and fetch by default', function () {
     const servers = resolveMcpServers([]);
-    assert.deepEqual(Object.keys(servers), ['filesystem', 'git', 'fetch']);
+    assert.deepEqual(Object.keys(servers), ['clud', 'filesystem', 'git', 'fetch']);
     assert.deepEqual(servers.filesystem!.args, ['/workspace']);
-    assert.deepEqual(DEFAULT_MCP_SERVERS, ['filesystem', 'git', 'fetch']);
+    assert.deepEqual(DEFAULT_MCP_SERVERS, ['clud', 'filesystem', 'git', 'fetch']);
   });
 
   it('adds catalogue servers by name and full entries; an entry with a catalogue name replaces it', function () {
     const servers = resolveMcpServers(['memory', { name: 'mine', command: 'my-server', args: ['--x'], env: { A: 'b' } }, { name: 'fetch', command: 'other-fetch', args: [], env: {} }]);
-    assert.deepEqual(Object.keys(servers), ['filesystem', 'git', 'fetch', 'memory', 'mine']);
+    assert.deepEqual(Object.keys(servers), ['clud', 'filesystem', 'git', 'fetch', 'memory', 'mine']);
     assert.deepEqual(servers.mine, { command: 'my-server', args: ['--x'], env: { A: 'b' } });
     assert.equal(servers.fetch!.command, 'other-fetch');
     assert.equal(servers.memory, MCP_CATALOGUE.memory);
@@ -54,15 +54,35 @@ describe('MCP servers', function () {
   it("merges into Claude Code's user scope: keeps the user's own servers and other keys, drops servers Clud no longer wants", function () {
     const first = mergeClaudeConfig({ userID: 'u', mcpServers: { own: { command: 'own' } } }, resolveMcpServers(['memory']));
     assert.equal(first.userID, 'u');
-    assert.deepEqual(configuredMcpServers(first), ['own', 'filesystem', 'git', 'fetch', 'memory']);
-    assert.deepEqual(first[CLUD_MANAGED_KEY], ['filesystem', 'git', 'fetch', 'memory']);
+    assert.deepEqual(configuredMcpServers(first), ['own', 'clud', 'filesystem', 'git', 'fetch', 'memory']);
+    assert.deepEqual(first[CLUD_MANAGED_KEY], ['clud', 'filesystem', 'git', 'fetch', 'memory']);
     const second = mergeClaudeConfig(first, resolveMcpServers([]));
-    assert.deepEqual(configuredMcpServers(second), ['own', 'filesystem', 'git', 'fetch']);
+    assert.deepEqual(configuredMcpServers(second), ['own', 'clud', 'filesystem', 'git', 'fetch']);
     assert.deepEqual((second.mcpServers as Record<string, unknown>).git, { type: 'stdio', ...MCP_CATALOGUE.git });
   });
 
   it("sets the key helper in Claude Code's settings, keeping the rest", function () {
-    assert.deepEqual(mergeClaudeSettings({ theme: 'dark', apiKeyHelper: 'old' }, '/opt/clud/api-key-helper.sh'), { theme: 'dark', apiKeyHelper: '/opt/clud/api-key-helper.sh' });
+    const merged = mergeClaudeSettings({ theme: 'dark', apiKeyHelper: 'old' }, '/opt/clud/api-key-helper.sh');
+    assert.equal(merged.theme, 'dark');
+    assert.equal(merged.apiKeyHelper, '/opt/clud/api-key-helper.sh');
+  });
+
+  it("adds Clud's hooks (turn start and end) beside the user's own, once however often it runs", function () {
+    const own = { matcher: '', hooks: [{ type: 'command', command: 'echo mine' }] };
+    const first = mergeClaudeSettings({ hooks: { Stop: [own], PreToolUse: [{ matcher: 'Bash', hooks: [{ type: 'command', command: 'check' }] }] } }, 'helper');
+    const second = mergeClaudeSettings(first, 'helper');
+    assert.deepEqual(second, first);
+    const hooks = second.hooks as Record<string, Array<{ hooks: Array<{ command: string; timeout?: number }> }>>;
+    assert.deepEqual(Object.keys(hooks).sort(), ['PreToolUse', 'SessionEnd', 'Stop', 'UserPromptSubmit']);
+    assert.deepEqual(hooks.Stop![0], own, "the user's Stop hook stays");
+    assert.deepEqual(hooks.Stop![1]!.hooks, [{ type: 'command', command: 'node /opt/clud/agent.js hook Stop', timeout: 300 }]);
+    assert.equal(hooks.UserPromptSubmit!.length, 1);
+    assert.equal(hooks.UserPromptSubmit![0]!.hooks[0]!.command, 'node /opt/clud/agent.js hook UserPromptSubmit');
+    assert.equal(hooks.PreToolUse!.length, 1);
+  });
+
+  it('configures the Clud MCP server: the agent bundle, `mcp`', function () {
+    assert.deepEqual(MCP_CATALOGUE.clud, { command: 'node', args: ['/opt/clud/agent.js', 'mcp'], env: {} });
   });
 });
 

@@ -1,18 +1,19 @@
 import { displayPath, displayText } from '../../core/display';
+import { describeUndoStep } from '../../core/stepLabel';
 import type { CommandSpec } from '../command';
 
 export const history: CommandSpec = {
   name: 'history',
   usage: 'clud history [DIR] [--json]',
-  summary: 'List the syncs that changed DIR and can be undone, newest first, with any barriers.',
+  summary: 'List the steps that changed DIR and can be undone, newest first (Claude Code turns, `clud run` commands, checkpoints, bursts of syncs), with any barriers.',
   options: {},
   async run({ workspace }) {
     const { steps, barriers, disabledReason, notices } = await workspace.undoHistory();
     const lines = [...notices.map((notice) => `note: ${displayText(notice)}`), ...(disabledReason ? [`undo is disabled: ${displayText(disabledReason)}`] : [])];
-    if (steps.length === 0) lines.push('no undoable syncs');
+    if (steps.length === 0) lines.push('no undoable steps');
     steps.forEach((step, index) => {
       const flags = [step.protected ? '' : `not undoable: ${displayText(step.unprotectedReason ?? 'over the size limit')}`, step.barriers ? `${step.barriers} barrier(s)` : ''].filter(Boolean).join('; ');
-      lines.push(`${String(index + 1).padStart(3)}. ${step.closedAt}  ${step.policy.padEnd(14)} ${String(step.files).padStart(5)} path(s)  ${String(step.bytes).padStart(9)} bytes${flags ? `  (${flags})` : ''}`);
+      lines.push(`${String(index + 1).padStart(3)}. ${step.closedAt}  ${String(step.files).padStart(5)} path(s)  ${String(step.bytes).padStart(9)} bytes  ${describeUndoStep(step)}${flags ? `  (${flags})` : ''}`);
     });
     for (const barrier of barriers) lines.push(`     barrier: ${displayPath(barrier.path)} ${displayText(barrier.change)} (since ${barrier.detectedAt}; \`clud undo --force\` would overwrite it, keeping a copy)`);
     return { json: { ok: true, steps, barriers, disabledReason, notices }, text: lines.join('\n'), exitCode: 0 };

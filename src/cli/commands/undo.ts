@@ -1,13 +1,14 @@
 import { displayPath, displayText } from '../../core/display';
+import { describeUndoStep } from '../../core/stepLabel';
 import type { CommandSpec } from '../command';
 import { wholeNumberFlag } from '../flags';
 
 export const undo: CommandSpec = {
   name: 'undo',
   usage: 'clud undo [DIR] [--steps N] [--force] [--discard-log] [--json]',
-  summary: "Put DIR back as it was before its last N syncs changed it (default 1). Refused where that would destroy a later change, unless --force (which keeps that change aside).",
+  summary: "Put DIR back as it was before its last N steps changed it (default 1): a Claude Code turn, a `clud run` command, a checkpoint or a burst of syncs is one step. Refused where that would destroy a later change, unless --force (which keeps that change aside).",
   options: {
-    steps: { type: 'string', description: 'how many syncs to take back, newest first (default 1)' },
+    steps: { type: 'string', description: 'how many steps (turns, commands, checkpoints, bursts of syncs) to take back, newest first (default 1)' },
     force: { type: 'boolean', description: 'undo across barriers; the versions overwritten are kept aside' },
     'discard-log': { type: 'boolean', description: 'discard an undo log of another format version, which disables undo' },
   },
@@ -20,7 +21,7 @@ export const undo: CommandSpec = {
     const result = await workspace.undo(steps, flags.force === true);
     const lines: string[] = [];
     if (result.refused) lines.push(`nothing undone: ${displayText(result.refused)}`);
-    for (const step of result.undone) lines.push(`undid ${step.policy} sync of ${step.closedAt} (${step.files} path(s))`);
+    for (const step of result.undone) lines.push(`undid ${describeUndoStep(step)} of ${step.closedAt} (${step.files} path(s))`);
     for (const barrier of result.barriers) lines.push(`  ${result.refused ? 'blocked by' : 'crossed'} barrier: ${displayPath(barrier.path)} ${displayText(barrier.change)}`);
     for (const kept of result.kept) lines.push(`  kept the overwritten ${displayPath(kept.path)} at ${displayPath(kept.keptAt)}`);
     if (result.stoppedBefore) lines.push(`  stopped: ${displayText(result.stoppedBefore.reason)}`);

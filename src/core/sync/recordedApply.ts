@@ -1,7 +1,7 @@
 // Applying changes as one undo step: the step is planned first (its safeguard questions asked and
 // every preimage captured before anything changes), then every change to the host is preceded by
 // its preimage in the undo log, and a denial or a failure rolls the host back.
-import type { SafeguardAsk, SafeguardQuestion, SafeguardThresholds } from '../undo';
+import type { SafeguardAsk, SafeguardQuestion, SafeguardThresholds, StepGroup } from '../undo';
 import { SafeguardDenied } from '../undo';
 import type { UndoLog } from '../undo';
 import type { ModifyAction } from '../undo';
@@ -14,6 +14,8 @@ export interface UndoRecording {
   log: UndoLog;
   ask?: SafeguardAsk;
   thresholds?: Partial<SafeguardThresholds>;
+  /** The step group the cycle's undo record joins (see StepBoundaries), asked when the record begins; none: a group of its own. */
+  group?: () => StepGroup | undefined;
 }
 
 export type RecordedOutcome = { outcome: ApplyOutcome; stepId?: string; denied?: undefined } | { outcome?: undefined; stepId?: undefined; denied: SafeguardQuestion };
@@ -49,7 +51,8 @@ function plannedChanges(hostChanges: readonly Change[]): PlannedChange[] {
 export async function applyRecorded(changes: readonly Change[], options: ApplyOptions, recording: UndoRecording | undefined, meta: { syncId: string; policy: string }): Promise<RecordedOutcome> {
   const hostChanges = changes.filter((change) => change.side === 'host');
   if (!recording || recording.log.disabledReason || hostChanges.length === 0) return { outcome: await applyChanges(changes, options) };
-  const writer = await recording.log.beginStep({ ...meta, root: options.roots.host, ask: recording.ask, thresholds: recording.thresholds });
+  const group = recording.group?.();
+  const writer = await recording.log.beginStep({ ...meta, root: options.roots.host, ask: recording.ask, thresholds: recording.thresholds, ...(group && { group }) });
   let outcome: ApplyOutcome;
   try {
     // The questions first (a Deny then has nothing to roll back), then every preimage, in the

@@ -482,6 +482,7 @@ export class SyncSession extends EventEmitter<{
     return {
       log: undo.log,
       thresholds: this.settings.undoThresholds,
+      ...(undo.group && { group: undo.group }),
       ...(ask && {
         ask: async (question: SafeguardQuestion) => {
           this.question = question;

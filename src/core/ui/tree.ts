@@ -1,6 +1,7 @@
 // The Clud view's content as plain data, built from the same status value as the status bar.
 // The extension maps each node to a vscode.TreeItem; contextValue drives the menus in package.json.
 import { displayPath, displayText } from '../display';
+import { describeUndoStep } from '../stepLabel';
 import { describeAgentBranch } from '../git/refNames';
 import { describeReport, summarizeReport } from '../sync/summary';
 import type { GitExchange } from '../protocol';
@@ -105,14 +106,14 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
       id: 'undo',
       label: 'History',
       description: state.undoDisabledReason ? 'undo disabled' : `${state.undoSteps.length} undoable`,
-      tooltip: state.undoDisabledReason ? displayText(state.undoDisabledReason) : 'Syncs that changed your folder, newest first. "Undo to here" puts the folder back as it was before that sync.',
+      tooltip: state.undoDisabledReason ? displayText(state.undoDisabledReason) : 'Steps that changed your folder, newest first: Claude Code turns, commands, checkpoints, syncs. "Undo to here" puts the folder back as it was before that step.',
       icon: 'history',
       expanded: true,
       children: state.undoSteps.map((step, index) => ({
         id: `undo:${step.id}`,
-        label: new Date(step.closedAt).toLocaleTimeString(),
-        description: `${step.policy} · ${step.files} path(s) · ${formatBytes(step.bytes)}${step.protected ? '' : ' · not undoable'}${step.barriers ? ` · ${step.barriers} barrier(s)` : ''}`,
-        tooltip: step.protected ? `Undo the newest ${index + 1} sync(s), back to before this one.` : displayText(step.unprotectedReason ?? 'Too large to keep: cannot be undone.'),
+        label: describeUndoStep(step),
+        description: `${new Date(step.closedAt).toLocaleTimeString()} · ${step.files} path(s) · ${formatBytes(step.bytes)}${step.protected ? '' : ' · not undoable'}${step.barriers ? ` · ${step.barriers} barrier(s)` : ''}`,
+        tooltip: step.protected ? `Undo the newest ${index + 1} step(s), back to before this one.` : displayText(step.unprotectedReason ?? 'Too large to keep: cannot be undone.'),
         icon: step.protected ? (step.barriers ? 'lock' : 'discard') : 'circle-slash',
         // "Undo to here" takes back this step and every newer one.
         contextValue: step.protected ? 'undoStep' : 'undoStep.unprotected',

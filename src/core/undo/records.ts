@@ -14,6 +14,8 @@ export const UNPROTECTED = 'unprotected.json';
 export const JOURNAL = 'journal.jsonl';
 export const PACK = 'content.pack';
 export const RAW = 'content.raw';
+/** A closed step's group (see StepGroup): written beside the manifest before the step is promoted; absent in logs made before groups. */
+export const GROUP = 'group.json';
 
 /** [attribute name, base64 value] pairs, or null when they could not be captured (no tools, odd name). */
 const Xattrs = z.array(z.tuple([z.string(), z.string()])).nullable();
@@ -124,6 +126,9 @@ export function manifestText(manifest: Manifest, filesBytes: number): string {
   manifest.bytes = bytes;
   return `${text.slice(0, at)}${bytes}${text.slice(at + 1)}`;
 }
+
+export const StepGroupRecord = z.object({ id: z.string().min(1), kind: z.enum(['turn', 'command', 'checkpoint', 'sync']), label: z.string() });
+export type StepGroupRecord = z.infer<typeof StepGroupRecord>;
 
 /** Written into an open step the moment it goes over the single-step limit; its preimages are then deleted. */
 export const UnprotectedMarker = z.object({ reason: z.string(), files: z.number().int() });

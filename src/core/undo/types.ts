@@ -60,7 +60,26 @@ export class SafeguardDenied extends Error {
  */
 export type ModifyAction = 'write' | 'delete' | 'chmod' | 'truncate' | 'rename-source' | 'rename-target';
 
+/**
+ * What a group of steps is: a Claude Code turn, a `clud run` command, the changes up to a
+ * checkpoint, or background syncs that no boundary marked (a burst between quiet periods).
+ */
+export type StepKind = 'turn' | 'command' | 'checkpoint' | 'sync';
+export const STEP_KINDS: readonly StepKind[] = ['turn', 'command', 'checkpoint', 'sync'];
+
+/**
+ * The unit of undo the user sees. Every sync cycle still records a step of its own (atomic,
+ * recoverable); consecutive steps carrying the same group id are listed and undone as one.
+ */
+export interface StepGroup {
+  id: string;
+  kind: StepKind;
+  /** The turn's prompt (shortened), the command line, the checkpoint's name; '' for background syncs. */
+  label: string;
+}
+
 export interface StepSummary {
+  /** A step's id; in UndoLog.list(), the group's id (a step recorded without a group is a group of its own, with its id). */
   id: string;
   syncId: string;
   policy: string;
@@ -77,6 +96,10 @@ export interface StepSummary {
   notes: string[];
   /** Barriers recorded for this step at the last detectBarriers() / undo. */
   barriers: number;
+  /** The group the step belongs to (absent for a step recorded without one: then it is a group of its own, kind 'sync'). */
+  group?: StepGroup;
+  /** In UndoLog.list() and UndoResult.undone: the group's member step ids, newest first. */
+  steps?: string[];
 }
 
 export interface Barrier {

@@ -9,6 +9,10 @@
 //   trash/                evicted steps, removed right after being moved there
 //   barriers.json         barriers last detected
 //
+// A closed step may carry its group (steps/<id>/group.json: a turn, a command, a checkpoint, a
+// burst of background syncs). list() and undo() count groups: consecutive steps with the same
+// group id are one entry, undone together, newest step first.
+//
 // Step ids are "<6-digit sequence>-<random>", so they sort oldest first.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
@@ -20,14 +24,14 @@ import { findBarriers } from './barriers';
 import { compactStep, holdsRawContent, holdsUncompactedFiles } from './compaction';
 import type { FoundBarrier } from './barriers';
 import { currentPostimage, describeDifference, identityOf, keepCurrent, subtree } from './fsState';
-import { BarriersFile, isUnder, Manifest, MANIFEST, UNDO_FORMAT_VERSION, UnprotectedMarker, UNPROTECTED } from './records';
+import { BarriersFile, GROUP, isUnder, Manifest, MANIFEST, StepGroupRecord, UNDO_FORMAT_VERSION, UnprotectedMarker, UNPROTECTED } from './records';
 import type { StepRecord } from './records';
 import { removeTree, restoreRecords } from './restore';
 import { formatBytes } from './safeguards';
 import { fsyncPath, readJournal } from './stepJournal';
 import { StepWriter } from './stepWriter';
 import type { StepMeta } from './stepWriter';
-import type { Barrier, KeptVersion, RecoveredStep, StepSummary, UndoLimits, UndoResult } from './types';
+import type { Barrier, KeptVersion, RecoveredStep, StepGroup, StepSummary, UndoLimits, UndoResult } from './types';
 import { DEFAULT_LIMITS, DEFAULT_THRESHOLDS } from './types';
 import { parsedManifests } from './manifestCache';
 import { packWorker } from './packWorker';
@@ -60,6 +64,8 @@ export class UndoLog {
   private undoRunning = false;
   /** Closed steps never change (but for dropPreimages, which updates this), so each manifest is read once. */
   private readonly manifests = new Map<string, Manifest>();
+  /** Each closed step's group as read from its group.json (null: none), read once like the manifests. */
+  private readonly groups = new Map<string, StepGroup | null>();
   private lastSequence = 0;
   private disabled?: string;
   private readonly limits: UndoLimits;
@@ -112,9 +118,10 @@ export class UndoLog {
 
   /**
    * Starts recording a step. Only one step may be open at a time. When the log is disabled the
-   * writer still checks safeguards but records nothing (close() returns undefined).
+   * writer still checks safeguards but records nothing (close() returns undefined). `group`:
+   * the group the step joins (see StepBoundaries); without it, the step is a group of its own.
    */
-  async beginStep(meta: StepMeta): Promise<StepWriter> {
+  async beginStep(meta: StepMeta & { group?: StepGroup }): Promise<StepWriter> {
     if (this.openStep) throw new Error(`undo step ${this.openStep.id} is still open`);
     if (this.undoRunning) throw new Error('an undo is running; sync after it');
     this.lastSequence += 1;
@@ -130,7 +137,7 @@ export class UndoLog {
         limits: this.limits,
         thresholds: { ...DEFAULT_THRESHOLDS, ...meta.thresholds },
         keptDirectory: path.join(this.options.keptDirectory, `rollback-${id}`),
-        promote: (manifest) => this.promote(manifest),
+        promote: (manifest) => this.promote(manifest, meta.group),
         finished: () => {
           if (this.openStep === writer) this.openStep = undefined;
         },
@@ -142,11 +149,35 @@ export class UndoLog {
     return writer;
   }
 
-  /** Steps newest first, with the barriers last detected for each. */
+  /**
+   * Groups of steps newest first (consecutive steps with the same group id are one entry, whose
+   * `id` is the group's and `steps` its members), with the barriers last detected for them.
+   */
   async list(): Promise<StepSummary[]> {
     if (this.disabled) return [];
     const barriers = await this.barriers();
-    return (await this.loadSteps()).reverse().map((manifest) => summaryOf(manifest, barriers.filter((barrier) => barrier.stepId === manifest.id).length));
+    return (await this.loadGroups()).map((members) => groupSummaryOf(members, (id) => barriers.filter((barrier) => barrier.stepId === id).length));
+  }
+
+  /**
+   * Puts every step of the groups `groupIds` into `group` (a checkpoint names the changes made
+   * since the last boundary, which may be several bursts: they become one). Returns how many
+   * steps it changed.
+   */
+  async relabelGroups(groupIds: readonly string[], group: StepGroup): Promise<number> {
+    if (this.disabled || groupIds.length === 0) return 0;
+    const wanted = new Set(groupIds);
+    const record = StepGroupRecord.parse(group);
+    let changed = 0;
+    for (const members of await this.loadGroups()) {
+      if (!members[0]!.group || !wanted.has(members[0]!.group.id)) continue;
+      for (const { manifest } of members) {
+        await writeJsonAtomic(path.join(this.directory, 'steps', manifest.id, GROUP), record);
+        this.groups.set(manifest.id, record);
+        changed += 1;
+      }
+    }
+    return changed;
   }
 
   /** The barriers recorded at the last detectBarriers() or undo(). */
@@ -174,9 +205,11 @@ export class UndoLog {
    * nothing) when the log is disabled, a step is open, or barriers stand in the way and `force`
    * is false; with `force`, each barrier's current version is copied to the kept folder before it
    * is overwritten, and the barrier is removed. Stops before an unprotected step. A step whose
-   * restore had problems stays in the log and undo stops there.
+   * restore had problems stays in the log and undo stops there. `steps` counts groups (see
+   * list()); `running`: the group still being recorded into (a turn or a command that has not
+   * ended), which is refused rather than undone under the agent's feet.
    */
-  async undo(options: { steps: number; force: boolean; root: string }): Promise<UndoResult> {
+  async undo(options: { steps: number; force: boolean; root: string; running?: StepGroup }): Promise<UndoResult> {
     if (this.disabled) return refusal(this.disabled);
     if (this.openStep) return refusal(`a sync is being recorded (step ${this.openStep.id}); undo after it`);
     if (this.undoRunning) return refusal('another undo is running');
@@ -188,24 +221,31 @@ export class UndoLog {
     }
   }
 
-  private async undoSteps(options: { steps: number; force: boolean; root: string }): Promise<UndoResult> {
+  private async undoSteps(options: { steps: number; force: boolean; root: string; running?: StepGroup }): Promise<UndoResult> {
     const result: UndoResult = { undone: [], barriers: [], kept: [], problems: [] };
     const refuse = (reason: string, barriers: Barrier[] = []) => ({ ...result, refused: reason, barriers });
     if (!Number.isInteger(options.steps) || options.steps < 1) return refuse('the number of steps to undo must be at least 1');
     if (!(await lstatOrUndefined(joinBytes(options.root, '')))?.isDirectory()) return refuse(`${options.root} is not a folder`);
 
-    const newestFirst = (await this.loadSteps()).reverse();
+    const groups = await this.loadGroups();
+    const newestFirst = groups.flat().map(({ manifest }) => manifest);
     if (newestFirst.length === 0) return refuse('there is nothing to undo');
-    const targets: Manifest[] = [];
-    for (const manifest of newestFirst.slice(0, options.steps)) {
-      if (!manifest.protected) {
-        result.stoppedBefore = { stepId: manifest.id, reason: `step ${manifest.id} (sync ${manifest.syncId}) cannot be undone: ${manifest.unprotectedReason ?? 'it kept no preimages'}` };
+    const targetGroups: Array<Array<{ manifest: Manifest; group?: StepGroup }>> = [];
+    for (const members of groups.slice(0, options.steps)) {
+      const group = members[0]!.group;
+      if (group && options.running && group.id === options.running.id) {
+        return refuse(`${describeGroup(group)} is still running; undo it once it has ended`);
+      }
+      const wall = members.find(({ manifest }) => !manifest.protected)?.manifest;
+      if (wall) {
+        result.stoppedBefore = { stepId: wall.id, reason: `step ${wall.id} (sync ${wall.syncId}) cannot be undone: ${wall.unprotectedReason ?? 'it kept no preimages'}` };
         break;
       }
-      targets.push(manifest);
+      targetGroups.push(members);
     }
-    if (!result.stoppedBefore && options.steps > newestFirst.length) result.stoppedBefore = { reason: `the log holds only ${newestFirst.length} step(s)` };
-    if (targets.length === 0) return refuse(result.stoppedBefore!.reason);
+    if (!result.stoppedBefore && options.steps > groups.length) result.stoppedBefore = { reason: `the log holds only ${groups.length} step(s)` };
+    if (targetGroups.length === 0) return refuse(result.stoppedBefore!.reason);
+    const targets = targetGroups.flat().map(({ manifest }) => manifest);
 
     const protectedOldestFirst = newestFirst.filter((manifest) => manifest.protected).reverse();
     const blocking = await this.recordBarriers(await findBarriers(options.root, protectedOldestFirst, new Set(targets.map((manifest) => manifest.id))), new Set(targets.map((manifest) => manifest.id)));
@@ -215,6 +255,7 @@ export class UndoLog {
     }
 
     let remaining = protectedOldestFirst;
+    const undoneIds = new Set<string>();
     for (const manifest of targets) {
       // Newer targets are undone by now, so this step's barriers are against the disk.
       const crossed = options.force ? await findBarriers(options.root, remaining, new Set([manifest.id])) : [];
@@ -238,11 +279,43 @@ export class UndoLog {
       }
       await removeTree(Buffer.from(undoing));
       result.barriers.push(...crossed.map((barrier) => ({ ...barrier, detectedAt: new Date().toISOString() })));
-      result.undone.push(summaryOf(manifest, crossed.length));
+      undoneIds.add(manifest.id);
       remaining = remaining.filter((other) => other.id !== manifest.id);
       await this.removeBarriersOf(new Set([manifest.id]));
     }
+    // A group counts as undone only whole; one a problem stopped in the middle stays listed (with its remaining steps).
+    for (const members of targetGroups) {
+      if (!members.every(({ manifest }) => undoneIds.has(manifest.id))) {
+        if (members.some(({ manifest }) => undoneIds.has(manifest.id)) && result.stoppedBefore && members[0]!.group) {
+          result.stoppedBefore = { ...result.stoppedBefore, reason: `${describeGroup(members[0]!.group)} was undone only in part: ${result.stoppedBefore.reason}` };
+        }
+        break;
+      }
+      result.undone.push(groupSummaryOf(members, (id) => result.barriers.filter((barrier) => barrier.stepId === id).length));
+    }
     return result;
+  }
+
+  /** Closed steps newest first, in groups: consecutive steps with the same group id (a step without one is a group of its own). */
+  private async loadGroups(): Promise<Array<Array<{ manifest: Manifest; group?: StepGroup }>>> {
+    const newestFirst = (await this.loadSteps()).reverse();
+    const withGroups = await Promise.all(newestFirst.map(async (manifest) => ({ manifest, group: (await this.loadGroup(manifest.id)) ?? undefined })));
+    const groups: Array<Array<{ manifest: Manifest; group?: StepGroup }>> = [];
+    for (const step of withGroups) {
+      const last = groups.at(-1);
+      const lastGroup = last?.[0]!.group;
+      if (last && lastGroup && step.group && lastGroup.id === step.group.id) last.push(step);
+      else groups.push([step]);
+    }
+    return groups;
+  }
+
+  private async loadGroup(id: string): Promise<StepGroup | null> {
+    const cached = this.groups.get(id);
+    if (cached !== undefined) return cached;
+    const group = (await readJsonFile(path.join(this.directory, 'steps', id, GROUP), StepGroupRecord).catch(() => undefined)) ?? null;
+    this.groups.set(id, group);
+    return group;
   }
 
   /**
@@ -311,6 +384,7 @@ export class UndoLog {
   private async loadSteps(): Promise<Manifest[]> {
     const ids = (await readdir(path.join(this.directory, 'steps')).catch(() => [] as string[])).sort(byAge);
     for (const id of this.manifests.keys()) if (!ids.includes(id)) this.manifests.delete(id);
+    for (const id of this.groups.keys()) if (!ids.includes(id)) this.groups.delete(id);
     parsedManifests.retainOnly(path.join(this.directory, 'steps'), new Set(ids.map((id) => this.manifestPath(id))));
     return Promise.all(ids.map((id) => this.loadStep(id)));
   }
@@ -331,7 +405,10 @@ export class UndoLog {
     return { version: UNDO_FORMAT_VERSION, id, syncId: '?', policy: '?', root: '', startedAt: '', closedAt: '', protected: false, unprotectedReason: 'its manifest is missing or unreadable', files: 0, bytes: 0, notes: [], records: [] };
   }
 
-  private async promote(manifest: Manifest): Promise<StepSummary> {
+  private async promote(manifest: Manifest, group?: StepGroup): Promise<StepSummary> {
+    // Written before the rename that closes the step: a closed step never lacks the group it was recorded in.
+    if (group) await writeJsonAtomic(path.join(this.directory, 'in-progress', manifest.id, GROUP), StepGroupRecord.parse(group));
+    this.groups.set(manifest.id, group ?? null);
     await rename(path.join(this.directory, 'in-progress', manifest.id), path.join(this.directory, 'steps', manifest.id));
     await Promise.all([fsyncPath(path.join(this.directory, 'steps')), fsyncPath(path.join(this.directory, 'in-progress'))]);
     // As written: no need to read a large manifest back right away.
@@ -340,7 +417,7 @@ export class UndoLog {
     // weighed against the log's limit from the next sync on, not to evict older steps now.
     await this.enforceLimits({ notWeighed: holdsRawContent(manifest) ? manifest.id : undefined });
     const kept = (await this.loadSteps()).find((step) => step.id === manifest.id);
-    return summaryOf(kept ?? manifest, 0);
+    return { ...summaryOf(kept ?? manifest, 0), ...(group && { group }) };
   }
 
   /**
@@ -373,7 +450,7 @@ export class UndoLog {
     const wall: Manifest = { ...manifest, protected: false, unprotectedReason: reason, records: [] };
     await writeJsonAtomic(path.join(directory, MANIFEST), wall);
     this.manifests.set(manifest.id, wall);
-    for (const name of await readdir(directory)) if (name !== MANIFEST) await removeTree(Buffer.from(path.join(directory, name)));
+    for (const name of await readdir(directory)) if (name !== MANIFEST && name !== GROUP) await removeTree(Buffer.from(path.join(directory, name)));
   }
 
   /** Saves the barriers found (for `scope`'s steps, or all when undefined), keeping first-seen times. */
@@ -464,6 +541,45 @@ export class UndoLog {
 }
 
 const refusal = (reason: string): UndoResult => ({ undone: [], barriers: [], kept: [], problems: [], refused: reason });
+
+/** How a group is named in a sentence: "the turn 'rename the loader'", "the command 'npm test'". */
+export function describeGroup(group: StepGroup): string {
+  if (group.kind === 'sync' || group.label === '') return `the ${group.kind === 'sync' ? 'sync' : group.kind} step ${group.id}`;
+  return `the ${group.kind} ${JSON.stringify(group.label)}`;
+}
+
+/**
+ * One entry for a group's members (newest first): the group's id, kind and label, the newest
+ * member's sync and close time, the oldest's start, the paths changed by any member (each once),
+ * bytes and barriers summed, protected only when every member is.
+ */
+function groupSummaryOf(members: ReadonlyArray<{ manifest: Manifest; group?: StepGroup }>, barriersOf: (stepId: string) => number): StepSummary {
+  const newest = members[0]!.manifest;
+  if (members.length === 1) return { ...summaryOf(newest, barriersOf(newest.id)), ...(members[0]!.group && { id: members[0]!.group.id, group: members[0]!.group }), steps: [newest.id] };
+  const paths = new Set<string>();
+  let unlisted = 0;
+  for (const { manifest } of members) {
+    if (manifest.records.length === 0) unlisted += manifest.files;
+    for (const record of manifest.records) if (!(record.pre.kind === 'directory' && record.pre.metadataOnly)) paths.add(record.path);
+  }
+  const wall = members.find(({ manifest }) => !manifest.protected)?.manifest;
+  const group = members[0]!.group!;
+  return {
+    id: group.id,
+    syncId: newest.syncId,
+    policy: newest.policy,
+    startedAt: members.at(-1)!.manifest.startedAt,
+    closedAt: newest.closedAt ?? '',
+    files: paths.size + unlisted,
+    bytes: members.reduce((sum, { manifest }) => sum + manifest.bytes, 0),
+    protected: wall === undefined,
+    ...(wall && { unprotectedReason: wall.unprotectedReason ?? 'it kept no preimages' }),
+    notes: [...new Set(members.flatMap(({ manifest }) => manifest.notes))],
+    barriers: members.reduce((sum, { manifest }) => sum + barriersOf(manifest.id), 0),
+    group,
+    steps: members.map(({ manifest }) => manifest.id),
+  };
+}
 
 function summaryOf(manifest: Manifest, barriers: number): StepSummary {
   return {

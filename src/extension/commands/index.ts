@@ -19,6 +19,7 @@ import { stopWorkspace } from './stopWorkspace';
 import { syncNow } from './syncNow';
 import { undoLastSync } from './undoSteps';
 import { undoToHere } from './undoToHere';
+import { undoLastTurn } from './undoLastTurn';
 
 /** Every command of the extension, registered from here once (ids and titles are in package.json). */
 export const COMMANDS: readonly CludCommand[] = [
@@ -42,4 +43,5 @@ export const COMMANDS: readonly CludCommand[] = [
   keepBoth,
   undoLastSync,
   undoToHere,
+  undoLastTurn,
 ];

@@ -201,6 +201,29 @@ describe('vscode: a running workspace', function () {
     await waitForLog('runs without the browser IDE');
   });
 
+  it("the History names a Claude Code turn by its prompt, and clud.undoLastTurn puts the folder back as it was before the turn", async () => {
+    await settled(controller);
+    const before = await readFile(hostFile('hello.txt'), 'utf8');
+    // The hooks Claude Code runs at a turn's start and end, as the workspace user.
+    const start = await containerSh(controller, `echo '{"prompt":"make hello louder"}' | node /opt/clud/agent.js hook UserPromptSubmit`);
+    assert.equal(start.code, 0, start.stderr);
+    assert.equal(start.stderr, '');
+    assert.equal((await containerSh(controller, 'echo HELLO > hello.txt; echo new > louder.txt')).code, 0);
+    const stop = await containerSh(controller, `echo '{}' | node /opt/clud/agent.js hook Stop`);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal(await readFile(hostFile('louder.txt'), 'utf8'), 'new\n', 'the turn ended with its changes in the folder');
+
+    const history = await controller.undoHistory();
+    assert.deepEqual(history[0]?.group && { kind: history[0].group.kind, label: history[0].group.label }, { kind: 'turn', label: 'make hello louder' });
+    const node = buildTree(controller.viewState).find((candidate) => candidate.id === 'undo')?.children?.[0];
+    assert.equal(node?.label, 'turn "make hello louder"');
+
+    await vscode.commands.executeCommand('clud.undoLastTurn');
+    assert.equal(await readFile(hostFile('hello.txt'), 'utf8'), before);
+    assert.equal(existsSync(hostFile('louder.txt')), false);
+    await waitFor('/workspace to follow the undo', async () => ((await containerText(controller, 'louder.txt')) === undefined ? true : undefined), 30_000, 200);
+  });
+
   it('stop refuses while /workspace has changes the host lacks (unsynced-changes); forced, it removes the container', async () => {
     await settled(controller);
     const made = await containerSh(controller, 'echo written by the agent > agent-notes.txt');

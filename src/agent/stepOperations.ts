@@ -1,0 +1,84 @@
+// The narrow channel's operations on top of the resident agent's pieces: its step boundaries,
+// its undo log, its job queue and a flush. The daemon builds the agent and passes it here; the
+// channel (stepChannel.ts) and the unit tests call the result.
+import type { StepChannelStatus, SyncNowResult } from '../core/protocol';
+import type { StepBoundaries, StepSummary, UndoLog } from '../core/undo';
+import { StepChannelError } from './stepChannel';
+import type { StepOperations } from './stepChannel';
+
+export interface StepAgent {
+  boundaries: StepBoundaries;
+  /** Runs `job` in the session's one queue, so that no sync cycle runs meanwhile. */
+  runJob<T>(job: () => Promise<T>): Promise<T>;
+  undoLog(): UndoLog | Promise<UndoLog>;
+  /** The host folder as the agent sees it (the undo log's root). */
+  hostRoot: string;
+  /**
+   * Carries every waiting change across now (a cycle through the queue, recorded into the
+   * boundaries' current group) and resolves once it is done.
+   */
+  flush(): Promise<SyncNowResult>;
+  status(): Omit<StepChannelStatus, 'openStep'>;
+}
+
+/** The history as the narrow channel shows it: kinds, labels, counts; no host paths. */
+export function historyEntry(step: StepSummary) {
+  return {
+    id: step.id,
+    kind: step.group?.kind ?? ('sync' as const),
+    label: step.group?.label ?? '',
+    closedAt: step.closedAt,
+    files: step.files,
+    undoable: step.protected && step.barriers === 0,
+    barriers: step.barriers,
+  };
+}
+
+export function createStepOperations(agent: StepAgent): StepOperations {
+  const { boundaries } = agent;
+  return {
+    // What waited before the turn is not the turn's: it is flushed into the group before.
+    stepStart: async ({ kind, label }) => {
+      await agent.flush().catch(() => undefined);
+      return { group: await agent.runJob(async () => boundaries.open(kind, label)) };
+    },
+    // The turn's last changes are carried before it ends, so its step holds the whole turn.
+    stepEnd: async ({ kind, group }) => {
+      await agent.flush().catch(() => undefined);
+      const closed = await agent.runJob(async () => boundaries.close({ kind, id: group }));
+      return closed ? { closed: closed.group, paths: closed.paths, pathsTruncated: closed.pathsTruncated } : { paths: [], pathsTruncated: false };
+    },
+    checkpoint: async ({ label }) => {
+      await agent.flush();
+      return agent.runJob(async () => {
+        const outcome = boundaries.checkpoint(label);
+        if (outcome.recorded > 0) await (await agent.undoLog()).relabelGroups(outcome.groups, outcome.closed);
+        return { closed: outcome.closed, steps: outcome.recorded, ...(outcome.continued && { continued: outcome.continued }) };
+      });
+    },
+    status: async () => ({ ...agent.status(), ...(boundaries.running && { openStep: boundaries.running }) }),
+    syncNow: () => agent.flush(),
+    history: async () => ({ steps: (await (await agent.undoLog()).list()).map(historyEntry) }),
+    undoLastStep: async () => {
+      const undone = await agent.runJob(async () => {
+        const log = await agent.undoLog();
+        if (log.disabledReason) throw new StepChannelError('refused', log.disabledReason);
+        // A step without a group was the user's own request (a sync, pull, resolve, restore): theirs to undo, not the agent's.
+        const [newest] = await log.list();
+        if (newest && !newest.group) throw new StepChannelError('refused', "the newest step is the user's own (a sync, pull, resolve or restore they asked for); only they can undo it");
+        const result = await log.undo({ steps: 1, force: false, root: agent.hostRoot, running: boundaries.running });
+        if (result.refused && result.barriers.length > 0) {
+          const paths = [...new Set(result.barriers.map((barrier) => barrier.path))];
+          throw new StepChannelError('refused', `the user changed ${paths.slice(0, 5).join(', ')}${paths.length > 5 ? ', …' : ''} after that step; their edits win, so it cannot be undone from here`);
+        }
+        if (result.refused) throw new StepChannelError('refused', result.refused);
+        if (result.problems.length > 0 || result.undone.length === 0) throw new StepChannelError('internal', result.stoppedBefore?.reason ?? `the step could not be restored completely: ${result.problems.join('; ')}`);
+        return result.undone[0]!;
+      });
+      // The host is back as it was; the next cycle puts /workspace back too, so the agent sees it at once.
+      await agent.flush().catch(() => undefined);
+      const entry = historyEntry(undone);
+      return { undone: { id: entry.id, kind: entry.kind, label: entry.label, files: entry.files } };
+    },
+  };
+}

@@ -1,0 +1,51 @@
+// A StepAgent for unit tests: real step boundaries and a real undo log on a real temporary tree;
+// "the coding agent" queues writes, and flush() carries them to the host as one recorded cycle
+// into the current group, as the resident agent's cycle does.
+import { writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import type { SyncNowResult } from '../../src/core/protocol';
+import { StepBoundaries } from '../../src/core/undo';
+import type { UndoLog } from '../../src/core/undo';
+import type { StepAgent } from '../../src/agent/stepOperations';
+import { ops } from './undoTrees';
+
+export interface TestStepAgent extends StepAgent {
+  /** A change the coding agent made, carried to the host by the next flush. */
+  agentWrites(key: string, content: string): void;
+  /** A save by the user on the host, straight into the folder. */
+  userWrites(key: string, content: string): Promise<void>;
+  flushes: number;
+}
+
+export function testStepAgent(log: UndoLog, hostRoot: string, boundaries = new StepBoundaries()): TestStepAgent {
+  let queue: Promise<unknown> = Promise.resolve();
+  const pending = new Map<string, string>();
+  const agent: TestStepAgent = {
+    boundaries,
+    hostRoot,
+    flushes: 0,
+    undoLog: () => log,
+    runJob<T>(job: () => Promise<T>): Promise<T> {
+      const run = queue.then(job, job);
+      queue = run.catch(() => undefined);
+      return run;
+    },
+    flush(): Promise<SyncNowResult> {
+      return agent.runJob(async () => {
+        agent.flushes += 1;
+        const changes = [...pending];
+        pending.clear();
+        if (changes.length === 0) return { applied: 0, conflicts: [], skipped: 0 };
+        const group = boundaries.current();
+        const writer = await log.beginStep({ syncId: `cycle-${agent.flushes}`, policy: 'two-way-safe', root: hostRoot, group });
+        for (const [key, content] of changes) await ops.write(writer, hostRoot, key, content);
+        if (await writer.close()) boundaries.recorded(group, changes.map(([key]) => key));
+        return { applied: changes.length, conflicts: [], skipped: 0 };
+      });
+    },
+    status: () => ({ state: 'idle', autoSync: 'continuous', changesWaiting: pending.size > 0, conflicts: [] }),
+    agentWrites: (key, content) => void pending.set(key, content),
+    userWrites: (key, content) => writeFile(path.join(hostRoot, key), content),
+  };
+  return agent;
+}

@@ -1,0 +1,165 @@
+// `clud run` and `clud checkpoint` with the real CLI, the real agent and a real container: a
+// command as one undoable step, its --json events, Ctrl-C in the middle of it, and the Clud MCP
+// server and hooks as the workspace user runs them.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { CLI_PATH, INTEGRATION_TIMEOUT_MS, REPO_ROOT, TEST_ENV, TestScope, assertExit, describeRun, execSh, hashTree, requireDocker, runClud, runCludJson } from '../helpers/integration';
+
+interface RunEvent {
+  type: string;
+  [key: string]: unknown;
+}
+
+/** Calls one tool of the Clud MCP server in the container, as Claude Code would; returns its text. */
+async function mcpCall(dir: string, name: string, args: object = {}): Promise<string> {
+  const lines = [
+    { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'it', version: '1' } } },
+    { jsonrpc: '2.0', method: 'notifications/initialized' },
+    { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name, arguments: args } },
+  ];
+  const run = await runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'mcp'], { input: lines.map((line) => JSON.stringify(line)).join('\n') + '\n' });
+  assertExit(run, 0);
+  const reply = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { id: number; result?: { content: Array<{ text: string }>; isError: boolean } }).find((line) => line.id === 2);
+  assert.equal(reply?.result?.isError, false, describeRun(run));
+  return reply!.result!.content.map((item) => item.text).join('\n');
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
+const events = (stdout: string): RunEvent[] => stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as RunEvent);
+
+describe('integration: clud run and checkpoint', function () {
+  this.timeout(INTEGRATION_TIMEOUT_MS);
+  const scope = new TestScope();
+  let dir: string;
+
+  before(async function () {
+    await requireDocker();
+    dir = await scope.project({ 'keep.txt': 'keep\n', 'doomed.txt': 'doomed\n', 'src/app.ts': 'export const app = 1;\n' });
+    // Continuous sync, as users have it: steps group what the background cycles carry.
+    const up = await runCludJson(['up', dir], { env: { CLUD_AUTO_SYNC: 'continuous' } });
+    assertExit(up.run, 0);
+  });
+  after(() => scope.cleanup());
+
+  it('--json: step_started, the output, then step_completed with the exit code and the paths it changed; undo takes the command back as one step', async () => {
+    const before = await hashTree(dir);
+    const run = await runClud(['run', dir, '--json', '--', 'sh', '-c', 'echo to-stdout; echo to-stderr >&2; echo made > made.txt; rm doomed.txt; echo "export const app = 2;" > src/app.ts; exit 3']);
+    assertExit(run, 3);
+    const lines = events(run.stdout);
+    assert.equal(lines[0]?.type, 'step_started', describeRun(run));
+    assert.deepEqual(lines[0]?.command, ['sh', '-c', 'echo to-stdout; echo to-stderr >&2; echo made > made.txt; rm doomed.txt; echo "export const app = 2;" > src/app.ts; exit 3']);
+    const output = lines.filter((line) => line.type === 'output');
+    assert.equal(output.filter((line) => line.stream === 'stdout').map((line) => line.data).join(''), 'to-stdout\n');
+    assert.equal(output.filter((line) => line.stream === 'stderr').map((line) => line.data).join(''), 'to-stderr\n');
+    const completed = lines.at(-1)!;
+    assert.equal(completed.type, 'step_completed');
+    assert.equal(lines.filter((line) => line.type === 'step_completed').length, 1);
+    assert.equal(completed.exitCode, 3);
+    assert.deepEqual((completed.paths as string[]).sort(), ['doomed.txt', 'made.txt', 'src/app.ts']);
+    assert.equal(await readFile(path.join(dir, 'made.txt'), 'utf8'), 'made\n', 'the change reached the host');
+
+    const undo = await runCludJson(['undo', dir]);
+    assertExit(undo.run, 0);
+    assert.deepEqual(await hashTree(dir), before, 'the command was one step');
+    await waitFor(async () => (await execSh(dir, 'cat doomed.txt 2>/dev/null; test -e made.txt || echo gone')) === 'doomed\ngone\n', '/workspace follows the undo');
+    assert.equal(await execSh(dir, 'stat -c %U doomed.txt src/app.ts'), 'coder\ncoder\n', 'what the background cycle wrote in /workspace is the workspace user\'s');
+  });
+
+  it('Ctrl-C stops the command and everything it started; what it changed is one undoable step; exit 130', async () => {
+    const before = await hashTree(dir);
+    const child = spawn(process.execPath, [CLI_PATH, 'run', dir, '--', 'sh', '-c', 'echo partial > partial.txt; echo started; sleep 300 & wait'], { cwd: REPO_ROOT, env: { ...process.env, ...TEST_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the command did not start: ${stdout} ${stderr}`)), 120_000);
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (stdout.includes('started')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const interruptedAt = Date.now();
+    child.kill('SIGINT');
+    const code = await exited;
+    assert.equal(code, 130, `stdout: ${stdout}\nstderr: ${stderr}`);
+    assert.ok(Date.now() - interruptedAt < 60_000, 'the command stopped promptly');
+    assert.match(stderr, /interrupted; stopping the command/);
+    assert.equal(await readFile(path.join(dir, 'partial.txt'), 'utf8'), 'partial\n', 'what it changed reached the host');
+    assert.equal((await execSh(dir, 'ps -eo args | grep -c "^sleep 300" || true')).trim(), '0', 'the sleep it started was stopped too');
+    assertExit((await runCludJson(['undo', dir])).run, 0);
+    assert.deepEqual(await hashTree(dir), before);
+  });
+
+  it('a turn marked by the hooks is one step labelled with its prompt; undo refuses it while it runs, then takes it back', async () => {
+    const before = await hashTree(dir);
+    const start = await runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'hook', 'UserPromptSubmit'], { input: JSON.stringify({ hook_event_name: 'UserPromptSubmit', prompt: 'rename the\nconfig loader' }) });
+    assertExit(start, 0);
+    assert.equal(start.stdout, '', 'a hook prints nothing Claude Code would add to the prompt');
+    assert.equal(start.stderr, '', describeRun(start));
+    await execSh(dir, 'echo "export const renamed = 1;" > src/app.ts; echo new > turn.txt');
+    // The agent's own MCP server sees the turn being recorded.
+    const status = await mcpCall(dir, 'status');
+    assert.match(status, /recording: turn "rename the config loader"/);
+    await waitFor(async () => (await readFile(path.join(dir, 'turn.txt'), 'utf8').catch(() => '')) === 'new\n', 'the turn\'s change reaches the host');
+    const refused = await runCludJson(['undo', dir]);
+    assertExit(refused.run, 1);
+    assert.match(String(refused.json.refused), /the turn "rename the config loader" is still running/);
+
+    await execSh(dir, 'rm keep.txt');
+    const stop = await runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'hook', 'Stop'], { input: '{"hook_event_name":"Stop"}' });
+    assertExit(stop, 0);
+    assert.equal(stop.stderr, '', describeRun(stop));
+    await assert.rejects(readFile(path.join(dir, 'keep.txt')), 'Stop carried the turn\'s last change before the step closed');
+    const history = await runCludJson(['history', dir]);
+    const [newest] = history.json.steps as Array<{ group?: { kind: string; label: string }; files: number }>;
+    assert.deepEqual(newest?.group && { kind: newest.group.kind, label: newest.group.label }, { kind: 'turn', label: 'rename the config loader' });
+    assert.equal(newest?.files, 3, JSON.stringify(history.json, null, 1));
+    assert.match((await runClud(['history', dir])).stdout, /turn "rename the config loader"/);
+
+    assertExit((await runCludJson(['undo', dir])).run, 0);
+    assert.deepEqual(await hashTree(dir), before, 'the whole turn was one step');
+    await waitFor(async () => (await execSh(dir, 'cat keep.txt 2>/dev/null; test -e turn.txt || echo gone')) === 'keep\ngone\n', '/workspace follows the undo');
+  });
+
+  it('clud checkpoint names what changed since the last step; the agent\'s undo_last_step takes it back', async () => {
+    const before = await hashTree(dir);
+    await execSh(dir, 'echo draft > draft.txt');
+    await waitFor(async () => (await readFile(path.join(dir, 'draft.txt'), 'utf8').catch(() => '')) === 'draft\n', 'the change reaches the host');
+    const { run, json } = await runCludJson(['checkpoint', dir, 'first draft']);
+    assertExit(run, 0);
+    assert.equal((json.closed as { kind: string; label: string }).label, 'first draft');
+    assert.ok((json.steps as number) >= 1, describeRun(run));
+    assert.match((await runClud(['history', dir])).stdout, /checkpoint: first draft/);
+    assert.match(await mcpCall(dir, 'history'), /^1\. checkpoint "first draft"/);
+    assert.match(await mcpCall(dir, 'undo_last_step'), /^undid the checkpoint "first draft"/);
+    assert.deepEqual(await hashTree(dir), before);
+  });
+
+  it('the Clud MCP server runs as the workspace user and lists its tools; the step socket is the only way in', async () => {
+    const probe = [
+      '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"it","version":"1"}}}',
+      '{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}',
+    ].join('\n');
+    const mcp = await runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'mcp'], { input: probe + '\n' });
+    assertExit(mcp, 0);
+    const replies = mcp.stdout.trim().split('\n').map((line) => JSON.parse(line) as { id: number; result: { tools?: Array<{ name: string }> } });
+    assert.deepEqual(replies.find((reply) => reply.id === 2)?.result.tools?.map((tool) => tool.name), ['status', 'sync_now', 'checkpoint', 'history', 'undo_last_step']);
+    assert.equal((await execSh(dir, 'stat -c "%U %a" /run/clud; stat -c "%F %a" /run/clud/steps.sock')).trim(), 'clud 755\nsocket 666', 'the sync agent makes the socket; coder reaches it and plants nothing beside it');
+    // The main channel's socket stays out of coder's reach.
+    const main = await runClud(['exec', dir, '--', 'node', '-e', "require('net').connect('/var/lib/clud/agent.sock').on('error', (e) => { console.log(e.code); process.exit(0) }).on('connect', () => { console.log('connected'); process.exit(0) })"]);
+    assert.equal(main.stdout.trim(), 'EACCES', describeRun(main));
+  });
+});
