@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { CludError } from './errors';
 import { McpServerSetting, parseMcpServerList } from './mcp';
+import { AutoSyncMode } from './protocol';
 
 export const DEFAULT_IMAGE_TAG = 'niteris/clud:latest';
 export const DEFAULT_BASE_IMAGE = 'debian:trixie-slim';
@@ -27,8 +28,11 @@ export const CludConfig = z.object({
   allowSecrets: z.array(z.string().min(1)).default([]),
   /** Retries of a push or pull after a transient failure. */
   syncRetries: z.number().int().min(0).max(10).default(3),
-  /** Push a saved file to the container (used by the extension). */
-  autoSyncOnSave: z.boolean().default(true),
+  /**
+   * When the resident agent syncs on its own (`clud up --auto-sync`, CLUD_AUTO_SYNC, `clud.autoSync`):
+   * sent with `configure` once the workspace runs. Absent: the agent keeps what it has (continuous at first).
+   */
+  autoSync: AutoSyncMode.optional(),
   /** Undo log limits: the oldest steps are evicted first; a step over the size limit cannot be undone. */
   undoMaxSteps: z.number().int().min(1).max(10_000).default(50),
   undoMaxLogMegabytes: z.number().min(1).default(1024),
@@ -58,7 +62,7 @@ export function parseConfig(input: unknown, settingName: (key: string) => string
   throw new CludError('invalid-config', `Invalid setting ${settingName(key)}: ${issue.message}`, 'Fix the setting and try again.');
 }
 
-/** Reads the settings the environment can carry (CLUD_IMAGE, CLUD_BASE_IMAGE, CLUD_EXTRA_CA_CERTIFICATES, CLUD_ALLOW_SECRETS, CLUD_MCP_SERVERS). */
+/** Reads the settings the environment can carry (CLUD_IMAGE, CLUD_BASE_IMAGE, CLUD_EXTRA_CA_CERTIFICATES, CLUD_ALLOW_SECRETS, CLUD_MCP_SERVERS, CLUD_AUTO_SYNC). */
 export function configFromEnvironment(env: NodeJS.ProcessEnv, pathDelimiter: string): CludConfigInput {
   const config: CludConfigInput = {};
   if (env.CLUD_IMAGE) config.imageTag = env.CLUD_IMAGE;
@@ -67,6 +71,7 @@ export function configFromEnvironment(env: NodeJS.ProcessEnv, pathDelimiter: str
   // Patterns, not paths: separated by commas, which no gitignore pattern of a file name needs.
   if (env.CLUD_ALLOW_SECRETS) config.allowSecrets = env.CLUD_ALLOW_SECRETS.split(',').map((pattern) => pattern.trim()).filter(Boolean);
   if (env.CLUD_MCP_SERVERS) config.mcpServers = parseMcpServerList(env.CLUD_MCP_SERVERS, 'CLUD_MCP_SERVERS');
+  if (env.CLUD_AUTO_SYNC) config.autoSync = env.CLUD_AUTO_SYNC as AutoSyncMode;
   return config;
 }
 

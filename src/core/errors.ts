@@ -12,6 +12,8 @@ export type CludErrorCode =
   | 'invalid-config'
   | 'agent-failed'
   | 'agent-exited'
+  | 'agent-unavailable'
+  | 'agent-restarted'
   | 'sync-failed'
   | 'sync-halted'
   | 'unsynced-changes'

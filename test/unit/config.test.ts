@@ -10,7 +10,7 @@ const FLAGS: Record<string, string> = {
   extraCaCertificates: '--extra-ca',
   excludes: '--exclude',
   syncRetries: '--retries',
-  autoSyncOnSave: '--auto-sync',
+  autoSync: '--auto-sync',
 };
 const cliName = (key: string) => FLAGS[key] ?? `--unknown-${key}`;
 const vscodeName = (key: string) => `clud.${key}`;
@@ -37,7 +37,6 @@ describe('unit: config', () => {
         excludes: [],
         allowSecrets: [],
         syncRetries: 3,
-        autoSyncOnSave: true,
         undoMaxSteps: 50,
         undoMaxLogMegabytes: 1024,
         undoMaxStepMegabytes: 256,
@@ -67,7 +66,7 @@ describe('unit: config', () => {
         excludes: ['node_modules', '*.log'],
         allowSecrets: ['.env.test', 'certs/*.pem'],
         syncRetries: 0,
-        autoSyncOnSave: false,
+        autoSync: 'off',
         undoMaxSteps: 5,
         undoMaxLogMegabytes: 100,
         undoMaxStepMegabytes: 10,
@@ -96,7 +95,8 @@ describe('unit: config', () => {
       { key: 'syncRetries', value: 11 },
       { key: 'syncRetries', value: 1.5 },
       { key: 'syncRetries', value: '3' },
-      { key: 'autoSyncOnSave', value: 'yes' },
+      { key: 'autoSync', value: 'sometimes' },
+      { key: 'autoSync', value: true },
     ];
     for (const { key, value } of invalid) {
       it(`rejects ${key} = ${JSON.stringify(value)} naming ${cliName(key)} and ${vscodeName(key)}`, () => {
@@ -134,6 +134,13 @@ describe('unit: config', () => {
 
     it('reads CLUD_ALLOW_SECRETS as comma-separated patterns', () => {
       assert.deepEqual(configFromEnvironment({ CLUD_ALLOW_SECRETS: '.env.test, certs/*.pem,,' }, ':'), { allowSecrets: ['.env.test', 'certs/*.pem'] });
+    });
+
+    it('reads the auto-sync mode from CLUD_AUTO_SYNC, and a wrong value is reported as the --auto-sync flag', () => {
+      assert.deepEqual(configFromEnvironment({ CLUD_AUTO_SYNC: 'on-save' }, ':'), { autoSync: 'on-save' });
+      assert.equal(parseConfig(configFromEnvironment({ CLUD_AUTO_SYNC: 'off' }, ':')).autoSync, 'off');
+      assert.equal(parseConfig({}).autoSync, undefined, 'absent: the agent keeps the mode it has');
+      assert.match(invalidConfigError(configFromEnvironment({ CLUD_AUTO_SYNC: 'always' }, ':'), cliName).message, /--auto-sync/);
     });
 
     it('ignores empty variables', () => {

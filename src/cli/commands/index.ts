@@ -15,6 +15,8 @@ import { history } from './history';
 import { undo } from './undo';
 import { claude } from './claude';
 import { ui } from './ui';
+import { watch } from './watch';
+import { pause } from './pause';
 
 /** Every `clud` command, registered here once. */
-export const COMMANDS: readonly CommandSpec[] = [up, push, pull, sync, status, conflicts, resolve, backup, resume, history, undo, exec, claude, ui, logs, down];
+export const COMMANDS: readonly CommandSpec[] = [up, push, pull, sync, status, watch, pause, resume, conflicts, resolve, backup, history, undo, exec, claude, ui, logs, down];
