@@ -124,10 +124,11 @@ export class AgentClient {
           ? new CludError('sync-halted', message.message)
           : message.code === 'sync-busy'
             ? new CludError('timeout', message.message, 'Wait for the other sync (another `clud` command or VS Code) to finish, then try again.')
-            : message.code === 'agent-unavailable'
-              ? new CludError('agent-unavailable', `agent could not ${pending.method}: ${message.message}`, 'Wait for the workspace to finish starting, or run `clud up --rebuild` to update an older workspace.')
-              : message.code === 'agent-restarted'
-                ? new CludError('agent-restarted', `agent could not ${pending.method}: ${message.message}`, 'The sync agent was restarted; try again.')
+            // The relay lost the resident agent mid-request: the same as an agent that exited (run it again).
+            : message.code === 'agent-restarted'
+              ? new CludError('agent-exited', message.message, 'Run the command again; `clud logs` says why the agent stopped.')
+              : message.code === 'agent-unavailable'
+                ? new CludError('agent-unavailable', message.message, 'Run `clud logs` to see why, or `clud up` to restart the workspace.')
                 : new CludError('agent-failed', `agent could not ${pending.method}: ${message.message}`),
       );
       return;

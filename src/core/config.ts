@@ -30,7 +30,8 @@ export const CludConfig = z.object({
   syncRetries: z.number().int().min(0).max(10).default(3),
   /**
    * When the resident agent syncs on its own (`clud up --auto-sync`, CLUD_AUTO_SYNC, `clud.autoSync`):
-   * sent with `configure` once the workspace runs. Absent: the agent keeps what it has (continuous at first).
+   * the container starts with it, and `up` sends it with `configure` to a running one. Absent: the
+   * agent keeps the mode it has (continuous in a new container).
    */
   autoSync: AutoSyncMode.optional(),
   /** Undo log limits: the oldest steps are evicted first; a step over the size limit cannot be undone. */

@@ -13,7 +13,6 @@ export type CludErrorCode =
   | 'agent-failed'
   | 'agent-exited'
   | 'agent-unavailable'
-  | 'agent-restarted'
   | 'sync-failed'
   | 'sync-halted'
   | 'unsynced-changes'

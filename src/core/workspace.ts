@@ -161,7 +161,7 @@ export class Workspace {
   }
 
   get syncOptions(): SyncOptions {
-    return { excludes: this.config.excludes, retries: this.config.syncRetries, allowSecrets: this.config.allowSecrets };
+    return { excludes: this.config.excludes, retries: this.config.syncRetries, allowSecrets: this.config.allowSecrets, autoSync: this.config.autoSync ?? 'continuous' };
   }
 
   /** Builds the image if needed, creates and starts the container if needed, waits for the initial copy. */

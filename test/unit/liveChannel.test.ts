@@ -133,7 +133,7 @@ describe('unit: live channel reconnect policy', () => {
   });
 
   it('retries a channel that ended, an exited or restarted agent and an unreachable Docker', () => {
-    for (const code of ['channel-ended', 'agent-exited', 'agent-restarted', 'docker-unreachable', 'agent-failed'] as const) {
+    for (const code of ['channel-ended', 'agent-exited', 'docker-unreachable', 'agent-failed'] as const) {
       assert.deepEqual(decideReconnect(DEFAULT_RECONNECT_POLICY, { attempt: 2, code, everConnected: true }), { action: 'retry', delayMs: 1000 }, code);
     }
   });
@@ -192,7 +192,7 @@ describe('unit: live channel', () => {
     await channel.close();
   });
 
-  it('takes agent-restarted on a request as the end of the subscription, and reopens it', async () => {
+  it('takes agent-restarted on a request (the relay lost the agent) as the end of the subscription, and reopens it', async () => {
     const agents: FakeAgent[] = [];
     const { channel, statuses } = harness(() => {
       const agent = new FakeAgent((request, self) => {
@@ -203,7 +203,7 @@ describe('unit: live channel', () => {
       return agent;
     });
     await until(() => statuses.length === 1, 'the first status');
-    await assert.rejects(channel.request('hint', { paths: ['a.txt'] }), (error: unknown) => error instanceof CludError && error.code === 'agent-restarted');
+    await assert.rejects(channel.request('hint', { paths: ['a.txt'] }), (error: unknown) => error instanceof CludError && error.code === 'agent-exited');
     await until(() => statuses.length === 2, 'the status after reconnecting');
     assert.equal(agents.length, 2);
     assert.deepEqual(await channel.request('hint', { paths: ['a.txt'] }), {});

@@ -227,6 +227,11 @@ describe('unit: ui live status (the resident agent)', () => {
     });
   }
 
+  it('a paused on-save or off mode is not a pause the user can lift: it shows what waits', () => {
+    assert.equal(run(attachedRunning, liveEvent({ state: 'paused', autoSync: 'on-save', changesWaiting: true })).health.kind, 'changes-waiting');
+    assert.equal(run(attachedRunning, liveEvent({ state: 'paused', autoSync: 'off' })).health.kind, 'synced');
+  });
+
   it('never says synced while changes wait, and follows each status as it comes', () => {
     const states = [liveEvent({ changesWaiting: true }), liveEvent({ state: 'syncing', changesWaiting: true }), liveEvent()].map((event, index, all) => run(attachedRunning, ...all.slice(0, index + 1)).health.kind);
     assert.deepEqual(states, ['changes-waiting', 'syncing', 'synced']);

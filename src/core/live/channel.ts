@@ -75,8 +75,8 @@ export class LiveChannel {
     try {
       return await session.client.request(method, params);
     } catch (error) {
-      // The agent behind the relay was restarted: this subscription is dead, open a new one.
-      if (error instanceof CludError && error.code === 'agent-restarted') this.dropCurrent?.();
+      // The agent behind the relay was restarted (or the relay exited): this subscription is dead, open a new one.
+      if (error instanceof CludError && error.code === 'agent-exited') this.dropCurrent?.();
       throw error;
     }
   }
@@ -135,7 +135,7 @@ export class LiveChannel {
     try {
       const ended = new Promise<CludError>((resolve) => {
         session.client.onClose(resolve);
-        this.dropCurrent = () => resolve(new CludError('agent-restarted', 'the sync agent was restarted'));
+        this.dropCurrent = () => resolve(new CludError('agent-exited', 'the sync agent was restarted'));
       });
       const status = await Promise.race([session.client.request('subscribe', {}), ended.then((error) => Promise.reject(error))]);
       this.asked = new Set();

@@ -120,13 +120,19 @@ export function liveHealth(live: LiveStatus): Health {
     case 'waiting-for-approval':
       return { kind: 'waiting-for-approval', detail: live.question?.question.detail ?? 'a sync waits for your approval' };
     case 'paused':
+      // An agent that reports "paused" for the on-save and off modes too: only a user's pause is one.
+      if (live.autoSync !== 'continuous') return idleHealth(live);
       return { kind: 'paused' };
     case 'halted':
       return { kind: 'halted', reason: live.halt ? `${live.halt.reason} (${live.halt.side})` : 'a safety halt stopped the sync' };
     case 'idle':
-      if (live.conflicts.length > 0) return { kind: 'conflict' };
-      return live.changesWaiting ? { kind: 'changes-waiting' } : { kind: 'synced' };
+      return idleHealth(live);
   }
+}
+
+function idleHealth(live: LiveStatus): Health {
+  if (live.conflicts.length > 0) return { kind: 'conflict' };
+  return live.changesWaiting ? { kind: 'changes-waiting' } : { kind: 'synced' };
 }
 
 /** A running workspace's health follows its last sync: a halt is "halted", open conflicts are "conflict". */
