@@ -90,6 +90,8 @@ export function formatLiveEvent(event: AgentEvent, time: Date, previous: LiveSta
   const stamp = time.toISOString().slice(11, 23);
   switch (event.type) {
     case 'status': {
+      // "syncing" is said by the cycle's own start line.
+      if (event.status.state === 'syncing') return undefined;
       const line = formatLiveStatus(event.status);
       if (previous && formatLiveStatus(previous) === line) return undefined;
       return `${stamp} ${line}`;

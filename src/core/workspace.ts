@@ -385,7 +385,7 @@ export class Workspace {
       return { live, after: live && (await session.client.request('resume', {})) };
     });
     if (!before.live) return { wasPaused: false, wasHalted: true, report: await this.syncCycle('two-way-safe', { reset: true, onQuestion: options.onQuestion }) };
-    const wasHalted = before.live.state === 'halted';
+    const wasHalted = before.live.halt !== undefined;
     const report = wasHalted ? await this.syncCycle('two-way-safe', { reset: true, onQuestion: options.onQuestion }) : undefined;
     const live = report ? ((await this.liveStatus().catch(() => undefined)) ?? before.after) : before.after;
     return { live, wasPaused: before.live.state === 'paused', wasHalted, ...(report && { report }) };

@@ -23,6 +23,7 @@ describe('unit: clud watch and status output', () => {
     assert.equal(formatLiveEvent({ type: 'cycle-started', kind: 'incremental' }, at, undefined), '22:05:07.123 syncing (incremental cycle)');
     assert.equal(formatLiveEvent({ type: 'status', status: status() }, at, undefined), '22:05:07.123 synced (auto-sync continuous)');
     assert.equal(formatLiveEvent({ type: 'status', status: status() }, at, status()), undefined);
+    assert.equal(formatLiveEvent({ type: 'status', status: status({ state: 'syncing' }) }, at, status()), undefined, 'the cycle-started line says it');
     const report = emptySyncReport({ id: 's1', policy: 'two-way-safe', startedAt: at.toISOString(), applied: [{ path: 'src/a.ts', side: 'host', action: 'create' }], appliedCount: 1, writtenCount: 1 });
     const lines = formatLiveEvent({ type: 'cycle-finished', kind: 'incremental', report }, at, undefined)!.split('\n');
     assert.match(lines[0]!, /^22:05:07\.123 incremental: two-way-safe: 1 change\(s\)/);
