@@ -9,6 +9,7 @@ import { log, runPrepare } from './init';
 import { relay } from './relay';
 import { superviseDaemon } from './supervisor';
 import { AGENT_VERSION } from './version';
+import { startDaemonIfNoneRuns } from './supervisor';
 
 /** stdout carries protocol lines only: anything a library prints goes to stderr instead. */
 function keepStdoutForProtocol(): void {
@@ -31,7 +32,7 @@ if (command === 'prepare') {
   void runDaemon();
 } else if (command === 'serve') {
   keepStdoutForProtocol();
-  void relay(process.stdin, process.stdout, { socketPath: AGENT_SOCKET_PATH, failpoint: process.env.CLUD_FAILPOINT }).then(() => process.exit(0));
+  void relay(process.stdin, process.stdout, { socketPath: AGENT_SOCKET_PATH, failpoint: process.env.CLUD_FAILPOINT, startDaemon: startDaemonIfNoneRuns }).then(() => process.exit(0));
 } else if (command === 'version') {
   process.stdout.write(`${AGENT_VERSION}\n`);
 } else {

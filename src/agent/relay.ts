@@ -17,7 +17,16 @@ export interface RelayOptions {
   connectTimeoutMs?: number;
   /** Sent first when set: the channel's fault injection (tests; see src/agent/failpoint.ts). */
   failpoint?: string;
+  /**
+   * Called once when the socket is still missing after a few seconds: a container started by an
+   * earlier Clud has no resident agent of its own (its init predates it), so the first client
+   * starts one, which then serves every client of that container.
+   */
+  startDaemon?: () => void;
 }
+
+/** How long a missing socket is waited for before the relay starts a resident agent itself. */
+const START_DAEMON_AFTER_MS = 3_000;
 
 /** Relays until the client's input ends (then the socket is closed) or the agent goes away. */
 export async function relay(input: Readable, output: Writable, options: RelayOptions): Promise<void> {
@@ -25,7 +34,7 @@ export async function relay(input: Readable, output: Writable, options: RelayOpt
   const send = (message: AgentMessage) => {
     if (!output.writableEnded) output.write(encodeMessage(message));
   };
-  const socket = await connectWithin(options.socketPath, options.connectTimeoutMs ?? 60_000).catch((error: unknown) => error as Error);
+  const socket = await connectWithin(options.socketPath, options.connectTimeoutMs ?? 60_000, options.startDaemon).catch((error: unknown) => error as Error);
   if (socket instanceof Error) {
     // Nobody to relay to: every request gets the reason, so the client can say it and exit.
     answerAll(input, send, 'agent-unavailable', `the resident sync agent is not running (${socket.message}); run \`clud logs\` to see why, or \`clud up\``);
@@ -75,10 +84,16 @@ export async function relay(input: Readable, output: Writable, options: RelayOpt
   });
 }
 
-function connectWithin(socketPath: string, timeoutMs: number): Promise<Socket> {
-  const deadline = Date.now() + timeoutMs;
+function connectWithin(socketPath: string, timeoutMs: number, startDaemon?: () => void): Promise<Socket> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  let daemonStarted = false;
   return new Promise((resolve, reject) => {
     const attempt = () => {
+      if (startDaemon && !daemonStarted && Date.now() - started >= START_DAEMON_AFTER_MS) {
+        daemonStarted = true;
+        startDaemon();
+      }
       const socket = connect(socketPath);
       socket.once('connect', () => {
         socket.removeAllListeners('error');

@@ -69,13 +69,22 @@ export class ResidentAgent {
   private startQueue: Promise<unknown> = Promise.resolve();
   private jobsWaiting = 0;
   private compactTimer: NodeJS.Timeout | undefined;
+  /** Settles once start-up (the initial copy, the session's opening and its recovery) is over. */
+  private started: Promise<void> | undefined;
 
   constructor() {
     this.settings = loadSettings();
   }
 
   /** The initial copy when /workspace has none yet, then the session. Never throws: failures are in the init state. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    // A failed start-up is logged and leaves the agent serving: status tells why, and
+    // `retryInitialSync` (clud up) can try again.
+    this.started ??= this.startNow().catch((error: unknown) => log('error', `start-up failed: ${errorMessage(error)}`));
+    return this.started;
+  }
+
+  private async startNow(): Promise<void> {
     await this.runBeforeSession(async () => {
       const init = readInitState();
       if (init?.phase === 'starting' && init.initialSync) {
@@ -105,8 +114,12 @@ export class ResidentAgent {
     return state;
   }
 
-  /** Whether syncing can start: the state folder exists and the initial copy is complete. */
-  assertReady(): SyncSession {
+  /**
+   * The session, once start-up is over (a request that arrives while a restarted agent recovers
+   * waits for it), if syncing can start: the state folder exists and the initial copy is complete.
+   */
+  async readySession(): Promise<SyncSession> {
+    await this.start();
     if (!existsSync(CONTAINER_STATE_PATH)) {
       throw new RequestError('sync-halted', `this container has no sync state folder at ${CONTAINER_STATE_PATH} (it was made by an older Clud); run \`clud pull\`, then \`clud up --rebuild\``);
     }
@@ -123,7 +136,7 @@ export class ResidentAgent {
    * it, an interactive client shows it), so a request never waits behind a question nobody sees.
    */
   async job<T>(work: (store: SyncStateStore, undoLog: UndoLog) => Promise<T>, ask?: (question: SafeguardQuestionInfo) => Promise<Answer>): Promise<T> {
-    const session = this.assertReady();
+    const session = await this.readySession();
     if (this.question && ask) {
       const open = this.question;
       void ask(open.question).then((answer) => this.answer(open.questionId, answer), () => undefined);
@@ -198,7 +211,7 @@ export class ResidentAgent {
   /** Resumes auto-sync and lifts a safety halt (the agreed state is then forgotten: both sides merge, nothing deleted). */
   async resume(): Promise<LiveStatus> {
     this.userPaused = false;
-    const session = this.assertReady();
+    const session = await this.readySession();
     await session.resume();
     this.applyBackgroundMode();
     return this.status();
@@ -298,7 +311,7 @@ export class ResidentAgent {
       this.publishStatus();
     });
     session.on('halted', (halt) => {
-      log('warn', `sync halted: ${halt.reason}`, { side: halt.side });
+      log('warn', `sync halted: ${halt.reason}`, { halted: true, side: halt.side });
       this.broadcast({ type: 'halted', side: halt.side, reason: halt.reason });
     });
     session.on('error', (error) => log('error', `background cycle failed: ${errorMessage(error)}`));
@@ -365,7 +378,7 @@ export class ResidentAgent {
       for (const applied of report.applied) this.conflicts.delete(applied.path);
       for (const conflict of report.conflicts) this.conflicts.add(conflict.path);
       this.lastCycle = { id: report.id, finishedAt: new Date().toISOString(), applied: report.appliedCount, kind };
-      if (report.appliedCount > 0 || report.conflicts.length > 0 || report.halted) log('info', `${kind} cycle: ${report.appliedCount} change(s), ${report.conflicts.length} conflict(s)${report.halted ? `, halted: ${report.halted.reason}` : ''}`, { id: report.id, durationMs: report.durationMs });
+      if (report.appliedCount > 0 || report.conflicts.length > 0 || report.halted) log('info', `${kind} cycle: ${report.appliedCount} change(s), ${report.conflicts.length} conflict(s)${report.halted ? `, halted: ${report.halted.reason}` : ''}`, { id: report.id, kind, applied: report.appliedCount, durationMs: report.durationMs });
       this.broadcast({ type: 'cycle-finished', kind, report });
     }
     this.publishStatus();
@@ -383,7 +396,7 @@ export class ResidentAgent {
       const undoLog = this.undoLog;
       if (!session || !undoLog || undoLog.disabledReason) return;
       void session
-        .runJob(() => undoLog.compact({ stop: () => this.jobsWaiting > 0 || session.changesWaiting }))
+        .runJob(() => undoLog.compact({ stop: () => this.jobsWaiting > 0 || (this.backgroundWanted() && session.changesWaiting) }))
         .then((compacted) => {
           if (compacted.length > 0) log('info', `undo log: compressed ${compacted.length} step(s)`, { steps: compacted });
         })
@@ -422,7 +435,7 @@ function loadSettings(): LiveSettings {
     return LiveSettings.parse(JSON.parse(readFileSync(SETTINGS_FILE, 'utf8')));
   } catch {
     const options = readSyncOptions();
-    return LiveSettings.parse({ autoSync: options.autoSync, excludes: options.excludes, allowSecrets: options.allowSecrets });
+    return LiveSettings.parse({ autoSync: options.autoSync, excludes: options.excludes, allowSecrets: options.allowSecrets, poll: { host: options.poll.includes('host'), container: options.poll.includes('container') } });
   }
 }
 

@@ -34,6 +34,8 @@ export const CludConfig = z.object({
    * agent keeps the mode it has (continuous in a new container).
    */
   autoSync: AutoSyncMode.optional(),
+  /** Sides polled instead of watched (the host is always polled on Docker Desktop, which passes no file events). */
+  poll: z.array(z.enum(['host', 'container'])).default([]),
   /** Undo log limits: the oldest steps are evicted first; a step over the size limit cannot be undone. */
   undoMaxSteps: z.number().int().min(1).max(10_000).default(50),
   undoMaxLogMegabytes: z.number().min(1).default(1024),
@@ -71,6 +73,7 @@ export function configFromEnvironment(env: NodeJS.ProcessEnv, pathDelimiter: str
   if (env.CLUD_EXTRA_CA_CERTIFICATES) config.extraCaCertificates = env.CLUD_EXTRA_CA_CERTIFICATES.split(pathDelimiter).filter(Boolean);
   // Patterns, not paths: separated by commas, which no gitignore pattern of a file name needs.
   if (env.CLUD_ALLOW_SECRETS) config.allowSecrets = env.CLUD_ALLOW_SECRETS.split(',').map((pattern) => pattern.trim()).filter(Boolean);
+  if (env.CLUD_POLL) config.poll = env.CLUD_POLL.split(',').map((side) => side.trim()).filter(Boolean) as CludConfigInput['poll'];
   if (env.CLUD_MCP_SERVERS) config.mcpServers = parseMcpServerList(env.CLUD_MCP_SERVERS, 'CLUD_MCP_SERVERS');
   if (env.CLUD_AUTO_SYNC) config.autoSync = env.CLUD_AUTO_SYNC as AutoSyncMode;
   return config;

@@ -56,6 +56,8 @@ export const SyncOptions = z.object({
   allowSecrets: AllowSecrets,
   /** When the resident agent syncs on its own, until a client configures it otherwise (see LiveSettings). */
   autoSync: AutoSyncMode.default('continuous'),
+  /** Sides polled instead of watched: the host on Docker Desktop, whose bind mounts pass no file events. */
+  poll: z.array(z.enum(['host', 'container'])).default([]),
 });
 export type SyncOptions = z.infer<typeof SyncOptions>;
 

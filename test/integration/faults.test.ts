@@ -63,7 +63,10 @@ describe('integration: faults at the edges', function () {
     it('syncs requested at the same moment by separate clients all complete, one after another', async function () {
       const runs = await Promise.all([0, 1, 2].map(() => runCludJson(['sync', dir], { timeoutMs: 120_000 })));
       for (const { run } of runs) assertExit(run, 0);
-      const windows = runs.map(({ json }) => ({ start: Date.parse(json.startedAt as string), end: Date.parse(json.startedAt as string) + (json.durationMs as number) })).sort((a, b) => a.start - b.start);
+      const windows = runs
+        .map(({ json }) => json.report as { startedAt: string; durationMs: number })
+        .map((report) => ({ start: Date.parse(report.startedAt), end: Date.parse(report.startedAt) + report.durationMs }))
+        .sort((a, b) => a.start - b.start);
       for (let index = 1; index < windows.length; index += 1) assert.ok(windows[index]!.start >= windows[index - 1]!.end, `cycles overlapped: ${JSON.stringify(windows)}`);
     });
   });
