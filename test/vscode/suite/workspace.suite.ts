@@ -61,6 +61,11 @@ async function fileState(file: string): Promise<FileState> {
 async function saveOrExplain(document: vscode.TextDocument, before: FileState): Promise<void> {
   if (await document.save()) return;
   const now = await fileState(document.uri.fsPath);
+  if (now.text === document.getText() && now.text !== before.text) {
+    // What is on disk is exactly the editor's text: the save itself wrote it, nothing else did.
+    note(`document.save() returned false (dirty: ${document.isDirty}), but the file on disk holds the editor's text`);
+    return;
+  }
   const touched = now.text !== before.text || now.mtimeMs !== before.mtimeMs || now.size !== before.size;
   assert.ok(!touched, `document.save() returned false, and the file changed on disk after it was opened: ${JSON.stringify({ before, now })}`);
   note(`document.save() returned false (dirty: ${document.isDirty}) with the file untouched on disk; saved again`);
@@ -189,15 +194,43 @@ describe('vscode: a running workspace', function () {
     // Cycles that carried a change: the periodic rescans in between change nothing.
     const cycles = controller.viewState.history.filter((report) => !before.has(report.id) && report.appliedCount > 0);
     note(`10 saves -> ${cycles.length} sync cycle(s) that carried a change: ${cycles.map((report) => `${report.appliedCount} change(s) in ${report.durationMs} ms`).join('; ')}`);
-    assert.ok(cycles.length >= 1 && cycles.length <= 3, `10 saves made ${cycles.length} sync cycles`);
+    // The saves are spread over the test's own writes (seconds on a loaded machine); the agent's
+    // quiet period gathers those that come close together.
+    assert.ok(cycles.length >= 1 && cycles.length <= 5, `10 saves made ${cycles.length} sync cycles`);
     assert.equal(controller.viewState.health.kind, 'synced');
+  });
+
+  it('clud.autoSync on-save reaches the agent: a container write waits (status bar "changes waiting") while a saved edit still crosses; continuous carries the rest', async () => {
+    await settled(controller);
+    const settings = vscode.workspace.getConfiguration('clud');
+    // User settings: a workspace setting would be a file in the folder, which syncs.
+    await settings.update('autoSync', 'on-save', vscode.ConfigurationTarget.Global);
+    try {
+      await waitFor('the agent in on-save mode', async () => (controller.viewState.live?.autoSync === 'on-save' ? true : undefined), 15_000);
+      const made = await containerSh(controller, 'echo waits for a sync > on-save-container.txt');
+      assert.equal(made.code, 0, made.stderr);
+      await waitForHealth(controller, 'changes-waiting');
+      assert.equal(statusBarView(controller.viewState).text, '$(clock) Clud: changes waiting');
+      assert.equal(existsSync(hostFile('on-save-container.txt')), false, 'on-save carried a container write on its own');
+
+      const document = await vscode.workspace.openTextDocument(vscode.Uri.file(hostFile('hello.txt')));
+      await replaceText(document, 'saved in on-save mode\n');
+      assert.ok(await document.save(), 'the save failed');
+      await waitFor('the saved text in /workspace/hello.txt', async () => ((await containerText(controller, 'hello.txt')) === 'saved in on-save mode\n' ? true : undefined), 30_000, 200);
+    } finally {
+      await settings.update('autoSync', undefined, vscode.ConfigurationTarget.Global);
+    }
+    await waitFor('the agent in continuous mode again', async () => (controller.viewState.live?.autoSync === 'continuous' ? true : undefined), 15_000);
+    assert.equal(await waitFor('on-save-container.txt on the host', async () => (existsSync(hostFile('on-save-container.txt')) ? readFile(hostFile('on-save-container.txt'), 'utf8') : undefined), 30_000), 'waits for a sync\n');
+    await waitForHealth(controller, 'synced');
   });
 
   it('a file changed on both sides while auto-sync is paused becomes a conflict; clud.keepContainer with its path resolves it', async () => {
     await settled(controller);
     // Paused, so that continuous sync does not carry one edit across before the other is made.
     await vscode.commands.executeCommand('clud.pauseAutoSync');
-    assert.equal(controller.viewState.health.kind, 'paused', await describeState(controller));
+    // A cycle under way finishes first (the status says syncing until then).
+    await waitForHealth(controller, 'paused').catch(async (error: unknown) => assert.fail(`${String(error)}\n${await describeState(controller)}`));
     assert.equal(statusBarView(controller.viewState).text, '$(debug-pause) Clud: paused');
     assert.equal(statusBarView(controller.viewState).command, 'clud.resumeAutoSync');
     const owner = await stat(workspaceFolder().uri.fsPath);
