@@ -249,6 +249,10 @@ describe('unit: ui live status (the resident agent)', () => {
     assert.deepEqual(state.conflicts.map((conflict) => conflict.path), ['a.txt', 'b.txt']);
     assert.equal(state.conflicts[0]!.host?.kind, 'file');
     assert.deepEqual(run(attachedRunning, { type: 'syncFinished', report: report({ conflicts: [conflictOn('a.txt')] }) }, liveEvent()).conflicts, [], 'resolved elsewhere: gone');
+    // A later incremental cycle that did not look at a.txt reports no conflicts; the agent still names it.
+    const later = run(attachedRunning, liveEvent({ conflicts: ['a.txt'] }), { type: 'syncFinished', report: report({ conflicts: [conflictOn('a.txt')] }) }, { type: 'syncFinished', report: report() }, liveEvent({ conflicts: ['a.txt'] }));
+    assert.equal(later.conflicts[0]?.host?.kind, 'file', 'what each side holds is kept from the report that described it');
+    assert.equal(find(buildTree(later), 'conflict:a.txt')?.contextValue, 'conflict.file');
   });
 
   it('a late status does not bring back a stopped workspace; a lost subscription falls back to the reports', () => {

@@ -105,7 +105,13 @@ export function reduce(state: WorkspaceViewState, event: StateEvent): WorkspaceV
  * names, with what the reports told about each).
  */
 function fromLive(state: WorkspaceViewState, live: LiveStatus): Pick<WorkspaceViewState, 'live' | 'health' | 'conflicts'> {
-  const known = new Map(state.conflicts.map((conflict) => [conflict.path, conflict]));
+  // An incremental cycle reports only the conflicts among the paths it looked at: what each side
+  // holds comes from the newest report that described the path.
+  const known = new Map<string, ConflictInfo>();
+  for (const conflict of [...state.conflicts, ...state.history.flatMap((report) => report.conflicts)]) {
+    const seen = known.get(conflict.path);
+    if (!seen || (!seen.host && !seen.container && (conflict.host || conflict.container))) known.set(conflict.path, conflict);
+  }
   const conflicts = live.conflicts.map((path) => known.get(path) ?? { path });
   return { live, conflicts, health: liveHealth(live) };
 }
