@@ -377,20 +377,24 @@ export class Workspace {
   }
 
   /**
-   * Lifts a pause and a safety halt. After a halt, the agreed state is forgotten and both sides
-   * are merged, deleting nothing; the merge's report comes back. An agent without a resident sync
-   * does what `resume` always did there: that merge.
+   * Lifts a pause and a safety halt, then (`merge: 'always'`, what `clud resume` has always done)
+   * forgets the agreed state and merges both sides, deleting nothing; the merge's report comes
+   * back. `merge: 'after-halt'` merges only when the agent's status or its newest report shows a
+   * halt (Resume Auto-Sync after a pause: files deleted meanwhile stay deleted).
    */
-  async resume(options: { onQuestion?: QuestionHandler } = {}): Promise<ResumeResult> {
+  async resume(options: { merge?: 'always' | 'after-halt'; onQuestion?: QuestionHandler } = {}): Promise<ResumeResult> {
     const before = await this.withSession(async (session) => {
       const live = await this.liveStatus(session);
-      return { live, after: live && (await session.client.request('resume', {})) };
+      if (!live) return { live };
+      const halted = live.halt !== undefined || (await session.client.request('history', {})).reports[0]?.halted !== undefined;
+      return { live, halted, after: await session.client.request('resume', {}) };
     });
-    if (!before.live) return { wasPaused: false, wasHalted: true, report: await this.syncCycle('two-way-safe', { reset: true, onQuestion: options.onQuestion }) };
-    const wasHalted = before.live.halt !== undefined;
-    const report = wasHalted ? await this.syncCycle('two-way-safe', { reset: true, onQuestion: options.onQuestion }) : undefined;
+    const merge = () => this.syncCycle('two-way-safe', { reset: true, onQuestion: options.onQuestion });
+    if (!before.live) return { wasPaused: false, wasHalted: true, report: await merge() };
+    const wasHalted = before.halted === true;
+    const report = wasHalted || (options.merge ?? 'always') === 'always' ? await merge() : undefined;
     const live = report ? ((await this.liveStatus().catch(() => undefined)) ?? before.after) : before.after;
-    return { live, wasPaused: before.live.state === 'paused', wasHalted, ...(report && { report }) };
+    return { live, wasPaused: before.live.state === 'paused' && !wasHalted, wasHalted, ...(report && { report }) };
   }
 
   /** Makes /workspace like the host folder; what only the container had is kept aside, not lost. */

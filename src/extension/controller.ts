@@ -135,10 +135,13 @@ export class WorkspaceController implements vscode.Disposable {
     });
   }
 
-  /** Lifts a pause and a safety halt; after a halt both sides are merged, deleting nothing (the report comes back). */
-  resume(): Promise<ResumeResult> {
+  /**
+   * Lifts a pause and a safety halt. Resume Sync After Halt (`merge: 'always'`) then merges both
+   * sides, deleting nothing, as `clud resume` does; Resume Auto-Sync merges only after a halt.
+   */
+  resume(merge: 'always' | 'after-halt' = 'always'): Promise<ResumeResult> {
     return this.enqueue(async () => {
-      const result = await this.workspace().resume({ onQuestion: askInModal });
+      const result = await this.workspace().resume({ merge, onQuestion: askInModal });
       if (result.report) this.dispatch({ type: 'syncFinished', report: result.report });
       if (result.live) this.dispatch({ type: 'live', status: result.live });
       this.log.info('resumed', { wasPaused: result.wasPaused, wasHalted: result.wasHalted, syncId: result.report?.id });

@@ -6,12 +6,12 @@ import { reportOutput } from './syncCommand';
 export const resume: CommandSpec = {
   name: 'resume',
   usage: 'clud resume [DIR] [--yes] [--json]',
-  summary: 'Sync again after `clud pause` or a safety halt. After a halt: forget the last agreed state and merge both sides, deleting nothing.',
+  summary: 'Sync again after `clud pause` or a safety halt: forget the last agreed state and merge both sides, deleting nothing.',
   options: {
     yes: { type: 'boolean', description: 'allow what a safeguard would ask about during the merge' },
   },
   async run({ workspace, flags }) {
-    const result = await workspace.resume({ onQuestion: questionHandler(flags) });
+    const result = await workspace.resume({ merge: 'always', onQuestion: questionHandler(flags) });
     const merge = result.report ? reportOutput(result.report) : undefined;
     const what = result.wasHalted ? 'halt lifted' : result.wasPaused ? 'auto-sync resumed' : 'nothing was paused or halted';
     const lines = [...(result.live ? [`${what}: ${formatLiveStatus(result.live)}`] : []), ...(result.report ? [formatReport(result.report)] : [])];
