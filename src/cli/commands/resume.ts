@@ -15,10 +15,8 @@ export const resume: CommandSpec = {
     const merge = result.report ? reportOutput(result.report) : undefined;
     const what = result.wasHalted ? 'halt lifted' : result.wasPaused ? 'auto-sync resumed' : 'nothing was paused or halted';
     const lines = [...(result.live ? [`${what}: ${formatLiveStatus(result.live)}`] : []), ...(result.report ? [formatReport(result.report)] : [])];
-    return {
-      json: { ok: merge ? merge.json.ok : true, ...(result.live && { live: result.live }), wasPaused: result.wasPaused, wasHalted: result.wasHalted, ...(merge && { metrics: merge.json.metrics, report: result.report }) },
-      text: lines.join('\n'),
-      exitCode: merge?.exitCode ?? 0,
-    };
+    // With --json, the same object as every sync ({ ok, metrics, report }): scripts read resume's merge as they read a sync.
+    if (merge) return { ...merge, text: lines.join('\n') };
+    return { json: { ok: true, ...(result.live && { live: result.live }) }, text: lines.join('\n'), exitCode: 0 };
   },
 };
