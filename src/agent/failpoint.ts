@@ -3,7 +3,7 @@
 // started the Nth change to the host in a sync (its preimage is in the undo log, the change may
 // be half done), exactly as a crash there would. CLUD_FAILPOINT=slow-host-changes:MS makes each
 // change to the host wait MS ms first, so that a test can interrupt a sync while it writes.
-// CLUD_FAILPOINT=fail-initial-copy makes the initial copy report an error, as a copy that rsync
+// CLUD_FAILPOINT=fail-initial-copy makes the initial copy report an error, as a copy that tar
 // could not finish does (the container's start-up gets it through the container's environment).
 // Unset, it does nothing.
 import type { Change } from '../core/sync/reconcile';

@@ -3,7 +3,7 @@ import { readInitState, writeInitState } from './initStateFile';
 import { CONTAINER_HOST_PATH, CONTAINER_WORKSPACE_PATH } from '../core/containerLayout';
 import { seedContainerRepository } from '../core/git/bridge';
 import { initialCopyMustFail } from './failpoint';
-import { runInitialCopy } from './rsyncRunner';
+import { runInitialCopy } from './initialCopy';
 
 /**
  * Copies the host folder into /workspace and records the outcome in the init state, so that a failure is

@@ -49,9 +49,9 @@ export const AutoSyncMode = z.enum(['continuous', 'on-save', 'off']);
 export type AutoSyncMode = z.infer<typeof AutoSyncMode>;
 
 export const SyncOptions = z.object({
-  /** Extra exclude patterns (rsync filter syntax, like .gitignore lines) on top of the built-ins. */
+  /** Extra exclude patterns (.gitignore syntax) on top of the built-ins. */
   excludes: z.array(z.string()).default([]),
-  /** Transient-failure retries (rsync exit codes that mean I/O or timeout trouble). */
+  /** Transient-failure retries of a sync cycle (I/O or timeout trouble). */
   retries: z.number().int().min(0).max(10).default(3),
   allowSecrets: AllowSecrets,
   /** When the resident agent syncs on its own, until a client configures it otherwise (see LiveSettings). */

@@ -10,8 +10,8 @@ export interface RetryResult<T> {
 
 /**
  * Runs `attempt` until `shouldRetry` says its result is final or `retries` are used up. It
- * retries on results rather than exceptions because a failed rsync run is a result (an exit
- * code and its errors) that the caller still reports.
+ * retries on results rather than exceptions because a failed sync cycle is a result (its report
+ * and its errors) that the caller still reports.
  */
 export async function withRetries<T>(
   attempt: () => Promise<T>,

@@ -7,6 +7,7 @@ import { chmod, chown, lstat, readFile, readdir, writeFile } from 'node:fs/promi
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, AGENT_SOCKET_PATH, INIT_STATE_PATH, SYNC_ONLY_PATH } from '../../src/core/containerLayout';
+import { BASE_FILE } from '../../src/core/sync/stateStore';
 import {
   INTEGRATION_TIMEOUT_MS,
   TestScope,
@@ -97,7 +98,7 @@ describe('integration: the container is a boundary', function () {
     await execSh(dir, 'echo from-container > c.txt');
     await cludSync('pull', dir);
     const stateDirectory = stateDirectoryOf(dir);
-    assert.ok(await pathExists(path.join(stateDirectory, 'state-base.jsonl')));
+    assert.ok(await pathExists(path.join(stateDirectory, BASE_FILE)));
     assert.ok(await pathExists(path.join(stateDirectory, 'undo')));
     // The agent compacts the new undo step half a second after the sync: wait, so that the only
     // change to the state folder could be the attack's.

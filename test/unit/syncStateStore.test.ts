@@ -86,6 +86,25 @@ describe('unit: sync state store (journal + base)', () => {
     assert.deepEqual([...(await SyncStateStore.open(stateDir())).ancestor], [...ANCESTOR]);
   });
 
+  it('replace: the directory holds exactly the new tables, not the old base, journal or state files', async () => {
+    const old = await SyncStateStore.open(stateDir());
+    await old.commit({ ancestor: ANCESTOR, host: new Map([['gone', cached('f')]]) });
+    await old.commit({ container: new Map([['gone', cached('g')]]) }); // a journal line beyond the base
+    await old.close();
+    await new SyncStateFiles(stateDir()).writeCache('host', new Map([['stale', cached('h')]]));
+    const ancestor = new Map<string, Entry>([['kept', file('d'.repeat(64))]]);
+    await SyncStateStore.replace(stateDir(), { ancestor, host: new Map([['kept', cached('d'.repeat(64))]]), container: new Map([['kept', cached('d'.repeat(64))]]) });
+    const store = await SyncStateStore.open(stateDir());
+    assert.deepEqual(contents(store), { ancestor: [...ancestor], host: [['kept', cached('d'.repeat(64))]], container: [['kept', cached('d'.repeat(64))]] });
+    assert.equal(existsSync(path.join(stateDir(), 'scan-cache-host.json')), false);
+    assert.equal(readFileSync(path.join(stateDir(), JOURNAL_FILE), 'utf8'), '');
+    await store.commit({ ancestor: new Map([['next', file('e'.repeat(64))]]) });
+    await store.close();
+    const reopened = await SyncStateStore.open(stateDir());
+    assert.equal(reopened.ancestor.size, 2);
+    await reopened.close();
+  });
+
   it('drops a torn last line (a commit that never returned) and carries on after it', async () => {
     const store = await SyncStateStore.open(stateDir());
     await store.commit({ ancestor: ANCESTOR });

@@ -112,7 +112,10 @@ const compareStrings = (x: string, y: string): number => (x < y ? -1 : x > y ? 1
 const compareSides = (x: Side, y: Side): number => (x === y ? 0 : x === 'host' ? -1 : 1);
 
 function untrackedProblems(side: Side, snapshot: Snapshot): Problem[] {
-  return [...snapshot].flatMap(([path, entry]) => (entry.kind === 'untracked' ? [{ path, side, reason: entry.reason }] : []));
+  // Over every entry of both sides each cycle: no array per entry.
+  const problems: Problem[] = [];
+  for (const [path, entry] of snapshot) if (entry.kind === 'untracked') problems.push({ path, side, reason: entry.reason });
+  return problems;
 }
 
 /**

@@ -51,6 +51,15 @@ export interface ScanOptions {
    * must not use them on the host folder, where a file its owner cannot read stays unread.
    */
   accessAs?: AccessIdentity;
+  /**
+   * Called for each directory, file and symlink that will be in the snapshot, as soon as that is
+   * decided: a directory once it has been listed (before anything under it), a file once its
+   * secret check passed, with its bytes when it was read whole (undefined when it came from the
+   * cache or is too big to hold). The initial copy streams the tree from here, so that each file
+   * is read once. A returned promise holds that file's hashing slot until it settles
+   * (backpressure). Untracked entries are never passed.
+   */
+  onEntry?: (path: string, entry: Exclude<Entry, { kind: 'untracked' }>, stat: Stats, content?: Buffer) => void | Promise<void>;
 }
 
 export interface AccessIdentity {
@@ -98,7 +107,7 @@ export async function scanTree(root: string, options: ScanOptions): Promise<Scan
   const started = Date.now();
   const { rootBytes } = await openableRoot(root);
 
-  const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs);
+  const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs, options.onEntry);
   const visited: Visited[] = [];
   const walked = await scanner.walkDirectory('', IgnoreRules.create(options.excludes), visited);
   if (walked === 'vanished') throw new Error(`sync root ${root} does not exist`);
@@ -158,7 +167,13 @@ class Scanner {
   /** Secrets found by name (never read) or by content, not allowed through. */
   private readonly keptOut = new Map<string, string>();
 
-  constructor(private readonly root: Buffer, private readonly previousCache: ScanCache, private readonly allowedSecrets: SecretAllowList, private readonly accessAs?: AccessIdentity) {}
+  constructor(
+    private readonly root: Buffer,
+    private readonly previousCache: ScanCache,
+    private readonly allowedSecrets: SecretAllowList,
+    private readonly accessAs?: AccessIdentity,
+    private readonly onEntry?: ScanOptions['onEntry'],
+  ) {}
 
   /**
    * Appends the directory's subtree to `out`, parents before children and siblings in code-unit
@@ -171,7 +186,7 @@ class Scanner {
    * that a resident agent keeps answering its clients during a long scan. Content is still read
    * asynchronously, HASH_CONCURRENCY files at a time.
    */
-  async walkDirectory(directory: string, inheritedRules: IgnoreRules, out: Visited[]): Promise<'ok' | 'vanished' | { unreadable: string }> {
+  async walkDirectory(directory: string, inheritedRules: IgnoreRules, out: Visited[], onListed?: () => void): Promise<'ok' | 'vanished' | { unreadable: string }> {
     const directoryBytes = joinBytes(this.root, directory);
     const names = settleSync(() => readdirSync(directoryBytes, { encoding: 'buffer' }));
     if (names === undefined) return 'vanished';
@@ -185,6 +200,7 @@ class Scanner {
       if (gitignore !== undefined) rules = rules.withGitignore(directory, gitignore);
     }
     this.rules.set(directory, rules);
+    onListed?.();
     const children = names.map(nameFromBytes).sort((a, b) => (a < b ? -1 : 1)); // names are unique
     const prefix = directory === '' ? '' : `${directory}/`;
     for (const name of children) await this.visit(prefix + name, rules, out);
@@ -214,9 +230,10 @@ class Scanner {
       return untracked(`${isDirectory ? 'cannot list directory' : 'cannot read'}: permission denied (its mode keeps out UID ${this.accessAs.uid})`);
     }
     if (isDirectory) {
+      const entry = { kind: 'directory', mode: permissionBits(stat.mode) } as const;
       const at = out.length;
-      out.push({ path, entry: { kind: 'directory', mode: permissionBits(stat.mode) } });
-      const walked = await this.walkDirectory(path, rules, out);
+      out.push({ path, entry });
+      const walked = await this.walkDirectory(path, rules, out, this.onEntry && (() => void this.onEntry!(path, entry, stat)));
       if (walked === 'ok') return;
       out.length = at;
       if (walked !== 'vanished') untracked(walked.unreadable);
@@ -233,7 +250,7 @@ class Scanner {
       return;
     }
     if (stat.isSymbolicLink()) {
-      out.push(...(await this.visitSymlink(path)));
+      out.push(...(await this.visitSymlink(path, stat)));
       return;
     }
     out.push({ path, entry: { kind: 'untracked', reason: `${specialFileKind(stat)}: cannot be synchronized`, special: true } });
@@ -279,7 +296,12 @@ class Scanner {
       && cached.ctimeMs === stat.ctimeMs && cached.ino === stat.ino && cached.mode === stat.mode && cached.secret !== undefined) {
       this.cache.set(path, cached);
       this.noteContentVerdict(path, cached.secret);
-      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash: cached.hash };
+      const entry = { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash: cached.hash } as const;
+      if (!this.onEntry || this.keptOut.has(path)) return entry;
+      return this.hashLimit.run(async () => {
+        await this.onEntry!(path, entry, stat);
+        return entry;
+      });
     }
     return this.hashLimit.run(() => this.hashFile(path));
   }
@@ -299,12 +321,14 @@ class Scanner {
       const secret = (read.content && secretByContent(path, read.content)) ?? false;
       this.noteContentVerdict(path, secret);
       this.cache.set(path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, mode: stat.mode, hash, secret });
-      return { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash };
+      const entry = { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash } as const;
+      if (this.onEntry && !this.keptOut.has(path)) await this.onEntry(path, entry, stat, read.content);
+      return entry;
     }
     return { kind: 'untracked', reason: `changed while being read, ${HASH_ATTEMPTS} times` };
   }
 
-  private async visitSymlink(path: string): Promise<Visited[]> {
+  private async visitSymlink(path: string, stat: Stats): Promise<Visited[]> {
     const targetBytes = await settle(() => fs.readlink(joinBytes(this.root, path), { encoding: 'buffer' }));
     if (targetBytes === undefined) return [];
     if (targetBytes instanceof Failure) return [{ path, entry: { kind: 'untracked', reason: `cannot read link: ${targetBytes.reason}` } }];
@@ -314,7 +338,9 @@ class Scanner {
     if (target.startsWith('/') || resolved === '..' || resolved.startsWith('../')) {
       this.problemReasons.set(path, `symlink points outside the folder: ${target}`);
     }
-    return [{ path, entry: { kind: 'symlink', target } }];
+    const entry = { kind: 'symlink', target } as const;
+    await this.onEntry?.(path, entry, stat);
+    return [{ path, entry }];
   }
 }
 
@@ -452,7 +478,7 @@ export async function scanPaths(root: string, paths: readonly string[], options:
   const started = Date.now();
   const { rootBytes, rootStat } = await openableRoot(root);
 
-  const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs);
+  const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs, options.onEntry);
   // Per folder of a chain: its rules, or why the paths below it are left out.
   const folders = new Map<string, IgnoreRules | { ignored: true } | { notAFolder: true }>();
   const visited: Visited[] = [];

@@ -415,8 +415,9 @@ export class SyncSession extends EventEmitter<{
     this.drainScheduled = false;
     if (this.closed || this.isPaused || this.settings.autoSync === 'off') return;
     // on-save: only what the editor saved crosses on its own; the rest waits for a client's sync.
-    await this.cycle(this.settings.autoSync === 'on-save');
-    if (this.dirty.size > 0 || this.fullCycleWanted) this.scheduleDrain();
+    // Only after a cycle that ran: in on-save mode, what was not saved stays dirty without a cycle.
+    const ran = await this.cycle(this.settings.autoSync === 'on-save');
+    if (ran && (this.dirty.size > 0 || this.fullCycleWanted)) this.scheduleDrain();
   }
 
   /** One background cycle: of the hinted paths only (`onlyHinted`), or of everything collected. */

@@ -34,6 +34,8 @@ export type StateChanges = Partial<{
 export const STATE_STORE_VERSION = 1;
 export const BASE_FILE = 'state-base.jsonl';
 export const JOURNAL_FILE = 'state-journal.jsonl';
+/** The per-table JSON files the store took over (SyncStateFiles). */
+const STATE_FILE_NAMES = ['ancestor.json', 'scan-cache-host.json', 'scan-cache-container.json'];
 /** The journal is compacted once it is bigger than the base and than this. */
 const MIN_COMPACTION_BYTES = 4 * 2 ** 20;
 /** Records per write while a base is written: big enough to be fast, small enough to stay flat in memory. */
@@ -65,6 +67,25 @@ export class SyncStateStore {
     if (!loaded) await store.migrateFromStateFiles();
     store.journal = await open(store.journalPath, 'a');
     return store;
+  }
+
+  /**
+   * Makes `directory` hold exactly these tables, whatever it held before: a new base and an empty
+   * journal, written once (the initial copy's first agreed state, which a previous container's
+   * state must not outlive). The old journal goes first, so that its commits can never be read
+   * against the new base; a crash before the new base is in place leaves the old base alone,
+   * which the copy (not yet recorded as complete) replaces when it runs again.
+   */
+  static async replace(directory: string, tables: { ancestor: ReadonlyMap<string, Entry>; host: ReadonlyMap<string, ScanCacheEntry>; container: ReadonlyMap<string, ScanCacheEntry> }): Promise<void> {
+    await mkdir(directory, { recursive: true });
+    const store = new SyncStateStore(directory);
+    await rm(store.journalPath, { force: true });
+    await syncDirectory(directory);
+    for (const name of TABLES) for (const [key, record] of tables[name]) store.anyTable(name).set(key, record);
+    await store.compactNow();
+    await store.close();
+    // The store owns the state from here: an older state file left beside it could be read as current.
+    for (const name of STATE_FILE_NAMES) await rm(path.join(directory, name), { force: true });
   }
 
   get basePath(): string {
@@ -262,7 +283,7 @@ export class SyncStateStore {
     // would be worse than none (none means "merge, delete nothing").
     await this.journal?.close();
     this.journal = undefined;
-    for (const name of ['ancestor.json', 'scan-cache-host.json', 'scan-cache-container.json']) await rm(path.join(this.directory, name), { force: true });
+    for (const name of STATE_FILE_NAMES) await rm(path.join(this.directory, name), { force: true });
   }
 }
 

@@ -1,0 +1,297 @@
+// `npm run bench:scale` (or `npm run bench -- --scale`): the real container at scale. Per size
+// (generated trees of 2,000 / 10,000 / 100,000 files, bench/trees.ts), a temp folder goes
+// through `clud up` (dist/cli.js, the real image, the real agent), then in that same container:
+//   - the initial copy at `up` (scan, copy, first agreed state; the agent's own duration) against
+//     a tar pipe of the same tree (/clud/host read as the sync user, unpacked as the workspace
+//     user, into the container's own file system, as the initial copy does);
+//   - a no-change `clud sync` (the agent's duration, and the whole command's) against a no-change
+//     `rsync -a` of the same tree in the same container;
+//   - with the resident agent syncing continuously (no command run): the latency of one file
+//     written in /workspace until it is in the host folder, and of one written in the host
+//     folder until it is in /workspace (p50/p95 of LATENCY_PROBES each, the writer's clock
+//     against the reader's: one kernel clock on Linux);
+//   - a save-burst of BURST_FILES files each way until the last one has arrived whole, against
+//     `rsync --files-from` of those files in the same container;
+//   - the agent's processes: the resident agent's and its supervisor's memory, their inotify
+//     watches, the resident agent's CPU over a few idle seconds.
+// Times inside the container are taken inside it (no `docker exec` start-up in them). The
+// machine is shared: every ratio is of two numbers measured in the same run, minutes apart.
+// `-- --sizes 2000,10000`: other sizes. CLUD_TEST_IMAGE / CLUD_IMAGE: the image tag to use.
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { mkdtemp, rm } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { buildTree } from './trees';
+
+const run = promisify(execFile);
+const REPO = path.resolve(__dirname, '..');
+const CLI = path.join(REPO, 'dist', 'cli.js');
+const IMAGE = process.env.CLUD_TEST_IMAGE ?? process.env.CLUD_IMAGE ?? 'clud-bench:latest';
+/** The folder's owner, as a real user's (the agent takes its UID). */
+const OWNER = 1000;
+const IDLE_SECONDS = 5;
+const LATENCY_PROBES = Number(process.env.CLUD_BENCH_PROBES ?? 20);
+const BURST_FILES = 1000;
+const RECEIVE_AS_CODER = 'setpriv --reuid=coder --regid=coder --init-groups --inh-caps=-all --ambient-caps=-all --';
+
+interface Row {
+  files: number;
+  folders: number;
+  initialCopyMs: number;
+  tarPipeMs: number;
+  copyRatio: number;
+  syncAgentMs: number;
+  syncCommandMs: number;
+  rsyncMs: number;
+  syncRatio: number;
+  hostToContainerMs: { p50: number; p95: number };
+  containerToHostMs: { p50: number; p95: number };
+  burstToContainerMs: number;
+  burstToHostMs: number;
+  rsyncFilesFromMs: number;
+  agentRssMb: number;
+  supervisorRssMb: number;
+  inotifyWatches: number;
+  idleCpuPercent: number;
+}
+
+async function measure(files: number, work: string): Promise<Row> {
+  const folder = path.join(work, `tree-${files}`);
+  const { folders } = buildTree(folder, files);
+  execFileSync('chown', ['-R', `${OWNER}:${OWNER}`, folder]); // plain folders and files: never follows a link
+  await run('sync');
+  const env = { ...process.env, CLUD_IMAGE: IMAGE, CLUD_STATE_DIR: path.join(work, 'state'), CLUD_EXTRA_CA_CERTIFICATES: process.env.CLUD_EXTRA_CA_CERTIFICATES ?? '/etc/ssl/certs/ca-certificates.crt' };
+  const clud = async (...args: string[]) => JSON.parse((await run(process.execPath, [CLI, ...args, '--json'], { env, maxBuffer: 1 << 28 })).stdout) as Record<string, unknown>;
+  console.error(`  ${files} files in ${folders} folders: clud up…`);
+  await clud('up', folder);
+  try {
+    const status = (await clud('status', folder)) as { containerName?: string; init?: { phase?: string; initialSync?: { durationMs: number; filesTransferred: number; errors: string[] } } };
+    const container = status.containerName;
+    const copy = status.init?.initialSync;
+    if (!container || status.init?.phase !== 'ready' || !copy) throw new Error(`clud up did not finish its copy: ${JSON.stringify(status.init)}`);
+    if (copy.filesTransferred !== files) throw new Error(`the initial copy carried ${copy.filesTransferred} of ${files} files`);
+
+    console.error('  tar pipe…');
+    const tarPipeMs = await timedInContainer(container, `mkdir /bench-tar && chown coder:coder /bench-tar`, `/opt/clud/as-sync-user sh -c 'tar -C /clud/host -cf - . | ${RECEIVE_AS_CODER} tar -C /bench-tar -xpf -'`, 'rm -rf /bench-tar');
+
+    console.error('  no-change clud sync and rsync -a…');
+    await clud('sync', folder); // the first sync after the copy, so the timed one is the steady state
+    const started = performance.now();
+    const report = (await clud('sync', folder)) as { report?: { durationMs?: number; appliedCount?: number } };
+    const syncCommandMs = performance.now() - started;
+    if (report.report?.appliedCount) throw new Error(`a no-change sync applied ${report.report.appliedCount} change(s)`);
+    const rsyncMs = await timedInContainer(
+      container,
+      `mkdir /bench-rsync && chown clud:clud /bench-rsync && /opt/clud/as-sync-user rsync -a /clud/host/ /bench-rsync/`,
+      `/opt/clud/as-sync-user rsync -a /clud/host/ /bench-rsync/`,
+      'rm -rf /bench-rsync',
+    );
+
+    console.error('  latency and bursts with continuous sync…');
+    const live = await measureContinuous(container, folder);
+
+    console.error('  the agent at rest…');
+    const agent = await agentAtRest(container);
+    const initialCopyMs = copy.durationMs;
+    const syncAgentMs = report.report?.durationMs ?? NaN;
+    return {
+      files, folders, initialCopyMs, tarPipeMs: Math.round(tarPipeMs), copyRatio: round(initialCopyMs / tarPipeMs),
+      syncAgentMs, syncCommandMs: Math.round(syncCommandMs), rsyncMs: Math.round(rsyncMs), syncRatio: round(syncAgentMs / rsyncMs),
+      ...live,
+      ...agent,
+    };
+  } finally {
+    await clud('down', folder, '--force', '--purge').catch((error: unknown) => console.error(`  clud down failed: ${String(error)}`));
+    await rm(folder, { recursive: true, force: true });
+  }
+}
+
+/** Runs `command` as root in the container after `setup` and before `cleanup`; its milliseconds, timed inside. */
+async function timedInContainer(container: string, setup: string, command: string, cleanup: string): Promise<number> {
+  const script = `set -e; ${setup}; sync; start=$(date +%s%N); ${command}; end=$(date +%s%N); ${cleanup}; echo $(( (end - start) / 1000000 ))`;
+  const { stdout } = await run('docker', ['exec', '-u', 'root', container, 'sh', '-c', script], { maxBuffer: 1 << 24 });
+  return Number(stdout.trim().split('\n').at(-1));
+}
+
+/**
+ * A Node process in the container, as the workspace user, that writes files and waits for them
+ * on request (one JSON line each way): what the coding agent's writes and reads look like.
+ */
+const CONTAINER_PROBE = `
+const fs = require('fs'), path = require('path'), rl = require('readline').createInterface({ input: process.stdin });
+const arrived = (files, size) => files.every((f) => { try { return fs.statSync(f).size === size; } catch { return false; } });
+rl.on('line', async (line) => {
+  const { op, files, content } = JSON.parse(line);
+  if (op === 'write') {
+    for (const f of files) { fs.mkdirSync(path.dirname(f), { recursive: true }); fs.writeFileSync(f, content); }
+    process.stdout.write(JSON.stringify({ at: Date.now() }) + '\\n');
+  } else {
+    while (!arrived(files, Buffer.byteLength(content))) await new Promise((r) => setTimeout(r, 5));
+    process.stdout.write(JSON.stringify({ at: Date.now() }) + '\\n');
+  }
+});`;
+
+interface Probe { request(op: 'write' | 'wait', files: string[], content: string): Promise<number>; close(): void }
+
+function startContainerProbe(container: string): Probe {
+  const child = spawn('docker', ['exec', '-i', '-u', 'coder', container, 'node', '-e', CONTAINER_PROBE], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const waiting: Array<(at: number) => void> = [];
+  createInterface({ input: child.stdout }).on('line', (line) => waiting.shift()?.((JSON.parse(line) as { at: number }).at));
+  return {
+    request: (op, files, content) => new Promise((resolve) => {
+      waiting.push(resolve);
+      child.stdin.write(`${JSON.stringify({ op, files, content })}\n`);
+    }),
+    close: () => child.stdin.end(),
+  };
+}
+
+async function waitOnHost(files: string[], content: string): Promise<number> {
+  const size = Buffer.byteLength(content);
+  const arrived = () => files.every((file) => { try { return statSync(file).size === size; } catch { return false; } });
+  const deadline = Date.now() + 120_000;
+  while (!arrived()) {
+    if (Date.now() > deadline) throw new Error(`${files.length} file(s) did not reach the host folder in 120 s`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return Date.now();
+}
+
+function writeOnHost(files: string[], content: string): number {
+  for (const file of files) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, content);
+  }
+  return Date.now();
+}
+
+/** Latencies one file at a time, each way, then a burst each way, with the resident agent's continuous sync. */
+async function measureContinuous(container: string, folder: string) {
+  const probe = startContainerProbe(container);
+  const quiet = () => new Promise((resolve) => setTimeout(resolve, 500));
+  try {
+    const toContainer: number[] = [];
+    const toHost: number[] = [];
+    for (let index = 0; index < LATENCY_PROBES; index += 1) {
+      // Each side writes in folders of its own: a folder the sync made in /workspace is not
+      // necessarily the workspace user's: a cycle of the continuous sync leaves it the sync user's today.
+      const name = `bench-probe-host/${index}.txt`;
+      const content = `from the host ${index}\n`;
+      const waited = probe.request('wait', [`/workspace/${name}`], content);
+      await quiet();
+      const written = writeOnHost([path.join(folder, name)], content);
+      toContainer.push((await waited) - written);
+      await quiet();
+      const back = `bench-probe-container/${index}.txt`;
+      const arrivedOnHost = waitOnHost([path.join(folder, back)], content);
+      const writtenInContainer = await probe.request('write', [`/workspace/${back}`], content);
+      toHost.push((await arrivedOnHost) - writtenInContainer);
+    }
+    await quiet();
+    const burst = Array.from({ length: BURST_FILES }, (_, index) => `bench-burst/d${index % 50}/f${index}.txt`); // under host-… and container-…
+    const content = 'x'.repeat(700) + '\n';
+    const burstArrived = probe.request('wait', burst.map((name) => `/workspace/host-${name}`), content);
+    const burstStarted = Date.now();
+    writeOnHost(burst.map((name) => path.join(folder, `host-${name}`)), content);
+    const burstToContainerMs = (await burstArrived) - burstStarted;
+    await quiet();
+    const burstOnHost = waitOnHost(burst.map((name) => path.join(folder, `container-${name}`)), content);
+    const containerStarted = Date.now();
+    await probe.request('write', burst.map((name) => `/workspace/container-${name}`), content);
+    const burstToHostMs = (await burstOnHost) - containerStarted;
+    // The same 1,000 files by rsync in the same container, from the host folder to a new folder.
+    const list = burst.map((name) => `host-${name}`).join('\\n');
+    const rsyncFilesFromMs = await timedInContainer(
+      container,
+      `mkdir /bench-burst && chown clud:clud /bench-burst && printf '${list}\\n' > /tmp/bench-burst.list`,
+      `/opt/clud/as-sync-user rsync -a --files-from=/tmp/bench-burst.list /clud/host/ /bench-burst/`,
+      'rm -rf /bench-burst /tmp/bench-burst.list',
+    );
+    return {
+      hostToContainerMs: percentiles(toContainer), containerToHostMs: percentiles(toHost),
+      burstToContainerMs, burstToHostMs, rsyncFilesFromMs,
+    };
+  } finally {
+    probe.close();
+  }
+}
+
+function percentiles(values: number[]): { p50: number; p95: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN;
+  return { p50: at(0.5), p95: at(0.95) };
+}
+
+/**
+ * The agent's processes (init, the supervisor; daemon, the resident agent): each one's RSS and
+ * inotify watches, and the daemon's CPU while nothing changes. Read from this machine's /proc
+ * (`docker top` gives their PIDs here): inside the container, root has no right to read the
+ * sync user's descriptors.
+ */
+async function agentAtRest(container: string): Promise<{ agentRssMb: number; supervisorRssMb: number; inotifyWatches: number; idleCpuPercent: number }> {
+  const top = (await run('docker', ['top', container, '-eo', 'pid,args'])).stdout.trim().split('\n').slice(1);
+  const pidOf = (role: string) => top.map((line) => line.trim().split(/\s+/)).find((fields) => fields[2] === '/opt/clud/agent.js' && fields[3] === role)?.[0];
+  const daemon = pidOf('daemon');
+  const supervisor = pidOf('init');
+  if (!daemon || !supervisor) throw new Error(`no resident agent and supervisor in the container: ${top.join(' | ')}`);
+  const rssMb = (pid: string) => Math.round(Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024);
+  const watches = (pid: string) =>
+    readdirSync(`/proc/${pid}/fdinfo`).reduce((sum, fd) => {
+      try {
+        return sum + (readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').match(/^inotify wd:/gm)?.length ?? 0);
+      } catch {
+        return sum; // closed meanwhile
+      }
+    }, 0);
+  const ticks = () => readFileSync(`/proc/${daemon}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ').slice(11, 13).reduce((sum, value) => sum + Number(value), 0);
+  const before = ticks();
+  const started = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
+  const after = ticks();
+  const hz = Number((await run('getconf', ['CLK_TCK'])).stdout.trim());
+  return {
+    agentRssMb: rssMb(daemon),
+    supervisorRssMb: rssMb(supervisor),
+    inotifyWatches: watches(daemon) + watches(supervisor),
+    idleCpuPercent: round((100 * (after - before)) / hz / ((performance.now() - started) / 1000)),
+  };
+}
+
+const round = (n: number): number => Math.round(n * 100) / 100;
+
+async function main(): Promise<void> {
+  const sizesArg = process.argv.indexOf('--sizes');
+  const sizes = sizesArg > 0 ? (process.argv[sizesArg + 1] ?? '').split(',').map(Number) : [2000, 10000, 100000];
+  const work = await mkdtemp(path.join(os.tmpdir(), 'clud-scale-bench-'));
+  const rows: Row[] = [];
+  try {
+    for (const files of sizes) {
+      rows.push(await measure(files, work));
+      console.error(`  ${JSON.stringify(rows.at(-1))}`);
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  console.log(`image ${IMAGE}; ${os.cpus().length} cores, load ${os.loadavg().map((n) => n.toFixed(1)).join(' ')}`);
+  console.log('| files | folders | initial copy ms | tar pipe ms | ratio | no-change sync ms (agent / command) | no-change rsync -a ms | ratio (agent) |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const row of rows) {
+    console.log(`| ${row.files} | ${row.folders} | ${row.initialCopyMs} | ${row.tarPipeMs} | ${row.copyRatio} | ${row.syncAgentMs} / ${row.syncCommandMs} | ${row.rsyncMs} | ${row.syncRatio} |`);
+  }
+  console.log('');
+  console.log(`| files | host → /workspace ms p50 / p95 | /workspace → host ms p50 / p95 | ${BURST_FILES}-file burst → /workspace ms | ${BURST_FILES}-file burst → host ms | rsync --files-from ms | resident agent RSS MB (supervisor) | inotify watches | resident agent idle CPU % |`);
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const row of rows) {
+    console.log(`| ${row.files} | ${row.hostToContainerMs.p50} / ${row.hostToContainerMs.p95} | ${row.containerToHostMs.p50} / ${row.containerToHostMs.p95} | ${row.burstToContainerMs} | ${row.burstToHostMs} | ${row.rsyncFilesFromMs} | ${row.agentRssMb} (${row.supervisorRssMb}) | ${row.inotifyWatches} | ${row.idleCpuPercent} |`);
+  }
+  mkdirSync(path.join(REPO, 'bench-results'), { recursive: true });
+  writeFileSync(path.join(REPO, 'bench-results', 'scale.json'), JSON.stringify({ image: IMAGE, load: os.loadavg(), rows }, null, 2));
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

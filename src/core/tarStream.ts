@@ -1,0 +1,114 @@
+// The tar format, as far as the initial copy writes it (src/agent/initialCopy.ts): the agent
+// streams the scanned tree as an archive into GNU tar, which unpacks it in /workspace as the
+// workspace user. Pure: headers as bytes, no I/O.
+//
+// Each member is a POSIX ustar header, preceded where needed by a GNU long-name ('L') or
+// long-link ('K') member, which carry names as raw bytes (a name here may be any bytes, see
+// pathCodec), and by a pax header ('x') holding only the modification time to the nanosecond.
+// ustar has no room for fractions of a second, and the first agreed state inherits a file's hash
+// only where /workspace shows the time the scan saw.
+
+export const TAR_BLOCK = 512;
+/** Two zero blocks end an archive. */
+export const TAR_END = Buffer.alloc(2 * TAR_BLOCK);
+
+export type TarMember =
+  | { kind: 'file'; path: Buffer; mode: number; mtimeMs: number; size: number }
+  | { kind: 'directory'; path: Buffer; mode: number; mtimeMs: number }
+  | { kind: 'symlink'; path: Buffer; target: Buffer; mtimeMs: number };
+
+const TYPE_FLAG = { file: '0', directory: '5', symlink: '2' } as const;
+const NAME_FIELD = 100;
+/** The largest size the 11 octal digits of ustar hold; bigger ones use GNU's base-256 form. */
+const MAX_OCTAL_SIZE = 0o77777777777;
+
+/** The header blocks of one member (its content, if a file, follows, padded by tarPadding). */
+export function tarHeader(member: TarMember): Buffer {
+  const blocks: Buffer[] = [];
+  const name = member.path;
+  if (name.length > NAME_FIELD) blocks.push(...longNameMember('L', name));
+  const target = member.kind === 'symlink' ? member.target : undefined;
+  if (target && target.length > NAME_FIELD) blocks.push(...longNameMember('K', target));
+  blocks.push(...paxMember(`mtime=${paxTime(member.mtimeMs)}`));
+  blocks.push(
+    ustarHeader({
+      name: name.subarray(0, NAME_FIELD),
+      mode: member.kind === 'symlink' ? 0o777 : member.mode & 0o777,
+      size: member.kind === 'file' ? member.size : 0,
+      mtime: Math.max(0, Math.floor(member.mtimeMs / 1000)),
+      type: TYPE_FLAG[member.kind],
+      linkName: target?.subarray(0, NAME_FIELD),
+    }),
+  );
+  return Buffer.concat(blocks);
+}
+
+/** Zeros that fill a file's last block. */
+export function tarPadding(size: number): Buffer {
+  const rest = size % TAR_BLOCK;
+  return rest === 0 ? Buffer.alloc(0) : Buffer.alloc(TAR_BLOCK - rest);
+}
+
+/** Seconds since the epoch with nine decimals, as pax writes times (a time before 1970: whole seconds). */
+export function paxTime(mtimeMs: number): string {
+  if (!(mtimeMs >= 0)) return String(Math.floor(mtimeMs / 1000));
+  let seconds = Math.floor(mtimeMs / 1000);
+  let nanoseconds = Math.round((mtimeMs - seconds * 1000) * 1e6);
+  if (nanoseconds >= 1e9) {
+    seconds += 1;
+    nanoseconds -= 1e9;
+  }
+  return `${seconds}.${String(nanoseconds).padStart(9, '0')}`;
+}
+
+interface UstarFields { name: Buffer; mode: number; size: number; mtime: number; type: string; linkName?: Buffer }
+
+function ustarHeader(fields: UstarFields): Buffer {
+  const header = Buffer.alloc(TAR_BLOCK);
+  fields.name.copy(header, 0);
+  writeOctal(header, 100, 8, fields.mode);
+  writeOctal(header, 108, 8, 0); // uid and gid: the receiver is not root and keeps its own
+  writeOctal(header, 116, 8, 0);
+  if (fields.size > MAX_OCTAL_SIZE) writeBase256(header, 124, 12, fields.size);
+  else writeOctal(header, 124, 12, fields.size);
+  writeOctal(header, 136, 12, fields.mtime);
+  header.write(fields.type, 156, 'latin1');
+  fields.linkName?.copy(header, 157);
+  header.write('ustar\u000000', 257, 'latin1');
+  // The checksum is the sum of the header's bytes with its own field read as spaces.
+  header.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, 148, 'latin1');
+  return header;
+}
+
+/** A GNU long-name ('L') or long-link ('K') member: the next header's name or link, NUL-terminated. */
+function longNameMember(type: 'L' | 'K', name: Buffer): Buffer[] {
+  const data = Buffer.concat([name, Buffer.alloc(1)]);
+  return [ustarHeader({ name: Buffer.from('././@LongLink'), mode: 0, size: data.length, mtime: 0, type }), data, tarPadding(data.length)];
+}
+
+/** A pax extended header ('x') with one record, "LENGTH key=value\n", LENGTH counting itself. */
+function paxMember(keyValue: string): Buffer[] {
+  const body = ` ${keyValue}\n`;
+  let length = body.length + 1;
+  while (String(length).length + body.length !== length) length = String(length).length + body.length;
+  const data = Buffer.from(`${length}${body}`, 'latin1');
+  return [ustarHeader({ name: Buffer.from('././@PaxHeader'), mode: 0o644, size: data.length, mtime: 0, type: 'x' }), data, tarPadding(data.length)];
+}
+
+/** `width - 1` octal digits and a NUL. */
+function writeOctal(header: Buffer, offset: number, width: number, value: number): void {
+  header.write(`${Math.trunc(value).toString(8).padStart(width - 1, '0')}\u0000`, offset, 'latin1');
+}
+
+/** GNU's base-256 number: the first byte's high bit set, then the value big-endian. */
+function writeBase256(header: Buffer, offset: number, width: number, value: number): void {
+  let rest = BigInt(Math.trunc(value));
+  for (let index = offset + width - 1; index > offset; index -= 1) {
+    header[index] = Number(rest & 0xffn);
+    rest >>= 8n;
+  }
+  header[offset] = 0x80;
+}

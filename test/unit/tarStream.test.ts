@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { TAR_BLOCK, TAR_END, paxTime, tarHeader, tarPadding } from '../../src/core/tarStream';
+import type { TarMember } from '../../src/core/tarStream';
+
+/** An archive of `members` (files with the given content) unpacked by the system's GNU tar into a new folder. */
+function unpack(members: Array<{ member: TarMember; content?: Buffer }>): string {
+  const target = mkdtempSync(path.join(os.tmpdir(), 'clud-tar-'));
+  const archive = Buffer.concat(members.flatMap(({ member, content }) => [tarHeader(member), ...(content ? [content, tarPadding(content.length)] : [])]).concat(TAR_END));
+  execFileSync('tar', ['--extract', '--file=-', `--directory=${target}`, '--preserve-permissions', '--no-same-owner', '--delay-directory-restore'], { input: archive });
+  return target;
+}
+
+describe('tarStream', () => {
+  const folders: string[] = [];
+  afterEach(() => {
+    for (const folder of folders.splice(0)) rmSync(folder, { recursive: true, force: true });
+  });
+
+  it('writes headers GNU tar unpacks: folders, files with their modes and nanosecond times, symlinks', () => {
+    const content = Buffer.from('hello\n');
+    const target = unpack([
+      { member: { kind: 'directory', path: Buffer.from('src'), mode: 0o750, mtimeMs: 1_700_000_000_123.25 } },
+      { member: { kind: 'file', path: Buffer.from('src/run.sh'), mode: 0o755, mtimeMs: 1_700_000_001_456.5, size: content.length }, content },
+      { member: { kind: 'file', path: Buffer.from('src/empty'), mode: 0o640, mtimeMs: 1_600_000_000_000, size: 0 }, content: Buffer.alloc(0) },
+      { member: { kind: 'symlink', path: Buffer.from('link'), target: Buffer.from('src/run.sh'), mtimeMs: 1_700_000_000_000 } },
+    ]);
+    folders.push(target);
+    assert.equal(readFileSync(path.join(target, 'src/run.sh'), 'utf8'), 'hello\n');
+    assert.equal(lstatSync(path.join(target, 'src/run.sh')).mode & 0o7777, 0o755);
+    assert.equal(lstatSync(path.join(target, 'src/empty')).mode & 0o7777, 0o640);
+    assert.equal(lstatSync(path.join(target, 'src')).mode & 0o7777, 0o750);
+    // Time to the microsecond at least (what mtimeMs carries), folders too, set after their content.
+    assert.ok(Math.abs(lstatSync(path.join(target, 'src/run.sh')).mtimeMs - 1_700_000_001_456.5) < 0.001);
+    assert.ok(Math.abs(lstatSync(path.join(target, 'src')).mtimeMs - 1_700_000_000_123.25) < 0.001);
+    assert.equal(readlinkSync(path.join(target, 'link')), 'src/run.sh');
+  });
+
+  it('unpacks members in the order a concurrent scan decides them: folders keep their time and read-only mode', () => {
+    const content = Buffer.from('late\n');
+    const target = unpack([
+      { member: { kind: 'directory', path: Buffer.from('a'), mode: 0o555, mtimeMs: 1_600_000_000_000 } },
+      { member: { kind: 'directory', path: Buffer.from('b'), mode: 0o755, mtimeMs: 1_600_000_000_000 } },
+      { member: { kind: 'file', path: Buffer.from('b/one'), mode: 0o644, mtimeMs: 1_600_000_000_000, size: content.length }, content },
+      { member: { kind: 'file', path: Buffer.from('a/late'), mode: 0o644, mtimeMs: 1_600_000_000_000, size: content.length }, content },
+    ]);
+    folders.push(target);
+    assert.equal(readFileSync(path.join(target, 'a/late'), 'utf8'), 'late\n');
+    for (const folder of ['a', 'b']) assert.equal(lstatSync(path.join(target, folder)).mtimeMs, 1_600_000_000_000);
+    assert.equal(lstatSync(path.join(target, 'a')).mode & 0o7777, 0o555);
+    execFileSync('chmod', ['-R', 'u+w', target]); // so that afterEach can remove it as any user
+  });
+
+  it('carries names and link targets of any length and any bytes, not only UTF-8', () => {
+    const longFolder = 'd'.repeat(120);
+    const oddName = Buffer.concat([Buffer.from(`${longFolder}/caf`), Buffer.from([0xe9]), Buffer.from('.txt')]); // Latin-1 é: not UTF-8
+    const longTarget = `${longFolder}/${'t'.repeat(150)}`;
+    const content = Buffer.from('x'.repeat(TAR_BLOCK + 1));
+    const target = unpack([
+      { member: { kind: 'directory', path: Buffer.from(longFolder), mode: 0o755, mtimeMs: 1_700_000_000_000 } },
+      { member: { kind: 'file', path: oddName, mode: 0o644, mtimeMs: 1_700_000_000_000, size: content.length }, content },
+      { member: { kind: 'symlink', path: Buffer.from(`${longFolder}/link`), target: Buffer.from(longTarget), mtimeMs: 1_700_000_000_000 } },
+    ]);
+    folders.push(target);
+    assert.deepEqual(readFileSync(Buffer.concat([Buffer.from(`${target}/`), oddName])), content);
+    assert.equal(readlinkSync(path.join(target, longFolder, 'link')), longTarget);
+  });
+
+  it('pads a file to whole blocks and writes pax times with nine decimals', () => {
+    assert.equal(tarPadding(0).length, 0);
+    assert.equal(tarPadding(1).length, TAR_BLOCK - 1);
+    assert.equal(tarPadding(TAR_BLOCK).length, 0);
+    assert.equal(paxTime(1_700_000_000_123.25), '1700000000.123250000');
+    assert.equal(paxTime(999.9999999), '1.000000000');
+    assert.equal(paxTime(-1500), '-2');
+    assert.equal(tarHeader({ kind: 'directory', path: Buffer.from('a'), mode: 0o755, mtimeMs: 0 }).length % TAR_BLOCK, 0);
+  });
+});
