@@ -2,20 +2,28 @@
 // safe answer), saying how to allow it.
 import { createInterface } from 'node:readline/promises';
 import type { QuestionHandler } from '../core/agentClient';
+import { displayText } from '../core/display';
+import type { SafeguardQuestionInfo } from '../core/protocol';
 
 export function questionHandler(flags: Record<string, unknown>): QuestionHandler {
   return async (question) => {
     if (flags.yes === true) return 'allow';
     if (!process.stdin.isTTY || !process.stderr.isTTY) {
-      process.stderr.write(`clud: safeguard: ${question.detail}; denied (run with --yes to allow)\n`);
+      process.stderr.write(`clud: safeguard: ${displayText(question.detail)}; denied (run with --yes to allow)\n`);
       return 'deny';
     }
-    const prompt = createInterface({ input: process.stdin, output: process.stderr });
-    try {
-      const answer = await prompt.question(`clud: safeguard: ${question.detail}. Allow? [y/N] `);
-      return /^y(es)?$/i.test(answer.trim()) ? 'allow' : 'deny';
-    } finally {
-      prompt.close();
-    }
+    return (await askOnTerminal(question)) ?? 'deny';
   };
+}
+
+/** Asks on the terminal (stdin and stderr); undefined when there is none to ask on. */
+export async function askOnTerminal(question: SafeguardQuestionInfo): Promise<'allow' | 'deny' | undefined> {
+  if (!process.stdin.isTTY || !process.stderr.isTTY) return undefined;
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await prompt.question(`clud: safeguard: ${displayText(question.detail)}. Allow? [y/N] `);
+    return /^y(es)?$/i.test(answer.trim()) ? 'allow' : 'deny';
+  } finally {
+    prompt.close();
+  }
 }

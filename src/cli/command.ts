@@ -31,6 +31,8 @@ export interface CommandSpec {
   takesCommand?: boolean | 'optional';
   /** Positional arguments besides the optional DIR, e.g. resolve's PATH: `[DIR] PATH`. */
   positionals?: { min: number; max: number; directoryFirst: true };
+  /** What Ctrl-C means for this command, said on stderr (default: work in the container stops at its next safe point). */
+  interruptNote?: string;
   run(context: CommandContext): Promise<CommandOutput>;
 }
 

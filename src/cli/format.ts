@@ -2,7 +2,7 @@
 // displayPath/displayText, so that a file name cannot drive the terminal or forge a line.
 import { displayPath, displayText } from '../core/display';
 import { describeAgentBranch } from '../core/git/refNames';
-import type { SyncMetrics, SyncReport } from '../core/protocol';
+import type { AgentEvent, LiveStatus, SyncMetrics, SyncReport } from '../core/protocol';
 import { describeReport } from '../core/sync/summary';
 import type { WorkspaceStatus } from '../core/workspace';
 
@@ -30,6 +30,9 @@ export function formatStatus(status: WorkspaceStatus): string {
   }
   if (status.ui) lines.push(`IDE:       ${status.ui.url}`);
   if (status.mcpServers) lines.push(`MCP:       ${status.mcpServers.length ? status.mcpServers.join(', ') : '(none)'}`);
+  if (status.live) lines.push(`sync:      ${formatLiveStatus(status.live)}`);
+  if (status.live?.question) lines.push(`  waiting for approval: ${displayText(status.live.question.question.detail)} (\`clud watch\` asks; \`clud sync --yes\` allows it)`);
+  for (const watch of status.live?.degraded ?? []) lines.push(`  watcher (${watch.side}): ${displayText(watch.reason)}`);
   if (status.git) {
     for (const branch of status.git.branches) lines.push(`git:       ${describeAgentBranch(branch)}`);
     for (const problem of status.git.problems) lines.push(`  ${displayText(problem)}`);
@@ -57,4 +60,54 @@ export function formatReport(report: SyncReport): string {
   for (const line of report.git?.lines ?? []) lines.push(`  ${displayText(line)}`);
   for (const problem of report.git?.problems ?? []) lines.push(`  problem   ${displayText(problem)}`);
   return lines.join('\n');
+}
+
+const LIVE_STATE_TEXT: Record<LiveStatus['state'], string> = {
+  starting: 'starting',
+  idle: 'synced',
+  syncing: 'syncing',
+  'waiting-for-approval': 'waiting for approval',
+  paused: 'paused',
+  halted: 'halted',
+};
+
+/** The resident agent's status in one line: "synced (auto-sync continuous)", "idle, changes waiting …", "halted: …". */
+export function formatLiveStatus(live: LiveStatus): string {
+  let state = LIVE_STATE_TEXT[live.state];
+  if (live.state === 'idle' && live.changesWaiting) state = 'changes waiting';
+  if (live.state === 'halted' && live.halt) state += ` (${live.halt.side}): ${displayText(live.halt.reason)} — \`clud resume\` merges both sides again, deleting nothing`;
+  if (live.state === 'paused') state += ' — `clud resume` syncs again';
+  const parts = [`${state}`, `auto-sync ${live.autoSync}`];
+  if (live.conflicts.length > 0) parts.push(`${live.conflicts.length} conflict(s)`);
+  return `${parts[0]} (${parts.slice(1).join(', ')})`;
+}
+
+/**
+ * One event of `clud watch` as lines for people, prefixed with the time; a status only when it
+ * differs from the last one shown (`previous`), so a burst of identical statuses prints once.
+ */
+export function formatLiveEvent(event: AgentEvent, time: Date, previous: LiveStatus | undefined): string | undefined {
+  const stamp = time.toISOString().slice(11, 23);
+  switch (event.type) {
+    case 'status': {
+      // "syncing" is said by the cycle's own start line.
+      if (event.status.state === 'syncing') return undefined;
+      const line = formatLiveStatus(event.status);
+      if (previous && formatLiveStatus(previous) === line) return undefined;
+      return `${stamp} ${line}`;
+    }
+    case 'cycle-started':
+      return `${stamp} syncing (${event.kind} cycle)`;
+    case 'cycle-finished':
+      return formatReport(event.report)
+        .split('\n')
+        .map((line, index) => (index === 0 ? `${stamp} ${event.kind}: ${line}` : `${' '.repeat(stamp.length)} ${line}`))
+        .join('\n');
+    case 'question':
+      return `${stamp} waiting for approval: ${displayText(event.question.detail)}`;
+    case 'halted':
+      return `${stamp} halted (${event.side}): ${displayText(event.reason)} — nothing was changed; \`clud resume\` merges both sides again, deleting nothing`;
+    case 'watcher-degraded':
+      return `${stamp} watcher (${event.side}): ${displayText(event.reason)}`;
+  }
 }

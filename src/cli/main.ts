@@ -20,7 +20,7 @@ const COMMON_OPTIONS: Record<string, OptionSpec> = {
 };
 
 /** CLI flag for each config key, so an invalid value is reported as the flag the user typed. */
-const FLAG_FOR_SETTING: Record<string, string> = { containerName: '--name', imageTag: '--image', baseImage: '--base-image', extraCaCertificates: '--extra-ca', allowSecrets: '--allow-secret' };
+const FLAG_FOR_SETTING: Record<string, string> = { containerName: '--name', imageTag: '--image', baseImage: '--base-image', extraCaCertificates: '--extra-ca', allowSecrets: '--allow-secret', autoSync: '--auto-sync' };
 
 export async function main(argv: string[]): Promise<number> {
   const [commandName, ...args] = argv;
@@ -34,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
     return commandName ? 0 : 2;
   }
   const command = COMMANDS.find((candidate) => candidate.name === commandName);
+  if (command?.interruptNote) interruptNote = command.interruptNote;
   try {
     if (!command) throw new CludError('bad-input', `unknown command "${commandName}"`, 'Run `clud --help` for the list.');
     const { values, positionals } = parseCommandArgs(command, ownArgs);
@@ -107,6 +108,7 @@ function createWorkspace(values: Record<string, unknown>, dir: string | undefine
       ...(values.name !== undefined && { containerName: values.name }),
       ...(values.image !== undefined && { imageTag: values.image }),
       ...(values['base-image'] !== undefined && { baseImage: values['base-image'] }),
+      ...(values['auto-sync'] !== undefined && { autoSync: values['auto-sync'] }),
       ...(values['extra-ca'] !== undefined && { extraCaCertificates: (values['extra-ca'] as string[]).map((file) => path.resolve(file)) }),
       // The flag adds to CLUD_ALLOW_SECRETS rather than replacing it.
       ...(values['allow-secret'] !== undefined && { allowSecrets: [...(environment.allowSecrets ?? []), ...(values['allow-secret'] as string[])] }),
@@ -170,10 +172,12 @@ export function exitQuietlyOnClosedStdout(stream: NodeJS.WriteStream, exit: (cod
  * takes that as the request being cancelled and stops at its next safe point (a sync's host
  * changes are rolled back with its undo step). 130 is the shell's code for an interrupt.
  */
+let interruptNote = 'interrupted; work in the container stops at its next safe point (a sync rolls back what it changed in the folder)';
+
 function exitOnInterrupt(): void {
   process.on('SIGINT', () => {
     if (deliverInterrupt()) return;
-    process.stderr.write('clud: interrupted; work in the container stops at its next safe point (a sync rolls back what it changed in the folder)\n');
+    process.stderr.write(`clud: ${interruptNote}\n`);
     process.exit(130);
   });
 }

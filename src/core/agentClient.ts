@@ -20,10 +20,11 @@ interface Pending {
 export class AgentClient {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private closedError: Error | undefined;
+  private closedError: CludError | undefined;
   private closing = false;
   private stderrTail = '';
   private readonly eventListeners = new Set<(event: AgentEvent) => void>();
+  private readonly closeListeners = new Set<(error: CludError) => void>();
 
   /** `onNotice` receives agent log lines and protocol errors that belong to no request. */
   constructor(
@@ -61,6 +62,17 @@ export class AgentClient {
   onEvent(listener: (event: AgentEvent) => void): () => void {
     this.eventListeners.add(listener);
     return () => this.eventListeners.delete(listener);
+  }
+
+  /** Called once when the channel ends (the agent exited, or `close()`), with the error pending requests got. */
+  onClose(listener: (error: CludError) => void): () => void {
+    if (this.closedError) {
+      const error = this.closedError;
+      queueMicrotask(() => listener(error));
+      return () => {};
+    }
+    this.closeListeners.add(listener);
+    return () => this.closeListeners.delete(listener);
   }
 
   /** Ends the agent's stdin; the agent answers what it has started and exits. */
@@ -112,9 +124,12 @@ export class AgentClient {
           ? new CludError('sync-halted', message.message)
           : message.code === 'sync-busy'
             ? new CludError('timeout', message.message, 'Wait for the other sync (another `clud` command or VS Code) to finish, then try again.')
-            : message.code === 'agent-restarted' || message.code === 'agent-unavailable'
-              ? new CludError('agent-exited', message.message, message.code === 'agent-restarted' ? 'Run the command again; `clud logs` says why the agent stopped.' : 'Run `clud logs` to see why, or `clud up` to restart the workspace.')
-              : new CludError('agent-failed', `agent could not ${pending.method}: ${message.message}`),
+            // The relay lost the resident agent mid-request: the same as an agent that exited (run it again).
+            : message.code === 'agent-restarted'
+              ? new CludError('agent-exited', message.message, 'Run the command again; `clud logs` says why the agent stopped.')
+              : message.code === 'agent-unavailable'
+                ? new CludError('agent-unavailable', message.message, 'Run `clud logs` to see why, or `clud up` to restart the workspace.')
+                : new CludError('agent-failed', `agent could not ${pending.method}: ${message.message}`),
       );
       return;
     }
@@ -129,5 +144,7 @@ export class AgentClient {
     this.closedError = new CludError('agent-exited', `the agent in the container exited${detail ? `: ${detail}` : ''}`, 'Run `clud logs` to see why, or `clud up` to restart the workspace.');
     for (const pending of this.pending.values()) pending.reject(this.closedError);
     this.pending.clear();
+    for (const listener of this.closeListeners) listener(this.closedError);
+    this.closeListeners.clear();
   }
 }

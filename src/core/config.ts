@@ -28,10 +28,12 @@ export const CludConfig = z.object({
   allowSecrets: z.array(z.string().min(1)).default([]),
   /** Retries of a push or pull after a transient failure. */
   syncRetries: z.number().int().min(0).max(10).default(3),
-  /** Push a saved file to the container (used by the extension). */
-  autoSyncOnSave: z.boolean().default(true),
-  /** When the resident agent syncs on its own: continuous (watching both sides), on-save, or off. */
-  autoSync: AutoSyncMode.default('continuous'),
+  /**
+   * When the resident agent syncs on its own (`clud up --auto-sync`, CLUD_AUTO_SYNC, `clud.autoSync`):
+   * the container starts with it, and `up` sends it with `configure` to a running one. Absent: the
+   * agent keeps the mode it has (continuous in a new container).
+   */
+  autoSync: AutoSyncMode.optional(),
   /** Sides polled instead of watched (the host is always polled on Docker Desktop, which passes no file events). */
   poll: z.array(z.enum(['host', 'container'])).default([]),
   /** Undo log limits: the oldest steps are evicted first; a step over the size limit cannot be undone. */
@@ -63,7 +65,7 @@ export function parseConfig(input: unknown, settingName: (key: string) => string
   throw new CludError('invalid-config', `Invalid setting ${settingName(key)}: ${issue.message}`, 'Fix the setting and try again.');
 }
 
-/** Reads the settings the environment can carry (CLUD_IMAGE, CLUD_BASE_IMAGE, CLUD_EXTRA_CA_CERTIFICATES, CLUD_ALLOW_SECRETS, CLUD_MCP_SERVERS). */
+/** Reads the settings the environment can carry (CLUD_IMAGE, CLUD_BASE_IMAGE, CLUD_EXTRA_CA_CERTIFICATES, CLUD_ALLOW_SECRETS, CLUD_MCP_SERVERS, CLUD_AUTO_SYNC). */
 export function configFromEnvironment(env: NodeJS.ProcessEnv, pathDelimiter: string): CludConfigInput {
   const config: CludConfigInput = {};
   if (env.CLUD_IMAGE) config.imageTag = env.CLUD_IMAGE;
@@ -72,8 +74,8 @@ export function configFromEnvironment(env: NodeJS.ProcessEnv, pathDelimiter: str
   // Patterns, not paths: separated by commas, which no gitignore pattern of a file name needs.
   if (env.CLUD_ALLOW_SECRETS) config.allowSecrets = env.CLUD_ALLOW_SECRETS.split(',').map((pattern) => pattern.trim()).filter(Boolean);
   if (env.CLUD_POLL) config.poll = env.CLUD_POLL.split(',').map((side) => side.trim()).filter(Boolean) as CludConfigInput['poll'];
-  if (env.CLUD_AUTO_SYNC) config.autoSync = env.CLUD_AUTO_SYNC as CludConfigInput['autoSync'];
   if (env.CLUD_MCP_SERVERS) config.mcpServers = parseMcpServerList(env.CLUD_MCP_SERVERS, 'CLUD_MCP_SERVERS');
+  if (env.CLUD_AUTO_SYNC) config.autoSync = env.CLUD_AUTO_SYNC as AutoSyncMode;
   return config;
 }
 

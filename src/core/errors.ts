@@ -12,6 +12,7 @@ export type CludErrorCode =
   | 'invalid-config'
   | 'agent-failed'
   | 'agent-exited'
+  | 'agent-unavailable'
   | 'sync-failed'
   | 'sync-halted'
   | 'unsynced-changes'

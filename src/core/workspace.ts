@@ -48,7 +48,9 @@ import { resolveMcpServers } from './mcp';
 import type { McpServerSetting } from './mcp';
 import { GitStatusSchema, InitState, PROTOCOL_VERSION } from './protocol';
 import type { GitStatus } from './protocol';
-import type { BackupManifest, ProgressData, RestoreResult, ResultOf, SyncOptions, SyncReport, UndoResultInfo } from './protocol';
+import type { BackupManifest, LiveSettings, LiveStatus, ProgressData, RestoreResult, ResultOf, SyncOptions, SyncReport, UndoResultInfo } from './protocol';
+import { LiveChannel } from './live/channel';
+import type { LiveChannelOptions, LiveHandlers } from './live/channel';
 import { changesLostWithContainer } from './sync/compare';
 import type { Policy } from './sync/reconcile';
 
@@ -90,6 +92,8 @@ export interface WorkspaceStatus {
   mcpServers?: string[];
   /** The agent's branches in the folder's repository, as the last sync left them. */
   git?: GitStatus;
+  /** What the resident sync agent is doing (absent: not running, or an agent without one). */
+  live?: LiveStatus;
 }
 
 export interface UiInfo {
@@ -103,6 +107,17 @@ export interface UpResult extends WorkspaceStatus {
   built: boolean;
   created: boolean;
   started: boolean;
+  /** Things to know that did not fail `up`, e.g. an auto-sync mode the container's agent could not take. */
+  warnings?: string[];
+}
+
+/** What `resume` did: the agent's status after it, and the merge that lifted a halt, if there was one. */
+export interface ResumeResult {
+  /** Absent when the container's agent has no resident sync (then `report` is the merge). */
+  live?: LiveStatus;
+  wasPaused: boolean;
+  wasHalted: boolean;
+  report?: SyncReport;
 }
 
 export interface UpOptions {
@@ -148,7 +163,7 @@ export class Workspace {
   get syncOptions(): SyncOptions {
     // Docker Desktop (macOS, Windows) passes no file events through its bind mounts: the host side is polled there.
     const poll = this.options.platform === 'linux' ? this.config.poll : [...new Set([...this.config.poll, 'host' as const])];
-    return { excludes: this.config.excludes, retries: this.config.syncRetries, allowSecrets: this.config.allowSecrets, autoSync: this.config.autoSync, poll };
+    return { excludes: this.config.excludes, retries: this.config.syncRetries, allowSecrets: this.config.allowSecrets, autoSync: this.config.autoSync ?? 'continuous', poll };
   }
 
   /** Builds the image if needed, creates and starts the container if needed, waits for the initial copy. */
@@ -248,8 +263,15 @@ export class Workspace {
     if (apiKey !== undefined) await writeApiKey(this.engine, container.id, apiKey);
     let uiInfo: UiInfo | undefined;
     if (ui) uiInfo = await this.startUi(container.id, (container.labels[LABEL_UI_AUTH] as UiAuth | undefined) ?? uiAuth);
+    const warnings: string[] = [];
+    if (this.config.autoSync !== undefined && init.phase === 'ready') {
+      await this.configure({ autoSync: this.config.autoSync }).catch((error: unknown) => {
+        if (!(error instanceof CludError && error.code === 'agent-unavailable')) throw error;
+        warnings.push(`auto-sync ${this.config.autoSync} was not set: ${error.message}`);
+      });
+    }
     const status = await this.status();
-    return { ...status, ...(uiInfo && { ui: uiInfo }), init, built, created, started };
+    return { ...status, ...(uiInfo && { ui: uiInfo }), init, built, created, started, ...(warnings.length > 0 && { warnings }) };
   }
 
   private async startUi(containerId: string, auth: UiAuth): Promise<UiInfo> {
@@ -321,7 +343,58 @@ export class Workspace {
       status.mcpServers = await readMcpServers(this.engine, container.id);
     }
     status.git = await this.readGitStatus();
+    if (container.running && status.init?.phase === 'ready') status.live = await this.liveStatus().catch(() => undefined);
     return status;
+  }
+
+  /** The resident agent's status now (a subscription opened and closed); undefined when the agent has none. */
+  async liveStatus(session?: AgentSession): Promise<LiveStatus | undefined> {
+    const run = (open: AgentSession) => open.client.request('subscribe', {});
+    try {
+      return await (session ? run(session) : this.withSession(run));
+    } catch (error) {
+      if (error instanceof CludError && error.code === 'agent-unavailable') return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * A subscription to the resident agent's events that lasts until closed, reopened with backoff
+   * when the agent restarts (see src/core/live/channel.ts).
+   */
+  openLive(handlers: LiveHandlers, options?: LiveChannelOptions): LiveChannel {
+    return new LiveChannel(() => this.openSession(), handlers, options);
+  }
+
+  /** Stops background syncing; changes collect until `resume`. */
+  async pause(): Promise<LiveStatus> {
+    return this.withSession((session) => session.client.request('pause', {}));
+  }
+
+  /** Sends how the resident agent syncs on its own (a part of LiveSettings); returns its status. */
+  async configure(settings: Partial<LiveSettings>): Promise<LiveStatus> {
+    return this.withSession((session) => session.client.request('configure', settings));
+  }
+
+  /**
+   * Lifts a pause and a safety halt, then (`merge: 'always'`, what `clud resume` has always done)
+   * forgets the agreed state and merges both sides, deleting nothing; the merge's report comes
+   * back. `merge: 'after-halt'` merges only when the agent's status or its newest report shows a
+   * halt (Resume Auto-Sync after a pause: files deleted meanwhile stay deleted).
+   */
+  async resume(options: { merge?: 'always' | 'after-halt'; onQuestion?: QuestionHandler } = {}): Promise<ResumeResult> {
+    const before = await this.withSession(async (session) => {
+      const live = await this.liveStatus(session);
+      if (!live) return { live };
+      const halted = live.halt !== undefined || (await session.client.request('history', {})).reports[0]?.halted !== undefined;
+      return { live, halted, after: await session.client.request('resume', {}) };
+    });
+    const merge = () => this.syncCycle('two-way-safe', { reset: true, onQuestion: options.onQuestion });
+    if (!before.live) return { wasPaused: false, wasHalted: true, report: await merge() };
+    const wasHalted = before.halted === true;
+    const report = wasHalted || (options.merge ?? 'always') === 'always' ? await merge() : undefined;
+    const live = report ? ((await this.liveStatus().catch(() => undefined)) ?? before.after) : before.after;
+    return { live, wasPaused: before.live.state === 'paused' && !wasHalted, wasHalted, ...(report && { report }) };
   }
 
   /** Makes /workspace like the host folder; what only the container had is kept aside, not lost. */
@@ -384,7 +457,7 @@ export class Workspace {
    * The agent names places in the state folder as it sees them (`/clud/state/kept/…`); every
    * result that reaches the CLI or the extension names them on the host, where they can be opened.
    */
-  private onHost<T extends { kept?: { keptAt: string }[]; notices?: string[]; problems?: unknown[] }>(result: T): T {
+  onHost<T extends { kept?: { keptAt: string }[]; notices?: string[]; problems?: unknown[] }>(result: T): T {
     const platform = this.options.platform;
     const path = (containerPath: string) => hostStatePath(containerPath, this.stateDirectory, CONTAINER_STATE_PATH, platform);
     const text = (message: string) => hostStatePathsIn(message, this.stateDirectory, CONTAINER_STATE_PATH, platform);

@@ -7,17 +7,19 @@ import * as vscode from 'vscode';
 import { DockerodeEngine } from '../core/docker/dockerodeEngine';
 import { CludError, errorMessage } from '../core/errors';
 import type { QuestionHandler } from '../core/agentClient';
-import type { SyncReport, UndoResultInfo, UndoStepInfo } from '../core/protocol';
+import type { AgentEvent, LiveStatus, SyncReport, UndoResultInfo, UndoStepInfo } from '../core/protocol';
+import type { LiveChannel } from '../core/live/channel';
 import { stateRoot } from '../core/stateDirectory';
 import type { Policy } from '../core/sync/reconcile';
 import { describeReport } from '../core/sync/summary';
 import { initialState, isRunning, reduce } from '../core/ui/state';
 import type { RetryAction, StateEvent, WorkspaceViewState } from '../core/ui/state';
 import { Workspace } from '../core/workspace';
-import type { AgentSession } from '../core/workspace';
+import type { AgentSession, ResumeResult } from '../core/workspace';
 import type { Logger } from './log';
 import { forEditor } from './notify';
 import { readSettings } from './settings';
+import { undoSettings } from '../core/config';
 
 type Platform = 'linux' | 'darwin' | 'win32';
 const platform: Platform = process.platform === 'win32' ? 'win32' : process.platform === 'darwin' ? 'darwin' : 'linux';
@@ -33,6 +35,10 @@ export class WorkspaceController implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<WorkspaceViewState>();
   readonly onDidChange = this.changed.event;
   private session: AgentSession | undefined;
+  /** The subscription to the resident agent's events, while the workspace runs. */
+  private live: LiveChannel | undefined;
+  /** The container's agent has no resident sync (an older image): saves sync as requests. */
+  private liveUnsupported = false;
   /** Operations run one at a time, so a sync never overlaps a stop or another sync from this window. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -72,6 +78,7 @@ export class WorkspaceController implements vscode.Disposable {
       if (status.state === 'running' && status.init?.phase === 'ready') {
         this.dispatch({ type: 'historyLoaded', reports: await workspace.withSession((session) => session.client.request('history', {})).then((result) => result.reports) });
         await this.refreshUndo();
+        this.connectLive();
       }
     });
   }
@@ -85,6 +92,7 @@ export class WorkspaceController implements vscode.Disposable {
         this.dispatch({ type: 'attached', hostPath: workspace.hostPath, containerName: workspace.containerName, running: false });
         this.dispatch({ type: 'starting', message: options.rebuild ? 'rebuilding the image' : 'starting the workspace' });
         this.log.info('start', { correlationId, folder: workspace.hostPath, container: workspace.containerName, rebuild: options.rebuild ?? false });
+        await this.disconnectLive();
         await this.closeSession();
         const result = await workspace.up({ rebuild: options.rebuild, signal: options.signal });
         if (result.init?.phase !== 'ready') {
@@ -98,11 +106,13 @@ export class WorkspaceController implements vscode.Disposable {
       }
       options.progress?.('first sync of the two copies');
       await this.syncNow('two-way-safe', undefined, correlationId);
+      this.connectLive();
     });
   }
 
   stop(options: { force?: boolean } = {}): Promise<void> {
     return this.enqueue(async () => {
+      await this.disconnectLive();
       await this.closeSession();
       await this.workspace().down({ force: options.force });
       this.dispatch({ type: 'stopped' });
@@ -125,12 +135,104 @@ export class WorkspaceController implements vscode.Disposable {
     });
   }
 
-  resume(): Promise<SyncReport> {
+  /**
+   * Lifts a pause and a safety halt. Resume Sync After Halt (`merge: 'always'`) then merges both
+   * sides, deleting nothing, as `clud resume` does; Resume Auto-Sync merges only after a halt.
+   */
+  resume(merge: 'always' | 'after-halt' = 'always'): Promise<ResumeResult> {
     return this.enqueue(async () => {
-      const report = await this.withSession((workspace, session) => workspace.syncCycle('two-way-safe', { reset: true, session }));
-      this.dispatch({ type: 'syncFinished', report });
-      return report;
+      const result = await this.workspace().resume({ merge, onQuestion: askInModal });
+      if (result.report) this.dispatch({ type: 'syncFinished', report: result.report });
+      if (result.live) this.dispatch({ type: 'live', status: result.live });
+      this.log.info('resumed', { wasPaused: result.wasPaused, wasHalted: result.wasHalted, syncId: result.report?.id });
+      return result;
     });
+  }
+
+  /** Stops background syncing until resumed; explicit syncs still work. */
+  async pauseAutoSync(): Promise<LiveStatus> {
+    const status = this.live?.connected ? await this.live.request('pause', {}) : await this.workspace().pause();
+    this.dispatch({ type: 'live', status });
+    this.log.info('autoSync.paused', {});
+    return status;
+  }
+
+  /** Paths that may have changed on the host: the editor saved them (`saved`) or a file event named them. */
+  async pathsChanged(paths: string[], saved: boolean): Promise<void> {
+    let mode;
+    try {
+      mode = readSettings(this.folder.uri).autoSync;
+    } catch {
+      return; // An invalid setting is reported when a command reads it.
+    }
+    if (mode === 'off' || !isRunning(this.state)) return;
+    if (this.live?.connected) {
+      await this.live.request('hint', { paths }).catch((error: unknown) => this.log.info('hint.failed', { message: errorMessage(error) }));
+    } else if (this.liveUnsupported && saved) {
+      // An agent without a resident sync: the saved files sync as one request, as they always did.
+      await this.sync(undefined, paths).catch(() => {
+        // The controller has already put the failure in the status bar and the log.
+      });
+    }
+    // Otherwise the subscription is being reopened; the agent's own watcher and full rescan see the change.
+  }
+
+  /** Sends the settings the resident agent syncs by (after each subscription, and when they change). */
+  async sendLiveSettings(): Promise<void> {
+    if (!this.live?.connected) return;
+    const settings = readSettings(this.folder.uri);
+    const status = await this.live.request('configure', { autoSync: settings.autoSync, excludes: settings.config.excludes, allowSecrets: settings.config.allowSecrets, undo: undoSettings(settings.config) });
+    this.dispatch({ type: 'live', status });
+  }
+
+  /** Subscribes to the resident agent's events; the status bar and the tree render what they say. */
+  private connectLive(): void {
+    if (this.live || this.liveUnsupported) return;
+    const workspace = this.workspace();
+    const channel = workspace.openLive({
+      status: (status) => this.dispatch({ type: 'live', status }),
+      event: (event) => this.onLiveEvent(event, workspace),
+      question: (question) => askInModal(question),
+      connected: () => this.sendLiveSettings(),
+      connection: (change) => {
+        if (change.state === 'connected') this.log.info('live.connected', { reconnected: change.reconnected });
+        if (change.state === 'reconnecting') {
+          this.log.info('live.reconnecting', { code: change.error.code, message: change.error.message, delayMs: change.delayMs });
+          this.dispatch({ type: 'liveLost' });
+        }
+        if (change.state === 'closed') {
+          this.dispatch({ type: 'liveLost' });
+          if (this.live === channel) this.live = undefined;
+          if (change.error?.code === 'agent-unavailable') this.liveUnsupported = true;
+          if (change.error) this.log.info('live.closed', { code: change.error.code, message: change.error.message });
+          if (change.error?.code === 'not-running') this.dispatch({ type: 'stopped' });
+        }
+      },
+      notice: (message) => this.log.info('live.notice', { message }),
+    });
+    this.live = channel;
+  }
+
+  private onLiveEvent(event: AgentEvent, workspace: Workspace): void {
+    if (event.type === 'cycle-finished') {
+      const report = workspace.onHost(event.report);
+      // A periodic rescan that found nothing would push every useful entry out of the history.
+      if (event.kind !== 'request' && isUneventful(report, this.state.history[0])) return;
+      this.dispatch({ type: 'syncFinished', report });
+      this.log.info('sync.background', { kind: event.kind, syncId: report.id, summary: describeReport(report), applied: report.appliedCount, conflicts: report.conflicts.length });
+      if (report.undoStep) void this.refreshUndo();
+    } else if (event.type === 'halted') {
+      this.log.error('sync.halted', { side: event.side, reason: event.reason });
+    } else if (event.type === 'watcher-degraded') {
+      this.log.info('watcher.degraded', { side: event.side, reason: event.reason });
+    }
+  }
+
+  private async disconnectLive(): Promise<void> {
+    const channel = this.live;
+    this.live = undefined;
+    this.liveUnsupported = false;
+    await channel?.close();
   }
 
   /** Takes back the newest `steps` syncs on the host (see UndoLog); refused results come back, not thrown. */
@@ -163,13 +265,14 @@ export class WorkspaceController implements vscode.Disposable {
   /** The last operation's error, run again. */
   retry(): Promise<unknown> {
     const health = this.state.health;
-    const action: RetryAction = health.kind === 'error' ? health.retry : 'sync';
+    const action: RetryAction = health.kind === 'error' ? health.retry : health.kind === 'halted' ? 'resume' : 'sync';
     if (action === 'start') return this.start();
     if (action === 'resume') return this.resume();
     return this.sync();
   }
 
   dispose(): void {
+    void this.disconnectLive();
     void this.closeSession();
     this.changed.dispose();
   }
@@ -236,7 +339,8 @@ export class WorkspaceController implements vscode.Disposable {
     void vscode.commands.executeCommand('setContext', 'clud.running', isRunning(this.state));
     void vscode.commands.executeCommand('setContext', 'clud.state', this.state.health.kind);
     void vscode.commands.executeCommand('setContext', 'clud.hasConflicts', this.state.conflicts.length > 0);
-    void vscode.commands.executeCommand('setContext', 'clud.halted', this.state.health.kind === 'error' && this.state.health.retry === 'resume');
+    void vscode.commands.executeCommand('setContext', 'clud.halted', this.state.health.kind === 'halted');
+    void vscode.commands.executeCommand('setContext', 'clud.paused', this.state.health.kind === 'paused');
     this.changed.fire(this.state);
   }
 
@@ -245,4 +349,11 @@ export class WorkspaceController implements vscode.Disposable {
     this.queue = run.catch(() => {});
     return run;
   }
+}
+
+/** A cycle that changed nothing and found nothing the last one shown did not: a periodic rescan, say. */
+function isUneventful(report: SyncReport, last: SyncReport | undefined): boolean {
+  const findings = (value: SyncReport | undefined) =>
+    JSON.stringify([value?.conflicts.map((item) => item.path), value?.problems.map((item) => item.path), value?.skipped.map((item) => item.path), value?.keptOut.map((item) => item.path)]);
+  return report.appliedCount === 0 && !report.halted && !report.denied && report.notices.length === 0 && !report.git?.lines.length && findings(report) === findings(last);
 }

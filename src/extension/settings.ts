@@ -6,10 +6,13 @@ import type { CludConfig } from '../core/config';
 import { POLICIES } from '../core/sync/reconcile';
 import type { Policy } from '../core/sync/reconcile';
 import { CludError } from '../core/errors';
+import type { AutoSyncMode } from '../core/protocol';
 
 export interface ExtensionSettings {
   config: CludConfig;
   syncPolicy: Policy;
+  /** `clud.autoSync`; when only the older `clud.autoSyncOnSave` is set: false is off, true is on-save. */
+  autoSync: AutoSyncMode;
 }
 
 export function readSettings(scope?: vscode.ConfigurationScope): ExtensionSettings {
@@ -27,7 +30,7 @@ export function readSettings(scope?: vscode.ConfigurationScope): ExtensionSettin
       excludes: settings.get('excludes'),
       allowSecrets: settings.get('allowSecrets'),
       syncRetries: settings.get('syncRetries'),
-      autoSyncOnSave: settings.get('autoSyncOnSave'),
+      autoSync: autoSyncSetting(settings),
       undoMaxSteps: settings.get('undoMaxSteps'),
       undoMaxLogMegabytes: settings.get('undoMaxLogMegabytes'),
       undoMaxStepMegabytes: settings.get('undoMaxStepMegabytes'),
@@ -41,5 +44,20 @@ export function readSettings(scope?: vscode.ConfigurationScope): ExtensionSettin
   );
   const syncPolicy = (settings.get<string>('syncPolicy') ?? 'two-way-safe') as Policy;
   if (!POLICIES.includes(syncPolicy)) throw new CludError('invalid-config', `Invalid setting clud.syncPolicy: must be one of ${POLICIES.join(', ')}`);
-  return { config, syncPolicy };
+  return { config, syncPolicy, autoSync: config.autoSync ?? 'continuous' };
+}
+
+/**
+ * `clud.autoSync` where the user set it; else what the replaced boolean `clud.autoSyncOnSave`
+ * meant where they set that (false: off, true: on-save); else undefined (continuous).
+ */
+function autoSyncSetting(settings: vscode.WorkspaceConfiguration): unknown {
+  const explicit = (key: string) => {
+    const inspected = settings.inspect(key);
+    return inspected?.workspaceFolderValue ?? inspected?.workspaceValue ?? inspected?.globalValue;
+  };
+  const mode = explicit('autoSync');
+  if (mode !== undefined) return mode;
+  const onSave = explicit('autoSyncOnSave');
+  return onSave === false ? 'off' : onSave === true ? 'on-save' : undefined;
 }

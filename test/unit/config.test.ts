@@ -10,7 +10,7 @@ const FLAGS: Record<string, string> = {
   extraCaCertificates: '--extra-ca',
   excludes: '--exclude',
   syncRetries: '--retries',
-  autoSyncOnSave: '--auto-sync',
+  autoSync: '--auto-sync',
 };
 const cliName = (key: string) => FLAGS[key] ?? `--unknown-${key}`;
 const vscodeName = (key: string) => `clud.${key}`;
@@ -37,8 +37,6 @@ describe('unit: config', () => {
         excludes: [],
         allowSecrets: [],
         syncRetries: 3,
-        autoSyncOnSave: true,
-        autoSync: 'continuous',
         poll: [],
         undoMaxSteps: 50,
         undoMaxLogMegabytes: 1024,
@@ -69,7 +67,6 @@ describe('unit: config', () => {
         excludes: ['node_modules', '*.log'],
         allowSecrets: ['.env.test', 'certs/*.pem'],
         syncRetries: 0,
-        autoSyncOnSave: false,
         autoSync: 'on-save',
         poll: ['host'],
         undoMaxSteps: 5,
@@ -100,7 +97,8 @@ describe('unit: config', () => {
       { key: 'syncRetries', value: 11 },
       { key: 'syncRetries', value: 1.5 },
       { key: 'syncRetries', value: '3' },
-      { key: 'autoSyncOnSave', value: 'yes' },
+      { key: 'autoSync', value: 'sometimes' },
+      { key: 'autoSync', value: true },
     ];
     for (const { key, value } of invalid) {
       it(`rejects ${key} = ${JSON.stringify(value)} naming ${cliName(key)} and ${vscodeName(key)}`, () => {
@@ -138,6 +136,13 @@ describe('unit: config', () => {
 
     it('reads CLUD_ALLOW_SECRETS as comma-separated patterns', () => {
       assert.deepEqual(configFromEnvironment({ CLUD_ALLOW_SECRETS: '.env.test, certs/*.pem,,' }, ':'), { allowSecrets: ['.env.test', 'certs/*.pem'] });
+    });
+
+    it('reads the auto-sync mode from CLUD_AUTO_SYNC, and a wrong value is reported as the --auto-sync flag', () => {
+      assert.deepEqual(configFromEnvironment({ CLUD_AUTO_SYNC: 'on-save' }, ':'), { autoSync: 'on-save' });
+      assert.equal(parseConfig(configFromEnvironment({ CLUD_AUTO_SYNC: 'off' }, ':')).autoSync, 'off');
+      assert.equal(parseConfig({}).autoSync, undefined, 'absent: the agent keeps the mode it has');
+      assert.match(invalidConfigError(configFromEnvironment({ CLUD_AUTO_SYNC: 'always' }, ':'), cliName).message, /--auto-sync/);
     });
 
     it('ignores empty variables', () => {

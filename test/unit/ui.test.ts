@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { emptySyncReport, type SyncReport } from '../../src/core/protocol';
+import { emptySyncReport, type LiveStatus, type SyncReport } from '../../src/core/protocol';
 import { Coalescer } from '../../src/core/ui/coalescer';
-import { HISTORY_SHOWN, initialState, isRunning, reduce } from '../../src/core/ui/state';
+import { HISTORY_SHOWN, initialState, isRunning, liveHealth, reduce } from '../../src/core/ui/state';
 import type { StateEvent, WorkspaceViewState } from '../../src/core/ui/state';
 import { statusBarView } from '../../src/core/ui/statusBar';
 import { buildTree } from '../../src/core/ui/tree';
@@ -50,7 +50,7 @@ describe('unit: ui state', () => {
     { description: 'a sync in flight is syncing', events: [attachedRunning, { type: 'syncStarted', message: 'syncing' }], health: 'syncing', running: true },
     { description: 'a clean sync is synced', events: [attachedRunning, { type: 'syncStarted', message: 's' }, { type: 'syncFinished', report: report() }], health: 'synced', running: true },
     { description: 'a sync with conflicts is conflict', events: [attachedRunning, { type: 'syncFinished', report: report({ conflicts: [conflictOn('a.txt')] }) }], health: 'conflict', running: true },
-    { description: 'a halted sync is an error that resumes', events: [attachedRunning, { type: 'syncFinished', report: report({ halted: { side: 'container', reason: 'empty' } }) }], health: 'error', running: true },
+    { description: 'a halted sync is halted, still running', events: [attachedRunning, { type: 'syncFinished', report: report({ halted: { side: 'container', reason: 'empty' } }) }], health: 'halted', running: true },
     { description: 'a failed start is an error, not running', events: [{ type: 'starting', message: 'x' }, { type: 'failed', message: 'Docker is not reachable', retry: 'start' }], health: 'error', running: false },
     { description: 'a failed sync is an error, still running', events: [attachedRunning, { type: 'failed', message: 'agent exited', retry: 'sync' }], health: 'error', running: true },
     { description: 'stopped after running', events: [attachedRunning, { type: 'stopped' }], health: 'stopped', running: false },
@@ -193,6 +193,87 @@ describe('unit: ui tree', () => {
     const problems = find(tree, 'problems')!;
     assert.equal(problems.contextValue, 'problems');
     assert.equal(problems.children?.[0]?.label, 'agent exited');
+  });
+});
+
+function live(overrides: Partial<LiveStatus> = {}): LiveStatus {
+  return { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], degraded: [], ...overrides };
+}
+const liveEvent = (overrides: Partial<LiveStatus> = {}): StateEvent => ({ type: 'live', status: live(overrides) });
+const question = { questionId: 3, question: { kind: 'many-deletions' as const, path: 'src', detail: 'this sync would delete 120 files in your folder' } };
+
+describe('unit: ui live status (the resident agent)', () => {
+  const cases: Array<{ status: Partial<LiveStatus>; health: WorkspaceViewState['health']['kind']; text: RegExp; command: string; severity: string }> = [
+    { status: {}, health: 'synced', text: /^\$\(check\) Clud: synced$/, command: 'clud.syncNow', severity: 'normal' },
+    { status: { state: 'syncing' }, health: 'syncing', text: /sync~spin.*syncing/, command: 'clud.showLogs', severity: 'normal' },
+    { status: { state: 'starting' }, health: 'syncing', text: /sync~spin.*syncing/, command: 'clud.showLogs', severity: 'normal' },
+    { status: { changesWaiting: true, autoSync: 'off' }, health: 'changes-waiting', text: /changes waiting/, command: 'clud.syncNow', severity: 'normal' },
+    { status: { state: 'waiting-for-approval', question }, health: 'waiting-for-approval', text: /waiting for approval/, command: 'clud.showLogs', severity: 'warning' },
+    { status: { state: 'paused', changesWaiting: true }, health: 'paused', text: /debug-pause.*paused/, command: 'clud.resumeAutoSync', severity: 'warning' },
+    { status: { state: 'halted', halt: { side: 'container', reason: '/workspace is empty' } }, health: 'halted', text: /error.*halted/, command: 'clud.resume', severity: 'error' },
+    { status: { conflicts: ['a.txt'] }, health: 'conflict', text: /1 conflict$/, command: 'clud.syncNow', severity: 'warning' },
+  ];
+  for (const testCase of cases) {
+    it(`renders ${JSON.stringify(testCase.status)} as ${testCase.health}`, () => {
+      const state = run(attachedRunning, liveEvent(testCase.status));
+      assert.equal(state.health.kind, testCase.health);
+      assert.equal(liveHealth(live(testCase.status)).kind, testCase.health);
+      assert.equal(isRunning(state), true);
+      const view = statusBarView(state);
+      assert.match(view.text, testCase.text);
+      assert.equal(view.command, testCase.command);
+      assert.equal(view.severity, testCase.severity);
+      assert.match(view.tooltip, /Auto-sync: (continuous|off)/);
+    });
+  }
+
+  it('a paused on-save or off mode is not a pause the user can lift: it shows what waits', () => {
+    assert.equal(run(attachedRunning, liveEvent({ state: 'paused', autoSync: 'on-save', changesWaiting: true })).health.kind, 'changes-waiting');
+    assert.equal(run(attachedRunning, liveEvent({ state: 'paused', autoSync: 'off' })).health.kind, 'synced');
+  });
+
+  it('never says synced while changes wait, and follows each status as it comes', () => {
+    const states = [liveEvent({ changesWaiting: true }), liveEvent({ state: 'syncing', changesWaiting: true }), liveEvent()].map((event, index, all) => run(attachedRunning, ...all.slice(0, index + 1)).health.kind);
+    assert.deepEqual(states, ['changes-waiting', 'syncing', 'synced']);
+  });
+
+  it('a background cycle joins the history but the health stays what the agent says', () => {
+    const state = run(attachedRunning, liveEvent({ state: 'syncing' }), { type: 'syncFinished', report: report() });
+    assert.equal(state.health.kind, 'syncing', 'the agent has not said it is idle yet');
+    assert.equal(state.history.length, 1);
+    assert.equal(run(attachedRunning, liveEvent({ state: 'syncing' }), { type: 'syncFinished', report: report() }, liveEvent()).health.kind, 'synced');
+  });
+
+  it("takes the conflicts from the agent's status, with what the reports said about each", () => {
+    const state = run(attachedRunning, { type: 'syncFinished', report: report({ conflicts: [conflictOn('a.txt')] }) }, liveEvent({ conflicts: ['a.txt', 'b.txt'] }));
+    assert.deepEqual(state.conflicts.map((conflict) => conflict.path), ['a.txt', 'b.txt']);
+    assert.equal(state.conflicts[0]!.host?.kind, 'file');
+    assert.deepEqual(run(attachedRunning, { type: 'syncFinished', report: report({ conflicts: [conflictOn('a.txt')] }) }, liveEvent()).conflicts, [], 'resolved elsewhere: gone');
+    // A later incremental cycle that did not look at a.txt reports no conflicts; the agent still names it.
+    const later = run(attachedRunning, liveEvent({ conflicts: ['a.txt'] }), { type: 'syncFinished', report: report({ conflicts: [conflictOn('a.txt')] }) }, { type: 'syncFinished', report: report() }, liveEvent({ conflicts: ['a.txt'] }));
+    assert.equal(later.conflicts[0]?.host?.kind, 'file', 'what each side holds is kept from the report that described it');
+    assert.equal(find(buildTree(later), 'conflict:a.txt')?.contextValue, 'conflict.file');
+  });
+
+  it('a late status does not bring back a stopped workspace; a lost subscription falls back to the reports', () => {
+    assert.equal(run(attachedRunning, { type: 'stopped' }, liveEvent()).health.kind, 'stopped');
+    const lost = run(attachedRunning, liveEvent({ state: 'paused' }), { type: 'liveLost' }, { type: 'syncFinished', report: report() });
+    assert.equal(lost.live, undefined);
+    assert.equal(lost.health.kind, 'synced');
+  });
+
+  it('the tree shows the state, the auto-sync mode, a waiting question and degraded watchers', () => {
+    const tree = buildTree(run(attachedRunning, liveEvent({ state: 'waiting-for-approval', question, autoSync: 'on-save', degraded: [{ side: 'host', reason: 'inotify watch limit reached (fs.inotify.max_user_watches); polling' }] })));
+    assert.equal(find(tree, 'workspace')?.description, 'waiting for approval');
+    assert.equal(find(tree, 'workspace:autoSync')?.description, 'on-save');
+    assert.equal(find(tree, 'question')?.description, 'this sync would delete 120 files in your folder');
+    assert.match(find(tree, 'problems')!.children![0]!.label, /watcher on the host side: inotify watch limit/);
+    assert.equal(find(buildTree(run(attachedRunning, liveEvent({ state: 'paused' }))), 'workspace:autoSync')?.description, 'continuous (paused)');
+    assert.match(find(buildTree(run(attachedRunning, liveEvent({ state: 'halted', halt: { side: 'host', reason: 'the folder is empty' } }))), 'problems')!.children![0]!.label, /sync halted: the folder is empty \(host\)/);
+    for (const kind of ['changes-waiting', 'paused', 'halted'] as const) {
+      const status = kind === 'changes-waiting' ? { changesWaiting: true } : { state: kind };
+      assert.equal(find(buildTree(run(attachedRunning, liveEvent(status))), 'workspace:state')?.description, kind.replace('-', ' '));
+    }
   });
 });
 

@@ -230,20 +230,24 @@ describe('vscode: end-to-end', function () {
     await screenshot(page, 'e2e-10-saved-and-synced');
   });
 
-  it('8. "Clud: Stop Workspace" with a file only the container has asks first; "Sync, Then Stop" brings it over and stops', async () => {
+  it('8. "Clud: Pause Auto-Sync" turns the status bar to "Clud: paused"; "Clud: Stop Workspace" with a file only the container has asks first; "Sync, Then Stop" brings it over and stops', async () => {
+    // Paused, or continuous sync would bring the file over before the stop looks.
+    await runPaletteCommand(page, 'Clud: Pause Auto-Sync');
+    await waitForStatusBarText(page, 'Clud: paused', 30_000);
+    await screenshot(page, 'e2e-11-paused');
     const made = await session.clud(['exec', session.project, '--', 'sh', '-c', 'echo written by the agent > agent-notes.txt']);
     assert.equal(made.exitCode, 0, made.stderr);
     await runPaletteCommand(page, 'Clud: Stop Workspace');
     const dialog = page.locator('.monaco-dialog-box');
     await dialog.waitFor({ state: 'visible', timeout: 30_000 });
     const question = (await dialog.innerText()).replace(/\s+/g, ' ');
-    await screenshot(page, 'e2e-11-stop-asks');
+    await screenshot(page, 'e2e-12-stop-asks');
     console.log(`      the dialog: ${question}`);
     assert.match(question, /agent-notes\.txt/);
     assert.match(question, /Stopping removes the container/);
     await dialog.locator('.dialog-buttons .monaco-button', { hasText: 'Sync, Then Stop' }).click();
     await pollFor('the status bar to show the stopped item ("Clud")', async () => ((await statusBarTexts(page)).includes('Clud') ? true : undefined), 60_000);
-    await screenshot(page, 'e2e-12-stopped');
+    await screenshot(page, 'e2e-13-stopped');
     assert.equal(await readFile(path.join(session.project, 'agent-notes.txt'), 'utf8'), 'written by the agent\n');
     const status = await session.clud(['status', session.project, '--json']);
     assert.match(status.stdout, /"state":\s*"missing"/, `clud status after the stop:\n${status.stdout}${status.stderr}`);

@@ -17,6 +17,8 @@ import { claude } from './claude';
 import { ui } from './ui';
 import { run } from './run';
 import { checkpoint } from './checkpoint';
+import { watch } from './watch';
+import { pause } from './pause';
 
 /** Every `clud` command, registered here once. */
-export const COMMANDS: readonly CommandSpec[] = [up, push, pull, sync, status, conflicts, resolve, backup, resume, history, undo, checkpoint, exec, run, claude, ui, logs, down];
+export const COMMANDS: readonly CommandSpec[] = [up, push, pull, sync, status, watch, pause, resume, conflicts, resolve, backup, history, undo, checkpoint, exec, run, claude, ui, logs, down];

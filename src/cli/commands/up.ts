@@ -1,3 +1,4 @@
+import { displayText } from '../../core/display';
 import { CludError } from '../../core/errors';
 import { parseMcpServerList } from '../../core/mcp';
 import { API_KEY_OPTION, apiKeyFromFlags } from '../apiKey';
@@ -8,7 +9,7 @@ import { openInBrowser } from '../openUrl';
 
 export const up: CommandSpec = {
   name: 'up',
-  usage: 'clud up [DIR] [--ui] [--port N] [--open] [--auth none|password] [--api-key KEY|-] [--mcp-servers LIST] [--name NAME] [--image TAG] [--rebuild] [--extra-ca FILE]... [--allow-secret PATTERN]... [--json]',
+  usage: 'clud up [DIR] [--ui] [--port N] [--open] [--auth none|password] [--api-key KEY|-] [--mcp-servers LIST] [--auto-sync continuous|on-save|off] [--name NAME] [--image TAG] [--rebuild] [--extra-ca FILE]... [--allow-secret PATTERN]... [--json]',
   summary: 'Build the image if needed, start the workspace container and copy DIR into /workspace; Claude Code is set up inside, and with --ui the browser IDE.',
   options: {
     image: { type: 'string', description: 'image tag to build and run (default niteris/clud:latest; the UI image is TAG-ui)' },
@@ -21,6 +22,7 @@ export const up: CommandSpec = {
     open: { type: 'boolean', description: 'open the IDE in the browser' },
     auth: { type: 'string', description: 'code-server authentication: none (default, loopback only) or password (printed once)' },
     ...API_KEY_OPTION,
+    'auto-sync': { type: 'string', description: 'when the sync runs on its own: continuous (default: as soon as either side changes), on-save (only what an editor reports saved) or off (only sync, push and pull)' },
     'mcp-servers': { type: 'string', description: 'MCP servers on top of filesystem, git and fetch: names from the catalogue, comma-separated, or a JSON array of names and entries' },
   },
   async run({ workspace, flags }) {
@@ -33,6 +35,7 @@ export const up: CommandSpec = {
     const failed = result.init?.phase !== 'ready';
     const lines = [formatStatus(result)];
     if (result.ui?.password) lines.push(`IDE password: ${result.ui.password} (shown once; \`clud up --ui --auth password\` after a restart makes a new one)`);
+    for (const warning of result.warnings ?? []) lines.push(`warning: ${displayText(warning)}`);
     if (failed) lines.push('The container is running but the initial copy failed; fix the cause and run `clud up` again to retry it.');
     if (flags.open === true && result.ui) openInBrowser(result.ui.url);
     return { json: { ok: !failed, ...result }, text: lines.join('\n'), exitCode: failed ? 1 : 0 };

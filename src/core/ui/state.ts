@@ -1,6 +1,9 @@
 // The one status value of a workspace in the editor. The status bar and the tree view both render
 // it; commands and the sync loop change it only through `reduce`, so the two can never disagree.
-import type { ConflictInfo, SyncReport, UndoStepInfo } from '../protocol';
+// While the editor is subscribed to the resident agent, its health follows the agent's LiveStatus
+// (the `live` event) and nothing else: syncing, synced, changes waiting, waiting for approval,
+// paused, halted. Without a subscription (an older agent), it follows the last sync's report.
+import type { ConflictInfo, LiveStatus, SyncReport, UndoStepInfo } from '../protocol';
 
 export type Health =
   | { kind: 'stopped' }
@@ -8,6 +11,14 @@ export type Health =
   | { kind: 'syncing'; message: string }
   | { kind: 'synced' }
   | { kind: 'conflict' }
+  /** Either side has changes not carried yet (auto-sync is off or on-save, or a cycle is due). */
+  | { kind: 'changes-waiting' }
+  /** A background cycle holds a change behind a safeguard question until someone answers it. */
+  | { kind: 'waiting-for-approval'; detail: string }
+  /** The user paused auto-sync; changes collect until resumed. */
+  | { kind: 'paused' }
+  /** A safety halt: nothing syncs until resumed, which merges both sides deleting nothing. */
+  | { kind: 'halted'; reason: string }
   | { kind: 'error'; message: string; hint?: string; retry: RetryAction };
 
 /** What "Retry" does for an error: the action that failed. */
@@ -25,6 +36,8 @@ export interface WorkspaceViewState {
   /** Undoable syncs, newest first. */
   undoSteps: UndoStepInfo[];
   undoDisabledReason?: string;
+  /** The resident agent's status, while subscribed to it. */
+  live?: LiveStatus;
 }
 
 export type StateEvent =
@@ -36,7 +49,11 @@ export type StateEvent =
   | { type: 'syncFinished'; report: SyncReport }
   | { type: 'historyLoaded'; reports: SyncReport[] }
   | { type: 'undoLoaded'; steps: UndoStepInfo[]; disabledReason?: string }
-  | { type: 'failed'; message: string; hint?: string; retry: RetryAction };
+  | { type: 'failed'; message: string; hint?: string; retry: RetryAction }
+  /** A status from the resident agent (the subscription's first, then every `status` event). */
+  | { type: 'live'; status: LiveStatus }
+  /** The subscription ended (reopening, or the agent has none): health falls back to the reports. */
+  | { type: 'liveLost' };
 
 export const HISTORY_SHOWN = 20;
 
@@ -53,19 +70,28 @@ export function reduce(state: WorkspaceViewState, event: StateEvent): WorkspaceV
     case 'started':
       return { ...state, image: event.image ?? state.image, health: healthAfter(state.history[0]) };
     case 'stopped':
-      return { ...state, health: { kind: 'stopped' } };
+      return { ...state, health: { kind: 'stopped' }, live: undefined };
     case 'syncStarted':
       return { ...state, health: { kind: 'syncing', message: event.message } };
     case 'syncFinished': {
       const history = [event.report, ...state.history].slice(0, HISTORY_SHOWN);
-      return { ...state, history, conflicts: event.report.conflicts, problems: [...event.report.problems, ...event.report.skipped], health: healthAfter(event.report) };
+      const next = { ...state, history, conflicts: event.report.conflicts, problems: [...event.report.problems, ...event.report.skipped] };
+      return { ...next, ...(state.live ? fromLive(next, state.live) : { health: healthAfter(event.report) }) };
     }
+    case 'live':
+      // A late event of a channel being closed must not bring a stopped or starting workspace back.
+      if (state.health.kind === 'stopped' || state.health.kind === 'starting') return state;
+      return { ...state, ...fromLive(state, event.status) };
+    case 'liveLost':
+      return { ...state, live: undefined };
     case 'historyLoaded': {
       const latest = event.reports[0];
       const base = { ...state, history: event.reports.slice(0, HISTORY_SHOWN) };
       if (!latest) return base;
+      const loaded = { ...base, conflicts: latest.conflicts, problems: [...latest.problems, ...latest.skipped] };
+      if (state.live) return { ...loaded, ...fromLive(loaded, state.live) };
       const health = state.health.kind === 'synced' || state.health.kind === 'conflict' ? healthAfter(latest) : state.health;
-      return { ...base, conflicts: latest.conflicts, problems: [...latest.problems, ...latest.skipped], health };
+      return { ...loaded, health };
     }
     case 'undoLoaded':
       return { ...state, undoSteps: event.steps, undoDisabledReason: event.disabledReason };
@@ -74,9 +100,50 @@ export function reduce(state: WorkspaceViewState, event: StateEvent): WorkspaceV
   }
 }
 
-/** A running workspace's health follows its last sync: a halt is an error, open conflicts are "conflict". */
+/**
+ * The state as the resident agent's status says: its health, and its conflicts (the paths it
+ * names, with what the reports told about each).
+ */
+function fromLive(state: WorkspaceViewState, live: LiveStatus): Pick<WorkspaceViewState, 'live' | 'health' | 'conflicts'> {
+  // An incremental cycle reports only the conflicts among the paths it looked at: what each side
+  // holds comes from the newest report that described the path.
+  const known = new Map<string, ConflictInfo>();
+  for (const conflict of [...state.conflicts, ...state.history.flatMap((report) => report.conflicts)]) {
+    const seen = known.get(conflict.path);
+    if (!seen || (!seen.host && !seen.container && (conflict.host || conflict.container))) known.set(conflict.path, conflict);
+  }
+  const conflicts = live.conflicts.map((path) => known.get(path) ?? { path });
+  return { live, conflicts, health: liveHealth(live) };
+}
+
+/** The health a LiveStatus shows. A pause or halt outranks everything; "synced" only when nothing waits. */
+export function liveHealth(live: LiveStatus): Health {
+  switch (live.state) {
+    case 'starting':
+      return { kind: 'syncing', message: 'the sync agent is starting' };
+    case 'syncing':
+      return { kind: 'syncing', message: 'syncing changes' };
+    case 'waiting-for-approval':
+      return { kind: 'waiting-for-approval', detail: live.question?.question.detail ?? 'a sync waits for your approval' };
+    case 'paused':
+      // An agent that reports "paused" for the on-save and off modes too: only a user's pause is one.
+      if (live.autoSync !== 'continuous') return idleHealth(live);
+      return { kind: 'paused' };
+    case 'halted':
+      return { kind: 'halted', reason: live.halt ? `${live.halt.reason} (${live.halt.side})` : 'a safety halt stopped the sync' };
+    case 'idle':
+      return idleHealth(live);
+  }
+}
+
+function idleHealth(live: LiveStatus): Health {
+  if (live.conflicts.length > 0) return { kind: 'conflict' };
+  return live.changesWaiting ? { kind: 'changes-waiting' } : { kind: 'synced' };
+}
+
+/** A running workspace's health follows its last sync: a halt is "halted", open conflicts are "conflict". */
 function healthAfter(report: SyncReport | undefined): Health {
-  if (report?.halted) return { kind: 'error', message: `sync halted: ${report.halted.reason}`, hint: 'Nothing was changed. Resume to merge both sides again (nothing is deleted).', retry: 'resume' };
+  if (report?.halted) return { kind: 'halted', reason: report.halted.reason };
   if (report && report.conflicts.length > 0) return { kind: 'conflict' };
   return { kind: 'synced' };
 }

@@ -31,6 +31,10 @@ const HEALTH_LABEL: Record<WorkspaceViewState['health']['kind'], string> = {
   syncing: 'syncing',
   synced: 'synced',
   conflict: 'conflict',
+  'changes-waiting': 'changes waiting',
+  'waiting-for-approval': 'waiting for approval',
+  paused: 'paused',
+  halted: 'halted',
   error: 'error',
 };
 
@@ -62,7 +66,19 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
       })),
     });
   }
+  if (state.health.kind === 'waiting-for-approval') {
+    nodes.splice(1, 0, {
+      id: 'question',
+      label: 'Waiting for approval',
+      description: displayText(state.health.detail),
+      tooltip: `A sync holds this change until you allow or deny it: ${displayText(state.health.detail)}`,
+      icon: 'question',
+      contextValue: 'question',
+    });
+  }
   const problems = [...state.problems];
+  for (const watch of state.live?.degraded ?? []) problems.unshift({ path: '', side: watch.side, reason: `watcher on the ${watch.side} side: ${watch.reason}` });
+  if (state.health.kind === 'halted') problems.unshift({ path: '', side: '', reason: `sync halted: ${state.health.reason}` });
   if (state.health.kind === 'error') problems.unshift({ path: '', side: '', reason: state.health.message });
   if (problems.length > 0) {
     nodes.push({
@@ -152,6 +168,7 @@ function workspaceNode(state: WorkspaceViewState): TreeNode {
       { id: 'workspace:folder', label: 'Folder', description: state.hostPath ?? '', icon: 'folder' },
       { id: 'workspace:image', label: 'Image', description: state.image ?? 'unknown', icon: 'package' },
       { id: 'workspace:state', label: 'State', description: HEALTH_LABEL[state.health.kind], icon: 'pulse' },
+      ...(state.live ? [{ id: 'workspace:autoSync', label: 'Auto-sync', description: state.live.state === 'paused' ? `${state.live.autoSync} (paused)` : state.live.autoSync, icon: 'sync' }] : []),
     ],
   };
 }

@@ -12,6 +12,8 @@ import { pull } from './pull';
 import { push } from './push';
 import { rebuildImage } from './rebuildImage';
 import { resume } from './resume';
+import { pauseAutoSync } from './pauseAutoSync';
+import { resumeAutoSync } from './resumeAutoSync';
 import { retry } from './retry';
 import { showLogs } from './showLogs';
 import { startWorkspace } from './startWorkspace';
@@ -36,6 +38,8 @@ export const COMMANDS: readonly CludCommand[] = [
   setApiKey,
   retry,
   resume,
+  pauseAutoSync,
+  resumeAutoSync,
   backupConflicts,
   openConflictDiff,
   keepHost,

@@ -1,0 +1,179 @@
+// The live controls of the CLI against the resident agent in a real container: `clud watch`
+// (events as they happen, reconnecting after the agent is killed), `clud pause`/`clud resume`,
+// `clud status`'s live state and `clud up --auto-sync`.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import type { AgentEvent, LiveStatus } from '../../src/core/protocol';
+import { containerNameFor } from '../../src/core/hostPath';
+import {
+  CLI_PATH,
+  INTEGRATION_TIMEOUT_MS,
+  REPO_ROOT,
+  TEST_ENV,
+  TestScope,
+  assertExit,
+  cludSync,
+  cludUp,
+  describeRun,
+  execSh,
+  requireDocker,
+  runClud,
+  runCludJson,
+} from '../helpers/integration';
+
+type WatchLine = ({ time: string } & AgentEvent) | { time: string; type: 'connection'; state: string; code?: string };
+
+/** `clud watch DIR --json` in the background, its lines parsed as they come. */
+async function startWatch(dir: string) {
+  const { execa } = await import('execa');
+  const child = execa('node', [CLI_PATH, 'watch', dir, '--json'], { reject: false, env: { ...process.env, ...TEST_ENV }, cwd: REPO_ROOT, buffer: false, stdin: 'ignore' });
+  const lines: WatchLine[] = [];
+  let partial = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const parts = (partial + chunk.toString('utf8')).split('\n');
+    partial = parts.pop()!;
+    for (const line of parts) if (line) lines.push(JSON.parse(line) as WatchLine);
+  });
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  return {
+    lines,
+    stderr: () => stderr,
+    async until(what: string, found: (line: WatchLine) => boolean, timeoutMs = 30_000): Promise<WatchLine> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const line = lines.find(found);
+        if (line) return line;
+        if (Date.now() > deadline) assert.fail(`clud watch never printed ${what}; it printed:\n${lines.map((item) => JSON.stringify(item)).join('\n').slice(-4000)}\nstderr: ${stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+    async interrupt(): Promise<number | undefined> {
+      child.kill('SIGINT');
+      return (await child).exitCode;
+    },
+    stop() {
+      child.kill('SIGKILL');
+    },
+  };
+}
+
+const applied = (name: string) => (line: WatchLine) => line.type === 'cycle-finished' && line.report.applied.some((change) => change.path === name);
+
+async function waitForFile(file: string, timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(file)) {
+    if (Date.now() > deadline) assert.fail(`${file} never appeared on the host`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return readFile(file, 'utf8');
+}
+
+/**
+ * SIGKILLs the resident agent (`agent daemon`) in DIR's container, as root, by its PID. The
+ * pattern is anchored at the end of the command line, so that it does not match this shell's own.
+ */
+async function killResidentAgent(dir: string): Promise<void> {
+  const script = `for d in /proc/[0-9]*; do c=$(tr '\\000' ' ' < $d/cmdline 2>/dev/null); case "$c" in *" /opt/clud/agent.js daemon ") kill -9 \${d#/proc/} && echo killed;; esac; done`;
+  const { stdout } = await promisify(execFile)('docker', ['exec', '--user', 'root', containerNameFor(dir, 'linux'), 'sh', '-c', script]);
+  assert.match(stdout, /killed/, `no resident agent was killed: ${stdout}`);
+}
+
+async function liveStatus(dir: string): Promise<LiveStatus> {
+  const { run, json } = await runCludJson(['status', dir]);
+  assertExit(run, 0);
+  assert.ok(json.live, `clud status has no live state\n${describeRun(run)}`);
+  return json.live as LiveStatus;
+}
+
+describe('integration: live sync controls (clud watch, pause, resume, up --auto-sync)', function () {
+  this.timeout(INTEGRATION_TIMEOUT_MS);
+  const scope = new TestScope();
+  let dir = '';
+  const watches: Array<{ stop(): void }> = [];
+
+  before(async function () {
+    await requireDocker();
+    dir = await scope.project({ 'README.md': 'hello\n' });
+    // The suite's environment turns auto-sync off (CLUD_AUTO_SYNC in TEST_ENV); the flag wins.
+    await cludUp(dir, ['--auto-sync', 'continuous']);
+  });
+
+  afterEach(() => {
+    for (const watch of watches.splice(0)) watch.stop();
+  });
+
+  after(async function () {
+    await scope.cleanup();
+  });
+
+  it('clud watch --json shows a file written in /workspace cross to the host, with no command run; Ctrl-C ends it with 130', async function () {
+    const watch = await startWatch(dir);
+    watches.push(watch);
+    const first = await watch.until('the status it subscribed with', (line) => line.type === 'status');
+    assert.equal(first.type === 'status' && first.status.autoSync, 'continuous');
+    await execSh(dir, 'echo from-container > written-in-container.txt');
+    assert.equal(await waitForFile(path.join(dir, 'written-in-container.txt')), 'from-container\n');
+    await watch.until('the cycle that carried the file', applied('written-in-container.txt'));
+    await watch.until('a status back to idle', (line) => line.type === 'status' && line.status.state === 'idle' && !line.status.changesWaiting);
+    assert.equal(await watch.interrupt(), 130);
+  });
+
+  it('clud pause holds changes (clud status says paused), clud resume carries them', async function () {
+    const pause = await runCludJson(['pause', dir]);
+    assertExit(pause.run, 0);
+    assert.equal((pause.json.live as LiveStatus).state, 'paused');
+    await execSh(dir, 'echo while-paused > while-paused.txt');
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    assert.equal(existsSync(path.join(dir, 'while-paused.txt')), false, 'a paused sync carried a change');
+    const paused = await liveStatus(dir);
+    assert.equal(paused.state, 'paused');
+    const statusText = await runClud(['status', dir]);
+    assert.match(statusText.stdout, /^sync: +paused/m, describeRun(statusText));
+
+    const resume = await runCludJson(['resume', dir]);
+    assertExit(resume.run, 0);
+    assert.deepEqual(Object.keys(resume.json).sort(), ['metrics', 'ok', 'report'], `resume prints its merge as a sync does\n${describeRun(resume.run)}`);
+    assert.equal(await waitForFile(path.join(dir, 'while-paused.txt')), 'while-paused\n');
+    assert.notEqual((await liveStatus(dir)).state, 'paused');
+  });
+
+  it('clud watch reconnects after the resident agent is SIGKILLed, and shows the next change', async function () {
+    const watch = await startWatch(dir);
+    watches.push(watch);
+    await watch.until('its first status', (line) => line.type === 'status');
+    await killResidentAgent(dir);
+    await watch.until('that it lost the agent', (line) => line.type === 'connection' && line.state === 'reconnecting');
+    await watch.until('that it reconnected', (line) => line.type === 'connection' && line.state === 'connected' && line !== watch.lines[0]);
+    await execSh(dir, 'echo after-kill > after-kill.txt');
+    assert.equal(await waitForFile(path.join(dir, 'after-kill.txt')), 'after-kill\n');
+    await watch.until('the cycle after the restart', applied('after-kill.txt'));
+  });
+
+  it('clud up --auto-sync off stops syncing on its own (sync still carries); continuous starts it again', async function () {
+    const off = await runCludJson(['up', dir, '--auto-sync', 'off']);
+    assertExit(off.run, 0);
+    assert.equal((off.json.live as LiveStatus | undefined)?.autoSync, 'off', describeRun(off.run));
+    await execSh(dir, 'echo auto-sync-off > auto-sync-off.txt');
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    assert.equal(existsSync(path.join(dir, 'auto-sync-off.txt')), false, 'auto-sync off carried a change');
+    const sync = await cludSync('sync', dir);
+    assert.ok(sync.report.applied.some((change) => change.path === 'auto-sync-off.txt'), JSON.stringify(sync.report.applied));
+
+    const continuous = await runCludJson(['up', dir, '--auto-sync', 'continuous']);
+    assertExit(continuous.run, 0);
+    assert.equal((continuous.json.live as LiveStatus | undefined)?.autoSync, 'continuous');
+    await execSh(dir, 'echo continuous-again > continuous-again.txt');
+    assert.equal(await waitForFile(path.join(dir, 'continuous-again.txt')), 'continuous-again\n');
+  });
+
+  it('an unknown --auto-sync mode is refused, naming the flag', async function () {
+    const run = await runClud(['up', dir, '--auto-sync', 'sometimes']);
+    assert.notEqual(run.exitCode, 0);
+    assert.match(run.stderr, /--auto-sync/, describeRun(run));
+  });
+});

@@ -1,0 +1,42 @@
+// How `clud status` and `clud watch` print the resident agent's status and events (src/cli/format.ts).
+import assert from 'node:assert/strict';
+import { formatLiveEvent, formatLiveStatus } from '../../src/cli/format';
+import { emptySyncReport } from '../../src/core/protocol';
+import type { LiveStatus } from '../../src/core/protocol';
+
+function status(overrides: Partial<LiveStatus> = {}): LiveStatus {
+  return { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], degraded: [], ...overrides };
+}
+const at = new Date(Date.UTC(2026, 11, 4, 22, 5, 7, 123));
+
+describe('unit: clud watch and status output', () => {
+  it('names each live state the way the editor does', () => {
+    assert.equal(formatLiveStatus(status()), 'synced (auto-sync continuous)');
+    assert.equal(formatLiveStatus(status({ changesWaiting: true, autoSync: 'off' })), 'changes waiting (auto-sync off)');
+    assert.equal(formatLiveStatus(status({ state: 'syncing', conflicts: ['a', 'b'] })), 'syncing (auto-sync continuous, 2 conflict(s))');
+    assert.equal(formatLiveStatus(status({ state: 'waiting-for-approval' })), 'waiting for approval (auto-sync continuous)');
+    assert.match(formatLiveStatus(status({ state: 'paused', autoSync: 'on-save' })), /^paused — `clud resume` syncs again \(auto-sync on-save\)$/);
+    assert.match(formatLiveStatus(status({ state: 'halted', halt: { side: 'container', reason: '/workspace is empty' } })), /^halted \(container\): \/workspace is empty — `clud resume` merges/);
+  });
+
+  it('prints each event with its time, a status only when it changed', () => {
+    assert.equal(formatLiveEvent({ type: 'cycle-started', kind: 'incremental' }, at, undefined), '22:05:07.123 syncing (incremental cycle)');
+    assert.equal(formatLiveEvent({ type: 'status', status: status() }, at, undefined), '22:05:07.123 synced (auto-sync continuous)');
+    assert.equal(formatLiveEvent({ type: 'status', status: status() }, at, status()), undefined);
+    assert.equal(formatLiveEvent({ type: 'status', status: status({ state: 'syncing' }) }, at, status()), undefined, 'the cycle-started line says it');
+    const report = emptySyncReport({ id: 's1', policy: 'two-way-safe', startedAt: at.toISOString(), applied: [{ path: 'src/a.ts', side: 'host', action: 'create' }], appliedCount: 1, writtenCount: 1 });
+    const lines = formatLiveEvent({ type: 'cycle-finished', kind: 'incremental', report }, at, undefined)!.split('\n');
+    assert.match(lines[0]!, /^22:05:07\.123 incremental: two-way-safe: 1 change\(s\)/);
+    assert.match(lines[1]!, /^ {13} {2}create host {6}src\/a\.ts$/);
+    assert.match(formatLiveEvent({ type: 'watcher-degraded', side: 'container', reason: 'watch limit (fs.inotify.max_user_watches); polling' }, at, undefined)!, /watcher \(container\): watch limit/);
+    assert.match(formatLiveEvent({ type: 'halted', side: 'host', reason: 'the folder is empty' }, at, undefined)!, /halted \(host\): the folder is empty/);
+  });
+
+  it('escapes what came from a tree, so a file name cannot drive the terminal', () => {
+    const report = emptySyncReport({ id: 's1', policy: 'two-way-safe', startedAt: at.toISOString(), applied: [{ path: 'evil\x1b[2J\nforged', side: 'host', action: 'create' }], appliedCount: 1 });
+    const text = formatLiveEvent({ type: 'cycle-finished', kind: 'full', report }, at, undefined)!;
+    assert.equal(text.includes('\x1b'), false);
+    assert.equal(text.split('\n').length, 2);
+    assert.equal(formatLiveEvent({ type: 'question', questionId: 1, question: { kind: 'many-deletions', path: 'x', detail: 'delete \x1b]0;x\x07' } }, at, undefined)!.includes('\x1b'), false);
+  });
+});
