@@ -318,8 +318,12 @@ export type KillPoint = `captured-${number}` | `after-${number}` | 'staged' | 'b
 export async function buildCrashChild(outDirectory: string): Promise<string> {
   const esbuild = await import('esbuild');
   const outfile = path.join(outDirectory, 'undo-crash-child.cjs');
+  const options = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'error' } as const;
+  // The capture worker's code goes into the bundle as in esbuild.mjs (see packWorker.ts).
+  const worker = await esbuild.build({ ...options, entryPoints: [path.join(REPO_ROOT, 'src/core/undo/packWorkerThread.ts')], write: false, outfile: 'pack-worker.js' });
+  const define = { PACK_WORKER_BUNDLE: JSON.stringify(worker.outputFiles[0]!.text) };
   // execa is only loaded to restore extended attributes, which a crash child never does.
-  await esbuild.build({ entryPoints: [__filename], outfile, bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'error', external: ['execa'] });
+  await esbuild.build({ ...options, entryPoints: [__filename], outfile, define, external: ['execa', 'tsx/cjs'] });
   return outfile;
 }
 

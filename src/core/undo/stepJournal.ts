@@ -41,8 +41,8 @@ export class StepJournal {
   private journal?: FileHandle;
   private journalLength = 0;
   /** The step's content file in the capture worker (see packWorker.ts), once created. */
-  private readonly packId = packWorker.newPackId();
-  private packOpen = false;
+  private readonly contentFileId = packWorker.newContentFileId();
+  private contentFileOpen = false;
   /** The content file's length as last reported, and whether captures were answered since the last round's sync was sent. */
   private contentLength = 0;
   private unsyncedContent = false;
@@ -84,8 +84,8 @@ export class StepJournal {
     this.createRunning ??= (async () => {
       await mkdir(this.directory, { recursive: true });
       await writeFile(path.join(this.directory, MANIFEST), manifest, { mode: 0o600 });
-      await packWorker.open(this.packId, path.join(this.directory, RAW));
-      this.packOpen = true;
+      await packWorker.open(this.contentFileId, path.join(this.directory, RAW));
+      this.contentFileOpen = true;
       const journal = await open(path.join(this.directory, JOURNAL), 'w', 0o600);
       const headerLine = Buffer.from(`${JSON.stringify({ version: UNDO_FORMAT_VERSION, ...this.header } satisfies z.infer<typeof JournalHeader>)}\n`);
       await journal.write(headerLine, 0, headerLine.length, 0);
@@ -103,7 +103,7 @@ export class StepJournal {
    */
   async capture(paths: readonly Buffer[], maxBytes: number): Promise<CapturedPath[]> {
     if (this.failure) throw this.failure.error;
-    const { results, length } = await packWorker.capture(this.packId, [...paths], Math.max(0, maxBytes - this.contentLength));
+    const { results, length } = await packWorker.capture(this.contentFileId, [...paths], Math.max(0, maxBytes - this.contentLength));
     this.contentLength = Math.max(this.contentLength, length);
     this.unsyncedContent = true;
     return results;
@@ -165,9 +165,9 @@ export class StepJournal {
     await this.createRunning?.catch(() => {});
     const journal = this.journal;
     this.journal = undefined;
-    const packOpen = this.packOpen;
-    this.packOpen = false;
-    await Promise.all([journal?.close().catch(() => {}), packOpen ? packWorker.close(this.packId).catch(() => {}) : undefined]);
+    const contentFileOpen = this.contentFileOpen;
+    this.contentFileOpen = false;
+    await Promise.all([journal?.close().catch(() => {}), contentFileOpen ? packWorker.close(this.contentFileId).catch(() => {}) : undefined]);
   }
 
   private async flushRound(): Promise<void> {
@@ -189,7 +189,7 @@ export class StepJournal {
       // The content and the lines are synced at once, not one after the other (see the top of
       // this file for why a line durable before its content is harmless).
       const appending = text ? this.append(text) : undefined;
-      const syncing = captured && this.packOpen ? packWorker.sync(this.packId) : undefined;
+      const syncing = captured && this.contentFileOpen ? packWorker.sync(this.contentFileId) : undefined;
       await Promise.all([appending, syncing, ...paths.map(fsyncPath)]);
     } catch (error) {
       this.failure ??= { error };
