@@ -7,15 +7,11 @@ import { errorMessage } from '../core/errors';
 import { SyncOptions, describeZodError } from '../core/protocol';
 import { SyncStateFiles } from '../core/sync/stateFiles';
 import { readInitState, writeInitState } from './initStateFile';
+import { log } from './log';
 import { runInitialSync } from './initialSync';
 import { findPasswdEntry, isMountPoint, planIdentities, takenIds } from './system';
 import { keepUndoLogCompacted } from './undoCompaction';
 import type { IdentityPlan, PasswdEntry, UserIds } from './system';
-
-export function log(level: 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown> = {}): void {
-  // Container logs (`clud logs`): one JSON object per line, never on stdout's protocol channel.
-  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, source: 'init', message, ...fields }) + '\n');
-}
 
 /**
  * `agent prepare`, as root: validates the container, gives the sync user the host folder owner's

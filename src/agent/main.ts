@@ -4,7 +4,8 @@
 //   agent serve   one control-channel session over stdio, as the workspace user
 import { serveChannel } from './server';
 import { createHandlers } from './handlers';
-import { log, runInit, runPrepare } from './init';
+import { runInit, runPrepare } from './init';
+import { log } from './log';
 import { AGENT_VERSION } from './version';
 
 async function runServe(): Promise<void> {

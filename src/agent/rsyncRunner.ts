@@ -7,8 +7,8 @@ import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH } f
 import type { ProgressData, SyncMetrics, SyncOptions } from '../core/protocol';
 import { withRetries } from '../core/retry';
 import { MAX_CHANGED_PATHS, TRANSIENT_EXIT_CODES, VANISHED_EXIT_CODE, initialCopyArgs, parseItemizedLine, parseRsyncOutput, rsyncErrors } from '../core/rsync';
-import type { Entry, FileEntry } from '../core/sync/entry';
-import { bytesFromName, joinBytes } from '../core/sync/pathCodec';
+import type { Entry, FileEntry } from '../core/files/entry';
+import { bytesFromName, joinBytes } from '../core/files/pathCodec';
 import type { ScanCache } from '../core/sync/scan';
 import { scanTree } from '../core/sync/scan';
 import { SyncStateFiles } from '../core/sync/stateFiles';

@@ -21,7 +21,7 @@ import { failpointHook } from './failpoint';
 import { hostAccess } from './hostAccess';
 import { findPasswdEntry } from './system';
 import { readInitState } from './initStateFile';
-import { log } from './init';
+import { log } from './log';
 import { exchangeGitHistory } from './gitExchange';
 import { RequestError } from './server';
 import type { Handlers, RequestContext } from './server';

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { CONTAINER_STATE_PATH } from '../core/containerLayout';
 import { errorMessage } from '../core/errors';
 import { UndoLog } from '../core/undo';
-import { log } from './init';
+import { log } from './log';
 import { syncWaiting, withSyncLock } from './syncLock';
 
 /**

@@ -13,16 +13,16 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
-import { permissionBits } from './entry';
-import type { Entry, FileEntry } from './entry';
+import { permissionBits } from '../files/entry';
+import type { Entry, FileEntry } from '../files/entry';
 import { pinParent } from './beneath';
 import type { PinFailure } from './beneath';
-import { lstatOrUndefined, matchesExpected } from './fsEntry';
-import { bytesFromName } from './pathCodec';
+import { lstatOrUndefined, matchesExpected } from '../files/fsEntry';
+import { bytesFromName } from '../files/pathCodec';
 import type { SkipCode } from '../protocol';
 import type { Change, Side } from './reconcile';
-import { keepUnder, replaceChecked, setStagedAttributes, temporarySibling } from './replaceChecked';
-import type { Expectation, ReplaceResult } from './replaceChecked';
+import { keepUnder, replaceChecked, setStagedAttributes, temporarySibling } from '../files/replaceChecked';
+import type { Expectation, ReplaceResult } from '../files/replaceChecked';
 
 export interface ApplyOptions {
   /** Absolute roots of the two trees. */

@@ -1,7 +1,7 @@
 // Three-way reconciliation of host and container against the last synced state (the ancestor).
 // Pure and synchronous: it only decides, an apply step acts. Modelled on Mutagen's reconciler
 // (pkg/synchronization/core/reconcile.go), adapted to flat snapshots.
-import { assertWellFormedSnapshot, entriesEqual, pathDepth, SnapshotTree as Tree, type DirectoryEntry, type Entry, type Snapshot } from './entry';
+import { assertWellFormedSnapshot, entriesEqual, pathDepth, SnapshotTree as Tree, type DirectoryEntry, type Entry, type Snapshot } from '../files/entry';
 
 export type Side = 'host' | 'container';
 

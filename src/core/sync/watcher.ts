@@ -8,9 +8,9 @@
 // measurement in docs/ARCHITECTURE.md). Ignored folders, `.git` and node_modules get no watch.
 import { EventEmitter } from 'node:events';
 import { promises as fs, watch, type Dirent, type FSWatcher } from 'node:fs';
-import { pathAndAncestors } from './entry';
+import { pathAndAncestors } from '../files/entry';
 import { IgnoreRules } from './ignore';
-import { bytesFromName, joinBytes, nameFromBytes } from './pathCodec';
+import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
 
 export interface DirtyBatch {
   /** Relative POSIX paths (snapshot keys) that may have changed; a folder stands for its subtree. */

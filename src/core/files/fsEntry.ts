@@ -1,0 +1,97 @@
+// Reading one path's current state for the apply step's "still what the scan saw?" check, and
+// hashing a file the way the scan does, and whether a path is still reached through real folders.
+import { createHash } from 'node:crypto';
+import { constants, createReadStream, createWriteStream, lstatSync } from 'node:fs';
+import { lstat, open, readlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import type { Entry } from './entry';
+import { ancestorsOf, permissionBits } from './entry';
+import { joinBytes, nameFromBytes } from './pathCodec';
+
+/**
+ * Copies a file's bytes into a file of the running user's, mode 0600 until the caller sets it.
+ * Not fs.copyFile: the libuv the image's Node uses also gives the copy the source's owner and
+ * mode, which for a file from /workspace would put the workspace user's UID (the sync agent holds
+ * CAP_CHOWN) and any setuid bit into the state folder on the host.
+ */
+export async function copyContents(source: Buffer, target: Buffer, options: { exclusive?: boolean } = {}): Promise<void> {
+  const handle = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    await pipeline(handle.createReadStream({ autoClose: false }), createWriteStream(target, { mode: 0o600, flags: options.exclusive ? 'wx' : 'w' }));
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function lstatOrUndefined(path: Buffer): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * The synchronous form, for metadata the scan or the apply has just read (in the page cache): a
+ * trip to the thread pool costs far more than the call itself on a busy machine.
+ */
+export function lstatSyncOrUndefined(path: Buffer): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+export const sha256 = (content: Buffer): string => createHash('sha256').update(content).digest('hex');
+
+export async function hashFile(path: Buffer): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * Whether what is on disk at `path` is still `expected`. Files are compared by type, size, mtime
+ * and mode first (what the scan's cache trusts too) and by content hash only when those match
+ * but the caller needs certainty (`verifyContent`), e.g. before taking a file as a sync source.
+ */
+export async function matchesExpected(path: Buffer, expected: Entry | undefined, options: { verifyContent?: boolean } = {}): Promise<{ ok: true; stats?: Stats } | { ok: false; code: 'changed-since-scan' | 'unsyncable'; reason: string }> {
+  const changed = (reason: string) => ({ ok: false as const, code: 'changed-since-scan' as const, reason });
+  const stats = await lstatOrUndefined(path);
+  if (!expected) return stats ? changed('created since the scan') : { ok: true };
+  if (!stats) return changed('deleted since the scan');
+  switch (expected.kind) {
+    case 'file': {
+      if (!stats.isFile()) return changed('type changed since the scan');
+      if (stats.size !== expected.size || stats.mtimeMs !== expected.mtimeMs || permissionBits(stats.mode) !== expected.mode) return changed('modified since the scan');
+      if (options.verifyContent && (await hashFile(path)) !== expected.hash) return changed('modified since the scan');
+      return { ok: true, stats };
+    }
+    case 'directory':
+      return stats.isDirectory() ? { ok: true, stats } : changed('type changed since the scan');
+    case 'symlink':
+      if (!stats.isSymbolicLink()) return changed('type changed since the scan');
+      return nameFromBytes(await readlink(path, { encoding: 'buffer' })) === expected.target ? { ok: true, stats } : changed('link retargeted since the scan');
+    case 'untracked':
+      return { ok: false, code: 'unsyncable', reason: 'cannot be synchronized' };
+  }
+}
+
+/**
+ * The first folder above `key` (below the root) that exists but is not a real folder, e.g. one
+ * replaced by a symlink since the scan: going through it would reach outside the tree. `known`
+ * caches ancestors found to be real folders (or absent). Synchronous: the folders were just read.
+ */
+export function nonFolderAncestor(root: string, key: string, known?: Set<string>): string | undefined {
+  for (const ancestor of ancestorsOf(key)) {
+    if (known?.has(ancestor)) continue;
+    const stats = lstatSyncOrUndefined(joinBytes(root, ancestor));
+    if (stats && !stats.isDirectory()) return ancestor;
+    known?.add(ancestor);
+  }
+  return undefined;
+}
