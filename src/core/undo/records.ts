@@ -15,8 +15,11 @@ export const JOURNAL = 'journal.jsonl';
 export const PACK = 'content.pack';
 export const RAW = 'content.raw';
 
-/** [attribute name, base64 value] pairs, or null when they could not be captured (no tools, odd name). */
-const Xattrs = z.array(z.tuple([z.string(), z.string()])).nullable();
+/** A path's extended attributes: [name, base64 value] pairs, sorted by name. */
+export const XattrPairs = z.array(z.tuple([z.string(), z.string()]));
+export type XattrPairs = z.infer<typeof XattrPairs>;
+/** The attributes, or null when they could not be captured (no tools, odd name). */
+const Xattrs = XattrPairs.nullable();
 /**
  * Where a file's content is. In `content.raw` (while a step is open, and until the step is
  * compacted): `size` bytes at `offset` (`length` equals `size`, `start` is 0). In `content.pack`

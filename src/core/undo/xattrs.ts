@@ -8,6 +8,7 @@ import { isUtf8 } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { GetfattrReader, interpret } from './getfattrReader';
+import type { XattrPairs } from './records';
 import { SyscallXattrReader, syscallReaderUsable } from './syscallXattrReader';
 
 /** Runs an attribute tool to its end: its exit code (1 if it could not start), its output and errors as they came, and its errors alone. */
@@ -26,7 +27,8 @@ function runTool(command: string, args: readonly string[]): Promise<{ exitCode: 
   });
 }
 
-export type Xattrs = Array<[string, string]>;
+/** A path's attributes, as the undo log's records store them. */
+export type Xattrs = XattrPairs;
 
 let available: Promise<boolean> | undefined;
 
