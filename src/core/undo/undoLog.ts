@@ -73,9 +73,9 @@ export class UndoLog {
 
   /**
    * Opens (creating if needed) the log in `directory`: checks the format version, then rolls back
-   * any step a crash left in progress and finishes any interrupted undo. Call it once per process
-   * before the first sync, under the sync lock: a step another live process is writing would be
-   * rolled back too.
+   * any step a crash left in progress and finishes any interrupted undo. Call it only while no
+   * other process writes to the log (under the sync lock): a step another live process is writing
+   * would be rolled back too.
    */
   static async open(directory: string, options: UndoLogOptions): Promise<{ log: UndoLog; recovered: RecoveredStep[] }> {
     const log = new UndoLog(directory, options);
