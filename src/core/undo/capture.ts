@@ -1,6 +1,8 @@
 // Small helpers of the step writer: whether a path is as a capture saw it, and bounded concurrency.
 import type { CapturedStats } from './packWorker';
 
+export { forEachLimited } from '../limited';
+
 /** Whether nothing changed at a path between two lstat calls (ctime moves on any change of content, mode, owner or xattrs). */
 export function sameState(before: CapturedStats | undefined, now: CapturedStats | undefined): boolean {
   if (!before || !now) return before === now;
@@ -15,20 +17,4 @@ export function sameFolder(before: CapturedStats | undefined, now: CapturedStats
 
 function sameInodeModeOwner(before: CapturedStats, now: CapturedStats): boolean {
   return before.ino === now.ino && before.dev === now.dev && before.mode === now.mode && before.uid === now.uid && before.gid === now.gid;
-}
-
-/** Runs `work` on every item, at most `limit` at once; throws the first failure once all settled. */
-export async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await work(item).catch((error: unknown) => {
-        failure ??= { error };
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure) throw failure.error;
 }
