@@ -1,6 +1,6 @@
 // What the undo log stores on disk: per-path preimages (what a path was before a step first
 // touched it), postimages (what the step left there), the journal an open step appends them to,
-// and the step manifest. Paths are snapshot keys (see sync/entry.ts), surrogate-escaped so any
+// and the step manifest. Paths are snapshot keys (see files/entry.ts), surrogate-escaped so any
 // byte name survives. Saved content is stored as it was read while a step is open, and compressed
 // with brotli once the step is compacted: small files together in frames of one file, large ones
 // in a file each (see packWorker.ts).
