@@ -7,6 +7,7 @@
 // its size, the least recently used manifests are read again when needed.
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
+import { LruMap } from '../lruMap';
 import type { Manifest } from './records';
 
 interface Entry {
@@ -16,11 +17,11 @@ interface Entry {
 }
 
 export class ManifestCache {
-  /** In order of use, least recent first. */
-  private readonly entries = new Map<string, Entry>();
-  private bytes = 0;
+  private readonly entries: LruMap<string, Entry>;
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(maxBytes: number) {
+    this.entries = new LruMap(maxBytes, (entry) => entry.bytes);
+  }
 
   /**
    * The manifest in `file`: the one parsed before if the file has not changed since, else what
@@ -29,44 +30,25 @@ export class ManifestCache {
   async get(file: string, read: () => Promise<Manifest | undefined>): Promise<Manifest | undefined> {
     const stats = await stat(file, { bigint: true }).catch(() => undefined);
     if (!stats) {
-      this.delete(file);
+      this.entries.delete(file);
       return read();
     }
     const identity = `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`;
     const known = this.entries.get(file);
-    if (known?.identity === identity) {
-      this.entries.delete(file);
-      this.entries.set(file, known);
-      return known.manifest;
-    }
-    this.delete(file);
+    if (known?.identity === identity) return known.manifest;
+    this.entries.delete(file);
     const manifest = await read();
-    const bytes = Number(stats.size);
     // Read after the stat: were the file replaced in between, the entry is keyed by the old
     // identity, which the next stat no longer finds, and the manifest is read again.
-    if (manifest?.closedAt && bytes <= this.maxBytes) {
-      this.entries.set(file, { identity, bytes, manifest });
-      this.bytes += bytes;
-      for (const oldest of this.entries.keys()) {
-        if (this.bytes <= this.maxBytes) break;
-        this.delete(oldest);
-      }
-    }
+    if (manifest?.closedAt) this.entries.set(file, { identity, bytes: Number(stats.size), manifest });
     return manifest;
   }
 
   /** Drops the entries of `directory`'s manifests that are not among `present` (steps evicted or undone). */
   retainOnly(directory: string, present: ReadonlySet<string>): void {
-    for (const file of [...this.entries.keys()]) {
-      if (path.dirname(path.dirname(file)) === directory && !present.has(file)) this.delete(file);
+    for (const file of this.entries.keys()) {
+      if (path.dirname(path.dirname(file)) === directory && !present.has(file)) this.entries.delete(file);
     }
-  }
-
-  private delete(file: string): void {
-    const entry = this.entries.get(file);
-    if (!entry) return;
-    this.entries.delete(file);
-    this.bytes -= entry.bytes;
   }
 }
 

@@ -29,6 +29,7 @@ import { brotliDecompress, createBrotliDecompress } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { z } from 'zod';
 import { writeFileSynced } from '../atomicFile';
+import { LruMap } from '../lruMap';
 import type { CapturedPath } from './packWorker';
 import { packWorker } from './packWorker';
 import type { BlobRef, Preimage } from './records';
@@ -253,7 +254,7 @@ const decompress = promisify(brotliDecompress);
  * another: the last few frames stay decompressed.
  */
 export class BlobReader {
-  private readonly frames = new Map<string, Promise<Buffer>>();
+  private readonly frames = new LruMap<string, Promise<Buffer>>(CACHED_FRAMES);
 
   constructor(private readonly stepDirectory: string) {}
 
@@ -270,11 +271,7 @@ export class BlobReader {
   private frame(file: string, ref: BlobRef): Promise<Buffer> {
     const key = `${ref.file}:${ref.offset}`;
     let frame = this.frames.get(key);
-    if (frame) {
-      // Most recently used last.
-      this.frames.delete(key);
-      this.frames.set(key, frame);
-    } else {
+    if (!frame) {
       frame = (async () => {
         const handle = await open(file, 'r');
         try {
@@ -288,10 +285,6 @@ export class BlobReader {
       })();
       this.frames.set(key, frame);
       frame.catch(() => this.frames.delete(key));
-      for (const old of this.frames.keys()) {
-        if (this.frames.size <= CACHED_FRAMES) break;
-        this.frames.delete(old);
-      }
     }
     return frame;
   }
