@@ -1,19 +1,13 @@
 import { PROTOCOL_VERSION } from '../core/protocol';
-import type { SyncOptions } from '../core/protocol';
 import type { Handlers } from './server';
 import { readInitState } from './initStateFile';
-import { runInitialSync } from './initialSync';
-import { createSyncHandlers } from './syncHandlers';
-import { withSyncLock } from './syncLock';
+import type { ResidentAgent } from './residentAgent';
+import { createSyncHandlers, type ChannelState } from './syncHandlers';
 import { AGENT_VERSION } from './version';
-import { RequestError } from './server';
 
-const notResident = async (): Promise<never> => {
-  throw new RequestError('agent-unavailable', 'this agent has no resident sync agent yet');
-};
-
-/** The agent's answers to each request of the protocol (it runs as the workspace user). */
-export function createHandlers(): Handlers {
+/** The resident agent's answers to each request of one client's channel. */
+export function createHandlers(agent: ResidentAgent): Handlers {
+  const channel: ChannelState = {};
   return {
     hello: async () => ({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION }),
     status: async () => ({
@@ -24,13 +18,23 @@ export function createHandlers(): Handlers {
       cwd: process.cwd(),
       init: readInitState(),
     }),
-    retryInitialSync: (options: SyncOptions, context) => withSyncLock(() => runInitialSync(options, context.progress)),
-    ...createSyncHandlers(),
-    // The resident agent's requests: answered once the resident agent serves them (issue 14, under way).
-    subscribe: notResident,
-    pause: notResident,
-    resume: notResident,
-    configure: notResident,
-    hint: notResident,
+    retryInitialSync: (options, context) => agent.retryInitialCopy(options, context.progress),
+    subscribe: async (_params, context) => {
+      const unsubscribe = agent.subscribe((event) => context.sendEvent(event));
+      context.signal.addEventListener('abort', unsubscribe, { once: true });
+      return agent.status();
+    },
+    pause: async () => agent.pause(),
+    resume: () => agent.resume(),
+    configure: (params) => agent.configure(params),
+    hint: async (params) => {
+      agent.hint(params.paths);
+      return {};
+    },
+    failpoint: async (params) => {
+      channel.failpoint = params.spec;
+      return {};
+    },
+    ...createSyncHandlers(agent, channel),
   };
 }

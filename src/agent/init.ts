@@ -1,16 +1,13 @@
-// The container's start-up (see container/entrypoint.sh): `prepare` as root, then `init` as the
-// workspace user. The container keeps running even when something failed; the init state says what.
+// The container's start-up (see container/entrypoint.sh): `prepare` as root, then `init` (the
+// resident agent's supervisor) as the sync user. The container keeps running even when something
+// failed; the init state says what.
 import { execaSync } from 'execa';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, SYNC_ONLY_PATH, SYNC_OPTIONS_ENV, SYNC_USER, WORKSPACE_USER } from '../core/containerLayout';
+import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_WORKSPACE_PATH, SYNC_ONLY_PATH, SYNC_USER, WORKSPACE_USER } from '../core/containerLayout';
 import { errorMessage } from '../core/errors';
-import { SyncOptions, describeZodError } from '../core/protocol';
-import { SyncStateFiles } from '../core/sync/stateFiles';
 import { readInitState, writeInitState } from './initStateFile';
 import { log } from './log';
-import { runInitialSync } from './initialSync';
 import { findPasswdEntry, isMountPoint, planIdentities, takenIds } from './system';
-import { keepUndoLogCompacted } from './undoCompaction';
 import type { IdentityPlan, PasswdEntry, UserIds } from './system';
 
 /**
@@ -40,58 +37,6 @@ export function runPrepare(): void {
     log('error', message);
     writeInitState({ phase: 'failed', error: message, warnings: [], attempts: (previous?.attempts ?? 0) + 1 });
   }
-}
-
-/** `agent init`, as the sync user: the initial copy, then stay up so the container keeps running. */
-export async function runInit(): Promise<void> {
-  process.on('SIGTERM', () => process.exit(0));
-  process.on('SIGINT', () => process.exit(0));
-  const prepared = readInitState();
-  try {
-    process.chdir(CONTAINER_WORKSPACE_PATH);
-    if (!prepared || prepared.phase === 'failed') {
-      log('error', `not copying the folder: ${prepared?.error ?? 'prepare left no state'}`);
-    } else if (prepared.initialSync) {
-      // A restarted container keeps its /workspace; copying the host folder over it would destroy the
-      // container's unsynced changes. Sync is the user's explicit push or pull from here.
-      writeInitState({ ...prepared, phase: 'ready', warnings: [...prepared.warnings, 'container restarted: /workspace was kept as it was; push or pull to sync'] });
-      log('info', 'restarted; kept /workspace as it was');
-    } else {
-      // A new /workspace: the last agreed state belonged to a previous container's copy. Reading
-      // this copy against it could turn files it lacks into deletions, so it is forgotten and the
-      // first sync merges both sides without deleting anything.
-      if (existsSync(CONTAINER_STATE_PATH)) await new SyncStateFiles(CONTAINER_STATE_PATH).forgetAgreedState();
-      log('info', `initial copy ${CONTAINER_HOST_PATH} -> ${CONTAINER_WORKSPACE_PATH}`, { uid: process.getuid?.(), gid: process.getgid?.() });
-      const state = await runInitialSync(readSyncOptions(), () => {});
-      if (state.phase === 'failed') log('error', state.error ?? 'initial copy failed', { errors: state.initialSync?.errors });
-      else log('info', 'initial copy done', { files: state.initialSync?.filesTransferred, durationMs: state.initialSync?.durationMs });
-    }
-  } catch (error) {
-    const message = errorMessage(error);
-    log('error', message);
-    try {
-      writeInitState({ phase: 'failed', error: message, warnings: prepared?.warnings ?? [], attempts: (prepared?.attempts ?? 0) + 1 });
-    } catch (writeError) {
-      log('error', `cannot record the failure in the init state: ${errorMessage(writeError)}`);
-    }
-  }
-  // Stay up: the container must keep running so that the user can see why and retry. Meanwhile,
-  // compress the undo log's steps after the syncs that write them.
-  keepUndoLogCompacted();
-  setInterval(() => {}, 1 << 30);
-}
-
-function readSyncOptions(): SyncOptions {
-  const raw = process.env[SYNC_OPTIONS_ENV];
-  let json: unknown = {};
-  try {
-    json = raw ? JSON.parse(raw) : {};
-  } catch {
-    throw new Error(`${SYNC_OPTIONS_ENV} is not valid JSON`);
-  }
-  const parsed = SyncOptions.safeParse(json);
-  if (!parsed.success) throw new Error(`${SYNC_OPTIONS_ENV} is invalid: ${describeZodError(parsed.error)}`);
-  return parsed.data;
 }
 
 interface ImageUsers {

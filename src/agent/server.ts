@@ -3,7 +3,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { LineSplitter } from '../core/jsonLines';
 import { MAX_LINE_BYTES, encodeMessage, parseRequest } from '../core/protocol';
-import type { AgentMessage, ErrorCode, Method, ProgressData, Request, ResultOf, SafeguardQuestionInfo } from '../core/protocol';
+import type { AgentEvent, AgentMessage, ErrorCode, Method, ProgressData, Request, ResultOf, SafeguardQuestionInfo } from '../core/protocol';
 import { errorMessage } from '../core/errors';
 
 /** A failure the agent reports with a specific protocol code instead of "internal". */
@@ -25,6 +25,17 @@ export interface RequestContext {
   signal: AbortSignal;
   /** Asks the host (the user) and waits for the answer; see the `question` message. */
   ask(question: SafeguardQuestionInfo): Promise<'allow' | 'deny'>;
+  /** Sends an event on this channel (to a client that subscribed). */
+  sendEvent(event: AgentEvent): void;
+}
+
+export interface ChannelOptions {
+  maxLineBytes?: number;
+  /**
+   * An `answer` to a question this channel did not ask: a question the resident agent asked all
+   * its clients (a background cycle's). Returns whether such a question was open.
+   */
+  answerElsewhere?: (questionId: number, answer: 'allow' | 'deny') => boolean;
 }
 
 /** `answer` is the channel's own: it settles a question of another request. */
@@ -33,7 +44,8 @@ export type Handlers = {
 };
 
 /** Serves requests until `input` ends; resolves once every started request has been answered. */
-export function serveChannel(input: Readable, output: Writable, handlers: Handlers, maxLineBytes = MAX_LINE_BYTES): Promise<void> {
+export function serveChannel(input: Readable, output: Writable, handlers: Handlers, options: ChannelOptions = {}): Promise<void> {
+  const maxLineBytes = options.maxLineBytes ?? MAX_LINE_BYTES;
   const splitter = new LineSplitter(maxLineBytes);
   const pending = new Set<Promise<void>>();
   const questions = new Map<number, (answer: 'allow' | 'deny') => void>();
@@ -54,11 +66,13 @@ export function serveChannel(input: Readable, output: Writable, handlers: Handle
       const settle = questions.get(request.params.questionId);
       questions.delete(request.params.questionId);
       settle?.(request.params.answer);
-      send(settle ? { kind: 'result', id: request.id, result: {} } : { kind: 'error', id: request.id, code: 'bad-request', message: `no open question ${request.params.questionId}` });
+      const settled = settle !== undefined || options.answerElsewhere?.(request.params.questionId, request.params.answer) === true;
+      send(settled ? { kind: 'result', id: request.id, result: {} } : { kind: 'error', id: request.id, code: 'bad-request', message: `no open question ${request.params.questionId}` });
       return;
     }
     const context: RequestContext = {
       signal: hostGone.signal,
+      sendEvent: (event) => send({ kind: 'event', event }),
       progress: (data) => send({ kind: 'progress', id: request.id, data }),
       ask: (question) =>
         new Promise((resolve) => {
@@ -85,12 +99,15 @@ export function serveChannel(input: Readable, output: Writable, handlers: Handle
         }
       }
     });
-    input.on('end', () => {
+    const end = () => {
       hostGone.abort();
       // Nobody is left to answer: every open question is denied, the safe answer.
       for (const settle of questions.values()) settle('deny');
       questions.clear();
       void Promise.allSettled([...pending]).then(() => resolve());
-    });
+    };
+    input.on('end', end);
+    // A socket that breaks (the client was killed) ends the channel as well as one that ends.
+    input.on('error', end);
   });
 }

@@ -112,7 +112,9 @@ export class AgentClient {
           ? new CludError('sync-halted', message.message)
           : message.code === 'sync-busy'
             ? new CludError('timeout', message.message, 'Wait for the other sync (another `clud` command or VS Code) to finish, then try again.')
-            : new CludError('agent-failed', `agent could not ${pending.method}: ${message.message}`),
+            : message.code === 'agent-restarted' || message.code === 'agent-unavailable'
+              ? new CludError('agent-exited', message.message, message.code === 'agent-restarted' ? 'Run the command again; `clud logs` says why the agent stopped.' : 'Run `clud logs` to see why, or `clud up` to restart the workspace.')
+              : new CludError('agent-failed', `agent could not ${pending.method}: ${message.message}`),
       );
       return;
     }

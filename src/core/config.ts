@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { CludError } from './errors';
 import { McpServerSetting, parseMcpServerList } from './mcp';
+import { AutoSyncMode } from './protocol';
 
 export const DEFAULT_IMAGE_TAG = 'niteris/clud:latest';
 export const DEFAULT_BASE_IMAGE = 'debian:trixie-slim';
@@ -29,6 +30,10 @@ export const CludConfig = z.object({
   syncRetries: z.number().int().min(0).max(10).default(3),
   /** Push a saved file to the container (used by the extension). */
   autoSyncOnSave: z.boolean().default(true),
+  /** When the resident agent syncs on its own: continuous (watching both sides), on-save, or off. */
+  autoSync: AutoSyncMode.default('continuous'),
+  /** Sides polled instead of watched (the host is always polled on Docker Desktop, which passes no file events). */
+  poll: z.array(z.enum(['host', 'container'])).default([]),
   /** Undo log limits: the oldest steps are evicted first; a step over the size limit cannot be undone. */
   undoMaxSteps: z.number().int().min(1).max(10_000).default(50),
   undoMaxLogMegabytes: z.number().min(1).default(1024),
@@ -66,6 +71,8 @@ export function configFromEnvironment(env: NodeJS.ProcessEnv, pathDelimiter: str
   if (env.CLUD_EXTRA_CA_CERTIFICATES) config.extraCaCertificates = env.CLUD_EXTRA_CA_CERTIFICATES.split(pathDelimiter).filter(Boolean);
   // Patterns, not paths: separated by commas, which no gitignore pattern of a file name needs.
   if (env.CLUD_ALLOW_SECRETS) config.allowSecrets = env.CLUD_ALLOW_SECRETS.split(',').map((pattern) => pattern.trim()).filter(Boolean);
+  if (env.CLUD_POLL) config.poll = env.CLUD_POLL.split(',').map((side) => side.trim()).filter(Boolean) as CludConfigInput['poll'];
+  if (env.CLUD_AUTO_SYNC) config.autoSync = env.CLUD_AUTO_SYNC as CludConfigInput['autoSync'];
   if (env.CLUD_MCP_SERVERS) config.mcpServers = parseMcpServerList(env.CLUD_MCP_SERVERS, 'CLUD_MCP_SERVERS');
   return config;
 }

@@ -43,7 +43,11 @@ export const CONTAINER_STATE_PATH = `${SYNC_ONLY_PATH}/state`;
 /** Agent state that outlives one process: the init state, the sync lock and copied-in agent bundles. Only SYNC_USER can enter it. */
 export const AGENT_STATE_DIR = '/var/lib/clud';
 export const INIT_STATE_PATH = `${AGENT_STATE_DIR}/init.json`;
-export const SYNC_LOCK_PATH = `${AGENT_STATE_DIR}/sync.lock`;
+/**
+ * The resident sync agent's socket: every client channel (`agent serve`) is relayed to it. In
+ * AGENT_STATE_DIR, so only the sync user can connect.
+ */
+export const AGENT_SOCKET_PATH = `${AGENT_STATE_DIR}/agent.sock`;
 /** Environment variable naming the workspace in the host repository's refs: `clud/<name>/<branch>`. */
 export const GIT_NAMESPACE_ENV = 'CLUD_GIT_NAMESPACE';
 /** In the state folder: the agent branches as the last sync left them, for `clud status`. */

@@ -44,12 +44,24 @@ export const SyncMetrics = z.object({
 });
 export type SyncMetrics = z.infer<typeof SyncMetrics>;
 
+/**
+ * When the resident agent syncs on its own: `continuous` (watch both trees, sync what changed, a
+ * periodic full rescan), `on-save` (only the editor's saves, sent as hints, and explicit requests),
+ * `off` (only explicit requests: sync, push, pull).
+ */
+export const AutoSyncMode = z.enum(['continuous', 'on-save', 'off']);
+export type AutoSyncMode = z.infer<typeof AutoSyncMode>;
+
 export const SyncOptions = z.object({
   /** Extra exclude patterns (rsync filter syntax, like .gitignore lines) on top of the built-ins. */
   excludes: z.array(z.string()).default([]),
   /** Transient-failure retries (rsync exit codes that mean I/O or timeout trouble). */
   retries: z.number().int().min(0).max(10).default(3),
   allowSecrets: AllowSecrets,
+  /** When the resident agent syncs on its own, until a client configures it otherwise (see LiveSettings). */
+  autoSync: AutoSyncMode.default('continuous'),
+  /** Sides polled instead of watched: the host on Docker Desktop, whose bind mounts pass no file events. */
+  poll: z.array(z.enum(['host', 'container'])).default([]),
 });
 export type SyncOptions = z.infer<typeof SyncOptions>;
 
@@ -282,13 +294,6 @@ export type RestoreResult = z.infer<typeof RestoreResult>;
 
 const Excludes = z.array(z.string()).default([]);
 
-/**
- * When the resident agent syncs on its own: `continuous` (watch both trees, sync what changed, a
- * periodic full rescan), `on-save` (only the editor's saves, sent as hints, and explicit requests),
- * `off` (only explicit requests: sync, push, pull).
- */
-export const AutoSyncMode = z.enum(['continuous', 'on-save', 'off']);
-export type AutoSyncMode = z.infer<typeof AutoSyncMode>;
 
 /** How the resident agent syncs on its own; a client sends it with `configure`, the container's environment gives the first. */
 export const LiveSettings = z.object({
@@ -364,6 +369,11 @@ export const Request = z.discriminatedUnion('method', [
   /** Sync again, whatever stopped it: a pause, or a safety halt (then the agreed state is forgotten and both sides merge, deleting nothing). */
   z.object({ id: Id, method: z.literal('resume'), params: Empty }),
   z.object({ id: Id, method: z.literal('configure'), params: LiveSettings.partial() }),
+  /**
+   * Fault injection for the crash-recovery tests (src/agent/failpoint.ts): the writing requests of
+   * this channel run with it. The relay sends it when its environment has CLUD_FAILPOINT.
+   */
+  z.object({ id: Id, method: z.literal('failpoint'), params: z.object({ spec: z.string() }) }),
   /** Paths that may have changed (the editor saved them): synced soon, in every mode but `off`. */
   z.object({ id: Id, method: z.literal('hint'), params: z.object({ paths: z.array(z.string()).max(10_000) }) }),
 ]);
@@ -392,6 +402,7 @@ export const ResultSchemas = {
   resume: LiveStatus,
   configure: LiveStatus,
   hint: z.object({}),
+  failpoint: z.object({}),
 } satisfies Record<Method, z.ZodType>;
 export type ResultOf<M extends Method> = z.infer<(typeof ResultSchemas)[M]>;
 

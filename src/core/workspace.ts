@@ -146,7 +146,9 @@ export class Workspace {
   }
 
   get syncOptions(): SyncOptions {
-    return { excludes: this.config.excludes, retries: this.config.syncRetries, allowSecrets: this.config.allowSecrets };
+    // Docker Desktop (macOS, Windows) passes no file events through its bind mounts: the host side is polled there.
+    const poll = this.options.platform === 'linux' ? this.config.poll : [...new Set([...this.config.poll, 'host' as const])];
+    return { excludes: this.config.excludes, retries: this.config.syncRetries, allowSecrets: this.config.allowSecrets, autoSync: this.config.autoSync, poll };
   }
 
   /** Builds the image if needed, creates and starts the container if needed, waits for the initial copy. */

@@ -41,7 +41,8 @@ export const TEST_IMAGE = process.env.CLUD_TEST_IMAGE ?? 'clud-integration:lates
  */
 export const TEST_STATE_ROOT = mkdtempSync(path.join(os.tmpdir(), 'clud-it-state-'));
 process.once('exit', () => rmSync(TEST_STATE_ROOT, { recursive: true, force: true }));
-export const TEST_ENV: Record<string, string> = { CLUD_EXTRA_CA_CERTIFICATES: HOST_CA_BUNDLE, CLUD_IMAGE: TEST_IMAGE, CLUD_STATE_DIR: TEST_STATE_ROOT };
+/** Auto-sync is off unless a test turns it on: the other tests decide when a sync runs. */
+export const TEST_ENV: Record<string, string> = { CLUD_EXTRA_CA_CERTIFICATES: HOST_CA_BUNDLE, CLUD_IMAGE: TEST_IMAGE, CLUD_STATE_DIR: TEST_STATE_ROOT, CLUD_AUTO_SYNC: 'off' };
 
 /**
  * A real user's project folder belongs to that user, not to root. The tests run as root, and

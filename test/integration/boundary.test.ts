@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { chmod, chown, lstat, readFile, readdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, INIT_STATE_PATH, SYNC_LOCK_PATH, SYNC_ONLY_PATH } from '../../src/core/containerLayout';
+import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, AGENT_SOCKET_PATH, INIT_STATE_PATH, SYNC_ONLY_PATH } from '../../src/core/containerLayout';
 import {
   INTEGRATION_TIMEOUT_MS,
   TestScope,
@@ -34,7 +34,7 @@ import {
 const run = promisify(execFile);
 
 /** The sync agent's long-lived process (`agent init`), found through /proc as any process could. */
-const FIND_AGENT = `AGENT=; for d in /proc/[0-9]*; do c=$(tr '\\000' ' ' < $d/cmdline 2>/dev/null); case "$c" in "node /opt/clud/agent.js init "*) AGENT=\${d#/proc/};; esac; done; [ -n "$AGENT" ] || { echo "no agent process"; exit 3; }; export AGENT`;
+const FIND_AGENT = `AGENT=; for d in /proc/[0-9]*; do c=$(tr '\\000' ' ' < $d/cmdline 2>/dev/null); case "$c" in *"/opt/clud/agent.js daemon "*) AGENT=\${d#/proc/};; esac; done; [ -n "$AGENT" ] || { echo "no agent process"; exit 3; }; export AGENT`;
 
 /** ptrace(PTRACE_ATTACH, pid) through perl's syscall(), by the architecture's system call number. */
 const PTRACE_ATTACH = `case $(uname -m) in x86_64) n=101;; aarch64) n=117;; riscv64) n=117;; *) echo "no ptrace number for $(uname -m), not tried: Operation not permitted" >&2; exit 1;; esac; perl -e 'syscall($ARGV[0] + 0, 16, $ARGV[1] + 0, 0, 0) == 0 or die "$!\\n"' $n $AGENT`;
@@ -55,7 +55,7 @@ const ATTEMPTS: Array<[string, string]> = [
   ['change the agreed state', `echo "{}" > ${STATE}/ancestor.json`],
   ['delete the state folder', `rm -r ${STATE}`],
   ['read the init state', `cat ${INIT_STATE_PATH}`],
-  ['write the sync lock', `echo 1 > ${SYNC_LOCK_PATH}`],
+  ['connect to the resident sync agent', `node -e "require('net').connect('${AGENT_SOCKET_PATH}').on('error', (e) => { console.error(e.code); process.exit(1); }).on('connect', () => process.exit(0))"`],
   ['delete the agent state folder', `rm -r ${AGENT_STATE_DIR}`],
   ['signal the sync agent (TERM)', 'kill -TERM $AGENT'],
   ['signal the sync agent (STOP)', 'kill -STOP $AGENT'],

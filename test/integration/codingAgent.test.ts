@@ -1,6 +1,7 @@
 // The coding agent in the box: Claude Code, its MCP servers, the API key's path and the agent
-// state volume, in the real image and real containers. No request to Anthropic is possible here,
-// so the key is followed up to Claude Code's `apiKeyHelper` handing it to the workspace user.
+// state volume, in the real image and real containers. The key is followed up to Claude Code's
+// `apiKeyHelper` handing it to the workspace user; claudeTurn.test.ts follows it into requests
+// to a scripted Anthropic API.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';

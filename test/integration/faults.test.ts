@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import { SYNC_LOCK_PATH } from '../../src/core/containerLayout';
 import {
   CLI_PATH,
   TEST_ENV,
@@ -46,15 +45,6 @@ async function rootExec(dir: string, cmd: string[], options: { detach?: boolean 
   return Buffer.concat(out).toString('utf8');
 }
 
-/** The PID (in the container) of the newest process whose command line matches `pattern` (write `[s]leep`, so that the search does not find itself). */
-async function pidOf(dir: string, pattern: string): Promise<number> {
-  await new Promise((resolve) => setTimeout(resolve, 300)); // a detached exec starts a moment later
-  const out = await rootExec(dir, ['sh', '-c', `for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q -- '${pattern}' && echo \${p#/proc/}; done | sort -n | tail -1`]);
-  const pid = Number(out.trim());
-  assert.ok(Number.isInteger(pid) && pid > 0, `no process ${pattern}: ${JSON.stringify(out)}`);
-  return pid;
-}
-
 describe('integration: faults at the edges', function () {
   this.timeout(INTEGRATION_TIMEOUT_MS);
   const scope = new TestScope();
@@ -69,30 +59,15 @@ describe('integration: faults at the edges', function () {
     await scope.cleanup();
   });
 
-  describe('the sync lock', function () {
-    it('a lock written by a process that is not a sync (a live PID of something else) is taken over: clud sync neither hangs nor waits', async function () {
-      await rootExec(dir, ['sleep', '600'], { detach: true });
-      const pid = await pidOf(dir, '[s]leep 600');
-      assert.equal((await rootExec(dir, ['cat', `/proc/${pid}/cmdline`])).split('\0')[0], 'sleep', 'the lock names a live process that is not a sync');
-      await rootExec(dir, ['sh', '-c', `printf %s ${pid} > ${SYNC_LOCK_PATH} && chmod 666 ${SYNC_LOCK_PATH}`]);
-      const started = Date.now();
-      const run = await runClud(['sync', dir, '--json'], { timeoutMs: 60_000 });
-      assertExit(run, 0);
-      assert.ok(Date.now() - started < 30_000, `clud sync took ${Date.now() - started} ms`);
-      await rootExec(dir, ['sh', '-c', `kill ${pid}`]);
-    });
-
-    it('a live sync holding the lock: clud sync says on stderr what it waits for, then runs once it is free', async function () {
-      // A process that looks like an agent to the lock (its command line names agent.js).
-      await rootExec(dir, ['sh', '-c', 'exec node -e "setTimeout(() => {}, 600000)" /opt/clud/agent.js'], { detach: true });
-      const pid = await pidOf(dir, '[s]etTimeout');
-      await rootExec(dir, ['sh', '-c', `printf %s ${pid} > ${SYNC_LOCK_PATH} && chmod 666 ${SYNC_LOCK_PATH}`]);
-      const running = runClud(['sync', dir], { timeoutMs: 120_000 });
-      await new Promise((resolve) => setTimeout(resolve, 4_000));
-      await rootExec(dir, ['sh', '-c', `kill ${pid}`]);
-      const run = await running;
-      assertExit(run, 0);
-      assert.match(run.stderr, new RegExp(`waiting for another sync of this workspace \\(agent process ${pid}\\)`), describeRun(run));
+  describe('one queue in the resident agent', function () {
+    it('syncs requested at the same moment by separate clients all complete, one after another', async function () {
+      const runs = await Promise.all([0, 1, 2].map(() => runCludJson(['sync', dir], { timeoutMs: 120_000 })));
+      for (const { run } of runs) assertExit(run, 0);
+      const windows = runs
+        .map(({ json }) => json.report as { startedAt: string; durationMs: number })
+        .map((report) => ({ start: Date.parse(report.startedAt), end: Date.parse(report.startedAt) + report.durationMs }))
+        .sort((a, b) => a.start - b.start);
+      for (let index = 1; index < windows.length; index += 1) assert.ok(windows[index]!.start >= windows[index - 1]!.end, `cycles overlapped: ${JSON.stringify(windows)}`);
     });
   });
 

@@ -85,7 +85,7 @@ function connect(handlers: Partial<Handlers>, options: { maxLineBytes?: number }
       if (parsed.ok) agentMessages.push(parsed.value);
     }
   });
-  const served = serveChannel(toAgent, fromAgent, { ...UNUSED, ...handlers }, options.maxLineBytes);
+  const served = serveChannel(toAgent, fromAgent, { ...UNUSED, ...handlers }, { maxLineBytes: options.maxLineBytes });
   const client = new AgentClient(toAgent, fromAgent, agentStderr, (notice) => notices.push(notice));
   return { client, toAgent, fromAgent, agentStderr, notices, agentMessages, served };
 }

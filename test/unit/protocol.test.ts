@@ -30,7 +30,7 @@ describe('unit: protocol', () => {
         request: { id: 11, method: 'restoreBackup', params: { backupId: '20250601T120000Z-abcdef', side: 'host' } },
         expectedParams: { backupId: '20250601T120000Z-abcdef', side: 'host', excludes: [], allowSecrets: [], undo: UNDO_DEFAULTS },
       },
-      { name: 'retryInitialSync', request: { id: 5, method: 'retryInitialSync', params: {} }, expectedParams: { excludes: [], retries: 3, allowSecrets: [] } },
+      { name: 'retryInitialSync', request: { id: 5, method: 'retryInitialSync', params: {} }, expectedParams: { excludes: [], retries: 3, allowSecrets: [], autoSync: 'continuous', poll: [] } },
     ];
     for (const { name, request, expectedParams } of valid) {
       it(`accepts a valid ${name} request ${JSON.stringify((request as { params?: unknown }).params)}`, () => {
@@ -169,11 +169,11 @@ describe('unit: protocol', () => {
 
   describe('SyncOptions', () => {
     it('fills every default from an empty object', () => {
-      assert.deepEqual(SyncOptions.parse({}), { excludes: [], retries: 3, allowSecrets: [] });
+      assert.deepEqual(SyncOptions.parse({}), { excludes: [], retries: 3, allowSecrets: [], autoSync: 'continuous', poll: [] });
     });
 
     it('keeps given values over the defaults', () => {
-      assert.deepEqual(SyncOptions.parse({ retries: 0, excludes: ['*.log'], allowSecrets: ['.env.test'] }), { excludes: ['*.log'], retries: 0, allowSecrets: ['.env.test'] });
+      assert.deepEqual(SyncOptions.parse({ retries: 0, excludes: ['*.log'], allowSecrets: ['.env.test'], autoSync: 'off' }), { excludes: ['*.log'], retries: 0, allowSecrets: ['.env.test'], autoSync: 'off', poll: [] });
     });
 
     for (const retries of [-1, 11, 2.5]) {

@@ -31,6 +31,8 @@ export interface SyncSessionOptions {
   pollIntervalMs?: number;
   beforeModify?: ApplyOptions['beforeModify'];
   undo?: UndoRecording;
+  /** Start with background cycles paused (auto-sync off or on-save): events still collect. */
+  paused?: boolean;
 }
 
 export type CycleKind = 'incremental' | 'full';
@@ -39,6 +41,9 @@ export interface CycleFinished { kind: CycleKind; report: SyncReport; dirtyPaths
 export const DEFAULT_FULL_CYCLE_INTERVAL_MS = 10_000;
 
 export class SyncSession extends EventEmitter<{
+  started: [CycleKind];
+  /** New dirty paths collected (changesWaiting may have changed). */
+  dirty: [];
   cycle: [CycleFinished];
   degraded: [Side, WatchDegraded];
   halted: [{ side: Side; reason: string }];
@@ -64,7 +69,7 @@ export class SyncSession extends EventEmitter<{
   /** Opens the state, starts both watchers and queues the first (full) cycle. */
   static async open(options: SyncSessionOptions): Promise<SyncSession> {
     const session = new SyncSession(options, await SyncStateStore.open(options.stateDir));
-    if (await session.files.readHalt()) session.paused = true;
+    if (options.paused || (await session.files.readHalt())) session.paused = true;
     for (const side of ['host', 'container'] as const) {
       const watcher = new TreeWatcher(options.roots[side], {
         excludes: options.excludes,
@@ -88,6 +93,7 @@ export class SyncSession extends EventEmitter<{
   /** Paths that may have changed (e.g. a file the editor saved), as a watcher would report them. */
   markDirty(paths: Iterable<string>): void {
     for (const key of paths) this.dirty.add(key);
+    this.emit('dirty');
     this.scheduleDrain();
   }
 
@@ -108,6 +114,21 @@ export class SyncSession extends EventEmitter<{
   /** Background cycles stop; events still collect, so resume() carries what happened meanwhile. */
   pause(): void {
     this.paused = true;
+  }
+
+  /** Lifts a pause (not a halt: see resume()); background cycles carry what collected meanwhile. */
+  unpause(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.scheduleDrain();
+  }
+
+  /**
+   * Runs one cycle now for what has collected, paused or not (a halt still stops it): the editor's
+   * saves in on-save mode, and a client that wants the other side up to date before it goes on.
+   */
+  flush(): Promise<CycleFinished | undefined> {
+    return this.runJob(() => this.cycle());
   }
 
   /** Lifts a pause and a halt (as today's resume: the agreed state is forgotten after a halt). */
@@ -143,6 +164,7 @@ export class SyncSession extends EventEmitter<{
   private onBatch(batch: DirtyBatch): void {
     if (batch.rescan) this.fullCycleWanted = true;
     for (const key of batch.paths) this.dirty.add(key);
+    this.emit('dirty');
     this.scheduleDrain();
   }
 
@@ -158,7 +180,14 @@ export class SyncSession extends EventEmitter<{
   private async drain(): Promise<void> {
     this.drainScheduled = false;
     if (this.closed || this.paused) return;
-    if (!this.fullCycleWanted && this.dirty.size === 0) return;
+    await this.cycle();
+    if (this.dirty.size > 0 || this.fullCycleWanted) this.scheduleDrain();
+  }
+
+  /** One cycle of what has collected (none when nothing has, or a halt stands). */
+  private async cycle(): Promise<CycleFinished | undefined> {
+    if (this.closed || (this.paused && (await this.files.readHalt()))) return undefined;
+    if (!this.fullCycleWanted && this.dirty.size === 0) return undefined;
     const dirty = [...this.dirty];
     this.dirty.clear();
     let kind: CycleKind = this.fullCycleWanted ? 'full' : 'incremental';
@@ -167,6 +196,7 @@ export class SyncSession extends EventEmitter<{
       roots: this.options.roots, excludes: this.options.excludes, policy: this.options.policy, store: this.store,
       keptRoot: path.join(this.options.stateDir, 'kept'), beforeModify: this.options.beforeModify, undo: this.options.undo,
     };
+    this.emit('started', kind);
     this.options.undo?.log.prepareToRecord();
     let result = await runStoreCycle(kind === 'full' ? common : { ...common, dirty });
     if (result.fullCycleNeeded !== undefined) {
@@ -181,7 +211,8 @@ export class SyncSession extends EventEmitter<{
     }
     // A change skipped because the file changed under it needs nothing here: that change was an
     // event too, so its path is dirty again already.
-    this.emit('cycle', { kind, report, dirtyPaths: dirty.length });
-    if (this.dirty.size > 0 || this.fullCycleWanted) this.scheduleDrain();
+    const finished = { kind, report, dirtyPaths: dirty.length };
+    this.emit('cycle', finished);
+    return finished;
   }
 }

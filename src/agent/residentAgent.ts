@@ -1,0 +1,453 @@
+// The resident sync agent: one process per container (`agent daemon`, started and restarted by
+// `agent init`), the single owner of the workspace's sync. It holds the sync session (the agreed
+// state in memory, both watchers, the one queue of work), the undo log (opened once, recovered
+// once), the live settings and the status every client renders. Clients attach through
+// `agent serve`, which relays their JSON Lines channel to this process's Unix socket
+// (src/agent/relay.ts); every request that writes runs as a job in the session's queue, so no
+// request races a background cycle and no lock file is needed.
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import * as path from 'node:path';
+import { writeFileAtomic } from '../core/atomicFile';
+import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, SYNC_OPTIONS_ENV, WORKSPACE_USER } from '../core/containerLayout';
+import { errorMessage } from '../core/errors';
+import { AgentEvent, LiveSettings, SyncOptions, describeZodError } from '../core/protocol';
+import type { LiveStatus, SafeguardQuestionInfo, SyncReport, UndoSettings } from '../core/protocol';
+import type { ApplyOptions } from '../core/sync/apply';
+import type { UndoRecording } from '../core/sync/recordedApply';
+import { SyncSession, type CycleFinished, type CycleKind } from '../core/sync/session';
+import { SyncStateFiles } from '../core/sync/stateFiles';
+import type { SyncStateStore } from '../core/sync/stateStore';
+import { UndoLog } from '../core/undo';
+import { failpointHook } from './failpoint';
+import { exchangeGitHistory } from './gitExchange';
+import { log } from './log';
+import { readInitState, writeInitState } from './initStateFile';
+import { runInitialSync } from './initialSync';
+import { RequestError } from './server';
+import { findPasswdEntry } from './system';
+
+export const ROOTS = { host: CONTAINER_HOST_PATH, container: CONTAINER_WORKSPACE_PATH };
+/** The live settings a client configured last: a restarted agent carries on with them. */
+const SETTINGS_FILE = path.join(AGENT_STATE_DIR, 'live-settings.json');
+/** After the last cycle, how long the queue must stay idle before the undo log is compacted. */
+const COMPACT_AFTER_IDLE_MS = 2_000;
+
+type Answer = 'allow' | 'deny';
+interface OpenQuestion {
+  questionId: number;
+  question: SafeguardQuestionInfo;
+  settle: (answer: Answer) => void;
+}
+
+/**
+ * What the apply creates in /workspace goes to the workspace user (the sync agent writes it with
+ * CAP_CHOWN); on the host it stays the sync user's, the folder owner's IDs. Read when a session
+ * opens: `prepare` may have moved the workspace user's IDs since the image was built.
+ */
+export function workspaceOwners(): ApplyOptions['owners'] {
+  const user = findPasswdEntry(readFileSync('/etc/passwd', 'utf8'), WORKSPACE_USER);
+  return user ? { container: { uid: user.uid, gid: user.gid } } : {};
+}
+
+export class ResidentAgent {
+  private session: SyncSession | undefined;
+  private undoLog: UndoLog | undefined;
+  private settings: LiveSettings;
+  private userPaused = false;
+  private cycleRunning: CycleKind | 'request' | undefined;
+  private lastCycle: LiveStatus['lastCycle'];
+  private readonly conflicts = new Set<string>();
+  private readonly degraded: LiveStatus['degraded'] = [];
+  private question: OpenQuestion | undefined;
+  private nextQuestionId = 1_000_000;
+  private readonly subscribers = new Set<(event: AgentEvent) => void>();
+  private lastStatusJson = '';
+  /** What recovery at start-up did, told to the next request that reports notices. */
+  private pendingNotices: string[] = [];
+  /** Jobs before the session exists (the initial copy) run one after another here. */
+  private startQueue: Promise<unknown> = Promise.resolve();
+  private jobsWaiting = 0;
+  private compactTimer: NodeJS.Timeout | undefined;
+  /** Settles once start-up (the initial copy, the session's opening and its recovery) is over. */
+  private started: Promise<void> | undefined;
+
+  constructor() {
+    this.settings = loadSettings();
+  }
+
+  /** The initial copy when /workspace has none yet, then the session. Never throws: failures are in the init state. */
+  start(): Promise<void> {
+    // A failed start-up is logged and leaves the agent serving: status tells why, and
+    // `retryInitialSync` (clud up) can try again.
+    this.started ??= this.startNow().catch((error: unknown) => log('error', `start-up failed: ${errorMessage(error)}`));
+    return this.started;
+  }
+
+  private async startNow(): Promise<void> {
+    await this.runBeforeSession(async () => {
+      const init = readInitState();
+      if (init?.phase === 'starting' && init.initialSync) {
+        // A restarted container keeps its /workspace; copying the host folder over it would destroy
+        // the container's unsynced changes. Sync carries on from the last agreed state instead.
+        writeInitState({ ...init, phase: 'ready', warnings: [...init.warnings, 'container restarted: /workspace was kept as it was; sync carries on from the last agreed state'] });
+        log('info', 'restarted; kept /workspace as it was');
+      } else if (init?.phase === 'starting') {
+        // A new /workspace: the last agreed state belonged to a previous container's copy. Read
+        // against this copy, files it lacks would look deleted, so it is forgotten and the first
+        // cycle merges both sides without deleting anything.
+        if (existsSync(CONTAINER_STATE_PATH)) await new SyncStateFiles(CONTAINER_STATE_PATH).forgetAgreedState();
+        log('info', `initial copy ${CONTAINER_HOST_PATH} -> ${CONTAINER_WORKSPACE_PATH}`);
+        const state = await runInitialSync(readSyncOptions(), () => {});
+        if (state.phase === 'failed') log('error', state.error ?? 'initial copy failed', { errors: state.initialSync?.errors });
+        else log('info', 'initial copy done', { files: state.initialSync?.filesTransferred, durationMs: state.initialSync?.durationMs });
+      }
+    });
+    await this.openSessionIfReady();
+  }
+
+  /** `retryInitialSync`: the copy again (after a failure), then the session. */
+  async retryInitialCopy(options: SyncOptions, progress: Parameters<typeof runInitialSync>[1]) {
+    if (this.session) throw new RequestError('bad-request', 'the initial copy is complete; sync, push or pull instead');
+    const state = await this.runBeforeSession(() => runInitialSync(options, progress));
+    await this.openSessionIfReady();
+    return state;
+  }
+
+  /**
+   * The session, once start-up is over (a request that arrives while a restarted agent recovers
+   * waits for it), if syncing can start: the state folder exists and the initial copy is complete.
+   */
+  async readySession(): Promise<SyncSession> {
+    await this.start();
+    if (!existsSync(CONTAINER_STATE_PATH)) {
+      throw new RequestError('sync-halted', `this container has no sync state folder at ${CONTAINER_STATE_PATH} (it was made by an older Clud); run \`clud pull\`, then \`clud up --rebuild\``);
+    }
+    const init = readInitState();
+    if (!this.session || (init && init.phase !== 'ready')) {
+      throw new RequestError('sync-halted', `sync refused: the initial copy into /workspace has not completed (${init?.error ?? init?.phase ?? 'not started'}); run \`clud up\` to retry it`);
+    }
+    return this.session;
+  }
+
+  /**
+   * Runs a client's writing request in the one queue. A background cycle that waits for a
+   * safeguard answer holds the queue; the requester is asked it first (`clud sync --yes` answers
+   * it, an interactive client shows it), so a request never waits behind a question nobody sees.
+   */
+  async job<T>(work: (store: SyncStateStore, undoLog: UndoLog) => Promise<T>, ask?: (question: SafeguardQuestionInfo) => Promise<Answer>): Promise<T> {
+    const session = await this.readySession();
+    if (this.question && ask) {
+      const open = this.question;
+      void ask(open.question).then((answer) => this.answer(open.questionId, answer), () => undefined);
+    }
+    this.jobsWaiting += 1;
+    try {
+      return await session.runJob(async (store) => {
+        this.jobsWaiting -= 1;
+        return work(store, this.undoLog!);
+      });
+    } finally {
+      this.scheduleCompaction();
+    }
+  }
+
+  /** Runs a request's own sync cycle in the queue, shown to subscribers as a cycle. */
+  async requestCycle(run: (store: SyncStateStore, undoLog: UndoLog) => Promise<SyncReport>, ask?: (question: SafeguardQuestionInfo) => Promise<Answer>): Promise<SyncReport> {
+    return this.job(async (store, undoLog) => {
+      this.cycleStarted('request');
+      let report: SyncReport | undefined;
+      try {
+        report = await run(store, undoLog);
+        report.notices = [...this.takeNotices(), ...report.notices];
+        return report;
+      } finally {
+        this.cycleFinished('request', report);
+      }
+    }, ask);
+  }
+
+  /** The undo log, opened once (null until the session opened). */
+  get undo(): UndoLog | undefined {
+    return this.undoLog;
+  }
+
+  takeNotices(): string[] {
+    const notices = this.pendingNotices;
+    this.pendingNotices = [];
+    return notices;
+  }
+
+  undoSettings(): UndoSettings {
+    return this.settings.undo;
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Clients
+
+  subscribe(listener: (event: AgentEvent) => void): () => void {
+    this.subscribers.add(listener);
+    // A question asked before this client came: it is the next attached client, so it is asked.
+    if (this.question) listener({ type: 'question', questionId: this.question.questionId, question: this.question.question });
+    return () => this.subscribers.delete(listener);
+  }
+
+  /** Settles an open background question; false when there is none with that id. */
+  answer(questionId: number, answer: Answer): boolean {
+    if (!this.question || this.question.questionId !== questionId) return false;
+    const { settle } = this.question;
+    this.question = undefined;
+    settle(answer);
+    this.publishStatus();
+    return true;
+  }
+
+  pause(): LiveStatus {
+    this.userPaused = true;
+    this.applyBackgroundMode();
+    return this.status();
+  }
+
+  /** Resumes auto-sync and lifts a safety halt (the agreed state is then forgotten: both sides merge, nothing deleted). */
+  async resume(): Promise<LiveStatus> {
+    this.userPaused = false;
+    const session = await this.readySession();
+    await session.resume();
+    this.applyBackgroundMode();
+    return this.status();
+  }
+
+  async configure(changes: Partial<LiveSettings>): Promise<LiveStatus> {
+    const next = LiveSettings.parse({ ...this.settings, ...changes });
+    const reopen = JSON.stringify([next.excludes, next.allowSecrets, next.undo, next.poll, next.fullScanIntervalMs]) !== JSON.stringify([this.settings.excludes, this.settings.allowSecrets, this.settings.undo, this.settings.poll, this.settings.fullScanIntervalMs]);
+    this.settings = next;
+    await mkdir(AGENT_STATE_DIR, { recursive: true });
+    await writeFileAtomic(SETTINGS_FILE, JSON.stringify(next, null, 2) + '\n');
+    if (reopen && this.session) {
+      // The session's watchers and rules are made from the settings: a new session takes them.
+      const old = this.session;
+      this.session = undefined;
+      await old.runJob(async () => undefined);
+      await old.close();
+      await this.openSessionIfReady();
+    }
+    this.applyBackgroundMode();
+    return this.status();
+  }
+
+  /** The editor saved these paths: a cycle for them soon (continuous), or now (on-save). */
+  hint(paths: readonly string[]): void {
+    const session = this.session;
+    if (!session || this.settings.autoSync === 'off') return;
+    session.markDirty(paths);
+    if (this.settings.autoSync === 'on-save' && !this.userPaused) void session.flush().catch((error: unknown) => log('warn', `on-save cycle failed: ${errorMessage(error)}`));
+  }
+
+  status(): LiveStatus {
+    const halt = this.readHalt();
+    const state: LiveStatus['state'] = !this.session
+      ? 'starting'
+      : this.question
+        ? 'waiting-for-approval'
+        : halt
+          ? 'halted'
+          : this.cycleRunning
+            ? 'syncing'
+            : this.userPaused || this.settings.autoSync !== 'continuous'
+              ? 'paused'
+              : 'idle';
+    return {
+      state,
+      autoSync: this.settings.autoSync,
+      changesWaiting: this.session?.changesWaiting ?? false,
+      conflicts: [...this.conflicts].sort(),
+      ...(halt && { halt }),
+      ...(this.question && { question: { questionId: this.question.questionId, question: this.question.question } }),
+      degraded: [...this.degraded],
+      ...(this.lastCycle && { lastCycle: this.lastCycle }),
+    };
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.compactTimer);
+    for (const question of this.question ? [this.question] : []) question.settle('deny');
+    await this.session?.close();
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // The session
+
+  private runBeforeSession<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.startQueue.then(work);
+    this.startQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async openSessionIfReady(): Promise<void> {
+    if (this.session || readInitState()?.phase !== 'ready' || !existsSync(CONTAINER_STATE_PATH)) {
+      this.publishStatus();
+      return;
+    }
+    if (!this.undoLog) this.undoLog = await this.openUndoLog();
+    const undo: UndoRecording = { log: this.undoLog, ask: (question) => this.askClients(question), thresholds: { maxDeletions: this.settings.undo.maxDeletions, largeFileBytes: this.settings.undo.largeFileBytes } };
+    const session = await SyncSession.open({
+      roots: ROOTS,
+      stateDir: CONTAINER_STATE_PATH,
+      excludes: this.settings.excludes,
+      policy: 'two-way-safe',
+      fullCycleIntervalMs: this.settings.fullScanIntervalMs,
+      poll: this.settings.poll,
+      beforeModify: failpointHook(),
+      undo,
+      paused: !this.backgroundWanted(),
+    });
+    session.on('started', (kind) => this.cycleStarted(kind));
+    session.on('cycle', (finished) => this.backgroundCycleFinished(finished));
+    session.on('dirty', () => this.publishStatus());
+    session.on('degraded', (side, reason) => {
+      this.degraded.push({ side, reason: reason.message });
+      log('warn', `watching ${side === 'host' ? 'the host folder' : '/workspace'}: ${reason.message}`);
+      this.broadcast({ type: 'watcher-degraded', side, reason: reason.message });
+      this.publishStatus();
+    });
+    session.on('halted', (halt) => {
+      log('warn', `sync halted: ${halt.reason}`, { halted: true, side: halt.side });
+      this.broadcast({ type: 'halted', side: halt.side, reason: halt.reason });
+    });
+    session.on('error', (error) => log('error', `background cycle failed: ${errorMessage(error)}`));
+    for (const reason of session.degradedWatches) this.degraded.push({ side: reason.side, reason: reason.message });
+    this.session = session;
+    this.publishStatus();
+  }
+
+  private async openUndoLog(): Promise<UndoLog> {
+    const { log: undoLog, recovered } = await UndoLog.open(path.join(CONTAINER_STATE_PATH, 'undo'), {
+      keptDirectory: path.join(CONTAINER_STATE_PATH, 'kept'),
+      limits: { maxSteps: this.settings.undo.maxSteps, maxLogBytes: this.settings.undo.maxLogBytes, maxStepBytes: this.settings.undo.maxStepBytes },
+    });
+    for (const step of recovered) {
+      const what = step.outcome === 'rolled-back' ? 'rolled back the changes an interrupted sync had begun' : step.outcome === 'undo-completed' ? 'finished an interrupted undo' : 'could not roll back an interrupted sync that was too large to record';
+      const notice = `${what} (${step.paths} path(s) in your folder${step.kept.length ? `; versions it replaced are kept in ${path.dirname(step.kept[0]!.keptAt)}` : ''})`;
+      this.pendingNotices.push(notice);
+      log('warn', `undo log: ${notice}`, { step: step.id, kept: step.kept, problems: step.problems });
+    }
+    return undoLog;
+  }
+
+  private backgroundWanted(): boolean {
+    return this.settings.autoSync === 'continuous' && !this.userPaused;
+  }
+
+  private applyBackgroundMode(): void {
+    if (!this.session) return;
+    if (this.backgroundWanted()) this.session.unpause();
+    else this.session.pause();
+    this.publishStatus();
+  }
+
+  /** A background cycle's safeguard: every attached client is asked; the first answer counts. */
+  private askClients(question: SafeguardQuestionInfo): Promise<Answer> {
+    return new Promise((resolve) => {
+      const questionId = this.nextQuestionId++;
+      this.question = { questionId, question, settle: resolve };
+      log('warn', `waiting for approval: ${question.detail}`, { kind: question.kind, path: question.path });
+      this.broadcast({ type: 'question', questionId, question });
+      this.publishStatus();
+    });
+  }
+
+  private cycleStarted(kind: CycleKind | 'request'): void {
+    this.cycleRunning = kind;
+    this.broadcast({ type: 'cycle-started', kind });
+    this.publishStatus();
+  }
+
+  private backgroundCycleFinished(finished: CycleFinished): void {
+    this.cycleFinished(finished.kind, finished.report);
+    // The repositories are not merged file by file: history crosses as git objects and refs,
+    // after each full cycle (the periodic one included), so commits arrive within one period.
+    if (finished.kind === 'full' && !finished.report.halted) {
+      void this.session?.runJob(() => exchangeGitHistory()).catch((error: unknown) => log('warn', `git exchange failed: ${errorMessage(error)}`));
+    }
+  }
+
+  private cycleFinished(kind: CycleKind | 'request', report: SyncReport | undefined): void {
+    this.cycleRunning = undefined;
+    if (report) {
+      if (kind === 'full' || kind === 'request') this.conflicts.clear();
+      for (const applied of report.applied) this.conflicts.delete(applied.path);
+      for (const conflict of report.conflicts) this.conflicts.add(conflict.path);
+      this.lastCycle = { id: report.id, finishedAt: new Date().toISOString(), applied: report.appliedCount, kind };
+      if (report.appliedCount > 0 || report.conflicts.length > 0 || report.halted) log('info', `${kind} cycle: ${report.appliedCount} change(s), ${report.conflicts.length} conflict(s)${report.halted ? `, halted: ${report.halted.reason}` : ''}`, { id: report.id, kind, applied: report.appliedCount, durationMs: report.durationMs });
+      this.broadcast({ type: 'cycle-finished', kind, report });
+    }
+    this.publishStatus();
+    this.scheduleCompaction();
+  }
+
+  /**
+   * A sync writes its step's saved content uncompressed (it does not wait for compression); once
+   * the queue is idle, the steps are compressed, one at a time, giving way to any waiting work.
+   */
+  private scheduleCompaction(): void {
+    clearTimeout(this.compactTimer);
+    this.compactTimer = setTimeout(() => {
+      const session = this.session;
+      const undoLog = this.undoLog;
+      if (!session || !undoLog || undoLog.disabledReason) return;
+      void session
+        .runJob(() => undoLog.compact({ stop: () => this.jobsWaiting > 0 || (this.backgroundWanted() && session.changesWaiting) }))
+        .then((compacted) => {
+          if (compacted.length > 0) log('info', `undo log: compressed ${compacted.length} step(s)`, { steps: compacted });
+        })
+        .catch((error: unknown) => log('warn', `undo log: compaction failed: ${errorMessage(error)}`));
+    }, COMPACT_AFTER_IDLE_MS);
+    this.compactTimer.unref();
+  }
+
+  private readHalt(): LiveStatus['halt'] {
+    try {
+      const raw = JSON.parse(readFileSync(path.join(CONTAINER_STATE_PATH, 'halt.json'), 'utf8')) as { side: 'host' | 'container'; reason: string };
+      return { side: raw.side, reason: raw.reason };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private broadcast(event: AgentEvent): void {
+    const parsed = AgentEvent.parse(event);
+    for (const listener of this.subscribers) listener(parsed);
+  }
+
+  /** Tells subscribers the status when it changed. */
+  private publishStatus(): void {
+    const status = this.status();
+    const json = JSON.stringify(status);
+    if (json === this.lastStatusJson) return;
+    this.lastStatusJson = json;
+    this.broadcast({ type: 'status', status });
+  }
+}
+
+/** The settings a client configured last, else the container's start-up options. */
+function loadSettings(): LiveSettings {
+  try {
+    return LiveSettings.parse(JSON.parse(readFileSync(SETTINGS_FILE, 'utf8')));
+  } catch {
+    const options = readSyncOptions();
+    return LiveSettings.parse({ autoSync: options.autoSync, excludes: options.excludes, allowSecrets: options.allowSecrets, poll: { host: options.poll.includes('host'), container: options.poll.includes('container') } });
+  }
+}
+
+export function readSyncOptions(): SyncOptions {
+  const raw = process.env[SYNC_OPTIONS_ENV];
+  let json: unknown = {};
+  try {
+    json = raw ? JSON.parse(raw) : {};
+  } catch {
+    throw new Error(`${SYNC_OPTIONS_ENV} is not valid JSON`);
+  }
+  const parsed = SyncOptions.safeParse(json);
+  if (!parsed.success) throw new Error(`${SYNC_OPTIONS_ENV} is invalid: ${describeZodError(parsed.error)}`);
+  return parsed.data;
+}

@@ -1,0 +1,65 @@
+// `agent init`, the container's long-lived process under tini: it keeps the resident sync agent
+// (`agent daemon`) running. A daemon that exits for any reason (a crash, SIGKILL, the OOM
+// killer) is started again; the new one recovers the undo log's open step and the state store's
+// journal, and clients that were attached are told (`agent-restarted`) by their relay.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, readFileSync, readdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { AGENT_STATE_DIR } from '../core/containerLayout';
+import { log } from './log';
+
+/** Restarts come quickly at first, then no faster than this, while the daemon keeps dying at start. */
+const FIRST_DELAY_MS = 200;
+const MAX_DELAY_MS = 10_000;
+/** A daemon that ran this long was healthy: the next restart is quick again. */
+const HEALTHY_AFTER_MS = 30_000;
+
+export function superviseDaemon(agentPath = process.argv[1]!): void {
+  let child: ChildProcess | undefined;
+  let stopping = false;
+  let delay = FIRST_DELAY_MS;
+  const start = () => {
+    const startedAt = Date.now();
+    child = spawn(process.execPath, [agentPath, 'daemon'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('exit', (code, signal) => {
+      if (stopping) process.exit(0);
+      delay = Date.now() - startedAt > HEALTHY_AFTER_MS ? FIRST_DELAY_MS : Math.min(delay * 2, MAX_DELAY_MS);
+      log('error', `the resident sync agent exited (${signal ?? `code ${code}`}); starting it again in ${delay} ms`);
+      setTimeout(start, delay);
+    });
+  };
+  const stop = () => {
+    stopping = true;
+    if (!child || child.exitCode !== null || child.signalCode !== null) process.exit(0);
+    child.kill('SIGTERM');
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  start();
+}
+
+/**
+ * For a container started by an earlier Clud, whose init keeps no resident agent: starts one,
+ * detached (tini adopts it), unless a resident agent runs already. It is not restarted if it
+ * dies; the next client starts another.
+ */
+export function startDaemonIfNoneRuns(agentPath = process.argv[1]!): void {
+  if (daemonRunning()) return;
+  log('warn', 'this container has no resident sync agent (it was started by an earlier Clud): starting one');
+  // Its log goes to a file: nothing reads the stderr of a process started from an exec.
+  const logFile = openSync(path.join(AGENT_STATE_DIR, 'daemon.log'), 'a');
+  spawn(process.execPath, [agentPath, 'daemon'], { detached: true, stdio: ['ignore', logFile, logFile] }).unref();
+}
+
+function daemonRunning(): boolean {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (args[2] === 'daemon' && args[1]?.endsWith('.js')) return true;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return false;
+}

@@ -1,0 +1,191 @@
+// Continuous sync by the resident agent, in a real container: changes cross with no command run.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import {
+  TestScope,
+  assertExit,
+  containerTree,
+  containersFor,
+  docker,
+  execSh,
+  hashTree,
+  diffTrees,
+  keptVersions,
+  readContainerFile,
+  requireDocker,
+  runClud,
+  runCludJson,
+  stateDirectoryOf,
+  waitFor,
+  INTEGRATION_TIMEOUT_MS,
+} from '../helpers/integration';
+
+const CONTINUOUS = { CLUD_AUTO_SYNC: 'continuous' };
+
+/** A folder with `files`, up with continuous sync (and `env`), its initial copy done. */
+async function continuousProject(scope: TestScope, files: Record<string, string>, env: Record<string, string> = {}): Promise<string> {
+  const dir = await scope.project(files);
+  const { run } = await runCludJson(['up', dir], { env: { ...CONTINUOUS, ...env } });
+  assertExit(run, 0);
+  return dir;
+}
+
+/** The resident agent's cycles that changed something, from its log (one JSON object per line). */
+async function loggedCycles(dir: string): Promise<Array<{ kind: string; applied: number; time: string }>> {
+  const run = await runClud(['logs', dir]);
+  return `${run.stdout}\n${run.stderr}`
+    .split('\n')
+    .flatMap((line) => {
+      try {
+        const record = JSON.parse(line) as { kind?: string; applied?: number; time?: string };
+        return typeof record.applied === 'number' && record.kind ? [{ kind: record.kind, applied: record.applied, time: record.time ?? '' }] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+async function rootExec(dir: string, script: string): Promise<string> {
+  const [info] = (await containersFor(dir)).filter((candidate) => candidate.State === 'running');
+  assert.ok(info, `no running container for ${dir}`);
+  const exec = await docker.getContainer(info.Id).exec({ Cmd: ['sh', '-c', script], User: 'root', AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({});
+  const chunks: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await new Promise((resolve) => stream.on('end', resolve));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const hostTree = (dir: string) => hashTree(dir);
+/** Whether both trees are equal now; false while a file is being replaced under the listing. */
+async function sameTrees(dir: string): Promise<boolean> {
+  try {
+    return diffTrees(await hostTree(dir), await containerTree(dir)).length === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the resident agent logged a halt. */
+async function loggedHalt(dir: string): Promise<boolean> {
+  const run = await runClud(['logs', dir]);
+  return `${run.stdout}\n${run.stderr}`.split('\n').some((line) => {
+    try {
+      return (JSON.parse(line) as { halted?: boolean }).halted === true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+describe('integration: continuous sync by the resident agent', function () {
+  this.timeout(INTEGRATION_TIMEOUT_MS);
+  const scope = new TestScope();
+
+  before(async function () {
+    await requireDocker();
+  });
+
+  after(async function () {
+    await scope.cleanup();
+  });
+
+  describe('changes cross on their own', function () {
+    let dir = '';
+    before(async function () {
+      dir = await continuousProject(scope, { 'a.txt': 'a\n', 'gone-on-host.txt': 'x\n', 'gone-in-container.txt': 'y\n', 'moved/keep.txt': 'k\n' });
+    });
+
+    it('a file written in /workspace reaches the host, and a host write reaches /workspace, with no command', async function () {
+      await execSh(dir, 'echo from-container > /workspace/c.txt');
+      await waitFor('the container file on the host', async () => (existsSync(path.join(dir, 'c.txt')) ? true : undefined), 10_000);
+      assert.equal(await readFile(path.join(dir, 'c.txt'), 'utf8'), 'from-container\n');
+      await writeFile(path.join(dir, 'h.txt'), 'from-host\n');
+      const seen = await waitFor('the host file in /workspace', async () => (await readContainerFile(dir, 'h.txt').catch(() => undefined)) ?? undefined, 10_000);
+      assert.equal(seen, 'from-host\n');
+    });
+
+    it('a deletion crosses each way', async function () {
+      await rm(path.join(dir, 'gone-on-host.txt'));
+      await execSh(dir, 'rm /workspace/gone-in-container.txt');
+      await waitFor('both deletions', async () => ((await containerTree(dir)).has('gone-on-host.txt') || existsSync(path.join(dir, 'gone-in-container.txt')) ? undefined : true), 10_000);
+    });
+
+    it('a folder of 1,000 files renamed in /workspace arrives renamed on the host, complete', async function () {
+      await execSh(dir, 'mkdir -p /workspace/big && cd /workspace/big && for i in $(seq 1 1000); do echo "file $i" > f$i.txt; done');
+      await waitFor('1,000 files on the host', async () => (await sameTrees(dir) ? true : undefined), 60_000);
+      await execSh(dir, 'mv /workspace/big /workspace/renamed');
+      await waitFor('the renamed folder on the host', async () => (!existsSync(path.join(dir, 'big')) && (await sameTrees(dir)) ? true : undefined), 60_000);
+      assert.equal(await readFile(path.join(dir, 'renamed', 'f1000.txt'), 'utf8'), 'file 1000\n');
+    });
+
+    it('a burst of 5,000 files each way arrives complete and byte-identical, in few cycles', async function () {
+      const before = (await loggedCycles(dir)).length;
+      await execSh(dir, 'mkdir -p /workspace/gen && cd /workspace/gen && for d in $(seq 1 50); do mkdir d$d; for i in $(seq 1 100); do echo "gen $d $i" > d$d/f$i.txt; done; done');
+      for (let folder = 1; folder <= 50; folder += 1) {
+        await mkdir(path.join(dir, 'host-gen', `d${folder}`), { recursive: true });
+        await Promise.all(Array.from({ length: 100 }, (_, index) => writeFile(path.join(dir, 'host-gen', `d${folder}`, `f${index}.txt`), `host ${folder} ${index}\n`)));
+      }
+      await waitFor('10,000 files on both sides', async () => (await sameTrees(dir) ? true : undefined), 240_000);
+      const cycles = (await loggedCycles(dir)).slice(before);
+      const carried = cycles.reduce((sum, cycle) => sum + cycle.applied, 0);
+      assert.ok(carried >= 10_000, `the cycles carried ${carried} changes`);
+      assert.ok(cycles.length <= 100, `${cycles.length} cycles for 10,000 files`);
+    });
+
+    it('a host rename of a folder crosses too', async function () {
+      await rename(path.join(dir, 'moved'), path.join(dir, 'moved-on-host'));
+      await waitFor('the host rename in /workspace', async () => {
+        const tree = await containerTree(dir);
+        return tree.has('moved-on-host/keep.txt') && !tree.has('moved/keep.txt') ? true : undefined;
+      }, 20_000);
+    });
+  });
+
+  it('both sides edit one file during continuous sync: a conflict, both versions kept, nothing lost', async function () {
+    const dir = await continuousProject(scope, { 'shared.txt': 'original\n' });
+    // The container's edit first, and the host's within the same quiet period, before either crossed.
+    await Promise.all([execSh(dir, 'echo container-version > /workspace/shared.txt'), writeFile(path.join(dir, 'shared.txt'), 'host-version\n')]);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const host = await readFile(path.join(dir, 'shared.txt'), 'utf8');
+    const container = await readContainerFile(dir, 'shared.txt');
+    const versions = new Set([host, container, ...(await keptVersions(stateDirectoryOf(dir), 'host', 'shared.txt')), ...(await keptVersions(stateDirectoryOf(dir), 'container', 'shared.txt'))]);
+    assert.ok(versions.has('host-version\n'), `the host's version is lost: ${JSON.stringify([...versions])}`);
+    assert.ok(versions.has('container-version\n'), `the container's version is lost: ${JSON.stringify([...versions])}`);
+  });
+
+  it('SIGKILL of the resident agent: it comes back, nothing is lost, and the next change still crosses', async function () {
+    const dir = await continuousProject(scope, { 'a.txt': 'a\n' });
+    await execSh(dir, 'mkdir -p /workspace/many && cd /workspace/many && for i in $(seq 1 2000); do echo "m $i" > m$i.txt; done');
+    // Killed in the middle of carrying them (or just after): the journal and the undo log recover.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await rootExec(dir, 'pkill -KILL -f "[a]gent.js daemon"');
+    await waitFor('the agent back and both trees equal', async () => (await sameTrees(dir) ? true : undefined), 120_000);
+    await writeFile(path.join(dir, 'after.txt'), 'after the crash\n');
+    assert.equal(await waitFor('a change after the restart', async () => (await readContainerFile(dir, 'after.txt').catch(() => undefined)) ?? undefined, 20_000), 'after the crash\n');
+    const { run, json } = await runCludJson(['sync', dir]);
+    assertExit(run, 0);
+    assert.equal(json.appliedCount, 0, 'continuous sync left nothing for an explicit sync');
+  });
+
+  it('a wiped /workspace during continuous sync halts it, and the host folder stays intact', async function () {
+    const files = Object.fromEntries(Array.from({ length: 20 }, (_, index) => [`keep/f${index}.txt`, `keep ${index}\n`]));
+    const dir = await continuousProject(scope, files);
+    const before = await hostTree(dir);
+    await execSh(dir, 'rm -rf /workspace/* /workspace/.[!.]* 2>/dev/null; true');
+    await waitFor('the halt', async () => ((await loggedHalt(dir)) ? true : undefined), 30_000);
+    const { run, json } = await runCludJson(['sync', dir]);
+    assertExit(run, 1);
+    assert.equal((json.report as { halted?: { side: string } }).halted?.side, 'container', 'a sync after the halt is refused');
+    assert.deepEqual(diffTrees(before, await hostTree(dir), ['before', 'after']), [], 'the host folder changed');
+  });
+
+  it('the polling fallback, forced by a setting, still carries changes both ways', async function () {
+    const dir = await continuousProject(scope, { 'a.txt': 'a\n' }, { CLUD_POLL: 'host,container' });
+    await execSh(dir, 'echo polled-container > /workspace/p.txt');
+    await writeFile(path.join(dir, 'q.txt'), 'polled-host\n');
+    await waitFor('both polled files across', async () => (existsSync(path.join(dir, 'p.txt')) && (await readContainerFile(dir, 'q.txt').catch(() => undefined)) === 'polled-host\n' ? true : undefined), 30_000);
+  });
+});
