@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { runStoreCycle } from '../src/core/sync/incremental';
+import { runStoreCycle } from '../src/core/sync/engine';
 import { stateStoreBytes, SyncStateStore } from '../src/core/sync/stateStore';
 import { buildTree } from './trees';
 
@@ -44,7 +44,7 @@ async function measure(files: number): Promise<Row> {
     await run('sync');
     const roots = { host, container };
     const store = await SyncStateStore.open(state);
-    const cycle = (dirty?: string[]) => runStoreCycle({ roots, excludes: [], policy: 'two-way-safe', store, keptRoot: path.join(work, 'kept'), ...(dirty && { dirty }) });
+    const cycle = (dirty?: string[]) => runStoreCycle({ roots, excludes: [], policy: 'two-way-safe', store, ...(dirty && { dirty }) });
     console.error(`  ${files} files in ${folders} folders: first full cycle…`);
     await cycle();
     await run('sync');

@@ -14,13 +14,13 @@ import { errorMessage } from '../core/errors';
 import { AgentEvent, LiveSettings, SyncOptions, describeZodError } from '../core/protocol';
 import type { LiveStatus, SafeguardQuestionInfo, SyncReport, UndoSettings } from '../core/protocol';
 import type { ApplyOptions } from '../core/sync/apply';
-import type { UndoRecording } from '../core/sync/recordedApply';
-import { SyncSession, type CycleFinished, type CycleKind } from '../core/sync/session';
-import { SyncStateFiles } from '../core/sync/stateFiles';
+import { forgetAgreedState, withStateStore } from '../core/sync/engine';
+import { SyncSession, type CycleFinished, type RequestCycleParams } from '../core/sync/session';
 import type { SyncStateStore } from '../core/sync/stateStore';
 import { UndoLog } from '../core/undo';
 import { failpointHook } from './failpoint';
 import { exchangeGitHistory } from './gitExchange';
+import { hostAccess } from './hostAccess';
 import { log } from './log';
 import { readInitState, writeInitState } from './initStateFile';
 import { runInitialSync } from './initialSync';
@@ -54,11 +54,6 @@ export class ResidentAgent {
   private session: SyncSession | undefined;
   private undoLog: UndoLog | undefined;
   private settings: LiveSettings;
-  private userPaused = false;
-  private cycleRunning: CycleKind | 'request' | undefined;
-  private lastCycle: LiveStatus['lastCycle'];
-  private readonly conflicts = new Set<string>();
-  private readonly degraded: LiveStatus['degraded'] = [];
   private question: OpenQuestion | undefined;
   private nextQuestionId = 1_000_000;
   private readonly subscribers = new Set<(event: AgentEvent) => void>();
@@ -96,7 +91,7 @@ export class ResidentAgent {
         // A new /workspace: the last agreed state belonged to a previous container's copy. Read
         // against this copy, files it lacks would look deleted, so it is forgotten and the first
         // cycle merges both sides without deleting anything.
-        if (existsSync(CONTAINER_STATE_PATH)) await new SyncStateFiles(CONTAINER_STATE_PATH).forgetAgreedState();
+        if (existsSync(CONTAINER_STATE_PATH)) await withStateStore(CONTAINER_STATE_PATH, forgetAgreedState);
         log('info', `initial copy ${CONTAINER_HOST_PATH} -> ${CONTAINER_WORKSPACE_PATH}`);
         const state = await runInitialSync(readSyncOptions(), () => {});
         if (state.phase === 'failed') log('error', state.error ?? 'initial copy failed', { errors: state.initialSync?.errors });
@@ -152,19 +147,36 @@ export class ResidentAgent {
     }
   }
 
-  /** Runs a request's own sync cycle in the queue, shown to subscribers as a cycle. */
-  async requestCycle(run: (store: SyncStateStore, undoLog: UndoLog) => Promise<SyncReport>, ask?: (question: SafeguardQuestionInfo) => Promise<Answer>): Promise<SyncReport> {
-    return this.job(async (store, undoLog) => {
-      this.cycleStarted('request');
-      let report: SyncReport | undefined;
-      try {
-        report = await run(store, undoLog);
-        report.notices = [...this.takeNotices(), ...report.notices];
-        return report;
-      } finally {
-        this.cycleFinished('request', report);
-      }
-    }, ask);
+  /**
+   * A client's sync, push or pull: a full cycle run in the queue by the session (shown to
+   * subscribers as a cycle of kind `request`), then the git exchange.
+   */
+  async requestCycle(params: RequestCycleParams): Promise<SyncReport> {
+    const session = await this.readySession();
+    if (this.question && params.ask) {
+      const open = this.question;
+      void params.ask(open.question).then((answer) => this.answer(open.questionId, answer), () => undefined);
+    }
+    this.jobsWaiting += 1;
+    let counted = true;
+    const uncount = () => {
+      if (counted) this.jobsWaiting -= 1;
+      counted = false;
+    };
+    try {
+      const report = await session.runRequestCycle({ ...params, beforeModify: async (change, found) => {
+        uncount();
+        await params.beforeModify?.(change, found);
+      } });
+      uncount();
+      report.notices = [...this.takeNotices(), ...report.notices];
+      // The repositories are not merged file by file: history crosses as git objects and refs.
+      if (!report.halted) report.git = await session.runJob(() => exchangeGitHistory());
+      return report;
+    } finally {
+      uncount();
+      this.scheduleCompaction();
+    }
   }
 
   /** The undo log, opened once (null until the session opened). */
@@ -203,68 +215,63 @@ export class ResidentAgent {
   }
 
   pause(): LiveStatus {
-    this.userPaused = true;
-    this.applyBackgroundMode();
+    this.session?.pause();
     return this.status();
   }
 
   /** Resumes auto-sync and lifts a safety halt (the agreed state is then forgotten: both sides merge, nothing deleted). */
   async resume(): Promise<LiveStatus> {
-    this.userPaused = false;
     const session = await this.readySession();
     await session.resume();
-    this.applyBackgroundMode();
     return this.status();
   }
 
   async configure(changes: Partial<LiveSettings>): Promise<LiveStatus> {
     const next = LiveSettings.parse({ ...this.settings, ...changes });
-    const reopen = JSON.stringify([next.excludes, next.allowSecrets, next.undo, next.poll, next.fullScanIntervalMs]) !== JSON.stringify([this.settings.excludes, this.settings.allowSecrets, this.settings.undo, this.settings.poll, this.settings.fullScanIntervalMs]);
+    const pollChanged = JSON.stringify(next.poll) !== JSON.stringify(this.settings.poll);
     this.settings = next;
     await mkdir(AGENT_STATE_DIR, { recursive: true });
     await writeFileAtomic(SETTINGS_FILE, JSON.stringify(next, null, 2) + '\n');
-    if (reopen && this.session) {
-      // The session's watchers and rules are made from the settings: a new session takes them.
-      const old = this.session;
+    const session = this.session;
+    if (session && pollChanged) {
+      // Which side is polled is fixed when the watchers start: a new session takes it.
       this.session = undefined;
-      await old.runJob(async () => undefined);
-      await old.close();
+      await session.close();
       await this.openSessionIfReady();
+    } else if (session) {
+      await session.configure({ autoSync: next.autoSync, excludes: next.excludes, allowSecrets: next.allowSecrets, undoThresholds: this.thresholds(), fullCycleIntervalMs: next.fullScanIntervalMs });
     }
-    this.applyBackgroundMode();
+    this.publishStatus();
     return this.status();
   }
 
-  /** The editor saved these paths: a cycle for them soon (continuous), or now (on-save). */
+  /** The editor saved these paths: a cycle for them soon (continuous and on-save). */
   hint(paths: readonly string[]): void {
-    const session = this.session;
-    if (!session || this.settings.autoSync === 'off') return;
-    session.markDirty(paths);
-    if (this.settings.autoSync === 'on-save' && !this.userPaused) void session.flush().catch((error: unknown) => log('warn', `on-save cycle failed: ${errorMessage(error)}`));
+    this.session?.markDirty(paths);
   }
 
   status(): LiveStatus {
-    const halt = this.readHalt();
-    const state: LiveStatus['state'] = !this.session
+    const session = this.session?.status();
+    const state: LiveStatus['state'] = !session
       ? 'starting'
       : this.question
         ? 'waiting-for-approval'
-        : halt
+        : session.halt
           ? 'halted'
-          : this.cycleRunning
+          : session.busy
             ? 'syncing'
-            : this.userPaused || this.settings.autoSync !== 'continuous'
+            : session.paused
               ? 'paused'
               : 'idle';
     return {
       state,
-      autoSync: this.settings.autoSync,
-      changesWaiting: this.session?.changesWaiting ?? false,
-      conflicts: [...this.conflicts].sort(),
-      ...(halt && { halt }),
+      autoSync: session?.autoSync ?? this.settings.autoSync,
+      changesWaiting: session?.changesWaiting ?? false,
+      conflicts: [...(session?.conflicts ?? [])].sort(),
+      ...(session?.halt && { halt: session.halt }),
       ...(this.question && { question: { questionId: this.question.questionId, question: this.question.question } }),
-      degraded: [...this.degraded],
-      ...(this.lastCycle && { lastCycle: this.lastCycle }),
+      degraded: (session?.degraded ?? []).map((degraded) => ({ side: degraded.side, reason: degraded.message })),
+      ...(session?.lastCycle && { lastCycle: session.lastCycle }),
     };
   }
 
@@ -289,35 +296,39 @@ export class ResidentAgent {
       return;
     }
     if (!this.undoLog) this.undoLog = await this.openUndoLog();
-    const undo: UndoRecording = { log: this.undoLog, ask: (question) => this.askClients(question), thresholds: { maxDeletions: this.settings.undo.maxDeletions, largeFileBytes: this.settings.undo.largeFileBytes } };
     const session = await SyncSession.open({
       roots: ROOTS,
       stateDir: CONTAINER_STATE_PATH,
       excludes: this.settings.excludes,
+      allowSecrets: this.settings.allowSecrets,
       policy: 'two-way-safe',
+      autoSync: this.settings.autoSync,
       fullCycleIntervalMs: this.settings.fullScanIntervalMs,
       poll: this.settings.poll,
       beforeModify: failpointHook(),
-      undo,
-      paused: !this.backgroundWanted(),
+      owners: workspaceOwners,
+      hostAccess: hostAccess(),
+      undo: { log: this.undoLog, ask: (question) => this.askClients(question), thresholds: this.thresholds() },
     });
-    session.on('started', (kind) => this.cycleStarted(kind));
-    session.on('cycle', (finished) => this.backgroundCycleFinished(finished));
-    session.on('dirty', () => this.publishStatus());
+    session.on('cycle-started', ({ kind }) => this.broadcast({ type: 'cycle-started', kind }));
+    session.on('cycle', (finished) => this.cycleFinished(finished));
+    session.on('status', () => this.publishStatus());
     session.on('degraded', (side, reason) => {
-      this.degraded.push({ side, reason: reason.message });
       log('warn', `watching ${side === 'host' ? 'the host folder' : '/workspace'}: ${reason.message}`);
       this.broadcast({ type: 'watcher-degraded', side, reason: reason.message });
-      this.publishStatus();
     });
     session.on('halted', (halt) => {
       log('warn', `sync halted: ${halt.reason}`, { halted: true, side: halt.side });
       this.broadcast({ type: 'halted', side: halt.side, reason: halt.reason });
     });
     session.on('error', (error) => log('error', `background cycle failed: ${errorMessage(error)}`));
-    for (const reason of session.degradedWatches) this.degraded.push({ side: reason.side, reason: reason.message });
+    for (const degraded of session.degradedWatches) log('warn', `watching ${degraded.side === 'host' ? 'the host folder' : '/workspace'}: ${degraded.message}`);
     this.session = session;
     this.publishStatus();
+  }
+
+  private thresholds() {
+    return { maxDeletions: this.settings.undo.maxDeletions, largeFileBytes: this.settings.undo.largeFileBytes };
   }
 
   private async openUndoLog(): Promise<UndoLog> {
@@ -334,17 +345,6 @@ export class ResidentAgent {
     return undoLog;
   }
 
-  private backgroundWanted(): boolean {
-    return this.settings.autoSync === 'continuous' && !this.userPaused;
-  }
-
-  private applyBackgroundMode(): void {
-    if (!this.session) return;
-    if (this.backgroundWanted()) this.session.unpause();
-    else this.session.pause();
-    this.publishStatus();
-  }
-
   /** A background cycle's safeguard: every attached client is asked; the first answer counts. */
   private askClients(question: SafeguardQuestionInfo): Promise<Answer> {
     return new Promise((resolve) => {
@@ -356,32 +356,15 @@ export class ResidentAgent {
     });
   }
 
-  private cycleStarted(kind: CycleKind | 'request'): void {
-    this.cycleRunning = kind;
-    this.broadcast({ type: 'cycle-started', kind });
-    this.publishStatus();
-  }
-
-  private backgroundCycleFinished(finished: CycleFinished): void {
-    this.cycleFinished(finished.kind, finished.report);
+  private cycleFinished({ kind, report }: CycleFinished): void {
+    if (report.appliedCount > 0 || report.conflicts.length > 0 || report.halted) log('info', `${kind} cycle: ${report.appliedCount} change(s), ${report.conflicts.length} conflict(s)${report.halted ? `, halted: ${report.halted.reason}` : ''}`, { id: report.id, kind, applied: report.appliedCount, durationMs: report.durationMs });
+    this.broadcast({ type: 'cycle-finished', kind, report });
     // The repositories are not merged file by file: history crosses as git objects and refs,
-    // after each full cycle (the periodic one included), so commits arrive within one period.
-    if (finished.kind === 'full' && !finished.report.halted) {
+    // after each full background cycle (the periodic one included), so commits arrive within one
+    // period. A request's cycle exchanges them itself.
+    if (kind === 'full' && !report.halted) {
       void this.session?.runJob(() => exchangeGitHistory()).catch((error: unknown) => log('warn', `git exchange failed: ${errorMessage(error)}`));
     }
-  }
-
-  private cycleFinished(kind: CycleKind | 'request', report: SyncReport | undefined): void {
-    this.cycleRunning = undefined;
-    if (report) {
-      if (kind === 'full' || kind === 'request') this.conflicts.clear();
-      for (const applied of report.applied) this.conflicts.delete(applied.path);
-      for (const conflict of report.conflicts) this.conflicts.add(conflict.path);
-      this.lastCycle = { id: report.id, finishedAt: new Date().toISOString(), applied: report.appliedCount, kind };
-      if (report.appliedCount > 0 || report.conflicts.length > 0 || report.halted) log('info', `${kind} cycle: ${report.appliedCount} change(s), ${report.conflicts.length} conflict(s)${report.halted ? `, halted: ${report.halted.reason}` : ''}`, { id: report.id, kind, applied: report.appliedCount, durationMs: report.durationMs });
-      this.broadcast({ type: 'cycle-finished', kind, report });
-    }
-    this.publishStatus();
     this.scheduleCompaction();
   }
 
@@ -396,22 +379,13 @@ export class ResidentAgent {
       const undoLog = this.undoLog;
       if (!session || !undoLog || undoLog.disabledReason) return;
       void session
-        .runJob(() => undoLog.compact({ stop: () => this.jobsWaiting > 0 || (this.backgroundWanted() && session.changesWaiting) }))
+        .runJob(() => undoLog.compact({ stop: () => this.jobsWaiting > 0 || (!session.isPaused && session.status().autoSync === 'continuous' && session.changesWaiting) }))
         .then((compacted) => {
           if (compacted.length > 0) log('info', `undo log: compressed ${compacted.length} step(s)`, { steps: compacted });
         })
         .catch((error: unknown) => log('warn', `undo log: compaction failed: ${errorMessage(error)}`));
     }, COMPACT_AFTER_IDLE_MS);
     this.compactTimer.unref();
-  }
-
-  private readHalt(): LiveStatus['halt'] {
-    try {
-      const raw = JSON.parse(readFileSync(path.join(CONTAINER_STATE_PATH, 'halt.json'), 'utf8')) as { side: 'host' | 'container'; reason: string };
-      return { side: raw.side, reason: raw.reason };
-    } catch {
-      return undefined;
-    }
   }
 
   private broadcast(event: AgentEvent): void {

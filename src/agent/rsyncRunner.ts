@@ -11,7 +11,8 @@ import type { Entry, FileEntry } from '../core/files/entry';
 import { bytesFromName, joinBytes } from '../core/files/pathCodec';
 import type { ScanCache } from '../core/sync/scan';
 import { scanTree } from '../core/sync/scan';
-import { SyncStateFiles } from '../core/sync/stateFiles';
+import { withStateStore } from '../core/sync/engine';
+import type { SyncStateStore } from '../core/sync/stateStore';
 import { hostAccess } from './hostAccess';
 
 interface RsyncRun {
@@ -27,12 +28,16 @@ interface RsyncRun {
  * alone on both sides like an ignored path, so one such file never blocks the workspace.
  */
 export async function runInitialCopy(options: SyncOptions, onProgress: (data: ProgressData) => void = () => {}): Promise<SyncMetrics> {
+  if (!existsSync(CONTAINER_STATE_PATH)) return copyWithState(options, onProgress, undefined);
+  return withStateStore(CONTAINER_STATE_PATH, (store) => copyWithState(options, onProgress, store));
+}
+
+async function copyWithState(options: SyncOptions, onProgress: (data: ProgressData) => void, store: SyncStateStore | undefined): Promise<SyncMetrics> {
   const started = Date.now();
-  const state = existsSync(CONTAINER_STATE_PATH) ? new SyncStateFiles(CONTAINER_STATE_PATH) : undefined;
   onProgress({ phase: 'scan', message: 'scanning the folder' });
-  const scan = await scanTree(CONTAINER_HOST_PATH, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: await state?.readCache('host'), accessAs: hostAccess() });
+  const scan = await scanTree(CONTAINER_HOST_PATH, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: store?.host, accessAs: hostAccess() });
   // The hashes are the first sync's host scan: keeping them spares hashing the folder twice.
-  await state?.writeCache('host', scan.cache).catch(() => {});
+  await store?.commit({ host: store.diff('host', scan.cache) }).catch(() => {});
   const list = Buffer.concat(
     [...scan.snapshot].filter(([, entry]) => entry.kind !== 'untracked').flatMap(([path]) => [bytesFromName(path), Buffer.from([0])]),
   );
@@ -42,7 +47,7 @@ export async function runInitialCopy(options: SyncOptions, onProgress: (data: Pr
   });
   const outcome = parseRsyncOutput(run.stdout);
   const errors = run.exitCode === 0 || run.exitCode === VANISHED_EXIT_CODE ? [] : describeFailure(run);
-  if (errors.length === 0 && state) await recordCopiedState(state, scan.snapshot, scan.cache);
+  if (errors.length === 0 && store) await recordCopiedState(store, scan.snapshot, scan.cache);
   return {
     direction: 'push',
     startedAt: new Date(started).toISOString(),
@@ -61,7 +66,7 @@ export async function runInitialCopy(options: SyncOptions, onProgress: (data: Pr
  * lets the first sync tell which side changed (without it every difference is a conflict), and
  * the container's cache entries spare re-hashing the files rsync just wrote.
  */
-async function recordCopiedState(state: SyncStateFiles, snapshot: ReadonlyMap<string, Entry>, hostCache: ScanCache): Promise<void> {
+async function recordCopiedState(store: SyncStateStore, snapshot: ReadonlyMap<string, Entry>, hostCache: ScanCache): Promise<void> {
   const agreed = new Map([...snapshot].filter(([, entry]) => entry.kind !== 'untracked'));
   const cache: ScanCache = new Map();
   const files = [...agreed].filter((pair): pair is [string, FileEntry] => pair[1].kind === 'file');
@@ -76,8 +81,7 @@ async function recordCopiedState(state: SyncStateFiles, snapshot: ReadonlyMap<st
       }),
     );
   }
-  await state.writeAncestor(agreed);
-  await state.writeCache('container', cache);
+  await store.commit({ ancestor: store.diff('ancestor', agreed), container: store.diff('container', cache) });
 }
 
 async function runRsync(args: string[], input: Buffer, onProgress: (data: ProgressData) => void): Promise<RsyncRun> {

@@ -2,22 +2,16 @@
 // (the host folder is a bind mount) and the host-side state folder, so a whole cycle runs here,
 // next to the files. Every request that can write runs as a job in the resident agent's one
 // queue, with the undo log it opened (and recovered) once.
-import * as path from 'node:path';
 import { CONTAINER_STATE_PATH } from '../core/containerLayout';
-import type { SafeguardQuestionInfo, SyncReport, UndoSettings } from '../core/protocol';
-import { withRetries } from '../core/retry';
+import type { SafeguardQuestionInfo, UndoSettings } from '../core/protocol';
 import { backupDifferences, listBackups, restoreBackup } from '../core/sync/backup';
-import { compareTrees } from '../core/sync/compare';
-import { runStoreCycle } from '../core/sync/incremental';
-import { mergeReports } from '../core/sync/summary';
-import type { Policy } from '../core/sync/reconcile';
+import { compareWithAgreedState } from '../core/sync/compare';
 import type { UndoRecording } from '../core/sync/recordedApply';
 import { resolveConflict } from '../core/sync/resolve';
 import { SyncStateFiles } from '../core/sync/stateFiles';
 import type { UndoLog } from '../core/undo';
 import { failpointHook } from './failpoint';
 import { hostAccess } from './hostAccess';
-import { exchangeGitHistory } from './gitExchange';
 import type { Handlers, RequestContext } from './server';
 import { ROOTS, workspaceOwners, type ResidentAgent } from './residentAgent';
 
@@ -27,72 +21,42 @@ function recording(undoLog: UndoLog, settings: UndoSettings, context: RequestCon
   return { log: undoLog, ask: context.ask, thresholds: { maxDeletions: settings.maxDeletions, largeFileBytes: settings.largeFileBytes } };
 }
 
-/** A change skipped because its file moved under it: another cycle, a moment later, will carry it. */
-const isTransient = (report: SyncReport) => report.skipped.some((skipped) => skipped.code === 'changed-since-scan' || skipped.code === 'source-changed');
-
 /** What a channel brings to its writing requests: its fault injection (tests only). */
 export interface ChannelState {
   failpoint?: string;
 }
 
-interface CycleRequest {
-  policy: Policy;
-  excludes: readonly string[];
-  allowSecrets: readonly string[];
-  reset: boolean;
-  onlyPaths?: readonly string[];
-  undo: UndoSettings;
-  /** Extra cycles allowed for changes skipped because their file moved (the `syncRetries` setting). */
-  retries: number;
-}
-
 export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState): Pick<Handlers, 'sync' | 'history' | 'compare' | 'resolve' | 'backup' | 'listBackups' | 'restoreBackup' | 'undoHistory' | 'undo' | 'discardUndoLog'> {
   const ask = (context: RequestContext) => (question: SafeguardQuestionInfo) => context.ask(question);
 
-  const syncCycle = (request: CycleRequest, context: RequestContext) =>
-    agent.requestCycle(async (store, undoLog) => {
-      const undo = recording(undoLog, request.undo, context);
-      const beforeModify = failpointHook(channel.failpoint);
-      let merged: SyncReport | undefined;
-      const { retries: used } = await withRetries(
-        async () => {
-          const result = await runStoreCycle({ roots: ROOTS, excludes: request.excludes, policy: request.policy, store, keptRoot: path.join(CONTAINER_STATE_PATH, 'kept'), undo, beforeModify });
-          const run = result.report!;
-          merged = merged ? mergeReports(merged, run) : run;
-          return run;
-        },
-        { retries: request.retries, shouldRetry: (result) => !result.halted && !result.denied && isTransient(result) },
-      );
-      const report = merged!;
-      report.retries = used;
-      // The repositories are not merged file by file: history crosses as git objects and refs.
-      if (!report.halted) report.git = await exchangeGitHistory();
-      return report;
-    }, ask(context));
-
   return {
-    compare: (params) =>
-      agent.job(async () => {
-        const state = stateFiles();
-        const caches = await state.readCaches();
-        const ancestor = await state.readAncestor();
-        const differences = await compareTrees(ROOTS, { excludes: params.excludes, allowSecrets: params.allowSecrets, caches, hostAccess: hostAccess() });
-        return { differences: differences.map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) })), hasAgreedState: ancestor.size > 0 };
+    compare: (params) => agent.job((store) => compareWithAgreedState(ROOTS, { excludes: params.excludes, allowSecrets: params.allowSecrets, hostAccess: hostAccess(), store })),
+    sync: (params, context) =>
+      agent.requestCycle({
+        policy: params.policy,
+        reset: params.reset,
+        ...(params.onlyPaths && { onlyPaths: params.onlyPaths }),
+        retries: params.retries,
+        signal: context.signal,
+        ask: ask(context),
+        undoThresholds: { maxDeletions: params.undo.maxDeletions, largeFileBytes: params.undo.largeFileBytes },
+        excludes: params.excludes,
+        allowSecrets: params.allowSecrets,
+        beforeModify: failpointHook(channel.failpoint),
       }),
-    sync: (params, context) => syncCycle(params, context),
     history: async () => ({ reports: await stateFiles().readHistory() }),
     resolve: (params, context) =>
       agent.job(
-        (_store, undoLog) =>
-          resolveConflict({ roots: ROOTS, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, allowSecrets: params.allowSecrets, path: params.path, keep: params.keep, undo: recording(undoLog, params.undo, context), owners: workspaceOwners(), hostAccess: hostAccess() }),
+        (store, undoLog) =>
+          resolveConflict({ roots: ROOTS, store, excludes: params.excludes, allowSecrets: params.allowSecrets, path: params.path, keep: params.keep, undo: recording(undoLog, params.undo, context), owners: workspaceOwners(), hostAccess: hostAccess() }),
         ask(context),
       ),
-    backup: (params) => agent.job(() => backupDifferences({ roots: ROOTS, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, allowSecrets: params.allowSecrets, hostAccess: hostAccess() })),
+    backup: (params) => agent.job((store) => backupDifferences({ roots: ROOTS, stateDir: CONTAINER_STATE_PATH, store, excludes: params.excludes, allowSecrets: params.allowSecrets, hostAccess: hostAccess() })),
     listBackups: async () => ({ backups: await listBackups(CONTAINER_STATE_PATH) }),
     restoreBackup: (params, context) =>
       agent.job(
-        (_store, undoLog) =>
-          restoreBackup({ roots: ROOTS, stateDir: CONTAINER_STATE_PATH, excludes: params.excludes, allowSecrets: params.allowSecrets, id: params.backupId, side: params.side, undo: recording(undoLog, params.undo, context), owners: workspaceOwners(), hostAccess: hostAccess() }),
+        (store, undoLog) =>
+          restoreBackup({ roots: ROOTS, stateDir: CONTAINER_STATE_PATH, store, excludes: params.excludes, allowSecrets: params.allowSecrets, id: params.backupId, side: params.side, undo: recording(undoLog, params.undo, context), owners: workspaceOwners(), hostAccess: hostAccess() }),
         ask(context),
       ),
     undoHistory: () =>

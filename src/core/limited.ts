@@ -1,5 +1,5 @@
 // Bounded concurrency: the one helper for running work on many items a few at a time (the
-// apply's batches, the watcher's walk, the undo recorder's subtree captures).
+// apply's batches, the watcher's walk).
 
 /**
  * Runs `work` on every item, at most `limit` at once, starting them in the items' order. The

@@ -63,7 +63,7 @@
 //        two-way-safe sync with no conflicts and no problems the trees are identical.
 //   (I7) Idempotence: a second sync right after changes nothing: appliedCount 0, nothing kept,
 //        the same conflicts, both trees untouched (inodes included).
-//   (I8) The engine's recorded ancestor (stateDir/ancestor.json) is ≡ BASE at every path: the sync
+//   (I8) The engine's recorded ancestor (the state store in stateDir) is ≡ BASE at every path: the sync
 //        never records an agreement the trees do not show, nor misses one (either would make a
 //        later sync read a change as "unchanged" and drop it). This also pins the assumption
 //        (I1) rests on: that BASE is what the engine compares against.
@@ -92,11 +92,10 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { SyncReport } from '../../src/core/protocol';
-import { runSyncCycle } from '../../src/core/sync/engine';
+import { runSyncCycle, withStateStore } from '../../src/core/sync/engine';
 import type { Policy, Side } from '../../src/core/sync/reconcile';
 import { resolveConflict, type KeepChoice } from '../../src/core/sync/resolve';
 import { scanTree } from '../../src/core/sync/scan';
-import { SyncStateFiles } from '../../src/core/sync/stateFiles';
 
 export const SIDES: readonly Side[] = ['host', 'container'];
 const other = (side: Side): Side => (side === 'host' ? 'container' : 'host');
@@ -579,7 +578,7 @@ export interface SyncerOptions {
 export type SyncOutcome = Pick<SyncReport, 'id' | 'applied' | 'appliedCount' | 'kept' | 'conflicts' | 'skipped' | 'problems' | 'halted'>;
 export type Syncer = (options: SyncerOptions) => Promise<SyncOutcome>;
 
-export const engineSyncer: Syncer = ({ resolve, ...options }) => (resolve ? resolveConflict({ ...options, ...resolve }) : runSyncCycle(options));
+export const engineSyncer: Syncer = ({ resolve, stateDir, ...options }) => (resolve ? withStateStore(stateDir, (store) => resolveConflict({ ...options, ...resolve, store })) : runSyncCycle({ ...options, stateDir }));
 
 let baselineRuns = 0;
 
@@ -650,7 +649,7 @@ export interface PropertyRunOptions {
   policy: Policy;
   rounds: number;
   syncer?: Syncer;
-  /** Check (I8) against stateDir/ancestor.json; on by default for the engine, meaningless for a baseline. */
+  /** Check (I8) against the state store's ancestor; on by default for the engine, meaningless for a baseline. */
   checkAncestor?: boolean;
   /** two-way-safe only: now and then the user settles one of the last sync's conflicts with `clud resolve`. */
   resolves?: boolean;
@@ -1065,7 +1064,7 @@ async function checkAncestorRecorded(round: Round): Promise<void> {
   const { fail } = round;
   const { stateDir, agreed } = round.context;
   if (round.context.checkAncestor) {
-    const ancestor = await new SyncStateFiles(stateDir).readAncestor();
+    const ancestor = await withStateStore(stateDir, async (store) => new Map(store.ancestor));
     for (const relative of new Set([...ancestor.keys(), ...agreed.keys()])) {
       const recorded = ancestor.get(relative);
       const observed = agreed.get(relative);
@@ -1075,7 +1074,7 @@ async function checkAncestorRecorded(round: Round): Promise<void> {
         : recorded.kind === 'directory' ? observed.kind === 'dir'
         : recorded.kind === 'symlink' ? observed.kind === 'link' && observed.target === recorded.target
         : false;
-      if (!same) fail('ancestor-mismatch', `ancestor.json records ${JSON.stringify(relative)} as ${JSON.stringify(recorded) ?? 'absent'}, the trees last agreed on ${describeNode(observed)}`);
+      if (!same) fail('ancestor-mismatch', `the agreed state records ${JSON.stringify(relative)} as ${JSON.stringify(recorded) ?? 'absent'}, the trees last agreed on ${describeNode(observed)}`);
     }
   }
 }

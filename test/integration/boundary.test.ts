@@ -52,7 +52,7 @@ const ATTEMPTS: Array<[string, string]> = [
   ['delete a file of the user folder', `rm ${HOST}/b.txt`],
   ['plant a git hook in the user folder', `mkdir -p ${HOST}/.git/hooks && printf "#!/bin/sh\\ntouch /tmp/pwned\\n" > ${HOST}/.git/hooks/post-commit`],
   ['delete the undo log', `rm -r ${STATE}/undo`],
-  ['change the agreed state', `echo "{}" > ${STATE}/ancestor.json`],
+  ['change the agreed state', `echo "{}" >> ${STATE}/state-journal.jsonl`],
   ['delete the state folder', `rm -r ${STATE}`],
   ['read the init state', `cat ${INIT_STATE_PATH}`],
   ['connect to the resident sync agent', `node -e "require('net').connect('${AGENT_SOCKET_PATH}').on('error', (e) => { console.error(e.code); process.exit(1); }).on('connect', () => process.exit(0))"`],
@@ -97,7 +97,7 @@ describe('integration: the container is a boundary', function () {
     await execSh(dir, 'echo from-container > c.txt');
     await cludSync('pull', dir);
     const stateDirectory = stateDirectoryOf(dir);
-    assert.ok(await pathExists(path.join(stateDirectory, 'ancestor.json')));
+    assert.ok(await pathExists(path.join(stateDirectory, 'state-base.jsonl')));
     assert.ok(await pathExists(path.join(stateDirectory, 'undo')));
     // The agent compacts the new undo step half a second after the sync: wait, so that the only
     // change to the state folder could be the attack's.

@@ -146,8 +146,13 @@ describe('integration: continuous sync by the resident agent', function () {
 
   it('both sides edit one file during continuous sync: a conflict, both versions kept, nothing lost', async function () {
     const dir = await continuousProject(scope, { 'shared.txt': 'original\n' });
-    // The container's edit first, and the host's within the same quiet period, before either crossed.
-    await Promise.all([execSh(dir, 'echo container-version > /workspace/shared.txt'), writeFile(path.join(dir, 'shared.txt'), 'host-version\n')]);
+    // Both edits at the same instant (one clock: the container's is the host's), so that neither
+    // has crossed when the other is made: a `clud exec` takes longer to start than a cycle.
+    const at = Date.now() + 3_000;
+    const containerEdit = execSh(dir, `while [ $(date +%s%3N) -lt ${at} ]; do :; done; echo container-version > /workspace/shared.txt`);
+    await new Promise((resolve) => setTimeout(resolve, at - Date.now()));
+    await writeFile(path.join(dir, 'shared.txt'), 'host-version\n');
+    await containerEdit;
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     const host = await readFile(path.join(dir, 'shared.txt'), 'utf8');
     const container = await readContainerFile(dir, 'shared.txt');
@@ -167,7 +172,7 @@ describe('integration: continuous sync by the resident agent', function () {
     assert.equal(await waitFor('a change after the restart', async () => (await readContainerFile(dir, 'after.txt').catch(() => undefined)) ?? undefined, 20_000), 'after the crash\n');
     const { run, json } = await runCludJson(['sync', dir]);
     assertExit(run, 0);
-    assert.equal(json.appliedCount, 0, 'continuous sync left nothing for an explicit sync');
+    assert.equal((json.report as { appliedCount: number }).appliedCount, 0, 'continuous sync left something for an explicit sync');
   });
 
   it('a wiped /workspace during continuous sync halts it, and the host folder stays intact', async function () {

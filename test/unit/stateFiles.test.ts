@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { emptySyncReport, type SyncReport } from '../../src/core/protocol';
 import type { Entry } from '../../src/core/files/entry';
 import type { ScanCache } from '../../src/core/sync/scan';
+import { forgetAgreedState, withStateStore } from '../../src/core/sync/engine';
 import { HISTORY_LIMIT, STATE_FORMAT_VERSION, SyncStateFiles } from '../../src/core/sync/stateFiles';
 import { useTempDir } from '../helpers/tempDir';
 
@@ -116,18 +117,12 @@ describe('unit: stateFiles', () => {
       assert.deepEqual((await stateIn(dir).readAncestor()).get('__proto__'), { ...file, size: 4 });
     });
 
-    it('writes the ancestor when nothing was read, or after forgetAgreedState removed it', async () => {
+    it('writes the ancestor when nothing was read', async () => {
       const dir = tempDir();
       await stateIn(dir).writeAncestor(ANCESTOR);
       const before = identity(stateIn(dir).ancestorPath);
       await stateIn(dir).writeAncestor(ANCESTOR);
       assert.notEqual(identity(stateIn(dir).ancestorPath), before, 'without a read, every write lands');
-
-      const state = stateIn(dir);
-      const read = await state.readAncestor();
-      await state.forgetAgreedState();
-      await state.writeAncestor(read);
-      assert.deepEqual([...(await stateIn(dir).readAncestor())], [...ANCESTOR], 'the removed file was written again');
     });
 
     it('leaves a cache file alone when the cache holds the same entries in another order, and replaces it when one differs', async () => {
@@ -175,19 +170,19 @@ describe('unit: stateFiles', () => {
       await state.clearHalt(); // no halt to clear is fine
     });
 
-    it('forgetAgreedState drops the halt and the ancestor, and keeps the caches and the history', async () => {
+    it('forgetAgreedState drops the halt and the store\'s ancestor, and keeps the caches and the history', async () => {
       const state = stateIn(tempDir());
-      await state.writeAncestor(ANCESTOR);
       await state.writeHalt({ side: 'host', reason: 'r', at: 'now' });
-      await state.writeCache('host', new Map([['a', { size: 1, mtimeMs: 1, ctimeMs: 1, ino: 1, mode: 1, hash: 'h' }]]));
       await state.appendHistory(report('one'));
+      await withStateStore(state.directory, (store) => store.commit({ ancestor: ANCESTOR, host: new Map([['a', { size: 1, mtimeMs: 1, ctimeMs: 1, ino: 1, mode: 1, hash: 'h' }]]) }));
 
-      await state.forgetAgreedState();
+      await withStateStore(state.directory, forgetAgreedState);
 
       assert.equal(await state.readHalt(), undefined);
-      assert.equal((await state.readAncestor()).size, 0);
-      assert.equal(existsSync(state.ancestorPath), false);
-      assert.equal((await state.readCache('host')).size, 1);
+      await withStateStore(state.directory, async (store) => {
+        assert.equal(store.ancestor.size, 0);
+        assert.equal(store.host.size, 1);
+      });
       assert.deepEqual((await state.readHistory()).map((entry) => entry.id), ['one']);
     });
   });

@@ -5,7 +5,8 @@ import { chmodSync, existsSync, lchownSync, readdirSync, readFileSync, renameSyn
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SyncReport } from '../../src/core/protocol';
-import { runSyncCycle, SyncCancelled, type SyncCycleOptions } from '../../src/core/sync/engine';
+import { runSyncCycle, SyncCancelled, withStateStore, type SyncCycleOptions } from '../../src/core/sync/engine';
+import { BASE_FILE, JOURNAL_FILE } from '../../src/core/sync/stateStore';
 import { UndoLog } from '../../src/core/undo';
 import type { Policy } from '../../src/core/sync/reconcile';
 import { DIR, at, inodeOf, link, makeTree, modeOf, readTree, temporaryFiles, useSyncFixture, type SyncFixture, type TreeSpec } from '../helpers/syncTrees';
@@ -30,6 +31,8 @@ const keptTree = (f: SyncFixture, report: SyncReport): Record<string, string> =>
   const directory = path.join(f.stateDir, 'kept', report.id);
   return existsSync(directory) ? readTree(directory) : {};
 };
+
+const agreedKeys = (f: SyncFixture): Promise<string[]> => withStateStore(f.stateDir, async (store) => [...store.ancestor.keys()]);
 
 const actions = (report: SyncReport): string[] => report.applied.map((change) => `${change.action} ${change.side}:${change.path}`);
 
@@ -479,36 +482,36 @@ describe('unit: sync engine', () => {
   });
 
   describe('state files', () => {
-    it('writes the ancestor and the history by rename, leaving no temporary file, and keeps a file named __proto__', async () => {
+    it('records the agreed state in the store, the history by rename, leaving no temporary file, and keeps a file named __proto__', async () => {
       const f = fixture();
       // A computed key: a literal `__proto__:` would set the object's prototype instead.
       makeTree(f.host, { ['__proto__']: 'proto', constructor: 'c', 'd/__proto__': 'nested' });
       await sync(f);
-      const inodes = [inodeOf(f.stateDir, 'ancestor.json'), inodeOf(f.stateDir, 'history.json')];
+      const historyInode = inodeOf(f.stateDir, 'history.json');
 
-      const ancestor = JSON.parse(readFileSync(path.join(f.stateDir, 'ancestor.json'), 'utf8')) as { entries: [string, unknown][] };
-      assert.deepEqual(ancestor.entries.map(([key]) => key).sort(), ['__proto__', 'constructor', 'd', 'd/__proto__']);
+      assert.deepEqual((await agreedKeys(f)).sort(), ['__proto__', 'constructor', 'd', 'd/__proto__']);
+      assert.equal(existsSync(path.join(f.stateDir, 'ancestor.json')), false, 'no whole-tree state file');
       rmSync(path.join(f.container, '__proto__'));
       rmSync(path.join(f.container, 'd/__proto__'));
       const second = await sync(f);
 
       assert.deepEqual(readTree(f.host), { constructor: 'c', d: DIR }, 'the deletions were carried, not undone');
       assert.deepEqual(second.kept, []);
+      assert.deepEqual((await agreedKeys(f)).sort(), ['constructor', 'd']);
       assert.deepEqual(temporaryFiles(f.stateDir), []);
-      assert.notEqual(inodeOf(f.stateDir, 'ancestor.json'), inodes[0], 'ancestor.json was replaced, not rewritten in place');
-      assert.notEqual(inodeOf(f.stateDir, 'history.json'), inodes[1], 'history.json was replaced, not rewritten in place');
+      assert.notEqual(inodeOf(f.stateDir, 'history.json'), historyInode, 'history.json was replaced, not rewritten in place');
       const history = JSON.parse(readFileSync(path.join(f.stateDir, 'history.json'), 'utf8')) as { reports: SyncReport[] };
       assert.deepEqual(history.reports.map((report) => report.id), [second.id, history.reports[1]!.id]);
     });
 
-    it('leaves the ancestor and both scan caches untouched by a cycle that changes nothing, and still records the cycle', async () => {
+    it('writes nothing to the store in a cycle that changes nothing, and still records the cycle', async () => {
       const f = fixture();
       await agreedOn(f, { 'a.txt': 'a', 'd/b.txt': 'b', 'd/e': DIR });
       await sync(f); // caches the container files the first cycle wrote
-      const files = ['ancestor.json', 'scan-cache-host.json', 'scan-cache-container.json', 'history.json'];
+      const files = [BASE_FILE, JOURNAL_FILE, 'history.json'];
       const identities = () => files.map((name) => {
         const stats = statSync(path.join(f.stateDir, name));
-        return `${name} ${stats.ino}:${stats.mtimeMs}`;
+        return `${name} ${stats.ino}:${stats.size}:${stats.mtimeMs}`;
       });
       const before = identities();
 
@@ -517,16 +520,16 @@ describe('unit: sync engine', () => {
       assert.equal(quiet.appliedCount, 0);
       assert.equal(quiet.scanned.hashedFiles, 0);
       const after = identities();
-      assert.deepEqual(after.slice(0, 3), before.slice(0, 3), 'the ancestor and the caches were neither replaced nor written');
-      assert.notEqual(after[3], before[3], 'the history still gets the cycle');
+      assert.deepEqual(after.slice(0, 2), before.slice(0, 2), 'the store was not written');
+      assert.notEqual(after[2], before[2], 'the history still gets the cycle');
       const history = JSON.parse(readFileSync(path.join(f.stateDir, 'history.json'), 'utf8')) as { reports: SyncReport[] };
       assert.equal(history.reports[0]!.id, quiet.id);
 
       writeFileSync(path.join(f.host, 'a.txt'), 'edited');
       await sync(f);
-      assert.deepEqual(identities().slice(0, 2).map((identity, index) => identity === after[index]), [false, false], 'an edit rewrites the ancestor and the cache of its side');
-      const ancestor = JSON.parse(readFileSync(path.join(f.stateDir, 'ancestor.json'), 'utf8')) as { entries: [string, { size?: number }][] };
-      assert.equal(ancestor.entries.find(([key]) => key === 'a.txt')?.[1].size, 'edited'.length);
+      assert.notEqual(identities()[1], after[1], 'an edit appends to the journal');
+      const agreed = await withStateStore(f.stateDir, async (store) => store.ancestor.get('a.txt'));
+      assert.equal(agreed?.kind === 'file' && agreed.size, 'edited'.length);
       assert.deepEqual(temporaryFiles(f.stateDir), []);
     });
   });

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import { promises as fsPromises, mkdirSync, readdirSync, readFileSync, lstatSync, readlinkSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import * as path from 'node:path';
-import { normalizeDirty, runStoreCycle, type StoreCycleResult } from '../../src/core/sync/incremental';
-import { runSyncCycle } from '../../src/core/sync/engine';
+import { normalizeDirty } from '../../src/core/sync/incremental';
+import { runStoreCycle, runSyncCycle, type StoreCycleResult } from '../../src/core/sync/engine';
 import { SyncStateStore } from '../../src/core/sync/stateStore';
-import { SyncStateFiles } from '../../src/core/sync/stateFiles';
 import { useTempDir } from '../helpers/tempDir';
 
 type Tree = Record<string, string | null>;
@@ -46,7 +46,16 @@ const workspaceIn = (dir: string): Workspace => ({ host: path.join(dir, 'host'),
 async function cycle(ws: Workspace, dirty?: Iterable<string>): Promise<StoreCycleResult> {
   const store = await SyncStateStore.open(ws.state);
   try {
-    return await runStoreCycle({ roots: { host: ws.host, container: ws.container }, excludes: [], policy: 'two-way-safe', store, keptRoot: ws.kept, ...(dirty && { dirty }) });
+    return await runStoreCycle({ roots: { host: ws.host, container: ws.container }, excludes: [], policy: 'two-way-safe', store, ...(dirty && { dirty }) });
+  } finally {
+    await store.close();
+  }
+}
+
+async function withStore<T>(ws: Workspace, run: (store: SyncStateStore) => Promise<T>): Promise<T> {
+  const store = await SyncStateStore.open(ws.state);
+  try {
+    return await run(store);
   } finally {
     await store.close();
   }
@@ -154,7 +163,7 @@ describe('unit: incremental sync cycles (state store)', () => {
       });
     }
 
-    it('matches the file-based engine (runSyncCycle) too', async () => {
+    it('matches the one-shot full cycle (runSyncCycle) too', async () => {
       const ws = workspaceIn(path.join(tempDir(), 'store'));
       makeTree(ws.host, { 'a/1.txt': '1', 'a/2.txt': '2', 'b.txt': 'b' });
       mkdirSync(ws.container, { recursive: true });
@@ -172,12 +181,26 @@ describe('unit: incremental sync cycles (state store)', () => {
       await engine(engineWs);
       assert.deepEqual(listing(ws.host), listing(engineWs.host));
       assert.deepEqual(listing(ws.container), listing(engineWs.container));
-      const engineAncestor = [...(await new SyncStateFiles(engineWs.state).readAncestor())].map(([key, entry]) => [key, entry.kind === 'file' ? { kind: 'file', hash: entry.hash, mode: entry.mode } : entry]).sort(([a], [b]) => ((a as string) < (b as string) ? -1 : 1));
-      assert.deepEqual(await ancestorOf(ws), engineAncestor);
+      assert.deepEqual(await ancestorOf(ws), await ancestorOf(engineWs));
     });
   });
 
   describe('safety', () => {
+    it('keeps a secret out of an incremental cycle as the full one does, unless allowed', async () => {
+      const ws = workspaceIn(tempDir());
+      makeTree(ws.host, { 'a.txt': 'a' });
+      mkdirSync(ws.container, { recursive: true });
+      await cycle(ws);
+      makeTree(ws.container, { 'app/.env': 'TOKEN=1', 'app/main.ts': 'main' });
+      const run = (allowSecrets: string[]) => withStore(ws, (store) => runStoreCycle({ roots: { host: ws.host, container: ws.container }, excludes: [], allowSecrets, policy: 'two-way-safe', store, dirty: ['app'] }));
+      const kept = await run([]);
+      assert.equal(kept.fullCycleNeeded, undefined, kept.fullCycleNeeded);
+      assert.deepEqual(kept.report?.keptOut.map((secret) => [secret.side, secret.path]), [['container', 'app/.env']]);
+      assert.deepEqual(listing(ws.host), [['a.txt', 'a'], ['app', '<dir>'], ['app/main.ts', 'main']]);
+      await run(['.env']);
+      assert.equal(readFileSync(path.join(ws.host, 'app/.env'), 'utf8'), 'TOKEN=1');
+    });
+
     it('sends a wiped side to a full cycle, which halts and deletes nothing', async () => {
       const ws = workspaceIn(tempDir());
       makeTree(ws.host, { 'a.txt': 'a', 'b/c.txt': 'c' });
@@ -205,13 +228,16 @@ describe('unit: incremental sync cycles (state store)', () => {
   });
 
   describe('cost', () => {
-    /** File-system calls made through fs.promises while `run` runs. */
+    /** File-system calls made through fs.promises and their synchronous forms while `run` runs. */
     async function countCalls(run: () => Promise<unknown>): Promise<number> {
-      const names = ['lstat', 'stat', 'open', 'readdir', 'readFile', 'readlink'] as const;
-      const originals = names.map((name) => fsPromises[name]);
+      const targets: Array<[Record<string, unknown>, string]> = [
+        ...(['lstat', 'stat', 'open', 'readdir', 'readFile', 'readlink'] as const).map((name): [Record<string, unknown>, string] => [fsPromises as unknown as Record<string, unknown>, name]),
+        ...(['lstatSync', 'statSync', 'openSync', 'readdirSync', 'readFileSync', 'readlinkSync'] as const).map((name): [Record<string, unknown>, string] => [fs as unknown as Record<string, unknown>, name]),
+      ];
+      const originals = targets.map(([owner, name]) => owner[name]);
       let calls = 0;
-      names.forEach((name, i) => {
-        (fsPromises as Record<string, unknown>)[name] = (...args: unknown[]) => {
+      targets.forEach(([owner, name], i) => {
+        owner[name] = (...args: unknown[]) => {
           calls += 1;
           return (originals[i] as (...a: unknown[]) => unknown)(...args);
         };
@@ -219,7 +245,7 @@ describe('unit: incremental sync cycles (state store)', () => {
       try {
         await run();
       } finally {
-        names.forEach((name, i) => { (fsPromises as Record<string, unknown>)[name] = originals[i]; });
+        targets.forEach(([owner, name], i) => { owner[name] = originals[i]; });
       }
       return calls;
     }
@@ -236,7 +262,7 @@ describe('unit: incremental sync cycles (state store)', () => {
         await cycle(ws);
         writeFileSync(path.join(ws.host, 'd3/e3/f3.txt'), 'edited');
         const store = await SyncStateStore.open(ws.state);
-        const calls = await countCalls(() => runStoreCycle({ roots: { host: ws.host, container: ws.container }, excludes: [], policy: 'two-way-safe', store, keptRoot: ws.kept, dirty: ['d3/e3/f3.txt'] }));
+        const calls = await countCalls(() => runStoreCycle({ roots: { host: ws.host, container: ws.container }, excludes: [], policy: 'two-way-safe', store, dirty: ['d3/e3/f3.txt'] }));
         await store.close();
         assert.equal(readFileSync(path.join(ws.container, 'd3/e3/f3.txt'), 'utf8'), 'edited');
         counts.push(calls);

@@ -8,9 +8,9 @@
 import assert from 'node:assert/strict';
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { runSyncCycle } from '../../src/core/sync/engine';
+import { runSyncCycle, withStateStore } from '../../src/core/sync/engine';
 import { POLICIES, type Policy, type Side } from '../../src/core/sync/reconcile';
-import { resolveConflict } from '../../src/core/sync/resolve';
+import { resolveConflict, type KeepChoice } from '../../src/core/sync/resolve';
 import { describeFailure, runProperty, runRaceProperty, shrink, twoRsyncBaseline, walkTree, type PropertyRunOptions, type PropertyRunResult, type Step } from '../helpers/syncProperty';
 import { useTempDir } from '../helpers/tempDir';
 
@@ -168,18 +168,20 @@ describe('unit: sync property', function () {
       const options = { roots, stateDir: path.join(tempDir(), 'state'), excludes: [] as string[] };
       const write = (side: Side, relative: string, content: string) => writeFileSync(path.join(roots[side], relative), content);
       const sync = () => runSyncCycle({ ...options, policy: 'two-way-safe' });
-      return { roots, options, write, sync };
+      const { stateDir, ...rest } = options;
+      const resolve = (what: { path: string; keep: KeepChoice }) => withStateStore(stateDir, (store) => resolveConflict({ ...rest, ...what, store }));
+      return { roots, options, write, sync, resolve };
     };
 
     it('regression: the report of `clud resolve --keep host` lists the container version it replaced and where it was kept', async () => {
-      const { roots, options, write, sync } = setup();
+      const { roots, write, sync, resolve } = setup();
       write('host', 'p', 'v1');
       await sync();
       write('host', 'p', 'host v2');
       write('container', 'p', 'container v3');
       assert.deepEqual((await sync()).conflicts.map((conflict) => conflict.path), ['p']);
 
-      const report = await resolveConflict({ ...options, path: 'p', keep: 'host' });
+      const report = await resolve({ path: 'p', keep: 'host' });
 
       assert.equal(readFileSync(path.join(roots.container, 'p'), 'utf8'), 'host v2');
       assert.ok(report.applied.some((change) => change.path === 'p' && change.side === 'container'), `applied: ${JSON.stringify(report.applied)}`);
@@ -189,26 +191,26 @@ describe('unit: sync property', function () {
     });
 
     it('resolve: the report of `clud resolve --keep both` lists the container version it moved to its sibling name', async () => {
-      const { options, write, sync } = setup();
+      const { write, sync, resolve } = setup();
       write('host', 'p.txt', 'v1');
       await sync();
       write('host', 'p.txt', 'host v2');
       write('container', 'p.txt', 'container v3');
       assert.deepEqual((await sync()).conflicts.map((conflict) => conflict.path), ['p.txt']);
 
-      const report = await resolveConflict({ ...options, path: 'p.txt', keep: 'both' });
+      const report = await resolve({ path: 'p.txt', keep: 'both' });
 
       assert.ok(report.applied.some((change) => change.path === 'p.container.txt' && change.side === 'container'), `applied: ${JSON.stringify(report.applied)}`);
     });
 
     it('resolve: `clud resolve --keep both` never gives the container version an ignored name', async () => {
-      const { roots, options, write, sync } = setup('*.log\n!keep.log\n');
+      const { roots, write, sync, resolve } = setup('*.log\n!keep.log\n');
       await sync();
       write('host', 'keep.log', 'host version');
       write('container', 'keep.log', 'container version');
       assert.deepEqual((await sync()).conflicts.map((conflict) => conflict.path), ['keep.log']);
 
-      await resolveConflict({ ...options, path: 'keep.log', keep: 'both' });
+      await resolve({ path: 'keep.log', keep: 'both' });
       await sync();
 
       const hostContents = [...walkTree(roots.host)].filter(([, node]) => node.kind === 'file').map(([relative]) => readFileSync(path.join(roots.host, relative), 'utf8'));
@@ -216,7 +218,7 @@ describe('unit: sync property', function () {
     });
 
     it('regression: a resolve that cannot remove the losing folder (an ignored file inside) changes nothing', async () => {
-      const { roots, options, write, sync } = setup();
+      const { roots, write, sync, resolve } = setup();
       write('host', 'seed', 's');
       await sync();
       mkdirSync(path.join(roots.host, 'a'));
@@ -227,13 +229,13 @@ describe('unit: sync property', function () {
 
       // It cannot succeed without touching the ignored file; it must then leave everything as it
       // was (it used to remove notes.txt, then fail on rmdir saying "run the command again").
-      await assert.rejects(resolveConflict({ ...options, path: 'a', keep: 'container' }));
+      await assert.rejects(resolve({ path: 'a', keep: 'container' }));
 
       assert.ok(existsSync(path.join(roots.host, 'a', 'notes.txt')), `host a/: ${JSON.stringify(readdirSync(path.join(roots.host, 'a')))}`);
     });
 
     it('resolve: a resolve leaves alone a path that is ignored on either side, as the sync does', async () => {
-      const { roots, options, write, sync } = setup('build/\n');
+      const { roots, write, sync, resolve } = setup('build/\n');
       mkdirSync(path.join(roots.container, 'n'));
       await sync();
       write('host', 'n/build', 'host build file');
@@ -243,7 +245,7 @@ describe('unit: sync property', function () {
       rmSync(path.join(roots.host, 'n', 'build'));
       mkdirSync(path.join(roots.host, 'n', 'build'));
 
-      await resolveConflict({ ...options, path: 'n/build', keep: 'host' }).catch(() => undefined);
+      await resolve({ path: 'n/build', keep: 'host' }).catch(() => undefined);
 
       assert.ok(existsSync(path.join(roots.container, 'n', 'build')), 'the container lost n/build');
       assert.equal(readFileSync(path.join(roots.container, 'n', 'build'), 'utf8'), 'container build file');

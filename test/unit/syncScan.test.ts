@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { assertWellFormedSnapshot, type Entry, type FileEntry } from '../../src/core/files/entry';
 import { joinBytes, nameFromBytes } from '../../src/core/files/pathCodec';
-import { mayRead, scanTree, type ScanCache, type ScanCacheEntry, type ScanResult } from '../../src/core/sync/scan';
+import { mayRead, scanPaths, scanTree, type ScanCache, type ScanCacheEntry, type ScanResult } from '../../src/core/sync/scan';
 import { useTempDir } from '../helpers/tempDir';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -111,6 +111,21 @@ describe('unit: sync scan', () => {
       });
       // Without accessAs, the process's own rights apply (root reads everything).
       assert.equal((await scan(root)).snapshot.get('roots.txt')?.kind, 'file');
+    });
+
+    it('with accessAs, scanPaths does not reach past a folder that user may not search', async function () {
+      if (process.getuid?.() !== 0) this.skip();
+      const root = tempDir();
+      makeTree(root, { 'closed/inside.txt': 'i' });
+      chownSync(root, 1234, 1234);
+      chownSync(path.join(root, 'closed'), 0, 0);
+      chmodSync(path.join(root, 'closed'), 0o700);
+      chmodSync(path.join(root, 'closed/inside.txt'), 0o644);
+      const result = await scanPaths(root, ['closed/inside.txt'], { excludes: [], accessAs: { uid: 1234, gids: [1234] } });
+      assert.deepEqual(result.incomplete, [{ path: 'closed/inside.txt', at: 'closed' }], 'the caller widens the region to the folder');
+      assert.equal(result.snapshot.has('closed/inside.txt'), false);
+      const widened = await scanPaths(root, ['closed'], { excludes: [], accessAs: { uid: 1234, gids: [1234] } });
+      assert.match((widened.snapshot.get('closed') as { reason?: string }).reason ?? '', /permission denied/);
     });
 
     describe('mayRead', () => {

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { SyncSession, type CycleFinished, type SyncSessionOptions } from '../../src/core/sync/session';
+import { UndoLog, type SafeguardQuestion } from '../../src/core/undo';
 import { useTempDir } from '../helpers/tempDir';
 
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
@@ -22,12 +23,14 @@ const REPO_ROOT = path.resolve(__dirname, '..', '..');
 const readOr = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : undefined);
 
 describe('unit: sync session (continuous sync on real trees)', () => {
-  const tempDir = useTempDir('clud-session-');
   let session: SyncSession | undefined;
-  afterEach(async () => {
+  // Before the temporary folder goes (hooks run in the order they were added).
+  afterEach(async function () {
+    this.timeout(60_000); // a cycle under way finishes first
     await session?.close();
     session = undefined;
   });
+  const tempDir = useTempDir('clud-session-');
 
   async function start(extra: Partial<SyncSessionOptions> = {}) {
     const roots = { host: path.join(tempDir(), 'host'), container: path.join(tempDir(), 'container') };
@@ -37,7 +40,7 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     const cycles: CycleFinished[] = [];
     session = await SyncSession.open({ roots, stateDir: path.join(tempDir(), 'state'), excludes: [], policy: 'two-way-safe', quietMs: 50, ...extra });
     session.on('cycle', (cycle) => cycles.push(cycle));
-    await waitFor(() => readOr(path.join(roots.container, 'README.md')) === 'hello', 'the first full cycle');
+    await waitFor(() => readOr(path.join(roots.container, 'README.md')) === 'hello' && cycles.length > 0, 'the first full cycle');
     return { roots, cycles };
   }
 
@@ -45,9 +48,25 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     const { roots, cycles } = await start();
     write(roots.container, 'src/new.ts', 'from the agent');
     await waitFor(() => readOr(path.join(roots.host, 'src/new.ts')) === 'from the agent', 'the container write on the host');
-    assert.ok(cycles.some((cycle) => cycle.kind === 'incremental' && cycle.report.appliedCount > 0), 'an incremental cycle carried it');
+    // The cycle reports once it has recorded what it did, a moment after the file is across.
+    await waitFor(() => cycles.some((cycle) => cycle.kind === 'incremental' && cycle.report.appliedCount > 0), 'an incremental cycle that carried it');
     rmSync(path.join(roots.host, 'README.md'));
     await waitFor(() => !existsSync(path.join(roots.container, 'README.md')), 'the host deletion in the container');
+  });
+
+  it('flush() carries what collected while auto-sync is paused, at once, and nothing runs on its own meanwhile', async () => {
+    const { roots, cycles } = await start();
+    session!.pause();
+    write(roots.container, 'held.txt', 'waits for a flush');
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(readOr(path.join(roots.host, 'held.txt')), undefined, 'a paused session carried a change on its own');
+    const before = cycles.length;
+    const finished = await session!.flush();
+    assert.ok(finished && finished.report.appliedCount >= 1, 'the flush carried nothing');
+    assert.equal(readOr(path.join(roots.host, 'held.txt')), 'waits for a flush');
+    assert.equal(cycles.length, before + 1);
+    // The flush's own writes are events too; a second flush finds them agreed already.
+    assert.equal((await session!.flush())?.report.appliedCount ?? 0, 0, 'a second flush carried something');
   });
 
   it('carries a burst of 500 files in a few cycles', async function () {
@@ -127,6 +146,9 @@ describe('unit: sync session (continuous sync on real trees)', () => {
 
   it('runs client jobs in the same queue as cycles', async () => {
     await start();
+    // Quiet first: the first cycle's own writes are events too, and their cycle may be queued.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitFor(() => !session!.changesWaiting && !session!.status().busy, 'the queue to drain');
     const order: string[] = [];
     const job = session!.runJob(async () => {
       order.push('job start');
@@ -138,5 +160,95 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     await job;
     await waitFor(() => order.includes('cycle'), 'the cycle');
     assert.deepEqual(order, ['job start', 'job end', 'cycle']);
+  });
+
+  it('runs a client\'s push as one job of the queue, with its report, and a reset lifts a halt', async () => {
+    const { roots } = await start();
+    session!.pause();
+    write(roots.host, 'pushed.txt', 'by request');
+    write(roots.container, 'README.md', 'container only edit');
+    const report = await session!.runRequestCycle({ policy: 'push' });
+    assert.equal(readOr(path.join(roots.container, 'pushed.txt')), 'by request');
+    assert.equal(readOr(path.join(roots.container, 'README.md')), 'hello', 'a push makes /workspace the host folder');
+    assert.ok(report.applied.some((change) => change.path === 'pushed.txt' && change.side === 'container'), JSON.stringify(report.applied));
+    assert.equal(session!.status().lastCycle?.kind, 'request');
+
+    rmSync(roots.container, { recursive: true });
+    mkdirSync(roots.container);
+    const halted = await session!.runRequestCycle({ policy: 'two-way-safe' });
+    assert.equal(halted.halted?.side, 'container');
+    assert.equal(session!.status().halt?.side, 'container');
+    const reset = await session!.runRequestCycle({ policy: 'two-way-safe', reset: true });
+    assert.equal(reset.halted, undefined);
+    assert.equal(session!.status().halt, undefined);
+    assert.equal(readOr(path.join(roots.container, 'pushed.txt')), 'by request', 'the reset merged both sides, deleting nothing');
+  });
+
+  it('holds every other cycle while a background question waits, and a denial pauses background sync until a client syncs', async function () {
+    this.timeout(60_000);
+    const roots = { host: path.join(tempDir(), 'host'), container: path.join(tempDir(), 'container') };
+    const stateDir = path.join(tempDir(), 'state');
+    for (let i = 0; i < 5; i += 1) write(roots.host, `many/f${i}.txt`, `${i}`);
+    write(roots.host, 'README.md', 'stays');
+    mkdirSync(roots.container, { recursive: true });
+    const { log } = await UndoLog.open(path.join(stateDir, 'undo'), { keptDirectory: path.join(stateDir, 'kept') });
+    let answer: ((value: 'allow' | 'deny') => void) | undefined;
+    const asked: SafeguardQuestion[] = [];
+    session = await SyncSession.open({
+      roots, stateDir, excludes: [], policy: 'two-way-safe', quietMs: 50,
+      undo: { log, thresholds: { maxDeletions: 2 }, ask: (question) => new Promise((resolve) => { asked.push(question); answer = resolve; }) },
+    });
+    const cycles: CycleFinished[] = [];
+    session.on('cycle', (cycle) => cycles.push(cycle));
+    await waitFor(() => readOr(path.join(roots.container, 'many/f4.txt')) === '4' && !session!.changesWaiting && !session!.status().busy, 'the first cycle');
+
+    rmSync(path.join(roots.container, 'many'), { recursive: true });
+    await waitFor(() => session!.status().question !== undefined, 'the question');
+    assert.equal(session!.status().question?.kind, 'many-deletions');
+    // Meanwhile nothing else runs: a job waits behind the question.
+    let jobRan = false;
+    const job = session.runJob(async () => { jobRan = true; });
+    write(roots.container, 'other.txt', 'waits too');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(jobRan, false, 'a job ran while the question waited');
+    assert.equal(readOr(path.join(roots.host, 'other.txt')), undefined, 'another path was synced past the question');
+
+    answer!('deny');
+    await job;
+    await waitFor(() => session!.isPaused, 'background sync held after the denial');
+    assert.equal(session!.status().heldBy?.kind, 'many-deletions');
+    assert.equal(readOr(path.join(roots.host, 'many/f0.txt')), '0', 'the denied deletions were not carried');
+    const questions = asked.length;
+    write(roots.container, 'later.txt', 'not synced while held');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(asked.length, questions, 'the held question was asked again');
+    assert.equal(readOr(path.join(roots.host, 'later.txt')), undefined);
+
+    // A client's own sync answers for the whole tree and lifts the hold.
+    const report = await session.runRequestCycle({ policy: 'two-way-safe', ask: async () => 'allow' });
+    assert.equal(report.denied, undefined);
+    assert.equal(session.isPaused, false);
+    assert.equal(existsSync(path.join(roots.host, 'many/f0.txt')), false);
+    assert.equal(readOr(path.join(roots.host, 'later.txt')), 'not synced while held');
+  });
+
+  it('stops syncing what configure() newly excludes, and syncs on-save hints only in that mode', async () => {
+    const { roots } = await start();
+    await session!.configure({ excludes: ['*.log'] });
+    write(roots.container, 'build.log', 'excluded now');
+    write(roots.container, 'kept.txt', 'still synced');
+    await waitFor(() => readOr(path.join(roots.host, 'kept.txt')) === 'still synced', 'the synced file');
+    await waitFor(() => !session!.changesWaiting && !session!.status().busy, 'the queue to drain');
+    assert.equal(readOr(path.join(roots.host, 'build.log')), undefined);
+
+    await session!.configure({ autoSync: 'on-save' });
+    await waitFor(() => !session!.changesWaiting && !session!.status().busy, 'the queue to drain');
+    write(roots.container, 'agent.txt', 'waits for a sync');
+    write(roots.host, 'saved.txt', 'saved in the editor');
+    session!.markDirty(['saved.txt']);
+    await waitFor(() => readOr(path.join(roots.container, 'saved.txt')) === 'saved in the editor', 'the hinted save');
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(readOr(path.join(roots.host, 'agent.txt')), undefined, 'on-save carried a change nobody saved');
+    assert.equal(session!.changesWaiting, true);
   });
 });

@@ -37,6 +37,12 @@ export interface UntrackedEntry {
 export type Entry = FileEntry | DirectoryEntry | SymlinkEntry | UntrackedEntry;
 
 /**
+ * The version of a path an undo step saved before a change, which the apply checks the path
+ * against before replacing it (ApplyOptions.beforeModify in sync/apply.ts).
+ */
+export type CapturedVersion = { kind: 'absent' | 'directory' } | { kind: 'file'; hash: string } | { kind: 'symlink'; target: string };
+
+/**
  * Flat map keyed by relative POSIX path ("src/index.ts": forward slashes, no leading "./", no
  * trailing slash; the root itself is not an entry). Every entry's parent must be a directory
  * entry of the same snapshot.
@@ -114,17 +120,32 @@ export function pathAndAncestors(path: string): string[] {
  * wrong, so it is treated as a scanner or persistence bug rather than guessed around.
  */
 export function assertWellFormedSnapshot(snapshot: Snapshot, label: string, options: { allowUntracked: boolean }): void {
+  // Runs over every entry of three snapshots each cycle: no splitting, no per-entry arrays.
   for (const [path, entry] of snapshot) {
-    const segments = path.split('/');
-    if (segments.some((segment) => segment === '' || segment === '.' || segment === '..')) {
+    if (!hasOnlyNamedSegments(path)) {
       throw new Error(`${label} snapshot: invalid path ${JSON.stringify(path)}`);
     }
     if (!options.allowUntracked && entry.kind === 'untracked') {
       throw new Error(`${label} snapshot: untracked entry at ${JSON.stringify(path)}`);
     }
-    if (segments.length > 1 && snapshot.get(parentPath(path))?.kind !== 'directory') {
+    const slash = path.lastIndexOf('/');
+    if (slash >= 0 && snapshot.get(path.slice(0, slash))?.kind !== 'directory') {
       throw new Error(`${label} snapshot: ${JSON.stringify(path)} has no parent directory`);
     }
+  }
+}
+
+/** No empty, "." or ".." segment between the slashes. */
+function hasOnlyNamedSegments(path: string): boolean {
+  const DOT = 46;
+  for (let start = 0; ; ) {
+    const slash = path.indexOf('/', start);
+    const end = slash < 0 ? path.length : slash;
+    const length = end - start;
+    if (length === 0) return false;
+    if (length <= 2 && path.charCodeAt(start) === DOT && (length === 1 || path.charCodeAt(start + 1) === DOT)) return false;
+    if (slash < 0) return true;
+    start = slash + 1;
   }
 }
 

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { permissionBits } from '../files/entry';
-import type { Entry, FileEntry } from '../files/entry';
+import type { CapturedVersion, Entry, FileEntry } from '../files/entry';
 import { pinParent } from './beneath';
 import type { PinFailure } from './beneath';
 import { lstatOrUndefined, matchesExpected } from '../files/fsEntry';
@@ -82,9 +82,6 @@ interface Skip {
   code: SkipCode;
   reason: string;
 }
-
-/** The version of a path the undo step saved before the change (see ApplyOptions.beforeModify). */
-export type CapturedVersion = { kind: 'absent' | 'directory' } | { kind: 'file'; hash: string } | { kind: 'symlink'; target: string };
 
 export interface KeptVersion {
   path: string;

@@ -19,6 +19,7 @@ import { copyContents } from '../files/fsEntry';
 import { scanTree } from './scan';
 import type { AccessIdentity } from './scan';
 import { SyncStateFiles } from './stateFiles';
+import type { SyncStateStore } from './stateStore';
 
 export interface BackupOptions {
   roots: Record<Side, string>;
@@ -29,6 +30,8 @@ export interface BackupOptions {
   owners?: ApplyOptions['owners'];
   /** The host tree is read with this user's rights only (see ScanOptions.accessAs). */
   hostAccess?: AccessIdentity;
+  /** The sync's state: its scan caches spare re-hashing unchanged files (without it, every file is read). */
+  store?: SyncStateStore;
 }
 
 const SIDES: readonly Side[] = ['host', 'container'];
@@ -38,8 +41,7 @@ const backupsDirectory = (stateDir: string) => path.join(stateDir, 'backups');
 export async function backupDifferences(options: BackupOptions): Promise<BackupManifest> {
   const manifest: BackupManifest = { id: newSyncId(), createdAt: new Date().toISOString(), entries: [] };
   const directory = path.join(backupsDirectory(options.stateDir), manifest.id);
-  const caches = await new SyncStateFiles(options.stateDir).readCaches();
-  for (const difference of await compareTrees(options.roots, { excludes: options.excludes, allowSecrets: options.allowSecrets, caches, hostAccess: options.hostAccess })) {
+  for (const difference of await compareTrees(options.roots, { excludes: options.excludes, allowSecrets: options.allowSecrets, store: options.store, hostAccess: options.hostAccess })) {
     const entry: BackupManifest['entries'][number] = { path: difference.path };
     for (const side of SIDES) {
       const version = difference[side];
@@ -76,7 +78,7 @@ export async function restoreBackup(options: BackupOptions & { id: string; side:
   const manifest = await readJsonFile(path.join(directory, 'manifest.json'), BackupManifest);
   if (!manifest) throw new Error(`no backup ${options.id}`);
   const state = new SyncStateFiles(options.stateDir);
-  const current = await scanTree(options.roots[options.side], { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: (await state.readCaches())[options.side], accessAs: options.side === 'host' ? options.hostAccess : undefined });
+  const current = await scanTree(options.roots[options.side], { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.store?.[options.side], accessAs: options.side === 'host' ? options.hostAccess : undefined });
   const changes: Change[] = [];
   const folders = new Set<string>();
   for (const entry of manifest.entries) {

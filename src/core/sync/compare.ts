@@ -4,7 +4,8 @@ import type { Entry } from '../files/entry';
 import { entriesEqual } from '../files/entry';
 import type { Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
-import type { AccessIdentity, ScanCache } from './scan';
+import type { AccessIdentity } from './scan';
+import type { SyncStateStore } from './stateStore';
 
 export interface Difference {
   path: string;
@@ -12,10 +13,18 @@ export interface Difference {
   container?: Entry;
 }
 
-export async function compareTrees(roots: Record<Side, string>, options: { excludes: readonly string[]; allowSecrets?: readonly string[]; caches?: Partial<Record<Side, ScanCache>>; hostAccess?: AccessIdentity }): Promise<Difference[]> {
+export interface CompareOptions {
+  excludes: readonly string[];
+  allowSecrets?: readonly string[];
+  /** The sync's state: its scan caches spare re-hashing unchanged files. */
+  store?: SyncStateStore;
+  hostAccess?: AccessIdentity;
+}
+
+export async function compareTrees(roots: Record<Side, string>, options: CompareOptions): Promise<Difference[]> {
   const [host, container] = await Promise.all([
-    scanTree(roots.host, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.caches?.host, accessAs: options.hostAccess }),
-    scanTree(roots.container, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.caches?.container }),
+    scanTree(roots.host, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.store?.host, accessAs: options.hostAccess }),
+    scanTree(roots.container, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.store?.container }),
   ]);
   // The same paths a sync leaves alone: a difference there is one no sync would ever carry.
   const isIgnored = ignoredOnEitherSide(host, container);
@@ -28,6 +37,13 @@ export async function compareTrees(roots: Record<Side, string>, options: { exclu
     differences.push({ path, ...(hostEntry && { host: hostEntry }), ...(containerEntry && { container: containerEntry }) });
   }
   return differences.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** The differences, each with what both sides last agreed on at its path (from the store). */
+export async function compareWithAgreedState(roots: Record<Side, string>, options: CompareOptions & { store: SyncStateStore }): Promise<{ differences: Array<Difference & { ancestor?: Entry }>; hasAgreedState: boolean }> {
+  const differences = await compareTrees(roots, options);
+  const { ancestor } = options.store;
+  return { differences: differences.map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) })), hasAgreedState: ancestor.size > 0 };
 }
 
 /**

@@ -1,16 +1,24 @@
-// One sync cycle: scan both trees, reconcile, apply, and record the new agreed state. Runs in
-// the agent, which sees both trees locally (/clud/host is a bind mount, /workspace its own).
+// The sync cycle: scan, reconcile, apply, and record the new agreed state. Runs in the agent,
+// which sees both trees locally (/clud/host is a bind mount, /workspace its own). There is one
+// cycle, `runStoreCycle`, over the per-path state store (stateStore.ts): a full cycle scans both
+// trees (every client request, the periodic truth of continuous sync), an incremental one only
+// the dirty paths a watcher reported (see incremental.ts for how a region is judged alone). Both
+// reconcile with the same pure `reconcile`, apply with the same checked apply (an undo step when
+// recording), and commit only the records that changed, in one journal line.
+// `runSyncCycle` is the one-shot form: open the store, one full cycle, close.
 import { randomBytes } from 'node:crypto';
 import { emptySyncReport, type SyncReport } from '../protocol';
 import type { ApplyOptions, ApplyOutcome } from './apply';
 import { applyRecorded } from './recordedApply';
 import type { UndoRecording } from './recordedApply';
 import { pathAndAncestors, type Entry, type Snapshot } from '../files/entry';
+import { cacheUpdates, normalizeDirty, rootsLookWiped, scanRegion, type Region } from './incremental';
 import { reconcile } from './reconcile';
 import type { Policy, Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
 import type { AccessIdentity, ScanResult } from './scan';
 import { SyncStateFiles } from './stateFiles';
+import { SyncStateStore } from './stateStore';
 
 export interface SyncCycleOptions {
   roots: Record<Side, string>;
@@ -41,6 +49,22 @@ export interface SyncCycleOptions {
   signal?: AbortSignal;
 }
 
+export interface StoreCycleOptions extends Omit<SyncCycleOptions, 'stateDir'> {
+  /** The agreed state and scan caches; its folder is the state folder (halt, history, kept/). */
+  store: SyncStateStore;
+  /**
+   * The watcher's dirty paths (a folder stands for its subtree): an incremental cycle. Absent: a
+   * full cycle. Push, pull, reset and onlyPaths are full cycles only.
+   */
+  dirty?: Iterable<string>;
+  /**
+   * 'every-cycle' (a client's request), or 'eventful': only a cycle that changed, kept, skipped,
+   * halted or was denied something is worth a place among the last HISTORY_LIMIT reports (a
+   * background cycle every few seconds would push every real one out).
+   */
+  history?: 'every-cycle' | 'eventful';
+}
+
 /**
  * A sync stopped because its requester went away. Its host changes are rolled back with its undo
  * step, its container changes stay (each complete; the next cycle sees them agree or carries
@@ -53,38 +77,82 @@ export class SyncCancelled extends Error {
   }
 }
 
+export type StoreCycleResult =
+  | { report: SyncReport; fullCycleNeeded?: undefined }
+  /** An incremental region cannot be judged on its own (see incremental.ts); run a full cycle. */
+  | { report?: undefined; fullCycleNeeded: string };
+
 const MAX_LISTED = 1000;
 
 export function newSyncId(now = new Date()): string {
   return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
 }
 
-export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncReport> {
+/** Opens the state store of `stateDir` for one operation and closes it after. */
+export async function withStateStore<T>(stateDir: string, operation: (store: SyncStateStore) => Promise<T>): Promise<T> {
+  const store = await SyncStateStore.open(stateDir);
+  try {
+    return await operation(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** One full cycle on a store opened for it (for one-shot callers and tests). */
+export function runSyncCycle({ stateDir, ...options }: SyncCycleOptions): Promise<SyncReport> {
+  return withStateStore(stateDir, async (store) => (await runStoreCycle({ ...options, store })).report as SyncReport);
+}
+
+/** Drops the agreed state and any halt: the next cycle merges both sides and deletes nothing. */
+export async function forgetAgreedState(store: SyncStateStore): Promise<void> {
+  await new SyncStateFiles(store.directory).clearHalt();
+  await store.commit({ ancestor: new Map([...store.ancestor.keys()].map((key) => [key, undefined])) });
+}
+
+export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCycleResult> {
   const started = new Date();
-  const state = new SyncStateFiles(options.stateDir);
+  const { store } = options;
+  const files = new SyncStateFiles(store.directory);
   const report = emptySyncReport({ id: newSyncId(started), policy: options.policy, startedAt: started.toISOString() });
-  const finish = async () => {
+  const finish = async (): Promise<StoreCycleResult> => {
     report.durationMs = Date.now() - started.getTime();
-    await state.appendHistory(report);
-    return report;
+    if (options.history !== 'eventful' || isEventful(report)) await files.appendHistory(report);
+    return { report };
+  };
+  const halt = async (found: { side: Side; reason: string }): Promise<StoreCycleResult> => {
+    await files.writeHalt({ ...found, at: new Date().toISOString() });
+    report.halted = found;
+    return finish();
   };
 
-  options.undo?.log.prepareToRecord();
-  if (options.reset) await state.forgetAgreedState();
-  const halt = await state.readHalt();
-  if (halt) {
-    report.halted = { side: halt.side, reason: halt.reason };
-    return finish();
+  let region: Region;
+  if (options.dirty === undefined) {
+    options.undo?.log.prepareToRecord();
+    if (options.reset) await forgetAgreedState(store);
+    const halted = await files.readHalt();
+    if (halted) {
+      report.halted = { side: halted.side, reason: halted.reason };
+      return finish();
+    }
+    const scans = await scanBothFull(options);
+    if ('halt' in scans) return halt(scans.halt);
+    region = { ...scans, ancestor: store.ancestor, paths: undefined };
+  } else {
+    if (options.policy === 'push' || options.policy === 'pull') return { fullCycleNeeded: `a ${options.policy} is a full cycle` };
+    if (options.reset || options.onlyPaths) return { fullCycleNeeded: 'a reset or a cycle for some paths only is a full cycle' };
+    const paths = normalizeDirty(options.dirty);
+    if (paths === 'everything') return { fullCycleNeeded: 'the root itself changed' };
+    if (paths.length === 0) return { report };
+    const rootProblem = await rootsLookWiped(options);
+    if (rootProblem) return { fullCycleNeeded: rootProblem };
+    // A halt is judged by the full cycle, which reads and reports it.
+    if (await files.readHalt()) return { fullCycleNeeded: 'the sync is halted' };
+    const scanned = await scanRegion(options, paths);
+    if (typeof scanned === 'string') return { fullCycleNeeded: scanned };
+    options.undo?.log.prepareToRecord();
+    region = scanned;
   }
-  const ancestor = await state.readAncestor();
-
-  const scans = await scanBoth(options, state);
-  if ('halt' in scans) {
-    await state.writeHalt({ ...scans.halt, at: new Date().toISOString() });
-    report.halted = scans.halt;
-    return finish();
-  }
-  const { host, container } = scans;
+  const { host, container } = region;
   report.scanned = { hostFiles: host.stats.files, containerFiles: container.stats.files, hashedFiles: host.stats.hashedFiles + container.stats.hashedFiles };
   for (const [side, scan] of [['host', host], ['container', container]] as const) {
     for (const problem of scan.problems) report.problems.push({ ...problem, side });
@@ -94,37 +162,38 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
   // A path ignored on either side is left alone on both: never overwritten, never deleted, and
   // not created on the side that ignores it either.
   const ignored = ignoredOnEitherSide(host, container);
-  const input = { ancestor: withoutIgnored(ancestor, ignored), host: withoutIgnored(host.snapshot, ignored), container: withoutIgnored(container.snapshot, ignored) };
+  const input = { ancestor: withoutIgnored(region.ancestor, ignored), host: withoutIgnored(host.snapshot, ignored), container: withoutIgnored(container.snapshot, ignored) };
+  const cacheChanges = { host: cacheUpdates(store.host, host, region.paths, store.ancestor), container: cacheUpdates(store.container, container, region.paths, store.ancestor) };
   const oneWayHalt = emptySourceHalt(options.policy, input.host, input.container);
   if (oneWayHalt) {
-    await state.writeHalt({ ...oneWayHalt, at: new Date().toISOString() });
-    report.halted = oneWayHalt;
-    return finish();
+    await store.commit(cacheChanges);
+    return halt(oneWayHalt);
   }
-  const result = reconcile({ ...input, policy: options.policy });
+  const result = reconcile({ ...input, policy: options.policy, partial: region.paths !== undefined });
   report.conflicts = result.conflicts;
   for (const problem of result.problems) {
     if (!report.problems.some((known) => known.path === problem.path && known.side === problem.side)) report.problems.push(problem);
   }
   if (result.halt) {
-    await state.writeHalt({ ...result.halt, at: new Date().toISOString() });
-    report.halted = result.halt;
-    return finish();
+    await store.commit(cacheChanges);
+    return halt(result.halt);
   }
 
   const wanted = options.onlyPaths ? pathsAndParents(options.onlyPaths) : undefined;
   if (wanted) {
     result.changes = result.changes.filter((change) => wanted.has(change.path));
-    for (const path of [...result.ancestorUpdates.keys()]) if (!wanted.has(path)) result.ancestorUpdates.delete(path);
+    for (const key of [...result.ancestorUpdates.keys()]) if (!wanted.has(key)) result.ancestorUpdates.delete(key);
   }
+  // The caches are only what the scan saw: worth keeping even if the apply is cancelled.
+  await store.commit(cacheChanges);
   if (options.signal?.aborted) throw new SyncCancelled();
   const cancellable: ApplyOptions['beforeModify'] = async (change, found) => {
     if (options.signal?.aborted) throw new SyncCancelled();
-    await options.beforeModify?.(change, found);
+    return options.beforeModify?.(change, found);
   };
   const recorded = await applyRecorded(
     result.changes,
-    { roots: options.roots, keepDir: state.keptDirectory(report.id), beforeModify: cancellable, isFatal: (error) => error instanceof SyncCancelled, owners: options.owners },
+    { roots: options.roots, keepDir: files.keptDirectory(report.id), beforeModify: cancellable, isFatal: (error) => error instanceof SyncCancelled, owners: options.owners },
     options.undo,
     { syncId: report.id, policy: options.policy },
   );
@@ -137,17 +206,18 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
   const { outcome } = recorded;
   report.undoStep = recorded.stepId;
 
-  // The new agreed state: reconcile's updates for paths that needed no change, and for paths
-  // whose change was carried out. A skipped change leaves its path's ancestor as it was.
+  // The new agreed state at the paths reconcile decided on: its updates for paths that needed no
+  // change, and for paths whose change was carried out. A skipped change leaves its path as it was.
   const changed = new Set(result.changes.map((change) => change.path));
   const applied = new Set(outcome.applied.map((change) => change.path));
-  const nextAncestor = new Map(input.ancestor);
-  for (const [path, entry] of result.ancestorUpdates) {
-    if (changed.has(path) && !applied.has(path)) continue;
-    if (entry) nextAncestor.set(path, entry);
-    else nextAncestor.delete(path);
+  const ancestorChanges = new Map<string, Entry | undefined>();
+  for (const [key, entry] of result.ancestorUpdates) {
+    if (changed.has(key) && !applied.has(key)) continue;
+    ancestorChanges.set(key, entry);
   }
-  await state.writeAncestor(nextAncestor);
+  // What is ignored now is no longer agreed on: forgotten (in the region, for an incremental cycle).
+  for (const key of region.ancestor.keys()) if (ignored(key)) ancestorChanges.set(key, undefined);
+  await store.commit({ ancestor: ancestorChanges });
   // Paths earlier steps wrote and someone changed since: undoing those steps would destroy that.
   await options.undo?.log.detectBarriers(options.roots.host, { except: recorded.stepId });
 
@@ -155,7 +225,7 @@ export async function runSyncCycle(options: SyncCycleOptions): Promise<SyncRepor
   return finish();
 }
 
-/** What an apply did, into the cycle's report (the full cycle here and the incremental one). */
+/** What an apply did, into the cycle's report. */
 export function recordOutcome(report: SyncReport, outcome: ApplyOutcome): void {
   report.appliedCount = outcome.applied.length;
   report.deletedCount = outcome.applied.filter((change) => change.next === undefined).length;
@@ -170,12 +240,15 @@ export function recordOutcome(report: SyncReport, outcome: ApplyOutcome): void {
   report.bytesCopied = outcome.bytesCopied;
 }
 
-async function scanBoth(options: SyncCycleOptions, state: SyncStateFiles): Promise<{ host: ScanResult; container: ScanResult } | { halt: { side: Side; reason: string } }> {
+/** Whether a cycle did or met anything a user may look for in the history. */
+function isEventful(report: SyncReport): boolean {
+  return report.appliedCount > 0 || report.skipped.length > 0 || report.kept.length > 0 || report.halted !== undefined || report.denied !== undefined;
+}
+
+async function scanBothFull(options: StoreCycleOptions): Promise<{ host: ScanResult; container: ScanResult } | { halt: { side: Side; reason: string } }> {
   const scanSide = async (side: Side) => {
     try {
-      const scan = await scanTree(options.roots[side], { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: await state.readCache(side), accessAs: side === 'host' ? options.hostAccess : undefined });
-      await state.writeCache(side, scan.cache);
-      return scan;
+      return await scanTree(options.roots[side], { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.store[side], accessAs: side === 'host' ? options.hostAccess : undefined });
     } catch (error) {
       // A missing or unreadable root must stop the sync: read as "no files", it would delete everything on the other side.
       return { side, reason: `${options.roots[side]} cannot be read: ${(error as Error).message}` };
@@ -200,9 +273,11 @@ function emptySourceHalt(policy: Policy, host: Snapshot, container: Snapshot): {
 }
 
 function pathsAndParents(paths: readonly string[]): Set<string> {
-  return new Set(paths.flatMap((path) => pathAndAncestors(path)));
+  return new Set(paths.flatMap((key) => pathAndAncestors(key)));
 }
 
 function withoutIgnored(snapshot: Snapshot, ignored: (path: string) => boolean): Map<string, Entry> {
-  return new Map([...snapshot].filter(([path]) => !ignored(path)));
+  const kept = new Map<string, Entry>();
+  for (const [key, entry] of snapshot) if (!ignored(key)) kept.set(key, entry);
+  return kept;
 }

@@ -28,6 +28,8 @@ export class IgnoreRules {
     private readonly fixed: Ignore,
     /** Every .gitignore from the root down to the current directory, rebased onto the root. */
     private readonly gitignores: Ignore,
+    /** Whether any .gitignore above added a pattern (asking an empty matcher still costs a walk up the path). */
+    private readonly hasGitignores = false,
   ) {}
 
   /** Rules before any .gitignore has been read. User patterns use gitignore syntax too. */
@@ -43,7 +45,7 @@ export class IgnoreRules {
   withGitignore(directory: string, content: string): IgnoreRules {
     const patterns = rebaseGitignore(directory, content);
     if (patterns.length === 0) return this;
-    return new IgnoreRules(this.fixed, newMatcher().add(this.gitignores).add(patterns));
+    return new IgnoreRules(this.fixed, newMatcher().add(this.gitignores).add(patterns), true);
   }
 
   /**
@@ -57,7 +59,7 @@ export class IgnoreRules {
   ignores(relativePath: string, isDirectory: boolean): boolean {
     // The package tells a directory by its trailing slash ("build/" only matches those).
     const path = isDirectory ? `${relativePath}/` : relativePath;
-    return this.fixed.ignores(path) || this.gitignores.ignores(path);
+    return this.fixed.ignores(path) || (this.hasGitignores && this.gitignores.ignores(path));
   }
 }
 

@@ -1,8 +1,6 @@
-// Sync cycles over the per-path state store (stateStore.ts): a full cycle (both trees scanned,
-// the periodic truth) or an incremental one, which looks only at the dirty paths a watcher
-// reported (their subtrees, for folders) and the folders above them, on both sides. Both reconcile
-// with the same pure `reconcile`, apply with the same checked apply (an undo step when recording),
-// and commit only the records that changed, in one journal line.
+// The incremental side of the sync cycle (runStoreCycle in engine.ts): an incremental cycle looks
+// only at the dirty paths a watcher reported (their subtrees, for folders) and the folders above
+// them, on both sides.
 //
 // An incremental cycle hands reconcile a region: host, container and ancestor restricted to the
 // same paths (the chain of folders above each dirty path, which are folders on both sides, and
@@ -12,114 +10,19 @@
 // something sends the caller to a full cycle, which halts as it always did.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { emptySyncReport, type SyncReport } from '../protocol';
-import type { ApplyOptions } from './apply';
-import { newSyncId, recordOutcome } from './engine';
+import type { StoreCycleOptions } from './engine';
 import { ancestorsOf, parentPath, pathAndAncestors, type Entry, type Snapshot } from '../files/entry';
 import { IgnoreRules } from './ignore';
 import { bytesFromName, nameFromBytes } from '../files/pathCodec';
-import { reconcile, type Policy, type Side } from './reconcile';
-import { applyRecorded, type UndoRecording } from './recordedApply';
-import { ignoredOnEitherSide, scanPaths, scanTree, type ScanCache, type ScanCacheEntry, type ScanResult } from './scan';
-import type { StateChanges, SyncStateStore } from './stateStore';
-
-export interface StoreCycleOptions {
-  roots: Record<Side, string>;
-  excludes: readonly string[];
-  /** Two-way policies only: a push or a pull is a full command, not a background cycle. */
-  policy: Policy;
-  store: SyncStateStore;
-  /** Where losing versions of this cycle are kept: `<keptRoot>/<sync id>/<side>/<path>`. */
-  keptRoot: string;
-  /** The watcher's dirty paths (a folder stands for its subtree); absent: a full cycle. */
-  dirty?: Iterable<string>;
-  beforeModify?: ApplyOptions['beforeModify'];
-  undo?: UndoRecording;
-}
-
-export type StoreCycleResult =
-  | { report: SyncReport; fullCycleNeeded?: undefined }
-  /** The region cannot be judged on its own (see the module comment); run a full cycle. */
-  | { report?: undefined; fullCycleNeeded: string };
+import { scanPaths, type ScanCache, type ScanCacheEntry, type ScanResult } from './scan';
 
 /** Widening a region to the folder that changed kind above it converges fast; past this, a full cycle is simpler. */
 const MAX_WIDENINGS = 4;
 
-export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCycleResult> {
-  const started = new Date();
-  const report = emptySyncReport({ id: newSyncId(started), policy: options.policy, startedAt: started.toISOString() });
-  const finish = () => {
-    report.durationMs = Date.now() - started.getTime();
-    return { report };
-  };
-  const { store } = options;
-  let region: Region;
-  if (options.dirty === undefined) {
-    const scans = await scanBothFull(options);
-    if ('halt' in scans) {
-      report.halted = scans.halt;
-      return finish();
-    }
-    region = { ...scans, ancestor: store.ancestor, paths: undefined };
-  } else {
-    if (options.policy === 'push' || options.policy === 'pull') return { fullCycleNeeded: `a ${options.policy} is a full cycle` };
-    const paths = normalizeDirty(options.dirty);
-    if (paths === 'everything') return { fullCycleNeeded: 'the root itself changed' };
-    if (paths.length === 0) return finish();
-    const rootProblem = await rootsLookWiped(options);
-    if (rootProblem) return { fullCycleNeeded: rootProblem };
-    const scanned = await scanRegion(options, paths);
-    if (typeof scanned === 'string') return { fullCycleNeeded: scanned };
-    region = scanned;
-  }
-  const { host, container } = region;
-  report.scanned = { hostFiles: host.stats.files, containerFiles: container.stats.files, hashedFiles: host.stats.hashedFiles + container.stats.hashedFiles };
-  for (const [side, scan] of [['host', host], ['container', container]] as const) {
-    for (const problem of scan.problems) report.problems.push({ ...problem, side });
-  }
+/** What a region is scanned and judged with (see StoreCycleOptions in engine.ts). */
+type RegionOptions = Pick<StoreCycleOptions, 'roots' | 'excludes' | 'allowSecrets' | 'hostAccess' | 'store'>;
 
-  const ignored = ignoredOnEitherSide(host, container);
-  const input = { ancestor: withoutIgnored(region.ancestor, ignored), host: withoutIgnored(host.snapshot, ignored), container: withoutIgnored(container.snapshot, ignored) };
-  const result = reconcile({ ...input, policy: options.policy, partial: region.paths !== undefined });
-  report.conflicts = result.conflicts;
-  for (const problem of result.problems) {
-    if (!report.problems.some((known) => known.path === problem.path && known.side === problem.side)) report.problems.push(problem);
-  }
-  const cacheChanges = { host: cacheUpdates(store.host, host, region.paths, store.ancestor), container: cacheUpdates(store.container, container, region.paths, store.ancestor) };
-  if (result.halt) {
-    report.halted = result.halt;
-    await store.commit(cacheChanges);
-    return finish();
-  }
-
-  const recorded = await applyRecorded(result.changes, { roots: options.roots, keepDir: path.join(options.keptRoot, report.id), beforeModify: options.beforeModify }, options.undo, { syncId: report.id, policy: options.policy });
-  if (recorded.denied) {
-    // The host was rolled back; the agreed state stays as it was (see engine.ts).
-    report.denied = recorded.denied;
-    await store.commit(cacheChanges);
-    return finish();
-  }
-  const { outcome } = recorded;
-  report.undoStep = recorded.stepId;
-
-  // The new agreed state at the paths reconcile decided on; a skipped change leaves its path as it was.
-  const changed = new Set(result.changes.map((change) => change.path));
-  const applied = new Set(outcome.applied.map((change) => change.path));
-  const ancestorChanges = new Map<string, Entry | undefined>();
-  for (const [key, entry] of result.ancestorUpdates) {
-    if (changed.has(key) && !applied.has(key)) continue;
-    ancestorChanges.set(key, entry);
-  }
-  // What is ignored now is no longer agreed on (as in engine.ts): forgotten, in the region.
-  for (const key of region.ancestor.keys()) if (ignored(key)) ancestorChanges.set(key, undefined);
-  await store.commit({ ancestor: ancestorChanges, ...cacheChanges });
-  await options.undo?.log.detectBarriers(options.roots.host, { except: recorded.stepId });
-
-  recordOutcome(report, outcome);
-  return finish();
-}
-
-interface Region {
+export interface Region {
   host: ScanResult;
   container: ScanResult;
   ancestor: Snapshot;
@@ -141,32 +44,18 @@ export function normalizeDirty(dirty: Iterable<string>): string[] | 'everything'
   return [...wanted].filter((key) => !ancestorsOf(key).some((folder) => wanted.has(folder))).sort();
 }
 
-async function scanBothFull(options: StoreCycleOptions): Promise<{ host: ScanResult; container: ScanResult } | { halt: { side: Side; reason: string } }> {
-  const scanSide = async (side: Side) => {
-    try {
-      return await scanTree(options.roots[side], { excludes: options.excludes, cache: options.store[side] });
-    } catch (error) {
-      return { side, reason: `${options.roots[side]} cannot be read: ${(error as Error).message}` };
-    }
-  };
-  const [host, container] = await Promise.all([scanSide('host'), scanSide('container')]);
-  if ('reason' in host) return { halt: host };
-  if ('reason' in container) return { halt: container };
-  return { host, container };
-}
-
 /**
  * Scans the region on both sides. Where a folder above a dirty path is not a folder on one side
  * (deleted, or replaced by a file), the region is widened to that folder on both sides, so that
  * the two sides and the ancestor always cover the same paths.
  */
-async function scanRegion(options: StoreCycleOptions, dirty: string[]): Promise<Region | string> {
+export async function scanRegion(options: RegionOptions, dirty: string[]): Promise<Region | string> {
   let paths = dirty;
   for (let attempt = 0; attempt <= MAX_WIDENINGS; attempt += 1) {
     let host;
     let container;
     try {
-      [host, container] = await Promise.all((['host', 'container'] as const).map((side) => scanPaths(options.roots[side], paths, { excludes: options.excludes, cache: options.store[side] })));
+      [host, container] = await Promise.all((['host', 'container'] as const).map((side) => scanPaths(options.roots[side], paths, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.store[side], accessAs: side === 'host' ? options.hostAccess : undefined })));
     } catch (error) {
       return `a root cannot be read: ${(error as Error).message}`;
     }
@@ -203,7 +92,7 @@ function ancestorRegion(ancestor: ReadonlyMap<string, Entry>, paths: readonly st
  * was a folder; any other stale record is harmless (a cache hit needs size, times, inode and mode
  * to match) and goes at the next full cycle.
  */
-function cacheUpdates(cache: ScanCache, scan: ScanResult, paths: readonly string[] | undefined, ancestor: ReadonlyMap<string, Entry>): Map<string, ScanCacheEntry | undefined> {
+export function cacheUpdates(cache: ScanCache, scan: ScanResult, paths: readonly string[] | undefined, ancestor: ReadonlyMap<string, Entry>): Map<string, ScanCacheEntry | undefined> {
   const changes = new Map<string, ScanCacheEntry | undefined>();
   if (paths === undefined) {
     for (const [key, record] of scan.cache) if (cache.get(key) !== record) changes.set(key, record);
@@ -226,7 +115,7 @@ function cacheUpdates(cache: ScanCache, scan: ScanResult, paths: readonly string
  * Why the region cannot be judged alone: a root missing or unreadable, or holding nothing the
  * sync would look at while the agreed state holds something (the full cycle then halts).
  */
-async function rootsLookWiped(options: StoreCycleOptions): Promise<string | undefined> {
+export async function rootsLookWiped(options: RegionOptions): Promise<string | undefined> {
   for (const side of ['host', 'container'] as const) {
     const root = options.roots[side];
     let names: string[];
@@ -246,9 +135,3 @@ async function rootsLookWiped(options: StoreCycleOptions): Promise<string | unde
   }
   return undefined;
 }
-
-function withoutIgnored(snapshot: Snapshot, ignored: (path: string) => boolean): Map<string, Entry> {
-  return new Map([...snapshot].filter(([key]) => !ignored(key)));
-}
-
-export type { StateChanges };

@@ -12,15 +12,15 @@ import { pinParent } from './beneath';
 import { bytesFromName, joinBytes } from '../files/pathCodec';
 import { keepUnder, replaceChecked } from '../files/replaceChecked';
 import type { Change, Side } from './reconcile';
-import { runSyncCycle } from './engine';
-import type { SyncCycleOptions } from './engine';
+import { newSyncId, runStoreCycle } from './engine';
+import type { StoreCycleOptions } from './engine';
 import { isIgnoredHere, scanTree } from './scan';
 import { SyncStateFiles } from './stateFiles';
-import { newSyncId } from './engine';
 
 export type KeepChoice = 'host' | 'container' | 'both';
 
-export interface ResolveOptions extends Omit<SyncCycleOptions, 'policy' | 'reset'> {
+/** The store holds the agreed state the closing cycle records the resolution in. */
+export interface ResolveOptions extends Omit<StoreCycleOptions, 'policy' | 'reset' | 'dirty' | 'onlyPaths' | 'history'> {
   path: string;
   keep: KeepChoice;
 }
@@ -30,11 +30,10 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
   let resolved: ApplyOutcome | undefined;
   let stepId: string | undefined;
   let renamed: { from: string; to: string; shortened: boolean } | undefined;
-  const state = new SyncStateFiles(options.stateDir);
-  const caches = await state.readCaches();
+  const state = new SyncStateFiles(options.store.directory);
   const [hostScan, containerScan] = await Promise.all([
-    scanTree(options.roots.host, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: caches.host, accessAs: options.hostAccess }),
-    scanTree(options.roots.container, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: caches.container }),
+    scanTree(options.roots.host, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.store.host, accessAs: options.hostAccess }),
+    scanTree(options.roots.container, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.store.container }),
   ]);
   const scans = { host: hostScan, container: containerScan };
   // The sync leaves a path ignored on either side alone on both; so does a resolve.
@@ -85,7 +84,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     resolved = outcome;
     stepId = recorded.stepId;
   }
-  const report = await runSyncCycle({ ...options, policy: 'two-way-safe' });
+  const report = (await runStoreCycle({ ...options, policy: 'two-way-safe' })).report as SyncReport;
   if (renamed) {
     const moved = [
       { path: renamed.from, side: 'container' as const, action: 'delete' as const },

@@ -3,9 +3,9 @@
 // and never reports a missing or unreadable root as an empty tree, which would read as "the user
 // deleted everything" and be propagated to the other side.
 import { createHash } from 'node:crypto';
-import { constants, promises as fs, type Stats } from 'node:fs';
+import { constants, lstatSync, promises as fs, readdirSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
-import { ancestorsOf, parentPath, pathAndAncestors, permissionBits, type Entry } from '../files/entry';
+import { ancestorsOf, parentPath, permissionBits, type Entry } from '../files/entry';
 import { IgnoreRules } from './ignore';
 import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
 import { SECRET_CONTENT_MAX_BYTES, SecretAllowList, secretByContent, secretByName } from './secrets';
@@ -69,7 +69,8 @@ export function mayRead(stat: Pick<Stats, 'uid' | 'gid' | 'mode'> & { isDirector
 }
 
 const HASH_CONCURRENCY = 8;
-const LSTAT_CONCURRENCY = 32;
+/** Entries visited between two yields to the event loop (a few milliseconds of synchronous lstat). */
+const YIELD_EVERY = 1000;
 const READ_CHUNK_BYTES = 256 * 1024;
 /** A file that keeps ending before its size (truncated while read) is left untracked after this many reads. */
 const HASH_ATTEMPTS = 3;
@@ -98,9 +99,10 @@ export async function scanTree(root: string, options: ScanOptions): Promise<Scan
   const { rootBytes } = await openableRoot(root);
 
   const scanner = new Scanner(rootBytes, options.cache ?? new Map(), new SecretAllowList(options.allowSecrets ?? []), options.accessAs);
-  const visited = await scanner.walkDirectory('', IgnoreRules.create(options.excludes));
-  if (visited === 'vanished') throw new Error(`sync root ${root} does not exist`);
-  if (!Array.isArray(visited)) throw new Error(`sync root ${root} cannot be read: ${visited.unreadable}`);
+  const visited: Visited[] = [];
+  const walked = await scanner.walkDirectory('', IgnoreRules.create(options.excludes), visited);
+  if (walked === 'vanished') throw new Error(`sync root ${root} does not exist`);
+  if (walked !== 'ok') throw new Error(`sync root ${root} cannot be read: ${walked.unreadable}`);
   return scanner.finish(visited, started);
 }
 
@@ -120,7 +122,10 @@ export function isIgnoredHere(scan: Pick<ScanResult, 'ignored' | 'rules'>, path:
 
 /** Whether `path` or a folder above it is one of `paths`. */
 function isAtOrUnder(path: string, paths: ReadonlySet<string>): boolean {
-  return pathAndAncestors(path).some((key) => paths.has(key));
+  // Asked for every path of three snapshots each cycle: no array of ancestors per call.
+  if (paths.has(path)) return true;
+  for (let slash = path.indexOf('/'); slash >= 0; slash = path.indexOf('/', slash + 1)) if (paths.has(path.slice(0, slash))) return true;
+  return false;
 }
 
 /**
@@ -147,7 +152,7 @@ class Scanner {
   private readonly ignored: string[] = [];
   private readonly cache: ScanCache = new Map();
   private readonly hashLimit = new Limiter(HASH_CONCURRENCY);
-  private readonly lstatLimit = new Limiter(LSTAT_CONCURRENCY);
+  private visits = 0;
   private hashedFiles = 0;
   private hashedBytes = 0;
   /** Secrets found by name (never read) or by content, not allowed through. */
@@ -156,12 +161,19 @@ class Scanner {
   constructor(private readonly root: Buffer, private readonly previousCache: ScanCache, private readonly allowedSecrets: SecretAllowList, private readonly accessAs?: AccessIdentity) {}
 
   /**
-   * The directory's subtree, parents before children and siblings in code-unit order, whatever
-   * order the concurrent reads finish in. 'vanished' if it is gone, or why it cannot be read.
+   * Appends the directory's subtree to `out`, parents before children and siblings in code-unit
+   * order. 'vanished' if it is gone, or why it cannot be read (then nothing was appended).
+   *
+   * Metadata is read with synchronous calls, one at a time, as rsync does: on a local tree whose
+   * metadata is cached, a synchronous lstat costs a few microseconds, while a promise through
+   * libuv's thread pool costs many times that in hand-offs, allocations and garbage (measured:
+   * see docs/ARCHITECTURE.md). The walk yields to the event loop every YIELD_EVERY entries, so
+   * that a resident agent keeps answering its clients during a long scan. Content is still read
+   * asynchronously, HASH_CONCURRENCY files at a time.
    */
-  async walkDirectory(directory: string, inheritedRules: IgnoreRules): Promise<Visited[] | 'vanished' | { unreadable: string }> {
+  async walkDirectory(directory: string, inheritedRules: IgnoreRules, out: Visited[]): Promise<'ok' | 'vanished' | { unreadable: string }> {
     const directoryBytes = joinBytes(this.root, directory);
-    const names = await settle(() => fs.readdir(directoryBytes, { encoding: 'buffer' }));
+    const names = settleSync(() => readdirSync(directoryBytes, { encoding: 'buffer' }));
     if (names === undefined) return 'vanished';
     if (names instanceof Failure) return { unreadable: `cannot list directory: ${names.reason}` };
     let rules = inheritedRules;
@@ -173,43 +185,58 @@ class Scanner {
       if (gitignore !== undefined) rules = rules.withGitignore(directory, gitignore);
     }
     this.rules.set(directory, rules);
-    const children = names.map(nameFromBytes).sort((a, b) => (a < b ? -1 : 1)) // names are unique
-      .map((name) => (directory === '' ? name : `${directory}/${name}`));
-    const subtrees = await Promise.all(children.map((path) => this.visit(path, rules)));
-    return subtrees.flat();
+    const children = names.map(nameFromBytes).sort((a, b) => (a < b ? -1 : 1)); // names are unique
+    const prefix = directory === '' ? '' : `${directory}/`;
+    for (const name of children) await this.visit(prefix + name, rules, out);
+    return 'ok';
   }
 
-  private async visit(path: string, rules: IgnoreRules): Promise<Visited[]> {
-    const stat = await this.lstatLimit.run(() => settle(() => fs.lstat(joinBytes(this.root, path))));
-    if (stat === undefined) return []; // vanished since readdir
-    const untracked = (reason: string): Visited[] => [{ path, entry: { kind: 'untracked', reason } }];
+  async visit(path: string, rules: IgnoreRules, out: Visited[]): Promise<void> {
+    this.visits += 1;
+    if (this.visits % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    const stat = settleSync(() => lstatSync(joinBytes(this.root, path)));
+    if (stat === undefined) return; // vanished since readdir
+    const untracked = (reason: string) => {
+      out.push({ path, entry: { kind: 'untracked', reason } });
+    };
     if (stat instanceof Failure) {
       // Listable but not searchable parent (r without x): the kind is unknown.
       if (!rules.ignores(path, false)) return untracked(`cannot read: ${stat.reason}`);
       this.ignored.push(path);
-      return [];
+      return;
     }
-    if (rules.ignores(path, stat.isDirectory())) {
+    const isDirectory = stat.isDirectory();
+    if (rules.ignores(path, isDirectory)) {
       this.ignored.push(path);
-      return [];
+      return;
     }
-    if (this.accessAs && (stat.isDirectory() || stat.isFile()) && !mayRead(stat, this.accessAs)) {
-      return untracked(`${stat.isDirectory() ? 'cannot list directory' : 'cannot read'}: permission denied (its mode keeps out UID ${this.accessAs.uid})`);
+    if (this.accessAs && (isDirectory || stat.isFile()) && !mayRead(stat, this.accessAs)) {
+      return untracked(`${isDirectory ? 'cannot list directory' : 'cannot read'}: permission denied (its mode keeps out UID ${this.accessAs.uid})`);
     }
-    if (stat.isDirectory()) {
-      const subtree = await this.walkDirectory(path, rules);
-      if (subtree === 'vanished') return [];
-      if (!Array.isArray(subtree)) return untracked(subtree.unreadable);
-      return [{ path, entry: { kind: 'directory', mode: permissionBits(stat.mode) } }, ...subtree];
+    if (isDirectory) {
+      const at = out.length;
+      out.push({ path, entry: { kind: 'directory', mode: permissionBits(stat.mode) } });
+      const walked = await this.walkDirectory(path, rules, out);
+      if (walked === 'ok') return;
+      out.length = at;
+      if (walked !== 'vanished') untracked(walked.unreadable);
+      return;
     }
     if (stat.isFile()) {
       // Kept out by its name alone: a credentials file is not even read.
       const secret = secretByName(path);
-      if (secret !== undefined && !this.allowedSecrets.allows(path)) return this.keepOut(path, secret);
-      return [{ path, entry: this.fileEntry(path, stat) }];
+      if (secret !== undefined && !this.allowedSecrets.allows(path)) {
+        this.keepOut(path, secret);
+        return;
+      }
+      out.push({ path, entry: this.fileEntry(path, stat) });
+      return;
     }
-    if (stat.isSymbolicLink()) return this.visitSymlink(path);
-    return [{ path, entry: { kind: 'untracked', reason: `${specialFileKind(stat)}: cannot be synchronized`, special: true } }];
+    if (stat.isSymbolicLink()) {
+      out.push(...(await this.visitSymlink(path)));
+      return;
+    }
+    out.push({ path, entry: { kind: 'untracked', reason: `${specialFileKind(stat)}: cannot be synchronized`, special: true } });
   }
 
   /** Waits for the hashing still under way and puts the result together in walk order. */
@@ -353,11 +380,24 @@ async function settle<T>(operation: () => Promise<T>): Promise<T | Failure | und
   try {
     return await operation();
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException | undefined)?.code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'EINVAL') return undefined;
-    if (code === 'EACCES' || code === 'EPERM') return new Failure(`permission denied (${code})`);
-    return new Failure(code ?? (error instanceof Error ? error.message : String(error)));
+    return settled(error);
   }
+}
+
+/** settle() for a synchronous call. */
+function settleSync<T>(operation: () => T): T | Failure | undefined {
+  try {
+    return operation();
+  } catch (error) {
+    return settled(error);
+  }
+}
+
+function settled(error: unknown): Failure | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'EINVAL') return undefined;
+  if (code === 'EACCES' || code === 'EPERM') return new Failure(`permission denied (${code})`);
+  return new Failure(code ?? (error instanceof Error ? error.message : String(error)));
 }
 
 /** Runs at most `max` tasks at once; a finishing task hands its slot straight to the next one. */
@@ -425,7 +465,9 @@ export async function scanPaths(root: string, paths: readonly string[], options:
       result = { ignored: true };
     } else {
       const folderStat = folder === '' ? rootStat : await settle(() => fs.lstat(joinBytes(rootBytes, folder)));
-      if (folderStat === undefined || folderStat instanceof Failure || !folderStat.isDirectory()) {
+      // A folder the host's user may not search is untracked to the full scan: the region widens
+      // to it, and visiting it then says so, rather than reaching past it with the agent's rights.
+      if (folderStat === undefined || folderStat instanceof Failure || !folderStat.isDirectory() || (folder !== '' && options.accessAs && !mayRead(folderStat, options.accessAs))) {
         result = { notAFolder: true };
       } else {
         const gitignore = await settle(() => readGitignore(joinBytes(rootBytes, folder === '' ? '.gitignore' : `${folder}/.gitignore`)));
@@ -460,7 +502,7 @@ export async function scanPaths(root: string, paths: readonly string[], options:
       }
       rules = next;
     }
-    if (!leftOut) visited.push(...(await scanner['visit'](path, rules)));
+    if (!leftOut) await scanner.visit(path, rules, visited);
   }
   return { ...(await scanner.finish(visited, started)), incomplete };
 }

@@ -53,6 +53,8 @@ const KEY_EXTENSIONS: Record<string, string> = {
  * Why the file at `path` holds credentials, judged by its name alone, or undefined. Such a file
  * is kept out without being read.
  */
+const KEY_EXTENSION_LIST = Object.entries(KEY_EXTENSIONS).map(([extension, reason]) => [extension, `${extension}.backup`, reason] as const);
+
 export function secretByName(path: string): string | undefined {
   const name = baseName(path);
   const lower = name.toLowerCase();
@@ -61,10 +63,12 @@ export function secretByName(path: string): string | undefined {
   if (SSH_KEY_NAMES.has(name)) return `SSH private key (${name})`;
   if (HISTORY_NAMES.has(name)) return `shell history (${name})`;
   if (CREDENTIAL_FILES.has(lower)) return `credentials file (${name})`;
-  const lastTwo = path.split('/').slice(-2).join('/');
+  // Called for every file of every scan: no splitting, no per-call arrays.
+  const parentSlash = path.lastIndexOf('/', path.length - name.length - 2);
+  const lastTwo = path.slice(parentSlash + 1);
   if (CREDENTIAL_PATHS.has(lastTwo)) return `credentials file (${lastTwo})`;
-  for (const [extension, reason] of Object.entries(KEY_EXTENSIONS)) {
-    if (lower.endsWith(extension) || lower.endsWith(`${extension}.backup`)) return reason;
+  for (const [extension, backup, reason] of KEY_EXTENSION_LIST) {
+    if (lower.endsWith(extension) || lower.endsWith(backup)) return reason;
   }
   return undefined;
 }

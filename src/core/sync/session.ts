@@ -1,28 +1,59 @@
-// One workspace's continuous sync, owned by one process (the resident agent, once it exists): the
-// state store, a watcher on each root, the dirty set, and ONE queue through which every cycle
-// and every client job that writes runs, so nothing races a background cycle.
+// One workspace's continuous sync, owned by one process (the resident agent): the state store, a
+// watcher on each root, the dirty set, and ONE queue through which every cycle and every client
+// job that writes runs, so nothing races a background cycle.
 //
 // Dirty paths from either watcher (or hints from the editor) collect in one set; when the queue
 // is free, they become one incremental cycle. A full cycle (the periodic truth) runs at start,
 // every `fullCycleIntervalMs`, after a watcher overflowed or degraded, and whenever an incremental
-// cycle cannot judge its region alone. A halt pauses background cycles until resume().
+// cycle cannot judge its region alone. A client's sync, push or pull is a full cycle run as a job
+// (runRequestCycle). A halt stops background cycles until resume().
+//
+// A background cycle that writes to the host is an undo step like any other, and its safeguard
+// questions go to the session's owner (`undo.ask`), which hands them to whichever client answers.
+// While one waits, the queue waits with it: no other cycle or job runs (status `question`), so the
+// rest of the tree is held, visibly, rather than synced past a question nobody has answered. A
+// denied question pauses background cycles (the held change would only be asked again) until a
+// client's own sync or resume().
 import { EventEmitter } from 'node:events';
-import * as path from 'node:path';
 import type { SyncReport } from '../protocol';
+import { withRetries } from '../retry';
+import type { SafeguardAsk, SafeguardQuestion, SafeguardThresholds } from '../undo';
 import type { ApplyOptions } from './apply';
-import { runStoreCycle } from './incremental';
+import { forgetAgreedState, runStoreCycle, SyncCancelled, type StoreCycleOptions } from './engine';
 import type { Policy, Side } from './reconcile';
 import type { UndoRecording } from './recordedApply';
+import type { AccessIdentity } from './scan';
 import { SyncStateFiles } from './stateFiles';
 import { SyncStateStore } from './stateStore';
+import { mergeReports } from './summary';
 import { TreeWatcher, type DirtyBatch, type WatchDegraded } from './watcher';
+
+/**
+ * continuous: watcher events and hints are synced as they come, plus the periodic full cycle.
+ * on-save: only hints (the editor's saves) are synced on their own; other changes wait for a
+ * client's sync. off: nothing is synced until a client asks.
+ */
+export type AutoSync = 'continuous' | 'on-save' | 'off';
+
+/** What a client may change while the session runs (`configure`). */
+export interface SessionSettings {
+  autoSync: AutoSync;
+  excludes: readonly string[];
+  allowSecrets: readonly string[];
+  /** The safeguards of background cycles (a client's request brings its own). */
+  undoThresholds: Partial<SafeguardThresholds>;
+  /** How often the whole trees are rescanned even when no event came (Mutagen: 10 s). */
+  fullCycleIntervalMs: number;
+}
 
 export interface SyncSessionOptions {
   roots: Record<Side, string>;
   stateDir: string;
   excludes: readonly string[];
+  allowSecrets?: readonly string[];
+  /** The background cycles' policy (two-way). */
   policy: Policy;
-  /** How often the whole trees are rescanned even when no event came (Mutagen: 10 s). */
+  autoSync?: AutoSync;
   fullCycleIntervalMs?: number;
   /** The watcher's quiet period. */
   quietMs?: number;
@@ -30,70 +61,121 @@ export interface SyncSessionOptions {
   poll?: Partial<Record<Side, boolean>>;
   pollIntervalMs?: number;
   beforeModify?: ApplyOptions['beforeModify'];
+  /** Who gets what the apply creates; a function is asked at each cycle (the IDs may move). */
+  owners?: ApplyOptions['owners'] | (() => ApplyOptions['owners']);
+  /** The host tree is read with this user's rights only (see ScanOptions.accessAs). */
+  hostAccess?: AccessIdentity;
+  /**
+   * The undo log (opened once, by the owner) and the background cycles' safeguards: `ask` is how
+   * their questions reach a client; without it, every safeguard allows.
+   */
   undo?: UndoRecording;
-  /** Start with background cycles paused (auto-sync off or on-save): events still collect. */
-  paused?: boolean;
 }
 
-export type CycleKind = 'incremental' | 'full';
+/** A client's sync, push or pull, as the session runs it (one job, retried on transient skips). */
+export interface RequestCycleParams {
+  policy: Policy;
+  reset?: boolean;
+  onlyPaths?: readonly string[];
+  /** Extra cycles allowed for changes skipped because their file moved (the `syncRetries` setting). */
+  retries?: number;
+  signal?: AbortSignal;
+  /** The requesting client's answer to a safeguard question. */
+  ask?: SafeguardAsk;
+  undoThresholds?: Partial<SafeguardThresholds>;
+  /** The request's own settings, for this cycle (default: the session's). */
+  excludes?: readonly string[];
+  allowSecrets?: readonly string[];
+  /** Called before each change, instead of the session's (the request's fault injection, in tests). */
+  beforeModify?: ApplyOptions['beforeModify'];
+}
+
+export type CycleKind = 'incremental' | 'full' | 'request';
 export interface CycleFinished { kind: CycleKind; report: SyncReport; dirtyPaths: number }
+
+/** What the session is doing, for the owner's status (LiveStatus). */
+export interface SessionStatus {
+  /** A cycle or a job is running. */
+  busy: boolean;
+  autoSync: AutoSync;
+  /** Paused by the user, or after a denied safeguard question (`heldBy`). */
+  paused: boolean;
+  heldBy?: NonNullable<SyncReport['denied']>;
+  halt?: { side: Side; reason: string };
+  /** A background cycle's question, waiting for a client's answer. */
+  question?: SafeguardQuestion;
+  changesWaiting: boolean;
+  conflicts: string[];
+  degraded: Array<WatchDegraded & { side: Side }>;
+  lastCycle?: { id: string; finishedAt: string; applied: number; kind: CycleKind };
+}
 
 export const DEFAULT_FULL_CYCLE_INTERVAL_MS = 10_000;
 
+/** A change skipped because its file moved under it: another cycle, a moment later, will carry it. */
+const isTransient = (report: SyncReport) => report.skipped.some((skipped) => skipped.code === 'changed-since-scan' || skipped.code === 'source-changed');
+
 export class SyncSession extends EventEmitter<{
-  started: [CycleKind];
-  /** New dirty paths collected (changesWaiting may have changed). */
-  dirty: [];
+  'cycle-started': [{ kind: CycleKind }];
   cycle: [CycleFinished];
   degraded: [Side, WatchDegraded];
   halted: [{ side: Side; reason: string }];
+  /** A background cycle asks (answered through the owner's `undo.ask`); 'status' follows. */
+  question: [SafeguardQuestion];
+  /** Something in status() changed. */
+  status: [];
   error: [Error];
 }> {
-  private readonly dirty = new Set<string>();
+  private dirty = new Set<string>();
+  /** Hinted paths (editor saves): synced in on-save mode too. */
+  private hinted = new Set<string>();
   /** Every time a watcher degraded (also before a listener could attach, during open()). */
   readonly degradedWatches: Array<WatchDegraded & { side: Side }> = [];
   private fullCycleWanted = true;
   private queue: Promise<unknown> = Promise.resolve();
   private drainScheduled = false;
-  private readonly watchers: TreeWatcher[] = [];
+  private watchers: TreeWatcher[] = [];
   private fullCycleTimer: NodeJS.Timeout | undefined;
   private paused = false;
+  private heldBy: SyncReport['denied'];
+  private halt: { side: Side; reason: string } | undefined;
+  private question: SafeguardQuestion | undefined;
+  private busy = false;
+  private conflicts: string[] = [];
+  private lastCycle: SessionStatus['lastCycle'];
   private closed = false;
   private readonly files: SyncStateFiles;
+  private readonly settings: SessionSettings;
 
   private constructor(private readonly options: SyncSessionOptions, readonly store: SyncStateStore) {
     super();
     this.files = new SyncStateFiles(options.stateDir);
+    this.settings = {
+      autoSync: options.autoSync ?? 'continuous',
+      excludes: options.excludes,
+      allowSecrets: options.allowSecrets ?? [],
+      undoThresholds: options.undo?.thresholds ?? {},
+      fullCycleIntervalMs: options.fullCycleIntervalMs ?? DEFAULT_FULL_CYCLE_INTERVAL_MS,
+    };
   }
 
   /** Opens the state, starts both watchers and queues the first (full) cycle. */
   static async open(options: SyncSessionOptions): Promise<SyncSession> {
     const session = new SyncSession(options, await SyncStateStore.open(options.stateDir));
-    if (options.paused || (await session.files.readHalt())) session.paused = true;
-    for (const side of ['host', 'container'] as const) {
-      const watcher = new TreeWatcher(options.roots[side], {
-        excludes: options.excludes,
-        onBatch: (batch) => session.onBatch(batch),
-        ...(options.quietMs !== undefined && { quietMs: options.quietMs }),
-        ...(options.poll?.[side] && { poll: true }),
-        ...(options.pollIntervalMs !== undefined && { pollIntervalMs: options.pollIntervalMs }),
-      });
-      watcher.on('degraded', (reason) => {
-        session.degradedWatches.push({ side, ...reason });
-        session.emit('degraded', side, reason);
-      });
-      session.watchers.push(watcher);
-      await watcher.start();
-    }
-    session.fullCycleTimer = setInterval(() => session.requestFullCycle(), options.fullCycleIntervalMs ?? DEFAULT_FULL_CYCLE_INTERVAL_MS);
+    const halt = await session.files.readHalt();
+    if (halt) session.halt = { side: halt.side, reason: halt.reason };
+    await session.startWatchers();
+    session.startTimer();
     session.scheduleDrain();
     return session;
   }
 
   /** Paths that may have changed (e.g. a file the editor saved), as a watcher would report them. */
   markDirty(paths: Iterable<string>): void {
-    for (const key of paths) this.dirty.add(key);
-    this.emit('dirty');
+    for (const key of paths) {
+      this.dirty.add(key);
+      this.hinted.add(key);
+    }
     this.scheduleDrain();
   }
 
@@ -107,50 +189,131 @@ export class SyncSession extends EventEmitter<{
     return this.dirty.size > 0 || this.fullCycleWanted;
   }
 
+  /** Paused by the user, halted, or held after a denied question: no background cycles. */
   get isPaused(): boolean {
-    return this.paused;
+    return this.paused || this.halt !== undefined || this.heldBy !== undefined;
+  }
+
+  status(): SessionStatus {
+    return {
+      busy: this.busy,
+      autoSync: this.settings.autoSync,
+      paused: this.paused || this.heldBy !== undefined,
+      ...(this.heldBy && { heldBy: this.heldBy }),
+      ...(this.halt && { halt: this.halt }),
+      ...(this.question && { question: this.question }),
+      changesWaiting: this.changesWaiting,
+      conflicts: this.conflicts,
+      degraded: this.degradedWatches,
+      ...(this.lastCycle && { lastCycle: this.lastCycle }),
+    };
   }
 
   /** Background cycles stop; events still collect, so resume() carries what happened meanwhile. */
   pause(): void {
     this.paused = true;
+    this.emit('status');
   }
 
-  /** Lifts a pause (not a halt: see resume()); background cycles carry what collected meanwhile. */
-  unpause(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.scheduleDrain();
-  }
-
-  /**
-   * Runs one cycle now for what has collected, paused or not (a halt still stops it): the editor's
-   * saves in on-save mode, and a client that wants the other side up to date before it goes on.
-   */
-  flush(): Promise<CycleFinished | undefined> {
-    return this.runJob(() => this.cycle());
-  }
-
-  /** Lifts a pause and a halt (as today's resume: the agreed state is forgotten after a halt). */
+  /** Lifts a pause, a held question and a halt (the agreed state is forgotten after a halt, as a reset). */
   async resume(): Promise<void> {
     await this.runJob(async () => {
-      if (await this.files.readHalt()) {
-        await this.files.clearHalt();
-        await this.store.commit({ ancestor: new Map([...this.store.ancestor.keys()].map((key) => [key, undefined])) });
-      }
+      if (this.halt || (await this.files.readHalt())) await forgetAgreedState(this.store);
+      this.halt = undefined;
     });
     this.paused = false;
+    this.heldBy = undefined;
+    this.emit('status');
     this.requestFullCycle();
   }
 
   /**
+   * Changes settings at runtime: new excludes restart the watchers (what is ignored gets no
+   * watch), and any change of what is synced is followed by a full cycle.
+   */
+  async configure(settings: Partial<SessionSettings>): Promise<void> {
+    const excludesChanged = settings.excludes !== undefined && !sameList(settings.excludes, this.settings.excludes);
+    const secretsChanged = settings.allowSecrets !== undefined && !sameList(settings.allowSecrets, this.settings.allowSecrets);
+    const intervalChanged = settings.fullCycleIntervalMs !== undefined && settings.fullCycleIntervalMs !== this.settings.fullCycleIntervalMs;
+    Object.assign(this.settings, Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)));
+    if (excludesChanged) {
+      for (const watcher of this.watchers) watcher.close();
+      this.watchers = [];
+      if (!this.closed) await this.startWatchers();
+    }
+    if (intervalChanged) this.startTimer();
+    if (excludesChanged || secretsChanged || settings.autoSync === 'continuous') this.requestFullCycle();
+    this.emit('status');
+  }
+
+  /**
    * Runs `job` in the session's one queue: no cycle runs while it does. Every client request that
-   * writes (push, pull, resolve, undo, restore) goes through here.
+   * writes (resolve, undo, restore) goes through here.
    */
   runJob<T>(job: (store: SyncStateStore) => Promise<T>): Promise<T> {
-    const run = this.queue.then(() => job(this.store));
+    const run = this.queue.then(async () => {
+      this.setBusy(true);
+      try {
+        return await job(this.store);
+      } finally {
+        this.setBusy(false);
+      }
+    });
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * A client's sync, push or pull: full cycles run as one job, retried (up to `retries` more)
+   * while changes are skipped because their file moved under them, the reports merged. What was
+   * dirty before it started is covered by its scan (unless it was for some paths only).
+   */
+  runRequestCycle(params: RequestCycleParams): Promise<SyncReport> {
+    return this.runJob(async () => {
+      this.emit('cycle-started', { kind: 'request' });
+      const covers = params.onlyPaths === undefined;
+      const taken = { dirty: this.dirty, hinted: this.hinted, full: this.fullCycleWanted };
+      if (covers) {
+        this.dirty = new Set();
+        this.hinted = new Set();
+        this.fullCycleWanted = false;
+      }
+      const undo = this.options.undo && { log: this.options.undo.log, ask: params.ask, thresholds: params.undoThresholds ?? this.settings.undoThresholds };
+      let merged: SyncReport | undefined;
+      let report: SyncReport;
+      try {
+        const { retries: used } = await withRetries(
+          async () => {
+            const run = (await runStoreCycle({
+              ...this.cycleOptions(),
+              policy: params.policy,
+              reset: params.reset === true && !merged,
+              ...(params.onlyPaths && { onlyPaths: params.onlyPaths }),
+              ...(params.excludes && { excludes: params.excludes }),
+              ...(params.allowSecrets && { allowSecrets: params.allowSecrets }),
+              ...(params.beforeModify && { beforeModify: params.beforeModify }),
+              signal: params.signal,
+              undo,
+              history: 'every-cycle',
+            })).report as SyncReport;
+            merged = merged ? mergeReports(merged, run) : run;
+            return run;
+          },
+          { retries: params.retries ?? 0, shouldRetry: (result) => !result.halted && !result.denied && isTransient(result) },
+        );
+        report = merged!;
+        report.retries = used;
+      } catch (error) {
+        if (covers) this.giveBack(taken);
+        throw error;
+      }
+      if (covers && (report.halted || report.denied)) this.giveBack(taken);
+      if (params.reset && !report.halted) this.halt = undefined;
+      // The client answered for the whole tree: what a denied background question held is decided.
+      if (!report.denied) this.heldBy = undefined;
+      this.finished('request', report, 0);
+      return report;
+    });
   }
 
   async close(): Promise<void> {
@@ -161,11 +324,70 @@ export class SyncSession extends EventEmitter<{
     await this.store.close();
   }
 
+  private async startWatchers(): Promise<void> {
+    for (const side of ['host', 'container'] as const) {
+      const watcher = new TreeWatcher(this.options.roots[side], {
+        excludes: this.settings.excludes,
+        onBatch: (batch) => this.onBatch(batch),
+        ...(this.options.quietMs !== undefined && { quietMs: this.options.quietMs }),
+        ...(this.options.poll?.[side] && { poll: true }),
+        ...(this.options.pollIntervalMs !== undefined && { pollIntervalMs: this.options.pollIntervalMs }),
+      });
+      watcher.on('degraded', (reason) => {
+        this.degradedWatches.push({ side, ...reason });
+        this.emit('degraded', side, reason);
+        this.emit('status');
+      });
+      this.watchers.push(watcher);
+      await watcher.start();
+    }
+  }
+
+  private startTimer(): void {
+    clearInterval(this.fullCycleTimer);
+    this.fullCycleTimer = setInterval(() => {
+      if (this.settings.autoSync === 'continuous') this.requestFullCycle();
+    }, this.settings.fullCycleIntervalMs);
+  }
+
+  private cycleOptions(): Omit<StoreCycleOptions, 'policy'> {
+    const owners = typeof this.options.owners === 'function' ? this.options.owners() : this.options.owners;
+    return {
+      roots: this.options.roots, excludes: this.settings.excludes, allowSecrets: this.settings.allowSecrets, store: this.store,
+      beforeModify: this.options.beforeModify, owners, hostAccess: this.options.hostAccess,
+    };
+  }
+
+  private giveBack(taken: { dirty: Set<string>; hinted: Set<string>; full: boolean }): void {
+    for (const key of taken.dirty) this.dirty.add(key);
+    for (const key of taken.hinted) this.hinted.add(key);
+    if (taken.full) this.fullCycleWanted = true;
+  }
+
+  private setBusy(busy: boolean): void {
+    if (this.busy === busy) return;
+    this.busy = busy;
+    this.emit('status');
+  }
+
+  private finished(kind: CycleKind, report: SyncReport, dirtyPaths: number): CycleFinished {
+    if (report.halted) {
+      this.halt = report.halted;
+      this.emit('halted', report.halted);
+    }
+    this.conflicts = report.conflicts.map((conflict) => conflict.path);
+    this.lastCycle = { id: report.id, finishedAt: new Date().toISOString(), applied: report.appliedCount, kind };
+    const finished = { kind, report, dirtyPaths };
+    this.emit('cycle', finished);
+    this.emit('status');
+    return finished;
+  }
+
   private onBatch(batch: DirtyBatch): void {
     if (batch.rescan) this.fullCycleWanted = true;
     for (const key of batch.paths) this.dirty.add(key);
-    this.emit('dirty');
     this.scheduleDrain();
+    this.emit('status');
   }
 
   private scheduleDrain(): void {
@@ -176,43 +398,94 @@ export class SyncSession extends EventEmitter<{
     });
   }
 
+  /**
+   * Runs one cycle now for everything collected (watcher events, hints, a wanted full cycle),
+   * whatever the auto-sync mode or a pause, though never past a halt: a step boundary that must
+   * carry what the agent wrote before it closes, or a client that must know the other side is up
+   * to date. Undefined when there was nothing to carry.
+   */
+  flush(): Promise<CycleFinished | undefined> {
+    const run = this.queue.then(() => (this.closed || this.halt ? undefined : this.cycle(false)));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
   /** One cycle for everything collected so far; then, if more came meanwhile, another. */
   private async drain(): Promise<void> {
     this.drainScheduled = false;
-    if (this.closed || this.paused) return;
-    await this.cycle();
+    if (this.closed || this.isPaused || this.settings.autoSync === 'off') return;
+    // on-save: only what the editor saved crosses on its own; the rest waits for a client's sync.
+    await this.cycle(this.settings.autoSync === 'on-save');
     if (this.dirty.size > 0 || this.fullCycleWanted) this.scheduleDrain();
   }
 
-  /** One cycle of what has collected (none when nothing has, or a halt stands). */
-  private async cycle(): Promise<CycleFinished | undefined> {
-    if (this.closed || (this.paused && (await this.files.readHalt()))) return undefined;
-    if (!this.fullCycleWanted && this.dirty.size === 0) return undefined;
-    const dirty = [...this.dirty];
-    this.dirty.clear();
-    let kind: CycleKind = this.fullCycleWanted ? 'full' : 'incremental';
-    this.fullCycleWanted = false;
-    const common = {
-      roots: this.options.roots, excludes: this.options.excludes, policy: this.options.policy, store: this.store,
-      keptRoot: path.join(this.options.stateDir, 'kept'), beforeModify: this.options.beforeModify, undo: this.options.undo,
-    };
-    this.emit('started', kind);
-    this.options.undo?.log.prepareToRecord();
-    let result = await runStoreCycle(kind === 'full' ? common : { ...common, dirty });
-    if (result.fullCycleNeeded !== undefined) {
-      kind = 'full';
-      result = await runStoreCycle(common);
+  /** One background cycle: of the hinted paths only (`onlyHinted`), or of everything collected. */
+  private async cycle(onlyHinted: boolean): Promise<CycleFinished | undefined> {
+    const onSave = onlyHinted;
+    const candidates = onSave ? this.hinted : this.dirty;
+    const full = !onSave && this.fullCycleWanted;
+    if (!full && candidates.size === 0) return undefined;
+    const dirty = [...candidates];
+    for (const key of dirty) this.dirty.delete(key);
+    this.hinted.clear();
+    if (full) this.fullCycleWanted = false;
+    let kind: Exclude<CycleKind, 'request'> = full ? 'full' : 'incremental';
+    this.busy = true;
+    this.emit('cycle-started', { kind });
+    this.emit('status');
+    let report: SyncReport;
+    try {
+      const common = { ...this.cycleOptions(), policy: this.options.policy, undo: this.backgroundRecording(), history: 'eventful' as const };
+      let result = await runStoreCycle(kind === 'full' ? common : { ...common, dirty });
+      if (result.fullCycleNeeded !== undefined) {
+        kind = 'full';
+        this.fullCycleWanted = false;
+        result = await runStoreCycle(common);
+      }
+      report = result.report as SyncReport;
+    } catch (error) {
+      // Not carried: still dirty, and the next cycle is a full one.
+      if (!(error instanceof SyncCancelled)) this.fullCycleWanted = true;
+      for (const key of dirty) this.dirty.add(key);
+      throw error;
+    } finally {
+      this.busy = false;
     }
-    const report = result.report as SyncReport;
-    if (report.halted) {
-      await this.files.writeHalt({ ...report.halted, at: new Date().toISOString() });
-      this.paused = true;
-      this.emit('halted', report.halted);
+    if (report.denied) {
+      // Held: asking again at every cycle would only repeat the question.
+      this.heldBy = report.denied;
+      for (const key of dirty) this.dirty.add(key);
     }
     // A change skipped because the file changed under it needs nothing here: that change was an
     // event too, so its path is dirty again already.
-    const finished = { kind, report, dirtyPaths: dirty.length };
-    this.emit('cycle', finished);
-    return finished;
+    return this.finished(kind, report, dirty.length);
   }
+
+  /** The background cycles' undo recording: their questions go to the owner's `ask`, shown in status meanwhile. */
+  private backgroundRecording(): UndoRecording | undefined {
+    const undo = this.options.undo;
+    if (!undo) return undefined;
+    const ask = undo.ask;
+    return {
+      log: undo.log,
+      thresholds: this.settings.undoThresholds,
+      ...(ask && {
+        ask: async (question: SafeguardQuestion) => {
+          this.question = question;
+          this.emit('question', question);
+          this.emit('status');
+          try {
+            return await ask(question);
+          } finally {
+            this.question = undefined;
+            this.emit('status');
+          }
+        },
+      }),
+    };
+  }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((value, index) => value === b[index]);
 }

@@ -1,5 +1,8 @@
 // The sync state of one workspace, in a folder outside both synced trees (on the host, bind-mounted
-// into the container), so that it survives the container's restart and removal.
+// into the container), so that it survives the container's restart and removal: the halt, the
+// history and the kept versions here; the agreed state and the scan caches in the state store
+// (stateStore.ts). ancestor.json and scan-cache-*.json are the whole-tree files the store took
+// over: read (and written, by tests) only for that migration.
 import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
@@ -82,13 +85,6 @@ export class SyncStateFiles {
 
   async clearHalt(): Promise<void> {
     await rm(path.join(this.directory, 'halt.json'), { force: true });
-  }
-
-  /** Drops the agreed state and any halt: the next cycle merges both sides and deletes nothing. */
-  async forgetAgreedState(): Promise<void> {
-    await this.clearHalt();
-    this.asRead.delete(this.ancestorPath);
-    await rm(this.ancestorPath, { force: true });
   }
 
   async readHistory(): Promise<SyncReport[]> {

@@ -1,7 +1,5 @@
-// Small helpers of the step writer: whether a path is as a capture saw it, and bounded concurrency.
+// Whether a path is still as a capture saw it: the step writer takes a capture made ahead only then.
 import type { CapturedStats } from './packWorker';
-
-export { forEachLimited } from '../limited';
 
 /** Whether nothing changed at a path between two lstat calls (ctime moves on any change of content, mode, owner or xattrs). */
 export function sameState(before: CapturedStats | undefined, now: CapturedStats | undefined): boolean {

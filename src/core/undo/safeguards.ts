@@ -1,45 +1,70 @@
-// Which changes of a step cross a safeguard threshold. The step writer asks the user about each
-// question this raises; this only counts and compares, so it needs no disk and no locks.
+// Which changes of a step cross a safeguard threshold. The step's plan asks the questions this
+// raises before anything changes, and the step writer checks each change again as it is
+// announced; this only counts and compares, so it needs no disk and no locks.
 import type { Stats } from 'node:fs';
 import { kindOf } from './fsState';
+import type { Identity } from './fsState';
 import type { ModifyAction, SafeguardKind, SafeguardQuestion, SafeguardThresholds } from './types';
+
+/** What a path held before a change: its kind and, for a file, its size (from an lstat, or from the scan). */
+export interface Before {
+  kind: Exclude<Identity['kind'], 'absent'>;
+  size: number;
+}
+
+export const beforeOf = (stats: Stats | undefined): Before | undefined => (stats ? { kind: kindOf(stats) as Before['kind'], size: stats.size } : undefined);
 
 export class SafeguardCounter {
   /** Files and links that existed before the step and that it deletes (counted once each). */
   private readonly deletions = new Set<string>();
   private readonly allowed = new Set<SafeguardKind>();
 
-  constructor(private readonly thresholds: SafeguardThresholds) {}
+  /**
+   * `moved`: paths whose deletion is a move (their content arrives under another name in the same
+   * step), which are no loss and not counted. Also settable later, once the step has its plan.
+   */
+  constructor(
+    private readonly thresholds: SafeguardThresholds,
+    private moved: ReadonlySet<string> = new Set(),
+  ) {}
+
+  setMoved(moved: ReadonlySet<string>): void {
+    this.moved = moved;
+  }
 
   /**
    * The questions announcing `action` on `key` raises. Deletions are counted here, synchronously,
    * so concurrent announcements all count. `kindBefore` is the kind a path had before the step
    * when it was touched already (deleting what the step itself created is no loss).
    */
-  questionsFor(key: string, action: ModifyAction, stats: Stats | undefined, inside: ReadonlyArray<readonly [string, Stats]>, kindBefore: (key: string) => string | undefined): SafeguardQuestion[] {
+  questionsFor(key: string, action: ModifyAction, before: Before | undefined, inside: ReadonlyArray<readonly [string, Before]>, kindBefore: (key: string) => string | undefined): SafeguardQuestion[] {
     // Called for every path a sync changes: a kind already allowed costs no question text.
     const { maxDeletions, largeFileBytes, askRenameOver } = this.thresholds;
     const questions: SafeguardQuestion[] = [];
     const firstTouch = kindBefore(key) === undefined;
-    if (action === 'delete' && stats) {
-      this.countDeletion(key, stats, kindBefore);
-      for (const [candidate, candidateStats] of inside) this.countDeletion(candidate, candidateStats, kindBefore);
-      const count = this.deletions.size;
-      if (count > maxDeletions && !this.allowed.has('many-deletions')) questions.push({ kind: 'many-deletions', path: key, detail: `${count} files deleted in this sync (limit ${maxDeletions})` });
+    if (action === 'delete' && before) {
+      this.countDeletion(key, before, kindBefore);
+      for (const [candidate, candidateBefore] of inside) this.countDeletion(candidate, candidateBefore, kindBefore);
+      if (this.deletions.size > maxDeletions && !this.allowed.has('many-deletions')) questions.push(this.deletionsQuestion(key));
     }
-    if ((action === 'write' || action === 'truncate' || action === 'rename-target') && firstTouch && stats?.isFile() && stats.size > largeFileBytes && !this.allowed.has('large-overwrite')) {
-      questions.push({ kind: 'large-overwrite', path: key, detail: `overwrites ${key}, a file of ${formatBytes(stats.size)} (limit ${formatBytes(largeFileBytes)})` });
+    if ((action === 'write' || action === 'truncate' || action === 'rename-target') && firstTouch && before?.kind === 'file' && before.size > largeFileBytes && !this.allowed.has('large-overwrite')) {
+      questions.push({ kind: 'large-overwrite', path: key, detail: `overwrites ${key}, a file of ${formatBytes(before.size)} (limit ${formatBytes(largeFileBytes)})` });
     }
-    if (action === 'rename-target' && firstTouch && stats && askRenameOver && !this.allowed.has('rename-over')) {
-      questions.push({ kind: 'rename-over', path: key, detail: `renames over the existing ${kindOf(stats)} ${key}` });
+    if (action === 'rename-target' && firstTouch && before && askRenameOver && !this.allowed.has('rename-over')) {
+      questions.push({ kind: 'rename-over', path: key, detail: `renames over the existing ${before.kind} ${key}` });
     }
     return questions;
   }
 
+  /** The many-deletions question with the deletions counted so far, `key` being the one that crossed the threshold. */
+  deletionsQuestion(key: string): SafeguardQuestion {
+    return { kind: 'many-deletions', path: key, detail: `${this.deletions.size} files deleted in this sync (limit ${this.thresholds.maxDeletions})` };
+  }
+
   /** A file or link that existed before the step counts once, however often it is deleted (deleting what the step itself created is no loss). */
-  private countDeletion(key: string, stats: Stats, kindBefore: (key: string) => string | undefined): void {
-    if (this.deletions.has(key)) return;
-    const kind = kindBefore(key) ?? kindOf(stats);
+  private countDeletion(key: string, before: Before, kindBefore: (key: string) => string | undefined): void {
+    if (this.deletions.has(key) || this.moved.has(key)) return;
+    const kind = kindBefore(key) ?? before.kind;
     if (kind === 'file' || kind === 'symlink') this.deletions.add(key);
   }
 
