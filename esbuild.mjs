@@ -1,6 +1,9 @@
 // Three bundles from one source tree: the VS Code extension (vscode stays external), the
 // `clud` CLI, and the in-container agent, which must be one self-contained file because it runs
-// on the image's own Node with no node_modules beside it.
+// on the image's own Node with no node_modules beside it. The undo log's capture worker
+// (src/core/undo/packWorkerThread.ts) is bundled first, and its code is carried in the bundles as
+// PACK_WORKER_BUNDLE, which the worker's client starts (packWorker.ts): no second file to ship
+// into the image.
 import * as esbuild from 'esbuild';
 import { chmodSync } from 'node:fs';
 
@@ -14,13 +17,23 @@ const common = {
   // docker-modem requires ssh2 (with optional native parts) for ssh:// hosts, which Clud does not
   // use; a stand-in keeps the bundles self-contained, since the .vsix ships no node_modules.
   alias: { ssh2: './src/stubs/ssh2.ts' },
-  external: [],
+  // Named only where the capture worker's client runs under tsx (tests), never in a bundle.
+  external: ['tsx/cjs'],
 };
 
-await Promise.all([
-  esbuild.build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', target: 'node20', external: [...common.external, 'vscode'] }),
-  esbuild.build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', target: 'node20', banner: { js: '#!/usr/bin/env node' } }),
-  // Debian trixie ships Node 20.19; target it, with no externals at all.
-  esbuild.build({ ...common, entryPoints: ['src/agent/main.ts'], outfile: 'dist/agent.js', target: 'node20', external: [], sourcemap: false }),
-]);
-chmodSync('dist/cli.js', 0o755);
+const packWorker = await esbuild.build({ ...common, entryPoints: ['src/core/undo/packWorkerThread.ts'], write: false, outfile: 'pack-worker.js', target: 'node20', sourcemap: false });
+common.define = { PACK_WORKER_BUNDLE: JSON.stringify(packWorker.outputFiles[0].text) };
+
+// `node esbuild.mjs --bench` (scripts/bench.sh): the benchmark, bundled as the agent is, so the
+// code timed is the code that ships.
+const bench = process.argv.includes('--bench');
+const bundles = bench
+  ? [{ entryPoints: ['bench/syncBench.ts'], outfile: 'bench-results/syncBench.cjs', sourcemap: false }]
+  : [
+      { entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', external: [...common.external, 'vscode'] },
+      { entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } },
+      // Debian trixie ships Node 20.19; target it, with no externals (tsx/cjs is never required).
+      { entryPoints: ['src/agent/main.ts'], outfile: 'dist/agent.js', sourcemap: false },
+    ];
+await Promise.all(bundles.map((bundle) => esbuild.build({ ...common, target: 'node20', ...bundle })));
+if (!bench) chmodSync('dist/cli.js', 0o755);

@@ -21,5 +21,5 @@ if ((${#missing[@]})); then
 fi
 [ -d node_modules ] || npm ci --no-audit --no-fund
 mkdir -p bench-results
-npx esbuild bench/syncBench.ts --bundle --platform=node --format=cjs --target=node20 --alias:ssh2=./src/stubs/ssh2.ts --log-level=warning --outfile=bench-results/syncBench.cjs
+node esbuild.mjs --bench
 exec node bench-results/syncBench.cjs "$@"

@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { AGENT_SOCKET_PATH, STEP_SOCKET_PATH } from '../core/containerLayout';
 import { errorMessage } from '../core/errors';
 import { createHandlers } from './handlers';
-import { log } from './init';
+import { log } from './log';
 import { ResidentAgent } from './residentAgent';
 import { serveChannel } from './server';
 import { serveStepChannel } from './stepChannel';

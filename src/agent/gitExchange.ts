@@ -8,7 +8,7 @@ import { errorMessage } from '../core/errors';
 import { exchangeHistory } from '../core/git/bridge';
 import { gitNamespace } from '../core/git/refNames';
 import type { GitExchange, GitStatus } from '../core/protocol';
-import { log } from './init';
+import { log } from './log';
 
 export async function exchangeGitHistory(): Promise<GitExchange | undefined> {
   const exchange = await exchangeHistory({ host: CONTAINER_HOST_PATH, container: CONTAINER_WORKSPACE_PATH }, { namespace: gitNamespace(process.env[GIT_NAMESPACE_ENV] ?? '') });

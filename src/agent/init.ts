@@ -6,13 +6,9 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_WORKSPACE_PATH, STEP_SOCKET_DIR, SYNC_ONLY_PATH, SYNC_USER, WORKSPACE_USER } from '../core/containerLayout';
 import { errorMessage } from '../core/errors';
 import { readInitState, writeInitState } from './initStateFile';
+import { log } from './log';
 import { findPasswdEntry, isMountPoint, planIdentities, takenIds } from './system';
 import type { IdentityPlan, PasswdEntry, UserIds } from './system';
-
-export function log(level: 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown> = {}): void {
-  // Container logs (`clud logs`): one JSON object per line, never on stdout's protocol channel.
-  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, source: 'init', message, ...fields }) + '\n');
-}
 
 /**
  * `agent prepare`, as root: validates the container, gives the sync user the host folder owner's

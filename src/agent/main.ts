@@ -7,7 +7,8 @@
 //   agent mcp     the Clud MCP server for Claude Code (as the workspace user), over stdio
 import { AGENT_SOCKET_PATH } from '../core/containerLayout';
 import { runDaemon } from './daemon';
-import { log, runPrepare } from './init';
+import { runPrepare } from './init';
+import { log } from './log';
 import { relay } from './relay';
 import { superviseDaemon } from './supervisor';
 import { AGENT_VERSION } from './version';

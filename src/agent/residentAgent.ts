@@ -24,7 +24,7 @@ import type { StepOperations } from './stepChannel';
 import { failpointHook } from './failpoint';
 import { exchangeGitHistory } from './gitExchange';
 import { hostAccess } from './hostAccess';
-import { log } from './init';
+import { log } from './log';
 import { readInitState, writeInitState } from './initStateFile';
 import { runInitialSync } from './initialSync';
 import { RequestError } from './server';

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readFileSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { AGENT_STATE_DIR } from '../core/containerLayout';
-import { log } from './init';
+import { log } from './log';
 
 /** Restarts come quickly at first, then no faster than this, while the daemon keeps dying at start. */
 const FIRST_DELAY_MS = 200;

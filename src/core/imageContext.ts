@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { CludError, errorMessage } from './errors';
-import { sha256 } from './sync/fsEntry';
+import { sha256 } from './files/fsEntry';
 
 export interface ContextFile {
   name: string;

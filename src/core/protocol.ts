@@ -2,6 +2,10 @@
 // agent. Both sides import this module and validate every line with it, so they cannot disagree
 // about a message. Wire format: JSON Lines over the stdio of one `docker exec` per session.
 import { z } from 'zod';
+import type { Entry } from './files/entry';
+
+/** true where A and B accept exactly the same values, else false. */
+type SameType<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 
 export const PROTOCOL_VERSION = 1;
 /** A line longer than this is rejected before it is parsed (the agent and host both enforce it). */
@@ -104,13 +108,16 @@ export const AgentStatus = z.object({
 });
 export type AgentStatus = z.infer<typeof AgentStatus>;
 
-/** A snapshot entry (see src/core/sync/entry.ts, which these schemas must match). */
+/** A snapshot entry, as `Entry` (src/core/files/entry.ts) declares it; the type checker holds the two the same. */
 export const EntrySchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('file'), size: z.number().int().nonnegative(), mtimeMs: z.number(), mode: z.number().int(), hash: z.string() }),
   z.object({ kind: z.literal('directory'), mode: z.number().int() }),
   z.object({ kind: z.literal('symlink'), target: z.string() }),
   z.object({ kind: z.literal('untracked'), reason: z.string(), special: z.literal(true).optional() }),
 ]);
+/** Fails to compile when EntrySchema and Entry part ways (a field added, removed or typed differently on one side). */
+const entrySchemaIsEntry: SameType<z.infer<typeof EntrySchema>, Entry> = true;
+void entrySchemaIsEntry;
 export const SyncPolicy = z.enum(['two-way-safe', 'host-wins', 'container-wins', 'newer-wins', 'push', 'pull']);
 export const SyncSide = z.enum(['host', 'container']);
 export const ConflictSchema = z.object({ path: z.string(), ancestor: EntrySchema.optional(), host: EntrySchema.optional(), container: EntrySchema.optional() });
@@ -220,7 +227,9 @@ export function emptySyncReport({ id, policy, startedAt, ...fields }: Pick<SyncR
   };
 }
 
-export const SafeguardQuestionSchema = z.object({ kind: z.enum(['many-deletions', 'large-overwrite', 'rename-over']), path: z.string(), detail: z.string() });
+export const SafeguardKind = z.enum(['many-deletions', 'large-overwrite', 'rename-over']);
+export type SafeguardKind = z.infer<typeof SafeguardKind>;
+export const SafeguardQuestionSchema = z.object({ kind: SafeguardKind, path: z.string(), detail: z.string() });
 export type SafeguardQuestionInfo = z.infer<typeof SafeguardQuestionSchema>;
 export const SafeguardAnswer = z.enum(['allow', 'deny']);
 

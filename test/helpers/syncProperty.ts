@@ -762,6 +762,26 @@ interface RoundContext {
 
 const listDirectory = (directory: string): string[] => (existsSync(directory) ? readdirSync(directory).sort(codeUnitOrder) : []);
 
+/** What one round saw and did, for the checks of its invariants. */
+interface Round {
+  context: RoundContext;
+  fail: (category: string, detail: string) => never;
+  before: Record<Side, Tree>;
+  after: Record<Side, Tree>;
+  /** The top-level ignored paths of both sides before the sync. */
+  ignored: Set<string>;
+  report: SyncOutcome;
+  conflictPaths: string[];
+  skippedPaths: Record<Side, string[]>;
+  keptDirectory: string;
+  keptRoot: string;
+  /** The kept folders this round created, and what each holds. */
+  newKeptFolders: string[];
+  keptIn: Map<string, Record<Side, Tree>>;
+  /** The user chose, with `clud resolve --keep`, to drop this side's version here (it is kept aside). */
+  resolvedAway: (side: Side, relative: string) => boolean;
+}
+
 /** Runs one round's sync and its checks; returns the conflicts it reported. */
 async function checkRound(context: RoundContext): Promise<string[]> {
   const { round, roots, stateDir, policy, syncer, agreed, resolve } = context;
@@ -771,14 +791,7 @@ async function checkRound(context: RoundContext): Promise<string[]> {
   const before = { host: walkTree(roots.host), container: walkTree(roots.container) };
   const ignoredBySide = { host: topIgnored(before.host), container: topIgnored(before.container) };
   const ignored = new Set([...ignoredBySide.host, ...ignoredBySide.container]);
-
-  // The test's ignore model and the scan must agree, or the checks below would guard the wrong paths.
-  for (const side of SIDES) {
-    const scanned = (await scanTree(roots[side], { excludes: USER_EXCLUDES })).ignored;
-    if (!isDeepStrictEqual([...scanned].sort(), [...ignoredBySide[side]].sort())) {
-      fail('ignore-model', `${side}: the scan ignores ${JSON.stringify([...scanned].sort())}, the test expects ${JSON.stringify([...ignoredBySide[side]].sort())}`);
-    }
-  }
+  await checkIgnoreModel(roots, ignoredBySide, fail);
 
   if (context.reset) agreed.clear();
   const keptDirectory = path.join(stateDir, 'kept');
@@ -797,13 +810,8 @@ async function checkRound(context: RoundContext): Promise<string[]> {
   // The kept folders this round created: the sync's own (kept/<syncId>), a resolve's (kept/<id>-resolve).
   const newKeptFolders = listDirectory(keptDirectory).filter((folder) => !keptFoldersBefore.has(folder));
   const keptIn = new Map(newKeptFolders.map((folder) => [folder, { host: walkTree(path.join(keptDirectory, folder, 'host')), container: walkTree(path.join(keptDirectory, folder, 'container')) }]));
-  const keptRoot = path.join(keptDirectory, report.id);
-  const emptyTrees = { host: new Map(), container: new Map() } as Record<Side, Tree>;
-  const kept = keptIn.get(report.id) ?? emptyTrees;
   const loser: Side | undefined = resolve?.keep === 'host' ? 'container' : resolve?.keep === 'container' ? 'host' : undefined;
-  /** The user chose, with `clud resolve --keep`, to drop this side's version here (it is kept aside). */
   const resolvedAway = (side: Side, relative: string) => side === loser && isAtOrUnder(relative, [resolve!.path]);
-  const resolvedPaths = resolve ? [resolve.path] : [];
   if (resolve) context.stats.resolves += 1;
   context.stats.applied += report.appliedCount;
   context.stats.conflicts += report.conflicts.length;
@@ -813,9 +821,40 @@ async function checkRound(context: RoundContext): Promise<string[]> {
   if (report.halted) fail('halted', `the sync halted: ${JSON.stringify(report.halted)}`);
   const conflictPaths = report.conflicts.map((conflict) => conflict.path);
   const skippedPaths = { host: report.skipped.filter((s) => s.side === 'host').map((s) => s.path), container: report.skipped.filter((s) => s.side === 'container').map((s) => s.path) };
+  const checked: Round = { context, fail, before, after, ignored, report, conflictPaths, skippedPaths, keptDirectory, keptRoot: path.join(keptDirectory, report.id), newKeptFolders, keptIn, resolvedAway };
 
-  // (I2) ignored content untouched, on both sides. (Except that `--keep both` renames the
-  // container's folder, and what is ignored inside it moves along: the user asked for that rename.)
+  checkIgnoredUntouched(checked);
+  checkConflictsUntouched(checked);
+  checkKeptVersions(checked);
+  checkNoLoss(checked);
+  checkNewDirectoriesKept(checked);
+  checkOneSidedChangesPropagate(checked);
+  checkNothingInvented(checked);
+  checkConverged(checked);
+  checkReportComplete(checked);
+  await checkIdempotent(checked);
+  advanceAgreed(checked);
+  await checkAncestorRecorded(checked);
+  return conflictPaths;
+}
+
+/** The test's ignore model and the scan must agree, or the checks would guard the wrong paths. */
+async function checkIgnoreModel(roots: Record<Side, string>, ignoredBySide: Record<Side, Set<string>>, fail: Round['fail']): Promise<void> {
+  for (const side of SIDES) {
+    const scanned = (await scanTree(roots[side], { excludes: USER_EXCLUDES })).ignored;
+    if (!isDeepStrictEqual([...scanned].sort(), [...ignoredBySide[side]].sort())) {
+      fail('ignore-model', `${side}: the scan ignores ${JSON.stringify([...scanned].sort())}, the test expects ${JSON.stringify([...ignoredBySide[side]].sort())}`);
+    }
+  }
+}
+
+/**
+ * (I2) Ignored content untouched, on both sides. (Except that `--keep both` renames the
+ * container's folder, and what is ignored inside it moves along: the user asked for that rename.)
+ */
+function checkIgnoredUntouched(round: Round): void {
+  const { before, after, ignored, fail } = round;
+  const { resolve } = round.context;
   for (const side of SIDES) {
     const renamedByUser = (relative: string) => side === 'container' && resolve?.keep === 'both' && isAtOrUnder(relative, [resolve.path]);
     const paths = new Set([...before[side].keys(), ...after[side].keys()].filter((relative) => isAtOrUnder(relative, ignored) && !renamedByUser(relative)));
@@ -825,8 +864,12 @@ async function checkRound(context: RoundContext): Promise<string[]> {
       }
     }
   }
+}
 
-  // (I3) conflicts left alone (except where the user resolved: a refused resolve may have begun).
+/** (I3) Conflicts left alone (except where the user resolved: a refused resolve may have begun). */
+function checkConflictsUntouched(round: Round): void {
+  const { before, after, conflictPaths, fail } = round;
+  const { resolve } = round.context;
   for (const conflict of conflictPaths) {
     if (resolve && (isAtOrUnder(conflict, [resolve.path]) || isAtOrUnder(resolve.path, [conflict]))) continue;
     for (const side of SIDES) {
@@ -838,8 +881,12 @@ async function checkRound(context: RoundContext): Promise<string[]> {
       }
     }
   }
+}
 
-  // (I4) kept versions: where reported, what was there, all reported; none under two-way-safe.
+/** (I4) Kept versions: where reported, what was there, all reported; none under two-way-safe. */
+function checkKeptVersions(round: Round): void {
+  const { before, report, keptDirectory, keptRoot, newKeptFolders, keptIn, resolvedAway, fail } = round;
+  const { policy, resolve } = round.context;
   for (const folder of newKeptFolders) {
     if (folder !== report.id && !(resolve && folder.endsWith('-resolve'))) fail('kept-location', `versions were kept in ${path.join(keptDirectory, folder)}, not in this sync's ${keptRoot}`);
   }
@@ -853,7 +900,7 @@ async function checkRound(context: RoundContext): Promise<string[]> {
     if (policy === 'two-way-safe' && !resolvedAway(entry.side, entry.path)) fail('kept-two-way-safe', `two-way-safe kept ${entry.side} ${JSON.stringify(entry.path)} aside`);
   }
   for (const [folder, trees] of keptIn) {
-    if (folder.endsWith('-resolve') && !context.checkResolveReport) continue;
+    if (folder.endsWith('-resolve') && !round.context.checkResolveReport) continue;
     for (const side of SIDES) {
       for (const [relative, node] of trees[side]) {
         const at = path.join(keptDirectory, folder, side, relative);
@@ -861,8 +908,13 @@ async function checkRound(context: RoundContext): Promise<string[]> {
       }
     }
   }
+}
 
-  // (I1) no loss.
+/** (I1) No loss: every version either side had survives on both, is kept aside legitimately, or waits in a conflict or a skipped change. */
+function checkNoLoss(round: Round): void {
+  const { before, after, ignored, report, conflictPaths, skippedPaths, newKeptFolders, keptIn, resolvedAway, fail } = round;
+  const { policy, agreed } = round.context;
+  const kept = round.keptIn.get(report.id) ?? ({ host: new Map(), container: new Map() } as Record<Side, Tree>);
   const versionsAfter = (side: Side) => new Set([...after[side]].filter(([relative]) => !isAtOrUnder(relative, ignored)).map(([, node]) => versionOf(node)).filter((version) => version !== undefined));
   const surviving = { host: versionsAfter('host'), container: versionsAfter('container') };
   for (const side of SIDES) {
@@ -885,8 +937,12 @@ async function checkRound(context: RoundContext): Promise<string[]> {
         + `kept: ${describeNode(kept[side].get(relative))}; conflicts: ${JSON.stringify(conflictPaths)}; skipped: ${JSON.stringify(report.skipped)})`);
     }
   }
+}
 
-  // (I1, directories) a new directory is not dropped.
+/** (I1, directories) A new directory is not dropped. */
+function checkNewDirectoriesKept(round: Round): void {
+  const { before, after, ignored, conflictPaths, skippedPaths, resolvedAway, fail } = round;
+  const { policy, agreed } = round.context;
   const overwritten: Side | undefined = policy === 'push' ? 'container' : policy === 'pull' ? 'host' : undefined;
   for (const side of SIDES) {
     if (side === overwritten) continue;
@@ -903,8 +959,14 @@ async function checkRound(context: RoundContext): Promise<string[]> {
       }
     }
   }
+}
 
-  // (I9) one-sided changes propagate (deletions included).
+/** (I9) One-sided changes propagate (deletions included). */
+function checkOneSidedChangesPropagate(round: Round): void {
+  const { before, after, ignored, conflictPaths, skippedPaths, fail } = round;
+  const { policy, agreed, resolve } = round.context;
+  const resolvedPaths = resolve ? [resolve.path] : [];
+  const overwritten: Side | undefined = policy === 'push' ? 'container' : policy === 'pull' ? 'host' : undefined;
   for (const side of SIDES) {
     for (const relative of new Set([...before[side].keys(), ...agreed.keys()])) {
       const mine = before[side].get(relative);
@@ -921,8 +983,11 @@ async function checkRound(context: RoundContext): Promise<string[]> {
       }
     }
   }
+}
 
-  // (I5) nothing invented.
+/** (I5) Nothing invented. */
+function checkNothingInvented(round: Round): void {
+  const { before, after, ignored, fail } = round;
   const versionsBefore = new Set(SIDES.flatMap((side) => [...before[side]].map(([, node]) => versionOf(node))));
   for (const side of SIDES) {
     for (const [relative, node] of after[side]) {
@@ -930,8 +995,11 @@ async function checkRound(context: RoundContext): Promise<string[]> {
       if (version !== undefined && !isAtOrUnder(relative, ignored) && !versionsBefore.has(version)) fail('invented', `${side} ${JSON.stringify(relative)} now holds ${version}, which no side had`);
     }
   }
+}
 
-  // (I6) convergence.
+/** (I6) Convergence. */
+function checkConverged(round: Round): void {
+  const { before, after, ignored, conflictPaths, skippedPaths, fail } = round;
   const ignoredAfter = new Set([...ignored, ...topIgnored(after.host), ...topIgnored(after.container)]);
   const exempt = [...ignoredAfter, ...conflictPaths, ...skippedPaths.host, ...skippedPaths.container];
   for (const relative of new Set([...after.host.keys(), ...after.container.keys()])) {
@@ -940,9 +1008,13 @@ async function checkRound(context: RoundContext): Promise<string[]> {
       fail('not-converged', `after the sync ${JSON.stringify(relative)} differs: host ${describeNode(after.host.get(relative))}, container ${describeNode(after.container.get(relative))} (no conflict or skipped change there; before: host ${describeNode(before.host.get(relative))}, container ${describeNode(before.container.get(relative))})`);
     }
   }
+}
 
-  // (I10) the report accounts for every change on disk.
-  if (!resolve || context.checkResolveReport) {
+/** (I10) The report accounts for every change on disk. */
+function checkReportComplete(round: Round): void {
+  const { before, after, ignored, report, fail } = round;
+  const { resolve } = round.context;
+  if (!resolve || round.context.checkResolveReport) {
     for (const side of SIDES) {
       for (const relative of new Set([...before[side].keys(), ...after[side].keys()])) {
         if (isAtOrUnder(relative, ignored) || equivalent(before[side].get(relative), after[side].get(relative))) continue;
@@ -953,8 +1025,12 @@ async function checkRound(context: RoundContext): Promise<string[]> {
       }
     }
   }
+}
 
-  // (I7) idempotence.
+/** (I7) Idempotence: a second sync changes nothing and reports the same conflicts. */
+async function checkIdempotent(round: Round): Promise<void> {
+  const { after, report, fail } = round;
+  const { roots, stateDir, policy, syncer } = round.context;
   const second = await syncer({ roots, stateDir, policy, excludes: USER_EXCLUDES });
   if (second.halted) fail('halted', `the second sync halted: ${JSON.stringify(second.halted)}`);
   if (second.appliedCount !== 0) fail('not-idempotent', `the second sync applied ${second.appliedCount} change(s)`);
@@ -966,8 +1042,12 @@ async function checkRound(context: RoundContext): Promise<string[]> {
       if (fingerprint(again.get(relative)) !== fingerprint(after[side].get(relative))) fail('not-idempotent', `the second sync changed ${side} ${JSON.stringify(relative)}: ${describeNode(after[side].get(relative))} → ${describeNode(again.get(relative))}`);
     }
   }
+}
 
-  // BASE moves where the sides now agree (outside conflicts); ignored paths are forgotten.
+/** BASE moves where the sides now agree (outside conflicts); ignored paths are forgotten. */
+function advanceAgreed(round: Round): void {
+  const { after, ignored, conflictPaths } = round;
+  const { agreed } = round.context;
   for (const relative of new Set([...after.host.keys(), ...after.container.keys(), ...agreed.keys()])) {
     if (isAtOrUnder(relative, ignored)) agreed.delete(relative);
     else if (isAtOrUnder(relative, conflictPaths)) continue;
@@ -977,9 +1057,13 @@ async function checkRound(context: RoundContext): Promise<string[]> {
       else agreed.delete(relative);
     }
   }
+}
 
-  // (I8) the recorded ancestor is the observed agreement.
-  if (context.checkAncestor) {
+/** (I8) The recorded ancestor is the observed agreement. */
+async function checkAncestorRecorded(round: Round): Promise<void> {
+  const { fail } = round;
+  const { stateDir, agreed } = round.context;
+  if (round.context.checkAncestor) {
     const ancestor = await withStateStore(stateDir, async (store) => new Map(store.ancestor));
     for (const relative of new Set([...ancestor.keys(), ...agreed.keys()])) {
       const recorded = ancestor.get(relative);
@@ -993,7 +1077,6 @@ async function checkRound(context: RoundContext): Promise<string[]> {
       if (!same) fail('ancestor-mismatch', `the agreed state records ${JSON.stringify(relative)} as ${JSON.stringify(recorded) ?? 'absent'}, the trees last agreed on ${describeNode(observed)}`);
     }
   }
-  return conflictPaths;
 }
 
 /**

@@ -5,7 +5,7 @@
 // pathCodec's escapes (byte 0xE9 → "\udce9"), so it reaches the disk as the raw byte.
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
 import * as path from 'node:path';
-import { joinBytes, nameFromBytes } from '../../src/core/sync/pathCodec';
+import { joinBytes, nameFromBytes } from '../../src/core/files/pathCodec';
 import type { Side } from '../../src/core/sync/reconcile';
 import { useTempDir } from './tempDir';
 

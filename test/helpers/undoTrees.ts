@@ -9,8 +9,8 @@ import { chmod, lstat, lutimes, mkdir, readdir, readFile, readlink, rename, rm, 
 import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { joinBytes, nameFromBytes } from '../../src/core/sync/pathCodec';
-import { lstatSyncOrUndefined } from '../../src/core/sync/fsEntry';
+import { joinBytes, nameFromBytes } from '../../src/core/files/pathCodec';
+import { lstatSyncOrUndefined } from '../../src/core/files/fsEntry';
 import type { ModifyAction, StepWriter } from '../../src/core/undo';
 import { UndoLog } from '../../src/core/undo';
 import type { UndoLogOptions } from '../../src/core/undo';
@@ -318,8 +318,11 @@ export type KillPoint = `captured-${number}` | `after-${number}` | 'staged' | 'b
 export async function buildCrashChild(outDirectory: string): Promise<string> {
   const esbuild = await import('esbuild');
   const outfile = path.join(outDirectory, 'undo-crash-child.cjs');
-  // execa is only loaded to restore extended attributes, which a crash child never does.
-  await esbuild.build({ entryPoints: [__filename], outfile, bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'error', external: ['execa'] });
+  const options = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'error' } as const;
+  // The capture worker's code goes into the bundle as in esbuild.mjs (see packWorker.ts).
+  const worker = await esbuild.build({ ...options, entryPoints: [path.join(REPO_ROOT, 'src/core/undo/packWorkerThread.ts')], write: false, outfile: 'pack-worker.js' });
+  const define = { PACK_WORKER_BUNDLE: JSON.stringify(worker.outputFiles[0]!.text) };
+  await esbuild.build({ ...options, entryPoints: [__filename], outfile, define, external: ['tsx/cjs'] });
   return outfile;
 }
 

@@ -173,7 +173,7 @@ describe('integration: container names and clud down', function () {
     assert.equal(await readFile(path.join(dir, 'edited.txt'), 'utf8'), 'edited on the host\n');
   });
 
-  // Folders compare equal whatever their permissions (src/core/sync/entry.ts entriesEqual): a
+  // Folders compare equal whatever their permissions (src/core/files/entry.ts entriesEqual): a
   // sync never carries a folder's chmod, so neither does the check of `clud down`, which must
   // refuse exactly when a sync would still change the host. A file's executable bit is content.
   it("clud down: a folder's permission change in /workspace is not a difference, a file's executable bit is", async function () {

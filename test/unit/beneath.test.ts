@@ -7,9 +7,9 @@ import * as path from 'node:path';
 import { applyChanges, type ApplyOptions } from '../../src/core/sync/apply';
 import { backupDifferences } from '../../src/core/sync/backup';
 import { openPinnedCount, pinFolder, pinParent, setPinStepHookForTests } from '../../src/core/sync/beneath';
-import type { Entry } from '../../src/core/sync/entry';
+import type { Entry } from '../../src/core/files/entry';
 import type { Change, Side } from '../../src/core/sync/reconcile';
-import { setStagedAttributes } from '../../src/core/sync/replaceChecked';
+import { setStagedAttributes } from '../../src/core/files/replaceChecked';
 import { scanTree } from '../../src/core/sync/scan';
 import { DIR, link, makeTree, modeOf, readTree, useSyncFixture, type SyncFixture } from '../helpers/syncTrees';
 

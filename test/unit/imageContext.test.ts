@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as tar from 'tar-stream';
 import { CludError } from '../../src/core/errors';
 import { hashContext, loadBuildContext, packBuildContext } from '../../src/core/imageContext';
-import { sha256 } from '../../src/core/sync/fsEntry';
+import { sha256 } from '../../src/core/files/fsEntry';
 import type { ContextFile, ImageResources } from '../../src/core/imageContext';
 import { useTempDir } from '../helpers/tempDir';
 

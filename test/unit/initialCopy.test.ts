@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { copyTree, recordCopiedState } from '../../src/agent/initialCopy';
-import { nameFromBytes } from '../../src/core/sync/pathCodec';
+import { nameFromBytes } from '../../src/core/files/pathCodec';
 import { SyncStateStore } from '../../src/core/sync/stateStore';
 import { useTempDir } from '../helpers/tempDir';
 

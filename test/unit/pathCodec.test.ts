@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { isUtf8 } from 'node:buffer';
-import { bytesFromName, joinBytes, nameFromBytes } from '../../src/core/sync/pathCodec';
+import { bytesFromName, joinBytes, nameFromBytes } from '../../src/core/files/pathCodec';
 
 /** Small deterministic PRNG, so a failing case can be replayed from the printed seed. */
 function prng(seed: number): () => number {

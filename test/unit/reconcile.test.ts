@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ancestorsOf, assertWellFormedSnapshot, entriesEqual, pathAndAncestors, type Entry } from '../../src/core/sync/entry';
+import { ancestorsOf, assertWellFormedSnapshot, entriesEqual, pathAndAncestors, type Entry } from '../../src/core/files/entry';
 import { POLICIES, reconcile, type Change, type Conflict, type Policy, type Problem, type ReconcileResult, type Side } from '../../src/core/sync/reconcile';
 
 // Shared fixtures. Hashes stand for content; mtimes are only read by newer-wins.

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { keepUnder, replaceChecked } from '../../src/core/sync/replaceChecked';
-import type { Expectation, ReplaceResult } from '../../src/core/sync/replaceChecked';
+import { keepUnder, replaceChecked } from '../../src/core/files/replaceChecked';
+import type { Expectation, ReplaceResult } from '../../src/core/files/replaceChecked';
 import { useTempDir } from '../helpers/tempDir';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { emptySyncReport, type SyncReport } from '../../src/core/protocol';
-import type { Entry } from '../../src/core/sync/entry';
+import type { Entry } from '../../src/core/files/entry';
 import type { ScanCache } from '../../src/core/sync/scan';
 import { forgetAgreedState, withStateStore } from '../../src/core/sync/engine';
 import { HISTORY_LIMIT, STATE_FORMAT_VERSION, SyncStateFiles } from '../../src/core/sync/stateFiles';

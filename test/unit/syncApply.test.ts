@@ -7,7 +7,7 @@ import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, rea
 import type { Stats } from 'node:fs';
 import * as path from 'node:path';
 import { applyChanges, type ApplyOptions, type ApplyOutcome } from '../../src/core/sync/apply';
-import type { Entry } from '../../src/core/sync/entry';
+import type { Entry } from '../../src/core/files/entry';
 import type { Change, Side } from '../../src/core/sync/reconcile';
 import { scanTree } from '../../src/core/sync/scan';
 import { DIR, inodeOf, link, makeTree, modeOf, mtimeOf, readTree, temporaryFiles, useSyncFixture, type SyncFixture } from '../helpers/syncTrees';

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { changesLostWithContainer } from '../../src/core/sync/compare';
-import type { Entry } from '../../src/core/sync/entry';
+import type { Entry } from '../../src/core/files/entry';
 import { scanTree } from '../../src/core/sync/scan';
 import { useTempDir } from '../helpers/tempDir';
 

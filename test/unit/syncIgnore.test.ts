@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { IgnoreRules, rebaseGitignore } from '../../src/core/sync/ignore';
-import { nameFromBytes } from '../../src/core/sync/pathCodec';
+import { nameFromBytes } from '../../src/core/files/pathCodec';
 import { scanTree } from '../../src/core/sync/scan';
 import { useTempDir } from '../helpers/tempDir';
 

@@ -41,7 +41,6 @@ function isWritableDirectory(directory: string): boolean {
   }
 }
 const soak = soakSeeds !== undefined || onlySeed !== undefined;
-/** Tests of known src bugs: skipped until fixed (then turn them into plain `it`). */
 
 function seedsFor(policy: Policy): number[] {
   if (onlySeed !== undefined) return [onlySeed];
@@ -201,7 +200,6 @@ describe('unit: sync property', function () {
 
       const report = await resolve({ path: 'p.txt', keep: 'both' });
 
-      // Today: the host's copy of p.container.txt is listed, the rename on the container is not.
       assert.ok(report.applied.some((change) => change.path === 'p.container.txt' && change.side === 'container'), `applied: ${JSON.stringify(report.applied)}`);
     });
 
@@ -215,7 +213,6 @@ describe('unit: sync property', function () {
       await resolve({ path: 'keep.log', keep: 'both' });
       await sync();
 
-      // Today: the container holds it as keep.container.log, ignored by "*.log"; the host never gets it.
       const hostContents = [...walkTree(roots.host)].filter(([, node]) => node.kind === 'file').map(([relative]) => readFileSync(path.join(roots.host, relative), 'utf8'));
       assert.ok(hostContents.includes('container version'), `host files: ${JSON.stringify(readdirSync(roots.host))}, container files: ${JSON.stringify(readdirSync(roots.container))}`);
     });
@@ -250,7 +247,6 @@ describe('unit: sync property', function () {
 
       await resolve({ path: 'n/build', keep: 'host' }).catch(() => undefined);
 
-      // Today: the container's n/build is removed (kept aside in kept/<id>-resolve/, reported nowhere).
       assert.ok(existsSync(path.join(roots.container, 'n', 'build')), 'the container lost n/build');
       assert.equal(readFileSync(path.join(roots.container, 'n', 'build'), 'utf8'), 'container build file');
     });

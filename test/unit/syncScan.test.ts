@@ -5,8 +5,8 @@ import { chmodSync, chownSync, mkdirSync, readFileSync, renameSync, statSync, sy
 import { createServer, type Server } from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { assertWellFormedSnapshot, type Entry, type FileEntry } from '../../src/core/sync/entry';
-import { joinBytes, nameFromBytes } from '../../src/core/sync/pathCodec';
+import { assertWellFormedSnapshot, type Entry, type FileEntry } from '../../src/core/files/entry';
+import { joinBytes, nameFromBytes } from '../../src/core/files/pathCodec';
 import { mayRead, scanPaths, scanTree, type ScanCache, type ScanCacheEntry, type ScanResult } from '../../src/core/sync/scan';
 import { useTempDir } from '../helpers/tempDir';
 

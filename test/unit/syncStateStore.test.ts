@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { appendFileSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { Entry } from '../../src/core/sync/entry';
+import type { Entry } from '../../src/core/files/entry';
 import type { ScanCacheEntry } from '../../src/core/sync/scan';
 import { SyncStateFiles } from '../../src/core/sync/stateFiles';
 import { BASE_FILE, JOURNAL_FILE, SyncStateStore } from '../../src/core/sync/stateStore';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { pathAndAncestors } from '../../src/core/sync/entry';
+import { pathAndAncestors } from '../../src/core/files/entry';
 import { TreeWatcher, type DirtyBatch, type TreeWatcherOptions, type WatchDegraded } from '../../src/core/sync/watcher';
 import { useTempDir } from '../helpers/tempDir';
 

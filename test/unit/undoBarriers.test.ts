@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { chmod, lstat, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { sha256 } from '../../src/core/sync/fsEntry';
-import { joinBytes } from '../../src/core/sync/pathCodec';
+import { sha256 } from '../../src/core/files/fsEntry';
+import { joinBytes } from '../../src/core/files/pathCodec';
 import type { UndoLog } from '../../src/core/undo';
 import type { TreeState, Workspace } from '../helpers/undoTrees';
 import { assertSameTree, makeWorkspace, openLog, ops, snapshotTree, step, useUndoTempDir } from '../helpers/undoTrees';

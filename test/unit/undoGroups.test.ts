@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { joinBytes } from '../../src/core/sync/pathCodec';
+import { joinBytes } from '../../src/core/files/pathCodec';
 import type { StepGroup, StepWriter, UndoLog } from '../../src/core/undo';
 import { assertSameTree, openLog, ops, snapshotTree, useUndoSample } from '../helpers/undoTrees';
 import type { Workspace } from '../helpers/undoTrees';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { joinBytes } from '../../src/core/sync/pathCodec';
+import { joinBytes } from '../../src/core/files/pathCodec';
 import { DEFAULT_LIMITS, DEFAULT_THRESHOLDS, UNDO_FORMAT_VERSION, UndoLog } from '../../src/core/undo';
 import type { Workspace } from '../helpers/undoTrees';
 import { assertSameTree, makeWorkspace, openLog, ops, snapshotTree, step, useUndoTempDir } from '../helpers/undoTrees';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { appendFile, readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { joinBytes } from '../../src/core/sync/pathCodec';
+import { joinBytes } from '../../src/core/files/pathCodec';
 import { UndoLog } from '../../src/core/undo';
 import type { KillPoint, TreeState, Workspace } from '../helpers/undoTrees';
 import { assertSameTree, buildCrashChild, fastTemporaryRoot, makeWorkspace, MIXED_CHANGES, openLog, runCrashChild, snapshotTree, step, withoutXattrs } from '../helpers/undoTrees';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { joinBytes } from '../../src/core/sync/pathCodec';
+import { joinBytes } from '../../src/core/files/pathCodec';
 import type { StepWriter } from '../../src/core/undo';
 import { assertSameTree, ODD_NAME, openLog, ops, snapshotTree, step, undoAndCompare, useUndoSample } from '../helpers/undoTrees';
 

@@ -16,8 +16,9 @@ function setfattr(target: Buffer, name: string, value: string, noDereference = f
 describe('unit: extended attribute readers', () => {
   const tempDir = useTempDir('clud-xattr-');
 
-  it('the syscall reader runs here (perl and a known architecture)', async () => {
-    assert.ok(['x64', 'arm64'].includes(arch()), `this test expects a machine Clud has syscall numbers for, not ${arch()}`);
+  it('the syscall reader runs here (perl and a known architecture)', async function () {
+    // Elsewhere the getfattr reader is the one in use, and this says nothing.
+    if (!['x64', 'arm64'].includes(arch())) this.skip();
     assert.equal(await syscallReaderUsable(), true);
   });
 

@@ -13,16 +13,17 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
-import { permissionBits } from './entry';
-import type { Entry, FileEntry } from './entry';
+import { permissionBits } from '../files/entry';
+import type { CapturedVersion, Entry, FileEntry } from '../files/entry';
 import { pinParent } from './beneath';
 import type { PinFailure } from './beneath';
-import { lstatOrUndefined, matchesExpected } from './fsEntry';
-import { bytesFromName } from './pathCodec';
+import { lstatOrUndefined, matchesExpected } from '../files/fsEntry';
+import { bytesFromName } from '../files/pathCodec';
+import { forEachLimited } from '../limited';
 import type { SkipCode } from '../protocol';
 import type { Change, Side } from './reconcile';
-import { keepUnder, replaceChecked, setStagedAttributes, temporarySibling } from './replaceChecked';
-import type { Expectation, ReplaceResult } from './replaceChecked';
+import { keepUnder, replaceChecked, setStagedAttributes, temporarySibling } from '../files/replaceChecked';
+import type { Expectation, ReplaceResult } from '../files/replaceChecked';
 
 export interface ApplyOptions {
   /** Absolute roots of the two trees. */
@@ -82,9 +83,6 @@ interface Skip {
   reason: string;
 }
 
-/** The version of a path the undo step saved before the change (see ApplyOptions.beforeModify). */
-export type CapturedVersion = { kind: 'absent' | 'directory' } | { kind: 'file'; hash: string } | { kind: 'symlink'; target: string };
-
 export interface KeptVersion {
   path: string;
   side: Side;
@@ -113,23 +111,21 @@ const CONCURRENCY = 16;
 export async function applyChanges(changes: readonly Change[], options: ApplyOptions): Promise<ApplyOutcome> {
   const outcome: ApplyOutcome = { applied: [], skipped: [], kept: [], bytesCopied: 0 };
   const results = new Map<Change, Skip | undefined>();
-  let fatal: { error: unknown } | undefined;
   for (const batch of batches(changes)) {
-    let next = 0;
-    const worker = async () => {
-      while (next < batch.length && !fatal) {
-        const change = batch[next++]!;
+    // Every change under way finishes before a fatal error is passed on; none starts after it.
+    await forEachLimited(
+      batch,
+      CONCURRENCY,
+      async (change) => {
         try {
           results.set(change, await applyOne(change, options, outcome));
         } catch (error) {
-          if (options.isFatal?.(error)) fatal ??= { error };
-          else results.set(change, { code: 'failed', reason: (error as Error).message });
+          if (options.isFatal?.(error)) throw error;
+          results.set(change, { code: 'failed', reason: (error as Error).message });
         }
-      }
-    };
-    // Every worker finishes its current change before a fatal error is passed on.
-    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, batch.length) }, worker));
-    if (fatal) throw fatal.error;
+      },
+      { stopOnFailure: true },
+    );
   }
   // Reported in the given order, whatever order the batch finished in.
   for (const change of changes) {

@@ -15,8 +15,8 @@
 // descriptor (see replaceChecked's setStagedAttributes). docs/ARCHITECTURE.md ("The container
 // boundary") gives the argument.
 import { closeSync, constants, openSync } from 'node:fs';
-import { pathAndAncestors } from './entry';
-import { bytesFromName } from './pathCodec';
+import { pathAndAncestors } from '../files/entry';
+import { bytesFromName } from '../files/pathCodec';
 
 const FOLDER_OPEN_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 

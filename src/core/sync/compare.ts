@@ -1,7 +1,7 @@
 // Which paths differ between the two trees right now, ignoring what either side ignores. Used
 // before a container is removed (is anything only in /workspace?) and by conflict backups.
-import type { Entry } from './entry';
-import { entriesEqual } from './entry';
+import type { Entry } from '../files/entry';
+import { entriesEqual } from '../files/entry';
 import type { Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
 import type { AccessIdentity } from './scan';

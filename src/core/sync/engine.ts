@@ -11,7 +11,7 @@ import { emptySyncReport, type SyncReport } from '../protocol';
 import type { ApplyOptions, ApplyOutcome } from './apply';
 import { applyRecorded } from './recordedApply';
 import type { UndoRecording } from './recordedApply';
-import { pathAndAncestors, type Entry, type Snapshot } from './entry';
+import { pathAndAncestors, type Entry, type Snapshot } from '../files/entry';
 import { cacheUpdates, normalizeDirty, rootsLookWiped, scanRegion, type Region } from './incremental';
 import { reconcile } from './reconcile';
 import type { Policy, Side } from './reconcile';

@@ -11,9 +11,9 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { StoreCycleOptions } from './engine';
-import { ancestorsOf, parentPath, pathAndAncestors, type Entry, type Snapshot } from './entry';
+import { ancestorsOf, parentPath, pathAndAncestors, type Entry, type Snapshot } from '../files/entry';
 import { IgnoreRules } from './ignore';
-import { bytesFromName, nameFromBytes } from './pathCodec';
+import { bytesFromName, nameFromBytes } from '../files/pathCodec';
 import { scanPaths, type ScanCache, type ScanCacheEntry, type ScanResult } from './scan';
 
 /** Widening a region to the folder that changed kind above it converges fast; past this, a full cycle is simpler. */

@@ -1,11 +1,13 @@
 // Three-way reconciliation of host and container against the last synced state (the ancestor).
 // Pure and synchronous: it only decides, an apply step acts. Modelled on Mutagen's reconciler
 // (pkg/synchronization/core/reconcile.go), adapted to flat snapshots.
-import { assertWellFormedSnapshot, entriesEqual, pathDepth, SnapshotTree as Tree, type DirectoryEntry, type Entry, type Snapshot } from './entry';
+import { assertWellFormedSnapshot, entriesEqual, pathDepth, SnapshotTree as Tree, type DirectoryEntry, type Entry, type Snapshot } from '../files/entry';
+import { SyncPolicy, SyncSide } from '../protocol';
 
-export type Side = 'host' | 'container';
+export type Side = (typeof SyncSide.options)[number];
 
-export const POLICIES = ['two-way-safe', 'host-wins', 'container-wins', 'newer-wins', 'push', 'pull'] as const;
+/** The policies, as the protocol declares them. */
+export const POLICIES = SyncPolicy.options;
 /**
  * two-way-safe: both sides' edits propagate; edits on both sides to the same path are conflicts.
  * host-wins / container-wins / newer-wins (file mtime; ties and non-file pairs stay conflicts):

@@ -5,9 +5,9 @@
 import { createHash } from 'node:crypto';
 import { constants, lstatSync, promises as fs, readdirSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
-import { ancestorsOf, parentPath, permissionBits, type Entry } from './entry';
+import { ancestorsOf, parentPath, permissionBits, type Entry } from '../files/entry';
 import { IgnoreRules } from './ignore';
-import { bytesFromName, joinBytes, nameFromBytes } from './pathCodec';
+import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
 import { SECRET_CONTENT_MAX_BYTES, SecretAllowList, secretByContent, secretByName } from './secrets';
 
 /**

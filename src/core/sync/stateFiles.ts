@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { readJsonFile, writeJsonAtomic } from '../atomicFile';
 import { EntrySchema, SyncReport, SyncSide } from '../protocol';
-import type { Entry } from './entry';
+import type { Entry } from '../files/entry';
 import type { ScanCache } from './scan';
 
 export const STATE_FORMAT_VERSION = 1;

@@ -16,7 +16,7 @@
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { EntrySchema } from '../protocol';
-import type { Entry } from './entry';
+import type { Entry } from '../files/entry';
 import type { ScanCacheEntry } from './scan';
 import { SyncStateFiles } from './stateFiles';
 

@@ -8,9 +8,10 @@
 // measurement in docs/ARCHITECTURE.md). Ignored folders, `.git` and node_modules get no watch.
 import { EventEmitter } from 'node:events';
 import { promises as fs, watch, type Dirent, type FSWatcher } from 'node:fs';
-import { pathAndAncestors } from './entry';
+import { pathAndAncestors } from '../files/entry';
+import { forEachLimited } from '../limited';
 import { IgnoreRules } from './ignore';
-import { bytesFromName, joinBytes, nameFromBytes } from './pathCodec';
+import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
 
 export interface DirtyBatch {
   /** Relative POSIX paths (snapshot keys) that may have changed; a folder stands for its subtree. */
@@ -135,14 +136,9 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
     let level: Array<[string, IgnoreRules]> = [[top, inherited]];
     while (level.length > 0) {
       const next: Array<[string, IgnoreRules]> = [];
-      let index = 0;
-      const worker = async () => {
-        while (index < level.length) {
-          const [folder, rules] = level[index++] as [string, IgnoreRules];
-          next.push(...(await this.watchFolder(folder, rules)));
-        }
-      };
-      await Promise.all(Array.from({ length: WALK_CONCURRENCY }, worker));
+      await forEachLimited(level, WALK_CONCURRENCY, async ([folder, rules]) => {
+        next.push(...(await this.watchFolder(folder, rules)));
+      });
       level = next;
     }
   }

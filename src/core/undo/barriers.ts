@@ -4,9 +4,9 @@
 // touched the path (it saw the path before changing it), or, when no newer step touched it, the
 // disk. Inside a folder the step created, anything no step accounts for is also a barrier, since
 // undo would delete it with the folder.
-import { joinBytes } from '../sync/pathCodec';
+import { joinBytes } from '../files/pathCodec';
 import type { Identity } from './fsState';
-import { nonFolderAncestor } from '../sync/fsEntry';
+import { nonFolderAncestor } from '../files/fsEntry';
 import { childKeys, currentPostimage, describeDifference, identityOf } from './fsState';
 import type { Manifest, Postimage, StepRecord } from './records';
 

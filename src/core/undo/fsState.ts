@@ -3,9 +3,9 @@
 import { readlinkSync } from 'node:fs';
 import { chmod, copyFile, lutimes, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import type { Entry } from '../sync/entry';
-import { hashFile, lstatOrUndefined, lstatSyncOrUndefined, nonFolderAncestor } from '../sync/fsEntry';
-import { joinBytes, nameFromBytes } from '../sync/pathCodec';
+import type { Entry } from '../files/entry';
+import { hashFile, lstatOrUndefined, lstatSyncOrUndefined, nonFolderAncestor } from '../files/fsEntry';
+import { joinBytes, nameFromBytes } from '../files/pathCodec';
 import type { Postimage, Preimage } from './records';
 import { childKey } from './records';
 import type { KeptVersion } from './types';

@@ -1,12 +1,13 @@
 // Closed steps' manifests, parsed once per process. The agent opens the undo log for each request
 // (other agent processes share the folder), and every sync reads every step's manifest (limits,
-// barriers): with 30 steps of 300 files that was 70 ms and more per sync, mostly JSON parsing and
-// the garbage it leaves. A closed step's manifest changes only by being replaced through a rename
+// barriers): parsing them all again each time, and the garbage it leaves, was most of opening the
+// log (`npm run bench -- --undo` reports what opening it takes after many steps). A closed step's manifest changes only by being replaced through a rename
 // (compaction, dropping preimages) or removed with its step, so an entry counts only while the
 // file is still the one it was read from: same inode, size and times. The cache is bounded: past
 // its size, the least recently used manifests are read again when needed.
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
+import { LruMap } from '../lruMap';
 import type { Manifest } from './records';
 
 interface Entry {
@@ -16,11 +17,11 @@ interface Entry {
 }
 
 export class ManifestCache {
-  /** In order of use, least recent first. */
-  private readonly entries = new Map<string, Entry>();
-  private bytes = 0;
+  private readonly entries: LruMap<string, Entry>;
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(maxBytes: number) {
+    this.entries = new LruMap(maxBytes, (entry) => entry.bytes);
+  }
 
   /**
    * The manifest in `file`: the one parsed before if the file has not changed since, else what
@@ -29,44 +30,25 @@ export class ManifestCache {
   async get(file: string, read: () => Promise<Manifest | undefined>): Promise<Manifest | undefined> {
     const stats = await stat(file, { bigint: true }).catch(() => undefined);
     if (!stats) {
-      this.delete(file);
+      this.entries.delete(file);
       return read();
     }
     const identity = `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`;
     const known = this.entries.get(file);
-    if (known?.identity === identity) {
-      this.entries.delete(file);
-      this.entries.set(file, known);
-      return known.manifest;
-    }
-    this.delete(file);
+    if (known?.identity === identity) return known.manifest;
+    this.entries.delete(file);
     const manifest = await read();
-    const bytes = Number(stats.size);
     // Read after the stat: were the file replaced in between, the entry is keyed by the old
     // identity, which the next stat no longer finds, and the manifest is read again.
-    if (manifest?.closedAt && bytes <= this.maxBytes) {
-      this.entries.set(file, { identity, bytes, manifest });
-      this.bytes += bytes;
-      for (const oldest of this.entries.keys()) {
-        if (this.bytes <= this.maxBytes) break;
-        this.delete(oldest);
-      }
-    }
+    if (manifest?.closedAt) this.entries.set(file, { identity, bytes: Number(stats.size), manifest });
     return manifest;
   }
 
   /** Drops the entries of `directory`'s manifests that are not among `present` (steps evicted or undone). */
   retainOnly(directory: string, present: ReadonlySet<string>): void {
-    for (const file of [...this.entries.keys()]) {
-      if (path.dirname(path.dirname(file)) === directory && !present.has(file)) this.delete(file);
+    for (const file of this.entries.keys()) {
+      if (path.dirname(path.dirname(file)) === directory && !present.has(file)) this.entries.delete(file);
     }
-  }
-
-  private delete(file: string): void {
-    const entry = this.entries.get(file);
-    if (!entry) return;
-    this.entries.delete(file);
-    this.bytes -= entry.bytes;
   }
 }
 

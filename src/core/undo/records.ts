@@ -1,6 +1,6 @@
 // What the undo log stores on disk: per-path preimages (what a path was before a step first
 // touched it), postimages (what the step left there), the journal an open step appends them to,
-// and the step manifest. Paths are snapshot keys (see sync/entry.ts), surrogate-escaped so any
+// and the step manifest. Paths are snapshot keys (see files/entry.ts), surrogate-escaped so any
 // byte name survives. Saved content is stored as it was read while a step is open, and compressed
 // with brotli once the step is compacted: small files together in frames of one file, large ones
 // in a file each (see packWorker.ts).
@@ -17,8 +17,11 @@ export const RAW = 'content.raw';
 /** A closed step's group (see StepGroup): written beside the manifest before the step is promoted; absent in logs made before groups. */
 export const GROUP = 'group.json';
 
-/** [attribute name, base64 value] pairs, or null when they could not be captured (no tools, odd name). */
-const Xattrs = z.array(z.tuple([z.string(), z.string()])).nullable();
+/** A path's extended attributes: [name, base64 value] pairs, sorted by name. */
+export const XattrPairs = z.array(z.tuple([z.string(), z.string()]));
+export type XattrPairs = z.infer<typeof XattrPairs>;
+/** The attributes, or null when they could not be captured (no tools, odd name). */
+const Xattrs = XattrPairs.nullable();
 /**
  * Where a file's content is. In `content.raw` (while a step is open, and until the step is
  * compacted): `size` bytes at `offset` (`length` equals `size`, `start` is 0). In `content.pack`

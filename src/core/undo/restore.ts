@@ -9,9 +9,9 @@ import { chmod, lchown, lutimes, mkdir, readdir, readlink, rmdir, symlink, unlin
 import type { Stats } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { hashFile, lstatOrUndefined, nonFolderAncestor } from '../sync/fsEntry';
-import { bytesFromName, joinBytes, nameFromBytes } from '../sync/pathCodec';
-import { keepUnder, replaceChecked, setStagedAttributes, temporarySibling } from '../sync/replaceChecked';
+import { hashFile, lstatOrUndefined, nonFolderAncestor } from '../files/fsEntry';
+import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
+import { keepUnder, replaceChecked, setStagedAttributes, temporarySibling } from '../files/replaceChecked';
 import { kindOf, permissions } from './fsState';
 import type { Postimage, Preimage, PreimageOf } from './records';
 import { keyDepth, parentKey } from './records';

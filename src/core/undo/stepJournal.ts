@@ -29,6 +29,7 @@ import { brotliDecompress, createBrotliDecompress } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { z } from 'zod';
 import { writeFileSynced } from '../atomicFile';
+import { LruMap } from '../lruMap';
 import type { CapturedPath } from './packWorker';
 import { packWorker } from './packWorker';
 import type { BlobRef, Preimage } from './records';
@@ -41,8 +42,8 @@ export class StepJournal {
   private journal?: FileHandle;
   private journalLength = 0;
   /** The step's content file in the capture worker (see packWorker.ts), once created. */
-  private readonly packId = packWorker.newPackId();
-  private packOpen = false;
+  private readonly contentFileId = packWorker.newContentFileId();
+  private contentFileOpen = false;
   /** The content file's length as last reported, and whether captures were answered since the last round's sync was sent. */
   private contentLength = 0;
   private unsyncedContent = false;
@@ -84,8 +85,8 @@ export class StepJournal {
     this.createRunning ??= (async () => {
       await mkdir(this.directory, { recursive: true });
       await writeFile(path.join(this.directory, MANIFEST), manifest, { mode: 0o600 });
-      await packWorker.open(this.packId, path.join(this.directory, RAW));
-      this.packOpen = true;
+      await packWorker.open(this.contentFileId, path.join(this.directory, RAW));
+      this.contentFileOpen = true;
       const journal = await open(path.join(this.directory, JOURNAL), 'w', 0o600);
       const headerLine = Buffer.from(`${JSON.stringify({ version: UNDO_FORMAT_VERSION, ...this.header } satisfies z.infer<typeof JournalHeader>)}\n`);
       await journal.write(headerLine, 0, headerLine.length, 0);
@@ -103,7 +104,7 @@ export class StepJournal {
    */
   async capture(paths: readonly Buffer[], maxBytes: number): Promise<CapturedPath[]> {
     if (this.failure) throw this.failure.error;
-    const { results, length } = await packWorker.capture(this.packId, [...paths], Math.max(0, maxBytes - this.contentLength));
+    const { results, length } = await packWorker.capture(this.contentFileId, [...paths], Math.max(0, maxBytes - this.contentLength));
     this.contentLength = Math.max(this.contentLength, length);
     this.unsyncedContent = true;
     return results;
@@ -165,9 +166,9 @@ export class StepJournal {
     await this.createRunning?.catch(() => {});
     const journal = this.journal;
     this.journal = undefined;
-    const packOpen = this.packOpen;
-    this.packOpen = false;
-    await Promise.all([journal?.close().catch(() => {}), packOpen ? packWorker.close(this.packId).catch(() => {}) : undefined]);
+    const contentFileOpen = this.contentFileOpen;
+    this.contentFileOpen = false;
+    await Promise.all([journal?.close().catch(() => {}), contentFileOpen ? packWorker.close(this.contentFileId).catch(() => {}) : undefined]);
   }
 
   private async flushRound(): Promise<void> {
@@ -189,7 +190,7 @@ export class StepJournal {
       // The content and the lines are synced at once, not one after the other (see the top of
       // this file for why a line durable before its content is harmless).
       const appending = text ? this.append(text) : undefined;
-      const syncing = captured && this.packOpen ? packWorker.sync(this.packId) : undefined;
+      const syncing = captured && this.contentFileOpen ? packWorker.sync(this.contentFileId) : undefined;
       await Promise.all([appending, syncing, ...paths.map(fsyncPath)]);
     } catch (error) {
       this.failure ??= { error };
@@ -253,7 +254,7 @@ const decompress = promisify(brotliDecompress);
  * another: the last few frames stay decompressed.
  */
 export class BlobReader {
-  private readonly frames = new Map<string, Promise<Buffer>>();
+  private readonly frames = new LruMap<string, Promise<Buffer>>(CACHED_FRAMES);
 
   constructor(private readonly stepDirectory: string) {}
 
@@ -270,11 +271,7 @@ export class BlobReader {
   private frame(file: string, ref: BlobRef): Promise<Buffer> {
     const key = `${ref.file}:${ref.offset}`;
     let frame = this.frames.get(key);
-    if (frame) {
-      // Most recently used last.
-      this.frames.delete(key);
-      this.frames.set(key, frame);
-    } else {
+    if (!frame) {
       frame = (async () => {
         const handle = await open(file, 'r');
         try {
@@ -288,10 +285,6 @@ export class BlobReader {
       })();
       this.frames.set(key, frame);
       frame.catch(() => this.frames.delete(key));
-      for (const old of this.frames.keys()) {
-        if (this.frames.size <= CACHED_FRAMES) break;
-        this.frames.delete(old);
-      }
     }
     return frame;
   }

@@ -1,4 +1,5 @@
 // The undo log's public types.
+import type { SafeguardKind, SafeguardQuestionInfo } from '../protocol';
 
 export interface UndoLimits {
   /** Total bytes of all steps in the log; oldest steps are evicted beyond it. Default 1 GiB. */
@@ -22,15 +23,13 @@ export interface SafeguardThresholds {
 
 export const DEFAULT_THRESHOLDS: SafeguardThresholds = { maxDeletions: 50, largeFileBytes: 10 * 1024 ** 2, askRenameOver: true };
 
-export type SafeguardKind = 'many-deletions' | 'large-overwrite' | 'rename-over';
+export type { SafeguardKind };
 
-export interface SafeguardQuestion {
-  kind: SafeguardKind;
-  /** The path whose change triggered the question (a snapshot key). */
-  path: string;
-  /** A sentence for the user, e.g. "51 files deleted in this sync (limit 50)". */
-  detail: string;
-}
+/**
+ * A safeguard's question, as the protocol carries it: its kind, the path whose change triggered
+ * it (a snapshot key), and a sentence for the user, e.g. "51 files deleted in this sync (limit 50)".
+ */
+export type SafeguardQuestion = SafeguardQuestionInfo;
 
 /** Called when a step crosses a safeguard; the step waits for the answer. */
 export type SafeguardAsk = (question: SafeguardQuestion) => Promise<'allow' | 'deny'>;

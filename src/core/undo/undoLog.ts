@@ -18,8 +18,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
 import * as path from 'node:path';
 import { readJsonFile, writeFileAtomic, writeJsonAtomic } from '../atomicFile';
-import { lstatOrUndefined } from '../sync/fsEntry';
-import { joinBytes } from '../sync/pathCodec';
+import { lstatOrUndefined } from '../files/fsEntry';
+import { joinBytes } from '../files/pathCodec';
 import { findBarriers } from './barriers';
 import { compactStep, holdsRawContent, holdsUncompactedFiles } from './compaction';
 import type { FoundBarrier } from './barriers';
@@ -79,9 +79,9 @@ export class UndoLog {
 
   /**
    * Opens (creating if needed) the log in `directory`: checks the format version, then rolls back
-   * any step a crash left in progress and finishes any interrupted undo. Call it once per process
-   * before the first sync, under the sync lock: a step another live process is writing would be
-   * rolled back too.
+   * any step a crash left in progress and finishes any interrupted undo. Call it only while no
+   * other process writes to the log (under the sync lock): a step another live process is writing
+   * would be rolled back too.
    */
   static async open(directory: string, options: UndoLogOptions): Promise<{ log: UndoLog; recovered: RecoveredStep[] }> {
     const log = new UndoLog(directory, options);

@@ -8,12 +8,27 @@ import { isUtf8 } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { GetfattrReader, interpret } from './getfattrReader';
+import type { XattrPairs } from './records';
 import { SyscallXattrReader, syscallReaderUsable } from './syscallXattrReader';
 
-// execa 9 is ESM-only; a dynamic import keeps this module loadable from CommonJS (tsx in tests).
-const loadExeca = (): Promise<typeof import('execa')> => import('execa');
+/** Runs an attribute tool to its end: its exit code (1 if it could not start), its output and errors as they came, and its errors alone. */
+function runTool(command: string, args: readonly string[]): Promise<{ exitCode: number; all: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let all = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (all += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      all += chunk;
+      stderr += chunk;
+    });
+    child.on('error', (error) => resolve({ exitCode: 1, all: error.message, stderr: error.message }));
+    child.on('close', (code) => resolve({ exitCode: code ?? 1, all, stderr }));
+  });
+}
 
-export type Xattrs = Array<[string, string]>;
+/** A path's attributes, as the undo log's records store them. */
+export type Xattrs = XattrPairs;
 
 let available: Promise<boolean> | undefined;
 
@@ -38,9 +53,8 @@ export async function readXattrs(path: Buffer, isSymlink: boolean): Promise<Xatt
   // A name with a newline cannot travel over the getfattr reader's line protocol.
   if (reader instanceof SyscallXattrReader || !path.includes(0x0a)) return reader.read(path);
   return withPathArgument(path, isSymlink, async (argument, follow) => {
-    const { execa } = await loadExeca();
-    const result = await execa('getfattr', ['-d', '-m', '-', '--absolute-names', '-e', 'base64', ...(follow ? [] : ['-h']), '--', argument], { reject: false, stdin: 'ignore', all: true });
-    return interpret(result.exitCode ?? 1, String(result.all ?? ''));
+    const result = await runTool('getfattr', ['-d', '-m', '-', '--absolute-names', '-e', 'base64', ...(follow ? [] : ['-h']), '--', argument]);
+    return interpret(result.exitCode, result.all);
   });
 }
 
@@ -77,12 +91,11 @@ export async function writeXattrs(path: Buffer, isSymlink: boolean, wanted: Xatt
   const commands = [...current.filter(([name]) => !wantedMap.has(name)).map(([name]) => ['-x', name]), ...wanted.filter(([name, value]) => currentMap.get(name) !== value).map(([name, value]) => ['-n', name, '-v', value === '' ? '' : `0s${value}`])];
   if (commands.length === 0) return undefined;
   if (!(await xattrToolsAvailable())) return 'extended attributes could not be restored: getfattr/setfattr are not installed';
-  const { execa } = await loadExeca();
   const failures: string[] = [];
   for (const args of commands) {
     const done = await withPathArgument(path, isSymlink, async (argument, follow) => {
-      const result = await execa('setfattr', [...(follow ? [] : ['-h']), ...args, '--', argument], { reject: false, stdin: 'ignore' });
-      if (result.exitCode !== 0) failures.push(`${args[1]}: ${String(result.stderr).trim()}`);
+      const result = await runTool('setfattr', [...(follow ? [] : ['-h']), ...args, '--', argument]);
+      if (result.exitCode !== 0) failures.push(`${args[1]}: ${result.stderr.trim()}`);
       return true;
     });
     if (!done) failures.push(`${args[1]}: the path cannot be named to setfattr`);

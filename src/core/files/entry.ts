@@ -37,6 +37,12 @@ export interface UntrackedEntry {
 export type Entry = FileEntry | DirectoryEntry | SymlinkEntry | UntrackedEntry;
 
 /**
+ * The version of a path an undo step saved before a change, which the apply checks the path
+ * against before replacing it (ApplyOptions.beforeModify in sync/apply.ts).
+ */
+export type CapturedVersion = { kind: 'absent' | 'directory' } | { kind: 'file'; hash: string } | { kind: 'symlink'; target: string };
+
+/**
  * Flat map keyed by relative POSIX path ("src/index.ts": forward slashes, no leading "./", no
  * trailing slash; the root itself is not an entry). Every entry's parent must be a directory
  * entry of the same snapshot.
