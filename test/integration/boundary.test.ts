@@ -56,7 +56,7 @@ const ATTEMPTS: Array<[string, string]> = [
   ['change the agreed state', `echo "{}" >> ${STATE}/state-journal.jsonl`],
   ['delete the state folder', `rm -r ${STATE}`],
   ['read the init state', `cat ${INIT_STATE_PATH}`],
-  ['connect to the resident sync agent', `node -e "require('net').connect('${AGENT_SOCKET_PATH}').on('error', (e) => { console.error(e.code); process.exit(1); }).on('connect', () => process.exit(0))"`],
+  ['connect to the resident sync agent', `perl -MIO::Socket::UNIX -e 'IO::Socket::UNIX->new(Peer => "${AGENT_SOCKET_PATH}") or die "$!\\n"'`],
   ['delete the agent state folder', `rm -r ${AGENT_STATE_DIR}`],
   ['signal the sync agent (TERM)', 'kill -TERM $AGENT'],
   ['signal the sync agent (STOP)', 'kill -STOP $AGENT'],
