@@ -207,7 +207,7 @@ describe('integration: undo', function () {
 
     const text = await runClud(['history', dir]);
     assertExit(text, 0);
-    assert.match(text.stdout, /^\s*1\. \S+\s+two-way-safe\s+3 path\(s\)\s+\d+ bytes$/m, describeRun(text));
+    assert.match(text.stdout, /^\s*1\. \S+\s+3 path\(s\)\s+\d+ bytes\s+two-way-safe sync$/m, describeRun(text));
   });
 
   it('clud undo after a pull puts the host folder back byte for byte (content, modes, links, type changes, times, extended attributes); the next sync brings the container in line', async function () {
