@@ -459,6 +459,14 @@ export type Parsed<T> = { ok: true; value: T } | { ok: false; id: number | null;
 
 /** Parses one request line on the agent side; never throws. */
 export function parseRequest(line: string): Parsed<Request> {
+  return parseRequestLine(line, Request, ResultSchemas);
+}
+
+/**
+ * One request line of a channel whose requests are `schema`, with one result schema per method
+ * in `methods` (the main channel, the narrow one): an unknown method is told apart from bad params.
+ */
+function parseRequestLine<T>(line: string, schema: z.ZodType<T>, methods: object): { ok: true; value: T } | { ok: false; id: number | null; code: 'bad-request' | 'unknown-method'; message: string } {
   let json: unknown;
   try {
     json = JSON.parse(line);
@@ -467,10 +475,10 @@ export function parseRequest(line: string): Parsed<Request> {
   }
   const id = readId(json);
   const method = typeof json === 'object' && json !== null ? (json as { method?: unknown }).method : undefined;
-  if (typeof method === 'string' && !Object.hasOwn(ResultSchemas, method)) {
+  if (typeof method === 'string' && !Object.hasOwn(methods, method)) {
     return { ok: false, id, code: 'unknown-method', message: `unknown method "${method}"` };
   }
-  const parsed = Request.safeParse(json);
+  const parsed = schema.safeParse(json);
   if (!parsed.success) return { ok: false, id, code: 'bad-request', message: describeZodError(parsed.error) };
   return { ok: true, value: parsed.data };
 }
@@ -579,16 +587,5 @@ export type StepReply = z.infer<typeof StepReply>;
 
 /** Parses one narrow-channel request; never throws. */
 export function parseStepRequest(line: string): { ok: true; value: StepRequest } | { ok: false; id: number | null; code: StepErrorCode; message: string } {
-  let json: unknown;
-  try {
-    json = JSON.parse(line);
-  } catch {
-    return { ok: false, id: null, code: 'bad-request', message: 'request is not valid JSON' };
-  }
-  const id = readId(json);
-  const method = typeof json === 'object' && json !== null ? (json as { method?: unknown }).method : undefined;
-  if (typeof method === 'string' && !Object.hasOwn(StepResultSchemas, method)) return { ok: false, id, code: 'unknown-method', message: `unknown method "${method}"` };
-  const parsed = StepRequest.safeParse(json);
-  if (!parsed.success) return { ok: false, id, code: 'bad-request', message: describeZodError(parsed.error) };
-  return { ok: true, value: parsed.data };
+  return parseRequestLine(line, StepRequest, StepResultSchemas);
 }
