@@ -532,10 +532,10 @@ export function diffTimes(before: Map<string, number>, after: Map<string, number
  * straight through the engine (not through `clud exec`): for reading /workspace to check what a
  * command did, without going through the code under test, and without a Node start-up per look.
  */
-export async function dockerExec(dir: string, cmd: string[]): Promise<{ exitCode: number; stdout: Buffer; stderr: string }> {
+export async function dockerExec(dir: string, cmd: string[], options: { user?: string } = {}): Promise<{ exitCode: number; stdout: Buffer; stderr: string }> {
   const [info] = (await containersFor(dir)).filter((candidate) => candidate.State === 'running');
   assert.ok(info, `no running container for ${dir}`);
-  const exec = await docker.getContainer(info.Id).exec({ Cmd: cmd, User: WORKSPACE_USER, WorkingDir: CONTAINER_WORKSPACE_PATH, AttachStdout: true, AttachStderr: true });
+  const exec = await docker.getContainer(info.Id).exec({ Cmd: cmd, User: options.user ?? WORKSPACE_USER, WorkingDir: CONTAINER_WORKSPACE_PATH, AttachStdout: true, AttachStderr: true });
   const stream = await exec.start({ hijack: true, stdin: false });
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];

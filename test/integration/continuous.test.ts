@@ -7,11 +7,10 @@ import {
   TestScope,
   assertExit,
   containerTree,
-  containersFor,
-  docker,
   execSh,
   hashTree,
   diffTrees,
+  dockerExec,
   keptVersions,
   readContainerFile,
   requireDocker,
@@ -45,17 +44,6 @@ async function loggedCycles(dir: string): Promise<Array<{ kind: string; applied:
         return [];
       }
     });
-}
-
-async function rootExec(dir: string, script: string): Promise<string> {
-  const [info] = (await containersFor(dir)).filter((candidate) => candidate.State === 'running');
-  assert.ok(info, `no running container for ${dir}`);
-  const exec = await docker.getContainer(info.Id).exec({ Cmd: ['sh', '-c', script], User: 'root', AttachStdout: true, AttachStderr: true });
-  const stream = await exec.start({});
-  const chunks: Buffer[] = [];
-  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await new Promise((resolve) => stream.on('end', resolve));
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 const hostTree = (dir: string) => hashTree(dir);
@@ -166,7 +154,7 @@ describe('integration: continuous sync by the resident agent', function () {
     await execSh(dir, 'mkdir -p /workspace/many && cd /workspace/many && for i in $(seq 1 2000); do echo "m $i" > m$i.txt; done');
     // Killed in the middle of carrying them (or just after): the journal and the undo log recover.
     await new Promise((resolve) => setTimeout(resolve, 400));
-    await rootExec(dir, 'pkill -KILL -f "[a]gent.js daemon"');
+    await dockerExec(dir, ['pkill', '-KILL', '-f', '[a]gent.js daemon'], { user: 'root' });
     await waitFor('the agent back and both trees equal', async () => (await sameTrees(dir) ? true : undefined), 120_000);
     await writeFile(path.join(dir, 'after.txt'), 'after the crash\n');
     assert.equal(await waitFor('a change after the restart', async () => (await readContainerFile(dir, 'after.txt').catch(() => undefined)) ?? undefined, 20_000), 'after the crash\n');

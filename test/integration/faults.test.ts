@@ -21,30 +21,6 @@ import {
   INTEGRATION_TIMEOUT_MS,
 } from '../helpers/integration';
 
-/** Runs `cmd` in the workspace container of `dir` as root, detached or waited for. */
-async function rootExec(dir: string, cmd: string[], options: { detach?: boolean } = {}): Promise<string> {
-  const [info] = (await containersFor(dir)).filter((candidate) => candidate.State === 'running');
-  assert.ok(info, `no running container for ${dir}`);
-  const exec = await docker.getContainer(info.Id).exec({ Cmd: cmd, User: 'root', AttachStdout: !options.detach, AttachStderr: !options.detach });
-  if (options.detach) {
-    await exec.start({ Detach: true });
-    return '';
-  }
-  const stream = await exec.start({ hijack: true, stdin: false });
-  const chunks: Buffer[] = [];
-  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await new Promise<void>((resolve, reject) => stream.on('end', resolve).on('close', resolve).on('error', reject));
-  // Multiplexed frames: 8-byte headers then payload; strip them.
-  const raw = Buffer.concat(chunks);
-  const out: Buffer[] = [];
-  for (let offset = 0; offset + 8 <= raw.length; ) {
-    const size = raw.readUInt32BE(offset + 4);
-    out.push(raw.subarray(offset + 8, offset + 8 + size));
-    offset += 8 + size;
-  }
-  return Buffer.concat(out).toString('utf8');
-}
-
 describe('integration: faults at the edges', function () {
   this.timeout(INTEGRATION_TIMEOUT_MS);
   const scope = new TestScope();
@@ -125,7 +101,7 @@ describe('integration: faults at the edges', function () {
       await waitFor('the rollback', async () => ((await count()) === 0 ? true : undefined), 30_000);
       await new Promise((resolve) => setTimeout(resolve, 3_000));
       assert.equal(await count(), 0, 'the agent went on writing after the CLI was gone');
-      const agents = await rootExec(dir, ['sh', '-c', "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '[a]gent.* serve' && echo $p; done; true"]);
+      const agents = (await dockerExec(dir, ['sh', '-c', "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '[a]gent.* serve' && echo $p; done; true"], { user: 'root' })).stdout.toString('utf8');
       assert.equal(agents.trim(), '', `an agent session is still running: ${agents}`);
 
       // Nothing is lost or stuck: the next pull brings every file.
