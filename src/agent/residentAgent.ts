@@ -67,7 +67,6 @@ export class ResidentAgent {
   private pendingNotices: string[] = [];
   /** Jobs before the session exists (the initial copy) run one after another here. */
   private startQueue: Promise<unknown> = Promise.resolve();
-  private jobsWaiting = 0;
   private compactTimer: NodeJS.Timeout | undefined;
   /** Where one undoable step ends and the next begins (turns, commands, checkpoints, bursts). */
   readonly boundaries = new StepBoundaries();
@@ -167,16 +166,9 @@ export class ResidentAgent {
    */
   async job<T>(work: (store: SyncStateStore, undoLog: UndoLog) => Promise<T>, ask?: (question: SafeguardQuestionInfo) => Promise<Answer>): Promise<T> {
     const session = await this.readySession();
-    if (this.question && ask) {
-      const open = this.question;
-      void ask(open.question).then((answer) => this.answer(open.questionId, answer), () => undefined);
-    }
-    this.jobsWaiting += 1;
+    this.forwardOpenQuestion(ask);
     try {
-      return await session.runJob(async (store) => {
-        this.jobsWaiting -= 1;
-        return work(store, this.undoLog!);
-      });
+      return await session.runJob((store) => work(store, this.undoLog!));
     } finally {
       this.scheduleCompaction();
     }
@@ -188,30 +180,23 @@ export class ResidentAgent {
    */
   async requestCycle(params: RequestCycleParams): Promise<SyncReport> {
     const session = await this.readySession();
-    if (this.question && params.ask) {
-      const open = this.question;
-      void params.ask(open.question).then((answer) => this.answer(open.questionId, answer), () => undefined);
-    }
-    this.jobsWaiting += 1;
-    let counted = true;
-    const uncount = () => {
-      if (counted) this.jobsWaiting -= 1;
-      counted = false;
-    };
+    this.forwardOpenQuestion(params.ask);
     try {
-      const report = await session.runRequestCycle({ ...params, beforeModify: async (change, found) => {
-        uncount();
-        await params.beforeModify?.(change, found);
-      } });
-      uncount();
+      const report = await session.runRequestCycle(params);
       report.notices = [...this.takeNotices(), ...report.notices];
       // The repositories are not merged file by file: history crosses as git objects and refs.
       if (!report.halted) report.git = await session.runJob(() => exchangeGitHistory());
       return report;
     } finally {
-      uncount();
       this.scheduleCompaction();
     }
+  }
+
+  /** A background question holds the queue: a request that waits behind it is asked it first. */
+  private forwardOpenQuestion(ask: ((question: SafeguardQuestionInfo) => Promise<Answer>) | undefined): void {
+    if (!this.question || !ask) return;
+    const open = this.question;
+    void ask(open.question).then((answer) => this.answer(open.questionId, answer), () => undefined);
   }
 
   /** The undo log, opened once (null until the session opened). */
@@ -418,7 +403,7 @@ export class ResidentAgent {
       const undoLog = this.undoLog;
       if (!session || !undoLog || undoLog.disabledReason) return;
       void session
-        .runJob(() => undoLog.compact({ stop: () => this.jobsWaiting > 0 || (!session.isPaused && session.status().autoSync === 'continuous' && session.changesWaiting) }))
+        .runJob(() => undoLog.compact({ stop: () => session.jobsWaiting > 0 || (!session.isPaused && session.status().autoSync === 'continuous' && session.changesWaiting) }))
         .then((compacted) => {
           if (compacted.length > 0) log('info', `undo log: compressed ${compacted.length} step(s)`, { steps: compacted });
         })

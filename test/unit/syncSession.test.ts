@@ -261,4 +261,16 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     ];
     for (const [now, last, due] of cases) assert.equal(periodicFullCycleDue(now, last), due, JSON.stringify({ now, last }));
   });
+
+  it('counts the jobs queued behind the one running (what long background work gives way to)', async () => {
+    await start();
+    let release: () => void = () => {};
+    const running = session!.runJob(() => new Promise<void>((resolve) => { release = resolve; }));
+    const queued = session!.runJob(async () => undefined);
+    await waitFor(() => session!.status().busy, 'the first job to start');
+    assert.equal(session!.jobsWaiting, 1);
+    release();
+    await Promise.all([running, queued]);
+    assert.equal(session!.jobsWaiting, 0);
+  });
 });

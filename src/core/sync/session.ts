@@ -144,6 +144,7 @@ export class SyncSession extends EventEmitter<{
   private watchers: TreeWatcher[] = [];
   private fullCycleTimer: NodeJS.Timeout | undefined;
   private lastFullCycle = { endedAt: 0, durationMs: 0 };
+  private waitingJobs = 0;
   private paused = false;
   private heldBy: SyncReport['denied'];
   private halt: { side: Side; reason: string } | undefined;
@@ -190,6 +191,11 @@ export class SyncSession extends EventEmitter<{
   requestFullCycle(): void {
     this.fullCycleWanted = true;
     this.scheduleDrain();
+  }
+
+  /** Jobs queued behind the one running (a client's request, a request's cycle): work that long background work gives way to. */
+  get jobsWaiting(): number {
+    return this.waitingJobs;
   }
 
   /** Whether either side has changes not yet carried (as far as events tell). */
@@ -259,7 +265,9 @@ export class SyncSession extends EventEmitter<{
    * writes (resolve, undo, restore) goes through here.
    */
   runJob<T>(job: (store: SyncStateStore) => Promise<T>): Promise<T> {
+    this.waitingJobs += 1;
     const run = this.queue.then(async () => {
+      this.waitingJobs -= 1;
       this.setBusy(true);
       try {
         return await job(this.store);
