@@ -387,7 +387,7 @@ export class ResidentAgent {
     // after each full background cycle (the periodic one included), so commits arrive within one
     // period. A request's cycle exchanges them itself.
     if (kind === 'full' && !report.halted) {
-      void this.session?.runJob(() => exchangeGitHistory()).catch((error: unknown) => log('warn', `git exchange failed: ${errorMessage(error)}`));
+      void this.session?.runJob(() => exchangeGitHistory(), { housekeeping: true }).catch((error: unknown) => log('warn', `git exchange failed: ${errorMessage(error)}`));
     }
     this.scheduleCompaction();
   }
@@ -403,7 +403,7 @@ export class ResidentAgent {
       const undoLog = this.undoLog;
       if (!session || !undoLog || undoLog.disabledReason) return;
       void session
-        .runJob(() => undoLog.compact({ stop: () => session.jobsWaiting > 0 || (!session.isPaused && session.status().autoSync === 'continuous' && session.changesWaiting) }))
+        .runJob(() => undoLog.compact({ stop: () => session.jobsWaiting > 0 || (!session.isPaused && session.status().autoSync === 'continuous' && session.changesWaiting) }), { housekeeping: true })
         .then((compacted) => {
           if (compacted.length > 0) log('info', `undo log: compressed ${compacted.length} step(s)`, { steps: compacted });
         })

@@ -273,4 +273,15 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     await Promise.all([running, queued]);
     assert.equal(session!.jobsWaiting, 0);
   });
+
+  it('a housekeeping job leaves the status as it is: the status bar does not say syncing for it', async () => {
+    await start();
+    await waitFor(() => !session!.status().busy, 'the first cycle to end');
+    let busyInside = true;
+    await session!.runJob(async () => { busyInside = session!.status().busy; }, { housekeeping: true });
+    assert.equal(busyInside, false);
+    let busyInRequest = false;
+    await session!.runJob(async () => { busyInRequest = session!.status().busy; });
+    assert.equal(busyInRequest, true);
+  });
 });

@@ -264,10 +264,12 @@ export class SyncSession extends EventEmitter<{
    * Runs `job` in the session's one queue: no cycle runs while it does. Every client request that
    * writes (resolve, undo, restore) goes through here.
    */
-  runJob<T>(job: (store: SyncStateStore) => Promise<T>): Promise<T> {
+  runJob<T>(job: (store: SyncStateStore) => Promise<T>, options: { housekeeping?: boolean } = {}): Promise<T> {
     this.waitingJobs += 1;
     const run = this.queue.then(async () => {
       this.waitingJobs -= 1;
+      // Housekeeping (compressing the undo log, exchanging git history) is no sync: status stays as it is.
+      if (options.housekeeping) return job(this.store);
       this.setBusy(true);
       try {
         return await job(this.store);
