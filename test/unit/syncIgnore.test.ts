@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import ignore from 'ignore';
 import { IgnoreRules, rebaseGitignore } from '../../src/core/sync/ignore';
 import { nameFromBytes } from '../../src/core/files/pathCodec';
 import { scanTree } from '../../src/core/sync/scan';
@@ -127,6 +128,28 @@ describe('unit: sync ignore rules', () => {
     const rules = rulesAt({ '': nameFromBytes(Buffer.concat([Buffer.from([0x6f, 0x6c, 0x64, 0xe9]), Buffer.from('\n')])) });
     assert.equal(rules.ignores(nonUtf8, FILE), true);
     assert.equal(rules.ignores('oldé', FILE), false);
+  });
+
+  it('answers as the ignore package for patterns that only name a file or folder (its faster path), at every depth', () => {
+    // Patterns the name matcher takes (no slash but a trailing one, no negation or class), and
+    // names chosen to sit on each side of them: dots, stars, question marks, regex characters.
+    const patterns = ['*.log', 'build/', 'node_modules', '.env', 'a?c', 'x*y*z', 'dist/', '(paren)+', '**', 'tmp*/', 'data.json'];
+    const names = ['a.log', '.log', 'log', 'build', 'node_modules', '.env', '.env.local', 'abc', 'ac', 'abbc', 'xyz', 'x-y-z', 'yxz', 'dist', '(paren)+', 'paren', 'tmp', 'tmpfoo', 'data.json', 'dataxjson', 'src', 'line\nbreak.log'];
+    const samples: Array<[string, boolean]> = [];
+    for (const a of names) {
+      samples.push([a, FILE], [a, DIR]);
+      for (const b of names.slice(0, 8)) samples.push([`${a}/${b}`, FILE], [`${a}/${b}`, DIR], [`src/${a}/${b}`, FILE]);
+    }
+    for (let size = 1; size <= patterns.length; size += 1) {
+      for (let start = 0; start + size <= patterns.length; start += 1) {
+        const chosen = patterns.slice(start, start + size).filter((pattern) => pattern !== '**' || size === 1);
+        const fast = IgnoreRules.create(chosen);
+        const reference = ignore({ ignorecase: false }).add([...chosen, '.DS_Store', 'Thumbs.db', '.#*', '*.swp', '*.swx', '.~lock.*#', '.clud-sync-*.tmp', '.git']);
+        for (const [samplePath, isDirectory] of samples) {
+          assert.equal(fast.ignores(samplePath, isDirectory), reference.ignores(isDirectory ? `${samplePath}/` : samplePath), `${JSON.stringify(chosen)} ${samplePath}${isDirectory ? '/' : ''}`);
+        }
+      }
+    }
   });
 
   describe('against git itself', () => {

@@ -14,6 +14,7 @@ import type { UndoRecording } from './recordedApply';
 import { pathAndAncestors, type Entry, type Snapshot } from '../files/entry';
 import { cacheUpdates, normalizeDirty, rootsLookWiped, scanRegion, type Region } from './incremental';
 import { reconcile } from './reconcile';
+import { findChangedPaths } from './rescan';
 import type { Policy, Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
 import type { AccessIdentity, ScanResult } from './scan';
@@ -223,6 +224,27 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
 
   recordOutcome(report, outcome);
   return finish();
+}
+
+/**
+ * The periodic full cycle of continuous sync, at the cost of a walk: the rescan (rescan.ts) finds
+ * where either side differs from the agreed state, and only those paths (with `alsoDirty`, what
+ * the watchers reported meanwhile) go through an incremental cycle. The full cycle runs instead
+ * when the rescan cannot tell (an agreed path not found, too many differences) or the region
+ * cannot be judged alone. Client requests stay full cycles: their report lists every conflict,
+ * problem and secret kept out, not only those of what changed.
+ */
+export async function runRescanCycle(options: Omit<StoreCycleOptions, 'dirty'>, alsoDirty: Iterable<string> = []): Promise<{ report: SyncReport; rescan: 'changes-only' | 'full-cycle' }> {
+  const started = Date.now();
+  const found = await findChangedPaths({ ...options, store: options.store });
+  if ('changed' in found) {
+    const result = await runStoreCycle({ ...options, dirty: [...found.changed, ...alsoDirty] });
+    if (result.report) {
+      result.report.durationMs = Date.now() - started;
+      return { report: result.report, rescan: 'changes-only' };
+    }
+  }
+  return { report: (await runStoreCycle(options)).report as SyncReport, rescan: 'full-cycle' };
 }
 
 /** What an apply did, into the cycle's report. */

@@ -25,17 +25,16 @@ const newMatcher = (): Ignore => ignore({ ignorecase: false });
 export class IgnoreRules {
   private constructor(
     /** Built-in, user and always-ignored patterns, matched against the path from the root. */
-    private readonly fixed: Ignore,
+    private readonly fixed: PathMatcher,
     /** Every .gitignore from the root down to the current directory, rebased onto the root. */
-    private readonly gitignores: Ignore,
-    /** Whether any .gitignore above added a pattern (asking an empty matcher still costs a walk up the path). */
-    private readonly hasGitignores = false,
+    private readonly gitignores: PathMatcher | undefined,
+    /** The patterns `gitignores` was made of, to which a deeper .gitignore adds its own. */
+    private readonly gitignorePatterns: readonly string[] = [],
   ) {}
 
   /** Rules before any .gitignore has been read. User patterns use gitignore syntax too. */
   static create(userExcludes: readonly string[]): IgnoreRules {
-    const fixed = newMatcher().add([...BUILTIN_EXCLUDES, ...ALWAYS_IGNORED, ...userExcludes]);
-    return new IgnoreRules(fixed, newMatcher());
+    return new IgnoreRules(pathMatcher([...BUILTIN_EXCLUDES, ...ALWAYS_IGNORED, ...userExcludes]), undefined);
   }
 
   /**
@@ -45,7 +44,8 @@ export class IgnoreRules {
   withGitignore(directory: string, content: string): IgnoreRules {
     const patterns = rebaseGitignore(directory, content);
     if (patterns.length === 0) return this;
-    return new IgnoreRules(this.fixed, newMatcher().add(this.gitignores).add(patterns), true);
+    const all = [...this.gitignorePatterns, ...patterns];
+    return new IgnoreRules(this.fixed, pathMatcher(all), all);
   }
 
   /**
@@ -57,10 +57,53 @@ export class IgnoreRules {
    * the caller never asks about such a path (a walker does not descend into ignored directories).
    */
   ignores(relativePath: string, isDirectory: boolean): boolean {
-    // The package tells a directory by its trailing slash ("build/" only matches those).
-    const path = isDirectory ? `${relativePath}/` : relativePath;
-    return this.fixed.ignores(path) || (this.hasGitignores && this.gitignores.ignores(path));
+    return this.fixed(relativePath, isDirectory) || (this.gitignores !== undefined && this.gitignores(relativePath, isDirectory));
   }
+}
+
+/** Whether gitignore patterns ignore a path (a snapshot key); see pathMatcher. */
+type PathMatcher = (relativePath: string, isDirectory: boolean) => boolean;
+
+/**
+ * A pattern that can only ever match one name of a path: no slash but a trailing one (which
+ * means "folders only"), no negation, escape, character class or comment, no trailing space.
+ */
+const NAME_PATTERN = /^[^/\\[\]!#][^/\\[\]]*?\/?$/;
+
+/**
+ * A matcher for `patterns`. The `ignore` package handles every gitignore form, but at a cost
+ * per path (and a cache of every path it was asked about) that a rescan of 100,000 files pays
+ * for each of them. Nearly every pattern in practice (the built-in ones, `node_modules/`,
+ * `*.log`, `.env`) only names a file or folder, which git matches against every name of the
+ * path: those are one regular expression over the path's names. Any other pattern, and the
+ * whole list goes to the package.
+ */
+function pathMatcher(patterns: readonly string[]): PathMatcher {
+  if (!patterns.every((pattern) => NAME_PATTERN.test(pattern) && !pattern.endsWith(' '))) {
+    const matcher = newMatcher().add([...patterns]);
+    // The package tells a directory by its trailing slash ("build/" only matches those).
+    return (relativePath, isDirectory) => matcher.ignores(isDirectory ? `${relativePath}/` : relativePath);
+  }
+  const anyKind = nameRegExp(patterns.filter((pattern) => !pattern.endsWith('/')));
+  const foldersOnly = nameRegExp(patterns.filter((pattern) => pattern.endsWith('/')).map((pattern) => pattern.slice(0, -1)));
+  return (relativePath, isDirectory) => {
+    // Every name above the last is a folder's.
+    let start = 0;
+    for (let slash = relativePath.indexOf('/'); slash >= 0; slash = relativePath.indexOf('/', start)) {
+      const name = relativePath.slice(start, slash);
+      if (anyKind?.test(name) || foldersOnly?.test(name)) return true;
+      start = slash + 1;
+    }
+    const name = start === 0 ? relativePath : relativePath.slice(start);
+    return (anyKind?.test(name) ?? false) || (isDirectory && (foldersOnly?.test(name) ?? false));
+  };
+}
+
+/** One expression matching a whole name against any of these glob patterns (`*` and `?` within a name). */
+function nameRegExp(globs: readonly string[]): RegExp | undefined {
+  if (globs.length === 0) return undefined;
+  const alternatives = globs.map((glob) => glob.replace(/[.+^${}()|]/g, '\\$&').replace(/\*+/g, '.*').replace(/\?/g, '.'));
+  return new RegExp(`^(?:${alternatives.join('|')})$`, 's');
 }
 
 /**

@@ -19,7 +19,7 @@ import type { SyncReport } from '../protocol';
 import { withRetries } from '../retry';
 import type { SafeguardAsk, SafeguardQuestion, SafeguardThresholds } from '../undo';
 import type { ApplyOptions } from './apply';
-import { forgetAgreedState, runStoreCycle, SyncCancelled, type StoreCycleOptions } from './engine';
+import { forgetAgreedState, runRescanCycle, runStoreCycle, SyncCancelled, type StoreCycleOptions } from './engine';
 import type { Policy, Side } from './reconcile';
 import type { UndoRecording } from './recordedApply';
 import type { AccessIdentity } from './scan';
@@ -459,13 +459,17 @@ export class SyncSession extends EventEmitter<{
     let report: SyncReport;
     try {
       const common = { ...this.cycleOptions(), policy: this.options.policy, undo: this.backgroundRecording(), history: 'eventful' as const };
-      let result = await runStoreCycle(kind === 'full' ? common : { ...common, dirty });
-      if (result.fullCycleNeeded !== undefined) {
-        kind = 'full';
-        this.fullCycleWanted = false;
-        result = await runStoreCycle(common);
+      if (kind === 'full') {
+        report = (await runRescanCycle(common, dirty)).report;
+      } else {
+        let result = await runStoreCycle({ ...common, dirty });
+        if (result.fullCycleNeeded !== undefined) {
+          kind = 'full';
+          this.fullCycleWanted = false;
+          result = await runStoreCycle(common);
+        }
+        report = result.report as SyncReport;
       }
-      report = result.report as SyncReport;
     } catch (error) {
       // Not carried: still dirty, and the next cycle is a full one.
       if (!(error instanceof SyncCancelled)) this.fullCycleWanted = true;
