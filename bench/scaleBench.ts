@@ -4,8 +4,10 @@
 //   - the initial copy at `up` (scan, copy, first agreed state; the agent's own duration) against
 //     a tar pipe of the same tree (/clud/host read as the sync user, unpacked as the workspace
 //     user, into the container's own file system, as the initial copy does);
-//   - a no-change `clud sync` (the agent's duration, and the whole command's) against a no-change
-//     `rsync -a` of the same tree in the same container;
+//   - a no-change `clud sync` (a client's full cycle: the agent's duration, and the whole
+//     command's) and the resident agent's no-change periodic rescan (its duration as `clud watch
+//     --json` reports it; median of RESCANS) against a no-change `rsync -a` of the same tree in
+//     the same container;
 //   - with the resident agent syncing continuously (no command run): the latency of one file
 //     written in /workspace until it is in the host folder, and of one written in the host
 //     folder until it is in /workspace (p50/p95 of LATENCY_PROBES each, the writer's clock
@@ -35,6 +37,7 @@ const OWNER = 1000;
 const IDLE_SECONDS = 5;
 const LATENCY_PROBES = Number(process.env.CLUD_BENCH_PROBES ?? 20);
 const BURST_FILES = 1000;
+const RESCANS = 3;
 const RECEIVE_AS_CODER = 'setpriv --reuid=coder --regid=coder --init-groups --inh-caps=-all --ambient-caps=-all --';
 
 interface Row {
@@ -47,6 +50,8 @@ interface Row {
   syncCommandMs: number;
   rsyncMs: number;
   syncRatio: number;
+  rescanMs: number;
+  rescanRatio: number;
   hostToContainerMs: { p50: number; p95: number };
   containerToHostMs: { p50: number; p95: number };
   burstToContainerMs: number;
@@ -90,6 +95,9 @@ async function measure(files: number, work: string): Promise<Row> {
       'rm -rf /bench-rsync',
     );
 
+    console.error('  the periodic rescan…');
+    const rescanMs = await periodicRescanMs(env, folder);
+
     console.error('  latency and bursts with continuous sync…');
     const live = await measureContinuous(container, folder);
 
@@ -100,6 +108,7 @@ async function measure(files: number, work: string): Promise<Row> {
     return {
       files, folders, initialCopyMs, tarPipeMs: Math.round(tarPipeMs), copyRatio: round(initialCopyMs / tarPipeMs),
       syncAgentMs, syncCommandMs: Math.round(syncCommandMs), rsyncMs: Math.round(rsyncMs), syncRatio: round(syncAgentMs / rsyncMs),
+      rescanMs, rescanRatio: round(rescanMs / rsyncMs),
       ...live,
       ...agent,
     };
@@ -107,6 +116,33 @@ async function measure(files: number, work: string): Promise<Row> {
     await clud('down', folder, '--force', '--purge').catch((error: unknown) => console.error(`  clud down failed: ${String(error)}`));
     await rm(folder, { recursive: true, force: true });
   }
+}
+
+/**
+ * The median duration of the resident agent's next RESCANS periodic rescans (background cycles
+ * of kind `full`), as `clud watch --json` reports them; nothing else is written meanwhile.
+ */
+async function periodicRescanMs(env: NodeJS.ProcessEnv, folder: string): Promise<number> {
+  const watcher = spawn(process.execPath, [CLI, 'watch', folder, '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const durations: number[] = [];
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`fewer than ${RESCANS} periodic rescans in 10 minutes`)), 600_000);
+      createInterface({ input: watcher.stdout }).on('line', (line) => {
+        const event = JSON.parse(line) as { type?: string; kind?: string; report?: { durationMs: number; appliedCount: number } };
+        if (event.type !== 'cycle-finished' || event.kind !== 'full' || !event.report) return;
+        if (event.report.appliedCount !== 0) reject(new Error(`a no-change rescan applied ${event.report.appliedCount} change(s)`));
+        durations.push(event.report.durationMs);
+        if (durations.length === RESCANS) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+  } finally {
+    watcher.kill('SIGINT');
+  }
+  return [...durations].sort((a, b) => a - b)[Math.floor(durations.length / 2)]!;
 }
 
 /** Runs `command` as root in the container after `setup` and before `cleanup`; its milliseconds, timed inside. */
@@ -276,10 +312,10 @@ async function main(): Promise<void> {
     await rm(work, { recursive: true, force: true });
   }
   console.log(`image ${IMAGE}; ${os.cpus().length} cores, load ${os.loadavg().map((n) => n.toFixed(1)).join(' ')}`);
-  console.log('| files | folders | initial copy ms | tar pipe ms | ratio | no-change sync ms (agent / command) | no-change rsync -a ms | ratio (agent) |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('| files | folders | initial copy ms | tar pipe ms | ratio | no-change sync ms (agent / command) | no-change periodic rescan ms | no-change rsync -a ms | ratio (sync / rescan) |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
-    console.log(`| ${row.files} | ${row.folders} | ${row.initialCopyMs} | ${row.tarPipeMs} | ${row.copyRatio} | ${row.syncAgentMs} / ${row.syncCommandMs} | ${row.rsyncMs} | ${row.syncRatio} |`);
+    console.log(`| ${row.files} | ${row.folders} | ${row.initialCopyMs} | ${row.tarPipeMs} | ${row.copyRatio} | ${row.syncAgentMs} / ${row.syncCommandMs} | ${row.rescanMs} | ${row.rsyncMs} | ${row.syncRatio} / ${row.rescanRatio} |`);
   }
   console.log('');
   console.log(`| files | host → /workspace ms p50 / p95 | /workspace → host ms p50 / p95 | ${BURST_FILES}-file burst → /workspace ms | ${BURST_FILES}-file burst → host ms | rsync --files-from ms | resident agent RSS MB (supervisor) | inotify watches | resident agent idle CPU % |`);

@@ -3,9 +3,10 @@
 // job that writes runs, so nothing races a background cycle.
 //
 // Dirty paths from either watcher (or hints from the editor) collect in one set; when the queue
-// is free, they become one incremental cycle. A full cycle (the periodic truth) runs at start,
-// every `fullCycleIntervalMs`, after a watcher overflowed or degraded, and whenever an incremental
-// cycle cannot judge its region alone. A client's sync, push or pull is a full cycle run as a job
+// is free, they become one incremental cycle. The periodic truth runs at start, every
+// `fullCycleIntervalMs`, and after a watcher overflowed or degraded: a rescan of both trees'
+// metadata that carries what differs as an incremental cycle (runRescanCycle), a full cycle when
+// it cannot tell; and a full cycle whenever an incremental one cannot judge its region alone. A client's sync, push or pull is a full cycle run as a job
 // (runRequestCycle). A halt stops background cycles until resume().
 //
 // A background cycle that writes to the host is an undo step like any other, and its safeguard
