@@ -50,12 +50,14 @@ describe('unit: the periodic rescan (what differs from the agreed state, by meta
     { name: 'a new file', change: (f) => writeFileSync(at(f.container, 'src/new.ts'), 'n'), expected: { changed: ['src/new.ts'] } },
     { name: 'a new folder, as one path for its subtree', change: (f) => makeTree(f.host, { gen: DIR, 'gen/1.ts': '1', 'gen/2.ts': '2', 'gen/sub/3.ts': '3' }), expected: { changed: ['gen'] } },
     { name: 'a link pointed elsewhere', change: (f) => { unlinkSync(at(f.host, 'to-main')); symlinkSync('a.txt', at(f.host, 'to-main')); }, expected: { changed: ['to-main'] } },
-    { name: 'a folder replaced by a file of the same name', change: (f) => { rmSync(at(f.container, 'src/deep'), { recursive: true }); writeFileSync(at(f.container, 'src/deep'), 'now a file'); }, expected: { fullCycleNeeded: '' } },
-    { name: 'a file deleted (the walk cannot tell where an agreed path went)', change: (f) => unlinkSync(at(f.host, 'a.txt')), expected: { fullCycleNeeded: '' } },
+    { name: 'a folder replaced by a file of the same name, as one path', change: (f) => { rmSync(at(f.container, 'src/deep'), { recursive: true }); writeFileSync(at(f.container, 'src/deep'), 'now a file'); }, expected: { changed: ['src/deep'] } },
+    { name: 'a file deleted behind the watchers\' back', change: (f) => unlinkSync(at(f.host, 'a.txt')), expected: { changed: ['a.txt'] } },
+    { name: 'a folder deleted, as one path for what was under it', change: (f) => rmSync(at(f.container, 'src'), { recursive: true }), expected: { changed: ['src'] } },
     { name: 'a new ignored file and folder', change: (f) => makeTree(f.host, { 'debug.log': 'l', build: DIR, 'build/out.js': 'o' }), expected: { changed: [] } },
     { name: 'a new secret, kept out by its name', change: (f) => writeFileSync(at(f.container, '.env'), 'TOKEN=1'), expected: { changed: [] } },
     { name: 'an edited .gitignore', change: (f) => writeFileSync(at(f.host, '.gitignore'), 'build/\n'), expected: { changed: ['.gitignore'] } },
-    { name: 'a renamed file: the new name differs, the old one is not found', change: (f) => renameSync(at(f.host, 'src/deep/x.ts'), at(f.host, 'src/deep/y.ts')), expected: { fullCycleNeeded: '' } },
+    { name: 'a renamed file: both names', change: (f) => renameSync(at(f.host, 'src/deep/x.ts'), at(f.host, 'src/deep/y.ts')), expected: { changed: ['src/deep/x.ts', 'src/deep/y.ts'] } },
+    { name: 'an agreed folder reached through a link now (the walk cannot judge what is under it)', change: (f) => { renameSync(at(f.host, 'src/deep'), at(f.host, 'elsewhere')); symlinkSync('../elsewhere', at(f.host, 'src/deep')); }, expected: { fullCycleNeeded: '' } },
   ];
   for (const { name, change, expected } of changes) {
     it(name, async () => {
@@ -90,9 +92,15 @@ describe('unit: the periodic rescan (what differs from the agreed state, by meta
 
     unlinkSync(at(f.host, 'a.txt'));
     const deleted = await withStateStore(f.stateDir, (store) => runRescanCycle({ roots: f.roots, excludes: [], policy: 'two-way-safe', store }));
-    assert.equal(deleted.rescan, 'full-cycle');
+    assert.equal(deleted.rescan, 'changes-only');
     assert.deepEqual(deleted.report.applied, [{ path: 'a.txt', side: 'container', action: 'delete' }]);
-    assert.deepEqual(await rescan(f), { changed: [] });
+
+    // Now excluded: agreed paths the walk does not meet, though they are there.
+    const excluded = await withStateStore(f.stateDir, (store) => runRescanCycle({ roots: f.roots, excludes: ['gen/'], policy: 'two-way-safe', store }));
+    assert.equal(excluded.rescan, 'full-cycle');
+    assert.equal(excluded.report.appliedCount, 0);
+    assert.equal(readTree(f.container)['gen/1.ts'], '1');
+    assert.deepEqual(await withStateStore(f.stateDir, (store) => findChangedPaths({ roots: f.roots, excludes: ['gen/'], store })), { changed: [] });
   });
 
   it('a wiped side is not taken for a change: the full cycle halts and deletes nothing', async () => {

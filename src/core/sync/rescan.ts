@@ -7,12 +7,13 @@
 // paths, through the same scan, reconcile and checked apply as every other change.
 //
 // Where the walk cannot judge alone it says so and the caller runs the full cycle: an agreed
-// path it did not meet (deleted behind the watcher's back, now ignored, under a folder that is
-// no longer one), or more differences than an incremental cycle handles well.
+// path it did not meet though it is still there (now ignored, reached through a folder that
+// became a link), or more differences than an incremental cycle handles well. Agreed paths that
+// are gone are differences like any other (a deletion the watchers missed, a polled host).
 import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { isExecutable, type Entry } from '../files/entry';
-import { nameFromBytes } from '../files/pathCodec';
+import { isExecutable, pathAndAncestors, type Entry } from '../files/entry';
+import { joinBytes, nameFromBytes } from '../files/pathCodec';
 import { IgnoreRules } from './ignore';
 import { mayRead, type AccessIdentity, type ScanCache } from './scan';
 import { SecretAllowList, secretByName } from './secrets';
@@ -86,9 +87,36 @@ class ChangeWalk {
         if (descend) folders.push({ path, fsPath, rules });
       }
     }
-    // Every agreed path is under the root of both sides unless it was deleted or is now left out.
-    if (this.agreedMet !== this.ancestor.size) return `${this.ancestor.size - this.agreedMet} agreed path(s) not found`;
-    return undefined;
+    if (this.agreedMet === this.ancestor.size) return undefined;
+    return this.findGone();
+  }
+
+  /**
+   * Some agreed paths were not met. Those gone from this side (deleted behind the watchers'
+   * back, or while the host is polled) are differences like any other: one lstat per agreed
+   * path finds them, a folder standing for what was under it. One still there but not met (now
+   * ignored, reached through a folder that became a link) the walk cannot judge.
+   */
+  private async findGone(): Promise<string | undefined> {
+    let gone = 0;
+    let checked = 0;
+    for (const key of this.ancestor.keys()) {
+      checked += 1;
+      if (checked % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      let exists: boolean;
+      try {
+        exists = lstatSync(joinBytes(this.root, key), { throwIfNoEntry: false }) !== undefined;
+      } catch {
+        exists = false; // ENOTDIR: a folder above it is not one any more
+      }
+      if (exists) continue;
+      gone += 1;
+      if (pathAndAncestors(key).some((folder) => folder !== key && this.changed.has(folder))) continue;
+      this.changed.add(key);
+      if (this.changed.size > RESCAN_MAX_CHANGED_PATHS) return `more than ${RESCAN_MAX_CHANGED_PATHS} paths differ`;
+    }
+    const unmet = this.ancestor.size - this.agreedMet - gone;
+    return unmet === 0 ? undefined : `${unmet} agreed path(s) not met by the walk, though still there`;
   }
 
   /** Notes whether `path` differs from its agreed entry; true: a folder to walk into. */
