@@ -35,7 +35,7 @@ export const ROOTS = { host: CONTAINER_HOST_PATH, container: CONTAINER_WORKSPACE
 const SETTINGS_FILE = path.join(AGENT_STATE_DIR, 'live-settings.json');
 /** After the last cycle, how long the queue must stay idle before the undo log is compacted. */
 const COMPACT_AFTER_IDLE_MS = 2_000;
-/** A flush for a step boundary waits this long first: the watchers report a write after 150 ms of quiet. */
+/** A flush for a step boundary waits this long first: the watchers report a write after 100 ms of quiet. */
 const FLUSH_SETTLE_MS = 250;
 
 type Answer = 'allow' | 'deny';

@@ -3,7 +3,7 @@
 // and never reports a missing or unreadable root as an empty tree, which would read as "the user
 // deleted everything" and be propagated to the other side.
 import { createHash } from 'node:crypto';
-import { constants, lstatSync, promises as fs, readdirSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readdirSync, readSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { ancestorsOf, parentPath, permissionBits, type Entry } from '../files/entry';
 import { IgnoreRules } from './ignore';
@@ -81,6 +81,8 @@ const HASH_CONCURRENCY = 8;
 /** Entries visited between two yields to the event loop (a few milliseconds of synchronous lstat). */
 const YIELD_EVERY = 1000;
 const READ_CHUNK_BYTES = 256 * 1024;
+/** Files up to this size are read with synchronous calls (see fileEntry); at most this long a stall of the event loop per file. */
+const SYNC_READ_MAX_BYTES = 64 * 1024;
 /** A file that keeps ending before its size (truncated while read) is left untracked after this many reads. */
 const HASH_ATTEMPTS = 3;
 // O_NOFOLLOW: a file swapped for a symlink after lstat is not followed. O_NONBLOCK: one swapped
@@ -152,8 +154,8 @@ export function ignoredOnEitherSide(host: ScanResult, container: ScanResult): (p
   return (path) => ignored.size > 0 && isAtOrUnder(path, ignored);
 }
 
-/** One snapshot entry in walk order; a file's entry is pending while it is hashed. */
-interface Visited { path: string; entry: Entry | Promise<Entry | undefined> }
+/** One snapshot entry in walk order; a big file's entry is pending while it is hashed, undefined if it vanished. */
+interface Visited { path: string; entry: Entry | undefined | Promise<Entry | undefined> }
 
 class Scanner {
   private readonly problemReasons = new Map<string, string>();
@@ -290,7 +292,7 @@ class Scanner {
   }
 
   /** Mutagen's rule: same size, mtime, ctime, inode and mode means same content. */
-  private fileEntry(path: string, stat: Stats): Entry | Promise<Entry | undefined> {
+  private fileEntry(path: string, stat: Stats): Entry | undefined | Promise<Entry | undefined> {
     const cached = this.previousCache.get(path);
     if (cached !== undefined && cached.size === stat.size && cached.mtimeMs === stat.mtimeMs
       && cached.ctimeMs === stat.ctimeMs && cached.ino === stat.ino && cached.mode === stat.mode && cached.secret !== undefined) {
@@ -303,29 +305,53 @@ class Scanner {
         return entry;
       });
     }
-    return this.hashLimit.run(() => this.hashFile(path));
+    if (stat.size > SYNC_READ_MAX_BYTES) return this.hashLimit.run(() => this.hashFile(path));
+    // A small file is read with synchronous calls, as its metadata is: a promise through libuv's
+    // thread pool costs more per call than reading a few kilobytes from the page cache.
+    const hashed = this.hashFileSync(path);
+    if (!this.onEntry || hashed.entry?.kind !== 'file' || this.keptOut.has(path)) return hashed.entry;
+    const { entry, stat: read, content } = hashed;
+    return this.hashLimit.run(async () => {
+      await this.onEntry!(path, entry, read!, content);
+      return entry;
+    });
   }
 
   private async hashFile(path: string): Promise<Entry | undefined> {
     for (let attempt = 1; attempt <= HASH_ATTEMPTS; attempt += 1) {
       const read = await settle(() => readAndHash(joinBytes(this.root, path)));
-      if (read instanceof Failure) return { kind: 'untracked', reason: `cannot read: ${read.reason}` };
-      if (read === undefined) return undefined; // vanished or no longer a regular file: the next scan sees what it became
-      this.hashedFiles += 1;
-      this.hashedBytes += read.bytesRead;
-      if (read.hash === undefined) continue; // shrank while being read
-      // The metadata is from before the read: a file changed during it has a newer mtime or
-      // ctime by now, so the next scan rehashes it whatever this hash says.
-      const { stat, hash } = read;
-      // Checked while the bytes are in memory for the hash; a bigger file is judged by its name only.
-      const secret = (read.content && secretByContent(path, read.content)) ?? false;
-      this.noteContentVerdict(path, secret);
-      this.cache.set(path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, mode: stat.mode, hash, secret });
-      const entry = { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash } as const;
-      if (this.onEntry && !this.keptOut.has(path)) await this.onEntry(path, entry, stat, read.content);
-      return entry;
+      const hashed = this.recordRead(path, read);
+      if (hashed === 'again') continue;
+      if (hashed.entry?.kind === 'file' && this.onEntry && !this.keptOut.has(path)) await this.onEntry(path, hashed.entry, hashed.stat!, hashed.content);
+      return hashed.entry;
     }
     return { kind: 'untracked', reason: `changed while being read, ${HASH_ATTEMPTS} times` };
+  }
+
+  /** hashFile() with synchronous calls, for a small file; leaves onEntry to the caller. */
+  private hashFileSync(path: string): { entry: Entry | undefined; stat?: Stats; content?: Buffer } {
+    for (let attempt = 1; attempt <= HASH_ATTEMPTS; attempt += 1) {
+      const hashed = this.recordRead(path, settleSync(() => readAndHashSync(joinBytes(this.root, path))));
+      if (hashed !== 'again') return hashed;
+    }
+    return { entry: { kind: 'untracked', reason: `changed while being read, ${HASH_ATTEMPTS} times` } };
+  }
+
+  /** A read's entry, with its cache record and content verdict noted; 'again' when the file shrank while it was read. */
+  private recordRead(path: string, read: HashedRead | Failure | undefined): { entry: Entry | undefined; stat?: Stats; content?: Buffer } | 'again' {
+    if (read instanceof Failure) return { entry: { kind: 'untracked', reason: `cannot read: ${read.reason}` } };
+    if (read === undefined) return { entry: undefined }; // vanished or no longer a regular file: the next scan sees what it became
+    this.hashedFiles += 1;
+    this.hashedBytes += read.bytesRead;
+    if (read.hash === undefined) return 'again';
+    // The metadata is from before the read: a file changed during it has a newer mtime or
+    // ctime by now, so the next scan rehashes it whatever this hash says.
+    const { stat, hash } = read;
+    // Checked while the bytes are in memory for the hash; a bigger file is judged by its name only.
+    const secret = (read.content && secretByContent(path, read.content)) ?? false;
+    this.noteContentVerdict(path, secret);
+    this.cache.set(path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, mode: stat.mode, hash, secret });
+    return { entry: { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash }, stat, content: read.content };
   }
 
   private async visitSymlink(path: string, stat: Stats): Promise<Visited[]> {
@@ -373,6 +399,29 @@ async function readAndHash(pathBytes: Buffer): Promise<HashedRead | undefined> {
     return { stat, bytesRead, hash: hash.digest('hex'), ...(whole && { content: chunk.subarray(0, stat.size) }) };
   } finally {
     await handle.close();
+  }
+}
+
+/** readAndHash() with synchronous calls, for a file of at most SYNC_READ_MAX_BYTES (as lstat said). */
+function readAndHashSync(pathBytes: Buffer): HashedRead | undefined {
+  const fd = openSync(pathBytes, OPEN_FLAGS);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) return undefined;
+    // Grown past what a synchronous read is for since lstat: read it as any big file, next time.
+    if (stat.size > SYNC_READ_MAX_BYTES) return { stat, bytesRead: 0 };
+    const content = Buffer.allocUnsafe(Math.max(stat.size, 1));
+    let bytesRead = 0;
+    while (bytesRead < stat.size) {
+      const read = readSync(fd, content, bytesRead, stat.size - bytesRead, null);
+      if (read === 0) break;
+      bytesRead += read;
+    }
+    if (bytesRead !== stat.size) return { stat, bytesRead };
+    const whole = content.subarray(0, stat.size);
+    return { stat, bytesRead, hash: createHash('sha256').update(whole).digest('hex'), content: whole };
+  } finally {
+    closeSync(fd);
   }
 }
 

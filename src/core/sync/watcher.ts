@@ -42,7 +42,7 @@ export interface TreeWatcherOptions {
   unwatchedNames?: readonly string[];
 }
 
-export const DEFAULT_QUIET_MS = 150;
+export const DEFAULT_QUIET_MS = 100;
 export const DEFAULT_MAX_DELAY_MS = 1000;
 export const DEFAULT_POLL_INTERVAL_MS = 2000;
 const WALK_CONCURRENCY = 8;
