@@ -75,7 +75,7 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
       },
       afterModify: (change) => {
         options.afterModify?.(change);
-        if (change.side === 'host') writer.applied(change.path, change.next);
+        if (change.side === 'host') writer.recordWritten(change.path, change.next);
       },
       isFatal: (error) => error instanceof SafeguardDenied || options.isFatal?.(error) === true,
     });
