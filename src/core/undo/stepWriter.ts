@@ -94,19 +94,16 @@ export class StepWriter {
     return this.denial;
   }
 
-  /** The plan of this step for `changes`, in the order they will be made, with the step's thresholds and limits. */
-  plan(changes: readonly PlannedChange[]): StepPlan {
+  /**
+   * Plans the step for `changes` (in the order they will be made; see stepPlan.ts) and readies it
+   * before anything changes: asks the plan's questions (a denial throws SafeguardDenied, with
+   * nothing to roll back), then captures every planned path, or, when the plan is over the
+   * single-step limit, records at once that the step keeps no preimages.
+   */
+  async prepare(changes: readonly PlannedChange[]): Promise<StepPlan> {
     // The apply's announcements count deletions with the same exemptions as the plan.
     this.safeguards.setMoved(movedPaths(changes));
-    return planStep(changes, this.context.thresholds, this.context.limits);
-  }
-
-  /**
-   * Readies the step for its plan before anything changes: asks the plan's questions (a denial
-   * throws SafeguardDenied, with nothing to roll back), then captures every planned path, or, when
-   * the plan is over the single-step limit, records at once that the step keeps no preimages.
-   */
-  async prepare(plan: StepPlan): Promise<void> {
+    const plan = planStep(changes, this.context.thresholds, this.context.limits);
     await this.queued(async () => {
       for (const question of plan.questions) await this.ask(question);
       if (plan.unprotectedReason && this.capturing) {
@@ -115,6 +112,7 @@ export class StepWriter {
       }
     });
     if (!plan.unprotectedReason) await this.captureAhead(plan.capture);
+    return plan;
   }
 
   /**
