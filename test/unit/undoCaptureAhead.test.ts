@@ -1,6 +1,7 @@
-// Capturing ahead (StepWriter.captureAhead), as the sync's apply uses it: the paths of a step are
-// captured in the apply's order while the apply runs, and each announcement then takes the
-// capture made ahead instead of capturing again. What must hold: undo is exact (folders' modes,
+// Capturing ahead (StepWriter.captureAhead), as a sync's prepare uses it: the paths of a step are
+// captured in the order of their changes before the apply (here also while announcements already
+// arrive, which wait for it in the writer's queue), and each announcement then takes the capture
+// made ahead instead of capturing again. What must hold: undo is exact (folders' modes,
 // times and attributes included), each path is captured once, and a capture made ahead that
 // the step never used changes nothing in what the step records.
 import assert from 'node:assert/strict';
