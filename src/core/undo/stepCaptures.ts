@@ -151,9 +151,10 @@ export class StepCaptures {
   }
 
   /**
-   * Puts every captured path back, a path the caller reported writing only if it still holds what
-   * was written (see restoreRecords), and removes the step's folder; returns problems (the folder
-   * then stays in progress, so the next open() tries again).
+   * Puts every captured path back and removes the step's folder; returns problems (the folder then
+   * stays in progress, so the next open() tries again). What the caller reported writing at a path
+   * (`written`) is the step's postimage there: a version that is neither it nor the preimage is
+   * kept under `keepRoot` before the path is restored (see restoreRecords).
    */
   async restore(written: ReadonlyMap<string, Postimage>, keepRoot: string): Promise<string[]> {
     if (!this.journal.created) return [];
