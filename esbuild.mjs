@@ -2,10 +2,10 @@
 // `clud` CLI, and the in-container agent, which must be one self-contained file because it runs
 // on the image's own Node with no node_modules beside it. The undo log's capture worker
 // (src/core/undo/packWorkerThread.ts) is bundled first, and its code is carried in the bundles as
-// PACK_WORKER_BUNDLE, which the worker's client starts (packWorker.ts): no second file to ship
-// into the image.
+// PACK_WORKER_BUNDLE, which the worker's client starts (packWorker.ts), and the attribute
+// reader's perl script as XATTR_READER_SCRIPT: no second file to ship into the image.
 import * as esbuild from 'esbuild';
-import { chmodSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 
 const common = {
   bundle: true,
@@ -22,7 +22,12 @@ const common = {
 };
 
 const packWorker = await esbuild.build({ ...common, entryPoints: ['src/core/undo/packWorkerThread.ts'], write: false, outfile: 'pack-worker.js', target: 'node20', sourcemap: false });
-common.define = { PACK_WORKER_BUNDLE: JSON.stringify(packWorker.outputFiles[0].text) };
+// The perl script of the extended attribute reader (src/core/undo/syscallXattrReader.pl) is carried
+// the same way, as XATTR_READER_SCRIPT.
+common.define = {
+  PACK_WORKER_BUNDLE: JSON.stringify(packWorker.outputFiles[0].text),
+  XATTR_READER_SCRIPT: JSON.stringify(readFileSync('src/core/undo/syscallXattrReader.pl', 'utf8')),
+};
 
 // `node esbuild.mjs --bench` (scripts/bench.sh): the benchmark, bundled as the agent is, so the
 // code timed is the code that ships.

@@ -1,8 +1,8 @@
 // Where the CLI takes Claude Code's API key from: `--api-key KEY`, `--api-key -` (the key on
 // standard input, which keeps it out of the host's process list and shell history), or
-// ANTHROPIC_API_KEY. The key goes into the container on an exec's stdin only (src/core/codingAgent.ts).
+// ANTHROPIC_API_KEY. The key goes into the container on an exec's stdin only (src/core/host/codingAgent.ts).
 import type { OptionSpec } from './command';
-import { validateApiKey } from '../core/codingAgent';
+import { validateApiKey } from '../core/host/codingAgent';
 
 export const API_KEY_OPTION: Record<string, OptionSpec> = {
   'api-key': { type: 'string', description: "Claude Code's Anthropic API key, or - to read it from standard input (default: ANTHROPIC_API_KEY)" },

@@ -1,7 +1,7 @@
 // How the CLI answers a safeguard: --yes allows; on a terminal it asks; otherwise it denies (the
 // safe answer), saying how to allow it.
 import { createInterface } from 'node:readline/promises';
-import type { QuestionHandler } from '../core/agentClient';
+import type { QuestionHandler } from '../core/host/agentClient';
 import { displayText } from '../core/display';
 import type { SafeguardQuestionInfo } from '../core/protocol';
 

@@ -1,4 +1,4 @@
-import type { Workspace } from '../core/workspace';
+import type { Workspace } from '../core/host/workspace';
 
 /** What a command hands back: one JSON object for --json, lines for people, and the exit code. */
 export interface CommandOutput {

@@ -4,7 +4,7 @@ import { displayPath, displayText } from '../core/display';
 import { describeAgentBranch } from '../core/git/refNames';
 import type { AgentEvent, LiveStatus, SyncMetrics, SyncReport } from '../core/protocol';
 import { describeReport } from '../core/sync/summary';
-import type { WorkspaceStatus } from '../core/workspace';
+import type { WorkspaceStatus } from '../core/host/workspace';
 
 export function formatMetrics(metrics: SyncMetrics): string {
   const lines = [

@@ -1,7 +1,7 @@
 // The Anthropic API key in VS Code: kept in SecretStorage (the OS keychain), asked for once, and
-// handed to the running container's tmpfs on demand (src/core/codingAgent.ts), never to a setting.
+// handed to the running container's tmpfs on demand (src/core/host/codingAgent.ts), never to a setting.
 import * as vscode from 'vscode';
-import { validateApiKey } from '../core/codingAgent';
+import { validateApiKey } from '../core/host/codingAgent';
 
 export const API_KEY_SECRET = 'clud.anthropicApiKey';
 

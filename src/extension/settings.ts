@@ -1,8 +1,8 @@
 // `clud.*` settings, validated by the same zod schema the CLI uses; a bad value is reported by
 // its setting name ("clud.imageTag"), never as a stack trace.
 import * as vscode from 'vscode';
-import { parseConfig } from '../core/config';
-import type { CludConfig } from '../core/config';
+import { parseConfig } from '../core/host/config';
+import type { CludConfig } from '../core/host/config';
 import { POLICIES } from '../core/sync/reconcile';
 import type { Policy } from '../core/sync/reconcile';
 import { CludError } from '../core/errors';

@@ -18,7 +18,7 @@ import { buildSync } from 'esbuild';
 import { API_KEY_FILE } from '../../src/core/containerLayout';
 import type { FakeRequestRecord, FakeScript } from './fakeAnthropic';
 import { scriptProblem } from './fakeAnthropic';
-import { CLAUDE_CONFIG_FILE, CLAUDE_SETTINGS_FILE } from '../../src/core/codingAgent';
+import { CLAUDE_CONFIG_FILE, CLAUDE_SETTINGS_FILE } from '../../src/core/host/codingAgent';
 import { CONTAINER_WORKSPACE_PATH } from '../../src/core/containerLayout';
 import { assertExit, runClud, waitFor } from './integration';
 import type { CludRun } from './integration';

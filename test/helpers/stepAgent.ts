@@ -6,8 +6,12 @@ import * as path from 'node:path';
 import type { SyncNowResult } from '../../src/core/protocol';
 import { StepBoundaries } from '../../src/core/undo';
 import type { UndoLog } from '../../src/core/undo';
+import { serveStepChannel } from '../../src/agent/stepChannel';
+import type { StepChannelServer } from '../../src/agent/stepChannel';
 import type { StepAgent } from '../../src/agent/stepOperations';
-import { ops } from './undoTrees';
+import { createStepOperations } from '../../src/agent/stepOperations';
+import { ops, useUndoSample } from './undoTrees';
+import type { UndoSample } from './undoTrees';
 
 export interface TestStepAgent extends StepAgent {
   /** A change the coding agent made, carried to the host by the next flush. */
@@ -48,4 +52,31 @@ export function testStepAgent(log: UndoLog, hostRoot: string, boundaries = new S
     userWrites: (key, content) => writeFile(path.join(hostRoot, key), content),
   };
   return agent;
+}
+
+/** A narrow step channel served for each test (see useStepChannel). */
+export interface StepChannelSample {
+  sample: UndoSample;
+  /** The agent behind the channel, over the sample's tree and undo log. */
+  agent: TestStepAgent;
+  /** The channel's socket, beside the sample's tree. */
+  socketPath: string;
+  /** The channel while it serves (a test may close it, and set this to a server of its own, closed after it too). */
+  channel?: StepChannelServer;
+}
+
+/** For each test: a fresh undo sample, a test step agent over it, and the real step channel serving that agent on a socket; closed after the test. */
+export function useStepChannel(prefix: string): StepChannelSample {
+  const sample = useUndoSample(prefix);
+  const served = { sample } as StepChannelSample;
+  beforeEach(async () => {
+    served.socketPath = path.join(path.dirname(sample.workspace.root), 'steps.sock');
+    served.agent = testStepAgent(sample.log, sample.workspace.root);
+    served.channel = await serveStepChannel(served.socketPath, createStepOperations(served.agent));
+  });
+  afterEach(async () => {
+    await served.channel?.close();
+    served.channel = undefined;
+  });
+  return served;
 }

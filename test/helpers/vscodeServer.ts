@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { agentVolumeName } from '../../src/core/containerLayout';
-import { containerNameFor } from '../../src/core/hostPath';
+import { containerNameFor } from '../../src/core/host/hostPath';
 import { HOST_CA_BUNDLE, TEST_IMAGE, USER_GID, USER_UID, chownTree, containersFor, docker, runClud, writeTree } from './integration';
 import type { ProjectFiles } from './integration';
 

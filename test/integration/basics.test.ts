@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { AgentSession } from '../../src/core/workspace';
+import type { AgentSession } from '../../src/core/host/workspace';
 import {
   HOST_CA_BUNDLE,
   TestScope,

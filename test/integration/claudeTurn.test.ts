@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { CLAUDE_SETTINGS_FILE } from '../../src/core/codingAgent';
+import { CLAUDE_SETTINGS_FILE } from '../../src/core/host/codingAgent';
 import type { FakeRequestRecord, FakeScript } from '../helpers/fakeAnthropic';
 import { toolUseId } from '../helpers/fakeAnthropic';
 import { claudePrintCommand, fakeAnthropicRequests, installFakeAnthropic, mergeJsonFile, pointClaudeAt, runWithFakeAnthropic, startFakeAnthropicServer, streamJsonEvents } from '../helpers/fakeAnthropicContainer';

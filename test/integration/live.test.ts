@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { AgentEvent, LiveStatus } from '../../src/core/protocol';
-import { containerNameFor } from '../../src/core/hostPath';
+import { containerNameFor } from '../../src/core/host/hostPath';
 import {
   CLI_PATH,
   INTEGRATION_TIMEOUT_MS,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { DockerodeEngine } from '../../src/core/docker/dockerodeEngine';
-import type { UpResult, Workspace } from '../../src/core/workspace';
+import type { UpResult, Workspace } from '../../src/core/host/workspace';
 import {
   TestScope,
   USER_GID,

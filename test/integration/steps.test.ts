@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { CLI_PATH, INTEGRATION_TIMEOUT_MS, REPO_ROOT, TEST_ENV, TestScope, assertExit, describeRun, execSh, hashTree, requireDocker, runClud, runCludJson } from '../helpers/integration';
+import { CLI_PATH, INTEGRATION_TIMEOUT_MS, REPO_ROOT, TEST_ENV, TestScope, assertExit, describeRun, execSh, hashTree, requireDocker, runClud, runCludJson, waitFor } from '../helpers/integration';
 
 interface RunEvent {
   type: string;
@@ -24,14 +24,6 @@ async function mcpCall(dir: string, name: string, args: object = {}): Promise<st
   const reply = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { id: number; result?: { content: Array<{ text: string }>; isError: boolean } }).find((line) => line.id === 2);
   assert.equal(reply?.result?.isError, false, describeRun(run));
   return reply!.result!.content.map((item) => item.text).join('\n');
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
 }
 
 const events = (stdout: string): RunEvent[] => stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as RunEvent);
@@ -70,7 +62,7 @@ describe('integration: clud run and checkpoint', function () {
     const undo = await runCludJson(['undo', dir]);
     assertExit(undo.run, 0);
     assert.deepEqual(await hashTree(dir), before, 'the command was one step');
-    await waitFor(async () => (await execSh(dir, 'cat doomed.txt 2>/dev/null; test -e made.txt || echo gone')) === 'doomed\ngone\n', '/workspace follows the undo');
+    await waitFor('/workspace follows the undo', async () => ((await execSh(dir, 'cat doomed.txt 2>/dev/null; test -e made.txt || echo gone')) === 'doomed\ngone\n' ? true : undefined), 60_000);
     assert.equal(await execSh(dir, 'stat -c %U doomed.txt src/app.ts'), 'coder\ncoder\n', 'what the background cycle wrote in /workspace is the workspace user\'s');
   });
 
@@ -113,7 +105,7 @@ describe('integration: clud run and checkpoint', function () {
     // The agent's own MCP server sees the turn being recorded.
     const status = await mcpCall(dir, 'status');
     assert.match(status, /recording: turn "rename the config loader"/);
-    await waitFor(async () => (await readFile(path.join(dir, 'turn.txt'), 'utf8').catch(() => '')) === 'new\n', 'the turn\'s change reaches the host');
+    await waitFor('the turn\'s change reaches the host', async () => ((await readFile(path.join(dir, 'turn.txt'), 'utf8').catch(() => '')) === 'new\n' ? true : undefined), 60_000);
     const refused = await runCludJson(['undo', dir]);
     assertExit(refused.run, 1);
     assert.match(String(refused.json.refused), /the turn "rename the config loader" is still running/);
@@ -131,13 +123,13 @@ describe('integration: clud run and checkpoint', function () {
 
     assertExit((await runCludJson(['undo', dir])).run, 0);
     assert.deepEqual(await hashTree(dir), before, 'the whole turn was one step');
-    await waitFor(async () => (await execSh(dir, 'cat keep.txt 2>/dev/null; test -e turn.txt || echo gone')) === 'keep\ngone\n', '/workspace follows the undo');
+    await waitFor('/workspace follows the undo', async () => ((await execSh(dir, 'cat keep.txt 2>/dev/null; test -e turn.txt || echo gone')) === 'keep\ngone\n' ? true : undefined), 60_000);
   });
 
   it('clud checkpoint names what changed since the last step; the agent\'s undo_last_step takes it back', async () => {
     const before = await hashTree(dir);
     await execSh(dir, 'echo draft > draft.txt');
-    await waitFor(async () => (await readFile(path.join(dir, 'draft.txt'), 'utf8').catch(() => '')) === 'draft\n', 'the change reaches the host');
+    await waitFor('the change reaches the host', async () => ((await readFile(path.join(dir, 'draft.txt'), 'utf8').catch(() => '')) === 'draft\n' ? true : undefined), 60_000);
     const { run, json } = await runCludJson(['checkpoint', dir, 'first draft']);
     assertExit(run, 0);
     assert.equal((json.closed as { kind: string; label: string }).label, 'first draft');

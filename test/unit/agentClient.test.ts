@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { RequestError, serveChannel } from '../../src/agent/server';
 import type { Handlers } from '../../src/agent/server';
-import { AgentClient } from '../../src/core/agentClient';
+import { AgentClient } from '../../src/core/host/agentClient';
 import { CludError } from '../../src/core/errors';
 import { MAX_LINE_BYTES, ResultSchemas, UndoSettings, emptySyncReport, encodeMessage, parseAgentMessage } from '../../src/core/protocol';
 import type { AgentMessage, AgentStatus, BackupManifest, ProgressData, SyncReport } from '../../src/core/protocol';

@@ -3,14 +3,11 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { serveStepChannel } from '../../src/agent/stepChannel';
-import type { StepChannelServer } from '../../src/agent/stepChannel';
-import { createStepOperations } from '../../src/agent/stepOperations';
 import { runHook } from '../../src/agent/hook';
 import { MCP_TOOLS } from '../../src/agent/mcpServer';
 import { STEP_SOCKET_ENV } from '../../src/core/containerLayout';
-import { assertSameTree, REPO_ROOT, snapshotTree, useUndoSample } from '../helpers/undoTrees';
-import { testStepAgent } from '../helpers/stepAgent';
+import { assertSameTree, REPO_ROOT, snapshotTree } from '../helpers/undoTrees';
+import { useStepChannel } from '../helpers/stepAgent';
 import type { TestStepAgent } from '../helpers/stepAgent';
 
 const AGENT_MAIN = path.join(REPO_ROOT, 'src', 'agent', 'main.ts');
@@ -58,21 +55,13 @@ const textOf = (reply: { result?: Record<string, unknown> } | undefined) => ((re
 
 describe('unit: agent hook and agent mcp, over a real step socket', function () {
   this.timeout(120_000);
-  const sample = useUndoSample('clud-agent-hook-');
-  let channel: StepChannelServer | undefined;
+  const served = useStepChannel('clud-agent-hook-');
+  const { sample } = served;
   let agent: TestStepAgent;
   let socketPath: string;
 
   before(buildAgent);
-  beforeEach(async () => {
-    socketPath = path.join(path.dirname(sample.workspace.root), 'steps.sock');
-    agent = testStepAgent(sample.log, sample.workspace.root);
-    channel = await serveStepChannel(socketPath, createStepOperations(agent));
-  });
-  afterEach(async () => {
-    await channel?.close();
-    channel = undefined;
-  });
+  beforeEach(() => ({ agent, socketPath } = served));
 
   it('UserPromptSubmit opens a turn named by the prompt, Stop flushes and ends it; neither prints on stdout', async () => {
     const start = await runAgent(['hook', 'UserPromptSubmit'], JSON.stringify({ session_id: 's', hook_event_name: 'UserPromptSubmit', prompt: 'rename the config loader' }), socketPath);
@@ -88,8 +77,8 @@ describe('unit: agent hook and agent mcp, over a real step socket', function () 
   });
 
   it('a hook never blocks Claude Code: no agent, bad input or an unknown event exit 0 with a line on stderr', async () => {
-    await channel!.close();
-    channel = undefined;
+    await served.channel!.close();
+    served.channel = undefined;
     const unreachable = await runAgent(['hook', 'Stop'], '{}', socketPath);
     assert.equal(unreachable.code, 0);
     assert.equal(unreachable.stdout, '');
@@ -162,8 +151,8 @@ describe('unit: agent hook and agent mcp, over a real step socket', function () 
   });
 
   it('without the sync agent a tool says so as a tool error', async () => {
-    await channel!.close();
-    channel = undefined;
+    await served.channel!.close();
+    served.channel = undefined;
     const replies = await mcpSession(socketPath, [call(1, 'status')]);
     assert.equal(replies.get(1)!.result!.isError, true);
     assert.match(textOf(replies.get(1)), /status failed \(agent-unavailable\).*The sync agent is not running/);

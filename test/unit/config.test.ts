@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { configFromEnvironment, parseConfig, undoSettings } from '../../src/core/config';
+import { configFromEnvironment, parseConfig, undoSettings } from '../../src/core/host/config';
 import { CludError } from '../../src/core/errors';
 
 /** How the CLI names settings on its command line. */

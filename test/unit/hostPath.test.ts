@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { containerNameFor, hostFolderMount, normalizeHostPath, toProtocolPath } from '../../src/core/hostPath';
-import type { HostPlatform } from '../../src/core/hostPath';
+import { containerNameFor, hostFolderMount, normalizeHostPath, toProtocolPath } from '../../src/core/host/hostPath';
+import type { HostPlatform } from '../../src/core/host/hostPath';
 
 /** Docker's rule for container names. */
 const DOCKER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;

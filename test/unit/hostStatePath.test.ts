@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { hostStatePath, hostStatePathsIn } from '../../src/core/stateDirectory';
+import { hostStatePath, hostStatePathsIn } from '../../src/core/host/stateDirectory';
 
 describe('unit: state folder paths reported on the host', () => {
   const state = '/home/me/.local/state/clud/workspaces/clud-app-1234';

@@ -3,9 +3,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as tar from 'tar-stream';
 import { CludError } from '../../src/core/errors';
-import { hashContext, loadBuildContext, packBuildContext } from '../../src/core/imageContext';
+import { hashContext, loadBuildContext, packBuildContext } from '../../src/core/host/imageContext';
 import { sha256 } from '../../src/core/files/fsEntry';
-import type { ContextFile, ImageResources } from '../../src/core/imageContext';
+import type { ContextFile, ImageResources } from '../../src/core/host/imageContext';
 import { useTempDir } from '../helpers/tempDir';
 
 interface Fixture {

@@ -4,7 +4,7 @@
 // giving up when there is no resident agent or no container, and safeguard questions asked once.
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { AgentClient } from '../../src/core/agentClient';
+import { AgentClient } from '../../src/core/host/agentClient';
 import { CludError } from '../../src/core/errors';
 import { LineSplitter } from '../../src/core/jsonLines';
 import { LiveChannel } from '../../src/core/live/channel';

@@ -14,7 +14,7 @@ describe('unit: parsed manifests cache', () => {
   });
   afterEach(() => rm(directory, { recursive: true, force: true }));
 
-  const manifestOf = (id: string, closed = true): Manifest => ({ version: 1, id, syncId: 's', policy: 'pull', root: '/host', startedAt: 't', ...(closed && { closedAt: 't' }), protected: true, files: 1, bytes: 10, notes: [], records: [] }) as unknown as Manifest;
+  const manifestOf = (id: string, closed = true): Manifest => ({ version: 1, id, syncId: 's', policy: 'pull', root: '/host', startedAt: 't', ...(closed && { closedAt: 't' }), protected: true, paths: 1, bytes: 10, notes: [], records: [] }) as unknown as Manifest;
   /** Writes the step's manifest as the log does, through a rename; returns its path. */
   const place = async (id: string, manifest: Manifest) => {
     await mkdir(path.join(directory, 'steps', id), { recursive: true });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { validateApiKey } from '../../src/core/codingAgent';
-import { configFromEnvironment, parseConfig } from '../../src/core/config';
+import { validateApiKey } from '../../src/core/host/codingAgent';
+import { configFromEnvironment, parseConfig } from '../../src/core/host/config';
 import { agentVolumeName, uiImageTag } from '../../src/core/containerLayout';
 import { CludError } from '../../src/core/errors';
-import { CLUD_MANAGED_KEY, DEFAULT_MCP_SERVERS, MCP_CATALOGUE, configuredMcpServers, mergeClaudeConfig, mergeClaudeSettings, parseMcpServerList, resolveMcpServers } from '../../src/core/mcp';
+import { CLUD_MANAGED_KEY, DEFAULT_MCP_SERVERS, MCP_CATALOGUE, configuredMcpServers, mergeClaudeConfig, mergeClaudeSettings, parseMcpServerList, resolveMcpServers } from '../../src/core/host/mcp';
 
 function thrown(work: () => unknown): CludError {
   try {

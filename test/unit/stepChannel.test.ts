@@ -4,11 +4,10 @@ import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import * as path from 'node:path';
 import { serveStepChannel } from '../../src/agent/stepChannel';
-import type { StepChannelServer } from '../../src/agent/stepChannel';
 import { requestStep, StepRequestFailed } from '../../src/agent/stepClient';
 import { createStepOperations } from '../../src/agent/stepOperations';
-import { assertSameTree, snapshotTree, useUndoSample } from '../helpers/undoTrees';
-import { testStepAgent } from '../helpers/stepAgent';
+import { assertSameTree, snapshotTree } from '../helpers/undoTrees';
+import { useStepChannel } from '../helpers/stepAgent';
 import type { TestStepAgent } from '../helpers/stepAgent';
 
 /** Sends raw lines on one connection and collects `count` reply lines. */
@@ -40,21 +39,12 @@ async function rejection(promise: Promise<unknown>): Promise<StepRequestFailed> 
 }
 
 describe('unit: the narrow step channel', () => {
-  const sample = useUndoSample('clud-step-channel-');
-  let channel: StepChannelServer | undefined;
+  const served = useStepChannel('clud-step-channel-');
+  const { sample } = served;
   let agent: TestStepAgent;
   let socketPath: string;
+  beforeEach(() => ({ agent, socketPath } = served));
   const ask = ((method: string, params: object) => requestStep(method as never, params as never, { socketPath, timeoutMs: 10_000 })) as typeof requestStep;
-
-  beforeEach(async () => {
-    socketPath = path.join(path.dirname(sample.workspace.root), 'steps.sock');
-    agent = testStepAgent(sample.log, sample.workspace.root);
-    channel = await serveStepChannel(socketPath, createStepOperations(agent));
-  });
-  afterEach(async () => {
-    await channel?.close();
-    channel = undefined;
-  });
 
   it('listens on a socket any user of the container may open', async () => {
     const stats = await lstat(socketPath);
@@ -136,22 +126,22 @@ describe('unit: the narrow step channel', () => {
   });
 
   it('a client finds no agent: agent-unavailable', async () => {
-    await channel!.close();
-    channel = undefined;
+    await served.channel!.close();
+    served.channel = undefined;
     const failure = await rejection(ask('status', {}));
     assert.equal(failure.code, 'agent-unavailable');
   });
 
   it('replaces a stale socket a killed agent left, but nothing else', async () => {
-    await channel!.close();
-    channel = undefined;
+    await served.channel!.close();
+    served.channel = undefined;
     // A closed server unlinks its socket; a SIGKILLed one leaves it behind.
     spawnSync(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(socketPath)}, () => process.kill(process.pid, 'SIGKILL'))`]);
     assert.ok((await lstat(socketPath)).isSocket());
-    channel = await serveStepChannel(socketPath, createStepOperations(agent));
+    served.channel = await serveStepChannel(socketPath, createStepOperations(agent));
     assert.equal((await ask('status', {})).state, 'idle');
-    await channel.close();
-    channel = undefined;
+    await served.channel.close();
+    served.channel = undefined;
     const plain = path.join(path.dirname(socketPath), 'plain');
     await writeFile(plain, 'mine');
     await assert.rejects(serveStepChannel(plain, createStepOperations(agent)), /is not a socket/);

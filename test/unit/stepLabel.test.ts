@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { UndoStepInfo } from '../../src/core/protocol';
-import { commandLine } from '../../src/core/runStep';
+import { commandLine } from '../../src/core/host/runStep';
 import { describeUndoStep, lastTurnUndo } from '../../src/core/stepLabel';
 import { buildTree } from '../../src/core/ui/tree';
 import { initialState } from '../../src/core/ui/state';

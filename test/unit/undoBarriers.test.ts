@@ -41,7 +41,7 @@ describe('unit: undo barriers', () => {
     const summary = await step(log, workspace, async (writer) => {
       await ops.write(writer, workspace.root, 'src/a.ts', content);
       const stats = await lstat(at('src/a.ts'));
-      writer.applied('src/a.ts', { kind: 'file', size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode & 0o7777, hash: sha256(content) });
+      writer.recordWritten('src/a.ts', { kind: 'file', size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode & 0o7777, hash: sha256(content) });
       await writeFile(at('src/a.ts'), 'the user, before the step closed');
     });
     assert.deepEqual(await changesOf(), ['src/a.ts: content changed']);

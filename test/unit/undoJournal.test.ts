@@ -147,7 +147,7 @@ describe('unit: undo step journal (content file + journal, group commit)', () =>
 });
 
 describe('unit: a closed step manifest\'s text (manifestText)', () => {
-  const manifest = (root: string): Manifest => ({ version: UNDO_FORMAT_VERSION, id: '000001-abcdef', syncId: 's', policy: 'pull', root, startedAt: 't', closedAt: 't', protected: true, files: 1, bytes: 123, notes: [], records: [{ path: 'a', pre: filePre(3) }] });
+  const manifest = (root: string): Manifest => ({ version: UNDO_FORMAT_VERSION, id: '000001-abcdef', syncId: 's', policy: 'pull', root, startedAt: 't', closedAt: 't', protected: true, paths: 1, bytes: 123, notes: [], records: [{ path: 'a', pre: filePre(3) }] });
   const base = Buffer.byteLength(JSON.stringify({ ...manifest('/host'), bytes: 0 })) - 1;
   // The count's own digits are part of what it counts: totals just below and above 10, 100, 1000 and 10000 bytes.
   const cases: Array<[string, number, string]> = [];

@@ -192,7 +192,7 @@ describe('unit: undo steps', () => {
     for (const key of ['src/a.ts', 'src/b.ts']) {
       await ops.write(writer, root, key, `written by the step: ${key}`);
       const written = await stat(joinBytes(root, key));
-      writer.applied(key, { kind: 'file', hash: sha256(`written by the step: ${key}`), size: written.size, mode: 0o644, mtimeMs: written.mtimeMs });
+      writer.recordWritten(key, { kind: 'file', hash: sha256(`written by the step: ${key}`), size: written.size, mode: 0o644, mtimeMs: written.mtimeMs });
     }
     await writeFile(joinBytes(root, 'src/a.ts'), 'edited by the user after the sync wrote it');
     assert.deepEqual(await writer.rollback(), []);

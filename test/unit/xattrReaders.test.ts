@@ -4,7 +4,7 @@ import { linkSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { arch } from 'node:os';
 import * as path from 'node:path';
 import { GetfattrReader } from '../../src/core/undo/getfattrReader';
-import { SyscallXattrReader, syscallReaderUsable } from '../../src/core/undo/syscallXattrReader';
+import { SCRIPT_FILE, SyscallXattrReader, syscallReaderUsable } from '../../src/core/undo/syscallXattrReader';
 import type { Xattrs } from '../../src/core/undo/xattrs';
 import { useTempDir } from '../helpers/tempDir';
 
@@ -15,6 +15,12 @@ function setfattr(target: Buffer, name: string, value: string, noDereference = f
 
 describe('unit: extended attribute readers', () => {
   const tempDir = useTempDir('clud-xattr-');
+
+  it("the syscall reader's perl script compiles (perl -c)", () => {
+    const result = spawnSync('perl', ['-c', SCRIPT_FILE], { encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stderr, /syntax OK/);
+  });
 
   it('the syscall reader runs here (perl and a known architecture)', async function () {
     // Elsewhere the getfattr reader is the one in use, and this says nothing.

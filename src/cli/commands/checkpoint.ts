@@ -1,5 +1,5 @@
 import { displayText } from '../../core/display';
-import { checkpoint as takeCheckpoint } from '../../core/runStep';
+import { checkpoint as takeCheckpoint } from '../../core/host/runStep';
 import type { CommandSpec } from '../command';
 
 export const checkpoint: CommandSpec = {

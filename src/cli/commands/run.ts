@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { displayPath, displayText } from '../../core/display';
-import { runAsStep } from '../../core/runStep';
+import { runAsStep } from '../../core/host/runStep';
 import type { CommandSpec } from '../command';
 import { takeInterrupts } from '../interrupt';
 

@@ -1,6 +1,6 @@
 import { displayText } from '../../core/display';
 import { CludError } from '../../core/errors';
-import { parseMcpServerList } from '../../core/mcp';
+import { parseMcpServerList } from '../../core/host/mcp';
 import { API_KEY_OPTION, apiKeyFromFlags } from '../apiKey';
 import type { CommandSpec } from '../command';
 import { ALLOW_SECRET_OPTION } from '../command';

@@ -3,7 +3,7 @@
 // exited, the agent was restarted) it is reopened with backoff and subscribed again, so a client
 // sees one stream of statuses across restarts. The first status of every connection comes from
 // the `subscribe` result; events that arrive with it are delivered after it.
-import type { AgentClient } from '../agentClient';
+import type { AgentClient } from '../host/agentClient';
 import { CludError, errorMessage } from '../errors';
 import type { AgentEvent, LiveStatus, Method, ParamsOf, ResultOf, SafeguardQuestionInfo } from '../protocol';
 import { DEFAULT_RECONNECT_POLICY, decideReconnect } from './reconnect';

@@ -57,7 +57,7 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
   try {
     // The questions first (a Deny then has nothing to roll back), then every preimage, in the
     // order of the changes; only then does the apply change anything.
-    await writer.prepare(writer.plan(plannedChanges(hostChanges)));
+    await writer.prepare(plannedChanges(hostChanges));
     const announced = new Set<string>();
     outcome = await applyChanges(changes, {
       ...options,
@@ -75,7 +75,7 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
       },
       afterModify: (change) => {
         options.afterModify?.(change);
-        if (change.side === 'host') writer.applied(change.path, change.next);
+        if (change.side === 'host') writer.recordWritten(change.path, change.next);
       },
       isFatal: (error) => error instanceof SafeguardDenied || options.isFatal?.(error) === true,
     });

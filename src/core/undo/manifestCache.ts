@@ -1,7 +1,8 @@
-// Closed steps' manifests, parsed once per process. The agent opens the undo log for each request
-// (other agent processes share the folder), and every sync reads every step's manifest (limits,
-// barriers): parsing them all again each time, and the garbage it leaves, was most of opening the
-// log (`npm run bench -- --undo` reports what opening it takes after many steps). A closed step's manifest changes only by being replaced through a rename
+// Closed steps' manifests, parsed once per process. Every sync reads every step's manifest
+// (limits, barriers), and UndoLog keeps them once read. The resident agent opens the log once, so
+// this cache serves where a log is opened again in the same process: tests, and the benchmark,
+// which opens it for each sync; parsing every manifest again, and the garbage it leaves, was most
+// of opening the log (`npm run bench -- --undo` reports what opening it takes after many steps). A closed step's manifest changes only by being replaced through a rename
 // (compaction, dropping preimages) or removed with its step, so an entry counts only while the
 // file is still the one it was read from: same inode, size and times. The cache is bounded: past
 // its size, the least recently used manifests are read again when needed.

@@ -90,7 +90,17 @@ export const StepRecord = z.object({
 });
 export type StepRecord = z.infer<typeof StepRecord>;
 
-export const Manifest = z.object({
+/**
+ * Logs written before the count of a step's changed paths was named `paths` call it `files` (it
+ * always counted folders and links too): read either, write `paths`.
+ */
+function pathsCountNamed(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || 'paths' in value || !('files' in value)) return value;
+  const { files, ...rest } = value as { files: unknown };
+  return { ...rest, paths: files };
+}
+
+export const Manifest = z.preprocess(pathsCountNamed, z.object({
   version: z.literal(UNDO_FORMAT_VERSION),
   id: z.string(),
   syncId: z.string(),
@@ -101,14 +111,14 @@ export const Manifest = z.object({
   closedAt: z.string().optional(),
   protected: z.boolean(),
   unprotectedReason: z.string().optional(),
-  /** Paths the step changed (folders whose only change was a child's are not counted). */
-  files: z.number().int(),
+  /** Paths the step changed: files, links and folders (a folder whose only change was a child's is not counted). */
+  paths: z.number().int(),
   /** Bytes the step takes in the log (saved content, journal, manifest). */
   bytes: z.number(),
   notes: z.array(z.string()),
   /** Empty for an unprotected step: it keeps no preimages. */
   records: z.array(StepRecord),
-});
+}));
 export type Manifest = z.infer<typeof Manifest>;
 
 /**
@@ -134,7 +144,7 @@ export const StepGroupRecord = z.object({ id: z.string().min(1), kind: z.enum(['
 export type StepGroupRecord = z.infer<typeof StepGroupRecord>;
 
 /** Written into an open step the moment it goes over the single-step limit; its preimages are then deleted. */
-export const UnprotectedMarker = z.object({ reason: z.string(), files: z.number().int() });
+export const UnprotectedMarker = z.preprocess(pathsCountNamed, z.object({ reason: z.string(), paths: z.number().int() }));
 
 export const BarrierSchema = z.object({
   stepId: z.string(),

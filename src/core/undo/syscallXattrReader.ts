@@ -6,12 +6,14 @@
 // this reader and the others fall back to getfattr (getfattrReader.ts).
 //
 // The protocol: Node writes NUL-terminated paths (any bytes but NUL, newlines included) and an
-// empty path to ask for the answers so far to be flushed; perl answers each path with one line,
-// in order: `X` followed by ` <name>:<value>` pairs in hex, or `E <errno>`. Names and values are
-// at most 64 KiB each (XATTR_LIST_MAX and XATTR_SIZE_MAX), so one buffer of that size fits all.
+// empty path to ask for the answers so far to be flushed; perl (syscallXattrReader.pl) answers
+// each path with one line, in order: `X` followed by ` <name>:<value>` pairs in hex, or
+// `E <errno>`.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { arch, constants } from 'node:os';
+import { join } from 'node:path';
 import { setChildReferenced, startHelper } from './helperProcess';
 import type { Xattrs } from './xattrs';
 
@@ -22,40 +24,34 @@ const SYSCALL_NUMBERS: Partial<Record<string, readonly [number, number]>> = {
   riscv64: [12, 9],
 };
 
-const SCRIPT = String.raw`
-use strict;
-my ($list, $get, $nodata) = @ARGV;
-$/ = "\0";
-my $names = "\0" x 65536;
-my $value = "\0" x 65536;
-while (defined(my $path = <STDIN>)) {
-  chop $path;
-  if ($path eq '') { $| = 1; $| = 0; next; }
-  my $length = syscall($list + 0, $path, $names, 65536);
-  if ($length < 0) { print 'E ', $! + 0, "\n"; next; }
-  my @pairs = ('X');
-  my $failed = 0;
-  for my $name (split /\0/, substr($names, 0, $length)) {
-    my $size = syscall($get + 0, $path, $name, $value, 65536);
-    if ($size < 0) { next if $! + 0 == $nodata; $failed = $! + 0; last; }
-    push @pairs, unpack('H*', $name) . ':' . unpack('H*', substr($value, 0, $size));
+/**
+ * The perl process's script (syscallXattrReader.pl), defined by esbuild in the bundles
+ * (esbuild.mjs), which ship no file beside them; undefined under tsx, which reads the file.
+ */
+declare const XATTR_READER_SCRIPT: string | undefined;
+export const SCRIPT_FILE = join(__dirname, 'syscallXattrReader.pl');
+
+/** The script, or undefined where there is none to read (a bundle built without it). */
+function scriptText(): string | undefined {
+  if (typeof XATTR_READER_SCRIPT === 'string') return XATTR_READER_SCRIPT;
+  try {
+    return readFileSync(SCRIPT_FILE, 'utf8');
+  } catch {
+    return undefined;
   }
-  print $failed ? "E $failed\n" : join(' ', @pairs) . "\n";
 }
-`;
 
 let usable: Promise<boolean> | undefined;
 
-/** Whether this reader works here: a known architecture, and a perl that runs (checked once per process). */
+/** Whether this reader works here: a known architecture, its script, and a perl that compiles it (checked once per process). */
 export function syscallReaderUsable(): Promise<boolean> {
-  usable ??=
-    SYSCALL_NUMBERS[arch()] === undefined
-      ? Promise.resolve(false)
-      : new Promise<boolean>((resolve) => {
-          const child = spawn('perl', ['-e', '1'], { stdio: 'ignore' });
-          child.on('error', () => resolve(false));
-          child.on('exit', (code) => resolve(code === 0));
-        });
+  usable ??= new Promise<boolean>((resolve) => {
+    const script = scriptText();
+    if (SYSCALL_NUMBERS[arch()] === undefined || script === undefined) return resolve(false);
+    const child = spawn('perl', ['-c', '-e', script], { stdio: 'ignore' });
+    child.on('error', () => resolve(false));
+    child.on('exit', (code) => resolve(code === 0));
+  });
   return usable;
 }
 
@@ -104,7 +100,7 @@ export class SyscallXattrReader {
   start(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
     const [list, get] = SYSCALL_NUMBERS[arch()]!;
-    const child = startHelper('perl', ['-e', SCRIPT, String(list), String(get), String(constants.errno.ENODATA)], {
+    const child = startHelper('perl', ['-e', scriptText() ?? '', String(list), String(get), String(constants.errno.ENODATA)], {
       output: (chunk) => this.receive(chunk),
       stopped: () => {
         if (this.child !== child) return;

@@ -402,7 +402,7 @@ export class UndoLog {
       this.manifests.set(id, manifest);
       return manifest;
     }
-    return { version: UNDO_FORMAT_VERSION, id, syncId: '?', policy: '?', root: '', startedAt: '', closedAt: '', protected: false, unprotectedReason: 'its manifest is missing or unreadable', files: 0, bytes: 0, notes: [], records: [] };
+    return { version: UNDO_FORMAT_VERSION, id, syncId: '?', policy: '?', root: '', startedAt: '', closedAt: '', protected: false, unprotectedReason: 'its manifest is missing or unreadable', paths: 0, bytes: 0, notes: [], records: [] };
   }
 
   private async promote(manifest: Manifest, group?: StepGroup): Promise<StepSummary> {
@@ -482,11 +482,11 @@ export class UndoLog {
     const marker = await readJsonFile(path.join(directory, UNPROTECTED), UnprotectedMarker).catch(() => undefined);
     if (marker) {
       // Its preimages are gone: it cannot be rolled back; it stays as a step that cannot be undone.
-      const base = header ?? { version: UNDO_FORMAT_VERSION, id, syncId: '?', policy: '?', root: this.options.root ?? '', startedAt: '', protected: false, files: marker.files, bytes: 0, notes: [], records: [] };
+      const base = header ?? { version: UNDO_FORMAT_VERSION, id, syncId: '?', policy: '?', root: this.options.root ?? '', startedAt: '', protected: false, paths: marker.paths, bytes: 0, notes: [], records: [] };
       const wall: Manifest = { ...base, closedAt: new Date().toISOString(), protected: false, unprotectedReason: `${marker.reason}; the sync was interrupted`, records: [] };
       await writeJsonAtomic(path.join(directory, MANIFEST), wall);
       await rename(directory, path.join(this.directory, 'steps', id));
-      return { id, outcome: 'unprotected', paths: marker.files, kept: [], problems: [] };
+      return { id, outcome: 'unprotected', paths: marker.paths, kept: [], problems: [] };
     }
     // A line the journal could not keep (torn by a power cut) was never durable, so its caller
     // had not changed the path yet: nothing to undo there.
@@ -519,7 +519,7 @@ export class UndoLog {
     if (problems.length === 0) await removeTree(Buffer.from(directory));
     else await rename(directory, path.join(this.directory, 'steps', id));
     await this.removeBarriersOf(new Set([id]));
-    return { id, outcome: 'undo-completed', paths: manifest.files, kept, problems };
+    return { id, outcome: 'undo-completed', paths: manifest.paths, kept, problems };
   }
 
   /** Copies aside what differs from the preimage and would be lost by restoring it (files, links, folders holding files). */
@@ -559,7 +559,7 @@ function groupSummaryOf(members: ReadonlyArray<{ manifest: Manifest; group?: Ste
   const paths = new Set<string>();
   let unlisted = 0;
   for (const { manifest } of members) {
-    if (manifest.records.length === 0) unlisted += manifest.files;
+    if (manifest.records.length === 0) unlisted += manifest.paths;
     for (const record of manifest.records) if (!(record.pre.kind === 'directory' && record.pre.metadataOnly)) paths.add(record.path);
   }
   const wall = members.find(({ manifest }) => !manifest.protected)?.manifest;
@@ -588,7 +588,7 @@ function summaryOf(manifest: Manifest, barriers: number): StepSummary {
     policy: manifest.policy,
     startedAt: manifest.startedAt,
     closedAt: manifest.closedAt ?? '',
-    files: manifest.files,
+    files: manifest.paths,
     bytes: manifest.bytes,
     protected: manifest.protected,
     ...(manifest.unprotectedReason !== undefined && { unprotectedReason: manifest.unprotectedReason }),

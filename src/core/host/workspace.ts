@@ -34,25 +34,25 @@ import {
   UI_PORT_KEY,
   agentVolumeName,
   uiImageTag,
-} from './containerLayout';
-import { containerState } from './docker/engine';
-import type { ContainerEngine, ContainerInfo, ContainerState, ExecSession } from './docker/engine';
-import { CludError, errorMessage } from './errors';
+} from '../containerLayout';
+import { containerState } from '../docker/engine';
+import type { ContainerEngine, ContainerInfo, ContainerState, ExecSession } from '../docker/engine';
+import { CludError, errorMessage } from '../errors';
 import { bindMount, containerNameFor, gitNamespaceSource, hostFolderMount, normalizeHostPath } from './hostPath';
-import { gitNamespace } from './git/refNames';
+import { gitNamespace } from '../git/refNames';
 import { hostStatePath, hostStatePathsIn, workspaceStateDirectory } from './stateDirectory';
 import type { HostPlatform } from './hostPath';
 import { loadBuildContext, packBuildContext } from './imageContext';
 import type { BuildContext, ImageResources } from './imageContext';
 import { resolveMcpServers } from './mcp';
 import type { McpServerSetting } from './mcp';
-import { GitStatusSchema, InitState, PROTOCOL_VERSION } from './protocol';
-import type { GitStatus } from './protocol';
-import type { BackupManifest, LiveSettings, LiveStatus, ProgressData, RestoreResult, ResultOf, SyncOptions, SyncReport, UndoResultInfo } from './protocol';
-import { LiveChannel } from './live/channel';
-import type { LiveChannelOptions, LiveHandlers } from './live/channel';
-import { changesLostWithContainer } from './sync/compare';
-import type { Policy } from './sync/reconcile';
+import { GitStatusSchema, InitState, PROTOCOL_VERSION } from '../protocol';
+import type { GitStatus } from '../protocol';
+import type { BackupManifest, LiveSettings, LiveStatus, ProgressData, RestoreResult, ResultOf, SyncOptions, SyncReport, UndoResultInfo } from '../protocol';
+import { LiveChannel } from '../live/channel';
+import type { LiveChannelOptions, LiveHandlers } from '../live/channel';
+import { changesLostWithContainer } from '../sync/compare';
+import type { Policy } from '../sync/reconcile';
 
 export type WorkspaceProgressPhase = 'build' | 'create' | 'start' | 'initial-sync' | 'push' | 'pull' | 'sync' | 'check' | 'ui';
 export interface WorkspaceProgress {
@@ -75,7 +75,7 @@ export interface WorkspaceOptions {
   agentEnv?: Record<string, string>;
 }
 
-export type { ContainerState } from './docker/engine';
+export type { ContainerState } from '../docker/engine';
 
 export interface WorkspaceStatus {
   hostPath: string;

@@ -13,9 +13,9 @@ import {
   START_UI_PATH,
   UI_AUTH_ENV,
   WORKSPACE_USER,
-} from './containerLayout';
-import type { ContainerEngine } from './docker/engine';
-import { CludError } from './errors';
+} from '../containerLayout';
+import type { ContainerEngine } from '../docker/engine';
+import { CludError } from '../errors';
 import { configuredMcpServers, mergeClaudeConfig, mergeClaudeSettings } from './mcp';
 import type { McpServerEntry } from './mcp';
 

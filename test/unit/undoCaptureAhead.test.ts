@@ -1,6 +1,7 @@
-// Capturing ahead (StepWriter.prefetch), as the sync's apply uses it: the paths of a step are
-// captured in the apply's order while the apply runs, and each announcement then takes the
-// capture made ahead instead of capturing again. What must hold: undo is exact (folders' modes,
+// Capturing ahead (StepWriter.captureAhead), as a sync's prepare uses it: the paths of a step are
+// captured in the order of their changes before the apply (here also while announcements already
+// arrive, which wait for it in the writer's queue), and each announcement then takes the capture
+// made ahead instead of capturing again. What must hold: undo is exact (folders' modes,
 // times and attributes included), each path is captured once, and a capture made ahead that
 // the step never used changes nothing in what the step records.
 import assert from 'node:assert/strict';
@@ -32,7 +33,7 @@ describe('unit: undo capture ahead', () => {
 
   it('a tree deleted path by path after capturing it ahead: undo restores files, folders and their times, modes and attributes', async () => {
     const summary = await step(sample.log, sample.workspace, async (writer) => {
-      const ahead = writer.prefetch(SRC_DEEPEST_FIRST);
+      const ahead = writer.captureAhead(SRC_DEEPEST_FIRST);
       for (const key of SRC_DEEPEST_FIRST) await ops.delete(writer, sample.workspace.root, key);
       await ahead;
     });
@@ -43,7 +44,7 @@ describe('unit: undo capture ahead', () => {
   it('each path announced is captured once: the announcement takes the capture made ahead, also when it had to wait for it', async () => {
     const writerDone = step(sample.log, sample.workspace, async (writer) => {
       // Not awaited: the first announcements arrive while the capture ahead is still running.
-      const ahead = writer.prefetch(SRC_DEEPEST_FIRST);
+      const ahead = writer.captureAhead(SRC_DEEPEST_FIRST);
       await Promise.all(SRC_DEEPEST_FIRST.slice(0, 3).map((key) => writer.beforeModify(key, 'delete')));
       for (const key of SRC_DEEPEST_FIRST) await ops.delete(writer, sample.workspace.root, key);
       await ahead;
@@ -57,7 +58,7 @@ describe('unit: undo capture ahead', () => {
 
   it('a folder captured ahead but never changed itself stays recorded only as a parent: not counted, and undo restores its times', async () => {
     const summary = await step(sample.log, sample.workspace, async (writer) => {
-      await writer.prefetch(['src/deep/z.txt', 'src/deep', 'docs']);
+      await writer.captureAhead(['src/deep/z.txt', 'src/deep', 'docs']);
       await ops.delete(writer, sample.workspace.root, 'src/deep/z.txt');
     });
     assert.equal(summary?.files, 1, 'only the deleted file counts as changed');
@@ -68,7 +69,7 @@ describe('unit: undo capture ahead', () => {
 
   it('a folder swapped for another after its capture ahead is captured again: its attributes are those of the folder the step removed', async () => {
     await step(sample.log, sample.workspace, async (writer) => {
-      await writer.prefetch(['docs/guide.md', 'docs/img.bin', 'docs']);
+      await writer.captureAhead(['docs/guide.md', 'docs/img.bin', 'docs']);
       // Someone swaps the folder (which has the attribute user.folder) for a new one without attributes.
       await rename(path.join(sample.workspace.root, 'docs'), path.join(sample.workspace.root, 'docs-old'));
       await mkdir(path.join(sample.workspace.root, 'docs'));
@@ -87,7 +88,7 @@ describe('unit: undo capture ahead', () => {
     const original = await readFile(target);
     const { mtime } = await stat(target);
     await step(sample.log, sample.workspace, async (writer) => {
-      await writer.prefetch(['src/a.ts', 'src/b.ts']);
+      await writer.captureAhead(['src/a.ts', 'src/b.ts']);
       // Someone edits the file between the capture ahead and the step's change to it.
       const edited = Buffer.from(original.toString('latin1').replace(/./, (first) => (first === 'X' ? 'Y' : 'X')), 'latin1');
       await writeFile(target, edited);

@@ -2,8 +2,8 @@
 // of servers installed in the image (container/Dockerfile pins their versions), the defaults, and
 // the merge into Claude Code's user-scope configuration. Pure: no Docker, no file system.
 import { z } from 'zod';
-import { AGENT_PATH, CLAUDE_CONFIG_DIR, CONTAINER_WORKSPACE_PATH } from './containerLayout';
-import { CludError } from './errors';
+import { AGENT_PATH, CLAUDE_CONFIG_DIR, CONTAINER_WORKSPACE_PATH } from '../containerLayout';
+import { CludError } from '../errors';
 
 /** One stdio MCP server as Claude Code's configuration stores it. */
 export const McpServerEntry = z

@@ -6,8 +6,8 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
-import { CludError, errorMessage } from './errors';
-import { sha256 } from './files/fsEntry';
+import { CludError, errorMessage } from '../errors';
+import { sha256 } from '../files/fsEntry';
 
 export interface ContextFile {
   name: string;

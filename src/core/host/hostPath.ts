@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 
-import { CONTAINER_HOST_PATH } from './containerLayout';
+import { CONTAINER_HOST_PATH } from '../containerLayout';
 
 export type HostPlatform = 'linux' | 'darwin' | 'win32';
 

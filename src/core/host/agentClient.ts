@@ -1,10 +1,10 @@
 // The host's side of the control channel. Requests carry ids; each waits for its one result or
 // error line, receives progress in between, and fails at once if the agent process goes away.
 import type { Readable, Writable } from 'node:stream';
-import { CludError } from './errors';
-import { LineSplitter } from './jsonLines';
-import { MAX_LINE_BYTES, ResultSchemas, describeZodError, encodeMessage, parseAgentMessage } from './protocol';
-import type { AgentEvent, Method, ParamsOf, ProgressData, Request, ResultOf, SafeguardQuestionInfo } from './protocol';
+import { CludError } from '../errors';
+import { LineSplitter } from '../jsonLines';
+import { MAX_LINE_BYTES, ResultSchemas, describeZodError, encodeMessage, parseAgentMessage } from '../protocol';
+import type { AgentEvent, Method, ParamsOf, ProgressData, Request, ResultOf, SafeguardQuestionInfo } from '../protocol';
 
 /** Answers a safeguard question the agent asks during a request; without one, the answer is deny. */
 export type QuestionHandler = (question: SafeguardQuestionInfo) => Promise<'allow' | 'deny'>;

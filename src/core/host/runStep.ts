@@ -3,7 +3,7 @@
 // restore point, both through the resident agent's step boundaries.
 import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
-import type { ResultOf, StepGroupInfo } from './protocol';
+import type { ResultOf, StepGroupInfo } from '../protocol';
 import type { Workspace } from './workspace';
 
 export interface RunStepIo {

@@ -1,9 +1,9 @@
 // Every setting Clud reads, validated once with zod. The CLI fills it from flags and the
 // environment, the extension from `clud.*` settings; both get the same errors for bad values.
 import { z } from 'zod';
-import { CludError } from './errors';
+import { CludError } from '../errors';
 import { McpServerSetting, parseMcpServerList } from './mcp';
-import { AutoSyncMode } from './protocol';
+import { AutoSyncMode } from '../protocol';
 
 export const DEFAULT_IMAGE_TAG = 'niteris/clud:latest';
 export const DEFAULT_BASE_IMAGE = 'debian:trixie-slim';
