@@ -13,6 +13,17 @@ const FIRST_DELAY_MS = 200;
 const MAX_DELAY_MS = 10_000;
 /** A daemon that ran this long was healthy: the next restart is quick again. */
 const HEALTHY_AFTER_MS = 30_000;
+/**
+ * V8's young generation may grow to 16 MB per semi-space and stays that big once a scan has
+ * grown it: 40 MB of a resident agent that should hold little more than its state. Measured on a
+ * no-change rescan of 100,000 files: 40 MB less at the same speed with 2 MB.
+ */
+const DAEMON_NODE_OPTIONS = '--max-semi-space-size=2';
+
+/** The resident agent's environment: this one, with its V8 options. */
+function daemonEnvironment(): NodeJS.ProcessEnv {
+  return { ...process.env, NODE_OPTIONS: [process.env.NODE_OPTIONS, DAEMON_NODE_OPTIONS].filter(Boolean).join(' ') };
+}
 
 export function superviseDaemon(agentPath = process.argv[1]!): void {
   let child: ChildProcess | undefined;
@@ -20,7 +31,7 @@ export function superviseDaemon(agentPath = process.argv[1]!): void {
   let delay = FIRST_DELAY_MS;
   const start = () => {
     const startedAt = Date.now();
-    child = spawn(process.execPath, [agentPath, 'daemon'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child = spawn(process.execPath, [agentPath, 'daemon'], { stdio: ['ignore', 'inherit', 'inherit'], env: daemonEnvironment() });
     child.on('exit', (code, signal) => {
       if (stopping) process.exit(0);
       delay = Date.now() - startedAt > HEALTHY_AFTER_MS ? FIRST_DELAY_MS : Math.min(delay * 2, MAX_DELAY_MS);
@@ -48,7 +59,7 @@ export function startDaemonIfNoneRuns(agentPath = process.argv[1]!): void {
   log('warn', 'this container has no resident sync agent (it was started by an earlier Clud): starting one');
   // Its log goes to a file: nothing reads the stderr of a process started from an exec.
   const logFile = openSync(path.join(AGENT_STATE_DIR, 'daemon.log'), 'a');
-  spawn(process.execPath, [agentPath, 'daemon'], { detached: true, stdio: ['ignore', logFile, logFile] }).unref();
+  spawn(process.execPath, [agentPath, 'daemon'], { detached: true, stdio: ['ignore', logFile, logFile], env: daemonEnvironment() }).unref();
 }
 
 function daemonRunning(): boolean {
