@@ -15,7 +15,7 @@ import { bytesFromName, joinBytes } from '../core/files/pathCodec';
 import type { ScanCache, ScanOptions, ScanResult } from '../core/sync/scan';
 import { scanTree } from '../core/sync/scan';
 import { SyncStateStore } from '../core/sync/stateStore';
-import { TAR_END, tarHeader, tarPadding } from '../core/tarStream';
+import { TAR_END, tarHeader, tarMember, tarPadding } from '../core/tarStream';
 import { hostAccess } from './hostAccess';
 
 export const MAX_CHANGED_PATHS = 1000;
@@ -123,19 +123,25 @@ export async function copyTree(options: TreeCopyOptions): Promise<TreeCopy> {
   try {
     scan = await scanTree(options.source, {
       ...options.scan,
-      onEntry: (path, entry, stat, content) =>
-        archive.add(async () => {
-          const pathBytes = bytesFromName(path);
-          if (entry.kind === 'directory') archive.write(tarHeader({ kind: 'directory', path: pathBytes, mode: entry.mode, mtimeMs: stat.mtimeMs }));
-          else if (entry.kind === 'symlink') archive.write(tarHeader({ kind: 'symlink', path: pathBytes, target: bytesFromName(entry.target), mtimeMs: stat.mtimeMs }));
-          else if (content) archive.write(tarHeader({ kind: 'file', path: pathBytes, mode: entry.mode, mtimeMs: stat.mtimeMs, size: content.length }), content, tarPadding(content.length));
-          else if (!(await archive.writeFileFrom(joinBytes(sourceBytes, path), pathBytes, entry))) {
-            changedWhileCopied.add(path);
-            return;
-          }
-          noteCopied(path, entry.kind === 'file' ? entry.size : 0, entry.kind === 'file');
-          await archive.drained();
-        }),
+      onEntry: (path, entry, stat, content) => {
+        const pathBytes = bytesFromName(path);
+        if (entry.kind === 'file' && !content) {
+          // Not held by the scan (cached, or too big to hold): read now, in its turn.
+          return archive.add(async () => {
+            if (!(await archive.writeFileFrom(joinBytes(sourceBytes, path), pathBytes, entry))) {
+              changedWhileCopied.add(path);
+              return;
+            }
+            noteCopied(path, entry.size, true);
+            await archive.drained();
+          });
+        }
+        if (entry.kind === 'directory') archive.append(tarMember({ kind: 'directory', path: pathBytes, mode: entry.mode, mtimeMs: stat.mtimeMs }));
+        else if (entry.kind === 'symlink') archive.append(tarMember({ kind: 'symlink', path: pathBytes, target: bytesFromName(entry.target), mtimeMs: stat.mtimeMs }));
+        else archive.append(tarMember({ kind: 'file', path: pathBytes, mode: entry.mode, mtimeMs: stat.mtimeMs, size: content!.length }, content));
+        noteCopied(path, entry.kind === 'file' ? entry.size : 0, entry.kind === 'file');
+        return archive.behind();
+      },
     });
     await archive.add(async () => archive.write(TAR_END));
   } finally {
@@ -224,6 +230,8 @@ function startReceiver(command: readonly string[]): Receiver {
  */
 class ArchiveWriter {
   private tail: Promise<void> = Promise.resolve();
+  /** Members added (with add) whose write has not finished. */
+  private pending = 0;
   private closed = false;
   /** The first member that could not be written (the archive is incomplete from there on). */
   failure: string | undefined;
@@ -233,12 +241,28 @@ class ArchiveWriter {
     out.once('error', () => (this.closed = true));
   }
 
+  /** Chains a member that must wait for I/O; members after it wait for it. */
   add(member: () => Promise<void>): Promise<void> {
+    this.pending += 1;
     this.tail = this.tail.then(member).catch((error: unknown) => {
       this.failure ??= error instanceof Error ? error.message : String(error);
       this.closed = true;
-    });
+    }).finally(() => (this.pending -= 1));
     return this.tail;
+  }
+
+  /**
+   * A member built whole in memory: written at once, unless members added before it still wait
+   * for I/O (then after them). Most members are these: one write a file, no promise.
+   */
+  append(member: Buffer): void {
+    if (this.pending > 0) void this.add(async () => this.write(member));
+    else this.write(member);
+  }
+
+  /** Backpressure for the scan: a promise only while more than BUFFERED_BYTES wait to go into the pipe. */
+  behind(): Promise<void> | undefined {
+    return this.closed || (this.pending === 0 && this.out.writableLength <= BUFFERED_BYTES) ? undefined : this.tail.then(() => this.drained());
   }
 
   write(...chunks: Buffer[]): void {

@@ -24,24 +24,49 @@ const MAX_OCTAL_SIZE = 0o77777777777;
 
 /** The header blocks of one member (its content, if a file, follows, padded by tarPadding). */
 export function tarHeader(member: TarMember): Buffer {
-  const blocks: Buffer[] = [];
-  const name = member.path;
-  if (name.length > NAME_FIELD) blocks.push(...longNameMember('L', name));
-  const target = member.kind === 'symlink' ? member.target : undefined;
-  if (target && target.length > NAME_FIELD) blocks.push(...longNameMember('K', target));
-  blocks.push(...paxMember(`mtime=${paxTime(member.mtimeMs)}`));
-  blocks.push(
-    ustarHeader({
-      name: name.subarray(0, NAME_FIELD),
-      mode: member.kind === 'symlink' ? 0o777 : member.mode & 0o777,
-      size: member.kind === 'file' ? member.size : 0,
-      mtime: Math.max(0, Math.floor(member.mtimeMs / 1000)),
-      type: TYPE_FLAG[member.kind],
-      linkName: target?.subarray(0, NAME_FIELD),
-    }),
-  );
-  return Buffer.concat(blocks);
+  return tarMember(member);
 }
+
+/**
+ * A whole member in one buffer: its header blocks and, for a file whose bytes are given, the
+ * content and its padding. One allocation and one write a file: the initial copy makes one
+ * member per file of the tree.
+ */
+export function tarMember(member: TarMember, content?: Buffer): Buffer {
+  const name = member.path;
+  const target = member.kind === 'symlink' ? member.target : undefined;
+  const longName = name.length > NAME_FIELD ? longNameData(name) : undefined;
+  const longLink = target && target.length > NAME_FIELD ? longNameData(target) : undefined;
+  const pax = paxData(`mtime=${paxTime(member.mtimeMs)}`);
+  const dataBlocks = (data: Buffer | undefined) => (data === undefined ? 0 : TAR_BLOCK + padded(data.length));
+  const size = dataBlocks(longName) + dataBlocks(longLink) + dataBlocks(pax) + TAR_BLOCK + (content ? padded(content.length) : 0);
+  const out = Buffer.alloc(size);
+  let at = 0;
+  const dataMember = (data: Buffer | undefined, fields: Omit<UstarFields, 'size'>) => {
+    if (data === undefined) return;
+    writeUstarHeader(out, at, { ...fields, size: data.length });
+    data.copy(out, at + TAR_BLOCK);
+    at += TAR_BLOCK + padded(data.length);
+  };
+  dataMember(longName, { name: LONG_LINK_NAME, mode: 0, mtime: 0, type: 'L' });
+  dataMember(longLink, { name: LONG_LINK_NAME, mode: 0, mtime: 0, type: 'K' });
+  dataMember(pax, { name: PAX_HEADER_NAME, mode: 0o644, mtime: 0, type: 'x' });
+  writeUstarHeader(out, at, {
+    name: name.subarray(0, NAME_FIELD),
+    mode: member.kind === 'symlink' ? 0o777 : member.mode & 0o777,
+    size: member.kind === 'file' ? member.size : 0,
+    mtime: Math.max(0, Math.floor(member.mtimeMs / 1000)),
+    type: TYPE_FLAG[member.kind],
+    linkName: target?.subarray(0, NAME_FIELD),
+  });
+  content?.copy(out, at + TAR_BLOCK);
+  return out;
+}
+
+/** `length` rounded up to whole blocks. */
+const padded = (length: number): number => Math.ceil(length / TAR_BLOCK) * TAR_BLOCK;
+const LONG_LINK_NAME = Buffer.from('././@LongLink');
+const PAX_HEADER_NAME = Buffer.from('././@PaxHeader');
 
 /** Zeros that fill a file's last block. */
 export function tarPadding(size: number): Buffer {
@@ -63,8 +88,9 @@ export function paxTime(mtimeMs: number): string {
 
 interface UstarFields { name: Buffer; mode: number; size: number; mtime: number; type: string; linkName?: Buffer }
 
-function ustarHeader(fields: UstarFields): Buffer {
-  const header = Buffer.alloc(TAR_BLOCK);
+/** Writes a ustar header into the zeroed block of `out` at `at`. */
+function writeUstarHeader(out: Buffer, at: number, fields: UstarFields): void {
+  const header = out.subarray(at, at + TAR_BLOCK);
   fields.name.copy(header, 0);
   writeOctal(header, 100, 8, fields.mode);
   writeOctal(header, 108, 8, 0); // uid and gid: the receiver is not root and keeps its own
@@ -78,24 +104,21 @@ function ustarHeader(fields: UstarFields): Buffer {
   // The checksum is the sum of the header's bytes with its own field read as spaces.
   header.fill(0x20, 148, 156);
   let sum = 0;
-  for (const byte of header) sum += byte;
+  for (let index = 0; index < TAR_BLOCK; index += 1) sum += header[index]!;
   header.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, 148, 'latin1');
-  return header;
 }
 
-/** A GNU long-name ('L') or long-link ('K') member: the next header's name or link, NUL-terminated. */
-function longNameMember(type: 'L' | 'K', name: Buffer): Buffer[] {
-  const data = Buffer.concat([name, Buffer.alloc(1)]);
-  return [ustarHeader({ name: Buffer.from('././@LongLink'), mode: 0, size: data.length, mtime: 0, type }), data, tarPadding(data.length)];
+/** The data of a GNU long-name ('L') or long-link ('K') member: the next header's name or link, NUL-terminated. */
+function longNameData(name: Buffer): Buffer {
+  return Buffer.concat([name, Buffer.alloc(1)]);
 }
 
-/** A pax extended header ('x') with one record, "LENGTH key=value\n", LENGTH counting itself. */
-function paxMember(keyValue: string): Buffer[] {
+/** The data of a pax extended header ('x') with one record, "LENGTH key=value\n", LENGTH counting itself. */
+function paxData(keyValue: string): Buffer {
   const body = ` ${keyValue}\n`;
   let length = body.length + 1;
   while (String(length).length + body.length !== length) length = String(length).length + body.length;
-  const data = Buffer.from(`${length}${body}`, 'latin1');
-  return [ustarHeader({ name: Buffer.from('././@PaxHeader'), mode: 0o644, size: data.length, mtime: 0, type: 'x' }), data, tarPadding(data.length)];
+  return Buffer.from(`${length}${body}`, 'latin1');
 }
 
 /** `width - 1` octal digits and a NUL. */

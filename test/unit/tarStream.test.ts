@@ -3,13 +3,19 @@ import { execFileSync } from 'node:child_process';
 import { lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { TAR_BLOCK, TAR_END, paxTime, tarHeader, tarPadding } from '../../src/core/tarStream';
+import { TAR_BLOCK, TAR_END, paxTime, tarHeader, tarMember, tarPadding } from '../../src/core/tarStream';
 import type { TarMember } from '../../src/core/tarStream';
 
-/** An archive of `members` (files with the given content) unpacked by the system's GNU tar into a new folder. */
+/**
+ * An archive of `members` (files with the given content) unpacked by the system's GNU tar into a
+ * new folder. Each member is one buffer (tarMember), as the initial copy writes them; the same
+ * archive from separate headers, content and padding must be the same bytes.
+ */
 function unpack(members: Array<{ member: TarMember; content?: Buffer }>): string {
   const target = mkdtempSync(path.join(os.tmpdir(), 'clud-tar-'));
-  const archive = Buffer.concat(members.flatMap(({ member, content }) => [tarHeader(member), ...(content ? [content, tarPadding(content.length)] : [])]).concat(TAR_END));
+  const archive = Buffer.concat(members.map(({ member, content }) => tarMember(member, content)).concat(TAR_END));
+  const piecewise = Buffer.concat(members.flatMap(({ member, content }) => [tarHeader(member), ...(content ? [content, tarPadding(content.length)] : [])]).concat(TAR_END));
+  assert.ok(archive.equals(piecewise), 'one-buffer members differ from header, content and padding');
   execFileSync('tar', ['--extract', '--file=-', `--directory=${target}`, '--preserve-permissions', '--no-same-owner', '--delay-directory-restore'], { input: archive });
   return target;
 }

@@ -5,7 +5,7 @@
 // the apply never loses a version (see replaceChecked.ts). Every operation names its path through
 // the parent folder pinned by beneath.ts, so a folder swapped for a symlink meanwhile is never
 // followed out of the tree.
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { constants, createWriteStream } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { lchown, mkdir, open, rmdir, symlink, unlink } from 'node:fs/promises';
@@ -265,6 +265,25 @@ function sameVersion(captured: CapturedVersion, expected: Entry | undefined): bo
 // swapped for a FIFO does not block; only a regular file is read, and never past the size we expect.
 const SOURCE_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
+/**
+ * Files up to this size are copied with one read and one write: a stream pipeline's set-up
+ * costs more than the copy of a small file, and a burst of small files is the common case.
+ */
+const WHOLE_READ_MAX_BYTES = 64 * 1024;
+
+/** Copies (and hashes) the first `size` bytes of `source`, and one more if the file grew. */
+async function copyWhole(source: FileHandle, out: FileHandle, size: number, hash: Hash): Promise<void> {
+  const buffer = Buffer.allocUnsafe(size + 1);
+  let length = 0;
+  while (length < buffer.length) {
+    const { bytesRead } = await source.read(buffer, length, buffer.length - length, length);
+    if (bytesRead === 0) break;
+    length += bytesRead;
+  }
+  hash.update(buffer.subarray(0, length));
+  for (let written = 0; written < length; ) written += (await out.write(buffer, written, length - written, written)).bytesWritten;
+}
+
 async function stageFile(source: Buffer, target: Buffer, next: FileEntry, owner: { uid: number; gid: number } | undefined): Promise<Buffer | undefined> {
   let handle: FileHandle;
   try {
@@ -289,7 +308,8 @@ async function stageFile(source: Buffer, target: Buffer, next: FileEntry, owner:
     // borrows the descriptor (a FileHandle's own write stream would hold off its close for good).
     const out = await open(staged, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
-      await pipeline(handle.createReadStream({ start: 0, end: next.size, autoClose: false }), hasher, createWriteStream(staged, { fd: out.fd, autoClose: false }));
+      if (next.size <= WHOLE_READ_MAX_BYTES) await copyWhole(handle, out, next.size, hash);
+      else await pipeline(handle.createReadStream({ start: 0, end: next.size, autoClose: false }), hasher, createWriteStream(staged, { fd: out.fd, autoClose: false }));
       if (hash.digest('hex') !== next.hash) {
         await unlink(staged);
         return undefined;

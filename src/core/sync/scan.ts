@@ -2,7 +2,7 @@
 // snapshot for reconcile.ts. Never follows a symlink, never loses a byte of a name (pathCodec),
 // and never reports a missing or unreadable root as an empty tree, which would read as "the user
 // deleted everything" and be propagated to the other side.
-import { createHash } from 'node:crypto';
+import { createHash, hash as hashBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readdirSync, readSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { ancestorsOf, parentPath, permissionBits, type Entry } from '../files/entry';
@@ -56,8 +56,9 @@ export interface ScanOptions {
    * decided: a directory once it has been listed (before anything under it), a file once its
    * secret check passed, with its bytes when it was read whole (undefined when it came from the
    * cache or is too big to hold). The initial copy streams the tree from here, so that each file
-   * is read once. A returned promise holds that file's hashing slot until it settles
-   * (backpressure). Untracked entries are never passed.
+   * is read once. A returned promise is backpressure: it holds that file's hashing slot, or, for
+   * a small file (read with synchronous calls, in the walk), the walk itself, until it settles;
+   * return one only when the consumer is behind. Untracked entries are never passed.
    */
   onEntry?: (path: string, entry: Exclude<Entry, { kind: 'untracked' }>, stat: Stats, content?: Buffer) => void | Promise<void>;
 }
@@ -168,6 +169,8 @@ class Scanner {
   private hashedBytes = 0;
   /** Secrets found by name (never read) or by content, not allowed through. */
   private readonly keptOut = new Map<string, string>();
+  /** onEntry's backpressure for a small file read in the walk, which the walk awaits. */
+  private consumerBehind: Promise<void> | undefined;
 
   constructor(
     private readonly root: Buffer,
@@ -249,6 +252,9 @@ class Scanner {
         return;
       }
       out.push({ path, entry: this.fileEntry(path, stat) });
+      const behind = this.consumerBehind;
+      this.consumerBehind = undefined;
+      if (behind) await behind;
       return;
     }
     if (stat.isSymbolicLink()) {
@@ -308,13 +314,11 @@ class Scanner {
     if (stat.size > SYNC_READ_MAX_BYTES) return this.hashLimit.run(() => this.hashFile(path));
     // A small file is read with synchronous calls, as its metadata is: a promise through libuv's
     // thread pool costs more per call than reading a few kilobytes from the page cache.
-    const hashed = this.hashFileSync(path);
-    if (!this.onEntry || hashed.entry?.kind !== 'file' || this.keptOut.has(path)) return hashed.entry;
-    const { entry, stat: read, content } = hashed;
-    return this.hashLimit.run(async () => {
-      await this.onEntry!(path, entry, read!, content);
-      return entry;
-    });
+    const { entry, stat: read, content } = this.hashFileSync(path);
+    // The initial copy takes the bytes now; while it is behind, the walk waits (see visit), so
+    // that the tree is not read ahead of it into memory.
+    if (this.onEntry && entry?.kind === 'file' && !this.keptOut.has(path)) this.consumerBehind = this.onEntry(path, entry, read!, content) ?? undefined;
+    return entry;
   }
 
   private async hashFile(path: string): Promise<Entry | undefined> {
@@ -419,7 +423,7 @@ function readAndHashSync(pathBytes: Buffer): HashedRead | undefined {
     }
     if (bytesRead !== stat.size) return { stat, bytesRead };
     const whole = content.subarray(0, stat.size);
-    return { stat, bytesRead, hash: createHash('sha256').update(whole).digest('hex'), content: whole };
+    return { stat, bytesRead, hash: hashBytes('sha256', whole, 'hex'), content: whole };
   } finally {
     closeSync(fd);
   }
