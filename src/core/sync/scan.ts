@@ -188,7 +188,8 @@ class Scanner {
    * metadata is cached, a synchronous lstat costs a few microseconds, while a promise through
    * libuv's thread pool costs many times that in hand-offs, allocations and garbage (measured:
    * see docs/ARCHITECTURE.md). The walk yields to the event loop every YIELD_EVERY entries, so
-   * that a resident agent keeps answering its clients during a long scan. Content is still read
+   * that a resident agent keeps answering its clients during a long scan. A file of up to
+   * SYNC_READ_MAX_BYTES is read and hashed in the walk with synchronous calls too; a bigger one
    * asynchronously, HASH_CONCURRENCY files at a time.
    */
   async walkDirectory(directory: string, inheritedRules: IgnoreRules, out: Visited[], onListed?: () => void): Promise<'ok' | 'vanished' | { unreadable: string }> {
