@@ -14,8 +14,7 @@
 import type { Stats } from 'node:fs';
 import type { CapturedVersion, Entry } from '../files/entry';
 import { lstatSyncOrUndefined } from '../files/fsEntry';
-import { kindOf, subtree, writtenPostimage } from './fsState';
-import type { Postimage } from './records';
+import { kindOf, subtree } from './fsState';
 import { manifestText } from './records';
 import { removeTree } from './restore';
 import { beforeOf, formatBytes, SafeguardCounter } from './safeguards';
@@ -33,10 +32,6 @@ export class StepWriter {
   /** close() or rollback() was called: announcements no longer settle at once, they queue behind it. */
   private ending = false;
   private readonly captures: StepCaptures;
-  /** Kind of each path announced (and of what was inside a folder announced whole), as it was before the step. */
-  private readonly announced = new Map<string, ReturnType<typeof kindOf>>();
-  /** What the caller reported leaving at a path (see recordWritten()): the step's postimage there. */
-  private readonly written = new Map<string, Postimage>();
   private readonly safeguards: SafeguardCounter;
   private readonly startedAt = new Date().toISOString();
   private unprotectedReason?: string;
@@ -116,13 +111,7 @@ export class StepWriter {
    * the step; and a file the caller verified while writing is not hashed again.
    */
   recordWritten(relativePath: string, next: Entry | undefined): void {
-    if (this.state !== 'open' || !this.capturing) return;
-    try {
-      const post = writtenPostimage(this.captures.pathOf(relativePath), next);
-      if (post) this.written.set(relativePath, post);
-    } catch {
-      // Unreadable now: close() reads it back as it would without this call.
-    }
+    if (this.state === 'open' && this.capturing) this.captures.recordWritten(relativePath, next);
   }
 
   /**
@@ -141,12 +130,8 @@ export class StepWriter {
   forget(relativePath: string): Promise<boolean> {
     return this.queued(async () => {
       if (this.state !== 'open') return false;
-      this.written.delete(relativePath);
       const dropped = this.capturing ? await this.captures.forget(relativePath) : [relativePath];
-      for (const key of dropped) {
-        this.announced.delete(key);
-        this.safeguards.uncount(key);
-      }
+      for (const key of dropped) this.safeguards.uncount(key);
       return this.capturing && dropped.includes(relativePath);
     });
   }
@@ -166,7 +151,7 @@ export class StepWriter {
       if (this.unprotectedReason) return this.finish('closed', await this.promoteUnprotected());
 
       // Every capture that counts is durable by now (beforeModify waited for it).
-      const changes = await this.captures.changes(this.written);
+      const changes = await this.captures.changes();
       const changed = changedCount(changes);
       if (changed === 0) {
         await journal.close();
@@ -175,7 +160,7 @@ export class StepWriter {
       }
       // Nothing more is journaled: the files close while the postimages are gathered.
       const closing = journal.close();
-      const records = await this.captures.withPostimages(changes, this.written);
+      const records = await this.captures.withPostimages(changes);
       await closing;
       const manifest = stepManifest(this.header, { closedAt: new Date().toISOString(), records, paths: changed });
       const text = manifestText(manifest, journal.filesBytes);
@@ -203,7 +188,8 @@ export class StepWriter {
         this.finish('closed', undefined);
         throw new Error(`undo step ${this.id} cannot be rolled back: ${this.unprotectedReason}`);
       }
-      return this.finish('rolled-back', await this.restoreAll());
+      // Nothing was captured when the log is disabled: nothing to put back.
+      return this.finish('rolled-back', await this.captures.restore(this.context.keptDirectory));
     });
   }
 
@@ -234,9 +220,9 @@ export class StepWriter {
     if (this.state !== 'open' || this.ending || key === '' || (stats?.isDirectory() && action !== 'chmod')) return false;
     if (this.captures.blockedBy(key) !== undefined) return false;
     // Counting a deletion here and again in modify() is harmless: a path counts once.
-    if (this.safeguards.questionsFor(key, action, beforeOf(stats), [], (path) => this.announced.get(path)).length > 0) return false;
+    if (this.safeguards.questionsFor(key, action, beforeOf(stats)).length > 0) return false;
     if (this.capturing && !this.captures.settled(key, stats)) return false;
-    if (!this.announced.has(key)) this.announced.set(key, kindOf(stats));
+    this.safeguards.announce(key, kindOf(stats));
     return true;
   }
 
@@ -249,8 +235,8 @@ export class StepWriter {
     // A folder deleted, renamed away or replaced takes its content with it: capture all of it.
     const touched = [[key, stats] as const, ...(stats?.isDirectory() && action !== 'chmod' ? await subtree(this.meta.root, key) : [])];
     const inside = touched.slice(1).map(([innerKey, innerStats]) => [innerKey, beforeOf(innerStats)!] as const);
-    for (const question of this.safeguards.questionsFor(key, action, beforeOf(stats), inside, (path) => this.announced.get(path))) await this.ask(question);
-    for (const [touchedKey, touchedStats] of touched) if (!this.announced.has(touchedKey)) this.announced.set(touchedKey, kindOf(touchedStats));
+    for (const question of this.safeguards.questionsFor(key, action, beforeOf(stats), inside)) await this.ask(question);
+    for (const [touchedKey, touchedStats] of touched) this.safeguards.announce(touchedKey, kindOf(touchedStats));
     if (!this.capturing) return;
     // Durable before the caller may change the paths (a capture made ahead is already).
     await this.captures.ensure(touched).catch((error: unknown) => {
@@ -266,14 +252,9 @@ export class StepWriter {
     if (answer === 'allow') return this.safeguards.allow(question.kind);
     const canRollBack = this.capturing;
     this.state = 'denied';
-    this.denial = new SafeguardDenied(question, canRollBack, canRollBack ? await this.restoreAll() : []);
+    this.denial = new SafeguardDenied(question, canRollBack, canRollBack ? await this.captures.restore(this.context.keptDirectory) : []);
     if (canRollBack) this.context.finished();
     throw this.denial;
-  }
-
-  /** What the caller wrote is the step's postimage: a rollback may replace it, and keeps anything else it finds. */
-  private restoreAll(): Promise<string[]> {
-    return this.context.persist ? this.captures.restore(this.written, this.context.keptDirectory) : Promise.resolve([]);
   }
 
   /** What the step's manifests say about it (see stepManifest.ts). */
@@ -285,11 +266,11 @@ export class StepWriter {
   /** Over the single-step limit: keep going without preimages; the step will be listed but cannot be undone. Runs in the queue. */
   private async becomeUnprotected(reason: string): Promise<void> {
     this.unprotectedReason ??= reason;
-    await this.captures.discard({ reason: this.unprotectedReason, paths: this.announced.size });
+    await this.captures.discard({ reason: this.unprotectedReason, paths: this.safeguards.announcedCount });
   }
 
   /** Promotes the step as one that cannot be undone, with the count of paths announced. */
   private async promoteUnprotected(): Promise<StepSummary> {
-    return this.context.promote(await writeUnprotectedManifest(this.context.directory, this.header, this.unprotectedReason!, this.announced.size));
+    return this.context.promote(await writeUnprotectedManifest(this.context.directory, this.header, this.unprotectedReason!, this.safeguards.announcedCount));
   }
 }
