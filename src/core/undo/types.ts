@@ -36,10 +36,11 @@ export type SafeguardQuestion = SafeguardQuestionInfo;
 export type SafeguardAsk = (question: SafeguardQuestion) => Promise<'allow' | 'deny'>;
 
 /**
- * Thrown by StepWriter.beforeModify when the user denied a safeguard. Everything the step had
- * already done has been rolled back (unless `rolledBack` is false: the log is disabled or the step
- * was over its size limit), and every later beforeModify of the step throws it again, so the
- * caller must stop applying changes and must not record any of this sync's changes as applied.
+ * Thrown by StepWriter.prepare (a question of the plan, before anything changed) or beforeModify
+ * when the user denied a safeguard. Everything the step had already done has been rolled back
+ * (unless `rolledBack` is false: the log is disabled or the step was over its size limit), and
+ * every later beforeModify of the step throws it again, so the caller must stop applying changes
+ * and must not record any of this sync's changes as applied.
  */
 export class SafeguardDenied extends Error {
   constructor(
