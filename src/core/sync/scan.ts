@@ -9,6 +9,7 @@ import { ancestorsOf, parentPath, permissionBits, type Entry } from '../files/en
 import { IgnoreRules } from './ignore';
 import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
 import { SECRET_CONTENT_MAX_BYTES, SecretAllowList, secretByContent, secretByName } from './secrets';
+import { Limiter } from '../limited';
 
 /**
  * What a file looked like when it was last hashed; `mode` is the full st_mode. `secret` is the
@@ -478,40 +479,6 @@ function settled(error: unknown): Failure | undefined {
   if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'EINVAL') return undefined;
   if (code === 'EACCES' || code === 'EPERM') return new Failure(`permission denied (${code})`);
   return new Failure(code ?? (error instanceof Error ? error.message : String(error)));
-}
-
-/** Runs at most `max` tasks at once; a finishing task hands its slot straight to the next one. */
-class Limiter {
-  private active = 0;
-  private waiting: Array<(() => void) | undefined> = [];
-  /** Index of the oldest waiter: shift() would copy the whole queue each time, and a scan queues an lstat per entry. */
-  private head = 0;
-
-  constructor(private readonly max: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active < this.max) this.active += 1;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    try {
-      return await task();
-    } finally {
-      const next = this.takeNext();
-      if (next) next();
-      else this.active -= 1;
-    }
-  }
-
-  private takeNext(): (() => void) | undefined {
-    if (this.head >= this.waiting.length) return undefined;
-    const next = this.waiting[this.head];
-    this.waiting[this.head] = undefined;
-    this.head += 1;
-    if (this.head === this.waiting.length || (this.head > 1024 && this.head * 2 > this.waiting.length)) {
-      this.waiting = this.waiting.slice(this.head);
-      this.head = 0;
-    }
-    return next;
-  }
 }
 
 /** A scan of some paths only: `incomplete` lists the paths left out because a folder above one is not a folder on this side. */

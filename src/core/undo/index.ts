@@ -2,9 +2,8 @@
 export { UndoLog } from './undoLog';
 export type { UndoLogOptions } from './undoLog';
 export { StepWriter } from './stepWriter';
-export type { StepMeta } from './stepWriter';
 export { DEFAULT_LIMITS, DEFAULT_THRESHOLDS, SafeguardDenied, STEP_KINDS } from './types';
 export { StepBoundaries } from './stepBoundaries';
 export type { StepBoundariesOptions } from './stepBoundaries';
-export type { Barrier, KeptVersion, ModifyAction, RecoveredStep, SafeguardAsk, SafeguardKind, SafeguardQuestion, SafeguardThresholds, StepGroup, StepKind, StepSummary, UndoLimits, UndoResult } from './types';
+export type { Barrier, KeptVersion, ModifyAction, RecoveredStep, SafeguardAsk, SafeguardKind, SafeguardQuestion, SafeguardThresholds, StepGroup, StepKind, StepMeta, StepSummary, UndoLimits, UndoResult } from './types';
 export { UNDO_FORMAT_VERSION } from './records';

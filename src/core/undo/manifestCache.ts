@@ -2,10 +2,11 @@
 // (limits, barriers), and UndoLog keeps them once read. The resident agent opens the log once, so
 // this cache serves where a log is opened again in the same process: tests, and the benchmark,
 // which opens it for each sync; parsing every manifest again, and the garbage it leaves, was most
-// of opening the log (`npm run bench -- --undo` reports what opening it takes after many steps). A closed step's manifest changes only by being replaced through a rename
-// (compaction, dropping preimages) or removed with its step, so an entry counts only while the
-// file is still the one it was read from: same inode, size and times. The cache is bounded: past
-// its size, the least recently used manifests are read again when needed.
+// of opening the log (`npm run bench -- --undo` reports what opening it takes after many steps).
+// A closed step's manifest changes only by being replaced through a rename (compaction, dropping
+// preimages) or removed with its step, so an entry counts only while the file is still the one it
+// was read from: same inode, size and times. The cache is bounded: past its size, the least
+// recently used manifests are read again when needed.
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { LruMap } from '../lruMap';

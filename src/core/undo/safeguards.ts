@@ -18,6 +18,8 @@ export class SafeguardCounter {
   /** Files and links that existed before the step and that it deletes (counted once each). */
   private readonly deletions = new Set<string>();
   private readonly allowed = new Set<SafeguardKind>();
+  /** The kind each path announced had before the step (deleting what the step itself created is no loss). */
+  private readonly kindsBefore = new Map<string, Identity['kind']>();
 
   /**
    * `moved`: paths whose deletion is a move (their content arrives under another name in the same
@@ -34,17 +36,16 @@ export class SafeguardCounter {
 
   /**
    * The questions announcing `action` on `key` raises. Deletions are counted here, synchronously,
-   * so concurrent announcements all count. `kindBefore` is the kind a path had before the step
-   * when it was touched already (deleting what the step itself created is no loss).
+   * so concurrent announcements all count. `inside`: what a folder deleted whole holds.
    */
-  questionsFor(key: string, action: ModifyAction, before: Before | undefined, inside: ReadonlyArray<readonly [string, Before]>, kindBefore: (key: string) => string | undefined): SafeguardQuestion[] {
+  questionsFor(key: string, action: ModifyAction, before: Before | undefined, inside: ReadonlyArray<readonly [string, Before]> = []): SafeguardQuestion[] {
     // Called for every path a sync changes: a kind already allowed costs no question text.
     const { maxDeletions, largeFileBytes, askRenameOver } = this.thresholds;
     const questions: SafeguardQuestion[] = [];
-    const firstTouch = kindBefore(key) === undefined;
+    const firstTouch = !this.kindsBefore.has(key);
     if (action === 'delete' && before) {
-      this.countDeletion(key, before, kindBefore);
-      for (const [candidate, candidateBefore] of inside) this.countDeletion(candidate, candidateBefore, kindBefore);
+      this.countDeletion(key, before);
+      for (const [candidate, candidateBefore] of inside) this.countDeletion(candidate, candidateBefore);
       if (this.deletions.size > maxDeletions && !this.allowed.has('many-deletions')) questions.push(this.deletionsQuestion(key));
     }
     if ((action === 'write' || action === 'truncate' || action === 'rename-target') && firstTouch && before?.kind === 'file' && before.size > largeFileBytes && !this.allowed.has('large-overwrite')) {
@@ -62,9 +63,9 @@ export class SafeguardCounter {
   }
 
   /** A file or link that existed before the step counts once, however often it is deleted (deleting what the step itself created is no loss). */
-  private countDeletion(key: string, before: Before, kindBefore: (key: string) => string | undefined): void {
+  private countDeletion(key: string, before: Before): void {
     if (this.deletions.has(key) || this.moved.has(key)) return;
-    const kind = kindBefore(key) ?? before.kind;
+    const kind = this.kindsBefore.get(key) ?? before.kind;
     if (kind === 'file' || kind === 'symlink') this.deletions.add(key);
   }
 
@@ -77,9 +78,25 @@ export class SafeguardCounter {
     return this.allowed.has(kind);
   }
 
+  /**
+   * The change of `key` was announced (after asking its questions), and the path was `kind` before
+   * it; only a path's first announcement counts. Returns whether it was the first.
+   */
+  announce(key: string, kind: Identity['kind']): boolean {
+    if (this.kindsBefore.has(key)) return false;
+    this.kindsBefore.set(key, kind);
+    return true;
+  }
+
+  /** Paths announced (and not uncounted): the count of paths an unprotected step changed. */
+  get announcedCount(): number {
+    return this.kindsBefore.size;
+  }
+
   /** The change announced for `key` was not carried out. */
   uncount(key: string): void {
     this.deletions.delete(key);
+    this.kindsBefore.delete(key);
   }
 }
 

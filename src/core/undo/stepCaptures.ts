@@ -1,6 +1,7 @@
-// The capture half of a step being recorded: saving the versions the step replaces. A batch of
-// paths goes to the capture worker (which reads, hashes and saves their content) and to the
-// attribute reader in one request each, and their journal lines become durable in one flush round.
+// The capture half of a step being recorded: saving the versions the step replaces, and noting
+// what the caller reports leaving in their place (the step's postimages). A batch of paths goes
+// to the capture worker (which reads, hashes and saves their content) and to the attribute
+// reader in one request each, and their journal lines become durable in one flush round.
 // A path captured ahead of its change counts once its change is announced and the path is found
 // as the capture saw it; a path that changed since is captured again. Parents are recorded before
 // children. The step writer runs every call that awaits in its one queue, one at a time.
@@ -8,10 +9,10 @@ import { readdir, unlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import * as path from 'node:path';
 import { writeJsonAtomic } from '../atomicFile';
-import type { CapturedVersion } from '../files/entry';
+import type { CapturedVersion, Entry } from '../files/entry';
 import { lstatSyncOrUndefined, nonFolderAncestor } from '../files/fsEntry';
 import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
-import { currentPostimage, describeDifference, identityOf, permissions, subtree } from './fsState';
+import { currentPostimage, describeDifference, identityOf, permissions, subtree, writtenPostimage } from './fsState';
 import type { CapturedPath, CapturedStats } from './packWorker';
 import type { Postimage, Preimage, StepRecord } from './records';
 import { removeTree, restoreRecords } from './restore';
@@ -33,6 +34,8 @@ const modeOwnerTimes = (stats: CapturedStats) => ({ mode: permissions(stats), ui
 export class StepCaptures {
   readonly journal: StepJournal;
   private readonly captures = new Map<string, Capture & { ahead?: { stats: CapturedStats | undefined } }>();
+  /** What the caller reported leaving at a path (see recordWritten()): the step's postimage there. */
+  private readonly written = new Map<string, Postimage>();
   /** Folders above captured paths found to be real folders (or absent), each checked once per step. */
   private readonly realFolders = new Set<string>();
   private readonly rootBytes: Buffer;
@@ -105,8 +108,22 @@ export class StepCaptures {
     return { kind: pre.kind };
   }
 
+  /**
+   * Records that the change of `key` was carried out and left `next` there (undefined: deleted):
+   * the step's postimage there, taken instead of reading the path back when the step closes.
+   */
+  recordWritten(key: string, next: Entry | undefined): void {
+    try {
+      const post = writtenPostimage(this.pathOf(key), next);
+      if (post) this.written.set(key, post);
+    } catch {
+      // Unreadable now: the close reads it back as it would without this call.
+    }
+  }
+
   /** Drops the preimages of `key` and the paths below it where the disk still holds exactly the preimage; returns the paths dropped. */
   async forget(key: string): Promise<string[]> {
+    this.written.delete(key);
     const own = this.captures.get(key);
     if (!own || own.ahead || isMetadataOnly(own.pre)) return [];
     const keys = [...this.captures.keys()].filter((candidate) => candidate === key || isUnder(candidate, key)).sort((a, b) => keyDepth(b) - keyDepth(a));
@@ -126,9 +143,10 @@ export class StepCaptures {
   /**
    * The preimages of what the step changed, for its manifest (see countedRecords): whatever is
    * inside a folder the step created was created by the step too; paths it left absent and parents
-   * with no change below them are left out. `written`: what the caller reported leaving at a path.
+   * with no change below them are left out.
    */
-  async changes(written: ReadonlyMap<string, Postimage>): Promise<Map<string, Preimage>> {
+  async changes(): Promise<Map<string, Preimage>> {
+    const { written } = this;
     const records = countedRecords(this.captures);
     for (const [key, pre] of [...records]) {
       if (pre.kind !== 'absent' || written.has(key) || !lstatSyncOrUndefined(this.pathOf(key))?.isDirectory()) continue;
@@ -141,10 +159,10 @@ export class StepCaptures {
   }
 
   /** The records of `changes`, sorted by path, each with what the step left there: as the caller reported it, or read back. */
-  async withPostimages(changes: ReadonlyMap<string, Preimage>, written: ReadonlyMap<string, Postimage>): Promise<StepRecord[]> {
+  async withPostimages(changes: ReadonlyMap<string, Preimage>): Promise<StepRecord[]> {
     const records: StepRecord[] = [];
     for (const [key, pre] of [...changes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      const post = written.get(key) ?? (await currentPostimage(this.pathOf(key)).catch(() => undefined));
+      const post = this.written.get(key) ?? (await currentPostimage(this.pathOf(key)).catch(() => undefined));
       records.push({ path: key, pre, ...(post && post.kind !== 'other' && { post }) });
     }
     return records;
@@ -153,16 +171,16 @@ export class StepCaptures {
   /**
    * Puts every captured path back and removes the step's folder; returns problems (the folder then
    * stays in progress, so the next open() tries again). What the caller reported writing at a path
-   * (`written`) is the step's postimage there: a version that is neither it nor the preimage is
-   * kept under `keepRoot` before the path is restored (see restoreRecords).
+   * (recordWritten) is the step's postimage there: a version that is neither it nor the preimage
+   * is kept under `keepRoot` before the path is restored (see restoreRecords).
    */
-  async restore(written: ReadonlyMap<string, Postimage>, keepRoot: string): Promise<string[]> {
+  async restore(keepRoot: string): Promise<string[]> {
     if (!this.journal.created) return [];
     // Contents still in an open frame get their blobs (a path whose capture never became durable
     // was not changed, and restoring it finds the same content and leaves it).
     await this.journal.flush().catch(() => {});
     await this.journal.close();
-    const records = [...countedRecords(this.captures)].map(([key, pre]) => ({ path: key, pre, post: written.get(key) }));
+    const records = [...countedRecords(this.captures)].map(([key, pre]) => ({ path: key, pre, post: this.written.get(key) }));
     const problems = await restoreRecords({ root: this.options.root, stepDir: this.options.directory, records, checkPostimages: false, keepRoot });
     if (problems.length === 0) await removeTree(Buffer.from(this.options.directory));
     return problems;
@@ -176,6 +194,7 @@ export class StepCaptures {
       if (name !== MANIFEST && name !== UNPROTECTED) await unlink(path.join(this.options.directory, name)).catch(() => {});
     }
     this.captures.clear();
+    this.written.clear();
     this.recordBytes = 0;
   }
 

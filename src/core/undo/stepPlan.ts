@@ -49,17 +49,17 @@ export function movedPaths(changes: readonly PlannedChange[]): Set<string> {
 export function planStep(changes: readonly PlannedChange[], thresholds: SafeguardThresholds, limits: Pick<UndoLimits, 'maxStepBytes'>): StepPlan {
   const counter = new SafeguardCounter(thresholds, movedPaths(changes));
   const questions = new Map<SafeguardKind, SafeguardQuestion>();
-  /** The kind each path had before the step, set at its first change. */
-  const kindBefore = new Map<string, string>();
+  /** Each path at its first change. */
+  const capture: string[] = [];
   const records = new Set<string>();
   let contentBytes = 0;
   for (const { path, action, before } of changes) {
-    for (const question of counter.questionsFor(path, action, before, [], (key) => kindBefore.get(key))) {
+    for (const question of counter.questionsFor(path, action, before)) {
       questions.set(question.kind, question);
       counter.allow(question.kind);
     }
-    if (kindBefore.has(path)) continue;
-    kindBefore.set(path, before?.kind ?? 'absent');
+    if (!counter.announce(path, before?.kind ?? 'absent')) continue;
+    capture.push(path);
     if (before?.kind === 'file') contentBytes += before.size;
     for (let key = path; !records.has(key); key = parentKey(key)) {
       records.add(key);
@@ -72,7 +72,7 @@ export function planStep(changes: readonly PlannedChange[], thresholds: Safeguar
   let estimatedBytes = contentBytes;
   for (const key of records) estimatedBytes += RECORD_BYTES + 2 * key.length;
   return {
-    capture: [...kindBefore.keys()],
+    capture,
     questions: [...questions.values()],
     estimatedBytes,
     ...(estimatedBytes > limits.maxStepBytes && { unprotectedReason: `the step would take about ${formatBytes(estimatedBytes)}, over the ${formatBytes(limits.maxStepBytes)} limit of one step` }),

@@ -12,63 +12,26 @@
 // step's one queue, as do the capture ahead, forget, close and rollback: one at a time, so they
 // need no locks.
 import type { Stats } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
-import * as path from 'node:path';
-import { writeJsonAtomic } from '../atomicFile';
 import type { CapturedVersion, Entry } from '../files/entry';
 import { lstatSyncOrUndefined } from '../files/fsEntry';
-import { kindOf, subtree, writtenPostimage } from './fsState';
-import type { Manifest, Postimage } from './records';
-import { manifestText, MANIFEST, UNDO_FORMAT_VERSION } from './records';
+import { kindOf, subtree } from './fsState';
+import { manifestText } from './records';
 import { removeTree } from './restore';
 import { beforeOf, formatBytes, SafeguardCounter } from './safeguards';
 import { StepCaptures, StepTooLarge } from './stepCaptures';
+import type { StepHeader } from './stepManifest';
+import { stepManifest, writeUnprotectedManifest } from './stepManifest';
 import { movedPaths, planStep } from './stepPlan';
 import type { PlannedChange, StepPlan } from './stepPlan';
 import { changedCount } from './stepRecords';
-import type { ModifyAction, SafeguardAsk, SafeguardQuestion, SafeguardThresholds, StepSummary, UndoLimits } from './types';
+import type { ModifyAction, SafeguardQuestion, StepMeta, StepSummary, WriterContext } from './types';
 import { SafeguardDenied } from './types';
-
-export interface StepMeta {
-  /** The sync this step belongs to (SyncReport.id). */
-  syncId: string;
-  policy: string;
-  /** The host tree root the step's paths are relative to. */
-  root: string;
-  /** Asked when the step crosses a safeguard. Without it, safeguards allow. */
-  ask?: SafeguardAsk;
-  thresholds?: Partial<SafeguardThresholds>;
-}
-
-/** What the log hands a writer. */
-export interface WriterContext {
-  id: string;
-  /** The in-progress folder of this step (created at the first capture). */
-  directory: string;
-  /** False when the log is disabled: safeguards still apply, nothing is recorded. */
-  persist: boolean;
-  captureXattrs: boolean;
-  notes: string[];
-  limits: UndoLimits;
-  thresholds: SafeguardThresholds;
-  /** Where a rollback keeps a version it finds that it may not drop (see restoreRecords). */
-  keptDirectory: string;
-  /** Renames the closed step into the log and applies the limits. */
-  promote(manifest: Manifest): Promise<StepSummary>;
-  /** The step is over, whatever the outcome: the log may open another. */
-  finished(): void;
-  beforePromote?: (stepId: string) => void | Promise<void>;
-}
 
 export class StepWriter {
   private state: 'open' | 'denied' | 'closed' | 'rolled-back' = 'open';
   /** close() or rollback() was called: announcements no longer settle at once, they queue behind it. */
   private ending = false;
   private readonly captures: StepCaptures;
-  /** Kind of each path announced (and of what was inside a folder announced whole), as it was before the step. */
-  private readonly announced = new Map<string, ReturnType<typeof kindOf>>();
-  /** What the caller reported leaving at a path (see recordWritten()): the step's postimage there. */
-  private readonly written = new Map<string, Postimage>();
   private readonly safeguards: SafeguardCounter;
   private readonly startedAt = new Date().toISOString();
   private unprotectedReason?: string;
@@ -81,7 +44,7 @@ export class StepWriter {
     private readonly meta: StepMeta,
   ) {
     this.safeguards = new SafeguardCounter(context.thresholds);
-    const header = () => JSON.stringify(this.manifest({ records: [], paths: 0 }));
+    const header = () => JSON.stringify(stepManifest(this.header, { records: [], paths: 0 }));
     this.captures = new StepCaptures({ directory: context.directory, stepId: context.id, root: meta.root, captureXattrs: context.captureXattrs, maxStepBytes: context.limits.maxStepBytes, header });
   }
 
@@ -148,13 +111,7 @@ export class StepWriter {
    * the step; and a file the caller verified while writing is not hashed again.
    */
   recordWritten(relativePath: string, next: Entry | undefined): void {
-    if (this.state !== 'open' || !this.capturing) return;
-    try {
-      const post = writtenPostimage(this.captures.pathOf(relativePath), next);
-      if (post) this.written.set(relativePath, post);
-    } catch {
-      // Unreadable now: close() reads it back as it would without this call.
-    }
+    if (this.state === 'open' && this.capturing) this.captures.recordWritten(relativePath, next);
   }
 
   /**
@@ -173,12 +130,8 @@ export class StepWriter {
   forget(relativePath: string): Promise<boolean> {
     return this.queued(async () => {
       if (this.state !== 'open') return false;
-      this.written.delete(relativePath);
       const dropped = this.capturing ? await this.captures.forget(relativePath) : [relativePath];
-      for (const key of dropped) {
-        this.announced.delete(key);
-        this.safeguards.uncount(key);
-      }
+      for (const key of dropped) this.safeguards.uncount(key);
       return this.capturing && dropped.includes(relativePath);
     });
   }
@@ -194,11 +147,11 @@ export class StepWriter {
     return this.queued(async () => {
       if (this.state === 'closed' || this.state === 'rolled-back') return undefined;
       const { journal } = this.captures;
-      if ((this.state === 'denied' && this.denial?.rolledBack) || !this.context.persist || !journal.created) return this.finish('closed', undefined);
-      if (this.unprotectedReason) return this.finish('closed', await this.context.promote(await this.writeUnprotectedManifest()));
+      if (this.denial?.rolledBack || !this.context.persist || !journal.created) return this.finish('closed', undefined);
+      if (this.unprotectedReason) return this.finish('closed', await this.promoteUnprotected());
 
       // Every capture that counts is durable by now (beforeModify waited for it).
-      const changes = await this.captures.changes(this.written);
+      const changes = await this.captures.changes();
       const changed = changedCount(changes);
       if (changed === 0) {
         await journal.close();
@@ -207,13 +160,13 @@ export class StepWriter {
       }
       // Nothing more is journaled: the files close while the postimages are gathered.
       const closing = journal.close();
-      const records = await this.captures.withPostimages(changes, this.written);
+      const records = await this.captures.withPostimages(changes);
       await closing;
-      const manifest = this.manifest({ closedAt: new Date().toISOString(), records, paths: changed });
+      const manifest = stepManifest(this.header, { closedAt: new Date().toISOString(), records, paths: changed });
       const text = manifestText(manifest, journal.filesBytes);
       if (manifest.bytes > this.context.limits.maxStepBytes) {
         await this.becomeUnprotected(`the step needs ${formatBytes(manifest.bytes)}, over the ${formatBytes(this.context.limits.maxStepBytes)} limit of one step`);
-        return this.finish('closed', await this.context.promote(await this.writeUnprotectedManifest()));
+        return this.finish('closed', await this.promoteUnprotected());
       }
       await journal.writeManifest(text);
       await this.context.beforePromote?.(this.id);
@@ -229,13 +182,14 @@ export class StepWriter {
     this.ending = true;
     return this.queued(async () => {
       if (this.state === 'closed' || this.state === 'rolled-back') return [];
-      if (this.state === 'denied' && this.denial?.rolledBack) return this.finish('rolled-back', []);
+      if (this.denial?.rolledBack) return this.finish('rolled-back', []);
       if (this.context.persist && this.unprotectedReason) {
-        await this.context.promote(await this.writeUnprotectedManifest());
+        await this.promoteUnprotected();
         this.finish('closed', undefined);
         throw new Error(`undo step ${this.id} cannot be rolled back: ${this.unprotectedReason}`);
       }
-      return this.finish('rolled-back', await this.restoreAll());
+      // Nothing was captured when the log is disabled: nothing to put back.
+      return this.finish('rolled-back', await this.captures.restore(this.context.keptDirectory));
     });
   }
 
@@ -266,9 +220,9 @@ export class StepWriter {
     if (this.state !== 'open' || this.ending || key === '' || (stats?.isDirectory() && action !== 'chmod')) return false;
     if (this.captures.blockedBy(key) !== undefined) return false;
     // Counting a deletion here and again in modify() is harmless: a path counts once.
-    if (this.safeguards.questionsFor(key, action, beforeOf(stats), [], (path) => this.announced.get(path)).length > 0) return false;
+    if (this.safeguards.questionsFor(key, action, beforeOf(stats)).length > 0) return false;
     if (this.capturing && !this.captures.settled(key, stats)) return false;
-    if (!this.announced.has(key)) this.announced.set(key, kindOf(stats));
+    this.safeguards.announce(key, kindOf(stats));
     return true;
   }
 
@@ -281,8 +235,8 @@ export class StepWriter {
     // A folder deleted, renamed away or replaced takes its content with it: capture all of it.
     const touched = [[key, stats] as const, ...(stats?.isDirectory() && action !== 'chmod' ? await subtree(this.meta.root, key) : [])];
     const inside = touched.slice(1).map(([innerKey, innerStats]) => [innerKey, beforeOf(innerStats)!] as const);
-    for (const question of this.safeguards.questionsFor(key, action, beforeOf(stats), inside, (path) => this.announced.get(path))) await this.ask(question);
-    for (const [touchedKey, touchedStats] of touched) if (!this.announced.has(touchedKey)) this.announced.set(touchedKey, kindOf(touchedStats));
+    for (const question of this.safeguards.questionsFor(key, action, beforeOf(stats), inside)) await this.ask(question);
+    for (const [touchedKey, touchedStats] of touched) this.safeguards.announce(touchedKey, kindOf(touchedStats));
     if (!this.capturing) return;
     // Durable before the caller may change the paths (a capture made ahead is already).
     await this.captures.ensure(touched).catch((error: unknown) => {
@@ -298,39 +252,25 @@ export class StepWriter {
     if (answer === 'allow') return this.safeguards.allow(question.kind);
     const canRollBack = this.capturing;
     this.state = 'denied';
-    this.denial = new SafeguardDenied(question, canRollBack, canRollBack ? await this.restoreAll() : []);
+    this.denial = new SafeguardDenied(question, canRollBack, canRollBack ? await this.captures.restore(this.context.keptDirectory) : []);
     if (canRollBack) this.context.finished();
     throw this.denial;
   }
 
-  /** What the caller wrote is the step's postimage: a rollback may replace it, and keeps anything else it finds. */
-  private restoreAll(): Promise<string[]> {
-    return this.context.persist ? this.captures.restore(this.written, this.context.keptDirectory) : Promise.resolve([]);
-  }
-
-  private manifest(fields: Pick<Manifest, 'records' | 'paths'> & { closedAt?: string }): Manifest {
-    const notes = [...this.context.notes];
-    const { xattrFailures } = this.captures;
-    if (xattrFailures > 0) notes.push(`extended attributes of ${xattrFailures} path(s) could not be captured`);
-    return { version: UNDO_FORMAT_VERSION, id: this.id, syncId: this.meta.syncId, policy: this.meta.policy, root: this.meta.root, startedAt: this.startedAt, protected: true, bytes: this.captures.bytes, notes, ...fields };
+  /** What the step's manifests say about it (see stepManifest.ts). */
+  private get header(): StepHeader {
+    const { syncId, policy, root } = this.meta;
+    return { id: this.id, syncId, policy, root, startedAt: this.startedAt, notes: this.context.notes, xattrFailures: this.captures.xattrFailures, bytes: this.captures.bytes };
   }
 
   /** Over the single-step limit: keep going without preimages; the step will be listed but cannot be undone. Runs in the queue. */
   private async becomeUnprotected(reason: string): Promise<void> {
     this.unprotectedReason ??= reason;
-    await this.captures.discard({ reason: this.unprotectedReason, paths: this.announced.size });
+    await this.captures.discard({ reason: this.unprotectedReason, paths: this.safeguards.announcedCount });
   }
 
-  private async writeUnprotectedManifest(): Promise<Manifest> {
-    const manifest: Manifest = { ...this.manifest({ closedAt: new Date().toISOString(), records: [], paths: this.announced.size }), protected: false, unprotectedReason: this.unprotectedReason };
-    await writeJsonAtomic(path.join(this.context.directory, MANIFEST), manifest);
-    manifest.bytes = await folderBytes(this.context.directory);
-    return manifest;
+  /** Promotes the step as one that cannot be undone, with the count of paths announced. */
+  private async promoteUnprotected(): Promise<StepSummary> {
+    return this.context.promote(await writeUnprotectedManifest(this.context.directory, this.header, this.unprotectedReason!, this.safeguards.announcedCount));
   }
-}
-
-async function folderBytes(directory: string): Promise<number> {
-  let total = 0;
-  for (const name of await readdir(directory).catch(() => [] as string[])) total += (await stat(path.join(directory, name)).catch(() => undefined))?.size ?? 0;
-  return total;
 }

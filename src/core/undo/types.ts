@@ -1,5 +1,6 @@
-// The undo log's public types.
+// The undo log's types: the public ones, and what the log hands the writer of a step.
 import type { SafeguardKind, SafeguardQuestionInfo } from '../protocol';
+import type { Manifest } from './records';
 
 export interface UndoLimits {
   /** Total bytes of all steps in the log; oldest steps are evicted beyond it. Default 1 GiB. */
@@ -35,10 +36,11 @@ export type SafeguardQuestion = SafeguardQuestionInfo;
 export type SafeguardAsk = (question: SafeguardQuestion) => Promise<'allow' | 'deny'>;
 
 /**
- * Thrown by StepWriter.beforeModify when the user denied a safeguard. Everything the step had
- * already done has been rolled back (unless `rolledBack` is false: the log is disabled or the step
- * was over its size limit), and every later beforeModify of the step throws it again, so the
- * caller must stop applying changes and must not record any of this sync's changes as applied.
+ * Thrown by StepWriter.prepare (a question of the plan, before anything changed) or beforeModify
+ * when the user denied a safeguard. Everything the step had already done has been rolled back
+ * (unless `rolledBack` is false: the log is disabled or the step was over its size limit), and
+ * every later beforeModify of the step throws it again, so the caller must stop applying changes
+ * and must not record any of this sync's changes as applied.
  */
 export class SafeguardDenied extends Error {
   constructor(
@@ -58,6 +60,38 @@ export class SafeguardDenied extends Error {
  * is captured with everything inside it.
  */
 export type ModifyAction = 'write' | 'delete' | 'chmod' | 'truncate' | 'rename-source' | 'rename-target';
+
+/** What the caller says about a step it begins (UndoLog.beginStep). */
+export interface StepMeta {
+  /** The sync this step belongs to (SyncReport.id). */
+  syncId: string;
+  policy: string;
+  /** The host tree root the step's paths are relative to. */
+  root: string;
+  /** Asked when the step crosses a safeguard. Without it, safeguards allow. */
+  ask?: SafeguardAsk;
+  thresholds?: Partial<SafeguardThresholds>;
+}
+
+/** What the log hands the writer of a step (see StepWriter). */
+export interface WriterContext {
+  id: string;
+  /** The in-progress folder of this step (created at the first capture). */
+  directory: string;
+  /** False when the log is disabled: safeguards still apply, nothing is recorded. */
+  persist: boolean;
+  captureXattrs: boolean;
+  notes: string[];
+  limits: UndoLimits;
+  thresholds: SafeguardThresholds;
+  /** Where a rollback keeps a version it finds that it may not drop (see restoreRecords). */
+  keptDirectory: string;
+  /** Renames the closed step into the log and applies the limits. */
+  promote(manifest: Manifest): Promise<StepSummary>;
+  /** The step is over, whatever the outcome: the log may open another. */
+  finished(): void;
+  beforePromote?: (stepId: string) => void | Promise<void>;
+}
 
 /**
  * What a group of steps is: a Claude Code turn, a `clud run` command, the changes up to a
