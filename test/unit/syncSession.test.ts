@@ -252,12 +252,13 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     assert.equal(session!.changesWaiting, true);
   });
 
-  it('waits ten times the last full cycle before the next periodic one, so a big tree does not keep the agent busy', () => {
+  it('waits thirty times the last full cycle before the next periodic one, so a big tree does not keep the agent busy', () => {
     const cases: Array<[now: number, last: { endedAt: number; durationMs: number }, due: boolean]> = [
       [10_000, { endedAt: 0, durationMs: 0 }, true],
       [10_000, { endedAt: 0, durationMs: 50 }, true],
-      [100_000, { endedAt: 0, durationMs: 15_000 }, false],
-      [150_000, { endedAt: 0, durationMs: 15_000 }, true],
+      [10_000, { endedAt: 0, durationMs: 2_000 }, false],
+      [59_000, { endedAt: 0, durationMs: 2_000 }, false],
+      [60_000, { endedAt: 0, durationMs: 2_000 }, true],
     ];
     for (const [now, last, due] of cases) assert.equal(periodicFullCycleDue(now, last), due, JSON.stringify({ now, last }));
   });

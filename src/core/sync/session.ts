@@ -112,8 +112,12 @@ export interface SessionStatus {
 }
 
 export const DEFAULT_FULL_CYCLE_INTERVAL_MS = 10_000;
-/** The periodic full cycle waits at least this many times its last duration: at most a tenth of a core when nothing changes. */
-export const FULL_CYCLE_DUTY = 10;
+/**
+ * The periodic full cycle waits at least this many times its last duration: at most a thirtieth
+ * of a core when nothing changes (a no-change rescan of 100,000 files takes about 2 s, so it runs
+ * about once a minute there; events carry changes meanwhile).
+ */
+export const FULL_CYCLE_DUTY = 30;
 
 /** Whether the periodic full cycle may run now, given when the last one ended and how long it took. */
 export function periodicFullCycleDue(now: number, last: { endedAt: number; durationMs: number }): boolean {
