@@ -226,6 +226,9 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
   return finish();
 }
 
+/** How a periodic full cycle went: the rescan carried only what differed, or ran the full cycle. */
+export type RescanOutcome = 'changes-only' | 'full-cycle';
+
 /**
  * The periodic full cycle of continuous sync, at the cost of a walk: the rescan (rescan.ts) finds
  * where either side differs from the agreed state, and only those paths (with `alsoDirty`, what
@@ -234,17 +237,20 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
  * cannot be judged alone. Client requests stay full cycles: their report lists every conflict,
  * problem and secret kept out, not only those of what changed.
  */
-export async function runRescanCycle(options: Omit<StoreCycleOptions, 'dirty'>, alsoDirty: Iterable<string> = []): Promise<{ report: SyncReport; rescan: 'changes-only' | 'full-cycle' }> {
+export async function runRescanCycle(options: Omit<StoreCycleOptions, 'dirty'>, alsoDirty: Iterable<string> = []): Promise<{ report: SyncReport; rescan: RescanOutcome; walkMs: number }> {
   const started = Date.now();
   const found = await findChangedPaths({ ...options, store: options.store });
+  // What the rescan itself costs, whatever it carried: what the next one is paced by.
+  const walkMs = Date.now() - started;
   if ('changed' in found) {
     const result = await runStoreCycle({ ...options, dirty: [...found.changed, ...alsoDirty] });
     if (result.report) {
       result.report.durationMs = Date.now() - started;
-      return { report: result.report, rescan: 'changes-only' };
+      return { report: result.report, rescan: 'changes-only', walkMs };
     }
   }
-  return { report: (await runStoreCycle(options)).report as SyncReport, rescan: 'full-cycle' };
+  const report = (await runStoreCycle(options)).report as SyncReport;
+  return { report, rescan: 'full-cycle', walkMs: walkMs + report.durationMs };
 }
 
 /** What an apply did, into the cycle's report. */

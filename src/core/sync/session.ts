@@ -20,7 +20,7 @@ import type { SyncReport } from '../protocol';
 import { withRetries } from '../retry';
 import type { SafeguardAsk, SafeguardQuestion, SafeguardThresholds } from '../undo';
 import type { ApplyOptions } from './apply';
-import { forgetAgreedState, runRescanCycle, runStoreCycle, SyncCancelled, type StoreCycleOptions } from './engine';
+import { forgetAgreedState, runRescanCycle, runStoreCycle, SyncCancelled, type RescanOutcome, type StoreCycleOptions } from './engine';
 import type { Policy, Side } from './reconcile';
 import type { UndoRecording } from './recordedApply';
 import type { AccessIdentity } from './scan';
@@ -92,7 +92,13 @@ export interface RequestCycleParams {
 }
 
 export type CycleKind = 'incremental' | 'full' | 'request';
-export interface CycleFinished { kind: CycleKind; report: SyncReport; dirtyPaths: number }
+export interface CycleFinished {
+  kind: CycleKind;
+  report: SyncReport;
+  dirtyPaths: number;
+  /** For a periodic full cycle: whether the rescan carried only what differed, or had to run the full cycle. */
+  rescan?: RescanOutcome;
+}
 
 /** What the session is doing, for the owner's status (LiveStatus). */
 export interface SessionStatus {
@@ -113,7 +119,7 @@ export interface SessionStatus {
 
 export const DEFAULT_FULL_CYCLE_INTERVAL_MS = 10_000;
 /**
- * The periodic full cycle waits at least this many times its last duration: at most a thirtieth
+ * The periodic full cycle waits at least this many times the last one's walk: at most a thirtieth
  * of a core when nothing changes (a no-change rescan of 100,000 files takes about 2 s, so it runs
  * about once a minute there; events carry changes meanwhile).
  */
@@ -396,15 +402,15 @@ export class SyncSession extends EventEmitter<{
     this.emit('status');
   }
 
-  private finished(kind: CycleKind, report: SyncReport, dirtyPaths: number): CycleFinished {
+  private finished(kind: CycleKind, report: SyncReport, dirtyPaths: number, rescan?: RescanOutcome, paceMs = report.durationMs): CycleFinished {
     if (report.halted) {
       this.halt = report.halted;
       this.emit('halted', report.halted);
     }
     this.conflicts = report.conflicts.map((conflict) => conflict.path);
     this.lastCycle = { id: report.id, finishedAt: new Date().toISOString(), applied: report.appliedCount, kind };
-    if (kind === 'full') this.lastFullCycle = { endedAt: Date.now(), durationMs: report.durationMs };
-    const finished = { kind, report, dirtyPaths };
+    if (kind === 'full') this.lastFullCycle = { endedAt: Date.now(), durationMs: paceMs };
+    const finished = { kind, report, dirtyPaths, ...(rescan && { rescan }) };
     this.emit('cycle', finished);
     this.emit('status');
     return finished;
@@ -462,10 +468,15 @@ export class SyncSession extends EventEmitter<{
     this.emit('cycle-started', { kind });
     this.emit('status');
     let report: SyncReport;
+    let rescan: RescanOutcome | undefined;
+    let paceMs: number | undefined;
     try {
       const common = { ...this.cycleOptions(), policy: this.options.policy, undo: this.backgroundRecording(), history: 'eventful' as const };
       if (kind === 'full') {
-        report = (await runRescanCycle(common, dirty)).report;
+        let walkMs: number;
+        ({ report, rescan, walkMs } = await runRescanCycle(common, dirty));
+        // Paced by what the rescan costs, not by what it carried (a burst would put it off for minutes).
+        paceMs = walkMs;
       } else {
         let result = await runStoreCycle({ ...common, dirty });
         if (result.fullCycleNeeded !== undefined) {
@@ -490,7 +501,7 @@ export class SyncSession extends EventEmitter<{
     }
     // A change skipped because the file changed under it needs nothing here: that change was an
     // event too, so its path is dirty again already.
-    return this.finished(kind, report, dirty.length);
+    return this.finished(kind, report, dirty.length, rescan, paceMs);
   }
 
   /** The background cycles' undo recording: their questions go to the owner's `ask`, shown in status meanwhile. */
