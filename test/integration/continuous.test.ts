@@ -132,7 +132,11 @@ describe('integration: continuous sync by the resident agent', function () {
       // The rescan runs every 10 s, or every thirty times its last walk on a tree that takes longer.
       await waitFor('the unwatched write on the host', async () => (existsSync(path.join(dir, 'node_modules', 'pkg', 'index.js')) ? true : undefined), 120_000);
       assert.equal(await readFile(path.join(dir, 'node_modules', 'pkg', 'index.js'), 'utf8'), 'module.exports = 1\n');
-      const carried = (await loggedCycles(dir)).slice(before).filter((cycle) => cycle.applied > 0);
+      // The cycle is logged once it has finished, a moment after the file is in place.
+      const carried = await waitFor('the cycle that carried it in the log', async () => {
+        const cycles = (await loggedCycles(dir)).slice(before).filter((cycle) => cycle.applied > 0);
+        return cycles.length > 0 ? cycles : undefined;
+      }, 10_000);
       assert.deepEqual(carried.map((cycle) => [cycle.kind, cycle.rescan, cycle.applied]), [['full', 'changes-only', 1]]);
     });
 

@@ -249,8 +249,7 @@ export async function runRescanCycle(options: Omit<StoreCycleOptions, 'dirty'>, 
       return { report: result.report, rescan: 'changes-only', walkMs };
     }
   }
-  const report = (await runStoreCycle(options)).report as SyncReport;
-  return { report, rescan: 'full-cycle', walkMs: walkMs + report.durationMs };
+  return { report: (await runStoreCycle(options)).report as SyncReport, rescan: 'full-cycle', walkMs };
 }
 
 /** What an apply did, into the cycle's report. */
