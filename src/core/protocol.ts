@@ -326,6 +326,9 @@ export type LiveSettings = z.infer<typeof LiveSettings>;
  * `resume`; `paused`: the user paused auto-sync.
  */
 export const LiveState = z.enum(['starting', 'idle', 'syncing', 'waiting-for-approval', 'paused', 'halted']);
+/** What a cycle was: of the watchers' dirty paths, the periodic full one, or a client's request. */
+export const CycleKind = z.enum(['incremental', 'full', 'request']);
+export type CycleKind = z.infer<typeof CycleKind>;
 export const LiveStatus = z.object({
   state: LiveState,
   autoSync: AutoSyncMode,
@@ -337,7 +340,7 @@ export const LiveStatus = z.object({
   question: z.object({ questionId: z.number().int().nonnegative(), question: SafeguardQuestionSchema }).optional(),
   /** A watcher that fell back to polling or failed, with why (e.g. the inotify watch limit). */
   degraded: z.array(z.object({ side: SyncSide, reason: z.string() })),
-  lastCycle: z.object({ id: z.string(), finishedAt: z.string(), applied: z.number().int(), kind: z.enum(['incremental', 'full', 'request']) }).optional(),
+  lastCycle: z.object({ id: z.string(), finishedAt: z.string(), applied: z.number().int(), kind: CycleKind }).optional(),
 });
 export type LiveStatus = z.infer<typeof LiveStatus>;
 
@@ -345,8 +348,8 @@ export type LiveStatus = z.infer<typeof LiveStatus>;
 export const AgentEvent = z.discriminatedUnion('type', [
   /** The status changed: clients render this value and nothing else. */
   z.object({ type: z.literal('status'), status: LiveStatus }),
-  z.object({ type: z.literal('cycle-started'), kind: z.enum(['incremental', 'full', 'request']) }),
-  z.object({ type: z.literal('cycle-finished'), kind: z.enum(['incremental', 'full', 'request']), report: SyncReport }),
+  z.object({ type: z.literal('cycle-started'), kind: CycleKind }),
+  z.object({ type: z.literal('cycle-finished'), kind: CycleKind, report: SyncReport }),
   z.object({ type: z.literal('question'), questionId: z.number().int().nonnegative(), question: SafeguardQuestionSchema }),
   z.object({ type: z.literal('halted'), side: SyncSide, reason: z.string() }),
   z.object({ type: z.literal('watcher-degraded'), side: SyncSide, reason: z.string() }),
@@ -538,12 +541,7 @@ export const StepRequest = z.discriminatedUnion('method', [
 export type StepRequest = z.infer<typeof StepRequest>;
 export type StepMethod = StepRequest['method'];
 
-export const StepChannelStatus = z.object({
-  state: LiveState,
-  autoSync: AutoSyncMode,
-  changesWaiting: z.boolean(),
-  conflicts: z.array(z.string()),
-  halt: z.object({ side: SyncSide, reason: z.string() }).optional(),
+export const StepChannelStatus = LiveStatus.pick({ state: true, autoSync: true, changesWaiting: true, conflicts: true, halt: true }).extend({
   /** The turn or command being recorded, if any. */
   openStep: StepGroupSchema.optional(),
 });

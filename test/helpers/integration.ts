@@ -308,8 +308,11 @@ export function assertExit(run: CludRun, exitCode: number): void {
 }
 
 /** `clud up DIR --json` that must succeed with the initial copy ready. */
-export async function cludUp(dir: string, extraArgs: string[] = []): Promise<Record<string, unknown>> {
-  const { run, json } = await runCludJson(['up', dir, ...extraArgs]);
+/** An API key, as `clud up --api-key -` reads it: on standard input, kept out of argv. */
+export const apiKeyInput = (key: string): CludRunOptions => ({ input: `${key}\n`, timeoutMs: 1_200_000 });
+
+export async function cludUp(dir: string, extraArgs: string[] = [], options: CludRunOptions = {}): Promise<Record<string, unknown>> {
+  const { run, json } = await runCludJson(['up', dir, ...extraArgs], options);
   assertExit(run, 0);
   assert.equal((json.init as { phase?: string } | undefined)?.phase, 'ready', `init is not ready\n${describeRun(run)}`);
   return json;

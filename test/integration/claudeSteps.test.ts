@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import type { FakeScript } from '../helpers/fakeAnthropic';
 import { toolUseId } from '../helpers/fakeAnthropic';
 import { claudePrintCommand, fakeAnthropicRequests, installFakeAnthropic, runWithFakeAnthropic } from '../helpers/fakeAnthropicContainer';
-import { INTEGRATION_TIMEOUT_MS, TestScope, assertExit, assertTreesEqual, containerTree, describeRun, hashTree, readContainerFile, requireDocker, runClud, runCludJson, waitFor, writeHost } from '../helpers/integration';
+import { INTEGRATION_TIMEOUT_MS, TestScope, apiKeyInput, assertExit, assertTreesEqual, cludUp, containerTree, describeRun, hashTree, readContainerFile, requireDocker, runClud, runCludJson, waitFor, writeHost } from '../helpers/integration';
 import type { Tree } from '../helpers/integration';
 
 const PROMPT = 'rename the config loader';
@@ -51,8 +51,7 @@ describe('integration: a Claude Code turn is one undoable step (hooks, the Clud 
     dir = await scope.project(PROJECT);
     original = await hashTree(dir);
     // Auto-sync off (the test default): only the turn's own hooks carry its changes.
-    const up = await runClud(['up', dir, '--api-key', '-', '--json'], { input: `${key}\n`, timeoutMs: 1_200_000 });
-    assertExit(up, 0);
+    await cludUp(dir, ['--api-key', '-'], apiKeyInput(key));
     await installFakeAnthropic(dir, SCRIPT);
   });
   after(() => scope.cleanup());

@@ -18,6 +18,8 @@ import {
   INTEGRATION_TIMEOUT_MS,
   TEST_ENV,
   TestScope,
+  apiKeyInput,
+  cludUp,
   appliedChanges,
   assertExit,
   assertTreesEqual,
@@ -181,8 +183,7 @@ describe('integration: a Claude Code turn in the container, against a scripted A
     dir = await scope.project(PROJECT);
     original = await hashTree(dir);
     // The key arrives on standard input; Claude Code gets it only through its apiKeyHelper.
-    const up = await runClud(['up', dir, '--api-key', '-', '--json'], { input: `${key}\n`, timeoutMs: 1_200_000 });
-    assertExit(up, 0);
+    await cludUp(dir, ['--api-key', '-'], apiKeyInput(key));
     await installTestHooks(dir);
     await installFakeAnthropic(dir, SCRIPT);
     firstTurn = await runWithFakeAnthropic(dir, claudePrintCommand(FIRST_PROMPT));

@@ -14,6 +14,8 @@ import {
   INTEGRATION_TIMEOUT_MS,
   TEST_STATE_ROOT,
   TestScope,
+  apiKeyInput,
+  cludUp,
   assertExit,
   describeRun,
   docker,
@@ -107,8 +109,7 @@ describe('integration: the coding agent in the box', function () {
     await requireDocker();
     dir = await scope.project({ 'README.md': '# project\n', 'src/main.ts': 'export const x = 1;\n' });
     // The key arrives on standard input (`--api-key -`), the way that keeps it out of argv.
-    const run = await runClud(['up', dir, '--api-key', '-', '--mcp-servers', 'memory', '--json'], { input: `${key}\n`, timeoutMs: 1_200_000 });
-    assertExit(run, 0);
+    await cludUp(dir, ['--api-key', '-', '--mcp-servers', 'memory'], apiKeyInput(key));
     container = await containerOf(dir);
   });
 

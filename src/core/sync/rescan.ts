@@ -10,12 +10,12 @@
 // path it did not meet though it is still there (now ignored, reached through a folder that
 // became a link), or more differences than an incremental cycle handles well. Agreed paths that
 // are gone are differences like any other (a deletion the watchers missed, a polled host).
-import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { isExecutable, pathAndAncestors, type Entry } from '../files/entry';
 import { joinBytes, nameFromBytes } from '../files/pathCodec';
 import { IgnoreRules } from './ignore';
-import { mayRead, type AccessIdentity, type ScanCache } from './scan';
+import { cacheHolds, mayRead, readGitignore, type AccessIdentity, type ScanCache } from './scan';
 import { SecretAllowList, secretByName } from './secrets';
 import type { Side } from './reconcile';
 
@@ -72,8 +72,8 @@ class ChangeWalk {
       if (typeof listed === 'string') return `cannot list ${folder.path || 'the root'}: ${listed}`;
       let rules = folder.rules;
       if (listed.some((child) => child.name === '.gitignore')) {
-        const text = readGitignoreSync(childPath(folder.fsPath, GITIGNORE));
-        if (text === false) return `cannot read ${folder.path ? `${folder.path}/` : ''}.gitignore`;
+        const text = readGitignore(childPath(folder.fsPath, GITIGNORE));
+        if (typeof text === 'object') return `cannot read ${folder.path ? `${folder.path}/` : ''}.gitignore: ${text.unreadable}`;
         if (text !== undefined) rules = rules.withGitignore(folder.path, text);
       }
       const prefix = folder.path === '' ? '' : `${folder.path}/`;
@@ -153,9 +153,7 @@ class ChangeWalk {
     if (stat.isFile()) {
       if (secretByName(path) !== undefined && !this.allowedSecrets.allows(path)) return leftOut;
       const cached = this.cache.get(path);
-      // Mutagen's rule, as in the scan: same size, times, inode and mode mean the cached hash holds.
-      if (cached === undefined || cached.secret === undefined || cached.size !== stat.size || cached.mtimeMs !== stat.mtimeMs
-        || cached.ctimeMs !== stat.ctimeMs || cached.ino !== stat.ino || cached.mode !== stat.mode) return false;
+      if (cached === undefined || !cacheHolds(cached, stat)) return false;
       if (cached.secret !== false && !this.allowedSecrets.allows(path)) return leftOut;
       return agreed?.kind === 'file' && agreed.hash === cached.hash && isExecutable(agreed.mode) === isExecutable(stat.mode);
     }
@@ -196,14 +194,4 @@ function listFolder(fsPath: string | Buffer): Child[] | string {
 function childPath(folder: string | Buffer, name: string | Buffer): string | Buffer {
   if (typeof folder === 'string' && typeof name === 'string') return `${folder}/${name}`;
   return Buffer.concat([typeof folder === 'string' ? Buffer.from(folder) : folder, SLASH, typeof name === 'string' ? Buffer.from(name) : name]);
-}
-
-/** The .gitignore's text; undefined when it is not a regular file (git ignores a symlinked one); false when it cannot be read. */
-function readGitignoreSync(pathBytes: string | Buffer): string | undefined | false {
-  try {
-    const stat = lstatSync(pathBytes);
-    return stat.isFile() ? nameFromBytes(readFileSync(pathBytes)) : undefined;
-  } catch {
-    return false;
-  }
 }

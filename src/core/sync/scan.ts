@@ -3,7 +3,7 @@
 // and never reports a missing or unreadable root as an empty tree, which would read as "the user
 // deleted everything" and be propagated to the other side.
 import { createHash, hash as hashBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readdirSync, readSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readdirSync, readFileSync, readSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { ancestorsOf, parentPath, permissionBits, type Entry } from '../files/entry';
 import { IgnoreRules } from './ignore';
@@ -62,6 +62,14 @@ export interface ScanOptions {
    * return one only when the consumer is behind. Untracked entries are never passed.
    */
   onEntry?: (path: string, entry: Exclude<Entry, { kind: 'untracked' }>, stat: Stats, content?: Buffer) => void | Promise<void>;
+}
+
+/**
+ * Mutagen's rule: a file whose size, mtime, ctime, inode and mode are the cached record's still
+ * has its hash (and its content verdict: a record without one does not spare reading the file).
+ */
+export function cacheHolds(cached: ScanCacheEntry, stat: Pick<Stats, 'size' | 'mtimeMs' | 'ctimeMs' | 'ino' | 'mode'>): cached is ScanCacheEntry & { secret: string | false } {
+  return cached.size === stat.size && cached.mtimeMs === stat.mtimeMs && cached.ctimeMs === stat.ctimeMs && cached.ino === stat.ino && cached.mode === stat.mode && cached.secret !== undefined;
 }
 
 export interface AccessIdentity {
@@ -202,8 +210,8 @@ class Scanner {
     if (names.some((name) => name.equals(GITIGNORE))) {
       // Walking without the rules could copy what the user meant to keep out (secrets, builds),
       // so a .gitignore we cannot read makes the whole directory untracked.
-      const gitignore = await settle(() => readGitignore(Buffer.concat([directoryBytes, Buffer.from('/'), GITIGNORE])));
-      if (gitignore instanceof Failure) return { unreadable: `cannot read its .gitignore: ${gitignore.reason}` };
+      const gitignore = readGitignore(Buffer.concat([directoryBytes, Buffer.from('/'), GITIGNORE]));
+      if (typeof gitignore === 'object') return { unreadable: `cannot read its .gitignore: ${gitignore.unreadable}` };
       if (gitignore !== undefined) rules = rules.withGitignore(directory, gitignore);
     }
     this.rules.set(directory, rules);
@@ -299,11 +307,10 @@ class Scanner {
     if (secret !== false && !this.allowedSecrets.allows(path)) this.keptOut.set(path, secret);
   }
 
-  /** Mutagen's rule: same size, mtime, ctime, inode and mode means same content. */
+  /** A file whose cache record holds (cacheHolds) keeps its hash; any other is read and hashed. */
   private fileEntry(path: string, stat: Stats): Entry | undefined | Promise<Entry | undefined> {
     const cached = this.previousCache.get(path);
-    if (cached !== undefined && cached.size === stat.size && cached.mtimeMs === stat.mtimeMs
-      && cached.ctimeMs === stat.ctimeMs && cached.ino === stat.ino && cached.mode === stat.mode && cached.secret !== undefined) {
+    if (cached !== undefined && cacheHolds(cached, stat)) {
       this.cache.set(path, cached);
       this.noteContentVerdict(path, cached.secret);
       const entry = { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash: cached.hash } as const;
@@ -431,14 +438,21 @@ function readAndHashSync(pathBytes: Buffer): HashedRead | undefined {
   }
 }
 
-/** The .gitignore's text; undefined when it is not a regular file (git ignores a symlinked one). */
-async function readGitignore(pathBytes: Buffer): Promise<string | undefined> {
-  const handle = await fs.open(pathBytes, OPEN_FLAGS);
-  try {
-    return (await handle.stat()).isFile() ? nameFromBytes(await handle.readFile()) : undefined;
-  } finally {
-    await handle.close();
-  }
+/**
+ * The .gitignore's text, read with synchronous calls as the walk's metadata is; undefined when
+ * there is none to read (gone, or not a regular file: git ignores a symlinked one); why it cannot
+ * be read otherwise. The scan and the periodic rescan (rescan.ts) read it through here.
+ */
+export function readGitignore(pathBytes: string | Buffer): string | undefined | { unreadable: string } {
+  const text = settleSync(() => {
+    const fd = openSync(pathBytes, OPEN_FLAGS);
+    try {
+      return fstatSync(fd).isFile() ? nameFromBytes(readFileSync(fd)) : undefined;
+    } finally {
+      closeSync(fd);
+    }
+  });
+  return text instanceof Failure ? { unreadable: text.reason } : text;
 }
 
 function specialFileKind(stat: Stats): string {
@@ -517,9 +531,9 @@ export async function scanPaths(root: string, paths: readonly string[], options:
       if (folderStat === undefined || folderStat instanceof Failure || !folderStat.isDirectory() || (folder !== '' && options.accessAs && !mayRead(folderStat, options.accessAs))) {
         result = { notAFolder: true };
       } else {
-        const gitignore = await settle(() => readGitignore(joinBytes(rootBytes, folder === '' ? '.gitignore' : `${folder}/.gitignore`)));
+        const gitignore = readGitignore(joinBytes(rootBytes, folder === '' ? '.gitignore' : `${folder}/.gitignore`));
         // As in the full scan: rules that cannot be read make the folder's content unknown.
-        if (gitignore instanceof Failure) result = { notAFolder: true };
+        if (typeof gitignore === 'object') result = { notAFolder: true };
         else result = gitignore === undefined ? (parentRules ?? IgnoreRules.create(options.excludes)) : (parentRules ?? IgnoreRules.create(options.excludes)).withGitignore(folder, gitignore);
         if (result instanceof IgnoreRules) {
           scanner.rules.set(folder, result);

@@ -16,7 +16,7 @@
 // denied question pauses background cycles (the held change would only be asked again) until a
 // client's own sync or resume().
 import { EventEmitter } from 'node:events';
-import type { SyncReport } from '../protocol';
+import type { CycleKind, SyncReport } from '../protocol';
 import { withRetries } from '../retry';
 import type { SafeguardAsk, SafeguardQuestion, SafeguardThresholds } from '../undo';
 import type { ApplyOptions } from './apply';
@@ -91,7 +91,6 @@ export interface RequestCycleParams {
   beforeModify?: ApplyOptions['beforeModify'];
 }
 
-export type CycleKind = 'incremental' | 'full' | 'request';
 export interface CycleFinished {
   kind: CycleKind;
   report: SyncReport;
