@@ -88,24 +88,42 @@ export function paxTime(mtimeMs: number): string {
 
 interface UstarFields { name: Buffer; mode: number; size: number; mtime: number; type: string; linkName?: Buffer }
 
-/** Writes a ustar header into the zeroed block of `out` at `at`. */
+/**
+ * The bytes every header shares: uid and gid zero (the receiver is not root and keeps its own),
+ * the ustar magic and version, and the checksum field as spaces while the sum is taken. A member
+ * per file of the tree: the fields are written as bytes, without a string each.
+ */
+const TEMPLATE = (() => {
+  const block = Buffer.alloc(TAR_BLOCK);
+  block.write('0000000\u0000', 108, 'latin1');
+  block.write('0000000\u0000', 116, 'latin1');
+  block.write('ustar\u000000', 257, 'latin1');
+  block.fill(0x20, 148, 156);
+  return block;
+})();
+
+/** The sum of the template's bytes, checksum field as spaces: each header adds its fields' bytes. */
+const TEMPLATE_SUM = byteSum(TEMPLATE, 0, TAR_BLOCK);
+
+/** Writes a ustar header into the block of `out` at `at`. */
 function writeUstarHeader(out: Buffer, at: number, fields: UstarFields): void {
-  const header = out.subarray(at, at + TAR_BLOCK);
-  fields.name.copy(header, 0);
-  writeOctal(header, 100, 8, fields.mode);
-  writeOctal(header, 108, 8, 0); // uid and gid: the receiver is not root and keeps its own
-  writeOctal(header, 116, 8, 0);
-  if (fields.size > MAX_OCTAL_SIZE) writeBase256(header, 124, 12, fields.size);
-  else writeOctal(header, 124, 12, fields.size);
-  writeOctal(header, 136, 12, fields.mtime);
-  header.write(fields.type, 156, 'latin1');
-  fields.linkName?.copy(header, 157);
-  header.write('ustar\u000000', 257, 'latin1');
+  TEMPLATE.copy(out, at);
+  fields.name.copy(out, at);
   // The checksum is the sum of the header's bytes with its own field read as spaces.
-  header.fill(0x20, 148, 156);
+  let sum = TEMPLATE_SUM + byteSum(fields.name, 0, fields.name.length) + writeOctal(out, at + 100, 8, fields.mode);
+  sum += fields.size > MAX_OCTAL_SIZE ? writeBase256(out, at + 124, 12, fields.size) : writeOctal(out, at + 124, 12, fields.size);
+  sum += writeOctal(out, at + 136, 12, fields.mtime);
+  out[at + 156] = fields.type.charCodeAt(0);
+  sum += out[at + 156]!;
+  if (fields.linkName) sum += byteSum(fields.linkName, 0, fields.linkName.copy(out, at + 157));
+  writeOctal(out, at + 148, 7, sum);
+  out[at + 155] = 0x20;
+}
+
+function byteSum(bytes: Buffer, from: number, to: number): number {
   let sum = 0;
-  for (let index = 0; index < TAR_BLOCK; index += 1) sum += header[index]!;
-  header.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, 148, 'latin1');
+  for (let index = from; index < to; index += 1) sum += bytes[index]!;
+  return sum;
 }
 
 /** The data of a GNU long-name ('L') or long-link ('K') member: the next header's name or link, NUL-terminated. */
@@ -121,17 +139,27 @@ function paxData(keyValue: string): Buffer {
   return Buffer.from(`${length}${body}`, 'latin1');
 }
 
-/** `width - 1` octal digits and a NUL. */
-function writeOctal(header: Buffer, offset: number, width: number, value: number): void {
-  header.write(`${Math.trunc(value).toString(8).padStart(width - 1, '0')}\u0000`, offset, 'latin1');
+/** `width - 1` octal digits, zero-padded, and a NUL; returns the sum of the bytes written. */
+function writeOctal(header: Buffer, offset: number, width: number, value: number): number {
+  let rest = Math.trunc(value);
+  let sum = 0;
+  header[offset + width - 1] = 0;
+  for (let index = offset + width - 2; index >= offset; index -= 1) {
+    const digit = 0x30 + (rest % 8);
+    header[index] = digit;
+    sum += digit;
+    rest = Math.floor(rest / 8);
+  }
+  return sum;
 }
 
-/** GNU's base-256 number: the first byte's high bit set, then the value big-endian. */
-function writeBase256(header: Buffer, offset: number, width: number, value: number): void {
+/** GNU's base-256 number: the first byte's high bit set, then the value big-endian; returns the sum of the bytes written. */
+function writeBase256(header: Buffer, offset: number, width: number, value: number): number {
   let rest = BigInt(Math.trunc(value));
   for (let index = offset + width - 1; index > offset; index -= 1) {
     header[index] = Number(rest & 0xffn);
     rest >>= 8n;
   }
   header[offset] = 0x80;
+  return byteSum(header, offset, offset + width);
 }

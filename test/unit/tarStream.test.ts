@@ -84,4 +84,27 @@ describe('tarStream', () => {
     assert.equal(paxTime(-1500), '-2');
     assert.equal(tarHeader({ kind: 'directory', path: Buffer.from('a'), mode: 0o755, mtimeMs: 0 }).length % TAR_BLOCK, 0);
   });
+
+  it('sums each header block as ustar defines its checksum, sizes past 8 GiB in base-256 included', () => {
+    const members: TarMember[] = [
+      { kind: 'file', path: Buffer.from('a'.repeat(150)), mode: 0o644, mtimeMs: 1_700_000_000_123, size: 0o77777777777 + 1 },
+      { kind: 'symlink', path: Buffer.from('link'), target: Buffer.from('t'.repeat(99)), mtimeMs: 5 },
+      { kind: 'directory', path: Buffer.from([0xff, 0x41]), mode: 0o1777, mtimeMs: 0 },
+    ];
+    for (const member of members) {
+      const header = tarHeader(member);
+      for (let at = 0; at < header.length; at += TAR_BLOCK) {
+        const block = Buffer.from(header.subarray(at, at + TAR_BLOCK));
+        if (block.every((byte) => byte === 0)) continue; // the data of a long name or pax record
+        if (block.subarray(257, 263).toString('latin1') !== 'ustar\u0000') continue;
+        const recorded = parseInt(block.subarray(148, 154).toString('latin1'), 8);
+        block.fill(0x20, 148, 156);
+        assert.equal(recorded, block.reduce((sum, byte) => sum + byte, 0), `${member.kind} header at ${at}`);
+      }
+    }
+    const big = tarHeader(members[0]!);
+    const last = big.subarray(big.length - TAR_BLOCK);
+    assert.equal(last[124], 0x80);
+    assert.equal(last.readUIntBE(130, 6), 0o77777777777 + 1);
+  });
 });
