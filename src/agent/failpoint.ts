@@ -4,7 +4,9 @@
 // be half done), exactly as a crash there would. CLUD_FAILPOINT=slow-host-changes:MS makes each
 // change to the host wait MS ms first, so that a test can interrupt a sync while it writes.
 // CLUD_FAILPOINT=fail-initial-copy makes the initial copy report an error, as a copy that tar
-// could not finish does (the container's start-up gets it through the container's environment).
+// could not finish does (the container's start-up gets it through the container's environment);
+// CLUD_FAILPOINT=kill-initial-copy makes the initial copy's process SIGKILL itself as it starts,
+// as a copy killed by the kernel's out-of-memory killer would be.
 // Unset, it does nothing.
 import type { Change } from '../core/sync/reconcile';
 
@@ -30,4 +32,9 @@ export function failpointHook(spec = process.env.CLUD_FAILPOINT): ((change: Chan
 /** Whether the initial copy must fail (see above). */
 export function initialCopyMustFail(spec = process.env.CLUD_FAILPOINT): boolean {
   return spec === 'fail-initial-copy';
+}
+
+/** Whether the initial copy's process must kill itself (see above). */
+export function initialCopyMustDie(spec = process.env.CLUD_FAILPOINT): boolean {
+  return spec === 'kill-initial-copy';
 }

@@ -2,6 +2,7 @@
 //   agent prepare container start-up as root: the users' identities (init.ts)
 //   agent init    then, as the sync user: keeps the resident sync agent running (supervisor.ts)
 //   agent daemon  the resident sync agent, the one owner of the sync (daemon.ts, residentAgent.ts)
+//   agent initial-copy  the daemon's child that copies the host folder into a new /workspace (initialCopyProcess.ts)
 //   agent serve   one client's channel over stdio, relayed to the resident agent (relay.ts)
 //   agent hook E  a Claude Code hook (as the workspace user): marks a turn through the narrow channel
 //   agent mcp     the Clud MCP server for Claude Code (as the workspace user), over stdio
@@ -15,6 +16,7 @@ import { AGENT_VERSION } from './version';
 import { startDaemonIfNoneRuns } from './supervisor';
 import { readHookInput, runHook } from './hook';
 import { runMcpServer } from './mcpServer';
+import { runInitialCopyCommand } from './initialCopyProcess';
 
 async function runHookCommand(event: string): Promise<void> {
   const problem = await runHook(event, await readHookInput(process.stdin));
@@ -42,6 +44,15 @@ if (command === 'prepare') {
   process.on('uncaughtException', (error) => log('error', `uncaught exception: ${error.stack ?? error.message}`));
   process.on('unhandledRejection', (error) => log('error', `unhandled rejection: ${String(error)}`));
   void runDaemon();
+} else if (command === 'initial-copy') {
+  keepStdoutForProtocol();
+  runInitialCopyCommand().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      log('error', `initial copy: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      process.exit(1);
+    },
+  );
 } else if (command === 'serve') {
   keepStdoutForProtocol();
   void relay(process.stdin, process.stdout, { socketPath: AGENT_SOCKET_PATH, failpoint: process.env.CLUD_FAILPOINT, startDaemon: startDaemonIfNoneRuns }).then(() => process.exit(0));
@@ -52,6 +63,6 @@ if (command === 'prepare') {
 } else if (command === 'version') {
   process.stdout.write(`${AGENT_VERSION}\n`);
 } else {
-  process.stderr.write('usage: agent prepare | init | daemon | serve | hook EVENT | mcp | version\n');
+  process.stderr.write('usage: agent prepare | init | daemon | initial-copy | serve | hook EVENT | mcp | version\n');
   process.exitCode = 2;
 }

@@ -26,7 +26,7 @@ import { exchangeGitHistory } from './gitExchange';
 import { hostAccess } from './hostAccess';
 import { log } from './log';
 import { readInitState, writeInitState } from './initStateFile';
-import { runInitialSync } from './initialSync';
+import { runInitialSyncInChild } from './initialCopyProcess';
 import { RequestError } from './server';
 import { findPasswdEntry } from './system';
 
@@ -127,7 +127,7 @@ export class ResidentAgent {
         // cycle merges both sides without deleting anything.
         if (existsSync(CONTAINER_STATE_PATH)) await withStateStore(CONTAINER_STATE_PATH, forgetAgreedState);
         log('info', `initial copy ${CONTAINER_HOST_PATH} -> ${CONTAINER_WORKSPACE_PATH}`);
-        const state = await runInitialSync(readSyncOptions(), () => {});
+        const state = await runInitialSyncInChild(readSyncOptions(), () => {});
         if (state.phase === 'failed') log('error', state.error ?? 'initial copy failed', { errors: state.initialSync?.errors });
         else log('info', 'initial copy done', { files: state.initialSync?.filesTransferred, durationMs: state.initialSync?.durationMs });
       }
@@ -136,9 +136,9 @@ export class ResidentAgent {
   }
 
   /** `retryInitialSync`: the copy again (after a failure), then the session. */
-  async retryInitialCopy(options: SyncOptions, progress: Parameters<typeof runInitialSync>[1]) {
+  async retryInitialCopy(options: SyncOptions, progress: Parameters<typeof runInitialSyncInChild>[1]) {
     if (this.session) throw new RequestError('bad-request', 'the initial copy is complete; sync, push or pull instead');
-    const state = await this.runBeforeSession(() => runInitialSync(options, progress));
+    const state = await this.runBeforeSession(() => runInitialSyncInChild(options, progress));
     await this.openSessionIfReady();
     return state;
   }

@@ -98,6 +98,16 @@ export const InitState = z.object({
 });
 export type InitState = z.infer<typeof InitState>;
 
+/**
+ * What the initial copy's own process (`agent initial-copy`) writes to the resident agent, one
+ * JSON object per line: progress while it copies, then the init state it ended in.
+ */
+export const InitialCopyMessage = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('progress'), data: ProgressData }),
+  z.object({ kind: z.literal('done'), state: InitState }),
+]);
+export type InitialCopyMessage = z.infer<typeof InitialCopyMessage>;
+
 export const AgentStatus = z.object({
   agentVersion: z.string(),
   protocolVersion: z.number().int(),

@@ -112,6 +112,21 @@ describe('integration: faults at the edges', function () {
   });
 
   // Last: it removes the container.
+  describe('the initial copy', function () {
+    it('runs in a process of its own: killed, the resident agent reports the copy failed and keeps serving', async function () {
+      const killed = await scope.project({ 'a.txt': 'a\n' });
+      const { run, json } = await runCludJson(['up', killed], { env: { CLUD_FAILPOINT: 'kill-initial-copy' } });
+      assertExit(run, 1);
+      const init = json.init as { phase: string; error?: string };
+      assert.equal(init.phase, 'failed');
+      assert.match(String(init.error), /initial copy's process killed by SIGKILL before it finished/);
+      // The resident agent that started the copy still answers, and says the same.
+      const status = await runClud(['status', killed]);
+      assert.match(status.stdout, /workspace: failed/);
+      assertExit(await runClud(['down', killed, '--force']), 0);
+    });
+  });
+
   describe('clud down', function () {
     it('a FIFO and a socket in /workspace do not make clud down refuse; an unsynced edit still does', async function () {
       const made = await dockerExec(dir, ['sh', '-c', 'mkfifo pipe && node -e "require(\'net\').createServer().listen(\'sock\', () => process.exit(0))"; ls -l pipe sock']);

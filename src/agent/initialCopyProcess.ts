@@ -1,0 +1,56 @@
+// The initial copy runs in a process of its own, started by the resident agent: the copy holds
+// the whole tree's scan and the archive's buffers, and a process that exits gives all of that
+// back to the system, where the resident agent would keep the pages for the container's life
+// (numbers in docs/ARCHITECTURE.md, "The initial copy").
+//
+// The resident agent sends the sync options on the child's stdin; the child answers on stdout
+// with InitialCopyMessage lines (progress, then the init state), and logs on stderr as any
+// agent process does.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { InitState, ProgressData } from '../core/protocol';
+import { InitialCopyMessage, SyncOptions } from '../core/protocol';
+import { initialCopyMustDie } from './failpoint';
+import { readInitState, writeInitState } from './initStateFile';
+import { runInitialSync } from './initialSync';
+
+/** The resident agent's side: runs the initial copy in `agent initial-copy` and returns the init state it ended in. */
+export async function runInitialSyncInChild(options: SyncOptions, onProgress: (data: ProgressData) => void): Promise<InitState> {
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'initial-copy'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  child.stdin.end(JSON.stringify(options));
+  let finalState: InitState | undefined;
+  const exited = new Promise<string>((resolve) => {
+    child.on('error', (error) => resolve(`could not start: ${error.message}`));
+    child.on('close', (code, signal) => resolve(signal ? `killed by ${signal}` : `exited with code ${code}`));
+  });
+  for await (const line of createInterface({ input: child.stdout })) {
+    const message = InitialCopyMessage.safeParse(safeJson(line));
+    if (!message.success) continue;
+    if (message.data.kind === 'progress') onProgress(message.data.data);
+    else finalState = message.data.state;
+  }
+  const how = await exited;
+  if (finalState) return finalState;
+  // Died before it said how the copy ended (killed, out of memory): a failure the user can retry.
+  const previous = readInitState();
+  return writeInitState({ warnings: [], attempts: 1, ...previous, phase: 'failed', error: `the initial copy's process ${how} before it finished; run \`clud up\` to retry`, progress: undefined });
+}
+
+/** `agent initial-copy`: the child's side. */
+export async function runInitialCopyCommand(): Promise<void> {
+  let input = '';
+  for await (const chunk of process.stdin) input += String(chunk);
+  const options = SyncOptions.parse(JSON.parse(input));
+  if (initialCopyMustDie()) process.kill(process.pid, 'SIGKILL');
+  const send = (message: InitialCopyMessage) => process.stdout.write(`${JSON.stringify(message)}\n`);
+  const state = await runInitialSync(options, (data) => send({ kind: 'progress', data }));
+  send({ kind: 'done', state });
+}
+
+function safeJson(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+}
