@@ -32,9 +32,14 @@ async function main(): Promise<void> {
     const result = await runRescanCycle({ roots: { host: source, container: target }, excludes: [], policy: 'two-way-safe', store });
     console.log(`rescan ${result.rescan} ${result.walkMs} ms rss ${rss()} MB`);
   }
-  await new Promise((resolve) => setTimeout(resolve, 15000));
+  const usage = () => `rss ${rss()} MB heap ${Math.round(process.memoryUsage().heapUsed / 2 ** 20)} MB external ${Math.round(process.memoryUsage().external / 2 ** 20)} MB`;
+  for (let wait = 0; wait < 4; wait += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 10000));
+    console.log(`after ${(wait + 1) * 10} s at rest: ${usage()}`);
+  }
   (globalThis as { gc?: () => void }).gc?.();
-  console.log(`idle rss ${rss()} MB heap ${Math.round(process.memoryUsage().heapUsed / 2 ** 20)} MB external ${Math.round(process.memoryUsage().external / 2 ** 20)} MB`);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  console.log(`idle rss ${rss()} MB heap ${Math.round(process.memoryUsage().heapUsed / 2 ** 20)} MB of ${Math.round(process.memoryUsage().heapTotal / 2 ** 20)} MB external ${Math.round(process.memoryUsage().external / 2 ** 20)} MB`);
   await store.close();
 }
 main().catch((error) => { console.error(error); process.exit(1); });
