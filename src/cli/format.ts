@@ -3,7 +3,7 @@
 import { displayPath, displayText } from '../core/display';
 import { describeAgentBranch } from '../core/git/refNames';
 import type { AgentEvent, LiveStatus, SyncMetrics, SyncReport } from '../core/protocol';
-import { describeReport } from '../core/sync/summary';
+import { describeReport, isEventful } from '../core/sync/summary';
 import type { WorkspaceStatus } from '../core/host/workspace';
 
 export function formatMetrics(metrics: SyncMetrics): string {
@@ -96,9 +96,12 @@ export function formatLiveEvent(event: AgentEvent, time: Date, previous: LiveSta
       if (previous && formatLiveStatus(previous) === line) return undefined;
       return `${stamp} ${line}`;
     }
+    // The periodic rescan runs every few seconds and nearly always finds nothing: it is shown by
+    // what it did, not by its start.
     case 'cycle-started':
-      return `${stamp} syncing (${event.kind} cycle)`;
+      return event.kind === 'full' ? undefined : `${stamp} syncing (${event.kind} cycle)`;
     case 'cycle-finished':
+      if (event.kind === 'full' && !isEventful(event.report)) return undefined;
       return formatReport(event.report)
         .split('\n')
         .map((line, index) => (index === 0 ? `${stamp} ${event.kind}: ${line}` : `${' '.repeat(stamp.length)} ${line}`))

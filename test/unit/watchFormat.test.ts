@@ -28,6 +28,10 @@ describe('unit: clud watch and status output', () => {
     const lines = formatLiveEvent({ type: 'cycle-finished', kind: 'incremental', report }, at, undefined)!.split('\n');
     assert.match(lines[0]!, /^22:05:07\.123 incremental: two-way-safe: 1 change\(s\)/);
     assert.match(lines[1]!, /^ {13} {2}create host {6}src\/a\.ts$/);
+    // A periodic rescan that found nothing prints nothing; one that carried something prints its report.
+    assert.equal(formatLiveEvent({ type: 'cycle-started', kind: 'full' }, at, undefined), undefined);
+    assert.equal(formatLiveEvent({ type: 'cycle-finished', kind: 'full', report: emptySyncReport({ id: 's2', policy: 'two-way-safe', startedAt: at.toISOString() }) }, at, undefined), undefined);
+    assert.match(formatLiveEvent({ type: 'cycle-finished', kind: 'full', report }, at, undefined)!, /^22:05:07\.123 full: two-way-safe: 1 change\(s\)/);
     assert.match(formatLiveEvent({ type: 'watcher-degraded', side: 'container', reason: 'watch limit (fs.inotify.max_user_watches); polling' }, at, undefined)!, /watcher \(container\): watch limit/);
     assert.match(formatLiveEvent({ type: 'halted', side: 'host', reason: 'the folder is empty' }, at, undefined)!, /halted \(host\): the folder is empty/);
   });

@@ -24,7 +24,8 @@ export const watch: CommandSpec = {
           const text = formatLiveEvent(event, new Date(), shown);
           if (text) line(text);
         }
-        if (event.type === 'status') shown = event.status;
+        // A syncing status is never printed (the cycle's lines say it): the last one printed stays the one compared with.
+        if (event.type === 'status' && event.status.state !== 'syncing') shown = event.status;
       },
       // A terminal answers here; without one the question stays open for another client.
       question: async (question) => {

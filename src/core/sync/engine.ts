@@ -20,6 +20,7 @@ import { ignoredOnEitherSide, scanTree } from './scan';
 import type { AccessIdentity, ScanResult } from './scan';
 import { SyncStateFiles } from './stateFiles';
 import { SyncStateStore } from './stateStore';
+import { isEventful } from './summary';
 
 export interface SyncCycleOptions {
   roots: Record<Side, string>;
@@ -265,11 +266,6 @@ export function recordOutcome(report: SyncReport, outcome: ApplyOutcome): void {
   report.skipped = outcome.skipped.map(({ change, code, reason }) => ({ path: change.path, side: change.side, code, reason }));
   report.kept = outcome.kept;
   report.bytesCopied = outcome.bytesCopied;
-}
-
-/** Whether a cycle did or met anything a user may look for in the history. */
-function isEventful(report: SyncReport): boolean {
-  return report.appliedCount > 0 || report.skipped.length > 0 || report.kept.length > 0 || report.halted !== undefined || report.denied !== undefined;
 }
 
 async function scanBothFull(options: StoreCycleOptions): Promise<{ host: ScanResult; container: ScanResult } | { halt: { side: Side; reason: string } }> {

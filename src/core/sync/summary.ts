@@ -10,6 +10,11 @@ export interface SyncSummary {
   errors: string[];
 }
 
+/** Whether a cycle did or met anything a user may look for: the history and `clud watch` show only those. */
+export function isEventful(report: SyncReport): boolean {
+  return report.appliedCount > 0 || report.skipped.length > 0 || report.kept.length > 0 || report.halted !== undefined || report.denied !== undefined;
+}
+
 export function summarizeReport(report: SyncReport): SyncSummary {
   const errors = [
     ...(report.halted ? [`halted (${report.halted.side}): ${report.halted.reason}`] : []),
