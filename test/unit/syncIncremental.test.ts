@@ -225,6 +225,20 @@ describe('unit: incremental sync cycles (state store)', () => {
       rmSync(path.join(ws.host, 'a.txt'));
       assert.match((await cycle(ws, ['a.txt'])).fullCycleNeeded ?? '', /holds nothing to sync/);
     });
+
+    it('reads a root .gitignore as the scan does: a symlinked one holds no rules (git ignores it), so it cannot make a side look wiped', async () => {
+      const dir = tempDir();
+      const ws = workspaceIn(dir);
+      writeFileSync(path.join(dir, 'ignore-all'), '*\n');
+      makeTree(ws.host, { 'a.txt': 'a' });
+      fs.symlinkSync(path.join(dir, 'ignore-all'), path.join(ws.host, '.gitignore'));
+      mkdirSync(ws.container, { recursive: true });
+      await cycle(ws);
+      writeFileSync(path.join(ws.host, 'a.txt'), 'edited');
+      const edited = await cycle(ws, ['a.txt']);
+      assert.equal(edited.fullCycleNeeded, undefined, edited.fullCycleNeeded);
+      assert.equal(readFileSync(path.join(ws.container, 'a.txt'), 'utf8'), 'edited');
+    });
   });
 
   describe('cost', () => {

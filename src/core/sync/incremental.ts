@@ -9,12 +9,11 @@
 // themselves: a root missing, unreadable or holding nothing while the agreed state holds
 // something sends the caller to a full cycle, which halts as it always did.
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import type { StoreCycleOptions } from './engine';
 import { ancestorsOf, parentPath, pathAndAncestors, type Entry, type Snapshot } from '../files/entry';
 import { IgnoreRules } from './ignore';
 import { bytesFromName, nameFromBytes } from '../files/pathCodec';
-import { scanPaths, type ScanCache, type ScanCacheEntry, type ScanResult } from './scan';
+import { readGitignore, scanPaths, type ScanCache, type ScanCacheEntry, type ScanResult } from './scan';
 
 /** Widening a region to the folder that changed kind above it converges fast; past this, a full cycle is simpler. */
 const MAX_WIDENINGS = 4;
@@ -127,9 +126,10 @@ export async function rootsLookWiped(options: RegionOptions): Promise<string | u
     if (options.store.ancestor.size === 0) continue;
     let rules = IgnoreRules.create(options.excludes);
     if (names.includes('.gitignore')) {
-      const text = await fs.readFile(path.join(root, '.gitignore'), 'utf8').catch(() => undefined);
-      if (text === undefined) return `${root}/.gitignore cannot be read`;
-      rules = rules.withGitignore('', text);
+      // As the scan reads it: not through a link (git ignores a symlinked .gitignore).
+      const text = readGitignore(Buffer.concat([bytesFromName(root), Buffer.from('/.gitignore')]));
+      if (typeof text === 'object') return `${root}/.gitignore cannot be read: ${text.unreadable}`;
+      if (text !== undefined) rules = rules.withGitignore('', text);
     }
     if (!names.some((name) => !(rules.ignores(name, false) && rules.ignores(name, true)))) return `${root} holds nothing to sync`;
   }
