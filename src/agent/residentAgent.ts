@@ -27,7 +27,7 @@ import { hostAccess } from './hostAccess';
 import { log } from './log';
 import { readInitState, writeInitState } from './initStateFile';
 import { runInitialSyncInChild } from './initialCopyProcess';
-import { collectGarbage } from './memory';
+import { collectGarbage, leftGarbage } from './memory';
 import { RequestError } from './server';
 import { findPasswdEntry } from './system';
 
@@ -391,8 +391,7 @@ export class ResidentAgent {
       void this.session?.runJob(() => exchangeGitHistory(), { housekeeping: true }).catch((error: unknown) => log('warn', `git exchange failed: ${errorMessage(error)}`));
     }
     this.scheduleCompaction();
-    // Both whole trees were walked: what that left behind goes now, not at the next rescan.
-    if (kind === 'full' || kind === 'request') setImmediate(collectGarbage);
+    if (leftGarbage(kind, report)) setImmediate(collectGarbage);
   }
 
   /**
