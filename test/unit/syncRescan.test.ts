@@ -31,8 +31,14 @@ async function agreed(f: SyncFixture, spec: TreeSpec = AGREED): Promise<void> {
   assert.deepEqual(readTree(f.container), readTree(f.host));
 }
 
+/** The rescan's finding, the same whether the container's tree is walked on this thread or on a worker. */
 const rescan = (f: SyncFixture): Promise<RescanResult> =>
-  withStateStore(f.stateDir, (store) => findChangedPaths({ roots: f.roots, excludes: [], store }));
+  withStateStore(f.stateDir, async (store) => {
+    const here = await findChangedPaths({ roots: f.roots, excludes: [], store, parallelWalkMinPaths: Infinity });
+    const onWorker = await findChangedPaths({ roots: f.roots, excludes: [], store, parallelWalkMinPaths: 0 });
+    assert.deepEqual(onWorker, here, 'the walk on a worker thread found otherwise');
+    return here;
+  });
 
 describe('unit: the periodic rescan (what differs from the agreed state, by metadata)', () => {
   const fixture = useSyncFixture('clud-rescan-');
