@@ -6,7 +6,8 @@
 // CLUD_FAILPOINT=fail-initial-copy makes the initial copy report an error, as a copy that tar
 // could not finish does (the container's start-up gets it through the container's environment);
 // CLUD_FAILPOINT=kill-initial-copy makes the initial copy's process SIGKILL itself as it starts,
-// as a copy killed by the kernel's out-of-memory killer would be.
+// as a copy killed by the kernel's out-of-memory killer would be; kill-agent-during-initial-copy
+// makes the resident agent SIGKILL itself once the copy reported progress.
 // Unset, it does nothing.
 import type { Change } from '../core/sync/reconcile';
 
@@ -37,4 +38,9 @@ export function initialCopyMustFail(spec = process.env.CLUD_FAILPOINT): boolean 
 /** Whether the initial copy's process must kill itself (see above). */
 export function initialCopyMustDie(spec = process.env.CLUD_FAILPOINT): boolean {
   return spec === 'kill-initial-copy';
+}
+
+/** Whether the resident agent must kill itself during the initial copy (see above). */
+export function agentMustDieDuringInitialCopy(spec = process.env.CLUD_FAILPOINT): boolean {
+  return spec === 'kill-agent-during-initial-copy';
 }

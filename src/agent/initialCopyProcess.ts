@@ -10,14 +10,15 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { InitState, ProgressData } from '../core/protocol';
 import { InitialCopyMessage, SyncOptions } from '../core/protocol';
-import { initialCopyMustDie } from './failpoint';
+import { agentMustDieDuringInitialCopy, initialCopyMustDie } from './failpoint';
 import { readInitState, writeInitState } from './initStateFile';
 import { runInitialSync } from './initialSync';
 
 /** The resident agent's side: runs the initial copy in `agent initial-copy` and returns the init state it ended in. */
 export async function runInitialSyncInChild(options: SyncOptions, onProgress: (data: ProgressData) => void): Promise<InitState> {
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'initial-copy'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  child.stdin.end(JSON.stringify(options));
+  // Kept open: the child takes its end as this process's death (see runInitialCopyCommand).
+  child.stdin.write(`${JSON.stringify(options)}\n`);
   let finalState: InitState | undefined;
   const exited = new Promise<string>((resolve) => {
     child.on('error', (error) => resolve(`could not start: ${error.message}`));
@@ -26,9 +27,13 @@ export async function runInitialSyncInChild(options: SyncOptions, onProgress: (d
   for await (const line of createInterface({ input: child.stdout })) {
     const message = InitialCopyMessage.safeParse(safeJson(line));
     if (!message.success) continue;
-    if (message.data.kind === 'progress') onProgress(message.data.data);
+    if (message.data.kind === 'progress') {
+      if (agentMustDieDuringInitialCopy()) process.kill(process.pid, 'SIGKILL');
+      onProgress(message.data.data);
+    }
     else finalState = message.data.state;
   }
+  child.stdin.end();
   const how = await exited;
   if (finalState) return finalState;
   // Died before it said how the copy ended (killed, out of memory): a failure the user can retry.
@@ -36,11 +41,17 @@ export async function runInitialSyncInChild(options: SyncOptions, onProgress: (d
   return writeInitState({ warnings: [], attempts: 1, ...previous, phase: 'failed', error: `the initial copy's process ${how} before it finished; run \`clud up\` to retry`, progress: undefined });
 }
 
-/** `agent initial-copy`: the child's side. */
+/**
+ * `agent initial-copy`: the child's side. The options are stdin's first line; stdin then stays
+ * open while the resident agent lives: its end means the agent died (a restarted one would not
+ * know of this copy), and the copy stops rather than write on in /workspace behind its back.
+ */
 export async function runInitialCopyCommand(): Promise<void> {
-  let input = '';
-  for await (const chunk of process.stdin) input += String(chunk);
-  const options = SyncOptions.parse(JSON.parse(input));
+  const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  const first = await lines.next();
+  if (first.done) return;
+  process.stdin.once('end', () => process.exit(1));
+  const options = SyncOptions.parse(JSON.parse(first.value));
   if (initialCopyMustDie()) process.kill(process.pid, 'SIGKILL');
   const send = (message: InitialCopyMessage) => process.stdout.write(`${JSON.stringify(message)}\n`);
   const state = await runInitialSync(options, (data) => send({ kind: 'progress', data }));

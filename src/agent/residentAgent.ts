@@ -131,6 +131,12 @@ export class ResidentAgent {
         const state = await runInitialSyncInChild(readSyncOptions(), () => {});
         if (state.phase === 'failed') log('error', state.error ?? 'initial copy failed', { errors: state.initialSync?.errors });
         else log('info', 'initial copy done', { files: state.initialSync?.filesTransferred, durationMs: state.initialSync?.durationMs });
+      } else if (init?.phase === 'syncing') {
+        // The agent died during the copy, whose process stopped with it (initialCopyProcess.ts).
+        // Not copied again on its own: /workspace may hold writes made since; `clud up` retries.
+        const error = 'the initial copy was interrupted: the sync agent restarted during it; run `clud up` to retry';
+        writeInitState({ ...init, phase: 'failed', error, progress: undefined });
+        log('error', error);
       }
     });
     await this.openSessionIfReady();

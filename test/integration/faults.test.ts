@@ -125,6 +125,21 @@ describe('integration: faults at the edges', function () {
       assert.match(status.stdout, /workspace: failed/);
       assertExit(await runClud(['down', killed, '--force']), 0);
     });
+
+    it('stops when the resident agent dies during it, and the restarted agent reports it interrupted', async function () {
+      const interrupted = await scope.project({ 'a.txt': 'a\n', 'src/b.txt': 'b\n' });
+      const { run, json } = await runCludJson(['up', interrupted], { env: { CLUD_FAILPOINT: 'kill-agent-during-initial-copy' } });
+      assertExit(run, 1);
+      const init = json.init as { phase: string; error?: string };
+      assert.equal(init.phase, 'failed');
+      assert.match(String(init.error), /initial copy was interrupted: the sync agent restarted during it/);
+      // The copy's process went with the agent that started it: nothing writes /workspace behind the new one's back.
+      const [container] = await containersFor(interrupted);
+      const processes = (await docker.getContainer(container!.Id).top({ ps_args: '-eo pid,args' })).Processes.flat().join('\n');
+      assert.doesNotMatch(processes, /agent\.js initial-copy/);
+      assert.match(processes, /agent\.js daemon/);
+      assertExit(await runClud(['down', interrupted, '--force']), 0);
+    });
   });
 
   describe('clud down', function () {
