@@ -175,11 +175,14 @@ describe('vscode: end-to-end', function () {
 
   it('6. the Clud view in the activity bar shows the workspace and the last sync\'s metrics', async () => {
     await page.locator('.part.activitybar [aria-label="Clud"]').first().click();
+    // The periodic rescan runs every 10 s and the view says "syncing" while it does: the rows
+    // are read once the workspace row is back to "synced".
     const rows = await pollFor(
-      'the Clud view\'s "Last sync" rows',
+      'the Clud view\'s "Last sync" rows, with the workspace synced',
       async () => {
         const current = await sideBarRows(page);
-        return current.some((row) => row.startsWith('Duration')) && current.some((row) => row.startsWith('Files')) ? current : undefined;
+        const settled = current.some((row) => /^clud-project-[0-9a-f]+ synced$/.test(row));
+        return settled && current.some((row) => row.startsWith('Duration')) && current.some((row) => row.startsWith('Files')) ? current : undefined;
       },
       20_000,
     ).catch(async (error: unknown) => {
