@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { InitState, ProgressData } from '../core/protocol';
-import { InitialCopyMessage, SyncOptions } from '../core/protocol';
+import { parseInitialCopyMessage, SyncOptions, type InitialCopyMessage } from '../core/protocol';
 import { agentMustDieDuringInitialCopy, initialCopyMustDie } from './failpoint';
 import { readInitState, writeInitState } from './initStateFile';
 import { runInitialSync } from './initialSync';
@@ -25,13 +25,13 @@ export async function runInitialSyncInChild(options: SyncOptions, onProgress: (d
     child.on('close', (code, signal) => resolve(signal ? `killed by ${signal}` : `exited with code ${code}`));
   });
   for await (const line of createInterface({ input: child.stdout })) {
-    const message = InitialCopyMessage.safeParse(safeJson(line));
-    if (!message.success) continue;
-    if (message.data.kind === 'progress') {
+    const message = parseInitialCopyMessage(line);
+    if (message?.kind === 'progress') {
       if (agentMustDieDuringInitialCopy()) process.kill(process.pid, 'SIGKILL');
-      onProgress(message.data.data);
+      onProgress(message.data);
+    } else if (message?.kind === 'done') {
+      finalState = message.state;
     }
-    else finalState = message.data.state;
   }
   child.stdin.end();
   const how = await exited;
@@ -56,12 +56,4 @@ export async function runInitialCopyCommand(): Promise<void> {
   const send = (message: InitialCopyMessage) => process.stdout.write(`${JSON.stringify(message)}\n`);
   const state = await runInitialSync(options, (data) => send({ kind: 'progress', data }));
   send({ kind: 'done', state });
-}
-
-function safeJson(line: string): unknown {
-  try {
-    return JSON.parse(line);
-  } catch {
-    return undefined;
-  }
 }

@@ -509,6 +509,18 @@ export function parseAgentMessage(line: string): Parsed<AgentMessage> {
   return { ok: true, value: parsed.data };
 }
 
+/** Parses one line of the initial copy's process (see InitialCopyMessage); undefined for anything else it printed. */
+export function parseInitialCopyMessage(line: string): InitialCopyMessage | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  const parsed = InitialCopyMessage.safeParse(json);
+  return parsed.success ? parsed.data : undefined;
+}
+
 export function encodeMessage(message: Request | AgentMessage): string {
   return JSON.stringify(message) + '\n';
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ResultSchemas, SyncOptions, SyncReport, SyncRequestParams, UndoSettings, encodeMessage, parseAgentMessage, parseRequest } from '../../src/core/protocol';
+import { ResultSchemas, SyncOptions, SyncReport, SyncRequestParams, UndoSettings, encodeMessage, parseAgentMessage, parseInitialCopyMessage, parseRequest } from '../../src/core/protocol';
 import type { AgentMessage, Request } from '../../src/core/protocol';
 
 const line = (value: unknown) => JSON.stringify(value);
@@ -127,6 +127,16 @@ describe('unit: protocol', () => {
       const parsed = parseRequest(line({ method: 'status', params: {} }));
       assert.equal(parsed.ok, false);
       assert.deepEqual(parsed.ok ? undefined : { id: parsed.id, code: parsed.code }, { id: null, code: 'bad-request' });
+    });
+  });
+
+  describe('parseInitialCopyMessage', () => {
+    it('reads progress and the final state, and nothing else the copy\'s process printed', () => {
+      assert.deepEqual(parseInitialCopyMessage('{"kind":"progress","data":{"phase":"copy","message":"3 file(s)","files":3}}'), { kind: 'progress', data: { phase: 'copy', message: '3 file(s)', files: 3 } });
+      const done = parseInitialCopyMessage(JSON.stringify({ kind: 'done', state: { phase: 'ready', updatedAt: '2026-12-05T00:00:00.000Z' } }));
+      assert.equal(done?.kind === 'done' && done.state.phase, 'ready');
+      assert.equal(parseInitialCopyMessage('not json'), undefined);
+      assert.equal(parseInitialCopyMessage('{"kind":"done"}'), undefined);
     });
   });
 

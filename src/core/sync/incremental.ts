@@ -12,7 +12,7 @@ import { promises as fs } from 'node:fs';
 import type { StoreCycleOptions } from './engine';
 import { ancestorsOf, parentPath, pathAndAncestors, type Entry, type Snapshot } from '../files/entry';
 import { IgnoreRules } from './ignore';
-import { bytesFromName, nameFromBytes } from '../files/pathCodec';
+import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
 import { readGitignore, scanPaths, type ScanCache, type ScanCacheEntry, type ScanResult } from './scan';
 
 /** Widening a region to the folder that changed kind above it converges fast; past this, a full cycle is simpler. */
@@ -127,7 +127,7 @@ export async function rootsLookWiped(options: RegionOptions): Promise<string | u
     let rules = IgnoreRules.create(options.excludes);
     if (names.includes('.gitignore')) {
       // As the scan reads it: not through a link (git ignores a symlinked .gitignore).
-      const text = readGitignore(Buffer.concat([bytesFromName(root), Buffer.from('/.gitignore')]));
+      const text = readGitignore(joinBytes(root, '.gitignore'));
       if (typeof text === 'object') return `${root}/.gitignore cannot be read: ${text.unreadable}`;
       if (text !== undefined) rules = rules.withGitignore('', text);
     }

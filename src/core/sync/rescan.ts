@@ -11,6 +11,7 @@
 // became a link), or more differences than an incremental cycle handles well. Agreed paths that
 // are gone are differences like any other (a deletion the watchers missed, a polled host).
 import { lstatSync } from 'node:fs';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { isExecutable, parentPath, pathAndAncestors, type Entry } from '../files/entry';
 import { joinBytes } from '../files/pathCodec';
 import { cacheHolds, mayRead, type AccessIdentity, type ScanCache } from './scan';
@@ -52,11 +53,10 @@ export type RescanResult = { changed: string[] } | { fullCycleNeeded: string };
  * against the store, host first.
  */
 export async function findChangedPaths(options: RescanOptions): Promise<RescanResult> {
-  const yieldNow = () => new Promise<void>((resolve) => setImmediate(resolve));
   const parallel = options.store.ancestor.size >= (options.parallelWalkMinPaths ?? PARALLEL_WALK_MIN_PATHS);
   const containerWalk = parallel ? walkTreeOnWorker({ root: options.roots.container, excludes: options.excludes }) : undefined;
-  const hostWalk = await walkTree(options.roots.host, options.excludes, yieldNow);
-  const walks: Record<Side, WalkResult> = { host: hostWalk, container: await (containerWalk ?? walkTree(options.roots.container, options.excludes, yieldNow)) };
+  const hostWalk = await walkTree(options.roots.host, options.excludes, yieldToEventLoop);
+  const walks: Record<Side, WalkResult> = { host: hostWalk, container: await (containerWalk ?? walkTree(options.roots.container, options.excludes, yieldToEventLoop)) };
   const changed = new Set<string>();
   for (const side of ['host', 'container'] as const) {
     const walk = walks[side];
@@ -91,7 +91,7 @@ class Judgement {
   async run(walk: WalkedTree): Promise<string | undefined> {
     const skipped = new Set<string>();
     for (let index = 0; index < walk.paths.length; index += 1) {
-      if (index % YIELD_EVERY === YIELD_EVERY - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (index % YIELD_EVERY === YIELD_EVERY - 1) await yieldToEventLoop();
       const path = walk.paths[index]!;
       const stat = walkedStat(walk, index);
       if (skipped.size > 0 && skipped.has(parentPath(path))) {
@@ -122,7 +122,7 @@ class Judgement {
     let checked = 0;
     for (const key of this.ancestor.keys()) {
       checked += 1;
-      if (checked % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (checked % YIELD_EVERY === 0) await yieldToEventLoop();
       let exists: boolean;
       try {
         exists = lstatSync(joinBytes(this.root, key), { throwIfNoEntry: false }) !== undefined;
