@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { appendFileSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { Entry } from '../../src/core/files/entry';
 import type { ScanCacheEntry } from '../../src/core/sync/scan';
 import { SyncStateFiles } from '../../src/core/sync/stateFiles';
@@ -36,6 +38,29 @@ describe('unit: sync state store (journal + base)', () => {
     assert.equal(reopened.ancestor.has('caf\udce9 \n.txt'), false);
     assert.equal(reopened.ancestor.get('__proto__')?.kind, 'file');
     assert.equal(reopened.lastSequence, 2);
+    await reopened.close();
+  });
+
+  it('holds one string per path for all three tables once loaded, not one per table', async () => {
+    // Long paths, few entries: three copies of every path would be most of what the tables take.
+    const paths = Array.from({ length: 4_000 }, (_, i) => `${'deep-folder/'.repeat(80)}file-${i}.txt`);
+    const store = await SyncStateStore.open(stateDir());
+    await store.commit({
+      ancestor: new Map(paths.map((key, i) => [key, file(String(i).padStart(64, '0'))])),
+      host: new Map(paths.map((key, i) => [key, cached(String(i).padStart(64, '0'))])),
+      container: new Map(paths.map((key, i) => [key, cached(String(i).padStart(64, '0'))])),
+    });
+    await store.close();
+    const pathBytes = paths.reduce((sum, key) => sum + key.length, 0);
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const reopened = await SyncStateStore.open(stateDir());
+    gc();
+    const grown = process.memoryUsage().heapUsed - before;
+    assert.equal(reopened.container.size, paths.length);
+    assert.ok(grown < 2 * pathBytes, `the loaded tables take ${grown} bytes; one copy of their paths is ${pathBytes}`);
     await reopened.close();
   });
 

@@ -173,8 +173,19 @@ export class SyncStateStore {
     return sequence;
   }
 
-  private applyRecord([code, key, value]: Record_): void {
+  /**
+   * `loadedPaths`, while the store loads: the path strings read so far, so that a path in all
+   * three tables is one string rather than three (at 100,000 files, 14 MB less). A Map keeps the
+   * key it was first given when a later set replaces the value, so the sharing lasts.
+   */
+  private applyRecord([code, recordPath, value]: Record_, loadedPaths?: Map<string, string>): void {
     const table = this.anyTable(TABLES[code] as StateTable);
+    let key = recordPath;
+    if (loadedPaths) {
+      const known = loadedPaths.get(recordPath);
+      if (known === undefined) loadedPaths.set(recordPath, recordPath);
+      else key = known;
+    }
     if (value === null) {
       table.delete(key);
       return;
@@ -237,6 +248,7 @@ export class SyncStateStore {
     // Line by line, in chunks: the whole file as one string (and its split) would double the
     // memory the state itself needs, and RSS rarely gives that back.
     let header: { version?: unknown; sequence?: unknown } | undefined;
+    const loadedPaths = new Map<string, string>();
     const base = await readLines(this.basePath, (line) => {
       if (header === undefined) {
         header = parseLine(line, this.basePath) as { version?: unknown; sequence?: unknown };
@@ -244,7 +256,7 @@ export class SyncStateStore {
         this.sequence = header.sequence;
         return;
       }
-      if (line !== '') this.applyRecord(checkRecord(parseLine(line, this.basePath), this.basePath));
+      if (line !== '') this.applyRecord(checkRecord(parseLine(line, this.basePath), this.basePath), loadedPaths);
     });
     if (base === undefined) return false;
     // The base is renamed into place only once complete: it ends with a whole line.
@@ -257,7 +269,7 @@ export class SyncStateStore {
       if (typeof sequence !== 'number' || !Array.isArray(records)) throw new Error(`state file ${this.journalPath} has a malformed line ${lineNumber}`);
       if (sequence <= this.sequence) return; // already in the base
       if (sequence !== this.sequence + 1) throw new Error(`state file ${this.journalPath} skips from commit ${this.sequence} to ${sequence}`);
-      for (const record of records) this.applyRecord(checkRecord(record, this.journalPath));
+      for (const record of records) this.applyRecord(checkRecord(record, this.journalPath), loadedPaths);
       this.sequence = sequence;
     });
     this.journalBytes = journal?.bytes ?? 0;
