@@ -29,9 +29,23 @@ const DAEMON_NODE_OPTIONS = '--max-semi-space-size=2 --expose-gc';
  */
 const DAEMON_MALLOC_ARENAS = '2';
 
-/** The resident agent's environment: this one, with its V8 options and malloc arenas. */
+/**
+ * glibc returns freed memory at the top of its heap only past a threshold that grows with the
+ * largest block freed so far, up to 32 MB: V8's compiler, done with the agent's code at start-up,
+ * left about 10 MB that way. A fixed threshold (its default start, 128 KiB) gives it back.
+ * Measured on loading the agent's bundle: 76 MB RSS with the growing threshold, 67 MB with this;
+ * the resident agent at rest at 100,000 files: 184 MB, 167-169 MB with this.
+ */
+const DAEMON_MALLOC_TRIM_THRESHOLD = String(128 * 1024);
+
+/** The resident agent's environment: this one, with its V8 options and malloc settings. */
 function daemonEnvironment(): NodeJS.ProcessEnv {
-  return { ...process.env, NODE_OPTIONS: [process.env.NODE_OPTIONS, DAEMON_NODE_OPTIONS].filter(Boolean).join(' '), MALLOC_ARENA_MAX: DAEMON_MALLOC_ARENAS };
+  return {
+    ...process.env,
+    NODE_OPTIONS: [process.env.NODE_OPTIONS, DAEMON_NODE_OPTIONS].filter(Boolean).join(' '),
+    MALLOC_ARENA_MAX: DAEMON_MALLOC_ARENAS,
+    MALLOC_TRIM_THRESHOLD_: DAEMON_MALLOC_TRIM_THRESHOLD,
+  };
 }
 
 export function superviseDaemon(agentPath = process.argv[1]!): void {
