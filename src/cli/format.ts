@@ -96,12 +96,14 @@ export function formatLiveEvent(event: AgentEvent, time: Date, previous: LiveSta
       if (previous && formatLiveStatus(previous) === line) return undefined;
       return `${stamp} ${line}`;
     }
-    // The periodic rescan runs every few seconds and nearly always finds nothing: it is shown by
-    // what it did, not by its start.
+    // A cycle the agent started on its own is shown by what it did, not by its start: the
+    // periodic rescan runs every few seconds and nearly always finds nothing, and the watcher
+    // reports the sync's own writes, whose cycle finds them already in place. A client's
+    // request is shown whatever it did.
     case 'cycle-started':
-      return event.kind === 'full' ? undefined : `${stamp} syncing (${event.kind} cycle)`;
+      return event.kind === 'request' ? `${stamp} syncing (${event.kind} cycle)` : undefined;
     case 'cycle-finished':
-      if (event.kind === 'full' && !isEventful(event.report)) return undefined;
+      if (event.kind !== 'request' && !isEventful(event.report)) return undefined;
       return formatReport(event.report)
         .split('\n')
         .map((line, index) => (index === 0 ? `${stamp} ${event.kind}: ${line}` : `${' '.repeat(stamp.length)} ${line}`))

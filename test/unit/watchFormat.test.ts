@@ -20,7 +20,7 @@ describe('unit: clud watch and status output', () => {
   });
 
   it('prints each event with its time, a status only when it changed', () => {
-    assert.equal(formatLiveEvent({ type: 'cycle-started', kind: 'incremental' }, at, undefined), '22:05:07.123 syncing (incremental cycle)');
+    assert.equal(formatLiveEvent({ type: 'cycle-started', kind: 'request' }, at, undefined), '22:05:07.123 syncing (request cycle)');
     assert.equal(formatLiveEvent({ type: 'status', status: status() }, at, undefined), '22:05:07.123 synced (auto-sync continuous)');
     assert.equal(formatLiveEvent({ type: 'status', status: status() }, at, status()), undefined);
     assert.equal(formatLiveEvent({ type: 'status', status: status({ state: 'syncing' }) }, at, status()), undefined, 'the cycle-started line says it');
@@ -28,9 +28,15 @@ describe('unit: clud watch and status output', () => {
     const lines = formatLiveEvent({ type: 'cycle-finished', kind: 'incremental', report }, at, undefined)!.split('\n');
     assert.match(lines[0]!, /^22:05:07\.123 incremental: two-way-safe: 1 change\(s\)/);
     assert.match(lines[1]!, /^ {13} {2}create host {6}src\/a\.ts$/);
-    // A periodic rescan that found nothing prints nothing; one that carried something prints its report.
-    assert.equal(formatLiveEvent({ type: 'cycle-started', kind: 'full' }, at, undefined), undefined);
-    assert.equal(formatLiveEvent({ type: 'cycle-finished', kind: 'full', report: emptySyncReport({ id: 's2', policy: 'two-way-safe', startedAt: at.toISOString() }) }, at, undefined), undefined);
+    // A cycle the agent started (a periodic rescan, the watcher's echo of the sync's own writes)
+    // prints nothing when it found nothing, and its report when it carried something; a client's
+    // request prints its report whatever it did.
+    const nothing = emptySyncReport({ id: 's2', policy: 'two-way-safe', startedAt: at.toISOString() });
+    for (const kind of ['full', 'incremental'] as const) {
+      assert.equal(formatLiveEvent({ type: 'cycle-started', kind }, at, undefined), undefined, kind);
+      assert.equal(formatLiveEvent({ type: 'cycle-finished', kind, report: nothing }, at, undefined), undefined, kind);
+    }
+    assert.match(formatLiveEvent({ type: 'cycle-finished', kind: 'request', report: nothing }, at, undefined)!, /^22:05:07\.123 request: two-way-safe: /);
     assert.match(formatLiveEvent({ type: 'cycle-finished', kind: 'full', report }, at, undefined)!, /^22:05:07\.123 full: two-way-safe: 1 change\(s\)/);
     assert.match(formatLiveEvent({ type: 'watcher-degraded', side: 'container', reason: 'watch limit (fs.inotify.max_user_watches); polling' }, at, undefined)!, /watcher \(container\): watch limit/);
     assert.match(formatLiveEvent({ type: 'halted', side: 'host', reason: 'the folder is empty' }, at, undefined)!, /halted \(host\): the folder is empty/);
