@@ -83,15 +83,6 @@ export class StepCaptures {
     await this.journal.flush();
   }
 
-  /**
-   * Whether an announcement of `key`, found now as `stats`, needs no await: its preimage is durable
-   * and the path is as its capture saw it. Takes a capture made ahead (it then counts).
-   */
-  settled(key: string, stats: Stats | undefined): boolean {
-    const capture = this.captures.get(key);
-    return capture !== undefined && !isMetadataOnly(capture.pre) && this.journal.isDurable(capture.round) && this.adopt(key, stats);
-  }
-
   /** Makes sure each of `touched` (a path and what is there now) has a durable preimage: taken from a capture made ahead if the path is unchanged since, captured now otherwise. Throws StepTooLarge. */
   async ensure(touched: ReadonlyArray<readonly [string, Stats | undefined]>): Promise<void> {
     const missing = touched.filter(([key, stats]) => !this.adopt(key, stats)).map(([key]) => key);

@@ -119,11 +119,6 @@ export class StepJournal {
     return this.roundsStarted + 1;
   }
 
-  /** Whether the lines of `round` (and everything before them) are on disk. */
-  isDurable(round: number): boolean {
-    return this.roundsDone >= round;
-  }
-
   /** Waits until the lines of `round` (and everything before them) are on disk. */
   async durable(round: number): Promise<void> {
     while (this.roundsDone < round) {

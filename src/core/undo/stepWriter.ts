@@ -6,11 +6,10 @@
 //
 // A sync plans its step before it changes anything (stepPlan.ts): prepare() asks the plan's
 // safeguard questions, then captures every planned path ahead, in batches (stepCaptures.ts).
-// During the apply, an announcement whose path is as its capture saw it, and that raises no
-// question, settles at once, without an await. Anything else (a path that changed since its
-// capture, a folder going with its content, a question the plan did not foresee) runs in the
-// step's one queue, as do the capture ahead, forget, close and rollback: one at a time, so they
-// need no locks.
+// During the apply, an announcement takes the capture made ahead when its path is as that capture
+// saw it, and captures the path again otherwise (as it captures a folder's content when the folder
+// goes, and asks a question the plan did not foresee). Announcements, forget, close and rollback
+// run in the step's one queue, one at a time, so they need no locks.
 import type { Stats } from 'node:fs';
 import type { CapturedVersion, Entry } from '../files/entry';
 import { lstatSyncOrUndefined } from '../files/fsEntry';
@@ -29,8 +28,6 @@ import { SafeguardDenied } from './types';
 
 export class StepWriter {
   private state: 'open' | 'denied' | 'closed' | 'rolled-back' = 'open';
-  /** close() or rollback() was called: announcements no longer settle at once, they queue behind it. */
-  private ending = false;
   private readonly captures: StepCaptures;
   private readonly safeguards: SafeguardCounter;
   private readonly startedAt = new Date().toISOString();
@@ -100,7 +97,6 @@ export class StepWriter {
    */
   beforeModify(relativePath: string, action: ModifyAction, seen?: { stats: Stats | undefined }): Promise<void> {
     const stats = seen ? seen.stats : lstatSyncOrUndefined(this.captures.pathOf(relativePath));
-    if (this.settle(relativePath, action, stats)) return Promise.resolve();
     return this.queued(() => this.modify(relativePath, action, stats));
   }
 
@@ -143,7 +139,6 @@ export class StepWriter {
    * If it throws, the step stays in progress: call rollback() (or the next open() rolls it back).
    */
   close(): Promise<StepSummary | undefined> {
-    this.ending = true;
     return this.queued(async () => {
       if (this.state === 'closed' || this.state === 'rolled-back') return undefined;
       const { journal } = this.captures;
@@ -179,7 +174,6 @@ export class StepWriter {
    * Returns problems; with problems the step stays in progress so the next open() retries it.
    */
   rollback(): Promise<string[]> {
-    this.ending = true;
     return this.queued(async () => {
       if (this.state === 'closed' || this.state === 'rolled-back') return [];
       if (this.denial?.rolledBack) return this.finish('rolled-back', []);
@@ -210,23 +204,7 @@ export class StepWriter {
     return run;
   }
 
-  /**
-   * An announcement settled at once, without an await (a sync announces a thousand paths, and
-   * each await is an allocation and a turn of the event loop): not a folder going with its
-   * content, the path's preimage durable (captured ahead and unchanged since, or captured at an
-   * earlier announcement), no question raised. False for anything else, for modify() to handle.
-   */
-  private settle(key: string, action: ModifyAction, stats: Stats | undefined): boolean {
-    if (this.state !== 'open' || this.ending || key === '' || (stats?.isDirectory() && action !== 'chmod')) return false;
-    if (this.captures.blockedBy(key) !== undefined) return false;
-    // Counting a deletion here and again in modify() is harmless: a path counts once.
-    if (this.safeguards.questionsFor(key, action, beforeOf(stats)).length > 0) return false;
-    if (this.capturing && !this.captures.settled(key, stats)) return false;
-    this.safeguards.announce(key, kindOf(stats));
-    return true;
-  }
-
-  /** An announcement that could not settle at once, in the queue. */
+  /** An announcement, in the queue: its questions asked, its paths counted and captured. */
   private async modify(key: string, action: ModifyAction, stats: Stats | undefined): Promise<void> {
     if (this.state !== 'open') throw this.denial ?? new Error(`undo step ${this.id} is ${this.state}`);
     if (key === '') throw new Error('the root of the tree cannot be modified through the undo log');
