@@ -32,7 +32,6 @@ import { fsyncPath, readJournal } from './stepJournal';
 import { StepWriter } from './stepWriter';
 import type { Barrier, KeptVersion, RecoveredStep, StepGroup, StepMeta, StepSummary, UndoLimits, UndoResult } from './types';
 import { DEFAULT_LIMITS, DEFAULT_THRESHOLDS } from './types';
-import { parsedManifests } from './manifestCache';
 import { packWorker } from './packWorker';
 import { startXattrReader, XATTR_TOOLS_MISSING, xattrToolsAvailable } from './xattrs';
 
@@ -384,7 +383,6 @@ export class UndoLog {
     const ids = (await readdir(path.join(this.directory, 'steps')).catch(() => [] as string[])).sort(byAge);
     for (const id of this.manifests.keys()) if (!ids.includes(id)) this.manifests.delete(id);
     for (const id of this.groups.keys()) if (!ids.includes(id)) this.groups.delete(id);
-    parsedManifests.retainOnly(path.join(this.directory, 'steps'), new Set(ids.map((id) => this.manifestPath(id))));
     return Promise.all(ids.map((id) => this.loadStep(id)));
   }
 
@@ -395,8 +393,7 @@ export class UndoLog {
   private async loadStep(id: string): Promise<Manifest> {
     const cached = this.manifests.get(id);
     if (cached) return cached;
-    const file = this.manifestPath(id);
-    const manifest = await parsedManifests.get(file, () => readJsonFile(file, Manifest).catch(() => undefined));
+    const manifest = await readJsonFile(this.manifestPath(id), Manifest).catch(() => undefined);
     if (manifest?.closedAt) {
       this.manifests.set(id, manifest);
       return manifest;
