@@ -28,7 +28,7 @@ interface Tool {
 const noArguments = { type: 'object', properties: {}, additionalProperties: false };
 
 const describeStep = (step: Pick<StepHistoryEntry, 'kind' | 'label' | 'files'>): string =>
-  `${step.kind === 'sync' ? 'background sync' : step.kind}${step.label ? ` "${step.label}"` : ''} (${step.files} file(s))`;
+  `${step.kind === 'sync' ? 'background sync' : step.kind}${step.label ? ` "${step.label}"` : ''} (${step.files} path(s))`;
 
 export const MCP_TOOLS: Tool[] = [
   {

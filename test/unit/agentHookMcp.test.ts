@@ -125,8 +125,8 @@ describe('unit: agent hook and agent mcp, over a real step socket', function () 
     assert.match(textOf(replies.get(2)), /synced: 1 change\(s\) carried/);
     // The flushed burst is the step the checkpoint names.
     assert.match(textOf(replies.get(3)), /checkpoint "before the refactor": the changes since the last step are one undoable step/);
-    assert.match(textOf(replies.get(4)), /^1\. checkpoint "before the refactor" \(1 file\(s\)\) at /);
-    assert.match(textOf(replies.get(5)), /^undid the checkpoint "before the refactor" \(1 file\(s\)\)/);
+    assert.match(textOf(replies.get(4)), /^1\. checkpoint "before the refactor" \(1 path\(s\)\) at /);
+    assert.match(textOf(replies.get(5)), /^undid the checkpoint "before the refactor" \(1 path\(s\)\)/);
     assert.equal(replies.get(5)!.result!.isError, false);
     assert.equal(replies.get(6)!.result!.isError, true);
     assert.match(textOf(replies.get(6)), /^undo_last_step failed \(refused\): there is nothing to undo/);
@@ -139,7 +139,7 @@ describe('unit: agent hook and agent mcp, over a real step socket', function () 
     assert.match(textOf(replies.get(1)), /the changes since the last step are one undoable step/);
     assert.match(textOf(replies.get(2)), /checkpoint "again": nothing changed since the last step, so no step was recorded/);
     assert.equal(textOf(replies.get(3)).split('\n').length, 1);
-    assert.match(textOf(replies.get(3)), /^1\. checkpoint "first draft" \(1 file\(s\)\)/);
+    assert.match(textOf(replies.get(3)), /^1\. checkpoint "first draft" \(1 path\(s\)\)/);
   });
 
   it('bad calls get JSON-RPC errors: unknown tool, invalid arguments, unknown method, broken JSON', async () => {
