@@ -142,15 +142,15 @@ const EARLIER_STEPS = Number(process.env.CLUD_BENCH_EARLIER_STEPS ?? 30);
  */
 async function measureWithEarlierSteps(work: string, source: string) {
   const setups = await Promise.all((['without', 'with'] as const).map(async (mode) => ({ mode, ...(await copyTrees(work, source, `long-${mode}`)) })));
-  const logs = new Map<string, UndoLog>();
-  for (const setup of setups) if (setup.mode === 'with') logs.set(setup.state, await openUndoLog(setup.state));
+  const withLog = setups.find((setup) => setup.mode === 'with')!;
+  let log = await openUndoLog(withLog.state);
   const times = { without: [] as number[], with: [] as number[] };
   let changes = 0;
   const pull = async ({ mode, host, container, state }: (typeof setups)[number], timed: boolean) => {
     await touchFiles(container, 300);
     if (timed) await settle();
     const started = performance.now();
-    const report = await clud(host, container, state, 'pull', logs.get(state));
+    const report = await clud(host, container, state, 'pull', mode === 'with' ? log : undefined);
     if (timed) times[mode].push(performance.now() - started);
     changes = report.appliedCount;
   };
@@ -158,9 +158,8 @@ async function measureWithEarlierSteps(work: string, source: string) {
     await clud(setup.host, setup.container, setup.state, 'two-way-safe');
     for (let step = 0; step < EARLIER_STEPS; step += 1) await pull(setup, false);
   }
-  const withLog = setups.find((setup) => setup.mode === 'with')!;
   const opening = performance.now();
-  logs.set(withLog.state, await openUndoLog(withLog.state));
+  log = await openUndoLog(withLog.state);
   const openMs = performance.now() - opening;
   for (let pair = 0; pair < UNDO_PAIRS; pair += 1) {
     for (const setup of pair % 2 === 0 ? setups : [...setups].reverse()) await pull(setup, true);
