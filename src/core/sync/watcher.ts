@@ -146,6 +146,8 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
   /** Watches one folder; its subfolders to watch next, with their rules. */
   private async watchFolder(folder: string, inherited: IgnoreRules): Promise<Array<[string, IgnoreRules]>> {
     if (this.closed || this.pollTimer !== undefined) return [];
+    // Its parent's watch went while the walk was on its way down: so did this folder's subtree.
+    if (folder !== '' && !this.watches.has(parentOf(folder))) return [];
     if (!this.watches.has(folder) && !this.addWatch(folder)) return [];
     let children: Dirent<Buffer>[];
     try {
@@ -191,8 +193,9 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
     }
     watcher.on('error', (error: NodeJS.ErrnoException) => {
       // A watch that fails later (the folder went, the limit…): what it would have said is unknown.
+      // Its subtree's watches go with it, so that the watched folders still hang from the root.
       watcher.close();
-      if (this.watches.get(folder) === watcher) this.watches.delete(folder);
+      if (this.watches.get(folder) === watcher) this.closeSubtree(folder);
       if (error.code === 'ENOSPC') this.startPolling({ code: 'WATCH_LIMIT', message: WATCH_LIMIT_MESSAGE });
       else this.markRescan();
     });
@@ -239,19 +242,16 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
       }
       return;
     }
-    if (this.watches.has(path) || this.hasWatchUnder(path)) this.closeSubtree(path);
+    // The watched folders hang together from the root (a folder is watched only once its parent
+    // is, and a watch that goes takes its subtree with it), so a path not watched itself has no
+    // watch below it: one lookup, not a pass over every watch for each event.
+    if (this.watches.has(path)) this.closeSubtree(path);
   }
 
   /** After a .gitignore changed: folders it now ignores lose their watch, folders it frees get one. */
   private async rewatchSubtree(folder: string, inherited: IgnoreRules): Promise<void> {
     this.closeSubtree(folder);
     await this.watchSubtree(folder, inherited);
-  }
-
-  private hasWatchUnder(path: string): boolean {
-    const prefix = `${path}/`;
-    for (const folder of this.watches.keys()) if (folder.startsWith(prefix)) return true;
-    return false;
   }
 
   private closeSubtree(path: string): void {
