@@ -286,5 +286,56 @@ describe('unit: incremental sync cycles (state store)', () => {
       assert.equal(counts[0], counts[1], `calls at 200 and 2,000 files: ${counts.join(', ')}`);
       assert.ok((counts[0] ?? Infinity) < 40, `${counts[0]} calls`);
     });
+
+    /** Counts the entries read by passes over whole tables of the store while `run` runs (lookups by key are not passes). */
+    async function countTablePasses(store: SyncStateStore, run: () => Promise<unknown>): Promise<number> {
+      let passes = 0;
+      const tables = [store.ancestor, store.host, store.container] as Array<Map<string, unknown>>;
+      for (const table of tables) {
+        for (const name of ['keys', 'values', 'entries', 'forEach', Symbol.iterator] as const) {
+          const original = table[name] as (...args: unknown[]) => unknown;
+          Object.defineProperty(table, name, {
+            configurable: true,
+            value: (...args: unknown[]) => {
+              passes += 1;
+              return original.apply(table, args);
+            },
+          });
+        }
+      }
+      try {
+        await run();
+      } finally {
+        for (const table of tables) for (const name of ['keys', 'values', 'entries', 'forEach', Symbol.iterator] as const) delete (table as unknown as Record<PropertyKey, unknown>)[name];
+      }
+      return passes;
+    }
+
+    it('a cycle for a new folder makes no pass over the agreed state or the scan caches', async () => {
+      const ws = workspaceIn(tempDir());
+      const tree: Tree = {};
+      for (let i = 0; i < 300; i += 1) tree[`d${i % 10}/f${i}.txt`] = `content ${i}`;
+      makeTree(ws.host, tree);
+      mkdirSync(ws.container, { recursive: true });
+      await cycle(ws);
+      makeTree(ws.container, { 'new/a.txt': 'a', 'new/deeper/b.txt': 'b' });
+      const passes = await withStore(ws, (store) => countTablePasses(store, () => runStoreCycle({ roots: { host: ws.host, container: ws.container }, excludes: [], policy: 'two-way-safe', store, dirty: ['new'] })));
+      assert.equal(readFileSync(path.join(ws.host, 'new/deeper/b.txt'), 'utf8'), 'b');
+      assert.equal(passes, 0);
+    });
+
+    it("a folder deleted on the host takes its files' records out of the host's scan cache", async () => {
+      const ws = workspaceIn(tempDir());
+      makeTree(ws.host, { 'gone/a.txt': 'a', 'gone/deeper/b.txt': 'b', 'kept.txt': 'k' });
+      mkdirSync(ws.container, { recursive: true });
+      await cycle(ws);
+      rmSync(path.join(ws.host, 'gone'), { recursive: true });
+      const result = await cycle(ws, ['gone']);
+      assert.equal(result.fullCycleNeeded, undefined);
+      assert.equal(lstatSync(path.join(ws.container, 'gone'), { throwIfNoEntry: false }), undefined);
+      await withStore(ws, async (store) => {
+        assert.deepEqual([...store.host.keys()].sort(), ['kept.txt']);
+      });
+    });
   });
 });

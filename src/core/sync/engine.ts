@@ -165,7 +165,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
   // not created on the side that ignores it either.
   const ignored = ignoredOnEitherSide(host, container);
   const input = { ancestor: withoutIgnored(region.ancestor, ignored), host: withoutIgnored(host.snapshot, ignored), container: withoutIgnored(container.snapshot, ignored) };
-  const cacheChanges = { host: cacheUpdates(store.host, host, region.paths, store.ancestor), container: cacheUpdates(store.container, container, region.paths, store.ancestor) };
+  const cacheChanges = { host: cacheUpdates(store.host, host, region.paths, region.ancestor), container: cacheUpdates(store.container, container, region.paths, region.ancestor) };
   const oneWayHalt = emptySourceHalt(options.policy, input.host, input.container);
   if (oneWayHalt) {
     await store.commit(cacheChanges);

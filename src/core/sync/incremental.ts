@@ -86,10 +86,11 @@ function ancestorRegion(ancestor: ReadonlyMap<string, Entry>, paths: readonly st
 }
 
 /**
- * What the scan caches become: the region's records replaced by this scan's. Records under a
- * folder that is no longer scanned there are dropped where the agreed state or the scan says it
- * was a folder; any other stale record is harmless (a cache hit needs size, times, inode and mode
- * to match) and goes at the next full cycle.
+ * What the scan caches become: the region's records replaced by this scan's. `ancestor` is the
+ * region's agreed state: the records of agreed paths the scan no longer found are dropped. That
+ * costs what the region holds, not what the tree holds; any other stale record (a path never
+ * agreed on) is harmless, since a cache hit needs size, times, inode and mode to match, and goes
+ * at the next full cycle.
  */
 export function cacheUpdates(cache: ScanCache, scan: ScanResult, paths: readonly string[] | undefined, ancestor: ReadonlyMap<string, Entry>): Map<string, ScanCacheEntry | undefined> {
   const changes = new Map<string, ScanCacheEntry | undefined>();
@@ -99,14 +100,7 @@ export function cacheUpdates(cache: ScanCache, scan: ScanResult, paths: readonly
     return changes;
   }
   for (const [key, record] of scan.cache) if (cache.get(key) !== record) changes.set(key, record);
-  const folders: string[] = [];
-  for (const key of paths) {
-    if (!scan.cache.has(key) && cache.has(key)) changes.set(key, undefined);
-    if (ancestor.get(key)?.kind === 'directory' || scan.snapshot.get(key)?.kind === 'directory') folders.push(`${key}/`);
-  }
-  if (folders.length > 0) {
-    for (const key of cache.keys()) if (!scan.cache.has(key) && folders.some((prefix) => key.startsWith(prefix))) changes.set(key, undefined);
-  }
+  for (const key of [...paths, ...ancestor.keys()]) if (!scan.cache.has(key) && cache.has(key)) changes.set(key, undefined);
   return changes;
 }
 
