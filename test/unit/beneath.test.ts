@@ -85,6 +85,30 @@ describe('unit: beneath (paths pinned below a root)', () => {
     assert.equal(openPinnedCount(), 0);
   });
 
+  it("the apply pins each folder once per batch, for all of that batch's changes in it, and closes it after", async () => {
+    const f = fixture();
+    const files: Record<string, string> = {};
+    for (let index = 0; index < 100; index += 1) files[`a/f${index}.txt`] = `content ${index}`;
+    makeTree(f.container, { a: DIR, ...files });
+    makeTree(f.host, { a: DIR });
+    const container = await snapshotOf(f.container);
+    const changes = Object.keys(files).map((key): Change => ({ path: key, side: 'host', expected: undefined, next: container.get(key) }));
+    const walks: string[] = [];
+    setPinStepHookForTests((root, key) => {
+      if (key === 'a') walks.push(root === f.host ? 'host' : 'container');
+    });
+    const descriptors = openDescriptors();
+
+    const outcome = await applyChanges(changes, { roots: f.roots, keepDir: path.join(f.stateDir, 'kept') });
+
+    assert.equal(outcome.applied.length, 100);
+    assert.deepEqual(readTree(f.host), readTree(f.container));
+    // One walk to a/ on the host (the targets' parent) and one in the container (the sources'), not one per file and side.
+    assert.deepEqual(walks.sort(), ['container', 'host']);
+    assert.equal(openPinnedCount(), 0);
+    assert.equal(openDescriptors(), descriptors, 'no descriptor leaks');
+  });
+
   it('setStagedAttributes never follows a symlink put in place of the staged name', async () => {
     const f = fixture();
     makeTree(f.base, { 'victim.sh': { content: 'x', mode: 0o644 } });

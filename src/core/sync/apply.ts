@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { permissionBits } from '../files/entry';
 import type { CapturedVersion, Entry, FileEntry } from '../files/entry';
-import { pinParent } from './beneath';
+import { PinnedFolders } from './beneath';
 import type { PinFailure } from './beneath';
 import { lstatOrUndefined, matchesExpected } from '../files/fsEntry';
 import { bytesFromName } from '../files/pathCodec';
@@ -112,20 +112,25 @@ export async function applyChanges(changes: readonly Change[], options: ApplyOpt
   const outcome: ApplyOutcome = { applied: [], skipped: [], kept: [], bytesCopied: 0 };
   const results = new Map<Change, Skip | undefined>();
   for (const batch of batches(changes)) {
-    // Every change under way finishes before a fatal error is passed on; none starts after it.
-    await forEachLimited(
-      batch,
-      CONCURRENCY,
-      async (change) => {
-        try {
-          results.set(change, await applyOne(change, options, outcome));
-        } catch (error) {
-          if (options.isFatal?.(error)) throw error;
-          results.set(change, { code: 'failed', reason: (error as Error).message });
-        }
-      },
-      { stopOnFailure: true },
-    );
+    const pins = new PinnedFolders();
+    try {
+      // Every change under way finishes before a fatal error is passed on; none starts after it.
+      await forEachLimited(
+        batch,
+        CONCURRENCY,
+        async (change) => {
+          try {
+            results.set(change, await applyOne(change, options, outcome, pins));
+          } catch (error) {
+            if (options.isFatal?.(error)) throw error;
+            results.set(change, { code: 'failed', reason: (error as Error).message });
+          }
+        },
+        { stopOnFailure: true },
+      );
+    } finally {
+      pins.close();
+    }
   }
   // Reported in the given order, whatever order the batch finished in.
   for (const change of changes) {
@@ -157,20 +162,16 @@ function pinSkip(failure: PinFailure, change: Change): Skip {
 }
 
 /** Returns why the change was skipped, or undefined when it was applied. */
-async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOutcome): Promise<Skip | undefined> {
+async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOutcome, pins: PinnedFolders): Promise<Skip | undefined> {
   // A parent replaced by a symlink since the scan would send this change outside the tree: every
   // name below is resolved in the parent folder as it was reached, without following a symlink.
-  const pinned = pinParent(options.roots[change.side], change.path);
+  const pinned = pins.pinParent(options.roots[change.side], change.path);
   if (!pinned.ok) return pinSkip(pinned, change);
-  try {
-    return await applyPinned(change, pinned.path, options, outcome);
-  } finally {
-    pinned.folder.close();
-  }
+  return applyPinned(change, pinned.path, options, outcome, pins);
 }
 
 /** applyOne with the target named inside its pinned parent folder. */
-async function applyPinned(change: Change, target: Buffer, options: ApplyOptions, outcome: ApplyOutcome): Promise<Skip | undefined> {
+async function applyPinned(change: Change, target: Buffer, options: ApplyOptions, outcome: ApplyOutcome, pins: PinnedFolders): Promise<Skip | undefined> {
   const foundAt = Date.now();
   const current = await matchesExpected(target, change.expected);
   if (!current.ok) return { code: current.code, reason: current.reason };
@@ -186,13 +187,9 @@ async function applyPinned(change: Change, target: Buffer, options: ApplyOptions
     // changed since the scan, and then this change is skipped and the next sync sees the edit.
     // The source is read through its own pinned parent: a folder of /workspace swapped for a link
     // must not make the agent read (and carry to the host) what the link points at.
-    const source = pinParent(options.sources?.[change.side] ?? options.roots[otherSide(change.side)], change.path);
+    const source = pins.pinParent(options.sources?.[change.side] ?? options.roots[otherSide(change.side)], change.path);
     if (!source.ok) return { code: 'source-changed', reason: 'source changed since the scan' };
-    try {
-      staged = await stageFile(source.path, target, change.next, options.owners?.[change.side]);
-    } finally {
-      source.folder.close();
-    }
+    staged = await stageFile(source.path, target, change.next, options.owners?.[change.side]);
     if (!staged) return { code: 'source-changed', reason: 'source changed since the scan' };
     outcome.bytesCopied += change.next.size;
   } else if (change.next?.kind === 'symlink') {
