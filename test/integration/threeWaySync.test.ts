@@ -428,7 +428,7 @@ describe('integration: three-way sync', function () {
     await writeContainer(dir, { 'existing.txt': 'changed again\n' });
     assertExit((await runCludJson(['backup', dir])).run, 0);
     const state = stateDirectoryOf(dir);
-    assert.deepEqual((await readdir(state)).filter((name) => ['state-base.jsonl', 'state-journal.jsonl', 'history.json', 'kept', 'backups'].includes(name)).sort(), ['backups', 'history.json', 'kept', 'state-base.jsonl', 'state-journal.jsonl']);
+    assert.deepEqual((await readdir(state)).filter((name) => ['state-base.jsonl', 'state-journal.jsonl', 'history.jsonl', 'kept', 'backups'].includes(name)).sort(), ['backups', 'history.jsonl', 'kept', 'state-base.jsonl', 'state-journal.jsonl']);
     assert.deepEqual(await foreignOwners(state, USER_UID, USER_GID), []);
   });
 });

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { emptySyncReport, type SyncReport } from '../../src/core/protocol';
 import type { Entry } from '../../src/core/files/entry';
 import type { ScanCache } from '../../src/core/sync/scan';
 import { forgetAgreedState, withStateStore } from '../../src/core/sync/engine';
-import { HISTORY_LIMIT, STATE_FORMAT_VERSION, SyncStateFiles } from '../../src/core/sync/stateFiles';
+import { HISTORY_FILE, HISTORY_LIMIT, STATE_FORMAT_VERSION, SyncStateFiles } from '../../src/core/sync/stateFiles';
 import { useTempDir } from '../helpers/tempDir';
 
 const file: Entry = { kind: 'file', size: 3, mtimeMs: 1_700_000_000_123.456, mode: 0o755, hash: 'a'.repeat(64) };
@@ -188,6 +188,10 @@ describe('unit: stateFiles', () => {
   });
 
   describe('history', () => {
+    const historyFile = (state: SyncStateFiles) => path.join(state.directory, HISTORY_FILE);
+    /** A report of a sync that carried 1,000 paths (the most a report lists): about 90 KB. */
+    const bigReport = (id: string): SyncReport => ({ ...report(id), applied: Array.from({ length: 1000 }, (_, index) => ({ path: `src/some/folder/file-${index}.ts`, side: 'host' as const, action: 'update' as const })), appliedCount: 1000 });
+
     it('lists reports newest first', async () => {
       const state = stateIn(tempDir());
       for (const id of ['first', 'second', 'third']) await state.appendHistory(report(id));
@@ -195,37 +199,70 @@ describe('unit: stateFiles', () => {
       noTemporaryFiles(state.directory);
     });
 
-    it(`keeps at most ${HISTORY_LIMIT} reports, dropping the oldest`, async () => {
+    it(`lists at most ${HISTORY_LIMIT} reports, the newest`, async () => {
       const state = stateIn(tempDir());
-      const full = Array.from({ length: HISTORY_LIMIT }, (_, index) => report(`old-${HISTORY_LIMIT - 1 - index}`));
-      await state.appendHistory(report('seed'));
-      writeFileSync(path.join(state.directory, 'history.json'), JSON.stringify({ version: STATE_FORMAT_VERSION, reports: full }));
-
-      await state.appendHistory(report('newest'));
-
+      for (let index = 0; index < HISTORY_LIMIT + 5; index += 1) await state.appendHistory(report(`r${index}`));
       const ids = (await state.readHistory()).map((entry) => entry.id);
       assert.equal(ids.length, HISTORY_LIMIT);
-      assert.equal(ids[0], 'newest');
-      assert.equal(ids[1], `old-${HISTORY_LIMIT - 1}`);
-      assert.equal(ids.at(-1), 'old-1', 'old-0, the oldest, was dropped');
-      assert.equal((JSON.parse(readFileSync(path.join(state.directory, 'history.json'), 'utf8')) as { reports: unknown[] }).reports.length, HISTORY_LIMIT);
+      assert.equal(ids[0], `r${HISTORY_LIMIT + 4}`);
+      assert.equal(ids.at(-1), 'r5', 'r0 to r4, the oldest, are not listed');
+    });
+
+    it('appends a report without rewriting the history, and cuts the file back to the last reports once it has grown', async () => {
+      const state = stateIn(tempDir());
+      await state.appendHistory(bigReport('first'));
+      const before = readFileSync(historyFile(state), 'utf8');
+      const inode = statSync(historyFile(state)).ino;
+      await state.appendHistory(bigReport('second'));
+      assert.equal(statSync(historyFile(state)).ino, inode, 'appended in place, not replaced');
+      assert.ok(readFileSync(historyFile(state), 'utf8').startsWith(before), 'what was there is untouched');
+
+      for (let index = 0; index < HISTORY_LIMIT + 30; index += 1) await state.appendHistory(bigReport(`r${index}`));
+      const lines = readFileSync(historyFile(state), 'utf8').split('\n').filter((line) => line !== '');
+      const header = JSON.parse(lines[0]!) as { keptBytes: number };
+      // Never more than twice what the last cut kept, and one report.
+      assert.ok(statSync(historyFile(state)).size <= 2 * header.keptBytes + JSON.stringify(bigReport('x')).length + 100 + lines[0]!.length);
+      assert.ok(lines.length - 1 < 2 * HISTORY_LIMIT, `${lines.length - 1} reports in the file`);
+      const ids = (await state.readHistory()).map((entry) => entry.id);
+      assert.equal(ids.length, HISTORY_LIMIT);
+      assert.equal(ids[0], `r${HISTORY_LIMIT + 29}`);
+      noTemporaryFiles(state.directory);
     });
 
     it('reads an absent or corrupt history as empty, and starts it again', async () => {
       const state = stateIn(tempDir());
       assert.deepEqual(await state.readHistory(), []);
       await state.appendHistory(report('lost'));
-      writeFileSync(path.join(state.directory, 'history.json'), '{"version":1,"reports":[{"id":');
+      writeFileSync(historyFile(state), '{"version":1,"keptBy');
       assert.deepEqual(await state.readHistory(), []);
       await state.appendHistory(report('after'));
       assert.deepEqual((await state.readHistory()).map((entry) => entry.id), ['after']);
+    });
+
+    it('a line torn by a crash is left out, and the next report still gets a line of its own', async () => {
+      const state = stateIn(tempDir());
+      await state.appendHistory(report('before'));
+      writeFileSync(historyFile(state), '{"id":"torn","pol', { flag: 'a' });
+      assert.deepEqual((await state.readHistory()).map((entry) => entry.id), ['before']);
+      await state.appendHistory(report('after'));
+      assert.deepEqual((await state.readHistory()).map((entry) => entry.id), ['after', 'before']);
+    });
+
+    it("takes over an older Clud's history.json", async () => {
+      const state = stateIn(tempDir());
+      mkdirSync(state.directory, { recursive: true });
+      writeFileSync(path.join(state.directory, 'history.json'), JSON.stringify({ version: STATE_FORMAT_VERSION, reports: [report('newer'), report('older')] }));
+      assert.deepEqual((await state.readHistory()).map((entry) => entry.id), ['newer', 'older']);
+      await state.appendHistory(report('newest'));
+      assert.deepEqual((await state.readHistory()).map((entry) => entry.id), ['newest', 'newer', 'older']);
+      assert.equal(existsSync(path.join(state.directory, 'history.json')), false);
     });
 
     it('fills in fields added since a report was written (retries)', async () => {
       const state = stateIn(tempDir());
       await state.appendHistory(report('seed'));
       const { retries: _retries, ...older } = report('older');
-      writeFileSync(path.join(state.directory, 'history.json'), JSON.stringify({ version: STATE_FORMAT_VERSION, reports: [older] }));
+      writeFileSync(historyFile(state), `${JSON.stringify(older)}\n`, { flag: 'a' });
       assert.equal((await state.readHistory())[0]?.retries, 0);
     });
   });

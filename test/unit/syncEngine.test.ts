@@ -1,12 +1,13 @@
 // Whole sync cycles between two real folders and a state folder: scan, reconcile, apply, record.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lchownSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SyncReport } from '../../src/core/protocol';
 import { runSyncCycle, SyncCancelled, withStateStore, type SyncCycleOptions } from '../../src/core/sync/engine';
 import { BASE_FILE, JOURNAL_FILE } from '../../src/core/sync/stateStore';
+import { HISTORY_FILE, SyncStateFiles } from '../../src/core/sync/stateFiles';
 import { UndoLog } from '../../src/core/undo';
 import type { Policy } from '../../src/core/sync/reconcile';
 import { DIR, at, inodeOf, link, makeTree, modeOf, readTree, temporaryFiles, useSyncFixture, type SyncFixture, type TreeSpec } from '../helpers/syncTrees';
@@ -482,12 +483,12 @@ describe('unit: sync engine', () => {
   });
 
   describe('state files', () => {
-    it('records the agreed state in the store, the history by rename, leaving no temporary file, and keeps a file named __proto__', async () => {
+    it('records the agreed state in the store, the history by appending, leaving no temporary file, and keeps a file named __proto__', async () => {
       const f = fixture();
       // A computed key: a literal `__proto__:` would set the object's prototype instead.
       makeTree(f.host, { ['__proto__']: 'proto', constructor: 'c', 'd/__proto__': 'nested' });
       await sync(f);
-      const historyInode = inodeOf(f.stateDir, 'history.json');
+      const historyInode = inodeOf(f.stateDir, HISTORY_FILE);
 
       assert.deepEqual((await agreedKeys(f)).sort(), ['__proto__', 'constructor', 'd', 'd/__proto__']);
       assert.equal(existsSync(path.join(f.stateDir, 'ancestor.json')), false, 'no whole-tree state file');
@@ -499,16 +500,16 @@ describe('unit: sync engine', () => {
       assert.deepEqual(second.kept, []);
       assert.deepEqual((await agreedKeys(f)).sort(), ['constructor', 'd']);
       assert.deepEqual(temporaryFiles(f.stateDir), []);
-      assert.notEqual(inodeOf(f.stateDir, 'history.json'), historyInode, 'history.json was replaced, not rewritten in place');
-      const history = JSON.parse(readFileSync(path.join(f.stateDir, 'history.json'), 'utf8')) as { reports: SyncReport[] };
-      assert.deepEqual(history.reports.map((report) => report.id), [second.id, history.reports[1]!.id]);
+      assert.equal(inodeOf(f.stateDir, HISTORY_FILE), historyInode, 'the report was appended to the history, which was not rewritten');
+      const history = await new SyncStateFiles(f.stateDir).readHistory();
+      assert.deepEqual(history.map((report) => report.id), [second.id, history[1]!.id]);
     });
 
     it('writes nothing to the store in a cycle that changes nothing, and still records the cycle', async () => {
       const f = fixture();
       await agreedOn(f, { 'a.txt': 'a', 'd/b.txt': 'b', 'd/e': DIR });
       await sync(f); // caches the container files the first cycle wrote
-      const files = [BASE_FILE, JOURNAL_FILE, 'history.json'];
+      const files = [BASE_FILE, JOURNAL_FILE, HISTORY_FILE];
       const identities = () => files.map((name) => {
         const stats = statSync(path.join(f.stateDir, name));
         return `${name} ${stats.ino}:${stats.size}:${stats.mtimeMs}`;
@@ -522,8 +523,7 @@ describe('unit: sync engine', () => {
       const after = identities();
       assert.deepEqual(after.slice(0, 2), before.slice(0, 2), 'the store was not written');
       assert.notEqual(after[2], before[2], 'the history still gets the cycle');
-      const history = JSON.parse(readFileSync(path.join(f.stateDir, 'history.json'), 'utf8')) as { reports: SyncReport[] };
-      assert.equal(history.reports[0]!.id, quiet.id);
+      assert.equal((await new SyncStateFiles(f.stateDir).readHistory())[0]!.id, quiet.id);
 
       writeFileSync(path.join(f.host, 'a.txt'), 'edited');
       await sync(f);

@@ -3,10 +3,10 @@
 // history and the kept versions here; the agreed state and the scan caches in the state store
 // (stateStore.ts). ancestor.json and scan-cache-*.json are the whole-tree files the store took
 // over: read (and written, by tests) only for that migration.
-import { rm } from 'node:fs/promises';
+import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { readJsonFile, writeJsonAtomic } from '../atomicFile';
+import { readJsonFile, writeFileAtomic, writeJsonAtomic } from '../atomicFile';
 import { EntrySchema, SyncReport, SyncSide } from '../protocol';
 import type { Entry } from '../files/entry';
 import type { ScanCache } from './scan';
@@ -23,8 +23,22 @@ const CacheFile = z.object({
 });
 export const HaltFile = z.object({ side: SyncSide, reason: z.string(), at: z.string() });
 export type HaltFile = z.infer<typeof HaltFile>;
-const HistoryFile = z.object({ version: z.literal(STATE_FORMAT_VERSION), reports: z.array(SyncReport) });
+/** The history of an older Clud, one JSON document: read until the first report appended converts it. */
+const OldHistoryFile = z.object({ version: z.literal(STATE_FORMAT_VERSION), reports: z.array(SyncReport) });
+const OLD_HISTORY_FILE = 'history.json';
 export const HISTORY_LIMIT = 50;
+/**
+ * The history: a header line, then one report per line, oldest first. A report is appended (its
+ * cost is its own size, not the history's: a report of a big sync lists every path it carried, so
+ * fifty of them can take megabytes); the file is cut back to its last HISTORY_LIMIT reports once it
+ * is over HISTORY_TRIM_MIN_BYTES and twice what it held after its last cut (`keptBytes`, in the
+ * header), so the cuts cost, spread over the appends, about one report each.
+ */
+export const HISTORY_FILE = 'history.jsonl';
+const HistoryHeader = z.object({ version: z.literal(STATE_FORMAT_VERSION), keptBytes: z.number() });
+const HISTORY_TRIM_MIN_BYTES = 1 << 20;
+/** Enough for the header line. */
+const HISTORY_HEADER_MAX_BYTES = 256;
 
 export class SyncStateFiles {
   /**
@@ -87,14 +101,67 @@ export class SyncStateFiles {
     await rm(path.join(this.directory, 'halt.json'), { force: true });
   }
 
+  /** Newest first, at most HISTORY_LIMIT. A line that is not a report (torn by a crash) is left out. */
   async readHistory(): Promise<SyncReport[]> {
-    return (await readJsonFile(path.join(this.directory, 'history.json'), HistoryFile).catch(() => undefined))?.reports ?? [];
+    const lines = await this.historyLines();
+    const reports = lines === undefined ? await this.readOldHistory() : lines.map(parseReport).filter((report) => report !== undefined);
+    return reports.slice(-HISTORY_LIMIT).reverse();
   }
 
-  /** Newest first, at most HISTORY_LIMIT. */
+  /** Appends a report to the history, durably (see HISTORY_FILE). */
   async appendHistory(report: SyncReport): Promise<void> {
-    const reports = [report, ...(await this.readHistory())].slice(0, HISTORY_LIMIT);
-    await writeJsonAtomic(path.join(this.directory, 'history.json'), { version: STATE_FORMAT_VERSION, reports });
+    if ((await stat(this.historyPath).catch(() => undefined)) === undefined) await this.startHistory();
+    const handle = await open(this.historyPath, 'a+');
+    let header: z.infer<typeof HistoryHeader> | undefined;
+    let size: number;
+    try {
+      size = (await handle.stat()).size;
+      header = parseHeader(await readStart(handle));
+      // A line torn by a crash is ended first, so that it cannot swallow this one.
+      const last = Buffer.alloc(1);
+      const torn = size > 0 && (await handle.read(last, 0, 1, size - 1)).bytesRead === 1 && last[0] !== 0x0a;
+      const line = Buffer.from(`${torn ? '\n' : ''}${JSON.stringify(report)}\n`);
+      await handle.appendFile(line);
+      await handle.datasync();
+      size += line.length;
+    } finally {
+      await handle.close();
+    }
+    if (header === undefined || size > Math.max(HISTORY_TRIM_MIN_BYTES, 2 * header.keptBytes)) await this.writeHistory((await this.readHistory()).reverse());
+  }
+
+  private get historyPath(): string {
+    return path.join(this.directory, HISTORY_FILE);
+  }
+
+  /** The report lines after the header; undefined when there is no history file (yet). */
+  private async historyLines(): Promise<string[] | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.historyPath, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    const lines = text.split('\n').filter((line) => line !== '');
+    return parseHeader(`${lines[0] ?? ''}\n`) === undefined ? lines : lines.slice(1);
+  }
+
+  private async readOldHistory(): Promise<SyncReport[]> {
+    return ((await readJsonFile(path.join(this.directory, OLD_HISTORY_FILE), OldHistoryFile).catch(() => undefined))?.reports ?? []).reverse();
+  }
+
+  /** The first history file: the older Clud's reports, if any, which it then replaces. */
+  private async startHistory(): Promise<void> {
+    await this.writeHistory(await this.readOldHistory());
+    await rm(path.join(this.directory, OLD_HISTORY_FILE), { force: true });
+  }
+
+  /** Replaces the history with `reports` (oldest first; the last HISTORY_LIMIT of them), atomically. */
+  private async writeHistory(reports: readonly SyncReport[]): Promise<void> {
+    const body = reports.slice(-HISTORY_LIMIT).map((report) => `${JSON.stringify(report)}\n`).join('');
+    const header = JSON.stringify({ version: STATE_FORMAT_VERSION, keptBytes: Buffer.byteLength(body) } satisfies z.infer<typeof HistoryHeader>);
+    await writeFileAtomic(this.historyPath, `${header}\n${body}`);
   }
 
   private cachePath(side: 'host' | 'container'): string {
@@ -131,4 +198,31 @@ function sameRecord(a: object, b: object): boolean {
   const keys = Object.keys(a);
   if (keys.length !== Object.keys(b).length) return false;
   return keys.every((key) => Object.hasOwn(b, key) && (a as Record<string, unknown>)[key] === (b as Record<string, unknown>)[key]);
+}
+
+/** A report line; undefined when it is not one (torn, or from a format this Clud does not know). */
+function parseReport(line: string): SyncReport | undefined {
+  try {
+    const parsed = SyncReport.safeParse(JSON.parse(line));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseHeader(start: string): z.infer<typeof HistoryHeader> | undefined {
+  const newline = start.indexOf('\n');
+  if (newline < 0) return undefined;
+  try {
+    const parsed = HistoryHeader.safeParse(JSON.parse(start.slice(0, newline)));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readStart(handle: FileHandle): Promise<string> {
+  const buffer = Buffer.alloc(HISTORY_HEADER_MAX_BYTES);
+  const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+  return buffer.subarray(0, bytesRead).toString('utf8');
 }
