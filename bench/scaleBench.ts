@@ -13,7 +13,8 @@
 //     folder until it is in /workspace (p50/p95 of LATENCY_PROBES each, the writer's clock
 //     against the reader's: one kernel clock on Linux);
 //   - a save-burst of BURST_FILES files each way until the last one has arrived whole, against
-//     `rsync --files-from` of those files in the same container;
+//     `rsync --files-from` of those files in the same container (BURST_ROUNDS of each, in turn;
+//     the medians);
 //   - the agent's processes: the resident agent's and its supervisor's memory, their inotify
 //     watches, the resident agent's CPU over a few idle seconds.
 // Times inside the container are taken inside it (no `docker exec` start-up in them). The
@@ -39,6 +40,8 @@ const IDLE_SECONDS = 60;
 const TAR_PIPES = 3;
 const LATENCY_PROBES = Number(process.env.CLUD_BENCH_PROBES ?? 20);
 const BURST_FILES = 1000;
+/** Bursts each way and rsync runs, taken in turn: one of each moved the ratio from 2 to 4 between runs. */
+const BURST_ROUNDS = 3;
 const RESCANS = 3;
 const RECEIVE_AS_CODER = 'setpriv --reuid=coder --regid=coder --init-groups --inh-caps=-all --ambient-caps=-all --';
 
@@ -56,9 +59,11 @@ interface Row {
   rescanRatio: number;
   hostToContainerMs: { p50: number; p95: number };
   containerToHostMs: { p50: number; p95: number };
+  /** Medians of BURST_ROUNDS; `bursts` has every round's. */
   burstToContainerMs: number;
   burstToHostMs: number;
   rsyncFilesFromMs: number;
+  bursts: { toContainerMs: number[]; toHostMs: number[]; rsyncFilesFromMs: number[] };
   agentRssMb: number;
   supervisorRssMb: number;
   inotifyWatches: number;
@@ -235,34 +240,43 @@ async function measureContinuous(container: string, folder: string) {
       const writtenInContainer = await probe.request('write', [`/workspace/${back}`], content);
       toHost.push((await arrivedOnHost) - writtenInContainer);
     }
-    await quiet();
-    const burst = Array.from({ length: BURST_FILES }, (_, index) => `bench-burst/d${index % 50}/f${index}.txt`); // under host-… and container-…
+    const bursts = { toContainerMs: [] as number[], toHostMs: [] as number[], rsyncFilesFromMs: [] as number[] };
     const content = 'x'.repeat(700) + '\n';
-    const burstArrived = probe.request('wait', burst.map((name) => `/workspace/host-${name}`), content);
-    const burstStarted = Date.now();
-    writeOnHost(burst.map((name) => path.join(folder, `host-${name}`)), content);
-    const burstToContainerMs = (await burstArrived) - burstStarted;
-    await quiet();
-    const burstOnHost = waitOnHost(burst.map((name) => path.join(folder, `container-${name}`)), content);
-    const containerStarted = Date.now();
-    await probe.request('write', burst.map((name) => `/workspace/container-${name}`), content);
-    const burstToHostMs = (await burstOnHost) - containerStarted;
-    // The same 1,000 files by rsync in the same container, from the host folder to a new folder.
-    const list = burst.map((name) => `host-${name}`).join('\\n');
-    const rsyncFilesFromMs = await timedInContainer(
-      container,
-      `mkdir /bench-burst && chown clud:clud /bench-burst && printf '${list}\\n' > /tmp/bench-burst.list`,
-      `/opt/clud/as-sync-user rsync -a --files-from=/tmp/bench-burst.list /clud/host/ /bench-burst/`,
-      'rm -rf /bench-burst /tmp/bench-burst.list',
-    );
+    for (let round = 0; round < BURST_ROUNDS; round += 1) {
+      await quiet();
+      const burst = Array.from({ length: BURST_FILES }, (_, index) => `bench-burst-${round}/d${index % 50}/f${index}.txt`); // under host-… and container-…
+      const burstArrived = probe.request('wait', burst.map((name) => `/workspace/host-${name}`), content);
+      const burstStarted = Date.now();
+      writeOnHost(burst.map((name) => path.join(folder, `host-${name}`)), content);
+      bursts.toContainerMs.push((await burstArrived) - burstStarted);
+      await quiet();
+      const burstOnHost = waitOnHost(burst.map((name) => path.join(folder, `container-${name}`)), content);
+      const containerStarted = Date.now();
+      await probe.request('write', burst.map((name) => `/workspace/container-${name}`), content);
+      bursts.toHostMs.push((await burstOnHost) - containerStarted);
+      await quiet();
+      // The same 1,000 files by rsync in the same container, from the host folder to a new folder.
+      const list = burst.map((name) => `host-${name}`).join('\\n');
+      bursts.rsyncFilesFromMs.push(
+        await timedInContainer(
+          container,
+          `mkdir /bench-burst && chown clud:clud /bench-burst && printf '${list}\\n' > /tmp/bench-burst.list`,
+          `/opt/clud/as-sync-user rsync -a --files-from=/tmp/bench-burst.list /clud/host/ /bench-burst/`,
+          'rm -rf /bench-burst /tmp/bench-burst.list',
+        ),
+      );
+    }
+    console.error(`  bursts → /workspace ${bursts.toContainerMs.join(', ')} ms, → host ${bursts.toHostMs.join(', ')} ms, rsync --files-from ${bursts.rsyncFilesFromMs.join(', ')} ms`);
     return {
       hostToContainerMs: percentiles(toContainer), containerToHostMs: percentiles(toHost),
-      burstToContainerMs, burstToHostMs, rsyncFilesFromMs,
+      burstToContainerMs: median(bursts.toContainerMs), burstToHostMs: median(bursts.toHostMs), rsyncFilesFromMs: median(bursts.rsyncFilesFromMs), bursts,
     };
   } finally {
     probe.close();
   }
 }
+
+const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 function percentiles(values: number[]): { p50: number; p95: number } {
   const sorted = [...values].sort((a, b) => a - b);
@@ -327,7 +341,7 @@ async function main(): Promise<void> {
     console.log(`| ${row.files} | ${row.folders} | ${row.initialCopyMs} | ${row.tarPipeMs} | ${row.copyRatio} | ${row.syncAgentMs} / ${row.syncCommandMs} | ${row.rescanMs} | ${row.rsyncMs} | ${row.syncRatio} / ${row.rescanRatio} |`);
   }
   console.log('');
-  console.log(`| files | host → /workspace ms p50 / p95 | /workspace → host ms p50 / p95 | ${BURST_FILES}-file burst → /workspace ms | ${BURST_FILES}-file burst → host ms | rsync --files-from ms | resident agent RSS MB (supervisor) | inotify watches | resident agent idle CPU % |`);
+  console.log(`| files | host → /workspace ms p50 / p95 | /workspace → host ms p50 / p95 | ${BURST_FILES}-file burst → /workspace ms (median of ${BURST_ROUNDS}) | ${BURST_FILES}-file burst → host ms | rsync --files-from ms | resident agent RSS MB (supervisor) | inotify watches | resident agent idle CPU % |`);
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
     console.log(`| ${row.files} | ${row.hostToContainerMs.p50} / ${row.hostToContainerMs.p95} | ${row.containerToHostMs.p50} / ${row.containerToHostMs.p95} | ${row.burstToContainerMs} | ${row.burstToHostMs} | ${row.rsyncFilesFromMs} | ${row.agentRssMb} (${row.supervisorRssMb}) | ${row.inotifyWatches} | ${row.idleCpuPercent} |`);
