@@ -173,13 +173,21 @@ describe('integration: the coding agent in the box', function () {
     assert.equal((await dockerExec(container, 'coder', [API_KEY_HELPER_PATH])).output.trim(), newKey);
   });
 
-  it('keeps the agent state across `clud down` and `clud up`; `clud down --purge` removes it', async function () {
+  it("keeps the agent state across `clud down` and `clud up`, but not /workspace's volume; `clud down --purge` removes the agent state", async function () {
+    const workspaceMount = async () => (await docker.getContainer(container).inspect()).Mounts.find((mount) => mount.Destination === '/workspace');
+    const first = await workspaceMount();
+    assert.equal(first?.Type, 'volume', '/workspace is a volume of its own, not the container layer');
     await execSh(dir, `echo kept > ${CLAUDE_CONFIG_DIR}/marker && echo mine > ~/.config/marker`);
     assertExit(await runClud(['down', dir]), 0);
+    await assert.rejects(docker.getVolume(first!.Name!).inspect(), /no such volume/i, "/workspace's volume went with its container");
     const again = await runCludJson(['up', dir]);
     assertExit(again.run, 0);
     assert.equal(again.json.created, true);
     assert.equal((await execSh(dir, `cat ${CLAUDE_CONFIG_DIR}/marker ~/.config/marker`)).trim(), 'kept\nmine');
+    const second = await workspaceMount();
+    assert.equal(second?.Type, 'volume');
+    assert.notEqual(second?.Name, first?.Name, 'a new container starts from a new /workspace');
+    assert.equal((await execSh(dir, 'stat -c %U /workspace')).trim(), 'coder', 'the volume is the workspace user\'s, as the image made /workspace');
     const purge = await runClud(['down', dir, '--purge']);
     assertExit(purge, 0);
     assert.match(purge.stdout, /and its agent state/);

@@ -27,6 +27,8 @@ export type MountSpec =
   | { Type: 'bind'; Source: string; Target: string; ReadOnly: boolean }
   /** A named volume, created by the engine on first use. */
   | { Type: 'volume'; Source: string; Target: string; ReadOnly: boolean }
+  /** An anonymous volume: made with the container, and removed with it (removeContainer removes its volumes). */
+  | { Type: 'volume'; Target: string; ReadOnly: boolean }
   /** Memory-backed; `mode` is the permission bits of its root. */
   | { Type: 'tmpfs'; Target: string; TmpfsOptions: { Mode: number; SizeBytes: number } };
 
