@@ -3,7 +3,7 @@
 // through `clud up` (dist/cli.js, the real image, the real agent), then in that same container:
 //   - the initial copy at `up` (scan, copy, first agreed state; the agent's own duration) against
 //     a tar pipe of the same tree (/clud/host read as the sync user, unpacked as the workspace
-//     user, into the container's own file system, as the initial copy does);
+//     user, as the initial copy does);
 //   - a no-change `clud sync` (a client's full cycle: the agent's duration, and the whole
 //     command's) and the resident agent's no-change periodic rescan (its duration as `clud watch
 //     --json` reports it; median of RESCANS) against a no-change `rsync -a` of the same tree in
@@ -19,6 +19,9 @@
 //     watches, the resident agent's CPU over a few idle seconds.
 // Times inside the container are taken inside it (no `docker exec` start-up in them). The
 // machine is shared: every ratio is of two numbers measured in the same run, minutes apart.
+// The baselines write into BASELINE_DIR, on /workspace's volume (the tree's .gitignore keeps it out
+// of the sync), so that they and the sync write the same file system: creating a file in the
+// container's own overlay costs several times what it costs on the volume.
 // `-- --sizes 2000,10000`: other sizes. CLUD_TEST_IMAGE / CLUD_IMAGE: the image tag to use.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -43,6 +46,8 @@ const BURST_FILES = 1000;
 /** Bursts each way and rsync runs, taken in turn: one of each moved the ratio from 2 to 4 between runs. */
 const BURST_ROUNDS = 3;
 const RESCANS = 3;
+/** Where the baselines write: a folder of /workspace that the tree's .gitignore leaves out of the sync. */
+const BASELINE_DIR = '/workspace/bench-baseline';
 const RECEIVE_AS_CODER = 'setpriv --reuid=coder --regid=coder --init-groups --inh-caps=-all --ambient-caps=-all --';
 
 interface Row {
@@ -73,6 +78,7 @@ interface Row {
 async function measure(files: number, work: string): Promise<Row> {
   const folder = path.join(work, `tree-${files}`);
   const { folders } = buildTree(folder, files);
+  writeFileSync(path.join(folder, '.gitignore'), `/${path.posix.basename(BASELINE_DIR)}/\n`);
   execFileSync('chown', ['-R', `${OWNER}:${OWNER}`, folder]); // plain folders and files: never follows a link
   await run('sync');
   const env = { ...process.env, CLUD_IMAGE: IMAGE, CLUD_STATE_DIR: path.join(work, 'state'), CLUD_EXTRA_CA_CERTIFICATES: process.env.CLUD_EXTRA_CA_CERTIFICATES ?? '/etc/ssl/certs/ca-certificates.crt' };
@@ -84,14 +90,14 @@ async function measure(files: number, work: string): Promise<Row> {
     const container = status.containerName;
     const copy = status.init?.initialSync;
     if (!container || status.init?.phase !== 'ready' || !copy) throw new Error(`clud up did not finish its copy: ${JSON.stringify(status.init)}`);
-    if (copy.filesTransferred !== files) throw new Error(`the initial copy carried ${copy.filesTransferred} of ${files} files`);
+    if (copy.filesTransferred !== files + 1) throw new Error(`the initial copy carried ${copy.filesTransferred} of ${files} files and the .gitignore`);
 
     console.error('  tar pipe…');
     // Writing 10,000s of files is at the mercy of the disk's writeback (the same pipe has taken 2.1
     // and 6.7 s for 10,000 files minutes apart): the median of a few.
     const tarPipes: number[] = [];
     for (let index = 0; index < TAR_PIPES; index += 1) {
-      tarPipes.push(await timedInContainer(container, `mkdir /bench-tar && chown coder:coder /bench-tar`, `/opt/clud/as-sync-user sh -c 'tar -C /clud/host -cf - . | ${RECEIVE_AS_CODER} tar -C /bench-tar -xpf -'`, 'rm -rf /bench-tar'));
+      tarPipes.push(await timedInContainer(container, `mkdir -p ${BASELINE_DIR}/tar && chown coder:coder ${BASELINE_DIR}/tar`, `/opt/clud/as-sync-user sh -c 'tar -C /clud/host -cf - . | ${RECEIVE_AS_CODER} tar -C ${BASELINE_DIR}/tar -xpf -'`, `rm -rf ${BASELINE_DIR}/tar`));
     }
     const tarPipeMs = [...tarPipes].sort((a, b) => a - b)[Math.floor(TAR_PIPES / 2)]!;
     console.error(`  tar pipes: ${tarPipes.join(', ')} ms`);
@@ -104,9 +110,9 @@ async function measure(files: number, work: string): Promise<Row> {
     if (report.report?.appliedCount) throw new Error(`a no-change sync applied ${report.report.appliedCount} change(s)`);
     const rsyncMs = await timedInContainer(
       container,
-      `mkdir /bench-rsync && chown clud:clud /bench-rsync && /opt/clud/as-sync-user rsync -a /clud/host/ /bench-rsync/`,
-      `/opt/clud/as-sync-user rsync -a /clud/host/ /bench-rsync/`,
-      'rm -rf /bench-rsync',
+      `mkdir -p ${BASELINE_DIR}/rsync && chown clud:clud ${BASELINE_DIR}/rsync && /opt/clud/as-sync-user rsync -a /clud/host/ ${BASELINE_DIR}/rsync/`,
+      `/opt/clud/as-sync-user rsync -a /clud/host/ ${BASELINE_DIR}/rsync/`,
+      `rm -rf ${BASELINE_DIR}/rsync`,
     );
 
     console.error('  the periodic rescan…');
@@ -260,9 +266,9 @@ async function measureContinuous(container: string, folder: string) {
       bursts.rsyncFilesFromMs.push(
         await timedInContainer(
           container,
-          `mkdir /bench-burst && chown clud:clud /bench-burst && printf '${list}\\n' > /tmp/bench-burst.list`,
-          `/opt/clud/as-sync-user rsync -a --files-from=/tmp/bench-burst.list /clud/host/ /bench-burst/`,
-          'rm -rf /bench-burst /tmp/bench-burst.list',
+          `mkdir -p ${BASELINE_DIR}/burst && chown clud:clud ${BASELINE_DIR}/burst && printf '${list}\\n' > /tmp/bench-burst.list`,
+          `/opt/clud/as-sync-user rsync -a --files-from=/tmp/bench-burst.list /clud/host/ ${BASELINE_DIR}/burst/`,
+          `rm -rf ${BASELINE_DIR}/burst /tmp/bench-burst.list`,
         ),
       );
     }
