@@ -249,12 +249,15 @@ async function measureContinuous(container: string, folder: string) {
     const bursts = { toContainerMs: [] as number[], toHostMs: [] as number[], rsyncFilesFromMs: [] as number[] };
     const content = 'x'.repeat(700) + '\n';
     for (let round = 0; round < BURST_ROUNDS; round += 1) {
+      // As timedInContainer does before rsync: each burst starts with the disk's writeback done.
+      await run('sync');
       await quiet();
       const burst = Array.from({ length: BURST_FILES }, (_, index) => `bench-burst-${round}/d${index % 50}/f${index}.txt`); // under host-… and container-…
       const burstArrived = probe.request('wait', burst.map((name) => `/workspace/host-${name}`), content);
       const burstStarted = Date.now();
       writeOnHost(burst.map((name) => path.join(folder, `host-${name}`)), content);
       bursts.toContainerMs.push((await burstArrived) - burstStarted);
+      await run('sync');
       await quiet();
       const burstOnHost = waitOnHost(burst.map((name) => path.join(folder, `container-${name}`)), content);
       const containerStarted = Date.now();
