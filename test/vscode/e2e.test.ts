@@ -131,6 +131,10 @@ describe('vscode: end-to-end', function () {
     await setImageTagInSettingsEditor(page, 'Not Valid!');
     await pollFor('settings.json to hold the invalid tag', async () => ((await readFile(settingsFile, 'utf8')).includes('Not Valid!') ? true : undefined), 10_000);
     await screenshot(page, 'e2e-03-settings-editor-invalid-tag');
+    // Closed with the mouse before the palette opens: a Settings editor still re-rendering the row
+    // it just wrote can take the focus back from the palette as soon as it opens, which closes it.
+    await page.locator('.tabs-container .tab', { hasText: 'Settings' }).locator('.tab-actions .action-label').first().click();
+    await page.locator('.settings-editor').waitFor({ state: 'hidden', timeout: 10_000 });
     try {
       await runPaletteCommand(page, 'Clud: Start Workspace');
       const message = await pollFor('an error notification naming clud.imageTag', async () => (await notificationTexts(page)).find((text) => text.includes('clud.imageTag')), 20_000);
