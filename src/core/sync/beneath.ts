@@ -109,11 +109,17 @@ export function pinFolder(root: string, key: string): { ok: true; folder: Pinned
  * without following a symlink, whatever is swapped in afterwards.
  */
 export function pinParent(root: string, key: string): Pinned {
+  const { folderKey, name } = parentAndName(key);
+  const pinned = pinFolder(root, folderKey);
+  if (!pinned.ok) return pinned;
+  return { ok: true, folder: pinned.folder, path: pinned.folder.path(name) };
+}
+
+/** The key of the folder holding `key`, and `key`'s last component. */
+function parentAndName(key: string): { folderKey: string; name: string } {
   if (key === '') throw new Error('the root has no parent to pin');
   const slash = key.lastIndexOf('/');
-  const pinned = pinFolder(root, slash < 0 ? '' : key.slice(0, slash));
-  if (!pinned.ok) return pinned;
-  return { ok: true, folder: pinned.folder, path: pinned.folder.path(key.slice(slash + 1)) };
+  return { folderKey: slash < 0 ? '' : key.slice(0, slash), name: key.slice(slash + 1) };
 }
 
 /**
@@ -129,9 +135,7 @@ export class PinnedFolders {
 
   /** As pinParent; the folder belongs to this set: do not close it. */
   pinParent(root: string, key: string): Pinned {
-    if (key === '') throw new Error('the root has no parent to pin');
-    const slash = key.lastIndexOf('/');
-    const folderKey = slash < 0 ? '' : key.slice(0, slash);
+    const { folderKey, name } = parentAndName(key);
     const heldKey = `${root}\0${folderKey}`;
     let folder = this.held.get(heldKey);
     if (folder === undefined) {
@@ -140,7 +144,7 @@ export class PinnedFolders {
       folder = pinned.folder;
       this.held.set(heldKey, folder);
     }
-    return { ok: true, folder, path: folder.path(key.slice(slash + 1)) };
+    return { ok: true, folder, path: folder.path(name) };
   }
 
   close(): void {
@@ -148,4 +152,3 @@ export class PinnedFolders {
     this.held.clear();
   }
 }
-
