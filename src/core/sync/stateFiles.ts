@@ -103,9 +103,7 @@ export class SyncStateFiles {
 
   /** Newest first, at most HISTORY_LIMIT. A line that is not a report (torn by a crash) is left out. */
   async readHistory(): Promise<SyncReport[]> {
-    const lines = await this.historyLines();
-    const reports = lines === undefined ? await this.readOldHistory() : lines.map(parseReport).filter((report) => report !== undefined);
-    return reports.slice(-HISTORY_LIMIT).reverse();
+    return (await this.historyReports()).slice(-HISTORY_LIMIT).reverse();
   }
 
   /** Appends a report to the history, durably (see HISTORY_FILE). */
@@ -127,7 +125,13 @@ export class SyncStateFiles {
     } finally {
       await handle.close();
     }
-    if (header === undefined || size > Math.max(HISTORY_TRIM_MIN_BYTES, 2 * header.keptBytes)) await this.writeHistory((await this.readHistory()).reverse());
+    if (header === undefined || size > Math.max(HISTORY_TRIM_MIN_BYTES, 2 * header.keptBytes)) await this.writeHistory(await this.historyReports());
+  }
+
+  /** Every report the history holds, oldest first; an older Clud's history.json until it is taken over. */
+  private async historyReports(): Promise<SyncReport[]> {
+    const lines = await this.historyLines();
+    return lines === undefined ? this.readOldHistory() : lines.map(parseReport).filter((report) => report !== undefined);
   }
 
   private get historyPath(): string {
