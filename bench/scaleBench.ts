@@ -16,7 +16,7 @@
 //     `rsync --files-from` of those files in the same container (BURST_ROUNDS of each, in turn;
 //     the medians);
 //   - the agent's processes: the resident agent's and its supervisor's memory, their inotify
-//     watches, the resident agent's CPU over a few idle seconds.
+//     watches, the resident agent's CPU from one periodic rescan to the next.
 // Times inside the container are taken inside it (no `docker exec` start-up in them). The
 // machine is shared: every ratio is of two numbers measured in the same run, minutes apart.
 // The baselines write into BASELINE_DIR, on /workspace's volume (the tree's .gitignore keeps it out
@@ -38,8 +38,6 @@ const CLI = path.join(REPO, 'dist', 'cli.js');
 const IMAGE = process.env.CLUD_TEST_IMAGE ?? process.env.CLUD_IMAGE ?? 'clud-bench:latest';
 /** The folder's owner, as a real user's (the agent takes its UID). */
 const OWNER = 1000;
-/** Long enough to hold a periodic rescan or two at every size: the idle CPU is their average. */
-const IDLE_SECONDS = 60;
 const TAR_PIPES = 3;
 const LATENCY_PROBES = Number(process.env.CLUD_BENCH_PROBES ?? 20);
 const BURST_FILES = 1000;
@@ -116,19 +114,21 @@ async function measure(files: number, work: string): Promise<Row> {
     );
 
     console.error('  the periodic rescan…');
-    const rescanMs = await periodicRescanMs(env, folder);
+    const cycles = new FullCycles(env, folder);
+    const rescanMedianMs = await rescanMs(cycles, clud, folder).finally(() => cycles.close());
 
     console.error('  latency and bursts with continuous sync…');
     const live = await measureContinuous(container, folder);
 
-    console.error('  the agent at rest…');
-    const agent = await agentAtRest(container);
+    console.error('  the agent at rest (from one rescan to the next periodic one)…');
+    const atRest = new FullCycles(env, folder);
+    const agent = await agentAtRest(container, atRest, clud, folder).finally(() => atRest.close());
     const initialCopyMs = copy.durationMs;
     const syncAgentMs = report.report?.durationMs ?? NaN;
     return {
       files, folders, initialCopyMs, tarPipeMs: Math.round(tarPipeMs), copyRatio: round(initialCopyMs / tarPipeMs),
       syncAgentMs, syncCommandMs: Math.round(syncCommandMs), rsyncMs: Math.round(rsyncMs), syncRatio: round(syncAgentMs / rsyncMs),
-      rescanMs, rescanRatio: round(rescanMs / rsyncMs),
+      rescanMs: rescanMedianMs, rescanRatio: round(rescanMedianMs / rsyncMs),
       ...live,
       ...agent,
     };
@@ -138,29 +138,58 @@ async function measure(files: number, work: string): Promise<Row> {
   }
 }
 
-/**
- * The median duration of the resident agent's next RESCANS periodic rescans (background cycles
- * of kind `full`), as `clud watch --json` reports them; nothing else is written meanwhile.
- */
-async function periodicRescanMs(env: NodeJS.ProcessEnv, folder: string): Promise<number> {
-  const watcher = spawn(process.execPath, [CLI, 'watch', folder, '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const durations: number[] = [];
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`fewer than ${RESCANS} periodic rescans in 10 minutes`)), 600_000);
-      createInterface({ input: watcher.stdout }).on('line', (line) => {
-        const event = JSON.parse(line) as { type?: string; kind?: string; report?: { durationMs: number; appliedCount: number } };
-        if (event.type !== 'cycle-finished' || event.kind !== 'full' || !event.report) return;
-        if (event.report.appliedCount !== 0) reject(new Error(`a no-change rescan applied ${event.report.appliedCount} change(s)`));
-        durations.push(event.report.durationMs);
-        if (durations.length === RESCANS) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
+/** The resident agent's full cycles as `clud watch --json` reports them, one at a time. */
+class FullCycles {
+  private readonly watcher;
+  private readonly arrived: Array<{ durationMs: number; appliedCount: number }> = [];
+  private waiting: (() => void) | undefined;
+
+  constructor(env: NodeJS.ProcessEnv, folder: string) {
+    this.watcher = spawn(process.execPath, [CLI, 'watch', folder, '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    createInterface({ input: this.watcher.stdout }).on('line', (line) => {
+      const event = JSON.parse(line) as { type?: string; kind?: string; report?: { durationMs: number; appliedCount: number } };
+      if (event.type !== 'cycle-finished' || event.kind !== 'full' || !event.report) return;
+      this.arrived.push(event.report);
+      this.waiting?.();
     });
-  } finally {
-    watcher.kill('SIGINT');
+  }
+
+  /** The next full cycle to finish (one that finished since the last call included). */
+  async next(timeoutMs: number): Promise<{ durationMs: number; appliedCount: number }> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.arrived.length === 0) {
+      if (Date.now() > deadline) throw new Error(`no full cycle in ${Math.round(timeoutMs / 1000)} s`);
+      await new Promise<void>((resolve) => {
+        this.waiting = resolve;
+        setTimeout(resolve, 1000);
+      });
+    }
+    return this.arrived.shift()!;
+  }
+
+  /** Forgets the full cycles that finished so far. */
+  drop(): void {
+    this.arrived.length = 0;
+  }
+
+  close(): void {
+    this.watcher.kill('SIGINT');
+  }
+}
+
+/**
+ * The median duration of RESCANS no-change rescans of the resident agent, each started by `clud
+ * resume` (which asks for one) rather than waited for: the periodic one comes a hundred times its
+ * CPU time apart, minutes at 100,000 files.
+ */
+async function rescanMs(cycles: FullCycles, clud: (...args: string[]) => Promise<unknown>, folder: string): Promise<number> {
+  const durations: number[] = [];
+  for (let i = 0; i < RESCANS; i += 1) {
+    cycles.drop();
+    await clud('resume', folder);
+    const report = await cycles.next(600_000);
+    if (report.appliedCount !== 0) throw new Error(`a no-change rescan applied ${report.appliedCount} change(s)`);
+    durations.push(report.durationMs);
   }
   return [...durations].sort((a, b) => a - b)[Math.floor(durations.length / 2)]!;
 }
@@ -295,11 +324,13 @@ function percentiles(values: number[]): { p50: number; p95: number } {
 
 /**
  * The agent's processes (init, the supervisor; daemon, the resident agent): each one's RSS and
- * inotify watches, and the daemon's CPU while nothing changes. Read from this machine's /proc
- * (`docker top` gives their PIDs here): inside the container, root has no right to read the
+ * inotify watches, and the daemon's CPU while nothing changes, over one whole period of the
+ * periodic rescan (from the end of one, started by `clud resume`, to the end of the next, which
+ * comes on its own), so that the rescan's cost is in the average once. Read from this machine's
+ * /proc (`docker top` gives their PIDs here): inside the container, root has no right to read the
  * sync user's descriptors.
  */
-async function agentAtRest(container: string): Promise<{ agentRssMb: number; supervisorRssMb: number; inotifyWatches: number; idleCpuPercent: number }> {
+async function agentAtRest(container: string, cycles: FullCycles, clud: (...args: string[]) => Promise<unknown>, folder: string): Promise<{ agentRssMb: number; supervisorRssMb: number; inotifyWatches: number; idleCpuPercent: number }> {
   const top = (await run('docker', ['top', container, '-eo', 'pid,args'])).stdout.trim().split('\n').slice(1);
   const pidOf = (role: string) => top.map((line) => line.trim().split(/\s+/)).find((fields) => fields[2] === '/opt/clud/agent.js' && fields[3] === role)?.[0];
   const daemon = pidOf('daemon');
@@ -315,9 +346,13 @@ async function agentAtRest(container: string): Promise<{ agentRssMb: number; sup
       }
     }, 0);
   const ticks = () => readFileSync(`/proc/${daemon}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ').slice(11, 13).reduce((sum, value) => sum + Number(value), 0);
+  cycles.drop();
+  await clud('resume', folder);
+  await cycles.next(600_000);
   const before = ticks();
   const started = performance.now();
-  await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
+  const periodic = await cycles.next(1_800_000);
+  if (periodic.appliedCount !== 0) throw new Error(`a no-change rescan applied ${periodic.appliedCount} change(s)`);
   const after = ticks();
   const hz = Number((await run('getconf', ['CLK_TCK'])).stdout.trim());
   return {

@@ -3,7 +3,7 @@
 // nothing: what the last rescan left behind (every path it walked, the walk thread's numbers)
 // stayed in its heap until the next one: 270 MB of RSS at rest at 100,000 files, 161-162 MB once
 // collected (bench/memexp.ts). A full collection of that heap takes tens of milliseconds, once
-// per rescan (which runs at most every thirty times its own walk) or per cycle of hundreds of
+// per rescan (which runs at most every hundred times its own CPU time) or per cycle of hundreds of
 // changes; a cycle of a few paths, the per-save path, collects nothing.
 // The supervisor starts the agent with --expose-gc for this (supervisor.ts).
 import type { CycleKind, SyncReport } from '../core/protocol';

@@ -254,13 +254,14 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     assert.equal(session!.changesWaiting, true);
   });
 
-  it('waits thirty times the last full cycle before the next periodic one, so a big tree does not keep the agent busy', () => {
-    const cases: Array<[now: number, last: { endedAt: number; durationMs: number }, due: boolean]> = [
-      [10_000, { endedAt: 0, durationMs: 0 }, true],
-      [10_000, { endedAt: 0, durationMs: 50 }, true],
-      [10_000, { endedAt: 0, durationMs: 2_000 }, false],
-      [59_000, { endedAt: 0, durationMs: 2_000 }, false],
-      [60_000, { endedAt: 0, durationMs: 2_000 }, true],
+  it("waits a hundred times the last rescan's CPU time before the next periodic one: at most a hundredth of a core at rest", () => {
+    const cases: Array<[now: number, last: { endedAt: number; costMs: number }, due: boolean]> = [
+      [10_000, { endedAt: 0, costMs: 0 }, true],
+      [10_000, { endedAt: 0, costMs: 100 }, true],
+      [10_000, { endedAt: 0, costMs: 120 }, false],
+      [199_000, { endedAt: 0, costMs: 2_000 }, false],
+      [200_000, { endedAt: 0, costMs: 2_000 }, true],
+      [260_000, { endedAt: 60_000, costMs: 2_000 }, true],
     ];
     for (const [now, last, due] of cases) assert.equal(periodicFullCycleDue(now, last), due, JSON.stringify({ now, last }));
   });

@@ -118,15 +118,16 @@ export interface SessionStatus {
 
 export const DEFAULT_FULL_CYCLE_INTERVAL_MS = 10_000;
 /**
- * The periodic full cycle waits at least this many times the last one's walk: at most a thirtieth
- * of a core when nothing changes (a no-change rescan of 100,000 files takes about 2 s, so it runs
- * about once a minute there; events carry changes meanwhile).
+ * The periodic full cycle waits at least this many times the CPU time the last one's rescan took:
+ * at most a hundredth of a core when nothing changes (a no-change rescan of 100,000 files takes
+ * about 3 s of CPU, so it runs about every five minutes there; events carry changes meanwhile, and
+ * a watcher that overflows or fails asks for a rescan at once).
  */
-export const FULL_CYCLE_DUTY = 30;
+export const FULL_CYCLE_DUTY = 100;
 
-/** Whether the periodic full cycle may run now, given when the last one ended and how long it took. */
-export function periodicFullCycleDue(now: number, last: { endedAt: number; durationMs: number }): boolean {
-  return now - last.endedAt >= FULL_CYCLE_DUTY * last.durationMs;
+/** Whether the periodic full cycle may run now, given when the last one ended and what it cost. */
+export function periodicFullCycleDue(now: number, last: { endedAt: number; costMs: number }): boolean {
+  return now - last.endedAt >= FULL_CYCLE_DUTY * last.costMs;
 }
 
 /** A change skipped because its file moved under it: another cycle, a moment later, will carry it. */
@@ -153,7 +154,7 @@ export class SyncSession extends EventEmitter<{
   private drainScheduled = false;
   private watchers: TreeWatcher[] = [];
   private fullCycleTimer: NodeJS.Timeout | undefined;
-  private lastFullCycle = { endedAt: 0, durationMs: 0 };
+  private lastFullCycle = { endedAt: 0, costMs: 0 };
   private waitingJobs = 0;
   private paused = false;
   private heldBy: SyncReport['denied'];
@@ -374,9 +375,9 @@ export class SyncSession extends EventEmitter<{
   private startTimer(): void {
     clearInterval(this.fullCycleTimer);
     this.fullCycleTimer = setInterval(() => {
-      // A tree whose full scan takes a good part of the period would keep the agent busy with
-      // nothing changing: the periodic truth then comes at most once per FULL_CYCLE_DUTY of its
-      // cost (events still start cycles at once, and a watcher's overflow a full one).
+      // A tree whose full scan costs a good part of the period would keep the agent busy with
+      // nothing changing: the periodic truth then comes at most once per FULL_CYCLE_DUTY times its
+      // CPU time (events still start cycles at once, and a watcher's overflow a full one).
       if (this.settings.autoSync === 'continuous' && periodicFullCycleDue(Date.now(), this.lastFullCycle)) this.requestFullCycle();
     }, this.settings.fullCycleIntervalMs);
   }
@@ -408,7 +409,7 @@ export class SyncSession extends EventEmitter<{
     }
     this.conflicts = report.conflicts.map((conflict) => conflict.path);
     this.lastCycle = { id: report.id, finishedAt: new Date().toISOString(), applied: report.appliedCount, kind };
-    if (kind === 'full') this.lastFullCycle = { endedAt: Date.now(), durationMs: paceMs };
+    if (kind === 'full') this.lastFullCycle = { endedAt: Date.now(), costMs: paceMs };
     const finished = { kind, report, dirtyPaths, ...(rescan && { rescan }) };
     this.emit('cycle', finished);
     this.emit('status');
@@ -472,10 +473,10 @@ export class SyncSession extends EventEmitter<{
     try {
       const common = { ...this.cycleOptions(), policy: this.options.policy, undo: this.backgroundRecording(), history: 'eventful' as const };
       if (kind === 'full') {
-        let walkMs: number;
-        ({ report, rescan, walkMs } = await runRescanCycle(common, dirty));
+        let rescanCpuMs: number;
+        ({ report, rescan, rescanCpuMs } = await runRescanCycle(common, dirty));
         // Paced by what the rescan costs, not by what it carried (a burst would put it off for minutes).
-        paceMs = walkMs;
+        paceMs = rescanCpuMs;
       } else {
         let result = await runStoreCycle({ ...common, dirty });
         if (result.fullCycleNeeded !== undefined) {
