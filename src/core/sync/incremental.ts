@@ -13,7 +13,7 @@ import type { StoreCycleOptions } from './engine';
 import { ancestorsOf, parentPath, pathAndAncestors, type Entry, type Snapshot } from '../files/entry';
 import { IgnoreRules } from './ignore';
 import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
-import { readGitignore, scanPaths, type ScanCache, type ScanCacheEntry, type ScanResult } from './scan';
+import { readGitignore, sameScanCacheEntry, scanPaths, type ScanCache, type ScanCacheEntry, type ScanResult } from './scan';
 
 /** Widening a region to the folder that changed kind above it converges fast; past this, a full cycle is simpler. */
 const MAX_WIDENINGS = 4;
@@ -95,11 +95,11 @@ function ancestorRegion(ancestor: ReadonlyMap<string, Entry>, paths: readonly st
 export function cacheUpdates(cache: ScanCache, scan: ScanResult, paths: readonly string[] | undefined, ancestor: ReadonlyMap<string, Entry>): Map<string, ScanCacheEntry | undefined> {
   const changes = new Map<string, ScanCacheEntry | undefined>();
   if (paths === undefined) {
-    for (const [key, record] of scan.cache) if (cache.get(key) !== record) changes.set(key, record);
+    for (const [key, record] of scan.cache) if (!sameScanCacheEntry(cache.get(key), record)) changes.set(key, record);
     for (const key of cache.keys()) if (!scan.cache.has(key)) changes.set(key, undefined);
     return changes;
   }
-  for (const [key, record] of scan.cache) if (cache.get(key) !== record) changes.set(key, record);
+  for (const [key, record] of scan.cache) if (!sameScanCacheEntry(cache.get(key), record)) changes.set(key, record);
   for (const key of [...paths, ...ancestor.keys()]) if (!scan.cache.has(key) && cache.has(key)) changes.set(key, undefined);
   return changes;
 }

@@ -72,6 +72,11 @@ export function cacheHolds(cached: ScanCacheEntry, stat: Pick<Stats, 'size' | 'm
   return cached.size === stat.size && cached.mtimeMs === stat.mtimeMs && cached.ctimeMs === stat.ctimeMs && cached.ino === stat.ino && cached.mode === stat.mode && cached.secret !== undefined;
 }
 
+/** Whether two cache records say the same (the store's tables hand out a new object per read). */
+export function sameScanCacheEntry(a: ScanCacheEntry | undefined, b: ScanCacheEntry): boolean {
+  return a !== undefined && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino && a.mode === b.mode && a.hash === b.hash && a.secret === b.secret;
+}
+
 export interface AccessIdentity {
   uid: number;
   /** The primary and supplementary groups. */

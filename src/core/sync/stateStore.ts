@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { EntrySchema } from '../protocol';
 import type { Entry } from '../files/entry';
 import type { ScanCacheEntry } from './scan';
+import { ScanCacheTable } from './scanCacheTable';
 import { SyncStateFiles } from './stateFiles';
 
 export type StateTable = 'ancestor' | 'host' | 'container';
@@ -46,8 +47,8 @@ type Record_ = [table: number, path: string, value: Entry | ScanCacheEntry | nul
 
 export class SyncStateStore {
   readonly ancestor = new Map<string, Entry>();
-  readonly host = new Map<string, ScanCacheEntry>();
-  readonly container = new Map<string, ScanCacheEntry>();
+  readonly host = new ScanCacheTable();
+  readonly container = new ScanCacheTable();
   private sequence = 0;
   private journal: FileHandle | undefined;
   private journalBytes = 0;
