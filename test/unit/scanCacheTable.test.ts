@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { sameScanCacheEntry, type ScanCacheEntry } from '../../src/core/sync/scan';
+import { cacheHolds, sameScanCacheEntry, type CacheStat, type ScanCacheEntry } from '../../src/core/sync/scan';
 import { ScanCacheTable } from '../../src/core/sync/scanCacheTable';
 
 const record = (i: number, secret?: string | false): ScanCacheEntry => ({
@@ -31,6 +31,25 @@ describe('unit: scan cache table (one side’s cache in typed columns)', () => {
     }
     assert.equal('secret' in table.get('unjudged')!, false, 'a record never judged has no secret field');
     assert.equal(table.get('missing'), undefined);
+  });
+
+  it('answers holds, hashOf and secretOf from the columns exactly as cacheHolds and the record would', () => {
+    const table = new ScanCacheTable();
+    const stored = { unjudged: record(1), clean: record(2, false), secret: record(3, 'a private key') };
+    for (const [key, value] of Object.entries(stored)) table.set(key, value);
+    const statOf = (value: ScanCacheEntry): CacheStat => ({ size: value.size, mtimeMs: value.mtimeMs, ctimeMs: value.ctimeMs, ino: value.ino, mode: value.mode });
+    for (const [key, value] of Object.entries(stored)) {
+      const same = statOf(value);
+      const variants: CacheStat[] = [same, { ...same, size: same.size + 1 }, { ...same, mtimeMs: same.mtimeMs + 0.001 }, { ...same, ctimeMs: same.ctimeMs - 1 }, { ...same, ino: same.ino + 1 }, { ...same, mode: 0o100644 }];
+      for (const stat of variants) assert.equal(table.holds(key, stat), cacheHolds(table.get(key)!, stat), `${key} ${JSON.stringify(stat)}`);
+      assert.equal(table.hashOf(key), value.hash);
+      assert.equal(table.secretOf(key), value.secret);
+    }
+    assert.equal(table.holds('clean', statOf(stored.clean)), true, 'a record holds for its own stat');
+    assert.equal(table.holds('unjudged', statOf(stored.unjudged)), false, 'a record without a content verdict never holds');
+    assert.equal(table.holds('missing', statOf(stored.clean)), false);
+    assert.equal(table.hashOf('missing'), undefined);
+    assert.equal(table.secretOf('missing'), undefined);
   });
 
   it('keeps a Map’s order and counts through sets, replacements, deletions and reuse of rows', () => {

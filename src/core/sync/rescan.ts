@@ -14,7 +14,8 @@ import { lstatSync } from 'node:fs';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { isExecutable, parentPath, pathAndAncestors, type Entry } from '../files/entry';
 import { joinBytes } from '../files/pathCodec';
-import { cacheHolds, mayRead, type AccessIdentity, type ScanCache } from './scan';
+import { mayRead, type AccessIdentity } from './scan';
+import type { ScanCacheTable } from './scanCacheTable';
 import { SecretAllowList, secretByName } from './secrets';
 import type { Side } from './reconcile';
 import { walkedStat, WalkedKind, walkTree, type WalkedStat, type WalkedTree, type WalkResult } from './treeWalk';
@@ -31,7 +32,7 @@ export interface RescanOptions {
   allowSecrets?: readonly string[];
   /** The host tree is judged with this user's rights only (see ScanOptions.accessAs). */
   hostAccess?: AccessIdentity;
-  store: { ancestor: ReadonlyMap<string, Entry>; host: ScanCache; container: ScanCache };
+  store: { ancestor: ReadonlyMap<string, Entry>; host: ScanCacheTable; container: ScanCacheTable };
   /** From this many agreed paths on, the container's tree is walked on a worker thread (default PARALLEL_WALK_MIN_PATHS). */
   parallelWalkMinPaths?: number;
 }
@@ -76,7 +77,7 @@ class Judgement {
   constructor(
     private readonly root: string,
     private readonly ancestor: ReadonlyMap<string, Entry>,
-    private readonly cache: ScanCache,
+    private readonly cache: ScanCacheTable,
     private readonly changed: Set<string>,
     private readonly allowedSecrets: SecretAllowList,
     private readonly accessAs: AccessIdentity | undefined,
@@ -151,10 +152,9 @@ class Judgement {
     if (isDirectory) return agreed?.kind === 'directory';
     if (stat.kind === WalkedKind.file) {
       if (secretByName(path) !== undefined && !this.allowedSecrets.allows(path)) return leftOut;
-      const cached = this.cache.get(path);
-      if (cached === undefined || !cacheHolds(cached, stat)) return false;
-      if (cached.secret !== false && !this.allowedSecrets.allows(path)) return leftOut;
-      return agreed?.kind === 'file' && agreed.hash === cached.hash && isExecutable(agreed.mode) === isExecutable(stat.mode);
+      if (!this.cache.holds(path, stat)) return false;
+      if (this.cache.secretOf(path) !== false && !this.allowedSecrets.allows(path)) return leftOut;
+      return agreed?.kind === 'file' && agreed.hash === this.cache.hashOf(path) && isExecutable(agreed.mode) === isExecutable(stat.mode);
     }
     if (stat.kind === WalkedKind.symlink) return agreed?.kind === 'symlink' && target === agreed.target;
     return leftOut; // a FIFO, socket or device: never synchronized

@@ -68,7 +68,9 @@ export interface ScanOptions {
  * Mutagen's rule: a file whose size, mtime, ctime, inode and mode are the cached record's still
  * has its hash (and its content verdict: a record without one does not spare reading the file).
  */
-export function cacheHolds(cached: ScanCacheEntry, stat: Pick<Stats, 'size' | 'mtimeMs' | 'ctimeMs' | 'ino' | 'mode'>): cached is ScanCacheEntry & { secret: string | false } {
+export type CacheStat = Pick<Stats, 'size' | 'mtimeMs' | 'ctimeMs' | 'ino' | 'mode'>;
+
+export function cacheHolds(cached: ScanCacheEntry, stat: CacheStat): cached is ScanCacheEntry & { secret: string | false } {
   return cached.size === stat.size && cached.mtimeMs === stat.mtimeMs && cached.ctimeMs === stat.ctimeMs && cached.ino === stat.ino && cached.mode === stat.mode && cached.secret !== undefined;
 }
 

@@ -6,7 +6,7 @@
 // back is equal, field by field, to the one stored: the cache decides what counts as unchanged,
 // and nothing here may round. A record read back is a new object each time; callers compare
 // records by value (sameScanCacheEntry), never by identity.
-import type { ScanCacheEntry } from './scan';
+import type { CacheStat, ScanCacheEntry } from './scan';
 
 /** Per row: size, mtimeMs, ctimeMs, ino. */
 const NUMBERS_PER_ROW = 4;
@@ -47,6 +47,31 @@ export class ScanCacheTable implements Map<string, ScanCacheEntry> {
   get(key: string): ScanCacheEntry | undefined {
     const row = this.rows.get(key);
     return row === undefined ? undefined : this.record(row);
+  }
+
+  /**
+   * cacheHolds(get(key), stat), read from the columns without making a record: the periodic
+   * rescan asks it of every file of both trees, and a record made per file was most of its garbage.
+   */
+  holds(key: string, stat: CacheStat): boolean {
+    const row = this.rows.get(key);
+    if (row === undefined) return false;
+    const at = row * NUMBERS_PER_ROW;
+    return this.numbers[at] === stat.size && this.numbers[at + 1] === stat.mtimeMs && this.numbers[at + 2] === stat.ctimeMs && this.numbers[at + 3] === stat.ino && this.modes[row] === stat.mode && this.secretKinds[row] !== SecretKind.Unjudged;
+  }
+
+  /** The hash of the record at `key`, without making a record. */
+  hashOf(key: string): string | undefined {
+    const row = this.rows.get(key);
+    return row === undefined ? undefined : this.hashes[row];
+  }
+
+  /** The secret verdict of the record at `key` (see ScanCacheEntry.secret), without making a record. */
+  secretOf(key: string): string | false | undefined {
+    const row = this.rows.get(key);
+    if (row === undefined) return undefined;
+    const kind = this.secretKinds[row] as SecretKind;
+    return kind === SecretKind.None ? false : kind === SecretKind.Reason ? this.secretReasons.get(row) : undefined;
   }
 
   set(key: string, record: ScanCacheEntry): this {
