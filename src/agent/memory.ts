@@ -16,7 +16,24 @@ export function leftGarbage(kind: CycleKind, report: SyncReport): boolean {
   return kind === 'full' || kind === 'request' || report.appliedCount >= MANY_CHANGES;
 }
 
-/** Collects the garbage now, if the process was started with --expose-gc; otherwise does nothing. */
-export function collectGarbage(): void {
-  (globalThis as { gc?: () => void }).gc?.();
+/** Full collections in a row at most. */
+const MAX_COLLECTIONS = 4;
+/** A collection that gives back less of the committed heap than this ends the series. */
+const SHRINK_WORTH_ANOTHER_BYTES = 2 * 2 ** 20;
+
+/**
+ * Collects the garbage now, if the process was started with --expose-gc (otherwise does nothing),
+ * and again while that gives memory back: V8 returns the pages a collection emptied only at a
+ * later one, so after a rescan at 100,000 files one collection left 152 MB of heap committed for
+ * 68 MB used (RSS 234 MB), and three took it to 75 MB (RSS 158 MB), about 50 ms each.
+ */
+export function collectGarbage(gc = (globalThis as { gc?: () => void }).gc, committedHeap = () => process.memoryUsage().heapTotal): number {
+  if (!gc) return 0;
+  let committed = committedHeap();
+  for (let collections = 1; ; collections += 1) {
+    gc();
+    const now = committedHeap();
+    if (collections === MAX_COLLECTIONS || committed - now < SHRINK_WORTH_ANOTHER_BYTES) return collections;
+    committed = now;
+  }
 }
