@@ -44,6 +44,8 @@ const BURST_FILES = 1000;
 /** Bursts each way and rsync runs, taken in turn: one of each moved the ratio from 2 to 4 between runs. */
 const BURST_ROUNDS = 3;
 const RESCANS = 3;
+/** How long after a rescan the agent's memory is read: long enough for the collection that follows it. */
+const SETTLE_MS = 10_000;
 /** Where the baselines write: a folder of /workspace that the tree's .gitignore leaves out of the sync. */
 const BASELINE_DIR = '/workspace/bench-baseline';
 const RECEIVE_AS_CODER = 'setpriv --reuid=coder --regid=coder --init-groups --inh-caps=-all --ambient-caps=-all --';
@@ -178,15 +180,24 @@ class FullCycles {
 }
 
 /**
- * The median duration of RESCANS no-change rescans of the resident agent, each started by `clud
- * resume` (which asks for one) rather than waited for: the periodic one comes a hundred times its
- * CPU time apart, minutes at 100,000 files.
+ * Asks the resident agent for a rescan: `clud up --auto-sync continuous` on the running workspace
+ * sets the mode it already has, which the agent follows with a full cycle. (`clud resume` would
+ * too, but only after a merge that forgets the agreed state and rewrites it.)
+ */
+async function askForRescan(clud: (...args: string[]) => Promise<unknown>, folder: string): Promise<void> {
+  await clud('up', folder, '--auto-sync', 'continuous');
+}
+
+/**
+ * The median duration of RESCANS no-change rescans of the resident agent, each asked for
+ * (askForRescan) rather than waited for: the periodic one comes a hundred times its CPU time
+ * apart, minutes at 100,000 files.
  */
 async function rescanMs(cycles: FullCycles, clud: (...args: string[]) => Promise<unknown>, folder: string): Promise<number> {
   const durations: number[] = [];
   for (let i = 0; i < RESCANS; i += 1) {
     cycles.drop();
-    await clud('resume', folder);
+    await askForRescan(clud, folder);
     const report = await cycles.next(600_000);
     if (report.appliedCount !== 0) throw new Error(`a no-change rescan applied ${report.appliedCount} change(s)`);
     durations.push(report.durationMs);
@@ -325,7 +336,7 @@ function percentiles(values: number[]): { p50: number; p95: number } {
 /**
  * The agent's processes (init, the supervisor; daemon, the resident agent): each one's RSS and
  * inotify watches, and the daemon's CPU while nothing changes, over one whole period of the
- * periodic rescan (from the end of one, started by `clud resume`, to the end of the next, which
+ * periodic rescan (from the end of one, asked for, to the end of the next, which
  * comes on its own), so that the rescan's cost is in the average once. Read from this machine's
  * /proc (`docker top` gives their PIDs here): inside the container, root has no right to read the
  * sync user's descriptors.
@@ -347,19 +358,22 @@ async function agentAtRest(container: string, cycles: FullCycles, clud: (...args
     }, 0);
   const ticks = () => readFileSync(`/proc/${daemon}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ').slice(11, 13).reduce((sum, value) => sum + Number(value), 0);
   cycles.drop();
-  await clud('resume', folder);
+  await askForRescan(clud, folder);
   await cycles.next(600_000);
   const before = ticks();
   const started = performance.now();
   const periodic = await cycles.next(1_800_000);
   if (periodic.appliedCount !== 0) throw new Error(`a no-change rescan applied ${periodic.appliedCount} change(s)`);
   const after = ticks();
+  const elapsedSeconds = (performance.now() - started) / 1000;
+  // Memory at rest, not in the rescan's wake: the agent collects a rescan's garbage once it is over.
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   const hz = Number((await run('getconf', ['CLK_TCK'])).stdout.trim());
   return {
     agentRssMb: rssMb(daemon),
     supervisorRssMb: rssMb(supervisor),
     inotifyWatches: watches(daemon) + watches(supervisor),
-    idleCpuPercent: round((100 * (after - before)) / hz / ((performance.now() - started) / 1000)),
+    idleCpuPercent: round((100 * (after - before)) / hz / elapsedSeconds),
   };
 }
 
