@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { pathAndAncestors } from '../../src/core/files/entry';
 import { TreeWatcher, type DirtyBatch, type TreeWatcherOptions, type WatchDegraded } from '../../src/core/sync/watcher';
 import { useTempDir } from '../helpers/tempDir';
@@ -40,6 +42,23 @@ describe('unit: sync tree watcher', () => {
   let stop: (() => void) | undefined;
   afterEach(() => stop?.());
 
+
+  it('keeps a watch in under 650 bytes of heap: the listeners are shared, not made per folder', async () => {
+    const root = tempDir();
+    for (let i = 0; i < 8_000; i += 1) mkdirSync(path.join(root, `d${i % 80}`, `e${i}`), { recursive: true });
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    gc();
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const { watcher } = await watching(root);
+    stop = () => watcher.close();
+    gc();
+    gc();
+    const perWatch = (process.memoryUsage().heapUsed - before) / watcher.watchCount;
+    assert.equal(watcher.watchCount, 8_081);
+    assert.ok(perWatch < 650, `${Math.round(perWatch)} bytes of heap per watch`);
+  });
   it('reports a written file as one dirty path once the tree is quiet', async () => {
     write(tempDir(), 'src/deep/a.txt');
     const { watcher, batches } = await watching(tempDir());
