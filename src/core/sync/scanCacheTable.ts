@@ -32,10 +32,6 @@ export class ScanCacheTable implements Map<string, ScanCacheEntry> {
   private readonly freeRows: number[] = [];
   private capacity = FIRST_CAPACITY;
 
-  constructor(records?: Iterable<readonly [string, ScanCacheEntry]>) {
-    if (records) for (const [key, record] of records) this.set(key, record);
-  }
-
   get size(): number {
     return this.rows.size;
   }

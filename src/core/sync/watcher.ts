@@ -50,14 +50,14 @@ export const DEFAULT_UNWATCHED_NAMES: readonly string[] = ['node_modules'];
 
 const WATCH_LIMIT_MESSAGE = 'the system limit on file watches was reached (raise it with: sysctl fs.inotify.max_user_watches=524288); polling for changes instead';
 
-/**
- * Events: 'degraded' (WatchDegraded), once per cause: the watcher now polls or could not watch
- * everything. Call start() once, close() when done.
- */
 /** The folder a watch is of, kept on the watch itself so that one pair of listeners serves them all. */
 const WATCHED_FOLDER = Symbol('watched folder');
 type FolderWatch = FSWatcher & { [WATCHED_FOLDER]: string };
 
+/**
+ * Events: 'degraded' (WatchDegraded), once per cause: the watcher now polls or could not watch
+ * everything. Call start() once, close() when done.
+ */
 export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
   private readonly watches = new Map<string, FolderWatch>();
   /**
