@@ -218,14 +218,18 @@ async function timedInContainer(container: string, setup: string, command: strin
  */
 const CONTAINER_PROBE = `
 const fs = require('fs'), path = require('path'), rl = require('readline').createInterface({ input: process.stdin });
-const arrived = (files, size) => files.every((f) => { try { return fs.statSync(f).size === size; } catch { return false; } });
+const arrived = (file, size) => { try { return fs.statSync(file).size === size; } catch { return false; } };
 rl.on('line', async (line) => {
   const { op, files, content } = JSON.parse(line);
   if (op === 'write') {
     for (const f of files) { fs.mkdirSync(path.dirname(f), { recursive: true }); fs.writeFileSync(f, content); }
     process.stdout.write(JSON.stringify({ at: Date.now() }) + '\\n');
   } else {
-    while (!arrived(files, Buffer.byteLength(content))) await new Promise((r) => setTimeout(r, 5));
+    // A file that arrived stays (the sync writes whole files by one link): each look starts at the first still missing.
+    for (let next = 0; next < files.length; ) {
+      if (arrived(files[next], Buffer.byteLength(content))) next += 1;
+      else await new Promise((r) => setTimeout(r, 5));
+    }
     process.stdout.write(JSON.stringify({ at: Date.now() }) + '\\n');
   }
 });`;
@@ -247,10 +251,15 @@ function startContainerProbe(container: string): Probe {
 
 async function waitOnHost(files: string[], content: string): Promise<number> {
   const size = Buffer.byteLength(content);
-  const arrived = () => files.every((file) => { try { return statSync(file).size === size; } catch { return false; } });
+  const arrived = (file: string) => { try { return statSync(file).size === size; } catch { return false; } };
   const deadline = Date.now() + 120_000;
-  while (!arrived()) {
-    if (Date.now() > deadline) throw new Error(`${files.length} file(s) did not reach the host folder in 120 s`);
+  // As in the container's probe: each look starts at the first file still missing.
+  for (let next = 0; next < files.length; ) {
+    if (arrived(files[next]!)) {
+      next += 1;
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`${files.length - next} of ${files.length} file(s) did not reach the host folder in 120 s`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   return Date.now();
