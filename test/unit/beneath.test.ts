@@ -121,11 +121,11 @@ describe('unit: beneath (paths pinned below a root)', () => {
     assert.equal(openDescriptors(), descriptors, 'no descriptor leaks');
   });
 
-  it('setStagedAttributes never follows a symlink put in place of the staged name', async () => {
+  it('setStagedAttributes never follows a symlink put in place of the staged name', () => {
     const f = fixture();
     makeTree(f.base, { 'victim.sh': { content: 'x', mode: 0o644 } });
     symlinkSync(path.join(f.base, 'victim.sh'), path.join(f.container, 'staged'));
-    await assert.rejects(setStagedAttributes(Buffer.from(path.join(f.container, 'staged')), { mode: 0o777, mtimeMs: MTIME }), { code: 'ELOOP' });
+    assert.throws(() => setStagedAttributes(Buffer.from(path.join(f.container, 'staged')), { mode: 0o777, mtimeMs: MTIME }), { code: 'ELOOP' });
     assert.equal(modeOf(f.base, 'victim.sh'), 0o644);
   });
 

@@ -61,7 +61,8 @@ export async function hashFile(path: Buffer): Promise<string> {
  */
 export async function matchesExpected(path: Buffer, expected: Entry | undefined, options: { verifyContent?: boolean } = {}): Promise<{ ok: true; stats?: Stats } | { ok: false; code: 'changed-since-scan' | 'unsyncable'; reason: string }> {
   const changed = (reason: string) => ({ ok: false as const, code: 'changed-since-scan' as const, reason });
-  const stats = await lstatOrUndefined(path);
+  // Synchronous, as the apply's other calls for a small file are (see apply.ts).
+  const stats = lstatSyncOrUndefined(path);
   if (!expected) return stats ? changed('created since the scan') : { ok: true };
   if (!stats) return changed('deleted since the scan');
   switch (expected.kind) {

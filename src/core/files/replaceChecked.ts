@@ -10,12 +10,12 @@
 // (Apply) gives the argument and its limits. Every write of the sync, resolve, backup restore and
 // undo goes through here; nothing else replaces a file the user may be editing.
 import { createHash, randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { closeSync, constants, fchmodSync, futimesSync, linkSync, openSync, renameSync, unlinkSync } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { chmod, link, lstat, lutimes, mkdir, open, readlink, rename, symlink, unlink } from 'node:fs/promises';
+import { chmod, lstat, lutimes, mkdir, open, readlink, rename, symlink, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { permissionBits } from './entry';
-import { copyContents } from './fsEntry';
+import { copyContents, lstatSyncOrUndefined } from './fsEntry';
 import { joinBytes, nameFromBytes } from './pathCodec';
 
 /** What the caller found at the target and decided may be replaced. */
@@ -85,15 +85,15 @@ export function temporarySibling(target: Buffer): Buffer {
  * The mode and times a staged file gets before it is linked into place. One function, so that
  * everything written takes the same attributes. Through a descriptor (the writer's, or one opened
  * with O_NOFOLLOW): chmod and utimes by path would follow a symlink swapped in for the staged
- * name, onto whatever it points at.
+ * name, onto whatever it points at. Synchronous, like the rest of a small file's apply (apply.ts).
  */
-export async function setStagedAttributes(staged: Buffer | FileHandle, attributes: { mode: number; mtimeMs: number; atimeMs?: number }): Promise<void> {
-  const handle = Buffer.isBuffer(staged) ? await open(staged, ASIDE_OPEN_FLAGS) : staged;
+export function setStagedAttributes(staged: Buffer | number, attributes: { mode: number; mtimeMs: number; atimeMs?: number }): void {
+  const fd = Buffer.isBuffer(staged) ? openSync(staged, ASIDE_OPEN_FLAGS) : staged;
   try {
-    await handle.chmod(attributes.mode);
-    await handle.utimes((attributes.atimeMs ?? attributes.mtimeMs) / 1000, attributes.mtimeMs / 1000);
+    fchmodSync(fd, attributes.mode);
+    futimesSync(fd, (attributes.atimeMs ?? attributes.mtimeMs) / 1000, attributes.mtimeMs / 1000);
   } finally {
-    if (handle !== staged) await handle.close();
+    if (fd !== staged) closeSync(fd);
   }
 }
 
@@ -106,7 +106,7 @@ export async function replaceChecked(target: Buffer, staged: Buffer | undefined,
   try {
     if (!expect.found) {
       if (!staged) return { ok: true, kept: [] };
-      return (await linkInto(staged, target)) ? { ok: true, kept: [] } : { ok: false, reason: 'created since the scan', kept: [] };
+      return linkInto(staged, target) ? { ok: true, kept: [] } : { ok: false, reason: 'created since the scan', kept: [] };
     }
     if (expect.found.isDirectory()) throw new Error('replaceChecked does not replace folders');
     const aside = temporarySibling(target);
@@ -121,7 +121,7 @@ export async function replaceChecked(target: Buffer, staged: Buffer | undefined,
     // back, keeping it, or removing it once verified.
     return await settleAside(target, aside, staged, expect, options);
   } finally {
-    if (staged) await unlink(staged).catch(() => {});
+    if (staged) removeStaged(staged);
   }
 }
 
@@ -160,7 +160,7 @@ async function settleAside(target: Buffer, aside: Buffer, staged: Buffer | undef
       }
     }
     await options.between?.('verified', aside);
-    if (staged && !(await linkInto(staged, target))) {
+    if (staged && !linkInto(staged, target)) {
       // Someone created the path meanwhile: theirs stays, the change is skipped, and the
       // displaced version (the expected one) cannot go back, so it is kept.
       if (!options.keepDisplaced) kept.push({ keptAt: await options.keep(aside, verified.stats, 'displaced'), reason: 'displaced' });
@@ -243,16 +243,19 @@ async function copyFromHandle(handle: FileHandle, destination: Buffer, stats: St
       await out.write(buffer, 0, bytesRead);
       position += bytesRead;
     }
-    await setStagedAttributes(out, { mode: permissionBits(stats.mode), mtimeMs: stats.mtimeMs });
+    setStagedAttributes(out.fd, { mode: permissionBits(stats.mode), mtimeMs: stats.mtimeMs });
   } finally {
     await out.close();
   }
 }
 
-/** link(), which refuses an existing name; false when the name is taken. */
-async function linkInto(source: Buffer, target: Buffer): Promise<boolean> {
+/**
+ * link(), which refuses an existing name; false when the name is taken. Synchronous, like the rest of a small file's apply (see apply.ts): one call whose hop through
+ * libuv's pool costs more than the call.
+ */
+function linkInto(source: Buffer, target: Buffer): boolean {
   try {
-    await link(source, target);
+    linkSync(source, target);
     return true;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? '';
@@ -260,26 +263,26 @@ async function linkInto(source: Buffer, target: Buffer): Promise<boolean> {
     if (!LINK_UNSUPPORTED.has(code)) throw error;
     // No hard links on this file system (some network and FUSE mounts): the old way, check then
     // rename, which leaves a window between the two where a version created meanwhile is lost.
-    if (await lstatOrUndefined(target)) return false;
-    await rename(source, target);
+    if (lstatSyncOrUndefined(target)) return false;
+    renameSync(source, target);
     return true;
+  }
+}
+
+/** Removes a staged name that was not consumed (or was, by a link: the file stays at the target). */
+export function removeStaged(staged: Buffer): void {
+  try {
+    unlinkSync(staged);
+  } catch {
+    // Gone already (consumed by a rename), or never made: nothing to remove.
   }
 }
 
 /** The aside back at the target when the target is free; false when it is taken (the aside stays). */
 async function putBack(aside: Buffer, target: Buffer): Promise<boolean> {
-  if (!(await linkInto(aside, target))) return false;
+  if (!linkInto(aside, target)) return false;
   await unlink(aside).catch(() => {}); // gone already when linkInto fell back to a rename
   return true;
-}
-
-async function lstatOrUndefined(target: Buffer): Promise<Stats | undefined> {
-  try {
-    return await lstat(target);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
 }
 
 /**

@@ -5,8 +5,8 @@
 // the apply never loses a version (see replaceChecked.ts). Every operation names its path through
 // the parent folder pinned by beneath.ts, so a folder swapped for a symlink meanwhile is never
 // followed out of the tree.
-import { createHash, type Hash } from 'node:crypto';
-import { constants, createWriteStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, constants, createWriteStream, fchownSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { lchown, mkdir, open, rmdir, symlink, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -22,7 +22,7 @@ import { bytesFromName } from '../files/pathCodec';
 import { forEachLimited } from '../limited';
 import type { SkipCode } from '../protocol';
 import type { Change, Side } from './reconcile';
-import { keepUnder, replaceChecked, setStagedAttributes, temporarySibling } from '../files/replaceChecked';
+import { keepUnder, removeStaged, replaceChecked, setStagedAttributes, temporarySibling } from '../files/replaceChecked';
 import type { Expectation, ReplaceResult } from '../files/replaceChecked';
 
 export interface ApplyOptions {
@@ -103,6 +103,13 @@ const otherSide = (side: Side): Side => (side === 'host' ? 'container' : 'host')
 const CONCURRENCY = 16;
 
 /**
+ * The longest the apply keeps the event loop to itself: a small file is copied with synchronous
+ * calls (stageSmallFile), and a batch of them would otherwise hold off watcher events, clients'
+ * requests and timers until it ends.
+ */
+const YIELD_AFTER_MS = 20;
+
+/**
  * Applies changes in the order reconcile gave them (deletions deepest-first, then creations
  * shallowest-first). Consecutive changes of the same kind and depth never contain one another, so
  * each such batch runs concurrently; batches run one after the other, keeping the order's promise
@@ -111,6 +118,19 @@ const CONCURRENCY = 16;
 export async function applyChanges(changes: readonly Change[], options: ApplyOptions): Promise<ApplyOutcome> {
   const outcome: ApplyOutcome = { applied: [], skipped: [], kept: [], bytesCopied: 0 };
   const results = new Map<Change, Skip | undefined>();
+  // One turn of the event loop for all the batch's workers at once: each awaiting its own would
+  // run its next stretch in the same turn as the others'.
+  let yieldedAt = performance.now();
+  let turn: Promise<void> | undefined;
+  const yieldIfDue = (): Promise<void> | undefined => {
+    if (!turn && performance.now() - yieldedAt >= YIELD_AFTER_MS) {
+      turn = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        turn = undefined;
+        yieldedAt = performance.now();
+      });
+    }
+    return turn;
+  };
   for (const batch of batches(changes)) {
     const pins = new PinnedFolders();
     try {
@@ -119,6 +139,7 @@ export async function applyChanges(changes: readonly Change[], options: ApplyOpt
         batch,
         CONCURRENCY,
         async (change) => {
+          await yieldIfDue();
           try {
             results.set(change, await applyOne(change, options, outcome, pins));
           } catch (error) {
@@ -241,7 +262,7 @@ async function applyPinned(change: Change, target: Buffer, options: ApplyOptions
     options.afterModify?.(change);
     return undefined;
   } finally {
-    if (staged) await unlink(staged).catch(() => {});
+    if (staged) removeStaged(staged);
   }
 }
 
@@ -263,31 +284,30 @@ function sameVersion(captured: CapturedVersion, expected: Entry | undefined): bo
 const SOURCE_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /**
- * Files up to this size are copied with one read and one write: a stream pipeline's set-up
- * costs more than the copy of a small file, and a burst of small files is the common case.
+ * Files up to this size are staged with one read, one write and synchronous calls (stageSmallFile):
+ * a stream pipeline's set-up costs more than the copy of a small file, and a burst of small files
+ * is the common case.
  */
 const WHOLE_READ_MAX_BYTES = 64 * 1024;
 
-/** Copies (and hashes) the first `size` bytes of `source`, and one more if the file grew. */
-async function copyWhole(source: FileHandle, out: FileHandle, size: number, hash: Hash): Promise<void> {
-  const buffer = Buffer.allocUnsafe(size + 1);
-  let length = 0;
-  while (length < buffer.length) {
-    const { bytesRead } = await source.read(buffer, length, buffer.length - length, length);
-    if (bytesRead === 0) break;
-    length += bytesRead;
-  }
-  hash.update(buffer.subarray(0, length));
-  for (let written = 0; written < length; ) written += (await out.write(buffer, written, length - written, written)).bytesWritten;
-}
+/** Errors of opening a source that mean it changed since the scan (gone, or now a symlink: ELOOP), not a failure. */
+const SOURCE_CHANGED_CODES = new Set(['ENOENT', 'ELOOP', 'ENOTDIR', 'ENXIO']);
 
+// O_EXCL: a name planted meanwhile (a symlink included) is never written through.
+const STAGED_OPEN_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/**
+ * Copies `source` to a new temporary sibling of `target`, if it still has the content reconcile
+ * chose; undefined when it changed since the scan. Its owner, mode and mtime are set through the
+ * descriptor: the staged name may have been swapped since it was created.
+ */
 async function stageFile(source: Buffer, target: Buffer, next: FileEntry, owner: { uid: number; gid: number } | undefined): Promise<Buffer | undefined> {
+  if (next.size <= WHOLE_READ_MAX_BYTES) return stageSmallFile(source, target, next, owner);
   let handle: FileHandle;
   try {
     handle = await open(source, SOURCE_OPEN_FLAGS);
   } catch (error) {
-    // Gone, or now a symlink (ELOOP): a change for the next sync, not a failure.
-    if (['ENOENT', 'ELOOP', 'ENOTDIR', 'ENXIO'].includes((error as NodeJS.ErrnoException).code ?? '')) return undefined;
+    if (SOURCE_CHANGED_CODES.has((error as NodeJS.ErrnoException).code ?? '')) return undefined;
     throw error;
   }
   const staged = temporarySibling(target);
@@ -300,20 +320,17 @@ async function stageFile(source: Buffer, target: Buffer, next: FileEntry, owner:
         callback(null, chunk);
       },
     });
-    // One byte past the expected size is enough to tell a grown file from the one we chose.
-    // O_EXCL: a name planted meanwhile (a symlink included) is never written through. The stream
-    // borrows the descriptor (a FileHandle's own write stream would hold off its close for good).
-    const out = await open(staged, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    // One byte past the expected size is enough to tell a grown file from the one we chose. The
+    // stream borrows the descriptor (a FileHandle's own write stream would hold off its close for good).
+    const out = await open(staged, STAGED_OPEN_FLAGS, 0o600);
     try {
-      if (next.size <= WHOLE_READ_MAX_BYTES) await copyWhole(handle, out, next.size, hash);
-      else await pipeline(handle.createReadStream({ start: 0, end: next.size, autoClose: false }), hasher, createWriteStream(staged, { fd: out.fd, autoClose: false }));
+      await pipeline(handle.createReadStream({ start: 0, end: next.size, autoClose: false }), hasher, createWriteStream(staged, { fd: out.fd, autoClose: false }));
       if (hash.digest('hex') !== next.hash) {
         await unlink(staged);
         return undefined;
       }
-      // Through the descriptor: the staged name may have been swapped since it was created.
       if (owner) await out.chown(owner.uid, owner.gid);
-      await setStagedAttributes(out, { mode: permissionBits(next.mode), mtimeMs: next.mtimeMs });
+      setStagedAttributes(out.fd, { mode: permissionBits(next.mode), mtimeMs: next.mtimeMs });
     } finally {
       await out.close();
     }
@@ -323,5 +340,45 @@ async function stageFile(source: Buffer, target: Buffer, next: FileEntry, owner:
     throw error;
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * stageFile for a small file, with synchronous calls. On a local disk each of a small file's
+ * calls costs less than its hop through libuv's pool and the promise around it: a burst of 1,000
+ * new files applied in 130-170 ms this way against 300-600 ms through the pool (outside Docker,
+ * bench/profileSessionBurst.ts), where a plain synchronous copy loop takes 50-80 ms. The apply
+ * yields to the event loop between changes (applyChanges), so a long apply still lets events in.
+ */
+function stageSmallFile(source: Buffer, target: Buffer, next: FileEntry, owner: { uid: number; gid: number } | undefined): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = openSync(source, SOURCE_OPEN_FLAGS);
+  } catch (error) {
+    if (SOURCE_CHANGED_CODES.has((error as NodeJS.ErrnoException).code ?? '')) return undefined;
+    throw error;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) return undefined;
+    // One byte past the expected size is enough to tell a grown file from the one we chose.
+    const buffer = Buffer.allocUnsafe(next.size + 1);
+    let length = 0;
+    for (let read = -1; read !== 0 && length < buffer.length; length += read) read = readSync(fd, buffer, length, buffer.length - length, length);
+    if (createHash('sha256').update(buffer.subarray(0, length)).digest('hex') !== next.hash) return undefined;
+    const staged = temporarySibling(target);
+    const out = openSync(staged, STAGED_OPEN_FLAGS, 0o600);
+    try {
+      for (let written = 0; written < length; ) written += writeSync(out, buffer, written, length - written, written);
+      if (owner) fchownSync(out, owner.uid, owner.gid);
+      setStagedAttributes(out, { mode: permissionBits(next.mode), mtimeMs: next.mtimeMs });
+    } catch (error) {
+      closeSync(out);
+      removeStaged(staged);
+      throw error;
+    }
+    closeSync(out);
+    return staged;
+  } finally {
+    closeSync(fd);
   }
 }

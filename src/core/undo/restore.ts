@@ -179,7 +179,7 @@ async function restoreFile(target: Buffer, record: RestoreItem, blobs: BlobReade
     if (hash.digest('hex') !== pre.hash) throw new Error('the saved content is corrupt (hash mismatch)');
     await restoreOwner(temporary, pre);
     const problem = pre.xattrs ? await writeXattrs(temporary, false, pre.xattrs, true) : undefined;
-    await setStagedAttributes(temporary, pre);
+    setStagedAttributes(temporary, pre);
     return (await replaceGuarded(target, temporary, record, guard)) ?? problem;
   } finally {
     await unlink(temporary).catch(() => {});
