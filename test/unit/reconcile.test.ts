@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ancestorsOf, assertWellFormedSnapshot, entriesEqual, pathAndAncestors, type Entry } from '../../src/core/files/entry';
+import { ancestorsOf, assertWellFormedSnapshot, entriesEqual, pathAndAncestors, regionFilter, type Entry } from '../../src/core/files/entry';
 import { POLICIES, reconcile, type Change, type Conflict, type Policy, type Problem, type ReconcileResult, type Side } from '../../src/core/sync/reconcile';
 
 // Shared fixtures. Hashes stand for content; mtimes are only read by newer-wins.
@@ -920,4 +920,25 @@ describe('ancestorsOf and pathAndAncestors', () => {
     const splitAndJoin = (path: string) => path.split('/').map((_, depth, parts) => parts.slice(0, depth + 1).join('/'));
     for (const path of ['a//b', '/x', 'x/', '/', '//', 'é/\\/ü']) assert.deepEqual(pathAndAncestors(path), splitAndJoin(path), JSON.stringify(path));
   });
+});
+
+describe('regionFilter', () => {
+  // The region of an incremental cycle over src/app (a folder) and docs/a.md.
+  const inRegion = regionFilter(['src/app', 'docs/a.md']);
+  const table: { path: string; inside: boolean }[] = [
+    { path: 'src/app', inside: true },
+    { path: 'src/app/main.ts', inside: true },
+    { path: 'src/app/deep/x.ts', inside: true },
+    { path: 'src', inside: true }, // a folder above
+    { path: '', inside: true }, // the root, above everything
+    { path: 'docs', inside: true },
+    { path: 'docs/a.md', inside: true },
+    { path: 'docs/b.md', inside: false },
+    { path: 'src/application', inside: false }, // a name that only starts the same
+    { path: 'src/lib/x.ts', inside: false },
+    { path: 'README.md', inside: false },
+  ];
+  for (const { path, inside } of table) {
+    it(`${JSON.stringify(path)} is ${inside ? 'in' : 'outside'} the region`, () => assert.equal(inRegion(path), inside));
+  }
 });

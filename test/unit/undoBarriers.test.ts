@@ -61,6 +61,33 @@ describe('unit: undo barriers', () => {
     assert.deepEqual((await log.barriers()).map((barrier) => barrier.path).sort(), ['README.md', 'src/a.ts'], 'the newer step\'s barrier stays recorded');
   });
 
+  it('looks only at the paths a cycle looked at and the folders above them, leaving the barriers found elsewhere as they were', async () => {
+    const summary = await step(log, workspace, async (writer) => {
+      await ops.write(writer, workspace.root, 'src/a.ts', 'from the sync');
+      await ops.write(writer, workspace.root, 'README.md', 'from the sync');
+      await ops.mkdir(writer, workspace.root, 'gen');
+      await ops.write(writer, workspace.root, 'gen/x.ts', 'from the sync');
+    });
+    await writeFile(at('src/a.ts'), 'edited');
+    await writeFile(at('README.md'), 'edited');
+    await writeFile(at('gen/extra.ts'), 'added by the user');
+    const pathsOf = (barriers: Array<{ path: string }>) => barriers.map((barrier) => barrier.path).sort();
+
+    assert.deepEqual(pathsOf(await log.detectBarriers(workspace.root, { paths: ['src/a.ts'] })), ['src/a.ts']);
+    assert.deepEqual(pathsOf(await log.barriers()), ['src/a.ts'], 'nothing looked for outside src/a.ts');
+    // A file added in a folder the step created is found from the folder, a folder above it.
+    assert.deepEqual(pathsOf(await log.detectBarriers(workspace.root, { paths: ['gen/extra.ts'] })), ['gen/extra.ts']);
+    assert.deepEqual(pathsOf(await log.barriers()), ['gen/extra.ts', 'src/a.ts']);
+
+    await rm(at('gen/extra.ts'));
+    assert.deepEqual(pathsOf(await log.detectBarriers(workspace.root, { paths: ['src'] })), ['src/a.ts']);
+    assert.deepEqual(pathsOf(await log.barriers()), ['gen/extra.ts', 'src/a.ts'], 'gen/extra.ts was not looked at: its barrier stays');
+    assert.deepEqual(pathsOf(await log.detectBarriers(workspace.root, { paths: ['gen/extra.ts'] })), []);
+    assert.deepEqual(pathsOf(await log.barriers()), ['src/a.ts'], 'looked at and gone: dropped');
+    assert.deepEqual(await changesOf(), ['README.md: content changed', 'src/a.ts: content changed']);
+    assert.ok(summary);
+  });
+
   it('blocks undo unless forced; nothing is undone', async () => {
     await step(log, workspace, async (writer) => {
       await ops.write(writer, workspace.root, 'src/a.ts', 'from the sync');

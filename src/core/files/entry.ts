@@ -107,6 +107,16 @@ export function ancestorsOf(path: string): string[] {
   return ancestors;
 }
 
+/**
+ * Whether a path is in the region an incremental cycle looked at: at or under one of `paths`
+ * (a folder stands for its subtree), or a folder above one of them.
+ */
+export function regionFilter(paths: readonly string[]): (key: string) => boolean {
+  const roots = new Set(paths);
+  const above = new Set(paths.flatMap((key) => ['', ...ancestorsOf(key)]));
+  return (key) => above.has(key) || pathAndAncestors(key).some((folder) => roots.has(folder));
+}
+
 /** `ancestorsOf(path)` and then `path` itself: "a/b/c" → ["a", "a/b", "a/b/c"]. */
 export function pathAndAncestors(path: string): string[] {
   const keys = ancestorsOf(path);

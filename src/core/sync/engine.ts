@@ -221,7 +221,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
   for (const key of region.ancestor.keys()) if (ignored(key)) ancestorChanges.set(key, undefined);
   await store.commit({ ancestor: ancestorChanges });
   // Paths earlier steps wrote and someone changed since: undoing those steps would destroy that.
-  await options.undo?.log.detectBarriers(options.roots.host, { except: recorded.stepId });
+  await options.undo?.log.detectBarriers(options.roots.host, { except: recorded.stepId, ...(region.paths && { paths: region.paths }) });
 
   recordOutcome(report, outcome);
   return finish();

@@ -16,20 +16,40 @@ export interface FoundBarrier {
   change: string;
 }
 
+/** Which barriers a look is for: those of some steps (default all), at some paths (default all). */
+export interface BarrierScope {
+  steps?: ReadonlySet<string>;
+  /** Whether a path is looked at (see regionFilter in entry.ts): only there can a barrier have come or gone. */
+  paths?: (key: string) => boolean;
+}
+
+/** Whether a barrier found before falls in `scope`, i.e. is looked for again (and dropped if not found). */
+export function inBarrierScope(barrier: FoundBarrier, scope: BarrierScope): boolean {
+  return (!scope.steps || scope.steps.has(barrier.stepId)) && (!scope.paths || scope.paths(barrier.path));
+}
+
 /**
  * `steps` oldest first, protected ones only (a step's barriers depend on it and newer steps).
- * `only`: the ids whose barriers are wanted (default all).
+ * Only the records in `scope` are compared with the disk: after an incremental cycle, those at the
+ * paths it looked at, so that its cost follows the change, not the size of the log.
  */
-export async function findBarriers(root: string, steps: readonly Manifest[], only?: ReadonlySet<string>): Promise<FoundBarrier[]> {
+export async function findBarriers(root: string, steps: readonly Manifest[], scope: BarrierScope = {}): Promise<FoundBarrier[]> {
   const byPath = new Map<string, Array<{ step: number; record: StepRecord }>>();
   steps.forEach((manifest, step) => {
     for (const record of manifest.records) {
+      if (scope.paths && !scope.paths(record.path)) continue;
       const list = byPath.get(record.path);
       if (list) list.push({ step, record });
       else byPath.set(record.path, [{ step, record }]);
     }
   });
-  const pathsOf = steps.map((manifest) => new Set(manifest.records.map((record) => record.path)));
+  // Made when a folder a step created is looked into, of that step only.
+  const pathsOf = new Map<number, Set<string>>();
+  const pathsOfStep = (index: number) => {
+    let paths = pathsOf.get(index);
+    if (!paths) pathsOf.set(index, (paths = new Set(steps[index]!.records.map((record) => record.path))));
+    return paths;
+  };
   const disk = new Map<string, Promise<Postimage | { kind: 'other' }>>();
   const onDisk = (key: string, hint?: Postimage) => {
     let state = disk.get(key);
@@ -40,8 +60,9 @@ export async function findBarriers(root: string, steps: readonly Manifest[], onl
   const found: FoundBarrier[] = [];
   const folders = new Set<string>();
   for (const [index, manifest] of steps.entries()) {
-    if (only && !only.has(manifest.id)) continue;
+    if (scope.steps && !scope.steps.has(manifest.id)) continue;
     for (const record of manifest.records) {
+      if (scope.paths && !scope.paths(record.path)) continue;
       const next = byPath.get(record.path)?.find((touch) => touch.step > index);
       const nextId = next ? steps[next.step]!.id : undefined;
       const blocked = next || record.path === '' ? undefined : nonFolderAncestor(root, record.path, folders);
@@ -66,7 +87,7 @@ export async function findBarriers(root: string, steps: readonly Manifest[], onl
       if (change) found.push({ stepId: manifest.id, path: record.path, change: `${change}${suffix}` });
       else if (record.pre.kind === 'absent' && record.post.kind === 'directory' && !next) {
         for (const child of await childKeys(root, record.path)) {
-          if (pathsOf[index]!.has(child)) continue;
+          if (pathsOfStep(index).has(child)) continue;
           // Created by a newer step: undone (removed) before this one.
           const firstLater = byPath.get(child)?.find((touch) => touch.step > index);
           if (firstLater?.record.pre.kind === 'absent') continue;

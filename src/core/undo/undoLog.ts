@@ -18,11 +18,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
 import * as path from 'node:path';
 import { readJsonFile, writeFileAtomic, writeJsonAtomic } from '../atomicFile';
+import { regionFilter } from '../files/entry';
 import { lstatOrUndefined } from '../files/fsEntry';
 import { joinBytes } from '../files/pathCodec';
-import { findBarriers } from './barriers';
+import { findBarriers, inBarrierScope } from './barriers';
 import { compactStep, holdsRawContent, holdsUncompactedFiles } from './compaction';
-import type { FoundBarrier } from './barriers';
+import type { BarrierScope, FoundBarrier } from './barriers';
 import { currentPostimage, describeDifference, identityOf, keepCurrent, subtree } from './fsState';
 import { BarriersFile, GROUP, isUnder, Manifest, MANIFEST, StepGroupRecord, UNDO_FORMAT_VERSION, UnprotectedMarker, UNPROTECTED } from './records';
 import type { StepRecord } from './records';
@@ -189,12 +190,17 @@ export class UndoLog {
    * disk under `root`), records the barriers found in barriers.json (keeping when each was first
    * seen) and returns them. Call it after each sync; undo() checks again itself. `except`: a
    * step not to check, such as the one the sync just closed, whose postimages are what it wrote
-   * moments ago (an edit since is found at the next check).
+   * moments ago (an edit since is found at the next check). `paths`: the region an incremental
+   * cycle looked at (see regionFilter); a barrier can only have come or gone there, since the
+   * cycle saw every change to the tree as an event or a rescan. Default: everywhere.
    */
-  async detectBarriers(root: string, options: { except?: string } = {}): Promise<Barrier[]> {
+  async detectBarriers(root: string, options: { except?: string; paths?: readonly string[] } = {}): Promise<Barrier[]> {
     if (this.disabled) return [];
     const steps = (await this.loadSteps()).filter((manifest) => manifest.protected);
-    const scope = options.except === undefined ? undefined : new Set(steps.map((manifest) => manifest.id).filter((id) => id !== options.except));
+    const scope: BarrierScope = {
+      ...(options.except !== undefined && { steps: new Set(steps.map((manifest) => manifest.id).filter((id) => id !== options.except)) }),
+      ...(options.paths && { paths: regionFilter(options.paths) }),
+    };
     return this.recordBarriers(await findBarriers(root, steps, scope), scope);
   }
 
@@ -246,7 +252,8 @@ export class UndoLog {
     const targets = targetGroups.flat().map(({ manifest }) => manifest);
 
     const protectedOldestFirst = newestFirst.filter((manifest) => manifest.protected).reverse();
-    const blocking = await this.recordBarriers(await findBarriers(options.root, protectedOldestFirst, new Set(targets.map((manifest) => manifest.id))), new Set(targets.map((manifest) => manifest.id)));
+    const targetScope = { steps: new Set(targets.map((manifest) => manifest.id)) };
+    const blocking = await this.recordBarriers(await findBarriers(options.root, protectedOldestFirst, targetScope), targetScope);
     if (blocking.length > 0 && !options.force) {
       const listed = blocking.slice(0, 5).map((barrier) => `${barrier.path} (${barrier.change}, step ${barrier.stepId})`).join('; ');
       return refuse(`undo would overwrite ${blocking.length} change(s) made after the sync: ${listed}${blocking.length > 5 ? '; …' : ''}. Force it to undo anyway (those versions are kept aside)`, blocking);
@@ -256,7 +263,7 @@ export class UndoLog {
     const undoneIds = new Set<string>();
     for (const manifest of targets) {
       // Newer targets are undone by now, so this step's barriers are against the disk.
-      const crossed = options.force ? await findBarriers(options.root, remaining, new Set([manifest.id])) : [];
+      const crossed = options.force ? await findBarriers(options.root, remaining, { steps: new Set([manifest.id]) }) : [];
       const keepRoot = path.join(this.options.keptDirectory, `undo-${manifest.id}`);
       const alreadyKept = new Map<string, string>();
       for (const barrier of crossed) {
@@ -446,16 +453,18 @@ export class UndoLog {
     const wall: Manifest = { ...manifest, protected: false, unprotectedReason: reason, records: [] };
     await writeJsonAtomic(path.join(directory, MANIFEST), wall);
     this.manifests.set(manifest.id, wall);
+    // A step that cannot be undone has no barriers (a look scoped to some paths would not drop them).
+    await this.removeBarriersOf(new Set([manifest.id]));
     for (const name of await readdir(directory)) if (name !== MANIFEST && name !== GROUP) await removeTree(Buffer.from(path.join(directory, name)));
   }
 
   /** Saves the barriers found (for `scope`'s steps, or all when undefined), keeping first-seen times. */
-  private async recordBarriers(found: FoundBarrier[], scope: ReadonlySet<string> | undefined): Promise<Barrier[]> {
+  private async recordBarriers(found: FoundBarrier[], scope: BarrierScope): Promise<Barrier[]> {
     const previous = await this.barriers();
     const seen = new Map(previous.map((barrier) => [`${barrier.stepId}\0${barrier.path}`, barrier]));
     const now = new Date().toISOString();
     const current = found.map((barrier) => ({ ...barrier, detectedAt: seen.get(`${barrier.stepId}\0${barrier.path}`)?.detectedAt ?? now }));
-    const kept = scope ? previous.filter((barrier) => !scope.has(barrier.stepId)) : [];
+    const kept = previous.filter((barrier) => !inBarrierScope(barrier, scope));
     const next = [...kept, ...current];
     if (JSON.stringify(next) !== JSON.stringify(previous)) await writeJsonAtomic(this.barriersPath, { version: UNDO_FORMAT_VERSION, barriers: next });
     return current;
