@@ -8,13 +8,12 @@
 //     command's) and the resident agent's no-change periodic rescan (its duration as `clud watch
 //     --json` reports it; median of RESCANS) against a no-change `rsync -a` of the same tree in
 //     the same container;
-//   - with the resident agent syncing continuously (no command run): the latency of one file
-//     written in /workspace until it is in the host folder, and of one written in the host
-//     folder until it is in /workspace (p50/p95 of LATENCY_PROBES each, the writer's clock
-//     against the reader's: one kernel clock on Linux);
-//   - a save-burst of BURST_FILES files each way until the last one has arrived whole, against
-//     `rsync --files-from` of those files in the same container (BURST_ROUNDS of each, in turn;
-//     the medians);
+//   - with the resident agent syncing continuously (no command run): a save-burst of BURST_FILES
+//     files each way until the last one has arrived whole, against `rsync --files-from` of those
+//     files in the same container (BURST_ROUNDS of each, in turn; the medians); then the latency
+//     of one file written in /workspace until it is in the host folder, and of one written in the
+//     host folder until it is in /workspace (p50/p95 of LATENCY_PROBES each, the writer's clock
+//     against the reader's: one kernel clock on Linux), with the bursts' steps in the undo log;
 //   - the agent's processes: the resident agent's and its supervisor's memory, their inotify
 //     watches, the resident agent's CPU from one periodic rescan to the next.
 // Times inside the container are taken inside it (no `docker exec` start-up in them). The
@@ -278,23 +277,6 @@ async function measureContinuous(container: string, folder: string) {
   const probe = startContainerProbe(container);
   const quiet = () => new Promise((resolve) => setTimeout(resolve, 500));
   try {
-    const toContainer: number[] = [];
-    const toHost: number[] = [];
-    for (let index = 0; index < LATENCY_PROBES; index += 1) {
-      // Each side writes in folders of its own: a folder the sync made in /workspace is not
-      // necessarily the workspace user's: a cycle of the continuous sync leaves it the sync user's today.
-      const name = `bench-probe-host/${index}.txt`;
-      const content = `from the host ${index}\n`;
-      const waited = probe.request('wait', [`/workspace/${name}`], content);
-      await quiet();
-      const written = writeOnHost([path.join(folder, name)], content);
-      toContainer.push((await waited) - written);
-      await quiet();
-      const back = `bench-probe-container/${index}.txt`;
-      const arrivedOnHost = waitOnHost([path.join(folder, back)], content);
-      const writtenInContainer = await probe.request('write', [`/workspace/${back}`], content);
-      toHost.push((await arrivedOnHost) - writtenInContainer);
-    }
     const bursts = { toContainerMs: [] as number[], toHostMs: [] as number[], rsyncFilesFromMs: [] as number[] };
     const content = 'x'.repeat(700) + '\n';
     for (let round = 0; round < BURST_ROUNDS; round += 1) {
@@ -325,6 +307,25 @@ async function measureContinuous(container: string, folder: string) {
       );
     }
     console.error(`  bursts → /workspace ${bursts.toContainerMs.join(', ')} ms, → host ${bursts.toHostMs.join(', ')} ms, rsync --files-from ${bursts.rsyncFilesFromMs.join(', ')} ms`);
+    // One file at a time each way, after the bursts: the undo log holds their steps, as it does
+    // after a while of work, and a cycle must not cost more for that.
+    const toContainer: number[] = [];
+    const toHost: number[] = [];
+    for (let index = 0; index < LATENCY_PROBES; index += 1) {
+      // Each side writes in folders of its own: a folder the sync made in /workspace is not
+      // necessarily the workspace user's: a cycle of the continuous sync leaves it the sync user's today.
+      const name = `bench-probe-host/${index}.txt`;
+      const content = `from the host ${index}\n`;
+      const waited = probe.request('wait', [`/workspace/${name}`], content);
+      await quiet();
+      const written = writeOnHost([path.join(folder, name)], content);
+      toContainer.push((await waited) - written);
+      await quiet();
+      const back = `bench-probe-container/${index}.txt`;
+      const arrivedOnHost = waitOnHost([path.join(folder, back)], content);
+      const writtenInContainer = await probe.request('write', [`/workspace/${back}`], content);
+      toHost.push((await arrivedOnHost) - writtenInContainer);
+    }
     return {
       hostToContainerMs: percentiles(toContainer), containerToHostMs: percentiles(toHost),
       burstToContainerMs: median(bursts.toContainerMs), burstToHostMs: median(bursts.toHostMs), rsyncFilesFromMs: median(bursts.rsyncFilesFromMs), bursts,
