@@ -55,7 +55,14 @@ export class SyncStateStore {
   private baseBytes = 0;
   private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(readonly directory: string) {}
+  /** Named in every line's error while the state loads: made once, not per line. */
+  readonly basePath: string;
+  readonly journalPath: string;
+
+  private constructor(readonly directory: string) {
+    this.basePath = path.join(directory, BASE_FILE);
+    this.journalPath = path.join(directory, JOURNAL_FILE);
+  }
 
   /**
    * Loads the base and replays the journal; on first use, takes over today's ancestor.json and
@@ -89,13 +96,6 @@ export class SyncStateStore {
     for (const name of STATE_FILE_NAMES) await rm(path.join(directory, name), { force: true });
   }
 
-  get basePath(): string {
-    return path.join(this.directory, BASE_FILE);
-  }
-
-  get journalPath(): string {
-    return path.join(this.directory, JOURNAL_FILE);
-  }
 
   /** The sequence number of the last commit (0: none since the base was first written). */
   get lastSequence(): number {
