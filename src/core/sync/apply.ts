@@ -366,17 +366,19 @@ function stageSmallFile(source: Buffer, target: Buffer, next: FileEntry, owner: 
     for (let read = -1; read !== 0 && length < buffer.length; length += read) read = readSync(fd, buffer, length, buffer.length - length, length);
     if (createHash('sha256').update(buffer.subarray(0, length)).digest('hex') !== next.hash) return undefined;
     const staged = temporarySibling(target);
-    const out = openSync(staged, STAGED_OPEN_FLAGS, 0o600);
     try {
-      for (let written = 0; written < length; ) written += writeSync(out, buffer, written, length - written, written);
-      if (owner) fchownSync(out, owner.uid, owner.gid);
-      setStagedAttributes(out, { mode: permissionBits(next.mode), mtimeMs: next.mtimeMs });
+      const out = openSync(staged, STAGED_OPEN_FLAGS, 0o600);
+      try {
+        for (let written = 0; written < length; ) written += writeSync(out, buffer, written, length - written, written);
+        if (owner) fchownSync(out, owner.uid, owner.gid);
+        setStagedAttributes(out, { mode: permissionBits(next.mode), mtimeMs: next.mtimeMs });
+      } finally {
+        closeSync(out);
+      }
     } catch (error) {
-      closeSync(out);
       removeStaged(staged);
       throw error;
     }
-    closeSync(out);
     return staged;
   } finally {
     closeSync(fd);
