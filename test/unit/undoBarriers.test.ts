@@ -88,6 +88,19 @@ describe('unit: undo barriers', () => {
     assert.ok(summary);
   });
 
+  it('records a barrier found again from another path of its region once', async () => {
+    await step(log, workspace, async (writer) => {
+      await ops.mkdir(writer, workspace.root, 'gen');
+      await ops.write(writer, workspace.root, 'gen/x.ts', 'from the sync');
+    });
+    await writeFile(at('gen/extra.ts'), 'added by the user');
+    await log.detectBarriers(workspace.root, { paths: ['gen/extra.ts'] });
+    await writeFile(at('gen/other.ts'), 'added by the user too');
+    // gen/extra.ts is outside this region, but the folder above the region finds it again.
+    await log.detectBarriers(workspace.root, { paths: ['gen/other.ts'] });
+    assert.deepEqual((await log.barriers()).map((barrier) => barrier.path).sort(), ['gen/extra.ts', 'gen/other.ts']);
+  });
+
   it('blocks undo unless forced; nothing is undone', async () => {
     await step(log, workspace, async (writer) => {
       await ops.write(writer, workspace.root, 'src/a.ts', 'from the sync');

@@ -458,13 +458,17 @@ export class UndoLog {
     for (const name of await readdir(directory)) if (name !== MANIFEST && name !== GROUP) await removeTree(Buffer.from(path.join(directory, name)));
   }
 
-  /** Saves the barriers found (for `scope`'s steps, or all when undefined), keeping first-seen times. */
+  /** Saves the barriers found in `scope` in place of those recorded there before, keeping first-seen times. */
   private async recordBarriers(found: FoundBarrier[], scope: BarrierScope): Promise<Barrier[]> {
     const previous = await this.barriers();
-    const seen = new Map(previous.map((barrier) => [`${barrier.stepId}\0${barrier.path}`, barrier]));
+    const keyOf = (barrier: FoundBarrier) => `${barrier.stepId}\0${barrier.path}`;
+    const seen = new Map(previous.map((barrier) => [keyOf(barrier), barrier]));
     const now = new Date().toISOString();
-    const current = found.map((barrier) => ({ ...barrier, detectedAt: seen.get(`${barrier.stepId}\0${barrier.path}`)?.detectedAt ?? now }));
-    const kept = previous.filter((barrier) => !inBarrierScope(barrier, scope));
+    const current = found.map((barrier) => ({ ...barrier, detectedAt: seen.get(keyOf(barrier))?.detectedAt ?? now }));
+    // A barrier can be found from outside its own path's scope (a file added in a folder a step
+    // created is found from the folder, above another path of the region): it is recorded once.
+    const foundAgain = new Set(found.map(keyOf));
+    const kept = previous.filter((barrier) => !inBarrierScope(barrier, scope) && !foundAgain.has(keyOf(barrier)));
     const next = [...kept, ...current];
     if (JSON.stringify(next) !== JSON.stringify(previous)) await writeJsonAtomic(this.barriersPath, { version: UNDO_FORMAT_VERSION, barriers: next });
     return current;
