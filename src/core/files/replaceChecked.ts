@@ -250,8 +250,9 @@ async function copyFromHandle(handle: FileHandle, destination: Buffer, stats: St
 }
 
 /**
- * link(), which refuses an existing name; false when the name is taken. Synchronous, like the rest of a small file's apply (see apply.ts): one call whose hop through
- * libuv's pool costs more than the call.
+ * link(), which refuses an existing name; false when the name is taken. Synchronous, like the
+ * rest of a small file's apply (see apply.ts): one call whose hop through libuv's pool costs more
+ * than the call.
  */
 function linkInto(source: Buffer, target: Buffer): boolean {
   try {

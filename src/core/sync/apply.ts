@@ -345,10 +345,9 @@ async function stageFile(source: Buffer, target: Buffer, next: FileEntry, owner:
 
 /**
  * stageFile for a small file, with synchronous calls. On a local disk each of a small file's
- * calls costs less than its hop through libuv's pool and the promise around it: a burst of 1,000
- * new files applied in 130-170 ms this way against 300-600 ms through the pool (outside Docker,
- * bench/profileSessionBurst.ts), where a plain synchronous copy loop takes 50-80 ms. The apply
- * yields to the event loop between changes (applyChanges), so a long apply still lets events in.
+ * calls costs less than its hop through libuv's pool and the promise around it (measured in
+ * docs/ARCHITECTURE.md, Apply). The apply yields to the event loop between changes
+ * (applyChanges), so a long apply still lets events in.
  */
 function stageSmallFile(source: Buffer, target: Buffer, next: FileEntry, owner: { uid: number; gid: number } | undefined): Buffer | undefined {
   let fd: number;

@@ -96,7 +96,6 @@ export class SyncStateStore {
     for (const name of STATE_FILE_NAMES) await rm(path.join(directory, name), { force: true });
   }
 
-
   /** The sequence number of the last commit (0: none since the base was first written). */
   get lastSequence(): number {
     return this.sequence;

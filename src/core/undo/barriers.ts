@@ -62,7 +62,7 @@ export async function findBarriers(root: string, steps: readonly Manifest[], sco
   for (const [index, manifest] of steps.entries()) {
     if (scope.steps && !scope.steps.has(manifest.id)) continue;
     for (const record of manifest.records) {
-      if (scope.paths && !scope.paths(record.path)) continue;
+      if (!byPath.has(record.path)) continue; // outside scope.paths: byPath holds exactly the paths in it
       const next = byPath.get(record.path)?.find((touch) => touch.step > index);
       const nextId = next ? steps[next.step]!.id : undefined;
       const blocked = next || record.path === '' ? undefined : nonFolderAncestor(root, record.path, folders);
