@@ -9,8 +9,9 @@
 //     --json` reports it; median of RESCANS) against a no-change `rsync -a` of the same tree in
 //     the same container;
 //   - with the resident agent syncing continuously (no command run): a save-burst of BURST_FILES
-//     files each way until the last one has arrived whole, against `rsync --files-from` of those
-//     files in the same container (BURST_ROUNDS of each, in turn; the medians); then the latency
+//     files each way until the last one has arrived whole, timed from the burst's first write and
+//     from its last (rsync's own starting line: every file exists), against `rsync --files-from`
+//     of those files in the same container (BURST_ROUNDS of each, in turn; the medians); then the latency
 //     of one file written in /workspace until it is in the host folder, and of one written in the
 //     host folder until it is in /workspace (p50/p95 of LATENCY_PROBES each, the writer's clock
 //     against the reader's: one kernel clock on Linux), with the bursts' steps in the undo log;
@@ -49,6 +50,8 @@ const MIN_PERIOD_MS = 5000;
 const SETTLE_MS = 10_000;
 /** Where the baselines write: a folder of /workspace that the tree's .gitignore leaves out of the sync. */
 const BASELINE_DIR = '/workspace/bench-baseline';
+/** The same folder in the host folder, where the baseline of a burst to the host writes. */
+const HOST_BASELINE_DIR = '/clud/host/bench-baseline';
 const RECEIVE_AS_CODER = 'setpriv --reuid=coder --regid=coder --init-groups --inh-caps=-all --ambient-caps=-all --';
 
 interface Row {
@@ -65,11 +68,16 @@ interface Row {
   rescanRatio: number;
   hostToContainerMs: { p50: number; p95: number };
   containerToHostMs: { p50: number; p95: number };
-  /** Medians of BURST_ROUNDS; `bursts` has every round's. */
+  /** Medians of BURST_ROUNDS, from the burst's first write; `bursts` has every round's. */
   burstToContainerMs: number;
   burstToHostMs: number;
-  rsyncFilesFromMs: number;
-  bursts: { toContainerMs: number[]; toHostMs: number[]; rsyncFilesFromMs: number[] };
+  /** The same from the burst's last write. */
+  burstToContainerAfterLastWriteMs: number;
+  burstToHostAfterLastWriteMs: number;
+  /** `rsync --files-from` of the burst's files, in the burst's direction. */
+  rsyncToContainerMs: number;
+  rsyncToHostMs: number;
+  bursts: { toContainerMs: number[]; toHostMs: number[]; toContainerAfterLastWriteMs: number[]; toHostAfterLastWriteMs: number[]; rsyncToContainerMs: number[]; rsyncToHostMs: number[] };
   agentRssMb: number;
   supervisorRssMb: number;
   inotifyWatches: number;
@@ -215,6 +223,17 @@ async function timedInContainer(container: string, setup: string, command: strin
   return Number(stdout.trim().split('\n').at(-1));
 }
 
+/** `rsync --files-from` of `files` from `from` into a new folder of `into`, as the sync user. */
+function rsyncFilesFrom(container: string, files: readonly string[], from: string, into: string): Promise<number> {
+  const list = files.join('\\n');
+  return timedInContainer(
+    container,
+    `mkdir -p ${into}/burst && chown clud:clud ${into}/burst && printf '${list}\\n' > /tmp/bench-burst.list`,
+    `/opt/clud/as-sync-user rsync -a --files-from=/tmp/bench-burst.list ${from}/ ${into}/burst/`,
+    `rm -rf ${into}/burst /tmp/bench-burst.list`,
+  );
+}
+
 /**
  * A Node process in the container, as the workspace user, that writes files and waits for them
  * on request (one JSON line each way): what the coding agent's writes and reads look like.
@@ -281,7 +300,7 @@ async function measureContinuous(container: string, folder: string) {
   const probe = startContainerProbe(container);
   const quiet = () => new Promise((resolve) => setTimeout(resolve, 500));
   try {
-    const bursts = { toContainerMs: [] as number[], toHostMs: [] as number[], rsyncFilesFromMs: [] as number[] };
+    const bursts = { toContainerMs: [] as number[], toHostMs: [] as number[], toContainerAfterLastWriteMs: [] as number[], toHostAfterLastWriteMs: [] as number[], rsyncToContainerMs: [] as number[], rsyncToHostMs: [] as number[] };
     const content = 'x'.repeat(700) + '\n';
     for (let round = 0; round < BURST_ROUNDS; round += 1) {
       // As timedInContainer does before rsync: each burst starts with the disk's writeback done.
@@ -290,27 +309,26 @@ async function measureContinuous(container: string, folder: string) {
       const burst = Array.from({ length: BURST_FILES }, (_, index) => `bench-burst-${round}/d${index % 50}/f${index}.txt`); // under host-… and container-…
       const burstArrived = probe.request('wait', burst.map((name) => `/workspace/host-${name}`), content);
       const burstStarted = Date.now();
-      writeOnHost(burst.map((name) => path.join(folder, `host-${name}`)), content);
-      bursts.toContainerMs.push((await burstArrived) - burstStarted);
+      const lastHostWrite = writeOnHost(burst.map((name) => path.join(folder, `host-${name}`)), content);
+      const arrivedInContainer = await burstArrived;
+      bursts.toContainerMs.push(arrivedInContainer - burstStarted);
+      bursts.toContainerAfterLastWriteMs.push(arrivedInContainer - lastHostWrite);
       await run('sync');
       await quiet();
       const burstOnHost = waitOnHost(burst.map((name) => path.join(folder, `container-${name}`)), content);
       const containerStarted = Date.now();
-      await probe.request('write', burst.map((name) => `/workspace/container-${name}`), content);
-      bursts.toHostMs.push((await burstOnHost) - containerStarted);
+      const lastContainerWrite = await probe.request('write', burst.map((name) => `/workspace/container-${name}`), content);
+      const arrivedOnHost = await burstOnHost;
+      bursts.toHostMs.push(arrivedOnHost - containerStarted);
+      bursts.toHostAfterLastWriteMs.push(arrivedOnHost - lastContainerWrite);
       await quiet();
-      // The same 1,000 files by rsync in the same container, from the host folder to a new folder.
-      const list = burst.map((name) => `host-${name}`).join('\\n');
-      bursts.rsyncFilesFromMs.push(
-        await timedInContainer(
-          container,
-          `mkdir -p ${BASELINE_DIR}/burst && chown clud:clud ${BASELINE_DIR}/burst && printf '${list}\\n' > /tmp/bench-burst.list`,
-          `/opt/clud/as-sync-user rsync -a --files-from=/tmp/bench-burst.list /clud/host/ ${BASELINE_DIR}/burst/`,
-          `rm -rf ${BASELINE_DIR}/burst /tmp/bench-burst.list`,
-        ),
-      );
+      // The same 1,000 files by rsync in the same container and the same direction, into a new
+      // folder beside the sync's own destination: creating a file costs what the destination's
+      // file system and folder make it cost, and the host folder's may differ from the volume's.
+      bursts.rsyncToContainerMs.push(await rsyncFilesFrom(container, burst.map((name) => `host-${name}`), '/clud/host', BASELINE_DIR));
+      bursts.rsyncToHostMs.push(await rsyncFilesFrom(container, burst.map((name) => `container-${name}`), '/workspace', HOST_BASELINE_DIR));
     }
-    console.error(`  bursts → /workspace ${bursts.toContainerMs.join(', ')} ms, → host ${bursts.toHostMs.join(', ')} ms, rsync --files-from ${bursts.rsyncFilesFromMs.join(', ')} ms`);
+    console.error(`  bursts → /workspace ${bursts.toContainerMs.join(', ')} ms (after the last write ${bursts.toContainerAfterLastWriteMs.join(', ')}), → host ${bursts.toHostMs.join(', ')} ms (${bursts.toHostAfterLastWriteMs.join(', ')}), rsync --files-from → /workspace ${bursts.rsyncToContainerMs.join(', ')} ms, → host ${bursts.rsyncToHostMs.join(', ')} ms`);
     // One file at a time each way, after the bursts: the undo log holds their steps, as it does
     // after a while of work, and a cycle must not cost more for that.
     const toContainer: number[] = [];
@@ -332,7 +350,9 @@ async function measureContinuous(container: string, folder: string) {
     }
     return {
       hostToContainerMs: percentiles(toContainer), containerToHostMs: percentiles(toHost),
-      burstToContainerMs: median(bursts.toContainerMs), burstToHostMs: median(bursts.toHostMs), rsyncFilesFromMs: median(bursts.rsyncFilesFromMs), bursts,
+      burstToContainerMs: median(bursts.toContainerMs), burstToHostMs: median(bursts.toHostMs),
+      burstToContainerAfterLastWriteMs: median(bursts.toContainerAfterLastWriteMs), burstToHostAfterLastWriteMs: median(bursts.toHostAfterLastWriteMs),
+      rsyncToContainerMs: median(bursts.rsyncToContainerMs), rsyncToHostMs: median(bursts.rsyncToHostMs), bursts,
     };
   } finally {
     probe.close();
@@ -420,10 +440,10 @@ async function main(): Promise<void> {
     console.log(`| ${row.files} | ${row.folders} | ${row.initialCopyMs} | ${row.tarPipeMs} | ${row.copyRatio} | ${row.syncAgentMs} / ${row.syncCommandMs} | ${row.rescanMs} | ${row.rsyncMs} | ${row.syncRatio} / ${row.rescanRatio} |`);
   }
   console.log('');
-  console.log(`| files | host → /workspace ms p50 / p95 | /workspace → host ms p50 / p95 | ${BURST_FILES}-file burst → /workspace ms (median of ${BURST_ROUNDS}) | ${BURST_FILES}-file burst → host ms | rsync --files-from ms | resident agent RSS MB (supervisor) | inotify watches | resident agent idle CPU % |`);
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log(`| files | host → /workspace ms p50 / p95 | /workspace → host ms p50 / p95 | ${BURST_FILES}-file burst → /workspace ms from its first / last write (median of ${BURST_ROUNDS}) | rsync --files-from → /workspace ms | ${BURST_FILES}-file burst → host ms from its first / last write | rsync --files-from → host ms | resident agent RSS MB (supervisor) | inotify watches | resident agent idle CPU % |`);
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
-    console.log(`| ${row.files} | ${row.hostToContainerMs.p50} / ${row.hostToContainerMs.p95} | ${row.containerToHostMs.p50} / ${row.containerToHostMs.p95} | ${row.burstToContainerMs} | ${row.burstToHostMs} | ${row.rsyncFilesFromMs} | ${row.agentRssMb} (${row.supervisorRssMb}) | ${row.inotifyWatches} | ${row.idleCpuPercent} |`);
+    console.log(`| ${row.files} | ${row.hostToContainerMs.p50} / ${row.hostToContainerMs.p95} | ${row.containerToHostMs.p50} / ${row.containerToHostMs.p95} | ${row.burstToContainerMs} / ${row.burstToContainerAfterLastWriteMs} | ${row.rsyncToContainerMs} | ${row.burstToHostMs} / ${row.burstToHostAfterLastWriteMs} | ${row.rsyncToHostMs} | ${row.agentRssMb} (${row.supervisorRssMb}) | ${row.inotifyWatches} | ${row.idleCpuPercent} |`);
   }
   mkdirSync(path.join(REPO, 'bench-results'), { recursive: true });
   writeFileSync(path.join(REPO, 'bench-results', 'scale.json'), JSON.stringify({ image: IMAGE, load: os.loadavg(), rows }, null, 2));
