@@ -234,27 +234,8 @@ function rsyncFilesFrom(container: string, files: readonly string[], from: strin
   );
 }
 
-/**
- * A Node process in the container, as the workspace user, that writes files and waits for them
- * on request (one JSON line each way): what the coding agent's writes and reads look like.
- */
-const CONTAINER_PROBE = `
-const fs = require('fs'), path = require('path'), rl = require('readline').createInterface({ input: process.stdin });
-const arrived = (file, size) => { try { return fs.statSync(file).size === size; } catch { return false; } };
-rl.on('line', async (line) => {
-  const { op, files, content } = JSON.parse(line);
-  if (op === 'write') {
-    for (const f of files) { fs.mkdirSync(path.dirname(f), { recursive: true }); fs.writeFileSync(f, content); }
-    process.stdout.write(JSON.stringify({ at: Date.now() }) + '\\n');
-  } else {
-    // A file that arrived stays (the sync writes whole files by one link): each look starts at the first still missing.
-    for (let next = 0; next < files.length; ) {
-      if (arrived(files[next], Buffer.byteLength(content))) next += 1;
-      else await new Promise((r) => setTimeout(r, 5));
-    }
-    process.stdout.write(JSON.stringify({ at: Date.now() }) + '\\n');
-  }
-});`;
+/** A Node process in the container, as the workspace user, that writes files and waits for them on request (containerProbe.cjs). */
+const CONTAINER_PROBE = readFileSync(path.join(__dirname, 'containerProbe.cjs'), 'utf8');
 
 interface Probe { request(op: 'write' | 'wait', files: string[], content: string): Promise<number>; close(): void }
 
