@@ -37,6 +37,7 @@ describe('unit: secret detector', () => {
       '.env', '.env.local', '.env.production', 'app/.env.development.local', 'id_rsa', 'home/.ssh/id_ed25519', 'id_ecdsa',
       'server.key', 'certs/tls.pem', 'client.p12', 'client.pfx', '.aws/credentials', 'config/.docker/config.json',
       '.git-credentials', '.netrc', 'terraform.tfstate', 'terraform.tfstate.backup', '.bash_history', '.zsh_history', 'key.ppk',
+      'certs/TLS.PEM', 'old/server.key.backup', '.pem', 'a.b.keystore',
     ];
     for (const name of SECRET_NAMES) {
       it(`keeps out ${name}`, () => assert.ok(secretByName(name), name));
@@ -45,6 +46,7 @@ describe('unit: secret detector', () => {
       '.env.example', '.env.sample', '.env.template', 'config/.env.local.example', 'id_rsa.pub', 'id_ed25519.pub', 'keys.ts',
       'monkey.txt', 'src/env.ts', 'environment.md', 'credentials.md', 'aws/credentials.ts', 'docker/config.json', '.npmrc', '.pypirc',
       'README.md', 'key', 'pem', 'src/.environment',
+      'notes.backup', '.backup', 'pem.backup', 'server.keys', 'tls.pem.txt', 'x.pem.backup.backup',
     ];
     for (const name of ORDINARY_NAMES) {
       it(`lets ${name} through`, () => assert.equal(secretByName(name), undefined, name));

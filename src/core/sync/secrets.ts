@@ -37,24 +37,32 @@ const CREDENTIAL_FILES = new Set(['.git-credentials', '.netrc', '_netrc', '.pgpa
 /** Paths (the last two parts) of tools' credential stores. */
 const CREDENTIAL_PATHS = new Set(['.aws/credentials', '.docker/config.json', '.kube/config', '.gnupg/secring.gpg', '.config/gh/hosts.yml']);
 
-/** Extensions of private keys and key stores (gitleaks' default allowlist never skips these). */
-const KEY_EXTENSIONS: Record<string, string> = {
-  '.pem': 'a PEM key or certificate file (*.pem)',
-  '.key': 'a private key file (*.key)',
-  '.p12': 'a PKCS#12 key store (*.p12)',
-  '.pfx': 'a PKCS#12 key store (*.pfx)',
-  '.ppk': 'a PuTTY private key (*.ppk)',
-  '.jks': 'a Java key store (*.jks)',
-  '.keystore': 'a key store (*.keystore)',
-  '.tfstate': 'Terraform state, which holds resources\' secrets in clear (*.tfstate)',
-};
+/** Extensions of private keys and key stores (gitleaks' default allowlist never skips these), also with `.backup` after them. */
+const KEY_EXTENSIONS = new Map<string, string>([
+  ['.pem', 'a PEM key or certificate file (*.pem)'],
+  ['.key', 'a private key file (*.key)'],
+  ['.p12', 'a PKCS#12 key store (*.p12)'],
+  ['.pfx', 'a PKCS#12 key store (*.pfx)'],
+  ['.ppk', 'a PuTTY private key (*.ppk)'],
+  ['.jks', 'a Java key store (*.jks)'],
+  ['.keystore', 'a key store (*.keystore)'],
+  ['.tfstate', 'Terraform state, which holds resources\' secrets in clear (*.tfstate)'],
+]);
+
+const BACKUP_SUFFIX = '.backup';
+
+/** The reason a lower-case name's extension (before a `.backup`, if any) is one of KEY_EXTENSIONS, or undefined. */
+function keyExtensionReason(lower: string): string | undefined {
+  // No extension holds a dot but its first: the name's last dot (before `.backup`) starts it.
+  const end = lower.endsWith(BACKUP_SUFFIX) ? lower.length - BACKUP_SUFFIX.length : lower.length;
+  const dot = lower.lastIndexOf('.', end - 1);
+  return dot < 0 ? undefined : KEY_EXTENSIONS.get(lower.slice(dot, end));
+}
 
 /**
  * Why the file at `path` holds credentials, judged by its name alone, or undefined. Such a file
  * is kept out without being read.
  */
-const KEY_EXTENSION_LIST = Object.entries(KEY_EXTENSIONS).map(([extension, reason]) => [extension, `${extension}.backup`, reason] as const);
-
 export function secretByName(path: string): string | undefined {
   const name = baseName(path);
   const lower = name.toLowerCase();
@@ -67,10 +75,7 @@ export function secretByName(path: string): string | undefined {
   const parentSlash = path.lastIndexOf('/', path.length - name.length - 2);
   const lastTwo = path.slice(parentSlash + 1);
   if (CREDENTIAL_PATHS.has(lastTwo)) return `credentials file (${lastTwo})`;
-  for (const [extension, backup, reason] of KEY_EXTENSION_LIST) {
-    if (lower.endsWith(extension) || lower.endsWith(backup)) return reason;
-  }
-  return undefined;
+  return keyExtensionReason(lower);
 }
 
 interface ContentRule {
