@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { promises as fsPromises, mkdirSync, readdirSync, readFileSync, lstatSync, readlinkSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import * as path from 'node:path';
 import { normalizeDirty } from '../../src/core/sync/incremental';
-import { runStoreCycle, runSyncCycle, type StoreCycleResult } from '../../src/core/sync/engine';
+import { runStoreCycle, runSyncCycle, SyncCancelled, type StoreCycleResult } from '../../src/core/sync/engine';
 import { SyncStateStore } from '../../src/core/sync/stateStore';
 import { useTempDir } from '../helpers/tempDir';
 
@@ -322,6 +322,51 @@ describe('unit: incremental sync cycles (state store)', () => {
       const passes = await withStore(ws, (store) => countTablePasses(store, () => runStoreCycle({ roots: { host: ws.host, container: ws.container }, excludes: [], policy: 'two-way-safe', store, dirty: ['new'] })));
       assert.equal(readFileSync(path.join(ws.host, 'new/deeper/b.txt'), 'utf8'), 'b');
       assert.equal(passes, 0);
+    });
+
+    it('writes the state once, after the apply: nothing durable waits before the first change', async () => {
+      const ws = workspaceIn(tempDir());
+      makeTree(ws.host, { 'a.txt': 'a', 'b.txt': 'b' });
+      mkdirSync(ws.container, { recursive: true });
+      await cycle(ws);
+      writeFileSync(path.join(ws.container, 'a.txt'), 'edited in the container');
+      writeFileSync(path.join(ws.host, 'c.txt'), 'new on the host');
+      await withStore(ws, async (store) => {
+        const before = store.lastSequence;
+        const atChanges: number[] = [];
+        const result = await runStoreCycle({
+          roots: { host: ws.host, container: ws.container }, excludes: [], policy: 'two-way-safe', store, dirty: ['a.txt', 'c.txt'],
+          beforeModify: async () => {
+            atChanges.push(store.lastSequence);
+          },
+        });
+        assert.equal(result.report?.appliedCount, 2);
+        assert.deepEqual(atChanges, [before, before], 'no commit before the changes');
+        assert.equal(store.lastSequence, before + 1, 'the caches and the agreed state in one commit');
+        assert.equal(store.host.get('c.txt')?.size, 'new on the host'.length);
+        assert.equal(store.container.get('a.txt')?.size, 'edited in the container'.length);
+      });
+    });
+
+    it('keeps what the scan saw in the caches when the apply is cancelled', async () => {
+      const ws = workspaceIn(tempDir());
+      makeTree(ws.host, { 'a.txt': 'a' });
+      mkdirSync(ws.container, { recursive: true });
+      await cycle(ws);
+      writeFileSync(path.join(ws.host, 'new-1.txt'), 'first');
+      writeFileSync(path.join(ws.host, 'new-2.txt'), 'second');
+      await withStore(ws, async (store) => {
+        const cancel = new AbortController();
+        const cycleRun = runStoreCycle({
+          roots: { host: ws.host, container: ws.container }, excludes: [], policy: 'two-way-safe', store, dirty: ['new-1.txt', 'new-2.txt'], signal: cancel.signal,
+          // The first change cancels the sync: the next one stops the apply.
+          beforeModify: async () => cancel.abort(),
+        });
+        await assert.rejects(cycleRun, SyncCancelled);
+        assert.equal(store.host.get('new-1.txt')?.size, 'first'.length, 'the scan of new-1.txt is kept');
+        assert.equal(store.host.get('new-2.txt')?.size, 'second'.length, 'the scan of new-2.txt is kept');
+        assert.equal(store.ancestor.has('new-2.txt'), false, 'nothing agreed on');
+      });
     });
 
     it("a folder deleted on the host takes its files' records out of the host's scan cache", async () => {

@@ -186,23 +186,37 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
     result.changes = result.changes.filter((change) => wanted.has(change.path));
     for (const key of [...result.ancestorUpdates.keys()]) if (!wanted.has(key)) result.ancestorUpdates.delete(key);
   }
-  // The caches are only what the scan saw: worth keeping even if the apply is cancelled.
-  await store.commit(cacheChanges);
-  if (options.signal?.aborted) throw new SyncCancelled();
+  // The caches are only what the scan saw, worth keeping whatever the apply does. They are
+  // committed with the agreed state after it, in one durable write, so that no fdatasync (which
+  // on ext4 waits for the writeback of everything the writer just wrote) comes before its first
+  // change; if the apply stops, on their own. A crash meanwhile loses only cache records.
+  const keepCaches = () => store.commit(cacheChanges);
+  if (options.signal?.aborted) {
+    await keepCaches();
+    throw new SyncCancelled();
+  }
   const cancellable: ApplyOptions['beforeModify'] = async (change, found) => {
     if (options.signal?.aborted) throw new SyncCancelled();
     return options.beforeModify?.(change, found);
   };
-  const recorded = await applyRecorded(
-    result.changes,
-    { roots: options.roots, keepDir: files.keptDirectory(report.id), beforeModify: cancellable, isFatal: (error) => error instanceof SyncCancelled, owners: options.owners },
-    options.undo,
-    { syncId: report.id, policy: options.policy },
-  );
+  let recorded: Awaited<ReturnType<typeof applyRecorded>>;
+  try {
+    recorded = await applyRecorded(
+      result.changes,
+      { roots: options.roots, keepDir: files.keptDirectory(report.id), beforeModify: cancellable, isFatal: (error) => error instanceof SyncCancelled, owners: options.owners },
+      options.undo,
+      { syncId: report.id, policy: options.policy },
+    );
+  } catch (error) {
+    // The apply's error is the one to report; a commit failing too adds nothing to it.
+    await keepCaches().catch(() => undefined);
+    throw error;
+  }
   if (recorded.denied) {
     // The host was rolled back; the agreed state stays as it was, and the next cycle sees what
     // still differs (container-side changes made before the denial now simply agree with the host).
     report.denied = recorded.denied;
+    await keepCaches();
     return finish();
   }
   const { outcome } = recorded;
@@ -219,7 +233,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
   }
   // What is ignored now is no longer agreed on: forgotten (in the region, for an incremental cycle).
   for (const key of region.ancestor.keys()) if (ignored(key)) ancestorChanges.set(key, undefined);
-  await store.commit({ ancestor: ancestorChanges });
+  await store.commit({ ...cacheChanges, ancestor: ancestorChanges });
   // Paths earlier steps wrote and someone changed since: undoing those steps would destroy that.
   await options.undo?.log.detectBarriers(options.roots.host, { except: recorded.stepId, ...(region.paths && { paths: region.paths }) });
 
