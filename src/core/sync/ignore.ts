@@ -70,23 +70,37 @@ type PathMatcher = (relativePath: string, isDirectory: boolean) => boolean;
  */
 const NAME_PATTERN = /^[^/\\[\]!#][^/\\[\]]*?\/?$/;
 
+/** The same name with a leading slash, which anchors it to the root: it matches a path's first name only (`/dist`, `/build/`, `/*.log`). */
+const ROOT_NAME_PATTERN = /^\/[^/\\[\]!#][^/\\[\]]*?\/?$/;
+
 /**
  * A matcher for `patterns`. The `ignore` package handles every gitignore form, but at a cost
  * per path (and a cache of every path it was asked about) that a rescan of 100,000 files pays
  * for each of them. Nearly every pattern in practice (the built-in ones, `node_modules/`,
- * `*.log`, `.env`) only names a file or folder, which git matches against every name of the
- * path: those are one regular expression over the path's names. Any other pattern, and the
- * whole list goes to the package.
+ * `*.log`, `.env`, and in a root .gitignore `/dist` or `/build/`) only names a file or folder,
+ * which git matches against every name of the path, or against its first name when the pattern
+ * starts with a slash: those are one regular expression over the path's names, and one over its
+ * first. Any other pattern, and the whole list goes to the package.
  */
 function pathMatcher(patterns: readonly string[]): PathMatcher {
-  if (!patterns.every((pattern) => NAME_PATTERN.test(pattern) && !pattern.endsWith(' '))) {
+  if (!patterns.every((pattern) => (NAME_PATTERN.test(pattern) || ROOT_NAME_PATTERN.test(pattern)) && !pattern.endsWith(' '))) {
     const matcher = newMatcher().add([...patterns]);
     // The package tells a directory by its trailing slash ("build/" only matches those).
     return (relativePath, isDirectory) => matcher.ignores(isDirectory ? `${relativePath}/` : relativePath);
   }
-  const anyKind = nameRegExp(patterns.filter((pattern) => !pattern.endsWith('/')));
-  const foldersOnly = nameRegExp(patterns.filter((pattern) => pattern.endsWith('/')).map((pattern) => pattern.slice(0, -1)));
+  const anywhere = patterns.filter((pattern) => !pattern.startsWith('/'));
+  const atRoot = patterns.filter((pattern) => pattern.startsWith('/')).map((pattern) => pattern.slice(1));
+  const anyKind = nameRegExp(anywhere.filter((pattern) => !pattern.endsWith('/')));
+  const foldersOnly = nameRegExp(anywhere.filter((pattern) => pattern.endsWith('/')).map((pattern) => pattern.slice(0, -1)));
+  const rootAnyKind = nameRegExp(atRoot.filter((pattern) => !pattern.endsWith('/')));
+  const rootFoldersOnly = nameRegExp(atRoot.filter((pattern) => pattern.endsWith('/')).map((pattern) => pattern.slice(0, -1)));
   return (relativePath, isDirectory) => {
+    if (rootAnyKind || rootFoldersOnly) {
+      const slash = relativePath.indexOf('/');
+      const first = slash < 0 ? relativePath : relativePath.slice(0, slash);
+      // The first name is a folder's if anything follows it.
+      if (rootAnyKind?.test(first) || ((slash >= 0 || isDirectory) && rootFoldersOnly?.test(first))) return true;
+    }
     // Every name above the last is a folder's.
     let start = 0;
     for (let slash = relativePath.indexOf('/'); slash >= 0; slash = relativePath.indexOf('/', start)) {
