@@ -88,12 +88,8 @@ function pathMatcher(patterns: readonly string[]): PathMatcher {
     // The package tells a directory by its trailing slash ("build/" only matches those).
     return (relativePath, isDirectory) => matcher.ignores(isDirectory ? `${relativePath}/` : relativePath);
   }
-  const anywhere = patterns.filter((pattern) => !pattern.startsWith('/'));
-  const atRoot = patterns.filter((pattern) => pattern.startsWith('/')).map((pattern) => pattern.slice(1));
-  const anyKind = nameRegExp(anywhere.filter((pattern) => !pattern.endsWith('/')));
-  const foldersOnly = nameRegExp(anywhere.filter((pattern) => pattern.endsWith('/')).map((pattern) => pattern.slice(0, -1)));
-  const rootAnyKind = nameRegExp(atRoot.filter((pattern) => !pattern.endsWith('/')));
-  const rootFoldersOnly = nameRegExp(atRoot.filter((pattern) => pattern.endsWith('/')).map((pattern) => pattern.slice(0, -1)));
+  const { anyKind, foldersOnly } = nameExpressions(patterns.filter((pattern) => !pattern.startsWith('/')));
+  const { anyKind: rootAnyKind, foldersOnly: rootFoldersOnly } = nameExpressions(patterns.filter((pattern) => pattern.startsWith('/')).map((pattern) => pattern.slice(1)));
   return (relativePath, isDirectory) => {
     if (rootAnyKind || rootFoldersOnly) {
       const slash = relativePath.indexOf('/');
@@ -110,6 +106,14 @@ function pathMatcher(patterns: readonly string[]): PathMatcher {
     }
     const name = start === 0 ? relativePath : relativePath.slice(start);
     return (anyKind?.test(name) ?? false) || (isDirectory && (foldersOnly?.test(name) ?? false));
+  };
+}
+
+/** The expressions of name patterns: for those that match a name of any kind, and for those with a trailing slash, which match a folder's only. */
+function nameExpressions(patterns: readonly string[]): { anyKind?: RegExp; foldersOnly?: RegExp } {
+  return {
+    anyKind: nameRegExp(patterns.filter((pattern) => !pattern.endsWith('/'))),
+    foldersOnly: nameRegExp(patterns.filter((pattern) => pattern.endsWith('/')).map((pattern) => pattern.slice(0, -1))),
   };
 }
 
