@@ -11,17 +11,19 @@
 //   - with the resident agent syncing continuously (no command run): a save-burst of BURST_FILES
 //     files each way until the last one has arrived whole, timed from the burst's first write and
 //     from its last (rsync's own starting line: every file exists), against `rsync --files-from`
-//     of those files in the same container (BURST_ROUNDS of each, in turn; the medians); then the latency
-//     of one file written in /workspace until it is in the host folder, and of one written in the
+//     of those files in the same container and direction (BURST_ROUNDS of each, in turn; the
+//     medians); then the latency of one file written in /workspace until it is in the host
+//     folder, and of one written in the
 //     host folder until it is in /workspace (p50/p95 of LATENCY_PROBES each, the writer's clock
 //     against the reader's: one kernel clock on Linux), with the bursts' steps in the undo log;
 //   - before the bursts, the agent's processes: the resident agent's and its supervisor's memory,
 //     their inotify watches, the resident agent's CPU from one periodic rescan to the next.
 // Times inside the container are taken inside it (no `docker exec` start-up in them). The
 // machine is shared: every ratio is of two numbers measured in the same run, minutes apart.
-// The baselines write into BASELINE_DIR, on /workspace's volume (the tree's .gitignore keeps it out
-// of the sync), so that they and the sync write the same file system: creating a file in the
-// container's own overlay costs several times what it costs on the volume.
+// The baselines write where the sync writes, in a folder the tree's .gitignore keeps out of the
+// sync: BASELINE_DIR on /workspace's volume (creating a file in the container's own overlay costs
+// several times what it costs on the volume), and HOST_BASELINE_DIR in the host folder for a
+// burst to the host (creating a file in some host folders of this machine cost ten times as much).
 // `-- --sizes 2000,10000`: other sizes. CLUD_TEST_IMAGE / CLUD_IMAGE: the image tag to use.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
