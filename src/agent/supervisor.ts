@@ -16,8 +16,10 @@ const HEALTHY_AFTER_MS = 30_000;
 /**
  * V8's young generation may grow to 16 MB per semi-space and stays that big once a scan has
  * grown it: 40 MB of a resident agent that should hold little more than its state. Measured on a
- * no-change rescan of 100,000 files: 40 MB less at the same speed with 2 MB. --expose-gc: the
- * agent collects its garbage after each rescan (memory.ts).
+ * no-change rescan of 100,000 files: 40 MB less at the same speed with 2 MB. A burst pays for it
+ * in scavenges (about a fifth of the agent's main thread over four 1,000-file bursts), and 8 MB
+ * costs more memory than the goal leaves (docs/ARCHITECTURE.md). --expose-gc: the agent
+ * collects its garbage after each rescan (memory.ts).
  */
 const DAEMON_NODE_OPTIONS = '--max-semi-space-size=2 --expose-gc';
 
