@@ -5,12 +5,13 @@
 // the ones the scan read to hash it: each file is read once. The scan's entries are then the
 // first agreed state.
 import { spawn } from 'node:child_process';
-import { constants, lstatSync, promises as fs, type Stats } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import { existsSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, WORKSPACE_USER } from '../core/containerLayout';
 import type { ProgressData, SyncMetrics, SyncOptions } from '../core/protocol';
 import type { Entry, FileEntry } from '../core/files/entry';
+import { lstatSyncIfReadable } from '../core/files/fsEntry';
 import { bytesFromName, joinBytes } from '../core/files/pathCodec';
 import type { ScanCache, ScanOptions, ScanResult } from '../core/sync/scan';
 import { scanTree } from '../core/sync/scan';
@@ -184,20 +185,12 @@ export async function recordCopiedState(stateDir: string, target: string, agreed
     // One lstat a file, synchronously: the inodes were just written, so each call is a cache hit,
     // far cheaper than a round trip through the thread pool; a pause now and then lets progress out.
     if (++checked % 2000 === 0) await new Promise((resolve) => setImmediate(resolve));
-    const stats = lstatOrUndefined(joinBytes(targetBytes, path));
+    const stats = lstatSyncIfReadable(joinBytes(targetBytes, path));
     if (stats?.isFile() && stats.size === entry.size && Math.abs(stats.mtimeMs - entry.mtimeMs) < 1) {
       cache.set(path, { size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, ino: stats.ino, mode: stats.mode, hash: entry.hash, secret: hostCache.get(path)?.secret });
     }
   }
   await SyncStateStore.replace(stateDir, { ancestor: agreed, host: hostCache, container: cache });
-}
-
-function lstatOrUndefined(path: Buffer): Stats | undefined {
-  try {
-    return lstatSync(path);
-  } catch {
-    return undefined;
-  }
 }
 
 interface Receiver {

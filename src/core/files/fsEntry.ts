@@ -46,6 +46,19 @@ export function lstatSyncOrUndefined(path: Buffer): Stats | undefined {
   }
 }
 
+/**
+ * lstatSyncOrUndefined for a look that only informs: undefined whatever went wrong (gone,
+ * unreadable, a parent replaced), where the caller learns more from its next event or its next
+ * scan than from the error.
+ */
+export function lstatSyncIfReadable(path: Buffer): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
 export const sha256 = (content: Buffer): string => createHash('sha256').update(content).digest('hex');
 
 export async function hashFile(path: Buffer): Promise<string> {

@@ -7,8 +7,9 @@
 // ship in the agent's bundle or the image, and the same watch count as @parcel/watcher (see the
 // measurement in docs/ARCHITECTURE.md). Ignored folders, `.git` and node_modules get no watch.
 import { EventEmitter } from 'node:events';
-import { lstatSync, promises as fs, watch, type Dirent, type FSWatcher, type Stats } from 'node:fs';
+import { promises as fs, watch, type Dirent, type FSWatcher } from 'node:fs';
 import { pathAndAncestors } from '../files/entry';
+import { lstatSyncIfReadable } from '../files/fsEntry';
 import { forEachLimited } from '../limited';
 import { IgnoreRules } from './ignore';
 import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
@@ -259,7 +260,9 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
       await this.rewatchSubtree(folder, folder === '' ? IgnoreRules.create(this.options.excludes) : parentRules);
       return;
     }
-    if (lstatQuietly(joinBytes(this.rootBytes, path))?.isDirectory()) {
+    // Synchronous: during an apply every file put in place brings events, and a trip to libuv's
+    // pool per event cost the agent's thread more than the call (docs/ARCHITECTURE.md, Watching).
+    if (lstatSyncIfReadable(joinBytes(this.rootBytes, path))?.isDirectory()) {
       const rules = this.rules.get(folder);
       if (!this.watches.has(path) && !this.unwatched.has(name) && rules && !rules.ignores(path, true)) {
         await this.watchSubtree(path, rules);
@@ -371,16 +374,3 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
 const isUnknownType = (child: Dirent<Buffer>): boolean => !child.isFile() && !child.isDirectory() && !child.isSymbolicLink() && !child.isFIFO() && !child.isSocket() && !child.isBlockDevice() && !child.isCharacterDevice();
 const childPath = (folder: string, name: string): string => (folder === '' ? name : `${folder}/${name}`);
 const parentOf = (path: string): string => (path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '');
-
-/**
- * What is at `path` now, or undefined when it cannot be told (gone, or unreadable: its events will
- * say more). Synchronous: the entry has just changed, and a trip to libuv's pool per entry of a
- * burst cost the agent's thread more than the call (docs/ARCHITECTURE.md, Watching).
- */
-function lstatQuietly(path: Buffer): Stats | undefined {
-  try {
-    return lstatSync(path);
-  } catch {
-    return undefined;
-  }
-}
