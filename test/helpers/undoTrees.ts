@@ -1,7 +1,7 @@
 // Helpers for the undo log tests: a sample tree with every kind of entry (modes, old mtimes,
 // links, extended attributes, a name that is not UTF-8), a whole-tree snapshot to compare
-// before a step and after its undo, the operations a sync performs (announced to the step
-// first), and the entry point of the child process the crash tests SIGKILL.
+// before a step and after its undo, the operations a sync performs (planned by the step first),
+// and the entry point of the child process the crash tests SIGKILL.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -13,6 +13,9 @@ import { joinBytes, nameFromBytes } from '../../src/core/files/pathCodec';
 import { lstatSyncOrUndefined } from '../../src/core/files/fsEntry';
 import type { ModifyAction, StepWriter } from '../../src/core/undo';
 import { UndoLog } from '../../src/core/undo';
+import { subtree } from '../../src/core/undo/fsState';
+import type { PlannedChange } from '../../src/core/undo/stepPlan';
+import { beforeOf } from '../../src/core/undo/safeguards';
 import type { UndoLogOptions } from '../../src/core/undo';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -242,49 +245,72 @@ export async function step(log: UndoLog, workspace: Workspace, change: (writer: 
 
 const temporaryNear = (target: Buffer): Buffer => Buffer.concat([target.subarray(0, target.lastIndexOf(0x2f) + 1), Buffer.from(`.clud-sync-${randomBytes(6).toString('hex')}.tmp`)]);
 
-/** As the apply announces a change: with what it found at the path just before (its lstat). */
-function announce(writer: StepWriter, root: string, key: string, action: ModifyAction): Promise<void> {
-  return writer.beforeModify(key, action, { stats: lstatSyncOrUndefined(joinBytes(root, key)) });
+/**
+ * As a sync makes a change: the step plans it (its questions asked, its preimages captured), each
+ * path is checked at its change with what is there just before (its lstat), the change is made,
+ * and the step is told it was carried out. `touched`: the paths the change makes or removes, in
+ * the order of the plan (a folder removed whole brings everything inside it, deepest first, as
+ * reconcile deletes a tree).
+ */
+async function change(writer: StepWriter, root: string, touched: ReadonlyArray<readonly [string, ModifyAction]>, make: () => Promise<unknown>): Promise<void> {
+  await writer.prepare(touched.map(([key, action]) => plannedChange(root, key, action)));
+  for (const [key] of touched) await writer.beforeModify(key, lstatSyncOrUndefined(joinBytes(root, key)));
+  await make();
+  for (const [key] of touched) writer.markChanged(key);
+}
+
+/** As a sync readies a change of `key` (planned, captured, checked at the change) and has not made it yet. */
+export async function readyChange(writer: StepWriter, root: string, key: string, action: ModifyAction = 'write'): Promise<void> {
+  await writer.prepare([plannedChange(root, key, action)]);
+  await writer.beforeModify(key, lstatSyncOrUndefined(joinBytes(root, key)));
+}
+
+/** The change of `key` as a plan takes it: with what is there now. */
+export function plannedChange(root: string, key: string, action: ModifyAction): PlannedChange {
+  const before = beforeOf(lstatSyncOrUndefined(joinBytes(root, key)));
+  return { path: key, action, ...(before && { before }) };
+}
+
+/** `key` and, when it is a folder, everything inside it, deepest first. */
+async function withInside(root: string, key: string, action: ModifyAction): Promise<Array<readonly [string, ModifyAction]>> {
+  const inside = lstatSyncOrUndefined(joinBytes(root, key))?.isDirectory() ? await subtree(root, key) : [];
+  return [...inside.reverse().map(([inner]) => [inner, action] as const), [key, action] as const];
 }
 
 export const ops = {
   /** Like apply: stage a temporary sibling, then rename it over the target. */
-  async write(writer: StepWriter, root: string, key: string, content: string | Buffer, mode = 0o644): Promise<void> {
-    await announce(writer, root, key, 'write');
+  write(writer: StepWriter, root: string, key: string, content: string | Buffer, mode = 0o644): Promise<void> {
     const target = joinBytes(root, key);
-    const staged = temporaryNear(target);
-    await writeFile(staged, content, { mode });
-    await chmod(staged, mode);
-    await rename(staged, target);
+    return change(writer, root, [[key, 'write']], async () => {
+      const staged = temporaryNear(target);
+      await writeFile(staged, content, { mode });
+      await chmod(staged, mode);
+      await rename(staged, target);
+    });
   },
-  async mkdir(writer: StepWriter, root: string, key: string, mode = 0o755): Promise<void> {
-    await announce(writer, root, key, 'write');
-    await mkdir(joinBytes(root, key), { mode });
+  mkdir(writer: StepWriter, root: string, key: string, mode = 0o755): Promise<void> {
+    return change(writer, root, [[key, 'write']], () => mkdir(joinBytes(root, key), { mode }));
   },
   /** A file, a link, or a whole folder at once. */
   async delete(writer: StepWriter, root: string, key: string): Promise<void> {
-    await announce(writer, root, key, 'delete');
-    await rm(joinBytes(root, key), { recursive: true });
+    return change(writer, root, await withInside(root, key, 'delete'), () => rm(joinBytes(root, key), { recursive: true }));
   },
   async rename(writer: StepWriter, root: string, from: string, to: string): Promise<void> {
-    await announce(writer, root, from, 'rename-source');
-    await announce(writer, root, to, 'rename-target');
-    await rename(joinBytes(root, from), joinBytes(root, to));
+    return change(writer, root, [...(await withInside(root, from, 'rename-source')), [to, 'rename-target']], () => rename(joinBytes(root, from), joinBytes(root, to)));
   },
-  async chmod(writer: StepWriter, root: string, key: string, mode: number): Promise<void> {
-    await announce(writer, root, key, 'chmod');
-    await chmod(joinBytes(root, key), mode);
+  chmod(writer: StepWriter, root: string, key: string, mode: number): Promise<void> {
+    return change(writer, root, [[key, 'chmod']], () => chmod(joinBytes(root, key), mode));
   },
-  async truncate(writer: StepWriter, root: string, key: string, length: number): Promise<void> {
-    await announce(writer, root, key, 'truncate');
-    await truncate(joinBytes(root, key), length);
+  truncate(writer: StepWriter, root: string, key: string, length: number): Promise<void> {
+    return change(writer, root, [[key, 'truncate']], () => truncate(joinBytes(root, key), length));
   },
-  async symlink(writer: StepWriter, root: string, key: string, target: string): Promise<void> {
-    await announce(writer, root, key, 'write');
+  symlink(writer: StepWriter, root: string, key: string, target: string): Promise<void> {
     const link = joinBytes(root, key);
-    const staged = temporaryNear(link);
-    await symlink(target, staged);
-    await rename(staged, link);
+    return change(writer, root, [[key, 'write']], async () => {
+      const staged = temporaryNear(link);
+      await symlink(target, staged);
+      await rename(staged, link);
+    });
   },
 };
 
@@ -308,7 +334,7 @@ export const MIXED_CHANGES: Array<(writer: StepWriter, root: string) => Promise<
 // Crash child: runs MIXED_CHANGES as one step and SIGKILLs itself at a chosen point
 
 /**
- * Kill points: "captured-<i>" (change i announced and captured, not carried out), "after-<k>"
+ * Kill points: "captured-<i>" (change i planned and captured, not carried out), "after-<k>"
  * (k changes done, step still open), "staged" (change 0 captured and its temporary sibling
  * staged), "before-promote" (all done, manifest written, not yet promoted), "none" (no kill).
  */
@@ -343,15 +369,16 @@ async function crashChild(workspace: Workspace, killAt: KillPoint): Promise<void
   };
   const log = await openLog(workspace, { hooks: { beforePromote: () => (killAt === 'before-promote' ? die() : undefined) } });
   const writer = await log.beginStep({ syncId: 'crash', policy: 'pull', root: workspace.root });
+  const ready = (key: string) => readyChange(writer, workspace.root, key);
   if (killAt === 'staged') {
-    await writer.beforeModify('src/a.ts', 'write');
+    await ready('src/a.ts');
     await writeFile(temporaryNear(joinBytes(workspace.root, 'src/a.ts')), 'half written');
     die();
   }
   for (const [index, change] of MIXED_CHANGES.entries()) {
     if (killAt === `after-${index}`) die();
     if (killAt === `captured-${index}`) {
-      await writer.beforeModify(FIRST_PATHS[index]!, 'write');
+      await ready(FIRST_PATHS[index]!);
       die();
     }
     await change(writer, workspace.root);

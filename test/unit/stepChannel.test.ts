@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { serveStepChannel } from '../../src/agent/stepChannel';
 import { requestStep, StepRequestFailed } from '../../src/agent/stepClient';
 import { createStepOperations } from '../../src/agent/stepOperations';
-import { assertSameTree, snapshotTree } from '../helpers/undoTrees';
+import { assertSameTree, readyChange, snapshotTree } from '../helpers/undoTrees';
 import { useStepChannel } from '../helpers/stepAgent';
 import type { TestStepAgent } from '../helpers/stepAgent';
 
@@ -91,8 +91,9 @@ describe('unit: the narrow step channel', () => {
 
   it("undoLastStep leaves the user's own requests alone (a step without a group)", async () => {
     const writer = await sample.log.beginStep({ syncId: 'pull', policy: 'pull', root: sample.workspace.root });
-    await writer.beforeModify('pulled.txt', 'write');
+    await readyChange(writer, sample.workspace.root, 'pulled.txt');
     await writeFile(path.join(sample.workspace.root, 'pulled.txt'), 'x');
+    writer.markChanged('pulled.txt');
     assert.ok(await writer.close());
     const refused = await rejection(ask('undoLastStep', {}));
     assert.equal(refused.code, 'refused');

@@ -5,7 +5,7 @@ import { sha256 } from '../../src/core/files/fsEntry';
 import { joinBytes } from '../../src/core/files/pathCodec';
 import type { UndoLog } from '../../src/core/undo';
 import type { TreeState, Workspace } from '../helpers/undoTrees';
-import { assertSameTree, makeWorkspace, openLog, ops, snapshotTree, step, useUndoTempDir } from '../helpers/undoTrees';
+import { assertSameTree, makeWorkspace, openLog, ops, readyChange, snapshotTree, step, useUndoTempDir } from '../helpers/undoTrees';
 
 describe('unit: undo barriers', () => {
   const tempDir = useUndoTempDir('clud-undo-barriers-');
@@ -41,7 +41,7 @@ describe('unit: undo barriers', () => {
     const summary = await step(log, workspace, async (writer) => {
       await ops.write(writer, workspace.root, 'src/a.ts', content);
       const stats = await lstat(at('src/a.ts'));
-      writer.recordWritten('src/a.ts', { kind: 'file', size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode & 0o7777, hash: sha256(content) });
+      writer.markChanged('src/a.ts', { left: { kind: 'file', size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode & 0o7777, hash: sha256(content) } });
       await writeFile(at('src/a.ts'), 'the user, before the step closed');
     });
     assert.deepEqual(await changesOf(), ['src/a.ts: content changed']);
@@ -215,7 +215,7 @@ describe('unit: undo barriers', () => {
 
     assert.deepEqual(await changesOf(), ['src/deep/z.txt: its parent src/deep is no longer a folder', 'src/deep: folder type changed (directory → symlink)']);
     const writer = await log.beginStep({ syncId: 'next', policy: 'pull', root: workspace.root });
-    await assert.rejects(writer.beforeModify('src/deep/new.txt', 'write'), /its parent src\/deep is not a folder/);
+    await assert.rejects(readyChange(writer, workspace.root, 'src/deep/new.txt'), /its parent src\/deep is not a folder/);
     assert.equal(await writer.close(), undefined);
 
     const forced = await log.undo({ steps: 1, force: true, root: workspace.root });

@@ -60,6 +60,9 @@ describe('unit: undo limits and format version', () => {
     await writeStep(log, 'step 1');
     const big = await step(log, workspace, async (writer) => {
       await ops.write(writer, workspace.root, 'src/b.ts', 'step 2');
+      // The plan takes the size the scan saw (a small file that grew to 30 kB since): it is the
+      // capture that finds the step over its limit.
+      await writer.prepare([{ path: 'noise.bin', action: 'write', before: { kind: 'file', size: 10 } }]);
       await ops.write(writer, workspace.root, 'noise.bin', 'step 2 overwrites 30 kB of noise');
     });
     const afterBig = await snapshotTree(workspace.root);

@@ -190,7 +190,7 @@ describe('unit: a recorded sync follows its plan', () => {
     assert.deepEqual(Object.values(readTree(f.host)).filter((content) => content.startsWith('container')), []);
   });
 
-  it('a path captured ahead whose change never started (edited since the scan) is left out of the step: undo keeps the edit', async () => {
+  it('a path captured whose change never started (edited since the scan) is left out of the step: undo keeps the edit', async () => {
     const f = fixture();
     await agreedOn(f, { 'a.txt': 'a', 'd/x.txt': 'x' });
     makeTree(f.container, { 'a.txt': 'a from the container' });
@@ -198,7 +198,7 @@ describe('unit: a recorded sync follows its plan', () => {
     const log = await openLog(f);
     const report = await sync(f, 'pull', {
       undo: { log },
-      // The deeper deletion goes first; meanwhile someone edits a.txt, captured ahead but not changed yet.
+      // The deeper deletion goes first; meanwhile someone edits a.txt, captured but not changed yet.
       beforeModify: async (change) => {
         if (change.side === 'host' && change.path === 'd/x.txt') makeTree(f.host, { 'a.txt': 'edited on the host' });
       },

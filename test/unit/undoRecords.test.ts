@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import type { Preimage } from '../../src/core/undo/records';
 import { Manifest, UNDO_FORMAT_VERSION, UnprotectedMarker } from '../../src/core/undo/records';
-import type { Capture } from '../../src/core/undo/stepRecords';
 import { changedCount, contentLimit, countedRecords, overLimitReason, overStepLimit, withoutUnchanged } from '../../src/core/undo/stepRecords';
 
 const inode = { mode: 0o644, uid: 0, gid: 0, atimeMs: 1, mtimeMs: 2, xattrs: null };
@@ -12,43 +11,55 @@ const folder: Preimage = { kind: 'directory', ...inode, mode: 0o755, metadataOnl
 const parentFolder: Preimage = { ...folder, metadataOnly: true };
 const absent: Preimage = { kind: 'absent' };
 
-/** An announced capture. */
-const own = (pre: Preimage): Capture => ({ pre, round: 1 });
-/** A capture made ahead and not (yet) announced. */
-const ahead = (pre: Preimage): Capture => ({ pre, round: 1, ahead: { stats: undefined } });
-
 describe('unit: undo step records', () => {
-  describe('countedRecords: the captures a step counts', () => {
-    const cases: Array<{ description: string; captures: Array<[string, Capture]>; expected: Array<[string, Preimage]> }> = [
-      { description: 'nothing captured: nothing counts', captures: [], expected: [] },
+  describe('countedRecords: the records of the changed paths and their parents', () => {
+    const cases: Array<{ description: string; captures: Array<[string, Preimage]>; changed: string[]; expected: Array<[string, Preimage]> }> = [
+      { description: 'nothing changed: nothing counts', captures: [['', parentFolder], ['a', file]], changed: [], expected: [] },
       {
-        description: 'announced paths count as captured, their parents as recorded',
-        captures: [['', own(parentFolder)], ['d', own(parentFolder)], ['d/f', own(file)]],
-        expected: [['', parentFolder], ['d', parentFolder], ['d/f', file]],
+        description: 'a changed path counts as captured, its parents as recorded',
+        captures: [['', parentFolder], ['d', parentFolder], ['d/f', file]],
+        changed: ['d/f'],
+        expected: [['d/f', file], ['d', parentFolder], ['', parentFolder]],
       },
       {
-        description: 'a path captured ahead and never announced does not count',
-        captures: [['', own(parentFolder)], ['a', own(file)], ['b', ahead(file)]],
-        expected: [['', parentFolder], ['a', file]],
+        description: 'a path captured and never changed does not count',
+        captures: [['', parentFolder], ['a', file], ['b', file]],
+        changed: ['a'],
+        expected: [['a', file], ['', parentFolder]],
       },
       {
-        description: 'a folder captured ahead counts only as the parent of an announced path: by its mode and times',
-        captures: [['', ahead(parentFolder)], ['d', ahead(folder)], ['d/f', own(file)], ['e', ahead(folder)]],
-        expected: [['d/f', file], ['', parentFolder], ['d', parentFolder]],
+        description: 'a folder captured for a change of its own that it did not get counts only as the parent of a changed path: by its mode and times',
+        captures: [['', parentFolder], ['d', folder], ['d/f', file], ['e', folder]],
+        changed: ['d/f'],
+        expected: [['d/f', file], ['d', parentFolder], ['', parentFolder]],
       },
       {
-        description: 'a missing parent captured ahead counts as created by the step; a file captured ahead above nothing announced does not',
-        captures: [['', own(parentFolder)], ['n', ahead(absent)], ['n/f', own(file)], ['x', ahead(file)]],
-        expected: [['', parentFolder], ['n/f', file], ['n', absent]],
+        description: 'a missing parent counts as created by the step; a file above nothing changed does not',
+        captures: [['', parentFolder], ['n', absent], ['n/f', file], ['x', file]],
+        changed: ['n/f'],
+        expected: [['n/f', file], ['n', absent], ['', parentFolder]],
+      },
+      {
+        description: 'a folder changed itself after a path inside it keeps its own record',
+        captures: [['', parentFolder], ['d', folder], ['d/f', file]],
+        changed: ['d/f', 'd'],
+        expected: [['d/f', file], ['d', folder], ['', parentFolder]],
+      },
+      {
+        description: 'a path changed that could not be captured has no record (it was not changed)',
+        captures: [['', parentFolder], ['a', file]],
+        changed: ['a', 'gone'],
+        expected: [['a', file], ['', parentFolder]],
       },
       {
         description: 'a folder recorded only as a parent makes no parents of its own count',
-        captures: [['', ahead(parentFolder)], ['d', own(parentFolder)]],
+        captures: [['', parentFolder], ['d', parentFolder]],
+        changed: ['d'],
         expected: [['d', parentFolder]],
       },
     ];
-    for (const { description, captures, expected } of cases) {
-      it(description, () => assert.deepEqual([...countedRecords(new Map(captures))], expected));
+    for (const { description, captures, changed, expected } of cases) {
+      it(description, () => assert.deepEqual([...countedRecords(new Map(captures.map(([key, pre]) => [key, { pre }])), changed)], expected));
     }
   });
 

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import type { SafeguardQuestion, StepWriter, UndoLog } from '../../src/core/undo';
 import { SafeguardDenied } from '../../src/core/undo';
 import type { TreeState, Workspace } from '../helpers/undoTrees';
-import { assertSameTree, makeWorkspace, openLog, ops, snapshotTree, useUndoTempDir } from '../helpers/undoTrees';
+import { assertSameTree, makeWorkspace, openLog, ops, readyChange, snapshotTree, useUndoTempDir } from '../helpers/undoTrees';
 
 describe('unit: undo safeguards', () => {
   const tempDir = useUndoTempDir('clud-undo-safeguards-');
@@ -76,7 +76,7 @@ describe('unit: undo safeguards', () => {
     assert.deepEqual([denied.question.kind, denied.question.path, denied.rolledBack, denied.problems], ['many-deletions', 'README.md', true, []]);
     assert.equal(writer.denied, denied);
     assertSameTree(await snapshotTree(workspace.root), before);
-    await assert.rejects(writer.beforeModify('docs/guide.md', 'write'), SafeguardDenied);
+    await assert.rejects(readyChange(writer, workspace.root, 'docs/guide.md'), SafeguardDenied);
     assert.equal(await writer.close(), undefined);
     assert.deepEqual(await log.list(), []);
     assert.deepEqual(await readdir(path.join(workspace.undoDir, 'in-progress')), []);

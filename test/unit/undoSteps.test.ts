@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { joinBytes } from '../../src/core/files/pathCodec';
 import type { StepWriter } from '../../src/core/undo';
-import { assertSameTree, ODD_NAME, openLog, ops, snapshotTree, step, undoAndCompare, useUndoSample } from '../helpers/undoTrees';
+import { assertSameTree, ODD_NAME, openLog, ops, readyChange, snapshotTree, step, undoAndCompare, useUndoSample } from '../helpers/undoTrees';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
@@ -48,11 +48,12 @@ describe('unit: undo steps', () => {
     await undoAndCompare(sample);
   });
 
-  it('new folders a caller creates in one go (parents it never announced)', async () => {
+  it('new folders a caller creates in one go (parents it never planned)', async () => {
     await step(sample.log, sample.workspace, async (writer) => {
-      await writer.beforeModify('p/q/r.txt', 'write');
+      await readyChange(writer, sample.workspace.root, 'p/q/r.txt');
       await mkdir(joinBytes(sample.workspace.root, 'p/q'), { recursive: true });
       await writeFile(joinBytes(sample.workspace.root, 'p/q/r.txt'), 'x');
+      writer.markChanged('p/q/r.txt');
     });
     await undoAndCompare(sample);
   });
@@ -150,14 +151,12 @@ describe('unit: undo steps', () => {
     await undoAndCompare(sample, 2);
   });
 
-  it('records no empty step: nothing announced, or everything forgotten', async () => {
+  it('records no empty step: nothing planned, or changes readied and never made', async () => {
     assert.equal(await step(sample.log, sample.workspace, async () => {}), undefined);
     assert.equal(
       await step(sample.log, sample.workspace, async (writer) => {
-        await writer.beforeModify('src/a.ts', 'write');
-        await writer.beforeModify('brand/new.txt', 'write');
-        assert.equal(await writer.forget('src/a.ts'), true);
-        assert.equal(await writer.forget('brand/new.txt'), true);
+        await readyChange(writer, sample.workspace.root, 'src/a.ts');
+        await readyChange(writer, sample.workspace.root, 'brand/new.txt');
       }),
       undefined,
     );
@@ -166,10 +165,10 @@ describe('unit: undo steps', () => {
     assertSameTree(await snapshotTree(sample.workspace.root), sample.before);
   });
 
-  it('forget keeps a preimage whose path did change', async () => {
+  it('a change that began and was never reported is still recorded when its path no longer holds the preimage', async () => {
     await step(sample.log, sample.workspace, async (writer) => {
-      await ops.write(writer, sample.workspace.root, 'src/a.ts', 'changed anyway');
-      assert.equal(await writer.forget('src/a.ts'), false);
+      await readyChange(writer, sample.workspace.root, 'src/a.ts');
+      await writeFile(joinBytes(sample.workspace.root, 'src/a.ts'), 'changed, then the caller failed before reporting it');
     });
     await undoAndCompare(sample);
   });
@@ -178,7 +177,7 @@ describe('unit: undo steps', () => {
     const writer = await sample.log.beginStep({ syncId: 'sync', policy: 'pull', root: sample.workspace.root });
     await ops.write(writer, sample.workspace.root, 'src/a.ts', 'changed');
     await ops.delete(writer, sample.workspace.root, 'docs');
-    await writer.beforeModify('README.md', 'write');
+    await readyChange(writer, sample.workspace.root, 'README.md');
     await writeFile(joinBytes(sample.workspace.root, '.clud-sync-0123456789ab.tmp'), 'staged, never renamed');
     assert.deepEqual(await writer.rollback(), []);
     assert.equal(await writer.close(), undefined);
@@ -192,7 +191,7 @@ describe('unit: undo steps', () => {
     for (const key of ['src/a.ts', 'src/b.ts']) {
       await ops.write(writer, root, key, `written by the step: ${key}`);
       const written = await stat(joinBytes(root, key));
-      writer.recordWritten(key, { kind: 'file', hash: sha256(`written by the step: ${key}`), size: written.size, mode: 0o644, mtimeMs: written.mtimeMs });
+      writer.markChanged(key, { left: { kind: 'file', hash: sha256(`written by the step: ${key}`), size: written.size, mode: 0o644, mtimeMs: written.mtimeMs } });
     }
     await writeFile(joinBytes(root, 'src/a.ts'), 'edited by the user after the sync wrote it');
     assert.deepEqual(await writer.rollback(), []);

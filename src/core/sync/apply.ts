@@ -33,16 +33,16 @@ export interface ApplyOptions {
   /** The tree a change to each side copies from; by default the other side's root (a restore copies from a backup). */
   sources?: Record<Side, string>;
   /**
-   * Called before anything is written for a change, staging included (the undo log captures the
-   * path's preimage here), with what the apply found at the path just before (its lstat; undefined:
-   * nothing), so the hook need not look again. It returns the version it saved, if any: the
-   * change goes ahead only if that is the version the scan saw. An error it throws that
+   * Called before anything is written for a change, staging included (the undo log checks here
+   * that the preimage it captured is still what is at the path), with what the apply found at the
+   * path just before (its lstat; undefined: nothing), so the hook need not look again. It returns
+   * the version it saved, if any: the change goes ahead only if that is the version the scan saw. An error it throws that
    * `isFatal` accepts stops the whole apply.
    */
   beforeModify?: (change: Change, found: Stats | undefined) => Promise<CapturedVersion | void>;
   /** Called once a change is carried out, before anything else touches its path (the undo log notes what the change left). */
   afterModify?: (change: Change) => void;
-  /** Errors that must stop applying instead of skipping one change (e.g. a denied safeguard). */
+  /** Errors that must stop applying instead of skipping one change (e.g. a cancelled sync). */
   isFatal?: (error: unknown) => boolean;
   /**
    * Who gets what the apply creates on a side (files, links, folders), before it is linked into

@@ -1,6 +1,7 @@
 // Applying changes as one undo step: the step is planned first (its safeguard questions asked and
-// every preimage captured before anything changes), then every change to the host is preceded by
-// its preimage in the undo log, and a denial or a failure rolls the host back.
+// every preimage captured before anything changes), then the apply changes the host, each path
+// only once its preimage is durable, and the step records what the apply carried out. A denial
+// changes nothing; a failure rolls the host back.
 import type { SafeguardAsk, SafeguardQuestion, SafeguardThresholds, StepGroup } from '../undo';
 import { SafeguardDenied } from '../undo';
 import type { UndoLog } from '../undo';
@@ -58,39 +59,30 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
     // The questions first (a Deny then has nothing to roll back), then every preimage, in the
     // order of the changes; only then does the apply change anything.
     await writer.prepare(plannedChanges(hostChanges));
-    const announced = new Set<string>();
     outcome = await applyChanges(changes, {
       ...options,
       beforeModify: async (change, found) => {
         // The step first, while `found` is still what is at the path: a path that changed since
-        // its capture is captured again.
-        if (change.side === 'host') await writer.beforeModify(change.path, actionOf(change), { stats: found });
+        // its capture is captured again. The version it saved (at the path's first change in
+        // the step only) is checked by the apply: it replaces the path only if it is the one the
+        // scan saw.
+        const saved = change.side === 'host' ? await writer.beforeModify(change.path, found) : undefined;
         await options.beforeModify?.(change, found);
-        // The version the step saved: the apply replaces the path only if it is the one the scan
-        // saw. Only for the path's first change in the step (a resolve may delete a file, then
-        // create a folder at its path: the saved version is the file's, from before both).
-        if (change.side !== 'host' || announced.has(change.path)) return undefined;
-        announced.add(change.path);
-        return writer.savedVersion(change.path);
+        return saved;
       },
       afterModify: (change) => {
         options.afterModify?.(change);
-        if (change.side === 'host') writer.recordWritten(change.path, change.next);
+        if (change.side === 'host') writer.markChanged(change.path, { left: change.next });
       },
-      isFatal: (error) => error instanceof SafeguardDenied || options.isFatal?.(error) === true,
     });
-  } catch (error) {
-    // A denial has already rolled the host back; this ends the step either way.
-    await writer.rollback();
-    if (error instanceof SafeguardDenied) return { denied: error.question };
-    throw error;
-  }
-  for (const { change } of outcome.skipped) if (change.side === 'host') await writer.forget(change.path);
-  try {
+    // What the step records is what the apply carried out (markChanged); a change it skipped
+    // left its path as it was, and its capture is not counted.
     const summary = await writer.close();
     return { outcome, stepId: summary?.id };
   } catch (error) {
+    // A denial has already rolled the step back; this ends the step either way.
     await writer.rollback();
+    if (error instanceof SafeguardDenied) return { denied: error.question };
     throw error;
   }
 }

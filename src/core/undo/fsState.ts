@@ -10,7 +10,7 @@ import type { Postimage, Preimage } from './records';
 import { childKey } from './records';
 import type { KeptVersion } from './types';
 
-/** The comparable identity of a state: what barrier checks and forget() look at. */
+/** The comparable identity of a state: what barrier checks and a closing step look at. */
 export type Identity = { kind: 'absent' } | { kind: 'file'; hash: string; mode: number } | { kind: 'directory'; mode: number } | { kind: 'symlink'; target: string } | { kind: 'other' };
 
 export const permissions = (stats: { mode: number }): number => stats.mode & 0o7777;

@@ -75,11 +75,8 @@ export type Postimage = z.infer<typeof Postimage>;
  */
 export const JournalHeader = z.object({ version: z.literal(UNDO_FORMAT_VERSION), stepId: z.string(), root: z.string() });
 
-/**
- * The other lines, in the order they were made durable: a path's preimage (a later line for the
- * same path replaces it), or `forget`: the path no longer counts as captured.
- */
-export const JournalEntry = z.union([z.object({ path: z.string(), pre: Preimage }), z.object({ forget: z.string() })]);
+/** The other lines, in the order they were made durable: a path's preimage (a later line for the same path, captured again, replaces it). */
+export const JournalEntry = z.object({ path: z.string(), pre: Preimage });
 export type JournalEntry = z.infer<typeof JournalEntry>;
 
 export const StepRecord = z.object({

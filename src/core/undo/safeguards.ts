@@ -1,6 +1,6 @@
-// Which changes of a step cross a safeguard threshold. The step's plan asks the questions this
-// raises before anything changes, and the step writer checks each change again as it is
-// announced; this only counts and compares, so it needs no disk and no locks.
+// Which changes of a step cross a safeguard threshold. The step's plan (stepPlan.ts) asks the
+// questions this raises before anything changes; this only counts and compares, so it needs no
+// disk and no locks. One counter per step counts over every part of its plan.
 import type { Stats } from 'node:fs';
 import { kindOf } from './fsState';
 import type { Identity } from './fsState';
@@ -18,12 +18,12 @@ export class SafeguardCounter {
   /** Files and links that existed before the step and that it deletes (counted once each). */
   private readonly deletions = new Set<string>();
   private readonly allowed = new Set<SafeguardKind>();
-  /** The kind each path announced had before the step (deleting what the step itself created is no loss). */
+  /** The kind each path planned had before the step (deleting what the step itself created is no loss). */
   private readonly kindsBefore = new Map<string, Identity['kind']>();
 
   /**
    * `moved`: paths whose deletion is a move (their content arrives under another name in the same
-   * step), which are no loss and not counted. Also settable later, once the step has its plan.
+   * step), which are no loss and not counted; set again for each part of a step's plan.
    */
   constructor(
     private readonly thresholds: SafeguardThresholds,
@@ -35,17 +35,15 @@ export class SafeguardCounter {
   }
 
   /**
-   * The questions announcing `action` on `key` raises. Deletions are counted here, synchronously,
-   * so concurrent announcements all count. `inside`: what a folder deleted whole holds.
+   * The questions planning `action` on `key` raises (deletions are counted here).
    */
-  questionsFor(key: string, action: ModifyAction, before: Before | undefined, inside: ReadonlyArray<readonly [string, Before]> = []): SafeguardQuestion[] {
+  questionsFor(key: string, action: ModifyAction, before: Before | undefined): SafeguardQuestion[] {
     // Called for every path a sync changes: a kind already allowed costs no question text.
     const { maxDeletions, largeFileBytes, askRenameOver } = this.thresholds;
     const questions: SafeguardQuestion[] = [];
     const firstTouch = !this.kindsBefore.has(key);
     if (action === 'delete' && before) {
       this.countDeletion(key, before);
-      for (const [candidate, candidateBefore] of inside) this.countDeletion(candidate, candidateBefore);
       if (this.deletions.size > maxDeletions && !this.allowed.has('many-deletions')) questions.push(this.deletionsQuestion(key));
     }
     if ((action === 'write' || action === 'truncate' || action === 'rename-target') && firstTouch && before?.kind === 'file' && before.size > largeFileBytes && !this.allowed.has('large-overwrite')) {
@@ -74,29 +72,19 @@ export class SafeguardCounter {
     this.allowed.add(kind);
   }
 
-  isAllowed(kind: SafeguardKind): boolean {
-    return this.allowed.has(kind);
-  }
-
   /**
-   * The change of `key` was announced (after asking its questions), and the path was `kind` before
-   * it; only a path's first announcement counts. Returns whether it was the first.
+   * The change of `key` was planned (after asking its questions), and the path was `kind` before
+   * it; only a path's first change counts. Returns whether it was the first.
    */
-  announce(key: string, kind: Identity['kind']): boolean {
+  plan(key: string, kind: Identity['kind']): boolean {
     if (this.kindsBefore.has(key)) return false;
     this.kindsBefore.set(key, kind);
     return true;
   }
 
-  /** Paths announced (and not uncounted): the count of paths an unprotected step changed. */
-  get announcedCount(): number {
+  /** Paths planned: the count of paths a step that keeps no preimages may change. */
+  get plannedCount(): number {
     return this.kindsBefore.size;
-  }
-
-  /** The change announced for `key` was not carried out. */
-  uncount(key: string): void {
-    this.deletions.delete(key);
-    this.kindsBefore.delete(key);
   }
 }
 

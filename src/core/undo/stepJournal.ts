@@ -2,7 +2,7 @@
 //
 //   manifest.json    the step's header while it is open (the whole manifest once it closes)
 //   content.raw      the captured files' contents one after another, as they were read
-//   journal.jsonl    a header line, then one line per captured (or forgotten) path
+//   journal.jsonl    a header line, then one line per captured path
 //
 // Why one content file and one journal rather than a file or two per path: on a busy ext4 disk,
 // creating a file is a journal transaction that can wait behind other commits, and a thousand
@@ -236,7 +236,6 @@ export async function readJournal(directory: string): Promise<JournalContent> {
     }
     const entry = JournalEntry.safeParse(json);
     if (!entry.success) content.ignored.push(`ignored line ${number + 1} of the journal: not a journal entry`);
-    else if ('forget' in entry.data) content.preimages.delete(entry.data.forget);
     else content.preimages.set(entry.data.path, entry.data.pre);
   });
   return content;

@@ -42,12 +42,16 @@ export interface StepPlan {
 export const RECORD_BYTES = 800;
 
 /** The deletions of a step that are moves (see PlannedChange.moved). */
-export function movedPaths(changes: readonly PlannedChange[]): Set<string> {
+function movedPaths(changes: readonly PlannedChange[]): Set<string> {
   return new Set(changes.filter((change) => change.action === 'delete' && change.moved).map((change) => change.path));
 }
 
-export function planStep(changes: readonly PlannedChange[], thresholds: SafeguardThresholds, limits: Pick<UndoLimits, 'maxStepBytes'>): StepPlan {
-  const counter = new SafeguardCounter(thresholds, movedPaths(changes));
+/**
+ * `counter`: the step's, when the step is planned in parts (it counts over all of them, and a
+ * path planned in an earlier part is not captured again); a fresh one otherwise.
+ */
+export function planStep(changes: readonly PlannedChange[], thresholds: SafeguardThresholds, limits: Pick<UndoLimits, 'maxStepBytes'>, counter = new SafeguardCounter(thresholds)): StepPlan {
+  counter.setMoved(movedPaths(changes));
   const questions = new Map<SafeguardKind, SafeguardQuestion>();
   /** Each path at its first change. */
   const capture: string[] = [];
@@ -58,7 +62,7 @@ export function planStep(changes: readonly PlannedChange[], thresholds: Safeguar
       questions.set(question.kind, question);
       counter.allow(question.kind);
     }
-    if (!counter.announce(path, before?.kind ?? 'absent')) continue;
+    if (!counter.plan(path, before?.kind ?? 'absent')) continue;
     capture.push(path);
     if (before?.kind === 'file') contentBytes += before.size;
     for (let key = path; !records.has(key); key = parentKey(key)) {

@@ -4,18 +4,6 @@ import type { Preimage } from './records';
 import { parentKey } from './records';
 import { formatBytes } from './safeguards';
 
-/** One path's capture in an open step. */
-export interface Capture {
-  pre: Preimage;
-  /** The journal's flush round after which its line is on disk. */
-  round: number;
-  /**
-   * Set while the path was captured ahead (or recorded as the parent of one) and not announced:
-   * what the capture found there, to tell at the announcement whether the path changed since.
-   */
-  ahead?: { stats: unknown };
-}
-
 /** A folder recorded only for its mode and times, because a path inside it changed: not itself a change of the step. */
 export const isMetadataOnly = (pre: Preimage): boolean => pre.kind === 'directory' && pre.metadataOnly;
 
@@ -28,22 +16,24 @@ function* parentsOf(key: string): Generator<string> {
 }
 
 /**
- * The captures that count: those of announced paths, and of their parents. A path captured ahead
- * but never announced counts only as the parent of one that was: a folder by its mode and times
- * from before the step, a missing one as created by the step (anything else not at all).
+ * The records of the paths `keys` (those whose change began, or was carried out) and of their
+ * parents, from the step's captures: a parent folder by its mode and times from before the step,
+ * a missing one as created by the step. A key without a capture (it could not be captured, so it
+ * was not changed) has no record.
  */
-export function countedRecords(captures: ReadonlyMap<string, Capture>): Map<string, Preimage> {
+export function countedRecords(captures: ReadonlyMap<string, { pre: Preimage }>, keys: Iterable<string>): Map<string, Preimage> {
   const counted = new Map<string, Preimage>();
-  const parents = new Set<string>();
-  for (const [key, { pre, ahead }] of captures) {
-    if (ahead) continue;
+  for (const key of keys) {
+    const pre = captures.get(key)?.pre;
+    if (!pre) continue;
     counted.set(key, pre);
-    if (!isMetadataOnly(pre)) for (const parent of parentsOf(key)) parents.add(parent);
-  }
-  for (const [key, { pre, ahead }] of captures) {
-    if (!ahead || !parents.has(key)) continue;
-    if (pre.kind === 'directory') counted.set(key, { ...pre, metadataOnly: true });
-    else if (pre.kind === 'absent') counted.set(key, pre);
+    if (isMetadataOnly(pre)) continue;
+    for (const parent of parentsOf(key)) {
+      const parentPre = captures.get(parent)?.pre;
+      if (counted.has(parent) || !parentPre) continue;
+      if (parentPre.kind === 'directory') counted.set(parent, { ...parentPre, metadataOnly: true });
+      else if (parentPre.kind === 'absent') counted.set(parent, parentPre);
+    }
   }
   return counted;
 }

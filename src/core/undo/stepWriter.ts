@@ -1,48 +1,79 @@
-// One step being recorded: the write-ahead half of the undo log. Before the caller first changes
-// a path, its preimage is in the step's journal (see stepJournal.ts) and durable; the caller
-// changes the path only after beforeModify returned. close() records postimages, writes the
-// manifest and promotes the folder; a crash before that leaves an in-progress folder that
+// One step being recorded: the write-ahead half of the undo log. The caller plans the step before
+// it changes anything: prepare() asks the plan's safeguard questions (stepPlan.ts; a Deny then has
+// nothing to roll back), then captures every planned path's preimage in batches and makes them
+// durable (stepJournal.ts). The caller then changes each path only after beforeModify returned,
+// which captures again only a path that changed since its capture, and reports each change it
+// carried out (markChanged). close() records the changed paths and their parent folders, writes
+// the manifest and promotes the folder; a crash before that leaves an in-progress folder that
 // UndoLog.open rolls back.
-//
-// A sync plans its step before it changes anything (stepPlan.ts): prepare() asks the plan's
-// safeguard questions, then captures every planned path ahead, in batches (stepCaptures.ts).
-// During the apply, an announcement takes the capture made ahead when its path is as that capture
-// saw it, and captures the path again otherwise (as it captures a folder's content when the folder
-// goes, and asks a question the plan did not foresee). Announcements, forget, close and rollback
-// run in the step's one queue, one at a time, so they need no locks.
 import type { Stats } from 'node:fs';
+import { readdir, unlink } from 'node:fs/promises';
+import * as path from 'node:path';
+import { writeJsonAtomic } from '../atomicFile';
 import type { CapturedVersion, Entry } from '../files/entry';
-import { lstatSyncOrUndefined } from '../files/fsEntry';
-import { kindOf, subtree } from './fsState';
-import { manifestText } from './records';
-import { removeTree } from './restore';
-import { beforeOf, formatBytes, SafeguardCounter } from './safeguards';
-import { StepCaptures, StepTooLarge } from './stepCaptures';
+import { lstatSyncOrUndefined, nonFolderAncestor } from '../files/fsEntry';
+import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
+import { currentPostimage, describeDifference, identityOf, permissions, subtree, writtenPostimage } from './fsState';
+import type { CapturedPath, CapturedStats } from './packWorker';
+import type { Postimage, Preimage, StepRecord } from './records';
+import { manifestText, MANIFEST, parentKey, UNPROTECTED } from './records';
+import { removeTree, restoreRecords } from './restore';
+import { formatBytes, SafeguardCounter } from './safeguards';
+import { StepJournal } from './stepJournal';
 import type { StepHeader } from './stepManifest';
 import { stepManifest, writeUnprotectedManifest } from './stepManifest';
-import { movedPaths, planStep } from './stepPlan';
+import { planStep } from './stepPlan';
 import type { PlannedChange, StepPlan } from './stepPlan';
-import { changedCount } from './stepRecords';
-import type { ModifyAction, SafeguardQuestion, StepMeta, StepSummary, WriterContext } from './types';
+import { changedCount, contentLimit, countedRecords, isMetadataOnly, overLimitReason, overStepLimit, withoutUnchanged } from './stepRecords';
+import type { SafeguardQuestion, StepMeta, StepSummary, WriterContext } from './types';
 import { SafeguardDenied } from './types';
+import { readXattrsOf } from './xattrs';
+import type { Xattrs } from './xattrs';
+
+/** The step went over its single-step limit: it drops its preimages and cannot be undone. */
+class StepTooLarge extends Error {}
+
+/** Paths per request to the capture worker. */
+const BATCH = 256;
+
+interface Capture {
+  pre: Preimage;
+  /** The journal's flush round after which its line is on disk. */
+  round: number;
+  /** What the capture found at the path (none for a folder recorded as a parent): to tell at its change whether the path changed since. */
+  stats?: CapturedStats;
+}
 
 export class StepWriter {
-  private state: 'open' | 'denied' | 'closed' | 'rolled-back' = 'open';
-  private readonly captures: StepCaptures;
-  private readonly safeguards: SafeguardCounter;
-  private readonly startedAt = new Date().toISOString();
-  private unprotectedReason?: string;
+  private state: 'open' | 'closed' | 'rolled-back' = 'open';
   private denial?: SafeguardDenied;
-  /** Everything that awaits runs here, one at a time. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private unprotectedReason?: string;
+  private readonly startedAt = new Date().toISOString();
+  private readonly journal: StepJournal;
+  private readonly safeguards: SafeguardCounter;
+  private readonly captures = new Map<string, Capture>();
+  /** Paths whose change began (beforeModify returned for them): what a rollback puts back. */
+  private readonly started = new Set<string>();
+  /** Paths whose change was carried out, with what it left there when the caller said (the step's postimage). */
+  private readonly changed = new Map<string, Postimage | undefined>();
+  /** Folders above captured paths found to be real folders (or absent), each checked once per step. */
+  private readonly realFolders = new Set<string>();
+  private readonly rootBytes: Buffer;
+  private recordBytes = 0;
+  private failedXattrs = 0;
+  /** Captures made during the apply (of paths that changed since theirs) run one at a time: each takes the room the one before left in the step. */
+  private recapturing: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly context: WriterContext,
     private readonly meta: StepMeta,
   ) {
     this.safeguards = new SafeguardCounter(context.thresholds);
-    const header = () => JSON.stringify(stepManifest(this.header, { records: [], paths: 0 }));
-    this.captures = new StepCaptures({ directory: context.directory, stepId: context.id, root: meta.root, captureXattrs: context.captureXattrs, maxStepBytes: context.limits.maxStepBytes, header });
+    this.rootBytes = bytesFromName(meta.root);
+    this.journal = new StepJournal(context.directory, { stepId: context.id, root: meta.root }, (bytes, what) => {
+      this.recordBytes += bytes;
+      if (overStepLimit({ recordBytes: this.recordBytes, contentBytes: this.journal.contentBytes }, context.limits.maxStepBytes)) throw new StepTooLarge(overLimitReason(what, context.limits.maxStepBytes));
+    });
   }
 
   get id(): string {
@@ -55,140 +86,133 @@ export class StepWriter {
   }
 
   /**
-   * Plans the step for `changes` (in the order they will be made; see stepPlan.ts) and readies it
-   * before anything changes: asks the plan's questions (a denial throws SafeguardDenied, with
-   * nothing to roll back), then captures every planned path, or, when the plan is over the
-   * single-step limit, records at once that the step keeps no preimages.
+   * Plans `changes` (in the order they will be made; see stepPlan.ts) and readies them before any
+   * of them is made: asks the plan's questions (a denial rolls back what earlier plans of the step
+   * changed, and throws SafeguardDenied), then captures every planned path, or, when the plan is
+   * over the single-step limit, records at once that the step keeps no preimages. A step may be
+   * planned in parts; the safeguards count over all of them.
    */
   async prepare(changes: readonly PlannedChange[]): Promise<StepPlan> {
-    // The apply's announcements count deletions with the same exemptions as the plan.
-    this.safeguards.setMoved(movedPaths(changes));
-    const plan = planStep(changes, this.context.thresholds, this.context.limits);
-    await this.queued(async () => {
-      for (const question of plan.questions) await this.ask(question);
-      if (plan.unprotectedReason && this.capturing) {
-        await this.captures.openFolder();
-        await this.becomeUnprotected(plan.unprotectedReason);
-      }
+    this.assertOpen();
+    const plan = planStep(changes, this.context.thresholds, this.context.limits, this.safeguards);
+    for (const question of plan.questions) await this.ask(question);
+    if (plan.unprotectedReason) await this.becomeUnprotected(plan.unprotectedReason);
+    if (!this.capturing) return plan;
+    // A path that cannot be captured now (gone, or under a parent that is no folder) is captured at its change, which then fails with the reason.
+    const fresh = plan.capture.filter((key) => !this.capturedOwn(key) && !nonFolderAncestor(this.meta.root, key, this.realFolders));
+    await this.untilTooLarge(async () => {
+      for (let start = 0; start < fresh.length; start += BATCH) await this.capture(fresh.slice(start, start + BATCH), { skipFailures: true });
+      await this.journal.flush();
     });
-    if (!plan.unprotectedReason) await this.captureAhead(plan.capture);
     return plan;
   }
 
   /**
-   * Captures the preimages of `keys` ahead of their announcements (see StepCaptures.ahead). A path
-   * captured ahead and never announced is left out of the step, but as the parent of one that
-   * was; a crash recovery restores it too, which leaves it as it was. Never rejects: beforeModify
-   * captures what this could not.
+   * Call at a path's first change in the step, with what is there now (its lstat), and change it
+   * only after this returned. A path that is no longer as its capture found it (or was not planned)
+   * is captured now. Returns the version saved (for the first change only; undefined: none, e.g.
+   * the step keeps no preimages), for the caller to check it is the one it is about to replace.
    */
-  captureAhead(keys: readonly string[]): Promise<void> {
-    return this.queued(async () => {
-      if (this.state !== 'open' || !this.capturing) return;
-      await this.captures.ahead(keys).catch((error: unknown) => (error instanceof StepTooLarge ? this.becomeUnprotected(error.message) : undefined));
-    });
+  async beforeModify(key: string, found: Stats | undefined): Promise<CapturedVersion | undefined> {
+    this.assertOpen();
+    if (key === '') throw new Error('the root of the tree cannot be modified through the undo log');
+    if (this.started.has(key)) return undefined;
+    if (!this.capturing) {
+      this.started.add(key);
+      return undefined;
+    }
+    const blocked = nonFolderAncestor(this.meta.root, key, this.realFolders);
+    if (blocked) throw new Error(`${key}: its parent ${blocked} is not a folder`);
+    const capture = this.captures.get(key);
+    if (!capture || isMetadataOnly(capture.pre) || !unchangedSince(capture, found)) {
+      const recapture = this.recapturing.then(() => this.untilTooLarge(() => this.capture([key], { skipFailures: false })));
+      this.recapturing = recapture.catch(() => {});
+      await recapture;
+    }
+    // Began once its preimage is saved: a path whose capture failed is not changed, and is asked about again.
+    this.started.add(key);
+    const saved = this.captures.get(key);
+    if (!saved) return undefined;
+    await this.journal.durable(saved.round);
+    return versionOf(saved.pre);
   }
 
   /**
-   * Call before the first write, delete, rename, truncate or chmod of `relativePath` (a snapshot
-   * key) in this step, and change the path only after it returned; calling it again for a path
-   * is cheap. Checks the safeguards (it may wait for `ask`) and throws SafeguardDenied when one
-   * is denied, after rolling the step back. `seen`: what the caller found at the path just now
-   * (its lstat; stats undefined: nothing), so the writer need not look again.
+   * The change of `key` was carried out. `report.left`: what it left there (undefined: nothing),
+   * when the caller knows; close() then takes that as the step's postimage instead of reading the
+   * path back, so an edit someone makes afterwards counts as a barrier rather than as part of the
+   * step, and a file the caller verified while writing is not hashed again.
    */
-  beforeModify(relativePath: string, action: ModifyAction, seen?: { stats: Stats | undefined }): Promise<void> {
-    const stats = seen ? seen.stats : lstatSyncOrUndefined(this.captures.pathOf(relativePath));
-    return this.queued(() => this.modify(relativePath, action, stats));
+  markChanged(key: string, report?: { left: Entry | undefined }): void {
+    if (this.state !== 'open') return;
+    let post: Postimage | undefined;
+    try {
+      post = report && this.capturing ? writtenPostimage(this.pathOf(key), report.left) : undefined;
+    } catch {
+      // Unreadable now: the close reads it back as it would without a report.
+    }
+    this.changed.set(key, post);
   }
 
   /**
-   * Optional: records that the change announced for `relativePath` was carried out and left `next`
-   * there (undefined: deleted). close() then takes that as the step's postimage instead of reading
-   * the path back, so an edit someone makes afterwards counts as a barrier rather than as part of
-   * the step; and a file the caller verified while writing is not hashed again.
-   */
-  recordWritten(relativePath: string, next: Entry | undefined): void {
-    if (this.state === 'open' && this.capturing) this.captures.recordWritten(relativePath, next);
-  }
-
-  /**
-   * The version of a path whose preimage this step saved (undefined: none saved, e.g. the step is
-   * unprotected), for the caller to check it is the version it is about to replace.
-   */
-  savedVersion(relativePath: string): CapturedVersion | undefined {
-    return this.capturing ? this.captures.savedVersion(relativePath) : undefined;
-  }
-
-  /**
-   * The change announced for `relativePath` was not carried out: drop its preimage (and those of
-   * paths below it), but only where the disk still holds exactly the preimage. Returns whether
-   * the path's own preimage was dropped.
-   */
-  forget(relativePath: string): Promise<boolean> {
-    return this.queued(async () => {
-      if (this.state !== 'open') return false;
-      const dropped = this.capturing ? await this.captures.forget(relativePath) : [relativePath];
-      for (const key of dropped) this.safeguards.uncount(key);
-      return this.capturing && dropped.includes(relativePath);
-    });
-  }
-
-  /**
-   * Ends the step: records what it left at every path, writes the manifest and moves the step
-   * into the log (evicting old steps over the limits). Returns undefined when nothing was
+   * Ends the step: records what it left at every changed path, writes the manifest and moves the
+   * step into the log (evicting old steps over the limits). Returns undefined when nothing was
    * recorded: no path changed, the log is disabled, or a denied safeguard rolled the step back.
    * If it throws, the step stays in progress: call rollback() (or the next open() rolls it back).
    */
-  close(): Promise<StepSummary | undefined> {
-    return this.queued(async () => {
-      if (this.state === 'closed' || this.state === 'rolled-back') return undefined;
-      const { journal } = this.captures;
-      if (this.denial?.rolledBack || !this.context.persist || !journal.created) return this.finish('closed', undefined);
-      if (this.unprotectedReason) return this.finish('closed', await this.promoteUnprotected());
-
-      // Every capture that counts is durable by now (beforeModify waited for it).
-      const changes = await this.captures.changes();
-      const changed = changedCount(changes);
-      if (changed === 0) {
-        await journal.close();
-        await removeTree(Buffer.from(this.context.directory));
-        return this.finish('closed', undefined);
-      }
-      // Nothing more is journaled: the files close while the postimages are gathered.
-      const closing = journal.close();
-      const records = await this.captures.withPostimages(changes);
-      await closing;
-      const manifest = stepManifest(this.header, { closedAt: new Date().toISOString(), records, paths: changed });
-      const text = manifestText(manifest, journal.filesBytes);
-      if (manifest.bytes > this.context.limits.maxStepBytes) {
-        await this.becomeUnprotected(`the step needs ${formatBytes(manifest.bytes)}, over the ${formatBytes(this.context.limits.maxStepBytes)} limit of one step`);
-        return this.finish('closed', await this.promoteUnprotected());
-      }
-      await journal.writeManifest(text);
-      await this.context.beforePromote?.(this.id);
-      return this.finish('closed', await this.context.promote(manifest));
-    });
+  async close(): Promise<StepSummary | undefined> {
+    if (this.state !== 'open') return undefined;
+    const { journal } = this;
+    if (this.denial?.rolledBack || !this.context.persist || !journal.created) return this.finish('closed', undefined);
+    if (this.unprotectedReason) return this.finish('closed', await this.promoteUnprotected(this.changed.size));
+    const changes = await this.records();
+    const changed = changedCount(changes);
+    if (changed === 0) {
+      await journal.close();
+      await removeTree(Buffer.from(this.context.directory));
+      return this.finish('closed', undefined);
+    }
+    // Nothing more is journaled: the files close while the postimages are gathered.
+    const closing = journal.close();
+    const records: StepRecord[] = [];
+    for (const [key, pre] of [...changes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const post = this.changed.get(key) ?? (await currentPostimage(this.pathOf(key)).catch(() => undefined));
+      records.push({ path: key, pre, ...(post && post.kind !== 'other' && { post }) });
+    }
+    await closing;
+    const manifest = stepManifest(this.header, { closedAt: new Date().toISOString(), records, paths: changed });
+    const text = manifestText(manifest, journal.filesBytes);
+    if (manifest.bytes > this.context.limits.maxStepBytes) {
+      await this.becomeUnprotected(`the step needs ${formatBytes(manifest.bytes)}, over the ${formatBytes(this.context.limits.maxStepBytes)} limit of one step`);
+      return this.finish('closed', await this.promoteUnprotected(changed));
+    }
+    await journal.writeManifest(text);
+    await this.context.beforePromote?.(this.id);
+    return this.finish('closed', await this.context.promote(manifest));
   }
 
   /**
-   * Puts every captured path back and discards the step (after a failure, or to abandon it).
-   * Returns problems; with problems the step stays in progress so the next open() retries it.
+   * Puts every path whose change began back and discards the step (after a failure, or to abandon
+   * it). Returns problems; with problems the step stays in progress so the next open() retries it.
    */
-  rollback(): Promise<string[]> {
-    return this.queued(async () => {
-      if (this.state === 'closed' || this.state === 'rolled-back') return [];
-      if (this.denial?.rolledBack) return this.finish('rolled-back', []);
-      if (this.context.persist && this.unprotectedReason) {
-        await this.promoteUnprotected();
-        this.finish('closed', undefined);
-        throw new Error(`undo step ${this.id} cannot be rolled back: ${this.unprotectedReason}`);
-      }
-      // Nothing was captured when the log is disabled: nothing to put back.
-      return this.finish('rolled-back', await this.captures.restore(this.context.keptDirectory));
-    });
+  async rollback(): Promise<string[]> {
+    if (this.state !== 'open') return [];
+    if (this.denial?.rolledBack) return this.finish('rolled-back', []);
+    if (this.context.persist && this.unprotectedReason) {
+      await this.promoteUnprotected(this.changed.size);
+      this.finish('closed', undefined);
+      throw new Error(`undo step ${this.id} cannot be rolled back: ${this.unprotectedReason}`);
+    }
+    return this.finish('rolled-back', await this.restoreStarted());
   }
 
   private get capturing(): boolean {
     return this.context.persist && this.unprotectedReason === undefined;
+  }
+
+  private assertOpen(): void {
+    if (this.denial) throw this.denial;
+    if (this.state !== 'open') throw new Error(`undo step ${this.id} is ${this.state}`);
   }
 
   private finish<T>(state: 'closed' | 'rolled-back', value: T): T {
@@ -197,58 +221,202 @@ export class StepWriter {
     return value;
   }
 
-  /** Runs `work` once everything queued before it has settled. */
-  private queued<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work);
-    this.queue = run.catch(() => {});
-    return run;
+  /** Asks one question; a denial rolls back what the step changed so far, ends it and throws. */
+  private async ask(question: SafeguardQuestion): Promise<void> {
+    const answer = this.meta.ask ? await this.meta.ask(question).catch(() => 'deny' as const) : 'allow';
+    if (answer === 'allow') return;
+    const canRollBack = this.capturing;
+    this.denial = new SafeguardDenied(question, canRollBack, canRollBack ? await this.restoreStarted() : []);
+    if (canRollBack) this.finish('rolled-back', undefined);
+    throw this.denial;
   }
 
-  /** An announcement, in the queue: its questions asked, its paths counted and captured. */
-  private async modify(key: string, action: ModifyAction, stats: Stats | undefined): Promise<void> {
-    if (this.state !== 'open') throw this.denial ?? new Error(`undo step ${this.id} is ${this.state}`);
-    if (key === '') throw new Error('the root of the tree cannot be modified through the undo log');
-    const blocked = this.captures.blockedBy(key);
-    if (blocked) throw new Error(`${key}: its parent ${blocked} is not a folder`);
-    // A folder deleted, renamed away or replaced takes its content with it: capture all of it.
-    const touched = [[key, stats] as const, ...(stats?.isDirectory() && action !== 'chmod' ? await subtree(this.meta.root, key) : [])];
-    const inside = touched.slice(1).map(([innerKey, innerStats]) => [innerKey, beforeOf(innerStats)!] as const);
-    for (const question of this.safeguards.questionsFor(key, action, beforeOf(stats), inside)) await this.ask(question);
-    for (const [touchedKey, touchedStats] of touched) this.safeguards.announce(touchedKey, kindOf(touchedStats));
-    if (!this.capturing) return;
-    // Durable before the caller may change the paths (a capture made ahead is already).
-    await this.captures.ensure(touched).catch((error: unknown) => {
+  /** Has `key` a preimage of its own (not only its record as a parent folder)? */
+  private capturedOwn(key: string): boolean {
+    const capture = this.captures.get(key);
+    return capture !== undefined && !isMetadataOnly(capture.pre);
+  }
+
+  /** The path of a key under the root, as bytes. */
+  private pathOf(key: string): Buffer {
+    return joinBytes(this.rootBytes, key);
+  }
+
+  /**
+   * Captures `keys` with one request to the capture worker and one to the attribute reader (after
+   * the worker looked at each path, so they are at least as new as its stats), and journals them,
+   * each after its parents; they are durable after the next flush round. `skipFailures`: a path
+   * that cannot be captured is left out rather than failing the batch.
+   */
+  private async capture(keys: readonly string[], { skipFailures }: { skipFailures: boolean }): Promise<void> {
+    await this.journal.create(JSON.stringify(stepManifest(this.header, { records: [], paths: 0 })));
+    const found = await this.journal.capture(keys.map((key) => this.pathOf(key)), contentLimit(this.recordBytes, this.context.limits.maxStepBytes));
+    const captured: Array<{ key: string; pre: Preimage; stats?: CapturedStats }> = [];
+    keys.forEach((key, index) => {
+      const result = found[index]!;
+      if (result.kind === 'too-large') throw new StepTooLarge(overLimitReason('saved content', this.context.limits.maxStepBytes));
+      try {
+        const pre = preimageOf(key, result);
+        this.recordParents(key);
+        // Recorded so far as the parent of a changed path: its mode and times are the ones from before the step.
+        const parent = this.captures.get(key)?.pre;
+        captured.push({ key, pre: pre.kind === 'directory' && parent?.kind === 'directory' && parent.metadataOnly ? { ...parent, metadataOnly: false } : pre, ...('stats' in result && { stats: result.stats }) });
+      } catch (error) {
+        if (!skipFailures) throw error;
+      }
+    });
+    const withAttributes = captured.filter(({ pre }) => pre.kind !== 'absent');
+    const attributes = await this.xattrsOf(withAttributes.map(({ key, pre }) => ({ target: this.pathOf(key), isSymlink: pre.kind === 'symlink' })));
+    withAttributes.forEach(({ pre }, index) => {
+      if (pre.kind !== 'absent') pre.xattrs = attributes[index]!;
+    });
+    for (const { key, pre, stats } of captured) this.add(key, pre, stats);
+  }
+
+  /** The attributes of several paths, in one request to the reader. */
+  private async xattrsOf(paths: ReadonlyArray<{ target: Buffer; isSymlink: boolean }>): Promise<Array<Xattrs | null>> {
+    if (!this.context.captureXattrs || paths.length === 0) return paths.map(() => null);
+    const attributes = await readXattrsOf(paths).catch(() => paths.map(() => undefined));
+    return attributes.map((found) => {
+      if (found === undefined) this.failedXattrs += 1;
+      return found ?? null;
+    });
+  }
+
+  /**
+   * Parents are recorded before children: an existing folder by its mode and times, a missing one
+   * as created by the step. Synchronous (the folders were just scanned), so children of one folder
+   * find it recorded by whichever came first.
+   */
+  private recordParents(key: string): void {
+    const parent = parentKey(key);
+    if (this.captures.has(parent)) return;
+    const stats = lstatSyncOrUndefined(this.pathOf(parent));
+    if (stats?.isDirectory()) return this.add(parent, { kind: 'directory', ...modeOwnerTimes(stats), xattrs: null, metadataOnly: true });
+    if (parent === '') throw new Error(`the tree root ${this.meta.root} is not a folder`);
+    if (stats) throw new Error(`parent ${parent} of ${key} is not a folder`);
+    this.recordParents(parent);
+    this.add(parent, { kind: 'absent' });
+  }
+
+  /** Journals a path's preimage (its content, if any, is saved already); it counts once the line is durable. */
+  private add(key: string, pre: Preimage, stats?: CapturedStats): void {
+    this.captures.set(key, { pre, round: this.journal.record({ path: key, pre }), ...(stats && { stats }) });
+  }
+
+  /** Runs `work`; if the step goes over its single-step limit meanwhile, goes on without preimages. */
+  private async untilTooLarge(work: () => Promise<void>): Promise<void> {
+    await work().catch((error: unknown) => {
       if (!(error instanceof StepTooLarge)) throw error;
       return this.becomeUnprotected(error.message);
     });
   }
 
-  /** Asks one question, in the queue; a kind once allowed is not asked again. A denial rolls the step back and throws. */
-  private async ask(question: SafeguardQuestion): Promise<void> {
-    if (this.safeguards.isAllowed(question.kind)) return;
-    const answer = this.meta.ask ? await this.meta.ask(question).catch(() => 'deny' as const) : 'allow';
-    if (answer === 'allow') return this.safeguards.allow(question.kind);
-    const canRollBack = this.capturing;
-    this.state = 'denied';
-    this.denial = new SafeguardDenied(question, canRollBack, canRollBack ? await this.captures.restore(this.context.keptDirectory) : []);
-    if (canRollBack) this.context.finished();
-    throw this.denial;
+  /**
+   * The records of the step's changes and their parents (countedRecords): the changes the caller
+   * reported, and those that began and were not reported (the apply failed or skipped them) but
+   * whose path no longer holds its preimage. Whatever is inside a folder the step created was
+   * created by the step too; paths it left absent, and parents with no change below them, are
+   * left out.
+   */
+  private async records(): Promise<Map<string, Preimage>> {
+    const changedAnyway: string[] = [];
+    for (const key of this.started) {
+      const pre = this.captures.get(key)?.pre;
+      if (this.changed.has(key) || !pre || isMetadataOnly(pre)) continue;
+      if (describeDifference(identityOf(pre), identityOf(await currentPostimage(this.pathOf(key)))) !== undefined) changedAnyway.push(key);
+    }
+    const records = countedRecords(this.captures, [...this.changed.keys(), ...changedAnyway]);
+    for (const [key, pre] of [...records]) {
+      if (pre.kind !== 'absent' || this.changed.get(key) || !lstatSyncOrUndefined(this.pathOf(key))?.isDirectory()) continue;
+      for (const [inner] of await subtree(this.meta.root, key)) if (!records.has(inner)) records.set(inner, { kind: 'absent' });
+    }
+    return withoutUnchanged(records, (key) => {
+      const post = this.changed.get(key);
+      return post ? post.kind === 'absent' : !lstatSyncOrUndefined(this.pathOf(key));
+    });
+  }
+
+  /**
+   * Puts every path whose change began back to its preimage and removes the step's folder; returns
+   * problems (the folder then stays in progress, so the next open() tries again). What the caller
+   * reported leaving at a path is the step's postimage there: a version that is neither it nor the
+   * preimage is kept under the kept folder before the path is restored (see restoreRecords).
+   */
+  private async restoreStarted(): Promise<string[]> {
+    if (!this.journal.created || !this.capturing) return [];
+    // Contents still in an open frame get their blobs (a path whose capture never became durable
+    // was not changed, and restoring it finds the same content and leaves it).
+    await this.journal.flush().catch(() => {});
+    await this.journal.close();
+    const records = [...countedRecords(this.captures, this.started)].map(([key, pre]) => ({ path: key, pre, post: this.changed.get(key) }));
+    const problems = await restoreRecords({ root: this.meta.root, stepDir: this.context.directory, records, checkPostimages: false, keepRoot: this.context.keptDirectory });
+    if (problems.length === 0) await removeTree(Buffer.from(this.context.directory));
+    return problems;
+  }
+
+  /** Over the single-step limit: keep going without preimages; the step will be listed but cannot be undone. */
+  private async becomeUnprotected(reason: string): Promise<void> {
+    if (this.unprotectedReason !== undefined || !this.context.persist) return;
+    this.unprotectedReason = reason;
+    await this.journal.create(JSON.stringify(stepManifest(this.header, { records: [], paths: 0 })));
+    await this.journal.close();
+    await writeJsonAtomic(path.join(this.context.directory, UNPROTECTED), { reason, paths: this.safeguards.plannedCount });
+    for (const name of await readdir(this.context.directory)) {
+      if (name !== MANIFEST && name !== UNPROTECTED) await unlink(path.join(this.context.directory, name)).catch(() => {});
+    }
+    this.captures.clear();
+    this.recordBytes = 0;
+  }
+
+  /** Promotes the step as one that cannot be undone, changing `paths` paths. */
+  private async promoteUnprotected(paths: number): Promise<StepSummary> {
+    return this.context.promote(await writeUnprotectedManifest(this.context.directory, this.header, this.unprotectedReason!, paths));
   }
 
   /** What the step's manifests say about it (see stepManifest.ts). */
   private get header(): StepHeader {
     const { syncId, policy, root } = this.meta;
-    return { id: this.id, syncId, policy, root, startedAt: this.startedAt, notes: this.context.notes, xattrFailures: this.captures.xattrFailures, bytes: this.captures.bytes };
+    return { id: this.id, syncId, policy, root, startedAt: this.startedAt, notes: this.context.notes, xattrFailures: this.failedXattrs, bytes: this.recordBytes };
   }
+}
 
-  /** Over the single-step limit: keep going without preimages; the step will be listed but cannot be undone. Runs in the queue. */
-  private async becomeUnprotected(reason: string): Promise<void> {
-    this.unprotectedReason ??= reason;
-    await this.captures.discard({ reason: this.unprotectedReason, paths: this.safeguards.announcedCount });
-  }
+const modeOwnerTimes = (stats: CapturedStats) => ({ mode: permissions(stats), uid: stats.uid, gid: stats.gid, atimeMs: stats.atimeMs, mtimeMs: stats.mtimeMs });
 
-  /** Promotes the step as one that cannot be undone, with the count of paths announced. */
-  private async promoteUnprotected(): Promise<StepSummary> {
-    return this.context.promote(await writeUnprotectedManifest(this.context.directory, this.header, this.unprotectedReason!, this.safeguards.announcedCount));
+/** The preimage of what the capture worker found (attributes still to read). */
+function preimageOf(key: string, found: CapturedPath): Preimage {
+  switch (found.kind) {
+    case 'absent':
+      return { kind: 'absent' };
+    case 'file':
+      return { kind: 'file', ...modeOwnerTimes(found.stats), xattrs: null, size: found.blob.size, hash: found.hash, blob: found.blob };
+    case 'symlink':
+      return { kind: 'symlink', ...modeOwnerTimes(found.stats), xattrs: null, target: nameFromBytes(found.target) };
+    case 'directory':
+      return { kind: 'directory', ...modeOwnerTimes(found.stats), xattrs: null, metadataOnly: false };
+    case 'error':
+      throw new Error(`${key}: ${found.message}`);
+    default:
+      throw new Error(`${key} is neither a file, a folder nor a link; the undo log cannot capture it`);
   }
+}
+
+/** The version a preimage saved, as the apply compares it with the one the scan saw. */
+function versionOf(pre: Preimage): CapturedVersion {
+  if (pre.kind === 'file') return { kind: 'file', hash: pre.hash };
+  if (pre.kind === 'symlink') return { kind: 'symlink', target: pre.target };
+  return { kind: pre.kind };
+}
+
+/**
+ * Whether a path is still as its capture found it: nothing changed between the two lstat calls
+ * (ctime moves on any change of content, mode, owner or xattrs); a folder, whose times the step's
+ * own changes inside it move, only needs to be the same folder with the same mode and owner.
+ */
+function unchangedSince(capture: Capture, now: Stats | undefined): boolean {
+  const before = capture.stats;
+  if (!before || !now) return before === undefined && now === undefined && capture.pre.kind === 'absent';
+  const sameInode = before.ino === now.ino && before.dev === now.dev && before.mode === now.mode && before.uid === now.uid && before.gid === now.gid;
+  if (capture.pre.kind === 'directory') return sameInode && now.isDirectory();
+  return sameInode && before.size === now.size && before.mtimeMs === now.mtimeMs && before.ctimeMs === now.ctimeMs;
 }
