@@ -295,8 +295,11 @@ export const ops = {
   async delete(writer: StepWriter, root: string, key: string): Promise<void> {
     return change(writer, root, await withInside(root, key, 'delete'), () => rm(joinBytes(root, key), { recursive: true }));
   },
+  /** A folder renamed takes everything inside it along: gone from under `from`, created under `to`. */
   async rename(writer: StepWriter, root: string, from: string, to: string): Promise<void> {
-    return change(writer, root, [...(await withInside(root, from, 'rename-source')), [to, 'rename-target']], () => rename(joinBytes(root, from), joinBytes(root, to)));
+    const sources = await withInside(root, from, 'rename-source');
+    const arriving = sources.slice(0, -1).reverse().map(([key]) => [`${to}${key.slice(from.length)}`, 'write'] as const);
+    return change(writer, root, [...sources, [to, 'rename-target'], ...arriving], () => rename(joinBytes(root, from), joinBytes(root, to)));
   },
   chmod(writer: StepWriter, root: string, key: string, mode: number): Promise<void> {
     return change(writer, root, [[key, 'chmod']], () => chmod(joinBytes(root, key), mode));

@@ -162,6 +162,20 @@ describe('unit: undo barriers', () => {
     ]);
   });
 
+  it('a file someone puts in a folder the step created, before the step closed, is theirs: a barrier, kept by a forced undo', async () => {
+    await step(log, workspace, async (writer) => {
+      await ops.mkdir(writer, workspace.root, 'made');
+      await ops.write(writer, workspace.root, 'made/synced.txt', 'from the sync');
+      await writeFile(at('made/mine.txt'), 'the user, while the step was still open');
+    });
+    assert.deepEqual(await changesOf(), ['made/mine.txt: added inside a folder this step created']);
+    assert.match((await log.undo({ steps: 1, force: false, root: workspace.root })).refused ?? '', /made\/mine\.txt/);
+    const forced = await log.undo({ steps: 1, force: true, root: workspace.root });
+    assert.deepEqual(forced.kept.map(({ path: key }) => key), ['made/mine.txt']);
+    assert.equal(await readFile(forced.kept[0]!.keptAt, 'utf8'), 'the user, while the step was still open');
+    assertSameTree(await snapshotTree(workspace.root), before);
+  });
+
   it('an edit between two steps is a barrier of the older step, found before the newer one is undone', async () => {
     const first = await step(log, workspace, (writer) => ops.write(writer, workspace.root, 'src/a.ts', 'step 1'));
     await writeFile(at('src/a.ts'), 'edited by the user');

@@ -165,12 +165,19 @@ describe('unit: undo steps', () => {
     assertSameTree(await snapshotTree(sample.workspace.root), sample.before);
   });
 
-  it('a change that began and was never reported is still recorded when its path no longer holds the preimage', async () => {
+  it('a change that began and was never reported is still recorded when its path no longer holds the preimage; what is there is a barrier, kept by a forced undo', async () => {
+    const unreported = 'someone else\'s version, or the step\'s before the apply failed: the step cannot tell';
     await step(sample.log, sample.workspace, async (writer) => {
       await readyChange(writer, sample.workspace.root, 'src/a.ts');
-      await writeFile(joinBytes(sample.workspace.root, 'src/a.ts'), 'changed, then the caller failed before reporting it');
+      await writeFile(joinBytes(sample.workspace.root, 'src/a.ts'), unreported);
     });
-    await undoAndCompare(sample);
+    const refused = await sample.log.undo({ steps: 1, force: false, root: sample.workspace.root });
+    assert.deepEqual(refused.undone, []);
+    assert.match(refused.refused ?? '', /src\/a\.ts/);
+    const forced = await sample.log.undo({ steps: 1, force: true, root: sample.workspace.root });
+    assert.deepEqual([forced.problems, forced.kept.map(({ path: key }) => key)], [[], ['src/a.ts']]);
+    assert.equal(await readFile(forced.kept[0]!.keptAt, 'utf8'), unreported);
+    assertSameTree(await snapshotTree(sample.workspace.root), sample.before);
   });
 
   it('rollback restores the tree, removes the sync temporaries and keeps no step', async () => {

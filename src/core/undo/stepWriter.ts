@@ -13,7 +13,7 @@ import { writeJsonAtomic } from '../atomicFile';
 import type { CapturedVersion, Entry } from '../files/entry';
 import { lstatSyncOrUndefined, nonFolderAncestor } from '../files/fsEntry';
 import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
-import { currentPostimage, describeDifference, identityOf, permissions, subtree, writtenPostimage } from './fsState';
+import { currentPostimage, describeDifference, identityOf, permissions, writtenPostimage } from './fsState';
 import type { CapturedPath, CapturedStats } from './packWorker';
 import type { Postimage, Preimage, StepRecord } from './records';
 import { manifestText, MANIFEST, parentKey, UNPROTECTED } from './records';
@@ -165,7 +165,7 @@ export class StepWriter {
     const { journal } = this;
     if (this.denial?.rolledBack || !this.context.persist || !journal.created) return this.finish('closed', undefined);
     if (this.unprotectedReason) return this.finish('closed', await this.promoteUnprotected(this.changed.size));
-    const changes = await this.records();
+    const { records: changes, unreported } = await this.records();
     const changed = changedCount(changes);
     if (changed === 0) {
       await journal.close();
@@ -176,7 +176,9 @@ export class StepWriter {
     const closing = journal.close();
     const records: StepRecord[] = [];
     for (const [key, pre] of [...changes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      const post = this.changed.get(key) ?? (await currentPostimage(this.pathOf(key)).catch(() => undefined));
+      // What is at an unreported path may be someone else's version, which the apply did not
+      // displace: without a postimage, an undo sees it as a barrier and keeps it before restoring.
+      const post = unreported.has(key) ? undefined : (this.changed.get(key) ?? (await currentPostimage(this.pathOf(key)).catch(() => undefined)));
       records.push({ path: key, pre, ...(post && post.kind !== 'other' && { post }) });
     }
     await closing;
@@ -315,26 +317,23 @@ export class StepWriter {
   /**
    * The records of the step's changes and their parents (countedRecords): the changes the caller
    * reported, and those that began and were not reported (the apply failed or skipped them) but
-   * whose path no longer holds its preimage. Whatever is inside a folder the step created was
-   * created by the step too; paths it left absent, and parents with no change below them, are
-   * left out.
+   * whose path no longer holds its preimage (`unreported`). Paths it left absent, and parents with
+   * no change below them, are left out. Nothing else is recorded: what someone else put in a
+   * folder the step created is theirs, and an undo finds it a barrier.
    */
-  private async records(): Promise<Map<string, Preimage>> {
-    const changedAnyway: string[] = [];
+  private async records(): Promise<{ records: Map<string, Preimage>; unreported: Set<string> }> {
+    const unreported = new Set<string>();
     for (const key of this.started) {
       const pre = this.captures.get(key)?.pre;
       if (this.changed.has(key) || !pre || isMetadataOnly(pre)) continue;
-      if (describeDifference(identityOf(pre), identityOf(await currentPostimage(this.pathOf(key)))) !== undefined) changedAnyway.push(key);
+      if (describeDifference(identityOf(pre), identityOf(await currentPostimage(this.pathOf(key)))) !== undefined) unreported.add(key);
     }
-    const records = countedRecords(this.captures, [...this.changed.keys(), ...changedAnyway]);
-    for (const [key, pre] of [...records]) {
-      if (pre.kind !== 'absent' || this.changed.get(key) || !lstatSyncOrUndefined(this.pathOf(key))?.isDirectory()) continue;
-      for (const [inner] of await subtree(this.meta.root, key)) if (!records.has(inner)) records.set(inner, { kind: 'absent' });
-    }
-    return withoutUnchanged(records, (key) => {
+    const records = countedRecords(this.captures, [...this.changed.keys(), ...unreported]);
+    const left = withoutUnchanged(records, (key) => {
       const post = this.changed.get(key);
       return post ? post.kind === 'absent' : !lstatSyncOrUndefined(this.pathOf(key));
     });
+    return { records: left, unreported };
   }
 
   /**
