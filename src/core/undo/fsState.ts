@@ -4,7 +4,7 @@ import { readlinkSync } from 'node:fs';
 import { chmod, copyFile, lutimes, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { Entry } from '../files/entry';
-import { hashFile, lstatOrUndefined, lstatSyncOrUndefined, nonFolderAncestor } from '../files/fsEntry';
+import { hashFile, lstatOrUndefined, lstatSyncIfReadable, lstatSyncOrUndefined, nonFolderAncestor } from '../files/fsEntry';
 import { joinBytes, nameFromBytes } from '../files/pathCodec';
 import type { Postimage, Preimage } from './records';
 import { childKey } from './records';
@@ -55,15 +55,15 @@ export async function currentPostimage(path: Buffer, previous?: Postimage): Prom
 /**
  * The postimage of what the caller has just written at `path` (`next`; undefined: deleted),
  * without reading the content back: the caller verified the hash while writing. Inode and ctime
- * come from an lstat; if the path no longer looks like what was written, they are left unknown,
- * so the next comparison hashes the file and finds the difference. Undefined for a folder, whose
+ * come from an lstat; if the path no longer looks like what was written (or cannot be looked at),
+ * they are left unknown, so the next comparison hashes the file and finds the difference. Undefined for a folder, whose
  * times move as its entries change: read it when the step ends.
  */
 export function writtenPostimage(path: Buffer, next: Entry | undefined): Postimage | undefined {
   if (!next) return { kind: 'absent' };
   if (next.kind === 'symlink') return { kind: 'symlink', target: next.target };
   if (next.kind !== 'file') return undefined;
-  const stats = lstatSyncOrUndefined(path);
+  const stats = lstatSyncIfReadable(path);
   const asWritten = stats?.isFile() && stats.size === next.size && permissions(stats) === next.mode && Math.abs(stats.mtimeMs - next.mtimeMs) < 1 ? stats : undefined;
   return { kind: 'file', hash: next.hash, mode: next.mode, size: next.size, mtimeMs: asWritten?.mtimeMs ?? next.mtimeMs, ctimeMs: asWritten?.ctimeMs ?? -1, ino: asWritten?.ino ?? -1 };
 }

@@ -61,8 +61,6 @@ export class StepWriter {
   private readonly rootBytes: Buffer;
   private recordBytes = 0;
   private failedXattrs = 0;
-  /** Captures made during the apply (of paths that changed since theirs) run one at a time: each takes the room the one before left in the step. */
-  private recapturing: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly context: WriterContext,
@@ -124,11 +122,9 @@ export class StepWriter {
     const blocked = nonFolderAncestor(this.meta.root, key, this.realFolders);
     if (blocked) throw new Error(`${key}: its parent ${blocked} is not a folder`);
     const capture = this.captures.get(key);
-    if (!capture || isMetadataOnly(capture.pre) || !unchangedSince(capture, found)) {
-      const recapture = this.recapturing.then(() => this.untilTooLarge(() => this.capture([key], { skipFailures: false })));
-      this.recapturing = recapture.catch(() => {});
-      await recapture;
-    }
+    // Concurrent captures are safe: the worker takes requests one at a time, and one that goes
+    // past the room left in the step is caught by the size check of the next journal line.
+    if (!capture || isMetadataOnly(capture.pre) || !unchangedSince(capture, found)) await this.untilTooLarge(() => this.capture([key], { skipFailures: false }));
     // Began once its preimage is saved: a path whose capture failed is not changed, and is asked about again.
     this.started.add(key);
     const saved = this.captures.get(key);
@@ -144,14 +140,7 @@ export class StepWriter {
    * step, and a file the caller verified while writing is not hashed again.
    */
   markChanged(key: string, report?: { left: Entry | undefined }): void {
-    if (this.state !== 'open') return;
-    let post: Postimage | undefined;
-    try {
-      post = report && this.capturing ? writtenPostimage(this.pathOf(key), report.left) : undefined;
-    } catch {
-      // Unreadable now: the close reads it back as it would without a report.
-    }
-    this.changed.set(key, post);
+    if (this.state === 'open') this.changed.set(key, report && this.capturing ? writtenPostimage(this.pathOf(key), report.left) : undefined);
   }
 
   /**
