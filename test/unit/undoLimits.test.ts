@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { lstatSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { joinBytes } from '../../src/core/files/pathCodec';
 import { DEFAULT_LIMITS, DEFAULT_THRESHOLDS, UNDO_FORMAT_VERSION, UndoLog } from '../../src/core/undo';
 import type { Workspace } from '../helpers/undoTrees';
-import { assertSameTree, makeWorkspace, openLog, ops, snapshotTree, step, useUndoTempDir } from '../helpers/undoTrees';
+import { assertSameTree, makeWorkspace, openLog, ops, plannedChange, snapshotTree, step, useUndoTempDir } from '../helpers/undoTrees';
 
 describe('unit: undo limits and format version', () => {
   const tempDir = useUndoTempDir('clud-undo-limits-');
@@ -79,6 +80,21 @@ describe('unit: undo limits and format version', () => {
     assert.match(result.stoppedBefore?.reason ?? '', /cannot be undone: the step's saved content went over/);
     assertSameTree(await snapshotTree(workspace.root), afterBig);
     assert.match((await log.undo({ steps: 1, force: true, root: workspace.root })).refused ?? '', /cannot be undone/);
+  });
+
+  it('paths captured again at once during the apply that together go over the single-step limit make the step unprotected, not fail', async () => {
+    const log = await openLog(workspace, { limits: { maxStepBytes: 10_000 } });
+    const keys = ['grew-1.bin', 'grew-2.bin'];
+    for (const key of keys) await writeFile(joinBytes(workspace.root, key), 'small');
+    const writer = await log.beginStep({ syncId: 'sync', policy: 'pull', root: workspace.root });
+    await writer.prepare(keys.map((key) => plannedChange(workspace.root, key, 'write')));
+    // Each grows to 6 kB after its capture: each fits in the room left, the two together do not.
+    for (const key of keys) await writeFile(joinBytes(workspace.root, key), randomBytes(6_000));
+    await Promise.all(keys.map((key) => writer.beforeModify(key, lstatSync(joinBytes(workspace.root, key)))));
+    for (const key of keys) await ops.write(writer, workspace.root, key, 'the sync');
+    const summary = await writer.close();
+    assert.deepEqual([summary?.protected, summary?.files], [false, 2]);
+    assert.match(summary?.unprotectedReason ?? '', /went over the 9\.8 KiB limit of one step/);
   });
 
   it('a VERSION mismatch disables undo with a clear message until the old log is discarded', async () => {

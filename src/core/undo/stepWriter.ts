@@ -122,15 +122,18 @@ export class StepWriter {
     const blocked = nonFolderAncestor(this.meta.root, key, this.realFolders);
     if (blocked) throw new Error(`${key}: its parent ${blocked} is not a folder`);
     const capture = this.captures.get(key);
-    // Concurrent captures are safe: the worker takes requests one at a time, and one that goes
-    // past the room left in the step is caught by the size check of the next journal line.
-    if (!capture || isMetadataOnly(capture.pre) || !unchangedSince(capture, found)) await this.untilTooLarge(() => this.capture([key], { skipFailures: false }));
-    // Began once its preimage is saved: a path whose capture failed is not changed, and is asked about again.
+    // Concurrent captures are safe: the worker takes requests one at a time, and a step that went
+    // past its room is caught by the size check of the flush round that makes them durable.
+    const stale = !capture || isMetadataOnly(capture.pre) || !unchangedSince(capture, found);
+    await this.untilTooLarge(async () => {
+      if (stale) await this.capture([key], { skipFailures: false });
+      const saved = this.captures.get(key);
+      if (saved) await this.journal.durable(saved.round);
+    });
+    // Began once its preimage is durable: a path whose capture failed is not changed, and is asked about again.
     this.started.add(key);
     const saved = this.captures.get(key);
-    if (!saved) return undefined;
-    await this.journal.durable(saved.round);
-    return versionOf(saved.pre);
+    return saved && versionOf(saved.pre);
   }
 
   /**
