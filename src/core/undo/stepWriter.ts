@@ -96,8 +96,8 @@ export class StepWriter {
     for (const question of plan.questions) await this.ask(question);
     if (plan.unprotectedReason) await this.becomeUnprotected(plan.unprotectedReason);
     if (!this.capturing) return plan;
-    // A path that cannot be captured now (gone, or under a parent that is no folder) is captured at its change, which then fails with the reason.
-    const fresh = plan.capture.filter((key) => !this.capturedOwn(key) && !nonFolderAncestor(this.meta.root, key, this.realFolders));
+    // A path that cannot be captured now (the root, or under a parent that is no folder) is captured at its change, which then fails with the reason.
+    const fresh = plan.capture.filter((key) => key !== '' && !this.capturedOwn(key) && !nonFolderAncestor(this.meta.root, key, this.realFolders));
     await this.untilTooLarge(async () => {
       for (let start = 0; start < fresh.length; start += BATCH) await this.capture(fresh.slice(start, start + BATCH), { skipFailures: true });
       await this.journal.flush();
