@@ -252,7 +252,7 @@ const temporaryNear = (target: Buffer): Buffer => Buffer.concat([target.subarray
  * the order of the plan (a folder removed whole brings everything inside it, deepest first, as
  * reconcile deletes a tree).
  */
-async function change(writer: StepWriter, root: string, touched: ReadonlyArray<readonly [string, ModifyAction]>, make: () => Promise<unknown>): Promise<void> {
+async function planAndMake(writer: StepWriter, root: string, touched: ReadonlyArray<readonly [string, ModifyAction]>, make: () => Promise<unknown>): Promise<void> {
   await writer.prepare(touched.map(([key, action]) => plannedChange(root, key, action)));
   for (const [key] of touched) await writer.beforeModify(key, lstatSyncOrUndefined(joinBytes(root, key)));
   await make();
@@ -281,7 +281,7 @@ export const ops = {
   /** Like apply: stage a temporary sibling, then rename it over the target. */
   write(writer: StepWriter, root: string, key: string, content: string | Buffer, mode = 0o644): Promise<void> {
     const target = joinBytes(root, key);
-    return change(writer, root, [[key, 'write']], async () => {
+    return planAndMake(writer, root, [[key, 'write']], async () => {
       const staged = temporaryNear(target);
       await writeFile(staged, content, { mode });
       await chmod(staged, mode);
@@ -289,27 +289,27 @@ export const ops = {
     });
   },
   mkdir(writer: StepWriter, root: string, key: string, mode = 0o755): Promise<void> {
-    return change(writer, root, [[key, 'write']], () => mkdir(joinBytes(root, key), { mode }));
+    return planAndMake(writer, root, [[key, 'write']], () => mkdir(joinBytes(root, key), { mode }));
   },
   /** A file, a link, or a whole folder at once. */
   async delete(writer: StepWriter, root: string, key: string): Promise<void> {
-    return change(writer, root, await withInside(root, key, 'delete'), () => rm(joinBytes(root, key), { recursive: true }));
+    return planAndMake(writer, root, await withInside(root, key, 'delete'), () => rm(joinBytes(root, key), { recursive: true }));
   },
   /** A folder renamed takes everything inside it along: gone from under `from`, created under `to`. */
   async rename(writer: StepWriter, root: string, from: string, to: string): Promise<void> {
     const sources = await withInside(root, from, 'rename-source');
     const arriving = sources.slice(0, -1).reverse().map(([key]) => [`${to}${key.slice(from.length)}`, 'write'] as const);
-    return change(writer, root, [...sources, [to, 'rename-target'], ...arriving], () => rename(joinBytes(root, from), joinBytes(root, to)));
+    return planAndMake(writer, root, [...sources, [to, 'rename-target'], ...arriving], () => rename(joinBytes(root, from), joinBytes(root, to)));
   },
   chmod(writer: StepWriter, root: string, key: string, mode: number): Promise<void> {
-    return change(writer, root, [[key, 'chmod']], () => chmod(joinBytes(root, key), mode));
+    return planAndMake(writer, root, [[key, 'chmod']], () => chmod(joinBytes(root, key), mode));
   },
   truncate(writer: StepWriter, root: string, key: string, length: number): Promise<void> {
-    return change(writer, root, [[key, 'truncate']], () => truncate(joinBytes(root, key), length));
+    return planAndMake(writer, root, [[key, 'truncate']], () => truncate(joinBytes(root, key), length));
   },
   symlink(writer: StepWriter, root: string, key: string, target: string): Promise<void> {
     const link = joinBytes(root, key);
-    return change(writer, root, [[key, 'write']], async () => {
+    return planAndMake(writer, root, [[key, 'write']], async () => {
       const staged = temporaryNear(link);
       await symlink(target, staged);
       await rename(staged, link);
