@@ -13,9 +13,9 @@ import { joinBytes, nameFromBytes } from '../../src/core/files/pathCodec';
 import { lstatSyncOrUndefined } from '../../src/core/files/fsEntry';
 import type { ModifyAction, StepWriter } from '../../src/core/undo';
 import { UndoLog } from '../../src/core/undo';
-import { subtree } from '../../src/core/undo/fsState';
+import { kindOf, subtree } from '../../src/core/undo/fsState';
+import type { Before } from '../../src/core/undo/safeguards';
 import type { PlannedChange } from '../../src/core/undo/stepPlan';
-import { beforeOf } from '../../src/core/undo/safeguards';
 import type { UndoLogOptions } from '../../src/core/undo';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -265,9 +265,10 @@ export async function readyChange(writer: StepWriter, root: string, key: string,
   await writer.beforeModify(key, lstatSyncOrUndefined(joinBytes(root, key)));
 }
 
-/** The change of `key` as a plan takes it: with what is there now. */
+/** The change of `key` as a plan takes it: with what is there now, as a scan would have seen it. */
 export function plannedChange(root: string, key: string, action: ModifyAction): PlannedChange {
-  const before = beforeOf(lstatSyncOrUndefined(joinBytes(root, key)));
+  const stats = lstatSyncOrUndefined(joinBytes(root, key));
+  const before: Before | undefined = stats && { kind: kindOf(stats) as Before['kind'], size: stats.size };
   return { path: key, action, ...(before && { before }) };
 }
 

@@ -36,8 +36,8 @@ export interface ApplyOptions {
    * Called before anything is written for a change, staging included (the undo log checks here
    * that the preimage it captured is still what is at the path), with what the apply found at the
    * path just before (its lstat; undefined: nothing), so the hook need not look again. It returns
-   * the version it saved, if any: the change goes ahead only if that is the version the scan saw. An error it throws that
-   * `isFatal` accepts stops the whole apply.
+   * the version it saved, if any: the change goes ahead only if that is the version the scan saw.
+   * An error it throws that `isFatal` accepts stops the whole apply.
    */
   beforeModify?: (change: Change, found: Stats | undefined) => Promise<CapturedVersion | void>;
   /** Called once a change is carried out, before anything else touches its path (the undo log notes what the change left). */

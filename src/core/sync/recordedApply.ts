@@ -21,7 +21,7 @@ export interface UndoRecording {
 
 export type RecordedOutcome = { outcome: ApplyOutcome; stepId?: string; denied?: undefined } | { outcome?: undefined; stepId?: undefined; denied: SafeguardQuestion };
 
-export function actionOf(change: Change): ModifyAction {
+function actionOf(change: Change): ModifyAction {
   if (change.next === undefined) return 'delete';
   if (change.expected?.kind === 'directory' && change.next.kind === 'directory') return 'chmod';
   return 'write';
@@ -80,7 +80,7 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
     const summary = await writer.close();
     return { outcome, stepId: summary?.id };
   } catch (error) {
-    // A denial has already rolled the step back; this ends the step either way.
+    // A denial comes from prepare, before anything changed; this ends the step either way.
     await writer.rollback();
     if (error instanceof SafeguardDenied) return { denied: error.question };
     throw error;

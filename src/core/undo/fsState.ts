@@ -56,8 +56,8 @@ export async function currentPostimage(path: Buffer, previous?: Postimage): Prom
  * The postimage of what the caller has just written at `path` (`next`; undefined: deleted),
  * without reading the content back: the caller verified the hash while writing. Inode and ctime
  * come from an lstat; if the path no longer looks like what was written (or cannot be looked at),
- * they are left unknown, so the next comparison hashes the file and finds the difference. Undefined for a folder, whose
- * times move as its entries change: read it when the step ends.
+ * they are left unknown, so the next comparison hashes the file and finds the difference.
+ * Undefined for a folder, whose times move as its entries change: read it when the step ends.
  */
 export function writtenPostimage(path: Buffer, next: Entry | undefined): Postimage | undefined {
   if (!next) return { kind: 'absent' };

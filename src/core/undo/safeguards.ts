@@ -1,18 +1,14 @@
 // Which changes of a step cross a safeguard threshold. The step's plan (stepPlan.ts) asks the
 // questions this raises before anything changes; this only counts and compares, so it needs no
 // disk and no locks. One counter per step counts over every part of its plan.
-import type { Stats } from 'node:fs';
-import { kindOf } from './fsState';
 import type { Identity } from './fsState';
 import type { ModifyAction, SafeguardKind, SafeguardQuestion, SafeguardThresholds } from './types';
 
-/** What a path held before a change: its kind and, for a file, its size (from an lstat, or from the scan). */
+/** What a path held before a change: its kind and, for a file, its size (from the scan). */
 export interface Before {
   kind: Exclude<Identity['kind'], 'absent'>;
   size: number;
 }
-
-export const beforeOf = (stats: Stats | undefined): Before | undefined => (stats ? { kind: kindOf(stats) as Before['kind'], size: stats.size } : undefined);
 
 export class SafeguardCounter {
   /** Files and links that existed before the step and that it deletes (counted once each). */

@@ -225,6 +225,11 @@ export class StepWriter {
     throw this.denial;
   }
 
+  /** Creates the step's folder, with the open step's manifest (its header, no records yet); once. */
+  private openFolder(): Promise<void> {
+    return this.journal.create(JSON.stringify(stepManifest(this.header, { records: [], paths: 0 })));
+  }
+
   /** Has `key` a preimage of its own (not only its record as a parent folder)? */
   private capturedOwn(key: string): boolean {
     const capture = this.captures.get(key);
@@ -243,7 +248,7 @@ export class StepWriter {
    * that cannot be captured is left out rather than failing the batch.
    */
   private async capture(keys: readonly string[], { skipFailures }: { skipFailures: boolean }): Promise<void> {
-    await this.journal.create(JSON.stringify(stepManifest(this.header, { records: [], paths: 0 })));
+    await this.openFolder();
     const found = await this.journal.capture(keys.map((key) => this.pathOf(key)), contentLimit(this.recordBytes, this.context.limits.maxStepBytes));
     const captured: Array<{ key: string; pre: Preimage; stats?: CapturedStats }> = [];
     keys.forEach((key, index) => {
@@ -350,7 +355,7 @@ export class StepWriter {
   private async becomeUnprotected(reason: string): Promise<void> {
     if (this.unprotectedReason !== undefined || !this.context.persist) return;
     this.unprotectedReason = reason;
-    await this.journal.create(JSON.stringify(stepManifest(this.header, { records: [], paths: 0 })));
+    await this.openFolder();
     await this.journal.close();
     await writeJsonAtomic(path.join(this.context.directory, UNPROTECTED), { reason, paths: this.safeguards.plannedCount });
     for (const name of await readdir(this.context.directory)) {
