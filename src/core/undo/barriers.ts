@@ -80,7 +80,7 @@ export async function findBarriers(root: string, steps: readonly Manifest[], sco
         continue;
       }
       if (!record.post) {
-        found.push({ stepId: manifest.id, path: record.path, change: 'the state this step left could not be read' });
+        found.push({ stepId: manifest.id, path: record.path, change: 'the step does not know what it left there (it could not be read back, or the change did not finish)' });
         continue;
       }
       const change = describeDifference(identityOf(record.post), after);

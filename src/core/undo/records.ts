@@ -82,7 +82,7 @@ export type JournalEntry = z.infer<typeof JournalEntry>;
 export const StepRecord = z.object({
   path: z.string(),
   pre: Preimage,
-  /** Missing when the state after the step could not be read: such a path always counts as a barrier. */
+  /** Missing when the step does not know what it left there (it could not be read back, or a change began and did not finish): such a path always counts as a barrier. */
   post: Postimage.optional(),
 });
 export type StepRecord = z.infer<typeof StepRecord>;
