@@ -12,6 +12,7 @@ import { writeFileAtomic } from '../core/atomicFile';
 import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, SYNC_OPTIONS_ENV, WORKSPACE_USER } from '../core/containerLayout';
 import { errorMessage } from '../core/errors';
 import { AgentEvent, LiveSettings, SyncOptions, describeZodError } from '../core/protocol';
+import type { LiveSettingsChange } from '../core/protocol';
 import type { LiveStatus, SafeguardQuestionInfo, SyncReport, UndoSettings } from '../core/protocol';
 import type { ApplyOptions } from '../core/sync/apply';
 import { forgetAgreedState, withStateStore } from '../core/sync/engine';
@@ -253,7 +254,7 @@ export class ResidentAgent {
     return this.status();
   }
 
-  async configure(changes: Partial<LiveSettings>): Promise<LiveStatus> {
+  async configure(changes: LiveSettingsChange): Promise<LiveStatus> {
     const next = LiveSettings.parse({ ...this.settings, ...changes });
     const pollChanged = JSON.stringify(next.poll) !== JSON.stringify(this.settings.poll);
     this.settings = next;

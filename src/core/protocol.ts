@@ -330,6 +330,22 @@ export const LiveSettings = z.object({
 export type LiveSettings = z.infer<typeof LiveSettings>;
 
 /**
+ * A `configure` request: the settings it names change, the others stay as the agent has them.
+ * Not LiveSettings.partial(): in zod 4 a field left out of a partial still takes its default, so
+ * a client that sent only the auto-sync mode would reset the polling and the undo limits.
+ */
+const { autoSync, excludes, allowSecrets, undo, poll, fullScanIntervalMs } = LiveSettings.shape;
+export const LiveSettingsChange = z.object({
+  autoSync: autoSync.unwrap().optional(),
+  excludes: excludes.unwrap().optional(),
+  allowSecrets: allowSecrets.unwrap().optional(),
+  undo: undo.unwrap().optional(),
+  poll: poll.unwrap().optional(),
+  fullScanIntervalMs: fullScanIntervalMs.unwrap().optional(),
+});
+export type LiveSettingsChange = z.infer<typeof LiveSettingsChange>;
+
+/**
  * What the resident agent is doing, the one value the status bar, the tree and `clud watch`
  * render. `waiting-for-approval`: a background cycle holds a change behind a safeguard question
  * (`question`) until a client answers it; `halted`: a safety halt stopped syncing (`halt`) until
@@ -404,7 +420,7 @@ export const Request = z.discriminatedUnion('method', [
   z.object({ id: Id, method: z.literal('pause'), params: Empty }),
   /** Sync again, whatever stopped it: a pause, or a safety halt (then the agreed state is forgotten and both sides merge, deleting nothing). */
   z.object({ id: Id, method: z.literal('resume'), params: Empty }),
-  z.object({ id: Id, method: z.literal('configure'), params: LiveSettings.partial() }),
+  z.object({ id: Id, method: z.literal('configure'), params: LiveSettingsChange }),
   /**
    * Fault injection for the crash-recovery tests (src/agent/failpoint.ts): the writing requests of
    * this channel run with it. The relay sends it when its environment has CLUD_FAILPOINT.

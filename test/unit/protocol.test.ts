@@ -30,6 +30,10 @@ describe('unit: protocol', () => {
         request: { id: 11, method: 'restoreBackup', params: { backupId: '20250601T120000Z-abcdef', side: 'host' } },
         expectedParams: { backupId: '20250601T120000Z-abcdef', side: 'host', excludes: [], allowSecrets: [], undo: UNDO_DEFAULTS },
       },
+      // A change names what it changes: a field left out stays as the agent has it, so it must not come back as its default.
+      { name: 'configure', request: { id: 12, method: 'configure', params: { autoSync: 'off' } }, expectedParams: { autoSync: 'off' } },
+      { name: 'configure', request: { id: 13, method: 'configure', params: { excludes: ['dist'], allowSecrets: [] } }, expectedParams: { excludes: ['dist'], allowSecrets: [] } },
+      { name: 'configure', request: { id: 14, method: 'configure', params: {} }, expectedParams: {} },
       { name: 'retryInitialSync', request: { id: 5, method: 'retryInitialSync', params: {} }, expectedParams: { excludes: [], retries: 3, allowSecrets: [], autoSync: 'continuous', poll: [] } },
     ];
     for (const { name, request, expectedParams } of valid) {

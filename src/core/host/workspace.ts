@@ -48,7 +48,7 @@ import { resolveMcpServers } from './mcp';
 import type { McpServerSetting } from './mcp';
 import { GitStatusSchema, InitState, PROTOCOL_VERSION } from '../protocol';
 import type { GitStatus } from '../protocol';
-import type { BackupManifest, LiveSettings, LiveStatus, ProgressData, RestoreResult, ResultOf, SyncOptions, SyncReport, UndoResultInfo } from '../protocol';
+import type { BackupManifest, LiveSettingsChange, LiveStatus, ProgressData, RestoreResult, ResultOf, SyncOptions, SyncReport, UndoResultInfo } from '../protocol';
 import { LiveChannel } from '../live/channel';
 import type { LiveChannelOptions, LiveHandlers } from '../live/channel';
 import { changesLostWithContainer } from '../sync/compare';
@@ -377,8 +377,8 @@ export class Workspace {
     return this.withSession((session) => session.client.request('pause', {}));
   }
 
-  /** Sends how the resident agent syncs on its own (a part of LiveSettings); returns its status. */
-  async configure(settings: Partial<LiveSettings>): Promise<LiveStatus> {
+  /** Changes how the resident agent syncs on its own (the settings named; the rest stay); returns its status. */
+  async configure(settings: LiveSettingsChange): Promise<LiveStatus> {
     return this.withSession((session) => session.client.request('configure', settings));
   }
 
