@@ -40,7 +40,8 @@ export function createAutoSync(controller: WorkspaceController): vscode.Disposab
     watcher.onDidDelete(onFileEvent),
     vscode.workspace.onDidChangeConfiguration((change) => {
       if (!change.affectsConfiguration('clud', controller.folder.uri)) return;
-      controller.sendLiveSettings().catch((error: unknown) => void vscode.window.showErrorMessage(`Clud: ${errorMessage(error)}`));
+      const autoSyncChanged = change.affectsConfiguration('clud.autoSync', controller.folder.uri) || change.affectsConfiguration('clud.autoSyncOnSave', controller.folder.uri);
+      controller.sendLiveSettings({ autoSyncChanged }).catch((error: unknown) => void vscode.window.showErrorMessage(`Clud: ${errorMessage(error)}`));
     }),
     { dispose: () => (saves.dispose(), fileEvents.dispose()) },
   );

@@ -177,11 +177,17 @@ export class WorkspaceController implements vscode.Disposable {
     // Otherwise the subscription is being reopened; the agent's own watcher and full rescan see the change.
   }
 
-  /** Sends the settings the resident agent syncs by (after each subscription, and when they change). */
-  async sendLiveSettings(): Promise<void> {
+  /**
+   * Sends the settings the resident agent syncs by (after each subscription, and when they change).
+   * The auto-sync mode goes only where the user set `clud.autoSync`, or has just changed it: an
+   * editor that attaches leaves the mode the agent has (from `clud up --auto-sync`, say) as it is.
+   */
+  async sendLiveSettings(options: { autoSyncChanged?: boolean } = {}): Promise<void> {
     if (!this.live?.connected) return;
     const settings = readSettings(this.folder.uri);
-    const status = await this.live.request('configure', { autoSync: settings.autoSync, excludes: settings.config.excludes, allowSecrets: settings.config.allowSecrets, undo: undoSettings(settings.config) });
+    const autoSync = options.autoSyncChanged || settings.config.autoSync !== undefined ? settings.autoSync : undefined;
+    const status = await this.live.request('configure', { ...(autoSync && { autoSync }), excludes: settings.config.excludes, allowSecrets: settings.config.allowSecrets, undo: undoSettings(settings.config) });
+    this.log.info('live.configured', { autoSync: autoSync ?? 'left as the agent has it' });
     this.dispatch({ type: 'live', status });
   }
 

@@ -102,6 +102,18 @@ export async function containerSh(controller: WorkspaceController, script: strin
   return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
 }
 
+/** Runs `sh -c script` in the container as root (what no Clud command does), straight through the engine; returns its stdout. */
+export async function rootSh(containerName: string, script: string): Promise<string> {
+  const docker = new Docker();
+  const exec = await docker.getContainer(containerName).exec({ Cmd: ['sh', '-c', script], User: 'root', AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({});
+  const out: Buffer[] = [];
+  const stdout = new PassThrough().on('data', (chunk: Buffer) => out.push(chunk));
+  docker.modem.demuxStream(stream, stdout, new PassThrough().resume());
+  await new Promise((resolve, reject) => stream.on('end', resolve).on('error', reject));
+  return Buffer.concat(out).toString('utf8');
+}
+
 /** A file of the container's /workspace as text; undefined when it is not there. */
 export async function containerText(controller: WorkspaceController, relative: string): Promise<string | undefined> {
   return (await controller.workspace().readContainerFile(relative))?.toString('utf8');

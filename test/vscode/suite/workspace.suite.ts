@@ -12,7 +12,7 @@ import { statusBarView } from '../../../src/core/ui/statusBar';
 import { buildTree } from '../../../src/core/ui/tree';
 import type { WorkspaceController } from '../../../src/extension/controller';
 import { API_KEY_SECRET } from '../../../src/extension/apiKey';
-import { cludLog, containerSh, containerText, containersForFolder, errorCode, extensionContext, getController, hostFile, note, rejection, waitFor, waitForHealth, waitForLog, workspaceFolder } from './support';
+import { cludLog, containerSh, containerText, containersForFolder, errorCode, extensionContext, getController, hostFile, note, rejection, rootSh, waitFor, waitForHealth, waitForLog, workspaceFolder } from './support';
 
 /** Waits until no sync runs and none has finished for `quietMs`: auto-sync has caught up. */
 async function settled(controller: WorkspaceController, quietMs = 1500): Promise<void> {
@@ -240,6 +240,25 @@ describe('vscode: a running workspace', function () {
     await waitFor('the agent in continuous mode again', async () => (controller.viewState.live?.autoSync === 'continuous' ? true : undefined), 15_000);
     assert.equal(await waitFor('on-save-container.txt on the host', async () => (existsSync(hostFile('on-save-container.txt')) ? readFile(hostFile('on-save-container.txt'), 'utf8') : undefined), 30_000), 'waits for a sync\n');
     await waitForHealth(controller, 'synced');
+  });
+
+  it('an editor that reattaches leaves the auto-sync mode another client set when clud.autoSync is not set', async () => {
+    await settled(controller);
+    const workspace = controller.workspace();
+    // As `clud up --auto-sync off` does on a running container.
+    await workspace.configure({ autoSync: 'off' });
+    try {
+      await waitFor('the agent in off mode', async () => (controller.viewState.live?.autoSync === 'off' ? true : undefined), 15_000);
+      const configured = (await cludLog()).split('live.configured').length;
+      // The resident agent restarts (its settings persist) and the editor attaches again, sending its settings.
+      const killed = await rootSh(workspace.containerName, `for d in /proc/[0-9]*; do c=$(tr '\\000' ' ' < $d/cmdline 2>/dev/null); case "$c" in *" /opt/clud/agent.js daemon ") kill -9 \${d#/proc/} && echo killed;; esac; done`);
+      assert.match(killed, /killed/, 'no resident agent was killed');
+      await waitFor('the editor to attach again and send its settings', async () => ((await cludLog()).split('live.configured').length > configured ? true : undefined), 60_000, 200);
+      assert.equal(controller.viewState.live?.autoSync, 'off', await describeState(controller));
+    } finally {
+      await workspace.configure({ autoSync: 'continuous' });
+    }
+    await waitFor('the agent in continuous mode again', async () => (controller.viewState.live?.autoSync === 'continuous' ? true : undefined), 15_000);
   });
 
   it('a file changed on both sides while auto-sync is paused becomes a conflict; clud.keepContainer with its path resolves it', async () => {
