@@ -181,6 +181,7 @@ export class WorkspaceController implements vscode.Disposable {
    * Sends the settings the resident agent syncs by (after each subscription, and when they change).
    * The auto-sync mode goes only where the user set `clud.autoSync`, or has just changed it: an
    * editor that attaches leaves the mode the agent has (from `clud up --auto-sync`, say) as it is.
+   * The secret patterns always go, set or not: the editor's default, none allowed, is the safe one.
    */
   async sendLiveSettings(options: { autoSyncChanged?: boolean } = {}): Promise<void> {
     if (!this.live?.connected) return;
