@@ -199,5 +199,13 @@ describe('integration: continuous sync by the resident agent', function () {
     await execSh(dir, 'echo polled-container > /workspace/p.txt');
     await writeFile(path.join(dir, 'q.txt'), 'polled-host\n');
     await waitFor('both polled files across', async () => (existsSync(path.join(dir, 'p.txt')) && (await readContainerFile(dir, 'q.txt').catch(() => undefined)) === 'polled-host\n' ? true : undefined), 30_000);
+
+    // `up --auto-sync` on the running container changes the mode, and nothing else it did not name.
+    const { run } = await runCludJson(['up', dir, '--auto-sync', 'on-save'], { env: CONTINUOUS });
+    assertExit(run, 0);
+    const settings = await dockerExec(dir, ['cat', '/var/lib/clud/live-settings.json'], { user: 'root' });
+    assert.equal(settings.exitCode, 0, settings.stderr);
+    const live = JSON.parse(settings.stdout.toString('utf8')) as { autoSync: string; poll: { host: boolean; container: boolean } };
+    assert.deepEqual({ autoSync: live.autoSync, poll: live.poll }, { autoSync: 'on-save', poll: { host: true, container: true } });
   });
 });
