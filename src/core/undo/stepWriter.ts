@@ -12,9 +12,10 @@ import * as path from 'node:path';
 import { writeJsonAtomic } from '../atomicFile';
 import type { CapturedVersion, Entry } from '../files/entry';
 import { lstatSyncOrUndefined, nonFolderAncestor } from '../files/fsEntry';
-import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
-import { currentPostimage, describeDifference, identityOf, permissions, writtenPostimage } from './fsState';
-import type { CapturedPath, CapturedStats } from './packWorker';
+import { bytesFromName, joinBytes } from '../files/pathCodec';
+import { modeOwnerTimes, preimageOf, unchangedSince, versionOf } from './captures';
+import { currentPostimage, describeDifference, identityOf, writtenPostimage } from './fsState';
+import type { CapturedStats } from './packWorker';
 import type { Postimage, Preimage, StepRecord } from './records';
 import { manifestText, MANIFEST, parentKey, UNPROTECTED } from './records';
 import { removeTree, restoreRecords } from './restore';
@@ -375,44 +376,4 @@ export class StepWriter {
     const { syncId, policy, root } = this.meta;
     return { id: this.id, syncId, policy, root, startedAt: this.startedAt, notes: this.context.notes, xattrFailures: this.failedXattrs, bytes: this.recordBytes };
   }
-}
-
-const modeOwnerTimes = (stats: CapturedStats) => ({ mode: permissions(stats), uid: stats.uid, gid: stats.gid, atimeMs: stats.atimeMs, mtimeMs: stats.mtimeMs });
-
-/** The preimage of what the capture worker found (attributes still to read). */
-function preimageOf(key: string, found: CapturedPath): Preimage {
-  switch (found.kind) {
-    case 'absent':
-      return { kind: 'absent' };
-    case 'file':
-      return { kind: 'file', ...modeOwnerTimes(found.stats), xattrs: null, size: found.blob.size, hash: found.hash, blob: found.blob };
-    case 'symlink':
-      return { kind: 'symlink', ...modeOwnerTimes(found.stats), xattrs: null, target: nameFromBytes(found.target) };
-    case 'directory':
-      return { kind: 'directory', ...modeOwnerTimes(found.stats), xattrs: null, metadataOnly: false };
-    case 'error':
-      throw new Error(`${key}: ${found.message}`);
-    default:
-      throw new Error(`${key} is neither a file, a folder nor a link; the undo log cannot capture it`);
-  }
-}
-
-/** The version a preimage saved, as the apply compares it with the one the scan saw. */
-function versionOf(pre: Preimage): CapturedVersion {
-  if (pre.kind === 'file') return { kind: 'file', hash: pre.hash };
-  if (pre.kind === 'symlink') return { kind: 'symlink', target: pre.target };
-  return { kind: pre.kind };
-}
-
-/**
- * Whether a path is still as its capture found it: nothing changed between the two lstat calls
- * (ctime moves on any change of content, mode, owner or xattrs); a folder, whose times the step's
- * own changes inside it move, only needs to be the same folder with the same mode and owner.
- */
-function unchangedSince(capture: Capture, now: Stats | undefined): boolean {
-  const before = capture.stats;
-  if (!before || !now) return before === undefined && now === undefined && capture.pre.kind === 'absent';
-  const sameInode = before.ino === now.ino && before.dev === now.dev && before.mode === now.mode && before.uid === now.uid && before.gid === now.gid;
-  if (capture.pre.kind === 'directory') return sameInode && now.isDirectory();
-  return sameInode && before.size === now.size && before.mtimeMs === now.mtimeMs && before.ctimeMs === now.ctimeMs;
 }
