@@ -242,8 +242,8 @@ export class ResidentAgent {
     return true;
   }
 
-  pause(): LiveStatus {
-    this.session?.pause();
+  async pause(): Promise<LiveStatus> {
+    await this.session?.pause();
     return this.status();
   }
 

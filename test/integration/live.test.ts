@@ -23,6 +23,7 @@ import {
   requireDocker,
   runClud,
   runCludJson,
+  waitFor,
 } from '../helpers/integration';
 
 type WatchLine = ({ time: string } & AgentEvent) | { time: string; type: 'connection'; state: string; code?: string };
@@ -123,11 +124,14 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     assert.equal(await watch.interrupt(), 130);
   });
 
-  it('clud pause holds changes (clud status says paused), clud resume carries them', async function () {
+  it('clud pause holds changes (clud status says paused), also across a SIGKILL of the resident agent; clud resume carries them', async function () {
     const pause = await runCludJson(['pause', dir]);
     assertExit(pause.run, 0);
     assert.equal((pause.json.live as LiveStatus).state, 'paused');
     await execSh(dir, 'echo while-paused > while-paused.txt');
+    // An agent that dies while paused comes back paused: it does not start syncing behind the user's back.
+    await killResidentAgent(dir);
+    await waitFor('the restarted agent', async () => ((await liveStatus(dir).catch(() => undefined))?.state === 'paused' ? true : undefined), 30_000);
     await new Promise((resolve) => setTimeout(resolve, 3000));
     assert.equal(existsSync(path.join(dir, 'while-paused.txt')), false, 'a paused sync carried a change');
     const paused = await liveStatus(dir);

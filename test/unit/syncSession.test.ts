@@ -56,7 +56,7 @@ describe('unit: sync session (continuous sync on real trees)', () => {
 
   it('flush() carries what collected while auto-sync is paused, at once, and nothing runs on its own meanwhile', async () => {
     const { roots, cycles } = await start();
-    session!.pause();
+    await session!.pause();
     write(roots.container, 'held.txt', 'waits for a flush');
     await new Promise((resolve) => setTimeout(resolve, 400));
     assert.equal(readOr(path.join(roots.host, 'held.txt')), undefined, 'a paused session carried a change on its own');
@@ -67,6 +67,23 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     assert.equal(cycles.length, before + 1);
     // The flush's own writes are events too; a second flush finds them agreed already.
     assert.equal((await session!.flush())?.report.appliedCount ?? 0, 0, 'a second flush carried something');
+  });
+
+  it('a pause holds across a restart of the session until resume, and resume is kept too', async () => {
+    const { roots } = await start();
+    await session!.pause();
+    const options = { roots, stateDir: path.join(tempDir(), 'state'), excludes: [], policy: 'two-way-safe' as const, quietMs: 50 };
+    await session!.close();
+    session = await SyncSession.open(options);
+    assert.equal(session.status().paused, true, 'the session reopened unpaused');
+    write(roots.container, 'held.txt', 'waits for resume');
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(readOr(path.join(roots.host, 'held.txt')), undefined, 'a paused session carried a change on its own after a restart');
+    await session.resume();
+    await waitFor(() => readOr(path.join(roots.host, 'held.txt')) === 'waits for resume', 'the held change after resume');
+    await session.close();
+    session = await SyncSession.open(options);
+    assert.equal(session.status().paused, false, 'a resumed session reopened paused');
   });
 
   it('carries a burst of 500 files in a few cycles', async function () {
@@ -85,7 +102,7 @@ describe('unit: sync session (continuous sync on real trees)', () => {
 
   it('keeps both versions when both sides edit one file', async () => {
     const { roots, cycles } = await start();
-    session?.pause();
+    await session?.pause();
     write(roots.host, 'README.md', 'host edit');
     write(roots.container, 'README.md', 'container edit');
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -166,7 +183,7 @@ describe('unit: sync session (continuous sync on real trees)', () => {
 
   it('runs a client\'s push as one job of the queue, with its report, and a reset lifts a halt', async () => {
     const { roots } = await start();
-    session!.pause();
+    await session!.pause();
     write(roots.host, 'pushed.txt', 'by request');
     write(roots.container, 'README.md', 'container only edit');
     const report = await session!.runRequestCycle({ policy: 'push' });

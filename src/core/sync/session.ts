@@ -184,6 +184,7 @@ export class SyncSession extends EventEmitter<{
     const session = new SyncSession(options, await SyncStateStore.open(options.stateDir));
     const halt = await session.files.readHalt();
     if (halt) session.halt = { side: halt.side, reason: halt.reason };
+    session.paused = await session.files.readPaused();
     await session.startWatchers();
     session.startTimer();
     session.scheduleDrain();
@@ -234,10 +235,14 @@ export class SyncSession extends EventEmitter<{
     };
   }
 
-  /** Background cycles stop; events still collect, so resume() carries what happened meanwhile. */
-  pause(): void {
+  /**
+   * Background cycles stop; events still collect, so resume() carries what happened meanwhile.
+   * The pause is kept with the state, so an agent that restarts (after a crash, say) stays paused.
+   */
+  async pause(): Promise<void> {
     this.paused = true;
     this.emit('status');
+    await this.files.writePaused(true);
   }
 
   /** Lifts a pause, a held question and a halt (the agreed state is forgotten after a halt, as a reset). */
@@ -245,6 +250,7 @@ export class SyncSession extends EventEmitter<{
     await this.runJob(async () => {
       if (this.halt || (await this.files.readHalt())) await forgetAgreedState(this.store);
       this.halt = undefined;
+      await this.files.writePaused(false);
     });
     this.paused = false;
     this.heldBy = undefined;

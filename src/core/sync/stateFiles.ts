@@ -23,6 +23,8 @@ const CacheFile = z.object({
 });
 export const HaltFile = z.object({ side: SyncSide, reason: z.string(), at: z.string() });
 export type HaltFile = z.infer<typeof HaltFile>;
+/** A pause the user asked for: it holds across a restart of the agent until they resume. */
+export const PauseFile = z.object({ at: z.string() });
 /** The history of an older Clud, one JSON document: read until the first report appended converts it. */
 const OldHistoryFile = z.object({ version: z.literal(STATE_FORMAT_VERSION), reports: z.array(SyncReport) });
 const OLD_HISTORY_FILE = 'history.json';
@@ -99,6 +101,15 @@ export class SyncStateFiles {
 
   async clearHalt(): Promise<void> {
     await rm(path.join(this.directory, 'halt.json'), { force: true });
+  }
+
+  async readPaused(): Promise<boolean> {
+    return (await readJsonFile(path.join(this.directory, 'paused.json'), PauseFile)) !== undefined;
+  }
+
+  async writePaused(paused: boolean): Promise<void> {
+    if (paused) await writeJsonAtomic(path.join(this.directory, 'paused.json'), { at: new Date().toISOString() });
+    else await rm(path.join(this.directory, 'paused.json'), { force: true });
   }
 
   /** Newest first, at most HISTORY_LIMIT. A line that is not a report (torn by a crash) is left out. */
