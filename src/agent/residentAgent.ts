@@ -6,7 +6,7 @@
 // (src/agent/relay.ts); every request that writes runs as a job in the session's queue, so no
 // request races a background cycle and no lock file is needed.
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../core/atomicFile';
 import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, SYNC_OPTIONS_ENV, WORKSPACE_USER } from '../core/containerLayout';
@@ -20,6 +20,7 @@ import { SyncSession, type CycleFinished, type RequestCycleParams } from '../cor
 import type { SyncStateStore } from '../core/sync/stateStore';
 import { StepBoundaries, UndoLog } from '../core/undo';
 import type { StepGroup } from '../core/undo';
+import { StepGroupRecord } from '../core/undo/records';
 import { createStepOperations } from './stepOperations';
 import type { StepOperations } from './stepChannel';
 import { failpointHook } from './failpoint';
@@ -35,6 +36,8 @@ import { findPasswdEntry } from './system';
 export const ROOTS = { host: CONTAINER_HOST_PATH, container: CONTAINER_WORKSPACE_PATH };
 /** The live settings a client configured last: a restarted agent carries on with them. */
 const SETTINGS_FILE = path.join(AGENT_STATE_DIR, 'live-settings.json');
+/** The turn or command open now (Claude Code's, `clud run`'s): a restarted agent goes on recording into it. */
+const OPEN_STEP_FILE = path.join(AGENT_STATE_DIR, 'open-step.json');
 /** After the last cycle, how long the queue must stay idle before the undo log is compacted. */
 const COMPACT_AFTER_IDLE_MS = 2_000;
 /** A flush for a step boundary waits this long first: the watchers report a write after 100 ms of quiet. */
@@ -81,6 +84,8 @@ export class ResidentAgent {
 
   constructor() {
     this.settings = loadSettings();
+    const openStep = loadOpenStep();
+    if (openStep) this.boundaries.reopen(openStep);
     this.steps = createStepOperations({
       boundaries: this.boundaries,
       runJob: (work) => this.job(() => work()),
@@ -90,6 +95,11 @@ export class ResidentAgent {
       status: () => {
         const { state, autoSync, changesWaiting, conflicts, halt } = this.status();
         return { state, autoSync, changesWaiting, conflicts, ...(halt && { halt }) };
+      },
+      keepOpenStep: async (group) => {
+        if (!group) return rm(OPEN_STEP_FILE, { force: true });
+        await mkdir(AGENT_STATE_DIR, { recursive: true });
+        await writeFileAtomic(OPEN_STEP_FILE, JSON.stringify(group) + '\n');
       },
     });
   }
@@ -433,6 +443,16 @@ export class ResidentAgent {
     if (json === this.lastStatusJson) return;
     this.lastStatusJson = json;
     this.broadcast({ type: 'status', status });
+  }
+}
+
+/** The turn or command that was open when the agent last stopped, if any (see OPEN_STEP_FILE). */
+function loadOpenStep(): StepGroup | undefined {
+  try {
+    const group = StepGroupRecord.parse(JSON.parse(readFileSync(OPEN_STEP_FILE, 'utf8')));
+    return group.kind === 'turn' || group.kind === 'command' ? group : undefined;
+  } catch {
+    return undefined;
   }
 }
 

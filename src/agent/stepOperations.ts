@@ -2,7 +2,7 @@
 // its undo log, its job queue and a flush. The daemon builds the agent and passes it here; the
 // channel (stepChannel.ts) and the unit tests call the result.
 import type { StepChannelStatus, SyncNowResult } from '../core/protocol';
-import type { StepBoundaries, StepSummary, UndoLog } from '../core/undo';
+import type { StepBoundaries, StepGroup, StepSummary, UndoLog } from '../core/undo';
 import { StepChannelError } from './stepChannel';
 import type { StepOperations } from './stepChannel';
 
@@ -19,6 +19,8 @@ export interface StepAgent {
    */
   flush(): Promise<SyncNowResult>;
   status(): Omit<StepChannelStatus, 'openStep'>;
+  /** Keeps the open turn or command (none: removes it), so that an agent restarted meanwhile goes on recording into it. */
+  keepOpenStep(group: StepGroup | undefined): Promise<void>;
 }
 
 /** The history as the narrow channel shows it: kinds, labels, counts; no host paths. */
@@ -40,18 +42,28 @@ export function createStepOperations(agent: StepAgent): StepOperations {
     // What waited before the turn is not the turn's: it is flushed into the group before.
     stepStart: async ({ kind, label }) => {
       await agent.flush().catch(() => undefined);
-      return { group: await agent.runJob(async () => boundaries.open(kind, label)) };
+      const group = await agent.runJob(async () => {
+        const opened = boundaries.open(kind, label);
+        await agent.keepOpenStep(opened);
+        return opened;
+      });
+      return { group };
     },
     // The turn's last changes are carried before it ends, so its step holds the whole turn.
     stepEnd: async ({ kind, group }) => {
       await agent.flush().catch(() => undefined);
-      const closed = await agent.runJob(async () => boundaries.close({ kind, id: group }));
+      const closed = await agent.runJob(async () => {
+        const ended = boundaries.close({ kind, id: group });
+        if (ended) await agent.keepOpenStep(undefined);
+        return ended;
+      });
       return closed ? { closed: closed.group, paths: closed.paths, pathsTruncated: closed.pathsTruncated } : { paths: [], pathsTruncated: false };
     },
     checkpoint: async ({ label }) => {
       await agent.flush();
       return agent.runJob(async () => {
         const outcome = boundaries.checkpoint(label);
+        await agent.keepOpenStep(outcome.continued);
         if (outcome.recorded > 0) await (await agent.undoLog()).relabelGroups(outcome.groups, outcome.closed);
         return { closed: outcome.closed, steps: outcome.recorded, ...(outcome.continued && { continued: outcome.continued }) };
       });

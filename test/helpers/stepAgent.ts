@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { SyncNowResult } from '../../src/core/protocol';
 import { StepBoundaries } from '../../src/core/undo';
-import type { UndoLog } from '../../src/core/undo';
+import type { StepGroup, UndoLog } from '../../src/core/undo';
 import { serveStepChannel } from '../../src/agent/stepChannel';
 import type { StepChannelServer } from '../../src/agent/stepChannel';
 import type { StepAgent } from '../../src/agent/stepOperations';
@@ -19,6 +19,8 @@ export interface TestStepAgent extends StepAgent {
   /** A save by the user on the host, straight into the folder. */
   userWrites(key: string, content: string): Promise<void>;
   flushes: number;
+  /** What keepOpenStep was last given. */
+  keptOpenStep?: StepGroup;
 }
 
 export function testStepAgent(log: UndoLog, hostRoot: string, boundaries = new StepBoundaries()): TestStepAgent {
@@ -48,6 +50,9 @@ export function testStepAgent(log: UndoLog, hostRoot: string, boundaries = new S
       });
     },
     status: () => ({ state: 'idle', autoSync: 'continuous', changesWaiting: pending.size > 0, conflicts: [] }),
+    keepOpenStep: async (group) => {
+      agent.keptOpenStep = group;
+    },
     agentWrites: (key, content) => void pending.set(key, content),
     userWrites: (key, content) => writeFile(path.join(hostRoot, key), content),
   };

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { CLI_PATH, INTEGRATION_TIMEOUT_MS, REPO_ROOT, TEST_ENV, TestScope, assertExit, describeRun, execSh, hashTree, requireDocker, runClud, runCludJson, waitFor } from '../helpers/integration';
+import { CLI_PATH, INTEGRATION_TIMEOUT_MS, REPO_ROOT, TEST_ENV, TestScope, assertExit, describeRun, dockerExec, execSh, hashTree, requireDocker, runClud, runCludJson, waitFor } from '../helpers/integration';
 
 interface RunEvent {
   type: string;
@@ -124,6 +124,27 @@ describe('integration: clud run and checkpoint', function () {
     assertExit((await runCludJson(['undo', dir])).run, 0);
     assert.deepEqual(await hashTree(dir), before, 'the whole turn was one step');
     await waitFor('/workspace follows the undo', async () => ((await execSh(dir, 'cat keep.txt 2>/dev/null; test -e turn.txt || echo gone')) === 'keep\ngone\n' ? true : undefined), 60_000);
+  });
+
+  it('a turn survives a SIGKILL of the resident agent: the cycles after the restart join it, and Stop closes it as one step', async () => {
+    const before = await hashTree(dir);
+    const hook = (event: string, input: object) => runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'hook', event], { input: JSON.stringify({ hook_event_name: event, ...input }) });
+    assertExit(await hook('UserPromptSubmit', { prompt: 'survive a restart' }), 0);
+    await execSh(dir, 'echo before > before-kill.txt');
+    await waitFor('the first change on the host', async () => ((await readFile(path.join(dir, 'before-kill.txt'), 'utf8').catch(() => '')) === 'before\n' ? true : undefined), 60_000);
+    const killed = await dockerExec(dir, ['pkill', '-KILL', '-f', '[a]gent.js daemon'], { user: 'root' });
+    assert.equal(killed.exitCode, 0, `no resident agent was killed: ${killed.stderr}`);
+    // The restarted agent still records the turn.
+    await waitFor('the restarted agent recording the turn', async () => (/recording: turn "survive a restart"/.test(await mcpCall(dir, 'status').catch(() => '')) ? true : undefined), 60_000);
+    await execSh(dir, 'echo after > after-kill.txt');
+    await waitFor('the second change on the host', async () => ((await readFile(path.join(dir, 'after-kill.txt'), 'utf8').catch(() => '')) === 'after\n' ? true : undefined), 60_000);
+    assertExit(await hook('Stop', {}), 0);
+    const history = await runCludJson(['history', dir]);
+    const [newest] = history.json.steps as Array<{ group?: { kind: string; label: string }; files: number }>;
+    assert.deepEqual(newest?.group && { kind: newest.group.kind, label: newest.group.label }, { kind: 'turn', label: 'survive a restart' });
+    assert.equal(newest?.files, 2, `the turn is not one step of both files: ${JSON.stringify(history.json, null, 1)}`);
+    assertExit((await runCludJson(['undo', dir])).run, 0);
+    assert.deepEqual(await hashTree(dir), before, 'the whole turn was one step');
   });
 
   it('clud checkpoint names what changed since the last step; the agent\'s undo_last_step takes it back', async () => {

@@ -24,6 +24,19 @@ describe('unit: step boundaries', () => {
     assert.equal(steps.running, undefined);
   });
 
+  it('a turn the agent kept when it stopped is reopened under its id: cycles record into it until its Stop closes it', () => {
+    const { steps, clock } = boundaries();
+    const kept = { id: 'turn-from-before', kind: 'turn' as const, label: 'rename the config loader' };
+    steps.reopen(kept);
+    assert.deepEqual(steps.running, kept);
+    clock.now = 60_000;
+    assert.deepEqual(steps.current(), kept);
+    steps.recorded(kept, ['src/a.ts']);
+    assert.equal(steps.close({ kind: 'command' }), undefined, 'a command\'s end closed a turn');
+    assert.deepEqual(steps.close({ kind: 'turn' }), { group: kept, recorded: 1, paths: ['src/a.ts'], pathsTruncated: false });
+    assert.equal(steps.current().kind, 'sync');
+  });
+
   it('a turn holds every cycle until it is closed, however long the quiet', () => {
     const { steps, clock } = boundaries();
     const turn = steps.open('turn', 'rename the config loader');

@@ -60,8 +60,10 @@ describe('unit: the narrow step channel', () => {
     await ask('syncNow', {});
     agent.agentWrites('new.ts', 'new file');
     assert.equal((await ask('status', {})).openStep?.id, group.id);
+    assert.deepEqual(agent.keptOpenStep, group, 'the open turn is not kept for a restart');
     const ended = await ask('stepEnd', { kind: 'turn' });
     assert.deepEqual(ended.closed, group);
+    assert.equal(agent.keptOpenStep, undefined, 'the ended turn is still kept');
     assert.deepEqual(ended.paths.sort(), ['new.ts', 'src/a.ts']);
     assert.equal(await readFile(path.join(sample.workspace.root, 'new.ts'), 'utf8'), 'new file', 'stepEnd flushed the last change');
 
@@ -109,6 +111,15 @@ describe('unit: the narrow step channel', () => {
     assert.equal(empty.steps, 0);
     const { steps } = await ask('history', {});
     assert.deepEqual(steps.map(({ kind, label }) => [kind, label]), [['checkpoint', 'before the refactor']]);
+  });
+
+  it('a checkpoint inside a turn: the turn goes on under a new id, and that is the one kept for a restart', async () => {
+    await ask('stepStart', { kind: 'turn', label: 'refactor' });
+    agent.agentWrites('a.txt', 'a');
+    const named = await ask('checkpoint', { label: 'halfway' });
+    assert.equal(named.continued?.kind, 'turn');
+    assert.deepEqual(agent.keptOpenStep, named.continued);
+    assert.deepEqual((await ask('status', {})).openStep, named.continued);
   });
 
   it('stepEnd of a turn leaves a command open; a command ends by its id', async () => {

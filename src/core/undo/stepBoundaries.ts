@@ -69,6 +69,15 @@ export class StepBoundaries {
   }
 
   /**
+   * A turn or command that was open when the agent last stopped (it keeps the group with its
+   * state): the next cycles record into it again, under the same id, until it ends.
+   */
+  reopen(group: StepGroup): void {
+    this.backgroundSinceBoundary = [];
+    this.open_ = { group, explicit: true, recorded: 0, lastRecordedAt: this.now(), paths: new Set(), pathsTruncated: false };
+  }
+
+  /**
    * The open turn or command ends (only when it is the one named by `id`, or of `kind`, if given:
    * a Stop hook must not end a `clud run` that began during the turn). Returns the group ended,
    * with the host paths its cycles changed.
