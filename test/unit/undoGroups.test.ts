@@ -64,8 +64,17 @@ describe('unit: undo groups', () => {
   it('a group still running is refused, whole', async () => {
     await cycle(sample.log, sample.workspace, turn, (writer) => ops.write(writer, root(), 'src/a.ts', 'mid-turn'));
     const result = await sample.log.undo({ steps: 1, force: false, root: root(), running: turn });
-    assert.match(result.refused ?? '', /the turn "rename the config loader" is still running/);
+    assert.match(result.refused ?? '', /the turn "rename the config loader" is still running; undo it once it has ended \(--force undoes it anyway/);
     assert.equal(await readFile(path.join(root(), 'src/a.ts'), 'utf8'), 'mid-turn');
+  });
+
+  it('a group still running is undone when forced (a turn whose Stop never came)', async () => {
+    const before = await snapshotTree(root());
+    await cycle(sample.log, sample.workspace, turn, (writer) => ops.write(writer, root(), 'src/a.ts', 'mid-turn'));
+    const result = await sample.log.undo({ steps: 1, force: true, root: root(), running: turn });
+    assert.equal(result.refused, undefined);
+    assert.equal(result.undone.length, 1);
+    assertSameTree(await snapshotTree(root()), before);
   });
 
   it('a barrier in any step of the group blocks the whole group; --force crosses it and keeps the later version', async () => {

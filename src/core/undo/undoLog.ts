@@ -237,8 +237,9 @@ export class UndoLog {
     const targetGroups: Array<Array<{ manifest: Manifest; group?: StepGroup }>> = [];
     for (const members of groups.slice(0, options.steps)) {
       const group = members[0]!.group;
-      if (group && options.running && group.id === options.running.id) {
-        return refuse(`${describeGroup(group)} is still running; undo it once it has ended`);
+      // Forced: a turn whose Stop never came (Claude Code killed, say) stays open until the next prompt.
+      if (group && options.running && group.id === options.running.id && !options.force) {
+        return refuse(`${describeGroup(group)} is still running; undo it once it has ended (--force undoes it anyway, if it will not end)`);
       }
       const wall = members.find(({ manifest }) => !manifest.protected)?.manifest;
       if (wall) {
