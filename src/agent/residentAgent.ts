@@ -252,8 +252,10 @@ export class ResidentAgent {
     return true;
   }
 
+  /** Waits for the session (the initial copy, a restarted agent opening its state), so that a pause is never dropped. */
   async pause(): Promise<LiveStatus> {
-    await this.session?.pause();
+    const session = await this.readySession();
+    await session.pause();
     return this.status();
   }
 

@@ -123,6 +123,10 @@ describe('integration: faults at the edges', function () {
       // The resident agent that started the copy still answers, and says the same.
       const status = await runClud(['status', killed]);
       assert.match(status.stdout, /workspace: failed/);
+      // A pause needs a sync to pause: it says why there is none rather than answering as if it paused.
+      const pause = await runClud(['pause', killed]);
+      assertExit(pause, 1);
+      assert.match(pause.stderr, /the initial copy into \/workspace has not completed \(the initial copy's process killed/);
       assertExit(await runClud(['down', killed, '--force']), 0);
     });
 
