@@ -13,7 +13,7 @@ import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_W
 import { errorMessage } from '../core/errors';
 import { AgentEvent, LiveSettings, SyncOptions, describeZodError } from '../core/protocol';
 import type { LiveSettingsChange } from '../core/protocol';
-import type { LiveStatus, SafeguardQuestionInfo, SyncReport, UndoSettings } from '../core/protocol';
+import type { LiveStatus, SafeguardQuestionInfo, SyncNowResult, SyncReport, UndoSettings } from '../core/protocol';
 import type { ApplyOptions } from '../core/sync/apply';
 import { forgetAgreedState, withStateStore } from '../core/sync/engine';
 import { SyncSession, type CycleFinished, type RequestCycleParams } from '../core/sync/session';
@@ -106,15 +106,17 @@ export class ResidentAgent {
 
   /**
    * Carries what waits across now, for a step boundary: after the watchers' quiet period, so a
-   * file written just before is among the dirty paths, one cycle through the queue.
+   * file written just before is among the dirty paths, one cycle through the queue. Not while
+   * the user holds auto-sync back (SyncSession.flushHeld): then `held` says why.
    */
-  private async flushForStep(): Promise<{ applied: number; conflicts: string[]; skipped: number; halted?: string }> {
+  private async flushForStep(): Promise<SyncNowResult> {
     const session = await this.readySession();
     await new Promise((resolve) => setTimeout(resolve, FLUSH_SETTLE_MS));
     const finished = await session.flush();
-    const halt = session.status().halt;
+    const { halt } = session.status();
+    const held = halt ? undefined : session.flushHeld;
     const report = finished?.report;
-    return { applied: report?.appliedCount ?? 0, conflicts: report?.conflicts.map((conflict) => conflict.path) ?? [], skipped: report?.skipped.length ?? 0, ...(halt && { halted: halt.reason }) };
+    return { applied: report?.appliedCount ?? 0, conflicts: report?.conflicts.map((conflict) => conflict.path) ?? [], skipped: report?.skipped.length ?? 0, ...(halt && { halted: halt.reason }), ...(held && { held }) };
   }
 
   /** The initial copy when /workspace has none yet, then the session. Never throws: failures are in the init state. */

@@ -591,6 +591,8 @@ export const SyncNowResult = z.object({
   conflicts: z.array(z.string()),
   skipped: z.number().int().nonnegative(),
   halted: z.string().optional(),
+  /** Nothing was carried: the user paused auto-sync (or a question they denied holds it); why. */
+  held: z.string().optional(),
 });
 export type SyncNowResult = z.infer<typeof SyncNowResult>;
 

@@ -161,6 +161,21 @@ describe('integration: clud run and checkpoint', function () {
     assert.deepEqual(await hashTree(dir), before);
   });
 
+  it('while the user has paused auto-sync, a turn\'s end and the agent\'s sync_now carry nothing; clud resume does', async () => {
+    const hook = (event: string, input: object) => runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'hook', event], { input: JSON.stringify({ hook_event_name: event, ...input }) });
+    assertExit(await runClud(['pause', dir]), 0);
+    try {
+      assertExit(await hook('UserPromptSubmit', { prompt: 'while paused' }), 0);
+      await execSh(dir, 'echo paused > while-paused.txt');
+      assert.match(await mcpCall(dir, 'sync_now'), /^not synced: the user paused auto-sync; your changes wait in \/workspace until they resume it$/);
+      assertExit(await hook('Stop', {}), 0);
+      await assert.rejects(readFile(path.join(dir, 'while-paused.txt')), 'a step boundary carried a change past the pause');
+    } finally {
+      assertExit(await runClud(['resume', dir]), 0);
+    }
+    assert.equal(await readFile(path.join(dir, 'while-paused.txt'), 'utf8'), 'paused\n');
+  });
+
   it('the Clud MCP server runs as the workspace user and lists its tools; the step socket is the only way in', async () => {
     const probe = [
       '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"it","version":"1"}}}',

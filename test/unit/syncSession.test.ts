@@ -54,19 +54,33 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     await waitFor(() => !existsSync(path.join(roots.container, 'README.md')), 'the host deletion in the container');
   });
 
-  it('flush() carries what collected while auto-sync is paused, at once, and nothing runs on its own meanwhile', async () => {
-    const { roots, cycles } = await start();
+  it('flush() carries at once what collected, in off mode too; while the user has paused auto-sync it carries nothing', async () => {
+    // A quiet period longer than the test: the watchers report nothing on their own. (A path
+    // marked dirty is a hint, which a cycle may carry before the flush does: either way it has
+    // crossed once the flush resolves.)
+    const { roots } = await start({ quietMs: 60_000 });
+    write(roots.container, 'now.txt', 'flushed');
+    session!.markDirty(['now.txt']);
+    assert.equal(session!.flushHeld, undefined);
+    await session!.flush();
+    assert.equal(readOr(path.join(roots.host, 'now.txt')), 'flushed');
+
     await session!.pause();
-    write(roots.container, 'held.txt', 'waits for a flush');
-    await new Promise((resolve) => setTimeout(resolve, 400));
-    assert.equal(readOr(path.join(roots.host, 'held.txt')), undefined, 'a paused session carried a change on its own');
-    const before = cycles.length;
-    const finished = await session!.flush();
-    assert.ok(finished && finished.report.appliedCount >= 1, 'the flush carried nothing');
-    assert.equal(readOr(path.join(roots.host, 'held.txt')), 'waits for a flush');
-    assert.equal(cycles.length, before + 1);
-    // The flush's own writes are events too; a second flush finds them agreed already.
-    assert.equal((await session!.flush())?.report.appliedCount ?? 0, 0, 'a second flush carried something');
+    write(roots.container, 'held.txt', 'waits for resume');
+    session!.markDirty(['held.txt']);
+    assert.equal(session!.flushHeld, 'the user paused auto-sync');
+    assert.equal(await session!.flush(), undefined, 'a flush crossed the pause');
+    assert.equal(readOr(path.join(roots.host, 'held.txt')), undefined, 'a flush carried a change past the pause');
+    await session!.resume();
+    await waitFor(() => readOr(path.join(roots.host, 'held.txt')) === 'waits for resume', 'the held change after resume');
+
+    // The modes say when background cycles run; a boundary's flush carries in each of them.
+    await session!.configure({ autoSync: 'off' });
+    write(roots.container, 'off.txt', 'off');
+    session!.requestFullCycle(); // what a watcher would report: off mode leaves it to a client
+    assert.equal(session!.flushHeld, undefined);
+    await session!.flush();
+    assert.equal(readOr(path.join(roots.host, 'off.txt')), 'off');
   });
 
   it('a pause holds across a restart of the session until resume, and resume is kept too', async () => {

@@ -438,13 +438,24 @@ export class SyncSession extends EventEmitter<{
   }
 
   /**
-   * Runs one cycle now for everything collected (watcher events, hints, a wanted full cycle),
-   * whatever the auto-sync mode or a pause, though never past a halt: a step boundary that must
-   * carry what the agent wrote before it closes, or a client that must know the other side is up
-   * to date. Undefined when there was nothing to carry.
+   * Why a flush carries nothing now: the user paused auto-sync, or a safeguard question they
+   * denied holds it. Undefined: a flush carries what waits.
+   */
+  get flushHeld(): string | undefined {
+    if (this.paused) return 'the user paused auto-sync';
+    if (this.heldBy) return 'a change waits for the user\'s approval';
+    return undefined;
+  }
+
+  /**
+   * Runs one cycle now for everything collected (watcher events, hints, a wanted full cycle), so
+   * that a step boundary holds what the agent wrote before it (a turn's end, a checkpoint, the
+   * agent's sync_now), in every auto-sync mode: the modes say when background cycles run, and a
+   * boundary is not one. Never past a pause or a held question (see flushHeld), nor a halt: what
+   * the user holds back stays held, whoever marks a boundary. Undefined when nothing was carried.
    */
   flush(): Promise<CycleFinished | undefined> {
-    const run = this.queue.then(() => (this.closed || this.halt ? undefined : this.cycle(false)));
+    const run = this.queue.then(() => (this.closed || this.halt || this.flushHeld ? undefined : this.cycle(false)));
     this.queue = run.catch(() => undefined);
     return run;
   }
