@@ -6,9 +6,9 @@
 // (src/agent/relay.ts); every request that writes runs as a job in the session's queue, so no
 // request races a background cycle and no lock file is needed.
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../core/atomicFile';
+import { writeFileAtomic, writeJsonAtomic } from '../core/atomicFile';
 import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, SYNC_OPTIONS_ENV, WORKSPACE_USER } from '../core/containerLayout';
 import { errorMessage } from '../core/errors';
 import { AgentEvent, LiveSettings, SyncOptions, describeZodError } from '../core/protocol';
@@ -96,11 +96,7 @@ export class ResidentAgent {
         const { state, autoSync, changesWaiting, conflicts, halt } = this.status();
         return { state, autoSync, changesWaiting, conflicts, ...(halt && { halt }) };
       },
-      keepOpenStep: async (group) => {
-        if (!group) return rm(OPEN_STEP_FILE, { force: true });
-        await mkdir(AGENT_STATE_DIR, { recursive: true });
-        await writeFileAtomic(OPEN_STEP_FILE, JSON.stringify(group) + '\n');
-      },
+      keepOpenStep: (group) => (group ? writeJsonAtomic(OPEN_STEP_FILE, group) : rm(OPEN_STEP_FILE, { force: true })),
     });
   }
 
@@ -272,7 +268,6 @@ export class ResidentAgent {
     const next = LiveSettings.parse({ ...this.settings, ...changes });
     const pollChanged = JSON.stringify(next.poll) !== JSON.stringify(this.settings.poll);
     this.settings = next;
-    await mkdir(AGENT_STATE_DIR, { recursive: true });
     await writeFileAtomic(SETTINGS_FILE, JSON.stringify(next, null, 2) + '\n');
     const session = this.session;
     if (session && pollChanged) {
