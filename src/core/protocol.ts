@@ -342,7 +342,8 @@ export const LiveSettingsChange = z.object({
   undo: undo.unwrap().optional(),
   poll: poll.unwrap().optional(),
   fullScanIntervalMs: fullScanIntervalMs.unwrap().optional(),
-});
+  // A setting added to LiveSettings and not here fails to compile, rather than being dropped from every change.
+} satisfies { [Key in keyof LiveSettings]: z.ZodOptional });
 export type LiveSettingsChange = z.infer<typeof LiveSettingsChange>;
 
 /**
