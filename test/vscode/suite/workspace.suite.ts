@@ -251,7 +251,7 @@ describe('vscode: a running workspace', function () {
       await waitFor('the agent in off mode', async () => (controller.viewState.live?.autoSync === 'off' ? true : undefined), 15_000);
       const configured = (await cludLog()).split('live.configured').length;
       // The resident agent restarts (its settings persist) and the editor attaches again, sending its settings.
-      const killed = await rootSh(workspace.containerName, `for d in /proc/[0-9]*; do c=$(tr '\\000' ' ' < $d/cmdline 2>/dev/null); case "$c" in *" /opt/clud/agent.js daemon ") kill -9 \${d#/proc/} && echo killed;; esac; done`);
+      const killed = await rootSh(workspace.containerName, "pkill -KILL -f '[a]gent.js daemon' && echo killed");
       assert.match(killed, /killed/, 'no resident agent was killed');
       await waitFor('the editor to attach again and send its settings', async () => ((await cludLog()).split('live.configured').length > configured ? true : undefined), 60_000, 200);
       assert.equal(controller.viewState.live?.autoSync, 'off', await describeState(controller));
