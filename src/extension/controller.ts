@@ -143,7 +143,7 @@ export class WorkspaceController implements vscode.Disposable {
     return this.enqueue(async () => {
       const result = await this.workspace().resume({ merge, onQuestion: askInModal });
       if (result.report) this.dispatch({ type: 'syncFinished', report: result.report });
-      if (result.live) this.dispatch({ type: 'live', status: result.live });
+      if (result.live) this.dispatch({ type: 'statusReplied', status: result.live });
       this.log.info('resumed', { wasPaused: result.wasPaused, wasHalted: result.wasHalted, syncId: result.report?.id });
       return result;
     });
@@ -151,8 +151,10 @@ export class WorkspaceController implements vscode.Disposable {
 
   /** Stops background syncing until resumed; explicit syncs still work. */
   async pauseAutoSync(): Promise<LiveStatus> {
-    const status = this.live?.connected ? await this.live.request('pause', {}) : await this.workspace().pause();
-    this.dispatch({ type: 'live', status });
+    // On the subscription's channel the reply comes after the events before it; on another it may not.
+    const subscribed = this.live?.connected === true;
+    const status = subscribed && this.live ? await this.live.request('pause', {}) : await this.workspace().pause();
+    this.dispatch({ type: subscribed ? 'live' : 'statusReplied', status });
     this.log.info('autoSync.paused', {});
     return status;
   }

@@ -237,6 +237,15 @@ describe('unit: ui live status (the resident agent)', () => {
     assert.deepEqual(states, ['changes-waiting', 'syncing', 'synced']);
   });
 
+  it("a status replied on another channel than the subscription's is dropped while subscribed: the events are newer", () => {
+    // Resume Auto-Sync: the reply said "syncing" (a full cycle starting); the events that came first said it ended.
+    const replied: StateEvent = { type: 'statusReplied', status: live({ state: 'syncing', conflicts: ['a.txt'] }) };
+    assert.equal(run(attachedRunning, liveEvent({ state: 'paused' }), liveEvent({ conflicts: ['a.txt'] }), replied).health.kind, 'conflict');
+    // Not subscribed (the subscription is reconnecting), the reply is all there is.
+    assert.equal(run(attachedRunning, liveEvent({ state: 'paused' }), { type: 'liveLost' }, replied).health.kind, 'syncing');
+    assert.equal(run(attachedRunning, replied).live?.state, 'syncing');
+  });
+
   it('a background cycle joins the history but the health stays what the agent says', () => {
     const state = run(attachedRunning, liveEvent({ state: 'syncing' }), { type: 'syncFinished', report: report() });
     assert.equal(state.health.kind, 'syncing', 'the agent has not said it is idle yet');

@@ -52,6 +52,13 @@ export type StateEvent =
   | { type: 'failed'; message: string; hint?: string; retry: RetryAction }
   /** A status from the resident agent (the subscription's first, then every `status` event). */
   | { type: 'live'; status: LiveStatus }
+  /**
+   * The status in the reply to a request sent on a channel other than the subscription's (resume,
+   * or a pause while the subscription is down). Subscribed, it is dropped: the agent publishes
+   * every change of its status, so the events are as new or newer, and a reply that arrives after
+   * them would put back a status the agent has already left.
+   */
+  | { type: 'statusReplied'; status: LiveStatus }
   /** The subscription ended (reopening, or the agent has none): health falls back to the reports. */
   | { type: 'liveLost' };
 
@@ -82,6 +89,8 @@ export function reduce(state: WorkspaceViewState, event: StateEvent): WorkspaceV
       // A late event of a channel being closed must not bring a stopped or starting workspace back.
       if (state.health.kind === 'stopped' || state.health.kind === 'starting') return state;
       return { ...state, ...fromLive(state, event.status) };
+    case 'statusReplied':
+      return state.live ? state : reduce(state, { type: 'live', status: event.status });
     case 'liveLost':
       return { ...state, live: undefined };
     case 'historyLoaded': {
