@@ -137,7 +137,8 @@ export class WorkspaceController implements vscode.Disposable {
 
   /**
    * Lifts a pause and a safety halt. Resume Sync After Halt (`merge: 'always'`) then merges both
-   * sides, deleting nothing, as `clud resume` does; Resume Auto-Sync merges only after a halt.
+   * sides, deleting nothing, as `clud resume --merge` does; Resume Auto-Sync, as `clud resume`,
+   * merges only after a halt.
    */
   resume(merge: 'always' | 'after-halt' = 'always'): Promise<ResumeResult> {
     return this.enqueue(async () => {

@@ -124,11 +124,13 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     assert.equal(await watch.interrupt(), 130);
   });
 
-  it('clud pause holds changes (clud status says paused), also across a SIGKILL of the resident agent; clud resume carries them', async function () {
+  it('clud pause holds changes (clud status says paused), also across a SIGKILL of the resident agent; clud resume carries them, deletions included', async function () {
+    await execSh(dir, 'echo doomed > deleted-while-paused.txt');
+    assert.equal(await waitForFile(path.join(dir, 'deleted-while-paused.txt')), 'doomed\n');
     const pause = await runCludJson(['pause', dir]);
     assertExit(pause.run, 0);
     assert.equal((pause.json.live as LiveStatus).state, 'paused');
-    await execSh(dir, 'echo while-paused > while-paused.txt');
+    await execSh(dir, 'echo while-paused > while-paused.txt; rm deleted-while-paused.txt');
     // An agent that dies while paused comes back paused: it does not start syncing behind the user's back.
     await killResidentAgent(dir);
     await waitFor('the restarted agent', async () => ((await liveStatus(dir).catch(() => undefined))?.state === 'paused' ? true : undefined), 30_000);
@@ -141,9 +143,18 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
 
     const resume = await runCludJson(['resume', dir]);
     assertExit(resume.run, 0);
-    assert.deepEqual(Object.keys(resume.json).sort(), ['metrics', 'ok', 'report'], `resume prints its merge as a sync does\n${describeRun(resume.run)}`);
+    // After a pause there is nothing to merge: the sync goes on from where it stopped.
+    assert.deepEqual(Object.keys(resume.json).sort(), ['live', 'ok'], `resume after a pause merges nothing\n${describeRun(resume.run)}`);
+    assert.notEqual((resume.json.live as LiveStatus).state, 'paused');
     assert.equal(await waitForFile(path.join(dir, 'while-paused.txt')), 'while-paused\n');
-    assert.notEqual((await liveStatus(dir)).state, 'paused');
+    // A deletion made while paused crosses too (a merge that deletes nothing would bring the file back).
+    await waitFor('deleted-while-paused.txt gone from the host', async () => (existsSync(path.join(dir, 'deleted-while-paused.txt')) ? undefined : true), 30_000);
+    assert.equal((await execSh(dir, 'test -e deleted-while-paused.txt && echo present || echo absent')).trim(), 'absent');
+
+    // --merge (VS Code's Resume Sync After Halt) merges both sides whether or not anything halted.
+    const merged = await runCludJson(['resume', dir, '--merge']);
+    assertExit(merged.run, 0);
+    assert.deepEqual(Object.keys(merged.json).sort(), ['metrics', 'ok', 'report'], `resume --merge prints its merge as a sync does\n${describeRun(merged.run)}`);
   });
 
   it('clud watch reconnects after the resident agent is SIGKILLed, and shows the next change', async function () {

@@ -173,7 +173,8 @@ describe('integration: clud run and checkpoint', function () {
     } finally {
       assertExit(await runClud(['resume', dir]), 0);
     }
-    assert.equal(await readFile(path.join(dir, 'while-paused.txt'), 'utf8'), 'paused\n');
+    // Resumed, the continuous sync carries what waited.
+    await waitFor('while-paused.txt on the host', async () => ((await readFile(path.join(dir, 'while-paused.txt'), 'utf8').catch(() => '')) === 'paused\n' ? true : undefined), 30_000);
   });
 
   it('the Clud MCP server runs as the workspace user and lists its tools; the step socket is the only way in', async () => {

@@ -5,17 +5,20 @@ import { reportOutput } from './syncCommand';
 
 export const resume: CommandSpec = {
   name: 'resume',
-  usage: 'clud resume [DIR] [--yes] [--json]',
-  summary: 'Sync again after `clud pause` or a safety halt: forget the last agreed state and merge both sides, deleting nothing.',
+  usage: 'clud resume [DIR] [--merge] [--yes] [--json]',
+  summary:
+    'Sync again after `clud pause` or a safety halt. After a pause, what changed meanwhile crosses as it would have, deletions included; after a halt (or with --merge) it forgets the last agreed state and merges both sides, deleting nothing.',
   options: {
+    merge: { type: 'boolean', description: 'merge both sides, deleting nothing, even when nothing halted (what was deleted on one side comes back from the other)' },
     yes: { type: 'boolean', description: 'allow what a safeguard would ask about during the merge' },
   },
   async run({ workspace, flags }) {
-    const result = await workspace.resume({ merge: 'always', onQuestion: questionHandler(flags) });
+    // VS Code's Resume Auto-Sync is `clud resume`; its Resume Sync After Halt is `clud resume --merge`.
+    const result = await workspace.resume({ merge: flags.merge === true ? 'always' : 'after-halt', onQuestion: questionHandler(flags) });
     const merge = result.report ? reportOutput(result.report) : undefined;
     const what = result.wasHalted ? 'halt lifted' : result.wasPaused ? 'auto-sync resumed' : 'nothing was paused or halted';
     const lines = [...(result.live ? [`${what}: ${formatLiveStatus(result.live)}`] : []), ...(result.report ? [formatReport(result.report)] : [])];
-    // With --json, the same object as every sync ({ ok, metrics, report }): scripts read resume's merge as they read a sync.
+    // With --json, the same object as every sync ({ ok, metrics, report }) when it merged: scripts read resume's merge as they read a sync.
     if (merge) return { ...merge, text: lines.join('\n') };
     return { json: { ok: true, ...(result.live && { live: result.live }) }, text: lines.join('\n'), exitCode: 0 };
   },

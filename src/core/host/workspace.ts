@@ -383,10 +383,10 @@ export class Workspace {
   }
 
   /**
-   * Lifts a pause and a safety halt, then (`merge: 'always'`, what `clud resume` has always done)
-   * forgets the agreed state and merges both sides, deleting nothing; the merge's report comes
-   * back. `merge: 'after-halt'` merges only when the agent's status or its newest report shows a
-   * halt (Resume Auto-Sync after a pause: files deleted meanwhile stay deleted).
+   * Lifts a pause and a safety halt. After a halt it forgets the agreed state and merges both
+   * sides, deleting nothing (the merge's report comes back); after a pause the sync goes on from
+   * its agreed state, so what changed meanwhile crosses, deletions included. `merge: 'always'`
+   * (`clud resume --merge`, Resume Sync After Halt) merges whether or not anything halted.
    */
   async resume(options: { merge?: 'always' | 'after-halt'; onQuestion?: QuestionHandler } = {}): Promise<ResumeResult> {
     const before = await this.withSession(async (session) => {
@@ -398,7 +398,7 @@ export class Workspace {
     const merge = () => this.syncCycle('two-way-safe', { reset: true, onQuestion: options.onQuestion });
     if (!before.live) return { wasPaused: false, wasHalted: true, report: await merge() };
     const wasHalted = before.halted === true;
-    const report = wasHalted || (options.merge ?? 'always') === 'always' ? await merge() : undefined;
+    const report = wasHalted || options.merge === 'always' ? await merge() : undefined;
     const live = report ? ((await this.liveStatus().catch(() => undefined)) ?? before.after) : before.after;
     return { live, wasPaused: before.live.state === 'paused' && !wasHalted, wasHalted, ...(report && { report }) };
   }

@@ -4,7 +4,7 @@ import { describeReport } from '../../core/sync/summary';
 import { showFailure } from '../notify';
 import type { CludCommand } from './command';
 
-/** Resume Sync After Halt: the halt is lifted and both sides merged, deleting nothing (a pause is lifted too). */
+/** Resume Sync After Halt (`clud resume --merge`): the halt is lifted and both sides merged, deleting nothing (a pause is lifted too). */
 export const resume: CludCommand = {
   id: 'clud.resume',
   run: async ({ controller, output }) => {
