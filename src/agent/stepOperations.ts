@@ -2,6 +2,7 @@
 // its undo log, its job queue and a flush. The daemon builds the agent and passes it here; the
 // channel (stepChannel.ts) and the unit tests call the result.
 import type { StepChannelStatus, SyncNowResult } from '../core/protocol';
+import { describeGroup } from '../core/undo';
 import type { StepBoundaries, StepGroup, StepSummary, UndoLog } from '../core/undo';
 import { StepChannelError } from './stepChannel';
 import type { StepOperations } from './stepChannel';
@@ -79,7 +80,11 @@ export function createStepOperations(agent: StepAgent): StepOperations {
         const [newest] = await log.list();
         if (newest && !newest.group) throw new StepChannelError('refused', "the newest step is the user's own (a sync, pull, resolve or restore they asked for); only they can undo it");
         const result = await log.undo({ steps: 1, force: false, root: agent.hostRoot, running: boundaries.running });
-        if (result.refused && result.barriers.length > 0) {
+        // Not forced from here: the user forces an undo (their CLI or editor), the agent does not.
+        if (result.refusedCode === 'still-running' && boundaries.running) {
+          throw new StepChannelError('refused', `${describeGroup(boundaries.running)} is still running; a step can be undone once it has ended`);
+        }
+        if (result.refusedCode === 'changed-since') {
           const paths = [...new Set(result.barriers.map((barrier) => barrier.path))];
           throw new StepChannelError('refused', `the user changed ${paths.slice(0, 5).join(', ')}${paths.length > 5 ? ', …' : ''} after that step; their edits win, so it cannot be undone from here`);
         }

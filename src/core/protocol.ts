@@ -269,9 +269,19 @@ export const UndoStepSchema = z.object({
 });
 export type UndoStepInfo = z.infer<typeof UndoStepSchema>;
 export const BarrierSchema = z.object({ stepId: z.string(), path: z.string(), detectedAt: z.string(), change: z.string() });
+/**
+ * Why an undo was refused, for code to decide on (`refused` says it in words). Forcing overrides
+ * two: `still-running` (a turn or command that has not ended, say because Claude Code was killed
+ * before its Stop) and `changed-since` (barriers: later versions, which forcing keeps aside).
+ */
+export const UndoRefusalCode = z.enum(['unavailable', 'busy', 'invalid', 'nothing-to-undo', 'cannot-undo', 'still-running', 'changed-since']);
+export type UndoRefusalCode = z.infer<typeof UndoRefusalCode>;
 export const UndoResultSchema = z.object({
   undone: z.array(UndoStepSchema),
   refused: z.string().optional(),
+  refusedCode: UndoRefusalCode.optional(),
+  /** With `still-running`: the turn or command that has not ended. */
+  running: StepGroupSchema.optional(),
   barriers: z.array(BarrierSchema),
   stoppedBefore: z.object({ stepId: z.string().optional(), reason: z.string() }).optional(),
   kept: z.array(z.object({ path: z.string(), keptAt: z.string() })),

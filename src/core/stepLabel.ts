@@ -1,16 +1,22 @@
 // How an undo history entry is named for people, the same in the CLI and the Clud view: a turn by
 // its prompt, a command by its command line, a checkpoint by its name, other steps by their sync.
-import { displayText } from './display';
-import type { UndoStepInfo } from './protocol';
+import { displayPath, displayText } from './display';
+import type { StepGroupInfo, UndoResultInfo, UndoStepInfo } from './protocol';
 
 export function describeUndoStep(step: Pick<UndoStepInfo, 'group' | 'policy' | 'steps'>): string {
-  const group = step.group;
-  const label = displayText(group?.label ?? '');
-  if (group?.kind === 'turn') return label ? `turn "${label}"` : 'turn';
-  if (group?.kind === 'command') return label ? `\`${label}\`` : 'command';
-  if (group?.kind === 'checkpoint') return label ? `checkpoint: ${label}` : 'checkpoint';
+  const named = step.group && describeStepGroup(step.group);
+  if (named) return named;
   const syncs = (step.steps?.length ?? 1) > 1 ? `${step.steps!.length} ${displayText(step.policy)} syncs` : `${displayText(step.policy)} sync`;
   return syncs;
+}
+
+/** A turn by its prompt, a command by its command line, a checkpoint by its name; undefined for a burst of syncs. */
+function describeStepGroup(group: StepGroupInfo): string | undefined {
+  const label = displayText(group.label);
+  if (group.kind === 'turn') return label ? `turn "${label}"` : 'turn';
+  if (group.kind === 'command') return label ? `\`${label}\`` : 'command';
+  if (group.kind === 'checkpoint') return label ? `checkpoint: ${label}` : 'checkpoint';
+  return undefined;
 }
 
 /**
@@ -21,4 +27,29 @@ export function lastTurnUndo<T extends Pick<UndoStepInfo, 'group'>>(history: rea
   const index = history.findIndex((step) => step.group?.kind === 'turn');
   if (index < 0) return undefined;
   return { steps: index + 1, turn: history[index]!, newer: history.slice(0, index) };
+}
+
+/**
+ * What forcing a refused undo would do, for the editor to ask and the CLI to say. Two refusals
+ * can be forced: a turn or command still running (one whose Claude Code was killed before its
+ * Stop stays open until the next prompt), and later changes in the way, which forcing keeps
+ * aside. Undefined: forcing would not help (nothing to undo, undo disabled, a step that kept no
+ * preimages, another undo running).
+ */
+export function forcedUndo(result: Pick<UndoResultInfo, 'refusedCode' | 'running' | 'barriers'>): { question: string; detail: string } | undefined {
+  if (result.refusedCode === 'still-running') {
+    const what = (result.running && describeStepGroup(result.running)) ?? 'the step';
+    return {
+      question: `${what} has not ended. Undo it anyway?`,
+      detail: 'A turn ends when Claude Code finishes it; one whose Claude Code was stopped first stays open until the next prompt. Forcing puts back what it changed so far, keeping aside any later versions of its files.',
+    };
+  }
+  if (result.refusedCode === 'changed-since') {
+    const paths = [...new Set(result.barriers.map((barrier) => displayPath(barrier.path)))];
+    return {
+      question: `${paths.slice(0, 5).join(', ')}${paths.length > 5 ? ', …' : ''} changed after that step. Undo anyway?`,
+      detail: 'Your later versions of these files are copied aside first, then the folder is put back as it was.',
+    };
+  }
+  return undefined;
 }

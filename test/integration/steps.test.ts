@@ -109,6 +109,10 @@ describe('integration: clud run and checkpoint', function () {
     const refused = await runCludJson(['undo', dir]);
     assertExit(refused.run, 1);
     assert.match(String(refused.json.refused), /the turn "rename the config loader" is still running/);
+    assert.equal(refused.json.refusedCode, 'still-running');
+    const refusedText = await runClud(['undo', dir]);
+    assertExit(refusedText, 1);
+    assert.match(refusedText.stdout, /^ {2}--force undoes it anyway/m, describeRun(refusedText));
 
     await execSh(dir, 'rm keep.txt');
     const stop = await runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'hook', 'Stop'], { input: '{"hook_event_name":"Stop"}' });

@@ -82,6 +82,7 @@ describe('unit: the narrow step channel', () => {
     const running = await rejection(ask('undoLastStep', {}));
     assert.equal(running.code, 'refused');
     assert.match(running.message, /the turn "first" is still running/);
+    assert.doesNotMatch(running.message, /forc/, 'the agent cannot force an undo: only the user can');
 
     await ask('stepEnd', {});
     await writeFile(path.join(sample.workspace.root, 'src/a.ts'), 'the user saved this');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { UndoStepInfo } from '../../src/core/protocol';
 import { commandLine } from '../../src/core/host/runStep';
-import { describeUndoStep, lastTurnUndo } from '../../src/core/stepLabel';
+import { describeUndoStep, forcedUndo, lastTurnUndo } from '../../src/core/stepLabel';
 import { buildTree } from '../../src/core/ui/tree';
 import { initialState } from '../../src/core/ui/state';
 
@@ -15,6 +15,20 @@ describe('unit: step labels', () => {
     assert.equal(describeUndoStep(entry('s')), 'two-way-safe sync');
     assert.equal(describeUndoStep(entry('g', { id: 'g', kind: 'sync', label: '' }, ['a', 'b', 'c'])), '3 two-way-safe syncs');
     assert.equal(describeUndoStep(entry('e', { id: 'e', kind: 'turn', label: 'evil\u001b[2Jname' })), 'turn "evil\\x1b[2Jname"', 'a label is shown escaped');
+  });
+
+  it('a refused undo that forcing would do asks about what forcing overrides; the others ask nothing', () => {
+    const running = forcedUndo({ refusedCode: 'still-running', running: { id: 't', kind: 'turn', label: 'rename the config loader' }, barriers: [] });
+    assert.equal(running?.question, 'turn "rename the config loader" has not ended. Undo it anyway?');
+    assert.match(running?.detail ?? '', /stays open until the next prompt/);
+    const barrier = (path: string) => ({ stepId: 's', path, detectedAt: '2026-01-01T00:00:00Z', change: 'modified' });
+    const changed = forcedUndo({ refusedCode: 'changed-since', barriers: [barrier('a.txt'), barrier('a.txt'), barrier('b\nc.txt')] });
+    assert.equal(changed?.question, 'a.txt, b\\nc.txt changed after that step. Undo anyway?', 'each path once, shown escaped');
+    const many = forcedUndo({ refusedCode: 'changed-since', barriers: ['1', '2', '3', '4', '5', '6'].map(barrier) });
+    assert.equal(many?.question, '1, 2, 3, 4, 5, … changed after that step. Undo anyway?');
+    for (const refusedCode of ['unavailable', 'busy', 'invalid', 'nothing-to-undo', 'cannot-undo', undefined] as const) {
+      assert.equal(forcedUndo({ refusedCode, barriers: [] }), undefined, String(refusedCode));
+    }
   });
 
   it("Undo Agent's Last Turn takes back the newest turn and everything newer", () => {

@@ -64,7 +64,10 @@ describe('unit: undo groups', () => {
   it('a group still running is refused, whole', async () => {
     await cycle(sample.log, sample.workspace, turn, (writer) => ops.write(writer, root(), 'src/a.ts', 'mid-turn'));
     const result = await sample.log.undo({ steps: 1, force: false, root: root(), running: turn });
-    assert.match(result.refused ?? '', /the turn "rename the config loader" is still running; undo it once it has ended \(--force undoes it anyway/);
+    assert.match(result.refused ?? '', /the turn "rename the config loader" is still running; undo it once it has ended \(forcing undoes it anyway/);
+    // What the editor asks about, and the CLI names --force for: the code and the group, not the words.
+    assert.equal(result.refusedCode, 'still-running');
+    assert.deepEqual(result.running, turn);
     assert.equal(await readFile(path.join(root(), 'src/a.ts'), 'utf8'), 'mid-turn');
   });
 
@@ -83,6 +86,7 @@ describe('unit: undo groups', () => {
     await writeFile(joinBytes(root(), 'src/a.ts'), 'the user edited this');
     const refused = await sample.log.undo({ steps: 1, force: false, root: root() });
     assert.ok(refused.refused);
+    assert.equal(refused.refusedCode, 'changed-since');
     assert.deepEqual(refused.barriers.map((barrier) => barrier.path), ['src/a.ts']);
     assert.equal(await readFile(path.join(root(), 'docs/guide.md'), 'utf8'), 'agent guide', 'nothing of the group was undone');
     assert.equal((await sample.log.list())[0]!.barriers, 1);

@@ -212,7 +212,9 @@ describe('unit: undo steps', () => {
     await assert.rejects(sample.log.beginStep({ syncId: 'other', policy: 'pull', root: sample.workspace.root }), /still open/);
     assert.match((await sample.log.undo({ steps: 1, force: false, root: sample.workspace.root })).refused ?? '', /being recorded/);
     await writer.close();
-    assert.match((await sample.log.undo({ steps: 1, force: false, root: sample.workspace.root })).refused ?? '', /nothing to undo/);
+    const nothing = await sample.log.undo({ steps: 1, force: false, root: sample.workspace.root });
+    assert.match(nothing.refused ?? '', /nothing to undo/);
+    assert.equal(nothing.refusedCode, 'nothing-to-undo');
   });
 
   it('keeps content byte for byte as read, and after compaction through a packed frame and a large file\'s own stream', async () => {

@@ -237,24 +237,45 @@ describe('vscode: end-to-end', function () {
     await screenshot(page, 'e2e-10-saved-and-synced');
   });
 
-  it('8. "Clud: Pause Auto-Sync" turns the status bar to "Clud: paused"; "Clud: Stop Workspace" with a file only the container has asks first; "Sync, Then Stop" brings it over and stops', async () => {
+  it('8. a Claude Code turn whose Stop never came: "Clud: Undo Agent\'s Last Turn" asks whether to undo it anyway; "Undo Anyway" puts the folder back', async () => {
+    // The hook Claude Code runs at a prompt, then its write; Claude Code is gone before its Stop.
+    const inContainer = (script: string) => session.clud(['exec', session.project, '--', 'sh', '-c', script]);
+    const started = await inContainer(`echo '{"prompt":"killed mid-turn"}' | node /opt/clud/agent.js hook UserPromptSubmit`);
+    assert.equal(started.exitCode, 0, started.stderr);
+    assert.equal((await inContainer('echo half done > half-done.txt')).exitCode, 0);
+    const hostFile = path.join(session.project, 'half-done.txt');
+    await pollFor('the turn\'s file on the host', async () => ((await readFile(hostFile, 'utf8').catch(() => '')) === 'half done\n' ? true : undefined), 30_000);
+    await runPaletteCommand(page, "Clud: Undo Agent's Last Turn");
+    const dialog = page.locator('.monaco-dialog-box');
+    await dialog.waitFor({ state: 'visible', timeout: 30_000 });
+    const question = (await dialog.innerText()).replace(/\s+/g, ' ');
+    await screenshot(page, 'e2e-11-undo-running-turn-asks');
+    console.log(`      the dialog: ${question}`);
+    assert.match(question, /turn "killed mid-turn" has not ended\. Undo it anyway\?/);
+    await dialog.locator('.dialog-buttons .monaco-button', { hasText: 'Undo Anyway' }).click();
+    await pollFor('half-done.txt gone from the host', async () => ((await readFile(hostFile, 'utf8').catch(() => undefined)) === undefined ? true : undefined), 30_000);
+    await pollFor('the notification that the turn was undone', async () => ((await notificationTexts(page)).some((text) => /undid 1 sync/.test(text)) ? true : undefined), 15_000);
+    await screenshot(page, 'e2e-12-undid-running-turn');
+  });
+
+  it('9. "Clud: Pause Auto-Sync" turns the status bar to "Clud: paused"; "Clud: Stop Workspace" with a file only the container has asks first; "Sync, Then Stop" brings it over and stops', async () => {
     // Paused, or continuous sync would bring the file over before the stop looks.
     await runPaletteCommand(page, 'Clud: Pause Auto-Sync');
     await waitForStatusBarText(page, 'Clud: paused', 30_000);
-    await screenshot(page, 'e2e-11-paused');
+    await screenshot(page, 'e2e-13-paused');
     const made = await session.clud(['exec', session.project, '--', 'sh', '-c', 'echo written by the agent > agent-notes.txt']);
     assert.equal(made.exitCode, 0, made.stderr);
     await runPaletteCommand(page, 'Clud: Stop Workspace');
     const dialog = page.locator('.monaco-dialog-box');
     await dialog.waitFor({ state: 'visible', timeout: 30_000 });
     const question = (await dialog.innerText()).replace(/\s+/g, ' ');
-    await screenshot(page, 'e2e-12-stop-asks');
+    await screenshot(page, 'e2e-14-stop-asks');
     console.log(`      the dialog: ${question}`);
     assert.match(question, /agent-notes\.txt/);
     assert.match(question, /Stopping removes the container/);
     await dialog.locator('.dialog-buttons .monaco-button', { hasText: 'Sync, Then Stop' }).click();
     await pollFor('the status bar to show the stopped item ("Clud")', async () => ((await statusBarTexts(page)).includes('Clud') ? true : undefined), 60_000);
-    await screenshot(page, 'e2e-13-stopped');
+    await screenshot(page, 'e2e-15-stopped');
     assert.equal(await readFile(path.join(session.project, 'agent-notes.txt'), 'utf8'), 'written by the agent\n');
     const status = await session.clud(['status', session.project, '--json']);
     assert.match(status.stdout, /"state":\s*"missing"/, `clud status after the stop:\n${status.stdout}${status.stderr}`);

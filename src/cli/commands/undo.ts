@@ -1,5 +1,5 @@
 import { displayPath, displayText } from '../../core/display';
-import { describeUndoStep } from '../../core/stepLabel';
+import { describeUndoStep, forcedUndo } from '../../core/stepLabel';
 import type { CommandSpec } from '../command';
 import { wholeNumberFlag } from '../flags';
 
@@ -21,6 +21,7 @@ export const undo: CommandSpec = {
     const result = await workspace.undo(steps, flags.force === true);
     const lines: string[] = [];
     if (result.refused) lines.push(`nothing undone: ${displayText(result.refused)}`);
+    if (result.refused && forcedUndo(result)) lines.push('  --force undoes it anyway (later versions of its files are kept aside)');
     for (const step of result.undone) lines.push(`undid ${describeUndoStep(step)} of ${step.closedAt} (${step.files} path(s))`);
     for (const barrier of result.barriers) lines.push(`  ${result.refused ? 'blocked by' : 'crossed'} barrier: ${displayPath(barrier.path)} ${displayText(barrier.change)}`);
     for (const kept of result.kept) lines.push(`  kept the overwritten ${displayPath(kept.path)} at ${displayPath(kept.keptAt)}`);

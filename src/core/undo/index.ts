@@ -1,5 +1,5 @@
 // The undo log: each sync that writes to the host becomes a step that can be undone.
-export { UndoLog } from './undoLog';
+export { describeGroup, UndoLog } from './undoLog';
 export type { UndoLogOptions } from './undoLog';
 export { StepWriter } from './stepWriter';
 export { DEFAULT_LIMITS, DEFAULT_THRESHOLDS, SafeguardDenied, STEP_KINDS } from './types';

@@ -1,5 +1,5 @@
 // The undo log's types: the public ones, and what the log hands the writer of a step.
-import type { SafeguardKind, SafeguardQuestionInfo } from '../protocol';
+import type { SafeguardKind, SafeguardQuestionInfo, UndoRefusalCode } from '../protocol';
 import type { Manifest } from './records';
 
 export interface UndoLimits {
@@ -154,6 +154,10 @@ export interface UndoResult {
   undone: StepSummary[];
   /** Set when nothing was undone because the request was refused (disabled, barriers, nothing to undo). */
   refused?: string;
+  /** Why, for code to decide on (set with `refused`). */
+  refusedCode?: UndoRefusalCode;
+  /** With `still-running`: the turn or command that has not ended. */
+  running?: StepGroup;
   /** Barriers in the way (refused), or crossed (forced). */
   barriers: Barrier[];
   /** Set when fewer steps than asked were undone: the step undo stopped before, and why. */

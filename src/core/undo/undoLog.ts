@@ -31,6 +31,7 @@ import { removeTree, restoreRecords } from './restore';
 import { formatBytes } from './safeguards';
 import { fsyncPath, readJournal } from './stepJournal';
 import { StepWriter } from './stepWriter';
+import type { UndoRefusalCode } from '../protocol';
 import type { Barrier, KeptVersion, RecoveredStep, StepGroup, StepMeta, StepSummary, UndoLimits, UndoResult } from './types';
 import { DEFAULT_LIMITS, DEFAULT_THRESHOLDS } from './types';
 import { packWorker } from './packWorker';
@@ -214,9 +215,9 @@ export class UndoLog {
    * ended), which is refused rather than undone under the agent's feet.
    */
   async undo(options: { steps: number; force: boolean; root: string; running?: StepGroup }): Promise<UndoResult> {
-    if (this.disabled) return refusal(this.disabled);
-    if (this.openStep) return refusal(`a sync is being recorded (step ${this.openStep.id}); undo after it`);
-    if (this.undoRunning) return refusal('another undo is running');
+    if (this.disabled) return refusal('unavailable', this.disabled);
+    if (this.openStep) return refusal('busy', `a sync is being recorded (step ${this.openStep.id}); undo after it`);
+    if (this.undoRunning) return refusal('busy', 'another undo is running');
     this.undoRunning = true;
     try {
       return await this.undoSteps(options);
@@ -227,19 +228,19 @@ export class UndoLog {
 
   private async undoSteps(options: { steps: number; force: boolean; root: string; running?: StepGroup }): Promise<UndoResult> {
     const result: UndoResult = { undone: [], barriers: [], kept: [], problems: [] };
-    const refuse = (reason: string, barriers: Barrier[] = []) => ({ ...result, refused: reason, barriers });
-    if (!Number.isInteger(options.steps) || options.steps < 1) return refuse('the number of steps to undo must be at least 1');
-    if (!(await lstatOrUndefined(joinBytes(options.root, '')))?.isDirectory()) return refuse(`${options.root} is not a folder`);
+    const refuse = (code: UndoRefusalCode, reason: string, more: Pick<UndoResult, 'barriers' | 'running'> = { barriers: [] }) => ({ ...result, refused: reason, refusedCode: code, ...more });
+    if (!Number.isInteger(options.steps) || options.steps < 1) return refuse('invalid', 'the number of steps to undo must be at least 1');
+    if (!(await lstatOrUndefined(joinBytes(options.root, '')))?.isDirectory()) return refuse('invalid', `${options.root} is not a folder`);
 
     const groups = await this.loadGroups();
     const newestFirst = groups.flat().map(({ manifest }) => manifest);
-    if (newestFirst.length === 0) return refuse('there is nothing to undo');
+    if (newestFirst.length === 0) return refuse('nothing-to-undo', 'there is nothing to undo');
     const targetGroups: Array<Array<{ manifest: Manifest; group?: StepGroup }>> = [];
     for (const members of groups.slice(0, options.steps)) {
       const group = members[0]!.group;
       // Forced: a turn whose Stop never came (Claude Code killed, say) stays open until the next prompt.
       if (group && options.running && group.id === options.running.id && !options.force) {
-        return refuse(`${describeGroup(group)} is still running; undo it once it has ended (--force undoes it anyway, if it will not end)`);
+        return refuse('still-running', `${describeGroup(group)} is still running; undo it once it has ended (forcing undoes it anyway, if it will not end)`, { barriers: [], running: group });
       }
       const wall = members.find(({ manifest }) => !manifest.protected)?.manifest;
       if (wall) {
@@ -249,7 +250,7 @@ export class UndoLog {
       targetGroups.push(members);
     }
     if (!result.stoppedBefore && options.steps > groups.length) result.stoppedBefore = { reason: `the log holds only ${groups.length} step(s)` };
-    if (targetGroups.length === 0) return refuse(result.stoppedBefore!.reason);
+    if (targetGroups.length === 0) return refuse('cannot-undo', result.stoppedBefore!.reason);
     const targets = targetGroups.flat().map(({ manifest }) => manifest);
 
     const protectedOldestFirst = newestFirst.filter((manifest) => manifest.protected).reverse();
@@ -257,7 +258,7 @@ export class UndoLog {
     const blocking = await this.recordBarriers(await findBarriers(options.root, protectedOldestFirst, targetScope), targetScope);
     if (blocking.length > 0 && !options.force) {
       const listed = blocking.slice(0, 5).map((barrier) => `${barrier.path} (${barrier.change}, step ${barrier.stepId})`).join('; ');
-      return refuse(`undo would overwrite ${blocking.length} change(s) made after the sync: ${listed}${blocking.length > 5 ? '; …' : ''}. Force it to undo anyway (those versions are kept aside)`, blocking);
+      return refuse('changed-since', `undo would overwrite ${blocking.length} change(s) made after the sync: ${listed}${blocking.length > 5 ? '; …' : ''}. Force it to undo anyway (those versions are kept aside)`, { barriers: blocking });
     }
 
     let remaining = protectedOldestFirst;
@@ -550,7 +551,7 @@ export class UndoLog {
   }
 }
 
-const refusal = (reason: string): UndoResult => ({ undone: [], barriers: [], kept: [], problems: [], refused: reason });
+const refusal = (code: UndoRefusalCode, reason: string): UndoResult => ({ undone: [], barriers: [], kept: [], problems: [], refused: reason, refusedCode: code });
 
 /** How a group is named in a sentence: "the turn 'rename the loader'", "the command 'npm test'". */
 export function describeGroup(group: StepGroup): string {

@@ -1,22 +1,19 @@
-import { displayPath, displayText } from '../../core/display';
+import { displayText } from '../../core/display';
 import * as vscode from 'vscode';
+import { forcedUndo } from '../../core/stepLabel';
 import { showFailure } from '../notify';
 import type { CludCommand, CommandContext } from './command';
 
 /**
- * Undo the newest `steps` syncs. Where a later change would be destroyed (a barrier), say which
- * and ask before forcing; forcing keeps those changes aside.
+ * Undo the newest `steps` syncs. Where forcing would undo what was refused (a later change in the
+ * way, which forcing keeps aside, or a turn that never ended), say what and ask first.
  */
 export async function undoSteps({ controller, output }: CommandContext, steps: number): Promise<void> {
   try {
     let result = await controller.undo(steps);
-    if (result.refused && result.barriers.length > 0) {
-      const paths = result.barriers.map((barrier) => displayPath(barrier.path)).slice(0, 5).join(', ');
-      const choice = await vscode.window.showWarningMessage(
-        `Clud: ${paths} changed after that sync. Undo anyway?`,
-        { modal: true, detail: 'Your later versions of these files are copied aside first, then the folder is put back as it was.' },
-        'Undo Anyway',
-      );
+    const forcing = result.refused ? forcedUndo(result) : undefined;
+    if (forcing) {
+      const choice = await vscode.window.showWarningMessage(`Clud: ${forcing.question}`, { modal: true, detail: forcing.detail }, 'Undo Anyway');
       if (choice !== 'Undo Anyway') return;
       result = await controller.undo(steps, true);
     }
