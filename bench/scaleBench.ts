@@ -194,8 +194,7 @@ class FullCycles {
 
 /**
  * Asks the resident agent for a rescan: `clud up --auto-sync continuous` on the running workspace
- * sets the mode it already has, which the agent follows with a full cycle. (`clud resume` would
- * too, but only after a merge that forgets the agreed state and rewrites it.)
+ * sets the mode it already has, which the agent follows with a full cycle, and nothing else.
  */
 async function askForRescan(clud: (...args: string[]) => Promise<unknown>, folder: string): Promise<void> {
   await clud('up', folder, '--auto-sync', 'continuous');
