@@ -38,7 +38,7 @@ export async function runInitialSyncInChild(options: SyncOptions, onProgress: (d
   if (finalState) return finalState;
   // Died before it said how the copy ended (killed, out of memory): a failure the user can retry.
   const previous = readInitState();
-  return writeInitState({ warnings: [], attempts: 1, ...previous, phase: 'failed', error: `the initial copy's process ${how} before it finished; run \`clud up\` to retry`, progress: undefined });
+  return writeInitState({ warnings: [], attempts: 1, ...previous, phase: 'failed', error: `the initial copy's process ${how} before it finished`, progress: undefined });
 }
 
 /**

@@ -143,7 +143,7 @@ export class ResidentAgent {
       } else if (init?.phase === 'syncing') {
         // The agent died during the copy, whose process stopped with it (initialCopyProcess.ts).
         // Not copied again on its own: /workspace may hold writes made since; `clud up` retries.
-        const error = 'the initial copy was interrupted: the sync agent restarted during it; run `clud up` to retry';
+        const error = 'the initial copy was interrupted: the sync agent restarted during it';
         writeInitState({ ...init, phase: 'failed', error, progress: undefined });
         log('error', error);
       }

@@ -25,6 +25,8 @@ export function formatStatus(status: WorkspaceStatus): string {
   if (status.image) lines.push(`image:     ${status.image}${status.imageCurrent === false ? ' (older than this Clud: `clud up --rebuild` updates it)' : ''}`);
   if (status.init) {
     lines.push(`workspace: ${status.init.phase}${status.init.error ? ` — ${displayText(status.init.error)}` : ''}`);
+    // The way out is said here, once: the agent's error says only what went wrong.
+    if (status.init.phase === 'failed') lines.push('  the container is running but the initial copy failed; fix the cause and run `clud up` again to retry it');
     for (const warning of status.init.warnings) lines.push(`  warning: ${displayText(warning)}`);
     if (status.init.initialSync) lines.push(`  initial copy: ${formatMetrics(status.init.initialSync)}`);
   }

@@ -122,11 +122,12 @@ describe('integration: faults at the edges', function () {
       assert.match(String(init.error), /initial copy's process killed by SIGKILL before it finished/);
       // The resident agent that started the copy still answers, and says the same.
       const status = await runClud(['status', killed]);
-      assert.match(status.stdout, /workspace: failed/);
+      assert.match(status.stdout, /^workspace: failed — the initial copy's process killed by SIGKILL before it finished\n {2}the container is running but the initial copy failed; fix the cause and run `clud up` again to retry it$/m, describeRun(status));
       // A pause needs a sync to pause: it says why there is none rather than answering as if it paused.
       const pause = await runClud(['pause', killed]);
       assertExit(pause, 1);
       assert.match(pause.stderr, /the initial copy into \/workspace has not completed \(the initial copy's process killed/);
+      assert.equal(pause.stderr.split('clud up').length - 1, 1, `the way out is said once: ${pause.stderr}`);
       assertExit(await runClud(['down', killed, '--force']), 0);
     });
 

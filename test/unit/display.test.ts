@@ -82,4 +82,15 @@ describe('unit: the CLI text of a report', () => {
     });
     assert.match(text, /kept out {2}id_rsa\\x1b: SSH private key \(not copied into \/workspace/);
   });
+
+  it('says how to retry a failed initial copy once, after what went wrong', () => {
+    const text = formatStatus({
+      hostPath: '/home/me/proj',
+      containerName: 'clud-proj',
+      state: 'running',
+      init: { phase: 'failed', updatedAt: '2026-12-04T12:00:00.000Z', warnings: [], attempts: 1, error: 'No space left on device' },
+    });
+    assert.match(text, /^workspace: failed — No space left on device\n {2}the container is running but the initial copy failed; fix the cause and run `clud up` again to retry it$/m);
+    assert.equal(text.split('clud up').length - 1, 1);
+  });
 });

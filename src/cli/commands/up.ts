@@ -36,7 +36,8 @@ export const up: CommandSpec = {
     const lines = [formatStatus(result)];
     if (result.ui?.password) lines.push(`IDE password: ${result.ui.password} (shown once; \`clud up --ui --auth password\` after a restart makes a new one)`);
     for (const warning of result.warnings ?? []) lines.push(`warning: ${displayText(warning)}`);
-    if (failed) lines.push('The container is running but the initial copy failed; fix the cause and run `clud up` again to retry it.');
+    // A failed copy's way out is in the status above; a copy that reports no end has none there.
+    if (failed && result.init?.phase !== 'failed') lines.push('The container is running but the initial copy did not complete; run `clud up` again to retry it.');
     if (flags.open === true && result.ui) openInBrowser(result.ui.url);
     return { json: { ok: !failed, ...result }, text: lines.join('\n'), exitCode: failed ? 1 : 0 };
   },
