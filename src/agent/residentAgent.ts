@@ -96,8 +96,17 @@ export class ResidentAgent {
         const { state, autoSync, changesWaiting, conflicts, halt } = this.status();
         return { state, autoSync, changesWaiting, conflicts, ...(halt && { halt }) };
       },
-      keepOpenStep: (group) => (group ? writeJsonAtomic(OPEN_STEP_FILE, group) : rm(OPEN_STEP_FILE, { force: true })),
+      keepOpenStep: (group) => keepOpenStep(group),
     });
+  }
+
+  /**
+   * Ends the open turn or command `group` without its end boundary: the user undid it while it
+   * ran (forced: its Stop never came), so what is written after the undo is not part of it. Call
+   * inside a job.
+   */
+  async abandonOpenStep(group: StepGroup): Promise<void> {
+    if (this.boundaries.close({ id: group.id })) await keepOpenStep(undefined);
   }
 
   /**
@@ -443,6 +452,11 @@ export class ResidentAgent {
     this.lastStatusJson = json;
     this.broadcast({ type: 'status', status });
   }
+}
+
+/** Keeps the open turn or command for an agent restarted after a crash (none: removes it). */
+function keepOpenStep(group: StepGroup | undefined): Promise<void> {
+  return group ? writeJsonAtomic(OPEN_STEP_FILE, group) : rm(OPEN_STEP_FILE, { force: true });
 }
 
 /** The turn or command that was open when the agent last stopped, if any (see OPEN_STEP_FILE). */

@@ -69,7 +69,11 @@ export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState):
       agent.job(async (_store, undoLog) => {
         await undoLog.detectBarriers(ROOTS.host);
         // A turn or command still being recorded is refused, not taken back under the agent's feet.
-        return undoLog.undo({ steps: params.steps, force: params.force, root: ROOTS.host, running: agent.boundaries.running });
+        const running = agent.boundaries.running;
+        const result = await undoLog.undo({ steps: params.steps, force: params.force, root: ROOTS.host, running });
+        // Undone while it ran (forced: its Stop never came), it is over: later writes are not its.
+        if (running && result.undone.some((step) => step.group?.id === running.id)) await agent.abandonOpenStep(running);
+        return result;
       }),
     discardUndoLog: () =>
       agent.job(async (_store, undoLog) => {

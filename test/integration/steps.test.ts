@@ -151,6 +151,25 @@ describe('integration: clud run and checkpoint', function () {
     assert.deepEqual(await hashTree(dir), before, 'the whole turn was one step');
   });
 
+  it('a turn whose Stop never came: clud undo --force takes it back and ends it, so a later write is a step of its own', async () => {
+    const before = await hashTree(dir);
+    const hook = (event: string, input: object) => runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'hook', event], { input: JSON.stringify({ hook_event_name: event, ...input }) });
+    assertExit(await hook('UserPromptSubmit', { prompt: 'never ends' }), 0);
+    await execSh(dir, 'echo half > half-done.txt');
+    await waitFor('the turn\'s change on the host', async () => ((await readFile(path.join(dir, 'half-done.txt'), 'utf8').catch(() => '')) === 'half\n' ? true : undefined), 60_000);
+    // Claude Code was killed: no Stop comes.
+    const forced = await runCludJson(['undo', dir, '--force']);
+    assertExit(forced.run, 0);
+    assert.deepEqual(await hashTree(dir), before);
+    assert.doesNotMatch(await mcpCall(dir, 'status'), /recording: turn/, 'the turn undone is still being recorded');
+    await execSh(dir, 'echo later > after-the-undo.txt');
+    await waitFor('the later change on the host', async () => ((await readFile(path.join(dir, 'after-the-undo.txt'), 'utf8').catch(() => '')) === 'later\n' ? true : undefined), 60_000);
+    const history = await runCludJson(['history', dir]);
+    const [newest] = history.json.steps as Array<{ group?: { kind: string; label: string } }>;
+    assert.notEqual(newest?.group?.label, 'never ends', `a write after the undo joined the undone turn: ${JSON.stringify(history.json, null, 1)}`);
+    assertExit((await runCludJson(['undo', dir])).run, 0);
+  });
+
   it('clud checkpoint names what changed since the last step; the agent\'s undo_last_step takes it back', async () => {
     const before = await hashTree(dir);
     await execSh(dir, 'echo draft > draft.txt');
