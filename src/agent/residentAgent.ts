@@ -407,7 +407,7 @@ export class ResidentAgent {
     const group = this.cycleGroup;
     this.cycleGroup = undefined;
     if (group && report.undoStep) this.boundaries.recorded(group, report.applied.filter((change) => change.side === 'host').map((change) => change.path));
-    if (report.appliedCount > 0 || report.conflicts.length > 0 || report.halted) log('info', `${kind} cycle: ${report.appliedCount} change(s), ${report.conflicts.length} conflict(s)${report.halted ? `, halted: ${report.halted.reason}` : ''}`, { id: report.id, kind, applied: report.appliedCount, durationMs: report.durationMs, ...(rescan && { rescan }) });
+    if (report.appliedCount > 0 || report.conflicts.length > 0 || report.halted) log('info', `${kind} cycle: ${report.appliedCount} change(s), ${report.conflicts.length} conflict(s)${report.halted ? `, halted: ${report.halted.reason}` : ''}`, { id: report.id, kind, applied: report.appliedCount, durationMs: report.durationMs, ...(report.phasesMs && { phasesMs: report.phasesMs }), ...(rescan && { rescan }) });
     this.broadcast({ type: 'cycle-finished', kind, report });
     // The repositories are not merged file by file: history crosses as git objects and refs,
     // after each full background cycle (the periodic one included), so commits arrive within one

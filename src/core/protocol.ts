@@ -204,6 +204,12 @@ export const SyncReport = z.object({
   /** A safeguard the user denied: the cycle's host changes were rolled back. */
   denied: z.object({ kind: z.string(), path: z.string(), detail: z.string() }).optional(),
   scanned: z.object({ hostFiles: z.number().int(), containerFiles: z.number().int(), hashedFiles: z.number().int() }),
+  /**
+   * Where a cycle that got as far as its commit spent its time, in ms: reading both sides (`scan`),
+   * deciding (`reconcile`), changing files (`apply`, the undo step's plan, captures and close
+   * included) and writing the agreed state (`commit`). Absent for a cycle that stopped earlier.
+   */
+  phasesMs: z.object({ scan: z.number(), reconcile: z.number(), apply: z.number(), commit: z.number() }).optional(),
   /** The git history exchanged after the file sync; absent when the cycle halted. */
   git: GitExchangeSchema.optional(),
 });

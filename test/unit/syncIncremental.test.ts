@@ -136,6 +136,26 @@ describe('unit: incremental sync cycles (state store)', () => {
     });
   });
 
+  it('a cycle that carried a change says where its time went; one that halted says nothing of it', async () => {
+    const ws = workspaceIn(tempDir());
+    makeTree(ws.host, { 'a.txt': 'a' });
+    mkdirSync(ws.container, { recursive: true });
+    for (const result of [await cycle(ws), (writeFileSync(path.join(ws.host, 'a.txt'), 'a2'), await cycle(ws, ['a.txt']))]) {
+      const report = result.report!;
+      assert.equal(report.appliedCount, 1);
+      const phases = report.phasesMs!;
+      assert.deepEqual(Object.keys(phases), ['scan', 'reconcile', 'apply', 'commit']);
+      for (const ms of Object.values(phases)) assert.ok(Number.isInteger(ms) && ms >= 0, JSON.stringify(phases));
+      // Rounded each: within a millisecond apiece of the whole, history append included.
+      assert.ok(phases.scan + phases.reconcile + phases.apply + phases.commit <= report.durationMs + 4, `${JSON.stringify(phases)} > ${report.durationMs} ms`);
+    }
+    rmSync(ws.container, { recursive: true });
+    mkdirSync(ws.container);
+    const halted = (await cycle(ws)).report!;
+    assert.ok(halted.halted, 'an emptied side halts');
+    assert.equal(halted.phasesMs, undefined);
+  });
+
   describe('an incremental cycle gives what a full cycle gives', () => {
     for (const scenario of scenarios) {
       it(scenario.name, async () => {

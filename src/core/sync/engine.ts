@@ -113,6 +113,7 @@ export async function forgetAgreedState(store: SyncStateStore): Promise<void> {
 
 export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCycleResult> {
   const started = new Date();
+  const startedAt = performance.now();
   const { store } = options;
   const files = new SyncStateFiles(store.directory);
   const report = emptySyncReport({ id: newSyncId(started), policy: options.policy, startedAt: started.toISOString() });
@@ -154,6 +155,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
     options.undo?.log.prepareToRecord();
     region = scanned;
   }
+  const scannedAt = performance.now();
   const { host, container } = region;
   report.scanned = { hostFiles: host.stats.files, containerFiles: container.stats.files, hashedFiles: host.stats.hashedFiles + container.stats.hashedFiles };
   for (const [side, scan] of [['host', host], ['container', container]] as const) {
@@ -200,6 +202,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
     return options.beforeModify?.(change, found);
   };
   let recorded: Awaited<ReturnType<typeof applyRecorded>>;
+  const applyStartedAt = performance.now();
   try {
     recorded = await applyRecorded(
       result.changes,
@@ -221,6 +224,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
   }
   const { outcome } = recorded;
   report.undoStep = recorded.stepId;
+  const appliedAt = performance.now();
 
   // The new agreed state at the paths reconcile decided on: its updates for paths that needed no
   // change, and for paths whose change was carried out. A skipped change leaves its path as it was.
@@ -238,6 +242,8 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
   await options.undo?.log.detectBarriers(options.roots.host, { except: recorded.stepId, ...(region.paths && { paths: region.paths }) });
 
   recordOutcome(report, outcome);
+  const committedAt = performance.now();
+  report.phasesMs = { scan: Math.round(scannedAt - startedAt), reconcile: Math.round(applyStartedAt - scannedAt), apply: Math.round(appliedAt - applyStartedAt), commit: Math.round(committedAt - appliedAt) };
   return finish();
 }
 
