@@ -70,16 +70,26 @@ export function serveChannel(input: Readable, output: Writable, handlers: Handle
       send(settled ? { kind: 'result', id: request.id, result: {} } : { kind: 'error', id: request.id, code: 'bad-request', message: `no open question ${request.params.questionId}` });
       return;
     }
+    // One answer per question within a request: a request is first asked the question a waiting
+    // background cycle holds (ResidentAgent.job), and its own cycle then meets the same change.
+    const answers = new Map<string, Promise<'allow' | 'deny'>>();
     const context: RequestContext = {
       signal: hostGone.signal,
       sendEvent: (event) => send({ kind: 'event', event }),
       progress: (data) => send({ kind: 'progress', id: request.id, data }),
-      ask: (question) =>
-        new Promise((resolve) => {
-          const questionId = nextQuestionId++;
-          questions.set(questionId, resolve);
-          send({ kind: 'question', id: request.id, questionId, question });
-        }),
+      ask: (question) => {
+        const key = JSON.stringify([question.kind, question.path, question.detail]);
+        let answer = answers.get(key);
+        if (!answer) {
+          answer = new Promise((resolve) => {
+            const questionId = nextQuestionId++;
+            questions.set(questionId, resolve);
+            send({ kind: 'question', id: request.id, questionId, question });
+          });
+          answers.set(key, answer);
+        }
+        return answer;
+      },
     };
     const handler = handlers[request.method] as (params: unknown, context: RequestContext) => Promise<unknown>;
     const work = handler(request.params, context)

@@ -157,6 +157,29 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     assert.deepEqual(Object.keys(merged.json).sort(), ['metrics', 'ok', 'report'], `resume --merge prints its merge as a sync does\n${describeRun(merged.run)}`);
   });
 
+  it('a background cycle that would delete 60 files waits for approval; clud sync asks once and denies without a terminal; clud sync --yes allows it', async function () {
+    await execSh(dir, 'mkdir -p doomed && for i in $(seq 1 60); do echo $i > doomed/f$i.txt; done');
+    await waitFor('the 60 files on the host', async () => (existsSync(path.join(dir, 'doomed/f60.txt')) ? true : undefined), 30_000);
+    await execSh(dir, 'rm -rf doomed');
+    const waiting = await waitFor('the agent waiting for approval', async () => {
+      const live = await liveStatus(dir);
+      return live.state === 'waiting-for-approval' ? live : undefined;
+    }, 30_000);
+    assert.equal(waiting.question?.question.kind, 'many-deletions');
+    assert.match((await runClud(['status', dir])).stdout, /^sync: +waiting for approval/m);
+    assert.equal(existsSync(path.join(dir, 'doomed/f1.txt')), true, 'a held deletion reached the host');
+
+    // The request is asked the held question first, then its own cycle meets the same deletion: one question.
+    const denied = await runClud(['sync', dir]);
+    assertExit(denied, 1);
+    assert.equal(denied.stderr.match(/safeguard: .*denied/g)?.length, 1, `asked more than once:\n${describeRun(denied)}`);
+    assert.equal(existsSync(path.join(dir, 'doomed/f1.txt')), true, 'a denied deletion reached the host');
+
+    assertExit(await runClud(['sync', dir, '--yes']), 0);
+    assert.equal(existsSync(path.join(dir, 'doomed')), false, 'the allowed deletion did not reach the host');
+    await waitFor('the agent idle again', async () => ((await liveStatus(dir)).state === 'idle' ? true : undefined), 30_000);
+  });
+
   it('clud watch reconnects after the resident agent is SIGKILLed, and shows the next change', async function () {
     const watch = await startWatch(dir);
     watches.push(watch);

@@ -133,6 +133,27 @@ describe('unit: agentClient', () => {
       ]);
     });
 
+    it('asks the client each safeguard question once per request, however often the request meets it', async () => {
+      const deletion = { kind: 'many-deletions' as const, path: 'src', detail: '60 files deleted in this sync (limit 50)' };
+      const overwrite = { kind: 'large-overwrite' as const, path: 'big.bin', detail: 'big.bin (20 MB) would be overwritten' };
+      const answers: string[] = [];
+      const { client } = connect({
+        // As a request does that is asked a waiting background cycle's question first, then meets the same change itself.
+        sync: async (_params, context) => {
+          answers.push(await context.ask(deletion), await context.ask(deletion), await context.ask(overwrite));
+          return report('sync');
+        },
+      });
+      const asked: string[] = [];
+      const onQuestion = async (question: { path: string }) => (asked.push(question.path), question.path === 'src' ? ('deny' as const) : ('allow' as const));
+      await client.request('sync', {}, undefined, onQuestion);
+      assert.deepEqual(asked, ['src', 'big.bin']);
+      assert.deepEqual(answers, ['deny', 'deny', 'allow']);
+      // Another request asks again: an answer holds for the request it was given in.
+      await client.request('sync', {}, undefined, onQuestion);
+      assert.deepEqual(asked, ['src', 'big.bin', 'src', 'big.bin']);
+    });
+
     it('delivers progress events before the result, in order', async () => {
       const events: string[] = [];
       const { client } = connect({
