@@ -217,6 +217,17 @@ export class ResidentAgent {
     }
   }
 
+  /**
+   * A client's request that cannot answer a safeguard question (history, undo, compare, backup):
+   * refused at once while a background cycle waits for an answer, instead of waiting behind it
+   * with nothing said until someone else answers.
+   */
+  jobWithoutAsking<T>(work: (store: SyncStateStore, undoLog: UndoLog) => Promise<T>): Promise<T> {
+    const open = this.question;
+    if (open) return Promise.reject(new RequestError('awaiting-approval', `a background sync is waiting for approval: ${open.question.detail}`));
+    return this.job(work);
+  }
+
   /** A background question holds the queue: a request that waits behind it is asked it first. */
   private forwardOpenQuestion(ask: ((question: SafeguardQuestionInfo) => Promise<Answer>) | undefined): void {
     if (!this.question || !ask) return;

@@ -30,7 +30,7 @@ export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState):
   const ask = (context: RequestContext) => (question: SafeguardQuestionInfo) => context.ask(question);
 
   return {
-    compare: (params) => agent.job((store) => compareWithAgreedState(ROOTS, { excludes: params.excludes, allowSecrets: params.allowSecrets, hostAccess: hostAccess(), store })),
+    compare: (params) => agent.jobWithoutAsking((store) => compareWithAgreedState(ROOTS, { excludes: params.excludes, allowSecrets: params.allowSecrets, hostAccess: hostAccess(), store })),
     sync: (params, context) =>
       agent.requestCycle({
         policy: params.policy,
@@ -51,7 +51,7 @@ export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState):
           resolveConflict({ roots: ROOTS, store, excludes: params.excludes, allowSecrets: params.allowSecrets, path: params.path, keep: params.keep, undo: recording(undoLog, params.undo, context), owners: workspaceOwners(), hostAccess: hostAccess() }),
         ask(context),
       ),
-    backup: (params) => agent.job((store) => backupDifferences({ roots: ROOTS, stateDir: CONTAINER_STATE_PATH, store, excludes: params.excludes, allowSecrets: params.allowSecrets, hostAccess: hostAccess() })),
+    backup: (params) => agent.jobWithoutAsking((store) => backupDifferences({ roots: ROOTS, stateDir: CONTAINER_STATE_PATH, store, excludes: params.excludes, allowSecrets: params.allowSecrets, hostAccess: hostAccess() })),
     listBackups: async () => ({ backups: await listBackups(CONTAINER_STATE_PATH) }),
     restoreBackup: (params, context) =>
       agent.job(
@@ -60,13 +60,13 @@ export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState):
         ask(context),
       ),
     undoHistory: () =>
-      agent.job(async (_store, undoLog) => {
+      agent.jobWithoutAsking(async (_store, undoLog) => {
         // Barriers as of now, not as of the last sync: the user may have edited since.
         if (!undoLog.disabledReason) await undoLog.detectBarriers(ROOTS.host);
         return { steps: await undoLog.list(), barriers: await undoLog.barriers(), disabledReason: undoLog.disabledReason, notices: agent.takeNotices() };
       }),
     undo: (params) =>
-      agent.job(async (_store, undoLog) => {
+      agent.jobWithoutAsking(async (_store, undoLog) => {
         await undoLog.detectBarriers(ROOTS.host);
         // A turn or command still being recorded is refused, not taken back under the agent's feet.
         const running = agent.boundaries.running;
@@ -76,7 +76,7 @@ export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState):
         return result;
       }),
     discardUndoLog: () =>
-      agent.job(async (_store, undoLog) => {
+      agent.jobWithoutAsking(async (_store, undoLog) => {
         await undoLog.discard();
         return {};
       }),

@@ -15,6 +15,7 @@ export type CludErrorCode =
   | 'agent-unavailable'
   | 'sync-failed'
   | 'sync-halted'
+  | 'awaiting-approval'
   | 'unsynced-changes'
   | 'timeout'
   | 'port-taken'

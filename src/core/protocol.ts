@@ -482,9 +482,13 @@ export const ResultSchemas = {
 } satisfies Record<Method, z.ZodType>;
 export type ResultOf<M extends Method> = z.infer<(typeof ResultSchemas)[M]>;
 
-/** `sync-busy`: another sync held the workspace's sync lock for longer than a request waits. */
-/** `agent-unavailable`: the resident agent is not running (yet, or any more); `agent-restarted`: it died during the request and was restarted. */
-export const ErrorCode = z.enum(['bad-request', 'line-too-long', 'unknown-method', 'sync-failed', 'sync-halted', 'sync-busy', 'agent-unavailable', 'agent-restarted', 'internal']);
+/**
+ * `awaiting-approval`: a background sync holds the workspace's one queue until someone answers its
+ * safeguard question, and this request cannot answer it (history, undo, compare, backup).
+ * `agent-unavailable`: the resident agent is not running (yet, or any more); `agent-restarted`:
+ * it died during the request and was restarted.
+ */
+export const ErrorCode = z.enum(['bad-request', 'line-too-long', 'unknown-method', 'sync-failed', 'sync-halted', 'awaiting-approval', 'agent-unavailable', 'agent-restarted', 'internal']);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
 

@@ -122,8 +122,8 @@ export class AgentClient {
       pending.reject(
         message.code === 'sync-halted'
           ? new CludError('sync-halted', message.message)
-          : message.code === 'sync-busy'
-            ? new CludError('timeout', message.message, 'Wait for the other sync (another `clud` command or VS Code) to finish, then try again.')
+          : message.code === 'awaiting-approval'
+            ? new CludError('awaiting-approval', message.message, 'Answer it first (`clud watch` asks; `clud sync --yes` allows it), then try again.')
             // The relay lost the resident agent mid-request: the same as an agent that exited (run it again).
             : message.code === 'agent-restarted'
               ? new CludError('agent-exited', message.message, 'Run the command again; `clud logs` says why the agent stopped.')
