@@ -47,12 +47,12 @@ export const MCP_TOOLS: Tool[] = [
   },
   {
     name: 'sync_now',
-    description: "Carry every change waiting in /workspace to the user's folder now and wait until it is done, so the user sees your work. Nothing is carried while the user has paused auto-sync: your changes then wait until they resume it.",
+    description: "Carry every change waiting in /workspace to the user's folder now and wait until it is done, so the user sees your work. Nothing is carried while the user has paused auto-sync or a change waits for their approval: your changes then wait in /workspace.",
     inputSchema: noArguments,
     arguments: z.object({}).strict(),
     async run(_args, request) {
       const result = await request('syncNow', {}, { timeoutMs: 240_000 });
-      if (result.held) return `not synced: ${result.held}; your changes wait in /workspace until they resume it`;
+      if (result.held) return `not synced: ${result.held}; your changes wait in /workspace until the user lets the sync go on`;
       const lines = [`synced: ${result.applied} change(s) carried`];
       if (result.conflicts.length) lines.push(`conflicts (left for the user): ${result.conflicts.join(', ')}`);
       if (result.skipped) lines.push(`${result.skipped} change(s) skipped (a file changed meanwhile); the next sync carries them`);

@@ -88,7 +88,9 @@ export class ResidentAgent {
     if (openStep) this.boundaries.reopen(openStep);
     this.steps = createStepOperations({
       boundaries: this.boundaries,
-      runJob: (work) => this.job(() => work()),
+      // A step boundary never waits behind a question nobody has answered: Claude Code's hooks
+      // would hold its prompt or its turn's end until their timeouts.
+      runJob: (work) => this.jobWithoutAsking(() => work()),
       undoLog: () => this.undoLog ?? Promise.reject(new RequestError('sync-halted', 'the undo log is not open yet: the initial copy has not completed')),
       hostRoot: ROOTS.host,
       flush: () => this.flushForStep(),
@@ -112,10 +114,14 @@ export class ResidentAgent {
   /**
    * Carries what waits across now, for a step boundary: after the watchers' quiet period, so a
    * file written just before is among the dirty paths, one cycle through the queue. Not while
-   * the user holds auto-sync back (SyncSession.flushHeld): then `held` says why.
+   * the user holds auto-sync back (SyncSession.flushHeld), nor while a background cycle waits for
+   * their answer: then `held` says why.
    */
   private async flushForStep(): Promise<SyncNowResult> {
     const session = await this.readySession();
+    // The queue is held until someone answers: the boundary carries nothing rather than wait.
+    const asking = this.question;
+    if (asking) return { applied: 0, conflicts: [], skipped: 0, held: `a change waits for the user's approval (${asking.question.detail})` };
     await new Promise((resolve) => setTimeout(resolve, FLUSH_SETTLE_MS));
     const finished = await session.flush();
     const { halt } = session.status();

@@ -9,6 +9,7 @@ import { LineSplitter } from '../core/jsonLines';
 import { MAX_STEP_LINE_BYTES, parseStepRequest } from '../core/protocol';
 import type { StepErrorCode, StepMethod, StepReply, StepRequest, StepResultOf } from '../core/protocol';
 import { errorMessage } from '../core/errors';
+import { RequestError } from './server';
 
 /** What the resident agent does for each narrow-channel request. */
 export type StepOperations = {
@@ -98,7 +99,8 @@ async function answer(line: string, operations: StepOperations): Promise<StepRep
     const operation = operations[request.method] as (params: unknown) => Promise<unknown>;
     return { kind: 'result', id: request.id, result: await operation(request.params) };
   } catch (error) {
-    const code = error instanceof StepChannelError ? error.code : 'internal';
+    // The resident agent's refusal to queue behind a question nobody answered is a refusal here too.
+    const code = error instanceof StepChannelError ? error.code : error instanceof RequestError && error.code === 'awaiting-approval' ? 'refused' : 'internal';
     return { kind: 'error', id: request.id, code, message: errorMessage(error).split('\n')[0]! };
   }
 }

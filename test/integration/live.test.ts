@@ -157,7 +157,7 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     assert.deepEqual(Object.keys(merged.json).sort(), ['metrics', 'ok', 'report'], `resume --merge prints its merge as a sync does\n${describeRun(merged.run)}`);
   });
 
-  it('a background cycle that would delete 60 files waits for approval; history, undo and down say so at once; clud sync asks once and denies without a terminal; clud sync --yes allows it', async function () {
+  it('a background cycle that would delete 60 files waits for approval; history, undo, down, checkpoint and Claude Code\'s hooks say so at once; clud sync asks once and denies without a terminal; clud sync --yes allows it', async function () {
     await execSh(dir, 'mkdir -p doomed && for i in $(seq 1 60); do echo $i > doomed/f$i.txt; done');
     await waitFor('the 60 files on the host', async () => (existsSync(path.join(dir, 'doomed/f60.txt')) ? true : undefined), 30_000);
     await execSh(dir, 'rm -rf doomed');
@@ -170,11 +170,19 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     assert.equal(existsSync(path.join(dir, 'doomed/f1.txt')), true, 'a held deletion reached the host');
 
     // Requests that cannot answer the question do not wait behind it with nothing said.
-    for (const args of [['history', dir], ['undo', dir], ['down', dir]]) {
+    for (const args of [['history', dir], ['undo', dir], ['down', dir], ['checkpoint', dir, 'while asking']]) {
       const refused = await runClud(args, { timeoutMs: 30_000 });
       assertExit(refused, 1);
       assert.match(refused.stderr, /a background sync is waiting for approval: 60 files deleted/, describeRun(refused));
       assert.match(refused.stderr, /`clud sync --yes` allows it/, describeRun(refused));
+    }
+    // Claude Code's hooks do not hold its prompt or its turn's end behind the question (they waited up to 20 s and 240 s).
+    for (const event of ['UserPromptSubmit', 'Stop']) {
+      const started = Date.now();
+      const hook = await runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'hook', event], { input: JSON.stringify({ hook_event_name: event, prompt: 'while asking' }), timeoutMs: 60_000 });
+      assertExit(hook, 0);
+      assert.ok(Date.now() - started < 10_000, `the ${event} hook waited ${Date.now() - started} ms`);
+      assert.match(hook.stderr, /waiting for approval|waits for the user's approval/, describeRun(hook));
     }
     assert.equal((await liveStatus(dir)).state, 'waiting-for-approval', 'a refused request answered the question');
 

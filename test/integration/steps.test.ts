@@ -190,7 +190,7 @@ describe('integration: clud run and checkpoint', function () {
     try {
       assertExit(await hook('UserPromptSubmit', { prompt: 'while paused' }), 0);
       await execSh(dir, 'echo paused > while-paused.txt');
-      assert.match(await mcpCall(dir, 'sync_now'), /^not synced: the user paused auto-sync; your changes wait in \/workspace until they resume it$/);
+      assert.match(await mcpCall(dir, 'sync_now'), /^not synced: the user paused auto-sync; your changes wait in \/workspace until the user lets the sync go on$/);
       assertExit(await hook('Stop', {}), 0);
       await assert.rejects(readFile(path.join(dir, 'while-paused.txt')), 'a step boundary carried a change past the pause');
     } finally {
