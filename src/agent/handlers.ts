@@ -25,7 +25,7 @@ export function createHandlers(agent: ResidentAgent): Handlers {
       return agent.status();
     },
     pause: async () => agent.pause(),
-    resume: () => agent.resume(),
+    resume: (_params, context) => agent.resume((question) => context.ask(question)),
     configure: (params) => agent.configure(params),
     hint: async (params) => {
       agent.hint(params.paths);

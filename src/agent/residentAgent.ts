@@ -284,8 +284,10 @@ export class ResidentAgent {
   }
 
   /** Resumes auto-sync and lifts a safety halt (the agreed state is then forgotten: both sides merge, nothing deleted). */
-  async resume(): Promise<LiveStatus> {
+  /** Lifts a pause, a hold and a halt; a question that holds the queue meanwhile is asked the requester first. */
+  async resume(ask?: (question: SafeguardQuestionInfo) => Promise<Answer>): Promise<LiveStatus> {
     const session = await this.readySession();
+    this.forwardOpenQuestion(ask);
     await session.resume();
     return this.status();
   }

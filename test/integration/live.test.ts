@@ -186,6 +186,12 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     }
     assert.equal((await liveStatus(dir)).state, 'waiting-for-approval', 'a refused request answered the question');
 
+    // clud resume can answer: without a terminal or --yes it denies, and resumed, the sync meets the deletion and asks again.
+    const resumed = await runClud(['resume', dir], { timeoutMs: 30_000 });
+    assertExit(resumed, 0);
+    assert.match(resumed.stderr, /safeguard: 60 files deleted.*denied/, describeRun(resumed));
+    await waitFor('the deletion asked about again', async () => ((await liveStatus(dir)).state === 'waiting-for-approval' ? true : undefined), 30_000);
+
     // The request is asked the held question first, then its own cycle meets the same deletion: one question.
     const denied = await runClud(['sync', dir]);
     assertExit(denied, 1);

@@ -393,7 +393,7 @@ export class Workspace {
       const live = await this.liveStatus(session);
       if (!live) return { live };
       const halted = live.halt !== undefined || (await session.client.request('history', {})).reports[0]?.halted !== undefined;
-      return { live, halted, after: await session.client.request('resume', {}) };
+      return { live, halted, after: await session.client.request('resume', {}, undefined, options.onQuestion) };
     });
     const merge = () => this.syncCycle('two-way-safe', { reset: true, onQuestion: options.onQuestion });
     if (!before.live) return { wasPaused: false, wasHalted: true, report: await merge() };
