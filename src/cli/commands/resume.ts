@@ -10,7 +10,7 @@ export const resume: CommandSpec = {
     'Sync again after `clud pause` or a safety halt. After a pause, what changed meanwhile crosses as it would have, deletions included; after a halt (or with --merge) it forgets the last agreed state and merges both sides, deleting nothing.',
   options: {
     merge: { type: 'boolean', description: 'merge both sides, deleting nothing, even when nothing halted (what was deleted on one side comes back from the other)' },
-    yes: { type: 'boolean', description: 'allow what a safeguard would ask about during the merge' },
+    yes: { type: 'boolean', description: 'allow what a safeguard asks about: a background sync\'s question already waiting, and the merge\'s' },
   },
   async run({ workspace, flags }) {
     // VS Code's Resume Auto-Sync is `clud resume`; its Resume Sync After Halt is `clud resume --merge`.
