@@ -283,8 +283,10 @@ export class ResidentAgent {
     return this.status();
   }
 
-  /** Resumes auto-sync and lifts a safety halt (the agreed state is then forgotten: both sides merge, nothing deleted). */
-  /** Lifts a pause, a hold and a halt; a question that holds the queue meanwhile is asked the requester first. */
+  /**
+   * Lifts a pause, a hold and a safety halt (after a halt the agreed state is forgotten: both sides
+   * merge, nothing deleted); a question that holds the queue meanwhile is asked the requester first.
+   */
   async resume(ask?: (question: SafeguardQuestionInfo) => Promise<Answer>): Promise<LiveStatus> {
     const session = await this.readySession();
     this.forwardOpenQuestion(ask);
