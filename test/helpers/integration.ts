@@ -318,6 +318,11 @@ export async function cludUp(dir: string, extraArgs: string[] = [], options: Clu
   return json;
 }
 
+/** One of Claude Code's hooks in DIR's container, as Claude Code runs it: `agent hook EVENT` with its JSON on stdin. */
+export function runClaudeHook(dir: string, event: string, input: object = {}, options: Pick<CludRunOptions, 'timeoutMs'> = {}): Promise<CludRun> {
+  return runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'hook', event], { ...options, input: JSON.stringify({ hook_event_name: event, ...input }) });
+}
+
 /** `clud exec DIR -- sh -c SCRIPT`, which must exit 0; returns its stdout. */
 export async function execSh(dir: string, script: string): Promise<string> {
   const run = await runClud(['exec', dir, '--', 'sh', '-c', script]);

@@ -21,6 +21,7 @@ import {
   describeRun,
   execSh,
   requireDocker,
+  runClaudeHook,
   runClud,
   runCludJson,
   waitFor,
@@ -179,7 +180,7 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     // Claude Code's hooks do not hold its prompt or its turn's end behind the question (they waited up to 20 s and 240 s).
     for (const event of ['UserPromptSubmit', 'Stop']) {
       const started = Date.now();
-      const hook = await runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'hook', event], { input: JSON.stringify({ hook_event_name: event, prompt: 'while asking' }), timeoutMs: 60_000 });
+      const hook = await runClaudeHook(dir, event, { prompt: 'while asking' }, { timeoutMs: 60_000 });
       assertExit(hook, 0);
       assert.ok(Date.now() - started < 10_000, `the ${event} hook waited ${Date.now() - started} ms`);
       assert.match(hook.stderr, /waiting for approval|waits for the user's approval/, describeRun(hook));

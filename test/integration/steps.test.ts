@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { CLI_PATH, INTEGRATION_TIMEOUT_MS, REPO_ROOT, TEST_ENV, TestScope, assertExit, describeRun, dockerExec, execSh, hashTree, requireDocker, runClud, runCludJson, waitFor } from '../helpers/integration';
+import { CLI_PATH, INTEGRATION_TIMEOUT_MS, REPO_ROOT, TEST_ENV, TestScope, assertExit, describeRun, dockerExec, execSh, hashTree, requireDocker, runClaudeHook, runClud, runCludJson, waitFor } from '../helpers/integration';
 
 interface RunEvent {
   type: string;
@@ -97,7 +97,7 @@ describe('integration: clud run and checkpoint', function () {
 
   it('a turn marked by the hooks is one step labelled with its prompt; undo refuses it while it runs, then takes it back', async () => {
     const before = await hashTree(dir);
-    const start = await runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'hook', 'UserPromptSubmit'], { input: JSON.stringify({ hook_event_name: 'UserPromptSubmit', prompt: 'rename the\nconfig loader' }) });
+    const start = await runClaudeHook(dir, 'UserPromptSubmit', { prompt: 'rename the\nconfig loader' });
     assertExit(start, 0);
     assert.equal(start.stdout, '', 'a hook prints nothing Claude Code would add to the prompt');
     assert.equal(start.stderr, '', describeRun(start));
@@ -115,7 +115,7 @@ describe('integration: clud run and checkpoint', function () {
     assert.match(refusedText.stdout, /^ {2}--force undoes it anyway/m, describeRun(refusedText));
 
     await execSh(dir, 'rm keep.txt');
-    const stop = await runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'hook', 'Stop'], { input: '{"hook_event_name":"Stop"}' });
+    const stop = await runClaudeHook(dir, 'Stop');
     assertExit(stop, 0);
     assert.equal(stop.stderr, '', describeRun(stop));
     await assert.rejects(readFile(path.join(dir, 'keep.txt')), 'Stop carried the turn\'s last change before the step closed');
@@ -132,8 +132,7 @@ describe('integration: clud run and checkpoint', function () {
 
   it('a turn survives a SIGKILL of the resident agent: the cycles after the restart join it, and Stop closes it as one step', async () => {
     const before = await hashTree(dir);
-    const hook = (event: string, input: object) => runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'hook', event], { input: JSON.stringify({ hook_event_name: event, ...input }) });
-    assertExit(await hook('UserPromptSubmit', { prompt: 'survive a restart' }), 0);
+    assertExit(await runClaudeHook(dir, 'UserPromptSubmit', { prompt: 'survive a restart' }), 0);
     await execSh(dir, 'echo before > before-kill.txt');
     await waitFor('the first change on the host', async () => ((await readFile(path.join(dir, 'before-kill.txt'), 'utf8').catch(() => '')) === 'before\n' ? true : undefined), 60_000);
     const killed = await dockerExec(dir, ['pkill', '-KILL', '-f', '[a]gent.js daemon'], { user: 'root' });
@@ -142,7 +141,7 @@ describe('integration: clud run and checkpoint', function () {
     await waitFor('the restarted agent recording the turn', async () => (/recording: turn "survive a restart"/.test(await mcpCall(dir, 'status').catch(() => '')) ? true : undefined), 60_000);
     await execSh(dir, 'echo after > after-kill.txt');
     await waitFor('the second change on the host', async () => ((await readFile(path.join(dir, 'after-kill.txt'), 'utf8').catch(() => '')) === 'after\n' ? true : undefined), 60_000);
-    assertExit(await hook('Stop', {}), 0);
+    assertExit(await runClaudeHook(dir, 'Stop', {}), 0);
     const history = await runCludJson(['history', dir]);
     const [newest] = history.json.steps as Array<{ group?: { kind: string; label: string }; files: number }>;
     assert.deepEqual(newest?.group && { kind: newest.group.kind, label: newest.group.label }, { kind: 'turn', label: 'survive a restart' });
@@ -153,8 +152,7 @@ describe('integration: clud run and checkpoint', function () {
 
   it('a turn whose Stop never came: clud undo --force takes it back and ends it, so a later write is a step of its own', async () => {
     const before = await hashTree(dir);
-    const hook = (event: string, input: object) => runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'hook', event], { input: JSON.stringify({ hook_event_name: event, ...input }) });
-    assertExit(await hook('UserPromptSubmit', { prompt: 'never ends' }), 0);
+    assertExit(await runClaudeHook(dir, 'UserPromptSubmit', { prompt: 'never ends' }), 0);
     await execSh(dir, 'echo half > half-done.txt');
     await waitFor('the turn\'s change on the host', async () => ((await readFile(path.join(dir, 'half-done.txt'), 'utf8').catch(() => '')) === 'half\n' ? true : undefined), 60_000);
     // Claude Code was killed: no Stop comes.
@@ -185,13 +183,12 @@ describe('integration: clud run and checkpoint', function () {
   });
 
   it('while the user has paused auto-sync, a turn\'s end and the agent\'s sync_now carry nothing; clud resume does', async () => {
-    const hook = (event: string, input: object) => runClud(['exec', dir, '-i', '--', 'node', '/opt/clud/agent.js', 'hook', event], { input: JSON.stringify({ hook_event_name: event, ...input }) });
     assertExit(await runClud(['pause', dir]), 0);
     try {
-      assertExit(await hook('UserPromptSubmit', { prompt: 'while paused' }), 0);
+      assertExit(await runClaudeHook(dir, 'UserPromptSubmit', { prompt: 'while paused' }), 0);
       await execSh(dir, 'echo paused > while-paused.txt');
       assert.match(await mcpCall(dir, 'sync_now'), /^not synced: the user paused auto-sync; your changes wait in \/workspace until the user lets the sync go on$/);
-      assertExit(await hook('Stop', {}), 0);
+      assertExit(await runClaudeHook(dir, 'Stop', {}), 0);
       await assert.rejects(readFile(path.join(dir, 'while-paused.txt')), 'a step boundary carried a change past the pause');
     } finally {
       assertExit(await runClud(['resume', dir]), 0);

@@ -50,6 +50,16 @@ async function sideBarRows(page: Page): Promise<string[]> {
   return rows.map((text) => text.replace(/\s+/g, ' ').trim());
 }
 
+/** The modal dialog that opens next: its text on one line (printed, and a screenshot named `shot`), and a way to click one of its buttons. */
+async function modalDialog(page: Page, shot: string): Promise<{ question: string; choose(button: string): Promise<void> }> {
+  const dialog = page.locator('.monaco-dialog-box');
+  await dialog.waitFor({ state: 'visible', timeout: 30_000 });
+  const question = (await dialog.innerText()).replace(/\s+/g, ' ');
+  await screenshot(page, shot);
+  console.log(`      the dialog: ${question}`);
+  return { question, choose: (button) => dialog.locator('.dialog-buttons .monaco-button', { hasText: button }).click() };
+}
+
 /** As a user does: Settings editor, search for the setting, type the value into its box. */
 async function setImageTagInSettingsEditor(page: Page, value: string): Promise<void> {
   await runPaletteCommand(page, 'Preferences: Open User Settings');
@@ -246,13 +256,9 @@ describe('vscode: end-to-end', function () {
     const hostFile = path.join(session.project, 'half-done.txt');
     await pollFor('the turn\'s file on the host', async () => ((await readFile(hostFile, 'utf8').catch(() => '')) === 'half done\n' ? true : undefined), 30_000);
     await runPaletteCommand(page, "Clud: Undo Agent's Last Turn");
-    const dialog = page.locator('.monaco-dialog-box');
-    await dialog.waitFor({ state: 'visible', timeout: 30_000 });
-    const question = (await dialog.innerText()).replace(/\s+/g, ' ');
-    await screenshot(page, 'e2e-11-undo-running-turn-asks');
-    console.log(`      the dialog: ${question}`);
-    assert.match(question, /turn "killed mid-turn" has not ended\. Undo it anyway\?/);
-    await dialog.locator('.dialog-buttons .monaco-button', { hasText: 'Undo Anyway' }).click();
+    const dialog = await modalDialog(page, 'e2e-11-undo-running-turn-asks');
+    assert.match(dialog.question, /turn "killed mid-turn" has not ended\. Undo it anyway\?/);
+    await dialog.choose('Undo Anyway');
     await pollFor('half-done.txt gone from the host', async () => ((await readFile(hostFile, 'utf8').catch(() => undefined)) === undefined ? true : undefined), 30_000);
     await pollFor('the notification that the turn was undone', async () => ((await notificationTexts(page)).some((text) => /undid 1 sync/.test(text)) ? true : undefined), 15_000);
     await screenshot(page, 'e2e-12-undid-running-turn');
@@ -266,14 +272,10 @@ describe('vscode: end-to-end', function () {
     const made = await session.clud(['exec', session.project, '--', 'sh', '-c', 'echo written by the agent > agent-notes.txt']);
     assert.equal(made.exitCode, 0, made.stderr);
     await runPaletteCommand(page, 'Clud: Stop Workspace');
-    const dialog = page.locator('.monaco-dialog-box');
-    await dialog.waitFor({ state: 'visible', timeout: 30_000 });
-    const question = (await dialog.innerText()).replace(/\s+/g, ' ');
-    await screenshot(page, 'e2e-14-stop-asks');
-    console.log(`      the dialog: ${question}`);
-    assert.match(question, /agent-notes\.txt/);
-    assert.match(question, /Stopping removes the container/);
-    await dialog.locator('.dialog-buttons .monaco-button', { hasText: 'Sync, Then Stop' }).click();
+    const dialog = await modalDialog(page, 'e2e-14-stop-asks');
+    assert.match(dialog.question, /agent-notes\.txt/);
+    assert.match(dialog.question, /Stopping removes the container/);
+    await dialog.choose('Sync, Then Stop');
     await pollFor('the status bar to show the stopped item ("Clud")', async () => ((await statusBarTexts(page)).includes('Clud') ? true : undefined), 60_000);
     await screenshot(page, 'e2e-15-stopped');
     assert.equal(await readFile(path.join(session.project, 'agent-notes.txt'), 'utf8'), 'written by the agent\n');
