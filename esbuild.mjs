@@ -3,7 +3,8 @@
 // on the image's own Node with no node_modules beside it. The undo log's capture worker
 // (src/core/undo/packWorkerThread.ts) is bundled first, and its code is carried in the bundles as
 // PACK_WORKER_BUNDLE, which the worker's client starts (packWorker.ts), likewise the periodic
-// rescan's walk thread (src/core/sync/treeWalkThread.ts) as TREE_WALK_BUNDLE, and the attribute
+// rescan's walk thread (src/core/sync/treeWalkThread.ts) as TREE_WALK_BUNDLE, the apply's staging
+// thread (src/core/sync/stagingThread.ts) as STAGING_THREAD_BUNDLE, and the attribute
 // reader's perl script as XATTR_READER_SCRIPT: no second file to ship into the image.
 import * as esbuild from 'esbuild';
 import { chmodSync, readFileSync } from 'node:fs';
@@ -23,12 +24,13 @@ const common = {
 };
 
 const thread = (entry) => esbuild.build({ ...common, entryPoints: [entry], write: false, outfile: 'thread.js', target: 'node20', sourcemap: false });
-const [packWorker, treeWalk] = await Promise.all([thread('src/core/undo/packWorkerThread.ts'), thread('src/core/sync/treeWalkThread.ts')]);
+const [packWorker, treeWalk, staging] = await Promise.all([thread('src/core/undo/packWorkerThread.ts'), thread('src/core/sync/treeWalkThread.ts'), thread('src/core/sync/stagingThread.ts')]);
 // The perl script of the extended attribute reader (src/core/undo/syscallXattrReader.pl) is carried
 // the same way, as XATTR_READER_SCRIPT.
 common.define = {
   PACK_WORKER_BUNDLE: JSON.stringify(packWorker.outputFiles[0].text),
   TREE_WALK_BUNDLE: JSON.stringify(treeWalk.outputFiles[0].text),
+  STAGING_THREAD_BUNDLE: JSON.stringify(staging.outputFiles[0].text),
   XATTR_READER_SCRIPT: JSON.stringify(readFileSync('src/core/undo/syscallXattrReader.pl', 'utf8')),
 };
 

@@ -10,6 +10,7 @@ import { applyChanges, type ApplyOptions, type ApplyOutcome } from '../../src/co
 import type { Entry } from '../../src/core/files/entry';
 import type { Change, Side } from '../../src/core/sync/reconcile';
 import { scanTree } from '../../src/core/sync/scan';
+import { stagingThreads } from '../../src/core/sync/stagingThreads';
 import { DIR, inodeOf, link, makeTree, modeOf, mtimeOf, readTree, temporaryFiles, useSyncFixture, type SyncFixture } from '../helpers/syncTrees';
 
 /** Half a second is exact in binary, so utimes sets it to the nanosecond and a copy compares exactly. */
@@ -318,6 +319,66 @@ describe('unit: sync apply', () => {
       assert.equal(outcome.applied.length, 0);
       assert.equal(outcome.skipped.length, 1);
       assert.deepEqual(readTree(f.container), { d: DIR, 'd/new.txt': 'written after the scan' });
+    });
+  });
+
+  describe('a burst of small files, staged on the staging threads', () => {
+    afterEach(() => stagingThreads.stop());
+
+    it('stages a few files on its own thread, and a burst on the threads, each landing with its content, mode, mtime and owner', async () => {
+      const f = fixture();
+      await stagingThreads.stop();
+      const owner = process.getuid?.() === 0 ? { uid: 4321, gid: 4322 } : undefined;
+      const files = 300;
+      for (let index = 0; index < files; index += 1) makeTree(f.host, { [`f${index}.sh`]: { content: `#!/bin/sh\necho ${index}\n`, mode: index % 2 ? 0o750 : 0o640, mtimeMs: MTIME + index * 1000 } });
+      const host = await snapshotOf(f.host);
+      const changes = [...host.keys()].map((key) => change('container', key, undefined, entry(host, key)));
+
+      const few = await applyChanges(changes.slice(0, 3), { ...recordingOptions(f).options, owners: owner && { container: owner } });
+      assert.equal(few.applied.length, 3);
+      assert.equal(stagingThreads.running, 0, 'three files start no thread');
+      const burst = await applyChanges(changes.slice(3), { ...recordingOptions(f).options, owners: owner && { container: owner } });
+
+      assert.deepEqual(skippedReasons(burst), []);
+      assert.ok(stagingThreads.running > 0, 'the burst was staged on the threads');
+      assert.deepEqual(readTree(f.container), readTree(f.host));
+      assert.deepEqual(temporaryFiles(f.container), []);
+      for (let index = 0; index < files; index += 1) {
+        const key = `f${index}.sh`;
+        const stats = lstatSync(path.join(f.container, key));
+        assert.deepEqual({ key, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs }, { key, mode: index % 2 ? 0o750 : 0o640, mtimeMs: MTIME + index * 1000 });
+        if (owner) assert.deepEqual({ key, uid: stats.uid, gid: stats.gid }, { key, ...owner });
+      }
+      assert.equal(burst.bytesCopied, changes.slice(3).reduce((sum, { next }) => sum + (next?.kind === 'file' ? next.size : 0), 0));
+    });
+
+    it('skips a source changed since the scan and a target created meanwhile, carrying the rest of the burst', async () => {
+      const f = fixture();
+      writeFiles(f.host, 200);
+      const host = await snapshotOf(f.host);
+      writeFileSync(path.join(f.host, 'f7.txt'), 'edited after the scan\n');
+      writeFileSync(path.join(f.container, 'f9.txt'), 'written in the container meanwhile\n');
+
+      const outcome = await applyChanges([...host.keys()].map((key) => change('container', key, undefined, entry(host, key))), recordingOptions(f).options);
+
+      assert.ok(stagingThreads.running > 0, 'the burst was staged on the threads');
+      assert.deepEqual(skippedReasons(outcome).sort(), ['container:f7.txt: source changed since the scan', 'container:f9.txt: created since the scan']);
+      assert.equal(outcome.applied.length, 198);
+      assert.equal(readFileSync(path.join(f.container, 'f9.txt'), 'utf8'), 'written in the container meanwhile\n');
+      assert.equal(lstatSync(path.join(f.container, 'f7.txt'), { throwIfNoEntry: false }), undefined);
+      assert.equal(readFileSync(path.join(f.container, 'f100.txt'), 'utf8'), 'file 100\n');
+      assert.deepEqual(temporaryFiles(f.container), []);
+    });
+
+    it("passes a thread's failure on with its errno code, and leaves no staged file", async () => {
+      const f = fixture();
+      makeTree(f.host, { 'a.txt': 'a' });
+      const hash = (entry(await snapshotOf(f.host), 'a.txt') as { hash: string }).hash;
+      const staged = Buffer.from(path.join(f.container, 'missing-folder', '.clud-sync-0.tmp'));
+
+      await assert.rejects(stagingThreads.stage({ source: Buffer.from(path.join(f.host, 'a.txt')), staged, size: 1, hash, mode: 0o644, mtimeMs: MTIME }), { code: 'ENOENT' });
+      assert.equal(await stagingThreads.stage({ source: Buffer.from(path.join(f.host, 'gone.txt')), staged, size: 1, hash, mode: 0o644, mtimeMs: MTIME }), 'source-changed');
+      assert.deepEqual(temporaryFiles(f.container), []);
     });
   });
 

@@ -6,7 +6,7 @@
 // the parent folder pinned by beneath.ts, so a folder swapped for a symlink meanwhile is never
 // followed out of the tree.
 import { createHash } from 'node:crypto';
-import { closeSync, constants, createWriteStream, fchownSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { constants, createWriteStream } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { lchown, mkdir, open, rmdir, symlink, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -16,10 +16,13 @@ import { Transform } from 'node:stream';
 import { permissionBits } from '../files/entry';
 import type { CapturedVersion, Entry, FileEntry } from '../files/entry';
 import { PinnedFolders } from './beneath';
+import { SOURCE_CHANGED_CODES, SOURCE_OPEN_FLAGS, STAGED_OPEN_FLAGS, stageSmallFile } from './stageSmallFile';
+import type { StageRequest, StageResult } from './stageSmallFile';
+import { stagingThreads } from './stagingThreads';
 import type { PinFailure } from './beneath';
 import { lstatOrUndefined, matchesExpected } from '../files/fsEntry';
 import { bytesFromName } from '../files/pathCodec';
-import { forEachLimited } from '../limited';
+import { forEachLimited, Limiter } from '../limited';
 import type { SkipCode } from '../protocol';
 import type { Change, Side } from './reconcile';
 import { keepUnder, removeStaged, replaceChecked, setStagedAttributes, temporarySibling } from '../files/replaceChecked';
@@ -99,8 +102,13 @@ export interface ApplyOutcome {
 
 const otherSide = (side: Side): Side => (side === 'host' ? 'container' : 'host');
 
-/** How many changes of one batch run at once: file system latency, not CPU, bounds a sync. */
-const CONCURRENCY = 16;
+/**
+ * How many changes of one batch are under way at once. File system latency, not CPU, bounds a
+ * sync, and the staging threads get their work in batches as big as this allows: with 16 under
+ * way, two threads applied 1,000 new files no faster than the agent's thread alone; with 256,
+ * in 0.6 times its time (bench/profileApply.ts).
+ */
+const CONCURRENCY = 256;
 
 /**
  * The longest the apply keeps the event loop to itself: a small file is copied with synchronous
@@ -131,6 +139,7 @@ export async function applyChanges(changes: readonly Change[], options: ApplyOpt
     }
     return turn;
   };
+  const stageSmall = smallFileStager(changes);
   for (const batch of batches(changes)) {
     const pins = new PinnedFolders();
     try {
@@ -141,7 +150,7 @@ export async function applyChanges(changes: readonly Change[], options: ApplyOpt
         async (change) => {
           await yieldIfDue();
           try {
-            results.set(change, await applyOne(change, options, outcome, pins));
+            results.set(change, await applyOne(change, options, outcome, pins, stageSmall));
           } catch (error) {
             if (options.isFatal?.(error)) throw error;
             results.set(change, { code: 'failed', reason: (error as Error).message });
@@ -183,16 +192,16 @@ function pinSkip(failure: PinFailure, change: Change): Skip {
 }
 
 /** Returns why the change was skipped, or undefined when it was applied. */
-async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOutcome, pins: PinnedFolders): Promise<Skip | undefined> {
+async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOutcome, pins: PinnedFolders, stageSmall: SmallFileStager): Promise<Skip | undefined> {
   // A parent replaced by a symlink since the scan would send this change outside the tree: every
   // name below is resolved in the parent folder as it was reached, without following a symlink.
   const pinned = pins.pinParent(options.roots[change.side], change.path);
   if (!pinned.ok) return pinSkip(pinned, change);
-  return applyPinned(change, pinned.path, options, outcome, pins);
+  return applyPinned(change, pinned.path, options, outcome, pins, stageSmall);
 }
 
 /** applyOne with the target named inside its pinned parent folder. */
-async function applyPinned(change: Change, target: Buffer, options: ApplyOptions, outcome: ApplyOutcome, pins: PinnedFolders): Promise<Skip | undefined> {
+async function applyPinned(change: Change, target: Buffer, options: ApplyOptions, outcome: ApplyOutcome, pins: PinnedFolders, stageSmall: SmallFileStager): Promise<Skip | undefined> {
   const foundAt = Date.now();
   const current = await matchesExpected(target, change.expected);
   if (!current.ok) return { code: current.code, reason: current.reason };
@@ -210,7 +219,7 @@ async function applyPinned(change: Change, target: Buffer, options: ApplyOptions
     // must not make the agent read (and carry to the host) what the link points at.
     const source = pins.pinParent(options.sources?.[change.side] ?? options.roots[otherSide(change.side)], change.path);
     if (!source.ok) return { code: 'source-changed', reason: 'source changed since the scan' };
-    staged = await stageFile(source.path, target, change.next, options.owners?.[change.side]);
+    staged = await stageFile(source.path, target, change.next, options.owners?.[change.side], stageSmall);
     if (!staged) return { code: 'source-changed', reason: 'source changed since the scan' };
     outcome.bytesCopied += change.next.size;
   } else if (change.next?.kind === 'symlink') {
@@ -279,30 +288,46 @@ function sameVersion(captured: CapturedVersion, expected: Entry | undefined): bo
   return true;
 }
 
-// O_NOFOLLOW and O_NONBLOCK as in the scan: a source swapped for a symlink is not followed and one
-// swapped for a FIFO does not block; only a regular file is read, and never past the size we expect.
-const SOURCE_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-
 /**
- * Files up to this size are staged with one read, one write and synchronous calls (stageSmallFile):
+ * Files up to this size are staged with one read, one write and synchronous calls (stageSmallFile.ts):
  * a stream pipeline's set-up costs more than the copy of a small file, and a burst of small files
  * is the common case.
  */
 const WHOLE_READ_MAX_BYTES = 64 * 1024;
 
-/** Errors of opening a source that mean it changed since the scan (gone, or now a symlink: ELOOP), not a failure. */
-const SOURCE_CHANGED_CODES = new Set(['ENOENT', 'ELOOP', 'ENOTDIR', 'ENXIO']);
+/**
+ * An apply with at least this many small files stages them on the staging threads: starting them
+ * costs about 30 ms, which a few files' staging does not earn back (stagingThreads.ts).
+ */
+const STAGING_THREADS_MIN_FILES = 128;
 
-// O_EXCL: a name planted meanwhile (a symlink included) is never written through.
-const STAGED_OPEN_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/** Large files copied at once: each holds two descriptors and a stream's buffers. */
+const streamedCopies = new Limiter(16);
+
+/** How an apply stages its small files: on its own thread, or on the staging threads. */
+type SmallFileStager = (request: StageRequest) => StageResult | Promise<StageResult>;
+
+function smallFileStager(changes: readonly Change[]): SmallFileStager {
+  const small = changes.filter(({ next }) => next?.kind === 'file' && next.size <= WHOLE_READ_MAX_BYTES).length;
+  return small >= STAGING_THREADS_MIN_FILES ? (request) => stagingThreads.stage(request) : stageSmallFile;
+}
 
 /**
  * Copies `source` to a new temporary sibling of `target`, if it still has the content reconcile
  * chose; undefined when it changed since the scan. Its owner, mode and mtime are set through the
  * descriptor: the staged name may have been swapped since it was created.
  */
-async function stageFile(source: Buffer, target: Buffer, next: FileEntry, owner: { uid: number; gid: number } | undefined): Promise<Buffer | undefined> {
-  if (next.size <= WHOLE_READ_MAX_BYTES) return stageSmallFile(source, target, next, owner);
+async function stageFile(source: Buffer, target: Buffer, next: FileEntry, owner: { uid: number; gid: number } | undefined, stageSmall: SmallFileStager): Promise<Buffer | undefined> {
+  if (next.size <= WHOLE_READ_MAX_BYTES) {
+    const staged = temporarySibling(target);
+    const result = await stageSmall({ source, staged, size: next.size, hash: next.hash, mode: permissionBits(next.mode), mtimeMs: next.mtimeMs, ...(owner && { owner }) });
+    return result === 'staged' ? staged : undefined;
+  }
+  return streamedCopies.run(() => stageLargeFile(source, target, next, owner));
+}
+
+/** stageFile for a file over WHOLE_READ_MAX_BYTES: streamed, and hashed on the way. */
+async function stageLargeFile(source: Buffer, target: Buffer, next: FileEntry, owner: { uid: number; gid: number } | undefined): Promise<Buffer | undefined> {
   let handle: FileHandle;
   try {
     handle = await open(source, SOURCE_OPEN_FLAGS);
@@ -340,46 +365,5 @@ async function stageFile(source: Buffer, target: Buffer, next: FileEntry, owner:
     throw error;
   } finally {
     await handle.close();
-  }
-}
-
-/**
- * stageFile for a small file, with synchronous calls. On a local disk each of a small file's
- * calls costs less than its hop through libuv's pool and the promise around it (measured in
- * docs/ARCHITECTURE.md, Apply). The apply yields to the event loop between changes
- * (applyChanges), so a long apply still lets events in.
- */
-function stageSmallFile(source: Buffer, target: Buffer, next: FileEntry, owner: { uid: number; gid: number } | undefined): Buffer | undefined {
-  let fd: number;
-  try {
-    fd = openSync(source, SOURCE_OPEN_FLAGS);
-  } catch (error) {
-    if (SOURCE_CHANGED_CODES.has((error as NodeJS.ErrnoException).code ?? '')) return undefined;
-    throw error;
-  }
-  try {
-    if (!fstatSync(fd).isFile()) return undefined;
-    // One byte past the expected size is enough to tell a grown file from the one we chose.
-    const buffer = Buffer.allocUnsafe(next.size + 1);
-    let length = 0;
-    for (let read = -1; read !== 0 && length < buffer.length; length += read) read = readSync(fd, buffer, length, buffer.length - length, length);
-    if (createHash('sha256').update(buffer.subarray(0, length)).digest('hex') !== next.hash) return undefined;
-    const staged = temporarySibling(target);
-    try {
-      const out = openSync(staged, STAGED_OPEN_FLAGS, 0o600);
-      try {
-        for (let written = 0; written < length; ) written += writeSync(out, buffer, written, length - written, written);
-        if (owner) fchownSync(out, owner.uid, owner.gid);
-        setStagedAttributes(out, { mode: permissionBits(next.mode), mtimeMs: next.mtimeMs });
-      } finally {
-        closeSync(out);
-      }
-    } catch (error) {
-      removeStaged(staged);
-      throw error;
-    }
-    return staged;
-  } finally {
-    closeSync(fd);
   }
 }
