@@ -123,7 +123,7 @@ export class AgentClient {
         message.code === 'sync-halted'
           ? new CludError('sync-halted', message.message)
           : message.code === 'awaiting-approval'
-            ? new CludError('awaiting-approval', message.message, 'Answer it first (`clud watch` asks; `clud sync --yes` allows it), then try again.')
+            ? new CludError('awaiting-approval', message.message, 'Answer it first: `clud watch` asks it, `clud sync --yes` allows it. Then try again.')
             // The relay lost the resident agent mid-request: the same as an agent that exited (run it again).
             : message.code === 'agent-restarted'
               ? new CludError('agent-exited', message.message, 'Run the command again; `clud logs` says why the agent stopped.')
