@@ -370,6 +370,34 @@ describe('unit: sync apply', () => {
       assert.deepEqual(temporaryFiles(f.container), []);
     });
 
+    it('keeps a process alive while its threads stage, and lets it exit as soon as the apply is done', async function () {
+      this.timeout(60_000);
+      const f = fixture();
+      writeFiles(f.host, 200);
+      // A process with nothing but the apply to wait for: the threads are all that is pending at times.
+      const script = path.join(f.base, 'apply-burst.ts');
+      writeFileSync(
+        script,
+        [
+          `import { applyChanges } from ${JSON.stringify(path.resolve(__dirname, '../../src/core/sync/apply'))};`,
+          `import { scanTree } from ${JSON.stringify(path.resolve(__dirname, '../../src/core/sync/scan'))};`,
+          `const roots = ${JSON.stringify(f.roots)};`,
+          'void scanTree(roots.host, { excludes: [] }).then(async ({ snapshot }) => {',
+          "  const outcome = await applyChanges([...snapshot].map(([key, next]) => ({ path: key, side: 'container' as const, expected: undefined, next })), { roots, keepDir: roots.host + '-kept' });",
+          "  console.log(`applied ${outcome.applied.length}`);",
+          '});',
+        ].join('\n'),
+      );
+      const started = performance.now();
+      const output = execFileSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 30_000 });
+      const tookMs = performance.now() - started;
+
+      assert.equal(output.trim(), 'applied 200');
+      assert.deepEqual(readTree(f.container), readTree(f.host));
+      // The threads end 5 s after their last batch; the process must not wait for that.
+      assert.ok(tookMs < 5000, `the process took ${Math.round(tookMs)} ms to exit`);
+    });
+
     it("passes a thread's failure on with its errno code, and leaves no staged file", async () => {
       const f = fixture();
       makeTree(f.host, { 'a.txt': 'a' });

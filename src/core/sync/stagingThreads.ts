@@ -67,6 +67,8 @@ class StagingThreads {
       const id = this.nextId++;
       const thread = this.thread(index);
       this.pending.set(id, { thread, batch });
+      // Held while it has work: an awaited apply keeps the process alive.
+      thread.ref();
       thread.postMessage({ id, requests: batch.map(({ request }) => request) } satisfies StagingBatch);
     }
   }
@@ -78,11 +80,10 @@ class StagingThreads {
       typeof STAGING_THREAD_BUNDLE === 'string'
         ? new Worker(STAGING_THREAD_BUNDLE, { eval: true, execArgv: [] })
         : new Worker(path.join(__dirname, 'stagingThread.ts'), { execArgv: ['--require', require.resolve('tsx/cjs')] });
-    // Never what keeps a process (a CLI command, a test run) alive.
-    thread.unref();
     thread.on('message', ({ id, results }: StagingReply) => {
       const { batch } = this.pending.get(id)!;
       this.pending.delete(id);
+      if (![...this.pending.values()].some((pending) => pending.thread === thread)) thread.unref();
       batch.forEach(({ resolve, reject }, position) => {
         const result = results[position]!;
         if (typeof result === 'string') resolve(result);
@@ -100,6 +101,9 @@ class StagingThreads {
     };
     thread.on('error', failed);
     thread.on('exit', (code) => failed(new Error(`a staging thread exited (code ${code})`)));
+    // Idle, never what keeps a process (a CLI command, a test run) alive; after the listeners,
+    // since adding a 'message' listener references the thread again.
+    thread.unref();
     this.threads[index] = thread;
     return thread;
   }
