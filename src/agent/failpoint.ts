@@ -1,22 +1,27 @@
 // Fault injection for the crash-recovery tests, in the real agent in a real container:
 // CLUD_FAILPOINT=kill-after-host-changes:N makes the agent SIGKILL itself right after it has
 // started the Nth change to the host in a sync (its preimage is in the undo log, the change may
-// be half done), exactly as a crash there would. CLUD_FAILPOINT=slow-host-changes:MS makes each
-// change to the host wait MS ms first, so that a test can interrupt a sync while it writes.
+// be half done), exactly as a crash there would. CLUD_FAILPOINT=slow-host-changes:MS starts the
+// changes to the host one at a time, MS ms apart (the apply has many under way at once), so that
+// a test can interrupt a sync while it writes; an interrupt ends the waits at once.
 // CLUD_FAILPOINT=fail-initial-copy makes the initial copy report an error, as a copy that tar
 // could not finish does (the container's start-up gets it through the container's environment);
 // CLUD_FAILPOINT=kill-initial-copy makes the initial copy's process SIGKILL itself as it starts,
 // as a copy killed by the kernel's out-of-memory killer would be; kill-agent-during-initial-copy
 // makes the resident agent SIGKILL itself once the copy reported progress.
 // Unset, it does nothing.
+import { setTimeout } from 'node:timers/promises';
 import type { Change } from '../core/sync/reconcile';
 
-export function failpointHook(spec = process.env.CLUD_FAILPOINT): ((change: Change) => Promise<void>) | undefined {
+export function failpointHook(spec = process.env.CLUD_FAILPOINT, signal?: AbortSignal): ((change: Change) => Promise<void>) | undefined {
   const slow = /^slow-host-changes:(\d+)$/.exec(spec ?? '');
   if (slow) {
     const delayMs = Number(slow[1]);
-    return async (change) => {
-      if (change.side === 'host') await new Promise((resolve) => setTimeout(resolve, delayMs));
+    let previous = Promise.resolve();
+    return (change) => {
+      if (change.side !== 'host') return Promise.resolve();
+      previous = previous.then(() => (signal?.aborted ? undefined : setTimeout(delayMs, undefined, { signal }).catch(() => undefined)));
+      return previous;
     };
   }
   const match = /^kill-after-host-changes:(\d+)$/.exec(spec ?? '');

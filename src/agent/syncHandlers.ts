@@ -42,7 +42,7 @@ export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState):
         undoThresholds: { maxDeletions: params.undo.maxDeletions, largeFileBytes: params.undo.largeFileBytes },
         excludes: params.excludes,
         allowSecrets: params.allowSecrets,
-        beforeModify: failpointHook(channel.failpoint),
+        beforeModify: failpointHook(channel.failpoint, context.signal),
       }),
     history: async () => ({ reports: await stateFiles().readHistory() }),
     resolve: (params, context) =>

@@ -83,7 +83,7 @@ describe('integration: faults at the edges', function () {
       await dockerExec(dir, ['sh', '-c', 'mkdir -p many && for i in $(seq 1 300); do echo $i > many/f$i.txt; done']);
       const hostMany = path.join(dir, 'many');
       const count = async () => (await readdir(hostMany).catch(() => [] as string[])).length;
-      // Each change to the host waits 300 ms first, so the pull is still writing when interrupted.
+      // The changes to the host start 300 ms apart, so the pull is still writing when interrupted.
       const child = spawn('node', [CLI_PATH, 'pull', dir], { env: { ...process.env, ...TEST_ENV, CLUD_FAILPOINT: 'slow-host-changes:300' }, stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));

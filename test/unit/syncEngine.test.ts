@@ -260,6 +260,31 @@ describe('unit: sync engine', () => {
       assert.deepEqual(readTree(f.host), readTree(f.container));
     });
 
+    it('a change whose hook was under way when the cancel came does not write', async () => {
+      const f = fixture();
+      await agreedOn(f, { 'keep.txt': 'k' });
+      makeTree(f.container, Object.fromEntries(Array.from({ length: 40 }, (_, index) => [`f${index}.txt`, `content ${index}`])));
+      const controller = new AbortController();
+      let started = 0;
+      let cancelledIn: string | undefined;
+      await assert.rejects(
+        sync(f, 'pull', {
+          signal: controller.signal,
+          // The fifth hook is the one running when the cancel comes (no undo log: nothing is rolled back).
+          beforeModify: async (change) => {
+            if (change.side !== 'host' || ++started !== 5) return;
+            cancelledIn = change.path;
+            controller.abort();
+          },
+        }),
+        SyncCancelled,
+      );
+      assert.equal(started, 5);
+      assert.ok(cancelledIn);
+      assert.equal(readTree(f.host)[cancelledIn], undefined, `${cancelledIn} was written after the cancel`);
+      assert.equal(readTree(f.host)['keep.txt'], 'k');
+    });
+
     it('an already aborted signal changes nothing', async () => {
       const f = fixture();
       await agreedOn(f, { 'a.txt': 'a' });

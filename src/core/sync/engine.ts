@@ -197,9 +197,13 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
     await keepCaches();
     throw new SyncCancelled();
   }
+  // Checked again once the hook returns: many changes are under way at once, and one whose hook
+  // (the undo capture) was waiting when the cancel came must not write after it.
   const cancellable: ApplyOptions['beforeModify'] = async (change, found) => {
     if (options.signal?.aborted) throw new SyncCancelled();
-    return options.beforeModify?.(change, found);
+    const saved = await options.beforeModify?.(change, found);
+    if (options.signal?.aborted) throw new SyncCancelled();
+    return saved;
   };
   let recorded: Awaited<ReturnType<typeof applyRecorded>>;
   const applyStartedAt = performance.now();
