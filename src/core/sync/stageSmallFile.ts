@@ -1,7 +1,8 @@
 // Staging a small file: a copy of the source under a temporary name beside the target, made only
 // if the source still has the content reconcile chose. Synchronous calls (each costs less than a
-// hop through libuv's pool and the promise around it), run on the staging threads
-// (stagingThreads.ts), so that a burst's copies run beside the apply's other work and each other.
+// hop through libuv's pool and the promise around it), on the agent's thread for a few files and
+// on the staging threads (stagingThreads.ts) for a burst, whose copies then run beside the
+// apply's other work and each other.
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fchownSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { removeStaged, setStagedAttributes } from '../files/replaceChecked';

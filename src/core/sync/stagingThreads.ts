@@ -5,12 +5,12 @@
 // applied 1,000 new files in 300-350 ms against 520-590 ms on the agent's thread alone
 // (bench/profileApply.ts; three threads on its two cores were slower than two). The threads cost
 // about 19 MB and 30 ms to start, so a cycle of a few files stages on the agent's own thread
-// (applyChanges decides), and the threads end once idle. esbuild bundles stagingThread.ts on its
-// own and defines STAGING_THREAD_BUNDLE, its code, in the bundles (esbuild.mjs); without it (tsx,
-// in tests) a thread runs the TypeScript file through tsx's require hook.
+// (applyChanges decides), and the threads end once idle. Their code is stagingThread.ts, bundled
+// as STAGING_THREAD_BUNDLE (workerThread.ts).
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorkerThread } from '../workerThread';
 import type { StageRequest, StageResult } from './stageSmallFile';
 
 /** The thread's bundled code, defined by esbuild (esbuild.mjs); undefined under tsx. */
@@ -76,10 +76,7 @@ class StagingThreads {
   private thread(index: number): Worker {
     const running = this.threads[index];
     if (running) return running;
-    const thread =
-      typeof STAGING_THREAD_BUNDLE === 'string'
-        ? new Worker(STAGING_THREAD_BUNDLE, { eval: true, execArgv: [] })
-        : new Worker(path.join(__dirname, 'stagingThread.ts'), { execArgv: ['--require', require.resolve('tsx/cjs')] });
+    const thread = startWorkerThread(typeof STAGING_THREAD_BUNDLE === 'string' ? STAGING_THREAD_BUNDLE : undefined, path.join(__dirname, 'stagingThread.ts'));
     thread.on('message', ({ id, results }: StagingReply) => {
       const { batch } = this.pending.get(id)!;
       this.pending.delete(id);

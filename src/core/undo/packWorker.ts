@@ -11,12 +11,11 @@
 // gzip's fastest level on source text, and tighter), and each content of 1 MiB or more into a
 // stream of its own, `<n>.br`.
 //
-// This module is the client; the worker's code is packWorkerThread.ts. esbuild bundles that file
-// on its own and defines PACK_WORKER_BUNDLE, its bundled code, in the agent's bundle, which stays
-// one self-contained file; without it (tsx, in tests) the worker runs the TypeScript file through
-// tsx's require hook.
+// This module is the client; the worker's code is packWorkerThread.ts, bundled as
+// PACK_WORKER_BUNDLE (workerThread.ts).
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorkerThread } from '../workerThread';
 import type { BlobRef } from './records';
 import { PACK, RAW } from './records';
 
@@ -78,9 +77,8 @@ export interface PackWorkerReply {
 /** The worker's bundled code, defined by esbuild in the agent's bundle (esbuild.mjs); undefined under tsx. */
 declare const PACK_WORKER_BUNDLE: string | undefined;
 
-function startWorkerThread(workerData: PackWorkerData): Worker {
-  if (typeof PACK_WORKER_BUNDLE === 'string') return new Worker(PACK_WORKER_BUNDLE, { eval: true, execArgv: [], workerData });
-  return new Worker(path.join(__dirname, 'packWorkerThread.ts'), { execArgv: ['--require', require.resolve('tsx/cjs')], workerData });
+function startPackThread(workerData: PackWorkerData): Worker {
+  return startWorkerThread(typeof PACK_WORKER_BUNDLE === 'string' ? PACK_WORKER_BUNDLE : undefined, path.join(__dirname, 'packWorkerThread.ts'), workerData);
 }
 
 /**
@@ -181,7 +179,7 @@ export class PackWorkerClient {
 
   private start(): Worker {
     if (this.worker) return this.worker;
-    const worker = startWorkerThread({ raw: RAW, pack: PACK });
+    const worker = startPackThread({ raw: RAW, pack: PACK });
     this.worker = worker;
     worker.unref();
     worker.on('message', (reply: PackWorkerReply) => {
