@@ -1,7 +1,7 @@
 // How an undo history entry is named for people, the same in the CLI and the Clud view: a turn by
 // its prompt, a command by its command line, a checkpoint by its name, other steps by their sync.
 import { displayPath, displayText } from './display';
-import type { StepGroupInfo, UndoResultInfo, UndoStepInfo } from './protocol';
+import type { LiveStatus, StepGroupInfo, UndoResultInfo, UndoStepInfo } from './protocol';
 
 export function describeUndoStep(step: Pick<UndoStepInfo, 'group' | 'policy' | 'steps'>): string {
   const named = step.group && describeStepGroup(step.group);
@@ -52,4 +52,15 @@ export function forcedUndo(result: Pick<UndoResultInfo, 'refusedCode' | 'running
     };
   }
   return undefined;
+}
+
+/**
+ * What becomes of the container after an undo put the user's folder back: the undo changes only
+ * the folder, and the sync carries that into /workspace like any edit of the user's, at once while
+ * continuous auto-sync runs, otherwise at the next sync. `live` undefined: the agent's status is
+ * not known.
+ */
+export function containerAfterUndo(live: Pick<LiveStatus, 'autoSync' | 'state'> | undefined): string {
+  if (live?.autoSync === 'continuous' && (live.state === 'idle' || live.state === 'syncing')) return 'Auto-sync is bringing the container in line with your folder.';
+  return 'The container still has the undone versions; the next sync brings it in line with your folder.';
 }

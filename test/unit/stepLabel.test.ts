@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { UndoStepInfo } from '../../src/core/protocol';
 import { commandLine } from '../../src/core/host/runStep';
-import { describeUndoStep, forcedUndo, lastTurnUndo } from '../../src/core/stepLabel';
+import { containerAfterUndo, describeUndoStep, forcedUndo, lastTurnUndo } from '../../src/core/stepLabel';
 import { buildTree } from '../../src/core/ui/tree';
 import { initialState } from '../../src/core/ui/state';
 
@@ -50,5 +50,13 @@ describe('unit: step labels', () => {
   it('a command line as a label quotes what a shell would split', () => {
     assert.equal(commandLine(['npm', 'run', 'fix']), 'npm run fix');
     assert.equal(commandLine(['sh', '-c', "echo 'hi' > a.txt"]), `sh -c 'echo '\\''hi'\\'' > a.txt'`);
+  });
+
+  it('after an undo, says the container follows at once only while continuous auto-sync runs', () => {
+    assert.match(containerAfterUndo({ autoSync: 'continuous', state: 'idle' }), /^Auto-sync is bringing/);
+    assert.match(containerAfterUndo({ autoSync: 'continuous', state: 'syncing' }), /^Auto-sync is bringing/);
+    for (const live of [{ autoSync: 'continuous', state: 'paused' }, { autoSync: 'continuous', state: 'halted' }, { autoSync: 'on-save', state: 'idle' }, { autoSync: 'off', state: 'idle' }, undefined] as const) {
+      assert.match(containerAfterUndo(live), /the next sync brings it in line/, JSON.stringify(live));
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { displayPath, displayText } from '../../core/display';
-import { describeUndoStep, forcedUndo } from '../../core/stepLabel';
+import { containerAfterUndo, describeUndoStep, forcedUndo } from '../../core/stepLabel';
 import type { CommandSpec } from '../command';
 import { wholeNumberFlag } from '../flags';
 
@@ -27,7 +27,7 @@ export const undo: CommandSpec = {
     for (const kept of result.kept) lines.push(`  kept the overwritten ${displayPath(kept.path)} at ${displayPath(kept.keptAt)}`);
     if (result.stoppedBefore) lines.push(`  stopped: ${displayText(result.stoppedBefore.reason)}`);
     for (const problem of result.problems) lines.push(`  problem: ${displayText(problem)}`);
-    if (result.undone.length) lines.push('The container still has the undone versions; the next sync brings it in line with your folder.');
+    if (result.undone.length) lines.push(containerAfterUndo(await workspace.liveStatus().catch(() => undefined)));
     const ok = !result.refused && result.problems.length === 0;
     return { json: { ok, ...result }, text: lines.join('\n'), exitCode: ok ? 0 : 1 };
   },

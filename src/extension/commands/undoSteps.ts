@@ -1,6 +1,6 @@
 import { displayText } from '../../core/display';
 import * as vscode from 'vscode';
-import { forcedUndo } from '../../core/stepLabel';
+import { containerAfterUndo, forcedUndo } from '../../core/stepLabel';
 import { showFailure } from '../notify';
 import type { CludCommand, CommandContext } from './command';
 
@@ -24,7 +24,7 @@ export async function undoSteps({ controller, output }: CommandContext, steps: n
     const kept = result.kept.length ? ` ${result.kept.length} later version(s) kept aside.` : '';
     const stopped = result.stoppedBefore ? ` Stopped early: ${result.stoppedBefore.reason}.` : '';
     const problems = result.problems.length ? ` Could not restore exactly: ${result.problems.slice(0, 3).join('; ')}.` : '';
-    const message = displayText(`Clud: undid ${result.undone.length} sync(s).${kept}${stopped}${problems} The next sync brings the container in line.`);
+    const message = displayText(`Clud: undid ${result.undone.length} step(s).${kept}${stopped}${problems} ${containerAfterUndo(controller.viewState.live)}`);
     if (problems) void vscode.window.showWarningMessage(message, 'Show Logs').then((choice) => choice && output.show());
     else void vscode.window.showInformationMessage(message);
   } catch (error) {
