@@ -33,6 +33,8 @@ export function formatStatus(status: WorkspaceStatus): string {
   if (status.ui) lines.push(`IDE:       ${status.ui.url}`);
   if (status.mcpServers) lines.push(`MCP:       ${status.mcpServers.length ? status.mcpServers.join(', ') : '(none)'}`);
   if (status.live) lines.push(`sync:      ${formatLiveStatus(status.live)}`);
+  for (const path of status.live?.conflicts.slice(0, LISTED_CONFLICTS) ?? []) lines.push(conflictLine(path));
+  if ((status.live?.conflicts.length ?? 0) > LISTED_CONFLICTS) lines.push(`  … and ${status.live!.conflicts.length - LISTED_CONFLICTS} more conflict(s)`);
   if (status.live?.question) lines.push(`  waiting for approval: ${displayText(status.live.question.question.detail)} (\`clud watch\` asks; \`clud sync --yes\` allows it)`);
   for (const watch of status.live?.degraded ?? []) lines.push(`  watcher (${watch.side}): ${displayText(watch.reason)}`);
   if (status.git) {
@@ -40,6 +42,14 @@ export function formatStatus(status: WorkspaceStatus): string {
     for (const problem of status.git.problems) lines.push(`  ${displayText(problem)}`);
   }
   return lines.join('\n');
+}
+
+/** Conflicts `clud status` lists by path (the rest are counted). */
+const LISTED_CONFLICTS = 20;
+
+/** A conflict's line: its path and the command that settles it. */
+function conflictLine(path: string): string {
+  return `  conflict  ${displayPath(path)}  (clud resolve ${displayPath(path)} --keep host|container|both)`;
 }
 
 export function formatReport(report: SyncReport): string {
@@ -53,7 +63,7 @@ export function formatReport(report: SyncReport): string {
   if (report.undoStep) lines.push(`  undo: \`clud undo\` takes this sync back (step ${report.undoStep})`);
   for (const change of report.applied.slice(0, 20)) lines.push(`  ${change.action.padEnd(6)} ${change.side === 'host' ? 'host     ' : 'container'} ${displayPath(change.path)}`);
   if (report.appliedCount > 20) lines.push(`  … and ${report.appliedCount - 20} more`);
-  for (const conflict of report.conflicts) lines.push(`  conflict  ${displayPath(conflict.path)}  (clud resolve ${displayPath(conflict.path)} --keep host|container|both)`);
+  for (const conflict of report.conflicts) lines.push(conflictLine(conflict.path));
   for (const kept of report.kept) lines.push(`  kept      ${displayPath(kept.path)} (${kept.side} version) at ${displayPath(kept.keptAt)}`);
   for (const skipped of report.skipped) lines.push(`  skipped   ${displayPath(skipped.path)} on ${skipped.side}: ${displayText(skipped.reason)}`);
   for (const problem of report.problems) lines.push(`  problem   ${displayPath(problem.path)} on ${problem.side}: ${displayText(problem.reason)}`);
@@ -74,15 +84,18 @@ const LIVE_STATE_TEXT: Record<LiveStatus['state'], string> = {
   halted: 'halted',
 };
 
-/** The resident agent's status in one line: "synced (auto-sync continuous)", "idle, changes waiting …", "halted: …". */
+/** The resident agent's status in one line: "synced (auto-sync continuous)", "2 conflict(s) (auto-sync continuous)", "changes waiting …", "halted: …". */
 export function formatLiveStatus(live: LiveStatus): string {
+  const conflicts = live.conflicts.length > 0 ? `${live.conflicts.length} conflict(s)` : undefined;
   let state = LIVE_STATE_TEXT[live.state];
+  // Not "synced" while the sides differ: a conflict leaves each side its own version until resolved.
+  const conflictsAreTheState = live.state === 'idle' && !live.changesWaiting && conflicts !== undefined;
+  if (conflictsAreTheState) state = conflicts;
   if (live.state === 'idle' && live.changesWaiting) state = 'changes waiting';
   if (live.state === 'halted' && live.halt) state += ` (${live.halt.side}): ${displayText(live.halt.reason)} — \`clud resume\` merges both sides again, deleting nothing`;
   if (live.state === 'paused') state += ' — `clud resume` syncs again';
-  const parts = [`${state}`, `auto-sync ${live.autoSync}`];
-  if (live.conflicts.length > 0) parts.push(`${live.conflicts.length} conflict(s)`);
-  return `${parts[0]} (${parts.slice(1).join(', ')})`;
+  const details = [`auto-sync ${live.autoSync}`, ...(conflicts && !conflictsAreTheState ? [conflicts] : [])];
+  return `${state} (${details.join(', ')})`;
 }
 
 /**

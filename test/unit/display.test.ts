@@ -99,4 +99,18 @@ describe('unit: the CLI text of a report', () => {
     assert.match(text, /^workspace: failed — No space left on device\n {2}the container is running but the initial copy failed; fix the cause and run `clud up` again to retry it$/m);
     assert.equal(text.split('clud up').length - 1, 1);
   });
+
+  it('lists the live conflicts in status, each with the command that settles it', () => {
+    const conflicts = Array.from({ length: 22 }, (_, index) => `src/f${index}.txt`);
+    const text = formatStatus({
+      hostPath: '/home/me/proj',
+      containerName: 'clud-proj',
+      state: 'running',
+      live: { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts, degraded: [] },
+    });
+    assert.match(text, /^sync: {6}22 conflict\(s\) \(auto-sync continuous\)$/m);
+    assert.match(text, /^ {2}conflict {2}src\/f0\.txt {2}\(clud resolve src\/f0\.txt --keep host\|container\|both\)$/m);
+    assert.equal(text.split('clud resolve').length - 1, 20);
+    assert.match(text, /^ {2}… and 2 more conflict\(s\)$/m);
+  });
 });

@@ -14,6 +14,9 @@ describe('unit: clud watch and status output', () => {
     assert.equal(formatLiveStatus(status()), 'synced (auto-sync continuous)');
     assert.equal(formatLiveStatus(status({ changesWaiting: true, autoSync: 'off' })), 'changes waiting (auto-sync off)');
     assert.equal(formatLiveStatus(status({ state: 'syncing', conflicts: ['a', 'b'] })), 'syncing (auto-sync continuous, 2 conflict(s))');
+    // Not "synced" while a conflict leaves the two sides different.
+    assert.equal(formatLiveStatus(status({ conflicts: ['a'] })), '1 conflict(s) (auto-sync continuous)');
+    assert.equal(formatLiveStatus(status({ conflicts: ['a'], changesWaiting: true })), 'changes waiting (auto-sync continuous, 1 conflict(s))');
     assert.equal(formatLiveStatus(status({ state: 'waiting-for-approval' })), 'waiting for approval (auto-sync continuous)');
     assert.match(formatLiveStatus(status({ state: 'paused', autoSync: 'on-save' })), /^paused — `clud resume` syncs again \(auto-sync on-save\)$/);
     assert.match(formatLiveStatus(status({ state: 'halted', halt: { side: 'container', reason: '/workspace is empty' } })), /^halted \(container\): \/workspace is empty — `clud resume` merges/);
