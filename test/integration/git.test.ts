@@ -196,6 +196,24 @@ describe('integration: git in folders without an ordinary repository', function 
     assert.equal(hostGit(dir, 'log', '--format=%s', 'clud/empty/trunk'), 'initial');
   });
 
+  it("tracked files the copy left out (a committed .env, a force-added ignored file) are not deleted in the agent's status or commits", async function () {
+    const dir = await scope.project({ '.env': 'SECRET=1\n', '.gitignore': 'build/\n', 'build/out.txt': 'built\n', 'src/app.txt': 'one\n' }, { name: 'kept' });
+    hostGit(dir, 'init', '-q');
+    hostGit(dir, 'add', '-A');
+    hostGit(dir, 'add', '--force', 'build/out.txt');
+    hostGit(dir, 'commit', '-q', '-m', 'first');
+    await chownTree(dir, USER_UID, USER_GID);
+    await cludUp(dir);
+    assert.equal((await execSh(dir, 'ls -A; ls build 2>&1 || true')).includes('.env'), false, '.env was copied into /workspace');
+    assert.equal(await agentGit(dir, 'status', '--porcelain'), '', 'the left-out files show as deleted to the agent');
+    await execSh(dir, 'echo two > src/app.txt');
+    await agentGit(dir, 'add', '-A');
+    await agentGit(dir, 'commit', '-q', '-a', '-m', 'agent: change app');
+    const { report } = await cludSync('sync', dir);
+    assert.deepEqual(report.git?.problems, []);
+    assert.deepEqual(hostGit(dir, 'diff', '--name-status', 'main', 'clud/kept/main').split('\n'), ['M\tsrc/app.txt']);
+  });
+
   it('a folder with no repository: the container has none either; one the agent makes is reported as staying there', async function () {
     const dir = await scope.project({ 'a.txt': 'a\n' }, { name: 'plain' });
     await cludUp(dir);

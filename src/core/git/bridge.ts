@@ -90,8 +90,27 @@ export async function seedContainerRepository(roots: GitRoots): Promise<SeedResu
     const run = await runGit(step, options);
     if (run.exitCode !== 0) return { problem: `git: could not set up the container's HEAD (git ${step[0]}): ${gitFailure(run)}` };
   }
+  const kept = host.headCommit ? await skipTrackedButAbsent(roots, options) : undefined;
+  if (kept) return { problem: kept };
   const chown = await giveToWorkspaceOwner(roots, [containerGitDir]);
   return chown ? { problem: chown } : {};
+}
+
+/**
+ * Tracked files the copy left out of /workspace (a committed `.env`, a file the host's user cannot
+ * read, one the ignore rules keep out though it was added with --force) are marked skip-worktree
+ * in the container's index, as a sparse checkout marks what it leaves out: otherwise the agent's
+ * `git status` lists them as deleted, and a `git commit -a` would delete them on the branch that
+ * reaches the user. `ls-files --deleted` looks only at whether each path exists (lstat; no filter
+ * or fsmonitor runs), as the workspace user. Returns a problem, or undefined.
+ */
+async function skipTrackedButAbsent(roots: GitRoots, options: GitOptions): Promise<string | undefined> {
+  const inTree = { ...options, workTree: roots.container };
+  const absent = await runGit(['ls-files', '--deleted', '-z'], inTree);
+  if (absent.exitCode !== 0) return `git: could not list the tracked files left out of /workspace: ${gitFailure(absent)}`;
+  if (absent.stdout === '') return undefined;
+  const marked = await runGit(['update-index', '--skip-worktree', '-z', '--stdin'], { ...inTree, input: absent.stdout });
+  return marked.exitCode === 0 ? undefined : `git: could not mark the tracked files left out of /workspace: ${gitFailure(marked)}`;
 }
 
 export interface ExchangeOptions {
