@@ -1,4 +1,5 @@
 // `clud`: the headless twin of the VS Code extension, on the same core.
+import { statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -97,7 +98,13 @@ function splitPositionals(command: CommandSpec, positionals: string[]): { direct
   if (positionals.length < spec.min) throw new CludError('bad-input', 'missing argument', `Usage: ${command.usage}`);
   if (positionals.length > spec.max + 1) throw new CludError('bad-input', `unexpected argument "${positionals[spec.max + 1]}"`, `Usage: ${command.usage}`);
   const hasDirectory = positionals.length > spec.min && positionals.length - 1 >= spec.min;
-  return hasDirectory ? { directory: positionals[0], others: positionals.slice(1) } : { directory: undefined, others: positionals };
+  if (!hasDirectory) return { directory: undefined, others: positionals };
+  // `clud resolve src/a.txt DIR`: a file where DIR goes, before another argument, is the two
+  // swapped, not a project without a container. (A DIR alone is checked by the command.)
+  if (spec.min > 0 && statSync(positionals[0]!, { throwIfNoEntry: false })?.isDirectory() === false) {
+    throw new CludError('bad-input', `${displayText(positionals[0]!)} is not a folder: DIR, the project folder, comes first`, `Usage: ${command.usage}`);
+  }
+  return { directory: positionals[0], others: positionals.slice(1) };
 }
 
 function createWorkspace(values: Record<string, unknown>, dir: string | undefined, json: boolean): Workspace {

@@ -144,6 +144,8 @@ describe('integration: bad input changes nothing', function () {
     await assertRejected(['resolve', dir, 'file.txt'], { exitCode: 2, code: 'bad-input', mentions: /--keep/ });
     await assertRejected(['resolve', dir, 'file.txt', '--keep', 'mine'], { exitCode: 2, code: 'bad-input', mentions: /--keep/ });
     await assertRejected(['resolve', '--keep', 'host'], { exitCode: 2, code: 'bad-input', mentions: /missing argument/ }, { cwd: dir });
+    // PATH before DIR: the file is not taken for a project folder without a container.
+    await assertRejected(['resolve', path.join(dir, 'file.txt'), dir, '--keep', 'host'], { exitCode: 2, code: 'bad-input', mentions: /file\.txt is not a folder: DIR, the project folder, comes first/ });
     await assertRejected(['backup', dir, '--restore', 'some-id'], { exitCode: 2, code: 'bad-input', mentions: /--side/ });
   });
 
