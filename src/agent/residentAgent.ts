@@ -337,6 +337,7 @@ export class ResidentAgent {
       conflicts: [...(session?.conflicts ?? [])].sort(),
       ...(session?.halt && { halt: session.halt }),
       ...(this.question && { question: { questionId: this.question.questionId, question: this.question.question } }),
+      ...(session?.heldBy && { denied: session.heldBy }),
       degraded: (session?.degraded ?? []).map((degraded) => ({ side: degraded.side, reason: degraded.message })),
       ...(session?.lastCycle && { lastCycle: session.lastCycle }),
     };

@@ -381,6 +381,8 @@ export const LiveStatus = z.object({
   halt: z.object({ side: SyncSide, reason: z.string() }).optional(),
   /** The open safeguard question of a background cycle, answered with `answer`. */
   question: z.object({ questionId: z.number().int().nonnegative(), question: SafeguardQuestionSchema }).optional(),
+  /** A background cycle's question a client denied: background cycles are held (state `paused`) until a client's own sync or resume, which asks again. */
+  denied: SyncReport.shape.denied,
   /** A watcher that fell back to polling or failed, with why (e.g. the inotify watch limit). */
   degraded: z.array(z.object({ side: SyncSide, reason: z.string() })),
   lastCycle: z.object({ id: z.string(), finishedAt: z.string(), applied: z.number().int(), kind: CycleKind }).optional(),

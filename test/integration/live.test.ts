@@ -198,8 +198,12 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     assertExit(denied, 1);
     assert.equal(denied.stderr.match(/safeguard: .*denied/g)?.length, 1, `asked more than once:\n${describeRun(denied)}`);
     assert.equal(existsSync(path.join(dir, 'doomed/f1.txt')), true, 'a denied deletion reached the host');
+    // Held, and saying why: not a pause the user made, which `clud resume` would simply lift.
+    assert.match((await liveStatus(dir)).denied?.detail ?? '', /60 files deleted/);
+    assert.match((await runClud(['status', dir])).stdout, /^sync: +paused after a denied safeguard \(60 files deleted.*`clud sync --yes` allows it/m);
 
     assertExit(await runClud(['sync', dir, '--yes']), 0);
+    assert.equal((await liveStatus(dir)).denied, undefined, 'an allowed sync left background cycles held');
     assert.equal(existsSync(path.join(dir, 'doomed')), false, 'the allowed deletion did not reach the host');
     await waitFor('the agent idle again', async () => ((await liveStatus(dir)).state === 'idle' ? true : undefined), 30_000);
   });

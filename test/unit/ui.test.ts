@@ -227,6 +227,14 @@ describe('unit: ui live status (the resident agent)', () => {
     });
   }
 
+  it('a pause after a denied question says what was denied, and that resuming asks it again', () => {
+    const denied = { kind: 'many-deletions', path: 'src', detail: 'this sync would delete 120 files in your folder' };
+    const state = run(attachedRunning, liveEvent({ state: 'paused', denied }));
+    assert.deepEqual(state.health, { kind: 'paused', denied: denied.detail });
+    assert.match(statusBarView(state).tooltip, /you denied "this sync would delete 120 files in your folder".*the question is asked again/s);
+    assert.doesNotMatch(statusBarView(run(attachedRunning, liveEvent({ state: 'paused' }))).tooltip, /denied/);
+  });
+
   it('a paused on-save or off mode is not a pause the user can lift: it shows what waits', () => {
     assert.equal(run(attachedRunning, liveEvent({ state: 'paused', autoSync: 'on-save', changesWaiting: true })).health.kind, 'changes-waiting');
     assert.equal(run(attachedRunning, liveEvent({ state: 'paused', autoSync: 'off' })).health.kind, 'synced');

@@ -19,6 +19,10 @@ describe('unit: clud watch and status output', () => {
     assert.equal(formatLiveStatus(status({ conflicts: ['a'], changesWaiting: true })), 'changes waiting (auto-sync continuous, 1 conflict(s))');
     assert.equal(formatLiveStatus(status({ state: 'waiting-for-approval' })), 'waiting for approval (auto-sync continuous)');
     assert.match(formatLiveStatus(status({ state: 'paused', autoSync: 'on-save' })), /^paused — `clud resume` syncs again \(auto-sync on-save\)$/);
+    assert.equal(
+      formatLiveStatus(status({ state: 'paused', denied: { kind: 'many-deletions', path: 'src', detail: '60 files deleted in this sync (limit 50)' } })),
+      'paused after a denied safeguard (60 files deleted in this sync (limit 50)) — `clud resume` asks again, `clud sync --yes` allows it (auto-sync continuous)',
+    );
     assert.match(formatLiveStatus(status({ state: 'halted', halt: { side: 'container', reason: '/workspace is empty' } })), /^halted \(container\): \/workspace is empty — `clud resume` merges/);
   });
 

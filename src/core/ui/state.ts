@@ -15,8 +15,8 @@ export type Health =
   | { kind: 'changes-waiting' }
   /** A background cycle holds a change behind a safeguard question until someone answers it. */
   | { kind: 'waiting-for-approval'; detail: string }
-  /** The user paused auto-sync; changes collect until resumed. */
-  | { kind: 'paused' }
+  /** The user paused auto-sync, or denied a background cycle's question (`denied`: its detail); changes collect until resumed. */
+  | { kind: 'paused'; denied?: string }
   /** A safety halt: nothing syncs until resumed, which merges both sides deleting nothing. */
   | { kind: 'halted'; reason: string }
   | { kind: 'error'; message: string; hint?: string; retry: RetryAction };
@@ -137,7 +137,7 @@ export function liveHealth(live: LiveStatus): Health {
     case 'paused':
       // An agent that reports "paused" for the on-save and off modes too: only a user's pause is one.
       if (live.autoSync !== 'continuous') return idleHealth(live);
-      return { kind: 'paused' };
+      return { kind: 'paused', ...(live.denied && { denied: live.denied.detail }) };
     case 'halted':
       return { kind: 'halted', reason: live.halt ? `${live.halt.reason} (${live.halt.side})` : 'a safety halt stopped the sync' };
     case 'idle':
