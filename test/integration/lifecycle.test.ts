@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import {
@@ -16,7 +17,9 @@ import {
   runClud,
   runCludJson,
   INTEGRATION_TIMEOUT_MS,
+  TEST_IMAGE,
 } from '../helpers/integration';
+import { LABEL_CONTEXT_HASH } from '../../src/core/containerLayout';
 
 /** `clud down DIR [args] --json` that must be refused for unsynced changes, with a message matching every one of `mentions`. */
 async function assertDownRefused(dir: string, mentions: RegExp | RegExp[], args: string[] = []): Promise<void> {
@@ -157,6 +160,26 @@ describe('integration: container names and clud down', function () {
     assertExit(down.run, 0);
     assert.equal(down.json.removed, true, describeRun(down.run));
     assert.equal(await inspectContainer(name), undefined);
+  });
+
+  it('clud up starts a stopped workspace whose image is out of date without building one: only a new container needs it', async function () {
+    // The tag first names the current image, then one whose label says another build context (as
+    // an older Clud's image does); building it here would take minutes, or fail without a network.
+    const tag = 'clud-outdated-test:latest';
+    execFileSync('docker', ['tag', TEST_IMAGE, tag]);
+    try {
+      const dir = await scope.project({ 'file.txt': 'stopped\n' });
+      const name = String((await cludUp(dir, ['--image', tag])).containerName);
+      await docker.getContainer(name).stop({ t: 1 });
+      execFileSync('docker', ['build', '--quiet', '--tag', tag, '-'], { input: `FROM ${TEST_IMAGE}\nLABEL ${LABEL_CONTEXT_HASH}=outdated\n`, stdio: 'pipe' });
+      const up = await cludUp(dir, ['--image', tag]);
+      assert.equal(up.built, false, 'clud up built an image for a container that keeps its own');
+      assert.equal(up.created, false);
+      assert.equal((await runClud(['exec', dir, '--', 'cat', 'file.txt'])).stdout, 'stopped\n');
+      assertExit(await runClud(['down', dir, '--force']), 0);
+    } finally {
+      execFileSync('docker', ['rmi', tag]);
+    }
   });
 
   it('clud down is not refused by changes made on the host only (an edit, a new file, a deletion)', async function () {

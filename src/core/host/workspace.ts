@@ -198,7 +198,11 @@ export class Workspace {
     const context = await this.buildContext();
     let built = false;
     let image = await this.engine.inspectImage(imageTag);
-    if (options.rebuild || !image || image.labels[LABEL_CONTEXT_HASH] !== context.hash) {
+    // Only a container about to be made needs the image: one that stays runs its own, with the
+    // current agent copied in at start (currentAgentPath). Building anyway cost a stopped
+    // workspace minutes, and where the build failed (no network), its start.
+    const creating = !container || recreate || options.rebuild === true;
+    if (creating && (options.rebuild || !image || image.labels[LABEL_CONTEXT_HASH] !== context.hash)) {
       this.progress('build', `building image ${imageTag}${ui ? ' (with the browser IDE)' : ''}`);
       image = await this.engine.buildImage(
         packBuildContext(context.files),
@@ -208,7 +212,7 @@ export class Workspace {
       );
       built = true;
     }
-    if (container && ((options.rebuild && container.imageId !== image.id) || recreate)) {
+    if (container && ((options.rebuild && container.imageId !== image?.id) || recreate)) {
       // Recreating the container discards /workspace: only when nothing there is unsynced.
       if (!container.running) await this.start(container);
       await this.waitForInit(container.id);
