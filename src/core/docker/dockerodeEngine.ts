@@ -5,6 +5,7 @@ import * as tar from 'tar-stream';
 import { CludError, errorMessage } from '../errors';
 import { demuxDockerStream } from './demux';
 import type { BuildSpec, ContainerEngine, ContainerInfo, ContainerSpec, ExecSession, ExecSpec, ImageInfo } from './engine';
+import { buildFailureHint } from './buildFailure';
 
 export class DockerodeEngine implements ContainerEngine {
   private readonly docker: Docker;
@@ -53,7 +54,7 @@ export class DockerodeEngine implements ContainerEngine {
       );
     }).catch((error: unknown) => {
       if (signal?.aborted) throw new CludError('image-build-failed', `Building ${spec.tag} was cancelled`);
-      throw new CludError('image-build-failed', `Building ${spec.tag} failed: ${errorMessage(error)}`, `Last build output:\n${tail.join('\n')}`);
+      throw new CludError('image-build-failed', `Building ${spec.tag} failed: ${errorMessage(error)}`, buildFailureHint(tail));
     });
     const image = await this.inspectImage(spec.tag);
     if (!image) throw new CludError('image-build-failed', `Building ${spec.tag} finished but the image is not there`);
