@@ -46,3 +46,19 @@ export function displayText(text: string): string {
   UNSAFE.lastIndex = 0;
   return UNSAFE.test(text) ? text.replace(UNSAFE, escapeCharacter) : text;
 }
+
+/** A byte count for people, in binary units (KiB, MiB, …). */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  // One decimal below 100, without a trailing ".0" from 10 on: a file of 10.5 MiB over a limit of
+  // 10 MiB must not read as "10 MiB (limit 10 MiB)".
+  const digits = value >= 100 ? String(Math.round(value)) : value >= 10 ? String(Math.round(value * 10) / 10) : value.toFixed(1);
+  return `${digits} ${units[unit]}`;
+}

@@ -3,10 +3,17 @@ import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { SafeguardQuestion, StepWriter, UndoLog } from '../../src/core/undo';
 import { SafeguardDenied } from '../../src/core/undo';
+import { formatBytes } from '../../src/core/display';
 import type { TreeState, Workspace } from '../helpers/undoTrees';
 import { assertSameTree, makeWorkspace, openLog, ops, readyChange, snapshotTree, useUndoTempDir } from '../helpers/undoTrees';
 
 describe('unit: undo safeguards', () => {
+  it('names sizes so that a file just over a limit does not read as the limit', () => {
+    assert.equal(formatBytes(11_000_000), '10.5 MiB');
+    assert.equal(formatBytes(10 * 1024 ** 2), '10 MiB');
+    assert.deepEqual([formatBytes(1000), formatBytes(2048), formatBytes(256 * 1024 ** 2), formatBytes(1.5 * 1024 ** 3)], ['1000 B', '2.0 KiB', '256 MiB', '1.5 GiB']);
+  });
+
   const tempDir = useUndoTempDir('clud-undo-safeguards-');
   let workspace: Workspace;
   let log: UndoLog;

@@ -1,6 +1,6 @@
 // The Clud view's content as plain data, built from the same status value as the status bar.
 // The extension maps each node to a vscode.TreeItem; contextValue drives the menus in package.json.
-import { displayPath, displayText } from '../display';
+import { displayPath, displayText, formatBytes } from '../display';
 import { describeUndoStep } from '../stepLabel';
 import { describeAgentBranch } from '../git/refNames';
 import { describeReport, summarizeReport } from '../sync/summary';
@@ -209,10 +209,4 @@ function lastSyncNode(report: NonNullable<WorkspaceViewState['history'][0]>): Tr
       row('retries', 'Retries', report.retries),
     ],
   };
-}
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 }

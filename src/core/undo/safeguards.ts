@@ -3,6 +3,7 @@
 // disk and no locks. One counter per step counts over every part of its plan.
 import type { Identity } from './fsState';
 import type { ModifyAction, SafeguardKind, SafeguardQuestion, SafeguardThresholds } from './types';
+import { formatBytes } from '../display';
 
 /** What a path held before a change: its kind and, for a file, its size (from the scan). */
 export interface Before {
@@ -84,14 +85,3 @@ export class SafeguardCounter {
   }
 }
 
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value >= 10 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
-}

@@ -6,8 +6,9 @@
 // clock, so each case is a row of a table test.
 import { parentKey } from './records';
 import type { Before } from './safeguards';
-import { formatBytes, SafeguardCounter } from './safeguards';
+import { SafeguardCounter } from './safeguards';
 import type { ModifyAction, SafeguardKind, SafeguardQuestion, SafeguardThresholds, UndoLimits } from './types';
+import { formatBytes } from '../display';
 
 export interface PlannedChange {
   /** A snapshot key under the host root. */

@@ -2,7 +2,7 @@
 // functions over the captures (no disk, no clock), so each case is a row of a table test.
 import type { Preimage } from './records';
 import { parentKey } from './records';
-import { formatBytes } from './safeguards';
+import { formatBytes } from '../display';
 
 /** A folder recorded only for its mode and times, because a path inside it changed: not itself a change of the step. */
 export const isMetadataOnly = (pre: Preimage): boolean => pre.kind === 'directory' && pre.metadataOnly;

@@ -19,7 +19,7 @@ import type { CapturedStats } from './packWorker';
 import type { Postimage, Preimage, StepRecord } from './records';
 import { manifestText, MANIFEST, parentKey, UNPROTECTED } from './records';
 import { removeTree, restoreRecords } from './restore';
-import { formatBytes, SafeguardCounter } from './safeguards';
+import { SafeguardCounter } from './safeguards';
 import { StepJournal } from './stepJournal';
 import type { StepHeader } from './stepManifest';
 import { stepManifest, writeUnprotectedManifest } from './stepManifest';
@@ -30,6 +30,7 @@ import type { SafeguardQuestion, StepMeta, StepSummary, WriterContext } from './
 import { SafeguardDenied } from './types';
 import { readXattrsOf } from './xattrs';
 import type { Xattrs } from './xattrs';
+import { formatBytes } from '../display';
 
 /** The step went over its single-step limit: it drops its preimages and cannot be undone. */
 class StepTooLarge extends Error {}

@@ -29,13 +29,13 @@ import { currentPostimage, describeDifference, identityOf, keepCurrent, subtree 
 import { BarriersFile, GROUP, isUnder, Manifest, MANIFEST, StepGroupRecord, UNDO_FORMAT_VERSION, UnprotectedMarker, UNPROTECTED } from './records';
 import type { StepRecord } from './records';
 import { removeTree, restoreRecords } from './restore';
-import { formatBytes } from './safeguards';
 import { fsyncPath, readJournal } from './stepJournal';
 import { StepWriter } from './stepWriter';
 import type { Barrier, KeptVersion, RecoveredStep, StepGroup, StepMeta, StepSummary, UndoLimits, UndoResult } from './types';
 import { DEFAULT_LIMITS, DEFAULT_THRESHOLDS } from './types';
 import { packWorker } from './packWorker';
 import { startXattrReader, XATTR_TOOLS_MISSING, xattrToolsAvailable } from './xattrs';
+import { formatBytes } from '../display';
 
 export interface UndoLogOptions {
   /** Where versions that a forced undo or a crash recovery would overwrite are copied (outside both trees). */
