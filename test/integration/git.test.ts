@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   INTEGRATION_TIMEOUT_MS,
@@ -197,21 +198,24 @@ describe('integration: git in folders without an ordinary repository', function 
   });
 
   it("tracked files the copy left out (a committed .env, a force-added ignored file) are not deleted in the agent's status or commits", async function () {
-    const dir = await scope.project({ '.env': 'SECRET=1\n', '.gitignore': 'build/\n', 'build/out.txt': 'built\n', 'src/app.txt': 'one\n' }, { name: 'kept' });
+    const dir = await scope.project({ '.env': 'SECRET=1\n', '.gitignore': 'build/\n', 'build/out.txt': 'built\n', 'src/app.txt': 'one\n', 'gone.txt': 'deleted by the user\n' }, { name: 'kept' });
     hostGit(dir, 'init', '-q');
     hostGit(dir, 'add', '-A');
     hostGit(dir, 'add', '--force', 'build/out.txt');
     hostGit(dir, 'commit', '-q', '-m', 'first');
+    // A deletion the user has not committed is one in the container too, as their own status says.
+    await unlink(path.join(dir, 'gone.txt'));
     await chownTree(dir, USER_UID, USER_GID);
     await cludUp(dir);
     assert.equal((await execSh(dir, 'ls -A; ls build 2>&1 || true')).includes('.env'), false, '.env was copied into /workspace');
-    assert.equal(await agentGit(dir, 'status', '--porcelain'), '', 'the left-out files show as deleted to the agent');
+    assert.equal(await agentGit(dir, 'status', '--porcelain'), 'D gone.txt', 'the left-out files show as deleted to the agent, or the deletion does not');
     await execSh(dir, 'echo two > src/app.txt');
     await agentGit(dir, 'add', '-A');
     await agentGit(dir, 'commit', '-q', '-a', '-m', 'agent: change app');
     const { report } = await cludSync('sync', dir);
     assert.deepEqual(report.git?.problems, []);
-    assert.deepEqual(hostGit(dir, 'diff', '--name-status', 'main', 'clud/kept/main').split('\n'), ['M\tsrc/app.txt']);
+    // The agent committed its tree: its edit, and the deletion the user had made; never the left-out files.
+    assert.deepEqual(hostGit(dir, 'diff', '--name-status', 'main', 'clud/kept/main').split('\n'), ['D\tgone.txt', 'M\tsrc/app.txt']);
   });
 
   it('a folder with no repository: the container has none either; one the agent makes is reported as staying there', async function () {

@@ -101,15 +101,21 @@ export async function seedContainerRepository(roots: GitRoots): Promise<SeedResu
  * read, one the ignore rules keep out though it was added with --force) are marked skip-worktree
  * in the container's index, as a sparse checkout marks what it leaves out: otherwise the agent's
  * `git status` lists them as deleted, and a `git commit -a` would delete them on the branch that
- * reaches the user. `ls-files --deleted` looks only at whether each path exists (lstat; no filter
- * or fsmonitor runs), as the workspace user. Returns a problem, or undefined.
+ * reaches the user. Left out means absent in /workspace and present in the folder: a file the
+ * user deleted and has not committed stays a deletion, as their own `git status` shows it.
+ * `ls-files --deleted` looks only at whether each path exists (lstat; no filter or fsmonitor
+ * runs), as the workspace user. Returns a problem, or undefined.
  */
 async function skipTrackedButAbsent(roots: GitRoots, options: GitOptions): Promise<string | undefined> {
   const inTree = { ...options, workTree: roots.container };
   const absent = await runGit(['ls-files', '--deleted', '-z'], inTree);
   if (absent.exitCode !== 0) return `git: could not list the tracked files left out of /workspace: ${gitFailure(absent)}`;
-  if (absent.stdout === '') return undefined;
-  const marked = await runGit(['update-index', '--skip-worktree', '-z', '--stdin'], { ...inTree, input: absent.stdout });
+  const leftOut: string[] = [];
+  for (const file of absent.stdout.split('\0').filter(Boolean)) {
+    if (await lstat(path.join(roots.host, file)).catch(() => undefined)) leftOut.push(file);
+  }
+  if (leftOut.length === 0) return undefined;
+  const marked = await runGit(['update-index', '--skip-worktree', '-z', '--stdin'], { ...inTree, input: `${leftOut.join('\0')}\0` });
   return marked.exitCode === 0 ? undefined : `git: could not mark the tracked files left out of /workspace: ${gitFailure(marked)}`;
 }
 
