@@ -260,7 +260,7 @@ describe('vscode: end-to-end', function () {
     assert.match(dialog.question, /turn "killed mid-turn" has not ended\. Undo it anyway\?/);
     await dialog.choose('Undo Anyway');
     await pollFor('half-done.txt gone from the host', async () => ((await readFile(hostFile, 'utf8').catch(() => undefined)) === undefined ? true : undefined), 30_000);
-    await pollFor('the notification that the turn was undone', async () => ((await notificationTexts(page)).some((text) => /undid 1 sync/.test(text)) ? true : undefined), 15_000);
+    await pollFor('the notification that the turn was undone', async () => ((await notificationTexts(page)).some((text) => /undid 1 step/.test(text)) ? true : undefined), 15_000);
     await screenshot(page, 'e2e-12-undid-running-turn');
   });
 
