@@ -9,6 +9,8 @@
 // CLUD_FAILPOINT=kill-initial-copy makes the initial copy's process SIGKILL itself as it starts,
 // as a copy killed by the kernel's out-of-memory killer would be; kill-agent-during-initial-copy
 // makes the resident agent SIGKILL itself once the copy reported progress.
+// CLUD_FAILPOINT=slow-background-question:MS opens a background cycle's safeguard question MS ms
+// after the cycle asks it, so that a test can queue a request behind the cycle before it opens.
 // Unset, it does nothing.
 import { setTimeout } from 'node:timers/promises';
 import type { Change } from '../core/sync/reconcile';
@@ -48,4 +50,10 @@ export function initialCopyMustDie(spec = process.env.CLUD_FAILPOINT): boolean {
 /** Whether the resident agent must kill itself during the initial copy (see above). */
 export function agentMustDieDuringInitialCopy(spec = process.env.CLUD_FAILPOINT): boolean {
   return spec === 'kill-agent-during-initial-copy';
+}
+
+/** How long a background cycle's question waits before it opens (see above); undefined: not at all. */
+export function questionDelayMs(spec = process.env.CLUD_FAILPOINT): number | undefined {
+  const match = /^slow-background-question:(\d+)$/.exec(spec ?? '');
+  return match ? Number(match[1]) : undefined;
 }

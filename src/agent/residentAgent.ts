@@ -8,6 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomicFile';
 import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, SYNC_OPTIONS_ENV, WORKSPACE_USER } from '../core/containerLayout';
 import { errorMessage } from '../core/errors';
@@ -23,7 +24,7 @@ import type { StepGroup } from '../core/undo';
 import { StepGroupRecord } from '../core/undo/records';
 import { createStepOperations } from './stepOperations';
 import type { StepOperations } from './stepChannel';
-import { failpointHook } from './failpoint';
+import { failpointHook, questionDelayMs } from './failpoint';
 import { exchangeGitHistory } from './gitExchange';
 import { hostAccess } from './hostAccess';
 import { log } from './log';
@@ -66,6 +67,11 @@ export class ResidentAgent {
   private settings: LiveSettings;
   private question: OpenQuestion | undefined;
   private nextQuestionId = 1_000_000;
+  /**
+   * Clients' requests queued and not yet started: a background question that opens while they
+   * wait is asked of those that can answer it, and refuses those that cannot (see askClients).
+   */
+  private readonly waiting = new Set<WaitingRequest>();
   private readonly subscribers = new Set<(event: AgentEvent) => void>();
   private lastStatusJson = '';
   /** What recovery at start-up did, told to the next request that reports notices. */
@@ -196,11 +202,21 @@ export class ResidentAgent {
    * it, an interactive client shows it), so a request never waits behind a question nobody sees.
    */
   async job<T>(work: (store: SyncStateStore, undoLog: UndoLog) => Promise<T>, ask?: (question: SafeguardQuestionInfo) => Promise<Answer>): Promise<T> {
+    return this.queued(work, { ask });
+  }
+
+  /** Runs `work` in the queue for a client's request, `waiter` registered until it starts. */
+  private async queued<T>(work: (store: SyncStateStore, undoLog: UndoLog) => Promise<T>, waiter: WaitingRequest): Promise<T> {
     const session = await this.readySession();
-    this.forwardOpenQuestion(ask);
+    this.forwardOpenQuestion(waiter.ask);
+    this.waiting.add(waiter);
     try {
-      return await session.runJob((store) => work(store, this.undoLog!));
+      return await session.runJob((store) => {
+        this.waiting.delete(waiter);
+        return work(store, this.undoLog!);
+      });
     } finally {
+      this.waiting.delete(waiter);
       this.scheduleCompaction();
     }
   }
@@ -212,6 +228,9 @@ export class ResidentAgent {
   async requestCycle(params: RequestCycleParams): Promise<SyncReport> {
     const session = await this.readySession();
     this.forwardOpenQuestion(params.ask);
+    // Until it ends: a background cycle can run between its cycle and its git exchange.
+    const waiter: WaitingRequest = { ask: params.ask };
+    this.waiting.add(waiter);
     try {
       const report = await session.runRequestCycle(params);
       report.notices = [...this.takeNotices(), ...report.notices];
@@ -219,6 +238,7 @@ export class ResidentAgent {
       if (!report.halted) report.git = await session.runJob(() => exchangeGitHistory());
       return report;
     } finally {
+      this.waiting.delete(waiter);
       this.scheduleCompaction();
     }
   }
@@ -230,8 +250,18 @@ export class ResidentAgent {
    */
   jobWithoutAsking<T>(work: (store: SyncStateStore, undoLog: UndoLog) => Promise<T>): Promise<T> {
     const open = this.question;
-    if (open) return Promise.reject(new RequestError('awaiting-approval', `a background sync is waiting for approval: ${open.question.detail}`));
-    return this.job(work);
+    if (open) return Promise.reject(awaitingApproval(open.question));
+    return new Promise<T>((resolve, reject) => {
+      // Refused if a question opens before it starts: then it does nothing when its turn comes.
+      let refused = false;
+      const waiter: WaitingRequest = {
+        refuse: (error) => {
+          refused = true;
+          reject(error);
+        },
+      };
+      this.queued((store, undoLog) => (refused ? Promise.resolve(undefined as T) : work(store, undoLog)), waiter).then(resolve, reject);
+    });
   }
 
   /** A background question holds the queue: a request that waits behind it is asked it first. */
@@ -414,13 +444,23 @@ export class ResidentAgent {
   }
 
   /** A background cycle's safeguard: every attached client is asked; the first answer counts. */
-  private askClients(question: SafeguardQuestionInfo): Promise<Answer> {
+  private async askClients(question: SafeguardQuestionInfo): Promise<Answer> {
+    const delayMs = questionDelayMs();
+    if (delayMs) await sleep(delayMs);
     return new Promise((resolve) => {
       const questionId = this.nextQuestionId++;
       this.question = { questionId, question, settle: resolve };
       log('warn', `waiting for approval: ${question.detail}`, { kind: question.kind, path: question.path });
       this.broadcast({ type: 'question', questionId, question });
       this.publishStatus();
+      // Requests already queued behind this cycle: asked too, or refused rather than left waiting.
+      for (const waiter of this.waiting) {
+        if (waiter.ask) void waiter.ask(question).then((answer) => this.answer(questionId, answer), () => undefined);
+        else if (waiter.refuse) {
+          this.waiting.delete(waiter);
+          waiter.refuse(awaitingApproval(question));
+        }
+      }
     });
   }
 
@@ -512,4 +552,14 @@ export function readSyncOptions(): SyncOptions {
   const parsed = SyncOptions.safeParse(json);
   if (!parsed.success) throw new Error(`${SYNC_OPTIONS_ENV} is invalid: ${describeZodError(parsed.error)}`);
   return parsed.data;
+}
+
+/** A client's request waiting in the queue: one that can answer a safeguard question, or one refused while a question is open. */
+interface WaitingRequest {
+  ask?: (question: SafeguardQuestionInfo) => Promise<Answer>;
+  refuse?: (error: RequestError) => void;
+}
+
+function awaitingApproval(question: SafeguardQuestionInfo): RequestError {
+  return new RequestError('awaiting-approval', `a background sync is waiting for approval: ${question.detail}`);
 }

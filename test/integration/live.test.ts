@@ -243,3 +243,45 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     assert.match(run.stderr, /--auto-sync/, describeRun(run));
   });
 });
+
+describe('integration: a request queued behind a background cycle whose question opens while it waits', function () {
+  this.timeout(INTEGRATION_TIMEOUT_MS);
+  const scope = new TestScope();
+  let dir = '';
+  /** How long the failpoint keeps a background cycle's question from opening: the window a request is queued in. */
+  const QUESTION_DELAY_MS = 5000;
+
+  before(async function () {
+    await requireDocker();
+    dir = await scope.project({ 'a.txt': 'a\n' });
+    await cludUp(dir, ['--auto-sync', 'continuous'], { env: { CLUD_FAILPOINT: `slow-background-question:${QUESTION_DELAY_MS}` } });
+  });
+
+  after(async function () {
+    await scope.cleanup();
+  });
+
+  /** Deletes 60 synced files in /workspace, and returns once the background cycle that asks about it holds the queue, its question not yet open. */
+  async function holdQueueWithQuestionPending(folder: string): Promise<void> {
+    await execSh(dir, `mkdir -p ${folder} && for i in $(seq 1 60); do echo $i > ${folder}/f$i.txt; done`);
+    await waitFor(`the 60 files of ${folder} on the host`, async () => (existsSync(path.join(dir, folder, 'f60.txt')) ? true : undefined), 30_000);
+    await execSh(dir, `rm -rf ${folder}`);
+    const syncing = await waitFor('the background cycle under way', async () => ((await liveStatus(dir)).state === 'syncing' ? true : undefined), 10_000);
+    assert.equal(syncing, true);
+  }
+
+  it('a request that cannot answer is refused when the question opens, not left waiting; one that can is asked it', async function () {
+    await holdQueueWithQuestionPending('doomed');
+    const history = await runClud(['history', dir], { timeoutMs: 60_000 });
+    assertExit(history, 1);
+    assert.match(history.stderr, /a background sync is waiting for approval: 60 files deleted/, describeRun(history));
+    assertExit(await runClud(['sync', dir, '--yes']), 0);
+    assert.equal(existsSync(path.join(dir, 'doomed')), false);
+
+    await holdQueueWithQuestionPending('doomed-too');
+    const sync = await runClud(['sync', dir], { timeoutMs: 60_000 });
+    assertExit(sync, 1);
+    assert.match(sync.stderr, /safeguard: 60 files deleted.*denied/, describeRun(sync));
+    assert.equal(existsSync(path.join(dir, 'doomed-too/f1.txt')), true, 'a denied deletion reached the host');
+  });
+});
