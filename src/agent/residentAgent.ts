@@ -74,6 +74,7 @@ export class ResidentAgent {
   private readonly waiting = new Set<WaitingRequest>();
   private readonly subscribers = new Set<(event: AgentEvent) => void>();
   private lastStatusJson = '';
+  private statusPublishing = false;
   /** What recovery at start-up did, told to the next request that reports notices. */
   private pendingNotices: string[] = [];
   /** Jobs before the session exists (the initial copy) run one after another here. */
@@ -506,13 +507,23 @@ export class ResidentAgent {
     for (const listener of this.subscribers) listener(parsed);
   }
 
-  /** Tells subscribers the status when it changed. */
+  /**
+   * Tells subscribers the status when it changed, once per turn of the event loop: the watchers'
+   * events for what a cycle just wrote arrive as a batch whose cycle starts in the same turn, and
+   * published one by one, "changes waiting" then "syncing" then "synced" flickered after every
+   * cycle that wrote (in `clud watch`, and in the status bar).
+   */
   private publishStatus(): void {
-    const status = this.status();
-    const json = JSON.stringify(status);
-    if (json === this.lastStatusJson) return;
-    this.lastStatusJson = json;
-    this.broadcast({ type: 'status', status });
+    if (this.statusPublishing) return;
+    this.statusPublishing = true;
+    setImmediate(() => {
+      this.statusPublishing = false;
+      const status = this.status();
+      const json = JSON.stringify(status);
+      if (json === this.lastStatusJson) return;
+      this.lastStatusJson = json;
+      this.broadcast({ type: 'status', status });
+    });
   }
 }
 

@@ -120,8 +120,13 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     assert.equal(first.type === 'status' && first.status.autoSync, 'continuous');
     await execSh(dir, 'echo from-container > written-in-container.txt');
     assert.equal(await waitForFile(path.join(dir, 'written-in-container.txt')), 'from-container\n');
-    await watch.until('the cycle that carried the file', applied('written-in-container.txt'));
+    const carried = await watch.until('the cycle that carried the file', applied('written-in-container.txt'));
     await watch.until('a status back to idle', (line) => line.type === 'status' && line.status.state === 'idle' && !line.status.changesWaiting);
+    // The watchers' events for what the cycle wrote bring a cycle that finds nothing: shown as
+    // syncing, never as changes waiting, which flickered after every cycle that wrote.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const after = watch.lines.slice(watch.lines.indexOf(carried));
+    assert.deepEqual(after.filter((line) => line.type === 'status' && line.status.changesWaiting), [], `clud watch printed:\n${after.map((line) => JSON.stringify(line)).join('\n')}`);
     assert.equal(await watch.interrupt(), 130);
   });
 
