@@ -1,5 +1,7 @@
 // How the CLI answers a safeguard: --yes allows; on a terminal it asks; otherwise it denies (the
-// safe answer), saying how to allow it.
+// safe answer), saying how to allow it. An answer given without asking is said on stderr: a
+// background cycle's question answered this way does its work in that cycle, not in the command's
+// own report.
 import { createInterface } from 'node:readline/promises';
 import type { QuestionHandler } from '../core/host/agentClient';
 import { displayText } from '../core/display';
@@ -7,7 +9,10 @@ import type { SafeguardQuestionInfo } from '../core/protocol';
 
 export function questionHandler(flags: Record<string, unknown>): QuestionHandler {
   return async (question) => {
-    if (flags.yes === true) return 'allow';
+    if (flags.yes === true) {
+      process.stderr.write(`clud: safeguard: ${displayText(question.detail)}; allowed (--yes)\n`);
+      return 'allow';
+    }
     if (!process.stdin.isTTY || !process.stderr.isTTY) {
       process.stderr.write(`clud: safeguard: ${displayText(question.detail)}; denied (run with --yes to allow)\n`);
       return 'deny';

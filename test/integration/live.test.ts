@@ -207,7 +207,9 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     assert.match((await liveStatus(dir)).denied?.detail ?? '', /60 files deleted/);
     assert.match((await runClud(['status', dir])).stdout, /^sync: +paused after a denied safeguard \(60 files deleted.*`clud sync --yes` allows it/m);
 
-    assertExit(await runClud(['sync', dir, '--yes']), 0);
+    const allowed = await runClud(['sync', dir, '--yes']);
+    assertExit(allowed, 0);
+    assert.match(allowed.stderr, /safeguard: 60 files deleted.*; allowed \(--yes\)/, describeRun(allowed));
     assert.equal((await liveStatus(dir)).denied, undefined, 'an allowed sync left background cycles held');
     assert.equal(existsSync(path.join(dir, 'doomed')), false, 'the allowed deletion did not reach the host');
     await waitFor('the agent idle again', async () => ((await liveStatus(dir)).state === 'idle' ? true : undefined), 30_000);
