@@ -156,6 +156,48 @@ describe('unit: incremental sync cycles (state store)', () => {
     assert.equal(halted.phasesMs, undefined);
   });
 
+  it('the cycle after one that wrote files (their echo) reads none of them again, each way', async () => {
+    const ws = workspaceIn(tempDir());
+    makeTree(ws.host, { 'a.txt': 'a' });
+    mkdirSync(ws.container, { recursive: true });
+    await cycle(ws);
+    makeTree(ws.host, { 'to-container.txt': 'from the host' });
+    makeTree(ws.container, { 'to-host.txt': 'from the container' });
+    const carried = (await cycle(ws, ['to-container.txt', 'to-host.txt'])).report!;
+    assert.equal(carried.appliedCount, 2);
+    const echo = (await cycle(ws, ['to-container.txt', 'to-host.txt'])).report!;
+    assert.equal(echo.appliedCount, 0);
+    assert.equal(echo.scanned.hashedFiles, 0, 'a file the sync wrote was read and hashed again');
+  });
+
+  it('a file changed after the apply wrote it, before the cycle recorded it, is read again and carried', async () => {
+    const ws = workspaceIn(tempDir());
+    makeTree(ws.host, { 'keep.txt': 'k' });
+    mkdirSync(ws.container, { recursive: true });
+    await cycle(ws);
+    // Two batches: a.txt (and the folder d) first, then d/b.txt, whose hook rewrites a.txt in the
+    // container as someone would: the same size, other content, a new mtime.
+    makeTree(ws.host, { 'a.txt': 'one', 'd/b.txt': 'b' });
+    await withStore(ws, (store) =>
+      runStoreCycle({
+        roots: { host: ws.host, container: ws.container },
+        excludes: [],
+        policy: 'two-way-safe',
+        store,
+        dirty: ['a.txt', 'd'],
+        beforeModify: async (change) => {
+          if (change.path === 'd/b.txt') {
+            writeFileSync(path.join(ws.container, 'a.txt'), 'two');
+            fs.utimesSync(path.join(ws.container, 'a.txt'), new Date(), new Date(Date.now() + 5000));
+          }
+        },
+      }),
+    );
+    const next = (await cycle(ws, ['a.txt'])).report!;
+    assert.equal(next.appliedCount, 1, 'the edit made after the apply was taken for the version it wrote');
+    assert.equal(readFileSync(path.join(ws.host, 'a.txt'), 'utf8'), 'two');
+  });
+
   describe('an incremental cycle gives what a full cycle gives', () => {
     for (const scenario of scenarios) {
       it(scenario.name, async () => {

@@ -11,13 +11,15 @@ import { emptySyncReport, type SyncReport } from '../protocol';
 import type { ApplyOptions, ApplyOutcome } from './apply';
 import { applyRecorded } from './recordedApply';
 import type { UndoRecording } from './recordedApply';
-import { pathAndAncestors, type Entry, type Snapshot } from '../files/entry';
+import { pathAndAncestors, permissionBits, type Entry, type Snapshot } from '../files/entry';
+import { lstatSyncIfReadable } from '../files/fsEntry';
+import { joinBytes } from '../files/pathCodec';
 import { cacheUpdates, normalizeDirty, rootsLookWiped, scanRegion, type Region } from './incremental';
 import { reconcile } from './reconcile';
 import { findChangedPaths } from './rescan';
-import type { Policy, Side } from './reconcile';
+import type { Change, Policy, Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
-import type { AccessIdentity, ScanResult } from './scan';
+import type { AccessIdentity, ScanCacheEntry, ScanResult } from './scan';
 import { SyncStateFiles } from './stateFiles';
 import { SyncStateStore } from './stateStore';
 import { isEventful } from './summary';
@@ -109,6 +111,27 @@ export function runSyncCycle({ stateDir, ...options }: SyncCycleOptions): Promis
 export async function forgetAgreedState(store: SyncStateStore): Promise<void> {
   await new SyncStateFiles(store.directory).clearHalt();
   await store.commit({ ancestor: new Map([...store.ancestor.keys()].map((key) => [key, undefined])) });
+}
+
+/**
+ * Scan cache records for the files the apply wrote, so that the cycle the watchers' events for
+ * them bring (their echo) finds each one as recorded instead of reading and hashing it again: a
+ * whole large file, or 50 ms of a 1,000-file burst. Taken after the apply: a file's lstat now,
+ * with the hash it was written with, only where it is still as the apply left it (a file of that
+ * size, with the mtime and permissions the apply set: someone who wrote to it since gave it
+ * another mtime) and the source's secret check is known. A file changed later in a way its
+ * metadata cannot tell is the scan cache's own limit, as for any file it holds.
+ */
+function* writtenCacheRecords(applied: readonly Change[], region: Region, roots: Record<Side, string>): Generator<[Side, string, ScanCacheEntry]> {
+  for (const change of applied) {
+    const next = change.next;
+    if (next?.kind !== 'file') continue;
+    const secret = region[change.side === 'host' ? 'container' : 'host'].cache.get(change.path)?.secret;
+    if (secret === undefined) continue;
+    const stat = lstatSyncIfReadable(joinBytes(roots[change.side], change.path));
+    if (!stat?.isFile() || stat.size !== next.size || Math.abs(stat.mtimeMs - next.mtimeMs) >= 1 || permissionBits(stat.mode) !== permissionBits(next.mode)) continue;
+    yield [change.side, change.path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, mode: stat.mode, hash: next.hash, secret }];
+  }
 }
 
 export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCycleResult> {
@@ -241,6 +264,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
   }
   // What is ignored now is no longer agreed on: forgotten (in the region, for an incremental cycle).
   for (const key of region.ancestor.keys()) if (ignored(key)) ancestorChanges.set(key, undefined);
+  for (const [side, key, record] of writtenCacheRecords(outcome.applied, region, options.roots)) cacheChanges[side].set(key, record);
   await store.commit({ ...cacheChanges, ancestor: ancestorChanges });
   // Paths earlier steps wrote and someone changed since: undoing those steps would destroy that.
   await options.undo?.log.detectBarriers(options.roots.host, { except: recorded.stepId, ...(region.paths && { paths: region.paths }) });
