@@ -24,6 +24,7 @@ import { lstatOrUndefined, matchesExpected } from '../files/fsEntry';
 import { bytesFromName } from '../files/pathCodec';
 import { forEachLimited, Limiter } from '../limited';
 import type { SkipCode } from '../protocol';
+import { otherSide } from './reconcile';
 import type { Change, Side } from './reconcile';
 import { keepUnder, removeStaged, replaceChecked, setStagedAttributes, temporarySibling } from '../files/replaceChecked';
 import type { Expectation, ReplaceResult } from '../files/replaceChecked';
@@ -99,8 +100,6 @@ export interface ApplyOutcome {
   kept: KeptVersion[];
   bytesCopied: number;
 }
-
-const otherSide = (side: Side): Side => (side === 'host' ? 'container' : 'host');
 
 /**
  * How many changes of one batch are under way at once. File system latency, not CPU, bounds a

@@ -15,7 +15,7 @@ import { pathAndAncestors, permissionBits, type Entry, type Snapshot } from '../
 import { lstatSyncIfReadable } from '../files/fsEntry';
 import { joinBytes } from '../files/pathCodec';
 import { cacheUpdates, normalizeDirty, rootsLookWiped, scanRegion, type Region } from './incremental';
-import { reconcile } from './reconcile';
+import { otherSide, reconcile } from './reconcile';
 import { findChangedPaths } from './rescan';
 import type { Change, Policy, Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
@@ -126,7 +126,7 @@ function* writtenCacheRecords(applied: readonly Change[], region: Region, roots:
   for (const change of applied) {
     const next = change.next;
     if (next?.kind !== 'file') continue;
-    const secret = region[change.side === 'host' ? 'container' : 'host'].cache.get(change.path)?.secret;
+    const secret = region[otherSide(change.side)].cache.get(change.path)?.secret;
     if (secret === undefined) continue;
     const stat = lstatSyncIfReadable(joinBytes(roots[change.side], change.path));
     if (!stat?.isFile() || stat.size !== next.size || Math.abs(stat.mtimeMs - next.mtimeMs) >= 1 || permissionBits(stat.mode) !== permissionBits(next.mode)) continue;

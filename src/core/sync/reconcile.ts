@@ -137,7 +137,7 @@ function safetyHalt({ ancestor, host, container }: ReconcileInput): Halt | undef
 
 const hasTrackedEntry = (snapshot: Snapshot): boolean => [...snapshot.values()].some((entry) => entry.kind !== 'untracked');
 
-const otherSide = (side: Side): Side => (side === 'host' ? 'container' : 'host');
+export const otherSide = (side: Side): Side => (side === 'host' ? 'container' : 'host');
 const isDirectory = (entry: Entry | undefined): entry is DirectoryEntry => entry?.kind === 'directory';
 
 /** Whether each side still has an entry at a path once the planned changes are applied. */

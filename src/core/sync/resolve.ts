@@ -11,6 +11,7 @@ import { lstatOrUndefined } from '../files/fsEntry';
 import { pinParent } from './beneath';
 import { bytesFromName, joinBytes } from '../files/pathCodec';
 import { keepUnder, replaceChecked } from '../files/replaceChecked';
+import { otherSide } from './reconcile';
 import type { Change, Side } from './reconcile';
 import { newSyncId, runStoreCycle } from './engine';
 import type { StoreCycleOptions } from './engine';
@@ -62,7 +63,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     renamed = { from: relative, to: sibling.name, shortened: sibling.shortened };
   } else {
     const winner: Side = options.keep;
-    const loser: Side = winner === 'host' ? 'container' : 'host';
+    const loser = otherSide(winner);
     const [winnerScan, loserScan] = [scans[winner], scans[loser]];
     // Ignored files inside either version are not ours to delete or copy, and a folder holding
     // them could not be replaced: say so before changing anything.

@@ -35,11 +35,12 @@ export function statusBarView(state: WorkspaceViewState): StatusBarView {
       };
     case 'waiting-for-approval':
       return { text: '$(question) Clud: waiting for approval', tooltip: `Clud: a sync waits for your answer: ${displayText(state.health.detail)}\n${lastLine}`, command: 'clud.showLogs', severity: 'warning' };
-    case 'paused':
-      if (state.health.denied) {
-        return { text: '$(debug-pause) Clud: paused', tooltip: `Clud: auto-sync is paused: you denied "${displayText(state.health.denied)}". Changes collect meanwhile. Click to resume: the question is asked again.\n${lastLine}`, command: 'clud.resumeAutoSync', severity: 'warning' };
-      }
-      return { text: '$(debug-pause) Clud: paused', tooltip: `Clud: auto-sync is paused; changes collect until you resume. Click to resume.\n${lastLine}`, command: 'clud.resumeAutoSync', severity: 'warning' };
+    case 'paused': {
+      const why = state.health.denied
+        ? `auto-sync is paused: you denied "${displayText(state.health.denied)}". Changes collect meanwhile. Click to resume: the question is asked again.`
+        : 'auto-sync is paused; changes collect until you resume. Click to resume.';
+      return { text: '$(debug-pause) Clud: paused', tooltip: `Clud: ${why}\n${lastLine}`, command: 'clud.resumeAutoSync', severity: 'warning' };
+    }
     case 'halted':
       return { text: '$(error) Clud: halted', tooltip: `Clud: sync halted: ${displayText(state.health.reason)}\nNothing was changed. Click to resume: both sides are merged again, nothing is deleted.\n${lastLine}`, command: 'clud.resume', severity: 'error' };
     case 'error':
