@@ -209,16 +209,30 @@ export class ResidentAgent {
   /** Runs `work` in the queue for a client's request, `waiter` registered until it starts. */
   private async queued<T>(work: (store: SyncStateStore, undoLog: UndoLog) => Promise<T>, waiter: WaitingRequest): Promise<T> {
     const session = await this.readySession();
+    try {
+      return await this.whileWaiting(waiter, () =>
+        session.runJob((store) => {
+          this.waiting.delete(waiter);
+          return work(store, this.undoLog!);
+        }),
+      );
+    } finally {
+      this.scheduleCompaction();
+    }
+  }
+
+  /**
+   * Runs a client's request with `waiter` among the waiting ones until `run` settles (or `run`
+   * takes it out when its work starts): asked the question open now, and any that opens meanwhile
+   * (see askClients).
+   */
+  private async whileWaiting<T>(waiter: WaitingRequest, run: () => Promise<T>): Promise<T> {
     this.forwardOpenQuestion(waiter.ask);
     this.waiting.add(waiter);
     try {
-      return await session.runJob((store) => {
-        this.waiting.delete(waiter);
-        return work(store, this.undoLog!);
-      });
+      return await run();
     } finally {
       this.waiting.delete(waiter);
-      this.scheduleCompaction();
     }
   }
 
@@ -228,18 +242,16 @@ export class ResidentAgent {
    */
   async requestCycle(params: RequestCycleParams): Promise<SyncReport> {
     const session = await this.readySession();
-    this.forwardOpenQuestion(params.ask);
-    // Until it ends: a background cycle can run between its cycle and its git exchange.
-    const waiter: WaitingRequest = { ask: params.ask };
-    this.waiting.add(waiter);
     try {
-      const report = await session.runRequestCycle(params);
-      report.notices = [...this.takeNotices(), ...report.notices];
-      // The repositories are not merged file by file: history crosses as git objects and refs.
-      if (!report.halted) report.git = await session.runJob(() => exchangeGitHistory());
-      return report;
+      // Waiting until it ends: a background cycle can run between its cycle and its git exchange.
+      return await this.whileWaiting({ ask: params.ask }, async () => {
+        const report = await session.runRequestCycle(params);
+        report.notices = [...this.takeNotices(), ...report.notices];
+        // The repositories are not merged file by file: history crosses as git objects and refs.
+        if (!report.halted) report.git = await session.runJob(() => exchangeGitHistory());
+        return report;
+      });
     } finally {
-      this.waiting.delete(waiter);
       this.scheduleCompaction();
     }
   }
@@ -320,8 +332,7 @@ export class ResidentAgent {
    */
   async resume(ask?: (question: SafeguardQuestionInfo) => Promise<Answer>): Promise<LiveStatus> {
     const session = await this.readySession();
-    this.forwardOpenQuestion(ask);
-    await session.resume();
+    await this.whileWaiting({ ask }, () => session.resume());
     return this.status();
   }
 

@@ -290,5 +290,12 @@ describe('integration: a request queued behind a background cycle whose question
     assertExit(sync, 1);
     assert.match(sync.stderr, /safeguard: 60 files deleted.*denied/, describeRun(sync));
     assert.equal(existsSync(path.join(dir, 'doomed-too/f1.txt')), true, 'a denied deletion reached the host');
+    assertExit(await runClud(['sync', dir, '--yes']), 0);
+
+    // clud resume queues a job too, and can answer.
+    await holdQueueWithQuestionPending('doomed-three');
+    const resume = await runClud(['resume', dir], { timeoutMs: 60_000 });
+    assertExit(resume, 0);
+    assert.match(resume.stderr, /safeguard: 60 files deleted.*denied/, describeRun(resume));
   });
 });
