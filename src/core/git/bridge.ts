@@ -9,6 +9,8 @@
 import { lstat, readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { errorMessage } from '../errors';
+import { lstatSyncIfReadable } from '../files/fsEntry';
+import { joinBytes } from '../files/pathCodec';
 import type { GitBranchInfo, GitExchange } from '../protocol';
 import { gitFailure, remoteProgram, runGit, runProgram } from './gitCommand';
 import type { GitOptions } from './gitCommand';
@@ -110,10 +112,7 @@ async function skipTrackedButAbsent(roots: GitRoots, options: GitOptions): Promi
   const inTree = { ...options, workTree: roots.container };
   const absent = await runGit(['ls-files', '--deleted', '-z'], inTree);
   if (absent.exitCode !== 0) return `git: could not list the tracked files left out of /workspace: ${gitFailure(absent)}`;
-  const leftOut: string[] = [];
-  for (const file of absent.stdout.split('\0').filter(Boolean)) {
-    if (await lstat(path.join(roots.host, file)).catch(() => undefined)) leftOut.push(file);
-  }
+  const leftOut = absent.stdout.split('\0').filter((file) => file !== '' && lstatSyncIfReadable(joinBytes(roots.host, file)) !== undefined);
   if (leftOut.length === 0) return undefined;
   const marked = await runGit(['update-index', '--skip-worktree', '-z', '--stdin'], { ...inTree, input: `${leftOut.join('\0')}\0` });
   return marked.exitCode === 0 ? undefined : `git: could not mark the tracked files left out of /workspace: ${gitFailure(marked)}`;
