@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   const roots = { host: path.join(work, 'source'), container: path.join(work, 'target') };
   const session = await SyncSession.open({ roots, stateDir: path.join(work, 'state'), excludes: [], policy: 'two-way-safe', fullCycleIntervalMs: 600_000 });
   const cycles: string[] = [];
-  session.on('cycle', (finished) => cycles.push(`${finished.kind} ${finished.dirtyPaths} dirty, ${finished.report.appliedCount} applied, ${finished.report.durationMs} ms`));
+  session.on('cycle', (finished) => cycles.push(`${finished.kind} ${finished.dirtyPaths} dirty, ${finished.report.appliedCount} applied, ${finished.report.scanned.hashedFiles} hashed, ${finished.report.durationMs} ms ${JSON.stringify(finished.report.phasesMs)}`));
   await new Promise((resolve) => setTimeout(resolve, 3000));
   for (const [from, to] of [['host', 'container'], ['container', 'host']] as const) {
     for (let round = 0; round < 2; round += 1) {

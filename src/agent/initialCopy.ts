@@ -11,7 +11,7 @@ import type { Writable } from 'node:stream';
 import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, WORKSPACE_USER } from '../core/containerLayout';
 import type { ProgressData, SyncMetrics, SyncOptions } from '../core/protocol';
 import type { Entry, FileEntry } from '../core/files/entry';
-import { lstatSyncIfReadable } from '../core/files/fsEntry';
+import { lstatAsWritten } from '../core/files/fsEntry';
 import { bytesFromName, joinBytes } from '../core/files/pathCodec';
 import type { ScanCache, ScanOptions, ScanResult } from '../core/sync/scan';
 import { scanTree } from '../core/sync/scan';
@@ -174,7 +174,7 @@ async function previousHostCache(stateDir: string): Promise<ScanCache | undefine
  * state store's new base in one go (replacing whatever an earlier container left). Recording it
  * lets the first sync tell which side changed (without it every difference is a conflict); the
  * host scan's cache and the container cache entries spare hashing either tree again. Only what
- * tar demonstrably wrote as scanned (same size and time) inherits the hash in the container cache.
+ * tar demonstrably wrote as scanned (lstatAsWritten) inherits the hash in the container cache.
  */
 export async function recordCopiedState(stateDir: string, target: string, agreed: ReadonlyMap<string, Entry>, hostCache: ScanCache): Promise<void> {
   const targetBytes = Buffer.from(target);
@@ -185,8 +185,8 @@ export async function recordCopiedState(stateDir: string, target: string, agreed
     // One lstat a file, synchronously: the inodes were just written, so each call is a cache hit,
     // far cheaper than a round trip through the thread pool; a pause now and then lets progress out.
     if (++checked % 2000 === 0) await new Promise((resolve) => setImmediate(resolve));
-    const stats = lstatSyncIfReadable(joinBytes(targetBytes, path));
-    if (stats?.isFile() && stats.size === entry.size && Math.abs(stats.mtimeMs - entry.mtimeMs) < 1) {
+    const stats = lstatAsWritten(joinBytes(targetBytes, path), entry);
+    if (stats) {
       cache.set(path, { size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, ino: stats.ino, mode: stats.mode, hash: entry.hash, secret: hostCache.get(path)?.secret });
     }
   }

@@ -5,12 +5,20 @@
 // pathCodec's escapes (byte 0xE9 → "\udce9"), so it reaches the disk as the raw byte.
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
 import * as path from 'node:path';
+import { FILE_TIME_TICK_MS } from '../../src/core/files/fsEntry';
 import { joinBytes, nameFromBytes } from '../../src/core/files/pathCodec';
 import type { Side } from '../../src/core/sync/reconcile';
 import { useTempDir } from './tempDir';
 
 /** A directory in a tree spec or in readTree's answer. */
 export const DIR = '<dir>';
+
+/**
+ * Waits out the file system's timestamp tick: a scan within a tick of a file's last change keeps
+ * no record that vouches for it (isRacy), so a test that counts on the scan cache writes, waits
+ * this, then scans.
+ */
+export const pastTimestampTick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, FILE_TIME_TICK_MS + 5));
 /** A symbolic link in a tree spec or in readTree's answer. */
 export const link = (target: string): string => `-> ${target}`;
 

@@ -17,6 +17,7 @@ import { kindOf, subtree } from '../../src/core/undo/fsState';
 import type { Before } from '../../src/core/undo/safeguards';
 import type { PlannedChange } from '../../src/core/undo/stepPlan';
 import type { UndoLogOptions } from '../../src/core/undo';
+import { pastTimestampTick } from './syncTrees';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 /** A name that is not valid UTF-8 ("bin\xff.dat"), as the surrogate-escaped key the sync uses. */
@@ -219,6 +220,8 @@ export function useUndoSample(prefix: string): UndoSample {
     sample.workspace = await makeWorkspace(tempDir());
     sample.log = await openLog(sample.workspace);
     sample.before = await snapshotTree(sample.workspace.root);
+    // A tick after the tree was made, so that a capture of it vouches for it (isRacy).
+    await pastTimestampTick();
   });
   return sample;
 }

@@ -9,6 +9,7 @@ import { copyTree, recordCopiedState } from '../../src/agent/initialCopy';
 import { nameFromBytes } from '../../src/core/files/pathCodec';
 import { SyncStateStore } from '../../src/core/sync/stateStore';
 import { useTempDir } from '../helpers/tempDir';
+import { pastTimestampTick } from '../helpers/syncTrees';
 
 const RECEIVER = (target: string) => ['tar', '--extract', '--file=-', `--directory=${target}`, '--preserve-permissions', '--no-same-owner', '--delay-directory-restore'];
 const sha256 = (content: string | Buffer): string => createHash('sha256').update(content).digest('hex');
@@ -85,6 +86,7 @@ describe('initial copy: copyTree', () => {
     const source = path.join(temp(), 'source');
     mkdirSync(source);
     makeSource(source);
+    await pastTimestampTick();
     // A first pass whose archive is thrown away: only its scan's cache is wanted.
     const warm = await copyTree({ source, receiver: ['sh', '-c', 'cat > /dev/null'], scan: { excludes: [] } });
     const target = path.join(temp(), 'target');

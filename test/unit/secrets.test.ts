@@ -10,7 +10,7 @@ import type { SyncCycleOptions } from '../../src/core/sync/engine';
 import type { Policy } from '../../src/core/sync/reconcile';
 import { scanTree } from '../../src/core/sync/scan';
 import { SECRET_CONTENT_MAX_BYTES, SecretAllowList, secretByContent, secretByName } from '../../src/core/sync/secrets';
-import { makeTree, readTree, useSyncFixture } from '../helpers/syncTrees';
+import { makeTree, readTree, useSyncFixture, pastTimestampTick } from '../helpers/syncTrees';
 import type { SyncFixture } from '../helpers/syncTrees';
 
 const join = (...parts: string[]) => parts.join('');
@@ -144,6 +144,7 @@ describe('unit: secrets in the scan and the sync', () => {
   it('does not read an unchanged file again to judge it, and re-judges one that changed', async () => {
     const f = fixture();
     makeTree(f.host, { 'a.ts': 'ok', 'b.ts': `"${TOKENS['npm token']}"` });
+    await pastTimestampTick();
     const first = await scanTree(f.host, { excludes: [] });
     const second = await scanTree(f.host, { excludes: [], cache: first.cache });
     assert.equal(second.stats.hashedFiles, 0);

@@ -10,7 +10,7 @@ import { BASE_FILE, JOURNAL_FILE } from '../../src/core/sync/stateStore';
 import { HISTORY_FILE, SyncStateFiles } from '../../src/core/sync/stateFiles';
 import { UndoLog } from '../../src/core/undo';
 import type { Policy } from '../../src/core/sync/reconcile';
-import { DIR, at, inodeOf, link, makeTree, modeOf, readTree, temporaryFiles, useSyncFixture, type SyncFixture, type TreeSpec } from '../helpers/syncTrees';
+import { DIR, at, inodeOf, link, makeTree, modeOf, readTree, temporaryFiles, useSyncFixture, type SyncFixture, type TreeSpec, pastTimestampTick } from '../helpers/syncTrees';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
 /** Exact in binary: see FileSpec.mtimeMs. */
@@ -54,6 +54,7 @@ describe('unit: sync engine', () => {
       assert.equal(first.appliedCount, 4);
       assert.doesNotThrow(() => SyncReport.parse(first), 'the report matches the protocol schema');
 
+      await pastTimestampTick();
       const second = await sync(f);
       assert.deepEqual({ applied: second.applied, appliedCount: second.appliedCount, skipped: second.skipped, conflicts: second.conflicts, kept: second.kept, bytesCopied: second.bytesCopied }, { applied: [], appliedCount: 0, skipped: [], conflicts: [], kept: [], bytesCopied: 0 });
       assert.deepEqual(readTree(f.host), expected);
@@ -533,6 +534,7 @@ describe('unit: sync engine', () => {
     it('writes nothing to the store in a cycle that changes nothing, and still records the cycle', async () => {
       const f = fixture();
       await agreedOn(f, { 'a.txt': 'a', 'd/b.txt': 'b', 'd/e': DIR });
+      await pastTimestampTick();
       await sync(f); // caches the container files the first cycle wrote
       const files = [BASE_FILE, JOURNAL_FILE, HISTORY_FILE];
       const identities = () => files.map((name) => {

@@ -7,6 +7,7 @@ import { normalizeDirty } from '../../src/core/sync/incremental';
 import { runStoreCycle, runSyncCycle, SyncCancelled, type StoreCycleResult } from '../../src/core/sync/engine';
 import { SyncStateStore } from '../../src/core/sync/stateStore';
 import { useTempDir } from '../helpers/tempDir';
+import { pastTimestampTick } from '../helpers/syncTrees';
 
 type Tree = Record<string, string | null>;
 
@@ -163,6 +164,8 @@ describe('unit: incremental sync cycles (state store)', () => {
     await cycle(ws);
     makeTree(ws.host, { 'to-container.txt': 'from the host' });
     makeTree(ws.container, { 'to-host.txt': 'from the container' });
+    // As the watchers' quiet period does: what is written was last changed a tick before.
+    await pastTimestampTick();
     const carried = (await cycle(ws, ['to-container.txt', 'to-host.txt'])).report!;
     assert.equal(carried.appliedCount, 2);
     const echo = (await cycle(ws, ['to-container.txt', 'to-host.txt'])).report!;
@@ -335,8 +338,10 @@ describe('unit: incremental sync cycles (state store)', () => {
         for (let i = 0; i < files; i += 1) tree[`d${i % 50}/e${i % 7}/f${i}.txt`] = `content ${i}`;
         makeTree(ws.host, tree);
         mkdirSync(ws.container, { recursive: true });
+        await pastTimestampTick();
         await cycle(ws);
         writeFileSync(path.join(ws.host, 'd3/e3/f3.txt'), 'edited');
+        await pastTimestampTick();
         const store = await SyncStateStore.open(ws.state);
         const calls = await countCalls(() => runStoreCycle({ roots: { host: ws.host, container: ws.container }, excludes: [], policy: 'two-way-safe', store, dirty: ['d3/e3/f3.txt'] }));
         await store.close();

@@ -3,7 +3,7 @@ import { chmodSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync }
 import * as path from 'node:path';
 import { runRescanCycle, runStoreCycle, withStateStore } from '../../src/core/sync/engine';
 import { findChangedPaths, RESCAN_MAX_CHANGED_PATHS, type RescanResult } from '../../src/core/sync/rescan';
-import { DIR, at, link, makeTree, readTree, useSyncFixture, type SyncFixture, type TreeSpec } from '../helpers/syncTrees';
+import { DIR, at, link, makeTree, pastTimestampTick, readTree, useSyncFixture, type SyncFixture, type TreeSpec } from '../helpers/syncTrees';
 
 /**
  * A tree both sides agree on: full cycles ran over it, the second one reading (hashing) what
@@ -24,6 +24,8 @@ async function agreed(f: SyncFixture, spec: TreeSpec = AGREED): Promise<void> {
   makeTree(f.host, spec);
   await withStateStore(f.stateDir, async (store) => {
     for (let cycle = 0; cycle < 2; cycle += 1) {
+      // The second cycle's records of both sides vouch for the files (the first wrote the container's).
+      await pastTimestampTick();
       const result = await runStoreCycle({ roots: f.roots, excludes: [], policy: 'two-way-safe', store });
       assert.equal(result.report?.halted, undefined);
     }
@@ -101,7 +103,9 @@ describe('unit: the periodic rescan (what differs from the agreed state, by meta
     assert.equal(deleted.rescan, 'changes-only');
     assert.deepEqual(deleted.report.applied, [{ path: 'a.txt', side: 'container', action: 'delete' }]);
 
-    // Now excluded: agreed paths the walk does not meet, though they are there.
+    // Now excluded: agreed paths the walk does not meet, though they are there. Past the tick of
+    // the last writes, so that the full cycle's records vouch for what it finds.
+    await pastTimestampTick();
     const excluded = await withStateStore(f.stateDir, (store) => runRescanCycle({ roots: f.roots, excludes: ['gen/'], policy: 'two-way-safe', store }));
     assert.equal(excluded.rescan, 'full-cycle');
     assert.equal(excluded.report.appliedCount, 0);

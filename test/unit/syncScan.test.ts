@@ -6,8 +6,10 @@ import { createServer, type Server } from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { assertWellFormedSnapshot, type Entry, type FileEntry } from '../../src/core/files/entry';
+import { UNKNOWN_CTIME } from '../../src/core/files/fsEntry';
 import { joinBytes, nameFromBytes } from '../../src/core/files/pathCodec';
 import { mayRead, scanPaths, scanTree, type ScanCache, type ScanCacheEntry, type ScanResult } from '../../src/core/sync/scan';
+import { pastTimestampTick } from '../helpers/syncTrees';
 import { useTempDir } from '../helpers/tempDir';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -206,11 +208,15 @@ describe('unit: sync scan', () => {
   });
 
   describe('cache', () => {
-    const populate = (root: string): void => makeTree(root, { 'a.txt': 'aaa', 'b.txt': 'bbb', 'sub/c.txt': 'ccc' });
+    /** A tree last changed a tick ago, so that a scan's records of it vouch for it (isRacy). */
+    const populate = async (root: string): Promise<void> => {
+      makeTree(root, { 'a.txt': 'aaa', 'b.txt': 'bbb', 'sub/c.txt': 'ccc' });
+      await pastTimestampTick();
+    };
 
     it('hashes nothing on a second scan with the previous cache, even after a JSON round trip', async () => {
       const root = tempDir();
-      populate(root);
+      await populate(root);
       const first = await scan(root);
       assert.deepEqual([...first.cache.keys()].sort(), ['a.txt', 'b.txt', 'sub/c.txt']);
       const persisted = new Map(Object.entries(JSON.parse(JSON.stringify(Object.fromEntries(first.cache))) as Record<string, ScanCacheEntry>));
@@ -222,7 +228,7 @@ describe('unit: sync scan', () => {
 
     it('rehashes only a file whose mtime, size, inode or mode changed', async () => {
       const root = tempDir();
-      populate(root);
+      await populate(root);
       let previous = (await scan(root)).cache;
       const rescan = async (): Promise<ScanResult> => {
         const result = await scan(root, previous);
@@ -231,9 +237,12 @@ describe('unit: sync scan', () => {
       };
 
       utimesSync(path.join(root, 'a.txt'), new Date(2001, 1, 1), new Date(2001, 1, 1));
+      // Each change a tick before the scan after it, so that the scan's records vouch for it.
+      await pastTimestampTick();
       assert.equal((await rescan()).stats.hashedFiles, 1, 'touched mtime');
 
       writeFileSync(path.join(root, 'b.txt'), 'bbbb');
+      await pastTimestampTick();
       let result = await rescan();
       assert.equal(result.stats.hashedFiles, 1, 'size changed');
       assert.equal(fileAt(result, 'b.txt').hash, sha256('bbbb'));
@@ -243,11 +252,13 @@ describe('unit: sync scan', () => {
       writeFileSync(path.join(root, 'sub/.c.tmp'), 'CCC');
       utimesSync(path.join(root, 'sub/.c.tmp'), stat.atime, stat.mtime);
       renameSync(path.join(root, 'sub/.c.tmp'), path.join(root, 'sub/c.txt'));
+      await pastTimestampTick();
       result = await rescan();
       assert.equal(result.stats.hashedFiles, 1, 'replaced by a new inode');
       assert.equal(fileAt(result, 'sub/c.txt').hash, sha256('CCC'));
 
       chmodSync(path.join(root, 'a.txt'), 0o755);
+      await pastTimestampTick();
       assert.equal((await rescan()).stats.hashedFiles, 1, 'mode changed');
       assert.equal((await rescan()).stats.hashedFiles, 0, 'nothing changed');
     });
@@ -265,12 +276,27 @@ describe('unit: sync scan', () => {
       assert.equal(fileAt(second, 'f.txt').hash, sha256('two'));
     });
 
-    it('KNOWN LIMIT (shared with Mutagen): trusts the cache when size, mtime, ctime, inode and mode all match', async () => {
-      // A content change that leaves all five untouched (same size, within one clock tick of the
-      // previous write, same inode) cannot be produced on demand, so the cache is made to lie
-      // instead: the scan believes it without reading the file.
+    it('keeps no record that vouches for a file changed within a tick of the scan, and one that does a tick later', async () => {
+      // A rewrite of the same size in the same tick of a coarse file-system clock (Linux before
+      // 6.13) leaves size, times and inode as they were: a record made in that tick would hide it.
       const root = tempDir();
       writeFileSync(path.join(root, 'f.txt'), 'one');
+      const racy = await scan(root);
+      assert.equal(racy.cache.get('f.txt')?.ctimeMs, UNKNOWN_CTIME);
+      assert.equal(fileAt(racy, 'f.txt').hash, sha256('one'), 'the scan still reads the file');
+      await pastTimestampTick();
+      const settled = await scan(root, racy.cache);
+      assert.equal(settled.stats.hashedFiles, 1, 'a record that cannot vouch is not trusted');
+      assert.equal(settled.cache.get('f.txt')?.ctimeMs, statSync(path.join(root, 'f.txt')).ctimeMs);
+      assert.equal((await scan(root, settled.cache)).stats.hashedFiles, 0);
+    });
+
+    it('KNOWN LIMIT (shared with Mutagen and git): trusts a record made a tick after the last change when size, mtime, ctime, inode and mode all match', async () => {
+      // A content change that leaves all five untouched after that tick needs a clock put back,
+      // so the cache is made to lie instead: the scan believes it without reading the file.
+      const root = tempDir();
+      writeFileSync(path.join(root, 'f.txt'), 'one');
+      await pastTimestampTick();
       const first = await scan(root);
       const stale = new Map([['f.txt', { ...first.cache.get('f.txt')!, hash: 'hash-of-older-content' }]]);
       const second = await scan(root, stale);

@@ -24,6 +24,45 @@ export async function copyContents(source: Buffer, target: Buffer, options: { ex
   }
 }
 
+/**
+ * File systems stamp times from a clock that advances in ticks: up to 10 ms on Linux before
+ * 6.13's fine-grained stamps, about 16 ms on Windows, one second on ext3 and HFS+, two on FAT. A
+ * file changed again within the tick of its last change keeps its size and times, so what an
+ * lstat said then cannot vouch for the content later: git's "racy clean" problem. True when
+ * `timeMs` (a file's ctime or mtime) is within a tick of `seenAt`, the clock read before the
+ * lstat that returned it. A time with no fraction of a second is taken to come from a file
+ * system that keeps whole seconds.
+ */
+export function isRacy(timeMs: number, seenAt: number): boolean {
+  return timeMs > seenAt - (timeMs % 1000 === 0 ? WHOLE_SECOND_TICK_MS : FILE_TIME_TICK_MS);
+}
+
+/** The longest tick of a file system that stamps fractions of a second, with a margin. */
+export const FILE_TIME_TICK_MS = 25;
+/** Two seconds (FAT) and a margin. */
+const WHOLE_SECOND_TICK_MS = 2_100;
+
+/**
+ * A ctime a record cannot vouch with (isRacy): it matches no file's, so the next look at the file
+ * reads it again instead of trusting the record's hash.
+ */
+export const UNKNOWN_CTIME = -1;
+
+/**
+ * The lstat of a file the caller has just written with this size and mtime, if it still looks
+ * so: a record of it with the hash it was written with then vouches for its content, since anyone
+ * who writes to it later gives it another mtime. Unless the mtime written is within a tick of now
+ * (isRacy): undefined then, as for a file that no longer looks as written.
+ */
+export function lstatAsWritten(path: Buffer, written: { size: number; mtimeMs: number }): Stats | undefined {
+  if (isRacy(written.mtimeMs, Date.now())) return undefined;
+  const stats = lstatSyncIfReadable(path);
+  return stats?.isFile() && stats.size === written.size && Math.abs(stats.mtimeMs - written.mtimeMs) < 1 ? stats : undefined;
+}
+
+/** The ctime a record of a file may keep: its own, or UNKNOWN_CTIME while a change within its tick could go unseen. */
+export const vouchingCtime = (ctimeMs: number, seenAt: number): number => (isRacy(ctimeMs, seenAt) ? UNKNOWN_CTIME : ctimeMs);
+
 export async function lstatOrUndefined(path: Buffer): Promise<Stats | undefined> {
   try {
     return await lstat(path);

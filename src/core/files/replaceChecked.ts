@@ -15,7 +15,7 @@ import type { Stats } from 'node:fs';
 import { chmod, lstat, lutimes, mkdir, open, readlink, rename, symlink, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { permissionBits } from './entry';
-import { copyContents, lstatSyncOrUndefined } from './fsEntry';
+import { copyContents, isRacy, lstatSyncOrUndefined } from './fsEntry';
 import { joinBytes, nameFromBytes } from './pathCodec';
 
 /** What the caller found at the target and decided may be replaced. */
@@ -61,13 +61,6 @@ export interface ReplaceOptions {
    */
   between?: (point: 'moved-aside' | 'verified', aside: Buffer) => Promise<void> | void;
 }
-
-/**
- * A file whose mtime is this close to the moment it was found may be rewritten within the same
- * timestamp tick (ext4 and most Linux file systems stamp with a coarse clock, a few milliseconds)
- * without any metadata changing: its content is compared. An older file's rewrite moves its mtime.
- */
-export const RACY_WINDOW_MS = 2000;
 
 // Errors of link() on file systems without hard links: there, the old check-then-rename is used.
 const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'ENOSYS', 'EMLINK']);
@@ -143,9 +136,10 @@ async function settleAside(target: Buffer, aside: Buffer, staged: Buffer | undef
     if (!verified.ok) {
       // Not the version the decision was about: back where it was, or kept if the path is taken.
       if (await putBack(aside, target)) return { ok: false, reason: verified.reason, kept };
+      const seenAt = Date.now();
       const stats = await lstat(aside);
       kept.push({ keptAt: await options.keep(aside, stats, 'displaced'), reason: 'displaced' });
-      await removeAside(aside, handle, stats, undefined, options, kept);
+      await removeAside(aside, handle, { stats, seenAt }, options, kept);
       return { ok: false, reason: `${verified.reason}, and the path was taken meanwhile`, kept };
     }
     if (options.keepDisplaced) {
@@ -164,53 +158,53 @@ async function settleAside(target: Buffer, aside: Buffer, staged: Buffer | undef
       // Someone created the path meanwhile: theirs stays, the change is skipped, and the
       // displaced version (the expected one) cannot go back, so it is kept.
       if (!options.keepDisplaced) kept.push({ keptAt: await options.keep(aside, verified.stats, 'displaced'), reason: 'displaced' });
-      await removeAside(aside, handle, verified.stats, verified.hash, options, kept);
+      await removeAside(aside, handle, verified, options, kept);
       return { ok: false, reason: 'created since the scan', kept };
     }
-    await removeAside(aside, handle, verified.stats, verified.hash, options, kept);
+    await removeAside(aside, handle, verified, options, kept);
     return { ok: true, kept };
   } finally {
     await handle?.close().catch(() => {});
   }
 }
 
-type Verified = { ok: true; stats: Stats; hash?: string } | { ok: false; reason: string };
+/** `seenAt`: the clock read before `stats` were taken, for telling a later same-tick write (isRacy). */
+type Verified = { ok: true; stats: Stats; seenAt: number; hash?: string } | { ok: false; reason: string };
 
 /** Whether the moved-aside inode is the one found, unchanged: same inode, type, size, mtime and mode, and the expected content or link target. */
 async function verifyAside(aside: Buffer, handle: FileHandle | undefined, expect: Expectation): Promise<Verified> {
   const found = expect.found!;
+  const seenAt = Date.now();
   const stats = handle ? await handle.stat() : await lstat(aside);
   if (found.isFile() !== stats.isFile() || found.isSymbolicLink() !== stats.isSymbolicLink()) return { ok: false, reason: 'type changed since the scan' };
   if (stats.ino !== found.ino || stats.dev !== found.dev) return { ok: false, reason: 'replaced since the scan' };
   if (stats.isSymbolicLink()) {
     if (expect.linkTarget !== undefined && nameFromBytes(await readlink(aside, { encoding: 'buffer' })) !== expect.linkTarget) return { ok: false, reason: 'link retargeted since the scan' };
-    return { ok: true, stats };
+    return { ok: true, stats, seenAt };
   }
   if (!handle) return { ok: false, reason: 'type changed since the scan' };
   if (stats.size !== found.size || stats.mtimeMs !== found.mtimeMs || (stats.mode & 0o7777) !== (found.mode & 0o7777)) return { ok: false, reason: 'modified since the scan' };
-  if (expect.hash !== undefined && isRacy(found, expect.foundAt)) {
+  if (expect.hash !== undefined && isRacy(found.mtimeMs, expect.foundAt)) {
     const hash = await hashHandle(handle);
     if (hash !== expect.hash) return { ok: false, reason: 'modified since the scan' };
-    return { ok: true, stats, hash };
+    return { ok: true, stats, seenAt, hash };
   }
-  return { ok: true, stats, hash: expect.hash };
+  return { ok: true, stats, seenAt, hash: expect.hash };
 }
-
-const isRacy = (stats: Stats, at: number): boolean => stats.mtimeMs >= at - RACY_WINDOW_MS;
 
 /**
  * Removes the aside name. For a file, the descriptor is checked afterwards: a writer that opened
  * the file before it was moved aside may have written into it since it was verified (or kept);
  * then what it wrote is salvaged into the kept folder, read through the descriptor.
  */
-async function removeAside(aside: Buffer, handle: FileHandle | undefined, verified: Stats, verifiedHash: string | undefined, options: ReplaceOptions, kept: KeptCopy[]): Promise<void> {
+async function removeAside(aside: Buffer, handle: FileHandle | undefined, verified: { stats: Stats; seenAt: number; hash?: string }, options: ReplaceOptions, kept: KeptCopy[]): Promise<void> {
   await unlink(aside);
   if (!handle) return;
   const now = await handle.stat();
   // unlink moves ctime; a write moves mtime (or, in the same tick, possibly only the content).
-  let changed = now.size !== verified.size || now.mtimeMs !== verified.mtimeMs;
+  let changed = now.size !== verified.stats.size || now.mtimeMs !== verified.stats.mtimeMs;
   // Without a verified hash there is nothing to compare a same-tick rewrite with.
-  if (!changed && verifiedHash !== undefined && isRacy(now, Date.now())) changed = (await hashHandle(handle)) !== verifiedHash;
+  if (!changed && verified.hash !== undefined && isRacy(verified.stats.mtimeMs, verified.seenAt)) changed = (await hashHandle(handle)) !== verified.hash;
   if (!changed) return;
   const salvage = temporarySibling(aside);
   try {

@@ -12,7 +12,7 @@ import type { ApplyOptions, ApplyOutcome } from './apply';
 import { applyRecorded } from './recordedApply';
 import type { UndoRecording } from './recordedApply';
 import { pathAndAncestors, permissionBits, type Entry, type Snapshot } from '../files/entry';
-import { lstatSyncIfReadable } from '../files/fsEntry';
+import { lstatAsWritten } from '../files/fsEntry';
 import { joinBytes } from '../files/pathCodec';
 import { cacheUpdates, normalizeDirty, rootsLookWiped, scanRegion, type Region } from './incremental';
 import { otherSide, reconcile } from './reconcile';
@@ -117,10 +117,8 @@ export async function forgetAgreedState(store: SyncStateStore): Promise<void> {
  * Scan cache records for the files the apply wrote, so that the cycle the watchers' events for
  * them bring (their echo) finds each one as recorded instead of reading and hashing it again: a
  * whole large file, or 50 ms of a 1,000-file burst. Taken after the apply: a file's lstat now,
- * with the hash it was written with, only where it is still as the apply left it (a file of that
- * size, with the mtime and permissions the apply set: someone who wrote to it since gave it
- * another mtime) and the source's secret check is known. A file changed later in a way its
- * metadata cannot tell is the scan cache's own limit, as for any file it holds.
+ * with the hash it was written with, only where it is still as the apply left it (lstatAsWritten,
+ * and the permissions the apply set) and the source's secret check is known.
  */
 function* writtenCacheRecords(applied: readonly Change[], region: Region, roots: Record<Side, string>): Generator<[Side, string, ScanCacheEntry]> {
   for (const change of applied) {
@@ -128,8 +126,8 @@ function* writtenCacheRecords(applied: readonly Change[], region: Region, roots:
     if (next?.kind !== 'file') continue;
     const secret = region[otherSide(change.side)].cache.get(change.path)?.secret;
     if (secret === undefined) continue;
-    const stat = lstatSyncIfReadable(joinBytes(roots[change.side], change.path));
-    if (!stat?.isFile() || stat.size !== next.size || Math.abs(stat.mtimeMs - next.mtimeMs) >= 1 || permissionBits(stat.mode) !== permissionBits(next.mode)) continue;
+    const stat = lstatAsWritten(joinBytes(roots[change.side], change.path), next);
+    if (!stat || permissionBits(stat.mode) !== permissionBits(next.mode)) continue;
     yield [change.side, change.path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, mode: stat.mode, hash: next.hash, secret }];
   }
 }

@@ -7,6 +7,7 @@ import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, r
 import { posix } from 'node:path';
 import { ancestorsOf, parentPath, permissionBits, type Entry } from '../files/entry';
 import { IgnoreRules } from './ignore';
+import { vouchingCtime } from '../files/fsEntry';
 import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
 import { SECRET_CONTENT_MAX_BYTES, SecretAllowList, secretByContent, secretByName } from './secrets';
 import { Limiter } from '../limited';
@@ -187,6 +188,8 @@ class Scanner {
   private readonly keptOut = new Map<string, string>();
   /** onEntry's backpressure for a small file read in the walk, which the walk awaits. */
   private consumerBehind: Promise<void> | undefined;
+  /** The clock before the scan's first lstat: a file whose ctime is within a tick of it gets a record that cannot vouch (isRacy). */
+  private readonly startedAt = Date.now();
 
   constructor(
     private readonly root: Buffer,
@@ -370,7 +373,7 @@ class Scanner {
     // Checked while the bytes are in memory for the hash; a bigger file is judged by its name only.
     const secret = (read.content && secretByContent(path, read.content)) ?? false;
     this.noteContentVerdict(path, secret);
-    this.cache.set(path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, mode: stat.mode, hash, secret });
+    this.cache.set(path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: vouchingCtime(stat.ctimeMs, this.startedAt), ino: stat.ino, mode: stat.mode, hash, secret });
     return { entry: { kind: 'file', size: stat.size, mtimeMs: stat.mtimeMs, mode: permissionBits(stat.mode), hash }, stat, content: read.content };
   }
 

@@ -4,7 +4,7 @@ import { readlinkSync } from 'node:fs';
 import { chmod, copyFile, lutimes, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { Entry } from '../files/entry';
-import { hashFile, lstatOrUndefined, lstatSyncIfReadable, lstatSyncOrUndefined, nonFolderAncestor } from '../files/fsEntry';
+import { hashFile, lstatAsWritten, lstatOrUndefined, lstatSyncOrUndefined, nonFolderAncestor, UNKNOWN_CTIME, vouchingCtime } from '../files/fsEntry';
 import { joinBytes, nameFromBytes } from '../files/pathCodec';
 import type { Postimage, Preimage } from './records';
 import { childKey } from './records';
@@ -33,6 +33,7 @@ export async function readTarget(path: Buffer): Promise<string> {
  * a step touched, right after the step, and a trip to the thread pool per path costs more.
  */
 export async function currentPostimage(path: Buffer, previous?: Postimage): Promise<Postimage | { kind: 'other' }> {
+  const seenAt = Date.now();
   const stats = lstatSyncOrUndefined(path);
   switch (kindOf(stats)) {
     case 'absent':
@@ -47,7 +48,7 @@ export async function currentPostimage(path: Buffer, previous?: Postimage): Prom
       const s = stats!;
       const unchanged = previous?.kind === 'file' && previous.size === s.size && previous.mtimeMs === s.mtimeMs && previous.ctimeMs === s.ctimeMs && previous.ino === s.ino && previous.mode === permissions(s);
       const hash = unchanged ? previous.hash : await hashFile(path);
-      return { kind: 'file', hash, mode: permissions(s), size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino };
+      return { kind: 'file', hash, mode: permissions(s), size: s.size, mtimeMs: s.mtimeMs, ctimeMs: vouchingCtime(s.ctimeMs, seenAt), ino: s.ino };
     }
   }
 }
@@ -55,17 +56,17 @@ export async function currentPostimage(path: Buffer, previous?: Postimage): Prom
 /**
  * The postimage of what the caller has just written at `path` (`next`; undefined: deleted),
  * without reading the content back: the caller verified the hash while writing. Inode and ctime
- * come from an lstat; if the path no longer looks like what was written (or cannot be looked at),
- * they are left unknown, so the next comparison hashes the file and finds the difference.
+ * come from an lstat; if the path no longer looks like what was written (lstatAsWritten), they
+ * are left unknown, so the next comparison hashes the file.
  * Undefined for a folder, whose times move as its entries change: read it when the step ends.
  */
 export function writtenPostimage(path: Buffer, next: Entry | undefined): Postimage | undefined {
   if (!next) return { kind: 'absent' };
   if (next.kind === 'symlink') return { kind: 'symlink', target: next.target };
   if (next.kind !== 'file') return undefined;
-  const stats = lstatSyncIfReadable(path);
-  const asWritten = stats?.isFile() && stats.size === next.size && permissions(stats) === next.mode && Math.abs(stats.mtimeMs - next.mtimeMs) < 1 ? stats : undefined;
-  return { kind: 'file', hash: next.hash, mode: next.mode, size: next.size, mtimeMs: asWritten?.mtimeMs ?? next.mtimeMs, ctimeMs: asWritten?.ctimeMs ?? -1, ino: asWritten?.ino ?? -1 };
+  const stats = lstatAsWritten(path, next);
+  const asWritten = stats && permissions(stats) === next.mode ? stats : undefined;
+  return { kind: 'file', hash: next.hash, mode: next.mode, size: next.size, mtimeMs: asWritten?.mtimeMs ?? next.mtimeMs, ctimeMs: asWritten?.ctimeMs ?? UNKNOWN_CTIME, ino: asWritten?.ino ?? -1 };
 }
 
 export function identityOf(state: Preimage | Postimage | { kind: 'other' }): Identity {

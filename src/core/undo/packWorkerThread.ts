@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { parentPort, workerData } from 'node:worker_threads';
+import { vouchingCtime } from '../files/fsEntry';
 import type { BlobRef } from './records';
 import type { CapturedPath, CapturedStats, PackWorkerData, PackWorkerReply, PackWorkerRequest } from './packWorker';
 
@@ -43,9 +44,10 @@ function writeAll(fd: number, data: Buffer, position: number): void {
   for (let written = 0; written < data.length; ) written += fs.writeSync(fd, data, written, data.length - written, position + written);
 }
 
-function statsOf(stats: fs.Stats): CapturedStats {
+/** `seenAt`: the clock before the call that returned `stats`; a ctime within a tick of it cannot vouch that the capture is current (isRacy). */
+function statsOf(stats: fs.Stats, seenAt: number): CapturedStats {
   const { dev, ino, mode, uid, gid, size, atimeMs, mtimeMs, ctimeMs } = stats;
-  return { dev, ino, mode, uid, gid, size, atimeMs, mtimeMs, ctimeMs };
+  return { dev, ino, mode, uid, gid, size, atimeMs, mtimeMs, ctimeMs: vouchingCtime(ctimeMs, seenAt) };
 }
 
 // Contents that fit are gathered in one buffer and written to the content file with one call at
@@ -109,22 +111,23 @@ const errorMessage = (error: unknown): string => (error as Error).message;
 // opened (without blocking), as the apply opens its sources.
 function capture(file: ContentFile, bytes: Uint8Array, maxBytes: number): CapturedPath {
   const target = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const seenAt = Date.now();
   let fd: number;
   try {
     fd = fs.openSync(target, READ_FLAGS);
   } catch (error) {
     if (errorCode(error) === 'ENOENT' || errorCode(error) === 'ENOTDIR') return { kind: 'absent' };
     if (errorCode(error) !== 'ELOOP') return { kind: 'error', message: errorMessage(error) };
-    return described(target);
+    return described(target, seenAt);
   }
   try {
     const stats = fs.fstatSync(fd);
-    if (stats.isDirectory()) return { kind: 'directory', stats: statsOf(stats) };
-    if (!stats.isFile()) return { kind: 'other', stats: statsOf(stats) };
-    if (stats.size > maxBytes) return { kind: 'too-large', stats: statsOf(stats) };
+    if (stats.isDirectory()) return { kind: 'directory', stats: statsOf(stats, seenAt) };
+    if (!stats.isFile()) return { kind: 'other', stats: statsOf(stats, seenAt) };
+    if (stats.size > maxBytes) return { kind: 'too-large', stats: statsOf(stats, seenAt) };
     const saved = copyIn(file, fd, stats.size);
     if (!saved) return { kind: 'error', message: 'it changed while it was read' };
-    return { kind: 'file', stats: statsOf(stats), hash: saved.hash, blob: saved.blob };
+    return { kind: 'file', stats: statsOf(stats, seenAt), hash: saved.hash, blob: saved.blob };
   } catch (error) {
     if (file.failure) throw error;
     return { kind: 'error', message: errorMessage(error) };
@@ -134,11 +137,11 @@ function capture(file: ContentFile, bytes: Uint8Array, maxBytes: number): Captur
 }
 
 // What is at a path that open() would not follow: a symlink, as a rule.
-function described(target: Buffer): CapturedPath {
+function described(target: Buffer, seenAt: number): CapturedPath {
   try {
     const stats = fs.lstatSync(target);
-    if (stats.isSymbolicLink()) return { kind: 'symlink', stats: statsOf(stats), target: fs.readlinkSync(target, { encoding: 'buffer' }) };
-    return { kind: stats.isDirectory() ? 'directory' : 'other', stats: statsOf(stats) };
+    if (stats.isSymbolicLink()) return { kind: 'symlink', stats: statsOf(stats, seenAt), target: fs.readlinkSync(target, { encoding: 'buffer' }) };
+    return { kind: stats.isDirectory() ? 'directory' : 'other', stats: statsOf(stats, seenAt) };
   } catch (error) {
     if (errorCode(error) === 'ENOENT' || errorCode(error) === 'ENOTDIR') return { kind: 'absent' };
     return { kind: 'error', message: errorMessage(error) };
