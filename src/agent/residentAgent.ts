@@ -101,6 +101,11 @@ export class ResidentAgent {
       undoLog: () => this.undoLog ?? Promise.reject(new RequestError('sync-halted', 'the undo log is not open yet: the initial copy has not completed')),
       hostRoot: ROOTS.host,
       flush: () => this.flushForStep(),
+      // As the periodic exchange: its problems are in its report (git.json, `clud status`). Not
+      // while a question waits: the commits then cross with the next sync.
+      exchangeHistory: async () => {
+        await this.jobWithoutAsking(() => exchangeGitHistory(), { housekeeping: true }).catch((error: unknown) => log('warn', `git exchange at a step's end: ${errorMessage(error)}`));
+      },
       status: () => {
         const { state, autoSync, changesWaiting, conflicts, halt } = this.status();
         return { state, autoSync, changesWaiting, conflicts, ...(halt && { halt }) };
@@ -207,14 +212,14 @@ export class ResidentAgent {
   }
 
   /** Runs `work` in the queue for a client's request, `waiter` registered until it starts. */
-  private async queued<T>(work: (store: SyncStateStore, undoLog: UndoLog) => Promise<T>, waiter: WaitingRequest): Promise<T> {
+  private async queued<T>(work: (store: SyncStateStore, undoLog: UndoLog) => Promise<T>, waiter: WaitingRequest, options: { housekeeping?: boolean } = {}): Promise<T> {
     const session = await this.readySession();
     try {
       return await this.whileWaiting(waiter, () =>
         session.runJob((store) => {
           this.waiting.delete(waiter);
           return work(store, this.undoLog!);
-        }),
+        }, options),
       );
     } finally {
       this.scheduleCompaction();
@@ -259,9 +264,9 @@ export class ResidentAgent {
   /**
    * A client's request that cannot answer a safeguard question (history, undo, compare, backup):
    * refused at once while a background cycle waits for an answer, instead of waiting behind it
-   * with nothing said until someone else answers.
+   * with nothing said until someone else answers. `housekeeping`: no sync, status stays as it is.
    */
-  jobWithoutAsking<T>(work: (store: SyncStateStore, undoLog: UndoLog) => Promise<T>): Promise<T> {
+  jobWithoutAsking<T>(work: (store: SyncStateStore, undoLog: UndoLog) => Promise<T>, options: { housekeeping?: boolean } = {}): Promise<T> {
     const open = this.question;
     if (open) return Promise.reject(awaitingApproval(open.question));
     return new Promise<T>((resolve, reject) => {
@@ -273,7 +278,7 @@ export class ResidentAgent {
           reject(error);
         },
       };
-      this.queued((store, undoLog) => (refused ? Promise.resolve(undefined as T) : work(store, undoLog)), waiter).then(resolve, reject);
+      this.queued((store, undoLog) => (refused ? Promise.resolve(undefined as T) : work(store, undoLog)), waiter, options).then(resolve, reject);
     });
   }
 

@@ -19,6 +19,11 @@ export interface StepAgent {
    * boundaries' current group) and resolves once it is done.
    */
   flush(): Promise<SyncNowResult>;
+  /**
+   * Brings the agent's new commits to the host as its branches (and the user's to the container),
+   * as a sync does; a failure is the exchange's own report, never the step's.
+   */
+  exchangeHistory(): Promise<void>;
   status(): Omit<StepChannelStatus, 'openStep'>;
   /** Keeps the open turn or command (none: removes it), so that an agent restarted meanwhile goes on recording into it. */
   keepOpenStep(group: StepGroup | undefined): Promise<void>;
@@ -50,7 +55,8 @@ export function createStepOperations(agent: StepAgent): StepOperations {
       });
       return { group };
     },
-    // The turn's last changes are carried before it ends, so its step holds the whole turn.
+    // The turn's last changes are carried before it ends, so its step holds the whole turn; its
+    // commits are on the host as the agent's branches once it has ended.
     stepEnd: async ({ kind, group }) => {
       await agent.flush().catch(() => undefined);
       const closed = await agent.runJob(async () => {
@@ -58,16 +64,19 @@ export function createStepOperations(agent: StepAgent): StepOperations {
         if (ended) await agent.keepOpenStep(undefined);
         return ended;
       });
+      await agent.exchangeHistory();
       return closed ? { closed: closed.group, paths: closed.paths, pathsTruncated: closed.pathsTruncated } : { paths: [], pathsTruncated: false };
     },
     checkpoint: async ({ label }) => {
       await agent.flush();
-      return agent.runJob(async () => {
+      const checkpoint = await agent.runJob(async () => {
         const outcome = boundaries.checkpoint(label);
         await agent.keepOpenStep(outcome.continued);
         if (outcome.recorded > 0) await (await agent.undoLog()).relabelGroups(outcome.groups, outcome.closed);
         return { closed: outcome.closed, steps: outcome.recorded, ...(outcome.continued && { continued: outcome.continued }) };
       });
+      await agent.exchangeHistory();
+      return checkpoint;
     },
     status: async () => ({ ...agent.status(), ...(boundaries.running && { openStep: boundaries.running }) }),
     syncNow: () => agent.flush(),

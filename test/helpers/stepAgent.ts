@@ -19,6 +19,8 @@ export interface TestStepAgent extends StepAgent {
   /** A save by the user on the host, straight into the folder. */
   userWrites(key: string, content: string): Promise<void>;
   flushes: number;
+  /** How many times the git history was exchanged. */
+  exchanges: number;
   /** What keepOpenStep was last given. */
   keptOpenStep?: StepGroup;
 }
@@ -30,6 +32,7 @@ export function testStepAgent(log: UndoLog, hostRoot: string, boundaries = new S
     boundaries,
     hostRoot,
     flushes: 0,
+    exchanges: 0,
     undoLog: () => log,
     runJob<T>(job: () => Promise<T>): Promise<T> {
       const run = queue.then(job, job);
@@ -49,6 +52,10 @@ export function testStepAgent(log: UndoLog, hostRoot: string, boundaries = new S
         return { applied: changes.length, conflicts: [], skipped: 0 };
       });
     },
+    exchangeHistory: () =>
+      agent.runJob(async () => {
+        agent.exchanges += 1;
+      }),
     status: () => ({ state: 'idle', autoSync: 'continuous', changesWaiting: pending.size > 0, conflicts: [] }),
     keepOpenStep: async (group) => {
       agent.keptOpenStep = group;

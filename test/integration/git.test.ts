@@ -115,6 +115,14 @@ describe('integration: git history between the container and the host', function
     assert.doesNotMatch(text.stdout, /agent:/, 'an unchanged branch is reported again');
   });
 
+  it('a `clud run` that commits ends with its commits on the host as clud/app/main, no sync asked for', async function () {
+    // Auto-sync is off (the test default): only the step's end can have carried them.
+    const run = await runClud(['run', dir, '--', 'sh', '-c', 'echo more >> new.txt && git -c user.name=Agent -c user.email=agent@example.com commit -q -a -m "agent: more"']);
+    assertExit(run, 0);
+    assert.equal(hostGit(dir, 'rev-parse', 'clud/app/main'), await agentGit(dir, 'rev-parse', 'HEAD'));
+    assert.equal(hostGit(dir, 'log', '-1', '--format=%s', 'clud/app/main'), 'agent: more');
+  });
+
   it("a host commit reaches the container's log as host/main, without moving the agent's branch", async function () {
     const agentTip = await agentGit(dir, 'rev-parse', 'HEAD');
     await writeHost(dir, { 'user.txt': 'from the user\n' });

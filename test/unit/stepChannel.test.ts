@@ -66,6 +66,7 @@ describe('unit: the narrow step channel', () => {
     assert.equal(agent.keptOpenStep, undefined, 'the ended turn is still kept');
     assert.deepEqual(ended.paths.sort(), ['new.ts', 'src/a.ts']);
     assert.equal(await readFile(path.join(sample.workspace.root, 'new.ts'), 'utf8'), 'new file', 'stepEnd flushed the last change');
+    assert.equal(agent.exchanges, 1, "the turn's commits are exchanged once, at its end (not at its start)");
 
     const { steps } = await ask('history', {});
     assert.deepEqual(steps.map(({ id, kind, label, files, undoable }) => ({ id, kind, label, files, undoable })), [{ id: group.id, kind: 'turn', label: 'rename the config loader', files: 2, undoable: true }]);
@@ -110,6 +111,7 @@ describe('unit: the narrow step channel', () => {
     assert.equal(named.closed.kind, 'checkpoint');
     const empty = await ask('checkpoint', { label: 'nothing new' });
     assert.equal(empty.steps, 0);
+    assert.equal(agent.exchanges, 2, 'each checkpoint exchanges the git history');
     const { steps } = await ask('history', {});
     assert.deepEqual(steps.map(({ kind, label }) => [kind, label]), [['checkpoint', 'before the refactor']]);
   });
