@@ -240,6 +240,13 @@ describe('unit: ui live status (the resident agent)', () => {
     assert.equal(run(attachedRunning, liveEvent({ state: 'paused', autoSync: 'off' })).health.kind, 'synced');
   });
 
+  it('a denied question holds on-save mode too: its pause is shown, and resuming asks it again', () => {
+    const denied = { kind: 'many-deletions', path: 'src', detail: 'this sync would delete 120 files in your folder' };
+    const state = run(attachedRunning, liveEvent({ state: 'paused', autoSync: 'on-save', changesWaiting: true, denied }));
+    assert.deepEqual(state.health, { kind: 'paused', denied: denied.detail });
+    assert.equal(statusBarView(state).command, 'clud.resumeAutoSync');
+  });
+
   it('never says synced while changes wait, and follows each status as it comes', () => {
     const states = [liveEvent({ changesWaiting: true }), liveEvent({ state: 'syncing', changesWaiting: true }), liveEvent()].map((event, index, all) => run(attachedRunning, ...all.slice(0, index + 1)).health.kind);
     assert.deepEqual(states, ['changes-waiting', 'syncing', 'synced']);

@@ -135,9 +135,12 @@ export function liveHealth(live: LiveStatus): Health {
     case 'waiting-for-approval':
       return { kind: 'waiting-for-approval', detail: live.question?.question.detail ?? 'a sync waits for your approval' };
     case 'paused':
-      // An agent that reports "paused" for the on-save and off modes too: only a user's pause is one.
+      // A denied question holds the saves of on-save mode too, and resuming asks it again: shown
+      // in every mode. Otherwise an agent that reports "paused" for the on-save and off modes
+      // too: only a user's pause is one.
+      if (live.denied) return { kind: 'paused', denied: live.denied.detail };
       if (live.autoSync !== 'continuous') return idleHealth(live);
-      return { kind: 'paused', ...(live.denied && { denied: live.denied.detail }) };
+      return { kind: 'paused' };
     case 'halted':
       return { kind: 'halted', reason: live.halt ? `${live.halt.reason} (${live.halt.side})` : 'a safety halt stopped the sync' };
     case 'idle':
