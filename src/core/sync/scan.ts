@@ -68,6 +68,8 @@ export interface ScanOptions {
 /**
  * Mutagen's rule: a file whose size, mtime, ctime, inode and mode are the cached record's still
  * has its hash (and its content verdict: a record without one does not spare reading the file).
+ * A record made within a tick of the file's last change has no ctime (UNKNOWN_CTIME, git's racy
+ * clean rule), so it holds for no file.
  */
 export type CacheStat = Pick<Stats, 'size' | 'mtimeMs' | 'ctimeMs' | 'ino' | 'mode'>;
 
