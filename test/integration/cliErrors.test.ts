@@ -93,6 +93,10 @@ describe('integration: bad input changes nothing', function () {
     await assertRejected(['up', path.join(dir, 'file.txt')], { exitCode: 1, code: 'folder-missing', mentions: /file\.txt.* not a folder/ });
   });
 
+  it("a folder that holds Clud's state folder (a home folder, say): refused, naming CLUD_STATE_DIR", async function () {
+    await assertRejected(['up', dir], { exitCode: 2, code: 'bad-input', mentions: /holds Clud's state folder/ }, { env: { CLUD_STATE_DIR: path.join(dir, '.local', 'state', 'clud') } });
+  });
+
   it('an unknown flag', async function () {
     await assertRejected(['up', dir, '--frobnicate'], { exitCode: 2, code: 'bad-input', mentions: /--frobnicate/ });
   });

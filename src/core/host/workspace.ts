@@ -1,7 +1,7 @@
 // One project folder's workspace: its image, its container and its agent. The CLI and the VS Code
 // extension are thin shells around this class; it does everything through ContainerEngine.
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, readFile, stat } from 'node:fs/promises';
+import { chown, mkdir, readFile, realpath, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { AgentClient } from './agentClient';
 import type { QuestionHandler } from './agentClient';
@@ -708,6 +708,14 @@ export class Workspace {
       throw new CludError('folder-missing', `folder ${this.hostPath} does not exist (${errorMessage(error)})`, 'Pass an existing project folder.');
     });
     if (!info.isDirectory()) throw new CludError('folder-missing', `${this.hostPath} is not a folder`, 'Pass a project folder.');
+    // Clud's state stays out of the coding agent's reach: inside the project folder, the undo log
+    // and the agreed state would be synced into /workspace, and what the agent made of them back.
+    const real = (folder: string) => realpath(folder).catch(() => folder);
+    const paths = this.options.platform === 'win32' ? path.win32 : path.posix;
+    const fromProject = paths.relative(await real(this.hostPath), await real(this.options.stateRoot));
+    if (fromProject === '' || (!fromProject.startsWith('..') && !paths.isAbsolute(fromProject))) {
+      throw new CludError('bad-input', `${this.hostPath} holds Clud's state folder ${this.options.stateRoot}: its undo log and agreed state would be synced into /workspace, where the coding agent could change them`, 'Start the workspace on a project folder that does not contain it, or set CLUD_STATE_DIR to a folder outside this one.');
+    }
   }
 
   private async buildContext(): Promise<BuildContext> {
