@@ -1,7 +1,7 @@
 // Whole sync cycles between two real folders and a state folder: scan, reconcile, apply, record.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lchownSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SyncReport } from '../../src/core/protocol';
@@ -284,6 +284,35 @@ describe('unit: sync engine', () => {
       assert.ok(cancelledIn);
       assert.equal(readTree(f.host)[cancelledIn], undefined, `${cancelledIn} was written after the cancel`);
       assert.equal(readTree(f.host)['keep.txt'], 'k');
+    });
+
+    it('a target rewritten after the scan within the tick of its last change is compared by content, and kept', async () => {
+      // On a coarse file-system clock, a rewrite of the same size in the tick of the last change
+      // keeps size and times; the rewrite is made so here by putting its mtime back.
+      const f = fixture();
+      await agreedOn(f, { 'a.txt': 'a1', 'd/t.txt': 'same' });
+      writeFileSync(at(f.host, 'a.txt'), 'a2');
+      writeFileSync(at(f.host, 'd/t.txt'), 'HOST');
+      // The agent's own rewrite, with the same content, just before the scan: its mtime a moment
+      // ago, on a multiple of 1/8 s (exact in binary, so utimes sets it to the nanosecond).
+      while (Date.now() % 125 > 5) await new Promise((resolve) => setTimeout(resolve, 1));
+      const now = Date.now();
+      const stamped = new Date(now - (now % 125));
+      writeFileSync(at(f.container, 'd/t.txt'), 'same');
+      utimesSync(at(f.container, 'd/t.txt'), stamped, stamped);
+      const report = await sync(f, 'two-way-safe', {
+        // a.txt is carried before d/t.txt (shallower first): meanwhile the agent rewrites d/t.txt
+        // in that tick, and the apply reaches d/t.txt well after it.
+        beforeModify: async (change) => {
+          if (change.path !== 'a.txt') return;
+          writeFileSync(at(f.container, 'd/t.txt'), 'SAME');
+          utimesSync(at(f.container, 'd/t.txt'), stamped, stamped);
+          await pastTimestampTick();
+        },
+      });
+      assert.equal(readTree(f.container)['d/t.txt'], 'SAME', "the agent's rewrite was replaced");
+      assert.deepEqual(report.skipped.map((skipped) => `${skipped.side}:${skipped.path}: ${skipped.reason}`), ['container:d/t.txt: modified since the scan']);
+      assert.equal(readTree(f.container)['a.txt'], 'a2');
     });
 
     it('an already aborted signal changes nothing', async () => {

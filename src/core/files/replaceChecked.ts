@@ -22,7 +22,11 @@ import { joinBytes, nameFromBytes } from './pathCodec';
 export interface Expectation {
   /** The lstat the decision was based on; undefined: nothing was there (a creation). */
   found: Stats | undefined;
-  /** When `found` was read (Date.now() just before the lstat): how recent an mtime needs the content compared. */
+  /**
+   * The clock before the look the decision was based on (the lstat that gave `found`, or the scan
+   * whose metadata it matched): a file rewritten since within the tick of its mtime shows no
+   * other metadata, so an mtime within a tick of this (isRacy) needs the content compared.
+   */
   foundAt: number;
   /** The content the displaced file must have (sha256, hex); without it, only metadata is compared. */
   hash?: string;

@@ -37,6 +37,13 @@ export interface ApplyOptions {
   /** The tree a change to each side copies from; by default the other side's root (a restore copies from a backup). */
   sources?: Record<Side, string>;
   /**
+   * The clock before the scan the changes were decided on. A file rewritten since within the
+   * tick of its last change keeps its size and times, so a target whose mtime is within a tick of
+   * this has its content compared before it is replaced (see replaceChecked). Without it, each
+   * target's own lstat at its change stands for the decision.
+   */
+  decidedAt?: number;
+  /**
    * Called before anything is written for a change, staging included (the undo log checks here
    * that the preimage it captured is still what is at the path), with what the apply found at the
    * path just before (its lstat; undefined: nothing), so the hook need not look again. It returns
@@ -239,7 +246,7 @@ async function applyPinned(change: Change, target: Buffer, options: ApplyOptions
     const replacesContent = expected !== undefined && expected.kind !== 'directory';
     if (change.next?.kind === 'directory') {
       if (replacesContent) {
-        const removed = await replaceChecked(target, undefined, expectation(current.stats, foundAt, expected), { keep, keepDisplaced: change.keepLoser });
+        const removed = await replaceChecked(target, undefined, expectation(current.stats, options.decidedAt ?? foundAt, expected), { keep, keepDisplaced: change.keepLoser });
         record(removed.kept);
         if (!removed.ok) return { code: 'changed-since-scan', reason: removed.reason };
       }
@@ -262,7 +269,7 @@ async function applyPinned(change: Change, target: Buffer, options: ApplyOptions
         throw error;
       }
     } else if (staged || replacesContent) {
-      const written = await replaceChecked(target, staged, expectation(replacesContent ? current.stats : undefined, foundAt, expected), { keep, keepDisplaced: change.keepLoser });
+      const written = await replaceChecked(target, staged, expectation(replacesContent ? current.stats : undefined, options.decidedAt ?? foundAt, expected), { keep, keepDisplaced: change.keepLoser });
       staged = undefined; // consumed
       record(written.kept);
       if (!written.ok) return { code: 'changed-since-scan', reason: written.reason };
@@ -274,7 +281,7 @@ async function applyPinned(change: Change, target: Buffer, options: ApplyOptions
   }
 }
 
-/** What replaceChecked checks the displaced version against: the lstat the apply made, and the scan's content. */
+/** What replaceChecked checks the displaced version against: the lstat the apply made (the scan's metadata), and the scan's content. */
 function expectation(found: Stats | undefined, foundAt: number, expected: Entry | undefined): Expectation {
   return { found, foundAt, hash: expected?.kind === 'file' ? expected.hash : undefined, linkTarget: expected?.kind === 'symlink' ? expected.target : undefined };
 }

@@ -78,6 +78,7 @@ export async function restoreBackup(options: BackupOptions & { id: string; side:
   const manifest = await readJsonFile(path.join(directory, 'manifest.json'), BackupManifest);
   if (!manifest) throw new Error(`no backup ${options.id}`);
   const state = new SyncStateFiles(options.stateDir);
+  const decidedAt = Date.now();
   const current = await scanTree(options.roots[options.side], { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.store?.[options.side], accessAs: options.side === 'host' ? options.hostAccess : undefined });
   const changes: Change[] = [];
   const folders = new Set<string>();
@@ -95,7 +96,7 @@ export async function restoreBackup(options: BackupOptions & { id: string; side:
   const stepId = `${newSyncId()}-restore`;
   const recorded = await applyRecorded(
     changes,
-    { roots: options.roots, keepDir: state.keptDirectory(stepId), owners: options.owners, sources: { host: path.join(directory, 'host'), container: path.join(directory, 'container') } },
+    { roots: options.roots, keepDir: state.keptDirectory(stepId), owners: options.owners, decidedAt, sources: { host: path.join(directory, 'host'), container: path.join(directory, 'container') } },
     options.undo,
     { syncId: stepId, policy: `restore backup ${options.id}` },
   );

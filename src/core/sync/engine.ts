@@ -231,7 +231,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
   try {
     recorded = await applyRecorded(
       result.changes,
-      { roots: options.roots, keepDir: files.keptDirectory(report.id), beforeModify: cancellable, isFatal: (error) => error instanceof SyncCancelled, owners: options.owners },
+      { roots: options.roots, keepDir: files.keptDirectory(report.id), decidedAt: started.getTime(), beforeModify: cancellable, isFatal: (error) => error instanceof SyncCancelled, owners: options.owners },
       options.undo,
       { syncId: report.id, policy: options.policy },
     );

@@ -32,6 +32,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
   let stepId: string | undefined;
   let renamed: { from: string; to: string; shortened: boolean } | undefined;
   const state = new SyncStateFiles(options.store.directory);
+  const decidedAt = Date.now();
   const [hostScan, containerScan] = await Promise.all([
     scanTree(options.roots.host, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.store.host, accessAs: options.hostAccess }),
     scanTree(options.roots.container, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.store.container }),
@@ -75,7 +76,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     const winnerVersion = new Map([...winnerScan.snapshot].filter(([candidate, entry]) => !(under(candidate) && ignoredOnEither(candidate, entry.kind === 'directory'))));
     const changes = replaceSubtree(relative, winnerVersion, loserScan.snapshot, loser);
     const id = `${newSyncId()}-resolve`;
-    const recorded = await applyRecorded(changes, { roots: options.roots, keepDir: state.keptDirectory(id), owners: options.owners }, options.undo, { syncId: id, policy: `resolve: keep ${options.keep}` });
+    const recorded = await applyRecorded(changes, { roots: options.roots, keepDir: state.keptDirectory(id), owners: options.owners, decidedAt }, options.undo, { syncId: id, policy: `resolve: keep ${options.keep}` });
     if (recorded.denied) throw new Error(`resolving ${relative} was stopped: ${recorded.denied.detail}; nothing was changed on the host`);
     const { outcome } = recorded;
     if (outcome.skipped.length > 0) {
