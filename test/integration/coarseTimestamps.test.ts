@@ -7,12 +7,12 @@
 // never skips.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runSyncCycle } from '../../src/core/sync/engine';
 import type { Side } from '../../src/core/sync/reconcile';
-import { makeWorkspace, openLog, ops, step } from '../helpers/undoTrees';
+import { makeWorkspace, openLog, ops, plannedChange, step } from '../helpers/undoTrees';
 
 describe('integration: a file system that stamps whole seconds', function () {
   this.timeout(60_000);
@@ -35,7 +35,8 @@ describe('integration: a file system that stamps whole seconds', function () {
 
   after(() => {
     if (!work) return;
-    execFileSync('umount', [mountPoint]);
+    // Lazily: a failed test may leave a file open there (an undo step's capture worker).
+    execFileSync('umount', ['--lazy', mountPoint]);
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -101,5 +102,29 @@ describe('integration: a file system that stamps whole seconds', function () {
     const undone = await log.undo({ steps: 1, force: false, root: workspace.root });
     assert.notEqual(undone.refused, undefined, 'the undo went ahead over the edit');
     assert.equal(readFileSync(file, 'utf8'), 'FROM THE USER');
+  });
+
+  it("a capture an undo step's plan made in the second of the file's last change is made again at the change", async () => {
+    const base = path.join(mountPoint, 'capture');
+    mkdirSync(base);
+    const workspace = await makeWorkspace(base);
+    const log = await openLog(workspace);
+    const file = path.join(workspace.root, 'src/a.ts');
+    /** The journal lines of the open step that save the file's own preimage. */
+    const capturesOfFile = () => {
+      const [open] = readdirSync(path.join(workspace.undoDir, 'in-progress'));
+      return readFileSync(path.join(workspace.undoDir, 'in-progress', open!, 'journal.jsonl'), 'utf8').trim().split('\n').slice(1)
+        .map((line) => JSON.parse(line) as { path?: string; pre?: { metadataOnly?: boolean } })
+        .filter((entry) => entry.path === 'src/a.ts' && entry.pre?.metadataOnly !== true).length;
+    };
+    await startOfSecond();
+    writeFileSync(file, 'export const a = 2;\n');
+    const writtenAt = second(file);
+    await step(log, workspace, async (writer) => {
+      await writer.prepare([plannedChange(workspace.root, 'src/a.ts', 'delete')]);
+      await ops.delete(writer, workspace.root, 'src/a.ts');
+      assert.equal(Math.floor(Date.now() / 1000), writtenAt, 'the step came in the same second (the test was too slow to show anything)');
+      assert.equal(capturesOfFile(), 2, 'the plan\'s capture, made in the second of the change before it, was taken as current');
+    });
   });
 });

@@ -7,7 +7,7 @@ import { statSync, utimesSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { FILE_TIME_TICK_MS, isRacy, lstatAsWritten, UNKNOWN_CTIME, vouchingCtime } from '../../src/core/files/fsEntry';
 import { currentPostimage } from '../../src/core/undo/fsState';
-import { pastTimestampTick } from '../helpers/syncTrees';
+import { pastTimestampTick, withinOneTick } from '../helpers/syncTrees';
 import { useTempDir } from '../helpers/tempDir';
 
 describe('unit: file times that cannot vouch for a file (racy clean)', () => {
@@ -28,11 +28,13 @@ describe('unit: file times that cannot vouch for a file (racy clean)', () => {
     });
   }
 
-  it('a file just written with its own mtime is not taken as written; one whose mtime was set a tick back is, while it keeps size and mtime', () => {
+  it('a file just written with its own mtime is not taken as written; one whose mtime was set a tick back is, while it keeps size and mtime', async () => {
     const file = path.join(tempDir(), 'f.txt');
-    writeFileSync(file, 'content');
-    const written = statSync(file);
-    assert.equal(lstatAsWritten(Buffer.from(file), written), undefined, 'a later write in the same tick would keep this mtime');
+    const justWritten = await withinOneTick(() => {
+      writeFileSync(file, 'content');
+      return lstatAsWritten(Buffer.from(file), statSync(file));
+    });
+    assert.equal(justWritten, undefined, 'a later write in the same tick would keep this mtime');
     const old = new Date(Date.now() - 60_000);
     utimesSync(file, old, old);
     const setBack = statSync(file);
@@ -43,8 +45,10 @@ describe('unit: file times that cannot vouch for a file (racy clean)', () => {
 
   it("an undo step's record of what it left keeps no ctime for a file changed within the tick, and keeps it a tick later", async () => {
     const file = path.join(tempDir(), 'g.txt');
-    writeFileSync(file, 'left by the step');
-    const now = await currentPostimage(Buffer.from(file));
+    const now = await withinOneTick(() => {
+      writeFileSync(file, 'left by the step');
+      return currentPostimage(Buffer.from(file));
+    });
     assert.ok(now.kind === 'file');
     assert.equal(now.ctimeMs, UNKNOWN_CTIME);
     await pastTimestampTick();

@@ -293,21 +293,20 @@ describe('unit: sync engine', () => {
       await agreedOn(f, { 'a.txt': 'a1', 'd/t.txt': 'same' });
       writeFileSync(at(f.host, 'a.txt'), 'a2');
       writeFileSync(at(f.host, 'd/t.txt'), 'HOST');
-      // The agent's own rewrite, with the same content, just before the scan: its mtime a moment
-      // ago, on a multiple of 1/8 s (exact in binary, so utimes sets it to the nanosecond).
-      while (Date.now() % 125 > 5) await new Promise((resolve) => setTimeout(resolve, 1));
-      const now = Date.now();
-      const stamped = new Date(now - (now % 125));
+      // The agent's own rewrite, with the same content, stamped by a clock a little ahead of the
+      // agent's (so that the scan, whenever this machine gets to it, is within a tick of it), on a
+      // multiple of 1/8 s (exact in binary: utimes sets it to the nanosecond).
+      const stamped = new Date(Math.ceil((Date.now() + 500) / 125) * 125);
       writeFileSync(at(f.container, 'd/t.txt'), 'same');
       utimesSync(at(f.container, 'd/t.txt'), stamped, stamped);
       const report = await sync(f, 'two-way-safe', {
         // a.txt is carried before d/t.txt (shallower first): meanwhile the agent rewrites d/t.txt
-        // in that tick, and the apply reaches d/t.txt well after it.
+        // in that tick, and the apply reaches d/t.txt more than a tick after the stamp.
         beforeModify: async (change) => {
           if (change.path !== 'a.txt') return;
           writeFileSync(at(f.container, 'd/t.txt'), 'SAME');
           utimesSync(at(f.container, 'd/t.txt'), stamped, stamped);
-          await pastTimestampTick();
+          while (Date.now() < stamped.getTime() + 50) await new Promise((resolve) => setTimeout(resolve, 10));
         },
       });
       assert.equal(readTree(f.container)['d/t.txt'], 'SAME', "the agent's rewrite was replaced");

@@ -9,7 +9,7 @@ import { assertWellFormedSnapshot, type Entry, type FileEntry } from '../../src/
 import { UNKNOWN_CTIME } from '../../src/core/files/fsEntry';
 import { joinBytes, nameFromBytes } from '../../src/core/files/pathCodec';
 import { mayRead, scanPaths, scanTree, type ScanCache, type ScanCacheEntry, type ScanResult } from '../../src/core/sync/scan';
-import { pastTimestampTick } from '../helpers/syncTrees';
+import { pastTimestampTick, withinOneTick } from '../helpers/syncTrees';
 import { useTempDir } from '../helpers/tempDir';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -280,8 +280,10 @@ describe('unit: sync scan', () => {
       // A rewrite of the same size in the same tick of a coarse file-system clock (Linux before
       // 6.13) leaves size, times and inode as they were: a record made in that tick would hide it.
       const root = tempDir();
-      writeFileSync(path.join(root, 'f.txt'), 'one');
-      const racy = await scan(root);
+      const racy = await withinOneTick(() => {
+        writeFileSync(path.join(root, 'f.txt'), 'one');
+        return scan(root);
+      });
       assert.equal(racy.cache.get('f.txt')?.ctimeMs, UNKNOWN_CTIME);
       assert.equal(fileAt(racy, 'f.txt').hash, sha256('one'), 'the scan still reads the file');
       await pastTimestampTick();
