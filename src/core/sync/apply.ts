@@ -208,7 +208,8 @@ async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOut
 
 /** applyOne with the target named inside its pinned parent folder. */
 async function applyPinned(change: Change, target: Buffer, options: ApplyOptions, outcome: ApplyOutcome, pins: PinnedFolders, stageSmall: SmallFileStager): Promise<Skip | undefined> {
-  const foundAt = Date.now();
+  // What a displaced version's mtime is judged against (see ApplyOptions.decidedAt).
+  const decidedAt = options.decidedAt ?? Date.now();
   const current = await matchesExpected(target, change.expected);
   if (!current.ok) return { code: current.code, reason: current.reason };
   // Before staging: the temporary sibling already changes the parent folder's mtime.
@@ -246,7 +247,7 @@ async function applyPinned(change: Change, target: Buffer, options: ApplyOptions
     const replacesContent = expected !== undefined && expected.kind !== 'directory';
     if (change.next?.kind === 'directory') {
       if (replacesContent) {
-        const removed = await replaceChecked(target, undefined, expectation(current.stats, options.decidedAt ?? foundAt, expected), { keep, keepDisplaced: change.keepLoser });
+        const removed = await replaceChecked(target, undefined, expectation(current.stats, decidedAt, expected), { keep, keepDisplaced: change.keepLoser });
         record(removed.kept);
         if (!removed.ok) return { code: 'changed-since-scan', reason: removed.reason };
       }
@@ -269,7 +270,7 @@ async function applyPinned(change: Change, target: Buffer, options: ApplyOptions
         throw error;
       }
     } else if (staged || replacesContent) {
-      const written = await replaceChecked(target, staged, expectation(replacesContent ? current.stats : undefined, options.decidedAt ?? foundAt, expected), { keep, keepDisplaced: change.keepLoser });
+      const written = await replaceChecked(target, staged, expectation(replacesContent ? current.stats : undefined, decidedAt, expected), { keep, keepDisplaced: change.keepLoser });
       staged = undefined; // consumed
       record(written.kept);
       if (!written.ok) return { code: 'changed-since-scan', reason: written.reason };
@@ -282,8 +283,8 @@ async function applyPinned(change: Change, target: Buffer, options: ApplyOptions
 }
 
 /** What replaceChecked checks the displaced version against: the lstat the apply made (the scan's metadata), and the scan's content. */
-function expectation(found: Stats | undefined, foundAt: number, expected: Entry | undefined): Expectation {
-  return { found, foundAt, hash: expected?.kind === 'file' ? expected.hash : undefined, linkTarget: expected?.kind === 'symlink' ? expected.target : undefined };
+function expectation(found: Stats | undefined, decidedAt: number, expected: Entry | undefined): Expectation {
+  return { found, foundAt: decidedAt, hash: expected?.kind === 'file' ? expected.hash : undefined, linkTarget: expected?.kind === 'symlink' ? expected.target : undefined };
 }
 
 function sameVersion(captured: CapturedVersion, expected: Entry | undefined): boolean {
