@@ -56,7 +56,8 @@ export function createStepOperations(agent: StepAgent): StepOperations {
       return { group };
     },
     // The turn's last changes are carried before it ends, so its step holds the whole turn; its
-    // commits are on the host as the agent's branches once it has ended.
+    // commits are on the host as the agent's branches once it has ended (an end that closed
+    // nothing, Claude Code's SessionEnd after its Stop, has no commits of its own to bring).
     stepEnd: async ({ kind, group }) => {
       await agent.flush().catch(() => undefined);
       const closed = await agent.runJob(async () => {
@@ -64,7 +65,7 @@ export function createStepOperations(agent: StepAgent): StepOperations {
         if (ended) await agent.keepOpenStep(undefined);
         return ended;
       });
-      await agent.exchangeHistory();
+      if (closed) await agent.exchangeHistory();
       return closed ? { closed: closed.group, paths: closed.paths, pathsTruncated: closed.pathsTruncated } : { paths: [], pathsTruncated: false };
     },
     checkpoint: async ({ label }) => {

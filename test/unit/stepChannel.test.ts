@@ -67,6 +67,8 @@ describe('unit: the narrow step channel', () => {
     assert.deepEqual(ended.paths.sort(), ['new.ts', 'src/a.ts']);
     assert.equal(await readFile(path.join(sample.workspace.root, 'new.ts'), 'utf8'), 'new file', 'stepEnd flushed the last change');
     assert.equal(agent.exchanges, 1, "the turn's commits are exchanged once, at its end (not at its start)");
+    assert.equal((await ask('stepEnd', { kind: 'turn' })).closed, undefined);
+    assert.equal(agent.exchanges, 1, 'an end that closed nothing (SessionEnd after Stop) exchanges again');
 
     const { steps } = await ask('history', {});
     assert.deepEqual(steps.map(({ id, kind, label, files, undoable }) => ({ id, kind, label, files, undoable })), [{ id: group.id, kind: 'turn', label: 'rename the config loader', files: 2, undoable: true }]);
