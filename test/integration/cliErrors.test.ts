@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { symlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   BASE_IMAGE,
@@ -95,6 +96,10 @@ describe('integration: bad input changes nothing', function () {
 
   it("a folder that holds Clud's state folder (a home folder, say): refused, naming CLUD_STATE_DIR", async function () {
     await assertRejected(['up', dir], { exitCode: 2, code: 'bad-input', mentions: /holds Clud's state folder/ }, { env: { CLUD_STATE_DIR: path.join(dir, '.local', 'state', 'clud') } });
+    // Not made yet, and named through a link to the folder (a home folder behind a link).
+    const alias = path.join(await scope.tempDir(), 'alias');
+    await symlink(dir, alias);
+    await assertRejected(['up', dir], { exitCode: 2, code: 'bad-input', mentions: /holds Clud's state folder/ }, { env: { CLUD_STATE_DIR: path.join(alias, '.local', 'state', 'clud') } });
   });
 
   it('an unknown flag', async function () {

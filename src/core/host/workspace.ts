@@ -710,9 +710,8 @@ export class Workspace {
     if (!info.isDirectory()) throw new CludError('folder-missing', `${this.hostPath} is not a folder`, 'Pass a project folder.');
     // Clud's state stays out of the coding agent's reach: inside the project folder, the undo log
     // and the agreed state would be synced into /workspace, and what the agent made of them back.
-    const real = (folder: string) => realpath(folder).catch(() => folder);
     const paths = this.options.platform === 'win32' ? path.win32 : path.posix;
-    const fromProject = paths.relative(await real(this.hostPath), await real(this.options.stateRoot));
+    const fromProject = paths.relative(await realPathSoFar(this.hostPath, paths), await realPathSoFar(this.options.stateRoot, paths));
     if (fromProject === '' || (!fromProject.startsWith('..') && !paths.isAbsolute(fromProject))) {
       throw new CludError('bad-input', `${this.hostPath} holds Clud's state folder ${this.options.stateRoot}: its undo log and agreed state would be synced into /workspace, where the coding agent could change them`, 'Start the workspace on a project folder that does not contain it, or set CLUD_STATE_DIR to a folder outside this one.');
     }
@@ -725,6 +724,20 @@ export class Workspace {
 
   private progress(phase: WorkspaceProgressPhase, message: string): void {
     this.options.onProgress?.({ phase, message });
+  }
+}
+
+/**
+ * The real path of `folder`, through its deepest part that exists: a state folder not made yet
+ * (a fresh machine) is still compared through the links above it (a home folder behind a link).
+ */
+async function realPathSoFar(folder: string, paths: typeof path.posix): Promise<string> {
+  const rest: string[] = [];
+  for (let at = folder; ; at = paths.dirname(at)) {
+    const real = await realpath(at).catch(() => undefined);
+    if (real !== undefined) return paths.join(real, ...rest);
+    if (paths.dirname(at) === at) return folder;
+    rest.unshift(paths.basename(at));
   }
 }
 
