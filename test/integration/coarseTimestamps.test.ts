@@ -57,6 +57,14 @@ describe('integration: a file system that stamps whole seconds', function () {
 
   const second = (file: string) => Math.floor(statSync(file).ctimeMs / 1000);
 
+  /** The undo tests' sample workspace and its log, on the mounted file system; `file` is its src/a.ts. */
+  async function undoSample(name: string) {
+    const base = path.join(mountPoint, name);
+    mkdirSync(base);
+    const workspace = await makeWorkspace(base);
+    return { workspace, log: await openLog(workspace), file: path.join(workspace.root, 'src/a.ts') };
+  }
+
   it('a rewrite of the same size in the second a scan read the file still crosses', async () => {
     const { roots, sync } = fixture();
     writeFileSync(path.join(roots.host, 'a.txt'), 'old');
@@ -88,11 +96,7 @@ describe('integration: a file system that stamps whole seconds', function () {
   });
 
   it('an edit of the same size in the second an undo step wrote the file is a barrier: undo does not take it for the step\'s own', async () => {
-    const base = path.join(mountPoint, 'undo');
-    mkdirSync(base);
-    const workspace = await makeWorkspace(base);
-    const log = await openLog(workspace);
-    const file = path.join(workspace.root, 'src/a.ts');
+    const { workspace, log, file } = await undoSample('undo');
     await startOfSecond();
     await step(log, workspace, (writer) => ops.write(writer, workspace.root, 'src/a.ts', 'from the sync'));
     const writtenAt = second(file);
@@ -105,11 +109,7 @@ describe('integration: a file system that stamps whole seconds', function () {
   });
 
   it("a capture an undo step's plan made in the second of the file's last change is made again at the change", async () => {
-    const base = path.join(mountPoint, 'capture');
-    mkdirSync(base);
-    const workspace = await makeWorkspace(base);
-    const log = await openLog(workspace);
-    const file = path.join(workspace.root, 'src/a.ts');
+    const { workspace, log, file } = await undoSample('capture');
     /** The journal lines of the open step that save the file's own preimage. */
     const capturesOfFile = () => {
       const [open] = readdirSync(path.join(workspace.undoDir, 'in-progress'));
