@@ -452,6 +452,17 @@ export async function keptVersions(stateDirectory: string, side: 'host' | 'conta
   return versions;
 }
 
+/** Every line of every file under `root` (but `.git`), added to `into`: for tests whose versions are told apart by their lines. */
+export async function linesUnder(root: string, into: Set<string>): Promise<void> {
+  for (const entry of await readdir(root).catch(() => [] as string[])) {
+    if (entry === '.git') continue;
+    const full = path.join(root, entry);
+    const info = await lstat(full);
+    if (info.isDirectory()) await linesUnder(full, into);
+    else if (info.isFile()) for (const line of (await readFile(full, 'utf8')).split('\n')) if (line) into.add(line);
+  }
+}
+
 /** Entries under `root` (itself included) whose owner is not uid:gid, as "path uid:gid". */
 export async function foreignOwners(root: string, uid: number, gid: number): Promise<string[]> {
   const found: string[] = [];

@@ -5,7 +5,7 @@
 // `clud undo --force`. The old check-then-rename apply lost some in every round.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { lstat, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   INTEGRATION_TIMEOUT_MS,
@@ -15,6 +15,7 @@ import {
   cludSync,
   describeRun,
   execSh,
+  linesUnder,
   requireDocker,
   runCludJson,
   runCludSync,
@@ -74,16 +75,6 @@ function startHostWriter(dir: string, round: number, stopFile: string): Promise<
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve(JSON.parse(stdout) as { last: Record<string, string>; written: number }) : reject(new Error(`host writer exited ${code}: ${stderr}`))));
   });
-}
-
-/** Every line of every file under `root` (all versions here are one line). */
-async function linesUnder(root: string, into: Set<string>): Promise<void> {
-  for (const entry of await readdir(root).catch(() => [] as string[])) {
-    const full = path.join(root, entry);
-    const info = await lstat(full);
-    if (info.isDirectory()) await linesUnder(full, into);
-    else if (info.isFile()) for (const line of (await readFile(full, 'utf8')).split('\n')) if (line) into.add(line);
-  }
 }
 
 describe('integration: writers racing a sync', function () {
