@@ -48,6 +48,34 @@ describe('unit: replaceChecked', () => {
     assert.equal(readFileSync(target, 'utf8'), 'new version');
   });
 
+  it('no other task of the process finds the path missing while a file is replaced: nothing between the move aside and the link waits', async () => {
+    const { tree, target, staged, keep } = setup();
+    let missing = 0;
+    let replacing = true;
+    // Runs at every turn of the event loop, as the apply's other changes, the watchers and a
+    // client's request do.
+    const observer = (async () => {
+      while (replacing) {
+        if (!existsSync(target)) missing += 1;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    for (let round = 0; round < 30; round += 1) {
+      // Older than a tick, as a file the user saved a while ago: no content check is due.
+      const old = Date.now() / 1000 - 3600;
+      utimesSync(target, old, old);
+      const expect: Expectation = { found: lstatSync(target), foundAt: Date.now(), hash: sha256(readFileSync(target, 'utf8')) };
+      writeFileSync(staged, `version ${round}`);
+      const result = await replaceChecked(b(target), b(staged), expect, { keep });
+      assert.deepEqual(result, { ok: true, kept: [] });
+    }
+    replacing = false;
+    await observer;
+    assert.equal(readFileSync(target, 'utf8'), 'version 29');
+    assert.equal(missing, 0, `the path was missing at ${missing} turn(s) of the event loop`);
+    assert.deepEqual(siblings(tree), []);
+  });
+
   it('an editor renamed a new version over the target after it was found: theirs stays, nothing is replaced', async () => {
     const { tree, target, staged, expect, keep } = setup();
     writeFileSync(path.join(tree, 'editor.tmp'), 'editor version');

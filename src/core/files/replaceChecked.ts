@@ -10,10 +10,10 @@
 // (Apply) gives the argument and its limits. Every write of the sync, resolve, backup restore and
 // undo goes through here; nothing else replaces a file the user may be editing.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, futimesSync, linkSync, openSync, renameSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, futimesSync, linkSync, lstatSync, openSync, read, readlinkSync, renameSync, unlinkSync } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { chmod, lstat, lutimes, mkdir, open, readlink, rename, symlink, unlink } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import { chmod, lstat, lutimes, mkdir, open, readlink, symlink, unlink } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { permissionBits } from './entry';
 import { copyContents, isRacy, lstatSyncOrUndefined } from './fsEntry';
 import { joinBytes, nameFromBytes } from './pathCodec';
@@ -107,8 +107,11 @@ export async function replaceChecked(target: Buffer, staged: Buffer | undefined,
     }
     if (expect.found.isDirectory()) throw new Error('replaceChecked does not replace folders');
     const aside = temporarySibling(target);
+    // From the rename to the link the path does not exist (a reader gets ENOENT): every call in
+    // between is synchronous, so no other work of the apply runs there, unless a content check
+    // or a kept copy is needed.
     try {
-      await rename(target, aside);
+      renameSync(target, aside);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return { ok: false, reason: 'deleted since the scan', kept: [] };
@@ -124,26 +127,28 @@ export async function replaceChecked(target: Buffer, staged: Buffer | undefined,
 
 async function settleAside(target: Buffer, aside: Buffer, staged: Buffer | undefined, expect: Expectation, options: ReplaceOptions): Promise<ReplaceResult> {
   const kept: KeptCopy[] = [];
-  let handle: FileHandle | undefined;
+  let descriptor: number | undefined;
   try {
-    const found = expect.found!;
-    if (found.isFile()) {
+    if (expect.found!.isFile()) {
       // The descriptor sees the inode whatever happens to its names: it tells afterwards whether
       // a writer that opened the file before it was moved aside wrote into it.
-      handle = await open(aside, ASIDE_OPEN_FLAGS).catch((error: NodeJS.ErrnoException) => {
-        if (error.code === 'ELOOP' || error.code === 'ENXIO') return undefined; // not a regular file: verify says so
-        throw error;
-      });
+      try {
+        descriptor = openSync(aside, ASIDE_OPEN_FLAGS);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ELOOP' && code !== 'ENXIO') throw error; // not a regular file: verify says so
+      }
     }
-    await options.between?.('moved-aside', aside);
-    const verified = await verifyAside(aside, handle, expect);
+    if (options.between) await options.between('moved-aside', aside);
+    const checked = verifyAside(aside, descriptor, expect);
+    const verified = checked instanceof Promise ? await checked : checked;
     if (!verified.ok) {
       // Not the version the decision was about: back where it was, or kept if the path is taken.
       if (await putBack(aside, target)) return { ok: false, reason: verified.reason, kept };
       const seenAt = Date.now();
       const stats = await lstat(aside);
       kept.push({ keptAt: await options.keep(aside, stats, 'displaced'), reason: 'displaced' });
-      await removeAside(aside, handle, { stats, seenAt }, options, kept);
+      await removeAside(aside, descriptor, { stats, seenAt }, options, kept);
       return { ok: false, reason: `${verified.reason}, and the path was taken meanwhile`, kept };
     }
     if (options.keepDisplaced) {
@@ -157,41 +162,43 @@ async function settleAside(target: Buffer, aside: Buffer, staged: Buffer | undef
         throw error;
       }
     }
-    await options.between?.('verified', aside);
+    if (options.between) await options.between('verified', aside);
     if (staged && !linkInto(staged, target)) {
       // Someone created the path meanwhile: theirs stays, the change is skipped, and the
       // displaced version (the expected one) cannot go back, so it is kept.
       if (!options.keepDisplaced) kept.push({ keptAt: await options.keep(aside, verified.stats, 'displaced'), reason: 'displaced' });
-      await removeAside(aside, handle, verified, options, kept);
+      await removeAside(aside, descriptor, verified, options, kept);
       return { ok: false, reason: 'created since the scan', kept };
     }
-    await removeAside(aside, handle, verified, options, kept);
+    await removeAside(aside, descriptor, verified, options, kept);
     return { ok: true, kept };
   } finally {
-    await handle?.close().catch(() => {});
+    if (descriptor !== undefined) closeSync(descriptor);
   }
 }
 
 /** `seenAt`: the clock read before `stats` were taken, for telling a later same-tick write (isRacy). */
 type Verified = { ok: true; stats: Stats; seenAt: number; hash?: string } | { ok: false; reason: string };
 
-/** Whether the moved-aside inode is the one found, unchanged: same inode, type, size, mtime and mode, and the expected content or link target. */
-async function verifyAside(aside: Buffer, handle: FileHandle | undefined, expect: Expectation): Promise<Verified> {
+/**
+ * Whether the moved-aside inode is the one found, unchanged: same inode, type, size, mtime and
+ * mode, and the expected content or link target. Synchronous (see replaceChecked) but for the
+ * content comparison a racy mtime needs, which returns a promise.
+ */
+function verifyAside(aside: Buffer, descriptor: number | undefined, expect: Expectation): Verified | Promise<Verified> {
   const found = expect.found!;
   const seenAt = Date.now();
-  const stats = handle ? await handle.stat() : await lstat(aside);
+  const stats = descriptor !== undefined ? fstatSync(descriptor) : lstatSync(aside);
   if (found.isFile() !== stats.isFile() || found.isSymbolicLink() !== stats.isSymbolicLink()) return { ok: false, reason: 'type changed since the scan' };
   if (stats.ino !== found.ino || stats.dev !== found.dev) return { ok: false, reason: 'replaced since the scan' };
   if (stats.isSymbolicLink()) {
-    if (expect.linkTarget !== undefined && nameFromBytes(await readlink(aside, { encoding: 'buffer' })) !== expect.linkTarget) return { ok: false, reason: 'link retargeted since the scan' };
+    if (expect.linkTarget !== undefined && nameFromBytes(readlinkSync(aside, { encoding: 'buffer' })) !== expect.linkTarget) return { ok: false, reason: 'link retargeted since the scan' };
     return { ok: true, stats, seenAt };
   }
-  if (!handle) return { ok: false, reason: 'type changed since the scan' };
+  if (descriptor === undefined) return { ok: false, reason: 'type changed since the scan' };
   if (stats.size !== found.size || stats.mtimeMs !== found.mtimeMs || (stats.mode & 0o7777) !== (found.mode & 0o7777)) return { ok: false, reason: 'modified since the scan' };
   if (expect.hash !== undefined && isRacy(found.mtimeMs, expect.foundAt)) {
-    const hash = await hashHandle(handle);
-    if (hash !== expect.hash) return { ok: false, reason: 'modified since the scan' };
-    return { ok: true, stats, seenAt, hash };
+    return hashDescriptor(descriptor).then((hash): Verified => (hash === expect.hash ? { ok: true, stats, seenAt, hash } : { ok: false, reason: 'modified since the scan' }));
   }
   return { ok: true, stats, seenAt, hash: expect.hash };
 }
@@ -201,29 +208,31 @@ async function verifyAside(aside: Buffer, handle: FileHandle | undefined, expect
  * the file before it was moved aside may have written into it since it was verified (or kept);
  * then what it wrote is salvaged into the kept folder, read through the descriptor.
  */
-async function removeAside(aside: Buffer, handle: FileHandle | undefined, verified: { stats: Stats; seenAt: number; hash?: string }, options: ReplaceOptions, kept: KeptCopy[]): Promise<void> {
+async function removeAside(aside: Buffer, descriptor: number | undefined, verified: { stats: Stats; seenAt: number; hash?: string }, options: ReplaceOptions, kept: KeptCopy[]): Promise<void> {
   await unlink(aside);
-  if (!handle) return;
-  const now = await handle.stat();
+  if (descriptor === undefined) return;
+  const now = fstatSync(descriptor);
   // unlink moves ctime; a write moves mtime (or, in the same tick, possibly only the content).
   let changed = now.size !== verified.stats.size || now.mtimeMs !== verified.stats.mtimeMs;
   // Without a verified hash there is nothing to compare a same-tick rewrite with.
-  if (!changed && verified.hash !== undefined && isRacy(verified.stats.mtimeMs, verified.seenAt)) changed = (await hashHandle(handle)) !== verified.hash;
+  if (!changed && verified.hash !== undefined && isRacy(verified.stats.mtimeMs, verified.seenAt)) changed = (await hashDescriptor(descriptor)) !== verified.hash;
   if (!changed) return;
   const salvage = temporarySibling(aside);
   try {
-    await copyFromHandle(handle, salvage, now);
+    await copyFromDescriptor(descriptor, salvage, now);
     kept.push({ keptAt: await options.keep(salvage, await lstat(salvage), 'written-after'), reason: 'written-after' });
   } finally {
     await unlink(salvage).catch(() => {});
   }
 }
 
-async function hashHandle(handle: FileHandle): Promise<string> {
+const readAt = promisify(read);
+
+async function hashDescriptor(descriptor: number): Promise<string> {
   const hash = createHash('sha256');
   const buffer = Buffer.allocUnsafe(1 << 16);
   for (let position = 0; ; ) {
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+    const { bytesRead } = await readAt(descriptor, buffer, 0, buffer.length, position);
     if (bytesRead === 0) break;
     hash.update(buffer.subarray(0, bytesRead));
     position += bytesRead;
@@ -231,12 +240,12 @@ async function hashHandle(handle: FileHandle): Promise<string> {
   return hash.digest('hex');
 }
 
-async function copyFromHandle(handle: FileHandle, destination: Buffer, stats: Stats): Promise<void> {
+async function copyFromDescriptor(descriptor: number, destination: Buffer, stats: Stats): Promise<void> {
   const out = await open(destination, 'wx', 0o600);
   try {
     const buffer = Buffer.allocUnsafe(1 << 16);
     for (let position = 0; ; ) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+      const { bytesRead } = await readAt(descriptor, buffer, 0, buffer.length, position);
       if (bytesRead === 0) break;
       await out.write(buffer, 0, bytesRead);
       position += bytesRead;
