@@ -13,14 +13,12 @@
 //   await pointClaudeAt(dir, fake.baseUrl);
 //   ...
 //   await fake.stop();
-import * as path from 'node:path';
-import { buildSync } from 'esbuild';
 import { API_KEY_FILE } from '../../src/core/containerLayout';
 import type { FakeRequestRecord, FakeScript } from './fakeAnthropic';
 import { scriptProblem } from './fakeAnthropic';
 import { CLAUDE_CONFIG_FILE, CLAUDE_SETTINGS_FILE } from '../../src/core/host/codingAgent';
 import { CONTAINER_WORKSPACE_PATH } from '../../src/core/containerLayout';
-import { assertExit, runClud, waitFor } from './integration';
+import { assertExit, helperProgram, runClud, waitFor, writeContainerFile } from './integration';
 import type { CludRun } from './integration';
 
 /** Where the fake's program, its script and its request log live in the container: coder's, outside /workspace (so none of it syncs). */
@@ -44,29 +42,17 @@ let bundle: string | undefined;
 
 /** The fake and its entry point as one CommonJS script for the container's Node (built once per process). */
 export function fakeAnthropicBundle(): string {
-  bundle ??= buildSync({
-    entryPoints: [path.join(__dirname, 'fakeAnthropicMain.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    write: false,
-  }).outputFiles[0]!.text;
+  bundle ??= helperProgram('fakeAnthropicMain.ts');
   return bundle;
-}
-
-async function writeInContainer(dir: string, file: string, content: string): Promise<void> {
-  const run = await runClud(['exec', dir, '-i', '--', 'sh', '-c', `mkdir -p ${FAKE_ANTHROPIC_DIR} && cat > ${file}`], { input: content });
-  assertExit(run, 0);
 }
 
 /** Puts the fake and `script` into the container of `dir` (replacing an earlier script) and empties its request log. */
 export async function installFakeAnthropic(dir: string, script: FakeScript): Promise<void> {
   const problem = scriptProblem(script);
   if (problem) throw new Error(`fake Anthropic API: ${problem}`);
-  await writeInContainer(dir, PROGRAM, fakeAnthropicBundle());
-  await writeInContainer(dir, SCRIPT, JSON.stringify(script, null, 2));
-  await writeInContainer(dir, LOG, '');
+  await writeContainerFile(dir, PROGRAM, fakeAnthropicBundle());
+  await writeContainerFile(dir, SCRIPT, JSON.stringify(script, null, 2));
+  await writeContainerFile(dir, LOG, '');
 }
 
 /** `claude -p PROMPT` printing its events as JSON lines, with permission prompts off (nobody is there to answer them). */

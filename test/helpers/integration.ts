@@ -2,6 +2,7 @@
 // Workspace class against the real Docker engine. Nothing here is mocked.
 //   npm run build && npx mocha --timeout 600000 'test/integration/**/*.test.ts'
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, lchown, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -9,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import Docker from 'dockerode';
+import { buildSync } from 'esbuild';
 import { configFromEnvironment, parseConfig } from '../../src/core/host/config';
 import type { CludConfigInput } from '../../src/core/host/config';
 import { CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, LABEL_HOST_PATH, WORKSPACE_USER, agentVolumeName } from '../../src/core/containerLayout';
@@ -328,6 +330,30 @@ export async function execSh(dir: string, script: string): Promise<string> {
   const run = await runClud(['exec', dir, '--', 'sh', '-c', script]);
   assertExit(run, 0);
   return run.stdout;
+}
+
+/** Writes `content` to `file` (an absolute path, its folder made first) in DIR's container, as the workspace user. */
+export async function writeContainerFile(dir: string, file: string, content: string): Promise<void> {
+  const run = await runClud(['exec', dir, '-i', '--', 'sh', '-c', `mkdir -p "$(dirname ${shellQuote(file)})" && cat > ${shellQuote(file)}`], { input: content });
+  assertExit(run, 0);
+}
+
+/** A program of test/helpers (its entry point) as one CommonJS script, which the container's Node runs as the host's does. */
+export function helperProgram(entry: string): string {
+  return buildSync({ entryPoints: [path.join(__dirname, entry)], bundle: true, platform: 'node', format: 'cjs', target: 'node20', write: false }).outputFiles[0]!.text;
+}
+
+/** Runs Node with `args` as the folder's owner (USER_UID), as a user's own program would; its standard output, once it exited 0. */
+export function runNodeAsOwner(args: readonly string[], what: string): Promise<string> {
+  const child = spawn(process.execPath, args, { uid: USER_UID, gid: USER_GID, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`${what} exited ${code}: ${stderr}`))));
+  });
 }
 
 /** `metrics` of `clud push|pull|sync|resolve|resume DIR --json` (see src/cli/commands/syncCommand.ts). */

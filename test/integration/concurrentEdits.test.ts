@@ -5,29 +5,28 @@
 // every line written is somewhere (either tree, the kept folder) but those in what a writer
 // displaced itself, and the trees are equal but at the conflicts the sync reports.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmod, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildSync } from 'esbuild';
 import type { WriterLog } from '../helpers/appendWriter';
 import { SHARED_FILES } from '../helpers/appendWriter';
 import {
   INTEGRATION_TIMEOUT_MS,
   TestScope,
-  USER_GID,
-  USER_UID,
   assertExit,
   containerTree,
   describeRun,
   diffTrees,
   dockerExec,
   hashTree,
+  helperProgram,
   linesUnder,
   requireDocker,
   runClud,
   runCludJson,
+  runNodeAsOwner,
   stateDirectoryOf,
+  writeContainerFile,
 } from '../helpers/integration';
 
 const SECONDS = Number(process.env.CLUD_CONCURRENT_EDIT_SECONDS ?? 20);
@@ -40,11 +39,6 @@ const CONTAINER_PROGRAM = '/tmp/append-writer.js';
  */
 const initialContent = (index: number) => Array.from({ length: 2048 }, (_, line) => `initial ${index} ${String(line).padStart(20, '.')}\n`).join('');
 
-/** appendWriterMain.ts as one CommonJS script, for the host's Node and the container's. */
-function writerBundle(): string {
-  return buildSync({ entryPoints: [path.join(__dirname, '..', 'helpers', 'appendWriterMain.ts')], bundle: true, platform: 'node', format: 'cjs', target: 'node20', write: false }).outputFiles[0]!.text;
-}
-
 function parseLog(stdout: string, who: string): WriterLog {
   try {
     return JSON.parse(stdout.trim().split('\n').at(-1)!) as WriterLog;
@@ -53,16 +47,8 @@ function parseLog(stdout: string, who: string): WriterLog {
   }
 }
 
-function runHostWriter(program: string, dir: string, startAt: number, seed: number): Promise<WriterLog> {
-  const child = spawn(process.execPath, [program, dir, 'host', String(startAt), String(SECONDS * 1000), String(seed)], { uid: USER_UID, gid: USER_GID, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(parseLog(stdout, 'host')) : reject(new Error(`the host writer exited ${code}: ${stderr}`))));
-  });
+async function runHostWriter(program: string, dir: string, startAt: number, seed: number): Promise<WriterLog> {
+  return parseLog(await runNodeAsOwner([program, dir, 'host', String(startAt), String(SECONDS * 1000), String(seed)], 'the host writer'), 'host');
 }
 
 async function runContainerWriter(dir: string, startAt: number, seed: number): Promise<WriterLog> {
@@ -89,12 +75,11 @@ describe('integration: both sides editing the same files during continuous sync'
     assertExit(up.run, 0);
 
     const program = path.join(await scope.tempDir(), 'append-writer.js');
-    const bundle = writerBundle();
+    const bundle = helperProgram('appendWriterMain.ts');
     await writeFile(program, bundle);
     await chmod(path.dirname(program), 0o755);
     await chmod(program, 0o644);
-    const copied = await runClud(['exec', dir, '-i', '--', 'sh', '-c', `cat > ${CONTAINER_PROGRAM}`], { input: bundle });
-    assertExit(copied, 0);
+    await writeContainerFile(dir, CONTAINER_PROGRAM, bundle);
 
     const startAt = Date.now() + 3_000;
     const [hostLog, containerLog] = await Promise.all([runHostWriter(program, dir, startAt, SEED), runContainerWriter(dir, startAt, SEED + 1)]);

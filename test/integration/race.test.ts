@@ -4,19 +4,17 @@
 // found afterwards: in either tree, in the kept folder, or (last resort) restorable by
 // `clud undo --force`. The old check-then-rename apply lost some in every round.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   INTEGRATION_TIMEOUT_MS,
   TestScope,
-  USER_GID,
-  USER_UID,
   cludSync,
   describeRun,
   execSh,
   linesUnder,
   requireDocker,
+  runNodeAsOwner,
   runCludJson,
   runCludSync,
   stateDirectoryOf,
@@ -65,16 +63,8 @@ for (let pass = 0; pass < 1 && !stopped(); pass += 1) {
 process.stdout.write(JSON.stringify({ last, written }));
 `;
 
-function startHostWriter(dir: string, round: number, stopFile: string): Promise<{ last: Record<string, string>; written: number }> {
-  const child = spawn(process.execPath, ['-e', HOST_WRITER, dir, String(FILES), String(round), stopFile], { uid: USER_UID, gid: USER_GID, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(stdout) as { last: Record<string, string>; written: number }) : reject(new Error(`host writer exited ${code}: ${stderr}`))));
-  });
+async function startHostWriter(dir: string, round: number, stopFile: string): Promise<{ last: Record<string, string>; written: number }> {
+  return JSON.parse(await runNodeAsOwner(['-e', HOST_WRITER, dir, String(FILES), String(round), stopFile], 'host writer')) as { last: Record<string, string>; written: number };
 }
 
 describe('integration: writers racing a sync', function () {
