@@ -166,6 +166,24 @@ describe('integration: the container is a boundary', function () {
     assert.equal(strangersAfterPush.stdout.toString('utf8'), '', 'entries of /workspace not owned by coder');
   });
 
+  it('a link the workspace user makes that may lead outside the folder never reaches the host, and what it replaced stays', async function () {
+    const dir = await scope.project({ 'notes.txt': 'the user\'s notes\n', 'src/app.ts': 'app\n' });
+    await chownTree(dir, USER_UID, USER_GID);
+    await cludUp(dir);
+    // Pointed at the user's home and keys, at the folder above, and out through another link.
+    await execSh(dir, ['ln -s /home/user/.ssh keys', 'ln -s ../.. up', 'ln -s . self', 'ln -s self/../elsewhere sneaky', 'rm notes.txt && ln -s /etc/passwd notes.txt', 'ln -s app.ts src/inside', 'echo new > made.txt'].join(' && '));
+    for (const command of ['pull', 'sync'] as const) {
+      const { report } = await cludSync(command, dir);
+      const refused = report.problems.filter((problem) => problem.reason.endsWith('not written into your folder')).map((problem) => `${problem.side}:${problem.path}`);
+      assert.deepEqual(refused.sort(), ['container:keys', 'container:notes.txt', 'container:sneaky', 'container:up'], `${command}: ${JSON.stringify(report.problems)}`);
+      assert.equal(await readFile(path.join(dir, 'notes.txt'), 'utf8'), 'the user\'s notes\n', `${command}: the file the link replaced in the container stays on the host`);
+      for (const name of ['keys', 'up', 'sneaky']) assert.equal(await pathExists(path.join(dir, name)), false, `${command}: ${name} reached the host`);
+    }
+    assert.equal(await readFile(path.join(dir, 'made.txt'), 'utf8'), 'new\n', 'other changes still cross');
+    assert.equal((await lstat(path.join(dir, 'src/inside'))).isSymbolicLink(), true, 'a link that stays inside crosses');
+    assert.equal((await lstat(path.join(dir, 'self'))).isSymbolicLink(), true);
+  });
+
   it("nothing written under /workspace/.git reaches the host's .git", async function () {
     const dir = await scope.project({ 'a.txt': 'a\n' });
     await run('git', ['init', '-q', dir]);

@@ -108,6 +108,29 @@ describe('unit: sync engine', () => {
       assert.equal(readTree(f.host).rel, link('real'));
     });
 
+    it('never writes into the host a link made in the container that may lead outside the folder, and loses nothing for it', async () => {
+      const f = fixture();
+      await agreedOn(f, { 'notes.txt': 'the user\'s', 'real/f.txt': 'f', 'mine': link('/etc') });
+      // A new link, a file replaced by a link, the user's own outside link retargeted, and one that
+      // escapes only through another link (`self -> .` makes `self/..` the folder above the root).
+      makeTree(f.container, { 'ssh': link('/root/.ssh'), 'self': link('.'), 'sneaky': link('self/../outside'), 'inside': link('real/f.txt') });
+      rmSync(path.join(f.container, 'notes.txt'));
+      makeTree(f.container, { 'notes.txt': link('../../home') });
+      rmSync(path.join(f.container, 'mine'));
+      makeTree(f.container, { 'mine': link('/var') });
+
+      for (const round of ['first', 'second']) {
+        const report = await sync(f);
+        const host = readTree(f.host);
+        assert.deepEqual(host, { 'notes.txt': 'the user\'s', 'real': DIR, 'real/f.txt': 'f', 'mine': link('/etc'), 'self': link('.'), 'inside': link('real/f.txt') }, `${round} cycle: only the links that stay inside reached the host`);
+        const refused = report.problems.filter((problem) => problem.reason.endsWith('not written into your folder')).map((problem) => `${problem.side}:${problem.path}`);
+        assert.deepEqual(refused.sort(), ['container:mine', 'container:notes.txt', 'container:sneaky', 'container:ssh'], `${round} cycle: each refused link is reported`);
+        assert.deepEqual(report.conflicts, []);
+      }
+      assert.equal(readTree(f.container)['notes.txt'], link('../../home'), 'the container keeps its version');
+      assert.ok(!(await agreedKeys(f)).includes('ssh'), 'a refused link is not agreed on');
+    });
+
     it('propagates the executable bit, both ways', async () => {
       const f = fixture();
       await agreedOn(f, { 'run.sh': { content: '#!/bin/sh\n', mode: 0o644 } });

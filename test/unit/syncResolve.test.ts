@@ -4,7 +4,8 @@ import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { runSyncCycle, withStateStore } from '../../src/core/sync/engine';
 import { resolveConflict, siblingNameForms, type KeepChoice } from '../../src/core/sync/resolve';
-import { DIR, makeTree, readTree, useSyncFixture, type SyncFixture, type TreeSpec } from '../helpers/syncTrees';
+import { rmSync } from 'node:fs';
+import { DIR, link, makeTree, readTree, useSyncFixture, type SyncFixture, type TreeSpec } from '../helpers/syncTrees';
 
 const sync = (f: SyncFixture) => runSyncCycle({ roots: f.roots, stateDir: f.stateDir, policy: 'two-way-safe', excludes: [] });
 const resolve = (f: SyncFixture, relative: string, keep: KeepChoice) => withStateStore(f.stateDir, (store) => resolveConflict({ roots: f.roots, store, excludes: [], path: relative, keep }));
@@ -168,5 +169,20 @@ describe('unit: sync resolve', () => {
         assert.deepEqual(readTree(f.base), before, 'no sync cycle ran (no history), nothing was kept');
       });
     }
+  });
+  describe('a container version that is a link which may lead outside the folder', () => {
+    it('keep container is refused and changes nothing: such a link is never written into the host', async () => {
+      const f = fixture();
+      makeTree(f.host, { 'config.json': 'v1' });
+      await sync(f);
+      makeTree(f.host, { 'config.json': 'host version' });
+      rmSync(path.join(f.container, 'config.json'));
+      makeTree(f.container, { 'config.json': link('/etc/shadow') });
+      assert.deepEqual((await sync(f)).conflicts.map((conflict) => conflict.path), ['config.json'], 'the setup made a conflict');
+
+      await assert.rejects(resolve(f, 'config.json', 'container'), /config\.json is a symlink pointing outside the folder \(\/etc\/shadow\).*nothing was changed/);
+      assert.deepEqual(readTree(f.host), { 'config.json': 'host version' });
+      assert.deepEqual(readTree(f.container), { 'config.json': link('/etc/shadow') });
+    });
   });
 });

@@ -4,13 +4,13 @@
 // deleted everything" and be propagated to the other side.
 import { createHash, hash as hashBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readdirSync, readFileSync, readSync, type Stats } from 'node:fs';
-import { posix } from 'node:path';
-import { ancestorsOf, parentPath, permissionBits, type Entry } from '../files/entry';
+import { ancestorsOf, permissionBits, type Entry } from '../files/entry';
 import { IgnoreRules } from './ignore';
 import { vouchingCtime } from '../files/fsEntry';
 import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
 import { SECRET_CONTENT_MAX_BYTES, SecretAllowList, secretByContent, secretByName } from './secrets';
 import { Limiter } from '../limited';
+import { linkMayLeaveFolder } from './linksLeavingFolder';
 
 /**
  * What a file looked like when it was last hashed; `mode` is the full st_mode. `secret` is the
@@ -384,11 +384,8 @@ class Scanner {
     if (targetBytes === undefined) return [];
     if (targetBytes instanceof Failure) return [{ path, entry: { kind: 'untracked', reason: `cannot read link: ${targetBytes.reason}` } }];
     const target = nameFromBytes(targetBytes);
-    // Lexical only: the link is never followed, by the scan or by the apply step.
-    const resolved = posix.normalize(posix.join(parentPath(path) || '.', target));
-    if (target.startsWith('/') || resolved === '..' || resolved.startsWith('../')) {
-      this.problemReasons.set(path, `symlink points outside the folder: ${target}`);
-    }
+    // From the text alone: the link is never followed, by the scan or by the apply step.
+    if (linkMayLeaveFolder(path, target)) this.problemReasons.set(path, `symlink may lead outside the folder: ${target}`);
     const entry = { kind: 'symlink', target } as const;
     await this.onEntry?.(path, entry, stat);
     return [{ path, entry }];
