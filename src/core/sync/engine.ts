@@ -17,7 +17,7 @@ import { joinBytes } from '../files/pathCodec';
 import { cacheUpdates, normalizeDirty, rootsLookWiped, scanRegion, type Region } from './incremental';
 import { otherSide, reconcile } from './reconcile';
 import { findChangedPaths } from './rescan';
-import { withoutLinksLeavingFolder } from './linksLeavingFolder';
+import { linkLeavingReason, withoutLinksLeavingFolder } from './linksLeavingFolder';
 import type { Change, Policy, Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
 import type { AccessIdentity, ScanCacheEntry, ScanResult } from './scan';
@@ -201,7 +201,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
     if (!report.problems.some((known) => known.path === problem.path && known.side === problem.side)) report.problems.push(problem);
   }
   for (const { path, target } of result.refused) {
-    const reason = `symlink may lead outside the folder: ${target}; not written into your folder`;
+    const reason = `${linkLeavingReason(target)}; not written into your folder`;
     const known = report.problems.find((problem) => problem.path === path && problem.side === 'container');
     if (known) known.reason = reason;
     else report.problems.push({ path, side: 'container', reason });

@@ -29,6 +29,11 @@ export function linkMayLeaveFolder(path: string, target: string): boolean {
   return climbs > pathDepth(path);
 }
 
+/** How the scan reports such a link (on either side), and what a refusal adds to it. */
+export function linkLeavingReason(target: string): string {
+  return `symlink may lead outside the folder: ${target}`;
+}
+
 export interface RefusedLink {
   path: string;
   target: string;

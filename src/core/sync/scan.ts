@@ -10,7 +10,7 @@ import { vouchingCtime } from '../files/fsEntry';
 import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
 import { SECRET_CONTENT_MAX_BYTES, SecretAllowList, secretByContent, secretByName } from './secrets';
 import { Limiter } from '../limited';
-import { linkMayLeaveFolder } from './linksLeavingFolder';
+import { linkLeavingReason, linkMayLeaveFolder } from './linksLeavingFolder';
 
 /**
  * What a file looked like when it was last hashed; `mode` is the full st_mode. `secret` is the
@@ -385,7 +385,7 @@ class Scanner {
     if (targetBytes instanceof Failure) return [{ path, entry: { kind: 'untracked', reason: `cannot read link: ${targetBytes.reason}` } }];
     const target = nameFromBytes(targetBytes);
     // From the text alone: the link is never followed, by the scan or by the apply step.
-    if (linkMayLeaveFolder(path, target)) this.problemReasons.set(path, `symlink may lead outside the folder: ${target}`);
+    if (linkMayLeaveFolder(path, target)) this.problemReasons.set(path, linkLeavingReason(target));
     const entry = { kind: 'symlink', target } as const;
     await this.onEntry?.(path, entry, stat);
     return [{ path, entry }];
