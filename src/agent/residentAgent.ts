@@ -30,7 +30,7 @@ import { hostAccess } from './hostAccess';
 import { log } from './log';
 import { readInitState, writeInitState } from './initStateFile';
 import { runInitialSyncInChild } from './initialCopyProcess';
-import { collectGarbage, leftGarbage } from './memory';
+import { GarbageCollection } from './memory';
 import { RequestError } from './server';
 import { findPasswdEntry } from './system';
 
@@ -84,6 +84,7 @@ export class ResidentAgent {
   readonly boundaries = new StepBoundaries();
   /** The group the cycle recording now was given, told what it recorded when it finishes. */
   private cycleGroup: StepGroup | undefined;
+  private readonly garbage = new GarbageCollection();
   /** The step operations, for the narrow channel and the main channel's stepStart/stepEnd/checkpoint. */
   readonly steps: StepOperations;
   /** Settles once start-up (the initial copy, the session's opening and its recovery) is over. */
@@ -495,7 +496,7 @@ export class ResidentAgent {
       void this.session?.runJob(() => exchangeGitHistory(), { housekeeping: true }).catch((error: unknown) => log('warn', `git exchange failed: ${errorMessage(error)}`));
     }
     this.scheduleCompaction();
-    if (leftGarbage(kind, report)) setImmediate(collectGarbage);
+    setImmediate(() => this.garbage.afterCycle());
   }
 
   /**

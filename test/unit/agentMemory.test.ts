@@ -1,22 +1,31 @@
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { collectGarbage, leftGarbage } from '../../src/agent/memory';
-import { emptySyncReport } from '../../src/core/protocol';
+import { collectGarbage, GarbageCollection } from '../../src/agent/memory';
 
 describe('unit: when the resident agent collects its garbage', () => {
-  const report = (appliedCount: number) => emptySyncReport({ id: 's', policy: 'two-way-safe', startedAt: new Date(0).toISOString(), appliedCount });
+  const MB = 2 ** 20;
 
-  it('after a cycle that walked both whole trees, or carried hundreds of changes; never after a save', () => {
-    assert.equal(leftGarbage('full', report(0)), true, 'a periodic rescan');
-    assert.equal(leftGarbage('request', report(0)), true, 'a client\'s sync');
-    assert.equal(leftGarbage('incremental', report(1000)), true, 'a burst');
-    assert.equal(leftGarbage('incremental', report(1)), false, 'a saved file');
-    assert.equal(leftGarbage('incremental', report(499)), false);
+  it('once the heap grew by 32 MB since the last collection (or the start); never for less', () => {
+    let committed = 40 * MB;
+    let calls = 0;
+    const collection = new GarbageCollection(() => {
+      calls += 1;
+      committed = Math.min(committed, 45 * MB);
+    }, () => committed);
+    committed = 71 * MB;
+    assert.equal(collection.afterCycle(), 0, 'a burst at 2,000 files: 31 MB more');
+    committed = 73 * MB;
+    assert.equal(collection.afterCycle(), 2, 'a rescan of a large tree: 33 MB more (collected until one gives nothing back)');
+    assert.equal(calls, 2);
+    committed = 70 * MB;
+    assert.equal(collection.afterCycle(), 0, 'measured from what the collection left (45 MB), not from the start');
+    committed = 80 * MB;
+    assert.equal(collection.afterCycle(), 2);
+    assert.equal(new GarbageCollection(undefined, () => 500 * MB).afterCycle(), 0, 'without --expose-gc: nothing');
   });
 
   it('collects again while a collection gives committed heap back, at most four times', () => {
-    const MB = 2 ** 20;
     const series = (committed: number[]) => {
       let calls = 0;
       const collections = collectGarbage(() => (calls += 1), () => committed[Math.min(calls, committed.length - 1)]!);
