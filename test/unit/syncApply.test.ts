@@ -352,6 +352,20 @@ describe('unit: sync apply', () => {
       assert.equal(burst.bytesCopied, changes.slice(3).reduce((sum, { next }) => sum + (next?.kind === 'file' ? next.size : 0), 0));
     });
 
+    it('starts the threads when told a burst is coming, and the burst is staged on those', async () => {
+      const f = fixture();
+      await stagingThreads.stop();
+      stagingThreads.warm();
+      const warmed = stagingThreads.running;
+      assert.ok(warmed > 0, 'warm() started the threads');
+      writeFiles(f.host, 200);
+      const host = await snapshotOf(f.host);
+      const burst = await applyChanges([...host.keys()].map((key) => change('container', key, undefined, entry(host, key))), recordingOptions(f).options);
+      assert.deepEqual(skippedReasons(burst), []);
+      assert.equal(stagingThreads.running, warmed, 'no other thread started');
+      assert.deepEqual(readTree(f.container), readTree(f.host));
+    });
+
     it('skips a source changed since the scan and a target created meanwhile, carrying the rest of the burst', async () => {
       const f = fixture();
       writeFiles(f.host, 200);

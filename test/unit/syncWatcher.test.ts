@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pathAndAncestors } from '../../src/core/files/entry';
-import { TreeWatcher, type DirtyBatch, type TreeWatcherOptions, type WatchDegraded } from '../../src/core/sync/watcher';
+import { BURST_EVENTS, TreeWatcher, type DirtyBatch, type TreeWatcherOptions, type WatchDegraded } from '../../src/core/sync/watcher';
 import { useTempDir } from '../helpers/tempDir';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -80,6 +80,22 @@ describe('unit: sync tree watcher', () => {
     for (let i = 0; i < 100; i += 1) assert.ok(covered(batches, `top${i}.txt`), `top${i}.txt`);
     // The new folder stands for its files: the cycle rescans its subtree.
     assert.ok(batches.flatMap((batch) => batch.paths).length < 150, 'paths under a dirty folder are not listed again');
+  });
+
+  it('says a burst is under way once a batch has BURST_EVENTS events, before that batch is delivered; a few saves say nothing', async () => {
+    mkdirSync(path.join(tempDir(), 'src'));
+    const said: number[] = [];
+    const { watcher, batches } = await watching(tempDir(), { onBurst: () => said.push(batches.length) });
+    stop = () => watcher.close();
+    for (let i = 0; i < 5; i += 1) write(tempDir(), `src/save${i}.txt`, `${i}`);
+    await waitFor(() => covered(batches, 'src/save4.txt'), 'the saves');
+    assert.deepEqual(said, [], 'five saves are no burst');
+    const before = batches.length;
+    // Into a folder already watched: every file's events reach the watcher.
+    for (let i = 0; i < BURST_EVENTS; i += 1) write(tempDir(), `src/f${i}.txt`, `${i}`);
+    await waitFor(() => covered(batches, `src/f${BURST_EVENTS - 1}.txt`), 'the burst');
+    assert.equal(said[0], before, 'said before the burst\'s first batch was delivered');
+    assert.equal(said.length, batches.length - before, 'once per batch of the burst');
   });
 
   it('watches a folder created after the start, and forgets one that is deleted', async () => {

@@ -26,6 +26,7 @@ import type { UndoRecording } from './recordedApply';
 import type { AccessIdentity } from './scan';
 import { SyncStateFiles } from './stateFiles';
 import { SyncStateStore } from './stateStore';
+import { stagingThreads } from './stagingThreads';
 import { mergeReports } from './summary';
 import { TreeWatcher, type DirtyBatch, type WatchDegraded } from './watcher';
 
@@ -364,6 +365,7 @@ export class SyncSession extends EventEmitter<{
       const watcher = new TreeWatcher(this.options.roots[side], {
         excludes: this.settings.excludes,
         onBatch: (batch) => this.onBatch(batch),
+        onBurst: () => stagingThreads.warm(),
         ...(this.options.quietMs !== undefined && { quietMs: this.options.quietMs }),
         ...(this.options.poll?.[side] && { poll: true }),
         ...(this.options.pollIntervalMs !== undefined && { pollIntervalMs: this.options.pollIntervalMs }),

@@ -4,9 +4,11 @@
 // kernel does that work for two threads at once: on this machine's disk, two staging threads
 // applied 1,000 new files in 300-350 ms against 520-590 ms on the agent's thread alone
 // (bench/profileApply.ts; three threads on its two cores were slower than two). The threads cost
-// about 19 MB and 30 ms to start, so a cycle of a few files stages on the agent's own thread
-// (applyChanges decides), and the threads end once idle. Their code is stagingThread.ts, bundled
-// as STAGING_THREAD_BUNDLE (workerThread.ts).
+// about 19 MB and 30 ms to start (87-102 ms in the container while a burst was being written), so
+// a cycle of a few files stages on the agent's own thread (applyChanges decides), the threads end
+// once idle, and the watchers start them when a burst begins (warm()), so that they are running
+// by the time its cycle applies it. Their code is stagingThread.ts, bundled as
+// STAGING_THREAD_BUNDLE (workerThread.ts).
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Worker } from 'node:worker_threads';
@@ -103,6 +105,19 @@ class StagingThreads {
     thread.unref();
     this.threads[index] = thread;
     return thread;
+  }
+
+  /**
+   * Starts the threads now, if they are not running, for a burst whose cycle is coming (the
+   * watchers say so): they then start while the burst's writes settle, not in its apply. They end
+   * after IDLE_MS if no batch comes.
+   */
+  warm(): void {
+    for (let index = 0; index < THREADS; index += 1) this.thread(index);
+    if (this.pending.size === 0) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(() => void this.stop(), IDLE_MS).unref();
+    }
   }
 
   /** Threads running now (for tests: a few files start none). */

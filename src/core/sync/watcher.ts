@@ -28,6 +28,12 @@ export interface TreeWatcherOptions {
   /** User patterns (gitignore syntax), as for scanTree: what the scan ignores gets no watch. */
   excludes: readonly string[];
   onBatch: (batch: DirtyBatch) => void;
+  /**
+   * Called once per batch when its events reach BURST_EVENTS, before the batch is delivered: a
+   * burst is under way, and what its cycle will need (the staging threads) can get ready during
+   * the quiet period rather than in the cycle.
+   */
+  onBurst?: () => void;
   /** How long the tree must stay quiet before a batch is delivered (writes settle first). */
   quietMs?: number;
   /** A batch is delivered after this long even if events keep coming (a long `npm install`). */
@@ -44,6 +50,8 @@ export interface TreeWatcherOptions {
 }
 
 export const DEFAULT_QUIET_MS = 100;
+/** Events in one batch that make it a burst (see onBurst): as many as an apply needs to stage on the staging threads. */
+export const BURST_EVENTS = 128;
 export const DEFAULT_MAX_DELAY_MS = 1000;
 export const DEFAULT_POLL_INTERVAL_MS = 2000;
 const WALK_CONCURRENCY = 8;
@@ -71,6 +79,8 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
   private readonly rules = new Map<string, IgnoreRules>();
   private readonly dirty = new Set<string>();
   private rescan = false;
+  /** Events since the last batch was delivered (counted up to BURST_EVENTS). */
+  private events = 0;
   private quietTimer: NodeJS.Timeout | undefined;
   private maxDelayTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -137,6 +147,7 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
     clearTimeout(this.maxDelayTimer);
     this.quietTimer = undefined;
     this.maxDelayTimer = undefined;
+    this.events = 0;
     if (this.dirty.size === 0 && !this.rescan) return;
     const batch: DirtyBatch = { paths: [...this.dirty].sort(), rescan: this.rescan };
     this.dirty.clear();
@@ -231,6 +242,7 @@ export class TreeWatcher extends EventEmitter<{ degraded: [WatchDegraded] }> {
 
   private onEvent(folder: string, nameBytes: Buffer | null): void {
     if (this.closed) return;
+    if (this.events < BURST_EVENTS && ++this.events === BURST_EVENTS) this.options.onBurst?.();
     // The root's own watch fires when the root itself is deleted or moved (and for its children).
     if (folder === '') void this.checkRoot();
     if (nameBytes === null) {
