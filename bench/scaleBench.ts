@@ -82,6 +82,8 @@ interface Row {
   bursts: { toContainerMs: number[]; toHostMs: number[]; toContainerAfterLastWriteMs: number[]; toHostAfterLastWriteMs: number[]; rsyncToContainerMs: number[]; rsyncToHostMs: number[] };
   agentRssMb: number;
   supervisorRssMb: number;
+  /** The agent's RSS once the bursts are over (they add BURST_ROUNDS * 2,000 files). */
+  agentRssAfterBurstsMb: number;
   inotifyWatches: number;
   idleCpuPercent: number;
 }
@@ -138,6 +140,9 @@ async function measure(files: number, work: string): Promise<Row> {
 
     console.error('  bursts and latency with continuous sync…');
     const live = await measureContinuous(container, folder);
+    // After the bursts too: the agent does not collect after each one (src/agent/memory.ts).
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    const agentRssAfterBurstsMb = rssMb((await agentPids(container)).daemon);
     const initialCopyMs = copy.durationMs;
     const syncAgentMs = report.report?.durationMs ?? NaN;
     return {
@@ -146,6 +151,7 @@ async function measure(files: number, work: string): Promise<Row> {
       rescanMs: rescanMedianMs, rescanRatio: round(rescanMedianMs / rsyncMs),
       ...live,
       ...agent,
+      agentRssAfterBurstsMb,
     };
   } finally {
     await clud('down', folder, '--force', '--purge').catch((error: unknown) => console.error(`  clud down failed: ${String(error)}`));
@@ -349,6 +355,18 @@ function percentiles(values: number[]): { p50: number; p95: number } {
   return { p50: at(0.5), p95: at(0.95) };
 }
 
+/** The resident agent's and its supervisor's PIDs on this machine (`docker top`). */
+async function agentPids(container: string): Promise<{ daemon: string; supervisor: string }> {
+  const top = (await run('docker', ['top', container, '-eo', 'pid,args'])).stdout.trim().split('\n').slice(1);
+  const pidOf = (role: string) => top.map((line) => line.trim().split(/\s+/)).find((fields) => fields[2] === '/opt/clud/agent.js' && fields[3] === role)?.[0];
+  const daemon = pidOf('daemon');
+  const supervisor = pidOf('init');
+  if (!daemon || !supervisor) throw new Error(`no resident agent and supervisor in the container: ${top.join(' | ')}`);
+  return { daemon, supervisor };
+}
+
+const rssMb = (pid: string) => Math.round(Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024);
+
 /**
  * The agent's processes (init, the supervisor; daemon, the resident agent): each one's RSS and
  * inotify watches, and the daemon's CPU while nothing changes, over one whole period of the
@@ -358,12 +376,7 @@ function percentiles(values: number[]): { p50: number; p95: number } {
  * sync user's descriptors.
  */
 async function agentAtRest(container: string, cycles: FullCycles, clud: (...args: string[]) => Promise<unknown>, folder: string): Promise<{ agentRssMb: number; supervisorRssMb: number; inotifyWatches: number; idleCpuPercent: number }> {
-  const top = (await run('docker', ['top', container, '-eo', 'pid,args'])).stdout.trim().split('\n').slice(1);
-  const pidOf = (role: string) => top.map((line) => line.trim().split(/\s+/)).find((fields) => fields[2] === '/opt/clud/agent.js' && fields[3] === role)?.[0];
-  const daemon = pidOf('daemon');
-  const supervisor = pidOf('init');
-  if (!daemon || !supervisor) throw new Error(`no resident agent and supervisor in the container: ${top.join(' | ')}`);
-  const rssMb = (pid: string) => Math.round(Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024);
+  const { daemon, supervisor } = await agentPids(container);
   const watches = (pid: string) =>
     readdirSync(`/proc/${pid}/fdinfo`).reduce((sum, fd) => {
       try {
@@ -422,10 +435,10 @@ async function main(): Promise<void> {
     console.log(`| ${row.files} | ${row.folders} | ${row.initialCopyMs} | ${row.tarPipeMs} | ${row.copyRatio} | ${row.syncAgentMs} / ${row.syncCommandMs} | ${row.rescanMs} | ${row.rsyncMs} | ${row.syncRatio} / ${row.rescanRatio} |`);
   }
   console.log('');
-  console.log(`| files | host → /workspace ms p50 / p95 | /workspace → host ms p50 / p95 | ${BURST_FILES}-file burst → /workspace ms from its first / last write (median of ${BURST_ROUNDS}) | rsync --files-from → /workspace ms | ${BURST_FILES}-file burst → host ms from its first / last write | rsync --files-from → host ms | resident agent RSS MB (supervisor) | inotify watches | resident agent idle CPU % |`);
+  console.log(`| files | host → /workspace ms p50 / p95 | /workspace → host ms p50 / p95 | ${BURST_FILES}-file burst → /workspace ms from its first / last write (median of ${BURST_ROUNDS}) | rsync --files-from → /workspace ms | ${BURST_FILES}-file burst → host ms from its first / last write | rsync --files-from → host ms | resident agent RSS MB (supervisor); after the bursts | inotify watches | resident agent idle CPU % |`);
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
-    console.log(`| ${row.files} | ${row.hostToContainerMs.p50} / ${row.hostToContainerMs.p95} | ${row.containerToHostMs.p50} / ${row.containerToHostMs.p95} | ${row.burstToContainerMs} / ${row.burstToContainerAfterLastWriteMs} | ${row.rsyncToContainerMs} | ${row.burstToHostMs} / ${row.burstToHostAfterLastWriteMs} | ${row.rsyncToHostMs} | ${row.agentRssMb} (${row.supervisorRssMb}) | ${row.inotifyWatches} | ${row.idleCpuPercent} |`);
+    console.log(`| ${row.files} | ${row.hostToContainerMs.p50} / ${row.hostToContainerMs.p95} | ${row.containerToHostMs.p50} / ${row.containerToHostMs.p95} | ${row.burstToContainerMs} / ${row.burstToContainerAfterLastWriteMs} | ${row.rsyncToContainerMs} | ${row.burstToHostMs} / ${row.burstToHostAfterLastWriteMs} | ${row.rsyncToHostMs} | ${row.agentRssMb} (${row.supervisorRssMb}); ${row.agentRssAfterBurstsMb} | ${row.inotifyWatches} | ${row.idleCpuPercent} |`);
   }
   mkdirSync(path.join(REPO, 'bench-results'), { recursive: true });
   writeFileSync(path.join(REPO, 'bench-results', 'scale.json'), JSON.stringify({ image: IMAGE, load: os.loadavg(), rows }, null, 2));
