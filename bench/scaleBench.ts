@@ -50,6 +50,8 @@ const RESCANS = 3;
 const MIN_PERIOD_MS = 5000;
 /** How long after a rescan the agent's memory is read: long enough for the collection that follows it. */
 const SETTLE_MS = 10_000;
+/** How long after its last change the agent is at rest and collects (src/agent/memory.ts). */
+const AT_REST_MS = 30_000;
 /** Where the baselines write: a folder of /workspace that the tree's .gitignore leaves out of the sync. */
 const BASELINE_DIR = '/workspace/bench-baseline';
 /** The same folder in the host folder, where the baseline of a burst to the host writes. */
@@ -140,8 +142,9 @@ async function measure(files: number, work: string): Promise<Row> {
 
     console.error('  bursts and latency with continuous sync…');
     const live = await measureContinuous(container, folder);
-    // After the bursts too: the agent does not collect after each one (src/agent/memory.ts).
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    // After the bursts too, once at rest: the agent collects 30 s after its last cycle that carried
+    // changes, not after each (src/agent/memory.ts).
+    await new Promise((resolve) => setTimeout(resolve, AT_REST_MS + SETTLE_MS));
     const agentRssAfterBurstsMb = rssMb((await agentPids(container)).daemon);
     const initialCopyMs = copy.durationMs;
     const syncAgentMs = report.report?.durationMs ?? NaN;

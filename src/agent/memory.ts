@@ -1,8 +1,9 @@
-// The resident agent's garbage, collected once its heap has grown well past what the last
-// collection left. V8 collects when allocating, and an agent at rest allocates next to nothing:
-// what the last rescan left behind (every path it walked, the walk thread's numbers) stayed in its
-// heap until the next one: 270 MB of RSS at rest at 100,000 files, 161-162 MB once collected
-// (bench/memexp.ts). A full collection of that heap takes tens of milliseconds.
+// The resident agent's garbage, collected after a walk of large trees, or once the agent is at
+// rest after work. V8 collects when allocating, and an
+// agent at rest allocates next to nothing: what the last rescan left behind (every path it
+// walked, the walk thread's numbers) stayed in its heap until the next one: 270 MB of RSS at rest
+// at 100,000 files, 161-162 MB once collected (bench/memexp.ts). A full collection of that heap
+// takes tens of milliseconds.
 //
 // Forced, a collection also costs the next burst: it drops the object shapes no live object has
 // any more, and V8 throws away the optimized code compiled for them, most of what a cycle runs
@@ -11,15 +12,18 @@
 // over four 1,000-file bursts each way after a first one (the staging threads kept running in
 // both), the agent's CPU per burst, from its first write to 2 s after, was 630-820 ms to
 // /workspace and 730-960 ms to the host with a collection after each rescan and burst, 390-580
-// and 460-760 ms with none. So the agent
-// collects only once its committed heap grew by 32 MB since the last collection: a rescan of a
-// large tree (76 MB more at 100,000 files), not a burst at 2,000 files, whose whole heap
-// commits about 40 MB.
+// and 460-760 ms with none. So the agent collects at once only after a cycle that walked both
+// trees with a heap of 64 MB or more (a rescan at 100,000 files, every few minutes there; at
+// 2,000 files the whole heap commits about 40 MB and the rescan runs every 10 s), and otherwise
+// 30 s after the last cycle that carried changes: while work goes on, bursts find their code
+// optimized; at rest, the memory goes back.
 // The supervisor starts the agent with --expose-gc for this (supervisor.ts).
 import { getHeapStatistics } from 'node:v8';
 
-/** Heap committed since the last collection that is worth a collection (and the recompiling that follows). */
-const GROWTH_WORTH_COLLECTING_BYTES = 32 * 2 ** 20;
+/** A heap committing this much after a walk of both trees holds garbage worth a collection at once (and the recompiling that follows). */
+const LARGE_HEAP_BYTES = 64 * 2 ** 20;
+/** No cycle carried a change for this long: the agent is at rest, and what its work left is collected. */
+const AT_REST_MS = 30_000;
 
 /** Full collections in a row at most. */
 const MAX_COLLECTIONS = 4;
@@ -47,22 +51,38 @@ export function collectGarbage(gc: Gc = (globalThis as { gc?: () => void }).gc, 
   }
 }
 
-/** Decides after each cycle whether the heap grew enough since the last collection to collect now. */
+/** What a finished cycle tells the collection. */
+export interface FinishedCycle {
+  /** It walked both whole trees (a rescan, a client's sync): its garbage is the size of the trees. */
+  walkedBothTrees: boolean;
+  /** It carried changes: work that left garbage the size of the change. */
+  carried: boolean;
+}
+
+/** Decides after each cycle when to collect: at once after a walk of large trees, else once the agent is at rest after work. */
 export class GarbageCollection {
-  private committedAfterLast: number;
+  private atRest: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly gc: Gc = (globalThis as { gc?: () => void }).gc,
     private readonly committedHeap = committedHeapBytes,
-  ) {
-    this.committedAfterLast = committedHeap();
+    private readonly atRestMs = AT_REST_MS,
+  ) {}
+
+  /** Collects now if the cycle walked both trees and the heap is large; else, if it carried changes, AT_REST_MS after the last such cycle. Returns the collections made now. */
+  afterCycle(cycle: FinishedCycle): number {
+    if (!this.gc) return 0;
+    if (cycle.walkedBothTrees && this.committedHeap() >= LARGE_HEAP_BYTES) return this.collect();
+    if (cycle.carried) {
+      clearTimeout(this.atRest);
+      this.atRest = setTimeout(() => this.collect(), this.atRestMs).unref();
+    }
+    return 0;
   }
 
-  /** Collects if the heap grew by enough since the last collection (or the start); returns the collections made. */
-  afterCycle(): number {
-    if (!this.gc || this.committedHeap() - this.committedAfterLast < GROWTH_WORTH_COLLECTING_BYTES) return 0;
-    const collections = collectGarbage(this.gc, this.committedHeap);
-    this.committedAfterLast = this.committedHeap();
-    return collections;
+  private collect(): number {
+    clearTimeout(this.atRest);
+    this.atRest = undefined;
+    return collectGarbage(this.gc, this.committedHeap);
   }
 }

@@ -496,7 +496,7 @@ export class ResidentAgent {
       void this.session?.runJob(() => exchangeGitHistory(), { housekeeping: true }).catch((error: unknown) => log('warn', `git exchange failed: ${errorMessage(error)}`));
     }
     this.scheduleCompaction();
-    setImmediate(() => this.garbage.afterCycle());
+    setImmediate(() => this.garbage.afterCycle({ walkedBothTrees: kind !== 'incremental', carried: report.appliedCount > 0 }));
   }
 
   /**

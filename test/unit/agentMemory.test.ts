@@ -5,24 +5,46 @@ import { collectGarbage, GarbageCollection } from '../../src/agent/memory';
 
 describe('unit: when the resident agent collects its garbage', () => {
   const MB = 2 ** 20;
+  const BURST = { walkedBothTrees: false, carried: true };
+  /** A periodic rescan that found nothing to carry. */
+  const RESCAN = { walkedBothTrees: true, carried: false };
 
-  it('once the heap grew by 32 MB since the last collection (or the start); never for less', () => {
+  it('at once after a walk of both trees when the heap commits 64 MB or more; never at once after a burst', () => {
     let committed = 40 * MB;
     let calls = 0;
     const collection = new GarbageCollection(() => {
       calls += 1;
-      committed = Math.min(committed, 45 * MB);
+      committed = Math.min(committed, 70 * MB);
     }, () => committed);
-    committed = 71 * MB;
-    assert.equal(collection.afterCycle(), 0, 'a burst at 2,000 files: 31 MB more');
-    committed = 73 * MB;
-    assert.equal(collection.afterCycle(), 2, 'a rescan of a large tree: 33 MB more (collected until one gives nothing back)');
+    assert.equal(collection.afterCycle({ walkedBothTrees: true, carried: false }), 0, 'a rescan at 2,000 files (40 MB): left to V8');
+    committed = 63 * MB;
+    assert.equal(collection.afterCycle({ walkedBothTrees: true, carried: false }), 0);
+    committed = 150 * MB;
+    assert.equal(collection.afterCycle({ walkedBothTrees: false, carried: true }), 0, 'a burst: not at once, whatever the heap');
+    assert.equal(collection.afterCycle({ walkedBothTrees: true, carried: false }), 2, 'a rescan at 100,000 files (150 MB): collected until one gives nothing back');
     assert.equal(calls, 2);
-    committed = 70 * MB;
-    assert.equal(collection.afterCycle(), 0, 'measured from what the collection left (45 MB), not from the start');
-    committed = 80 * MB;
-    assert.equal(collection.afterCycle(), 2);
-    assert.equal(new GarbageCollection(undefined, () => 500 * MB).afterCycle(), 0, 'without --expose-gc: nothing');
+    assert.equal(new GarbageCollection(undefined, () => 500 * MB).afterCycle({ walkedBothTrees: true, carried: true }), 0, 'without --expose-gc: nothing');
+  });
+
+  it('collects what work left once no cycle carried a change for a while, and never while changes keep coming', async () => {
+    let calls = 0;
+    const restMs = 1000;
+    const collection = new GarbageCollection(() => (calls += 1), () => 40 * MB, restMs);
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const startedAt = Date.now();
+    assert.equal(collection.afterCycle(BURST), 0, 'a burst at 2,000 files: not at once');
+    await sleep(300);
+    const restartedAt = Date.now();
+    assert.equal(collection.afterCycle(BURST), 0, 'another burst: the rest starts again');
+    await sleep(300);
+    collection.afterCycle(RESCAN);
+    if (Date.now() - restartedAt < restMs) assert.equal(calls, 0, 'a cycle that carried nothing (a rescan) is no work, and does not end the rest');
+    while (calls === 0 && Date.now() - startedAt < 10_000) await sleep(20);
+    assert.equal(calls, 1, 'at rest: collected');
+    assert.ok(Date.now() - restartedAt >= restMs, 'not before a whole rest after the last burst');
+    collection.afterCycle(RESCAN);
+    await sleep(restMs + 200);
+    assert.equal(calls, 1, 'nothing carried since: nothing more to collect');
   });
 
   it('collects again while a collection gives committed heap back, at most four times', () => {
