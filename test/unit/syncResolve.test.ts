@@ -180,7 +180,7 @@ describe('unit: sync resolve', () => {
       makeTree(f.container, { 'config.json': link('/etc/shadow') });
       assert.deepEqual((await sync(f)).conflicts.map((conflict) => conflict.path), ['config.json'], 'the setup made a conflict');
 
-      await assert.rejects(resolve(f, 'config.json', 'container'), /config\.json is a symlink pointing outside the folder \(\/etc\/shadow\).*nothing was changed/);
+      await assert.rejects(resolve(f, 'config.json', 'container'), /config\.json: symlink may lead outside the folder: \/etc\/shadow, .*nothing was changed/);
       assert.deepEqual(readTree(f.host), { 'config.json': 'host version' });
       assert.deepEqual(readTree(f.container), { 'config.json': link('/etc/shadow') });
     });

@@ -16,7 +16,7 @@ import type { Change, Side } from './reconcile';
 import { newSyncId, runStoreCycle } from './engine';
 import type { StoreCycleOptions } from './engine';
 import { isIgnoredHere, scanTree } from './scan';
-import { hostLinkLeavingFolder } from './linksLeavingFolder';
+import { hostLinkLeavingFolder, linkLeavingReason } from './linksLeavingFolder';
 import { SyncStateFiles } from './stateFiles';
 
 export type KeepChoice = 'host' | 'container' | 'both';
@@ -77,7 +77,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     const winnerVersion = new Map([...winnerScan.snapshot].filter(([candidate, entry]) => !(under(candidate) && ignoredOnEither(candidate, entry.kind === 'directory'))));
     const changes = replaceSubtree(relative, winnerVersion, loserScan.snapshot, loser);
     const leaving = changes.map(hostLinkLeavingFolder).find((link) => link !== undefined);
-    if (leaving) throw new Error(`cannot keep the container's version of ${relative}: ${leaving.path} is a symlink pointing outside the folder (${leaving.target}), which is never written into your folder; nothing was changed`);
+    if (leaving) throw new Error(`cannot keep the container's version of ${relative}: ${leaving.path}: ${linkLeavingReason(leaving.target)}, and such a link is never written into your folder; nothing was changed`);
     const id = `${newSyncId()}-resolve`;
     const recorded = await applyRecorded(changes, { roots: options.roots, keepDir: state.keptDirectory(id), owners: options.owners, decidedAt }, options.undo, { syncId: id, policy: `resolve: keep ${options.keep}` });
     if (recorded.denied) throw new Error(`resolving ${relative} was stopped: ${recorded.denied.detail}; nothing was changed on the host`);
