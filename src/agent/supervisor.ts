@@ -19,7 +19,7 @@ const HEALTHY_AFTER_MS = 30_000;
  * no-change rescan of 100,000 files: 40 MB less at the same speed with 2 MB. A burst pays for it
  * in scavenges (about a fifth of the agent's main thread over four 1,000-file bursts), and 8 MB
  * costs more memory than the goal leaves (docs/ARCHITECTURE.md). --expose-gc: the agent
- * collects its garbage after each rescan (memory.ts).
+ * collects its garbage after a rescan of a large heap, and at rest after work (memory.ts).
  */
 const DAEMON_NODE_OPTIONS = '--max-semi-space-size=2 --expose-gc';
 
