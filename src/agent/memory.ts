@@ -1,9 +1,8 @@
 // The resident agent's garbage, collected after a walk of large trees, or once the agent is at
-// rest after work. V8 collects when allocating, and an
-// agent at rest allocates next to nothing: what the last rescan left behind (every path it
-// walked, the walk thread's numbers) stayed in its heap until the next one: 270 MB of RSS at rest
-// at 100,000 files, 161-162 MB once collected (bench/memexp.ts). A full collection of that heap
-// takes tens of milliseconds.
+// rest after work. V8 collects when allocating, and an agent at rest allocates next to nothing:
+// what the last rescan left behind (every path it walked, the walk thread's numbers) stayed in
+// its heap until the next one: 270 MB of RSS at rest at 100,000 files, 161-162 MB once collected
+// (bench/memexp.ts). A full collection of that heap takes tens of milliseconds.
 //
 // Forced, a collection also costs the next burst: it drops the object shapes no live object has
 // any more, and V8 throws away the optimized code compiled for them, most of what a cycle runs
