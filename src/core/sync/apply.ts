@@ -18,7 +18,7 @@ import type { CapturedVersion, Entry, FileEntry } from '../files/entry';
 import { PinnedFolders } from './beneath';
 import { SOURCE_CHANGED_CODES, SOURCE_OPEN_FLAGS, STAGED_OPEN_FLAGS, stageSmallFile } from './stageSmallFile';
 import type { StageRequest, StageResult } from './stageSmallFile';
-import { stagingThreads } from './stagingThreads';
+import { STAGING_THREADS_MIN_FILES, stagingThreads } from './stagingThreads';
 import type { PinFailure } from './beneath';
 import { lstatOrUndefined, matchesExpected } from '../files/fsEntry';
 import { bytesFromName } from '../files/pathCodec';
@@ -301,12 +301,6 @@ function sameVersion(captured: CapturedVersion, expected: Entry | undefined): bo
  * is the common case.
  */
 const WHOLE_READ_MAX_BYTES = 64 * 1024;
-
-/**
- * An apply with at least this many small files stages them on the staging threads: starting them
- * costs about 30 ms, which a few files' staging does not earn back (stagingThreads.ts).
- */
-const STAGING_THREADS_MIN_FILES = 128;
 
 /** Large files copied at once: each holds two descriptors and a stream's buffers. */
 const streamedCopies = new Limiter(16);

@@ -34,6 +34,12 @@ export interface StagingReply {
 /** Two threads measured best on two cores; more cores than that are not measured. */
 const THREADS = Math.min(2, os.availableParallelism());
 
+/**
+ * An apply with at least this many small files stages them on the staging threads: starting them
+ * costs about 30 ms, which a few files' staging does not earn back.
+ */
+export const STAGING_THREADS_MIN_FILES = 128;
+
 /** How long the threads stay after their last batch: a burst arrives as a few cycles in a row. */
 const IDLE_MS = 5000;
 
@@ -88,7 +94,7 @@ class StagingThreads {
         if (typeof result === 'string') resolve(result);
         else reject(Object.assign(new Error(result.error), result.code && { code: result.code }));
       });
-      if (this.pending.size === 0) this.idleTimer = setTimeout(() => void this.stop(), IDLE_MS).unref();
+      if (this.pending.size === 0) this.endWhenIdle();
     });
     const failed = (error: Error) => {
       if (this.threads[index] === thread) this.threads[index] = undefined;
@@ -114,10 +120,13 @@ class StagingThreads {
    */
   warm(): void {
     for (let index = 0; index < THREADS; index += 1) this.thread(index);
-    if (this.pending.size === 0) {
-      clearTimeout(this.idleTimer);
-      this.idleTimer = setTimeout(() => void this.stop(), IDLE_MS).unref();
-    }
+    if (this.pending.size === 0) this.endWhenIdle();
+  }
+
+  /** Ends the threads IDLE_MS from now, unless a batch comes first (send() stops the timer). */
+  private endWhenIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => void this.stop(), IDLE_MS).unref();
   }
 
   /** Threads running now (for tests: a few files start none). */

@@ -12,6 +12,7 @@ import { pathAndAncestors } from '../files/entry';
 import { lstatSyncIfReadable } from '../files/fsEntry';
 import { forEachLimited } from '../limited';
 import { IgnoreRules } from './ignore';
+import { STAGING_THREADS_MIN_FILES } from './stagingThreads';
 import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
 
 export interface DirtyBatch {
@@ -50,8 +51,8 @@ export interface TreeWatcherOptions {
 }
 
 export const DEFAULT_QUIET_MS = 100;
-/** Events in one batch that make it a burst (see onBurst): as many as an apply needs to stage on the staging threads. */
-export const BURST_EVENTS = 128;
+/** Events in one batch that make it a burst (see onBurst): as many as an apply needs files to stage on the staging threads. */
+export const BURST_EVENTS = STAGING_THREADS_MIN_FILES;
 export const DEFAULT_MAX_DELAY_MS = 1000;
 export const DEFAULT_POLL_INTERVAL_MS = 2000;
 const WALK_CONCURRENCY = 8;
