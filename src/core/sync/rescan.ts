@@ -18,7 +18,7 @@ import { mayRead, type AccessIdentity } from './scan';
 import type { ScanCacheTable } from './scanCacheTable';
 import { SecretAllowList, secretByName } from './secrets';
 import type { Side } from './reconcile';
-import { walkedStat, WalkedKind, walkTree, type WalkedStat, type WalkedTree, type WalkResult } from './treeWalk';
+import { walkedStat, WalkedKind, walkTree, type WalkedStat, type WalkedTree } from './treeWalk';
 import { walkTreeOnWorker } from './treeWalkWorker';
 
 /** Past this many differing paths, the full cycle is cheaper than judging each region alone. */
@@ -50,17 +50,15 @@ export type RescanResult = { changed: string[] } | { fullCycleNeeded: string };
 
 /**
  * In a large tree the container's is walked on a worker thread while this thread walks the
- * host's (as rsync's sender and receiver walk theirs at once); then each walk is judged here,
- * against the store, host first.
+ * host's (as rsync's sender and receiver walk theirs at once) and then judges it against the
+ * store; the container's walk is judged once the worker hands it over.
  */
 export async function findChangedPaths(options: RescanOptions): Promise<RescanResult> {
   const parallel = options.store.ancestor.size >= (options.parallelWalkMinPaths ?? PARALLEL_WALK_MIN_PATHS);
   const containerWalk = parallel ? walkTreeOnWorker({ root: options.roots.container, excludes: options.excludes }) : undefined;
-  const hostWalk = await walkTree(options.roots.host, options.excludes, yieldToEventLoop);
-  const walks: Record<Side, WalkResult> = { host: hostWalk, container: await (containerWalk ?? walkTree(options.roots.container, options.excludes, yieldToEventLoop)) };
   const changed = new Set<string>();
   for (const side of ['host', 'container'] as const) {
-    const walk = walks[side];
+    const walk = side === 'container' && containerWalk ? await containerWalk : await walkTree(options.roots[side], options.excludes, yieldToEventLoop);
     if ('problem' in walk) return { fullCycleNeeded: `${options.roots[side]}: ${walk.problem}` };
     const judge = new Judgement(options.roots[side], options.store.ancestor, options.store[side], changed, new SecretAllowList(options.allowSecrets ?? []), side === 'host' ? options.hostAccess : undefined);
     const verdict = await judge.run(walk);
