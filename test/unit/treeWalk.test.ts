@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { walkedStat, WalkedKind, walkTree, type WalkResult } from '../../src/core/sync/treeWalk';
+import { WalkedKind, WalkedStat, walkTree, type WalkResult } from '../../src/core/sync/treeWalk';
 import { walkTreeOnWorker } from '../../src/core/sync/treeWalkWorker';
 import { DIR, link, makeTree, useSyncFixture } from '../helpers/syncTrees';
 
@@ -8,7 +8,7 @@ import { DIR, link, makeTree, useSyncFixture } from '../helpers/syncTrees';
 function described(result: WalkResult): unknown {
   if ('problem' in result) return result;
   return result.paths.map((path, index) => {
-    const stat = walkedStat(result, index);
+    const stat = new WalkedStat(result.numbers).moveTo(index);
     return { path, kind: stat.kind, size: stat.kind === WalkedKind.file ? stat.size : undefined, target: result.targets.get(index), mtimeMs: stat.mtimeMs, ino: stat.ino };
   });
 }

@@ -18,7 +18,7 @@ import { mayRead, type AccessIdentity } from './scan';
 import type { ScanCacheTable } from './scanCacheTable';
 import { SecretAllowList, secretByName } from './secrets';
 import type { Side } from './reconcile';
-import { walkedStat, WalkedKind, walkTree, type WalkedStat, type WalkedTree } from './treeWalk';
+import { WalkedKind, WalkedStat, walkTree, type WalkedTree } from './treeWalk';
 import { walkTreeOnWorker } from './treeWalkWorker';
 
 /** Past this many differing paths, the full cycle is cheaper than judging each region alone. */
@@ -89,10 +89,11 @@ class Judgement {
    */
   async run(walk: WalkedTree): Promise<string | undefined> {
     const skipped = new Set<string>();
+    const stat = new WalkedStat(walk.numbers);
     for (let index = 0; index < walk.paths.length; index += 1) {
       if (index % YIELD_EVERY === YIELD_EVERY - 1) await yieldToEventLoop();
       const path = walk.paths[index]!;
-      const stat = walkedStat(walk, index);
+      stat.moveTo(index);
       if (skipped.size > 0 && skipped.has(parentPath(path))) {
         if (stat.isDirectory()) skipped.add(path);
         continue;

@@ -27,24 +27,49 @@ export interface WalkedTree {
 /** The walk, or why it cannot be trusted (a folder it cannot list, a .gitignore it cannot read). */
 export type WalkResult = WalkedTree | { problem: string };
 
-/** The lstat fields of one walked path, as the judgement reads them (see cacheHolds, mayRead). */
-export interface WalkedStat {
-  kind: WalkedKind;
-  size: number;
-  mtimeMs: number;
-  ctimeMs: number;
-  ino: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  isDirectory(): boolean;
-}
+/**
+ * The lstat fields of one walked path, read from the walk's numbers as the judgement asks for them
+ * (see cacheHolds, mayRead). One view moves from path to path: the rescan looks at every path of
+ * both trees, and an object made for each was most of the garbage of its judgement.
+ */
+export class WalkedStat {
+  private at = 0;
 
-export function walkedStat(tree: WalkedTree, index: number): WalkedStat {
-  const at = index * FIELDS;
-  const n = tree.numbers;
-  const kind = n[at + KIND] as WalkedKind;
-  return { kind, size: n[at + SIZE]!, mtimeMs: n[at + MTIME]!, ctimeMs: n[at + CTIME]!, ino: n[at + INO]!, mode: n[at + MODE]!, uid: n[at + UID]!, gid: n[at + GID]!, isDirectory: () => kind === WalkedKind.directory };
+  constructor(private readonly numbers: Float64Array) {}
+
+  /** Points the view at the walk's path `index`. */
+  moveTo(index: number): this {
+    this.at = index * FIELDS;
+    return this;
+  }
+
+  get kind(): WalkedKind {
+    return this.numbers[this.at + KIND] as WalkedKind;
+  }
+  get size(): number {
+    return this.numbers[this.at + SIZE]!;
+  }
+  get mtimeMs(): number {
+    return this.numbers[this.at + MTIME]!;
+  }
+  get ctimeMs(): number {
+    return this.numbers[this.at + CTIME]!;
+  }
+  get ino(): number {
+    return this.numbers[this.at + INO]!;
+  }
+  get mode(): number {
+    return this.numbers[this.at + MODE]!;
+  }
+  get uid(): number {
+    return this.numbers[this.at + UID]!;
+  }
+  get gid(): number {
+    return this.numbers[this.at + GID]!;
+  }
+  isDirectory(): boolean {
+    return this.kind === WalkedKind.directory;
+  }
 }
 
 /** Entries walked between two yields to the event loop, so that the owner keeps answering its clients. */
