@@ -30,6 +30,7 @@ export interface RequestContext {
 }
 
 export interface ChannelOptions {
+  /** The longest request line read (default MAX_LINE_BYTES); a result is never longer than MAX_LINE_BYTES, what a client reads. */
   maxLineBytes?: number;
   /**
    * An `answer` to a question this channel did not ask: a question the resident agent asked all
@@ -52,7 +53,13 @@ export function serveChannel(input: Readable, output: Writable, handlers: Handle
   const hostGone = new AbortController();
   let nextQuestionId = 1;
   const send = (message: AgentMessage) => {
-    if (!output.writableEnded) output.write(encodeMessage(message));
+    if (output.writableEnded) return;
+    const line = encodeMessage(message);
+    // A client drops a line over its limit, and a request whose result it dropped would wait for
+    // it forever: the request gets an error that says so instead.
+    const bytes = Buffer.byteLength(line) - 1;
+    if (message.kind !== 'result' || bytes <= MAX_LINE_BYTES) output.write(line);
+    else output.write(encodeMessage({ kind: 'error', id: message.id, code: 'result-too-large', message: `its result is ${bytes} bytes, over the ${MAX_LINE_BYTES}-byte limit of one message` }));
   };
 
   const handle = (line: string) => {

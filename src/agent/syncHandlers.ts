@@ -9,6 +9,7 @@ import { compareWithAgreedState } from '../core/sync/compare';
 import type { UndoRecording } from '../core/sync/recordedApply';
 import { resolveConflict } from '../core/sync/resolve';
 import { SyncStateFiles } from '../core/sync/stateFiles';
+import { historyAnswer } from '../core/sync/summary';
 import type { UndoLog } from '../core/undo';
 import { failpointHook } from './failpoint';
 import { hostAccess } from './hostAccess';
@@ -44,7 +45,7 @@ export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState):
         allowSecrets: params.allowSecrets,
         beforeModify: failpointHook(channel.failpoint, context.signal),
       }),
-    history: async () => ({ reports: await stateFiles().readHistory() }),
+    history: async () => ({ reports: historyAnswer(await stateFiles().readHistory()) }),
     resolve: (params, context) =>
       agent.job(
         (store, undoLog) =>

@@ -461,6 +461,7 @@ export const ResultSchemas = {
   status: AgentStatus,
   retryInitialSync: InitState,
   sync: SyncReport,
+  /** Newest first, each listing only its first carried paths (see historyAnswer). */
   history: z.object({ reports: z.array(SyncReport) }),
   /** Paths that differ between the trees, with what both last agreed on (absent: never agreed). */
   compare: z.object({ differences: z.array(z.object({ path: z.string(), host: EntrySchema.optional(), container: EntrySchema.optional(), ancestor: EntrySchema.optional() })), hasAgreedState: z.boolean() }),
@@ -488,9 +489,10 @@ export type ResultOf<M extends Method> = z.infer<(typeof ResultSchemas)[M]>;
  * `awaiting-approval`: a background sync holds the workspace's one queue until someone answers its
  * safeguard question, and this request cannot answer it (history, undo, compare, backup).
  * `agent-unavailable`: the resident agent is not running (yet, or any more); `agent-restarted`:
- * it died during the request and was restarted.
+ * it died during the request and was restarted. `result-too-large`: the request was carried out,
+ * but its result is longer than a client reads (MAX_LINE_BYTES).
  */
-export const ErrorCode = z.enum(['bad-request', 'line-too-long', 'unknown-method', 'sync-failed', 'sync-halted', 'awaiting-approval', 'agent-unavailable', 'agent-restarted', 'internal']);
+export const ErrorCode = z.enum(['bad-request', 'line-too-long', 'result-too-large', 'unknown-method', 'sync-failed', 'sync-halted', 'awaiting-approval', 'agent-unavailable', 'agent-restarted', 'internal']);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
 

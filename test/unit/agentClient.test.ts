@@ -325,6 +325,16 @@ describe('unit: agentClient', () => {
       assert.equal(stopped, true);
     });
 
+    it('answers a request whose result is longer than a client reads with result-too-large, rather than a line the client drops', async () => {
+      const applied = Array.from({ length: 1000 }, (_, index) => ({ path: `folder/file-${index}.txt`, side: 'container' as const, action: 'create' as const }));
+      const reports = Array.from({ length: 50 }, (_, index) => ({ ...report(`r${index}`, 1000), applied }));
+      assert.ok(Buffer.byteLength(JSON.stringify({ reports })) > MAX_LINE_BYTES, 'the result is over the limit');
+      const { client, agentMessages } = connect({ history: async () => ({ reports }), status: async () => STATUS });
+      await assert.rejects(client.request('history', {}), (error: Error) => /result is \d+ bytes, over the \d+-byte limit/.test(error.message));
+      assert.deepEqual(agentMessages.map((message) => message.kind === 'error' && message.code), ['result-too-large']);
+      assert.deepEqual(await client.request('status', {}), STATUS, 'the channel keeps serving');
+    });
+
     it('honours a smaller line limit given to serveChannel', async () => {
       const { client, toAgent, agentMessages } = connect({ status: async () => STATUS }, { maxLineBytes: 100 });
       toAgent.write(encodeMessage({ id: 99, method: 'sync', params: { policy: 'push', excludes: ['x'.repeat(100)], reset: false, undo: UNDO_DEFAULTS, retries: 3, allowSecrets: [] } }));

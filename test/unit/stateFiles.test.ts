@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { emptySyncReport, type SyncReport } from '../../src/core/protocol';
+import { emptySyncReport, MAX_LINE_BYTES, type SyncReport } from '../../src/core/protocol';
 import type { Entry } from '../../src/core/files/entry';
 import type { ScanCache } from '../../src/core/sync/scan';
 import { forgetAgreedState, withStateStore } from '../../src/core/sync/engine';
 import { HISTORY_FILE, HISTORY_LIMIT, STATE_FORMAT_VERSION, SyncStateFiles } from '../../src/core/sync/stateFiles';
+import { describeReport, HISTORY_LISTED_PATHS, historyAnswer } from '../../src/core/sync/summary';
 import { useTempDir } from '../helpers/tempDir';
 
 const file: Entry = { kind: 'file', size: 3, mtimeMs: 1_700_000_000_123.456, mode: 0o755, hash: 'a'.repeat(64) };
@@ -227,6 +228,27 @@ describe('unit: stateFiles', () => {
       assert.equal(ids.length, HISTORY_LIMIT);
       assert.equal(ids[0], `r${HISTORY_LIMIT + 29}`);
       noTemporaryFiles(state.directory);
+    });
+
+    it('answers a client with every report the history lists, each with its first paths only, in one message', async () => {
+      const state = stateIn(tempDir());
+      for (let index = 0; index < HISTORY_LIMIT; index += 1) await state.appendHistory(bigReport(`r${index}`));
+      const reports = await state.readHistory();
+      assert.ok(Buffer.byteLength(JSON.stringify({ reports })) > MAX_LINE_BYTES, 'the whole history is more than a client reads');
+      const answer = historyAnswer(reports);
+      assert.ok(Buffer.byteLength(JSON.stringify({ kind: 'result', id: 1, result: { reports: answer } })) <= MAX_LINE_BYTES);
+      assert.deepEqual(answer.map((entry) => entry.id), reports.map((entry) => entry.id));
+      assert.deepEqual(answer[0]!.applied, reports[0]!.applied.slice(0, HISTORY_LISTED_PATHS));
+      assert.deepEqual(answer.map(describeReport), reports.map(describeReport), 'what a client shows of each report is unchanged');
+    });
+
+    it('answers with the newest reports that fit in one message, however long their other lists are', async () => {
+      const problems = Array.from({ length: 2000 }, (_, index) => ({ path: `unreadable/file-${index}`, side: 'host' as const, reason: 'cannot read: permission denied' }));
+      const reports = Array.from({ length: 10 }, (_, index) => ({ ...report(`r${index}`), problems }));
+      const answer = historyAnswer(reports);
+      assert.ok(answer.length > 0 && answer.length < reports.length, `${answer.length} of ${reports.length} reports`);
+      assert.deepEqual(answer.map((entry) => entry.id), reports.slice(0, answer.length).map((entry) => entry.id), 'the newest');
+      assert.ok(Buffer.byteLength(JSON.stringify({ reports: answer })) <= MAX_LINE_BYTES);
     });
 
     it('reads an absent or corrupt history as empty, and starts it again', async () => {

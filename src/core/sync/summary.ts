@@ -1,5 +1,5 @@
 // One sync report in the few numbers people and scripts want, shared by the CLI and the extension.
-import type { SyncReport } from '../protocol';
+import { MAX_LINE_BYTES, type SyncReport } from '../protocol';
 
 export interface SyncSummary {
   filesTransferred: number;
@@ -8,6 +8,29 @@ export interface SyncSummary {
   conflicts: number;
   /** Everything that did not go as planned: skipped changes, unreadable entries, a halt. */
   errors: string[];
+}
+
+/** Carried paths each report of a history answer lists; its counts stay whole. */
+export const HISTORY_LISTED_PATHS = 20;
+/** Room for the reports of a history answer, well inside one message. */
+const HISTORY_ANSWER_BYTES = MAX_LINE_BYTES / 2;
+
+/**
+ * The history as a client is sent it: each report (newest first) with the first
+ * HISTORY_LISTED_PATHS of the paths it carried, as many reports as fit in HISTORY_ANSWER_BYTES.
+ * A report lists up to a thousand paths, and fifty reports of big cycles run to megabytes, more
+ * than a client reads in one message; the history's clients show counts, not paths.
+ */
+export function historyAnswer(reports: readonly SyncReport[]): SyncReport[] {
+  const answer: SyncReport[] = [];
+  let bytes = 0;
+  for (const report of reports) {
+    const listed = report.applied.length > HISTORY_LISTED_PATHS ? { ...report, applied: report.applied.slice(0, HISTORY_LISTED_PATHS) } : report;
+    bytes += Buffer.byteLength(JSON.stringify(listed));
+    if (bytes > HISTORY_ANSWER_BYTES) break;
+    answer.push(listed);
+  }
+  return answer;
 }
 
 /** Whether a cycle did or met anything a user may look for: the history and `clud watch` show only those. */
