@@ -6,8 +6,8 @@
 //     user, as the initial copy does);
 //   - a no-change `clud sync` (a client's full cycle: the agent's duration, and the whole
 //     command's) and the resident agent's no-change periodic rescan (its duration as `clud watch
-//     --json` reports it; median of RESCANS) against a no-change `rsync -a` of the same tree in
-//     the same container;
+//     --json` reports it) against a no-change `rsync -a` of the same tree in the same container,
+//     RESCANS of each in turn, the medians;
 //   - with the resident agent syncing continuously (no command run): a save-burst of BURST_FILES
 //     files each way until the last one has arrived whole, timed from the burst's first write and
 //     from its last (rsync's own starting line: every file exists), against `rsync --files-from`
@@ -45,7 +45,7 @@ const LATENCY_PROBES = Number(process.env.CLUD_BENCH_PROBES ?? 20);
 const BURST_FILES = 1000;
 /** Bursts each way and rsync runs, taken in turn: one of each moved the ratio from 2 to 4 between runs, and rsync alone varied threefold within three. */
 const BURST_ROUNDS = 5;
-const RESCANS = 3;
+const RESCANS = 5;
 /** Shorter than the agent's periodic rescan interval (10 s): a full cycle sooner than this is not the periodic one. */
 const MIN_PERIOD_MS = 5000;
 /** How long after a rescan the agent's memory is read: long enough for the collection that follows it. */
@@ -90,7 +90,13 @@ interface Row {
   idleCpuPercent: number;
 }
 
-async function measure(files: number, work: string): Promise<Row> {
+/**
+ * Measures one size. Nothing is deleted until every size is measured: its container is stopped
+ * and `cleanups` gets what removes it and its folder. On this machine's ext4 (no journal), a
+ * create skips the inodes freed in the last minute (six while their table block is dirty): 1,000
+ * new files took 63-133 ms, and 725-816 ms right after 5,000 others were deleted.
+ */
+async function measure(files: number, work: string, cleanups: Array<() => Promise<void>>): Promise<Row> {
   const folder = path.join(work, `tree-${files}`);
   const { folders } = buildTree(folder, files);
   writeFileSync(path.join(folder, '.gitignore'), `/${path.posix.basename(BASELINE_DIR)}/\n`);
@@ -112,27 +118,35 @@ async function measure(files: number, work: string): Promise<Row> {
     // and 6.7 s for 10,000 files minutes apart): the median of a few.
     const tarPipes: number[] = [];
     for (let index = 0; index < TAR_PIPES; index += 1) {
-      tarPipes.push(await timedInContainer(container, `mkdir -p ${BASELINE_DIR}/tar && chown coder:coder ${BASELINE_DIR}/tar`, `/opt/clud/as-sync-user sh -c 'tar -C /clud/host -cf - . | ${RECEIVE_AS_CODER} tar -C ${BASELINE_DIR}/tar -xpf -'`, `rm -rf ${BASELINE_DIR}/tar`));
+      const into = `${BASELINE_DIR}/tar-${index}`;
+      tarPipes.push(await timedInContainer(container, `mkdir -p ${into} && chown coder:coder ${into}`, `/opt/clud/as-sync-user sh -c 'tar -C /clud/host -cf - . | ${RECEIVE_AS_CODER} tar -C ${into} -xpf -'`, 'true'));
     }
     const tarPipeMs = [...tarPipes].sort((a, b) => a - b)[Math.floor(TAR_PIPES / 2)]!;
     console.error(`  tar pipes: ${tarPipes.join(', ')} ms`);
 
-    console.error('  no-change clud sync and rsync -a…');
+    console.error('  no-change clud sync, rsync -a and the periodic rescan…');
     await clud('sync', folder); // the first sync after the copy, so the timed one is the steady state
     const started = performance.now();
     const report = (await clud('sync', folder)) as { report?: { durationMs?: number; appliedCount?: number } };
     const syncCommandMs = performance.now() - started;
     if (report.report?.appliedCount) throw new Error(`a no-change sync applied ${report.report.appliedCount} change(s)`);
-    const rsyncMs = await timedInContainer(
-      container,
-      `mkdir -p ${BASELINE_DIR}/rsync && chown clud:clud ${BASELINE_DIR}/rsync && /opt/clud/as-sync-user rsync -a /clud/host/ ${BASELINE_DIR}/rsync/`,
-      `/opt/clud/as-sync-user rsync -a /clud/host/ ${BASELINE_DIR}/rsync/`,
-      `rm -rf ${BASELINE_DIR}/rsync`,
-    );
-
-    console.error('  the periodic rescan…');
+    // rsync -a and the rescan in turn, each after the disk was flushed.
+    await run('docker', ['exec', '-u', 'root', container, 'sh', '-c', `mkdir -p ${BASELINE_DIR}/rsync && chown clud:clud ${BASELINE_DIR}/rsync && /opt/clud/as-sync-user rsync -a /clud/host/ ${BASELINE_DIR}/rsync/`]);
     const cycles = new FullCycles(env, folder);
-    const rescanMedianMs = await rescanMs(cycles, clud, folder).finally(() => cycles.close());
+    const rsyncRuns: number[] = [];
+    const rescanRuns: number[] = [];
+    try {
+      for (let round = 0; round < RESCANS; round += 1) {
+        rsyncRuns.push(await timedInContainer(container, 'true', `/opt/clud/as-sync-user rsync -a /clud/host/ ${BASELINE_DIR}/rsync/`, 'true'));
+        await run('docker', ['exec', '-u', 'root', container, 'sync']);
+        rescanRuns.push(await rescanMs(cycles, clud, folder));
+      }
+    } finally {
+      cycles.close();
+    }
+    console.error(`  rsync -a ${rsyncRuns.join(', ')} ms; rescans ${rescanRuns.join(', ')} ms`);
+    const rsyncMs = median(rsyncRuns);
+    const rescanMedianMs = median(rescanRuns);
 
     // At rest before the bursts: they add BURST_ROUNDS * 2,000 files and their folders' watches,
     // and the memory and watch goals are for the tree's own size.
@@ -157,8 +171,12 @@ async function measure(files: number, work: string): Promise<Row> {
       agentRssAfterBurstsMb,
     };
   } finally {
-    await clud('down', folder, '--force', '--purge').catch((error: unknown) => console.error(`  clud down failed: ${String(error)}`));
-    await rm(folder, { recursive: true, force: true });
+    const status = (await clud('status', folder).catch(() => ({}))) as { containerName?: string };
+    if (status.containerName) await run('docker', ['stop', status.containerName]).catch(() => undefined);
+    cleanups.push(async () => {
+      await clud('down', folder, '--force', '--purge').catch((error: unknown) => console.error(`  clud down failed: ${String(error)}`));
+      await rm(folder, { recursive: true, force: true });
+    });
   }
 }
 
@@ -210,20 +228,16 @@ async function askForRescan(clud: (...args: string[]) => Promise<unknown>, folde
 }
 
 /**
- * The median duration of RESCANS no-change rescans of the resident agent, each asked for
- * (askForRescan) rather than waited for: the periodic one comes a hundred times its CPU time
- * apart, minutes at 100,000 files.
+ * The duration of one no-change rescan of the resident agent, asked for (askForRescan) rather
+ * than waited for: the periodic one comes a hundred times its CPU time apart, minutes at 100,000
+ * files.
  */
 async function rescanMs(cycles: FullCycles, clud: (...args: string[]) => Promise<unknown>, folder: string): Promise<number> {
-  const durations: number[] = [];
-  for (let i = 0; i < RESCANS; i += 1) {
-    cycles.drop();
-    await askForRescan(clud, folder);
-    const report = await cycles.next(600_000);
-    if (report.appliedCount !== 0) throw new Error(`a no-change rescan applied ${report.appliedCount} change(s)`);
-    durations.push(report.durationMs);
-  }
-  return [...durations].sort((a, b) => a - b)[Math.floor(durations.length / 2)]!;
+  cycles.drop();
+  await askForRescan(clud, folder);
+  const report = await cycles.next(600_000);
+  if (report.appliedCount !== 0) throw new Error(`a no-change rescan applied ${report.appliedCount} change(s)`);
+  return report.durationMs;
 }
 
 /** Runs `command` as root in the container after `setup` and before `cleanup`; its milliseconds, timed inside. */
@@ -233,14 +247,14 @@ async function timedInContainer(container: string, setup: string, command: strin
   return Number(stdout.trim().split('\n').at(-1));
 }
 
-/** `rsync --files-from` of `files` from `from` into a new folder of `into`, as the sync user. */
+/** `rsync --files-from` of `files` from `from` into the new folder `into`, as the sync user. */
 function rsyncFilesFrom(container: string, files: readonly string[], from: string, into: string): Promise<number> {
   const list = files.join('\\n');
   return timedInContainer(
     container,
-    `mkdir -p ${into}/burst && chown clud:clud ${into}/burst && printf '${list}\\n' > /tmp/bench-burst.list`,
-    `/opt/clud/as-sync-user rsync -a --files-from=/tmp/bench-burst.list ${from}/ ${into}/burst/`,
-    `rm -rf ${into}/burst /tmp/bench-burst.list`,
+    `mkdir -p ${into} && chown clud:clud ${into} && printf '${list}\\n' > /tmp/bench-burst.list`,
+    `/opt/clud/as-sync-user rsync -a --files-from=/tmp/bench-burst.list ${from}/ ${into}/`,
+    'rm /tmp/bench-burst.list',
   );
 }
 
@@ -316,8 +330,8 @@ async function measureContinuous(container: string, folder: string) {
       // The same 1,000 files by rsync in the same container and the same direction, into a new
       // folder beside the sync's own destination: creating a file costs what the destination's
       // file system and folder make it cost, and the host folder's may differ from the volume's.
-      bursts.rsyncToContainerMs.push(await rsyncFilesFrom(container, burst.map((name) => `host-${name}`), '/clud/host', BASELINE_DIR));
-      bursts.rsyncToHostMs.push(await rsyncFilesFrom(container, burst.map((name) => `container-${name}`), '/workspace', HOST_BASELINE_DIR));
+      bursts.rsyncToContainerMs.push(await rsyncFilesFrom(container, burst.map((name) => `host-${name}`), '/clud/host', `${BASELINE_DIR}/burst-${round}`));
+      bursts.rsyncToHostMs.push(await rsyncFilesFrom(container, burst.map((name) => `container-${name}`), '/workspace', `${HOST_BASELINE_DIR}/burst-${round}`));
     }
     console.error(`  bursts → /workspace ${bursts.toContainerMs.join(', ')} ms (after the last write ${bursts.toContainerAfterLastWriteMs.join(', ')}), → host ${bursts.toHostMs.join(', ')} ms (${bursts.toHostAfterLastWriteMs.join(', ')}), rsync --files-from → /workspace ${bursts.rsyncToContainerMs.join(', ')} ms, → host ${bursts.rsyncToHostMs.join(', ')} ms`);
     // One file at a time each way, after the bursts: the undo log holds their steps, as it does
@@ -423,12 +437,14 @@ async function main(): Promise<void> {
   const sizes = sizesArg > 0 ? (process.argv[sizesArg + 1] ?? '').split(',').map(Number) : [2000, 10000, 100000];
   const work = await mkdtemp(path.join(os.tmpdir(), 'clud-scale-bench-'));
   const rows: Row[] = [];
+  const cleanups: Array<() => Promise<void>> = [];
   try {
     for (const files of sizes) {
-      rows.push(await measure(files, work));
+      rows.push(await measure(files, work, cleanups));
       console.error(`  ${JSON.stringify(rows.at(-1))}`);
     }
   } finally {
+    for (const cleanup of cleanups) await cleanup();
     await rm(work, { recursive: true, force: true });
   }
   console.log(`image ${IMAGE}; ${os.cpus().length} cores, load ${os.loadavg().map((n) => n.toFixed(1)).join(' ')}`);
