@@ -57,9 +57,12 @@ export function serveChannel(input: Readable, output: Writable, handlers: Handle
     const line = encodeMessage(message);
     // A client drops a line over its limit, and a request whose result it dropped would wait for
     // it forever: the request gets an error that says so instead.
+    if (message.kind !== 'result') {
+      output.write(line);
+      return;
+    }
     const bytes = Buffer.byteLength(line) - 1;
-    if (message.kind !== 'result' || bytes <= MAX_LINE_BYTES) output.write(line);
-    else output.write(encodeMessage({ kind: 'error', id: message.id, code: 'result-too-large', message: `its result is ${bytes} bytes, over the ${MAX_LINE_BYTES}-byte limit of one message` }));
+    output.write(bytes <= MAX_LINE_BYTES ? line : encodeMessage({ kind: 'error', id: message.id, code: 'result-too-large', message: `its result is ${bytes} bytes, over the ${MAX_LINE_BYTES}-byte limit of one message` }));
   };
 
   const handle = (line: string) => {
