@@ -114,14 +114,13 @@ async function measure(files: number, work: string, cleanups: Array<() => Promis
     if (copy.filesTransferred !== files + 1) throw new Error(`the initial copy carried ${copy.filesTransferred} of ${files} files and the .gitignore`);
 
     console.error('  tar pipe…');
-    // Writing 10,000s of files is at the mercy of the disk's writeback (the same pipe has taken 2.1
-    // and 6.7 s for 10,000 files minutes apart): the median of a few.
+    // Writing 10,000s of files is at the mercy of the disk's writeback: the median of a few.
     const tarPipes: number[] = [];
     for (let index = 0; index < TAR_PIPES; index += 1) {
       const into = `${BASELINE_DIR}/tar-${index}`;
       tarPipes.push(await timedInContainer(container, `mkdir -p ${into} && chown coder:coder ${into}`, `/opt/clud/as-sync-user sh -c 'tar -C /clud/host -cf - . | ${RECEIVE_AS_CODER} tar -C ${into} -xpf -'`, 'true'));
     }
-    const tarPipeMs = [...tarPipes].sort((a, b) => a - b)[Math.floor(TAR_PIPES / 2)]!;
+    const tarPipeMs = median(tarPipes);
     console.error(`  tar pipes: ${tarPipes.join(', ')} ms`);
 
     console.error('  no-change clud sync, rsync -a and the periodic rescan…');
