@@ -16,7 +16,7 @@ import { bytesFromName, joinBytes } from '../core/files/pathCodec';
 import type { ScanCache, ScanOptions, ScanResult } from '../core/sync/scan';
 import { scanTree } from '../core/sync/scan';
 import { SyncStateStore } from '../core/sync/stateStore';
-import { TAR_END, tarHeader, tarMember, tarPadding } from '../core/tarStream';
+import { TAR_END, tarHeader, tarMember, tarMemberMaxBytes, tarPadding, writeTarMember, type TarMember } from '../core/tarStream';
 import { hostAccess } from './hostAccess';
 
 export const MAX_CHANGED_PATHS = 1000;
@@ -40,6 +40,8 @@ export const RECEIVER_COMMAND = [
 
 /** Bytes of a file not read by the scan (cached, or too big to hold) that are read per chunk. */
 const READ_CHUNK_BYTES = 1 << 20;
+/** Bytes of members gathered into one write into the pipe (see ArchiveWriter). */
+const CHUNK_BYTES = 64 * 1024;
 /** How far the archive may run ahead of the receiver (see ArchiveWriter.drained). */
 const BUFFERED_BYTES = 16 * 2 ** 20;
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
@@ -137,14 +139,17 @@ export async function copyTree(options: TreeCopyOptions): Promise<TreeCopy> {
             await archive.drained();
           });
         }
-        if (entry.kind === 'directory') archive.append(tarMember({ kind: 'directory', path: pathBytes, mode: entry.mode, mtimeMs: stat.mtimeMs }));
-        else if (entry.kind === 'symlink') archive.append(tarMember({ kind: 'symlink', path: pathBytes, target: bytesFromName(entry.target), mtimeMs: stat.mtimeMs }));
-        else archive.append(tarMember({ kind: 'file', path: pathBytes, mode: entry.mode, mtimeMs: stat.mtimeMs, size: content!.length }, content));
+        if (entry.kind === 'directory') archive.append({ kind: 'directory', path: pathBytes, mode: entry.mode, mtimeMs: stat.mtimeMs });
+        else if (entry.kind === 'symlink') archive.append({ kind: 'symlink', path: pathBytes, target: bytesFromName(entry.target), mtimeMs: stat.mtimeMs });
+        else archive.append({ kind: 'file', path: pathBytes, mode: entry.mode, mtimeMs: stat.mtimeMs, size: content!.length }, content);
         noteCopied(path, entry.kind === 'file' ? entry.size : 0, entry.kind === 'file');
         return archive.behind();
       },
     });
-    await archive.add(async () => archive.write(TAR_END));
+    await archive.add(async () => {
+      archive.write(TAR_END);
+      archive.flush();
+    });
   } finally {
     receiver.stdin.end();
   }
@@ -218,14 +223,21 @@ function startReceiver(command: readonly string[]): Receiver {
 /**
  * The archive as a chain of members: the scan decides entries concurrently, a member is written
  * whole before the next one starts, in the order the scan decided them (a folder before anything
- * under it). Writing into a full pipe waits for it to drain, which holds the scan's hashing slot
- * and so slows the scan down to the receiver's pace instead of piling the tree up in memory.
+ * under it). Members are gathered in one buffer of CHUNK_BYTES that goes into the pipe when it is
+ * full (or before waiting on the receiver): a write a member was the copy's largest cost after
+ * the scan's own system calls. Waiting for a full pipe to drain holds the scan's hashing slot and
+ * so slows the scan down to the receiver's pace instead of piling the tree up in memory.
  */
 class ArchiveWriter {
   private tail: Promise<void> = Promise.resolve();
   /** Members added (with add) whose write has not finished. */
   private pending = 0;
   private closed = false;
+  /** Bytes gathered for the next write into the pipe: chunk[0, filled). */
+  private chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+  private filled = 0;
+  /** The last chunk flushed is not all in the pipe yet: the scan should let the event loop turn (see behind). */
+  private flushedQueued = false;
   /** The first member that could not be written (the archive is incomplete from there on). */
   failure: string | undefined;
 
@@ -245,22 +257,53 @@ class ArchiveWriter {
   }
 
   /**
-   * A member built whole in memory: written at once, unless members added before it still wait
-   * for I/O (then after them). Most members are these: one write a file, no promise.
+   * A member whose bytes are all at hand (a folder, a symlink, a file the scan read whole):
+   * written at once, unless members added before it still wait for I/O (then after them). Most
+   * members are these: written straight into the chunk, no buffer of their own, no promise.
    */
-  append(member: Buffer): void {
-    if (this.pending > 0) void this.add(async () => this.write(member));
-    else this.write(member);
+  append(member: TarMember, content?: Buffer): void {
+    if (this.pending > 0) void this.add(async () => this.writeMember(member, content));
+    else this.writeMember(member, content);
   }
 
-  /** Backpressure for the scan: a promise only while more than BUFFERED_BYTES wait to go into the pipe. */
+  private writeMember(member: TarMember, content?: Buffer): void {
+    if (this.closed) return;
+    const room = tarMemberMaxBytes(member, content);
+    if (this.filled + room > this.chunk.length) this.flush();
+    if (room > this.chunk.length) this.out.write(tarMember(member, content));
+    else this.filled += writeTarMember(this.chunk, this.filled, member, content);
+  }
+
+  /**
+   * Backpressure for the scan: a promise while more than BUFFERED_BYTES wait to go into the pipe,
+   * or for one turn of the event loop after a chunk the pipe did not take whole. The pipe takes
+   * more only on a turn of the loop, and the scan's walk is synchronous between its yields: without
+   * the turn, the receiver would idle until the walk yields or waits for it to drain.
+   */
   behind(): Promise<void> | undefined {
-    return this.closed || (this.pending === 0 && this.out.writableLength <= BUFFERED_BYTES) ? undefined : this.tail.then(() => this.drained());
+    if (this.closed) return undefined;
+    if (this.pending > 0 || this.out.writableLength > BUFFERED_BYTES) return this.tail.then(() => this.drained());
+    if (!this.flushedQueued) return undefined;
+    this.flushedQueued = false;
+    return new Promise((resolve) => setImmediate(resolve));
   }
 
   write(...chunks: Buffer[]): void {
     if (this.closed) return;
-    for (const chunk of chunks) if (chunk.length > 0) this.out.write(chunk);
+    for (const bytes of chunks) {
+      if (this.filled + bytes.length > this.chunk.length) this.flush();
+      if (bytes.length >= this.chunk.length) this.out.write(bytes);
+      else this.filled += bytes.copy(this.chunk, this.filled);
+    }
+  }
+
+  /** Sends what the chunk gathered into the pipe; the next members go into a new chunk. */
+  flush(): void {
+    if (this.filled === 0 || this.closed) return;
+    this.out.write(this.chunk.subarray(0, this.filled));
+    this.flushedQueued = this.out.writableLength > 0;
+    this.chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+    this.filled = 0;
   }
 
   /**
@@ -268,7 +311,9 @@ class ArchiveWriter {
    * receiver by that much instead of taking turns with it every pipe-full (64 KiB).
    */
   async drained(): Promise<void> {
-    if (this.closed || this.out.writableLength <= BUFFERED_BYTES) return;
+    if (this.closed || this.out.writableLength + this.filled <= BUFFERED_BYTES) return;
+    this.flush();
+    if (this.out.writableLength <= BUFFERED_BYTES) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         this.out.off('drain', done);

@@ -29,28 +29,37 @@ export function tarHeader(member: TarMember): Buffer {
 
 /**
  * A whole member in one buffer: its header blocks and, for a file whose bytes are given, the
- * content and its padding. One allocation and one write a file: the initial copy makes one
- * member per file of the tree.
+ * content and its padding.
  */
 export function tarMember(member: TarMember, content?: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(tarMemberMaxBytes(member, content));
+  return out.subarray(0, writeTarMember(out, 0, member, content));
+}
+
+/** At least the bytes writeTarMember writes for this member: room to reserve before writing it. */
+export function tarMemberMaxBytes(member: TarMember, content?: Buffer): number {
+  const target = member.kind === 'symlink' ? member.target.length : 0;
+  // Header, long-name, long-link and pax members' headers; their data; the content.
+  return 4 * TAR_BLOCK + padded(member.path.length + 1) + padded(target + 1) + PAX_MAX_BYTES + (content ? padded(content.length) : 0);
+}
+
+/**
+ * Writes the member at `at` in `out`, as tarMember returns it, and returns its length: the
+ * initial copy makes one member per file of the tree and gathers them in one buffer, with no
+ * buffer of their own. `out` need not be zeroed.
+ */
+export function writeTarMember(out: Buffer, at: number, member: TarMember, content?: Buffer): number {
+  const start = at;
   const name = member.path;
   const target = member.kind === 'symlink' ? member.target : undefined;
-  const longName = name.length > NAME_FIELD ? longNameData(name) : undefined;
-  const longLink = target && target.length > NAME_FIELD ? longNameData(target) : undefined;
-  const pax = paxData(`mtime=${paxTime(member.mtimeMs)}`);
-  const dataBlocks = (data: Buffer | undefined) => (data === undefined ? 0 : TAR_BLOCK + padded(data.length));
-  const size = dataBlocks(longName) + dataBlocks(longLink) + dataBlocks(pax) + TAR_BLOCK + (content ? padded(content.length) : 0);
-  const out = Buffer.alloc(size);
-  let at = 0;
   const dataMember = (data: Buffer | undefined, fields: Omit<UstarFields, 'size'>) => {
     if (data === undefined) return;
     writeUstarHeader(out, at, { ...fields, size: data.length });
-    data.copy(out, at + TAR_BLOCK);
-    at += TAR_BLOCK + padded(data.length);
+    at = writePadded(out, at + TAR_BLOCK, data);
   };
-  dataMember(longName, { name: LONG_LINK_NAME, mode: 0, mtime: 0, type: 'L' });
-  dataMember(longLink, { name: LONG_LINK_NAME, mode: 0, mtime: 0, type: 'K' });
-  dataMember(pax, { name: PAX_HEADER_NAME, mode: 0o644, mtime: 0, type: 'x' });
+  if (name.length > NAME_FIELD) dataMember(longNameData(name), { name: LONG_LINK_NAME, mode: 0, mtime: 0, type: 'L' });
+  if (target && target.length > NAME_FIELD) dataMember(longNameData(target), { name: LONG_LINK_NAME, mode: 0, mtime: 0, type: 'K' });
+  dataMember(paxData(`mtime=${paxTime(member.mtimeMs)}`), { name: PAX_HEADER_NAME, mode: 0o644, mtime: 0, type: 'x' });
   writeUstarHeader(out, at, {
     name: name.subarray(0, NAME_FIELD),
     mode: member.kind === 'symlink' ? 0o777 : member.mode & 0o777,
@@ -59,9 +68,20 @@ export function tarMember(member: TarMember, content?: Buffer): Buffer {
     type: TYPE_FLAG[member.kind],
     linkName: target?.subarray(0, NAME_FIELD),
   });
-  content?.copy(out, at + TAR_BLOCK);
-  return out;
+  at += TAR_BLOCK;
+  if (content) at = writePadded(out, at, content);
+  return at - start;
 }
+
+/** Copies `data` to `at` and zeros the rest of its last block; returns where the next block starts. */
+function writePadded(out: Buffer, at: number, data: Buffer): number {
+  const end = at + padded(data.length);
+  out.fill(0, at + data.copy(out, at), end);
+  return end;
+}
+
+/** The longest pax member's data: "NN mtime=" and a time of up to 20 digits, a dot, 9 decimals and a newline. */
+const PAX_MAX_BYTES = TAR_BLOCK;
 
 /** `length` rounded up to whole blocks. */
 const padded = (length: number): number => Math.ceil(length / TAR_BLOCK) * TAR_BLOCK;

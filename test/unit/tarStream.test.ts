@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { TAR_BLOCK, TAR_END, paxTime, tarHeader, tarMember, tarPadding } from '../../src/core/tarStream';
+import { TAR_BLOCK, TAR_END, paxTime, tarHeader, tarMember, tarMemberMaxBytes, tarPadding, writeTarMember } from '../../src/core/tarStream';
 import type { TarMember } from '../../src/core/tarStream';
 
 /**
@@ -106,5 +106,24 @@ describe('tarStream', () => {
     const last = big.subarray(big.length - TAR_BLOCK);
     assert.equal(last[124], 0x80);
     assert.equal(last.readUIntBE(130, 6), 0o77777777777 + 1);
+  });
+
+  it("writes a member into a buffer that holds other bytes exactly as its own buffer, within the room it asks for", () => {
+    const content = Buffer.from('x'.repeat(700));
+    const members: Array<{ member: TarMember; content?: Buffer }> = [
+      { member: { kind: 'file', path: Buffer.from('d/'.repeat(80) + 'f'), mode: 0o644, mtimeMs: 1_700_000_000_123.5, size: content.length }, content },
+      { member: { kind: 'symlink', path: Buffer.from('l'), target: Buffer.from('t/'.repeat(90)), mtimeMs: 7 } },
+      { member: { kind: 'directory', path: Buffer.from('d'), mode: 0o755, mtimeMs: 0 } },
+    ];
+    for (const { member, content: bytes } of members) {
+      const expected = Buffer.concat([tarHeader(member), ...(bytes ? [bytes, tarPadding(bytes.length)] : [])]);
+      // Garbage around and under the member: the initial copy reuses a chunk it does not zero.
+      const chunk = Buffer.alloc(100 + tarMemberMaxBytes(member, bytes) + 100, 0xa5);
+      const written = writeTarMember(chunk, 100, member, bytes);
+      assert.ok(written <= tarMemberMaxBytes(member, bytes), `${member.kind}: ${written} bytes written, room for ${tarMemberMaxBytes(member, bytes)}`);
+      assert.ok(chunk.subarray(100, 100 + written).equals(expected), `${member.kind} member differs`);
+      assert.equal(chunk[99], 0xa5);
+      assert.equal(chunk[100 + written], 0xa5);
+    }
   });
 });
