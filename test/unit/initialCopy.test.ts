@@ -97,12 +97,16 @@ describe('initial copy: copyTree', () => {
     assert.equal(readFileSync(path.join(target, 'src/deep/er/leaf.txt'), 'utf8'), 'leaf\n');
     assert.deepEqual(readFileSync(path.join(target, 'big.bin')), BIG);
     const stateDir = path.join(temp(), 'state');
+    // Changed in /workspace before the state is recorded: no longer as the copy wrote it.
+    writeFileSync(path.join(target, 'run.sh'), '#!/bin/sh\nexit 0\n');
     await recordCopiedState(stateDir, target, copy.agreed, copy.scan.cache);
     const store = await SyncStateStore.open(stateDir);
     const leaf = store.container.get('src/deep/er/leaf.txt');
     assert.equal(leaf?.hash, sha256('leaf\n'));
     assert.equal(leaf?.ino, lstatSync(path.join(target, 'src/deep/er/leaf.txt')).ino);
-    assert.equal(store.container.size, copy.files);
+    assert.equal(store.container.get(nameFromBytes(ODD_NAME))?.hash, sha256('odd\n'));
+    assert.equal(store.container.has('run.sh'), false);
+    assert.equal(store.container.size, copy.files - 1);
     assert.deepEqual([...store.ancestor], [...copy.agreed]);
     assert.equal(store.host.size, copy.scan.cache.size);
     await store.close();
