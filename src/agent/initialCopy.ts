@@ -236,7 +236,7 @@ class ArchiveWriter {
   /** Bytes gathered for the next write into the pipe: chunk[0, filled). */
   private chunk = Buffer.allocUnsafe(CHUNK_BYTES);
   private filled = 0;
-  /** The last chunk flushed is not all in the pipe yet: the scan should let the event loop turn (see behind). */
+  /** The last write into the pipe is not all in it yet: the scan should let the event loop turn (see behind). */
   private flushedQueued = false;
   /** The first member that could not be written (the archive is incomplete from there on). */
   failure: string | undefined;
@@ -270,7 +270,7 @@ class ArchiveWriter {
     if (this.closed) return;
     const room = tarMemberMaxBytes(member, content);
     if (this.filled + room > this.chunk.length) this.flush();
-    if (room > this.chunk.length) this.out.write(tarMember(member, content));
+    if (room > this.chunk.length) this.send(tarMember(member, content));
     else this.filled += writeTarMember(this.chunk, this.filled, member, content);
   }
 
@@ -292,7 +292,7 @@ class ArchiveWriter {
     if (this.closed) return;
     for (const bytes of chunks) {
       if (this.filled + bytes.length > this.chunk.length) this.flush();
-      if (bytes.length >= this.chunk.length) this.out.write(bytes);
+      if (bytes.length >= this.chunk.length) this.send(bytes);
       else this.filled += bytes.copy(this.chunk, this.filled);
     }
   }
@@ -300,10 +300,15 @@ class ArchiveWriter {
   /** Sends what the chunk gathered into the pipe; the next members go into a new chunk. */
   flush(): void {
     if (this.filled === 0 || this.closed) return;
-    this.out.write(this.chunk.subarray(0, this.filled));
-    this.flushedQueued = this.out.writableLength > 0;
+    this.send(this.chunk.subarray(0, this.filled));
     this.chunk = Buffer.allocUnsafe(CHUNK_BYTES);
     this.filled = 0;
+  }
+
+  /** Every write into the pipe: a chunk, or bytes too big for one. */
+  private send(bytes: Buffer): void {
+    this.out.write(bytes);
+    this.flushedQueued = this.out.writableLength > 0;
   }
 
   /**

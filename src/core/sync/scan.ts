@@ -239,9 +239,7 @@ class Scanner {
     this.visits += 1;
     if (this.visits % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     if (listedAsFile && this.visitNewFile(path, rules, out)) {
-      const behind = this.consumerBehind;
-      this.consumerBehind = undefined;
-      if (behind) await behind;
+      await this.catchUpWithConsumer();
       return;
     }
     const stat = settleSync(() => lstatSync(joinBytes(this.root, path)));
@@ -281,9 +279,7 @@ class Scanner {
         return;
       }
       out.push({ path, entry: this.fileEntry(path, stat) });
-      const behind = this.consumerBehind;
-      this.consumerBehind = undefined;
-      if (behind) await behind;
+      await this.catchUpWithConsumer();
       return;
     }
     if (stat.isSymbolicLink()) {
@@ -320,8 +316,23 @@ class Scanner {
     const hashed = this.recordRead(path, read);
     if (hashed === 'again') return false;
     out.push({ path, entry: hashed.entry });
-    if (this.onEntry && hashed.entry?.kind === 'file' && !this.keptOut.has(path)) this.consumerBehind = this.onEntry(path, hashed.entry, hashed.stat!, hashed.content) ?? undefined;
+    this.handOverSmallFile(path, hashed);
     return true;
+  }
+
+  /**
+   * The initial copy takes a small file's bytes as soon as it is read; while it is behind, the
+   * walk waits (catchUpWithConsumer), so that the tree is not read ahead of it into memory.
+   */
+  private handOverSmallFile(path: string, { entry, stat, content }: { entry: Entry | undefined; stat?: Stats; content?: Buffer }): void {
+    if (this.onEntry && entry?.kind === 'file' && !this.keptOut.has(path)) this.consumerBehind = this.onEntry(path, entry, stat!, content) ?? undefined;
+  }
+
+  /** Waits, after a small file read in the walk, while onEntry's consumer is behind (handOverSmallFile). */
+  private async catchUpWithConsumer(): Promise<void> {
+    const behind = this.consumerBehind;
+    this.consumerBehind = undefined;
+    if (behind) await behind;
   }
 
   /** Waits for the hashing still under way and puts the result together in walk order. */
@@ -373,11 +384,9 @@ class Scanner {
     if (stat.size > SYNC_READ_MAX_BYTES) return this.hashLimit.run(() => this.hashFile(path));
     // A small file is read with synchronous calls, as its metadata is: a promise through libuv's
     // thread pool costs more per call than reading a few kilobytes from the page cache.
-    const { entry, stat: read, content } = this.hashFileSync(path);
-    // The initial copy takes the bytes now; while it is behind, the walk waits (see visit), so
-    // that the tree is not read ahead of it into memory.
-    if (this.onEntry && entry?.kind === 'file' && !this.keptOut.has(path)) this.consumerBehind = this.onEntry(path, entry, read!, content) ?? undefined;
-    return entry;
+    const read = this.hashFileSync(path);
+    this.handOverSmallFile(path, read);
+    return read.entry;
   }
 
   private async hashFile(path: string): Promise<Entry | undefined> {
