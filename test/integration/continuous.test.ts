@@ -10,6 +10,7 @@ import {
   execSh,
   hashTree,
   diffTrees,
+  describeRun,
   dockerExec,
   keptVersions,
   readContainerFile,
@@ -166,6 +167,14 @@ describe('integration: continuous sync by the resident agent', function () {
     const versions = new Set([host, container, ...(await keptVersions(stateDirectoryOf(dir), 'host', 'shared.txt')), ...(await keptVersions(stateDirectoryOf(dir), 'container', 'shared.txt'))]);
     assert.ok(versions.has('host-version\n'), `the host's version is lost: ${JSON.stringify([...versions])}`);
     assert.ok(versions.has('container-version\n'), `the container's version is lost: ${JSON.stringify([...versions])}`);
+    if (host === container) return; // one edit crossed before the other was made: no conflict to list
+    // The conflict stands while other changes cross: the cycle that carries an unrelated file
+    // looks only at that file and does not clear it.
+    await writeFile(path.join(dir, 'unrelated.txt'), 'unrelated\n');
+    await waitFor('the unrelated file in /workspace', async () => (await readContainerFile(dir, 'unrelated.txt').catch(() => undefined)) ?? undefined, 20_000);
+    const listed = await runCludJson(['conflicts', dir]);
+    assertExit(listed.run, 0);
+    assert.deepEqual((listed.json.conflicts as Array<{ path: string }>).map((item) => item.path), ['shared.txt'], describeRun(listed.run));
   });
 
   it('SIGKILL of the resident agent: it comes back, nothing is lost, and the next change still crosses', async function () {

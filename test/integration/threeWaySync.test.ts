@@ -88,7 +88,7 @@ describe('integration: three-way sync', function () {
     assertExit(text, 0);
     assert.match(text.stdout, /conflict\s+notes\.md\s+\(clud resolve notes\.md --keep host\|container\|both\)/, describeRun(text));
 
-    // clud conflicts lists it, from the last sync.
+    // clud conflicts lists it.
     const listed = await runCludJson(['conflicts', dir]);
     assertExit(listed.run, 0);
     assert.deepEqual((listed.json.conflicts as Array<{ path: string }>).map((item) => item.path), ['notes.md'], describeRun(listed.run));

@@ -124,6 +124,12 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     await waitFor(() => cycles.some((cycle) => cycle.report.conflicts.some((conflict) => conflict.path === 'README.md')), 'the conflict');
     assert.equal(readOr(path.join(roots.host, 'README.md')), 'host edit');
     assert.equal(readOr(path.join(roots.container, 'README.md')), 'container edit');
+    assert.deepEqual(session?.status().conflicts, ['README.md']);
+    // An incremental cycle that looks only at another path leaves the conflict standing.
+    const before = cycles.length;
+    write(roots.container, 'other.txt', 'unrelated');
+    await waitFor(() => cycles.slice(before).some((cycle) => cycle.kind === 'incremental' && cycle.report.appliedCount > 0), 'the incremental cycle that carried other.txt');
+    assert.deepEqual(session?.status().conflicts, ['README.md']);
   });
 
   it('halts on a wiped /workspace, leaves the host intact and stops background cycles', async () => {

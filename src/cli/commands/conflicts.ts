@@ -1,18 +1,25 @@
 import { displayPath } from '../../core/display';
+import { describeConflicts } from '../../core/sync/summary';
 import type { CommandSpec } from '../command';
 
 export const conflicts: CommandSpec = {
   name: 'conflicts',
   usage: 'clud conflicts [DIR] [--json]',
-  summary: 'List the conflicts found by the last sync (run `clud sync` to refresh).',
+  summary: 'List the conflicts standing now, with what each side holds.',
   options: {},
   async run({ workspace }) {
-    const [latest] = await workspace.history();
-    const found = latest?.conflicts ?? [];
-    const lines = latest ? [`${found.length} conflict(s) as of sync ${latest.id} (${latest.startedAt})`] : ['no sync has run yet'];
+    const reports = await workspace.history();
+    // The resident agent knows which conflicts stand; the reports tell what each side holds. An
+    // agent without a live status leaves the newest report's list.
+    const live = await workspace.liveStatus();
+    const [latest] = reports;
+    const found = live ? describeConflicts(live.conflicts, reports.flatMap((report) => report.conflicts)) : (latest?.conflicts ?? []);
+    const lines = live || latest ? [`${found.length} conflict(s)${live ? '' : ` as of sync ${latest!.id} (${latest!.startedAt})`}`] : ['no sync has run yet'];
     for (const conflict of found) {
-      lines.push(`  ${displayPath(conflict.path)}  host: ${conflict.host?.kind ?? 'absent'}, container: ${conflict.container?.kind ?? 'absent'}`);
+      // A conflict no report in the history describes (one a background cycle found while it carried nothing) is named alone.
+      const sides = conflict.host || conflict.container ? `  host: ${conflict.host?.kind ?? 'absent'}, container: ${conflict.container?.kind ?? 'absent'}` : '';
+      lines.push(`  ${displayPath(conflict.path)}${sides}`);
     }
-    return { json: { ok: true, syncId: latest?.id, conflicts: found }, text: lines.join('\n'), exitCode: 0 };
+    return { json: { ok: true, ...(latest && { syncId: latest.id }), conflicts: found }, text: lines.join('\n'), exitCode: 0 };
   },
 };

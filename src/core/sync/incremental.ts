@@ -10,7 +10,7 @@
 // something sends the caller to a full cycle, which halts as it always did.
 import { promises as fs } from 'node:fs';
 import type { StoreCycleOptions } from './engine';
-import { ancestorsOf, parentPath, pathAndAncestors, type Entry, type Snapshot } from '../files/entry';
+import { ancestorsOf, parentPath, pathAndAncestors, regionFilter, type Entry, type Snapshot } from '../files/entry';
 import { IgnoreRules } from './ignore';
 import { bytesFromName, joinBytes, nameFromBytes } from '../files/pathCodec';
 import { readGitignore, sameScanCacheEntry, scanPaths, type ScanCache, type ScanCacheEntry, type ScanResult } from './scan';
@@ -41,6 +41,20 @@ export function normalizeDirty(dirty: Iterable<string>): string[] | 'everything'
     wanted.add(key);
   }
   return [...wanted].filter((key) => !ancestorsOf(key).some((folder) => wanted.has(folder))).sort();
+}
+
+/**
+ * The conflicts that stand after a cycle, from those known before it. A full cycle saw every path,
+ * and so did a rescan's (every conflict differs from the agreed state on both sides, so the rescan
+ * hands it on); an incremental cycle saw only the subtrees of its dirty paths, so a conflict
+ * elsewhere still stands; a halted cycle reconciled nothing and changes nothing.
+ */
+export function conflictsAfter(known: readonly string[], cycle: { reported: readonly string[]; halted: boolean; dirty?: Iterable<string> }): string[] {
+  if (cycle.halted) return [...known];
+  const looked = cycle.dirty === undefined ? 'everything' : normalizeDirty(cycle.dirty);
+  if (looked === 'everything') return [...cycle.reported].sort();
+  const seen = regionFilter(looked);
+  return [...new Set([...known.filter((key) => !seen(key)), ...cycle.reported])].sort();
 }
 
 /**

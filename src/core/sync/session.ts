@@ -27,6 +27,7 @@ import type { AccessIdentity } from './scan';
 import { SyncStateFiles } from './stateFiles';
 import { SyncStateStore } from './stateStore';
 import { stagingThreads } from './stagingThreads';
+import { conflictsAfter } from './incremental';
 import { mergeReports } from './summary';
 import { TreeWatcher, type DirtyBatch, type WatchDegraded } from './watcher';
 
@@ -410,12 +411,13 @@ export class SyncSession extends EventEmitter<{
     this.emit('status');
   }
 
-  private finished(kind: CycleKind, report: SyncReport, dirtyPaths: number, rescan?: RescanOutcome, paceMs = report.durationMs): CycleFinished {
+  /** `dirty`: what an incremental cycle looked at (absent: it looked at everything). */
+  private finished(kind: CycleKind, report: SyncReport, dirtyPaths: number, { rescan, paceMs = report.durationMs, dirty }: { rescan?: RescanOutcome; paceMs?: number; dirty?: readonly string[] } = {}): CycleFinished {
     if (report.halted) {
       this.halt = report.halted;
       this.emit('halted', report.halted);
     }
-    this.conflicts = report.conflicts.map((conflict) => conflict.path);
+    this.conflicts = conflictsAfter(this.conflicts, { reported: report.conflicts.map((conflict) => conflict.path), halted: report.halted !== undefined, ...(kind === 'incremental' && { dirty }) });
     this.lastCycle = { id: report.id, finishedAt: new Date().toISOString(), applied: report.appliedCount, kind };
     if (kind === 'full') this.lastFullCycle = { endedAt: Date.now(), costMs: paceMs };
     const finished = { kind, report, dirtyPaths, ...(rescan && { rescan }) };
@@ -520,7 +522,7 @@ export class SyncSession extends EventEmitter<{
     }
     // A change skipped because the file changed under it needs nothing here: that change was an
     // event too, so its path is dirty again already.
-    return this.finished(kind, report, dirty.length, rescan, paceMs);
+    return this.finished(kind, report, dirty.length, { ...(rescan && { rescan }), ...(paceMs !== undefined && { paceMs }), dirty });
   }
 
   /** The background cycles' undo recording: their questions go to the owner's `ask`, shown in status meanwhile. */

@@ -1,5 +1,5 @@
 // One sync report in the few numbers people and scripts want, shared by the CLI and the extension.
-import { MAX_LINE_BYTES, type SyncReport } from '../protocol';
+import { MAX_LINE_BYTES, type ConflictInfo, type SyncReport } from '../protocol';
 
 export interface SyncSummary {
   filesTransferred: number;
@@ -31,6 +31,21 @@ export function historyAnswer(reports: readonly SyncReport[]): SyncReport[] {
     answer.push(listed);
   }
   return answer;
+}
+
+/**
+ * The conflicts standing now (`paths`, as the resident agent's status names them), each as the
+ * newest of `described` (newest first) that tells what each side holds. An incremental cycle's
+ * report describes only the conflicts among the paths it looked at, so the newest report alone
+ * may not name them all.
+ */
+export function describeConflicts(paths: readonly string[], described: Iterable<ConflictInfo>): ConflictInfo[] {
+  const known = new Map<string, ConflictInfo>();
+  for (const conflict of described) {
+    const seen = known.get(conflict.path);
+    if (!seen || (!seen.host && !seen.container && (conflict.host || conflict.container))) known.set(conflict.path, conflict);
+  }
+  return paths.map((path) => known.get(path) ?? { path });
 }
 
 /** Whether a cycle did or met anything a user may look for: the history and `clud watch` show only those. */

@@ -4,6 +4,7 @@
 // (the `live` event) and nothing else: syncing, synced, changes waiting, waiting for approval,
 // paused, halted. Without a subscription (an older agent), it follows the last sync's report.
 import type { ConflictInfo, LiveStatus, SyncReport, UndoStepInfo } from '../protocol';
+import { describeConflicts } from '../sync/summary';
 
 export type Health =
   | { kind: 'stopped' }
@@ -114,14 +115,7 @@ export function reduce(state: WorkspaceViewState, event: StateEvent): WorkspaceV
  * names, with what the reports told about each).
  */
 function fromLive(state: WorkspaceViewState, live: LiveStatus): Pick<WorkspaceViewState, 'live' | 'health' | 'conflicts'> {
-  // An incremental cycle reports only the conflicts among the paths it looked at: what each side
-  // holds comes from the newest report that described the path.
-  const known = new Map<string, ConflictInfo>();
-  for (const conflict of [...state.conflicts, ...state.history.flatMap((report) => report.conflicts)]) {
-    const seen = known.get(conflict.path);
-    if (!seen || (!seen.host && !seen.container && (conflict.host || conflict.container))) known.set(conflict.path, conflict);
-  }
-  const conflicts = live.conflicts.map((path) => known.get(path) ?? { path });
+  const conflicts = describeConflicts(live.conflicts, [...state.conflicts, ...state.history.flatMap((report) => report.conflicts)]);
   return { live, conflicts, health: liveHealth(live) };
 }
 
