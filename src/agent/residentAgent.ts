@@ -12,13 +12,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomicFile';
 import { AGENT_STATE_DIR, CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, SYNC_OPTIONS_ENV, WORKSPACE_USER } from '../core/containerLayout';
 import { errorMessage } from '../core/errors';
-import { AgentEvent, LiveSettings, SyncOptions, describeZodError } from '../core/protocol';
+import { AgentEvent, LiveSettings, MAX_LISTED, MAX_STEP_LINE_BYTES, SyncOptions, describeZodError } from '../core/protocol';
 import type { LiveSettingsChange } from '../core/protocol';
 import type { LiveStatus, SafeguardQuestionInfo, SyncNowResult, SyncReport, UndoSettings } from '../core/protocol';
 import type { ApplyOptions } from '../core/sync/apply';
 import { forgetAgreedState, withStateStore } from '../core/sync/engine';
 import { SyncSession, type CycleFinished, type RequestCycleParams } from '../core/sync/session';
 import type { SyncStateStore } from '../core/sync/stateStore';
+import { countOf, listedReport } from '../core/sync/summary';
 import { StepBoundaries, UndoLog } from '../core/undo';
 import type { StepGroup } from '../core/undo';
 import { StepGroupRecord } from '../core/undo/records';
@@ -139,8 +140,9 @@ export class ResidentAgent {
     const finished = await session.flush();
     const { halt } = session.status();
     const held = halt ? undefined : session.flushHeld;
-    const report = finished?.report;
-    return { applied: report?.appliedCount ?? 0, conflicts: report?.conflicts.map((conflict) => conflict.path) ?? [], skipped: report?.skipped.length ?? 0, ...(halt && { halted: halt.reason }), ...(held && { held }) };
+    // Its first conflicts only: the answer is one line of the step channel.
+    const report = finished && listedReport(finished.report, MAX_STEP_LINE_BYTES / 2);
+    return { applied: report?.appliedCount ?? 0, conflicts: report?.conflicts.map((conflict) => conflict.path) ?? [], skipped: report ? countOf(report, 'skipped') : 0, ...(halt && { halted: halt.reason }), ...(held && { held }) };
   }
 
   /** The initial copy when /workspace has none yet, then the session. Never throws: failures are in the init state. */
@@ -255,7 +257,7 @@ export class ResidentAgent {
         report.notices = [...this.takeNotices(), ...report.notices];
         // The repositories are not merged file by file: history crosses as git objects and refs.
         if (!report.halted) report.git = await session.runJob(() => exchangeGitHistory());
-        return report;
+        return listedReport(report);
       });
     } finally {
       this.scheduleCompaction();
@@ -378,11 +380,13 @@ export class ResidentAgent {
             : session.paused
               ? 'paused'
               : 'idle';
+    const conflicts = [...(session?.conflicts ?? [])].sort();
     return {
       state,
       autoSync: session?.autoSync ?? this.settings.autoSync,
       changesWaiting: session?.changesWaiting ?? false,
-      conflicts: [...(session?.conflicts ?? [])].sort(),
+      conflicts: conflicts.slice(0, MAX_LISTED),
+      unlistedConflicts: Math.max(0, conflicts.length - MAX_LISTED),
       ...(session?.halt && { halt: session.halt }),
       ...(this.question && { question: { questionId: this.question.questionId, question: this.question.question } }),
       ...(session?.heldBy && { denied: session.heldBy }),
@@ -488,7 +492,7 @@ export class ResidentAgent {
     this.cycleGroup = undefined;
     if (group && report.undoStep) this.boundaries.recorded(group, report.applied.filter((change) => change.side === 'host').map((change) => change.path));
     if (report.appliedCount > 0 || report.conflicts.length > 0 || report.halted) log('info', `${kind} cycle: ${report.appliedCount} change(s), ${report.conflicts.length} conflict(s)${report.halted ? `, halted: ${report.halted.reason}` : ''}`, { id: report.id, kind, applied: report.appliedCount, durationMs: report.durationMs, ...(report.phasesMs && { phasesMs: report.phasesMs }), ...(rescan && { rescan }) });
-    this.broadcast({ type: 'cycle-finished', kind, report });
+    this.broadcast({ type: 'cycle-finished', kind, report: listedReport(report) });
     // The repositories are not merged file by file: history crosses as git objects and refs,
     // after each full background cycle (the periodic one included), so commits arrive within one
     // period. A request's cycle exchanges them itself.

@@ -9,7 +9,7 @@ import { compareWithAgreedState } from '../core/sync/compare';
 import type { UndoRecording } from '../core/sync/recordedApply';
 import { resolveConflict } from '../core/sync/resolve';
 import { SyncStateFiles } from '../core/sync/stateFiles';
-import { historyAnswer } from '../core/sync/summary';
+import { historyAnswer, listedReport } from '../core/sync/summary';
 import type { UndoLog } from '../core/undo';
 import { failpointHook } from './failpoint';
 import { hostAccess } from './hostAccess';
@@ -48,8 +48,8 @@ export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState):
     history: async () => ({ reports: historyAnswer(await stateFiles().readHistory()) }),
     resolve: (params, context) =>
       agent.job(
-        (store, undoLog) =>
-          resolveConflict({ roots: ROOTS, store, excludes: params.excludes, allowSecrets: params.allowSecrets, path: params.path, keep: params.keep, undo: recording(undoLog, params.undo, context), owners: workspaceOwners(), hostAccess: hostAccess() }),
+        async (store, undoLog) =>
+          listedReport(await resolveConflict({ roots: ROOTS, store, excludes: params.excludes, allowSecrets: params.allowSecrets, path: params.path, keep: params.keep, undo: recording(undoLog, params.undo, context), owners: workspaceOwners(), hostAccess: hostAccess() })),
         ask(context),
       ),
     backup: (params) => agent.jobWithoutAsking((store) => backupDifferences({ roots: ROOTS, stateDir: CONTAINER_STATE_PATH, store, excludes: params.excludes, allowSecrets: params.allowSecrets, hostAccess: hostAccess() })),

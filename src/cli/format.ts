@@ -3,7 +3,7 @@
 import { displayPath, displayText } from '../core/display';
 import { describeAgentBranch } from '../core/git/refNames';
 import type { AgentEvent, LiveStatus, SyncMetrics, SyncReport } from '../core/protocol';
-import { describeReport, isEventful } from '../core/sync/summary';
+import { describeReport, isEventful, type ReportList } from '../core/sync/summary';
 import type { WorkspaceStatus } from '../core/host/workspace';
 
 export function formatMetrics(metrics: SyncMetrics): string {
@@ -34,7 +34,8 @@ export function formatStatus(status: WorkspaceStatus): string {
   if (status.mcpServers) lines.push(`MCP:       ${status.mcpServers.length ? status.mcpServers.join(', ') : '(none)'}`);
   if (status.live) lines.push(`sync:      ${formatLiveStatus(status.live)}`);
   for (const path of status.live?.conflicts.slice(0, LISTED_CONFLICTS) ?? []) lines.push(conflictLine(path));
-  if ((status.live?.conflicts.length ?? 0) > LISTED_CONFLICTS) lines.push(`  … and ${status.live!.conflicts.length - LISTED_CONFLICTS} more conflict(s)`);
+  const conflictCount = status.live ? status.live.conflicts.length + status.live.unlistedConflicts : 0;
+  if (conflictCount > LISTED_CONFLICTS) lines.push(`  … and ${conflictCount - LISTED_CONFLICTS} more conflict(s)`);
   if (status.live?.question) lines.push(`  waiting for approval: ${displayText(status.live.question.question.detail)} (\`clud watch\` asks; \`clud sync --yes\` allows it)`);
   for (const watch of status.live?.degraded ?? []) lines.push(`  watcher (${watch.side}): ${displayText(watch.reason)}`);
   if (status.git) {
@@ -63,13 +64,23 @@ export function formatReport(report: SyncReport): string {
   if (report.undoStep) lines.push(`  undo: \`clud undo\` takes this sync back (step ${report.undoStep})`);
   for (const change of report.applied.slice(0, 20)) lines.push(`  ${change.action.padEnd(6)} ${change.side === 'host' ? 'host     ' : 'container'} ${displayPath(change.path)}`);
   if (report.appliedCount > 20) lines.push(`  … and ${report.appliedCount - 20} more`);
+  // Each list as the report lists it, then how many it only counts (a report too long for a message lists the first ones).
+  const more = (list: ReportList, what: string) => {
+    const count = report.unlisted?.[list];
+    if (count) lines.push(`  … and ${count} more ${what}`);
+  };
   for (const conflict of report.conflicts) lines.push(conflictLine(conflict.path));
+  more('conflicts', 'conflict(s)');
   for (const kept of report.kept) lines.push(`  kept      ${displayPath(kept.path)} (${kept.side} version) at ${displayPath(kept.keptAt)}`);
+  more('kept', 'version(s) kept aside');
   for (const skipped of report.skipped) lines.push(`  skipped   ${displayPath(skipped.path)} on ${skipped.side}: ${displayText(skipped.reason)}`);
+  more('skipped', 'skipped');
   for (const problem of report.problems) lines.push(`  problem   ${displayPath(problem.path)} on ${problem.side}: ${displayText(problem.reason)}`);
+  more('problems', 'problem(s)');
   for (const secret of report.keptOut) {
     lines.push(`  kept out  ${displayPath(secret.path)} on ${secret.side}: ${displayText(secret.reason)} (not copied to the ${secret.side === 'host' ? 'container' : 'host'}; ${ALLOW_HINT})`);
   }
+  more('keptOut', 'secret(s) kept out');
   for (const line of report.git?.lines ?? []) lines.push(`  ${displayText(line)}`);
   for (const problem of report.git?.problems ?? []) lines.push(`  problem   ${displayText(problem)}`);
   return lines.join('\n');
@@ -86,7 +97,8 @@ const LIVE_STATE_TEXT: Record<LiveStatus['state'], string> = {
 
 /** The resident agent's status in one line: "synced (auto-sync continuous)", "2 conflict(s) (auto-sync continuous)", "changes waiting …", "halted: …". */
 export function formatLiveStatus(live: LiveStatus): string {
-  const conflicts = live.conflicts.length > 0 ? `${live.conflicts.length} conflict(s)` : undefined;
+  const count = live.conflicts.length + live.unlistedConflicts;
+  const conflicts = count > 0 ? `${count} conflict(s)` : undefined;
   let state = LIVE_STATE_TEXT[live.state];
   // Not "synced" while the sides differ: a conflict leaves each side its own version until resolved.
   const conflictsAreTheState = live.state === 'idle' && !live.changesWaiting && conflicts !== undefined;

@@ -10,6 +10,8 @@ type SameType<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
 export const PROTOCOL_VERSION = 1;
 /** A line longer than this is rejected before it is parsed (the agent and host both enforce it). */
 export const MAX_LINE_BYTES = 1024 * 1024;
+/** The most entries one list of a sync report or of the live status holds: past it, entries are counted, not listed. */
+export const MAX_LISTED = 1000;
 
 export const SyncDirection = z.enum(['push', 'pull']);
 /**
@@ -174,6 +176,8 @@ export const GitStatusSchema = z.object({
 });
 export type GitStatus = z.infer<typeof GitStatusSchema>;
 
+const Count = z.number().int().nonnegative();
+
 /** What one three-way sync cycle did. */
 export const SyncReport = z.object({
   /** Correlation id of this sync, in logs and in the kept-versions folder name. */
@@ -182,7 +186,7 @@ export const SyncReport = z.object({
   startedAt: z.string(),
   durationMs: z.number().nonnegative(),
   halted: z.object({ side: SyncSide, reason: z.string() }).optional(),
-  /** Every change carried out (the list is capped at 1,000; `appliedCount` is the total). */
+  /** Every change carried out (the first MAX_LISTED; `appliedCount` is the total). */
   applied: z.array(PathOnSide.extend({ action: z.enum(['create', 'update', 'delete']) })),
   appliedCount: z.number().int().nonnegative(),
   /** Of `appliedCount`: entries written (created or updated) and entries deleted. */
@@ -212,6 +216,11 @@ export const SyncReport = z.object({
   phasesMs: z.object({ scan: z.number(), reconcile: z.number(), apply: z.number(), commit: z.number() }).optional(),
   /** The git history exchanged after the file sync; absent when the cycle halted. */
   git: GitExchangeSchema.optional(),
+  /**
+   * The entries each list leaves out, counted: a report's lists are cut to their first entries to
+   * fit well inside one message (`listedReport` in sync/summary.ts). Absent: every list is whole.
+   */
+  unlisted: z.object({ conflicts: Count, skipped: Count, problems: Count, kept: Count, keptOut: Count }).partial().optional(),
 });
 export type SyncReport = z.infer<typeof SyncReport>;
 
@@ -377,7 +386,9 @@ export const LiveStatus = z.object({
   autoSync: AutoSyncMode,
   /** Either side has changes not yet carried, as far as the watchers know. */
   changesWaiting: z.boolean(),
+  /** The paths of the conflicts that stand, sorted: the first MAX_LISTED, and how many more. */
   conflicts: z.array(z.string()),
+  unlistedConflicts: Count,
   halt: z.object({ side: SyncSide, reason: z.string() }).optional(),
   /** The open safeguard question of a background cycle, answered with `answer`. */
   question: z.object({ questionId: z.number().int().nonnegative(), question: SafeguardQuestionSchema }).optional(),

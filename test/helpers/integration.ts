@@ -391,7 +391,7 @@ export async function runCludSync(command: SyncCommand, dir: string, args: strin
   assert.equal(json.ok, !report.halted && !report.denied && report.skipped.length === 0, describeRun(run));
   assert.deepEqual(
     [metrics.durationMs, metrics.bytesTransferred, metrics.conflicts, metrics.retries],
-    [report.durationMs, report.bytesCopied, report.conflicts.length, report.retries],
+    [report.durationMs, report.bytesCopied, report.conflicts.length + (report.unlisted?.conflicts ?? 0), report.retries],
     `metrics disagree with the report\n${describeRun(run)}`,
   );
   return { run, output: { ok: json.ok as boolean, metrics, report } };

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { BackupManifest } from '../../src/core/protocol';
+import { MAX_LISTED, type BackupManifest } from '../../src/core/protocol';
 import {
   INTEGRATION_TIMEOUT_MS,
   TestScope,
@@ -127,6 +127,24 @@ describe('integration: three-way sync', function () {
     assertTreesEqual(await hashTree(dir), await containerTree(dir));
     const quiet = await cludSync('sync', dir);
     assert.deepEqual([quiet.report.appliedCount, quiet.report.conflicts], [0, []]);
+  });
+
+  it('a sync that finds thousands of conflicts answers with the first ones listed and every one counted', async function () {
+    // 3,000 conflicts describe to about 1.2 MB: more than one message may be.
+    const count = 3000;
+    const names = Array.from({ length: count }, (_, index) => `many/conflicting-file-${index}.txt`);
+    const dir = await syncedProject(scope, Object.fromEntries(names.map((name) => [name, 'v0\n'])));
+    await writeHost(dir, Object.fromEntries(names.map((name) => [name, 'host edit\n'])));
+    await execSh(dir, `cd /workspace/many && for i in $(seq 0 ${count - 1}); do echo container edit > conflicting-file-$i.txt; done`);
+    const { run, output } = await runCludSync('sync', dir);
+    assertExit(run, 0);
+    assert.ok(output.report.conflicts.length > 0 && output.report.conflicts.length <= MAX_LISTED, `${output.report.conflicts.length} listed`);
+    assert.equal(output.report.conflicts.length + (output.report.unlisted?.conflicts ?? 0), count, describeRun(run));
+    assert.equal(output.metrics.conflicts, count);
+    const listed = await runCludJson(['conflicts', dir]);
+    assertExit(listed.run, 0);
+    assert.equal((listed.json.conflicts as unknown[]).length + (listed.json.unlisted as number), count, describeRun(listed.run));
+    assert.equal(await readFile(path.join(dir, names[0]!), 'utf8'), 'host edit\n', 'a conflict changed the host');
   });
 
   it('clud resolve reports what it changed and where it kept the losing version', async function () {

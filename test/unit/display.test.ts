@@ -106,7 +106,7 @@ describe('unit: the CLI text of a report', () => {
       hostPath: '/home/me/proj',
       containerName: 'clud-proj',
       state: 'running',
-      live: { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts, degraded: [] },
+      live: { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts, unlistedConflicts: 0, degraded: [] },
     });
     assert.match(text, /^sync: {6}22 conflict\(s\) \(auto-sync continuous\)$/m);
     assert.match(text, /^ {2}conflict {2}src\/f0\.txt {2}\(clud resolve src\/f0\.txt --keep host\|container\|both\)$/m);

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { emptySyncReport, MAX_LINE_BYTES, type SyncReport } from '../../src/core/protocol';
+import { emptySyncReport, MAX_LINE_BYTES, MAX_LISTED, type SyncReport } from '../../src/core/protocol';
 import type { Entry } from '../../src/core/files/entry';
 import type { ScanCache } from '../../src/core/sync/scan';
 import { forgetAgreedState, withStateStore } from '../../src/core/sync/engine';
 import { HISTORY_FILE, HISTORY_LIMIT, STATE_FORMAT_VERSION, SyncStateFiles } from '../../src/core/sync/stateFiles';
-import { describeReport, HISTORY_LISTED_PATHS, historyAnswer } from '../../src/core/sync/summary';
+import { countOf, describeReport, HISTORY_LISTED_PATHS, historyAnswer, listedReport, summarizeReport } from '../../src/core/sync/summary';
 import { useTempDir } from '../helpers/tempDir';
 
 const file: Entry = { kind: 'file', size: 3, mtimeMs: 1_700_000_000_123.456, mode: 0o755, hash: 'a'.repeat(64) };
@@ -25,6 +25,35 @@ function report(id: string): SyncReport {
 }
 
 const noTemporaryFiles = (dir: string) => assert.deepEqual(readdirSync(dir).filter((name) => name.endsWith('.tmp')), []);
+
+describe('unit: listedReport (a report as it leaves the agent)', () => {
+  const many = <T>(count: number, item: (index: number) => T) => Array.from({ length: count }, (_, index) => item(index));
+  const problem = (index: number) => ({ path: `unreadable/file-${index}`, side: 'host' as const, reason: 'cannot read: permission denied' });
+  const table: Array<{ name: string; report: SyncReport; listed: Partial<Record<'conflicts' | 'skipped' | 'problems' | 'kept' | 'keptOut', number>> }> = [
+    { name: 'a report that fits is unchanged', report: { ...emptySyncReport({ id: 'a', policy: 'two-way-safe', startedAt: '' }), problems: many(10, problem) }, listed: { problems: 10 } },
+    { name: 'each list keeps its first MAX_LISTED entries', report: { ...emptySyncReport({ id: 'b', policy: 'two-way-safe', startedAt: '' }), problems: many(1500, problem), kept: many(1200, (index) => ({ path: `k${index}`, side: 'host' as const, keptAt: `/kept/k${index}` })) }, listed: { problems: MAX_LISTED, kept: MAX_LISTED } },
+    { name: 'lists of long entries are cut further until the report fits', report: { ...emptySyncReport({ id: 'c', policy: 'two-way-safe', startedAt: '' }), skipped: many(900, (index) => ({ path: `${'deep/'.repeat(200)}f${index}`, side: 'container' as const, code: 'failed' as const, reason: 'no space left on device' })) }, listed: { skipped: 125 } },
+  ];
+  for (const { name, report: original, listed } of table) {
+    it(name, () => {
+      const result = listedReport(original);
+      assert.ok(Buffer.byteLength(JSON.stringify(result)) <= MAX_LINE_BYTES / 4, 'within a quarter of a message');
+      for (const list of ['conflicts', 'skipped', 'problems', 'kept', 'keptOut'] as const) {
+        assert.equal(result[list].length, listed[list] ?? 0, `${list} listed`);
+        assert.deepEqual(result[list], original[list].slice(0, result[list].length), `${list}: the first entries`);
+        assert.equal(countOf(result, list), original[list].length, `${list}: counted whole`);
+      }
+      assert.deepEqual(summarizeReport(result).conflicts, summarizeReport(original).conflicts);
+      assert.equal(describeReport(result), describeReport(original), 'what a client shows of it is unchanged');
+    });
+  }
+  it('a report cut twice still counts every entry once', () => {
+    const original = { ...emptySyncReport({ id: 'd', policy: 'two-way-safe', startedAt: '' }), problems: many(3000, problem) };
+    const twice = listedReport(listedReport(original), 20_000);
+    assert.ok(twice.problems.length < MAX_LISTED);
+    assert.equal(countOf(twice, 'problems'), 3000);
+  });
+});
 
 describe('unit: stateFiles', () => {
   const tempDir = useTempDir('clud-state-');
@@ -249,6 +278,16 @@ describe('unit: stateFiles', () => {
       assert.ok(answer.length > 0 && answer.length < reports.length, `${answer.length} of ${reports.length} reports`);
       assert.deepEqual(answer.map((entry) => entry.id), reports.slice(0, answer.length).map((entry) => entry.id), 'the newest');
       assert.ok(Buffer.byteLength(JSON.stringify({ reports: answer })) <= MAX_LINE_BYTES);
+    });
+
+    it('stores a report whose lists are too long for a message with their first entries, the rest counted', async () => {
+      const state = stateIn(tempDir());
+      const conflicts = Array.from({ length: 5000 }, (_, index) => ({ path: `src/formatted/file-${index}.ts`, ancestor: file, host: file, container: file }));
+      await state.appendHistory({ ...report('many'), conflicts });
+      const [stored] = await state.readHistory();
+      assert.ok(stored!.conflicts.length > 0 && stored!.conflicts.length < 5000, `${stored!.conflicts.length} listed`);
+      assert.equal(countOf(stored!, 'conflicts'), 5000);
+      assert.ok(Buffer.byteLength(JSON.stringify({ reports: historyAnswer([stored!]) })) <= MAX_LINE_BYTES);
     });
 
     it('reads an absent or corrupt history as empty, and starts it again', async () => {

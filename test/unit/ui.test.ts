@@ -197,7 +197,7 @@ describe('unit: ui tree', () => {
 });
 
 function live(overrides: Partial<LiveStatus> = {}): LiveStatus {
-  return { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], degraded: [], ...overrides };
+  return { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], unlistedConflicts: 0, degraded: [], ...overrides };
 }
 const liveEvent = (overrides: Partial<LiveStatus> = {}): StateEvent => ({ type: 'live', status: live(overrides) });
 const question = { questionId: 3, question: { kind: 'many-deletions' as const, path: 'src', detail: 'this sync would delete 120 files in your folder' } };
@@ -277,6 +277,16 @@ describe('unit: ui live status (the resident agent)', () => {
     const later = run(attachedRunning, liveEvent({ conflicts: ['a.txt'] }), { type: 'syncFinished', report: report({ conflicts: [conflictOn('a.txt')] }) }, { type: 'syncFinished', report: report() }, liveEvent({ conflicts: ['a.txt'] }));
     assert.equal(later.conflicts[0]?.host?.kind, 'file', 'what each side holds is kept from the report that described it');
     assert.equal(find(buildTree(later), 'conflict:a.txt')?.contextValue, 'conflict.file');
+    // One no report described is named alone, not as deleted on both sides.
+    assert.equal(find(buildTree(state), 'conflict:b.txt')?.description, 'both sides changed');
+  });
+
+  it('counts the conflicts the agent lists and those it only counts', () => {
+    const state = run(attachedRunning, liveEvent({ conflicts: ['a.txt', 'b.txt'], unlistedConflicts: 3000 }));
+    assert.match(statusBarView(state).text, /3002 conflicts$/);
+    const node = find(buildTree(state), 'conflicts');
+    assert.equal(node?.description, '3002');
+    assert.deepEqual(node?.children?.map((child) => child.label), ['a.txt', 'b.txt', '… and 3000 more']);
   });
 
   it('a late status does not bring back a stopped workspace; a lost subscription falls back to the reports', () => {

@@ -1,11 +1,11 @@
 // How `clud status` and `clud watch` print the resident agent's status and events (src/cli/format.ts).
 import assert from 'node:assert/strict';
-import { formatLiveEvent, formatLiveStatus } from '../../src/cli/format';
+import { formatLiveEvent, formatLiveStatus, formatReport } from '../../src/cli/format';
 import { emptySyncReport } from '../../src/core/protocol';
 import type { LiveStatus } from '../../src/core/protocol';
 
 function status(overrides: Partial<LiveStatus> = {}): LiveStatus {
-  return { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], degraded: [], ...overrides };
+  return { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], unlistedConflicts: 0, degraded: [], ...overrides };
 }
 const at = new Date(Date.UTC(2026, 11, 4, 22, 5, 7, 123));
 
@@ -47,6 +47,14 @@ describe('unit: clud watch and status output', () => {
     assert.match(formatLiveEvent({ type: 'cycle-finished', kind: 'full', report }, at, undefined)!, /^22:05:07\.123 full: two-way-safe: 1 change\(s\)/);
     assert.match(formatLiveEvent({ type: 'watcher-degraded', side: 'container', reason: 'watch limit (fs.inotify.max_user_watches); polling' }, at, undefined)!, /watcher \(container\): watch limit/);
     assert.match(formatLiveEvent({ type: 'halted', side: 'host', reason: 'the folder is empty' }, at, undefined)!, /halted \(host\): the folder is empty/);
+  });
+
+  it('counts what a report or a status lists only in part', () => {
+    assert.equal(formatLiveStatus(status({ conflicts: ['a'], unlistedConflicts: 4 })), '5 conflict(s) (auto-sync continuous)');
+    const report = emptySyncReport({ id: 's3', policy: 'two-way-safe', startedAt: at.toISOString(), problems: [{ path: 'sock', side: 'host', reason: 'a socket' }], unlisted: { problems: 2500, conflicts: 7 } });
+    const text = formatReport(report);
+    assert.match(text, /^ {2}problem {3}sock on host: a socket\n {2}… and 2500 more problem\(s\)$/m);
+    assert.match(text, /^ {2}… and 7 more conflict\(s\)$/m);
   });
 
   it('escapes what came from a tree, so a file name cannot drive the terminal', () => {

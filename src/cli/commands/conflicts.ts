@@ -14,12 +14,14 @@ export const conflicts: CommandSpec = {
     const live = await workspace.liveStatus();
     const [latest] = reports;
     const found = live ? describeConflicts(live.conflicts, reports.flatMap((report) => report.conflicts)) : (latest?.conflicts ?? []);
-    const lines = live || latest ? [`${found.length} conflict(s)${live ? '' : ` as of sync ${latest!.id} (${latest!.startedAt})`}`] : ['no sync has run yet'];
+    const unlisted = live ? live.unlistedConflicts : (latest?.unlisted?.conflicts ?? 0);
+    const lines = live || latest ? [`${found.length + unlisted} conflict(s)${live ? '' : ` as of sync ${latest!.id} (${latest!.startedAt})`}`] : ['no sync has run yet'];
     for (const conflict of found) {
       // A conflict no report in the history describes (one a background cycle found while it carried nothing) is named alone.
       const sides = conflict.host || conflict.container ? `  host: ${conflict.host?.kind ?? 'absent'}, container: ${conflict.container?.kind ?? 'absent'}` : '';
       lines.push(`  ${displayPath(conflict.path)}${sides}`);
     }
-    return { json: { ok: true, ...(latest && { syncId: latest.id }), conflicts: found }, text: lines.join('\n'), exitCode: 0 };
+    if (unlisted > 0) lines.push(`  … and ${unlisted} more (listed as the first ones are resolved)`);
+    return { json: { ok: true, ...(latest && { syncId: latest.id }), conflicts: found, unlisted }, text: lines.join('\n'), exitCode: 0 };
   },
 };

@@ -7,7 +7,7 @@
 // recording), and commit only the records that changed, in one journal line.
 // `runSyncCycle` is the one-shot form: open the store, one full cycle, close.
 import { randomBytes } from 'node:crypto';
-import { emptySyncReport, type SyncReport } from '../protocol';
+import { emptySyncReport, MAX_LISTED, type SyncReport } from '../protocol';
 import type { ApplyOptions, ApplyOutcome } from './apply';
 import { applyRecorded } from './recordedApply';
 import type { UndoRecording } from './recordedApply';
@@ -86,8 +86,6 @@ export type StoreCycleResult =
   | { report: SyncReport; fullCycleNeeded?: undefined }
   /** An incremental region cannot be judged on its own (see incremental.ts); run a full cycle. */
   | { report?: undefined; fullCycleNeeded: string };
-
-const MAX_LISTED = 1000;
 
 export function newSyncId(now = new Date()): string {
   return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;

@@ -2,7 +2,7 @@
 // version is always kept aside first, and a normal sync cycle then records the agreement.
 import { link, rename } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { SyncReport } from '../protocol';
+import { MAX_LISTED, type SyncReport } from '../protocol';
 import type { ApplyOutcome } from './apply';
 import { applyRecorded } from './recordedApply';
 import { entriesEqual } from '../files/entry';
@@ -97,7 +97,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     ];
     // A name cut short to fit is not where the user would look: say where it went.
     const notices = renamed.shortened ? [`the container's version of ${renamed.from} is at ${renamed.to}: the name was shortened to fit the ${NAME_MAX_BYTES}-byte limit on a name`, ...report.notices] : report.notices;
-    return { ...report, notices, applied: [...moved, ...report.applied].slice(0, 1000), appliedCount: report.appliedCount + 2, writtenCount: report.writtenCount + 1, deletedCount: report.deletedCount + 1 };
+    return { ...report, notices, applied: [...moved, ...report.applied].slice(0, MAX_LISTED), appliedCount: report.appliedCount + 2, writtenCount: report.writtenCount + 1, deletedCount: report.deletedCount + 1 };
   }
   if (!resolved) return report;
   // The report tells what the resolve itself did too, not only the cycle that recorded it.

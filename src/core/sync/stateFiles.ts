@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { readJsonFile, writeFileAtomic, writeJsonAtomic } from '../atomicFile';
 import { EntrySchema, SyncReport, SyncSide } from '../protocol';
+import { listedReport } from './summary';
 import type { Entry } from '../files/entry';
 import type { ScanCache } from './scan';
 
@@ -129,7 +130,7 @@ export class SyncStateFiles {
       // A line torn by a crash is ended first, so that it cannot swallow this one.
       const last = Buffer.alloc(1);
       const torn = size > 0 && (await handle.read(last, 0, 1, size - 1)).bytesRead === 1 && last[0] !== 0x0a;
-      const line = Buffer.from(`${torn ? '\n' : ''}${JSON.stringify(report)}\n`);
+      const line = Buffer.from(`${torn ? '\n' : ''}${JSON.stringify(listedReport(report))}\n`);
       await handle.appendFile(line);
       await handle.datasync();
       size += line.length;

@@ -1,5 +1,5 @@
 // One sync report in the few numbers people and scripts want, shared by the CLI and the extension.
-import { MAX_LINE_BYTES, type ConflictInfo, type SyncReport } from '../protocol';
+import { MAX_LINE_BYTES, MAX_LISTED, type ConflictInfo, type SyncReport } from '../protocol';
 
 export interface SyncSummary {
   filesTransferred: number;
@@ -48,9 +48,51 @@ export function describeConflicts(paths: readonly string[], described: Iterable<
   return paths.map((path) => known.get(path) ?? { path });
 }
 
+/** A report's lists that can run to any length; `unlisted` counts what each leaves out. */
+export type ReportList = keyof NonNullable<SyncReport['unlisted']>;
+const REPORT_LISTS: readonly ReportList[] = ['conflicts', 'skipped', 'problems', 'kept', 'keptOut'];
+
+/** How many entries a report's list has: those it lists and those it counts. */
+export function countOf(report: SyncReport, list: ReportList): number {
+  return report[list].length + (report.unlisted?.[list] ?? 0);
+}
+
+/** Room for one report in a message: a client's sync answer, a cycle's event, a line of the history. */
+const REPORT_BYTES = MAX_LINE_BYTES / 4;
+
+/**
+ * The report as it leaves the agent: each list cut to its first MAX_LISTED entries, halved until
+ * the whole report takes at most `maxBytes`, the rest counted in `unlisted` (`applied` has its
+ * own count). Thousands of conflicts or unreadable files would otherwise make a report longer
+ * than a message may be: a sync that was carried out would answer its client with an error, and
+ * its cycle's event would be dropped.
+ */
+export function listedReport(report: SyncReport, maxBytes = REPORT_BYTES): SyncReport {
+  for (let limit = MAX_LISTED; ; limit = Math.floor(limit / 2)) {
+    const listed = cutLists(report, limit);
+    if (limit === 0 || Buffer.byteLength(JSON.stringify(listed)) <= maxBytes) return listed;
+  }
+}
+
+function cutLists(report: SyncReport, limit: number): SyncReport {
+  if (report.applied.length <= limit && REPORT_LISTS.every((list) => report[list].length <= limit)) return report;
+  const unlisted = { ...report.unlisted };
+  for (const list of REPORT_LISTS) if (report[list].length > limit) unlisted[list] = countOf(report, list) - limit;
+  return {
+    ...report,
+    applied: report.applied.slice(0, limit),
+    conflicts: report.conflicts.slice(0, limit),
+    skipped: report.skipped.slice(0, limit),
+    problems: report.problems.slice(0, limit),
+    kept: report.kept.slice(0, limit),
+    keptOut: report.keptOut.slice(0, limit),
+    unlisted,
+  };
+}
+
 /** Whether a cycle did or met anything a user may look for: the history and `clud watch` show only those. */
 export function isEventful(report: SyncReport): boolean {
-  return report.appliedCount > 0 || report.skipped.length > 0 || report.kept.length > 0 || report.halted !== undefined || report.denied !== undefined;
+  return report.appliedCount > 0 || countOf(report, 'skipped') > 0 || countOf(report, 'kept') > 0 || report.halted !== undefined || report.denied !== undefined;
 }
 
 export function summarizeReport(report: SyncReport): SyncSummary {
@@ -58,13 +100,15 @@ export function summarizeReport(report: SyncReport): SyncSummary {
     ...(report.halted ? [`halted (${report.halted.side}): ${report.halted.reason}`] : []),
     ...(report.denied ? [`stopped by a safeguard: ${report.denied.detail}`] : []),
     ...report.skipped.map((skipped) => `skipped ${skipped.path} on ${skipped.side}: ${skipped.reason}`),
+    ...(report.unlisted?.skipped ? [`${report.unlisted.skipped} more skipped`] : []),
     ...report.problems.map((problem) => `${problem.path} on ${problem.side}: ${problem.reason}`),
+    ...(report.unlisted?.problems ? [`${report.unlisted.problems} more problem(s)`] : []),
   ];
   return {
     filesTransferred: report.writtenCount,
     filesDeleted: report.deletedCount,
     bytesTransferred: report.bytesCopied,
-    conflicts: report.conflicts.length,
+    conflicts: countOf(report, 'conflicts'),
     errors,
   };
 }
@@ -75,9 +119,9 @@ export function describeReport(report: SyncReport): string {
   const summary = summarizeReport(report);
   const parts = [`${report.appliedCount} change(s)`, `${summary.bytesTransferred} bytes`];
   if (summary.conflicts) parts.push(`${summary.conflicts} conflict(s)`);
-  if (report.skipped.length) parts.push(`${report.skipped.length} skipped`);
-  if (report.kept.length) parts.push(`${report.kept.length} version(s) kept aside`);
-  if (report.keptOut.length) parts.push(`${report.keptOut.length} secret(s) kept out`);
+  if (report.skipped.length) parts.push(`${countOf(report, 'skipped')} skipped`);
+  if (report.kept.length) parts.push(`${countOf(report, 'kept')} version(s) kept aside`);
+  if (report.keptOut.length) parts.push(`${countOf(report, 'keptOut')} secret(s) kept out`);
   return `${report.policy}: ${parts.join(', ')} in ${report.durationMs} ms`;
 }
 
@@ -86,7 +130,7 @@ export function describeReport(report: SyncReport): string {
  * resolve and the cycle that follows it): everything each pass did, the latest pass's view of
  * what is still open (conflicts, problems, skips, a halt).
  */
-export function mergeReports(earlier: SyncReport, later: SyncReport, listLimit = 1000): SyncReport {
+export function mergeReports(earlier: SyncReport, later: SyncReport, listLimit = MAX_LISTED): SyncReport {
   return {
     ...later,
     id: earlier.id,

@@ -110,6 +110,11 @@ export function reduce(state: WorkspaceViewState, event: StateEvent): WorkspaceV
   }
 }
 
+/** How many conflicts stand: those the state lists, and those the agent's status (or, without one, the last report) only counts. */
+export function conflictCount(state: WorkspaceViewState): number {
+  return state.conflicts.length + (state.live ? state.live.unlistedConflicts : (state.history[0]?.unlisted?.conflicts ?? 0));
+}
+
 /**
  * The state as the resident agent's status says: its health, and its conflicts (the paths it
  * names, with what the reports told about each).

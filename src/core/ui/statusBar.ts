@@ -1,7 +1,7 @@
 // How the status value looks in the status bar: text with a codicon, a tooltip, and what a click does.
 import { displayPath, displayText } from '../display';
 import { describeReport } from '../sync/summary';
-import type { WorkspaceViewState } from './state';
+import { conflictCount, type WorkspaceViewState } from './state';
 
 export interface StatusBarView {
   text: string;
@@ -24,8 +24,10 @@ export function statusBarView(state: WorkspaceViewState): StatusBarView {
       return { text: '$(sync~spin) Clud: syncing', tooltip: `Clud: ${displayText(state.health.message)}\n${lastLine}`, command: 'clud.showLogs', severity: 'normal' };
     case 'synced':
       return { text: '$(check) Clud: synced', tooltip: `Clud: ${state.containerName ?? 'workspace'} is in sync. Click to sync now.\n${lastLine}`, command: 'clud.syncNow', severity: 'normal' };
-    case 'conflict':
-      return { text: `$(warning) Clud: ${state.conflicts.length} conflict${state.conflicts.length === 1 ? '' : 's'}`, tooltip: `Clud: both sides changed ${state.conflicts.map((conflict) => displayPath(conflict.path)).slice(0, 5).join(', ')}. Open the Clud view to resolve. Click to sync now.\n${lastLine}`, command: 'clud.syncNow', severity: 'warning' };
+    case 'conflict': {
+      const count = conflictCount(state);
+      return { text: `$(warning) Clud: ${count} conflict${count === 1 ? '' : 's'}`, tooltip: `Clud: both sides changed ${state.conflicts.map((conflict) => displayPath(conflict.path)).slice(0, 5).join(', ')}. Open the Clud view to resolve. Click to sync now.\n${lastLine}`, command: 'clud.syncNow', severity: 'warning' };
+    }
     case 'changes-waiting':
       return {
         text: '$(clock) Clud: changes waiting',

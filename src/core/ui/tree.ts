@@ -5,7 +5,7 @@ import { describeUndoStep } from '../stepLabel';
 import { describeAgentBranch } from '../git/refNames';
 import { describeReport, summarizeReport } from '../sync/summary';
 import type { GitExchange } from '../protocol';
-import type { WorkspaceViewState } from './state';
+import { conflictCount, type WorkspaceViewState } from './state';
 
 export interface TreeNode {
   id: string;
@@ -47,24 +47,21 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
   const git = state.history.find((report) => report.git)?.git;
   if (git && (git.branches.length > 0 || git.problems.length > 0)) nodes.push(gitNode(git));
   if (state.conflicts.length > 0) {
-    nodes.push({
-      id: 'conflicts',
-      label: 'Conflicts',
-      description: String(state.conflicts.length),
-      icon: 'warning',
-      expanded: true,
-      contextValue: 'conflicts',
-      children: state.conflicts.map((conflict) => ({
-        id: `conflict:${conflict.path}`,
-        label: displayPath(conflict.path),
-        path: conflict.path,
-        description: `host: ${conflict.host?.kind ?? 'deleted'} · container: ${conflict.container?.kind ?? 'deleted'}`,
-        tooltip: 'Both sides changed this path since the last sync. Compare them, then keep one version or both.',
-        icon: 'diff',
-        contextValue: conflict.host?.kind === 'file' && conflict.container?.kind === 'file' ? 'conflict.file' : 'conflict',
-        command: { command: 'clud.openConflictDiff', title: 'Compare', arguments: [conflict.path] },
-      })),
-    });
+    const count = conflictCount(state);
+    const listed: TreeNode[] = state.conflicts.map((conflict) => ({
+      id: `conflict:${conflict.path}`,
+      label: displayPath(conflict.path),
+      path: conflict.path,
+      // A conflict no report at hand described is named alone: "deleted" on both would be wrong.
+      description: conflict.host || conflict.container ? `host: ${conflict.host?.kind ?? 'deleted'} · container: ${conflict.container?.kind ?? 'deleted'}` : 'both sides changed',
+      tooltip: 'Both sides changed this path since the last sync. Compare them, then keep one version or both.',
+      icon: 'diff',
+      contextValue: conflict.host?.kind === 'file' && conflict.container?.kind === 'file' ? 'conflict.file' : 'conflict',
+      command: { command: 'clud.openConflictDiff', title: 'Compare', arguments: [conflict.path] },
+    }));
+    // Past the agent's list (its first MAX_LISTED), conflicts are counted: they are listed as those are resolved.
+    if (count > listed.length) listed.push({ id: 'conflicts:unlisted', label: `… and ${count - listed.length} more`, tooltip: 'Only the first conflicts are listed; as those are resolved, the rest are listed.', icon: 'warning' });
+    nodes.push({ id: 'conflicts', label: 'Conflicts', description: String(count), icon: 'warning', expanded: true, contextValue: 'conflicts', children: listed });
   }
   if (state.health.kind === 'waiting-for-approval') {
     nodes.splice(1, 0, {
