@@ -380,13 +380,18 @@ export class ResidentAgent {
             : session.paused
               ? 'paused'
               : 'idle';
-    const conflicts = [...(session?.conflicts ?? [])].sort();
+    const conflicts = session?.conflicts ?? [];
+    const problems = session?.problems ?? [];
+    const keptOut = session?.keptOut ?? [];
+    const unlisted = (list: readonly unknown[]) => Math.max(0, list.length - MAX_LISTED);
     return {
       state,
       autoSync: session?.autoSync ?? this.settings.autoSync,
       changesWaiting: session?.changesWaiting ?? false,
       conflicts: conflicts.slice(0, MAX_LISTED),
-      unlistedConflicts: Math.max(0, conflicts.length - MAX_LISTED),
+      problems: problems.slice(0, MAX_LISTED),
+      keptOut: keptOut.slice(0, MAX_LISTED),
+      unlisted: { conflicts: unlisted(conflicts), problems: unlisted(problems), keptOut: unlisted(keptOut) },
       ...(session?.halt && { halt: session.halt }),
       ...(this.question && { question: { questionId: this.question.questionId, question: this.question.question } }),
       ...(session?.heldBy && { denied: session.heldBy }),

@@ -33,9 +33,16 @@ export function formatStatus(status: WorkspaceStatus): string {
   if (status.ui) lines.push(`IDE:       ${status.ui.url}`);
   if (status.mcpServers) lines.push(`MCP:       ${status.mcpServers.length ? status.mcpServers.join(', ') : '(none)'}`);
   if (status.live) lines.push(`sync:      ${formatLiveStatus(status.live)}`);
-  for (const path of status.live?.conflicts.slice(0, LISTED_CONFLICTS) ?? []) lines.push(conflictLine(path));
-  const conflictCount = status.live ? status.live.conflicts.length + status.live.unlistedConflicts : 0;
-  if (conflictCount > LISTED_CONFLICTS) lines.push(`  … and ${conflictCount - LISTED_CONFLICTS} more conflict(s)`);
+  if (status.live) {
+    const { live } = status;
+    const conflicts = live.conflicts.slice(0, LISTED_PATHS);
+    for (const path of conflicts) lines.push(conflictLine(path));
+    if (live.conflicts.length + live.unlisted.conflicts > conflicts.length) lines.push(`  … and ${live.conflicts.length + live.unlisted.conflicts - conflicts.length} more conflict(s)`);
+    // What the sync cannot carry stands until it is fixed (the secrets it keeps out are listed with the initial copy).
+    const problems = live.problems.slice(0, LISTED_PATHS);
+    for (const problem of problems) lines.push(`  problem   ${displayPath(problem.path)} on ${problem.side}: ${displayText(problem.reason)}`);
+    if (live.problems.length + live.unlisted.problems > problems.length) lines.push(`  … and ${live.problems.length + live.unlisted.problems - problems.length} more problem(s)`);
+  }
   if (status.live?.question) lines.push(`  waiting for approval: ${displayText(status.live.question.question.detail)} (\`clud watch\` asks; \`clud sync --yes\` allows it)`);
   for (const watch of status.live?.degraded ?? []) lines.push(`  watcher (${watch.side}): ${displayText(watch.reason)}`);
   if (status.git) {
@@ -45,8 +52,8 @@ export function formatStatus(status: WorkspaceStatus): string {
   return lines.join('\n');
 }
 
-/** Conflicts `clud status` lists by path (the rest are counted). */
-const LISTED_CONFLICTS = 20;
+/** Conflicts and problems `clud status` lists by path (the rest are counted). */
+const LISTED_PATHS = 20;
 
 /** A conflict's line: its path and the command that settles it. */
 function conflictLine(path: string): string {
@@ -97,7 +104,7 @@ const LIVE_STATE_TEXT: Record<LiveStatus['state'], string> = {
 
 /** The resident agent's status in one line: "synced (auto-sync continuous)", "2 conflict(s) (auto-sync continuous)", "changes waiting …", "halted: …". */
 export function formatLiveStatus(live: LiveStatus): string {
-  const count = live.conflicts.length + live.unlistedConflicts;
+  const count = live.conflicts.length + live.unlisted.conflicts;
   const conflicts = count > 0 ? `${count} conflict(s)` : undefined;
   let state = LIVE_STATE_TEXT[live.state];
   // Not "synced" while the sides differ: a conflict leaves each side its own version until resolved.

@@ -386,9 +386,14 @@ export const LiveStatus = z.object({
   autoSync: AutoSyncMode,
   /** Either side has changes not yet carried, as far as the watchers know. */
   changesWaiting: z.boolean(),
-  /** The paths of the conflicts that stand, sorted: the first MAX_LISTED, and how many more. */
+  /**
+   * What stands now, sorted by path, each list its first MAX_LISTED (`unlisted` counts the rest):
+   * the paths in conflict, what the sync cannot carry (unreadable, a socket), the secrets it keeps out.
+   */
   conflicts: z.array(z.string()),
-  unlistedConflicts: Count,
+  problems: SyncReport.shape.problems,
+  keptOut: SyncReport.shape.keptOut,
+  unlisted: z.object({ conflicts: Count, problems: Count, keptOut: Count }),
   halt: z.object({ side: SyncSide, reason: z.string() }).optional(),
   /** The open safeguard question of a background cycle, answered with `answer`. */
   question: z.object({ questionId: z.number().int().nonnegative(), question: SafeguardQuestionSchema }).optional(),

@@ -150,6 +150,19 @@ describe('integration: continuous sync by the resident agent', function () {
         return tree?.has('moved-on-host/keep.txt') && !tree.has('moved/keep.txt') ? true : undefined;
       }, 20_000);
     });
+
+    it("a secret the sync keeps out stays in the agent's status while other changes cross", async function () {
+      const keptOut = async () => {
+        const { json } = await runCludJson(['status', dir]);
+        return ((json.live as { keptOut?: Array<{ path: string; side: string }> } | undefined)?.keptOut ?? []).map((secret) => `${secret.side} ${secret.path}`);
+      };
+      await writeFile(path.join(dir, '.env'), 'TOKEN=1\n');
+      await waitFor('.env kept out in the status', async () => ((await keptOut()).includes('host .env') ? true : undefined), 20_000);
+      await execSh(dir, 'echo later > /workspace/later.txt');
+      await waitFor('a later change on the host', async () => (existsSync(path.join(dir, 'later.txt')) ? true : undefined), 10_000);
+      assert.deepEqual(await keptOut(), ['host .env']);
+      assert.equal((await containerTree(dir)).has('.env'), false, 'the secret crossed');
+    });
   });
 
   it('both sides edit one file during continuous sync: a conflict, both versions kept, nothing lost', async function () {

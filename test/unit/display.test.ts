@@ -106,11 +106,22 @@ describe('unit: the CLI text of a report', () => {
       hostPath: '/home/me/proj',
       containerName: 'clud-proj',
       state: 'running',
-      live: { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts, unlistedConflicts: 0, degraded: [] },
+      live: { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts, problems: [], keptOut: [], unlisted: { conflicts: 0, problems: 0, keptOut: 0 }, degraded: [] },
     });
     assert.match(text, /^sync: {6}22 conflict\(s\) \(auto-sync continuous\)$/m);
     assert.match(text, /^ {2}conflict {2}src\/f0\.txt {2}\(clud resolve src\/f0\.txt --keep host\|container\|both\)$/m);
     assert.equal(text.split('clud resolve').length - 1, 20);
     assert.match(text, /^ {2}… and 2 more conflict\(s\)$/m);
+  });
+
+  it('lists the problems that stand in status, and counts those past its list', () => {
+    const problems = [{ path: 'pipe', side: 'container' as const, reason: 'a FIFO' }];
+    const text = formatStatus({
+      hostPath: '/home/me/proj',
+      containerName: 'clud-proj',
+      state: 'running',
+      live: { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], problems, keptOut: [], unlisted: { conflicts: 0, problems: 1500, keptOut: 0 }, degraded: [] },
+    });
+    assert.match(text, /^ {2}problem {3}pipe on container: a FIFO\n {2}… and 1500 more problem\(s\)$/m);
   });
 });

@@ -16,7 +16,7 @@ import type { AgentEvent, AgentMessage, LiveStatus, Request } from '../../src/co
 const POLICY = { ...DEFAULT_RECONNECT_POLICY, unavailableAttempts: 3 };
 
 function status(overrides: Partial<LiveStatus> = {}): LiveStatus {
-  return { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], unlistedConflicts: 0, degraded: [], ...overrides };
+  return { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], problems: [], keptOut: [], unlisted: { conflicts: 0, problems: 0, keptOut: 0 }, degraded: [], ...overrides };
 }
 
 /** One `docker exec … serve` as the host sees it: an agent that answers with `respond`. */

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { promises as fsPromises, mkdirSync, readdirSync, readFileSync, lstatSync, readlinkSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import * as path from 'node:path';
-import { conflictsAfter, normalizeDirty } from '../../src/core/sync/incremental';
+import { normalizeDirty, standingAfter } from '../../src/core/sync/incremental';
 import { runStoreCycle, runSyncCycle, SyncCancelled, type StoreCycleResult } from '../../src/core/sync/engine';
 import { SyncStateStore } from '../../src/core/sync/stateStore';
 import { useTempDir } from '../helpers/tempDir';
@@ -137,19 +137,26 @@ describe('unit: incremental sync cycles (state store)', () => {
     });
   });
 
-  describe('conflictsAfter', () => {
-    const known = ['docs/a.md', 'src/x.ts', 'src/y.ts'];
-    const table: Array<{ name: string; cycle: Parameters<typeof conflictsAfter>[1]; expected: string[] }> = [
+  describe('standingAfter (the conflicts, problems and secrets that stand after a cycle)', () => {
+    const at = (...paths: string[]) => paths.map((path) => ({ path }));
+    const known = at('docs/a.md', 'src/x.ts', 'src/y.ts');
+    const table: Array<{ name: string; cycle: { reported: string[]; halted: boolean; dirty?: string[] }; expected: string[] }> = [
       { name: 'a full cycle replaces them with what it found', cycle: { reported: ['z.txt'], halted: false }, expected: ['z.txt'] },
       { name: 'a full cycle that found none clears them', cycle: { reported: [], halted: false }, expected: [] },
-      { name: 'an incremental cycle elsewhere keeps them all', cycle: { reported: [], halted: false, dirty: ['other.txt'] }, expected: known },
+      { name: 'an incremental cycle elsewhere keeps them all', cycle: { reported: [], halted: false, dirty: ['other.txt'] }, expected: ['docs/a.md', 'src/x.ts', 'src/y.ts'] },
       { name: 'an incremental cycle drops one it looked at and no longer found', cycle: { reported: [], halted: false, dirty: ['src/x.ts'] }, expected: ['docs/a.md', 'src/y.ts'] },
       { name: 'a dirty folder stands for its subtree', cycle: { reported: ['src/y.ts'], halted: false, dirty: ['src'] }, expected: ['docs/a.md', 'src/y.ts'] },
       { name: 'an incremental cycle adds what it found', cycle: { reported: ['new.md'], halted: false, dirty: ['new.md'] }, expected: ['docs/a.md', 'new.md', 'src/x.ts', 'src/y.ts'] },
       { name: 'a dirty root .gitignore looked at everything', cycle: { reported: [], halted: false, dirty: ['.gitignore'] }, expected: [] },
-      { name: 'a halted cycle reconciled nothing and keeps them', cycle: { reported: [], halted: true }, expected: known },
+      { name: 'a halted cycle reconciled nothing and keeps them', cycle: { reported: [], halted: true }, expected: ['docs/a.md', 'src/x.ts', 'src/y.ts'] },
     ];
-    for (const { name, cycle, expected } of table) it(name, () => assert.deepEqual(conflictsAfter(known, cycle), expected));
+    for (const { name, cycle, expected } of table) {
+      it(name, () => assert.deepEqual(standingAfter(known, { ...cycle, reported: at(...cycle.reported) }).map((item) => item.path), expected));
+    }
+    it('keeps what it is told of each (a problem on either side of one path)', () => {
+      const problems = [{ path: 'p', side: 'host', reason: 'a socket' }, { path: 'p', side: 'container', reason: 'a FIFO' }];
+      assert.deepEqual(standingAfter(problems, { reported: [], halted: false, dirty: ['q'] }), problems);
+    });
   });
 
   it('a cycle that carried a change says where its time went; one that halted says nothing of it', async () => {

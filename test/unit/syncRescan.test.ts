@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { chmodSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { runRescanCycle, runStoreCycle, withStateStore } from '../../src/core/sync/engine';
 import { findChangedPaths, RESCAN_MAX_CHANGED_PATHS, type RescanResult } from '../../src/core/sync/rescan';
@@ -48,23 +49,24 @@ describe('unit: the periodic rescan (what differs from the agreed state, by meta
   it('finds nothing when nothing changed', async () => {
     const f = fixture();
     await agreed(f);
-    assert.deepEqual(await rescan(f), { changed: [] });
+    assert.deepEqual(await rescan(f), { changed: [], leftOut: [] });
   });
 
   // Each change made on one side after the agreement, and what the rescan must report.
   const changes: Array<{ name: string; change: (f: SyncFixture) => void; expected: RescanResult }> = [
-    { name: 'a file edited in place, same size', change: (f) => writeFileSync(at(f.host, 'src/main.ts'), 'MAIN'), expected: { changed: ['src/main.ts'] } },
-    { name: 'a file made executable', change: (f) => chmodSync(at(f.container, 'a.txt'), 0o755), expected: { changed: ['a.txt'] } },
-    { name: 'a new file', change: (f) => writeFileSync(at(f.container, 'src/new.ts'), 'n'), expected: { changed: ['src/new.ts'] } },
-    { name: 'a new folder, as one path for its subtree', change: (f) => makeTree(f.host, { gen: DIR, 'gen/1.ts': '1', 'gen/2.ts': '2', 'gen/sub/3.ts': '3' }), expected: { changed: ['gen'] } },
-    { name: 'a link pointed elsewhere', change: (f) => { unlinkSync(at(f.host, 'to-main')); symlinkSync('a.txt', at(f.host, 'to-main')); }, expected: { changed: ['to-main'] } },
-    { name: 'a folder replaced by a file of the same name, as one path', change: (f) => { rmSync(at(f.container, 'src/deep'), { recursive: true }); writeFileSync(at(f.container, 'src/deep'), 'now a file'); }, expected: { changed: ['src/deep'] } },
-    { name: 'a file deleted behind the watchers\' back', change: (f) => unlinkSync(at(f.host, 'a.txt')), expected: { changed: ['a.txt'] } },
-    { name: 'a folder deleted, as one path for what was under it', change: (f) => rmSync(at(f.container, 'src'), { recursive: true }), expected: { changed: ['src'] } },
-    { name: 'a new ignored file and folder', change: (f) => makeTree(f.host, { 'debug.log': 'l', build: DIR, 'build/out.js': 'o' }), expected: { changed: [] } },
-    { name: 'a new secret, kept out by its name', change: (f) => writeFileSync(at(f.container, '.env'), 'TOKEN=1'), expected: { changed: [] } },
-    { name: 'an edited .gitignore', change: (f) => writeFileSync(at(f.host, '.gitignore'), 'build/\n'), expected: { changed: ['.gitignore'] } },
-    { name: 'a renamed file: both names', change: (f) => renameSync(at(f.host, 'src/deep/x.ts'), at(f.host, 'src/deep/y.ts')), expected: { changed: ['src/deep/x.ts', 'src/deep/y.ts'] } },
+    { name: 'a file edited in place, same size', change: (f) => writeFileSync(at(f.host, 'src/main.ts'), 'MAIN'), expected: { changed: ['src/main.ts'], leftOut: [] } },
+    { name: 'a file made executable', change: (f) => chmodSync(at(f.container, 'a.txt'), 0o755), expected: { changed: ['a.txt'], leftOut: [] } },
+    { name: 'a new file', change: (f) => writeFileSync(at(f.container, 'src/new.ts'), 'n'), expected: { changed: ['src/new.ts'], leftOut: [] } },
+    { name: 'a new folder, as one path for its subtree', change: (f) => makeTree(f.host, { gen: DIR, 'gen/1.ts': '1', 'gen/2.ts': '2', 'gen/sub/3.ts': '3' }), expected: { changed: ['gen'], leftOut: [] } },
+    { name: 'a link pointed elsewhere', change: (f) => { unlinkSync(at(f.host, 'to-main')); symlinkSync('a.txt', at(f.host, 'to-main')); }, expected: { changed: ['to-main'], leftOut: [] } },
+    { name: 'a folder replaced by a file of the same name, as one path', change: (f) => { rmSync(at(f.container, 'src/deep'), { recursive: true }); writeFileSync(at(f.container, 'src/deep'), 'now a file'); }, expected: { changed: ['src/deep'], leftOut: [] } },
+    { name: 'a file deleted behind the watchers\' back', change: (f) => unlinkSync(at(f.host, 'a.txt')), expected: { changed: ['a.txt'], leftOut: [] } },
+    { name: 'a folder deleted, as one path for what was under it', change: (f) => rmSync(at(f.container, 'src'), { recursive: true }), expected: { changed: ['src'], leftOut: [] } },
+    { name: 'a new ignored file and folder', change: (f) => makeTree(f.host, { 'debug.log': 'l', build: DIR, 'build/out.js': 'o' }), expected: { changed: [], leftOut: [] } },
+    { name: 'a new secret, kept out by its name: left out', change: (f) => writeFileSync(at(f.container, '.env'), 'TOKEN=1'), expected: { changed: [], leftOut: ['.env'] } },
+    { name: 'a FIFO: left out', change: (f) => execFileSync('mkfifo', [at(f.host, 'src/pipe').toString()]), expected: { changed: [], leftOut: ['src/pipe'] } },
+    { name: 'an edited .gitignore', change: (f) => writeFileSync(at(f.host, '.gitignore'), 'build/\n'), expected: { changed: ['.gitignore'], leftOut: [] } },
+    { name: 'a renamed file: both names', change: (f) => renameSync(at(f.host, 'src/deep/x.ts'), at(f.host, 'src/deep/y.ts')), expected: { changed: ['src/deep/x.ts', 'src/deep/y.ts'], leftOut: [] } },
     { name: 'an agreed folder reached through a link now (the walk cannot judge what is under it)', change: (f) => { renameSync(at(f.host, 'src/deep'), at(f.host, 'elsewhere')); symlinkSync('../elsewhere', at(f.host, 'src/deep')); }, expected: { fullCycleNeeded: '' } },
   ];
   for (const { name, change, expected } of changes) {
@@ -110,7 +112,24 @@ describe('unit: the periodic rescan (what differs from the agreed state, by meta
     assert.equal(excluded.rescan, 'full-cycle');
     assert.equal(excluded.report.appliedCount, 0);
     assert.equal(readTree(f.container)['gen/1.ts'], '1');
-    assert.deepEqual(await withStateStore(f.stateDir, (store) => findChangedPaths({ roots: f.roots, excludes: ['gen/'], store })), { changed: [] });
+    assert.deepEqual(await withStateStore(f.stateDir, (store) => findChangedPaths({ roots: f.roots, excludes: ['gen/'], store })), { changed: [], leftOut: [] });
+  });
+
+  it("a rescan's cycle names what the sync leaves out, every time, as a full cycle does", async () => {
+    const f = fixture();
+    await agreed(f);
+    writeFileSync(at(f.host, '.env'), 'TOKEN=1');
+    execFileSync('mkfifo', [at(f.container, 'src/pipe').toString()]);
+    for (let round = 0; round < 2; round += 1) {
+      const { report, rescan: outcome } = await withStateStore(f.stateDir, (store) => runRescanCycle({ roots: f.roots, excludes: [], policy: 'two-way-safe', store }));
+      assert.equal(outcome, 'changes-only');
+      assert.deepEqual(report.keptOut.map((secret) => `${secret.side} ${secret.path}`), ['host .env'], `round ${round}`);
+      assert.deepEqual(report.problems.map((problem) => `${problem.side} ${problem.path}`), ['container src/pipe'], `round ${round}`);
+      assert.equal(report.appliedCount, 0);
+      const full = await withStateStore(f.stateDir, (store) => runStoreCycle({ roots: f.roots, excludes: [], policy: 'two-way-safe', store }));
+      assert.deepEqual([full.report?.keptOut, full.report?.problems], [report.keptOut, report.problems], 'a full cycle reports the same');
+    }
+    assert.equal(readTree(f.container)['.env'], undefined, 'the secret stayed on the host');
   });
 
   it('a wiped side is not taken for a change: the full cycle halts and deletes nothing', async () => {
@@ -127,9 +146,9 @@ describe('unit: the periodic rescan (what differs from the agreed state, by meta
   it('reads names that are not valid UTF-8 by their bytes', async () => {
     const f = fixture();
     await agreed(f, { 'caf\udce9.txt': 'latin-1 name' });
-    assert.deepEqual(await rescan(f), { changed: [] });
+    assert.deepEqual(await rescan(f), { changed: [], leftOut: [] });
     writeFileSync(at(f.host, 'caf\udce9.txt'), 'edited!!!!!!');
-    assert.deepEqual(await rescan(f), { changed: ['caf\udce9.txt'] });
+    assert.deepEqual(await rescan(f), { changed: ['caf\udce9.txt'], leftOut: [] });
     assert.ok(path.isAbsolute(f.host));
   });
 });

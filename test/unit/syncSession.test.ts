@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { periodicFullCycleDue, SyncSession, type CycleFinished, type SyncSessionOptions } from '../../src/core/sync/session';
@@ -20,6 +20,11 @@ function write(root: string, relative: string, content: string): void {
 }
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+function spawnSyncOrThrow(command: string, args: string[]): void {
+  const run = spawnSync(command, args);
+  if (run.status !== 0) throw new Error(`${command} ${args.join(' ')}: ${run.stderr}`);
+}
 const readOr = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : undefined);
 
 describe('unit: sync session (continuous sync on real trees)', () => {
@@ -130,6 +135,23 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     write(roots.container, 'other.txt', 'unrelated');
     await waitFor(() => cycles.slice(before).some((cycle) => cycle.kind === 'incremental' && cycle.report.appliedCount > 0), 'the incremental cycle that carried other.txt');
     assert.deepEqual(session?.status().conflicts, ['README.md']);
+  });
+
+  it('says what it leaves out while it stands: a secret kept out and a FIFO, through cycles that look elsewhere, until it is gone', async () => {
+    const { roots, cycles } = await start({ fullCycleIntervalMs: 60_000 });
+    write(roots.host, '.env', 'TOKEN=1');
+    spawnSyncOrThrow('mkfifo', [path.join(roots.container, 'pipe')]);
+    const standing = () => [...session!.status().keptOut.map((item) => `kept out ${item.side} ${item.path}`), ...session!.status().problems.map((item) => `problem ${item.side} ${item.path}`)];
+    await waitFor(() => standing().length === 2, 'both reported');
+    assert.deepEqual(standing(), ['kept out host .env', 'problem container pipe']);
+    const before = cycles.length;
+    write(roots.container, 'other.txt', 'unrelated');
+    await waitFor(() => cycles.slice(before).some((cycle) => cycle.kind === 'incremental' && cycle.report.appliedCount > 0), 'the cycle that carried other.txt');
+    assert.deepEqual(standing(), ['kept out host .env', 'problem container pipe'], 'a cycle that looked elsewhere cleared them');
+    rmSync(path.join(roots.container, 'pipe'));
+    await waitFor(() => standing().length === 1, 'the FIFO gone from the problems');
+    assert.deepEqual(standing(), ['kept out host .env']);
+    assert.equal(existsSync(path.join(roots.container, '.env')), false);
   });
 
   it('halts on a wiped /workspace, leaves the host intact and stops background cycles', async () => {

@@ -197,7 +197,7 @@ describe('unit: ui tree', () => {
 });
 
 function live(overrides: Partial<LiveStatus> = {}): LiveStatus {
-  return { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], unlistedConflicts: 0, degraded: [], ...overrides };
+  return { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], problems: [], keptOut: [], unlisted: { conflicts: 0, problems: 0, keptOut: 0 }, degraded: [], ...overrides };
 }
 const liveEvent = (overrides: Partial<LiveStatus> = {}): StateEvent => ({ type: 'live', status: live(overrides) });
 const question = { questionId: 3, question: { kind: 'many-deletions' as const, path: 'src', detail: 'this sync would delete 120 files in your folder' } };
@@ -281,8 +281,21 @@ describe('unit: ui live status (the resident agent)', () => {
     assert.equal(find(buildTree(state), 'conflict:b.txt')?.description, 'both sides changed');
   });
 
+  it("shows the problems and secrets kept out the agent's status names, whatever the last cycle's report found", () => {
+    const findings = { problems: [{ path: 'pipe', side: 'container' as const, reason: 'a FIFO: never synchronized' }], keptOut: [{ path: '.env', side: 'host' as const, reason: 'holds credentials' }] };
+    // The last report (of a cycle that looked elsewhere) found none; one change of it was skipped.
+    const skipped = report({ skipped: [{ path: 'busy.txt', side: 'host', code: 'changed-since-scan', reason: 'changed while syncing' }] });
+    const state = run(attachedRunning, liveEvent(findings), { type: 'syncFinished', report: skipped });
+    const tree = buildTree(state);
+    assert.deepEqual(find(tree, 'problems')?.children?.map((child) => child.label), ['pipe', 'busy.txt']);
+    assert.deepEqual(find(tree, 'keptOut')?.children?.map((child) => child.label), ['.env']);
+    const counted = run(attachedRunning, liveEvent({ ...findings, unlisted: { conflicts: 0, problems: 40, keptOut: 2 } }));
+    assert.deepEqual([find(buildTree(counted), 'problems')?.description, find(buildTree(counted), 'keptOut')?.description], ['41', '3']);
+    assert.equal(find(buildTree(run(attachedRunning, liveEvent())), 'keptOut'), undefined, 'gone when the agent no longer names it');
+  });
+
   it('counts the conflicts the agent lists and those it only counts', () => {
-    const state = run(attachedRunning, liveEvent({ conflicts: ['a.txt', 'b.txt'], unlistedConflicts: 3000 }));
+    const state = run(attachedRunning, liveEvent({ conflicts: ['a.txt', 'b.txt'], unlisted: { conflicts: 3000, problems: 0, keptOut: 0 } }));
     assert.match(statusBarView(state).text, /3002 conflicts$/);
     const node = find(buildTree(state), 'conflicts');
     assert.equal(node?.description, '3002');

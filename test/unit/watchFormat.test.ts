@@ -5,7 +5,7 @@ import { emptySyncReport } from '../../src/core/protocol';
 import type { LiveStatus } from '../../src/core/protocol';
 
 function status(overrides: Partial<LiveStatus> = {}): LiveStatus {
-  return { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], unlistedConflicts: 0, degraded: [], ...overrides };
+  return { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], problems: [], keptOut: [], unlisted: { conflicts: 0, problems: 0, keptOut: 0 }, degraded: [], ...overrides };
 }
 const at = new Date(Date.UTC(2026, 11, 4, 22, 5, 7, 123));
 
@@ -50,7 +50,7 @@ describe('unit: clud watch and status output', () => {
   });
 
   it('counts what a report or a status lists only in part', () => {
-    assert.equal(formatLiveStatus(status({ conflicts: ['a'], unlistedConflicts: 4 })), '5 conflict(s) (auto-sync continuous)');
+    assert.equal(formatLiveStatus(status({ conflicts: ['a'], unlisted: { conflicts: 4, problems: 0, keptOut: 0 } })), '5 conflict(s) (auto-sync continuous)');
     const report = emptySyncReport({ id: 's3', policy: 'two-way-safe', startedAt: at.toISOString(), problems: [{ path: 'sock', side: 'host', reason: 'a socket' }], unlisted: { problems: 2500, conflicts: 7 } });
     const text = formatReport(report);
     assert.match(text, /^ {2}problem {3}sock on host: a socket\n {2}… and 2500 more problem\(s\)$/m);

@@ -14,7 +14,7 @@ export const conflicts: CommandSpec = {
     const live = await workspace.liveStatus();
     const [latest] = reports;
     const found = live ? describeConflicts(live.conflicts, reports.flatMap((report) => report.conflicts)) : (latest?.conflicts ?? []);
-    const unlisted = live ? live.unlistedConflicts : (latest?.unlisted?.conflicts ?? 0);
+    const unlisted = live ? live.unlisted.conflicts : (latest?.unlisted?.conflicts ?? 0);
     const lines = live || latest ? [`${found.length + unlisted} conflict(s)${live ? '' : ` as of sync ${latest!.id} (${latest!.startedAt})`}`] : ['no sync has run yet'];
     for (const conflict of found) {
       // A conflict no report in the history describes (one a background cycle found while it carried nothing) is named alone.

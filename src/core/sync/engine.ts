@@ -283,11 +283,11 @@ export type RescanOutcome = 'changes-only' | 'full-cycle';
 
 /**
  * The periodic full cycle of continuous sync, at the cost of a walk: the rescan (rescan.ts) finds
- * where either side differs from the agreed state, and only those paths (with `alsoDirty`, what
- * the watchers reported meanwhile) go through an incremental cycle. The full cycle runs instead
- * when the rescan cannot tell (an agreed path not found, too many differences) or the region
- * cannot be judged alone. Client requests stay full cycles: their report lists every conflict,
- * problem and secret kept out, not only those of what changed.
+ * where either side differs from the agreed state and what the sync leaves out, and only those
+ * paths (with `alsoDirty`, what the watchers reported meanwhile) go through an incremental cycle,
+ * whose report then names every conflict, problem and secret kept out, as a full cycle's does.
+ * The full cycle runs instead when the rescan cannot tell (an agreed path not found, too many
+ * differences) or the region cannot be judged alone. Client requests stay full cycles.
  */
 export async function runRescanCycle(options: Omit<StoreCycleOptions, 'dirty'>, alsoDirty: Iterable<string> = []): Promise<{ report: SyncReport; rescan: RescanOutcome; walkMs: number; rescanCpuMs: number }> {
   const started = Date.now();
@@ -299,7 +299,8 @@ export async function runRescanCycle(options: Omit<StoreCycleOptions, 'dirty'>, 
   const cpu = process.cpuUsage(cpuBefore);
   const rescanCpuMs = (cpu.user + cpu.system) / 1000;
   if ('changed' in found) {
-    const result = await runStoreCycle({ ...options, dirty: [...found.changed, ...alsoDirty] });
+    // What the sync leaves out is looked at again too, so that the report names what still is.
+    const result = await runStoreCycle({ ...options, dirty: [...found.changed, ...found.leftOut, ...alsoDirty] });
     if (result.report) {
       result.report.durationMs = Date.now() - started;
       return { report: result.report, rescan: 'changes-only', walkMs, rescanCpuMs };

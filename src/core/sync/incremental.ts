@@ -44,17 +44,17 @@ export function normalizeDirty(dirty: Iterable<string>): string[] | 'everything'
 }
 
 /**
- * The conflicts that stand after a cycle, from those known before it. A full cycle saw every path,
- * and so did a rescan's (every conflict differs from the agreed state on both sides, so the rescan
- * hands it on); an incremental cycle saw only the subtrees of its dirty paths, so a conflict
- * elsewhere still stands; a halted cycle reconciled nothing and changes nothing.
+ * What stands after a cycle (the conflicts, problems and secrets kept out it reports), from what
+ * stood before it. A full cycle looked at every path, and so did a rescan's: the rescan hands on
+ * every path that differs from the agreed state (where every conflict is) and every path the sync
+ * leaves out. An incremental cycle looked only at the subtrees of its dirty paths, so what stands
+ * elsewhere still does; a halted cycle reconciled nothing and changes nothing.
  */
-export function conflictsAfter(known: readonly string[], cycle: { reported: readonly string[]; halted: boolean; dirty?: Iterable<string> }): string[] {
+export function standingAfter<T extends { path: string }>(known: readonly T[], cycle: { reported: readonly T[]; halted: boolean; dirty?: Iterable<string> }): T[] {
   if (cycle.halted) return [...known];
   const looked = cycle.dirty === undefined ? 'everything' : normalizeDirty(cycle.dirty);
-  if (looked === 'everything') return [...cycle.reported].sort();
-  const seen = regionFilter(looked);
-  return [...new Set([...known.filter((key) => !seen(key)), ...cycle.reported])].sort();
+  const seen = looked === 'everything' ? () => true : regionFilter(looked);
+  return [...known.filter((item) => !seen(item.path)), ...cycle.reported].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
 /**

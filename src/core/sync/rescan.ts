@@ -45,8 +45,12 @@ export interface RescanOptions {
  */
 export const PARALLEL_WALK_MIN_PATHS = 20_000;
 
-/** The paths where either side differs from the agreed state (a folder standing for its subtree). */
-export type RescanResult = { changed: string[] } | { fullCycleNeeded: string };
+/**
+ * The paths where either side differs from the agreed state (a folder standing for its subtree),
+ * and the paths the sync leaves out and reports (a secret, what the host's user cannot read, a
+ * socket: nothing agreed on), which a cycle looks at again so that what it reports stays current.
+ */
+export type RescanResult = { changed: string[]; leftOut: string[] } | { fullCycleNeeded: string };
 
 /**
  * In a large tree the container's is walked on a worker thread while this thread walks the
@@ -56,30 +60,35 @@ export type RescanResult = { changed: string[] } | { fullCycleNeeded: string };
 export async function findChangedPaths(options: RescanOptions): Promise<RescanResult> {
   const parallel = options.store.ancestor.size >= (options.parallelWalkMinPaths ?? PARALLEL_WALK_MIN_PATHS);
   const containerWalk = parallel ? walkTreeOnWorker({ root: options.roots.container, excludes: options.excludes }) : undefined;
-  const changed = new Set<string>();
+  const found = { changed: new Set<string>(), leftOut: new Set<string>() };
   for (const side of ['host', 'container'] as const) {
     const walk = side === 'container' && containerWalk ? await containerWalk : await walkTree(options.roots[side], options.excludes, yieldToEventLoop);
     if ('problem' in walk) return { fullCycleNeeded: `${options.roots[side]}: ${walk.problem}` };
-    const judge = new Judgement(options.roots[side], options.store.ancestor, options.store[side], changed, new SecretAllowList(options.allowSecrets ?? []), side === 'host' ? options.hostAccess : undefined);
+    const judge = new Judgement(options.roots[side], options.store.ancestor, options.store[side], found, new SecretAllowList(options.allowSecrets ?? []), side === 'host' ? options.hostAccess : undefined);
     const verdict = await judge.run(walk);
     if (verdict !== undefined) return { fullCycleNeeded: `${options.roots[side]}: ${verdict}` };
   }
-  return { changed: [...changed].sort() };
+  return { changed: [...found.changed].sort(), leftOut: [...found.leftOut].filter((key) => !found.changed.has(key)).sort() };
 }
 
-/** One side's walk judged against the store; adds what differs to `changed`. */
+/** One side's walk judged against the store; adds what differs to `changed`, what is left out to `leftOut`. */
 class Judgement {
   /** Agreed paths met on this side, to tell whether one was not. */
   private agreedMet = 0;
+  private readonly changed: Set<string>;
+  private readonly leftOut: Set<string>;
 
   constructor(
     private readonly root: string,
     private readonly ancestor: ReadonlyMap<string, Entry>,
     private readonly cache: ScanCacheTable,
-    private readonly changed: Set<string>,
+    found: { changed: Set<string>; leftOut: Set<string> },
     private readonly allowedSecrets: SecretAllowList,
     private readonly accessAs: AccessIdentity | undefined,
-  ) {}
+  ) {
+    this.changed = found.changed;
+    this.leftOut = found.leftOut;
+  }
 
   /**
    * undefined when every difference is in `changed`; otherwise why the walk cannot tell. A path
@@ -103,9 +112,9 @@ class Judgement {
       const same = stat.kind !== WalkedKind.unknown && this.sameAsAgreed(path, stat, walk.targets.get(index), agreed);
       if (same === true) continue;
       if (stat.isDirectory() && (same === 'left-out' || agreed?.kind !== 'directory')) skipped.add(path);
-      if (same === 'left-out') continue;
-      this.changed.add(path);
-      if (this.changed.size > RESCAN_MAX_CHANGED_PATHS) return `more than ${RESCAN_MAX_CHANGED_PATHS} paths differ`;
+      if (same === 'left-out') this.leftOut.add(path);
+      else this.changed.add(path);
+      if (this.changed.size + this.leftOut.size > RESCAN_MAX_CHANGED_PATHS) return `more than ${RESCAN_MAX_CHANGED_PATHS} paths differ or are left out`;
     }
     if (this.agreedMet === this.ancestor.size) return undefined;
     return this.findGone();

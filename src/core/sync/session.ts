@@ -27,7 +27,7 @@ import type { AccessIdentity } from './scan';
 import { SyncStateFiles } from './stateFiles';
 import { SyncStateStore } from './stateStore';
 import { stagingThreads } from './stagingThreads';
-import { conflictsAfter } from './incremental';
+import { standingAfter } from './incremental';
 import { mergeReports } from './summary';
 import { TreeWatcher, type DirtyBatch, type WatchDegraded } from './watcher';
 
@@ -113,7 +113,10 @@ export interface SessionStatus {
   /** A background cycle's question, waiting for a client's answer. */
   question?: SafeguardQuestion;
   changesWaiting: boolean;
+  /** What stands now, as the cycles found it (see standingAfter): paths in conflict, problems, secrets kept out. */
   conflicts: string[];
+  problems: SyncReport['problems'];
+  keptOut: SyncReport['keptOut'];
   degraded: Array<WatchDegraded & { side: Side }>;
   lastCycle?: { id: string; finishedAt: string; applied: number; kind: CycleKind };
 }
@@ -163,7 +166,7 @@ export class SyncSession extends EventEmitter<{
   private halt: { side: Side; reason: string } | undefined;
   private question: SafeguardQuestion | undefined;
   private busy = false;
-  private conflicts: string[] = [];
+  private standing: { conflicts: Array<{ path: string }>; problems: SyncReport['problems']; keptOut: SyncReport['keptOut'] } = { conflicts: [], problems: [], keptOut: [] };
   private lastCycle: SessionStatus['lastCycle'];
   private closed = false;
   private readonly files: SyncStateFiles;
@@ -231,7 +234,9 @@ export class SyncSession extends EventEmitter<{
       ...(this.halt && { halt: this.halt }),
       ...(this.question && { question: this.question }),
       changesWaiting: this.changesWaiting,
-      conflicts: this.conflicts,
+      conflicts: this.standing.conflicts.map((conflict) => conflict.path),
+      problems: this.standing.problems,
+      keptOut: this.standing.keptOut,
       degraded: this.degradedWatches,
       ...(this.lastCycle && { lastCycle: this.lastCycle }),
     };
@@ -417,7 +422,12 @@ export class SyncSession extends EventEmitter<{
       this.halt = report.halted;
       this.emit('halted', report.halted);
     }
-    this.conflicts = conflictsAfter(this.conflicts, { reported: report.conflicts.map((conflict) => conflict.path), halted: report.halted !== undefined, ...(kind === 'incremental' && { dirty }) });
+    const cycle = { halted: report.halted !== undefined, ...(kind === 'incremental' && { dirty }) };
+    this.standing = {
+      conflicts: standingAfter(this.standing.conflicts, { ...cycle, reported: report.conflicts.map((conflict) => ({ path: conflict.path })) }),
+      problems: standingAfter(this.standing.problems, { ...cycle, reported: report.problems }),
+      keptOut: standingAfter(this.standing.keptOut, { ...cycle, reported: report.keptOut }),
+    };
     this.lastCycle = { id: report.id, finishedAt: new Date().toISOString(), applied: report.appliedCount, kind };
     if (kind === 'full') this.lastFullCycle = { endedAt: Date.now(), costMs: paceMs };
     const finished = { kind, report, dirtyPaths, ...(rescan && { rescan }) };

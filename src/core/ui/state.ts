@@ -33,7 +33,10 @@ export interface WorkspaceViewState {
   /** Newest first. */
   history: SyncReport[];
   conflicts: ConflictInfo[];
+  /** What the sync cannot carry (and the last cycle's skipped changes). */
   problems: Array<{ path: string; side: string; reason: string }>;
+  /** Files that hold credentials, left on their side. */
+  keptOut: SyncReport['keptOut'];
   /** Undoable syncs, newest first. */
   undoSteps: UndoStepInfo[];
   undoDisabledReason?: string;
@@ -66,7 +69,7 @@ export type StateEvent =
 export const HISTORY_SHOWN = 20;
 
 export function initialState(): WorkspaceViewState {
-  return { health: { kind: 'stopped' }, history: [], conflicts: [], problems: [], undoSteps: [] };
+  return { health: { kind: 'stopped' }, history: [], conflicts: [], problems: [], keptOut: [], undoSteps: [] };
 }
 
 export function reduce(state: WorkspaceViewState, event: StateEvent): WorkspaceViewState {
@@ -83,7 +86,7 @@ export function reduce(state: WorkspaceViewState, event: StateEvent): WorkspaceV
       return { ...state, health: { kind: 'syncing', message: event.message } };
     case 'syncFinished': {
       const history = [event.report, ...state.history].slice(0, HISTORY_SHOWN);
-      const next = { ...state, history, conflicts: event.report.conflicts, problems: [...event.report.problems, ...event.report.skipped] };
+      const next = { ...state, history, ...findingsOf(event.report) };
       return { ...next, ...(state.live ? fromLive(next, state.live) : { health: healthAfter(event.report) }) };
     }
     case 'live':
@@ -98,7 +101,7 @@ export function reduce(state: WorkspaceViewState, event: StateEvent): WorkspaceV
       const latest = event.reports[0];
       const base = { ...state, history: event.reports.slice(0, HISTORY_SHOWN) };
       if (!latest) return base;
-      const loaded = { ...base, conflicts: latest.conflicts, problems: [...latest.problems, ...latest.skipped] };
+      const loaded = { ...base, ...findingsOf(latest) };
       if (state.live) return { ...loaded, ...fromLive(loaded, state.live) };
       const health = state.health.kind === 'synced' || state.health.kind === 'conflict' ? healthAfter(latest) : state.health;
       return { ...loaded, health };
@@ -112,16 +115,22 @@ export function reduce(state: WorkspaceViewState, event: StateEvent): WorkspaceV
 
 /** How many conflicts stand: those the state lists, and those the agent's status (or, without one, the last report) only counts. */
 export function conflictCount(state: WorkspaceViewState): number {
-  return state.conflicts.length + (state.live ? state.live.unlistedConflicts : (state.history[0]?.unlisted?.conflicts ?? 0));
+  return state.conflicts.length + (state.live ? state.live.unlisted.conflicts : (state.history[0]?.unlisted?.conflicts ?? 0));
+}
+
+/** What a report found, as the state shows it without the agent's status. */
+function findingsOf(report: SyncReport): Pick<WorkspaceViewState, 'conflicts' | 'problems' | 'keptOut'> {
+  return { conflicts: report.conflicts, problems: [...report.problems, ...report.skipped], keptOut: report.keptOut };
 }
 
 /**
- * The state as the resident agent's status says: its health, and its conflicts (the paths it
- * names, with what the reports told about each).
+ * The state as the resident agent's status says: its health, and what stands (the conflicts it
+ * names, with what the reports told about each; the problems and secrets kept out), with the last
+ * cycle's skipped changes.
  */
-function fromLive(state: WorkspaceViewState, live: LiveStatus): Pick<WorkspaceViewState, 'live' | 'health' | 'conflicts'> {
+function fromLive(state: WorkspaceViewState, live: LiveStatus): Pick<WorkspaceViewState, 'live' | 'health' | 'conflicts' | 'problems' | 'keptOut'> {
   const conflicts = describeConflicts(live.conflicts, [...state.conflicts, ...state.history.flatMap((report) => report.conflicts)]);
-  return { live, conflicts, health: liveHealth(live) };
+  return { live, conflicts, problems: [...live.problems, ...(state.history[0]?.skipped ?? [])], keptOut: live.keptOut, health: liveHealth(live) };
 }
 
 /** The health a LiveStatus shows. A pause or halt outranks everything; "synced" only when nothing waits. */

@@ -77,11 +77,13 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
   for (const watch of state.live?.degraded ?? []) problems.unshift({ path: '', side: watch.side, reason: `watcher on the ${watch.side} side: ${watch.reason}` });
   if (state.health.kind === 'halted') problems.unshift({ path: '', side: '', reason: `sync halted: ${state.health.reason}` });
   if (state.health.kind === 'error') problems.unshift({ path: '', side: '', reason: state.health.message });
+  // Past the agent's lists (their first MAX_LISTED), problems and secrets kept out are counted.
+  const unlisted = state.live?.unlisted ?? { problems: 0, keptOut: 0 };
   if (problems.length > 0) {
     nodes.push({
       id: 'problems',
       label: 'Problems',
-      description: String(problems.length),
+      description: String(problems.length + unlisted.problems),
       icon: 'error',
       expanded: true,
       contextValue: 'problems',
@@ -95,12 +97,12 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
       })),
     });
   }
-  const keptOut = last?.keptOut ?? [];
+  const { keptOut } = state;
   if (keptOut.length > 0) {
     nodes.push({
       id: 'keptOut',
       label: 'Kept out',
-      description: String(keptOut.length),
+      description: String(keptOut.length + unlisted.keptOut),
       tooltip: 'Files that hold credentials stay on their side: never copied, overwritten or deleted. The setting clud.allowSecrets lets named files through.',
       icon: 'lock',
       contextValue: 'keptOut',
