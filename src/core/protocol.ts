@@ -205,7 +205,7 @@ export const SyncReport = z.object({
   undoStep: z.string().optional(),
   /** Things the user should know that are not about one path, e.g. an interrupted sync rolled back first. */
   notices: z.array(z.string()).default([]),
-  /** A safeguard the user denied: the cycle's host changes were rolled back. */
+  /** A safeguard the user denied: asked before the cycle changed anything, so it changed nothing. */
   denied: z.object({ kind: z.string(), path: z.string(), detail: z.string() }).optional(),
   scanned: z.object({ hostFiles: z.number().int(), containerFiles: z.number().int(), hashedFiles: z.number().int() }),
   /**

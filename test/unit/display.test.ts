@@ -67,10 +67,10 @@ describe('unit: the CLI text of a report', () => {
     assert.equal(line, '  kept out  .env.production on container: environment file (.env.production) (not copied to the host; --allow-secret PATTERN syncs it)');
   });
 
-  it('names a denied safeguard once, then says the host was rolled back and how to allow it', () => {
+  it('names a denied safeguard once, then says nothing was changed and how to allow it', () => {
     const denied = emptySyncReport({ id: 'sync-2', policy: 'two-way-safe', startedAt: '2026-12-04T12:00:00.000Z', denied: { kind: 'mass-deletion', path: '', detail: 'delete 60 files on the host' } });
     const lines = formatReport(denied).split('\n');
-    assert.deepEqual(lines, ['stopped by a safeguard: delete 60 files on the host', '  the host was rolled back; run with --yes to allow it']);
+    assert.deepEqual(lines, ['stopped by a safeguard: delete 60 files on the host', '  nothing was changed; run with --yes to allow it']);
   });
 
   it("lists the initial copy's kept-out files in status", () => {

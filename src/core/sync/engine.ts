@@ -246,8 +246,8 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
     throw error;
   }
   if (recorded.denied) {
-    // The host was rolled back; the agreed state stays as it was, and the next cycle sees what
-    // still differs (container-side changes made before the denial now simply agree with the host).
+    // Asked before anything changed (see recordedApply.ts): the agreed state stays as it was, and
+    // the next cycle sees what still differs.
     report.denied = recorded.denied;
     await keepCaches();
     return finish();
