@@ -335,7 +335,8 @@ export const BackupManifest = z.object({
 });
 export type BackupManifest = z.infer<typeof BackupManifest>;
 
-export const RestoreResult = SyncReport.pick({ applied: true, skipped: true, kept: true });
+/** What a restore of a backup did: its lists cut and counted as a sync report's are (`listedReport`). */
+export const RestoreResult = SyncReport.pick({ applied: true, appliedCount: true, skipped: true, kept: true, unlisted: true });
 export type RestoreResult = z.infer<typeof RestoreResult>;
 
 const Excludes = z.array(z.string()).default([]);

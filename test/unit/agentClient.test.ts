@@ -120,7 +120,7 @@ describe('unit: agentClient', () => {
         },
         restoreBackup: async (params) => {
           seen.push(params);
-          return { applied: [], skipped: [], kept: [] };
+          return { applied: [], appliedCount: 0, skipped: [], kept: [] };
         },
       });
       assert.deepEqual(await client.request('hello', { protocolVersion: 7 }), { protocolVersion: 7, agentVersion: 'test' });

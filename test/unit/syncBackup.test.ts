@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync, watch } from 'node:fs';
 import * as path from 'node:path';
-import { BackupManifest } from '../../src/core/protocol';
+import { BackupManifest, MAX_LISTED } from '../../src/core/protocol';
 import { backupDifferences, listBackups, restoreBackup, type BackupOptions } from '../../src/core/sync/backup';
 import { scanTree } from '../../src/core/sync/scan';
 import { DIR, link, makeTree, modeOf, mtimeOf, readTree, useSyncFixture, type SyncFixture } from '../helpers/syncTrees';
@@ -167,6 +167,19 @@ describe('unit: sync backup', () => {
   });
 
   describe('restoreBackup', () => {
+    it('answers a large restore with its first paths and counts them all', async function () {
+      this.timeout(30_000);
+      const f = fixture();
+      const count = MAX_LISTED + 200;
+      makeTree(f.host, Object.fromEntries(Array.from({ length: count }, (_, index) => [`many/f${index}.txt`, `host ${index}`])));
+      const manifest = await backupDifferences(optionsOf(f));
+      rmSync(path.join(f.host, 'many'), { recursive: true });
+      const result = await restoreBackup({ ...optionsOf(f), id: manifest.id, side: 'host' });
+      assert.equal(result.appliedCount, count + 1, 'every file and their folder');
+      assert.equal(result.applied.length, MAX_LISTED);
+      assert.equal(Object.keys(readTree(f.host)).filter((key) => key.startsWith('many/')).length, count);
+    });
+
     it("puts one side's versions back, keeping what it replaces under kept/, and leaves the other side alone", async () => {
       const f = fixture();
       differingSides(f);

@@ -22,7 +22,14 @@ export const backup: CommandSpec = {
     if (typeof flags.restore === 'string') {
       if (flags.side !== 'host' && flags.side !== 'container') throw new CludError('bad-input', '--restore needs --side host or --side container');
       const result = await workspace.restoreBackup(flags.restore, flags.side, questionHandler(flags));
-      const lines = [`restored ${result.applied.length} path(s) on the ${flags.side} side`, ...result.kept.map((kept) => `  kept the replaced ${displayPath(kept.path)} at ${displayPath(kept.keptAt)}`), ...result.skipped.map((skipped) => `  skipped ${displayPath(skipped.path)}: ${displayText(skipped.reason)}`)];
+      const more = (count: number | undefined, what: string) => (count ? [`  … and ${count} more ${what}`] : []);
+      const lines = [
+        `restored ${result.appliedCount} path(s) on the ${flags.side} side`,
+        ...result.kept.map((kept) => `  kept the replaced ${displayPath(kept.path)} at ${displayPath(kept.keptAt)}`),
+        ...more(result.unlisted?.kept, 'kept'),
+        ...result.skipped.map((skipped) => `  skipped ${displayPath(skipped.path)}: ${displayText(skipped.reason)}`),
+        ...more(result.unlisted?.skipped, 'skipped'),
+      ];
       return { json: { ok: result.skipped.length === 0, ...result }, text: lines.join('\n'), exitCode: result.skipped.length ? 1 : 0 };
     }
     const manifest = await workspace.backup();

@@ -3,7 +3,7 @@
 import { chmod, mkdir, readdir, symlink, utimes } from 'node:fs/promises';
 import * as path from 'node:path';
 import { readJsonFile, writeJsonAtomic } from '../atomicFile';
-import { BackupManifest } from '../protocol';
+import { BackupManifest, emptySyncReport } from '../protocol';
 import type { RestoreResult } from '../protocol';
 import type { ApplyOptions } from './apply';
 import { applyRecorded } from './recordedApply';
@@ -11,7 +11,8 @@ import type { UndoRecording } from './recordedApply';
 import { ancestorsOf, entriesEqual } from '../files/entry';
 import { compareTrees } from './compare';
 import type { Entry } from '../files/entry';
-import { newSyncId } from './engine';
+import { newSyncId, recordOutcome } from './engine';
+import { listedReport } from './summary';
 import { pinParent } from './beneath';
 import { bytesFromName, joinBytes } from '../files/pathCodec';
 import type { Change, Side } from './reconcile';
@@ -101,12 +102,11 @@ export async function restoreBackup(options: BackupOptions & { id: string; side:
     { syncId: stepId, policy: `restore backup ${options.id}` },
   );
   if (recorded.denied) throw new Error(`restoring backup ${options.id} was stopped: ${recorded.denied.detail}; nothing was changed on the host`);
-  const { outcome } = recorded;
-  return {
-    applied: outcome.applied.map((change) => ({ path: change.path, side: change.side, action: change.expected ? ('update' as const) : ('create' as const) })),
-    skipped: outcome.skipped.map(({ change, code, reason }) => ({ path: change.path, side: change.side, code, reason })),
-    kept: outcome.kept,
-  };
+  // As a report: a restore of a large backup lists its first paths and counts the rest, so that its answer fits in a message.
+  const report = emptySyncReport({ id: stepId, policy: 'two-way-safe', startedAt: new Date(decidedAt).toISOString() });
+  recordOutcome(report, recorded.outcome);
+  const { applied, appliedCount, skipped, kept, unlisted } = listedReport(report);
+  return { applied, appliedCount, skipped, kept, ...(unlisted && { unlisted }) };
 }
 
 function isContent(entry: Entry | undefined): entry is Entry & { kind: 'file' | 'symlink' } {
