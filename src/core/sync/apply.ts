@@ -148,6 +148,7 @@ export async function applyChanges(changes: readonly Change[], options: ApplyOpt
   const stageSmall = smallFileStager(changes);
   for (const batch of batches(changes)) {
     const pins = new PinnedFolders();
+    const run: BatchRun = { outcome, pins, stageSmall, yieldIfDue };
     try {
       // Every change under way finishes before a fatal error is passed on; none starts after it.
       await forEachLimited(
@@ -156,7 +157,7 @@ export async function applyChanges(changes: readonly Change[], options: ApplyOpt
         async (change) => {
           await yieldIfDue();
           try {
-            results.set(change, await applyOne(change, options, outcome, pins, stageSmall));
+            results.set(change, await applyOne(change, options, run));
           } catch (error) {
             if (options.isFatal?.(error)) throw error;
             results.set(change, { code: 'failed', reason: (error as Error).message });
@@ -197,17 +198,26 @@ function pinSkip(failure: PinFailure, change: Change): Skip {
   return { code: 'changed-since-scan', reason: change.expected ? 'deleted since the scan' : `parent ${failure.at} deleted since the scan` };
 }
 
+/** What the changes of one batch share: the apply's outcome, the batch's pinned folders, how small files are staged, the turn they give way in. */
+interface BatchRun {
+  outcome: ApplyOutcome;
+  pins: PinnedFolders;
+  stageSmall: SmallFileStager;
+  /** Lets the event loop turn when the apply has run long without: awaited before each synchronous stretch. */
+  yieldIfDue: () => Promise<void> | undefined;
+}
+
 /** Returns why the change was skipped, or undefined when it was applied. */
-async function applyOne(change: Change, options: ApplyOptions, outcome: ApplyOutcome, pins: PinnedFolders, stageSmall: SmallFileStager): Promise<Skip | undefined> {
+async function applyOne(change: Change, options: ApplyOptions, run: BatchRun): Promise<Skip | undefined> {
   // A parent replaced by a symlink since the scan would send this change outside the tree: every
   // name below is resolved in the parent folder as it was reached, without following a symlink.
-  const pinned = pins.pinParent(options.roots[change.side], change.path);
+  const pinned = run.pins.pinParent(options.roots[change.side], change.path);
   if (!pinned.ok) return pinSkip(pinned, change);
-  return applyPinned(change, pinned.path, options, outcome, pins, stageSmall);
+  return applyPinned(change, pinned.path, options, run);
 }
 
 /** applyOne with the target named inside its pinned parent folder. */
-async function applyPinned(change: Change, target: Buffer, options: ApplyOptions, outcome: ApplyOutcome, pins: PinnedFolders, stageSmall: SmallFileStager): Promise<Skip | undefined> {
+async function applyPinned(change: Change, target: Buffer, options: ApplyOptions, { outcome, pins, stageSmall, yieldIfDue }: BatchRun): Promise<Skip | undefined> {
   // What a displaced version's mtime is judged against (see ApplyOptions.decidedAt).
   const decidedAt = options.decidedAt ?? Date.now();
   const current = await matchesExpected(target, change.expected);
@@ -235,6 +245,9 @@ async function applyPinned(change: Change, target: Buffer, options: ApplyOptions
     await ownAndMode(staged, undefined, options.owners?.[change.side]);
   }
 
+  // Every worker whose staging ended in this turn goes on to its synchronous replace: the turn is
+  // let go first if it has run long.
+  await yieldIfDue();
   const expected = change.expected;
   const keep = keepUnder(path.join(options.keepDir, change.side), change.path);
   const record = (kept: ReplaceResult['kept']) => {
