@@ -12,7 +12,7 @@ import type { LiveChannel } from '../core/live/channel';
 import { stateRoot } from '../core/host/stateDirectory';
 import type { Policy } from '../core/sync/reconcile';
 import { describeReport } from '../core/sync/summary';
-import { initialState, isRunning, reduce } from '../core/ui/state';
+import { initialState, isNewsworthy, isRunning, reduce } from '../core/ui/state';
 import type { RetryAction, StateEvent, WorkspaceViewState } from '../core/ui/state';
 import { Workspace } from '../core/host/workspace';
 import type { AgentSession, ResumeResult } from '../core/host/workspace';
@@ -226,8 +226,8 @@ export class WorkspaceController implements vscode.Disposable {
   private onLiveEvent(event: AgentEvent, workspace: Workspace): void {
     if (event.type === 'cycle-finished') {
       const report = workspace.onHost(event.report);
-      // A periodic rescan that found nothing would push every useful entry out of the history.
-      if (event.kind !== 'request' && isUneventful(report, this.state.history[0])) return;
+      // A periodic rescan that found nothing new would push every useful entry out of the history.
+      if (event.kind !== 'request' && !isNewsworthy(report, this.state)) return;
       this.dispatch({ type: 'syncFinished', report });
       this.log.info('sync.background', { kind: event.kind, syncId: report.id, summary: describeReport(report), applied: report.appliedCount, conflicts: report.conflicts.length });
       if (report.undoStep) void this.refreshUndo();
@@ -361,9 +361,3 @@ export class WorkspaceController implements vscode.Disposable {
   }
 }
 
-/** A cycle that changed nothing and found nothing the last one shown did not: a periodic rescan, say. */
-function isUneventful(report: SyncReport, last: SyncReport | undefined): boolean {
-  const findings = (value: SyncReport | undefined) =>
-    JSON.stringify([value?.conflicts.map((item) => item.path), value?.problems.map((item) => item.path), value?.skipped.map((item) => item.path), value?.keptOut.map((item) => item.path)]);
-  return report.appliedCount === 0 && !report.halted && !report.denied && report.notices.length === 0 && !report.git?.lines.length && findings(report) === findings(last);
-}

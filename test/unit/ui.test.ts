@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { emptySyncReport, type LiveStatus, type SyncReport } from '../../src/core/protocol';
 import { Coalescer } from '../../src/core/ui/coalescer';
-import { HISTORY_SHOWN, initialState, isRunning, liveHealth, reduce } from '../../src/core/ui/state';
+import { HISTORY_SHOWN, initialState, isNewsworthy, isRunning, liveHealth, reduce } from '../../src/core/ui/state';
 import type { StateEvent, WorkspaceViewState } from '../../src/core/ui/state';
 import { statusBarView } from '../../src/core/ui/statusBar';
 import { buildTree } from '../../src/core/ui/tree';
@@ -292,6 +292,26 @@ describe('unit: ui live status (the resident agent)', () => {
     const counted = run(attachedRunning, liveEvent({ ...findings, unlisted: { conflicts: 0, problems: 40, keptOut: 2 } }));
     assert.deepEqual([find(buildTree(counted), 'problems')?.description, find(buildTree(counted), 'keptOut')?.description], ['41', '3']);
     assert.equal(find(buildTree(run(attachedRunning, liveEvent())), 'keptOut'), undefined, 'gone when the agent no longer names it');
+  });
+
+  describe("isNewsworthy (a background cycle's place in the view's history)", () => {
+    const secret = { path: '.env', side: 'host' as const, reason: 'holds credentials' };
+    const fifo = { path: 'pipe', side: 'container' as const, reason: 'a FIFO' };
+    const skipped = { path: 'busy.txt', side: 'host' as const, code: 'changed-since-scan' as const, reason: 'changed while syncing' };
+    const known = run(attachedRunning, { type: 'syncFinished', report: report({ skipped: [skipped] }) }, liveEvent({ conflicts: ['a.txt'], keptOut: [secret], problems: [fifo] }));
+    // A cycle that carried nothing, as a periodic rescan's usually is.
+    const quiet = (overrides: Partial<SyncReport> = {}) => report({ applied: [], appliedCount: 0, bytesCopied: 0, ...overrides });
+    const table: Array<{ name: string; state: WorkspaceViewState; report: SyncReport; expected: boolean }> = [
+      { name: 'a rescan that names only what the status names', state: known, report: quiet({ conflicts: [conflictOn('a.txt')], keptOut: [secret], problems: [fifo], skipped: [skipped] }), expected: false },
+      { name: 'a cycle that changed something', state: known, report: report(), expected: true },
+      { name: 'a new conflict', state: known, report: quiet({ conflicts: [conflictOn('b.txt')] }), expected: true },
+      { name: 'a secret kept out on the other side', state: known, report: quiet({ keptOut: [{ ...secret, side: 'container' }] }), expected: true },
+      { name: 'a new skipped change', state: known, report: quiet({ skipped: [{ ...skipped, path: 'other.txt' }] }), expected: true },
+      { name: 'a halt', state: known, report: quiet({ halted: { side: 'container', reason: 'empty' } }), expected: true },
+      { name: 'without the status: what the last report found', state: run(attachedRunning, { type: 'syncFinished', report: quiet({ keptOut: [secret] }) }), report: quiet({ keptOut: [secret] }), expected: false },
+      { name: 'without the status: something it did not', state: run(attachedRunning, { type: 'syncFinished', report: quiet({ keptOut: [secret] }) }), report: quiet({ problems: [fifo] }), expected: true },
+    ];
+    for (const { name, state, report: cycle, expected } of table) it(name, () => assert.equal(isNewsworthy(cycle, state), expected));
   });
 
   it('counts the conflicts the agent lists and those it only counts', () => {

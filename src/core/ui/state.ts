@@ -113,6 +113,33 @@ export function reduce(state: WorkspaceViewState, event: StateEvent): WorkspaceV
   }
 }
 
+/**
+ * Whether a background cycle's report earns a place in the history the view shows: it changed
+ * something, halted, was denied, has notices or git lines, or found what was not known. Known are
+ * the conflicts, problems and secrets kept out the agent's status names (a periodic rescan's cycle
+ * names every one that stands, each time) and the changes the last report shown skipped; without
+ * the status, everything the last report shown found.
+ */
+export function isNewsworthy(report: SyncReport, state: WorkspaceViewState): boolean {
+  if (report.appliedCount > 0 || report.halted || report.denied || report.notices.length > 0 || report.git?.lines.length) return true;
+  const last = state.history[0];
+  const known = state.live ? { ...state.live, problems: [...state.live.problems, ...(last?.skipped ?? [])] } : last ? findingsIn(last) : { conflicts: [], problems: [], keptOut: [] };
+  const knownKeys = new Set(findingKeys(known));
+  return findingKeys(findingsIn(report)).some((key) => !knownKeys.has(key));
+}
+
+interface Findings {
+  conflicts: readonly string[];
+  problems: ReadonlyArray<{ side: string; path: string }>;
+  keptOut: ReadonlyArray<{ side: string; path: string }>;
+}
+const findingsIn = (report: SyncReport): Findings => ({ conflicts: report.conflicts.map(({ path }) => path), problems: [...report.problems, ...report.skipped], keptOut: report.keptOut });
+const findingKeys = ({ conflicts, problems, keptOut }: Findings): string[] => [
+  ...conflicts.map((path) => `conflict ${path}`),
+  ...problems.map(({ side, path }) => `problem ${side} ${path}`),
+  ...keptOut.map(({ side, path }) => `kept-out ${side} ${path}`),
+];
+
 /** How many conflicts stand: those the state lists, and those the agent's status (or, without one, the last report) only counts. */
 export function conflictCount(state: WorkspaceViewState): number {
   return state.conflicts.length + (state.live ? state.live.unlisted.conflicts : (state.history[0]?.unlisted?.conflicts ?? 0));
