@@ -2,7 +2,7 @@ import { CludError } from '../../core/errors';
 import type { SyncReport } from '../../core/protocol';
 import { POLICIES } from '../../core/sync/reconcile';
 import type { Policy } from '../../core/sync/reconcile';
-import { summarizeReport } from '../../core/sync/summary';
+import { countOf, summarizeReport } from '../../core/sync/summary';
 import type { CommandOutput, CommandSpec } from '../command';
 import { questionHandler } from '../ask';
 import { ALLOW_SECRET_OPTION } from '../command';
@@ -30,7 +30,7 @@ export function syncCommand(name: 'push' | 'pull' | 'sync', summary: string): Co
 /** Exit 1 when the sync halted or left changes undone; conflicts alone are a result, not a failure. */
 export function reportOutput(report: SyncReport): CommandOutput {
   const { errors, ...counts } = summarizeReport(report);
-  const ok = !report.halted && !report.denied && report.skipped.length === 0;
+  const ok = !report.halted && !report.denied && countOf(report, 'skipped') === 0;
   const metrics = { durationMs: report.durationMs, ...counts, errors, retries: report.retries };
   return { json: { ok, metrics, report }, text: formatReport(report), exitCode: ok ? 0 : 1 };
 }

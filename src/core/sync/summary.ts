@@ -119,9 +119,10 @@ export function describeReport(report: SyncReport): string {
   const summary = summarizeReport(report);
   const parts = [`${report.appliedCount} change(s)`, `${summary.bytesTransferred} bytes`];
   if (summary.conflicts) parts.push(`${summary.conflicts} conflict(s)`);
-  if (report.skipped.length) parts.push(`${countOf(report, 'skipped')} skipped`);
-  if (report.kept.length) parts.push(`${countOf(report, 'kept')} version(s) kept aside`);
-  if (report.keptOut.length) parts.push(`${countOf(report, 'keptOut')} secret(s) kept out`);
+  const [skipped, kept, keptOut] = [countOf(report, 'skipped'), countOf(report, 'kept'), countOf(report, 'keptOut')];
+  if (skipped) parts.push(`${skipped} skipped`);
+  if (kept) parts.push(`${kept} version(s) kept aside`);
+  if (keptOut) parts.push(`${keptOut} secret(s) kept out`);
   return `${report.policy}: ${parts.join(', ')} in ${report.durationMs} ms`;
 }
 
