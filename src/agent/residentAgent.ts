@@ -362,6 +362,11 @@ export class ResidentAgent {
     return this.status();
   }
 
+  /** A client's job ran a full cycle of its own (see SyncSession.tookFullCycle). Call inside the job. */
+  tookFullCycle(report: SyncReport): void {
+    this.session?.tookFullCycle(report);
+  }
+
   /** The editor saved these paths: a cycle for them soon (continuous and on-save). */
   hint(paths: readonly string[]): void {
     this.session?.markDirty(paths);

@@ -48,8 +48,12 @@ export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState):
     history: async () => ({ reports: historyAnswer(await stateFiles().readHistory()) }),
     resolve: (params, context) =>
       agent.job(
-        async (store, undoLog) =>
-          listedReport(await resolveConflict({ roots: ROOTS, store, excludes: params.excludes, allowSecrets: params.allowSecrets, path: params.path, keep: params.keep, undo: recording(undoLog, params.undo, context), owners: workspaceOwners(), hostAccess: hostAccess() })),
+        async (store, undoLog) => {
+          const report = await resolveConflict({ roots: ROOTS, store, excludes: params.excludes, allowSecrets: params.allowSecrets, path: params.path, keep: params.keep, undo: recording(undoLog, params.undo, context), owners: workspaceOwners(), hostAccess: hostAccess() });
+          // It ends with a full cycle: the conflict it settled no longer stands, in the status too.
+          agent.tookFullCycle(report);
+          return listedReport(report);
+        },
         ask(context),
       ),
     backup: (params) => agent.jobWithoutAsking((store) => backupDifferences({ roots: ROOTS, stateDir: CONTAINER_STATE_PATH, store, excludes: params.excludes, allowSecrets: params.allowSecrets, hostAccess: hostAccess() })),

@@ -104,7 +104,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
   const deleted = resolved.applied.filter((change) => change.next === undefined).length;
   return {
     ...report,
-    applied: [...resolved.applied.map((change) => ({ path: change.path, side: change.side, action: change.next === undefined ? ('delete' as const) : change.expected === undefined ? ('create' as const) : ('update' as const) })), ...report.applied].slice(0, 1000),
+    applied: [...resolved.applied.map((change) => ({ path: change.path, side: change.side, action: change.next === undefined ? ('delete' as const) : change.expected === undefined ? ('create' as const) : ('update' as const) })), ...report.applied].slice(0, MAX_LISTED),
     appliedCount: report.appliedCount + resolved.applied.length,
     writtenCount: report.writtenCount + resolved.applied.length - deleted,
     deletedCount: report.deletedCount + deleted,

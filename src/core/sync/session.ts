@@ -422,18 +422,32 @@ export class SyncSession extends EventEmitter<{
       this.halt = report.halted;
       this.emit('halted', report.halted);
     }
-    const cycle = { halted: report.halted !== undefined, ...(kind === 'incremental' && { dirty }) };
-    this.standing = {
-      conflicts: standingAfter(this.standing.conflicts, { ...cycle, reported: report.conflicts.map((conflict) => ({ path: conflict.path })) }),
-      problems: standingAfter(this.standing.problems, { ...cycle, reported: report.problems }),
-      keptOut: standingAfter(this.standing.keptOut, { ...cycle, reported: report.keptOut }),
-    };
+    this.updateStanding(report, kind === 'incremental' ? dirty : undefined);
     this.lastCycle = { id: report.id, finishedAt: new Date().toISOString(), applied: report.appliedCount, kind };
     if (kind === 'full') this.lastFullCycle = { endedAt: Date.now(), costMs: paceMs };
     const finished = { kind, report, dirtyPaths, ...(rescan && { rescan }) };
     this.emit('cycle', finished);
     this.emit('status');
     return finished;
+  }
+
+  /**
+   * A client's job ran a full cycle of its own (a resolve ends with one, outside the session's
+   * cycles): what it found is what stands now.
+   */
+  tookFullCycle(report: SyncReport): void {
+    this.updateStanding(report);
+    this.emit('status');
+  }
+
+  /** What stands after a cycle that looked at `dirty` (absent: everything); see standingAfter. */
+  private updateStanding(report: SyncReport, dirty?: readonly string[]): void {
+    const cycle = { halted: report.halted !== undefined, ...(dirty && { dirty }) };
+    this.standing = {
+      conflicts: standingAfter(this.standing.conflicts, { ...cycle, reported: report.conflicts.map((conflict) => ({ path: conflict.path })) }),
+      problems: standingAfter(this.standing.problems, { ...cycle, reported: report.problems }),
+      keptOut: standingAfter(this.standing.keptOut, { ...cycle, reported: report.keptOut }),
+    };
   }
 
   private onBatch(batch: DirtyBatch): void {
