@@ -314,6 +314,16 @@ describe('unit: ui live status (the resident agent)', () => {
     for (const { name, state, report: cycle, expected } of table) it(name, () => assert.equal(isNewsworthy(cycle, state), expected));
   });
 
+  it("keeps one entry for a sync that arrives as its cycle's event and as its answer, the one with the git exchange", () => {
+    const event = report({ id: 'sync-twice' });
+    const answer = { ...event, git: { branches: [], lines: ['host: 1 new commit on host/main'], problems: [] } };
+    for (const [first, second] of [[event, answer], [answer, event]]) {
+      const state = run(attachedRunning, { type: 'syncFinished', report: report() }, { type: 'syncFinished', report: first! }, { type: 'syncFinished', report: second! });
+      assert.equal(state.history.length, 2);
+      assert.deepEqual(state.history[0]?.git?.lines, ['host: 1 new commit on host/main']);
+    }
+  });
+
   it('counts the conflicts the agent lists and those it only counts', () => {
     const state = run(attachedRunning, liveEvent({ conflicts: ['a.txt', 'b.txt'], unlisted: { conflicts: 3000, problems: 0, keptOut: 0 } }));
     assert.match(statusBarView(state).text, /3002 conflicts$/);

@@ -85,9 +85,13 @@ export function reduce(state: WorkspaceViewState, event: StateEvent): WorkspaceV
     case 'syncStarted':
       return { ...state, health: { kind: 'syncing', message: event.message } };
     case 'syncFinished': {
-      const history = [event.report, ...state.history].slice(0, HISTORY_SHOWN);
-      const next = { ...state, history, ...findingsOf(event.report) };
-      return { ...next, ...(state.live ? fromLive(next, state.live) : { health: healthAfter(event.report) }) };
+      // The editor's own sync arrives twice, as its cycle's event and as its answer (which adds the
+      // git exchange), in either order: one entry, the one that says more.
+      const earlier = state.history.find((entry) => entry.id === event.report.id);
+      const report = earlier?.git && !event.report.git ? earlier : event.report;
+      const history = [report, ...state.history.filter((entry) => entry.id !== report.id)].slice(0, HISTORY_SHOWN);
+      const next = { ...state, history, ...findingsOf(report) };
+      return { ...next, ...(state.live ? fromLive(next, state.live) : { health: healthAfter(report) }) };
     }
     case 'live':
       // A late event of a channel being closed must not bring a stopped or starting workspace back.
