@@ -32,16 +32,18 @@ export function formatStatus(status: WorkspaceStatus): string {
   }
   if (status.ui) lines.push(`IDE:       ${status.ui.url}`);
   if (status.mcpServers) lines.push(`MCP:       ${status.mcpServers.length ? status.mcpServers.join(', ') : '(none)'}`);
-  if (status.live) lines.push(`sync:      ${formatLiveStatus(status.live)}`);
   if (status.live) {
     const { live } = status;
-    const conflicts = live.conflicts.slice(0, LISTED_PATHS);
-    for (const path of conflicts) lines.push(conflictLine(path));
-    if (live.conflicts.length + live.unlisted.conflicts > conflicts.length) lines.push(`  … and ${live.conflicts.length + live.unlisted.conflicts - conflicts.length} more conflict(s)`);
+    lines.push(`sync:      ${formatLiveStatus(live)}`);
+    // The first LISTED_PATHS of a list, then how many more (those the status lists and those it only counts).
+    const listFirst = <T>(items: readonly T[], unlisted: number, line: (item: T) => string, what: string) => {
+      const shown = items.slice(0, LISTED_PATHS);
+      for (const item of shown) lines.push(line(item));
+      if (items.length + unlisted > shown.length) lines.push(`  … and ${items.length + unlisted - shown.length} more ${what}`);
+    };
+    listFirst(live.conflicts, live.unlisted.conflicts, conflictLine, 'conflict(s)');
     // What the sync cannot carry stands until it is fixed (the secrets it keeps out are listed with the initial copy).
-    const problems = live.problems.slice(0, LISTED_PATHS);
-    for (const problem of problems) lines.push(`  problem   ${displayPath(problem.path)} on ${problem.side}: ${displayText(problem.reason)}`);
-    if (live.problems.length + live.unlisted.problems > problems.length) lines.push(`  … and ${live.problems.length + live.unlisted.problems - problems.length} more problem(s)`);
+    listFirst(live.problems, live.unlisted.problems, (problem) => `  problem   ${displayPath(problem.path)} on ${problem.side}: ${displayText(problem.reason)}`, 'problem(s)');
   }
   if (status.live?.question) lines.push(`  waiting for approval: ${displayText(status.live.question.question.detail)} (\`clud watch\` asks; \`clud sync --yes\` allows it)`);
   for (const watch of status.live?.degraded ?? []) lines.push(`  watcher (${watch.side}): ${displayText(watch.reason)}`);

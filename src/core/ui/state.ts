@@ -126,31 +126,32 @@ export function reduce(state: WorkspaceViewState, event: StateEvent): WorkspaceV
  */
 export function isNewsworthy(report: SyncReport, state: WorkspaceViewState): boolean {
   if (report.appliedCount > 0 || report.halted || report.denied || report.notices.length > 0 || report.git?.lines.length) return true;
-  const last = state.history[0];
-  const known = state.live ? { ...state.live, problems: [...state.live.problems, ...(last?.skipped ?? [])] } : last ? findingsIn(last) : { conflicts: [], problems: [], keptOut: [] };
-  const knownKeys = new Set(findingKeys(known));
-  return findingKeys(findingsIn(report)).some((key) => !knownKeys.has(key));
+  // What the state shows is what is known: the status's findings with the last report's skipped
+  // changes, or without a status the last report's findings (see fromLive and findingsOf).
+  const known = new Set(findingKeys(state));
+  return findingKeys(findingsOf(report)).some((key) => !known.has(key));
 }
 
-interface Findings {
-  conflicts: readonly string[];
-  problems: ReadonlyArray<{ side: string; path: string }>;
-  keptOut: ReadonlyArray<{ side: string; path: string }>;
-}
-const findingsIn = (report: SyncReport): Findings => ({ conflicts: report.conflicts.map(({ path }) => path), problems: [...report.problems, ...report.skipped], keptOut: report.keptOut });
+type Findings = Pick<WorkspaceViewState, 'conflicts' | 'problems' | 'keptOut'>;
+
 const findingKeys = ({ conflicts, problems, keptOut }: Findings): string[] => [
-  ...conflicts.map((path) => `conflict ${path}`),
+  ...conflicts.map(({ path }) => `conflict ${path}`),
   ...problems.map(({ side, path }) => `problem ${side} ${path}`),
   ...keptOut.map(({ side, path }) => `kept-out ${side} ${path}`),
 ];
 
-/** How many conflicts stand: those the state lists, and those the agent's status (or, without one, the last report) only counts. */
-export function conflictCount(state: WorkspaceViewState): number {
-  return state.conflicts.length + (state.live ? state.live.unlisted.conflicts : (state.history[0]?.unlisted?.conflicts ?? 0));
+/**
+ * How many of the conflicts, problems or secrets kept out the state shows are counted but not
+ * listed: past the first MAX_LISTED of the agent's status (or, without one, of the last report).
+ */
+export function unlistedCount(state: WorkspaceViewState, list: keyof Findings): number {
+  if (state.live) return state.live.unlisted[list];
+  const unlisted = state.history[0]?.unlisted;
+  return list === 'problems' ? (unlisted?.problems ?? 0) + (unlisted?.skipped ?? 0) : (unlisted?.[list] ?? 0);
 }
 
 /** What a report found, as the state shows it without the agent's status. */
-function findingsOf(report: SyncReport): Pick<WorkspaceViewState, 'conflicts' | 'problems' | 'keptOut'> {
+function findingsOf(report: SyncReport): Findings {
   return { conflicts: report.conflicts, problems: [...report.problems, ...report.skipped], keptOut: report.keptOut };
 }
 

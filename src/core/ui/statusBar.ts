@@ -1,7 +1,7 @@
 // How the status value looks in the status bar: text with a codicon, a tooltip, and what a click does.
 import { displayPath, displayText } from '../display';
 import { describeReport } from '../sync/summary';
-import { conflictCount, type WorkspaceViewState } from './state';
+import { unlistedCount, type WorkspaceViewState } from './state';
 
 export interface StatusBarView {
   text: string;
@@ -25,7 +25,7 @@ export function statusBarView(state: WorkspaceViewState): StatusBarView {
     case 'synced':
       return { text: '$(check) Clud: synced', tooltip: `Clud: ${state.containerName ?? 'workspace'} is in sync. Click to sync now.\n${lastLine}`, command: 'clud.syncNow', severity: 'normal' };
     case 'conflict': {
-      const count = conflictCount(state);
+      const count = state.conflicts.length + unlistedCount(state, 'conflicts');
       return { text: `$(warning) Clud: ${count} conflict${count === 1 ? '' : 's'}`, tooltip: `Clud: both sides changed ${state.conflicts.map((conflict) => displayPath(conflict.path)).slice(0, 5).join(', ')}. Open the Clud view to resolve. Click to sync now.\n${lastLine}`, command: 'clud.syncNow', severity: 'warning' };
     }
     case 'changes-waiting':

@@ -5,7 +5,7 @@ import { describeUndoStep } from '../stepLabel';
 import { describeAgentBranch } from '../git/refNames';
 import { describeReport, summarizeReport } from '../sync/summary';
 import type { GitExchange } from '../protocol';
-import { conflictCount, type WorkspaceViewState } from './state';
+import { unlistedCount, type WorkspaceViewState } from './state';
 
 export interface TreeNode {
   id: string;
@@ -47,7 +47,7 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
   const git = state.history.find((report) => report.git)?.git;
   if (git && (git.branches.length > 0 || git.problems.length > 0)) nodes.push(gitNode(git));
   if (state.conflicts.length > 0) {
-    const count = conflictCount(state);
+    const count = state.conflicts.length + unlistedCount(state, 'conflicts');
     const listed: TreeNode[] = state.conflicts.map((conflict) => ({
       id: `conflict:${conflict.path}`,
       label: displayPath(conflict.path),
@@ -77,13 +77,11 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
   for (const watch of state.live?.degraded ?? []) problems.unshift({ path: '', side: watch.side, reason: `watcher on the ${watch.side} side: ${watch.reason}` });
   if (state.health.kind === 'halted') problems.unshift({ path: '', side: '', reason: `sync halted: ${state.health.reason}` });
   if (state.health.kind === 'error') problems.unshift({ path: '', side: '', reason: state.health.message });
-  // Past the agent's lists (their first MAX_LISTED), problems and secrets kept out are counted.
-  const unlisted = state.live?.unlisted ?? { problems: 0, keptOut: 0 };
   if (problems.length > 0) {
     nodes.push({
       id: 'problems',
       label: 'Problems',
-      description: String(problems.length + unlisted.problems),
+      description: String(problems.length + unlistedCount(state, 'problems')),
       icon: 'error',
       expanded: true,
       contextValue: 'problems',
@@ -102,7 +100,7 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
     nodes.push({
       id: 'keptOut',
       label: 'Kept out',
-      description: String(keptOut.length + unlisted.keptOut),
+      description: String(keptOut.length + unlistedCount(state, 'keptOut')),
       tooltip: 'Files that hold credentials stay on their side: never copied, overwritten or deleted. The setting clud.allowSecrets lets named files through.',
       icon: 'lock',
       contextValue: 'keptOut',
