@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { SyncStateFiles } from '../../src/core/sync/stateFiles';
 import { periodicFullCycleDue, SyncSession, type CycleFinished, type SyncSessionOptions } from '../../src/core/sync/session';
 import { UndoLog, type SafeguardQuestion } from '../../src/core/undo';
 import { useTempDir } from '../helpers/tempDir';
@@ -130,6 +131,15 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     assert.equal(readOr(path.join(roots.host, 'README.md')), 'host edit');
     assert.equal(readOr(path.join(roots.container, 'README.md')), 'container edit');
     assert.deepEqual(session?.status().conflicts, ['README.md']);
+    // The cycle that found it carried nothing, and is in the history all the same: it is where
+    // `clud conflicts` learns what each side holds. A full cycle that finds it again is not.
+    const history = new SyncStateFiles(path.join(tempDir(), 'state'));
+    const describing = async () => (await history.readHistory()).filter((report) => report.conflicts.some((conflict) => conflict.path === 'README.md' && conflict.host && conflict.container));
+    assert.equal((await describing()).length, 1, 'the history does not describe the conflict once');
+    const beforeFull = cycles.length;
+    session!.requestFullCycle();
+    await waitFor(() => cycles.slice(beforeFull).some((cycle) => cycle.kind === 'full'), 'a full cycle');
+    assert.equal((await describing()).length, 1, 'a full cycle that found the standing conflict again was kept in the history');
     // An incremental cycle that looks only at another path leaves the conflict standing.
     const before = cycles.length;
     write(roots.container, 'other.txt', 'unrelated');

@@ -17,7 +17,7 @@ export const conflicts: CommandSpec = {
     const unlisted = live ? live.unlisted.conflicts : (latest?.unlisted?.conflicts ?? 0);
     const lines = live || latest ? [`${found.length + unlisted} conflict(s)${live ? '' : ` as of sync ${latest!.id} (${latest!.startedAt})`}`] : ['no sync has run yet'];
     for (const conflict of found) {
-      // A conflict no report in the history describes (one a background cycle found while it carried nothing) is named alone.
+      // A conflict no report in the history describes (the cycle that found it pushed out by later ones) is named alone.
       const sides = conflict.host || conflict.container ? `  host: ${conflict.host?.kind ?? 'absent'}, container: ${conflict.container?.kind ?? 'absent'}` : '';
       lines.push(`  ${displayPath(conflict.path)}${sides}`);
     }

@@ -64,10 +64,16 @@ export interface StoreCycleOptions extends Omit<SyncCycleOptions, 'stateDir'> {
   dirty?: Iterable<string>;
   /**
    * 'every-cycle' (a client's request), or 'eventful': only a cycle that changed, kept, skipped,
-   * halted or was denied something is worth a place among the last HISTORY_LIMIT reports (a
-   * background cycle every few seconds would push every real one out).
+   * halted or was denied something, or found a conflict not in `standingConflicts`, is worth a
+   * place among the last HISTORY_LIMIT reports (a background cycle every few seconds would push
+   * every real one out).
    */
   history?: 'every-cycle' | 'eventful';
+  /**
+   * The conflicts that stood before this cycle (see isEventful): a background cycle that finds a
+   * new one is kept in the history, which is where `clud conflicts` learns what each side holds.
+   */
+  standingConflicts?: ReadonlySet<string>;
 }
 
 /**
@@ -139,7 +145,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
   const report = emptySyncReport({ id: newSyncId(started), policy: options.policy, startedAt: started.toISOString() });
   const finish = async (): Promise<StoreCycleResult> => {
     report.durationMs = Date.now() - started.getTime();
-    if (options.history !== 'eventful' || isEventful(report)) await files.appendHistory(report);
+    if (options.history !== 'eventful' || isEventful(report, options.standingConflicts)) await files.appendHistory(report);
     return { report };
   };
   const halt = async (found: { side: Side; reason: string }): Promise<StoreCycleResult> => {

@@ -516,7 +516,8 @@ export class SyncSession extends EventEmitter<{
     let rescan: RescanOutcome | undefined;
     let paceMs: number | undefined;
     try {
-      const common = { ...this.cycleOptions(), policy: this.options.policy, undo: this.backgroundRecording(), history: 'eventful' as const };
+      const standingConflicts = new Set(this.standing.conflicts.map((conflict) => conflict.path));
+      const common = { ...this.cycleOptions(), policy: this.options.policy, undo: this.backgroundRecording(), history: 'eventful' as const, standingConflicts };
       if (kind === 'full') {
         let rescanCpuMs: number;
         ({ report, rescan, rescanCpuMs } = await runRescanCycle(common, dirty));

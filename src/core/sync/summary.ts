@@ -90,9 +90,15 @@ function cutLists(report: SyncReport, limit: number): SyncReport {
   };
 }
 
-/** Whether a cycle did or met anything a user may look for: the history and `clud watch` show only those. */
-export function isEventful(report: SyncReport): boolean {
-  return report.appliedCount > 0 || countOf(report, 'skipped') > 0 || countOf(report, 'kept') > 0 || report.halted !== undefined || report.denied !== undefined;
+/**
+ * Whether a cycle did or met anything a user may look for: the history and `clud watch` show only
+ * those. A conflict is news only if it is not among `standingConflicts`, the ones that stood
+ * before the cycle; without them, conflicts are no news (a full cycle reports every standing one
+ * again, and a client sees them come in its live status).
+ */
+export function isEventful(report: SyncReport, standingConflicts?: ReadonlySet<string>): boolean {
+  const newConflict = standingConflicts !== undefined && report.conflicts.some((conflict) => !standingConflicts.has(conflict.path));
+  return report.appliedCount > 0 || countOf(report, 'skipped') > 0 || countOf(report, 'kept') > 0 || report.halted !== undefined || report.denied !== undefined || newConflict;
 }
 
 export function summarizeReport(report: SyncReport): SyncSummary {
