@@ -72,6 +72,8 @@ export const LABEL_WORKSPACE = 'clud.workspace';
 export const LABEL_HOST_PATH = 'clud.hostPath';
 export const LABEL_CONTEXT_HASH = 'clud.contextHash';
 export const LABEL_AGENT_HASH = 'clud.agentHash';
+/** BuildContext.cludHash of the Clud that made the container: `clud status` says when it is not this one's. */
+export const LABEL_CLUD_HASH = 'clud.cludHash';
 /**
  * Which layout a container was made with. A container without this label predates the sync
  * user (its agent runs as the workspace user and finds the host folder at /host): its sessions

@@ -71,7 +71,13 @@ describe('integration: container names and clud down', function () {
       assertExit(status.run, 0);
       assert.equal(status.json.containerName, name);
       assert.equal(status.json.state, 'running');
+      assert.equal(status.json.imageCurrent, true);
     }
+    // The certificates `up` was given are the user's choice, not the Clud that made the image:
+    // a status run without them does not call the image older.
+    const withoutCertificates = await runCludJson(['status'], { cwd: first, env: { CLUD_EXTRA_CA_CERTIFICATES: undefined } });
+    assertExit(withoutCertificates.run, 0);
+    assert.equal(withoutCertificates.json.imageCurrent, true);
   });
 
   it('--name overrides the derived name', async function () {

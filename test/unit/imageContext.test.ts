@@ -112,23 +112,25 @@ describe('unit: imageContext', () => {
       assert.equal(context.agentHash, sha256(Buffer.from('console.log("agent v1");\n')));
     });
 
-    const changes: { name: string; change: (fixture: Fixture) => { baseImage?: string; extraCaCertificates?: string[] } | void; agentChanges: boolean }[] = [
-      { name: 'the Dockerfile', change: (f) => f.write(path.join(f.resources.containerDir, 'Dockerfile'), 'FROM debian:trixie-slim\nRUN true\n'), agentChanges: false },
-      { name: 'the entrypoint', change: (f) => f.write(path.join(f.resources.containerDir, 'entrypoint.sh'), '#!/bin/sh\nexec true\n'), agentChanges: false },
-      { name: 'the UI start script', change: (f) => f.write(path.join(f.resources.containerDir, 'start-ui.sh'), '#!/bin/sh\nexit 1\n'), agentChanges: false },
-      { name: 'the agent', change: (f) => f.write(f.resources.agentBundlePath, 'console.log("agent v2");\n'), agentChanges: true },
-      { name: 'a certificate', change: (f) => f.write(f.certificates[1]!, '-----BEGIN CERTIFICATE-----\nROTATED\n-----END CERTIFICATE-----\n'), agentChanges: false },
-      { name: 'the set of certificates', change: (f) => ({ extraCaCertificates: f.certificates.slice(0, 1) }), agentChanges: false },
-      { name: 'the base image', change: () => ({ baseImage: 'ubuntu:24.04' }), agentChanges: false },
+    const changes: { name: string; change: (fixture: Fixture) => { baseImage?: string; extraCaCertificates?: string[] } | void; agentChanges: boolean; cludChanges: boolean }[] = [
+      { name: 'the Dockerfile', change: (f) => f.write(path.join(f.resources.containerDir, 'Dockerfile'), 'FROM debian:trixie-slim\nRUN true\n'), agentChanges: false, cludChanges: true },
+      { name: 'the entrypoint', change: (f) => f.write(path.join(f.resources.containerDir, 'entrypoint.sh'), '#!/bin/sh\nexec true\n'), agentChanges: false, cludChanges: true },
+      { name: 'the UI start script', change: (f) => f.write(path.join(f.resources.containerDir, 'start-ui.sh'), '#!/bin/sh\nexit 1\n'), agentChanges: false, cludChanges: true },
+      { name: 'the agent', change: (f) => f.write(f.resources.agentBundlePath, 'console.log("agent v2");\n'), agentChanges: true, cludChanges: true },
+      // The user's choices: a rebuild, but an image made with other ones is no older a Clud's.
+      { name: 'a certificate', change: (f) => f.write(f.certificates[1]!, '-----BEGIN CERTIFICATE-----\nROTATED\n-----END CERTIFICATE-----\n'), agentChanges: false, cludChanges: false },
+      { name: 'the set of certificates', change: (f) => ({ extraCaCertificates: f.certificates.slice(0, 1) }), agentChanges: false, cludChanges: false },
+      { name: 'the base image', change: () => ({ baseImage: 'ubuntu:24.04' }), agentChanges: false, cludChanges: false },
     ];
-    for (const { name, change, agentChanges } of changes) {
-      it(`changes the hash when ${name} changes${agentChanges ? ', and the agent hash too' : ', but not the agent hash'}`, async () => {
+    for (const { name, change, agentChanges, cludChanges } of changes) {
+      it(`changes the hash when ${name} changes${agentChanges ? ', and the agent hash too' : ', but not the agent hash'}${cludChanges ? ', and the Clud hash' : ', but not the Clud hash'}`, async () => {
         const fixture = makeFixture(tempDir());
         const before = await loadBuildContext(fixture.resources, options(fixture));
         const overrides = change(fixture) ?? {};
         const after = await loadBuildContext(fixture.resources, options(fixture, overrides));
         assert.notEqual(after.hash, before.hash);
         assert.equal(after.agentHash !== before.agentHash, agentChanges);
+        assert.equal(after.cludHash !== before.cludHash, cludChanges);
       });
     }
 

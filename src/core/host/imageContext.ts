@@ -17,8 +17,13 @@ export interface ContextFile {
 
 export interface BuildContext {
   files: ContextFile[];
-  /** sha256 over every file's name and content and the base image. */
+  /** sha256 over every file's name and content and the base image: decides a rebuild. */
   hash: string;
+  /**
+   * sha256 over Clud's own files only, not the user's choices (base image, extra certificates):
+   * an image made with other choices than this command's is not older than this Clud.
+   */
+  cludHash: string;
   agentHash: string;
 }
 
@@ -46,12 +51,13 @@ export async function loadBuildContext(resources: ImageResources, options: { bas
     { name: 'api-key-helper.sh', content: await read(path.join(resources.containerDir, 'api-key-helper.sh'), 'the API key helper'), mode: 0o755 },
     { name: 'agent.js', content: agent, mode: 0o644 },
   ];
+  const cludHash = hashContext(files, '');
   // update-ca-certificates only reads *.crt files; the folder must exist for COPY even when empty.
   files.push({ name: 'extra-ca/README', content: Buffer.from('Extra CA certificates added by Clud.\n'), mode: 0o644 });
   for (const [index, certificate] of options.extraCaCertificates.entries()) {
     files.push({ name: `extra-ca/clud-extra-${index}.crt`, content: await read(certificate, 'extra CA certificate'), mode: 0o644 });
   }
-  return { files, hash: hashContext(files, options.baseImage), agentHash: sha256(agent) };
+  return { files, hash: hashContext(files, options.baseImage), cludHash, agentHash: sha256(agent) };
 }
 
 export function hashContext(files: readonly ContextFile[], baseImage: string): string {

@@ -19,6 +19,7 @@ import {
   CONTAINER_WORKSPACE_PATH,
   INIT_STATE_PATH,
   LABEL_AGENT_HASH,
+  LABEL_CLUD_HASH,
   LABEL_CONTEXT_HASH,
   LABEL_HOST_PATH,
   LABEL_LAYOUT,
@@ -83,7 +84,7 @@ export interface WorkspaceStatus {
   state: ContainerState;
   containerId?: string;
   image?: string;
-  /** False when the container runs an image older than the current Dockerfile and agent. */
+  /** False when another Clud made the container (its Dockerfile, scripts or agent are not this one's; the base image and certificates chosen are not compared). */
   imageCurrent?: boolean;
   init?: InitState;
   /** The browser IDE, when the container was made with it and runs. */
@@ -232,6 +233,7 @@ export class Workspace {
           [LABEL_WORKSPACE]: '1',
           [LABEL_HOST_PATH]: this.hostPath,
           [LABEL_CONTEXT_HASH]: context.hash,
+          [LABEL_CLUD_HASH]: context.cludHash,
           [LABEL_AGENT_HASH]: context.agentHash,
           [LABEL_LAYOUT]: CONTAINER_LAYOUT,
           ...(ui ? { [LABEL_UI]: '1', [LABEL_UI_AUTH]: uiAuth } : {}),
@@ -344,7 +346,7 @@ export class Workspace {
       state: containerState(container),
       containerId: container.id,
       image: container.image,
-      imageCurrent: context ? container.labels[LABEL_CONTEXT_HASH] === context.hash : undefined,
+      imageCurrent: context ? container.labels[LABEL_CLUD_HASH] === context.cludHash : undefined,
     };
     if (container.running) {
       status.init = await this.readInitState(container.id);
