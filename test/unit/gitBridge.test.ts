@@ -278,6 +278,41 @@ describe('unit: git bridge (real git)', function () {
     assert.throws(() => git(host, 'rev-parse', '--verify', '-q', 'HEAD'), 'the host still has no commit of its own');
   });
 
+  it("an empty host repository's first commits: the container's branch, still without any, starts there with a clean status", async () => {
+    const { host, container } = roots();
+    mkdirSync(host);
+    git(host, 'init', '-q', '-b', 'trunk');
+    writeFileSync(path.join(host, 'a.txt'), 'a\n');
+    copyFiles(host, container);
+    assert.deepEqual(await seedContainerRepository({ host, container }), {});
+    const hostTip = commitFile(host, 'a.txt', 'a\n', 'the user\'s first');
+    const exchange = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+    assert.deepEqual(exchange?.problems, []);
+    assert.deepEqual(exchange?.lines, ['host: new branch host/trunk', "host: the container's branch trunk, which had no commits, starts at host/trunk"]);
+    assert.equal(git(container, 'rev-parse', 'HEAD'), hostTip);
+    assert.equal(git(container, 'status', '--porcelain'), '');
+    // Once started it is the agent's: a later host commit moves host/trunk only.
+    commitFile(host, 'b.txt', 'b\n', 'the user\'s second');
+    writeFileSync(path.join(container, 'b.txt'), 'b\n');
+    await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+    assert.equal(git(container, 'rev-parse', 'HEAD'), hostTip);
+  });
+
+  it("an empty host repository's first commits leave the container's branch alone when the agent staged something", async () => {
+    const { host, container } = roots();
+    mkdirSync(host);
+    git(host, 'init', '-q', '-b', 'trunk');
+    writeFileSync(path.join(host, 'a.txt'), 'a\n');
+    copyFiles(host, container);
+    assert.deepEqual(await seedContainerRepository({ host, container }), {});
+    git(container, 'add', 'a.txt');
+    commitFile(host, 'a.txt', 'a\n', 'the user\'s first');
+    const exchange = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+    assert.deepEqual(exchange?.lines, ['host: new branch host/trunk']);
+    assert.throws(() => git(container, 'rev-parse', '--verify', '-q', 'HEAD'), 'the agent\'s branch was started under what it staged');
+    assert.equal(git(container, 'diff', '--cached', '--name-only'), 'a.txt');
+  });
+
   it('a shallow host repository (a depth-1 clone) is cloned into the container, and the agent\'s commits come back', async () => {
     const { host: full } = hostWithHistory();
     const { host, container } = { host: path.join(tempDir(), 'shallow'), container: path.join(tempDir(), 'shallow-workspace') };

@@ -158,6 +158,9 @@ export async function exchangeHistory(roots: GitRoots, options: ExchangeOptions)
       const delivered = await deliverHostHistory(roots, host, { withTags: false });
       exchange.lines.push(...delivered.lines);
       exchange.problems.push(...delivered.problems);
+      const started = await startUnbornBranch(roots);
+      exchange.lines.push(...started.lines);
+      exchange.problems.push(...started.problems);
     }
     exchange.branches = await listAgentBranches(roots, options.namespace);
   } catch (error) {
@@ -276,6 +279,38 @@ async function deliverHostHistory(roots: GitRoots, host: Extract<HostRepository,
   }
   const chown = await giveToWorkspaceOwner(roots, ['refs/remotes/host', 'refs/tags', 'objects/pack'].map((folder) => path.join(containerGitDir, folder)));
   if (chown) outcome.problems.push(chown);
+  return outcome;
+}
+
+/**
+ * A container repository seeded from one with no commits yet is on a branch with none either.
+ * Once the host's branch of that name has commits (delivered as host/<branch>), the container's
+ * branch starts there, with an index to match, as a clone made now would: otherwise the agent's
+ * `git status` lists every file as untracked. Only while nothing is committed or staged in the
+ * container, so that nothing of the agent's is moved.
+ */
+async function startUnbornBranch(roots: GitRoots): Promise<Outcome> {
+  const outcome: Outcome = { lines: [], problems: [] };
+  const options = safeOptions(roots, gitDirOf(roots.container));
+  const head = await runGit(['symbolic-ref', '-q', 'HEAD'], options);
+  const branch = head.stdout.trim();
+  if (head.exitCode !== 0 || !branch.startsWith('refs/heads/')) return outcome;
+  if ((await runGit(['rev-parse', '-q', '--verify', `${branch}^{commit}`], options)).exitCode === 0) return outcome;
+  const name = branch.slice('refs/heads/'.length);
+  const hostTip = await runGit(['rev-parse', '-q', '--verify', `${HOST_BRANCHES_PREFIX}${name}^{commit}`], options);
+  if (hostTip.exitCode !== 0) return outcome;
+  const staged = await runGit(['ls-files', '-z'], options);
+  if (staged.exitCode !== 0 || staged.stdout !== '') return outcome;
+  // `create` refuses if the agent made the branch meanwhile; the index is read from the tree alone (see seedContainerRepository).
+  const failure = (await updateRefs(options, `create ${branch} ${hostTip.stdout.trim()}
+`)) ?? (await runGit(['read-tree', 'HEAD'], options).then((run) => (run.exitCode === 0 ? undefined : gitFailure(run))));
+  if (failure) {
+    outcome.problems.push(`git: the container's branch ${name} could not start at host/${name}: ${failure}`);
+    return outcome;
+  }
+  const kept = await skipTrackedButAbsent(roots, options);
+  if (kept) outcome.problems.push(kept);
+  outcome.lines.push(`host: the container's branch ${name}, which had no commits, starts at host/${name}`);
   return outcome;
 }
 
