@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { constants, createReadStream, createWriteStream, lstatSync } from 'node:fs';
 import { lstat, open, readlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Entry } from './entry';
@@ -22,6 +23,15 @@ export async function copyContents(source: Buffer, target: Buffer, options: { ex
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Writes all of `bytes` at the handle's position. A write into a regular file stops short when
+ * the disk fills: the rest is written again, and the write that finds no room fails with ENOSPC,
+ * rather than a copy ending short and whole-looking.
+ */
+export async function writeWhole(handle: FileHandle, bytes: Buffer): Promise<void> {
+  for (let written = 0; written < bytes.length; ) written += (await handle.write(bytes, written, bytes.length - written)).bytesWritten;
 }
 
 /**

@@ -15,7 +15,7 @@ import type { Stats } from 'node:fs';
 import { chmod, lstat, lutimes, mkdir, open, readlink, symlink, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { permissionBits } from './entry';
-import { copyContents, isRacy, lstatSyncOrUndefined } from './fsEntry';
+import { copyContents, isRacy, lstatSyncOrUndefined, writeWhole } from './fsEntry';
 import { joinBytes, nameFromBytes } from './pathCodec';
 
 /** What the caller found at the target and decided may be replaced. */
@@ -247,7 +247,7 @@ async function copyFromDescriptor(descriptor: number, destination: Buffer, stats
     for (let position = 0; ; ) {
       const { bytesRead } = await readAt(descriptor, buffer, 0, buffer.length, position);
       if (bytesRead === 0) break;
-      await out.write(buffer, 0, bytesRead);
+      await writeWhole(out, buffer.subarray(0, bytesRead));
       position += bytesRead;
     }
     setStagedAttributes(out.fd, { mode: permissionBits(stats.mode), mtimeMs: stats.mtimeMs });

@@ -6,13 +6,11 @@
 // the parent folder pinned by beneath.ts, so a folder swapped for a symlink meanwhile is never
 // followed out of the tree.
 import { createHash } from 'node:crypto';
-import { constants, createWriteStream } from 'node:fs';
+import { constants } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { lchown, mkdir, open, rmdir, symlink, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
 import { permissionBits } from '../files/entry';
 import type { CapturedVersion, Entry, FileEntry } from '../files/entry';
 import { PinnedFolders } from './beneath';
@@ -20,7 +18,7 @@ import { SOURCE_CHANGED_CODES, SOURCE_OPEN_FLAGS, STAGED_OPEN_FLAGS, stageSmallF
 import type { StageRequest, StageResult } from './stageSmallFile';
 import { STAGING_THREADS_MIN_FILES, stagingThreads } from './stagingThreads';
 import type { PinFailure } from './beneath';
-import { lstatOrUndefined, matchesExpected } from '../files/fsEntry';
+import { lstatOrUndefined, matchesExpected, writeWhole } from '../files/fsEntry';
 import { bytesFromName } from '../files/pathCodec';
 import { forEachLimited, Limiter } from '../limited';
 import type { SkipCode } from '../protocol';
@@ -310,12 +308,14 @@ function sameVersion(captured: CapturedVersion, expected: Entry | undefined): bo
 
 /**
  * Files up to this size are staged with one read, one write and synchronous calls (stageSmallFile.ts):
- * a stream pipeline's set-up costs more than the copy of a small file, and a burst of small files
- * is the common case.
+ * a larger file's copy through two handles and a chunk of its own costs more than the copy of a
+ * small file, and a burst of small files is the common case.
  */
 const WHOLE_READ_MAX_BYTES = 64 * 1024;
+/** Bytes of a larger file read and written at a time. */
+const LARGE_CHUNK_BYTES = 256 * 1024;
 
-/** Large files copied at once: each holds two descriptors and a stream's buffers. */
+/** Large files copied at once: each holds two descriptors and a chunk of LARGE_CHUNK_BYTES. */
 const streamedCopies = new Limiter(16);
 
 /** How an apply stages its small files: on its own thread, or on the staging threads. */
@@ -353,17 +353,20 @@ async function stageLargeFile(source: Buffer, target: Buffer, next: FileEntry, o
   try {
     if (!(await handle.stat()).isFile()) return undefined;
     const hash = createHash('sha256');
-    const hasher = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        callback(null, chunk);
-      },
-    });
-    // One byte past the expected size is enough to tell a grown file from the one we chose. The
-    // stream borrows the descriptor (a FileHandle's own write stream would hold off its close for good).
+    // Read and written through the two handles alone: a stream given a descriptor closes it when
+    // it fails (ENOSPC), whatever autoClose says, and the handle's own close after it would close
+    // whichever file has since been given that number.
     const out = await open(staged, STAGED_OPEN_FLAGS, 0o600);
     try {
-      await pipeline(handle.createReadStream({ start: 0, end: next.size, autoClose: false }), hasher, createWriteStream(staged, { fd: out.fd, autoClose: false }));
+      const buffer = Buffer.allocUnsafe(LARGE_CHUNK_BYTES);
+      // One byte past the expected size is enough to tell a grown file from the one we chose.
+      for (let position = 0; position <= next.size; ) {
+        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, next.size + 1 - position), position);
+        if (bytesRead === 0) break;
+        hash.update(buffer.subarray(0, bytesRead));
+        await writeWhole(out, buffer.subarray(0, bytesRead));
+        position += bytesRead;
+      }
       if (hash.digest('hex') !== next.hash) {
         await unlink(staged);
         return undefined;

@@ -158,6 +158,15 @@ function readAt(fd: number, length: number, position: number): Buffer {
   return data;
 }
 
+/**
+ * `length` bytes from `position` on, CHUNK at a time. Not a read stream given the descriptor: a
+ * failing pipeline (ENOSPC) makes such a stream close it, whatever autoClose says, and the close
+ * after it would close whichever file has since been given that number.
+ */
+function* chunksAt(fd: number, length: number, position: number): Generator<Buffer> {
+  for (let done = 0; done < length; done += CHUNK) yield readAt(fd, Math.min(CHUNK, length - done), position + done);
+}
+
 function syncFile(file: string): void {
   const fd = fs.openSync(file, 'r');
   try {
@@ -200,7 +209,7 @@ async function compact({ directory, contents, frameBytes, largeBytes }: Extract<
         // Six digits or more, then .br: the names records.ts's BlobRef accepts.
         const name = `${String(++large).padStart(6, '0')}.br`;
         const file = path.join(directory, name);
-        await pipeline(fs.createReadStream('', { fd: rawFd, autoClose: false, start: offset, end: offset + size - 1 }), zlib.createBrotliCompress(brotli(size)), fs.createWriteStream(file, { mode: 0o600 }));
+        await pipeline(chunksAt(rawFd, size, offset), zlib.createBrotliCompress(brotli(size)), fs.createWriteStream(file, { mode: 0o600 }));
         placed[index] = [name, 0, fs.statSync(file).size, 0];
         written.push(file);
         continue;
