@@ -385,11 +385,12 @@ export type CycleKind = z.infer<typeof CycleKind>;
 export const LiveStatus = z.object({
   state: LiveState,
   autoSync: AutoSyncMode,
-  /** Either side has changes not yet carried, as far as the watchers know. */
+  /** Either side has changes not yet carried: as far as the watchers know, or that a cycle could not carry (in `problems`). */
   changesWaiting: z.boolean(),
   /**
    * What stands now, sorted by path, each list its first MAX_LISTED (`unlisted` counts the rest):
-   * the paths in conflict, what the sync cannot carry (unreadable, a socket), the secrets it keeps out.
+   * the paths in conflict, what the sync cannot carry (unreadable, a socket, a change it could not
+   * write: "not carried: ENOSPC …", tried again at the next full cycle), the secrets it keeps out.
    */
   conflicts: z.array(z.string()),
   problems: SyncReport.shape.problems,

@@ -164,6 +164,36 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     assert.equal(existsSync(path.join(roots.container, '.env')), false);
   });
 
+  it('a change it could not carry (a full disk) stands as changes waiting, with why, until a cycle carries it', async function () {
+    // The host's folder on a small file system of its own: mounting one takes root, which the CI machines have.
+    if (process.getuid?.() !== 0) this.skip();
+    const host = path.join(tempDir(), 'host');
+    mkdirSync(host);
+    spawnSyncOrThrow('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', host]);
+    try {
+      const { roots, cycles } = await start();
+      write(roots.container, 'big.bin', 'x'.repeat(3 * 1024 * 1024));
+      await waitFor(() => cycles.some((cycle) => cycle.report.skipped.some((skipped) => skipped.path === 'big.bin')), 'the cycle that could not carry it');
+      const notCarried = () => session!.status().problems.filter((problem) => problem.path === 'big.bin').map((problem) => `${problem.side}: ${problem.reason}`);
+      assert.deepEqual(notCarried(), ['host: not carried: ENOSPC: no space left on device, write']);
+      assert.equal(session!.status().changesWaiting, true, 'the status says nothing waits while the sides differ');
+      // A cycle that carries another path leaves it standing.
+      const before = cycles.length;
+      write(roots.container, 'small.txt', 'fits');
+      await waitFor(() => cycles.slice(before).some((cycle) => cycle.report.appliedCount > 0), 'the cycle that carried small.txt');
+      assert.equal(readOr(path.join(roots.host, 'small.txt')), 'fits');
+      assert.equal(notCarried().length, 1);
+      assert.equal(session!.status().changesWaiting, true);
+      // Once there is nothing left to carry, nothing stands.
+      rmSync(path.join(roots.container, 'big.bin'));
+      await waitFor(() => notCarried().length === 0 && !session!.status().changesWaiting, 'the standing change gone');
+    } finally {
+      await session?.close();
+      session = undefined;
+      spawnSyncOrThrow('umount', [host]);
+    }
+  });
+
   it('halts on a wiped /workspace, leaves the host intact and stops background cycles', async () => {
     const { roots } = await start();
     write(roots.host, 'more/file.txt', 'keep me');

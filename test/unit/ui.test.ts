@@ -292,6 +292,11 @@ describe('unit: ui live status (the resident agent)', () => {
     const counted = run(attachedRunning, liveEvent({ ...findings, unlisted: { conflicts: 0, problems: 40, keptOut: 2 } }));
     assert.deepEqual([find(buildTree(counted), 'problems')?.description, find(buildTree(counted), 'keptOut')?.description], ['41', '3']);
     assert.equal(find(buildTree(run(attachedRunning, liveEvent())), 'keptOut'), undefined, 'gone when the agent no longer names it');
+    // A change the last cycle could not carry stands in the status's problems: listed once.
+    const full = report({ skipped: [{ path: 'big.bin', side: 'host', code: 'failed', reason: 'ENOSPC: no space left on device, write' }] });
+    const standing = run(attachedRunning, { type: 'syncFinished', report: full }, liveEvent({ changesWaiting: true, problems: [{ path: 'big.bin', side: 'host', reason: 'not carried: ENOSPC: no space left on device, write' }] }));
+    assert.deepEqual(find(buildTree(standing), 'problems')?.children?.map((child) => child.label), ['big.bin']);
+    assert.equal(standing.health.kind, 'changes-waiting');
   });
 
   describe("isNewsworthy (a background cycle's place in the view's history)", () => {

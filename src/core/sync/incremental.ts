@@ -54,7 +54,12 @@ export function standingAfter<T extends { path: string }>(known: readonly T[], c
   if (cycle.halted) return [...known];
   const looked = cycle.dirty === undefined ? 'everything' : normalizeDirty(cycle.dirty);
   const seen = looked === 'everything' ? () => true : regionFilter(looked);
-  return [...known.filter((item) => !seen(item.path)), ...cycle.reported].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return byPath([...known.filter((item) => !seen(item.path)), ...cycle.reported]);
+}
+
+/** Sorts `items` by path, in place, as the status lists them. */
+export function byPath<T extends { path: string }>(items: T[]): T[] {
+  return items.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
 /**

@@ -16,7 +16,7 @@
 // denied question pauses background cycles (the held change would only be asked again) until a
 // client's own sync or resume().
 import { EventEmitter } from 'node:events';
-import type { CycleKind, SyncReport } from '../protocol';
+import type { CycleKind, SkipCode, SyncReport } from '../protocol';
 import { withRetries } from '../retry';
 import type { SafeguardAsk, SafeguardQuestion, SafeguardThresholds } from '../undo';
 import type { ApplyOptions } from './apply';
@@ -27,7 +27,7 @@ import type { AccessIdentity } from './scan';
 import { SyncStateFiles } from './stateFiles';
 import { SyncStateStore } from './stateStore';
 import { stagingThreads } from './stagingThreads';
-import { standingAfter } from './incremental';
+import { byPath, standingAfter } from './incremental';
 import { mergeReports } from './summary';
 import { TreeWatcher, type DirtyBatch, type WatchDegraded } from './watcher';
 
@@ -112,8 +112,12 @@ export interface SessionStatus {
   halt?: { side: Side; reason: string };
   /** A background cycle's question, waiting for a client's answer. */
   question?: SafeguardQuestion;
+  /** Changes not carried yet: as far as events tell, or that a cycle could not carry (see STANDING_SKIPS). */
   changesWaiting: boolean;
-  /** What stands now, as the cycles found it (see standingAfter): paths in conflict, problems, secrets kept out. */
+  /**
+   * What stands now, as the cycles found it (see standingAfter): paths in conflict, problems
+   * (what the sync cannot read, and the changes it could not carry), secrets kept out.
+   */
   conflicts: string[];
   problems: SyncReport['problems'];
   keptOut: SyncReport['keptOut'];
@@ -134,6 +138,14 @@ export const FULL_CYCLE_DUTY = 100;
 export function periodicFullCycleDue(now: number, last: { endedAt: number; costMs: number }): boolean {
   return now - last.endedAt >= FULL_CYCLE_DUTY * last.costMs;
 }
+
+/**
+ * Skips that stand until a cycle that looks at their path carries the change: an error (a full
+ * disk, a folder made read-only) or a target the sync cannot write over (a socket). Nothing but
+ * that cycle would tell, and the periodic full cycle tries again. Any other skip is transient: its
+ * file moved, and the event of that makes its path dirty again.
+ */
+const STANDING_SKIPS: ReadonlySet<SkipCode> = new Set(['failed', 'unsyncable']);
 
 /** A change skipped because its file moved under it: another cycle, a moment later, will carry it. */
 const isTransient = (report: SyncReport) => report.skipped.some((skipped) => skipped.code === 'changed-since-scan' || skipped.code === 'source-changed');
@@ -166,7 +178,7 @@ export class SyncSession extends EventEmitter<{
   private halt: { side: Side; reason: string } | undefined;
   private question: SafeguardQuestion | undefined;
   private busy = false;
-  private standing: { conflicts: Array<{ path: string }>; problems: SyncReport['problems']; keptOut: SyncReport['keptOut'] } = { conflicts: [], problems: [], keptOut: [] };
+  private standing: { conflicts: Array<{ path: string }>; problems: SyncReport['problems']; keptOut: SyncReport['keptOut']; notCarried: SyncReport['skipped'] } = { conflicts: [], problems: [], keptOut: [], notCarried: [] };
   private lastCycle: SessionStatus['lastCycle'];
   private closed = false;
   private readonly files: SyncStateFiles;
@@ -233,9 +245,9 @@ export class SyncSession extends EventEmitter<{
       ...(this.heldBy && { heldBy: this.heldBy }),
       ...(this.halt && { halt: this.halt }),
       ...(this.question && { question: this.question }),
-      changesWaiting: this.changesWaiting,
+      changesWaiting: this.changesWaiting || this.standing.notCarried.length > 0,
       conflicts: this.standing.conflicts.map((conflict) => conflict.path),
-      problems: this.standing.problems,
+      problems: byPath([...this.standing.problems, ...this.standing.notCarried.map(({ path, side, reason }) => ({ path, side, reason: `not carried: ${reason}` }))]),
       keptOut: this.standing.keptOut,
       degraded: this.degradedWatches,
       ...(this.lastCycle && { lastCycle: this.lastCycle }),
@@ -447,6 +459,7 @@ export class SyncSession extends EventEmitter<{
       conflicts: standingAfter(this.standing.conflicts, { ...cycle, reported: report.conflicts.map((conflict) => ({ path: conflict.path })) }),
       problems: standingAfter(this.standing.problems, { ...cycle, reported: report.problems }),
       keptOut: standingAfter(this.standing.keptOut, { ...cycle, reported: report.keptOut }),
+      notCarried: standingAfter(this.standing.notCarried, { ...cycle, reported: report.skipped.filter((skipped) => STANDING_SKIPS.has(skipped.code)) }),
     };
   }
 

@@ -162,7 +162,10 @@ function findingsOf(report: SyncReport): Findings {
  */
 function fromLive(state: WorkspaceViewState, live: LiveStatus): Pick<WorkspaceViewState, 'live' | 'health' | 'conflicts' | 'problems' | 'keptOut'> {
   const conflicts = describeConflicts(live.conflicts, [...state.conflicts, ...state.history.flatMap((report) => report.conflicts)]);
-  return { live, conflicts, problems: [...live.problems, ...(state.history[0]?.skipped ?? [])], keptOut: live.keptOut, health: liveHealth(live) };
+  // A change the last cycle could not carry is among the status's problems already (as "not carried").
+  const named = new Set(live.problems.map(({ side, path }) => `${side} ${path}`));
+  const skipped = (state.history[0]?.skipped ?? []).filter(({ side, path }) => !named.has(`${side} ${path}`));
+  return { live, conflicts, problems: [...live.problems, ...skipped], keptOut: live.keptOut, health: liveHealth(live) };
 }
 
 /** The health a LiveStatus shows. A pause or halt outranks everything; "synced" only when nothing waits. */
