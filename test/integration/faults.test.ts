@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   CLI_PATH,
   TEST_ENV,
   TestScope,
   assertExit,
+  chownTree,
   containersFor,
   describeRun,
   docker,
@@ -112,6 +113,31 @@ describe('integration: faults at the edges', function () {
   });
 
   // Last: it removes the container.
+  describe('the folder deleted under a running workspace', function () {
+    it('status says it is missing and how to put it back; a sync meanwhile halts; after a restart, resume fills an empty folder from /workspace', async function () {
+      const gone = await syncedProject(scope, { 'keep/me.txt': 'mine\n' });
+      await rm(gone, { recursive: true });
+      // Docker reads no file of the container now (its bind mount's source is gone): the status says why, and what the agent says.
+      const { run, json } = await runCludJson(['status', gone]);
+      assertExit(run, 0);
+      assert.equal(json.folderMissing, true, describeRun(run));
+      const text = await runClud(['status', gone]);
+      assert.match(text.stdout, /missing: deleted or moved/, describeRun(text));
+      assert.match(text.stdout, /docker restart clud-/, describeRun(text));
+      const sync = await runCludJson(['sync', gone]);
+      assert.ok((sync.json.report as { halted?: unknown } | undefined)?.halted, describeRun(sync.run));
+      assert.equal(((await runCludJson(['status', gone])).json.live as { state?: string } | undefined)?.state, 'halted');
+
+      await mkdir(gone);
+      await chownTree(gone);
+      const [info] = await containersFor(gone);
+      await docker.getContainer(info!.Id).restart();
+      await waitFor('the agent after the restart', async () => (await runCludJson(['status', gone])).json.live, 60_000);
+      assertExit(await runClud(['resume', gone], { timeoutMs: 120_000 }), 0);
+      assert.equal(await readFile(path.join(gone, 'keep/me.txt'), 'utf8'), 'mine\n');
+    });
+  });
+
   describe('the initial copy', function () {
     it('runs in a process of its own: killed, the resident agent reports the copy failed and keeps serving', async function () {
       const killed = await scope.project({ 'a.txt': 'a\n' });

@@ -84,6 +84,13 @@ export interface WorkspaceStatus {
   state: ContainerState;
   containerId?: string;
   image?: string;
+  /**
+   * The folder is gone from its path (deleted or moved) while its container runs. Docker then
+   * reads no file of the container (its archive API resolves the bind mount's source), so what
+   * those reads show (the initial copy's outcome, the IDE, the MCP servers) is left out; the
+   * resident agent still answers, and halts on a folder that emptied.
+   */
+  folderMissing?: boolean;
   /** False when another Clud made the container (its Dockerfile, scripts or agent are not this one's; the base image and certificates chosen are not compared). */
   imageCurrent?: boolean;
   init?: InitState;
@@ -348,14 +355,17 @@ export class Workspace {
       image: container.image,
       imageCurrent: context ? container.labels[LABEL_CLUD_HASH] === context.cludHash : undefined,
     };
-    if (container.running) {
+    const folderMissing = container.running && !(await stat(this.hostPath).catch(() => undefined))?.isDirectory();
+    if (folderMissing) {
+      status.folderMissing = true;
+    } else if (container.running) {
       status.init = await this.readInitState(container.id);
       const ui = await this.uiInfo(container.id);
       if (ui) status.ui = ui;
       status.mcpServers = await readMcpServers(this.engine, container.id);
     }
     status.git = await this.readGitStatus();
-    if (container.running && status.init?.phase === 'ready') status.live = await this.liveStatus().catch(() => undefined);
+    if (folderMissing || (container.running && status.init?.phase === 'ready')) status.live = await this.liveStatus().catch(() => undefined);
     return status;
   }
 
