@@ -402,6 +402,7 @@ export class ResidentAgent {
       ...(session?.heldBy && { denied: session.heldBy }),
       degraded: (session?.degraded ?? []).map((degraded) => ({ side: degraded.side, reason: degraded.message })),
       ...(session?.lastCycle && { lastCycle: session.lastCycle }),
+      ...(session?.failed && { failed: session.failed }),
     };
   }
 
@@ -451,7 +452,7 @@ export class ResidentAgent {
       log('warn', `sync halted: ${halt.reason}`, { halted: true, side: halt.side });
       this.broadcast({ type: 'halted', side: halt.side, reason: halt.reason });
     });
-    session.on('error', (error) => log('error', `background cycle failed: ${errorMessage(error)}`));
+    session.on('cycle-failed', (error) => log('error', `background cycle failed: ${errorMessage(error)}`));
     for (const degraded of session.degradedWatches) log('warn', `watching ${degraded.side === 'host' ? 'the host folder' : '/workspace'}: ${degraded.message}`);
     this.session = session;
     this.publishStatus();

@@ -117,7 +117,7 @@ export function formatLiveStatus(live: LiveStatus): string {
   if (live.state === 'idle' && live.changesWaiting) state = 'changes waiting';
   if (live.state === 'halted' && live.halt) state += ` (${live.halt.side}): ${displayText(live.halt.reason)} — \`clud resume\` merges both sides again, deleting nothing`;
   if (live.state === 'paused') state += live.denied ? ` after a denied safeguard (${displayText(live.denied.detail)}) — \`clud resume\` asks again, \`clud sync --yes\` allows it` : ' — `clud resume` syncs again';
-  const details = [`auto-sync ${live.autoSync}`, ...(conflicts && !conflictsAreTheState ? [conflicts] : [])];
+  const details = [`auto-sync ${live.autoSync}`, ...(conflicts && !conflictsAreTheState ? [conflicts] : []), ...(live.failed ? [`the last cycle failed: ${displayText(live.failed.reason)}; the next change or rescan tries again`] : [])];
   return `${state} (${details.join(', ')})`;
 }
 

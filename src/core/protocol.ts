@@ -404,6 +404,8 @@ export const LiveStatus = z.object({
   /** A watcher that fell back to polling or failed, with why (e.g. the inotify watch limit). */
   degraded: z.array(z.object({ side: SyncSide, reason: z.string() })),
   lastCycle: z.object({ id: z.string(), finishedAt: z.string(), applied: z.number().int(), kind: CycleKind }).optional(),
+  /** The last background cycle failed as a whole (a full disk under the undo log): its changes wait, and the next event or rescan tries again. */
+  failed: z.object({ at: z.string(), reason: z.string() }).optional(),
 });
 export type LiveStatus = z.infer<typeof LiveStatus>;
 

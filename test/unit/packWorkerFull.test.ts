@@ -28,7 +28,7 @@ describe('unit: compaction on a full disk', () => {
       await assert.rejects(client.compact(step, [blob]), /ENOSPC/);
       assert.ok(readFileSync(path.join(step, RAW)).equals(content));
     } finally {
-      execFileSync('umount', [step]);
+      execFileSync('umount', ['--lazy', step]);
     }
   });
 });

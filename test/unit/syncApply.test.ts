@@ -74,7 +74,7 @@ describe('unit: sync apply', () => {
         assert.equal(readFileSync(path.join(f.roots.container, 'small.txt'), 'utf8'), 'small\n');
         assert.deepEqual(temporaryFiles(f.roots.container), []);
       } finally {
-        execFileSync('umount', [f.roots.container]);
+        execFileSync('umount', ['--lazy', f.roots.container]);
       }
     });
 

@@ -190,7 +190,34 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     } finally {
       await session?.close();
       session = undefined;
-      spawnSyncOrThrow('umount', [host]);
+      spawnSyncOrThrow('umount', ['--lazy', host]);
+    }
+  });
+
+  it('a background cycle that fails as a whole (its state folder full) says why in the status until a cycle finishes', async function () {
+    // The state folder on a small file system of its own: mounting one takes root, which the CI machines have.
+    if (process.getuid?.() !== 0) this.skip();
+    const stateDir = path.join(tempDir(), 'state');
+    mkdirSync(stateDir);
+    spawnSyncOrThrow('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', stateDir]);
+    try {
+      const { roots, cycles } = await start();
+      const filler = path.join(stateDir, 'filler');
+      spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=4k', 'count=1000']); // until the disk is full
+      // Enough files that the cycle's line of the state journal needs pages the disk no longer has.
+      for (let index = 0; index < 100; index += 1) write(roots.container, `burst/a-file-with-a-rather-long-name-${index}.txt`, `${index}`);
+      await waitFor(() => session!.status().failed !== undefined, 'the failed cycle in the status');
+      assert.match(session!.status().failed!.reason, /ENOSPC/);
+      assert.equal(session!.status().changesWaiting, true);
+      rmSync(filler);
+      const before = cycles.length;
+      write(roots.container, 'two.txt', 'two');
+      await waitFor(() => cycles.length > before && session!.status().failed === undefined, 'a cycle that finished');
+      await waitFor(() => readOr(path.join(roots.host, 'two.txt')) === 'two' && readOr(path.join(roots.host, 'burst/a-file-with-a-rather-long-name-99.txt')) === '99', 'the files on the host');
+    } finally {
+      await session?.close();
+      session = undefined;
+      spawnSyncOrThrow('umount', ['--lazy', stateDir]);
     }
   });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { appendFileSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -151,6 +151,33 @@ describe('unit: sync state store (journal + base)', () => {
     assert.equal(again.ancestor.get('after')?.kind, 'file');
     assert.equal(again.lastSequence, 2);
     await again.close();
+  });
+
+  it('a commit the disk stops short fails with ENOSPC and leaves no part of its line: the next commit and a reopen read on', async function () {
+    // A small file system of its own: mounting one takes root, which the CI machines have.
+    if (process.getuid?.() !== 0) this.skip();
+    mkdirSync(stateDir());
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', stateDir()]);
+    let store: SyncStateStore | undefined;
+    try {
+      store = await SyncStateStore.open(stateDir());
+      await store.commit({ ancestor: new Map([['kept.txt', file('a'.repeat(64))]]) });
+      // Fill the disk but for a little: the next line starts and is cut off.
+      const filler = path.join(stateDir(), 'filler');
+      execFileSync('sh', ['-c', `dd if=/dev/zero of=${filler} bs=1k count=$(( $(df --output=avail -k ${stateDir()} | tail -1) - 4 )) 2>/dev/null; true`]);
+      const many = new Map(Array.from({ length: 400 }, (_, index): [string, Entry] => [`a-file-with-a-longish-name-${index}.txt`, file('b'.repeat(64))]));
+      await assert.rejects(store.commit({ ancestor: many }), /ENOSPC/);
+      assert.ok(readFileSync(path.join(stateDir(), JOURNAL_FILE), 'utf8').endsWith('\n'), 'a part of the failed line was left in the journal');
+      assert.equal(store.ancestor.has('a-file-with-a-longish-name-0.txt'), false, 'memory holds what the disk does not');
+      rmSync(filler);
+      await store.commit({ ancestor: new Map([['after.txt', file('c'.repeat(64))]]) });
+      await store.close();
+      store = undefined;
+      assert.deepEqual([...(await ancestorOnDisk()).keys()].sort(), ['after.txt', 'kept.txt']);
+    } finally {
+      await store?.close().catch(() => {});
+      execFileSync('umount', ['--lazy', stateDir()]);
+    }
   });
 
   it('refuses a journal damaged before its last line rather than guessing', async () => {

@@ -13,6 +13,10 @@ describe('unit: clud watch and status output', () => {
   it('names each live state the way the editor does', () => {
     assert.equal(formatLiveStatus(status()), 'synced (auto-sync continuous)');
     assert.equal(formatLiveStatus(status({ changesWaiting: true, autoSync: 'off' })), 'changes waiting (auto-sync off)');
+    assert.equal(
+      formatLiveStatus(status({ changesWaiting: true, failed: { at: '2026-12-07T10:00:00.000Z', reason: 'ENOSPC: no space left on device, write' } })),
+      'changes waiting (auto-sync continuous, the last cycle failed: ENOSPC: no space left on device, write; the next change or rescan tries again)',
+    );
     assert.equal(formatLiveStatus(status({ state: 'syncing', conflicts: ['a', 'b'] })), 'syncing (auto-sync continuous, 2 conflict(s))');
     // Not "synced" while a conflict leaves the two sides different.
     assert.equal(formatLiveStatus(status({ conflicts: ['a'] })), '1 conflict(s) (auto-sync continuous)');

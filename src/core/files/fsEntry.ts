@@ -26,12 +26,14 @@ export async function copyContents(source: Buffer, target: Buffer, options: { ex
 }
 
 /**
- * Writes all of `bytes` at the handle's position. A write into a regular file stops short when
- * the disk fills: the rest is written again, and the write that finds no room fails with ENOSPC,
- * rather than a copy ending short and whole-looking.
+ * Writes all of `bytes`, at `position` or else at the handle's own. A write into a regular file
+ * stops short, with no error, when the disk fills: the rest is written again, and the write that
+ * finds no room fails with ENOSPC, rather than a file ending short and whole-looking.
  */
-export async function writeWhole(handle: FileHandle, bytes: Buffer): Promise<void> {
-  for (let written = 0; written < bytes.length; ) written += (await handle.write(bytes, written, bytes.length - written)).bytesWritten;
+export async function writeWhole(handle: FileHandle, bytes: Buffer, position?: number): Promise<void> {
+  for (let written = 0; written < bytes.length; ) {
+    written += (await handle.write(bytes, written, bytes.length - written, position === undefined ? null : position + written)).bytesWritten;
+  }
 }
 
 /**

@@ -123,6 +123,8 @@ export interface SessionStatus {
   keptOut: SyncReport['keptOut'];
   degraded: Array<WatchDegraded & { side: Side }>;
   lastCycle?: { id: string; finishedAt: string; applied: number; kind: CycleKind };
+  /** The last background cycle failed as a whole (its changes wait, and the next event or rescan tries again): when and why. Cleared by a cycle that finishes. */
+  failed?: { at: string; reason: string };
 }
 
 export const DEFAULT_FULL_CYCLE_INTERVAL_MS = 10_000;
@@ -159,7 +161,8 @@ export class SyncSession extends EventEmitter<{
   question: [SafeguardQuestion];
   /** Something in status() changed. */
   status: [];
-  error: [Error];
+  /** A background cycle failed as a whole (not 'error': an EventEmitter throws that one when nobody listens). */
+  'cycle-failed': [Error];
 }> {
   private dirty = new Set<string>();
   /** Hinted paths (editor saves): synced in on-save mode too. */
@@ -180,6 +183,7 @@ export class SyncSession extends EventEmitter<{
   private busy = false;
   private standing: { conflicts: Array<{ path: string }>; problems: SyncReport['problems']; keptOut: SyncReport['keptOut']; notCarried: SyncReport['skipped'] } = { conflicts: [], problems: [], keptOut: [], notCarried: [] };
   private lastCycle: SessionStatus['lastCycle'];
+  private lastFailure: SessionStatus['failed'];
   private closed = false;
   private readonly files: SyncStateFiles;
   private readonly settings: SessionSettings;
@@ -251,6 +255,7 @@ export class SyncSession extends EventEmitter<{
       keptOut: this.standing.keptOut,
       degraded: this.degradedWatches,
       ...(this.lastCycle && { lastCycle: this.lastCycle }),
+      ...(this.lastFailure && { failed: this.lastFailure }),
     };
   }
 
@@ -436,6 +441,7 @@ export class SyncSession extends EventEmitter<{
     }
     this.updateStanding(report, kind === 'incremental' ? dirty : undefined);
     this.lastCycle = { id: report.id, finishedAt: new Date().toISOString(), applied: report.appliedCount, kind };
+    this.lastFailure = undefined;
     if (kind === 'full') this.lastFullCycle = { endedAt: Date.now(), costMs: paceMs };
     const finished = { kind, report, dirtyPaths, ...(rescan && { rescan }) };
     this.emit('cycle', finished);
@@ -474,7 +480,10 @@ export class SyncSession extends EventEmitter<{
     if (this.drainScheduled || this.closed) return;
     this.drainScheduled = true;
     this.queue = this.queue.then(() => this.drain()).catch((error: unknown) => {
-      this.emit('error', error instanceof Error ? error : new Error(String(error)));
+      const failure = error instanceof Error ? error : new Error(String(error));
+      this.lastFailure = { at: new Date().toISOString(), reason: failure.message };
+      this.emit('status');
+      this.emit('cycle-failed', failure);
     });
   }
 

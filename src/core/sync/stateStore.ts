@@ -20,6 +20,7 @@ import type { Entry } from '../files/entry';
 import type { ScanCacheEntry } from './scan';
 import { ScanCacheTable } from './scanCacheTable';
 import { SyncStateFiles } from './stateFiles';
+import { writeWhole } from '../files/fsEntry';
 
 export type StateTable = 'ancestor' | 'host' | 'container';
 const TABLES: readonly StateTable[] = ['ancestor', 'host', 'container'];
@@ -163,14 +164,36 @@ export class SyncStateStore {
     const sequence = this.sequence + 1;
     const line = `${JSON.stringify([sequence, records])}\n`;
     // Disk first, memory second: a failed write leaves memory as the disk has it.
-    const { bytesWritten } = await this.journal.write(line);
-    if (bytesWritten !== Buffer.byteLength(line)) throw new Error(`short write to ${this.journalPath}`);
-    await this.journal.datasync();
-    this.journalBytes += bytesWritten;
+    const bytes = Buffer.from(line);
+    try {
+      await writeWhole(this.journal, bytes);
+      await this.journal.datasync();
+    } catch (error) {
+      await this.cutJournalBack();
+      throw error;
+    }
+    this.journalBytes += bytes.length;
     this.sequence = sequence;
     for (const record of records) this.applyRecord(record);
-    if (this.journalBytes > Math.max(MIN_COMPACTION_BYTES, this.baseBytes)) await this.compactNow();
+    // The commit is durable already: a compaction that fails (a full disk) is tried after a later one.
+    if (this.journalBytes > Math.max(MIN_COMPACTION_BYTES, this.baseBytes)) await this.compactNow().catch(() => {});
     return sequence;
+  }
+
+  /**
+   * After a failed commit, part of its line may be on disk (a disk that filled stops a write
+   * short): cut it off, so that the next line starts on a line of its own. A torn line before a
+   * whole one would make the journal unreadable; only a torn last one is dropped on load. If even
+   * that fails, the store takes no more commits until it is opened again.
+   */
+  private async cutJournalBack(): Promise<void> {
+    try {
+      await this.journal!.truncate(this.journalBytes);
+      await this.journal!.datasync();
+    } catch {
+      await this.journal?.close().catch(() => {});
+      this.journal = undefined;
+    }
   }
 
   /**
@@ -211,23 +234,32 @@ export class SyncStateStore {
     const temporary = `${this.basePath}.tmp`;
     const handle = await open(temporary, 'w', 0o644);
     let bytes = 0;
+    let written = false;
+    // Whole: a write the disk stopped short must not leave a base that reads as complete.
+    const append = async (text: string) => {
+      const data = Buffer.from(text);
+      await writeWhole(handle, data);
+      bytes += data.length;
+    };
     try {
-      const header = `${JSON.stringify({ version: STATE_STORE_VERSION, sequence: this.sequence })}\n`;
-      bytes += (await handle.write(header)).bytesWritten;
+      await append(`${JSON.stringify({ version: STATE_STORE_VERSION, sequence: this.sequence })}\n`);
       let chunk: string[] = [];
       for (const name of TABLES) {
         for (const [key, value] of this.anyTable(name)) {
           chunk.push(JSON.stringify([TABLE_CODE[name], key, value]));
           if (chunk.length >= BASE_CHUNK_RECORDS) {
-            bytes += (await handle.write(`${chunk.join('\n')}\n`)).bytesWritten;
+            await append(`${chunk.join('\n')}\n`);
             chunk = [];
           }
         }
       }
-      if (chunk.length > 0) bytes += (await handle.write(`${chunk.join('\n')}\n`)).bytesWritten;
+      if (chunk.length > 0) await append(`${chunk.join('\n')}\n`);
       await handle.sync();
+      written = true;
     } finally {
       await handle.close();
+      // A base that could not be written whole (a full disk) gives its room back.
+      if (!written) await rm(temporary, { force: true }).catch(() => {});
     }
     await rename(temporary, this.basePath);
     await syncDirectory(this.directory);

@@ -75,6 +75,7 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
   }
   const problems = [...state.problems];
   for (const watch of state.live?.degraded ?? []) problems.unshift({ path: '', side: watch.side, reason: `watcher on the ${watch.side} side: ${watch.reason}` });
+  if (state.live?.failed) problems.unshift({ path: '', side: '', reason: `the last sync failed: ${state.live.failed.reason}; the next change or rescan tries again` });
   if (state.health.kind === 'halted') problems.unshift({ path: '', side: '', reason: `sync halted: ${state.health.reason}` });
   if (state.health.kind === 'error') problems.unshift({ path: '', side: '', reason: state.health.message });
   if (problems.length > 0) {

@@ -29,6 +29,7 @@ import { brotliDecompress, createBrotliDecompress } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { z } from 'zod';
 import { writeFileSynced } from '../atomicFile';
+import { writeWhole } from '../files/fsEntry';
 import { LruMap } from '../lruMap';
 import type { CapturedPath } from './packWorker';
 import { packWorker } from './packWorker';
@@ -89,7 +90,7 @@ export class StepJournal {
       this.contentFileOpen = true;
       const journal = await open(path.join(this.directory, JOURNAL), 'w', 0o600);
       const headerLine = Buffer.from(`${JSON.stringify({ version: UNDO_FORMAT_VERSION, ...this.header } satisfies z.infer<typeof JournalHeader>)}\n`);
-      await journal.write(headerLine, 0, headerLine.length, 0);
+      await writeWhole(journal, headerLine, 0);
       this.journalLength = headerLine.length;
       this.journal = journal;
       this.unsyncedPaths.push(path.join(this.directory, MANIFEST), this.directory, path.dirname(this.directory));
@@ -197,7 +198,7 @@ export class StepJournal {
   private async append(text: Buffer): Promise<void> {
     const position = this.journalLength;
     this.journalLength += text.length;
-    await this.journal!.write(text, 0, text.length, position);
+    await writeWhole(this.journal!, text, position);
     await this.journal!.datasync();
   }
 }
