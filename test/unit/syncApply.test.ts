@@ -11,6 +11,7 @@ import type { Entry } from '../../src/core/files/entry';
 import type { Change, Side } from '../../src/core/sync/reconcile';
 import { scanTree } from '../../src/core/sync/scan';
 import { stagingThreads } from '../../src/core/sync/stagingThreads';
+import { onSmallDisk } from '../helpers/tempDir';
 import { DIR, inodeOf, link, makeTree, modeOf, mtimeOf, readTree, temporaryFiles, useSyncFixture, type SyncFixture } from '../helpers/syncTrees';
 
 /** Half a second is exact in binary, so utimes sets it to the nanosecond and a copy compares exactly. */
@@ -57,11 +58,8 @@ describe('unit: sync apply', () => {
 
   describe('carrying out changes', () => {
     it('a large file that finds the disk full is skipped for that reason, leaves nothing behind, and the next change still goes through', async function () {
-      // A small file system of its own: mounting one takes root, which the CI machines have.
-      if (process.getuid?.() !== 0) this.skip();
       const f = fixture();
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', f.roots.container]);
-      try {
+      await onSmallDisk(this, f.roots.container, '1m', async () => {
         writeFileSync(path.join(f.roots.host, 'big.bin'), Buffer.alloc(3 * 1024 * 1024, 7));
         writeFileSync(path.join(f.roots.host, 'small.txt'), 'small\n');
         const snapshot = await snapshotOf(f.roots.host);
@@ -73,9 +71,7 @@ describe('unit: sync apply', () => {
         assert.deepEqual(skippedReasons(outcome), ['container:big.bin: ENOSPC: no space left on device, write']);
         assert.equal(readFileSync(path.join(f.roots.container, 'small.txt'), 'utf8'), 'small\n');
         assert.deepEqual(temporaryFiles(f.roots.container), []);
-      } finally {
-        execFileSync('umount', ['--lazy', f.roots.container]);
-      }
+      });
     });
 
     it('creates directories, files and links (a link as a link, never followed)', async () => {

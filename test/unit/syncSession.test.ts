@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { SyncStateFiles } from '../../src/core/sync/stateFiles';
 import { periodicFullCycleDue, SyncSession, type CycleFinished, type SyncSessionOptions } from '../../src/core/sync/session';
 import { UndoLog, type SafeguardQuestion } from '../../src/core/undo';
-import { useTempDir } from '../helpers/tempDir';
+import { onSmallDisk, useTempDir } from '../helpers/tempDir';
 
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -31,10 +31,14 @@ const readOr = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') 
 describe('unit: sync session (continuous sync on real trees)', () => {
   let session: SyncSession | undefined;
   // Before the temporary folder goes (hooks run in the order they were added).
-  afterEach(async function () {
-    this.timeout(60_000); // a cycle under way finishes first
+  /** Closes the session (a cycle under way finishes first); before a test's own disk goes, too. */
+  const closeSession = async () => {
     await session?.close();
     session = undefined;
+  };
+  afterEach(async function () {
+    this.timeout(60_000);
+    await closeSession();
   });
   const tempDir = useTempDir('clud-session-');
 
@@ -165,12 +169,9 @@ describe('unit: sync session (continuous sync on real trees)', () => {
   });
 
   it('a change it could not carry (a full disk) stands as changes waiting, with why, until a cycle carries it', async function () {
-    // The host's folder on a small file system of its own: mounting one takes root, which the CI machines have.
-    if (process.getuid?.() !== 0) this.skip();
     const host = path.join(tempDir(), 'host');
     mkdirSync(host);
-    spawnSyncOrThrow('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', host]);
-    try {
+    await onSmallDisk(this, host, '1m', async () => {
       const { roots, cycles } = await start();
       write(roots.container, 'big.bin', 'x'.repeat(3 * 1024 * 1024));
       await waitFor(() => cycles.some((cycle) => cycle.report.skipped.some((skipped) => skipped.path === 'big.bin')), 'the cycle that could not carry it');
@@ -187,20 +188,14 @@ describe('unit: sync session (continuous sync on real trees)', () => {
       // Once there is nothing left to carry, nothing stands.
       rmSync(path.join(roots.container, 'big.bin'));
       await waitFor(() => notCarried().length === 0 && !session!.status().changesWaiting, 'the standing change gone');
-    } finally {
-      await session?.close();
-      session = undefined;
-      spawnSyncOrThrow('umount', ['--lazy', host]);
-    }
+      await closeSession();
+    });
   });
 
   it('a background cycle that fails as a whole (its state folder full) says why in the status until a cycle finishes', async function () {
-    // The state folder on a small file system of its own: mounting one takes root, which the CI machines have.
-    if (process.getuid?.() !== 0) this.skip();
     const stateDir = path.join(tempDir(), 'state');
     mkdirSync(stateDir);
-    spawnSyncOrThrow('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', stateDir]);
-    try {
+    await onSmallDisk(this, stateDir, '256k', async () => {
       const { roots, cycles } = await start();
       const filler = path.join(stateDir, 'filler');
       spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=4k', 'count=1000']); // until the disk is full
@@ -214,11 +209,8 @@ describe('unit: sync session (continuous sync on real trees)', () => {
       write(roots.container, 'two.txt', 'two');
       await waitFor(() => cycles.length > before && session!.status().failed === undefined, 'a cycle that finished');
       await waitFor(() => readOr(path.join(roots.host, 'two.txt')) === 'two' && readOr(path.join(roots.host, 'burst/a-file-with-a-rather-long-name-99.txt')) === '99', 'the files on the host');
-    } finally {
-      await session?.close();
-      session = undefined;
-      spawnSyncOrThrow('umount', ['--lazy', stateDir]);
-    }
+      await closeSession();
+    });
   });
 
   it('halts on a wiped /workspace, leaves the host intact and stops background cycles', async () => {

@@ -8,7 +8,7 @@ import type { Entry } from '../../src/core/files/entry';
 import type { ScanCacheEntry } from '../../src/core/sync/scan';
 import { SyncStateFiles } from '../../src/core/sync/stateFiles';
 import { BASE_FILE, JOURNAL_FILE, SyncStateStore } from '../../src/core/sync/stateStore';
-import { useTempDir } from '../helpers/tempDir';
+import { onSmallDisk, useTempDir } from '../helpers/tempDir';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
 const file = (hash: string): Entry => ({ kind: 'file', size: 3, mtimeMs: 1_700_000_000_123.456, mode: 0o644, hash });
@@ -154,30 +154,25 @@ describe('unit: sync state store (journal + base)', () => {
   });
 
   it('a commit the disk stops short fails with ENOSPC and leaves no part of its line: the next commit and a reopen read on', async function () {
-    // A small file system of its own: mounting one takes root, which the CI machines have.
-    if (process.getuid?.() !== 0) this.skip();
     mkdirSync(stateDir());
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', stateDir()]);
-    let store: SyncStateStore | undefined;
-    try {
-      store = await SyncStateStore.open(stateDir());
-      await store.commit({ ancestor: new Map([['kept.txt', file('a'.repeat(64))]]) });
-      // Fill the disk but for a little: the next line starts and is cut off.
-      const filler = path.join(stateDir(), 'filler');
-      execFileSync('sh', ['-c', `dd if=/dev/zero of=${filler} bs=1k count=$(( $(df --output=avail -k ${stateDir()} | tail -1) - 4 )) 2>/dev/null; true`]);
-      const many = new Map(Array.from({ length: 400 }, (_, index): [string, Entry] => [`a-file-with-a-longish-name-${index}.txt`, file('b'.repeat(64))]));
-      await assert.rejects(store.commit({ ancestor: many }), /ENOSPC/);
-      assert.ok(readFileSync(path.join(stateDir(), JOURNAL_FILE), 'utf8').endsWith('\n'), 'a part of the failed line was left in the journal');
-      assert.equal(store.ancestor.has('a-file-with-a-longish-name-0.txt'), false, 'memory holds what the disk does not');
-      rmSync(filler);
-      await store.commit({ ancestor: new Map([['after.txt', file('c'.repeat(64))]]) });
-      await store.close();
-      store = undefined;
+    await onSmallDisk(this, stateDir(), '64k', async () => {
+      const store = await SyncStateStore.open(stateDir());
+      try {
+        await store.commit({ ancestor: new Map([['kept.txt', file('a'.repeat(64))]]) });
+        // Fill the disk but for a little: the next line starts and is cut off.
+        const filler = path.join(stateDir(), 'filler');
+        execFileSync('sh', ['-c', `dd if=/dev/zero of=${filler} bs=1k count=$(( $(df --output=avail -k ${stateDir()} | tail -1) - 4 )) 2>/dev/null; true`]);
+        const many = new Map(Array.from({ length: 400 }, (_, index): [string, Entry] => [`a-file-with-a-longish-name-${index}.txt`, file('b'.repeat(64))]));
+        await assert.rejects(store.commit({ ancestor: many }), /ENOSPC/);
+        assert.ok(readFileSync(path.join(stateDir(), JOURNAL_FILE), 'utf8').endsWith('\n'), 'a part of the failed line was left in the journal');
+        assert.equal(store.ancestor.has('a-file-with-a-longish-name-0.txt'), false, 'memory holds what the disk does not');
+        rmSync(filler);
+        await store.commit({ ancestor: new Map([['after.txt', file('c'.repeat(64))]]) });
+      } finally {
+        await store.close();
+      }
       assert.deepEqual([...(await ancestorOnDisk()).keys()].sort(), ['after.txt', 'kept.txt']);
-    } finally {
-      await store?.close().catch(() => {});
-      execFileSync('umount', ['--lazy', stateDir()]);
-    }
+    });
   });
 
   it('refuses a journal damaged before its last line rather than guessing', async () => {
