@@ -202,7 +202,7 @@ describe('unit: sync session (continuous sync on real trees)', () => {
       // Enough files that the cycle's line of the state journal needs pages the disk no longer has.
       for (let index = 0; index < 100; index += 1) write(roots.container, `burst/a-file-with-a-rather-long-name-${index}.txt`, `${index}`);
       await waitFor(() => session!.status().failed !== undefined, 'the failed cycle in the status');
-      assert.match(session!.status().failed!.reason, /ENOSPC/);
+      assert.match(session!.status().failed!.reason, /^sync state: ENOSPC/);
       assert.equal(session!.status().changesWaiting, true);
       rmSync(filler);
       const before = cycles.length;

@@ -163,7 +163,7 @@ describe('unit: sync state store (journal + base)', () => {
         const filler = path.join(stateDir(), 'filler');
         execFileSync('sh', ['-c', `dd if=/dev/zero of=${filler} bs=1k count=$(( $(df --output=avail -k ${stateDir()} | tail -1) - 4 )) 2>/dev/null; true`]);
         const many = new Map(Array.from({ length: 400 }, (_, index): [string, Entry] => [`a-file-with-a-longish-name-${index}.txt`, file('b'.repeat(64))]));
-        await assert.rejects(store.commit({ ancestor: many }), /ENOSPC/);
+        await assert.rejects(store.commit({ ancestor: many }), /sync state: ENOSPC/);
         assert.ok(readFileSync(path.join(stateDir(), JOURNAL_FILE), 'utf8').endsWith('\n'), 'a part of the failed line was left in the journal');
         assert.equal(store.ancestor.has('a-file-with-a-longish-name-0.txt'), false, 'memory holds what the disk does not');
         rmSync(filler);

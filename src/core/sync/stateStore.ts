@@ -170,7 +170,8 @@ export class SyncStateStore {
       await this.journal.datasync();
     } catch (error) {
       await this.cutJournalBack();
-      throw error;
+      // Named as the sync state's: a full disk is then known to be the state folder's.
+      throw Object.assign(new Error(`sync state: ${(error as Error).message}`), { code: (error as NodeJS.ErrnoException).code });
     }
     this.journalBytes += bytes.length;
     this.sequence = sequence;

@@ -185,9 +185,9 @@ export class StepJournal {
       if (text) this.checkSize(text.length, 'records');
       // The content and the lines are synced at once, not one after the other (see the top of
       // this file for why a line durable before its content is harmless).
-      const appending = text ? this.append(text) : undefined;
+      const appending = text ? this.append(text).catch(asUndoLogError) : undefined;
       const syncing = captured && this.contentFileOpen ? packWorker.sync(this.contentFileId) : undefined;
-      await Promise.all([appending, syncing, ...paths.map(fsyncPath)]);
+      await Promise.all([appending, syncing, ...paths.map((target) => fsyncPath(target).catch(asUndoLogError))]);
     } catch (error) {
       this.failure ??= { error };
       throw error;
@@ -201,6 +201,11 @@ export class StepJournal {
     await writeWhole(this.journal!, text, position);
     await this.journal!.datasync();
   }
+}
+
+/** Rethrows a file system's error as the undo log's, with its code, as the capture worker's errors are: a full disk is then known to be the state folder's. */
+function asUndoLogError(error: unknown): never {
+  throw Object.assign(new Error(`undo log: ${(error as Error).message}`), { code: (error as NodeJS.ErrnoException).code });
 }
 
 /** What an interrupted step's journal says was captured: the last preimage of each path, in journal order. */
