@@ -1,8 +1,9 @@
 // The capture worker's compaction on a disk that fills (packWorkerThread.ts): the failure it
-// reports is the disk's, and the step's content as read is left as it was for a later attempt.
+// reports is the disk's, the step's content as read is left as it was for a later attempt, and
+// what the attempt wrote is removed.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { LARGE_CONTENT_BYTES, PackWorkerClient } from '../../src/core/undo/packWorker';
 import { RAW } from '../../src/core/undo/records';
@@ -23,6 +24,8 @@ describe('unit: compaction on a full disk', () => {
       const blob = { file: RAW, offset: 0, length: content.length, start: 0, size: content.length };
       await assert.rejects(client.compact(step, [blob]), /ENOSPC/);
       assert.ok(readFileSync(path.join(step, RAW)).equals(content));
+      // What the failed attempt wrote gives its room back: on a full disk it would hold off the next capture.
+      assert.deepEqual(readdirSync(step), [RAW]);
     });
   });
 });

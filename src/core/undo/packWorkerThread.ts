@@ -209,9 +209,9 @@ async function compact({ directory, contents, frameBytes, largeBytes }: Extract<
         // Six digits or more, then .br: the names records.ts's BlobRef accepts.
         const name = `${String(++large).padStart(6, '0')}.br`;
         const file = path.join(directory, name);
+        written.push(file);
         await pipeline(chunksAt(rawFd, size, offset), zlib.createBrotliCompress(brotli(size)), fs.createWriteStream(file, { mode: 0o600 }));
         placed[index] = [name, 0, fs.statSync(file).size, 0];
-        written.push(file);
         continue;
       }
       frame.push({ index, data: readAt(rawFd, size, offset) });
@@ -220,6 +220,11 @@ async function compact({ directory, contents, frameBytes, largeBytes }: Extract<
     }
     seal();
     fs.fsyncSync(packFd);
+  } catch (error) {
+    // Nothing points at what this attempt wrote (the manifest still points at the raw content):
+    // its room goes back now, not at the next attempt, which on a full disk it would hold off.
+    for (const file of written) fs.rmSync(file, { force: true });
+    throw error;
   } finally {
     fs.closeSync(packFd);
     fs.closeSync(rawFd);
