@@ -80,6 +80,17 @@ describe('integration: container names and clud down', function () {
     assert.equal(withoutCertificates.json.imageCurrent, true);
   });
 
+  it('two `clud up` at once on a new folder both succeed, with one container', async function () {
+    const dir = await scope.project({ 'file.txt': 'twice\n' });
+    const runs = await Promise.all([0, 1].map(() => runCludJson(['up', dir])));
+    for (const { run, json } of runs) {
+      assertExit(run, 0);
+      assert.equal((json.init as { phase?: string } | undefined)?.phase, 'ready', describeRun(run));
+    }
+    assert.equal(runs.filter(({ json }) => json.created === true).length, 1, 'both or neither made the container');
+    assert.equal((await containersFor(dir)).length, 1);
+  });
+
   it('--name overrides the derived name', async function () {
     const dir = await scope.project({ 'file.txt': 'named\n' });
     const name = `clud-it-named-${process.pid}-${Date.now()}`;

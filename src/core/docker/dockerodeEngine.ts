@@ -81,8 +81,8 @@ export class DockerodeEngine implements ContainerEngine {
     }
   }
 
-  async createContainer(spec: ContainerSpec): Promise<string> {
-    const container = await this.docker.createContainer({
+  async createContainer(spec: ContainerSpec): Promise<string | undefined> {
+    const create = this.docker.createContainer({
       name: spec.name,
       Image: spec.image,
       Labels: spec.labels,
@@ -96,7 +96,12 @@ export class DockerodeEngine implements ContainerEngine {
         SecurityOpt: spec.noNewPrivileges ? ['no-new-privileges'] : [],
       },
     });
-    return container.id;
+    try {
+      return (await create).id;
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 409) return undefined;
+      throw error;
+    }
   }
 
   async removeVolume(name: string): Promise<void> {

@@ -81,7 +81,8 @@ export interface ContainerEngine {
   inspectImage(reference: string): Promise<ImageInfo | undefined>;
   buildImage(context: Readable, spec: BuildSpec, onLog: (line: string) => void, signal?: AbortSignal): Promise<ImageInfo>;
   inspectContainer(nameOrId: string): Promise<ContainerInfo | undefined>;
-  createContainer(spec: ContainerSpec): Promise<string>;
+  /** The new container's id; undefined when a container of that name exists already (made meanwhile by someone else). */
+  createContainer(spec: ContainerSpec): Promise<string | undefined>;
   startContainer(id: string): Promise<void>;
   stopContainer(id: string, timeoutSeconds?: number): Promise<void>;
   removeContainer(id: string): Promise<void>;

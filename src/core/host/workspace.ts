@@ -262,8 +262,16 @@ export class Workspace {
         noNewPrivileges: true,
         ports: ui ? { [UI_PORT_KEY]: { hostIp: '127.0.0.1', hostPort } } : undefined,
       });
-      container = (await this.engine.inspectContainer(id))!;
-      created = true;
+      if (id === undefined) {
+        // Another `clud up` (or the editor's Start Workspace) made it a moment ago: this one goes
+        // on with that container, as if it had found it (a container of that name not made by
+        // Clud for this folder is refused by ownedContainer).
+        container = await this.ownedContainer();
+        if (!container) throw new CludError('name-taken', `container ${this.containerName} was made and removed again while this command made it`, 'Run `clud up` again.');
+      } else {
+        container = (await this.engine.inspectContainer(id))!;
+        created = true;
+      }
     }
     if (!container.running) {
       await this.start(container);
