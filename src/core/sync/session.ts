@@ -143,7 +143,7 @@ export function periodicFullCycleDue(now: number, last: { endedAt: number; costM
 
 /**
  * Skips that stand until a cycle that looks at their path carries the change: an error (a full
- * disk, a folder made read-only) or a target the sync cannot write over (a socket). Nothing but
+ * disk, a file system mounted read-only) or a target the sync cannot write over (a socket). Nothing but
  * that cycle would tell, and the periodic full cycle tries again. Any other skip is transient: its
  * file moved, and the event of that makes its path dirty again.
  */
