@@ -60,6 +60,14 @@ describe('unit: sync resolve', () => {
       assert.ok(report.notices.some((notice) => notice.includes(shortened) && /shortened/.test(notice)), JSON.stringify(report.notices));
     });
 
+    it('a path on neither side (mistyped) is refused, and nothing changes', async () => {
+      const f = fixture();
+      await setUp(f);
+      for (const keep of ['host', 'container', 'both'] as const) await assert.rejects(resolve(f, 'src/app.tsx', keep), /src\/app\.tsx exists on neither side; nothing was changed/);
+      assert.deepEqual(readTree(f.host), { 'other.txt': 'o', src: DIR, 'src/app.ts': 'host version' });
+      assert.deepEqual(readTree(f.container), { 'other.txt': 'o', src: DIR, 'src/app.ts': 'container version' });
+    });
+
     it('siblingNameForms: a name that fits is left whole; multi-byte names are cut at a character boundary', () => {
       const [first, second] = siblingNameForms('dir/app.ts');
       assert.equal(first!.name(''), 'dir/app.container.ts');

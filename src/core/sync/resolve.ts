@@ -44,6 +44,10 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
   if (ignoredOnEither(relative, scans.host.snapshot.get(relative)?.kind === 'directory' || scans.container.snapshot.get(relative)?.kind === 'directory')) {
     throw new Error(`${relative} is ignored on one side; a sync never touches it, nor does a resolve`);
   }
+  // A mistyped path would otherwise be a resolve of nothing that reports success.
+  if (!scans.host.snapshot.has(relative) && !scans.container.snapshot.has(relative)) {
+    throw new Error(`${relative} exists on neither side; nothing was changed (\`clud conflicts\` lists the conflicts by their paths)`);
+  }
   if (options.keep === 'both') {
     // The container's version moves to a sibling name; the next cycle then copies the host's
     // version into the container and the sibling to the host.
