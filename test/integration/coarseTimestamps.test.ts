@@ -117,14 +117,21 @@ describe('integration: a file system that stamps whole seconds', function () {
         .map((line) => JSON.parse(line) as { path?: string; pre?: { metadataOnly?: boolean } })
         .filter((entry) => entry.path === 'src/a.ts' && entry.pre?.metadataOnly !== true).length;
     };
-    await startOfSecond();
-    writeFileSync(file, 'export const a = 2;\n');
-    const writtenAt = second(file);
-    await step(log, workspace, async (writer) => {
-      await writer.prepare([plannedChange(workspace.root, 'src/a.ts', 'delete')]);
-      await ops.delete(writer, workspace.root, 'src/a.ts');
-      assert.equal(Math.floor(Date.now() / 1000), writtenAt, 'the step came in the same second (the test was too slow to show anything)');
-      assert.equal(capturesOfFile(), 2, 'the plan\'s capture, made in the second of the change before it, was taken as current');
-    });
+    // The step must come within the second of the file's change, or it shows nothing: on a busy
+    // machine that can miss, and the whole of it is tried again (the file made anew).
+    for (let attempt = 1; ; attempt += 1) {
+      await startOfSecond();
+      writeFileSync(file, `export const a = ${attempt + 1};\n`);
+      const writtenAt = second(file);
+      let inTime = false;
+      await step(log, workspace, async (writer) => {
+        await writer.prepare([plannedChange(workspace.root, 'src/a.ts', 'delete')]);
+        await ops.delete(writer, workspace.root, 'src/a.ts');
+        inTime = Math.floor(Date.now() / 1000) === writtenAt;
+        if (inTime) assert.equal(capturesOfFile(), 2, 'the plan\'s capture, made in the second of the change before it, was taken as current');
+      });
+      if (inTime) break;
+      assert.ok(attempt < 5, 'the step never came in the second of the file\'s change (the machine was too slow to show anything)');
+    }
   });
 });

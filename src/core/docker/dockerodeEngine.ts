@@ -114,7 +114,12 @@ export class DockerodeEngine implements ContainerEngine {
   }
 
   async startContainer(id: string): Promise<void> {
-    await this.docker.getContainer(id).start();
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (error) {
+      // 304: already started (by another `clud up` at the same moment, say): what was asked for.
+      if ((error as { statusCode?: number }).statusCode !== 304) throw error;
+    }
   }
 
   async stopContainer(id: string, timeoutSeconds = 5): Promise<void> {

@@ -39,6 +39,7 @@ import {
 import { containerState } from '../docker/engine';
 import type { ContainerEngine, ContainerInfo, ContainerState, ExecSession } from '../docker/engine';
 import { CludError, errorMessage } from '../errors';
+import { withRetries } from '../retry';
 import { bindMount, containerNameFor, gitNamespaceSource, hostFolderMount, normalizeHostPath } from './hostPath';
 import { gitNamespace } from '../git/refNames';
 import { hostStatePath, hostStatePathsIn, workspaceStateDirectory } from './stateDirectory';
@@ -263,11 +264,13 @@ export class Workspace {
         ports: ui ? { [UI_PORT_KEY]: { hostIp: '127.0.0.1', hostPort } } : undefined,
       });
       if (id === undefined) {
-        // Another `clud up` (or the editor's Start Workspace) made it a moment ago: this one goes
-        // on with that container, as if it had found it (a container of that name not made by
-        // Clud for this folder is refused by ownedContainer).
-        container = await this.ownedContainer();
-        if (!container) throw new CludError('name-taken', `container ${this.containerName} was made and removed again while this command made it`, 'Run `clud up` again.');
+        // Another `clud up` (or the editor's Start Workspace) is making it: this one goes on with
+        // that container, as if it had found it (a container of that name not made by Clud for
+        // this folder is refused by ownedContainer). Docker refuses the name while the other
+        // create is still under way, before the container can be looked up: a few tries.
+        const { value } = await withRetries(() => this.ownedContainer(), { retries: 6, shouldRetry: (found) => found === undefined, baseDelayMs: 100 });
+        if (!value) throw new CludError('name-taken', `container ${this.containerName} was being made by another command, and is not there`, 'Run `clud up` again.');
+        container = value;
       } else {
         container = (await this.engine.inspectContainer(id))!;
         created = true;
