@@ -9,6 +9,7 @@ import {
   assertExit,
   chownTree,
   containersFor,
+  createWorkspace,
   describeRun,
   docker,
   dockerExec,
@@ -68,6 +69,26 @@ describe('integration: faults at the edges', function () {
       }
       const { json } = await runCludJson(['status', dir]);
       assert.equal(json.state, 'running');
+    });
+
+    it('reads a file of /workspace that is replaced over and over (as the sync does) whole every time, never a torn archive', async function () {
+      // Versions of two sizes, each put in place by a rename, as the sync's apply does.
+      const long = 'x'.repeat(20_000);
+      const writer = dockerExec(dir, ['sh', '-c', `end=$(($(date +%s) + 8)); while [ $(date +%s) -lt $end ]; do printf '${long}' > r.tmp; mv r.tmp replaced.txt; printf 'y' > r.tmp; mv r.tmp replaced.txt; done`]);
+      const workspace = createWorkspace(dir);
+      const seen = new Set<number>();
+      try {
+        for (let read = 0; read < 150; read += 1) {
+          const content = await workspace.readContainerFile('replaced.txt');
+          if (content) {
+            assert.ok(content.length === 1 || content.length === long.length, `a read of ${content.length} bytes`);
+            seen.add(content.length);
+          }
+        }
+      } finally {
+        await writer;
+      }
+      assert.ok(seen.size > 0, 'no read found the file');
     });
 
     it('a command docker exec cannot start: its error is on stderr, and --json prints exactly one object', async function () {

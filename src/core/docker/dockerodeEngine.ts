@@ -181,31 +181,20 @@ export class DockerodeEngine implements ContainerEngine {
   }
 
   async readFile(id: string, path: string): Promise<Buffer | undefined> {
-    let archive: NodeJS.ReadableStream;
-    try {
-      archive = await this.docker.getContainer(id).getArchive({ path });
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
+    // A file replaced while Docker archives it (the sync carrying a new version) can make an
+    // archive that ends early: read again, a few times, before failing with what the last said.
+    for (let attempt = 1; ; attempt += 1) {
+      let archive: NodeJS.ReadableStream;
+      try {
+        archive = await this.docker.getContainer(id).getArchive({ path });
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+      const read = await unpackFirstFile(archive as Readable);
+      if (read.ok) return read.content;
+      if (attempt === READ_FILE_ATTEMPTS) throw read.error;
     }
-    const extract = tar.extract();
-    const chunks: Buffer[] = [];
-    let found = false;
-    extract.on('entry', (header, entryStream, next) => {
-      const isFile = header.type === 'file' && !found;
-      found = found || isFile;
-      entryStream.on('data', (chunk: unknown) => {
-        if (isFile) chunks.push(chunk as Buffer);
-      });
-      entryStream.on('end', next);
-      entryStream.resume();
-    });
-    await new Promise<void>((resolve, reject) => {
-      extract.on('finish', resolve);
-      extract.on('error', reject);
-      (archive as Readable).pipe(extract);
-    });
-    return found ? Buffer.concat(chunks) : undefined;
   }
 
   async writeFile(id: string, directory: string, name: string, content: Buffer, mode: number): Promise<void> {
@@ -222,6 +211,37 @@ export class DockerodeEngine implements ContainerEngine {
     const { stdout, stderr } = demuxDockerStream(buffer);
     return { stdout: stdout.toString('utf8'), stderr: stderr.toString('utf8') };
   }
+}
+
+const READ_FILE_ATTEMPTS = 3;
+
+/** The first regular file of a tar archive (undefined: none), or the error the archive ended with. */
+function unpackFirstFile(archive: Readable): Promise<{ ok: true; content: Buffer | undefined } | { ok: false; error: Error }> {
+  const extract = tar.extract();
+  const chunks: Buffer[] = [];
+  let found = false;
+  return new Promise((resolve) => {
+    // Every stream's error is heard (an entry's too, when the archive ends inside it): one nobody
+    // listens to is thrown as uncaught. The first settles the read.
+    const failed = (error: Error) => {
+      archive.unpipe(extract);
+      resolve({ ok: false, error });
+    };
+    extract.on('entry', (header, entryStream, next) => {
+      const isFile = header.type === 'file' && !found;
+      found = found || isFile;
+      entryStream.on('data', (chunk: unknown) => {
+        if (isFile) chunks.push(chunk as Buffer);
+      });
+      entryStream.on('error', failed);
+      entryStream.on('end', next);
+      entryStream.resume();
+    });
+    extract.on('finish', () => resolve({ ok: true, content: found ? Buffer.concat(chunks) : undefined }));
+    extract.on('error', failed);
+    archive.on('error', failed);
+    archive.pipe(extract);
+  });
 }
 
 function isNotFound(error: unknown): boolean {
