@@ -19,7 +19,7 @@ import type { ApplyOptions } from '../core/sync/apply';
 import { forgetAgreedState, withStateStore } from '../core/sync/engine';
 import { SyncSession, type CycleFinished, type RequestCycleParams } from '../core/sync/session';
 import type { SyncStateStore } from '../core/sync/stateStore';
-import { countOf, listedReport } from '../core/sync/summary';
+import { countOf, listedReport, mergeReports } from '../core/sync/summary';
 import { StepBoundaries, UndoLog } from '../core/undo';
 import type { StepGroup } from '../core/undo';
 import { StepGroupRecord } from '../core/undo/records';
@@ -73,6 +73,8 @@ export class ResidentAgent {
    * wait is asked of those that can answer it, and refuses those that cannot (see askClients).
    */
   private readonly waiting = new Set<WaitingRequest>();
+  /** The waiting requests that answered a question of the background cycle running now. */
+  private readonly answeredBy = new Set<WaitingRequest>();
   private readonly subscribers = new Set<(event: AgentEvent) => void>();
   private lastStatusJson = '';
   private statusPublishing = false;
@@ -235,12 +237,13 @@ export class ResidentAgent {
    * (see askClients).
    */
   private async whileWaiting<T>(waiter: WaitingRequest, run: () => Promise<T>): Promise<T> {
-    this.forwardOpenQuestion(waiter.ask);
+    this.forwardOpenQuestion(waiter);
     this.waiting.add(waiter);
     try {
       return await run();
     } finally {
       this.waiting.delete(waiter);
+      this.answeredBy.delete(waiter);
     }
   }
 
@@ -251,9 +254,12 @@ export class ResidentAgent {
   async requestCycle(params: RequestCycleParams): Promise<SyncReport> {
     const session = await this.readySession();
     try {
+      const waiter: WaitingRequest = { ask: params.ask, answeredCycles: [] };
       // Waiting until it ends: a background cycle can run between its cycle and its git exchange.
-      return await this.whileWaiting({ ask: params.ask }, async () => {
-        const report = await session.runRequestCycle(params);
+      return await this.whileWaiting(waiter, async () => {
+        const own = await session.runRequestCycle(params);
+        // A held background cycle this request answered did what the user asked for: it is part of the report.
+        const report = waiter.answeredCycles!.reduceRight((later, earlier) => ({ ...mergeReports(earlier, later), id: own.id }), own);
         report.notices = [...this.takeNotices(), ...report.notices];
         // The repositories are not merged file by file: history crosses as git objects and refs.
         if (!report.halted) report.git = await session.runJob(() => exchangeGitHistory());
@@ -286,10 +292,18 @@ export class ResidentAgent {
   }
 
   /** A background question holds the queue: a request that waits behind it is asked it first. */
-  private forwardOpenQuestion(ask: ((question: SafeguardQuestionInfo) => Promise<Answer>) | undefined): void {
-    if (!this.question || !ask) return;
-    const open = this.question;
-    void ask(open.question).then((answer) => this.answer(open.questionId, answer), () => undefined);
+  private forwardOpenQuestion(waiter: WaitingRequest): void {
+    if (this.question) this.askWaiter(waiter, this.question);
+  }
+
+  /** Asks a waiting request the open question; the first answer settles it, and the request is then told what the cycle did. */
+  private askWaiter(waiter: WaitingRequest, { questionId, question }: Pick<OpenQuestion, 'questionId' | 'question'>): void {
+    void waiter.ask?.(question).then(
+      (answer) => {
+        if (this.answer(questionId, answer)) this.answeredBy.add(waiter);
+      },
+      () => undefined,
+    );
   }
 
   /** The undo log, opened once (null until the session opened). */
@@ -488,7 +502,7 @@ export class ResidentAgent {
       this.publishStatus();
       // Requests already queued behind this cycle: asked too, or refused rather than left waiting.
       for (const waiter of this.waiting) {
-        if (waiter.ask) void waiter.ask(question).then((answer) => this.answer(questionId, answer), () => undefined);
+        if (waiter.ask) this.askWaiter(waiter, { questionId, question });
         else if (waiter.refuse) {
           this.waiting.delete(waiter);
           waiter.refuse(awaitingApproval(question));
@@ -498,6 +512,10 @@ export class ResidentAgent {
   }
 
   private cycleFinished({ kind, report, rescan }: CycleFinished): void {
+    if (kind !== 'request') {
+      for (const waiter of this.answeredBy) waiter.answeredCycles?.push(report);
+      this.answeredBy.clear();
+    }
     // The step group the cycle recorded into (if it recorded): told what it changed on the host.
     const group = this.cycleGroup;
     this.cycleGroup = undefined;
@@ -601,6 +619,8 @@ export function readSyncOptions(): SyncOptions {
 interface WaitingRequest {
   ask?: (question: SafeguardQuestionInfo) => Promise<Answer>;
   refuse?: (error: RequestError) => void;
+  /** The reports of background cycles that went on with this request's answer (a sync's, to report them as its own). */
+  answeredCycles?: SyncReport[];
 }
 
 function awaitingApproval(question: SafeguardQuestionInfo): RequestError {

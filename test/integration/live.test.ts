@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { AgentEvent, LiveStatus } from '../../src/core/protocol';
+import type { AgentEvent, LiveStatus, SyncReport } from '../../src/core/protocol';
 import { containerNameFor } from '../../src/core/host/hostPath';
 import {
   CLI_PATH,
@@ -213,6 +213,19 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     assert.equal((await liveStatus(dir)).denied, undefined, 'an allowed sync left background cycles held');
     assert.equal(existsSync(path.join(dir, 'doomed')), false, 'the allowed deletion did not reach the host');
     await waitFor('the agent idle again', async () => ((await liveStatus(dir)).state === 'idle' ? true : undefined), 30_000);
+  });
+
+  it('clud sync --yes that answers a waiting background cycle reports that cycle\'s changes as its own', async function () {
+    await execSh(dir, 'mkdir -p answered && for i in $(seq 1 60); do echo $i > answered/f$i.txt; done');
+    await waitFor('the 60 files on the host', async () => (existsSync(path.join(dir, 'answered/f60.txt')) ? true : undefined), 30_000);
+    await execSh(dir, 'rm -rf answered');
+    await waitFor('the agent waiting for approval', async () => ((await liveStatus(dir)).state === 'waiting-for-approval' ? true : undefined), 30_000);
+    const allowed = await runCludJson(['sync', dir, '--yes']);
+    assertExit(allowed.run, 0);
+    const report = allowed.json.report as SyncReport;
+    assert.equal(existsSync(path.join(dir, 'answered')), false, 'the allowed deletion did not reach the host');
+    assert.ok(report.deletedCount >= 60, `the sync reported ${report.deletedCount} deletions\n${describeRun(allowed.run)}`);
+    assert.ok(report.applied.some((change) => change.path === 'answered/f1.txt' && change.side === 'host'), describeRun(allowed.run));
   });
 
   it('clud watch reconnects after the resident agent is SIGKILLed, and shows the next change', async function () {
