@@ -1,6 +1,7 @@
 // The agent's side of the git exchange: which workspace it is, and the state file `clud status`
 // reads (in the state folder, so the host reads it without the container).
 import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../core/atomicFile';
 import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, GIT_NAMESPACE_ENV, GIT_STATE_FILE } from '../core/containerLayout';
@@ -13,9 +14,11 @@ import { log } from './log';
 export async function exchangeGitHistory(): Promise<GitExchange | undefined> {
   const exchange = await exchangeHistory({ host: CONTAINER_HOST_PATH, container: CONTAINER_WORKSPACE_PATH }, { namespace: gitNamespace(process.env[GIT_NAMESPACE_ENV] ?? '') });
   for (const problem of exchange?.problems ?? []) log('warn', problem);
-  if (exchange && existsSync(CONTAINER_STATE_PATH)) {
-    const status: GitStatus = { updatedAt: new Date().toISOString(), branches: exchange.branches, problems: exchange.problems };
-    await writeFileAtomic(path.join(CONTAINER_STATE_PATH, GIT_STATE_FILE), JSON.stringify(status, null, 2) + '\n').catch((error: unknown) => log('warn', `cannot record the git state: ${errorMessage(error)}`));
-  }
+  if (!existsSync(CONTAINER_STATE_PATH)) return exchange;
+  const file = path.join(CONTAINER_STATE_PATH, GIT_STATE_FILE);
+  const status: GitStatus | undefined = exchange && { updatedAt: new Date().toISOString(), branches: exchange.branches, problems: exchange.problems };
+  // No repository on either side: what an earlier exchange recorded (a repository since removed) no longer holds.
+  const recorded = status ? writeFileAtomic(file, JSON.stringify(status, null, 2) + '\n') : rm(file, { force: true });
+  await recorded.catch((error: unknown) => log('warn', `cannot record the git state: ${errorMessage(error)}`));
   return exchange;
 }

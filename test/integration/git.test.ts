@@ -237,6 +237,12 @@ describe('integration: git in folders without an ordinary repository', function 
     await agentGit(dir, 'init', '-q');
     const after = await cludSync('sync', dir);
     assert.deepEqual(after.report.git?.problems, ['git: the folder has no repository, so the commits in /workspace/.git stay in the container (run `git init` in the folder to receive them)']);
+    assert.match((await runClud(['status', dir])).stdout, /git: the folder has no repository/);
+    // With no repository left on either side, status says nothing of git (it said the last exchange's problem forever).
+    await execSh(dir, 'rm -rf .git');
+    assert.equal((await cludSync('sync', dir)).report.git, undefined);
+    const shown = await runClud(['status', dir]);
+    assert.doesNotMatch(shown.stdout, /git:/, describeRun(shown));
   });
 
   it('a linked worktree (.git is a file) gets its files and one clear line about git, at start and at each sync', async function () {
