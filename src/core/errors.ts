@@ -34,6 +34,16 @@ export class CludError extends Error {
   }
 }
 
+/**
+ * The error again, its message prefixed with what failed (`undo log`, `sync state`): a full disk
+ * is then known to be that folder's. The system's code (ENOSPC) stays, for the callers that
+ * decide by it.
+ */
+export function prefixedError(prefix: string, error: unknown): Error & { code?: string } {
+  const { message, code } = (typeof error === 'object' && error !== null ? error : { message: String(error) }) as { message?: unknown; code?: string };
+  return Object.assign(new Error(`${prefix}: ${String(message)}`), { code });
+}
+
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);

@@ -54,6 +54,17 @@ describe('unit: git bridge (real git)', function () {
     return { host, container };
   }
 
+  /** A host repository with no commits (branch trunk, one file) and the container seeded from it. */
+  async function seededEmptyRepository(): Promise<{ host: string; container: string }> {
+    const { host, container } = roots();
+    mkdirSync(host);
+    git(host, 'init', '-q', '-b', 'trunk');
+    writeFileSync(path.join(host, 'a.txt'), 'a\n');
+    copyFiles(host, container);
+    assert.deepEqual(await seedContainerRepository({ host, container }), {});
+    return { host, container };
+  }
+
   function copyFiles(from: string, to: string): void {
     cpSync(from, to, { recursive: true, filter: (source) => path.basename(source) !== '.git' });
   }
@@ -263,12 +274,7 @@ describe('unit: git bridge (real git)', function () {
   });
 
   it('an empty host repository (no commits): the container starts on the same unborn branch, and its first commits arrive', async () => {
-    const { host, container } = roots();
-    mkdirSync(host);
-    git(host, 'init', '-q', '-b', 'trunk');
-    writeFileSync(path.join(host, 'a.txt'), 'a\n');
-    copyFiles(host, container);
-    assert.deepEqual(await seedContainerRepository({ host, container }), {});
+    const { host, container } = await seededEmptyRepository();
     assert.equal(git(container, 'symbolic-ref', 'HEAD'), 'refs/heads/trunk');
     commitFile(container, 'a.txt', 'a\n', 'initial');
     const exchange = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
@@ -279,12 +285,7 @@ describe('unit: git bridge (real git)', function () {
   });
 
   it("an empty host repository's first commits: the container's branch, still without any, starts there with a clean status", async () => {
-    const { host, container } = roots();
-    mkdirSync(host);
-    git(host, 'init', '-q', '-b', 'trunk');
-    writeFileSync(path.join(host, 'a.txt'), 'a\n');
-    copyFiles(host, container);
-    assert.deepEqual(await seedContainerRepository({ host, container }), {});
+    const { host, container } = await seededEmptyRepository();
     const hostTip = commitFile(host, 'a.txt', 'a\n', 'the user\'s first');
     const exchange = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
     assert.deepEqual(exchange?.problems, []);
@@ -299,12 +300,7 @@ describe('unit: git bridge (real git)', function () {
   });
 
   it("an empty host repository's first commits leave the container's branch alone when the agent staged something", async () => {
-    const { host, container } = roots();
-    mkdirSync(host);
-    git(host, 'init', '-q', '-b', 'trunk');
-    writeFileSync(path.join(host, 'a.txt'), 'a\n');
-    copyFiles(host, container);
-    assert.deepEqual(await seedContainerRepository({ host, container }), {});
+    const { host, container } = await seededEmptyRepository();
     git(container, 'add', 'a.txt');
     commitFile(host, 'a.txt', 'a\n', 'the user\'s first');
     const exchange = await exchangeHistory({ host, container }, { namespace: NAMESPACE });

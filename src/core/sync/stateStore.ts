@@ -13,6 +13,7 @@
 // agent is one esbuild bundle on the image's Node 20, which has no node:sqlite, and
 // better-sqlite3 needs a native build), and the access pattern is exactly "load everything once,
 // append what changed".
+import { prefixedError } from '../errors';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { EntrySchema } from '../protocol';
@@ -171,7 +172,7 @@ export class SyncStateStore {
     } catch (error) {
       await this.cutJournalBack();
       // Named as the sync state's: a full disk is then known to be the state folder's.
-      throw Object.assign(new Error(`sync state: ${(error as Error).message}`), { code: (error as NodeJS.ErrnoException).code });
+      throw prefixedError('sync state', error);
     }
     this.journalBytes += bytes.length;
     this.sequence = sequence;

@@ -13,6 +13,7 @@
 //
 // This module is the client; the worker's code is packWorkerThread.ts, bundled as
 // PACK_WORKER_BUNDLE (workerThread.ts).
+import { prefixedError } from '../errors';
 import * as path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { startWorkerThread } from '../workerThread';
@@ -190,7 +191,7 @@ export class PackWorkerClient {
         worker.unref();
         this.stopWhenIdle();
       }
-      if (reply.error) waiter.reject(Object.assign(new Error(`undo log: ${reply.error.message}`), { code: reply.error.code }));
+      if (reply.error) waiter.reject(prefixedError('undo log', reply.error));
       else waiter.resolve(reply);
     });
     const fail = (error: Error) => {

@@ -20,6 +20,7 @@
 // content for it (restore.ts rewrites only a file that differs from its preimage, and checks the
 // hash of what it reads). A crash can also tear the last line; that capture was not durable
 // either.
+import { prefixedError } from '../errors';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -205,7 +206,7 @@ export class StepJournal {
 
 /** Rethrows a file system's error as the undo log's, with its code, as the capture worker's errors are: a full disk is then known to be the state folder's. */
 function asUndoLogError(error: unknown): never {
-  throw Object.assign(new Error(`undo log: ${(error as Error).message}`), { code: (error as NodeJS.ErrnoException).code });
+  throw prefixedError('undo log', error);
 }
 
 /** What an interrupted step's journal says was captured: the last preimage of each path, in journal order. */
