@@ -1,8 +1,9 @@
 // The CLI's text output. Every name and message that came from a tree or the agent goes through
 // displayPath/displayText, so that a file name cannot drive the terminal or forge a line.
-import { displayPath, displayText } from '../core/display';
+import { displayPath, displayText, formatBytes } from '../core/display';
+import type { Entry } from '../core/files/entry';
 import { describeAgentBranch } from '../core/git/refNames';
-import type { AgentEvent, LiveStatus, SyncMetrics, SyncReport } from '../core/protocol';
+import type { AgentEvent, ConflictInfo, LiveStatus, SyncMetrics, SyncReport } from '../core/protocol';
 import { describeReport, isEventful, type ReportList } from '../core/sync/summary';
 import type { WorkspaceStatus } from '../core/host/workspace';
 
@@ -60,6 +61,26 @@ export function formatStatus(status: WorkspaceStatus): string {
 const LISTED_PATHS = 20;
 
 /** A conflict's line: its path and the command that settles it. */
+/**
+ * `clud conflicts`' lines for one conflict: what each side holds (size and time, to tell the
+ * versions apart without opening them) and the command that settles it. A conflict no report in
+ * the history describes (the cycle that found it pushed out by later ones) is named alone.
+ */
+export function formatConflict(conflict: ConflictInfo): string[] {
+  const lines = [conflictLine(conflict.path)];
+  if (!conflict.host && !conflict.container) return lines;
+  for (const side of ['host', 'container'] as const) lines.push(`            ${`${side}:`.padEnd(11)}${describeSide(conflict[side], conflict.ancestor)}`);
+  return lines;
+}
+
+function describeSide(entry: Entry | undefined, ancestor: Entry | undefined): string {
+  if (!entry) return ancestor ? 'deleted' : 'absent';
+  if (entry.kind === 'file') return `file, ${formatBytes(entry.size)}, modified ${new Date(entry.mtimeMs).toISOString()}`;
+  if (entry.kind === 'directory') return 'folder';
+  if (entry.kind === 'symlink') return `symlink to ${displayPath(entry.target)}`;
+  return displayText(entry.reason);
+}
+
 function conflictLine(path: string): string {
   return `  conflict  ${displayPath(path)}  (clud resolve ${displayPath(path)} --keep host|container|both)`;
 }

@@ -1,6 +1,6 @@
 // How `clud status` and `clud watch` print the resident agent's status and events (src/cli/format.ts).
 import assert from 'node:assert/strict';
-import { formatLiveEvent, formatLiveStatus, formatReport } from '../../src/cli/format';
+import { formatConflict, formatLiveEvent, formatLiveStatus, formatReport } from '../../src/cli/format';
 import { emptySyncReport } from '../../src/core/protocol';
 import type { LiveStatus } from '../../src/core/protocol';
 
@@ -67,5 +67,25 @@ describe('unit: clud watch and status output', () => {
     assert.equal(text.includes('\x1b'), false);
     assert.equal(text.split('\n').length, 2);
     assert.equal(formatLiveEvent({ type: 'question', questionId: 1, question: { kind: 'many-deletions', path: 'x', detail: 'delete \x1b]0;x\x07' } }, at, undefined)!.includes('\x1b'), false);
+  });
+});
+
+describe('unit: clud conflicts output', () => {
+  const file = { kind: 'file' as const, size: 2048, mtimeMs: at.getTime(), mode: 0o644, hash: 'h' };
+  it('says what each side holds, to tell the versions apart, and the command that settles it', () => {
+    assert.deepEqual(formatConflict({ path: 'src/a.txt', ancestor: file, host: { ...file, size: 10 }, container: undefined }), [
+      '  conflict  src/a.txt  (clud resolve src/a.txt --keep host|container|both)',
+      '            host:      file, 10 B, modified 2026-12-04T22:05:07.123Z',
+      '            container: deleted',
+    ]);
+    assert.deepEqual(formatConflict({ path: 'link', host: { kind: 'symlink', target: 'a\nb' }, container: { kind: 'directory', mode: 0o755 } }).slice(1), [
+      '            host:      symlink to a\\nb',
+      '            container: folder',
+    ]);
+    assert.deepEqual(formatConflict({ path: 'new.txt', host: file, container: undefined }).slice(2), ['            container: absent']);
+  });
+
+  it('names a conflict no report describes alone', () => {
+    assert.deepEqual(formatConflict({ path: 'old.txt' }), ['  conflict  old.txt  (clud resolve old.txt --keep host|container|both)']);
   });
 });

@@ -1,6 +1,6 @@
-import { displayPath } from '../../core/display';
 import { describeConflicts } from '../../core/sync/summary';
 import type { CommandSpec } from '../command';
+import { formatConflict } from '../format';
 
 export const conflicts: CommandSpec = {
   name: 'conflicts',
@@ -16,11 +16,7 @@ export const conflicts: CommandSpec = {
     const found = live ? describeConflicts(live.conflicts, reports.flatMap((report) => report.conflicts)) : (latest?.conflicts ?? []);
     const unlisted = live ? live.unlisted.conflicts : (latest?.unlisted?.conflicts ?? 0);
     const lines = live || latest ? [`${found.length + unlisted} conflict(s)${live ? '' : ` as of sync ${latest!.id} (${latest!.startedAt})`}`] : ['no sync has run yet'];
-    for (const conflict of found) {
-      // A conflict no report in the history describes (the cycle that found it pushed out by later ones) is named alone.
-      const sides = conflict.host || conflict.container ? `  host: ${conflict.host?.kind ?? 'absent'}, container: ${conflict.container?.kind ?? 'absent'}` : '';
-      lines.push(`  ${displayPath(conflict.path)}${sides}`);
-    }
+    for (const conflict of found) lines.push(...formatConflict(conflict));
     if (unlisted > 0) lines.push(`  … and ${unlisted} more (listed as the first ones are resolved)`);
     return { json: { ok: true, ...(latest && { syncId: latest.id }), conflicts: found, unlisted }, text: lines.join('\n'), exitCode: 0 };
   },
