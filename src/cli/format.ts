@@ -93,7 +93,7 @@ export function formatReport(report: SyncReport): string {
   for (const notice of report.notices) lines.push(`  note: ${displayText(notice)}`);
   // The first line names the safeguard; this one says what became of the cycle and the way out.
   if (report.denied) lines.push('  nothing was changed; run with --yes to allow it');
-  if (report.undoStep) lines.push(`  undo: \`clud undo\` takes this sync back (step ${report.undoStep})`);
+  if (report.undoStep) lines.push(report.notUndoable ? `  undo: this sync cannot be undone: ${displayText(report.notUndoable)}` : `  undo: \`clud undo\` takes this sync back (step ${report.undoStep})`);
   for (const change of report.applied.slice(0, 20)) lines.push(`  ${change.action.padEnd(6)} ${change.side === 'host' ? 'host     ' : 'container'} ${displayPath(change.path)}`);
   if (report.appliedCount > 20) lines.push(`  … and ${report.appliedCount - 20} more`);
   // Each list as the report lists it, then how many it only counts (a report too long for a message lists the first ones).

@@ -203,6 +203,8 @@ export const SyncReport = z.object({
   retries: z.number().int().nonnegative().default(0),
   /** The undo step recording this cycle's changes to the host, if it made any. */
   undoStep: z.string().optional(),
+  /** Why that step cannot be undone (it went over the size limit of one step). */
+  notUndoable: z.string().optional(),
   /** Things the user should know that are not about one path, e.g. an interrupted sync rolled back first. */
   notices: z.array(z.string()).default([]),
   /** A safeguard the user denied: asked before the cycle changed anything, so it changed nothing. */

@@ -113,6 +113,18 @@ const cases: Case[] = [
     expected: { capture: ['a'], estimatedBytes: 2000 + records('a', ''), unprotectedReason: 'the step would take about 3.5 KiB, over the 1000 B limit of one step' },
   },
   {
+    description: 'over the single-step limit, a question says that what it allows could not be undone',
+    changes: [write('big', file(2000))],
+    thresholds: { largeFileBytes: 1000 },
+    limits: { maxStepBytes: 1000 },
+    expected: {
+      capture: ['big'],
+      questions: [{ kind: 'large-overwrite', path: 'big', detail: 'overwrites big, a file of 2.0 KiB (limit 1000 B); it could not be undone: the step would take about 3.5 KiB, over the 1000 B limit of one step' }],
+      estimatedBytes: 2000 + records('big', ''),
+      unprotectedReason: 'the step would take about 3.5 KiB, over the 1000 B limit of one step',
+    },
+  },
+  {
     description: 'at the single-step limit: protected',
     changes: [write('a', file(2000))],
     limits: { maxStepBytes: 2000 + records('a', '') },
@@ -228,5 +240,7 @@ describe('unit: a recorded sync follows its plan', () => {
     const [step] = await log.list();
     assert.deepEqual([step?.id, step?.protected, step?.files], [report.undoStep, false, 2]);
     assert.match(step?.unprotectedReason ?? '', /^the step would take about 31\.7 KiB, over the 9\.8 KiB limit of one step$/);
+    // The sync's report says so, rather than that `clud undo` takes it back.
+    assert.equal(report.notUndoable, step?.unprotectedReason);
   });
 });

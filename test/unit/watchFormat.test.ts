@@ -61,6 +61,14 @@ describe('unit: clud watch and status output', () => {
     assert.match(text, /^ {2}… and 7 more conflict\(s\)$/m);
   });
 
+  it('offers clud undo for a sync only when its step can be undone', () => {
+    const report = emptySyncReport({ id: 's1', policy: 'two-way-safe', startedAt: at.toISOString(), undoStep: '000005-558db1' });
+    assert.match(formatReport(report), /^ {2}undo: `clud undo` takes this sync back \(step 000005-558db1\)$/m);
+    const tooLarge = formatReport({ ...report, notUndoable: 'the step would take about 286 MiB, over the 256 MiB limit of one step' });
+    assert.match(tooLarge, /^ {2}undo: this sync cannot be undone: the step would take about 286 MiB, over the 256 MiB limit of one step$/m);
+    assert.doesNotMatch(tooLarge, /clud undo/);
+  });
+
   it('escapes what came from a tree, so a file name cannot drive the terminal', () => {
     const report = emptySyncReport({ id: 's1', policy: 'two-way-safe', startedAt: at.toISOString(), applied: [{ path: 'evil\x1b[2J\nforged', side: 'host', action: 'create' }], appliedCount: 1 });
     const text = formatLiveEvent({ type: 'cycle-finished', kind: 'full', report }, at, undefined)!;

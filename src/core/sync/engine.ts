@@ -260,6 +260,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
   }
   const { outcome } = recorded;
   report.undoStep = recorded.stepId;
+  report.notUndoable = recorded.notUndoable;
   const appliedAt = performance.now();
 
   // The new agreed state at the paths reconcile decided on: its updates for paths that needed no

@@ -19,7 +19,8 @@ export interface UndoRecording {
   group?: () => StepGroup | undefined;
 }
 
-export type RecordedOutcome = { outcome: ApplyOutcome; stepId?: string; denied?: undefined } | { outcome?: undefined; stepId?: undefined; denied: SafeguardQuestion };
+/** `notUndoable`: why the step that recorded the changes cannot be undone (over its size limit). */
+export type RecordedOutcome = { outcome: ApplyOutcome; stepId?: string; notUndoable?: string; denied?: undefined } | { outcome?: undefined; stepId?: undefined; notUndoable?: undefined; denied: SafeguardQuestion };
 
 function actionOf(change: Change): ModifyAction {
   if (change.next === undefined) return 'delete';
@@ -78,7 +79,7 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
     // What the step records is what the apply carried out (markChanged); a change it skipped
     // left its path as it was, and its capture is not counted.
     const summary = await writer.close();
-    return { outcome, stepId: summary?.id };
+    return { outcome, stepId: summary?.id, ...(summary && !summary.protected && { notUndoable: summary.unprotectedReason }) };
   } catch (error) {
     // A denial comes from prepare, before anything changed; this ends the step either way.
     await writer.rollback();

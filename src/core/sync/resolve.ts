@@ -30,7 +30,7 @@ export interface ResolveOptions extends Omit<StoreCycleOptions, 'policy' | 'rese
 export async function resolveConflict(options: ResolveOptions): Promise<SyncReport> {
   const relative = normalizeRelative(options.path);
   let resolved: ApplyOutcome | undefined;
-  let stepId: string | undefined;
+  let step: { stepId?: string; notUndoable?: string } = {};
   let renamed: { from: string; to: string; shortened: boolean } | undefined;
   const state = new SyncStateFiles(options.store.directory);
   const decidedAt = Date.now();
@@ -91,7 +91,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
       throw new Error(`could not resolve ${relative}: ${first.change.path} on the ${first.change.side} side was ${first.reason}; nothing else was lost, run the command again`);
     }
     resolved = outcome;
-    stepId = recorded.stepId;
+    step = { stepId: recorded.stepId, notUndoable: recorded.notUndoable };
   }
   const report = (await runStoreCycle({ ...options, policy: 'two-way-safe' })).report as SyncReport;
   if (renamed) {
@@ -114,7 +114,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     deletedCount: report.deletedCount + deleted,
     kept: [...resolved.kept, ...report.kept],
     bytesCopied: report.bytesCopied + resolved.bytesCopied,
-    undoStep: stepId ?? report.undoStep,
+    ...(step.stepId ? { undoStep: step.stepId, notUndoable: step.notUndoable } : {}),
   };
 }
 

@@ -149,7 +149,9 @@ export function mergeReports(earlier: SyncReport, later: SyncReport, listLimit =
     deletedCount: earlier.deletedCount + later.deletedCount,
     kept: [...earlier.kept, ...later.kept],
     bytesCopied: earlier.bytesCopied + later.bytesCopied,
+    // The step named is the later pass's if it recorded one; what is said of it goes with it.
     undoStep: later.undoStep ?? earlier.undoStep,
+    notUndoable: later.undoStep ? later.notUndoable : earlier.notUndoable,
     denied: later.denied ?? earlier.denied,
   };
 }

@@ -76,10 +76,12 @@ export function planStep(changes: readonly PlannedChange[], thresholds: Safeguar
   if (deletions) questions.set('many-deletions', counter.deletionsQuestion(deletions.path));
   let estimatedBytes = contentBytes;
   for (const key of records) estimatedBytes += RECORD_BYTES + 2 * key.length;
+  const unprotectedReason = estimatedBytes > limits.maxStepBytes ? `the step would take about ${formatBytes(estimatedBytes)}, over the ${formatBytes(limits.maxStepBytes)} limit of one step` : undefined;
   return {
     capture,
-    questions: [...questions.values()],
+    // Whoever allows the change is told that it cannot be taken back.
+    questions: [...questions.values()].map((question) => (unprotectedReason ? { ...question, detail: `${question.detail}; it could not be undone: ${unprotectedReason}` } : question)),
     estimatedBytes,
-    ...(estimatedBytes > limits.maxStepBytes && { unprotectedReason: `the step would take about ${formatBytes(estimatedBytes)}, over the ${formatBytes(limits.maxStepBytes)} limit of one step` }),
+    ...(unprotectedReason && { unprotectedReason }),
   };
 }
