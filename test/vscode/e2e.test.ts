@@ -247,7 +247,22 @@ describe('vscode: end-to-end', function () {
     await screenshot(page, 'e2e-10-saved-and-synced');
   });
 
-  it('8. a Claude Code turn whose Stop never came: "Clud: Undo Agent\'s Last Turn" asks whether to undo it anyway; "Undo Anyway" puts the folder back', async () => {
+  it('8. a file the sync cannot carry (a named pipe the agent made) is listed under Problems in the Clud view until it is gone', async () => {
+    const inContainer = (script: string) => session.clud(['exec', session.project, '--', 'sh', '-c', script]);
+    assert.equal((await inContainer('mkfifo agent-pipe')).exitCode, 0);
+    const listed = await pollFor('the pipe under Problems in the Clud view', async () => {
+      const rows = await sideBarRows(page);
+      return rows.some((row) => row.startsWith('agent-pipe')) ? rows : undefined;
+    }, 30_000);
+    await screenshot(page, 'e2e-10a-problem-listed');
+    console.log(`      the Clud view: ${listed.join(' | ')}`);
+    assert.ok(listed.includes('Problems 1'), 'a Problems node counting one problem');
+    assert.ok(listed.includes('agent-pipe container: named pipe (FIFO): cannot be synchronized'), 'the problem row names the path, the side and why');
+    assert.equal((await inContainer('rm agent-pipe')).exitCode, 0);
+    await pollFor('the Problems node gone', async () => ((await sideBarRows(page)).some((row) => row.startsWith('Problems')) ? undefined : true), 30_000);
+  });
+
+  it('9. a Claude Code turn whose Stop never came: "Clud: Undo Agent\'s Last Turn" asks whether to undo it anyway; "Undo Anyway" puts the folder back', async () => {
     // The hook Claude Code runs at a prompt, then its write; Claude Code is gone before its Stop.
     const inContainer = (script: string) => session.clud(['exec', session.project, '--', 'sh', '-c', script]);
     const started = await inContainer(`echo '{"prompt":"killed mid-turn"}' | node /opt/clud/agent.js hook UserPromptSubmit`);
@@ -264,7 +279,7 @@ describe('vscode: end-to-end', function () {
     await screenshot(page, 'e2e-12-undid-running-turn');
   });
 
-  it('9. "Clud: Pause Auto-Sync" turns the status bar to "Clud: paused"; "Clud: Stop Workspace" with a file only the container has asks first; "Sync, Then Stop" brings it over and stops', async () => {
+  it('10. "Clud: Pause Auto-Sync" turns the status bar to "Clud: paused"; "Clud: Stop Workspace" with a file only the container has asks first; "Sync, Then Stop" brings it over and stops', async () => {
     // Paused, or continuous sync would bring the file over before the stop looks.
     await runPaletteCommand(page, 'Clud: Pause Auto-Sync');
     await waitForStatusBarText(page, 'Clud: paused', 30_000);
