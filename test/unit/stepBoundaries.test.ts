@@ -24,6 +24,22 @@ describe('unit: step boundaries', () => {
     assert.equal(steps.running, undefined);
   });
 
+  it('writes that never pause still make steps: a background group ends after its most cycles; a turn does not', () => {
+    const { steps, clock } = boundaries();
+    const bounded = new StepBoundaries({ quietMs: 1000, maxBackgroundCycles: 3, now: () => clock.now, newId: (kind) => `${kind}-${clock.now}` });
+    const groups = [];
+    for (let cycle = 0; cycle < 7; cycle += 1) {
+      clock.now += 100;
+      const group = bounded.current();
+      groups.push(group.id);
+      bounded.recorded(group);
+    }
+    assert.deepEqual(groups, ['sync-100', 'sync-100', 'sync-100', 'sync-400', 'sync-400', 'sync-400', 'sync-700']);
+    const turn = steps.open('turn', 'a long turn');
+    for (let cycle = 0; cycle < 150; cycle += 1) steps.recorded(steps.current());
+    assert.equal(steps.current().id, turn.id, 'a turn holds every cycle');
+  });
+
   it('a turn the agent kept when it stopped is reopened under its id: cycles record into it until its Stop closes it', () => {
     const { steps, clock } = boundaries();
     const kept = { id: 'turn-from-before', kind: 'turn' as const, label: 'rename the config loader' };

@@ -61,6 +61,42 @@ describe('unit: undo groups', () => {
     assert.deepEqual((await sample.log.list()).map((entry) => entry.id), ['turn-1']);
   });
 
+  it('the step limit counts groups and evicts them whole: a turn of many syncs stays undoable, to its start', async () => {
+    const log = await openLog(sample.workspace, { limits: { maxSteps: 2 } });
+    await cycle(log, sample.workspace, command, (writer) => ops.write(writer, root(), 'fixed.txt', 'fix'));
+    const beforeTurn = await snapshotTree(root());
+    for (let index = 0; index < 4; index += 1) await cycle(log, sample.workspace, turn, (writer) => ops.write(writer, root(), 'src/a.ts', `turn ${index}`));
+    assert.deepEqual((await log.list()).map((entry) => [entry.id, entry.steps!.length]), [['turn-1', 4], ['command-2', 1]], 'five syncs, two steps: nothing evicted');
+
+    await cycle(log, sample.workspace, undefined, (writer) => ops.write(writer, root(), 'loose.txt', 'later'));
+    assert.deepEqual((await log.list()).map((entry) => [entry.id, entry.steps!.length]).slice(1), [['turn-1', 4]], 'the oldest step went whole');
+    const result = await log.undo({ steps: 2, force: false, root: root() });
+    assert.equal(result.refused, undefined, result.refused);
+    assertSameTree(await snapshotTree(root()), beforeTurn);
+  });
+
+  it('a group over the syncs the log keeps keeps its newest ones and cannot be undone, rather than be undone in part', async () => {
+    const log = await openLog(sample.workspace, { limits: { maxStoredSteps: 3 } });
+    await cycle(log, sample.workspace, command, (writer) => ops.write(writer, root(), 'fixed.txt', 'fix'));
+    for (let index = 0; index < 4; index += 1) await cycle(log, sample.workspace, turn, (writer) => ops.write(writer, root(), 'src/a.ts', `turn ${index}`));
+    const history = await log.list();
+    assert.deepEqual(history.map((entry) => [entry.id, entry.steps!.length, entry.protected]), [['turn-1', 3, false]], 'the older step went first, then the turn\'s oldest sync');
+    assert.match(history[0]!.unprotectedReason ?? '', /^the step it belongs to recorded more than 3 syncs, the most the log keeps$/);
+    const current = await snapshotTree(root());
+    const result = await log.undo({ steps: 1, force: false, root: root() });
+    assert.match(result.refused ?? '', /cannot be undone: the step it belongs to recorded more than 3 syncs/);
+    assertSameTree(await snapshotTree(root()), current);
+  });
+
+  it('a group alone over the size of the whole log cannot be undone, and says why', async () => {
+    const log = await openLog(sample.workspace, { limits: { maxLogBytes: 3000 } });
+    for (let index = 0; index < 4; index += 1) await cycle(log, sample.workspace, turn, (writer) => ops.write(writer, root(), 'src/a.ts', `turn ${index} `.repeat(200)));
+    const [entry] = await log.list();
+    assert.equal(entry!.protected, false);
+    assert.match(entry!.unprotectedReason ?? '', /^the step it belongs to takes over the 2\.9 KiB limit of the whole log$/);
+    assert.match((await log.undo({ steps: 1, force: false, root: root() })).refused ?? '', /cannot be undone/);
+  });
+
   it('a group still running is refused, whole', async () => {
     await cycle(sample.log, sample.workspace, turn, (writer) => ops.write(writer, root(), 'src/a.ts', 'mid-turn'));
     const result = await sample.log.undo({ steps: 1, force: false, root: root(), running: turn });

@@ -24,7 +24,7 @@ describe('unit: undo limits and format version', () => {
   };
 
   it('has the documented defaults', () => {
-    assert.deepEqual(DEFAULT_LIMITS, { maxLogBytes: 1024 ** 3, maxSteps: 50, maxStepBytes: 256 * 1024 ** 2 });
+    assert.deepEqual(DEFAULT_LIMITS, { maxLogBytes: 1024 ** 3, maxSteps: 50, maxStepBytes: 256 * 1024 ** 2, maxStoredSteps: 2000 });
     assert.deepEqual(DEFAULT_THRESHOLDS, { maxDeletions: 50, largeFileBytes: 10 * 1024 ** 2, askRenameOver: true });
   });
 

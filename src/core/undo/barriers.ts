@@ -35,12 +35,18 @@ export function inBarrierScope(barrier: FoundBarrier, scope: BarrierScope): bool
  */
 export async function findBarriers(root: string, steps: readonly Manifest[], scope: BarrierScope = {}): Promise<FoundBarrier[]> {
   const byPath = new Map<string, Array<{ step: number; record: StepRecord }>>();
+  /** Each record's next touch of its path, by a newer step (a file the agent saves all afternoon has thousands). */
+  const nextTouch = new Map<StepRecord, { step: number; record: StepRecord }>();
   steps.forEach((manifest, step) => {
     for (const record of manifest.records) {
       if (scope.paths && !scope.paths(record.path)) continue;
+      const touch = { step, record };
       const list = byPath.get(record.path);
-      if (list) list.push({ step, record });
-      else byPath.set(record.path, [{ step, record }]);
+      if (!list) byPath.set(record.path, [touch]);
+      else {
+        nextTouch.set(list.at(-1)!.record, touch);
+        list.push(touch);
+      }
     }
   });
   // Made when a folder a step created is looked into, of that step only.
@@ -63,7 +69,7 @@ export async function findBarriers(root: string, steps: readonly Manifest[], sco
     if (scope.steps && !scope.steps.has(manifest.id)) continue;
     for (const record of manifest.records) {
       if (!byPath.has(record.path)) continue; // outside scope.paths: byPath holds exactly the paths in it
-      const next = byPath.get(record.path)?.find((touch) => touch.step > index);
+      const next = nextTouch.get(record);
       const nextId = next ? steps[next.step]!.id : undefined;
       const blocked = next || record.path === '' ? undefined : nonFolderAncestor(root, record.path, folders);
       if (blocked) {

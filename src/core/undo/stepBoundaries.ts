@@ -8,6 +8,12 @@ import type { StepGroup, StepKind } from './types';
 export interface StepBoundariesOptions {
   /** A background group ends when no cycle was recorded into it for this long. Default 3 s. */
   quietMs?: number;
+  /**
+   * A background group also ends after this many cycles, so that something writing without a
+   * pause (a log file the agent's server appends to) still leaves steps an undo can go back
+   * between, and evicting the oldest takes a stretch of it, not all of it. Default 100.
+   */
+  maxBackgroundCycles?: number;
   /** The clock (tests). */
   now?: () => number;
   /** Group ids (tests); by default `<kind>-<time>-<random>`. */
@@ -49,6 +55,7 @@ export interface CheckpointOutcome {
 export class StepBoundaries {
   private open_?: { group: StepGroup; explicit: boolean; recorded: number; lastRecordedAt: number; paths: Set<string>; pathsTruncated: boolean };
   private readonly quietMs: number;
+  private readonly maxBackgroundCycles: number;
   private readonly now: () => number;
   private readonly newId: (kind: StepKind) => string;
   /** Background groups that recorded since the last boundary (a turn, a command, a checkpoint), oldest first, with their cycles. */
@@ -56,6 +63,7 @@ export class StepBoundaries {
 
   constructor(options: StepBoundariesOptions = {}) {
     this.quietMs = options.quietMs ?? 3000;
+    this.maxBackgroundCycles = options.maxBackgroundCycles ?? 100;
     this.now = options.now ?? Date.now;
     this.newId = options.newId ?? ((kind) => `${kind}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`);
   }
@@ -148,7 +156,7 @@ export class StepBoundaries {
 
   private live(): StepBoundaries['open_'] {
     const open = this.open_;
-    if (open && !open.explicit && this.now() - open.lastRecordedAt >= this.quietMs) this.open_ = undefined;
+    if (open && !open.explicit && (this.now() - open.lastRecordedAt >= this.quietMs || open.recorded >= this.maxBackgroundCycles)) this.open_ = undefined;
     return this.open_;
   }
 }

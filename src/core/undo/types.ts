@@ -5,13 +5,19 @@ import type { Manifest } from './records';
 export interface UndoLimits {
   /** Total bytes of all steps in the log; oldest steps are evicted beyond it. Default 1 GiB. */
   maxLogBytes: number;
-  /** Steps kept; oldest evicted beyond it. Default 50. */
+  /** Steps kept, as history lists them (a turn, a command, a burst of syncs: one group); the oldest are evicted whole beyond it. Default 50. */
   maxSteps: number;
   /** Bytes one step may take; beyond it the step drops its preimages and becomes unprotected. Default 256 MiB. */
   maxStepBytes: number;
+  /**
+   * Syncs kept, whatever their groups: each is a folder, whose manifest is read once and kept in
+   * memory. A turn records about one sync per file it writes (each write settles on its own), so
+   * the default, 2,000, holds 50 turns of 40 writes. Not a setting.
+   */
+  maxStoredSteps: number;
 }
 
-export const DEFAULT_LIMITS: UndoLimits = { maxLogBytes: 1024 ** 3, maxSteps: 50, maxStepBytes: 256 * 1024 ** 2 };
+export const DEFAULT_LIMITS: UndoLimits = { maxLogBytes: 1024 ** 3, maxSteps: 50, maxStepBytes: 256 * 1024 ** 2, maxStoredSteps: 2000 };
 
 export interface SafeguardThresholds {
   /** Files (not folders) deleted in one step before asking. Default 50: the 51st deletion asks. */

@@ -69,6 +69,11 @@ export class UndoLog {
   private lastSequence = 0;
   private disabled?: string;
   private readonly limits: UndoLimits;
+  /**
+   * The ids in steps/, oldest first, as last read, and kept as this log moves steps in and out:
+   * the resident agent's log is the folder's one owner. Undefined: read it again.
+   */
+  private stepIds: string[] | undefined;
 
   private constructor(
     readonly directory: string,
@@ -275,11 +280,13 @@ export class UndoLog {
       }
       const undoing = path.join(this.directory, 'undoing', manifest.id);
       await rename(path.join(this.directory, 'steps', manifest.id), undoing);
+      this.stepIds = undefined;
       await Promise.all([fsyncPath(path.join(this.directory, 'steps')), fsyncPath(path.join(this.directory, 'undoing'))]);
       // A version written after the barriers were looked at is kept too, next to them.
       const problems = await restoreRecords({ root: options.root, stepDir: undoing, records: manifest.records, checkPostimages: true, keepRoot, alreadyKept, onKept: (version) => result.kept.push(version) });
       if (problems.length > 0) {
         await rename(undoing, path.join(this.directory, 'steps', manifest.id));
+        this.stepIds = undefined;
         result.problems.push(...problems);
         result.stoppedBefore = { stepId: manifest.id, reason: `step ${manifest.id} could not be restored completely; it stays in the log` };
         break;
@@ -360,6 +367,7 @@ export class UndoLog {
     this.disabled = undefined;
     this.lastSequence = 0;
     this.manifests.clear();
+    this.stepIds = undefined;
   }
 
   private get barriersPath(): string {
@@ -389,10 +397,13 @@ export class UndoLog {
 
   /** Closed steps, oldest first. A step whose manifest cannot be read is listed as unprotected. */
   private async loadSteps(): Promise<Manifest[]> {
-    const ids = (await readdir(path.join(this.directory, 'steps')).catch(() => [] as string[])).sort(byAge);
-    for (const id of this.manifests.keys()) if (!ids.includes(id)) this.manifests.delete(id);
-    for (const id of this.groups.keys()) if (!ids.includes(id)) this.groups.delete(id);
-    return Promise.all(ids.map((id) => this.loadStep(id)));
+    if (!this.stepIds) {
+      this.stepIds = (await readdir(path.join(this.directory, 'steps')).catch(() => [] as string[])).sort(byAge);
+      const present = new Set(this.stepIds);
+      for (const id of this.manifests.keys()) if (!present.has(id)) this.manifests.delete(id);
+      for (const id of this.groups.keys()) if (!present.has(id)) this.groups.delete(id);
+    }
+    return Promise.all(this.stepIds.map((id) => this.loadStep(id)));
   }
 
   private manifestPath(id: string): string {
@@ -415,6 +426,8 @@ export class UndoLog {
     if (group) await writeJsonAtomic(path.join(this.directory, 'in-progress', manifest.id, GROUP), StepGroupRecord.parse(group));
     this.groups.set(manifest.id, group ?? null);
     await rename(path.join(this.directory, 'in-progress', manifest.id), path.join(this.directory, 'steps', manifest.id));
+    // The newest: its sequence is the highest.
+    this.stepIds?.push(manifest.id);
     await Promise.all([fsyncPath(path.join(this.directory, 'steps')), fsyncPath(path.join(this.directory, 'in-progress'))]);
     // As written: no need to read a large manifest back right away.
     if (manifest.protected) this.manifests.set(manifest.id, manifest);
@@ -426,26 +439,43 @@ export class UndoLog {
   }
 
   /**
-   * Steps older than an unprotected one can never be undone (undo is a pop), so they go first;
-   * then the oldest, while there are too many steps or they take too many bytes. A single step
-   * over the whole log's limit loses its preimages.
+   * The limits count what the user undoes as one: groups (list(): a turn, a command, a burst of
+   * syncs), evicted whole, oldest first. Evicting part of one would leave a rest whose undo stops
+   * in the group's middle as if it were its start. Steps older than an unprotected one can never
+   * be undone (undo is a pop), so they go first. The newest group alone over the log's size, or
+   * over `maxStoredSteps` syncs, keeps its newest syncs within them, and the oldest of those loses
+   * its preimages: undo then refuses the group whole and says why.
    */
   private async enforceLimits(options: { notWeighed?: string } = {}): Promise<void> {
-    let steps = await this.loadSteps();
-    const wall = steps.map((manifest) => manifest.protected).lastIndexOf(false);
-    const evict = steps.slice(0, Math.max(0, wall));
-    steps = steps.slice(Math.max(0, wall));
-    while (steps.length > this.limits.maxSteps) evict.push(steps.shift()!);
-    const total = () => steps.reduce((sum, manifest) => sum + (manifest.id === options.notWeighed ? 0 : manifest.bytes), 0);
-    while (steps.length > 1 && total() > this.limits.maxLogBytes) evict.push(steps.shift()!);
+    // Oldest first, and each group's steps oldest first.
+    const groups = (await this.loadGroups()).reverse().map((members) => members.map(({ manifest }) => manifest).reverse());
+    const evict: Manifest[] = [];
+    const stepCount = () => groups.reduce((sum, members) => sum + members.length, 0);
+    const total = () => groups.reduce((sum, members) => members.reduce((inner, manifest) => inner + (manifest.id === options.notWeighed ? 0 : manifest.bytes), sum), 0);
+    const over = () => total() > this.limits.maxLogBytes || stepCount() > this.limits.maxStoredSteps;
+    for (let older = groups.flat().map((manifest) => manifest.protected).lastIndexOf(false); older > 0; ) {
+      const taken = groups[0]!.splice(0, older);
+      evict.push(...taken);
+      older -= taken.length;
+      if (groups[0]!.length === 0) groups.shift();
+    }
+    while (groups.length > this.limits.maxSteps) evict.push(...groups.shift()!);
+    while (groups.length > 1 && over()) evict.push(...groups.shift()!);
+    const only = groups.length === 1 ? groups[0]! : undefined;
+    if (only && over()) {
+      const limit = `the ${formatBytes(this.limits.maxLogBytes)} limit of the whole log`;
+      const reason =
+        stepCount() > this.limits.maxStoredSteps ? `the step it belongs to recorded more than ${this.limits.maxStoredSteps} syncs, the most the log keeps`
+        : only.length > 1 ? `the step it belongs to takes over ${limit}`
+        : `it takes ${formatBytes(only[0]!.bytes)}, over ${limit}`;
+      while (only.length > 1 && over()) evict.push(only.shift()!);
+      if (only[0]!.protected) await this.dropPreimages(only[0]!, reason);
+    }
     for (const manifest of evict) {
       const trash = path.join(this.directory, 'trash', manifest.id);
       await rename(path.join(this.directory, 'steps', manifest.id), trash);
+      this.stepIds = undefined;
       await removeTree(Buffer.from(trash));
-    }
-    const only = steps[0];
-    if (steps.length === 1 && only && only.protected && total() > this.limits.maxLogBytes) {
-      await this.dropPreimages(only, `it takes ${formatBytes(only.bytes)}, over the ${formatBytes(this.limits.maxLogBytes)} limit of the whole log`);
     }
     if (evict.length > 0) await this.removeBarriersOf(new Set(evict.map((manifest) => manifest.id)));
   }
@@ -497,6 +527,7 @@ export class UndoLog {
       const wall: Manifest = { ...base, closedAt: new Date().toISOString(), protected: false, unprotectedReason: `${marker.reason}; the sync was interrupted`, records: [] };
       await writeJsonAtomic(path.join(directory, MANIFEST), wall);
       await rename(directory, path.join(this.directory, 'steps', id));
+      this.stepIds = undefined;
       return { id, outcome: 'unprotected', paths: marker.paths, kept: [], problems: [] };
     }
     // A line the journal could not keep (torn by a power cut) was never durable, so its caller
@@ -528,7 +559,10 @@ export class UndoLog {
     const kept: KeptVersion[] = [];
     const problems = await restoreRecords({ root: this.options.root ?? manifest.root, stepDir: directory, records: manifest.records, checkPostimages: false, keepRoot: path.join(this.options.keptDirectory, `undo-${id}`), onKept: (version) => kept.push(version) });
     if (problems.length === 0) await removeTree(Buffer.from(directory));
-    else await rename(directory, path.join(this.directory, 'steps', id));
+    else {
+      await rename(directory, path.join(this.directory, 'steps', id));
+      this.stepIds = undefined;
+    }
     await this.removeBarriersOf(new Set([id]));
     return { id, outcome: 'undo-completed', paths: manifest.paths, kept, problems };
   }
