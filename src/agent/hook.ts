@@ -35,10 +35,12 @@ export async function runHook(event: string, stdinText: string, request: StepReq
       } catch {
         // Without a readable prompt the turn is still a turn, only unnamed.
       }
-      await request('stepStart', { kind: 'turn', label: prompt || 'Claude Code turn' }, { timeoutMs });
+      const started = await request('stepStart', { kind: 'turn', label: prompt || 'Claude Code turn' }, { timeoutMs });
+      if (started.held) return heldLine(hookEvent, started.held);
     } else if (hookEvent === 'Stop') {
       await request('syncNow', {}, { timeoutMs });
-      await request('stepEnd', { kind: 'turn' }, { timeoutMs });
+      const ended = await request('stepEnd', { kind: 'turn' }, { timeoutMs });
+      if (ended.held) return heldLine(hookEvent, ended.held);
     } else {
       await request('stepEnd', { kind: 'turn' }, { timeoutMs });
     }
@@ -46,6 +48,11 @@ export async function runHook(event: string, stdinText: string, request: StepReq
   } catch (error) {
     return `clud hook ${hookEvent}: ${errorMessage(error)} (the turn goes on; its changes still sync, only its undo step may be cut differently)`;
   }
+}
+
+/** What the hook says when changes could not cross at the boundary: the turn itself is not held. */
+function heldLine(event: HookEvent, held: string): string {
+  return `clud hook ${event}: changes are not in the user's folder yet: ${held} (the turn goes on; they cross once the user lets them)`;
 }
 
 /** Reads the hook's input (Claude Code writes a JSON object and closes stdin), at most 1 MiB and 5 s. */

@@ -131,20 +131,23 @@ export class ResidentAgent {
    * Carries what waits across now, for a step boundary: after the watchers' quiet period, so a
    * file written just before is among the dirty paths, one cycle through the queue. Not while
    * the user holds auto-sync back (SyncSession.flushHeld), nor while a background cycle waits for
-   * their answer: then `held` says why.
+   * their answer, also one that asks meanwhile (the flush's own, say): then `held` says why, and
+   * that cycle goes on waiting for an answer as any background cycle does.
    */
   private async flushForStep(): Promise<SyncNowResult> {
     const session = await this.readySession();
+    const held = (): SyncNowResult => ({ applied: 0, conflicts: [], skipped: 0, held: `a change waits for the user's approval (${this.question?.question.detail ?? 'a safeguard'})` });
     // The queue is held until someone answers: the boundary carries nothing rather than wait.
-    const asking = this.question;
-    if (asking) return { applied: 0, conflicts: [], skipped: 0, held: `a change waits for the user's approval (${asking.question.detail})` };
-    await new Promise((resolve) => setTimeout(resolve, FLUSH_SETTLE_MS));
-    const finished = await session.flush();
-    const { halt } = session.status();
-    const held = halt ? undefined : session.flushHeld;
-    // Its first conflicts only: the answer is one line of the step channel.
-    const report = finished && listedReport(finished.report, MAX_STEP_LINE_BYTES / 2);
-    return { applied: report?.appliedCount ?? 0, conflicts: report?.conflicts.map((conflict) => conflict.path) ?? [], skipped: report ? countOf(report, 'skipped') : 0, ...(halt && { halted: halt.reason }), ...(held && { held }) };
+    if (this.question) return held();
+    let refused!: (result: SyncNowResult) => void;
+    const asked = new Promise<SyncNowResult>((resolve) => (refused = resolve));
+    const flushed = this.whileWaiting({ refuse: () => refused(held()) }, async () => {
+      await new Promise((resolve) => setTimeout(resolve, FLUSH_SETTLE_MS));
+      return flushedResult(session, await session.flush());
+    });
+    // The flush itself settles once the question is answered; it is not waited for.
+    flushed.catch(() => undefined);
+    return Promise.race([flushed, asked]);
   }
 
   /** The initial copy when /workspace has none yet, then the session. Never throws: failures are in the init state. */
@@ -616,6 +619,15 @@ export function readSyncOptions(): SyncOptions {
 }
 
 /** A client's request waiting in the queue: one that can answer a safeguard question, or one refused while a question is open. */
+/** What a step boundary's flush carried, for the step channel. */
+function flushedResult(session: SyncSession, finished: CycleFinished | undefined): SyncNowResult {
+  const { halt } = session.status();
+  const held = halt ? undefined : session.flushHeld;
+  // Its first conflicts only: the answer is one line of the step channel.
+  const report = finished && listedReport(finished.report, MAX_STEP_LINE_BYTES / 2);
+  return { applied: report?.appliedCount ?? 0, conflicts: report?.conflicts.map((conflict) => conflict.path) ?? [], skipped: report ? countOf(report, 'skipped') : 0, ...(halt && { halted: halt.reason }), ...(held && { held }) };
+}
+
 interface WaitingRequest {
   ask?: (question: SafeguardQuestionInfo) => Promise<Answer>;
   refuse?: (error: RequestError) => void;

@@ -4,6 +4,7 @@
 import type { StepChannelStatus, SyncNowResult } from '../core/protocol';
 import { describeGroup } from '../core/undo';
 import type { StepBoundaries, StepGroup, StepSummary, UndoLog } from '../core/undo';
+import { RequestError } from './server';
 import { StepChannelError } from './stepChannel';
 import type { StepOperations } from './stepChannel';
 
@@ -44,29 +45,36 @@ export function historyEntry(step: StepSummary) {
 
 export function createStepOperations(agent: StepAgent): StepOperations {
   const { boundaries } = agent;
+  /**
+   * Runs a boundary's `work` in the queue. A question that holds the queue does not stop it: the
+   * cycle that asks took its group when it began, and records into that group once answered.
+   */
+  const atBoundary = <T>(work: () => Promise<T>): Promise<T> =>
+    agent.runJob(work).catch((error: unknown) => (error instanceof RequestError && error.code === 'awaiting-approval' ? work() : Promise.reject(error)));
   return {
     // What waited before the turn is not the turn's: it is flushed into the group before.
     stepStart: async ({ kind, label }) => {
-      await agent.flush().catch(() => undefined);
-      const group = await agent.runJob(async () => {
+      const flushed = await agent.flush().catch(() => undefined);
+      const group = await atBoundary(async () => {
         const opened = boundaries.open(kind, label);
         await agent.keepOpenStep(opened);
         return opened;
       });
-      return { group };
+      return { group, ...(flushed?.held && { held: flushed.held }) };
     },
     // The turn's last changes are carried before it ends, so its step holds the whole turn; its
     // commits are on the host as the agent's branches once it has ended (an end that closed
     // nothing, Claude Code's SessionEnd after its Stop, has no commits of its own to bring).
     stepEnd: async ({ kind, group }) => {
-      await agent.flush().catch(() => undefined);
-      const closed = await agent.runJob(async () => {
+      const flushed = await agent.flush().catch(() => undefined);
+      const closed = await atBoundary(async () => {
         const ended = boundaries.close({ kind, id: group });
         if (ended) await agent.keepOpenStep(undefined);
         return ended;
       });
       if (closed) await agent.exchangeHistory();
-      return closed ? { closed: closed.group, paths: closed.paths, pathsTruncated: closed.pathsTruncated } : { paths: [], pathsTruncated: false };
+      const held = flushed?.held && { held: flushed.held };
+      return closed ? { closed: closed.group, paths: closed.paths, pathsTruncated: closed.pathsTruncated, ...held } : { paths: [], pathsTruncated: false, ...held };
     },
     checkpoint: async ({ label }) => {
       await agent.flush();

@@ -432,9 +432,14 @@ export const StepStartParams = z.object({ kind: z.enum(['turn', 'command']), lab
 export const StepEndParams = z.object({ kind: StepKind.optional(), group: z.string().optional() });
 /** Flush, then end the current step under this label (a restore point). */
 export const CheckpointParams = z.object({ label: z.string().min(1).max(10_000) });
-export const StepStartResult = z.object({ group: StepGroupSchema });
-/** `paths`: the host paths the ended step changed (capped at 10,000: `pathsTruncated`). */
-export const StepEndResult = z.object({ closed: StepGroupSchema.optional(), paths: z.array(z.string()).default([]), pathsTruncated: z.boolean().default(false) });
+/** `held`: as StepEndResult's, for what waited before the step began. */
+export const StepStartResult = z.object({ group: StepGroupSchema, held: z.string().optional() });
+/**
+ * `paths`: the host paths the ended step changed (capped at 10,000: `pathsTruncated`). `held`:
+ * why changes waiting when it ended had not crossed (a safeguard waits for the user's answer,
+ * or auto-sync is paused).
+ */
+export const StepEndResult = z.object({ closed: StepGroupSchema.optional(), paths: z.array(z.string()).default([]), pathsTruncated: z.boolean().default(false), held: z.string().optional() });
 /** `steps`: syncs recorded in the closed step (0: nothing changed since the last boundary). `continued`: the turn or command going on after it. */
 export const CheckpointResult = z.object({ closed: StepGroupSchema, steps: z.number().int().nonnegative(), continued: StepGroupSchema.optional() });
 

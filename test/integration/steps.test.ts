@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CLI_PATH, INTEGRATION_TIMEOUT_MS, REPO_ROOT, TEST_ENV, TestScope, assertExit, describeRun, dockerExec, execSh, hashTree, requireDocker, runClaudeHook, runClud, runCludJson, waitFor } from '../helpers/integration';
 
 interface RunEvent {
@@ -195,6 +196,26 @@ describe('integration: clud run and checkpoint', function () {
     }
     // Resumed, the continuous sync carries what waited.
     await waitFor('while-paused.txt on the host', async () => ((await readFile(path.join(dir, 'while-paused.txt'), 'utf8').catch(() => '')) === 'paused\n' ? true : undefined), 30_000);
+  });
+
+  it('a command whose deletions a safeguard asks about ends at once, saying they wait; allowed, they are part of its step', async () => {
+    await execSh(dir, 'mkdir -p many && for i in $(seq 1 60); do echo $i > many/f$i.txt; done');
+    await waitFor('the 60 files on the host', async () => ((await readFile(path.join(dir, 'many/f60.txt'), 'utf8').catch(() => '')) === '60\n' ? true : undefined), 30_000);
+    await sleep(3500); // a quiet period: the files' burst is a step of its own
+    // The end of the step carries what waits; that cycle meets the safeguard and asks. It waited for an answer nobody was asked for.
+    const started = Date.now();
+    const run = await runClud(['run', dir, '--json', '--', 'sh', '-c', 'rm -r many'], { timeoutMs: 60_000 });
+    assertExit(run, 0);
+    assert.ok(Date.now() - started < 30_000, `clud run took ${Date.now() - started} ms`);
+    const completed = events(run.stdout).at(-1)!;
+    assert.equal(completed.type, 'step_completed', describeRun(run));
+    assert.match(String(completed.held), /waits for the user's approval \(60 files deleted in this sync/, describeRun(run));
+    assert.equal((await readFile(path.join(dir, 'many/f1.txt'), 'utf8')), '1\n', 'a held deletion reached the host');
+
+    assertExit(await runClud(['sync', dir, '--yes']), 0);
+    await assert.rejects(readFile(path.join(dir, 'many/f1.txt')), 'the allowed deletion did not reach the host');
+    const [latest] = (await runCludJson(['history', dir])).json.steps as Array<{ group?: { kind: string; label: string }; files: number }>;
+    assert.deepEqual([latest?.group?.kind, latest?.group?.label, latest?.files], ['command', "sh -c 'rm -r many'", 61], 'the deletions were recorded in the command\'s step');
   });
 
   it('the Clud MCP server runs as the workspace user and lists its tools; the step socket is the only way in', async () => {

@@ -98,6 +98,18 @@ describe('unit: agent hook and agent mcp, over a real step socket', function () 
     assert.deepEqual(seen, [['stepStart', { kind: 'turn', label: 'Claude Code turn' }]]);
   });
 
+  it('a boundary whose changes a safeguard holds says so, and the turn still opens and ends', async () => {
+    const held = "a change waits for the user's approval (60 files deleted in this sync (limit 50))";
+    const seen: string[] = [];
+    const requester = (async (method: string) => {
+      seen.push(method);
+      return method === 'stepStart' ? { group: { id: 'g', kind: 'turn', label: 'x' }, held } : method === 'stepEnd' ? { closed: { id: 'g', kind: 'turn', label: 'x' }, paths: [], pathsTruncated: false, held } : { applied: 0, conflicts: [], skipped: 0, held };
+    }) as never;
+    assert.equal(await runHook('UserPromptSubmit', '{"prompt":"p"}', requester), `clud hook UserPromptSubmit: changes are not in the user's folder yet: ${held} (the turn goes on; they cross once the user lets them)`);
+    assert.match((await runHook('Stop', '{}', requester)) ?? '', /^clud hook Stop: changes are not in the user's folder yet: a change waits/);
+    assert.deepEqual(seen, ['stepStart', 'syncNow', 'stepEnd']);
+  });
+
   it('the MCP server answers initialize and tools/list with a schema for each tool', async () => {
     const replies = await mcpSession(socketPath, [
       { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'test', version: '1' } } },

@@ -42,9 +42,10 @@ export const run: CommandSpec = {
         process.stderr.write(`clud: step "${displayText(label)}" ${result.cancelled ? 'interrupted' : `exited ${result.exitCode}`}: ${result.paths.length}${result.pathsTruncated ? '+' : ''} path(s) changed in your folder${undo}\n`);
         for (const changed of result.paths.slice(0, 20)) process.stderr.write(`  ${displayPath(changed)}\n`);
         if (result.paths.length > 20) process.stderr.write(`  … and ${result.paths.length - 20} more\n`);
+        if (result.held) process.stderr.write(`clud: changes not in your folder yet: ${displayText(result.held)}; \`clud status\` says how to go on\n`);
       }
       return {
-        json: { type: 'step_completed', ok: exitCode === 0, exitCode, cancelled: result.cancelled, paths: result.paths, pathsTruncated: result.pathsTruncated, group: result.group },
+        json: { type: 'step_completed', ok: exitCode === 0, exitCode, cancelled: result.cancelled, paths: result.paths, pathsTruncated: result.pathsTruncated, group: result.group, ...(result.held && { held: result.held }) },
         text: '',
         exitCode,
       };

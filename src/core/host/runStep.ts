@@ -22,6 +22,8 @@ export interface RunStepResult {
   /** Host paths the step changed. */
   paths: string[];
   pathsTruncated: boolean;
+  /** Why changes waiting when it ended had not reached the folder (see StepEndResult). */
+  held?: string;
 }
 
 /** A command line as a label: each argument shell-quoted when it needs it. */
@@ -37,7 +39,7 @@ export async function runAsStep(workspace: Workspace, cmd: string[], io: RunStep
     const { exitCode, cancelled } = await execInterruptible(workspace, cmd, io);
     // The agent carries what the command changed before it ends the step, whatever the exit code.
     const ended = await session.client.request('stepEnd', { group: group.id });
-    return { group, exitCode, cancelled, paths: ended.paths, pathsTruncated: ended.pathsTruncated };
+    return { group, exitCode, cancelled, paths: ended.paths, pathsTruncated: ended.pathsTruncated, ...(ended.held && { held: ended.held }) };
   });
 }
 
