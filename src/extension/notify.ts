@@ -27,6 +27,7 @@ const EDITOR_COMMANDS: Array<[RegExp, string]> = [
   [/`clud logs`/g, '"Clud: Show Logs"'],
   [/`clud status`( and "Clud: Show Logs")?/g, '"Clud: Show Logs"'],
   [/pass --force to remove the container anyway/g, 'choose Stop and Discard'],
+  [/`clud down --force` to drop them/g, '"Clud: Stop Workspace" and Stop and Discard to drop them'],
 ];
 
 export function forEditor(text: string): string {

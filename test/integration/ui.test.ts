@@ -102,6 +102,20 @@ describe('integration: the browser IDE (clud up --ui)', function () {
     assertExit(await runClud(['down', other, '--force']), 0);
   });
 
+  it('changing the IDE\'s sign-in recreates the container: refused while /workspace holds an unsynced change, naming commands that exist', async function () {
+    const other = await scope.project({ 'other.txt': 'other\n' });
+    assert.equal((await upWithUi(other)).exitCode, 0);
+    // Auto-sync is off in the tests: the new file stays in /workspace only.
+    assertExit(await runClud(['exec', other, '--', 'sh', '-c', 'echo only here > unsynced.txt']), 0);
+    const { run, json } = await runCludJson(['up', other, '--ui', '--auth', 'password']);
+    assertExit(run, 1);
+    const error = json.error as { code?: string; message?: string; hint?: string };
+    assert.equal(error.code, 'unsynced-changes', describeRun(run));
+    assert.match(String(error.message), /1 change\(s\) made in \/workspace have not reached .* \(unsynced\.txt\)/);
+    assert.equal(error.hint, 'Run `clud sync` to bring the container\'s changes over first, or `clud down --force` to drop them, then run this again.');
+    assertExit(await runClud(['down', other, '--force']), 0);
+  });
+
   it("loads in a real browser and shows /workspace's files", async function () {
     const { browser, page } = await launchBrowser();
     try {

@@ -225,7 +225,7 @@ export class Workspace {
       // Recreating the container discards /workspace: only when nothing there is unsynced.
       if (!container.running) await this.start(container);
       await this.waitForInit(container.id);
-      await this.assertNothingUnsynced();
+      await this.assertNothingUnsynced('Run `clud sync` to bring the container\'s changes over first, or `clud down --force` to drop them, then run this again.');
       await this.engine.removeContainer(container.id);
       container = undefined;
     }
@@ -595,7 +595,7 @@ export class Workspace {
         await this.waitForInit(container.id);
       }
       try {
-        await this.assertNothingUnsynced();
+        await this.assertNothingUnsynced('Run `clud sync` to bring the container\'s changes over, or pass --force to remove the container anyway.');
       } catch (error) {
         if (wasStopped) await this.engine.stopContainer(container.id).catch(() => {});
         throw error;
@@ -608,7 +608,8 @@ export class Workspace {
     return { removed: true, containerName: this.containerName, ...(options.purge && { purged: true }) };
   }
 
-  private async assertNothingUnsynced(): Promise<void> {
+  /** `wayOut`: the hint, which depends on what would remove the container (`down`, or `up` recreating it). */
+  private async assertNothingUnsynced(wayOut: string): Promise<void> {
     this.progress('check', 'checking /workspace for changes the host does not have');
     const { differences: all, hasAgreedState } = await this.withSession((session) => session.client.request('compare', { excludes: this.config.excludes, allowSecrets: this.config.allowSecrets }));
     // Removing the container loses the changes made in /workspace since the two last agreed
@@ -620,7 +621,7 @@ export class Workspace {
     throw new CludError(
       'unsynced-changes',
       `${differences.length} change(s) made in /workspace have not reached ${this.hostPath} (${sample}${differences.length > 5 ? ', …' : ''})`,
-      'Run `clud sync` to bring the container\'s changes over, or pass --force to remove the container anyway.',
+      wayOut,
     );
   }
 
