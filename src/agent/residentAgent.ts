@@ -618,7 +618,6 @@ export function readSyncOptions(): SyncOptions {
   return parsed.data;
 }
 
-/** A client's request waiting in the queue: one that can answer a safeguard question, or one refused while a question is open. */
 /** What a step boundary's flush carried, for the step channel. */
 function flushedResult(session: SyncSession, finished: CycleFinished | undefined): SyncNowResult {
   const { halt } = session.status();
@@ -628,6 +627,7 @@ function flushedResult(session: SyncSession, finished: CycleFinished | undefined
   return { applied: report?.appliedCount ?? 0, conflicts: report?.conflicts.map((conflict) => conflict.path) ?? [], skipped: report ? countOf(report, 'skipped') : 0, ...(halt && { halted: halt.reason }), ...(held && { held }) };
 }
 
+/** A client's request waiting in the queue: one that can answer a safeguard question, or one refused while a question is open. */
 interface WaitingRequest {
   ask?: (question: SafeguardQuestionInfo) => Promise<Answer>;
   refuse?: (error: RequestError) => void;

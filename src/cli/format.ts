@@ -60,7 +60,6 @@ export function formatStatus(status: WorkspaceStatus): string {
 /** Conflicts and problems `clud status` lists by path (the rest are counted). */
 const LISTED_PATHS = 20;
 
-/** A conflict's line: its path and the command that settles it. */
 /**
  * `clud conflicts`' lines for one conflict: what each side holds (size and time, to tell the
  * versions apart without opening them) and the command that settles it. A conflict no report in
@@ -81,6 +80,7 @@ function describeSide(entry: Entry | undefined, ancestor: Entry | undefined): st
   return displayText(entry.reason);
 }
 
+/** A conflict's line: its path and the command that settles it. */
 function conflictLine(path: string): string {
   return `  conflict  ${displayPath(path)}  (clud resolve ${displayPath(path)} --keep host|container|both)`;
 }

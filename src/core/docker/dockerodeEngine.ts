@@ -3,6 +3,7 @@ import Docker from 'dockerode';
 import { PassThrough, Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { CludError, errorMessage } from '../errors';
+import { withRetries } from '../retry';
 import { demuxDockerStream } from './demux';
 import type { BuildSpec, ContainerEngine, ContainerInfo, ContainerSpec, ExecSession, ExecSpec, ImageInfo } from './engine';
 import { buildFailureHint } from './buildFailure';
@@ -183,18 +184,20 @@ export class DockerodeEngine implements ContainerEngine {
   async readFile(id: string, path: string): Promise<Buffer | undefined> {
     // A file replaced while Docker archives it (the sync carrying a new version) can make an
     // archive that ends early: read again, a few times, before failing with what the last said.
-    for (let attempt = 1; ; attempt += 1) {
-      let archive: NodeJS.ReadableStream;
-      try {
-        archive = await this.docker.getContainer(id).getArchive({ path });
-      } catch (error) {
-        if (isNotFound(error)) return undefined;
-        throw error;
-      }
-      const read = await unpackFirstFile(archive as Readable);
-      if (read.ok) return read.content;
-      if (attempt === READ_FILE_ATTEMPTS) throw read.error;
+    const { value: read } = await withRetries(() => this.readFileOnce(id, path), { retries: READ_FILE_ATTEMPTS - 1, shouldRetry: (attempt) => !attempt.ok, baseDelayMs: 0 });
+    if (!read.ok) throw read.error;
+    return read.content;
+  }
+
+  private async readFileOnce(id: string, path: string): Promise<ArchivedFile> {
+    let archive: NodeJS.ReadableStream;
+    try {
+      archive = await this.docker.getContainer(id).getArchive({ path });
+    } catch (error) {
+      if (isNotFound(error)) return { ok: true, content: undefined };
+      throw error;
     }
+    return unpackFirstFile(archive as Readable);
   }
 
   async writeFile(id: string, directory: string, name: string, content: Buffer, mode: number): Promise<void> {
@@ -215,8 +218,11 @@ export class DockerodeEngine implements ContainerEngine {
 
 const READ_FILE_ATTEMPTS = 3;
 
-/** The first regular file of a tar archive (undefined: none), or the error the archive ended with. */
-function unpackFirstFile(archive: Readable): Promise<{ ok: true; content: Buffer | undefined } | { ok: false; error: Error }> {
+/** A file read out of an archive (undefined: none there), or the error the archive ended with. */
+type ArchivedFile = { ok: true; content: Buffer | undefined } | { ok: false; error: Error };
+
+/** The first regular file of a tar archive. */
+function unpackFirstFile(archive: Readable): Promise<ArchivedFile> {
   const extract = tar.extract();
   const chunks: Buffer[] = [];
   let found = false;

@@ -13,7 +13,6 @@
 // agent is one esbuild bundle on the image's Node 20, which has no node:sqlite, and
 // better-sqlite3 needs a native build), and the access pattern is exactly "load everything once,
 // append what changed".
-import { prefixedError } from '../errors';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { EntrySchema } from '../protocol';
@@ -22,6 +21,7 @@ import type { ScanCacheEntry } from './scan';
 import { ScanCacheTable } from './scanCacheTable';
 import { SyncStateFiles } from './stateFiles';
 import { writeWhole } from '../files/fsEntry';
+import { prefixedError } from '../errors';
 
 export type StateTable = 'ancestor' | 'host' | 'container';
 const TABLES: readonly StateTable[] = ['ancestor', 'host', 'container'];

@@ -13,12 +13,12 @@
 //
 // This module is the client; the worker's code is packWorkerThread.ts, bundled as
 // PACK_WORKER_BUNDLE (workerThread.ts).
-import { prefixedError } from '../errors';
 import * as path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { startWorkerThread } from '../workerThread';
 import type { BlobRef } from './records';
 import { PACK, RAW } from './records';
+import { prefixedError } from '../errors';
 
 /** Contents are compressed together in frames of about this many bytes. */
 export const FRAME_BYTES = 1024 ** 2;

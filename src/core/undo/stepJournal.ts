@@ -20,7 +20,6 @@
 // content for it (restore.ts rewrites only a file that differs from its preimage, and checks the
 // hash of what it reads). A crash can also tear the last line; that capture was not durable
 // either.
-import { prefixedError } from '../errors';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -36,6 +35,7 @@ import type { CapturedPath } from './packWorker';
 import { packWorker } from './packWorker';
 import type { BlobRef, Preimage } from './records';
 import { JOURNAL, JournalEntry, JournalHeader, MANIFEST, PACK, RAW, UNDO_FORMAT_VERSION } from './records';
+import { prefixedError } from '../errors';
 
 /** Checks bytes about to be written against the step's size limit; throws to refuse them. */
 export type SizeCheck = (bytes: number, what: 'saved content' | 'records') => void;
