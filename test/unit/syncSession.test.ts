@@ -201,7 +201,9 @@ describe('unit: sync session (continuous sync on real trees)', () => {
       spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=4k', 'count=1000']); // until the disk is full
       // Enough files that the cycle's line of the state journal needs pages the disk no longer has.
       for (let index = 0; index < 100; index += 1) write(roots.container, `burst/a-file-with-a-rather-long-name-${index}.txt`, `${index}`);
-      await waitFor(() => session!.status().failed !== undefined, 'the failed cycle in the status');
+      // Read once no cycle runs: the watchers' later events for the burst start cycles that fail
+      // the same way, and while one runs the status says syncing, not changes waiting.
+      await waitFor(() => session!.status().failed !== undefined && !session!.status().busy, 'the failed cycle in the status, the agent idle');
       assert.match(session!.status().failed!.reason, /^sync state: ENOSPC/);
       assert.equal(session!.status().changesWaiting, true);
       rmSync(filler);
