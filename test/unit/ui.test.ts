@@ -138,6 +138,15 @@ describe('unit: ui tree', () => {
     assert.equal(find(tree, 'conflicts'), undefined);
   });
 
+  it("counts an entry the sync leaves alone as a problem of the last sync, not an error", () => {
+    const pipe = report({ problems: [{ path: 'fifo', side: 'container', reason: 'a named pipe holds no content to copy' }] });
+    const tree = buildTree(run(attachedRunning, { type: 'syncFinished', report: pipe }));
+    assert.equal(find(tree, 'lastSync:errors')?.description, '0');
+    assert.equal(find(tree, 'lastSync:problems')?.description, '1');
+    const skipped = report({ skipped: [{ path: 'a', side: 'host', code: 'failed', reason: 'no space left on device' }] });
+    assert.equal(find(buildTree(run(attachedRunning, { type: 'syncFinished', report: skipped })), 'lastSync:errors')?.description, '1');
+  });
+
   it('lists conflicts with the compare action and a context value for the menus', () => {
     const tree = buildTree(run(attachedRunning, { type: 'syncFinished', report: report({ conflicts: [conflictOn('src/a.ts'), { path: 'dir', host: { kind: 'directory', mode: 0o755 } }] }) }));
     const file = find(tree, 'conflict:src/a.ts')!;

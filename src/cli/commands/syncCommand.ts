@@ -29,8 +29,8 @@ export function syncCommand(name: 'push' | 'pull' | 'sync', summary: string): Co
 
 /** Exit 1 when the sync halted or left changes undone; conflicts alone are a result, not a failure. */
 export function reportOutput(report: SyncReport): CommandOutput {
-  const { errors, ...counts } = summarizeReport(report);
+  const { errors, problems, ...counts } = summarizeReport(report);
   const ok = !report.halted && !report.denied && countOf(report, 'skipped') === 0;
-  const metrics = { durationMs: report.durationMs, ...counts, errors, retries: report.retries };
+  const metrics = { durationMs: report.durationMs, ...counts, errors, problems, retries: report.retries };
   return { json: { ok, metrics, report }, text: formatReport(report), exitCode: ok ? 0 : 1 };
 }

@@ -6,8 +6,13 @@ export interface SyncSummary {
   filesDeleted: number;
   bytesTransferred: number;
   conflicts: number;
-  /** Everything that did not go as planned: skipped changes, unreadable entries, a halt. */
+  /** What the sync meant to do and did not: a halt, a denied safeguard, skipped changes. */
   errors: string[];
+  /**
+   * Entries the sync leaves alone on both sides (a named pipe, an unreadable file): not a failure
+   * of this sync, they stand until the entry changes.
+   */
+  problems: string[];
 }
 
 /** Carried paths each report of a history answer lists; its counts stay whole. */
@@ -107,6 +112,8 @@ export function summarizeReport(report: SyncReport): SyncSummary {
     ...(report.denied ? [`stopped by a safeguard: ${report.denied.detail}`] : []),
     ...report.skipped.map((skipped) => `skipped ${skipped.path} on ${skipped.side}: ${skipped.reason}`),
     ...(report.unlisted?.skipped ? [`${report.unlisted.skipped} more skipped`] : []),
+  ];
+  const problems = [
     ...report.problems.map((problem) => `${problem.path} on ${problem.side}: ${problem.reason}`),
     ...(report.unlisted?.problems ? [`${report.unlisted.problems} more problem(s)`] : []),
   ];
@@ -116,6 +123,7 @@ export function summarizeReport(report: SyncReport): SyncSummary {
     bytesTransferred: report.bytesCopied,
     conflicts: countOf(report, 'conflicts'),
     errors,
+    problems,
   };
 }
 
