@@ -52,14 +52,9 @@ export function writeTarMember(out: Buffer, at: number, member: TarMember, conte
   const start = at;
   const name = member.path;
   const target = member.kind === 'symlink' ? member.target : undefined;
-  const dataMember = (data: Buffer | undefined, fields: Omit<UstarFields, 'size'>) => {
-    if (data === undefined) return;
-    writeUstarHeader(out, at, { ...fields, size: data.length });
-    at = writePadded(out, at + TAR_BLOCK, data);
-  };
-  if (name.length > NAME_FIELD) dataMember(longNameData(name), { name: LONG_LINK_NAME, mode: 0, mtime: 0, type: 'L' });
-  if (target && target.length > NAME_FIELD) dataMember(longNameData(target), { name: LONG_LINK_NAME, mode: 0, mtime: 0, type: 'K' });
-  dataMember(paxData(`mtime=${paxTime(member.mtimeMs)}`), { name: PAX_HEADER_NAME, mode: 0o644, mtime: 0, type: 'x' });
+  if (name.length > NAME_FIELD) at = writeLongName(out, at, name, 'L');
+  if (target && target.length > NAME_FIELD) at = writeLongName(out, at, target, 'K');
+  at = writePaxTime(out, at, member.mtimeMs);
   writeUstarHeader(out, at, {
     name: name.subarray(0, NAME_FIELD),
     mode: member.kind === 'symlink' ? 0o777 : member.mode & 0o777,
@@ -72,6 +67,38 @@ export function writeTarMember(out: Buffer, at: number, member: TarMember, conte
   if (content) at = writePadded(out, at, content);
   return at - start;
 }
+
+/** A GNU long-name ('L') or long-link ('K') member: the next header's name or link, NUL-terminated. */
+function writeLongName(out: Buffer, at: number, name: Buffer, type: 'L' | 'K'): number {
+  writeUstarHeader(out, at, { name: LONG_LINK_NAME, mode: 0, mtime: 0, type, size: name.length + 1 });
+  const data = at + TAR_BLOCK;
+  const end = data + padded(name.length + 1);
+  out.fill(0, data + name.copy(out, data), end);
+  return end;
+}
+
+/**
+ * A pax extended header ('x') with one record, "LENGTH mtime=TIME\n", LENGTH counting itself.
+ * One is written a member: its header block differs only by the record's length, so each length's
+ * block is made once (PAX_HEADERS), and the record goes straight into `out`.
+ */
+function writePaxTime(out: Buffer, at: number, mtimeMs: number): number {
+  const record = paxRecord(`mtime=${paxTime(mtimeMs)}`);
+  let header = PAX_HEADERS.get(record.length);
+  if (!header) {
+    header = Buffer.alloc(TAR_BLOCK);
+    writeUstarHeader(header, 0, { name: PAX_HEADER_NAME, mode: 0o644, mtime: 0, type: 'x', size: record.length });
+    PAX_HEADERS.set(record.length, header);
+  }
+  header.copy(out, at);
+  const data = at + TAR_BLOCK;
+  const end = data + padded(record.length);
+  out.fill(0, data + out.write(record, data, 'latin1'), end);
+  return end;
+}
+
+/** The pax header block of each record length met so far (a few: a time's record is 30 bytes until 2286). */
+const PAX_HEADERS = new Map<number, Buffer>();
 
 /** Copies `data` to `at` and zeros the rest of its last block; returns where the next block starts. */
 function writePadded(out: Buffer, at: number, data: Buffer): number {
@@ -146,17 +173,12 @@ function byteSum(bytes: Buffer, from: number, to: number): number {
   return sum;
 }
 
-/** The data of a GNU long-name ('L') or long-link ('K') member: the next header's name or link, NUL-terminated. */
-function longNameData(name: Buffer): Buffer {
-  return Buffer.concat([name, Buffer.alloc(1)]);
-}
-
-/** The data of a pax extended header ('x') with one record, "LENGTH key=value\n", LENGTH counting itself. */
-function paxData(keyValue: string): Buffer {
+/** One pax record, "LENGTH key=value\n", LENGTH counting itself (latin1: the value is ASCII). */
+function paxRecord(keyValue: string): string {
   const body = ` ${keyValue}\n`;
   let length = body.length + 1;
   while (String(length).length + body.length !== length) length = String(length).length + body.length;
-  return Buffer.from(`${length}${body}`, 'latin1');
+  return `${length}${body}`;
 }
 
 /** `width - 1` octal digits, zero-padded, and a NUL; returns the sum of the bytes written. */

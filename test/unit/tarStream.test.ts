@@ -75,6 +75,18 @@ describe('tarStream', () => {
     assert.equal(readlinkSync(path.join(target, longFolder, 'link')), longTarget);
   });
 
+  it('gives each length of pax record a header of its own size, however the lengths alternate', () => {
+    // Records of 23 (a time of four digits), 30 (today) and 31 bytes (after the year 2286).
+    const times = [1_500.5, 1_700_000_000_123.25, 10_000_000_000_000.5];
+    const members = [...times, ...times.reverse()].map((mtimeMs, index) => ({ member: { kind: 'file' as const, path: Buffer.from(`f${index}`), mode: 0o644, mtimeMs, size: 1 }, content: Buffer.from(String(index)) }));
+    const target = unpack(members);
+    folders.push(target);
+    for (const [index, { member }] of members.entries()) {
+      assert.equal(readFileSync(path.join(target, `f${index}`), 'utf8'), String(index));
+      assert.ok(Math.abs(lstatSync(path.join(target, `f${index}`)).mtimeMs - member.mtimeMs) < 0.001, `f${index}'s time`);
+    }
+  });
+
   it('pads a file to whole blocks and writes pax times with nine decimals', () => {
     assert.equal(tarPadding(0).length, 0);
     assert.equal(tarPadding(1).length, TAR_BLOCK - 1);
