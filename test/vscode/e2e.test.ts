@@ -257,6 +257,7 @@ describe('vscode: end-to-end', function () {
     await screenshot(page, 'e2e-10a-problem-listed');
     console.log(`      the Clud view: ${listed.join(' | ')}`);
     assert.ok(listed.includes('Problems 1'), 'a Problems node counting one problem');
+    assert.ok(listed.includes('Errors 0'), 'the last sync counts the pipe as an entry left alone, not as an error');
     assert.ok(listed.includes('agent-pipe container: named pipe (FIFO): cannot be synchronized'), 'the problem row names the path, the side and why');
     assert.equal((await inContainer('rm agent-pipe')).exitCode, 0);
     await pollFor('the Problems node gone', async () => ((await sideBarRows(page)).some((row) => row.startsWith('Problems')) ? undefined : true), 30_000);

@@ -204,7 +204,7 @@ function lastSyncNode(report: NonNullable<WorkspaceViewState['history'][0]>): Tr
       row('bytes', 'Bytes', summary.bytesTransferred),
       row('conflicts', 'Conflicts', summary.conflicts),
       row('errors', 'Errors', summary.errors.length),
-      row('problems', 'Problems', summary.problems.length),
+      row('problems', 'Left alone', summary.problems.length),
       row('retries', 'Retries', report.retries),
     ],
   };

@@ -119,7 +119,7 @@ describe('vscode: a running workspace', function () {
     assert.ok(lastSync, 'no "Last sync" node');
     assert.equal(lastSync.label, 'Last sync');
     const rows = new Map((lastSync.children ?? []).map((child) => [child.label, child.description ?? '']));
-    assert.deepEqual([...rows.keys()], ['Policy', 'Duration', 'Files', 'Bytes', 'Conflicts', 'Errors', 'Problems', 'Retries']);
+    assert.deepEqual([...rows.keys()], ['Policy', 'Duration', 'Files', 'Bytes', 'Conflicts', 'Errors', 'Left alone', 'Retries']);
     assert.equal(rows.get('Policy'), controller.viewState.history[0]!.policy);
     assert.match(rows.get('Duration')!, /^\d+ ms$/);
     assert.match(rows.get('Files')!, /^\d+ copied, \d+ deleted$/);
