@@ -380,10 +380,10 @@ export type SyncCommand = 'push' | 'pull' | 'sync' | 'resume' | 'resolve';
 /** `clud COMMAND DIR ...args --json`, whatever its exit code; the output must be a sync result. */
 export async function runCludSync(command: SyncCommand, dir: string, args: string[] = []): Promise<{ run: CludRun; output: SyncOutput }> {
   const { run, json } = await runCludJson([command, dir, ...args]);
-  // The shape scripts rely on: { ok, metrics: {...7 numbers and lists}, report: SyncReport }.
+  // The shape scripts rely on: { ok, metrics: {...8 numbers and lists}, report: SyncReport }.
   assert.deepEqual(Object.keys(json).sort(), ['metrics', 'ok', 'report'], `not a sync result\n${describeRun(run)}`);
   const metrics = json.metrics as SyncMetrics;
-  assert.deepEqual(Object.keys(metrics).sort(), ['bytesTransferred', 'conflicts', 'durationMs', 'errors', 'filesDeleted', 'filesTransferred', 'retries'], describeRun(run));
+  assert.deepEqual(Object.keys(metrics).sort(), ['bytesTransferred', 'conflicts', 'durationMs', 'errors', 'filesDeleted', 'filesTransferred', 'problems', 'retries'], describeRun(run));
   const parsed = SyncReport.safeParse(json.report);
   assert.ok(parsed.success, `report is not a SyncReport: ${parsed.error?.message}\n${describeRun(run)}`);
   const report = parsed.data;

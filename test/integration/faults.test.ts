@@ -202,6 +202,10 @@ describe('integration: faults at the edges', function () {
       assertExit(sync.run, 0);
       const problems = (sync.json.report as { problems: { path: string }[] }).problems.map((problem) => problem.path).sort();
       assert.deepEqual(problems, ['pipe', 'sock'], describeRun(sync.run));
+      // Entries the sync leaves alone are not errors of the sync.
+      const metrics = sync.json.metrics as { errors: string[]; problems: string[] };
+      assert.deepEqual(metrics.errors, [], describeRun(sync.run));
+      assert.deepEqual(metrics.problems.map((line) => line.split(' ')[0]).sort(), ['pipe', 'sock'], describeRun(sync.run));
 
       await dockerExec(dir, ['sh', '-c', 'echo edited > a.txt']);
       const refused = await runClud(['down', dir, '--json']);
