@@ -56,9 +56,10 @@ const skippedReasons = (outcome: ApplyOutcome): string[] => outcome.skipped.map(
 /**
  * This thread's time on a CPU so far, in ms, where Linux says it (/proc/thread-self/schedstat,
  * nanoseconds). Measured on the clock, a gap between two turns of the event loop also holds the
- * time the thread waited for a CPU the machine gave others, or for V8's collector threads that
- * did: on the 2-core test machine, gaps of 76-92 ms on the clock held 4-20 ms of the apply's own
- * running, and one of 111 ms failed a CI run.
+ * time the thread waited for a CPU the machine gave others, or slept (strace showed futex waits,
+ * most likely V8's collector waiting for its helper threads on a CPU the staging threads share):
+ * on the 2-core test machine, gaps of 76-92 ms on the clock held 4-20 ms of the thread on a CPU
+ * and 0-11 ms waiting for one, and one gap of 111 ms failed a CI run.
  */
 function threadCpuMs(): number | undefined {
   try {
