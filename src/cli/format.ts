@@ -85,6 +85,13 @@ function conflictLine(path: string): string {
   return `  conflict  ${displayPath(path)}  (clud resolve ${displayPath(path)} --keep host|container|both)`;
 }
 
+/** What `clud undo` would do with the step that holds this sync's changes to the host. */
+function undoLine({ undoStep, undoStepShared, notUndoable }: SyncReport): string {
+  if (notUndoable) return `this sync cannot be undone: ${displayText(notUndoable)}`;
+  if (undoStepShared) return `\`clud undo\` takes this sync back with the rest of its step (step ${undoStep}, as \`clud history\` lists it)`;
+  return `\`clud undo\` takes this sync back (step ${undoStep})`;
+}
+
 export function formatReport(report: SyncReport): string {
   const lines = [displayText(describeReport(report))];
   if (report.halted) {
@@ -93,7 +100,7 @@ export function formatReport(report: SyncReport): string {
   for (const notice of report.notices) lines.push(`  note: ${displayText(notice)}`);
   // The first line names the safeguard; this one says what became of the cycle and the way out.
   if (report.denied) lines.push('  nothing was changed; run with --yes to allow it');
-  if (report.undoStep) lines.push(report.notUndoable ? `  undo: this sync cannot be undone: ${displayText(report.notUndoable)}` : `  undo: \`clud undo\` takes this sync back (step ${report.undoStep})`);
+  if (report.undoStep) lines.push(`  undo: ${undoLine(report)}`);
   for (const change of report.applied.slice(0, 20)) lines.push(`  ${change.action.padEnd(6)} ${change.side === 'host' ? 'host     ' : 'container'} ${displayPath(change.path)}`);
   if (report.appliedCount > 20) lines.push(`  … and ${report.appliedCount - 20} more`);
   // Each list as the report lists it, then how many it only counts (a report too long for a message lists the first ones).

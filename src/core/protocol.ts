@@ -201,8 +201,13 @@ export const SyncReport = z.object({
   bytesCopied: z.number().int().nonnegative(),
   /** Cycles run again because a file changed while this one ran (see the agent's syncCycle). */
   retries: z.number().int().nonnegative().default(0),
-  /** The undo step recording this cycle's changes to the host, if it made any. */
+  /** The undo step holding this cycle's changes to the host, if it made any, by the id `clud history` lists. */
   undoStep: z.string().optional(),
+  /**
+   * That step holds other cycles too (a burst of background syncs, a Claude Code turn, a `clud
+   * run` command): `clud undo` takes this cycle back together with them.
+   */
+  undoStepShared: z.boolean().optional(),
   /** Why that step cannot be undone (it went over the size limit of one step). */
   notUndoable: z.string().optional(),
   /** Things the user should know that are not about one path, e.g. an interrupted sync rolled back first. */

@@ -223,6 +223,25 @@ describe('unit: a recorded sync follows its plan', () => {
     assert.deepEqual(readTree(f.host), { 'a.txt': 'edited on the host', d: DIR, 'd/x.txt': 'x' });
   });
 
+  it('a sync recorded into a group names the group, as history lists it; one recorded alone names its own step', async () => {
+    const f = fixture();
+    await agreedOn(f, { 'a.txt': 'a', 'b.txt': 'b' });
+    const log = await openLog(f);
+    const burst = { id: 'sync-burst-1', kind: 'sync' as const, label: '' };
+    const reports = [];
+    for (const name of ['a.txt', 'b.txt']) {
+      makeTree(f.container, { [name]: `${name} from the container` });
+      reports.push(await sync(f, 'two-way-safe', { undo: { log, group: () => burst } }));
+    }
+    makeTree(f.container, { 'a.txt': 'alone' });
+    const alone = await sync(f, 'two-way-safe', { undo: { log } });
+    const history = await log.list();
+    assert.deepEqual(history.map((step) => [step.id, step.steps?.length]), [[alone.undoStep, 1], ['sync-burst-1', 2]]);
+    assert.deepEqual(reports.map((report) => [report.undoStep, report.undoStepShared]), [['sync-burst-1', true], ['sync-burst-1', true]]);
+    assert.equal(alone.undoStepShared, undefined);
+    assert.notEqual(alone.undoStep, undefined);
+  });
+
   it('over the single-step limit: captures nothing, changes the host, and lists the step as not undoable with the estimate', async () => {
     const f = fixture();
     await agreedOn(f, { 'big.txt': 'x'.repeat(30_000), 'small.txt': 'small' });

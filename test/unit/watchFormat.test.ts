@@ -67,6 +67,9 @@ describe('unit: clud watch and status output', () => {
     const tooLarge = formatReport({ ...report, notUndoable: 'the step would take about 286 MiB, over the 256 MiB limit of one step' });
     assert.match(tooLarge, /^ {2}undo: this sync cannot be undone: the step would take about 286 MiB, over the 256 MiB limit of one step$/m);
     assert.doesNotMatch(tooLarge, /clud undo/);
+    // A background sync in a burst: undo takes the burst back, not this sync alone.
+    const shared = formatReport({ ...report, undoStep: 'sync-mxdlfrve-f3456e', undoStepShared: true });
+    assert.match(shared, /^ {2}undo: `clud undo` takes this sync back with the rest of its step \(step sync-mxdlfrve-f3456e, as `clud history` lists it\)$/m);
   });
 
   it('escapes what came from a tree, so a file name cannot drive the terminal', () => {

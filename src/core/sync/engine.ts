@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { emptySyncReport, MAX_LISTED, type SyncReport } from '../protocol';
 import type { ApplyOptions, ApplyOutcome } from './apply';
-import { applyRecorded } from './recordedApply';
+import { applyRecorded, undoStepFields } from './recordedApply';
 import type { UndoRecording } from './recordedApply';
 import { pathAndAncestors, permissionBits, type Entry, type Snapshot } from '../files/entry';
 import { lstatAsWritten } from '../files/fsEntry';
@@ -259,8 +259,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
     return finish();
   }
   const { outcome } = recorded;
-  report.undoStep = recorded.stepId;
-  report.notUndoable = recorded.notUndoable;
+  Object.assign(report, undoStepFields(recorded));
   const appliedAt = performance.now();
 
   // The new agreed state at the paths reconcile decided on: its updates for paths that needed no

@@ -10,6 +10,7 @@ import type { PlannedChange } from '../undo/stepPlan';
 import { applyChanges } from './apply';
 import type { ApplyOptions, ApplyOutcome } from './apply';
 import type { Change } from './reconcile';
+import type { SyncReport } from '../protocol';
 
 export interface UndoRecording {
   log: UndoLog;
@@ -19,8 +20,19 @@ export interface UndoRecording {
   group?: () => StepGroup | undefined;
 }
 
-/** `notUndoable`: why the step that recorded the changes cannot be undone (over its size limit). */
-export type RecordedOutcome = { outcome: ApplyOutcome; stepId?: string; notUndoable?: string; denied?: undefined } | { outcome?: undefined; stepId?: undefined; notUndoable?: undefined; denied: SafeguardQuestion };
+/**
+ * `stepId`: the step that recorded the changes; `group`: the group it joined (what `clud history`
+ * lists and `clud undo` takes back whole); `notUndoable`: why it cannot be undone (over its size limit).
+ */
+export type RecordedOutcome =
+  | { outcome: ApplyOutcome; stepId?: string; group?: StepGroup; notUndoable?: string; denied?: undefined }
+  | { outcome?: undefined; stepId?: undefined; group?: undefined; notUndoable?: undefined; denied: SafeguardQuestion };
+
+/** A report's fields for the step that recorded its changes to the host: named as `clud history` lists it. */
+export function undoStepFields(recorded: RecordedOutcome): Pick<SyncReport, 'undoStep' | 'undoStepShared' | 'notUndoable'> {
+  if (!recorded.stepId) return {};
+  return { undoStep: recorded.group?.id ?? recorded.stepId, ...(recorded.group && { undoStepShared: true }), ...(recorded.notUndoable !== undefined && { notUndoable: recorded.notUndoable }) };
+}
 
 function actionOf(change: Change): ModifyAction {
   if (change.next === undefined) return 'delete';
@@ -79,7 +91,7 @@ export async function applyRecorded(changes: readonly Change[], options: ApplyOp
     // What the step records is what the apply carried out (markChanged); a change it skipped
     // left its path as it was, and its capture is not counted.
     const summary = await writer.close();
-    return { outcome, stepId: summary?.id, ...(summary && !summary.protected && { notUndoable: summary.unprotectedReason }) };
+    return { outcome, stepId: summary?.id, ...(summary && group && { group }), ...(summary && !summary.protected && { notUndoable: summary.unprotectedReason }) };
   } catch (error) {
     // A denial comes from prepare, before anything changed; this ends the step either way.
     await writer.rollback();

@@ -4,7 +4,7 @@ import { link, rename } from 'node:fs/promises';
 import * as path from 'node:path';
 import { MAX_LISTED, type SyncReport } from '../protocol';
 import type { ApplyOutcome } from './apply';
-import { applyRecorded } from './recordedApply';
+import { applyRecorded, undoStepFields } from './recordedApply';
 import { entriesEqual } from '../files/entry';
 import type { Entry, Snapshot } from '../files/entry';
 import { lstatOrUndefined } from '../files/fsEntry';
@@ -30,7 +30,7 @@ export interface ResolveOptions extends Omit<StoreCycleOptions, 'policy' | 'rese
 export async function resolveConflict(options: ResolveOptions): Promise<SyncReport> {
   const relative = normalizeRelative(options.path);
   let resolved: ApplyOutcome | undefined;
-  let step: { stepId?: string; notUndoable?: string } = {};
+  let step: ReturnType<typeof undoStepFields> = {};
   let renamed: { from: string; to: string; shortened: boolean } | undefined;
   const state = new SyncStateFiles(options.store.directory);
   const decidedAt = Date.now();
@@ -91,7 +91,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
       throw new Error(`could not resolve ${relative}: ${first.change.path} on the ${first.change.side} side was ${first.reason}; nothing else was lost, run the command again`);
     }
     resolved = outcome;
-    step = { stepId: recorded.stepId, notUndoable: recorded.notUndoable };
+    step = undoStepFields(recorded);
   }
   const report = (await runStoreCycle({ ...options, policy: 'two-way-safe' })).report as SyncReport;
   if (renamed) {
@@ -114,7 +114,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     deletedCount: report.deletedCount + deleted,
     kept: [...resolved.kept, ...report.kept],
     bytesCopied: report.bytesCopied + resolved.bytesCopied,
-    ...(step.stepId ? { undoStep: step.stepId, notUndoable: step.notUndoable } : {}),
+    ...(step.undoStep && step),
   };
 }
 

@@ -159,6 +159,7 @@ export function mergeReports(earlier: SyncReport, later: SyncReport, listLimit =
     bytesCopied: earlier.bytesCopied + later.bytesCopied,
     // The step named is the later pass's if it recorded one; what is said of it goes with it.
     undoStep: later.undoStep ?? earlier.undoStep,
+    undoStepShared: later.undoStep ? later.undoStepShared : earlier.undoStepShared,
     notUndoable: later.undoStep ? later.notUndoable : earlier.notUndoable,
     denied: later.denied ?? earlier.denied,
   };
