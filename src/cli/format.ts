@@ -45,8 +45,12 @@ export function formatStatus(status: WorkspaceStatus): string {
       if (items.length + unlisted > shown.length) lines.push(`  … and ${items.length + unlisted - shown.length} more ${what}`);
     };
     listFirst(live.conflicts, live.unlisted.conflicts, conflictLine, 'conflict(s)');
-    // What the sync cannot carry stands until it is fixed (the secrets it keeps out are listed with the initial copy).
+    // What the sync cannot carry stands until it is fixed.
     listFirst(live.problems, live.unlisted.problems, (problem) => `  problem   ${displayPath(problem.path)} on ${problem.side}: ${displayText(problem.reason)}`, 'problem(s)');
+    // The secrets kept out since the initial copy (its own are listed with it above).
+    const listedWithCopy = new Set(status.init?.initialSync?.keptOut.map((secret) => secret.path));
+    const keptOut = live.keptOut.filter((secret) => secret.side !== 'host' || !listedWithCopy.has(secret.path));
+    listFirst(keptOut, live.unlisted.keptOut, keptOutLine, 'secret(s) kept out');
   }
   if (status.live?.question) lines.push(`  waiting for approval: ${displayText(status.live.question.question.detail)} (\`clud watch\` asks; \`clud sync --yes\` allows it)`);
   for (const watch of status.live?.degraded ?? []) lines.push(`  watcher (${watch.side}): ${displayText(watch.reason)}`);
@@ -57,7 +61,11 @@ export function formatStatus(status: WorkspaceStatus): string {
   return lines.join('\n');
 }
 
-/** Conflicts and problems `clud status` lists by path (the rest are counted). */
+function keptOutLine(secret: SyncReport['keptOut'][number]): string {
+  return `  kept out  ${displayPath(secret.path)} on ${secret.side}: ${displayText(secret.reason)} (not copied to the ${secret.side === 'host' ? 'container' : 'host'}; ${ALLOW_HINT})`;
+}
+
+/** Conflicts, problems and secrets kept out that `clud status` lists by path (the rest are counted). */
 const LISTED_PATHS = 20;
 
 /**
@@ -116,9 +124,7 @@ export function formatReport(report: SyncReport): string {
   more('skipped', 'skipped');
   for (const problem of report.problems) lines.push(`  problem   ${displayPath(problem.path)} on ${problem.side}: ${displayText(problem.reason)}`);
   more('problems', 'problem(s)');
-  for (const secret of report.keptOut) {
-    lines.push(`  kept out  ${displayPath(secret.path)} on ${secret.side}: ${displayText(secret.reason)} (not copied to the ${secret.side === 'host' ? 'container' : 'host'}; ${ALLOW_HINT})`);
-  }
+  for (const secret of report.keptOut) lines.push(keptOutLine(secret));
   more('keptOut', 'secret(s) kept out');
   for (const line of report.git?.lines ?? []) lines.push(`  ${displayText(line)}`);
   for (const problem of report.git?.problems ?? []) lines.push(`  problem   ${displayText(problem)}`);

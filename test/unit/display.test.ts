@@ -124,4 +124,29 @@ describe('unit: the CLI text of a report', () => {
     });
     assert.match(text, /^ {2}problem {3}pipe on container: a FIFO\n {2}… and 1500 more problem\(s\)$/m);
   });
+
+  it('lists the secrets kept out since the initial copy in status, each once', () => {
+    const keptOut = [
+      { path: 'id_rsa', side: 'host' as const, reason: 'SSH private key' },
+      { path: '.env', side: 'host' as const, reason: 'environment file (.env)' },
+      { path: 'deep/id_ed25519', side: 'container' as const, reason: 'SSH private key (id_ed25519)' },
+    ];
+    const text = formatStatus({
+      hostPath: '/home/me/proj',
+      containerName: 'clud-proj',
+      state: 'running',
+      init: {
+        phase: 'ready',
+        updatedAt: '2026-12-04T12:00:00.000Z',
+        warnings: [],
+        attempts: 1,
+        initialSync: { direction: 'push', startedAt: '2026-12-04T12:00:00.000Z', durationMs: 5, filesTransferred: 1, filesDeleted: 0, bytesTransferred: 1, errors: [], retries: 0, changedPaths: [], changedPathsTruncated: false, notCopied: [], keptOut: [{ path: 'id_rsa', reason: 'SSH private key' }] },
+      },
+      live: { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], problems: [], keptOut, unlisted: { conflicts: 0, problems: 0, keptOut: 3 }, degraded: [] },
+    });
+    assert.equal(text.split('id_rsa').length - 1, 1, text);
+    assert.match(text, /^ {2}kept out {2}\.env on host: environment file \(\.env\) \(not copied to the container; --allow-secret PATTERN syncs it\)$/m);
+    assert.match(text, /^ {2}kept out {2}deep\/id_ed25519 on container: SSH private key \(id_ed25519\) \(not copied to the host; --allow-secret PATTERN syncs it\)$/m);
+    assert.match(text, /^ {2}… and 3 more secret\(s\) kept out$/m);
+  });
 });
