@@ -151,6 +151,29 @@ describe('unit: sync session (continuous sync on real trees)', () => {
     assert.deepEqual(session?.status().conflicts, ['README.md']);
   });
 
+  it('says what stood when it stopped until its first cycle looks again: a conflict across a restart while paused, and its end', async () => {
+    const { roots, cycles } = await start();
+    const options = { roots, stateDir: path.join(tempDir(), 'state'), excludes: [], policy: 'two-way-safe' as const, quietMs: 50 };
+    await session!.pause();
+    write(roots.host, 'README.md', 'host edit');
+    write(roots.container, 'README.md', 'container edit');
+    write(roots.host, '.env', 'TOKEN=1');
+    await session!.resume();
+    await waitFor(() => cycles.some((cycle) => cycle.report.conflicts.length > 0) && session!.status().keptOut.length > 0, 'the conflict and the secret');
+    await session!.pause();
+    await session!.close();
+    // Paused: no cycle runs after the restart, and the status still says what stands.
+    session = await SyncSession.open(options);
+    assert.deepEqual([session.status().conflicts, session.status().keptOut.map((secret) => secret.path)], [['README.md'], ['.env']]);
+    write(roots.host, 'README.md', 'container edit');
+    await session.resume();
+    await waitFor(() => session!.status().conflicts.length === 0, 'the conflict gone once both sides agree');
+    await session.pause();
+    await session.close();
+    session = await SyncSession.open(options);
+    assert.deepEqual([session.status().conflicts, session.status().keptOut.map((secret) => secret.path)], [[], ['.env']]);
+  });
+
   it('says what it leaves out while it stands: a secret kept out and a FIFO, through cycles that look elsewhere, until it is gone', async () => {
     const { roots, cycles } = await start({ fullCycleIntervalMs: 60_000 });
     write(roots.host, '.env', 'TOKEN=1');

@@ -24,7 +24,7 @@ import { forgetAgreedState, runRescanCycle, runStoreCycle, SyncCancelled, type R
 import type { Policy, Side } from './reconcile';
 import type { UndoRecording } from './recordedApply';
 import type { AccessIdentity } from './scan';
-import { SyncStateFiles } from './stateFiles';
+import { SyncStateFiles, type Standing } from './stateFiles';
 import { SyncStateStore } from './stateStore';
 import { stagingThreads } from './stagingThreads';
 import { byPath, standingAfter } from './incremental';
@@ -181,7 +181,9 @@ export class SyncSession extends EventEmitter<{
   private halt: { side: Side; reason: string } | undefined;
   private question: SafeguardQuestion | undefined;
   private busy = false;
-  private standing: { conflicts: Array<{ path: string }>; problems: SyncReport['problems']; keptOut: SyncReport['keptOut']; notCarried: SyncReport['skipped'] } = { conflicts: [], problems: [], keptOut: [], notCarried: [] };
+  private standing: Standing = { conflicts: [], problems: [], keptOut: [], notCarried: [] };
+  /** The standing as last written to the state folder (JSON), and that write. */
+  private standingSaved = { text: '', written: Promise.resolve() };
   private lastCycle: SessionStatus['lastCycle'];
   private lastFailure: SessionStatus['failed'];
   private closed = false;
@@ -206,6 +208,10 @@ export class SyncSession extends EventEmitter<{
     const halt = await session.files.readHalt();
     if (halt) session.halt = { side: halt.side, reason: halt.reason };
     session.paused = await session.files.readPaused();
+    // What stood when the last owner stopped, until this one's first cycle looks again.
+    const standing = await session.files.readStanding().catch(() => undefined);
+    if (standing) session.standing = standing;
+    session.standingSaved.text = JSON.stringify(session.standing);
     await session.startWatchers();
     session.startTimer();
     session.scheduleDrain();
@@ -380,6 +386,7 @@ export class SyncSession extends EventEmitter<{
     clearInterval(this.fullCycleTimer);
     for (const watcher of this.watchers) watcher.close();
     await this.queue;
+    await this.standingSaved.written;
     await this.store.close();
   }
 
@@ -467,6 +474,19 @@ export class SyncSession extends EventEmitter<{
       keptOut: standingAfter(this.standing.keptOut, { ...cycle, reported: report.keptOut }),
       notCarried: standingAfter(this.standing.notCarried, { ...cycle, reported: report.skipped.filter((skipped) => STANDING_SKIPS.has(skipped.code)) }),
     };
+    this.saveStanding();
+  }
+
+  /**
+   * Writes what stands when it changed, each write after the one before. A write that fails (a
+   * full disk) loses only what a restart would say before its first cycle.
+   */
+  private saveStanding(): void {
+    const text = JSON.stringify(this.standing);
+    if (text === this.standingSaved.text) return;
+    this.standingSaved.text = text;
+    const standing = this.standing;
+    this.standingSaved.written = this.standingSaved.written.then(() => this.files.writeStanding(standing)).catch(() => {});
   }
 
   private onBatch(batch: DirtyBatch): void {

@@ -26,6 +26,17 @@ export const HaltFile = z.object({ side: SyncSide, reason: z.string(), at: z.str
 export type HaltFile = z.infer<typeof HaltFile>;
 /** A pause the user asked for: it holds across a restart of the agent until they resume. */
 export const PauseFile = z.object({ at: z.string() });
+/**
+ * What stands after the last cycles (see the session's standingAfter): kept so that a restarted
+ * agent says what stands before its first cycle, which a pause or a question can hold off.
+ */
+export const StandingFile = z.object({
+  conflicts: z.array(z.object({ path: z.string() })),
+  problems: SyncReport.shape.problems,
+  keptOut: SyncReport.shape.keptOut,
+  notCarried: SyncReport.shape.skipped,
+});
+export type Standing = z.infer<typeof StandingFile>;
 /** The history of an older Clud, one JSON document: read until the first report appended converts it. */
 const OldHistoryFile = z.object({ version: z.literal(STATE_FORMAT_VERSION), reports: z.array(SyncReport) });
 const OLD_HISTORY_FILE = 'history.json';
@@ -111,6 +122,14 @@ export class SyncStateFiles {
   async writePaused(paused: boolean): Promise<void> {
     if (paused) await writeJsonAtomic(path.join(this.directory, 'paused.json'), { at: new Date().toISOString() });
     else await rm(path.join(this.directory, 'paused.json'), { force: true });
+  }
+
+  readStanding(): Promise<Standing | undefined> {
+    return readJsonFile(path.join(this.directory, 'standing.json'), StandingFile);
+  }
+
+  writeStanding(standing: Standing): Promise<void> {
+    return writeJsonAtomic(path.join(this.directory, 'standing.json'), standing);
   }
 
   /** Newest first, at most HISTORY_LIMIT. A line that is not a report (torn by a crash) is left out. */
