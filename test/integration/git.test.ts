@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   INTEGRATION_TIMEOUT_MS,
@@ -259,5 +259,35 @@ describe('integration: git in folders without an ordinary repository', function 
     assert.equal((await execSh(dir, 'cat a.txt')).trim(), 'a');
     const { report } = await cludSync('sync', dir);
     assert.deepEqual(report.git?.problems, ["git: the folder's .git is a file (a linked worktree or a submodule): its repository lies outside the folder, so no history is carried"]);
+  });
+});
+
+describe("integration: the agent's git identity", function () {
+  this.timeout(INTEGRATION_TIMEOUT_MS);
+  const scope = new TestScope();
+
+  before(async function () {
+    await requireDocker();
+  });
+
+  after(async function () {
+    await scope.cleanup();
+  });
+
+  it("gives the agent the git identity git reads in the user's folder, so its commits need no set-up; one set in the container stays", async function () {
+    const identityDir = await projectWithRepository(scope, 'identity');
+    const globalConfig = async (name: string, email: string) => {
+      const file = path.join(await scope.tempDir(), 'gitconfig');
+      await writeFile(file, `[user]\n\tname = ${name}\n\temail = ${email}\n`);
+      return { GIT_CONFIG_GLOBAL: file, GIT_CONFIG_NOSYSTEM: '1' };
+    };
+    await cludUp(identityDir, [], { env: await globalConfig('Pat Host', 'pat@example.com') });
+    // Committed with no -c and no --author: the identity is the container's own setting now.
+    await execSh(identityDir, 'echo by-the-agent >> src/app.txt && git commit -q -a -m "agent: as the user"');
+    assert.equal(await execSh(identityDir, 'git log -1 --format="%an <%ae>|%cn <%ce>"'), 'Pat Host <pat@example.com>|Pat Host <pat@example.com>\n');
+
+    await execSh(identityDir, 'git config --global user.name "Agent Override"');
+    await cludUp(identityDir, [], { env: await globalConfig('Someone Else', 'else@example.com') });
+    assert.equal(await execSh(identityDir, 'git config --global --get user.name; git config --global --get user.email'), 'Agent Override\npat@example.com\n');
   });
 });

@@ -40,6 +40,7 @@ import { containerState } from '../docker/engine';
 import type { ContainerEngine, ContainerInfo, ContainerState, ExecSession } from '../docker/engine';
 import { CludError, errorMessage } from '../errors';
 import { withRetries } from '../retry';
+import { configureGitIdentity, hostGitIdentity } from './gitIdentity';
 import { bindMount, containerNameFor, gitNamespaceSource, hostFolderMount, normalizeHostPath } from './hostPath';
 import { gitNamespace } from '../git/refNames';
 import { hostStatePath, hostStatePathsIn, workspaceStateDirectory } from './stateDirectory';
@@ -294,6 +295,9 @@ export class Workspace {
     let uiInfo: UiInfo | undefined;
     if (ui) uiInfo = await this.startUi(container.id, (container.labels[LABEL_UI_AUTH] as UiAuth | undefined) ?? uiAuth);
     const warnings: string[] = [];
+    const identity = await hostGitIdentity(this.hostPath);
+    const identityProblem = identity && (await configureGitIdentity(this.engine, container.id, identity));
+    if (identityProblem) warnings.push(identityProblem);
     if (this.config.autoSync !== undefined && init.phase === 'ready') {
       await this.configure({ autoSync: this.config.autoSync }).catch((error: unknown) => {
         if (!(error instanceof CludError && error.code === 'agent-unavailable')) throw error;
