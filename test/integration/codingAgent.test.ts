@@ -121,7 +121,8 @@ describe('integration: the coding agent in the box', function () {
     const run = await runClud(['claude', dir, '--', '--version']);
     assertExit(run, 0);
     assert.match(run.stdout, /^\d+\.\d+\.\d+ \(Claude Code\)/, describeRun(run));
-    assert.match(run.stderr, /no API key|^$/);
+    // A key is stored (up's --api-key): no word of logging in.
+    assert.doesNotMatch(run.stderr, /no API key/, describeRun(run));
     assert.equal((await execSh(dir, 'id -un')).trim(), 'coder');
   });
 
@@ -171,6 +172,23 @@ describe('integration: the coding agent in the box', function () {
     assert.equal(json.built, false);
     assert.equal(json.created, false);
     assert.equal((await dockerExec(container, 'coder', [API_KEY_HELPER_PATH])).output.trim(), newKey);
+  });
+
+  it('with no key stored (a restart emptied its tmpfs), Claude Code gets no key helper and offers its own login; a key given again brings the helper back', async function () {
+    const settings = async () => JSON.parse((await dockerExec(container, 'coder', ['cat', `${CLAUDE_CONFIG_DIR}/settings.json`])).output) as { apiKeyHelper?: string };
+    await docker.getContainer(container).restart();
+    const helper = await dockerExec(container, 'coder', [API_KEY_HELPER_PATH]);
+    assert.notEqual(helper.exitCode, 0);
+    assert.match(helper.output, /no API key is stored in this workspace/);
+    // A helper in the settings turns Claude Code's own login off: `clud claude` takes Clud's out first.
+    const run = await runClud(['claude', dir, '--', '-p', 'hello'], { timeoutMs: 120_000 });
+    assert.match(run.stderr, /no API key is stored in the workspace; Claude Code will ask you to log in with your Claude account/, describeRun(run));
+    assert.match(run.stdout + run.stderr, /Not logged in/, describeRun(run));
+    assert.equal((await settings()).apiKeyHelper, undefined);
+    const again = `sk-ant-test-${randomBytes(12).toString('hex')}`;
+    await cludUp(dir, [], { env: { ANTHROPIC_API_KEY: again } });
+    assert.equal((await settings()).apiKeyHelper, API_KEY_HELPER_PATH);
+    assert.equal((await dockerExec(container, 'coder', [API_KEY_HELPER_PATH])).output.trim(), again);
   });
 
   it("keeps the agent state across `clud down` and `clud up`, but not /workspace's volume; `clud down --purge` removes the agent state", async function () {

@@ -3,7 +3,7 @@ import { validateApiKey } from '../../src/core/host/codingAgent';
 import { configFromEnvironment, parseConfig } from '../../src/core/host/config';
 import { agentVolumeName, uiImageTag } from '../../src/core/containerLayout';
 import { CludError } from '../../src/core/errors';
-import { CLUD_MANAGED_KEY, DEFAULT_MCP_SERVERS, MCP_CATALOGUE, configuredMcpServers, mergeClaudeConfig, mergeClaudeSettings, parseMcpServerList, resolveMcpServers } from '../../src/core/host/mcp';
+import { CLUD_MANAGED_KEY, DEFAULT_MCP_SERVERS, MCP_CATALOGUE, configuredMcpServers, mergeClaudeConfig, mergeClaudeSettings, parseMcpServerList, resolveMcpServers, withKeyHelper } from '../../src/core/host/mcp';
 
 function thrown(work: () => unknown): CludError {
   try {
@@ -15,6 +15,8 @@ function thrown(work: () => unknown): CludError {
   assert.fail('expected an error');
 }
 
+
+const HELPER = '/opt/clud/api-key-helper.sh';
 describe('MCP servers', function () {
   it('configures clud, filesystem (rooted at /workspace), git and fetch by default', function () {
     const servers = resolveMcpServers([]);
@@ -61,16 +63,24 @@ describe('MCP servers', function () {
     assert.deepEqual((second.mcpServers as Record<string, unknown>).git, { type: 'stdio', ...MCP_CATALOGUE.git });
   });
 
-  it("sets the key helper in Claude Code's settings, keeping the rest", function () {
-    const merged = mergeClaudeSettings({ theme: 'dark', apiKeyHelper: 'old' }, '/opt/clud/api-key-helper.sh');
+  it("sets the key helper in Claude Code's settings while a key is stored, keeping the rest", function () {
+    const merged = mergeClaudeSettings({ theme: 'dark', apiKeyHelper: 'old' }, { path: HELPER, keyStored: true });
     assert.equal(merged.theme, 'dark');
-    assert.equal(merged.apiKeyHelper, '/opt/clud/api-key-helper.sh');
+    assert.equal(merged.apiKeyHelper, HELPER);
+  });
+
+  it("takes Clud's key helper out while no key is stored, so that Claude Code offers its own login; a helper of the user's stays", function () {
+    const noKey = { path: HELPER, keyStored: false };
+    assert.deepEqual(withKeyHelper({ theme: 'dark', apiKeyHelper: HELPER }, noKey), { theme: 'dark' });
+    assert.deepEqual(withKeyHelper({ apiKeyHelper: '/home/me/vault-key.sh' }, noKey), { apiKeyHelper: '/home/me/vault-key.sh' });
+    assert.equal('apiKeyHelper' in mergeClaudeSettings({ apiKeyHelper: HELPER }, noKey), false);
+    assert.deepEqual(withKeyHelper({}, { path: HELPER, keyStored: true }), { apiKeyHelper: HELPER });
   });
 
   it("adds Clud's hooks (turn start and end) beside the user's own, once however often it runs", function () {
     const own = { matcher: '', hooks: [{ type: 'command', command: 'echo mine' }] };
-    const first = mergeClaudeSettings({ hooks: { Stop: [own], PreToolUse: [{ matcher: 'Bash', hooks: [{ type: 'command', command: 'check' }] }] } }, 'helper');
-    const second = mergeClaudeSettings(first, 'helper');
+    const first = mergeClaudeSettings({ hooks: { Stop: [own], PreToolUse: [{ matcher: 'Bash', hooks: [{ type: 'command', command: 'check' }] }] } }, { path: HELPER, keyStored: true });
+    const second = mergeClaudeSettings(first, { path: HELPER, keyStored: true });
     assert.deepEqual(second, first);
     const hooks = second.hooks as Record<string, Array<{ hooks: Array<{ command: string; timeout?: number }> }>>;
     assert.deepEqual(Object.keys(hooks).sort(), ['PreToolUse', 'SessionEnd', 'Stop', 'UserPromptSubmit']);

@@ -11,7 +11,7 @@ export const claude: CommandSpec = {
   async run({ workspace, flags, rest }) {
     const apiKey = await apiKeyFromFlags(flags, process.env, process.stdin);
     if (apiKey !== undefined) await workspace.setApiKey(apiKey);
-    else if (!(await workspace.hasApiKey())) process.stderr.write('clud: no API key is stored in the workspace; Claude Code will ask you to log in (pass --api-key or set ANTHROPIC_API_KEY to use a key)\n');
+    else if (!(await workspace.hasApiKey())) process.stderr.write('clud: no API key is stored in the workspace; Claude Code will ask you to log in with your Claude account (pass --api-key or set ANTHROPIC_API_KEY to use a key)\n');
     const tty = process.stdin.isTTY === true && process.stdout.isTTY === true;
     const session = await workspace.openClaude(rest, { tty });
     // The key, if read from standard input, consumed it: Claude Code then gets none.

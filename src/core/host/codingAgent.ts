@@ -16,7 +16,7 @@ import {
 } from '../containerLayout';
 import type { ContainerEngine } from '../docker/engine';
 import { CludError } from '../errors';
-import { configuredMcpServers, mergeClaudeConfig, mergeClaudeSettings } from './mcp';
+import { configuredMcpServers, mergeClaudeConfig, mergeClaudeSettings, withKeyHelper } from './mcp';
 import type { McpServerEntry } from './mcp';
 
 export const CLAUDE_CONFIG_FILE = `${CLAUDE_CONFIG_DIR}/.claude.json`;
@@ -76,12 +76,26 @@ async function readJson(engine: ContainerEngine, containerId: string, file: stri
   }
 }
 
-/** Puts Clud's MCP servers in Claude Code's user scope and its key helper in Claude Code's settings. */
+/**
+ * Puts Clud's MCP servers in Claude Code's user scope, and its hooks, and its key helper while a
+ * key is stored, in Claude Code's settings.
+ */
 export async function configureClaude(engine: ContainerEngine, containerId: string, servers: Record<string, McpServerEntry>): Promise<void> {
   const config = mergeClaudeConfig(await readJson(engine, containerId, CLAUDE_CONFIG_FILE), servers);
   await writeAsWorkspaceUser(engine, containerId, CLAUDE_CONFIG_FILE, JSON.stringify(config, null, 2) + '\n');
-  const settings = mergeClaudeSettings(await readJson(engine, containerId, CLAUDE_SETTINGS_FILE), API_KEY_HELPER_PATH);
+  const settings = mergeClaudeSettings(await readJson(engine, containerId, CLAUDE_SETTINGS_FILE), { path: API_KEY_HELPER_PATH, keyStored: await hasApiKey(engine, containerId) });
   await writeAsWorkspaceUser(engine, containerId, CLAUDE_SETTINGS_FILE, JSON.stringify(settings, null, 2) + '\n');
+}
+
+/**
+ * Names Clud's key helper in Claude Code's settings if and only if a key is stored now (see
+ * withKeyHelper): before Claude Code starts, after the key changed, or after a restart of the
+ * container took it away. Writes only when that changes them.
+ */
+export async function settleKeyHelper(engine: ContainerEngine, containerId: string): Promise<void> {
+  const existing = await readJson(engine, containerId, CLAUDE_SETTINGS_FILE);
+  const settings = withKeyHelper(existing, { path: API_KEY_HELPER_PATH, keyStored: await hasApiKey(engine, containerId) });
+  if (JSON.stringify(settings) !== JSON.stringify(existing)) await writeAsWorkspaceUser(engine, containerId, CLAUDE_SETTINGS_FILE, JSON.stringify(settings, null, 2) + '\n');
 }
 
 /** The MCP servers in Claude Code's user scope, as its configuration in the container lists them. */
@@ -102,9 +116,9 @@ export async function writeApiKey(engine: ContainerEngine, containerId: string, 
   await writeAsWorkspaceUser(engine, containerId, API_KEY_FILE, validateApiKey(key) + '\n');
 }
 
+/** Whether a key is stored: asked inside the container, since Docker's archive API does not see into a tmpfs. */
 export async function hasApiKey(engine: ContainerEngine, containerId: string): Promise<boolean> {
-  const content = await engine.readFile(containerId, API_KEY_FILE).catch(() => undefined);
-  return content !== undefined && content.length > 0;
+  return (await runInContainer(engine, containerId, ['test', '-s', API_KEY_FILE], { user: WORKSPACE_USER })).exitCode === 0;
 }
 
 /**

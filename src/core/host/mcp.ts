@@ -111,11 +111,11 @@ export const CLUD_HOOK_COMMAND = `node ${AGENT_PATH} hook`;
 export const CLUD_HOOKS: Readonly<Record<string, number>> = { UserPromptSubmit: 30, Stop: 300, SessionEnd: 30 };
 
 /**
- * Claude Code's settings (`$CLAUDE_CONFIG_DIR/settings.json`) with Clud's key helper and Clud's
- * hooks. The user's own hooks stay; Clud's (recognised by their command) are replaced, so running
- * it again changes nothing.
+ * Claude Code's settings (`$CLAUDE_CONFIG_DIR/settings.json`) with Clud's hooks, and Clud's key
+ * helper while a key is stored (see withKeyHelper). The user's own hooks stay; Clud's (recognised
+ * by their command) are replaced, so running it again changes nothing.
  */
-export function mergeClaudeSettings(existing: Record<string, unknown>, apiKeyHelper: string): Record<string, unknown> {
+export function mergeClaudeSettings(existing: Record<string, unknown>, keyHelper: { path: string; keyStored: boolean }): Record<string, unknown> {
   const hooks: Record<string, unknown> = isRecord(existing.hooks) ? { ...existing.hooks } : {};
   const isClud = (hook: unknown) => isRecord(hook) && typeof hook.command === 'string' && hook.command.startsWith(CLUD_HOOK_COMMAND);
   for (const [event, timeout] of Object.entries(CLUD_HOOKS)) {
@@ -124,7 +124,19 @@ export function mergeClaudeSettings(existing: Record<string, unknown>, apiKeyHel
       .filter((matcher) => !(isRecord(matcher) && Array.isArray(matcher.hooks) && matcher.hooks.length === 0));
     hooks[event] = [...matchers, { hooks: [{ type: 'command', command: `${CLUD_HOOK_COMMAND} ${event}`, timeout }] }];
   }
-  return { ...existing, apiKeyHelper, hooks };
+  return withKeyHelper({ ...existing, hooks }, keyHelper);
+}
+
+/**
+ * The settings naming Clud's key helper exactly while Clud holds a key: a helper turns Claude
+ * Code's own login (a Claude account) off, and Clud's fails once the key is gone (it lives on a
+ * tmpfs, gone when the container stops). A helper of the user's own stays as it is.
+ */
+export function withKeyHelper(settings: Record<string, unknown>, keyHelper: { path: string; keyStored: boolean }): Record<string, unknown> {
+  if (keyHelper.keyStored) return { ...settings, apiKeyHelper: keyHelper.path };
+  if (settings.apiKeyHelper !== keyHelper.path) return settings;
+  const { apiKeyHelper: _cluds, ...rest } = settings;
+  return rest;
 }
 
 /** The user-scope MCP server names in Claude Code's configuration. */

@@ -5,7 +5,7 @@ import { chown, mkdir, readFile, realpath, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { AgentClient } from './agentClient';
 import type { QuestionHandler } from './agentClient';
-import { configureClaude, hasApiKey, loopbackPortFree, prepareAgentHome, readMcpServers, startUi, validateApiKey, waitForUi, writeApiKey } from './codingAgent';
+import { configureClaude, hasApiKey, loopbackPortFree, prepareAgentHome, readMcpServers, settleKeyHelper, startUi, validateApiKey, waitForUi, writeApiKey } from './codingAgent';
 import type { UiAuth } from './codingAgent';
 import { undoSettings } from './config';
 import type { CludConfig } from './config';
@@ -290,8 +290,9 @@ export class Workspace {
     // The coding agent is set up whether or not the initial copy worked: the IDE is where the user
     // looks at a failed workspace, and the failure is in `init` for the caller to report.
     await prepareAgentHome(this.engine, container.id);
-    await configureClaude(this.engine, container.id, mcpServers);
+    // The key first: Claude Code's settings name Clud's key helper only while a key is stored.
     if (apiKey !== undefined) await writeApiKey(this.engine, container.id, apiKey);
+    await configureClaude(this.engine, container.id, mcpServers);
     let uiInfo: UiInfo | undefined;
     if (ui) uiInfo = await this.startUi(container.id, (container.labels[LABEL_UI_AUTH] as UiAuth | undefined) ?? uiAuth);
     const warnings: string[] = [];
@@ -337,6 +338,7 @@ export class Workspace {
   async setApiKey(key: string): Promise<void> {
     const container = await this.requireRunning();
     await writeApiKey(this.engine, container.id, key);
+    await settleKeyHelper(this.engine, container.id);
   }
 
   async hasApiKey(): Promise<boolean> {
@@ -347,6 +349,8 @@ export class Workspace {
   /** Claude Code in /workspace as the workspace user; on a terminal when `tty`. */
   async openClaude(args: string[], options: { tty: boolean }): Promise<ExecSession> {
     const container = await this.requireRunning();
+    // A restart of the container took a stored key away: Claude Code then offers its own login.
+    await settleKeyHelper(this.engine, container.id);
     return this.engine.exec(container.id, {
       cmd: ['claude', ...args],
       user: WORKSPACE_USER,
