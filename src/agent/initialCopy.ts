@@ -15,6 +15,7 @@ import { lstatAsWritten } from '../core/files/fsEntry';
 import { bytesFromName, joinBytes } from '../core/files/pathCodec';
 import type { ScanCache, ScanOptions, ScanResult } from '../core/sync/scan';
 import { scanTree } from '../core/sync/scan';
+import { SyncStateFiles } from '../core/sync/stateFiles';
 import { SyncStateStore } from '../core/sync/stateStore';
 import { TAR_END, tarHeader, tarMember, tarMemberMaxBytes, tarPadding, writeTarMember, type TarMember } from '../core/tarStream';
 import { hostAccess } from './hostAccess';
@@ -64,6 +65,8 @@ export async function runInitialCopy(options: SyncOptions, onProgress: (data: Pr
   if (stateDir && copy.errors.length === 0) await recordCopiedState(stateDir, CONTAINER_WORKSPACE_PATH, copy.agreed, copy.scan.cache);
   // A failed copy agrees on nothing, but its hashes spare a retry reading the whole folder again.
   else if (stateDir) await SyncStateStore.replace(stateDir, { ancestor: new Map(), host: copy.scan.cache, container: new Map() }).catch(() => {});
+  // What stood between the folder and an earlier container's /workspace stands no more.
+  if (stateDir) await new SyncStateFiles(stateDir).clearStanding();
   return {
     direction: 'push',
     startedAt: new Date(started).toISOString(),

@@ -16,6 +16,7 @@ import {
   requireDocker,
   runClud,
   runCludJson,
+  writeHost,
   INTEGRATION_TIMEOUT_MS,
   TEST_IMAGE,
 } from '../helpers/integration';
@@ -154,6 +155,20 @@ describe('integration: container names and clud down', function () {
     // Nothing was synced: the host still has its own versions.
     assert.equal(await readFile(path.join(first, 'keep.txt'), 'utf8'), 'keep\n');
     assert.equal(await readFile(path.join(first, 'file.txt'), 'utf8'), 'first\n');
+  });
+
+  it("a new container's status lists nothing that stood against the last one's /workspace (a conflict the fresh copy ended)", async function () {
+    const dir = await scope.project({ 'notes.md': 'base\n' });
+    await cludUp(dir);
+    await writeHost(dir, { 'notes.md': 'host edit\n' });
+    await execSh(dir, 'echo container edit > notes.md');
+    assert.deepEqual((await cludSync('sync', dir)).report.conflicts.map((conflict) => conflict.path), ['notes.md']);
+    // Auto-sync is off (the test default): what the status lists is what the agent kept, not a new cycle's.
+    const conflicts = async () => ((await runCludJson(['status', dir])).json.live as { conflicts: string[] }).conflicts;
+    assert.deepEqual(await conflicts(), ['notes.md']);
+    assertExit(await runClud(['down', dir, '--force']), 0);
+    await cludUp(dir);
+    assert.deepEqual(await conflicts(), []);
   });
 
   it('clud down refuses for a stopped container whose /workspace has changes the host lacks', async function () {

@@ -132,6 +132,11 @@ export class SyncStateFiles {
     return writeJsonAtomic(path.join(this.directory, 'standing.json'), standing);
   }
 
+  /** Forgets what stood: a new /workspace (an initial copy) has none of it. */
+  async clearStanding(): Promise<void> {
+    await rm(path.join(this.directory, 'standing.json'), { force: true });
+  }
+
   /** Newest first, at most HISTORY_LIMIT. A line that is not a report (torn by a crash) is left out. */
   async readHistory(): Promise<SyncReport[]> {
     return (await this.historyReports()).slice(-HISTORY_LIMIT).reverse();
