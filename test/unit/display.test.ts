@@ -10,6 +10,17 @@ const ESCAPE_NAME = `${ESC}[2J${ESC}]0;owned\x07.txt`;
 /** A name whose newline would forge a conflict line of the report. */
 const FORGED_NAME = 'a.txt\n  conflict  src/main.ts  (clud resolve src/main.ts --keep host|container|both)';
 
+/** The init state of a workspace whose initial copy finished, having kept `keptOut` out. */
+function readyInit(keptOut: Array<{ path: string; reason: string }>) {
+  return {
+    phase: 'ready' as const,
+    updatedAt: '2026-12-04T12:00:00.000Z',
+    warnings: [],
+    attempts: 1,
+    initialSync: { direction: 'push' as const, startedAt: '2026-12-04T12:00:00.000Z', durationMs: 5, filesTransferred: 1, filesDeleted: 0, bytesTransferred: 1, errors: [], retries: 0, changedPaths: [], changedPathsTruncated: false, notCopied: [], keptOut },
+  };
+}
+
 describe('unit: displayPath', () => {
   const TABLE: Array<[string, string]> = [
     ['src/app.ts', 'src/app.ts'],
@@ -78,13 +89,7 @@ describe('unit: the CLI text of a report', () => {
       hostPath: '/home/me/proj',
       containerName: 'clud-proj',
       state: 'running',
-      init: {
-        phase: 'ready',
-        updatedAt: '2026-12-04T12:00:00.000Z',
-        warnings: [],
-        attempts: 1,
-        initialSync: { direction: 'push', startedAt: '2026-12-04T12:00:00.000Z', durationMs: 5, filesTransferred: 1, filesDeleted: 0, bytesTransferred: 1, errors: [], retries: 0, changedPaths: [], changedPathsTruncated: false, notCopied: [], keptOut: [{ path: `id_rsa${ESC}`, reason: 'SSH private key' }] },
-      },
+      init: readyInit([{ path: `id_rsa${ESC}`, reason: 'SSH private key' }]),
     });
     assert.match(text, /kept out {2}id_rsa\\x1b: SSH private key \(not copied into \/workspace/);
   });
@@ -135,13 +140,7 @@ describe('unit: the CLI text of a report', () => {
       hostPath: '/home/me/proj',
       containerName: 'clud-proj',
       state: 'running',
-      init: {
-        phase: 'ready',
-        updatedAt: '2026-12-04T12:00:00.000Z',
-        warnings: [],
-        attempts: 1,
-        initialSync: { direction: 'push', startedAt: '2026-12-04T12:00:00.000Z', durationMs: 5, filesTransferred: 1, filesDeleted: 0, bytesTransferred: 1, errors: [], retries: 0, changedPaths: [], changedPathsTruncated: false, notCopied: [], keptOut: [{ path: 'id_rsa', reason: 'SSH private key' }] },
-      },
+      init: readyInit([{ path: 'id_rsa', reason: 'SSH private key' }]),
       live: { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], problems: [], keptOut, unlisted: { conflicts: 0, problems: 0, keptOut: 3 }, degraded: [] },
     });
     assert.equal(text.split('id_rsa').length - 1, 1, text);
