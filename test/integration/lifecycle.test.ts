@@ -157,6 +157,25 @@ describe('integration: container names and clud down', function () {
     assert.equal(await readFile(path.join(first, 'file.txt'), 'utf8'), 'first\n');
   });
 
+  it("clud down counts the agent's version of a file the host keeps out as a secret, which no sync carries; not a copy nobody touched", async function () {
+    const dir = await scope.project({ 'config.yml': 'name: app\n', 'other.txt': 'other\n' });
+    await cludUp(dir);
+    // The user puts a token in a file both sides agreed on: kept out from then on.
+    await writeHost(dir, { 'config.yml': `name: app\ntoken: ghp_${'a1B2c3D4e5'.repeat(3)}abcdef\n` });
+    const { report } = await cludSync('sync', dir);
+    assert.deepEqual(report.keptOut.map((secret) => secret.path), ['config.yml']);
+    // The container's copy is the one both agreed on: nothing to lose.
+    const down = await runCludJson(['down', dir]);
+    assertExit(down.run, 0);
+
+    // A new container has no config.yml (its copy leaves the secret out); the agent writes one.
+    await cludUp(dir);
+    await execSh(dir, 'printf "name: app\\nport: 8080\\n" > config.yml');
+    await assertDownRefused(dir, [/^1 change\(s\) made in \/workspace/, /1 of them where your folder's file holds a secret, which no sync overwrites \(config\.yml\)/]);
+    assert.match(await readFile(path.join(dir, 'config.yml'), 'utf8'), /token: ghp_/, "the host's file was overwritten");
+    assertExit((await runCludJson(['down', dir, '--force'])).run, 0);
+  });
+
   it("a new container's status lists nothing that stood against the last one's /workspace (a conflict the fresh copy ended)", async function () {
     const dir = await scope.project({ 'notes.md': 'base\n' });
     await cludUp(dir);

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { changesLostWithContainer } from '../../src/core/sync/compare';
+import { changesLostWithContainer, compareWithAgreedState } from '../../src/core/sync/compare';
+import { SyncStateStore } from '../../src/core/sync/stateStore';
 import type { Entry } from '../../src/core/files/entry';
 import { scanTree } from '../../src/core/sync/scan';
 import { useTempDir } from '../helpers/tempDir';
@@ -34,5 +35,26 @@ describe('unit: what removing the container would lose', () => {
     const pipe = snapshot.get('pipe');
     assert.equal(pipe?.kind === 'untracked' && pipe.special, true, JSON.stringify(pipe));
     assert.equal(snapshot.get('plain.txt')?.kind, 'file');
+  });
+
+  it("counts the container's version of a file the host keeps out as a secret only where it is not the agreed one", async () => {
+    const roots = { host: path.join(tempDir(), 'host'), container: path.join(tempDir(), 'container') };
+    const stateDir = path.join(tempDir(), 'state');
+    for (const root of Object.values(roots)) mkdirSync(root);
+    writeFileSync(path.join(roots.host, 'config.yml'), `name: app\ntoken: ghp_${'a1B2c3D4e5'.repeat(3)}abcdef\n`);
+    writeFileSync(path.join(roots.container, 'config.yml'), 'name: app\n');
+    const agreed = (await scanTree(roots.container, { excludes: [] })).snapshot;
+    await SyncStateStore.replace(stateDir, { ancestor: agreed, host: new Map(), container: new Map() });
+    const compare = async () => {
+      const store = await SyncStateStore.open(stateDir);
+      try {
+        return (await compareWithAgreedState(roots, { excludes: [], store })).differences.map(({ path: key, heldBySecret }) => [key, heldBySecret]);
+      } finally {
+        await store.close();
+      }
+    };
+    assert.deepEqual(await compare(), [], 'the agreed copy counted');
+    writeFileSync(path.join(roots.container, 'config.yml'), 'name: app\nport: 8080\n');
+    assert.deepEqual(await compare(), [['config.yml', true]]);
   });
 });

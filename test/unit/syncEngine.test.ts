@@ -481,6 +481,22 @@ describe('unit: sync engine', () => {
       assert.deepEqual(readTree(f.container), { 'a.txt': 'a', node_modules: DIR, 'node_modules/y.js': 'container dep' });
     });
 
+    it('a file kept out as a secret for a while keeps its agreed entry: once the secret is gone, the host\'s version crosses, not a conflict', async () => {
+      const f = fixture();
+      await agreedOn(f, { 'config.yml': 'name: app\n' });
+      const token = `ghp_${'a1B2c3D4e5'.repeat(3)}abcdef`;
+      makeTree(f.host, { 'config.yml': `name: app\ntoken: ${token}\n` });
+      const keptOut = await sync(f);
+      assert.deepEqual(keptOut.keptOut.map((secret) => [secret.path, secret.side]), [['config.yml', 'host']]);
+      assert.equal(readTree(f.container)['config.yml'], 'name: app\n', 'the secret reached the container');
+
+      // The user takes the token out again; the container's copy is still the one both agreed on.
+      makeTree(f.host, { 'config.yml': 'name: app\nport: 8080\n' });
+      const after = await sync(f);
+      assert.deepEqual([after.conflicts, actions(after)], [[], ['update container:config.yml']]);
+      assert.equal(readTree(f.container)['config.yml'], 'name: app\nport: 8080\n');
+    });
+
     // Regression test for a bug fixed after it was found.
     it('does not create on a side a path that side ignores but does not have', async () => {
       const f = fixture();

@@ -625,12 +625,11 @@ export class Workspace {
     // agreed state, whatever the container holds differently counts.
     const differences = changesLostWithContainer(all, hasAgreedState);
     if (differences.length === 0) return;
-    const sample = differences.slice(0, 5).map((difference) => difference.path).join(', ');
-    throw new CludError(
-      'unsynced-changes',
-      `${differences.length} change(s) made in /workspace have not reached ${this.hostPath} (${sample}${differences.length > 5 ? ', …' : ''})`,
-      wayOut,
-    );
+    const sampleOf = (list: typeof differences) => `${list.slice(0, 5).map((difference) => difference.path).join(', ')}${list.length > 5 ? ', …' : ''}`;
+    // No sync carries these: the way out is to look at them, not to sync.
+    const held = differences.filter((difference) => difference.heldBySecret);
+    const heldNote = held.length > 0 ? `; ${held.length} of them where your folder's file holds a secret, which no sync overwrites (${sampleOf(held)}): see the container's version with \`clud exec -- cat PATH\`` : '';
+    throw new CludError('unsynced-changes', `${differences.length} change(s) made in /workspace have not reached ${this.hostPath} (${sampleOf(differences)})${heldNote}`, wayOut);
   }
 
   /**

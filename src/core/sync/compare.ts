@@ -4,7 +4,7 @@ import type { Entry } from '../files/entry';
 import { entriesEqual } from '../files/entry';
 import type { Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
-import type { AccessIdentity } from './scan';
+import type { AccessIdentity, ScanResult } from './scan';
 import type { SyncStateStore } from './stateStore';
 
 export interface Difference {
@@ -22,10 +22,17 @@ export interface CompareOptions {
 }
 
 export async function compareTrees(roots: Record<Side, string>, options: CompareOptions): Promise<Difference[]> {
-  const [host, container] = await Promise.all([
+  return differencesOf(await scanBoth(roots, options));
+}
+
+function scanBoth(roots: Record<Side, string>, options: CompareOptions): Promise<[ScanResult, ScanResult]> {
+  return Promise.all([
     scanTree(roots.host, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.store?.host, accessAs: options.hostAccess }),
     scanTree(roots.container, { excludes: options.excludes, allowSecrets: options.allowSecrets, cache: options.store?.container }),
   ]);
+}
+
+function differencesOf([host, container]: [ScanResult, ScanResult]): Difference[] {
   // The same paths a sync leaves alone: a difference there is one no sync would ever carry.
   const isIgnored = ignoredOnEitherSide(host, container);
   const differences: Difference[] = [];
@@ -39,11 +46,21 @@ export async function compareTrees(roots: Record<Side, string>, options: Compare
   return differences.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-/** The differences, each with what both sides last agreed on at its path (from the store). */
-export async function compareWithAgreedState(roots: Record<Side, string>, options: CompareOptions & { store: SyncStateStore }): Promise<{ differences: Array<Difference & { ancestor?: Entry }>; hasAgreedState: boolean }> {
-  const differences = await compareTrees(roots, options);
+/**
+ * The differences, each with what both sides last agreed on at its path (from the store), and
+ * the container's version of each file the host keeps out as a secret where it is not what both
+ * last agreed (`heldBySecret`): no sync carries it (the host's file is never overwritten), so it
+ * is the container's alone, and goes with it.
+ */
+export async function compareWithAgreedState(roots: Record<Side, string>, options: CompareOptions & { store: SyncStateStore }): Promise<{ differences: Array<Difference & { ancestor?: Entry; heldBySecret?: true }>; hasAgreedState: boolean }> {
+  const [host, container] = await scanBoth(roots, options);
   const { ancestor } = options.store;
-  return { differences: differences.map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) })), hasAgreedState: ancestor.size > 0 };
+  const differences: Array<Difference & { ancestor?: Entry; heldBySecret?: true }> = differencesOf([host, container]).map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) }));
+  for (const { path } of host.keptOut) {
+    const entry = container.snapshot.get(path);
+    if (entry && !entriesEqual(entry, ancestor.get(path))) differences.push({ path, container: entry, ancestor: ancestor.get(path), heldBySecret: true });
+  }
+  return { differences, hasAgreedState: ancestor.size > 0 };
 }
 
 /**

@@ -271,8 +271,12 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
     if (changed.has(key) && !applied.has(key)) continue;
     ancestorChanges.set(key, entry);
   }
-  // What is ignored now is no longer agreed on: forgotten (in the region, for an incremental cycle).
-  for (const key of region.ancestor.keys()) if (ignored(key)) ancestorChanges.set(key, undefined);
+  // What is ignored now is no longer agreed on: forgotten (in the region, for an incremental
+  // cycle). A file kept out as a secret keeps its agreed entry: the other side's version there is
+  // still measured against it (removing the container then knows an edit the agent made there,
+  // see compare.ts), and once the secret is gone the merge goes on from it.
+  const keptOut = new Set([...host.keptOut, ...container.keptOut].map((secret) => secret.path));
+  for (const key of region.ancestor.keys()) if (ignored(key) && !keptOut.has(key)) ancestorChanges.set(key, undefined);
   for (const [side, key, record] of writtenCacheRecords(outcome.applied, region, options.roots)) cacheChanges[side].set(key, record);
   await store.commit({ ...cacheChanges, ancestor: ancestorChanges });
   // Paths earlier steps wrote and someone changed since: undoing those steps would destroy that.
