@@ -4,9 +4,9 @@
 // agent's first `git commit` stops at "Author identity unknown" and no branch reaches the user.
 // Only the name and the e-mail address cross: the rest of the user's git configuration (signing,
 // credential helpers, includes of host paths) would fail or leak in the container.
-import { execFile } from 'node:child_process';
 import { AGENT_HOME_PATH, WORKSPACE_USER } from '../containerLayout';
 import type { ContainerEngine } from '../docker/engine';
+import { gitFailure, runProgram } from '../git/gitCommand';
 import { runInContainer } from './codingAgent';
 
 export interface GitIdentity {
@@ -22,10 +22,10 @@ export const CONTAINER_GIT_CONFIG = `${AGENT_HOME_PATH}/config/git/config`;
 
 /** user.name and user.email as git reads them in `folder`; undefined when either is unset or git is missing. */
 export async function hostGitIdentity(folder: string): Promise<GitIdentity | undefined> {
-  const read = (key: string) =>
-    new Promise<string | undefined>((resolve) => {
-      execFile('git', ['-C', folder, 'config', '--get', key], { timeout: 10_000 }, (error, stdout) => resolve(error ? undefined : stdout.trim() || undefined));
-    });
+  const read = async (key: string) => {
+    const run = await runProgram('git', ['-C', folder, 'config', '--get', key], { timeoutMs: 10_000 });
+    return run.exitCode === 0 ? run.stdout.trim() || undefined : undefined;
+  };
   const [name, email] = await Promise.all([read('user.name'), read('user.email')]);
   return name && email ? { name, email } : undefined;
 }
@@ -42,6 +42,5 @@ export async function configureGitIdentity(engine: ContainerEngine, containerId:
   ].join(' && ');
   const result = await runInContainer(engine, containerId, ['sh', '-c', script, 'git-identity', CONTAINER_GIT_CONFIG, identity.name, identity.email], { user: WORKSPACE_USER });
   if (result.exitCode === 0) return undefined;
-  const detail = result.stderr.trim().split('\n').at(-1) ?? `exit code ${result.exitCode}`;
-  return `git: the container's git identity was not set (${detail}); set one there with \`clud exec -- git config --global user.name …\` and user.email`;
+  return `git: the container's git identity was not set (${gitFailure(result)}); set one there with \`clud exec -- git config --global user.name …\` and user.email`;
 }
