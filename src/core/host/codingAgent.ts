@@ -65,6 +65,11 @@ async function writeAsWorkspaceUser(engine: ContainerEngine, containerId: string
   if (result.exitCode !== 0) throw new CludError('agent-failed', `could not write ${file} in the container: ${lastLine(result.stderr)}`, 'Run `clud logs` and `clud up` again.');
 }
 
+/** Writes one of Claude Code's JSON files as the workspace user: indented, with a final newline. */
+function writeJson(engine: ContainerEngine, containerId: string, file: string, value: Record<string, unknown>): Promise<void> {
+  return writeAsWorkspaceUser(engine, containerId, file, JSON.stringify(value, null, 2) + '\n');
+}
+
 async function readJson(engine: ContainerEngine, containerId: string, file: string): Promise<Record<string, unknown>> {
   const content = await engine.readFile(containerId, file).catch(() => undefined);
   if (!content) return {};
@@ -82,9 +87,9 @@ async function readJson(engine: ContainerEngine, containerId: string, file: stri
  */
 export async function configureClaude(engine: ContainerEngine, containerId: string, servers: Record<string, McpServerEntry>): Promise<void> {
   const config = mergeClaudeConfig(await readJson(engine, containerId, CLAUDE_CONFIG_FILE), servers);
-  await writeAsWorkspaceUser(engine, containerId, CLAUDE_CONFIG_FILE, JSON.stringify(config, null, 2) + '\n');
+  await writeJson(engine, containerId, CLAUDE_CONFIG_FILE, config);
   const settings = mergeClaudeSettings(await readJson(engine, containerId, CLAUDE_SETTINGS_FILE), { path: API_KEY_HELPER_PATH, keyStored: await hasApiKey(engine, containerId) });
-  await writeAsWorkspaceUser(engine, containerId, CLAUDE_SETTINGS_FILE, JSON.stringify(settings, null, 2) + '\n');
+  await writeJson(engine, containerId, CLAUDE_SETTINGS_FILE, settings);
 }
 
 /**
@@ -95,7 +100,7 @@ export async function configureClaude(engine: ContainerEngine, containerId: stri
 export async function settleKeyHelper(engine: ContainerEngine, containerId: string): Promise<void> {
   const existing = await readJson(engine, containerId, CLAUDE_SETTINGS_FILE);
   const settings = withKeyHelper(existing, { path: API_KEY_HELPER_PATH, keyStored: await hasApiKey(engine, containerId) });
-  if (JSON.stringify(settings) !== JSON.stringify(existing)) await writeAsWorkspaceUser(engine, containerId, CLAUDE_SETTINGS_FILE, JSON.stringify(settings, null, 2) + '\n');
+  if (JSON.stringify(settings) !== JSON.stringify(existing)) await writeJson(engine, containerId, CLAUDE_SETTINGS_FILE, settings);
 }
 
 /** The MCP servers in Claude Code's user scope, as its configuration in the container lists them. */
