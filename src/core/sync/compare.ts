@@ -46,16 +46,19 @@ function differencesOf([host, container]: [ScanResult, ScanResult]): Difference[
   return differences.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/** A difference with what both sides last agreed on at its path; `heldBySecret`: see compareWithAgreedState. */
+export type AgreedDifference = Difference & { ancestor?: Entry; heldBySecret?: true };
+
 /**
  * The differences, each with what both sides last agreed on at its path (from the store), and
  * the container's version of each file the host keeps out as a secret where it is not what both
  * last agreed (`heldBySecret`): no sync carries it (the host's file is never overwritten), so it
  * is the container's alone, and goes with it.
  */
-export async function compareWithAgreedState(roots: Record<Side, string>, options: CompareOptions & { store: SyncStateStore }): Promise<{ differences: Array<Difference & { ancestor?: Entry; heldBySecret?: true }>; hasAgreedState: boolean }> {
+export async function compareWithAgreedState(roots: Record<Side, string>, options: CompareOptions & { store: SyncStateStore }): Promise<{ differences: AgreedDifference[]; hasAgreedState: boolean }> {
   const [host, container] = await scanBoth(roots, options);
   const { ancestor } = options.store;
-  const differences: Array<Difference & { ancestor?: Entry; heldBySecret?: true }> = differencesOf([host, container]).map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) }));
+  const differences: AgreedDifference[] = differencesOf([host, container]).map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) }));
   for (const { path } of host.keptOut) {
     const entry = container.snapshot.get(path);
     if (entry && !entriesEqual(entry, ancestor.get(path))) differences.push({ path, container: entry, ancestor: ancestor.get(path), heldBySecret: true });
