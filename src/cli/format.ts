@@ -4,7 +4,7 @@ import { displayPath, displayText, formatBytes } from '../core/display';
 import type { Entry } from '../core/files/entry';
 import { describeAgentBranch } from '../core/git/refNames';
 import type { AgentEvent, ConflictInfo, LiveStatus, SyncMetrics, SyncReport } from '../core/protocol';
-import { describeReport, isEventful, type ReportList } from '../core/sync/summary';
+import { describeReport, describeSecretOtherSide, isEventful, type ReportList } from '../core/sync/summary';
 import type { WorkspaceStatus } from '../core/host/workspace';
 
 export function formatMetrics(metrics: SyncMetrics): string {
@@ -49,7 +49,7 @@ export function formatStatus(status: WorkspaceStatus): string {
     listFirst(live.problems, live.unlisted.problems, (problem) => `  problem   ${displayPath(problem.path)} on ${problem.side}: ${displayText(problem.reason)}`, 'problem(s)');
     // The secrets kept out since the initial copy (its own are listed with it above).
     const listedWithCopy = new Set(status.init?.initialSync?.keptOut.map((secret) => secret.path));
-    const keptOut = live.keptOut.filter((secret) => secret.side !== 'host' || !listedWithCopy.has(secret.path));
+    const keptOut = live.keptOut.filter((secret) => secret.side !== 'host' || secret.otherSide || !listedWithCopy.has(secret.path));
     listFirst(keptOut, live.unlisted.keptOut, keptOutLine, 'secret(s) kept out');
   }
   if (status.live?.question) lines.push(`  waiting for approval: ${displayText(status.live.question.question.detail)} (\`clud watch\` asks; \`clud sync --yes\` allows it)`);
@@ -62,7 +62,10 @@ export function formatStatus(status: WorkspaceStatus): string {
 }
 
 function keptOutLine(secret: SyncReport['keptOut'][number]): string {
-  return `  kept out  ${displayPath(secret.path)} on ${secret.side}: ${displayText(secret.reason)} (not copied to the ${secret.side === 'host' ? 'container' : 'host'}; ${ALLOW_HINT})`;
+  const line = `  kept out  ${displayPath(secret.path)} on ${secret.side}: ${displayText(secret.reason)} (not copied to the ${secret.side === 'host' ? 'container' : 'host'}; ${ALLOW_HINT})`;
+  const otherSide = describeSecretOtherSide(secret);
+  if (!otherSide) return line;
+  return `${line}\n            ${otherSide}${secret.side === 'host' && secret.otherSide === 'changed' ? ': `clud exec -- cat PATH` shows it' : ''}`;
 }
 
 /** Conflicts, problems and secrets kept out that `clud status` lists by path (the rest are counted). */

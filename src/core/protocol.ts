@@ -135,6 +135,9 @@ export const SyncSide = z.enum(['host', 'container']);
 export const ConflictSchema = z.object({ path: z.string(), ancestor: EntrySchema.optional(), host: EntrySchema.optional(), container: EntrySchema.optional() });
 export type ConflictInfo = z.infer<typeof ConflictSchema>;
 const PathOnSide = z.object({ path: z.string(), side: SyncSide });
+/** How the other side's version of a file one side keeps out as a secret left what both last agreed (see compare.ts). */
+export const SecretOtherSide = z.enum(['changed', 'deleted']);
+export type SecretOtherSide = z.infer<typeof SecretOtherSide>;
 /**
  * Why a change was skipped, for code to decide on (the reason is for people):
  * `changed-since-scan` the target, `source-changed` the version to copy (another cycle carries
@@ -196,8 +199,12 @@ export const SyncReport = z.object({
   conflicts: z.array(ConflictSchema),
   problems: z.array(PathOnSide.extend({ reason: z.string() })),
   kept: z.array(PathOnSide.extend({ keptAt: z.string() })),
-  /** Files that hold credentials, left on their side: never copied, overwritten or deleted. */
-  keptOut: z.array(PathOnSide.merge(KeptOutSchema)).default([]),
+  /**
+   * Files that hold credentials, left on their side: never copied, overwritten or deleted.
+   * `otherSide`: the other side's version is not what both last agreed (it `changed`, or was
+   * `deleted`), and no sync carries that either while the secret stands: each side keeps its own.
+   */
+  keptOut: z.array(PathOnSide.merge(KeptOutSchema).extend({ otherSide: SecretOtherSide.optional() })).default([]),
   bytesCopied: z.number().int().nonnegative(),
   /** Cycles run again because a file changed while this one ran (see the agent's syncCycle). */
   retries: z.number().int().nonnegative().default(0),

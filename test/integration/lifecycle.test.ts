@@ -171,6 +171,10 @@ describe('integration: container names and clud down', function () {
     // A new container has no config.yml (its copy leaves the secret out); the agent writes one.
     await cludUp(dir);
     await execSh(dir, 'printf "name: app\\nport: 8080\\n" > config.yml');
+    // No sync carries it, and the sync says so, in its report and in the status.
+    const held = await cludSync('sync', dir);
+    assert.deepEqual(held.report.keptOut.map((secret) => [secret.path, secret.otherSide]), [['config.yml', 'changed']]);
+    assert.match((await runClud(['status', dir])).stdout, /^ {2}kept out {2}config\.yml on host: .*\n {12}the container's version changed too and stays there/m);
     await assertDownRefused(dir, [/^1 change\(s\) made in \/workspace/, /1 of them where your folder's file holds a secret, which no sync overwrites \(config\.yml\)/]);
     assert.match(await readFile(path.join(dir, 'config.yml'), 'utf8'), /token: ghp_/, "the host's file was overwritten");
     assertExit((await runCludJson(['down', dir, '--force'])).run, 0);

@@ -148,4 +148,20 @@ describe('unit: the CLI text of a report', () => {
     assert.match(text, /^ {2}kept out {2}deep\/id_ed25519 on container: SSH private key \(id_ed25519\) \(not copied to the host; --allow-secret PATTERN syncs it\)$/m);
     assert.match(text, /^ {2}… and 3 more secret\(s\) kept out$/m);
   });
+
+  it("says, under a secret kept out, that the other side's version changed too or was deleted, even for one listed with the initial copy", () => {
+    const keptOut = [
+      { path: 'config.yml', side: 'host' as const, reason: 'file holds a GitHub token', otherSide: 'changed' as const },
+      { path: 'notes.md', side: 'container' as const, reason: 'file holds a GitHub token', otherSide: 'deleted' as const },
+    ];
+    const text = formatStatus({
+      hostPath: '/home/me/proj',
+      containerName: 'clud-proj',
+      state: 'running',
+      init: readyInit([{ path: 'config.yml', reason: 'file holds a GitHub token' }]),
+      live: { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts: [], problems: [], keptOut, unlisted: { conflicts: 0, problems: 0, keptOut: 0 }, degraded: [] },
+    });
+    assert.match(text, /^ {2}kept out {2}config\.yml on host: .*\n {12}the container's version changed too and stays there: `clud exec -- cat PATH` shows it$/m);
+    assert.match(text, /^ {2}kept out {2}notes\.md on container: .*\n {12}deleted in your folder; the container's file stays$/m);
+  });
 });

@@ -1,7 +1,7 @@
 // Whole sync cycles between two real folders and a state folder: scan, reconcile, apply, record.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lchownSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SyncReport } from '../../src/core/protocol';
@@ -495,6 +495,25 @@ describe('unit: sync engine', () => {
       const after = await sync(f);
       assert.deepEqual([after.conflicts, actions(after)], [[], ['update container:config.yml']]);
       assert.equal(readTree(f.container)['config.yml'], 'name: app\nport: 8080\n');
+    });
+
+    it("says where the other side's version of a file kept out as a secret is no longer the agreed one, on either side", async () => {
+      const f = fixture();
+      await agreedOn(f, { 'config.yml': 'name: app\n', 'notes.md': 'notes\n' });
+      const token = `ghp_${'a1B2c3D4e5'.repeat(3)}abcdef`;
+      const otherSides = async () => (await sync(f)).keptOut.map((secret) => [secret.side, secret.path, secret.otherSide]);
+      makeTree(f.host, { 'config.yml': `name: app\ntoken: ${token}\n` });
+      assert.deepEqual(await otherSides(), [['host', 'config.yml', undefined]], 'the container holds the agreed copy');
+      makeTree(f.container, { 'config.yml': 'name: app\nport: 8080\n' });
+      assert.deepEqual(await otherSides(), [['host', 'config.yml', 'changed']]);
+      rmSync(path.join(f.container, 'config.yml'));
+      assert.deepEqual(await otherSides(), [['host', 'config.yml', 'deleted']]);
+      assert.match(readFileSync(path.join(f.host, 'config.yml'), 'utf8'), /token/, "the container's deletion reached the host");
+
+      makeTree(f.container, { 'notes.md': `notes\ntoken: ${token}\n` });
+      makeTree(f.host, { 'notes.md': 'notes, edited\n' });
+      assert.deepEqual(await otherSides(), [['host', 'config.yml', 'deleted'], ['container', 'notes.md', 'changed']]);
+      assert.equal(readFileSync(path.join(f.host, 'notes.md'), 'utf8'), 'notes, edited\n');
     });
 
     // Regression test for a bug fixed after it was found.

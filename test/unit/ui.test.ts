@@ -163,6 +163,8 @@ describe('unit: ui tree', () => {
     assert.equal(group.description, '2');
     assert.equal(find(tree, 'keptOut:host:.env')?.description, 'host: environment file (.env)');
     assert.equal(find(tree, 'keptOut:container:id_rsa')?.label, 'id_rsa');
+    const changed = buildTree(run(attachedRunning, { type: 'syncFinished', report: report({ keptOut: [{ ...keptOut[0]!, otherSide: 'changed' }] }) }));
+    assert.equal(find(changed, 'keptOut:host:.env')?.description, "host: environment file (.env); the container's version changed too and stays there");
     assert.equal(find(buildTree(run(attachedRunning, { type: 'syncFinished', report: report() })), 'keptOut'), undefined, 'no group when nothing is kept out');
   });
 

@@ -1,6 +1,7 @@
 // Which paths differ between the two trees right now, ignoring what either side ignores. Used
 // before a container is removed (is anything only in /workspace?) and by conflict backups.
-import type { Entry } from '../files/entry';
+import type { Entry, Snapshot } from '../files/entry';
+import type { SecretOtherSide } from '../protocol';
 import { entriesEqual } from '../files/entry';
 import type { Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
@@ -61,9 +62,20 @@ export async function compareWithAgreedState(roots: Record<Side, string>, option
   const differences: AgreedDifference[] = differencesOf([host, container]).map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) }));
   for (const { path } of host.keptOut) {
     const entry = container.snapshot.get(path);
-    if (entry && !entriesEqual(entry, ancestor.get(path))) differences.push({ path, container: entry, ancestor: ancestor.get(path), heldBySecret: true });
+    if (entry && secretOtherSide(path, container.snapshot, ancestor) === 'changed') differences.push({ path, container: entry, ancestor: ancestor.get(path), heldBySecret: true });
   }
   return { differences, hasAgreedState: ancestor.size > 0 };
+}
+
+/**
+ * Where one side keeps `path` out as a secret, how the other side's version differs from what
+ * both last agreed: `changed` (or new there), `deleted`, or undefined where it is the agreed one.
+ * No sync carries it while the secret stands, so the difference stays, and someone should know.
+ */
+export function secretOtherSide(path: string, otherSnapshot: Snapshot, ancestor: Snapshot): SecretOtherSide | undefined {
+  const entry = otherSnapshot.get(path);
+  if (entriesEqual(entry, ancestor.get(path))) return undefined;
+  return entry ? 'changed' : 'deleted';
 }
 
 /**

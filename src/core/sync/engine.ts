@@ -14,6 +14,7 @@ import type { UndoRecording } from './recordedApply';
 import { pathAndAncestors, permissionBits, type Entry, type Snapshot } from '../files/entry';
 import { lstatAsWritten } from '../files/fsEntry';
 import { joinBytes } from '../files/pathCodec';
+import { secretOtherSide } from './compare';
 import { cacheUpdates, normalizeDirty, rootsLookWiped, scanRegion, type Region } from './incremental';
 import { otherSide, reconcile } from './reconcile';
 import { findChangedPaths } from './rescan';
@@ -186,7 +187,11 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
   report.scanned = { hostFiles: host.stats.files, containerFiles: container.stats.files, hashedFiles: host.stats.hashedFiles + container.stats.hashedFiles };
   for (const [side, scan] of [['host', host], ['container', container]] as const) {
     for (const problem of scan.problems) report.problems.push({ ...problem, side });
-    for (const secret of scan.keptOut) report.keptOut.push({ ...secret, side });
+    const other = side === 'host' ? container : host;
+    for (const secret of scan.keptOut) {
+      const otherSide = secretOtherSide(secret.path, other.snapshot, region.ancestor);
+      report.keptOut.push({ ...secret, side, ...(otherSide && { otherSide }) });
+    }
   }
 
   // A path ignored on either side is left alone on both: never overwritten, never deleted, and

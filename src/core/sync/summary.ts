@@ -127,6 +127,17 @@ export function summarizeReport(report: SyncReport): SyncSummary {
   };
 }
 
+/**
+ * What became of the other side's version of a file kept out as a secret, when it is not the one
+ * both last agreed: neither side's version crosses while the secret stands.
+ */
+export function describeSecretOtherSide(secret: SyncReport['keptOut'][number]): string | undefined {
+  const [other, secretSide] = secret.side === 'host' ? ["the container's", "your folder's"] : ["your folder's", "the container's"];
+  if (secret.otherSide === 'changed') return `${other} version changed too and stays there`;
+  if (secret.otherSide === 'deleted') return `deleted in ${secret.side === 'host' ? 'the container' : 'your folder'}; ${secretSide} file stays`;
+  return undefined;
+}
+
 export function describeReport(report: SyncReport): string {
   if (report.halted) return `halted: ${report.halted.reason}`;
   if (report.denied) return `stopped by a safeguard: ${report.denied.detail}`;

@@ -3,7 +3,7 @@
 import { displayPath, displayText, formatBytes } from '../display';
 import { describeUndoStep } from '../stepLabel';
 import { describeAgentBranch } from '../git/refNames';
-import { describeReport, summarizeReport } from '../sync/summary';
+import { describeReport, describeSecretOtherSide, summarizeReport } from '../sync/summary';
 import type { GitExchange } from '../protocol';
 import { unlistedCount, type WorkspaceViewState } from './state';
 
@@ -105,14 +105,17 @@ export function buildTree(state: WorkspaceViewState): TreeNode[] {
       tooltip: 'Files that hold credentials stay on their side: never copied, overwritten or deleted. The setting clud.allowSecrets lets named files through.',
       icon: 'lock',
       contextValue: 'keptOut',
-      children: keptOut.map((secret) => ({
-        id: `keptOut:${secret.side}:${secret.path}`,
-        label: displayPath(secret.path),
-        description: `${secret.side}: ${displayText(secret.reason)}`,
-        tooltip: `Not copied to the ${secret.side === 'host' ? 'container' : 'host'}: ${displayText(secret.reason)}`,
-        icon: 'lock',
-        contextValue: 'keptOutFile',
-      })),
+      children: keptOut.map((secret) => {
+        const otherSide = describeSecretOtherSide(secret);
+        return {
+          id: `keptOut:${secret.side}:${secret.path}`,
+          label: displayPath(secret.path),
+          description: `${secret.side}: ${displayText(secret.reason)}${otherSide ? `; ${otherSide}` : ''}`,
+          tooltip: `Not copied to the ${secret.side === 'host' ? 'container' : 'host'}: ${displayText(secret.reason)}${otherSide ? ` (${otherSide})` : ''}`,
+          icon: 'lock',
+          contextValue: 'keptOutFile',
+        };
+      }),
     });
   }
   if (state.undoSteps.length > 0 || state.undoDisabledReason) {
