@@ -13,7 +13,7 @@ import { historyAnswer, listedReport } from '../core/sync/summary';
 import type { UndoLog } from '../core/undo';
 import { failpointHook } from './failpoint';
 import { hostAccess } from './hostAccess';
-import type { Handlers, RequestContext } from './server';
+import { RequestError, type Handlers, type RequestContext } from './server';
 import { ROOTS, workspaceOwners, type ResidentAgent } from './residentAgent';
 
 const stateFiles = () => new SyncStateFiles(CONTAINER_STATE_PATH);
@@ -64,12 +64,22 @@ export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState):
           restoreBackup({ roots: ROOTS, stateDir: CONTAINER_STATE_PATH, store, excludes: params.excludes, allowSecrets: params.allowSecrets, id: params.backupId, side: params.side, undo: recording(undoLog, params.undo, context), owners: workspaceOwners(), hostAccess: hostAccess() }),
         ask(context),
       ),
-    undoHistory: () =>
-      agent.jobWithoutAsking(async (_store, undoLog) => {
-        // Barriers as of now, not as of the last sync: the user may have edited since.
-        if (!undoLog.disabledReason) await undoLog.detectBarriers(ROOTS.host);
-        return { steps: await undoLog.list(), barriers: await undoLog.barriers(), disabledReason: undoLog.disabledReason, notices: agent.takeNotices() };
-      }),
+    undoHistory: () => {
+      const listed = async (undoLog: UndoLog, notices: string[]) => ({ steps: await undoLog.list(), barriers: await undoLog.barriers(), disabledReason: undoLog.disabledReason, notices: [...agent.takeNotices(), ...notices] });
+      return agent
+        .jobWithoutAsking(async (_store, undoLog) => {
+          // Barriers as of now, not as of the last sync: the user may have edited since.
+          if (!undoLog.disabledReason) await undoLog.detectBarriers(ROOTS.host);
+          return listed(undoLog, []);
+        })
+        .catch((error: unknown) => {
+          // The history is what someone asked a question wants to see. Steps are listed without
+          // the queue (the held cycle's own step is not closed, so not among them); looking for
+          // barriers writes, so it waits, and the ones found last are shown.
+          if (!(error instanceof RequestError && error.code === 'awaiting-approval') || !agent.undo) return Promise.reject(error);
+          return listed(agent.undo, [`${error.message}; barriers as of the last sync`]);
+        });
+    },
     undo: (params) =>
       agent.jobWithoutAsking(async (_store, undoLog) => {
         await undoLog.detectBarriers(ROOTS.host);

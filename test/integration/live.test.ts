@@ -175,8 +175,12 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     assert.match((await runClud(['status', dir])).stdout, /^sync: +waiting for approval/m);
     assert.equal(existsSync(path.join(dir, 'doomed/f1.txt')), true, 'a held deletion reached the host');
 
+    // The history, which someone asked wants to see, answers, with the question named.
+    const history = await runClud(['history', dir], { timeoutMs: 30_000 });
+    assertExit(history, 0);
+    assert.match(history.stdout, /^note: a background sync is waiting for approval: 60 files deleted.*; barriers as of the last sync$/m, describeRun(history));
     // Requests that cannot answer the question do not wait behind it with nothing said.
-    for (const args of [['history', dir], ['undo', dir], ['down', dir], ['checkpoint', dir, 'while asking']]) {
+    for (const args of [['undo', dir], ['down', dir], ['checkpoint', dir, 'while asking']]) {
       const refused = await runClud(args, { timeoutMs: 30_000 });
       assertExit(refused, 1);
       assert.match(refused.stderr, /a background sync is waiting for approval: 60 files deleted/, describeRun(refused));
@@ -292,11 +296,18 @@ describe('integration: a request queued behind a background cycle whose question
 
   it('a request that cannot answer is refused when the question opens, not left waiting; one that can is asked it', async function () {
     await holdQueueWithQuestionPending('doomed');
-    const history = await runClud(['history', dir], { timeoutMs: 60_000 });
-    assertExit(history, 1);
-    assert.match(history.stderr, /a background sync is waiting for approval: 60 files deleted/, describeRun(history));
+    const undo = await runClud(['undo', dir], { timeoutMs: 60_000 });
+    assertExit(undo, 1);
+    assert.match(undo.stderr, /a background sync is waiting for approval: 60 files deleted/, describeRun(undo));
     assertExit(await runClud(['sync', dir, '--yes']), 0);
     assert.equal(existsSync(path.join(dir, 'doomed')), false);
+
+    // The history, queued as well, is answered from the log once the question opens.
+    await holdQueueWithQuestionPending('doomed-history');
+    const history = await runClud(['history', dir], { timeoutMs: 60_000 });
+    assertExit(history, 0);
+    assert.match(history.stdout, /^note: a background sync is waiting for approval: 60 files deleted/m, describeRun(history));
+    assertExit(await runClud(['sync', dir, '--yes']), 0);
 
     await holdQueueWithQuestionPending('doomed-too');
     const sync = await runClud(['sync', dir], { timeoutMs: 60_000 });
