@@ -3,20 +3,28 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../core/atomicFile';
+import { readJsonFile, writeFileAtomic } from '../core/atomicFile';
 import { CONTAINER_HOST_PATH, CONTAINER_STATE_PATH, CONTAINER_WORKSPACE_PATH, GIT_NAMESPACE_ENV, GIT_STATE_FILE } from '../core/containerLayout';
 import { errorMessage } from '../core/errors';
 import { exchangeHistory } from '../core/git/bridge';
 import { gitNamespace } from '../core/git/refNames';
-import type { GitExchange, GitStatus } from '../core/protocol';
+import { GitStatusSchema, type GitExchange, type GitStatus } from '../core/protocol';
 import { log } from './log';
 
+/**
+ * The branch the folder's HEAD was on at the last exchange, which tells the next one the user
+ * switched (see followHostBranch); after a restart, as git.json recorded it.
+ */
+let hostHead: Promise<string | undefined> | undefined;
+
 export async function exchangeGitHistory(): Promise<GitExchange | undefined> {
-  const exchange = await exchangeHistory({ host: CONTAINER_HOST_PATH, container: CONTAINER_WORKSPACE_PATH }, { namespace: gitNamespace(process.env[GIT_NAMESPACE_ENV] ?? '') });
+  const file = path.join(CONTAINER_STATE_PATH, GIT_STATE_FILE);
+  hostHead ??= readJsonFile(file, GitStatusSchema).then((status) => status?.hostHead, () => undefined);
+  const exchange = await exchangeHistory({ host: CONTAINER_HOST_PATH, container: CONTAINER_WORKSPACE_PATH }, { namespace: gitNamespace(process.env[GIT_NAMESPACE_ENV] ?? ''), previousHostHead: await hostHead });
+  hostHead = Promise.resolve(exchange?.hostHead);
   for (const problem of exchange?.problems ?? []) log('warn', problem);
   if (!existsSync(CONTAINER_STATE_PATH)) return exchange;
-  const file = path.join(CONTAINER_STATE_PATH, GIT_STATE_FILE);
-  const status: GitStatus | undefined = exchange && { updatedAt: new Date().toISOString(), branches: exchange.branches, problems: exchange.problems };
+  const status: GitStatus | undefined = exchange && { updatedAt: new Date().toISOString(), branches: exchange.branches, problems: exchange.problems, hostHead: exchange.hostHead };
   // No repository on either side: what an earlier exchange recorded (a repository since removed) no longer holds.
   const recorded = status ? writeFileAtomic(file, JSON.stringify(status, null, 2) + '\n') : rm(file, { force: true });
   await recorded.catch((error: unknown) => log('warn', `cannot record the git state: ${errorMessage(error)}`));

@@ -168,6 +168,8 @@ export const GitExchangeSchema = z.object({
   /** What could not be carried, and why; the container's repository was left as it was. */
   problems: z.array(z.string()),
   branches: z.array(GitBranchSchema),
+  /** The branch the folder's HEAD is on (`refs/heads/…`; absent: detached or no repository), to tell the next exchange the user switched. */
+  hostHead: z.string().optional(),
 });
 export type GitExchange = z.infer<typeof GitExchangeSchema>;
 
@@ -176,6 +178,7 @@ export const GitStatusSchema = z.object({
   updatedAt: z.string(),
   branches: z.array(GitBranchSchema),
   problems: z.array(z.string()),
+  hostHead: GitExchangeSchema.shape.hostHead,
 });
 export type GitStatus = z.infer<typeof GitStatusSchema>;
 

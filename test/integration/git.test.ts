@@ -182,6 +182,42 @@ describe('integration: git history between the container and the host', function
   });
 });
 
+describe("integration: a branch switch in the user's folder", function () {
+  this.timeout(INTEGRATION_TIMEOUT_MS);
+  const scope = new TestScope();
+
+  before(requireDocker);
+  after(async function () {
+    await scope.cleanup();
+  });
+
+  it("the container's repository follows it, so the agent's status is clean and its commits land on the branch the user is on", async function () {
+    const dir = await projectWithRepository(scope, 'switch');
+    hostGit(dir, 'checkout', '-q', 'feature');
+    await writeHost(dir, { 'src/app.txt': 'feature\n' });
+    hostGit(dir, 'commit', '-q', '-am', 'feature work');
+    hostGit(dir, 'checkout', '-q', 'main');
+    await chownTree(dir, USER_UID, USER_GID);
+    await cludUp(dir);
+    // The first exchange notes the branch the folder is on.
+    assert.deepEqual((await cludSync('sync', dir)).report.git?.problems, []);
+
+    hostGit(dir, 'checkout', '-q', 'feature');
+    await chownTree(dir, USER_UID, USER_GID);
+    const { report } = await cludSync('sync', dir);
+    assert.deepEqual(report.git?.problems, []);
+    assert.ok(report.git?.lines.includes("host: your folder switched from main to feature; the container's repository follows (its branch feature starts at host/feature)"), JSON.stringify(report.git));
+    assert.equal(await agentGit(dir, 'symbolic-ref', 'HEAD'), 'refs/heads/feature');
+    assert.equal(await agentGit(dir, 'status', '--porcelain'), '');
+
+    await execSh(dir, 'echo agent > agent.txt');
+    await agentGit(dir, 'add', 'agent.txt');
+    await agentGit(dir, 'commit', '-q', '-m', 'agent: on feature');
+    const after = await cludSync('sync', dir);
+    assert.ok(after.report.git?.lines.includes('agent: 1 new commit on clud/switch/feature'), JSON.stringify(after.report.git));
+  });
+});
+
 describe('integration: git in folders without an ordinary repository', function () {
   this.timeout(INTEGRATION_TIMEOUT_MS);
   const scope = new TestScope();

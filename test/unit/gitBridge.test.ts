@@ -309,6 +309,69 @@ describe('unit: git bridge (real git)', function () {
     assert.equal(git(container, 'diff', '--cached', '--name-only'), 'a.txt');
   });
 
+  describe('a branch switch in the folder', function () {
+    /** A seeded container on main; the user then checks out feature (whose a.txt says "one"), and the sync carries its files. */
+    async function switchedToFeature(): Promise<{ host: string; container: string; previousHostHead: string }> {
+      const { host, container } = hostWithHistory();
+      assert.deepEqual(await seedContainerRepository({ host, container }), {});
+      const first = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+      assert.equal(first?.hostHead, 'refs/heads/main');
+      git(host, 'checkout', '-q', 'feature');
+      copyFiles(host, container);
+      return { host, container, previousHostHead: first.hostHead };
+    }
+
+    it('the container repository follows it: HEAD and index on the new branch, a clean status, no branch of the agent moved', async () => {
+      const { host, container, previousHostHead } = await switchedToFeature();
+      const agentMain = git(container, 'rev-parse', 'main');
+      const exchange = await exchangeHistory({ host, container }, { namespace: NAMESPACE, previousHostHead });
+      assert.deepEqual(exchange?.problems, []);
+      assert.deepEqual(exchange?.lines, ["host: your folder switched from main to feature; the container's repository follows (its branch feature starts at host/feature)"]);
+      assert.equal(exchange?.hostHead, 'refs/heads/feature');
+      assert.equal(git(container, 'symbolic-ref', 'HEAD'), 'refs/heads/feature');
+      assert.equal(git(container, 'rev-parse', 'HEAD'), git(host, 'rev-parse', 'feature'));
+      assert.equal(git(container, 'status', '--porcelain'), '');
+      assert.equal(git(container, 'rev-parse', 'main'), agentMain);
+      // Back to main: the container's own main is where the host's is, so it goes back onto it.
+      git(host, 'checkout', '-q', 'main');
+      copyFiles(host, container);
+      const back = await exchangeHistory({ host, container }, { namespace: NAMESPACE, previousHostHead: exchange.hostHead });
+      assert.deepEqual(back?.lines, ["host: your folder switched from feature to main; the container's repository follows"]);
+      assert.equal(git(container, 'status', '--porcelain'), '');
+    });
+
+    it('stays with commits of the agent on the branch, with something staged, or with its own branch of that name elsewhere, and says so; on another branch it is left alone, silently', async () => {
+      const committed = await switchedToFeature();
+      commitFile(committed.container, 'agent.txt', 'agent\n', 'agent work');
+      assert.match((await exchangeHistory(committed, { namespace: NAMESPACE, previousHostHead: committed.previousHostHead }))?.lines.join('\n') ?? '', /stays on main \(it holds commits your main does not\)/);
+      assert.equal(git(committed.container, 'symbolic-ref', 'HEAD'), 'refs/heads/main');
+      rmSync(tempDir(), { recursive: true, force: true });
+      mkdirSync(tempDir());
+
+      const staged = await switchedToFeature();
+      writeFileSync(path.join(staged.container, 'new.txt'), 'agent\n');
+      git(staged.container, 'add', 'new.txt');
+      const exchange = await exchangeHistory(staged, { namespace: NAMESPACE, previousHostHead: staged.previousHostHead });
+      assert.deepEqual(exchange?.lines, ["host: your folder switched from main to feature; the container's repository stays on main (something is staged there): the agent's `git status` shows the difference as changes"]);
+      assert.equal(git(staged.container, 'symbolic-ref', 'HEAD'), 'refs/heads/main');
+      rmSync(tempDir(), { recursive: true, force: true });
+      mkdirSync(tempDir());
+
+      const ownBranch = await switchedToFeature();
+      git(ownBranch.container, 'branch', 'feature', 'main');
+      assert.match((await exchangeHistory(ownBranch, { namespace: NAMESPACE, previousHostHead: ownBranch.previousHostHead }))?.lines.join('\n') ?? '', /stays on main \(its own branch feature is not where yours is\)/);
+      assert.equal(git(ownBranch.container, 'symbolic-ref', 'HEAD'), 'refs/heads/main');
+      rmSync(tempDir(), { recursive: true, force: true });
+      mkdirSync(tempDir());
+
+      const elsewhere = await switchedToFeature();
+      git(elsewhere.container, 'switch', '-q', '-c', 'agent-work');
+      const left = await exchangeHistory(elsewhere, { namespace: NAMESPACE, previousHostHead: elsewhere.previousHostHead });
+      assert.deepEqual(left?.lines.filter((line) => line.includes('switched')), []);
+      assert.equal(git(elsewhere.container, 'symbolic-ref', 'HEAD'), 'refs/heads/agent-work');
+    });
+  });
+
   it('a shallow host repository (a depth-1 clone) is cloned into the container, and the agent\'s commits come back', async () => {
     const { host: full } = hostWithHistory();
     const { host, container } = { host: path.join(tempDir(), 'shallow'), container: path.join(tempDir(), 'shallow-workspace') };

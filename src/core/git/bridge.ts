@@ -122,6 +122,8 @@ export interface ExchangeOptions {
   /** The workspace's name in ref names (see gitNamespace). */
   namespace: string;
   now?: Date;
+  /** The branch the folder's HEAD was on at the last exchange (its `hostHead`; see followHostBranch). */
+  previousHostHead?: string;
 }
 
 /**
@@ -158,10 +160,12 @@ export async function exchangeHistory(roots: GitRoots, options: ExchangeOptions)
       const delivered = await deliverHostHistory(roots, host, { withTags: false });
       exchange.lines.push(...delivered.lines);
       exchange.problems.push(...delivered.problems);
-      const started = await startUnbornBranch(roots);
-      exchange.lines.push(...started.lines);
-      exchange.problems.push(...started.problems);
+      for (const outcome of [await startUnbornBranch(roots), await followHostBranch(roots, host, options.previousHostHead)]) {
+        exchange.lines.push(...outcome.lines);
+        exchange.problems.push(...outcome.problems);
+      }
     }
+    if (host.headBranch) exchange.hostHead = host.headBranch;
     exchange.branches = await listAgentBranches(roots, options.namespace);
   } catch (error) {
     exchange.problems.push(`git: ${errorMessage(error)}`);
@@ -311,6 +315,53 @@ async function startUnbornBranch(roots: GitRoots): Promise<Outcome> {
   const kept = await skipTrackedButAbsent(roots, options);
   if (kept) outcome.problems.push(kept);
   outcome.lines.push(`host: the container's branch ${name}, which had no commits, starts at host/${name}`);
+  return outcome;
+}
+
+/**
+ * The user switched branches in their folder since the last exchange (its HEAD moved from the
+ * branch `previous` to another): the new branch's files reach /workspace through the file sync,
+ * so a container repository that was on the branch the user left, with nothing of the agent's
+ * on it, follows onto the new one, as a repository both shared would. Otherwise the agent's
+ * `git status` shows the switch as its own changes, and its `git commit -a` commits it on the old
+ * branch. Only HEAD and the index move: the working tree is the sync's, and none of the agent's
+ * branches moves. It goes onto the container's branch of that name where that is at the host's
+ * tip, or creates it there. It stays (and a line says why) where the agent committed on the
+ * branch it is on (its work stays where it is, and measured against it the user's files show
+ * only the user's differences) or staged something (the index is read from the new branch's
+ * tree). A container repository on another branch than the one left is the agent's choice.
+ */
+async function followHostBranch(roots: GitRoots, host: Extract<HostRepository, { kind: 'repository' }>, previous: string | undefined): Promise<Outcome> {
+  const outcome: Outcome = { lines: [], problems: [] };
+  const next = host.headBranch;
+  if (!previous || !next || previous === next || !host.headCommit) return outcome;
+  const options = safeOptions(roots, gitDirOf(roots.container));
+  const head = await runGit(['symbolic-ref', '-q', 'HEAD'], options);
+  if (head.exitCode !== 0 || head.stdout.trim() !== previous) return outcome;
+  const [from, to] = [previous, next].map((ref) => ref.slice('refs/heads/'.length)) as [string, string];
+  const switched = `host: your folder switched from ${from} to ${to}`;
+  const stays = (why: string) => {
+    outcome.lines.push(`${switched}; the container's repository stays on ${from} (${why}): the agent's \`git status\` shows the difference as changes`);
+    return outcome;
+  };
+  if ((await runGit(['merge-base', '--is-ancestor', 'HEAD', `${HOST_BRANCHES_PREFIX}${from}`], options)).exitCode !== 0) return stays(`it holds commits your ${from} does not`);
+  const hostTip = await runGit(['rev-parse', '-q', '--verify', `${HOST_BRANCHES_PREFIX}${to}^{commit}`], options);
+  if (!SAFE_BRANCH.test(to) || hostTip.exitCode !== 0) return stays(`host/${to} is not in it`);
+  const own = await runGit(['rev-parse', '-q', '--verify', `${next}^{commit}`], options);
+  if (own.exitCode === 0 && own.stdout.trim() !== hostTip.stdout.trim()) return stays(`its own branch ${to} is not where yours is`);
+  // Index against HEAD's tree only: no file is read, so no filter the repository names runs.
+  if ((await runGit(['diff-index', '--cached', '--quiet', 'HEAD', '--'], options)).exitCode !== 0) return stays('something is staged there');
+  const failure =
+    (own.exitCode === 0 ? undefined : await updateRefs(options, `create ${next} ${hostTip.stdout.trim()}\n`)) ??
+    (await runGit(['symbolic-ref', 'HEAD', next], options).then((run) => (run.exitCode === 0 ? undefined : gitFailure(run)))) ??
+    (await runGit(['read-tree', 'HEAD'], options).then((run) => (run.exitCode === 0 ? undefined : gitFailure(run))));
+  if (failure) {
+    outcome.problems.push(`git: ${switched}, but the container's repository could not follow: ${failure}`);
+    return outcome;
+  }
+  const kept = await skipTrackedButAbsent(roots, options);
+  if (kept) outcome.problems.push(kept);
+  outcome.lines.push(`${switched}; the container's repository follows${own.exitCode === 0 ? '' : ` (its branch ${to} starts at host/${to})`}`);
   return outcome;
 }
 
