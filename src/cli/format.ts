@@ -169,8 +169,12 @@ export function formatLiveEvent(event: AgentEvent, time: Date, previous: LiveSta
       // "syncing" is said by the cycle's own start line.
       if (event.status.state === 'syncing') return undefined;
       const line = formatLiveStatus(event.status);
-      if (previous && formatLiveStatus(previous) === line) return undefined;
-      return `${stamp} ${line}`;
+      // A version a secret keeps on its side changes no state, and no cycle that finds it is news: said here once.
+      const held = (status: LiveStatus | undefined) => new Set(status?.keptOut.filter((secret) => secret.otherSide).map((secret) => `${secret.side} ${secret.path} ${secret.otherSide}`));
+      const heldBefore = held(previous);
+      const newlyHeld = event.status.keptOut.filter((secret) => secret.otherSide && !heldBefore.has(`${secret.side} ${secret.path} ${secret.otherSide}`));
+      const lines = [...(previous && formatLiveStatus(previous) === line ? [] : [`${stamp} ${line}`]), ...newlyHeld.flatMap((secret) => keptOutLine(secret).split('\n').map((text) => `${' '.repeat(stamp.length)}${text}`))];
+      return lines.length > 0 ? lines.join('\n') : undefined;
     }
     // A cycle the agent started on its own is shown by what it did, not by its start: the
     // periodic rescan runs every few seconds and nearly always finds nothing, and the watcher

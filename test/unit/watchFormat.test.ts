@@ -35,6 +35,9 @@ describe('unit: clud watch and status output', () => {
     assert.equal(formatLiveEvent({ type: 'status', status: status() }, at, undefined), '22:05:07.123 synced (auto-sync continuous)');
     assert.equal(formatLiveEvent({ type: 'status', status: status() }, at, status()), undefined);
     assert.equal(formatLiveEvent({ type: 'status', status: status({ state: 'syncing' }) }, at, status()), undefined, 'the cycle-started line says it');
+    const held = status({ keptOut: [{ side: 'host', path: 'config.yml', reason: 'file holds a GitHub token', otherSide: 'changed' }] });
+    assert.match(formatLiveEvent({ type: 'status', status: held }, at, status()) ?? '', /^ {12} {2}kept out {2}config\.yml on host: .*\n {12} {12}the container's version changed too and stays there/);
+    assert.equal(formatLiveEvent({ type: 'status', status: held }, at, held), undefined, 'said once');
     const report = emptySyncReport({ id: 's1', policy: 'two-way-safe', startedAt: at.toISOString(), applied: [{ path: 'src/a.ts', side: 'host', action: 'create' }], appliedCount: 1, writtenCount: 1 });
     const lines = formatLiveEvent({ type: 'cycle-finished', kind: 'incremental', report }, at, undefined)!.split('\n');
     assert.match(lines[0]!, /^22:05:07\.123 incremental: two-way-safe: 1 change\(s\)/);
