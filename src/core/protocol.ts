@@ -506,8 +506,8 @@ export const ResultSchemas = {
   /** Newest first, each listing only its first carried paths (see historyAnswer). */
   history: z.object({ reports: z.array(SyncReport) }),
   /** Paths that differ between the trees, with what both last agreed on (absent: never agreed). */
-  /** `heldBySecret`: the container's version of a file the host keeps out as a secret, which no sync carries (compareWithAgreedState). */
-  compare: z.object({ differences: z.array(z.object({ path: z.string(), host: EntrySchema.optional(), container: EntrySchema.optional(), ancestor: EntrySchema.optional(), heldBySecret: z.literal(true).optional() })), hasAgreedState: z.boolean() }),
+  /** `heldBySecret`: a container version no sync carries because the file holds a secret on that side (compareWithAgreedState). */
+  compare: z.object({ differences: z.array(z.object({ path: z.string(), host: EntrySchema.optional(), container: EntrySchema.optional(), ancestor: EntrySchema.optional(), heldBySecret: SyncSide.optional() })), hasAgreedState: z.boolean() }),
   resolve: SyncReport,
   backup: BackupManifest,
   listBackups: z.object({ backups: z.array(BackupManifest) }),

@@ -175,7 +175,13 @@ describe('integration: container names and clud down', function () {
     const held = await cludSync('sync', dir);
     assert.deepEqual(held.report.keptOut.map((secret) => [secret.path, secret.otherSide]), [['config.yml', 'changed']]);
     assert.match((await runClud(['status', dir])).stdout, /^ {2}kept out {2}config\.yml on host: .*\n {12}the container's version changed too and stays there/m);
-    await assertDownRefused(dir, [/^1 change\(s\) made in \/workspace/, /1 of them where your folder's file holds a secret, which no sync overwrites \(config\.yml\)/]);
+    // A secret of the agent's own, never copied to the host, counts too.
+    await execSh(dir, 'echo TOKEN=agent > .env.local');
+    await assertDownRefused(dir, [
+      /^2 change\(s\) made in \/workspace/,
+      /1 of them where your folder's file holds a secret, which no sync overwrites \(config\.yml\)/,
+      /1 of them files in \/workspace that hold secrets, which no sync copies to your folder unless allowed \(\.env\.local; `clud sync --allow-secret PATTERN` brings one over\)/,
+    ]);
     assert.match(await readFile(path.join(dir, 'config.yml'), 'utf8'), /token: ghp_/, "the host's file was overwritten");
     assertExit((await runCludJson(['down', dir, '--force'])).run, 0);
   });

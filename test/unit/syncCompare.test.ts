@@ -55,6 +55,28 @@ describe('unit: what removing the container would lose', () => {
     };
     assert.deepEqual(await compare(), [], 'the agreed copy counted');
     writeFileSync(path.join(roots.container, 'config.yml'), 'name: app\nport: 8080\n');
-    assert.deepEqual(await compare(), [['config.yml', true]]);
+    assert.deepEqual(await compare(), [['config.yml', 'host']]);
+  });
+
+  it('counts a file the container keeps out as a secret where it is not the agreed version: new, or changed', async () => {
+    const roots = { host: path.join(tempDir(), 'host'), container: path.join(tempDir(), 'container') };
+    const stateDir = path.join(tempDir(), 'state');
+    for (const root of Object.values(roots)) mkdirSync(root);
+    for (const root of Object.values(roots)) writeFileSync(path.join(root, '.env'), 'A=1\n');
+    // Allowed once and synced: both sides agreed on it.
+    const agreed = (await scanTree(roots.container, { excludes: [], allowSecrets: ['.env'] })).snapshot;
+    await SyncStateStore.replace(stateDir, { ancestor: agreed, host: new Map(), container: new Map() });
+    const compare = async () => {
+      const store = await SyncStateStore.open(stateDir);
+      try {
+        return (await compareWithAgreedState(roots, { excludes: [], store })).differences.map(({ path: key, heldBySecret }) => [key, heldBySecret]);
+      } finally {
+        await store.close();
+      }
+    };
+    assert.deepEqual(await compare(), [], 'the agreed version counted');
+    writeFileSync(path.join(roots.container, '.env.local'), 'TOKEN=agent\n');
+    writeFileSync(path.join(roots.container, '.env'), 'A=agent\n');
+    assert.deepEqual(await compare(), [['.env', 'container'], ['.env.local', 'container']]);
   });
 });

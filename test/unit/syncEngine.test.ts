@@ -516,6 +516,17 @@ describe('unit: sync engine', () => {
       assert.equal(readFileSync(path.join(f.host, 'notes.md'), 'utf8'), 'notes, edited\n');
     });
 
+    it('says nothing of the other side where both keep the file out (its version is unknown, and kept out there too)', async () => {
+      const f = fixture();
+      makeTree(f.host, { '.env': 'A=1\n' });
+      await sync(f, 'two-way-safe', { allowSecrets: ['.env'] });
+      makeTree(f.host, { '.env': 'A=2\n' });
+      makeTree(f.container, { '.env': 'A=3\n' });
+      const report = await sync(f);
+      assert.deepEqual(report.keptOut.map((secret) => [secret.side, secret.path, secret.otherSide]), [['host', '.env', undefined], ['container', '.env', undefined]]);
+      assert.deepEqual([readFileSync(path.join(f.host, '.env'), 'utf8'), readFileSync(path.join(f.container, '.env'), 'utf8')], ['A=2\n', 'A=3\n']);
+    });
+
     // Regression test for a bug fixed after it was found.
     it('does not create on a side a path that side ignores but does not have', async () => {
       const f = fixture();

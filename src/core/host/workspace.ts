@@ -55,7 +55,7 @@ import type { BackupManifest, LiveSettingsChange, LiveStatus, ProgressData, Rest
 import { LiveChannel } from '../live/channel';
 import type { LiveChannelOptions, LiveHandlers } from '../live/channel';
 import { changesLostWithContainer } from '../sync/compare';
-import type { Policy } from '../sync/reconcile';
+import type { Policy, Side } from '../sync/reconcile';
 
 export type WorkspaceProgressPhase = 'build' | 'create' | 'start' | 'initial-sync' | 'push' | 'pull' | 'sync' | 'check' | 'ui';
 export interface WorkspaceProgress {
@@ -627,8 +627,13 @@ export class Workspace {
     if (differences.length === 0) return;
     const sampleOf = (list: typeof differences) => `${list.slice(0, 5).map((difference) => difference.path).join(', ')}${list.length > 5 ? ', …' : ''}`;
     // No sync carries these: the way out is to look at them, not to sync.
-    const held = differences.filter((difference) => difference.heldBySecret);
-    const heldNote = held.length > 0 ? `; ${held.length} of them where your folder's file holds a secret, which no sync overwrites (${sampleOf(held)}): see the container's version with \`clud exec -- cat PATH\`` : '';
+    const held = (side: Side) => differences.filter((difference) => difference.heldBySecret === side);
+    const [heldByHost, heldByContainer] = [held('host'), held('container')];
+    const notes = [
+      ...(heldByHost.length > 0 ? [`${heldByHost.length} of them where your folder's file holds a secret, which no sync overwrites (${sampleOf(heldByHost)})`] : []),
+      ...(heldByContainer.length > 0 ? [`${heldByContainer.length} of them files in /workspace that hold secrets, which no sync copies to your folder unless allowed (${sampleOf(heldByContainer)}; \`clud sync --allow-secret PATTERN\` brings one over)`] : []),
+    ];
+    const heldNote = notes.length > 0 ? `; ${notes.join('; ')}: see the container's version with \`clud exec -- cat PATH\`` : '';
     throw new CludError('unsynced-changes', `${differences.length} change(s) made in /workspace have not reached ${this.hostPath} (${sampleOf(differences)})${heldNote}`, wayOut);
   }
 

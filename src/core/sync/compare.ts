@@ -2,7 +2,9 @@
 // before a container is removed (is anything only in /workspace?) and by conflict backups.
 import type { Entry, Snapshot } from '../files/entry';
 import type { SecretOtherSide } from '../protocol';
-import { entriesEqual } from '../files/entry';
+import { entriesEqual, permissionBits } from '../files/entry';
+import { hashFile, lstatOrUndefined } from '../files/fsEntry';
+import { joinBytes } from '../files/pathCodec';
 import type { Side } from './reconcile';
 import { ignoredOnEitherSide, scanTree } from './scan';
 import type { AccessIdentity, ScanResult } from './scan';
@@ -48,13 +50,14 @@ function differencesOf([host, container]: [ScanResult, ScanResult]): Difference[
 }
 
 /** A difference with what both sides last agreed on at its path; `heldBySecret`: see compareWithAgreedState. */
-export type AgreedDifference = Difference & { ancestor?: Entry; heldBySecret?: true };
+export type AgreedDifference = Difference & { ancestor?: Entry; heldBySecret?: Side };
 
 /**
  * The differences, each with what both sides last agreed on at its path (from the store), and
- * the container's version of each file the host keeps out as a secret where it is not what both
- * last agreed (`heldBySecret`): no sync carries it (the host's file is never overwritten), so it
- * is the container's alone, and goes with it.
+ * the container's versions that no sync carries because a secret keeps them apart where they
+ * are not what both last agreed (`heldBySecret`: the side whose file holds the secret): of a file
+ * the host keeps out (the host's is never overwritten), and of one the container keeps out (it
+ * is never copied to the host). Either is the container's alone, and goes with it.
  */
 export async function compareWithAgreedState(roots: Record<Side, string>, options: CompareOptions & { store: SyncStateStore }): Promise<{ differences: AgreedDifference[]; hasAgreedState: boolean }> {
   const [host, container] = await scanBoth(roots, options);
@@ -62,18 +65,34 @@ export async function compareWithAgreedState(roots: Record<Side, string>, option
   const differences: AgreedDifference[] = differencesOf([host, container]).map((difference) => ({ ...difference, ancestor: ancestor.get(difference.path) }));
   for (const { path } of host.keptOut) {
     const entry = container.snapshot.get(path);
-    if (entry && secretOtherSide(path, container.snapshot, ancestor) === 'changed') differences.push({ path, container: entry, ancestor: ancestor.get(path), heldBySecret: true });
+    if (entry && secretOtherSide(path, container, ancestor) === 'changed') differences.push({ path, container: entry, ancestor: ancestor.get(path), heldBySecret: 'host' });
   }
-  return { differences, hasAgreedState: ancestor.size > 0 };
+  for (const { path } of container.keptOut) {
+    const entry = await secretFileEntry(roots.container, path);
+    if (entry && !entriesEqual(entry, ancestor.get(path))) differences.push({ path, container: entry, ancestor: ancestor.get(path), heldBySecret: 'container' });
+  }
+  return { differences: differences.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)), hasAgreedState: ancestor.size > 0 };
+}
+
+/** A file kept out as a secret, which its scan leaves out of the snapshot (unread, if by its name), read now. */
+async function secretFileEntry(root: string, path: string): Promise<Entry | undefined> {
+  const at = joinBytes(Buffer.from(root), path);
+  const stats = await lstatOrUndefined(at);
+  if (!stats?.isFile()) return undefined;
+  const hash = await hashFile(at).catch(() => undefined);
+  return hash === undefined ? { kind: 'untracked', reason: 'unreadable' } : { kind: 'file', size: stats.size, mtimeMs: stats.mtimeMs, mode: permissionBits(stats.mode), hash };
 }
 
 /**
  * Where one side keeps `path` out as a secret, how the other side's version differs from what
- * both last agreed: `changed` (or new there), `deleted`, or undefined where it is the agreed one.
- * No sync carries it while the secret stands, so the difference stays, and someone should know.
+ * both last agreed: `changed` (or new there), `deleted`, or undefined where it is the agreed one,
+ * or where the other side keeps it out too (its version is a secret that stays there as well,
+ * and that side says so). No sync carries it while the secret stands, so the difference stays,
+ * and someone should know.
  */
-export function secretOtherSide(path: string, otherSnapshot: Snapshot, ancestor: Snapshot): SecretOtherSide | undefined {
-  const entry = otherSnapshot.get(path);
+export function secretOtherSide(path: string, other: Pick<ScanResult, 'snapshot' | 'keptOut'>, ancestor: Snapshot): SecretOtherSide | undefined {
+  if (other.keptOut.some((secret) => secret.path === path)) return undefined;
+  const entry = other.snapshot.get(path);
   if (entriesEqual(entry, ancestor.get(path))) return undefined;
   return entry ? 'changed' : 'deleted';
 }

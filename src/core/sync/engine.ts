@@ -189,7 +189,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
     for (const problem of scan.problems) report.problems.push({ ...problem, side });
     const other = side === 'host' ? container : host;
     for (const secret of scan.keptOut) {
-      const otherSide = secretOtherSide(secret.path, other.snapshot, region.ancestor);
+      const otherSide = secretOtherSide(secret.path, other, region.ancestor);
       report.keptOut.push({ ...secret, side, ...(otherSide && { otherSide }) });
     }
   }
