@@ -1,5 +1,6 @@
 // The CLI's text output. Every name and message that came from a tree or the agent goes through
 // displayPath/displayText, so that a file name cannot drive the terminal or forge a line.
+import * as nodePath from 'node:path';
 import { displayPath, displayText, formatBytes } from '../core/display';
 import type { Entry } from '../core/files/entry';
 import { describeAgentBranch } from '../core/git/refNames';
@@ -44,7 +45,7 @@ export function formatStatus(status: WorkspaceStatus): string {
       for (const item of shown) lines.push(line(item));
       if (items.length + unlisted > shown.length) lines.push(`  … and ${items.length + unlisted - shown.length} more ${what}`);
     };
-    listFirst(live.conflicts, live.unlisted.conflicts, conflictLine, 'conflict(s)');
+    listFirst(live.conflicts, live.unlisted.conflicts, (conflict) => conflictLine(conflict, status.hostPath), 'conflict(s)');
     // What the sync cannot carry stands until it is fixed.
     listFirst(live.problems, live.unlisted.problems, (problem) => `  problem   ${displayPath(problem.path)} on ${problem.side}: ${displayText(problem.reason)}`, 'problem(s)');
     // The secrets kept out since the initial copy (its own are listed with it above).
@@ -76,8 +77,8 @@ const LISTED_PATHS = 20;
  * versions apart without opening them) and the command that settles it. A conflict no report in
  * the history describes (the cycle that found it pushed out by later ones) is named alone.
  */
-export function formatConflict(conflict: ConflictInfo): string[] {
-  const lines = [conflictLine(conflict.path)];
+export function formatConflict(conflict: ConflictInfo, hostPath: string): string[] {
+  const lines = [conflictLine(conflict.path, hostPath)];
   if (!conflict.host && !conflict.container) return lines;
   for (const side of ['host', 'container'] as const) lines.push(`            ${`${side}:`.padEnd(11)}${describeSide(conflict[side], conflict.ancestor)}`);
   return lines;
@@ -91,9 +92,10 @@ function describeSide(entry: Entry | undefined, ancestor: Entry | undefined): st
   return displayText(entry.reason);
 }
 
-/** A conflict's line: its path and the command that settles it. */
-function conflictLine(path: string): string {
-  return `  conflict  ${displayPath(path)}  (clud resolve ${displayPath(path)} --keep host|container|both)`;
+/** A conflict's line: its path and the command that settles it, naming the folder unless it is the one the command runs in. */
+function conflictLine(path: string, hostPath: string): string {
+  const folder = nodePath.resolve() === hostPath ? '' : `${displayPath(hostPath)} `;
+  return `  conflict  ${displayPath(path)}  (clud resolve ${folder}${displayPath(path)} --keep host|container|both)`;
 }
 
 /** What `clud undo` would do with the step that holds this sync's changes to the host. */
@@ -103,7 +105,8 @@ function undoLine({ undoStep, undoStepShared, notUndoable }: SyncReport): string
   return `\`clud undo\` takes this sync back (step ${undoStep})`;
 }
 
-export function formatReport(report: SyncReport): string {
+/** `hostPath`: the folder synced, which a suggested command names unless it runs there. */
+export function formatReport(report: SyncReport, hostPath: string): string {
   const lines = [displayText(describeReport(report))];
   if (report.halted) {
     lines.push('  Nothing was changed. If this side was reset on purpose, run `clud resume` to merge both sides again (nothing is deleted).');
@@ -119,7 +122,7 @@ export function formatReport(report: SyncReport): string {
     const count = report.unlisted?.[list];
     if (count) lines.push(`  … and ${count} more ${what}`);
   };
-  for (const conflict of report.conflicts) lines.push(conflictLine(conflict.path));
+  for (const conflict of report.conflicts) lines.push(conflictLine(conflict.path, hostPath));
   more('conflicts', 'conflict(s)');
   for (const kept of report.kept) lines.push(`  kept      ${displayPath(kept.path)} (${kept.side} version) at ${displayPath(kept.keptAt)}`);
   more('kept', 'version(s) kept aside');
@@ -162,7 +165,7 @@ export function formatLiveStatus(live: LiveStatus): string {
  * One event of `clud watch` as lines for people, prefixed with the time; a status only when it
  * differs from the last one shown (`previous`), so a burst of identical statuses prints once.
  */
-export function formatLiveEvent(event: AgentEvent, time: Date, previous: LiveStatus | undefined): string | undefined {
+export function formatLiveEvent(event: AgentEvent, time: Date, previous: LiveStatus | undefined, hostPath: string): string | undefined {
   const stamp = time.toISOString().slice(11, 23);
   switch (event.type) {
     case 'status': {
@@ -184,7 +187,7 @@ export function formatLiveEvent(event: AgentEvent, time: Date, previous: LiveSta
       return event.kind === 'request' ? `${stamp} syncing (${event.kind} cycle)` : undefined;
     case 'cycle-finished':
       if (event.kind !== 'request' && !isEventful(event.report)) return undefined;
-      return formatReport(event.report)
+      return formatReport(event.report, hostPath)
         .split('\n')
         .map((line, index) => (index === 0 ? `${stamp} ${event.kind}: ${line}` : `${' '.repeat(stamp.length)} ${line}`))
         .join('\n');

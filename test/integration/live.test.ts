@@ -163,6 +163,21 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     assert.deepEqual(Object.keys(merged.json).sort(), ['metrics', 'ok', 'report'], `resume --merge prints its merge as a sync does\n${describeRun(merged.run)}`);
   });
 
+  it('clud resume after a halt reports the merge that lifted it: no background cycle merges first', async function () {
+    await execSh(dir, 'mkdir -p wiped && for i in $(seq 1 20); do echo $i > wiped/f$i.txt; done');
+    await waitFor('the 20 files on the host', async () => (existsSync(path.join(dir, 'wiped/f20.txt')) ? true : undefined), 30_000);
+    await execSh(dir, 'find . -mindepth 1 -delete');
+    await waitFor('the sync halted on the emptied /workspace', async () => ((await liveStatus(dir)).state === 'halted' ? true : undefined), 30_000);
+    const resumed = await runCludJson(['resume', dir]);
+    assertExit(resumed.run, 0);
+    const report = resumed.json.report as SyncReport;
+    assert.ok(
+      report.applied.some((change) => change.side === 'container' && change.path === 'wiped/f20.txt'),
+      `the merge that restored /workspace is not the one reported\n${describeRun(resumed.run)}`,
+    );
+    assert.equal((await execSh(dir, 'cat wiped/f20.txt')).trim(), '20');
+  });
+
   it('a background cycle that would delete 60 files waits for approval; history, undo, down, checkpoint and Claude Code\'s hooks say so at once; clud sync asks once and denies without a terminal; clud sync --yes allows it', async function () {
     await execSh(dir, 'mkdir -p doomed && for i in $(seq 1 60); do echo $i > doomed/f$i.txt; done');
     await waitFor('the 60 files on the host', async () => (existsSync(path.join(dir, 'doomed/f60.txt')) ? true : undefined), 30_000);

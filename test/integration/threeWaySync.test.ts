@@ -86,7 +86,11 @@ describe('integration: three-way sync', function () {
     // People are told what to run.
     const text = await runClud(['sync', dir]);
     assertExit(text, 0);
-    assert.match(text.stdout, /conflict\s+notes\.md\s+\(clud resolve notes\.md --keep host\|container\|both\)/, describeRun(text));
+    const folder = dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    assert.match(text.stdout, new RegExp(`conflict\\s+notes\\.md\\s+\\(clud resolve ${folder} notes\\.md --keep host\\|container\\|both\\)`), describeRun(text));
+    // Run in the folder, the command needs no folder.
+    const inFolder = await runClud(['sync'], { cwd: dir });
+    assert.match(inFolder.stdout, /conflict\s+notes\.md\s+\(clud resolve notes\.md --keep host\|container\|both\)/, describeRun(inFolder));
 
     // clud conflicts lists it.
     const listed = await runCludJson(['conflicts', dir]);

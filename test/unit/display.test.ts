@@ -4,6 +4,9 @@ import { formatReport, formatStatus } from '../../src/cli/format';
 import { displayPath, displayText } from '../../src/core/display';
 import { emptySyncReport } from '../../src/core/protocol';
 
+/** The folder the tests run in: suggested commands name no other folder. */
+const HERE = process.cwd();
+
 const ESC = '\x1b';
 /** A name that would clear the screen and set the terminal's title. */
 const ESCAPE_NAME = `${ESC}[2J${ESC}]0;owned\x07.txt`;
@@ -62,7 +65,7 @@ describe('unit: the CLI text of a report', () => {
   });
 
   it('prints escape-sequence and newline names escaped, one line per entry', () => {
-    const text = formatReport(report);
+    const text = formatReport(report, HERE);
     const lines = text.split('\n');
     assert.equal(text.includes(ESC), false, 'no escape character reaches the terminal');
     assert.equal(lines.filter((line) => line.includes('conflict')).length, 1, 'the forged conflict stays inside its own line');
@@ -74,13 +77,13 @@ describe('unit: the CLI text of a report', () => {
   });
 
   it('lists what was kept out, with the reason and how to let it through', () => {
-    const line = formatReport(report).split('\n').find((candidate) => candidate.startsWith('  kept out'));
+    const line = formatReport(report, HERE).split('\n').find((candidate) => candidate.startsWith('  kept out'));
     assert.equal(line, '  kept out  .env.production on container: environment file (.env.production) (not copied to the host; --allow-secret PATTERN syncs it)');
   });
 
   it('names a denied safeguard once, then says nothing was changed and how to allow it', () => {
     const denied = emptySyncReport({ id: 'sync-2', policy: 'two-way-safe', startedAt: '2026-12-04T12:00:00.000Z', denied: { kind: 'mass-deletion', path: '', detail: 'delete 60 files on the host' } });
-    const lines = formatReport(denied).split('\n');
+    const lines = formatReport(denied, HERE).split('\n');
     assert.deepEqual(lines, ['stopped by a safeguard: delete 60 files on the host', '  nothing was changed; run with --yes to allow it']);
   });
 
@@ -114,7 +117,7 @@ describe('unit: the CLI text of a report', () => {
       live: { state: 'idle', autoSync: 'continuous', changesWaiting: false, conflicts, problems: [], keptOut: [], unlisted: { conflicts: 0, problems: 0, keptOut: 0 }, degraded: [] },
     });
     assert.match(text, /^sync: {6}22 conflict\(s\) \(auto-sync continuous\)$/m);
-    assert.match(text, /^ {2}conflict {2}src\/f0\.txt {2}\(clud resolve src\/f0\.txt --keep host\|container\|both\)$/m);
+    assert.match(text, /^ {2}conflict {2}src\/f0\.txt {2}\(clud resolve \/home\/me\/proj src\/f0\.txt --keep host\|container\|both\)$/m);
     assert.equal(text.split('clud resolve').length - 1, 20);
     assert.match(text, /^ {2}… and 2 more conflict\(s\)$/m);
   });

@@ -16,7 +16,7 @@ export const conflicts: CommandSpec = {
     const found = live ? describeConflicts(live.conflicts, reports.flatMap((report) => report.conflicts)) : (latest?.conflicts ?? []);
     const unlisted = live ? live.unlisted.conflicts : (latest?.unlisted?.conflicts ?? 0);
     const lines = live || latest ? [`${found.length + unlisted} conflict(s)${live ? '' : ` as of sync ${latest!.id} (${latest!.startedAt})`}`] : ['no sync has run yet'];
-    for (const conflict of found) lines.push(...formatConflict(conflict));
+    for (const conflict of found) lines.push(...formatConflict(conflict, workspace.hostPath));
     if (unlisted > 0) lines.push(`  … and ${unlisted} more (listed as the first ones are resolved)`);
     return { json: { ok: true, ...(latest && { syncId: latest.id }), conflicts: found, unlisted }, text: lines.join('\n'), exitCode: 0 };
   },

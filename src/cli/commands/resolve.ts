@@ -14,6 +14,6 @@ export const resolve: CommandSpec = {
   async run({ workspace, flags, positionals }) {
     const keep = flags.keep as (typeof CHOICES)[number] | undefined;
     if (!keep || !CHOICES.includes(keep)) throw new CludError('bad-input', '--keep must be host, container or both', 'Example: clud resolve src/app.ts --keep host');
-    return reportOutput(await workspace.resolve(positionals[0]!, keep, { onQuestion: questionHandler(flags) }));
+    return reportOutput(await workspace.resolve(positionals[0]!, keep, { onQuestion: questionHandler(flags) }), workspace.hostPath);
   },
 };

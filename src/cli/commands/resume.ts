@@ -15,9 +15,9 @@ export const resume: CommandSpec = {
   async run({ workspace, flags }) {
     // VS Code's Resume Auto-Sync is `clud resume`; its Resume Sync After Halt is `clud resume --merge`.
     const result = await workspace.resume({ merge: flags.merge === true ? 'always' : 'after-halt', onQuestion: questionHandler(flags) });
-    const merge = result.report ? reportOutput(result.report) : undefined;
+    const merge = result.report ? reportOutput(result.report, workspace.hostPath) : undefined;
     const what = result.wasHalted ? 'halt lifted' : result.wasPaused ? 'auto-sync resumed' : 'nothing was paused or halted';
-    const lines = [...(result.live ? [`${what}: ${formatLiveStatus(result.live)}`] : []), ...(result.report ? [formatReport(result.report)] : [])];
+    const lines = [...(result.live ? [`${what}: ${formatLiveStatus(result.live)}`] : []), ...(result.report ? [formatReport(result.report, workspace.hostPath)] : [])];
     // With --json, the same object as every sync ({ ok, metrics, report }) when it merged: scripts read resume's merge as they read a sync.
     if (merge) return { ...merge, text: lines.join('\n') };
     return { json: { ok: true, ...(result.live && { live: result.live }) }, text: lines.join('\n'), exitCode: 0 };

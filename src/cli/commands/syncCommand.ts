@@ -22,15 +22,15 @@ export function syncCommand(name: 'push' | 'pull' | 'sync', summary: string): Co
     async run({ workspace, flags }) {
       const policy = (name === 'sync' ? (flags.policy ?? 'two-way-safe') : name) as Policy;
       if (!POLICIES.includes(policy)) throw new CludError('bad-input', `unknown policy "${String(flags.policy)}"`, `Use one of ${POLICIES.join(', ')}.`);
-      return reportOutput(await workspace.syncCycle(policy, { onQuestion: questionHandler(flags) }));
+      return reportOutput(await workspace.syncCycle(policy, { onQuestion: questionHandler(flags) }), workspace.hostPath);
     },
   };
 }
 
 /** Exit 1 when the sync halted or left changes undone; conflicts alone are a result, not a failure. */
-export function reportOutput(report: SyncReport): CommandOutput {
+export function reportOutput(report: SyncReport, hostPath: string): CommandOutput {
   const { errors, problems, ...counts } = summarizeReport(report);
   const ok = !report.halted && !report.denied && countOf(report, 'skipped') === 0;
   const metrics = { durationMs: report.durationMs, ...counts, errors, problems, retries: report.retries };
-  return { json: { ok, metrics, report }, text: formatReport(report), exitCode: ok ? 0 : 1 };
+  return { json: { ok, metrics, report }, text: formatReport(report, hostPath), exitCode: ok ? 0 : 1 };
 }

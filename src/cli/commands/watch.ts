@@ -21,7 +21,7 @@ export const watch: CommandSpec = {
         if (json) {
           line(JSON.stringify({ time: new Date().toISOString(), ...event }));
         } else {
-          const text = formatLiveEvent(event, new Date(), shown);
+          const text = formatLiveEvent(event, new Date(), shown, workspace.hostPath);
           if (text) line(text);
         }
         // A syncing status is never printed (the cycle's lines say it): the last one printed stays the one compared with.

@@ -424,18 +424,18 @@ export class Workspace {
    * (`clud resume --merge`, Resume Sync After Halt) merges whether or not anything halted.
    */
   async resume(options: { merge?: 'always' | 'after-halt'; onQuestion?: QuestionHandler } = {}): Promise<ResumeResult> {
-    const before = await this.withSession(async (session) => {
+    return this.withSession(async (session) => {
+      const merge = () => this.syncCycle('two-way-safe', { reset: true, session, onQuestion: options.onQuestion });
       const live = await this.liveStatus(session);
-      if (!live) return { live };
-      const halted = live.halt !== undefined || (await session.client.request('history', {})).reports[0]?.halted !== undefined;
-      return { live, halted, after: await session.client.request('resume', {}, undefined, options.onQuestion) };
+      if (!live) return { wasPaused: false, wasHalted: true, report: await merge() };
+      const wasHalted = live.halt !== undefined || (await session.client.request('history', {})).reports[0]?.halted !== undefined;
+      // The merge before the resume: a reset lifts the halt in the same job that merges, whereas
+      // a resume that lifted it would start a background cycle that merged first, leaving this
+      // report empty and the user told nothing was restored.
+      const report = wasHalted || options.merge === 'always' ? await merge() : undefined;
+      const after = await session.client.request('resume', {}, undefined, options.onQuestion);
+      return { live: after, wasPaused: live.state === 'paused' && !wasHalted, wasHalted, ...(report && { report }) };
     });
-    const merge = () => this.syncCycle('two-way-safe', { reset: true, onQuestion: options.onQuestion });
-    if (!before.live) return { wasPaused: false, wasHalted: true, report: await merge() };
-    const wasHalted = before.halted === true;
-    const report = wasHalted || options.merge === 'always' ? await merge() : undefined;
-    const live = report ? ((await this.liveStatus().catch(() => undefined)) ?? before.after) : before.after;
-    return { live, wasPaused: before.live.state === 'paused' && !wasHalted, wasHalted, ...(report && { report }) };
   }
 
   /** Makes /workspace like the host folder; what only the container had is kept aside, not lost. */
