@@ -383,6 +383,27 @@ describe('integration: undo', function () {
     assert.deepEqual(await cludHistory(dir), { steps: [], barriers: [], notices: [] });
   });
 
+  it('clud history lists a barrier under the step it stands in front of, not under the last one', async function () {
+    const dir = dirs.barrier;
+    // The undo above put the host back; the container follows first.
+    await cludSync('sync', dir);
+    await writeContainer(dir, { 'a.txt': 'a: container again\n' });
+    const older = (await cludSync('sync', dir)).report.undoStep;
+    await writeContainer(dir, { 'b.txt': 'b: container\n' });
+    const newer = (await cludSync('sync', dir)).report.undoStep;
+    assert.ok(older && newer && older !== newer, `steps ${older} and ${newer}`);
+    // A barrier in front of the newer step, which is listed first.
+    await writeHost(dir, { 'b.txt': 'b: my edit\n' });
+    const text = await runClud(['history', dir]);
+    assertExit(text, 0);
+    const listed = text.stdout.split('\n');
+    const newerLine = listed.findIndex((line) => line.startsWith('  1. '));
+    assert.match(listed[newerLine]!, /1 barrier\(s\)/, describeRun(text));
+    assert.match(listed[newerLine + 1]!, /^ {5}barrier: b\.txt /, describeRun(text));
+    assert.match(listed[newerLine + 2]!, /^ {2}2\. /, describeRun(text));
+    assert.equal(listed.filter((line) => line.includes('barrier: ')).length, 1, describeRun(text));
+  });
+
   it('a pull that would delete more host files than the safeguard allows is denied without --yes and changes nothing; with --yes it goes through', async function () {
     const dir = dirs.safeguard;
     await setXattrs(dir, ['many', 'many/f0.txt', 'many/f59.txt']);
