@@ -68,6 +68,17 @@ describe('unit: sync resolve', () => {
       assert.deepEqual(readTree(f.container), { 'other.txt': 'o', src: DIR, 'src/app.ts': 'container version' });
     });
 
+    it('a path both sides hold the same version of: keep host or container says it was not in conflict, keep both is refused', async () => {
+      const f = fixture();
+      await setUp(f);
+      for (const keep of ['host', 'container'] as const) {
+        const report = await resolve(f, 'other.txt', keep);
+        assert.deepEqual(report.notices, ['other.txt is not in conflict: both sides hold the same version, so the resolve changed nothing'], keep);
+      }
+      await assert.rejects(resolve(f, 'other.txt', 'both'), /other\.txt is not in conflict: both sides hold the same version, so there is nothing to keep twice/);
+      assert.deepEqual(readTree(f.container), { 'other.txt': 'o', src: DIR, 'src/app.ts': 'container version' }, 'keep both made a copy');
+    });
+
     it('siblingNameForms: a name that fits is left whole; multi-byte names are cut at a character boundary', () => {
       const [first, second] = siblingNameForms('dir/app.ts');
       assert.equal(first!.name(''), 'dir/app.container.ts');

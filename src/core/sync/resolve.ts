@@ -48,6 +48,11 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
   if (!scans.host.snapshot.has(relative) && !scans.container.snapshot.has(relative)) {
     throw new Error(`${relative} exists on neither side; nothing was changed (\`clud conflicts\` lists the conflicts by their paths)`);
   }
+  const hostVersion = scans.host.snapshot.get(relative);
+  // Two copies of one version are not two versions (a folder's are compared child by child, below).
+  const same = hostVersion?.kind !== 'directory' && entriesEqual(hostVersion, scans.container.snapshot.get(relative));
+  if (same && options.keep === 'both') throw new Error(`${relative} is not in conflict: both sides hold the same version, so there is nothing to keep twice; nothing was changed`);
+  let notices: string[] = [];
   if (options.keep === 'both') {
     // The container's version moves to a sibling name; the next cycle then copies the host's
     // version into the container and the sibling to the host.
@@ -80,6 +85,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     }
     const winnerVersion = new Map([...winnerScan.snapshot].filter(([candidate, entry]) => !(under(candidate) && ignoredOnEither(candidate, entry.kind === 'directory'))));
     const changes = replaceSubtree(relative, winnerVersion, loserScan.snapshot, loser);
+    if (changes.length === 0) notices = [`${relative} is not in conflict: both sides hold the same version, so the resolve changed nothing`];
     const leaving = changes.map(hostLinkLeavingFolder).find((link) => link !== undefined);
     if (leaving) throw new Error(`cannot keep the container's version of ${relative}: ${leaving.path}: ${linkLeavingReason(leaving.target)}, and such a link is never written into your folder; nothing was changed`);
     const id = `${newSyncId()}-resolve`;
@@ -103,11 +109,12 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     const notices = renamed.shortened ? [`the container's version of ${renamed.from} is at ${renamed.to}: the name was shortened to fit the ${NAME_MAX_BYTES}-byte limit on a name`, ...report.notices] : report.notices;
     return { ...report, notices, applied: [...moved, ...report.applied].slice(0, MAX_LISTED), appliedCount: report.appliedCount + 2, writtenCount: report.writtenCount + 1, deletedCount: report.deletedCount + 1 };
   }
-  if (!resolved) return report;
+  if (!resolved) return { ...report, notices: [...notices, ...report.notices] };
   // The report tells what the resolve itself did too, not only the cycle that recorded it.
   const deleted = resolved.applied.filter((change) => change.next === undefined).length;
   return {
     ...report,
+    notices: [...notices, ...report.notices],
     applied: [...resolved.applied.map((change) => ({ path: change.path, side: change.side, action: change.next === undefined ? ('delete' as const) : change.expected === undefined ? ('create' as const) : ('update' as const) })), ...report.applied].slice(0, MAX_LISTED),
     appliedCount: report.appliedCount + resolved.applied.length,
     writtenCount: report.writtenCount + resolved.applied.length - deleted,
