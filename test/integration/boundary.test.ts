@@ -182,6 +182,10 @@ describe('integration: the container is a boundary', function () {
     assert.equal(await readFile(path.join(dir, 'made.txt'), 'utf8'), 'new\n', 'other changes still cross');
     assert.equal((await lstat(path.join(dir, 'src/inside'))).isSymbolicLink(), true, 'a link that stays inside crosses');
     assert.equal((await lstat(path.join(dir, 'self'))).isSymbolicLink(), true);
+    // No sync can carry them, so removing the container asks first, and says so rather than "sync".
+    const down = await runCludJson(['down', dir]);
+    assert.notEqual(down.run.exitCode, 0, describeRun(down.run));
+    assert.match(String((down.json.error as { message?: string }).message), /4 of them symbolic links that may lead outside the folder, which no sync writes into your folder \(keys, notes\.txt, sneaky, up\)/, describeRun(down.run));
   });
 
   it("nothing written under /workspace/.git reaches the host's .git", async function () {

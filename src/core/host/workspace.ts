@@ -55,6 +55,7 @@ import type { BackupManifest, LiveSettingsChange, LiveStatus, ProgressData, Rest
 import { LiveChannel } from '../live/channel';
 import type { LiveChannelOptions, LiveHandlers } from '../live/channel';
 import { changesLostWithContainer } from '../sync/compare';
+import { linkMayLeaveFolder } from '../sync/linksLeavingFolder';
 import type { Policy, Side } from '../sync/reconcile';
 
 export type WorkspaceProgressPhase = 'build' | 'create' | 'start' | 'initial-sync' | 'push' | 'pull' | 'sync' | 'check' | 'ui';
@@ -629,9 +630,11 @@ export class Workspace {
     // No sync carries these: the way out is to look at them, not to sync.
     const held = (side: Side) => differences.filter((difference) => difference.heldBySecret === side);
     const [heldByHost, heldByContainer] = [held('host'), held('container')];
+    const leaving = differences.filter(({ path, container }) => container?.kind === 'symlink' && linkMayLeaveFolder(path, container.target));
     const notes = [
       ...(heldByHost.length > 0 ? [`${heldByHost.length} of them where your folder's file holds a secret, which no sync overwrites (${sampleOf(heldByHost)})`] : []),
       ...(heldByContainer.length > 0 ? [`${heldByContainer.length} of them files in /workspace that hold secrets, which no sync copies to your folder unless allowed (${sampleOf(heldByContainer)}; \`clud sync --allow-secret PATTERN\` brings one over)`] : []),
+      ...(leaving.length > 0 ? [`${leaving.length} of them symbolic links that may lead outside the folder, which no sync writes into your folder (${sampleOf(leaving)})`] : []),
     ];
     const heldNote = notes.length > 0 ? `; ${notes.join('; ')}: see the container's version with \`clud exec -- cat PATH\`` : '';
     throw new CludError('unsynced-changes', `${differences.length} change(s) made in /workspace have not reached ${this.hostPath} (${sampleOf(differences)})${heldNote}`, wayOut);
