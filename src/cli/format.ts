@@ -23,9 +23,10 @@ const ALLOW_HINT = '--allow-secret PATTERN syncs it';
 
 export function formatStatus(status: WorkspaceStatus): string {
   const held = status.state === 'paused' ? ' — `docker unpause` resumes it' : status.state === 'restarting' ? ' — Docker is restarting it; `clud logs` says why' : '';
-  const lines = [`folder:    ${status.hostPath}${status.folderMissing ? ' (missing: deleted or moved; /workspace still holds the container\'s copy)' : ''}`, `container: ${status.containerName} (${status.state})${held}`];
-  // The container's mount keeps the folder it was started with: only a restart sees one put back.
-  if (status.folderMissing) lines.push(`  put the folder back (an empty one will do: \`clud resume\` then fills it from /workspace, deleting nothing), then \`docker restart ${status.containerName}\` so that the container sees it`);
+  const lines = [`folder:    ${status.hostPath}${status.folderMissing ? ' (missing: deleted or moved; /workspace still holds the container\'s copy, and a moved folder is still synced where it went)' : ''}`, `container: ${status.containerName} (${status.state})${held}`];
+  // The container's mount keeps the folder it was started with (it follows a move): a folder
+  // deleted and made again is another folder, which only a restart sees.
+  if (status.folderMissing) lines.push(`  move it back if you moved it; if you deleted it, make an empty one there (\`clud resume\` then fills it from /workspace, deleting nothing) and \`docker restart ${status.containerName}\` so that the container sees it`);
   if (status.image) lines.push(`image:     ${status.image}${status.imageCurrent === false ? ' (older than this Clud: `clud up --rebuild` updates it)' : ''}`);
   if (status.init) {
     lines.push(`workspace: ${status.init.phase}${status.init.error ? ` — ${displayText(status.init.error)}` : ''}`);

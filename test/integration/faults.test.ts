@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   CLI_PATH,
@@ -130,6 +130,26 @@ describe('integration: faults at the edges', function () {
       const { run } = await runCludJson(['pull', dir]);
       assertExit(run, 0);
       assert.equal(await count(), 300);
+    });
+  });
+
+  describe('the folder moved under a running workspace', function () {
+    it("status says it is missing, and that the container's mount followed it: a sync still carries into it where it went", async function () {
+      const moved = await syncedProject(scope, { 'keep/me.txt': 'mine\n' });
+      const elsewhere = `${moved}-moved`;
+      await rename(moved, elsewhere);
+      try {
+        const text = await runClud(['status', moved]);
+        assertExit(text, 0);
+        assert.match(text.stdout, /missing: deleted or moved; .*a moved folder is still synced where it went/, describeRun(text));
+        assert.match(text.stdout, /move it back if you moved it/, describeRun(text));
+        await dockerExec(moved, ['sh', '-c', 'echo from-container > made.txt']);
+        const sync = await runCludJson(['sync', moved]);
+        assertExit(sync.run, 0);
+        assert.equal(await readFile(path.join(elsewhere, 'made.txt'), 'utf8'), 'from-container\n');
+      } finally {
+        await rename(elsewhere, moved);
+      }
     });
   });
 

@@ -91,7 +91,8 @@ export interface WorkspaceStatus {
    * The folder is gone from its path (deleted or moved) while its container runs. Docker then
    * reads no file of the container (its archive API resolves the bind mount's source), so what
    * those reads show (the initial copy's outcome, the IDE, the MCP servers) is left out; the
-   * resident agent still answers, and halts on a folder that emptied.
+   * resident agent still answers, and halts on a folder that emptied; a moved folder is still
+   * the mount's, and synced where it went.
    */
   folderMissing?: boolean;
   /** False when another Clud made the container (its Dockerfile, scripts or agent are not this one's; the base image and certificates chosen are not compared). */
