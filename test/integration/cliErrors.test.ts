@@ -146,6 +146,8 @@ describe('integration: bad input changes nothing', function () {
     for (const args of [['push', dir], ['pull', dir], ['sync', dir], ['resolve', dir, 'file.txt', '--keep', 'host'], ['exec', dir, '--', 'true']]) {
       await assertRejected(args, notRunning);
     }
+    // A folder that is not there is not told to `clud up`, which would fail on it too.
+    await assertRejected(['sync', path.join(dir, 'no-such-folder')], { exitCode: 1, code: 'not-running', mentions: /no-such-folder does not exist, and has no workspace container/ });
   });
 
   it('bad arguments of sync, resolve and backup', async function () {

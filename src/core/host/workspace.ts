@@ -2,6 +2,7 @@
 // extension are thin shells around this class; it does everything through ContainerEngine.
 import { randomBytes } from 'node:crypto';
 import { chown, mkdir, readFile, realpath, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { AgentClient } from './agentClient';
 import type { QuestionHandler } from './agentClient';
@@ -740,6 +741,8 @@ export class Workspace {
     if (state === 'paused' || state === 'restarting') {
       return new CludError('not-running', `no running workspace container for ${this.hostPath}: ${this.containerName} is ${state}`, state === 'paused' ? `Run \`docker unpause ${this.containerName}\`.` : 'Wait for it to come up, or run `clud logs` to see why it restarts.');
     }
+    // A folder that is not there has no workspace to start: `clud up` would fail on it too.
+    if (!container && !existsSync(this.hostPath)) return new CludError('not-running', `${this.hostPath} does not exist, and has no workspace container`, 'Pass the project folder (DIR), or run the command in it.');
     return new CludError('not-running', `no running workspace container for ${this.hostPath} (${this.containerName})`, 'Run `clud up` first.');
   }
 
