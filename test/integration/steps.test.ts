@@ -90,6 +90,7 @@ describe('integration: clud run and checkpoint', function () {
     assert.equal(code, 130, `stdout: ${stdout}\nstderr: ${stderr}`);
     assert.ok(Date.now() - interruptedAt < 60_000, 'the command stopped promptly');
     assert.match(stderr, /interrupted; stopping the command/);
+    assert.doesNotMatch(stderr, /setsid|did not exit normally/);
     assert.equal(await readFile(path.join(dir, 'partial.txt'), 'utf8'), 'partial\n', 'what it changed reached the host');
     assert.equal((await execSh(dir, 'ps -eo args | grep -c "^sleep 300" || true')).trim(), '0', 'the sleep it started was stopped too');
     assertExit((await runCludJson(['undo', dir])).run, 0);

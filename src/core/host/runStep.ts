@@ -44,13 +44,16 @@ export async function runAsStep(workspace: Workspace, cmd: string[], io: RunStep
 }
 
 /**
- * Runs the command as the leader of a process group of its own (setsid), its PID in a file in
- * the workspace user's /tmp, so that an interrupt reaches it and everything it started: a
- * `docker exec` cannot be signalled through the Engine API.
+ * Runs the command in a process group of its own (setsid), led by a shell whose PID is in a file
+ * in the workspace user's /tmp, so that an interrupt reaches the command and everything it
+ * started: a `docker exec` cannot be signalled through the Engine API. The shell outlives the
+ * interrupt (a trap, which its child does not inherit, unlike an ignored signal) and exits with
+ * the command's status: a leader killed by the signal would have `setsid -w` print "child did
+ * not exit normally" under the user's output.
  */
 async function execInterruptible(workspace: Workspace, cmd: string[], io: RunStepIo): Promise<{ exitCode: number; cancelled: boolean }> {
   const pidFile = `/tmp/clud-run-${randomBytes(6).toString('hex')}.pid`;
-  const wrapped = ['setsid', '-w', '/bin/sh', '-c', 'echo $$ > "$0"; exec "$@"', pidFile, ...cmd];
+  const wrapped = ['setsid', '-w', '/bin/sh', '-c', 'echo $$ > "$0"; trap : INT; "$@"', pidFile, ...cmd];
   let cancelled = false;
   const interrupt = () => {
     cancelled = true;
