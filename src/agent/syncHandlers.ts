@@ -65,7 +65,13 @@ export function createSyncHandlers(agent: ResidentAgent, channel: ChannelState):
         ask(context),
       ),
     undoHistory: () => {
-      const listed = async (undoLog: UndoLog, notices: string[]) => ({ steps: await undoLog.list(), barriers: await undoLog.barriers(), disabledReason: undoLog.disabledReason, notices: [...agent.takeNotices(), ...notices] });
+      const listed = async (undoLog: UndoLog, notices: string[]) => ({
+        steps: await undoLog.list(),
+        barriers: await undoLog.barriers(),
+        disabledReason: undoLog.disabledReason,
+        notices: [...agent.takeNotices(), ...notices],
+        ...(agent.boundaries.running && { running: agent.boundaries.running.id }),
+      });
       return agent
         .jobWithoutAsking(async (_store, undoLog) => {
           // Barriers as of now, not as of the last sync: the user may have edited since.

@@ -512,7 +512,8 @@ export const ResultSchemas = {
   backup: BackupManifest,
   listBackups: z.object({ backups: z.array(BackupManifest) }),
   restoreBackup: RestoreResult,
-  undoHistory: z.object({ steps: z.array(UndoStepSchema), barriers: z.array(BarrierSchema), disabledReason: z.string().optional(), notices: z.array(z.string()).default([]) }),
+  /** `running`: the id of the turn or command still being recorded (its steps so far are listed, and undo refuses it until it ends). */
+  undoHistory: z.object({ steps: z.array(UndoStepSchema), barriers: z.array(BarrierSchema), disabledReason: z.string().optional(), notices: z.array(z.string()).default([]), running: z.string().optional() }),
   undo: UndoResultSchema,
   discardUndoLog: z.object({}),
   answer: z.object({}),

@@ -115,6 +115,9 @@ describe('integration: clud run and checkpoint', function () {
     const refusedText = await runClud(['undo', dir]);
     assertExit(refusedText, 1);
     assert.match(refusedText.stdout, /^ {2}--force undoes it anyway/m, describeRun(refusedText));
+    // The history says which step is still being recorded.
+    const whileRunning = await runClud(['history', dir]);
+    assert.match(whileRunning.stdout, /^ {2}1\. .*turn "rename the config loader" {2}\(still running: `clud undo` takes it back once it ends\)$/m, describeRun(whileRunning));
 
     await execSh(dir, 'rm keep.txt');
     const stop = await runClaudeHook(dir, 'Stop');
@@ -125,7 +128,7 @@ describe('integration: clud run and checkpoint', function () {
     const [newest] = history.json.steps as Array<{ group?: { kind: string; label: string }; files: number }>;
     assert.deepEqual(newest?.group && { kind: newest.group.kind, label: newest.group.label }, { kind: 'turn', label: 'rename the config loader' });
     assert.equal(newest?.files, 3, JSON.stringify(history.json, null, 1));
-    assert.match((await runClud(['history', dir])).stdout, /turn "rename the config loader"/);
+    assert.match((await runClud(['history', dir])).stdout, /turn "rename the config loader"$/m);
 
     assertExit((await runCludJson(['undo', dir])).run, 0);
     assert.deepEqual(await hashTree(dir), before, 'the whole turn was one step');
