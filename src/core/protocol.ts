@@ -506,8 +506,15 @@ export const ResultSchemas = {
   /** Newest first, each listing only its first carried paths (see historyAnswer). */
   history: z.object({ reports: z.array(SyncReport) }),
   /** Paths that differ between the trees, with what both last agreed on (absent: never agreed). */
-  /** `heldBySecret`: a container version no sync carries because the file holds a secret on that side (compareWithAgreedState). */
-  compare: z.object({ differences: z.array(z.object({ path: z.string(), host: EntrySchema.optional(), container: EntrySchema.optional(), ancestor: EntrySchema.optional(), heldBySecret: SyncSide.optional() })), hasAgreedState: z.boolean() }),
+  /**
+   * `heldBySecret`: a container version no sync carries because the file holds a secret on that
+   * side (compareWithAgreedState). An agent of an older image, which knew only the host's, sends
+   * `true` for it: `clud down` and `up --rebuild` ask such an agent before replacing it.
+   */
+  compare: z.object({
+    differences: z.array(z.object({ path: z.string(), host: EntrySchema.optional(), container: EntrySchema.optional(), ancestor: EntrySchema.optional(), heldBySecret: z.preprocess((side) => (side === true ? 'host' : side), SyncSide).optional() })),
+    hasAgreedState: z.boolean(),
+  }),
   resolve: SyncReport,
   backup: BackupManifest,
   listBackups: z.object({ backups: z.array(BackupManifest) }),

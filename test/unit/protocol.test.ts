@@ -273,4 +273,11 @@ describe('unit: protocol', () => {
       assert.equal(SyncReport.safeParse(broken).success, false);
     });
   });
+
+  it("reads an older agent's compare answer, whose heldBySecret was true (the host's secret, the only kind it knew)", () => {
+    const older = { differences: [{ path: 'config.yml', container: { kind: 'symlink', target: 'x' }, heldBySecret: true }], hasAgreedState: true };
+    assert.equal(ResultSchemas.compare.parse(older).differences[0]!.heldBySecret, 'host');
+    assert.equal(ResultSchemas.compare.parse({ ...older, differences: [{ ...older.differences[0], heldBySecret: 'container' }] }).differences[0]!.heldBySecret, 'container');
+    assert.equal(ResultSchemas.compare.safeParse({ ...older, differences: [{ ...older.differences[0], heldBySecret: 'neither' }] }).success, false);
+  });
 });
