@@ -186,6 +186,19 @@ describe('integration: container names and clud down', function () {
     assertExit((await runCludJson(['down', dir, '--force'])).run, 0);
   });
 
+  it('clud up --rebuild that makes the image the container already runs keeps the container, and says so', async function () {
+    const dir = await scope.project({ 'a.txt': 'a\n' });
+    await cludUp(dir);
+    const [before] = await containersFor(dir);
+    await execSh(dir, 'echo unsynced > only-here.txt');
+    const rebuilt = await cludUp(dir, ['--rebuild']);
+    assert.equal(rebuilt.built, true);
+    assert.deepEqual(rebuilt.warnings, ['the rebuilt image is the one the container already runs, so the container was kept, and /workspace with it']);
+    const [after] = await containersFor(dir);
+    assert.equal(after?.Id, before?.Id);
+    assert.equal((await execSh(dir, 'cat only-here.txt')).trim(), 'unsynced');
+  });
+
   it("a new container's status lists nothing that stood against the last one's /workspace (a conflict the fresh copy ended)", async function () {
     const dir = await scope.project({ 'notes.md': 'base\n' });
     await cludUp(dir);

@@ -225,6 +225,8 @@ export class Workspace {
       );
       built = true;
     }
+    // A rebuild that made the very image the container runs has nothing to recreate it with.
+    const keptOnRebuild = container !== undefined && options.rebuild === true && !recreate && container.imageId === image?.id;
     if (container && ((options.rebuild && container.imageId !== image?.id) || recreate)) {
       // Recreating the container discards /workspace: only when nothing there is unsynced.
       if (!container.running) await this.start(container);
@@ -298,7 +300,7 @@ export class Workspace {
     await configureClaude(this.engine, container.id, mcpServers);
     let uiInfo: UiInfo | undefined;
     if (ui) uiInfo = await this.startUi(container.id, (container.labels[LABEL_UI_AUTH] as UiAuth | undefined) ?? uiAuth);
-    const warnings: string[] = [];
+    const warnings: string[] = keptOnRebuild ? ['the rebuilt image is the one the container already runs, so the container was kept, and /workspace with it'] : [];
     const identity = await hostGitIdentity(this.hostPath);
     const identityProblem = identity && (await configureGitIdentity(this.engine, container.id, identity));
     if (identityProblem) warnings.push(identityProblem);
