@@ -282,6 +282,9 @@ export const StepGroupSchema = z.object({ id: z.string(), kind: StepKind, label:
 export type StepGroupInfo = z.infer<typeof StepGroupSchema>;
 
 /** One entry of the undo history: a group of recorded syncs (`steps`, newest first) undone as one. */
+/** The start of the `policy` of an undo step a resolve made ("resolve: keep host"), which names the step as it is. */
+export const RESOLVE_POLICY_PREFIX = 'resolve: keep ';
+
 export const UndoStepSchema = z.object({
   /** The group's id (a step recorded without a group is one of its own, under the step's id). */
   id: z.string(),

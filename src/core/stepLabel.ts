@@ -1,11 +1,12 @@
 // How an undo history entry is named for people, the same in the CLI and the Clud view: a turn by
 // its prompt, a command by its command line, a checkpoint by its name, other steps by their sync.
 import { displayPath, displayText } from './display';
-import type { LiveStatus, StepGroupInfo, UndoResultInfo, UndoStepInfo } from './protocol';
+import { RESOLVE_POLICY_PREFIX, type LiveStatus, type StepGroupInfo, type UndoResultInfo, type UndoStepInfo } from './protocol';
 
 export function describeUndoStep(step: Pick<UndoStepInfo, 'group' | 'policy' | 'steps'>): string {
   const named = step.group && describeStepGroup(step.group);
   if (named) return named;
+  if (step.policy.startsWith(RESOLVE_POLICY_PREFIX)) return displayText(step.policy);
   const syncs = (step.steps?.length ?? 1) > 1 ? `${step.steps!.length} ${displayText(step.policy)} syncs` : `${displayText(step.policy)} sync`;
   return syncs;
 }

@@ -14,6 +14,7 @@ describe('unit: step labels', () => {
     assert.equal(describeUndoStep(entry('k', { id: 'k', kind: 'checkpoint', label: 'before the refactor' })), 'checkpoint: before the refactor');
     assert.equal(describeUndoStep(entry('s')), 'two-way-safe sync');
     assert.equal(describeUndoStep(entry('g', { id: 'g', kind: 'sync', label: '' }, ['a', 'b', 'c'])), '3 two-way-safe syncs');
+    for (const keep of ['host', 'container', 'both']) assert.equal(describeUndoStep({ ...entry('r'), policy: `resolve: keep ${keep}` }), `resolve: keep ${keep}`);
     assert.equal(describeUndoStep(entry('e', { id: 'e', kind: 'turn', label: 'evil\u001b[2Jname' })), 'turn "evil\\x1b[2Jname"', 'a label is shown escaped');
   });
 

@@ -4,6 +4,7 @@ import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { runSyncCycle, withStateStore } from '../../src/core/sync/engine';
 import { resolveConflict, siblingNameForms, type KeepChoice } from '../../src/core/sync/resolve';
+import { UndoLog } from '../../src/core/undo';
 import { rmSync } from 'node:fs';
 import { DIR, link, makeTree, readTree, useSyncFixture, type SyncFixture, type TreeSpec } from '../helpers/syncTrees';
 
@@ -45,6 +46,17 @@ describe('unit: sync resolve', () => {
       assert.deepEqual(report.conflicts, []);
       assert.deepEqual((await sync(f)).appliedCount, 0, 'the sides agree afterwards');
     });
+
+    // Keep host changes nothing on the host: no step.
+    for (const keep of ['container', 'both'] as const) {
+      it(`keep ${keep} is an undo step named by it (for keep both, the cycle that carries the container's version to the host)`, async () => {
+        const f = fixture();
+        await setUp(f);
+        const { log } = await UndoLog.open(path.join(f.stateDir, 'undo'), { keptDirectory: path.join(f.stateDir, 'kept') });
+        await withStateStore(f.stateDir, (store) => resolveConflict({ roots: f.roots, store, excludes: [], path: 'src/app.ts', keep, undo: { log } }));
+        assert.deepEqual((await log.list()).map((step) => step.policy), [`resolve: keep ${keep}`]);
+      });
+    }
 
     it('keep both on a name too long for the .container suffix: a shortened name that fits, and the report says where it went', async () => {
       const f = fixture();

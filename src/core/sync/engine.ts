@@ -47,6 +47,8 @@ export interface SyncCycleOptions {
   hostAccess?: AccessIdentity;
   /** Record the cycle's host changes as an undo step (with safeguards). */
   undo?: UndoRecording;
+  /** What the undo step says it was, when not a sync of `policy` (a resolve's own cycle). */
+  stepPolicy?: string;
   /**
    * Aborted when nobody waits for the result any more (the CLI was interrupted). Checked before
    * the apply and before each change: the changes under way finish, no new one starts, and the
@@ -249,7 +251,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
       result.changes,
       { roots: options.roots, keepDir: files.keptDirectory(report.id), decidedAt: started.getTime(), beforeModify: cancellable, isFatal: (error) => error instanceof SyncCancelled, owners: options.owners },
       options.undo,
-      { syncId: report.id, policy: options.policy },
+      { syncId: report.id, policy: options.stepPolicy ?? options.policy },
     );
   } catch (error) {
     // The apply's error is the one to report; a commit failing too adds nothing to it.

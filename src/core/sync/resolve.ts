@@ -2,7 +2,7 @@
 // version is always kept aside first, and a normal sync cycle then records the agreement.
 import { link, rename } from 'node:fs/promises';
 import * as path from 'node:path';
-import { MAX_LISTED, type SyncReport } from '../protocol';
+import { MAX_LISTED, RESOLVE_POLICY_PREFIX, type SyncReport } from '../protocol';
 import type { ApplyOutcome } from './apply';
 import { applyRecorded, undoStepFields } from './recordedApply';
 import { entriesEqual } from '../files/entry';
@@ -26,6 +26,8 @@ export interface ResolveOptions extends Omit<StoreCycleOptions, 'policy' | 'rese
   path: string;
   keep: KeepChoice;
 }
+
+const RESOLVE_BOTH = `${RESOLVE_POLICY_PREFIX}both`;
 
 export async function resolveConflict(options: ResolveOptions): Promise<SyncReport> {
   const relative = normalizeRelative(options.path);
@@ -89,7 +91,7 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     const leaving = changes.map(hostLinkLeavingFolder).find((link) => link !== undefined);
     if (leaving) throw new Error(`cannot keep the container's version of ${relative}: ${leaving.path}: ${linkLeavingReason(leaving.target)}, and such a link is never written into your folder; nothing was changed`);
     const id = `${newSyncId()}-resolve`;
-    const recorded = await applyRecorded(changes, { roots: options.roots, keepDir: state.keptDirectory(id), owners: options.owners, decidedAt }, options.undo, { syncId: id, policy: `resolve: keep ${options.keep}` });
+    const recorded = await applyRecorded(changes, { roots: options.roots, keepDir: state.keptDirectory(id), owners: options.owners, decidedAt }, options.undo, { syncId: id, policy: `${RESOLVE_POLICY_PREFIX}${options.keep}` });
     if (recorded.denied) throw new Error(`resolving ${relative} was stopped: ${recorded.denied.detail}; nothing was changed on the host`);
     const { outcome } = recorded;
     if (outcome.skipped.length > 0) {
@@ -99,7 +101,8 @@ export async function resolveConflict(options: ResolveOptions): Promise<SyncRepo
     resolved = outcome;
     step = undoStepFields(recorded);
   }
-  const report = (await runStoreCycle({ ...options, policy: 'two-way-safe' })).report as SyncReport;
+  // After keep both, this cycle carries the container's version, moved to its sibling name, to the host: the resolve's step.
+  const report = (await runStoreCycle({ ...options, policy: 'two-way-safe', ...(renamed && { stepPolicy: RESOLVE_BOTH }) })).report as SyncReport;
   if (renamed) {
     const moved = [
       { path: renamed.from, side: 'container' as const, action: 'delete' as const },
