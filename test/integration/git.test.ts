@@ -201,6 +201,14 @@ describe("integration: a branch switch in the user's folder", function () {
     await cludUp(dir);
     // The first exchange notes the branch the folder is on.
     assert.deepEqual((await cludSync('sync', dir)).report.git?.problems, []);
+    // A commit of the user's on that branch moves the container's with it (the agent has none of its own).
+    await writeHost(dir, { 'user.txt': 'user\n' });
+    hostGit(dir, 'add', 'user.txt');
+    hostGit(dir, 'commit', '-q', '-m', 'user work');
+    await chownTree(dir, USER_UID, USER_GID);
+    const committed = await cludSync('sync', dir);
+    assert.ok(committed.report.git?.lines.includes("host: the container's main moves with yours"), JSON.stringify(committed.report.git));
+    assert.equal(await agentGit(dir, 'status', '--porcelain'), '');
 
     hostGit(dir, 'checkout', '-q', 'feature');
     await chownTree(dir, USER_UID, USER_GID);

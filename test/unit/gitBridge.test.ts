@@ -292,11 +292,14 @@ describe('unit: git bridge (real git)', function () {
     assert.deepEqual(exchange?.lines, ['host: new branch host/trunk', "host: the container's branch trunk, which had no commits, starts at host/trunk"]);
     assert.equal(git(container, 'rev-parse', 'HEAD'), hostTip);
     assert.equal(git(container, 'status', '--porcelain'), '');
-    // Once started it is the agent's: a later host commit moves host/trunk only.
+    // Once the agent commits there, the branch is its own: a later host commit moves host/trunk only.
+    commitFile(container, 'agent.txt', 'agent\n', 'the agent\'s first');
+    const agentTip = git(container, 'rev-parse', 'HEAD');
     commitFile(host, 'b.txt', 'b\n', 'the user\'s second');
     writeFileSync(path.join(container, 'b.txt'), 'b\n');
-    await exchangeHistory({ host, container }, { namespace: NAMESPACE });
-    assert.equal(git(container, 'rev-parse', 'HEAD'), hostTip);
+    const later = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+    assert.equal(git(container, 'rev-parse', 'HEAD'), agentTip);
+    assert.ok(later?.lines.includes("host: your trunk moved; the container's trunk stays (it has commits of its own): the agent's `git status` shows your new work as changes until it rebases onto host/trunk"), JSON.stringify(later));
   });
 
   it("an empty host repository's first commits leave the container's branch alone when the agent staged something", async () => {
@@ -307,6 +310,49 @@ describe('unit: git bridge (real git)', function () {
     assert.deepEqual(exchange?.lines, ['host: new branch host/trunk']);
     assert.throws(() => git(container, 'rev-parse', '--verify', '-q', 'HEAD'), 'the agent\'s branch was started under what it staged');
     assert.equal(git(container, 'diff', '--cached', '--name-only'), 'a.txt');
+  });
+
+  describe("the user's commits on the branch the container is on", function () {
+    it('a new commit moves the container\'s branch with it while the agent has none of its own: a clean status', async () => {
+      const { host, container } = hostWithHistory();
+      assert.deepEqual(await seedContainerRepository({ host, container }), {});
+      await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+      const userTip = commitFile(host, 'h.txt', 'user\n', 'user work');
+      copyFiles(host, container);
+      const exchange = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+      assert.deepEqual(exchange?.problems, []);
+      assert.deepEqual(exchange?.lines, ['host: 1 new commit on host/main', "host: the container's main moves with yours"]);
+      assert.equal(git(container, 'rev-parse', 'HEAD'), userTip);
+      assert.equal(git(container, 'status', '--porcelain'), '');
+    });
+
+    it("an amended commit is the user's, not the agent's: no agent branch, and the container's branch takes the new one", async () => {
+      const { host, container } = hostWithHistory();
+      assert.deepEqual(await seedContainerRepository({ host, container }), {});
+      await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+      writeFileSync(path.join(host, 'a.txt'), 'two, amended\n');
+      git(host, 'commit', '-q', '--amend', '-am', 'second, amended');
+      copyFiles(host, container);
+      const exchange = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+      assert.deepEqual(exchange?.problems, []);
+      assert.deepEqual(exchange?.lines.filter((line) => line.startsWith('agent:')), [], JSON.stringify(exchange));
+      assert.equal(git(host, 'for-each-ref', 'refs/remotes/clud'), '', 'the old commit came back as the agent\'s branch');
+      assert.equal(git(container, 'rev-parse', 'HEAD'), git(host, 'rev-parse', 'HEAD'));
+      assert.equal(git(container, 'status', '--porcelain'), '');
+    });
+
+    it('with something staged, the branch stays and a line says so', async () => {
+      const { host, container } = hostWithHistory();
+      assert.deepEqual(await seedContainerRepository({ host, container }), {});
+      await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+      const before = git(container, 'rev-parse', 'HEAD');
+      writeFileSync(path.join(container, 'staged.txt'), 'agent\n');
+      git(container, 'add', 'staged.txt');
+      commitFile(host, 'h.txt', 'user\n', 'user work');
+      const exchange = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+      assert.ok(exchange?.lines.some((line) => /the container's main stays \(something is staged there\)/.test(line)), JSON.stringify(exchange));
+      assert.equal(git(container, 'rev-parse', 'HEAD'), before);
+    });
   });
 
   describe('a branch switch in the folder', function () {

@@ -160,7 +160,7 @@ export async function exchangeHistory(roots: GitRoots, options: ExchangeOptions)
       const delivered = await deliverHostHistory(roots, host, { withTags: false });
       exchange.lines.push(...delivered.lines);
       exchange.problems.push(...delivered.problems);
-      for (const outcome of [await startUnbornBranch(roots), await followHostBranch(roots, host, options.previousHostHead)]) {
+      for (const outcome of [await startUnbornBranch(roots), await followHostBranch(roots, host, options.previousHostHead), await followHostCommits(roots, delivered.moved)]) {
         exchange.lines.push(...outcome.lines);
         exchange.problems.push(...outcome.problems);
       }
@@ -199,6 +199,10 @@ async function collectAgentHistory(roots: GitRoots, host: Extract<HostRepository
       tips = (await listRefs(hostOptions, incoming)).map((ref) => ({ branch: ref.name.slice(incoming.length), tip: ref.tip }));
     }
     const current = new Map((await listRefs(hostOptions, agentBranchPrefix(options.namespace))).map((ref) => [ref.name, ref.tip]));
+    // The user's commits as last delivered: one the user has since amended or rebased away is not
+    // on the host's branches any more, but it is still the user's, not the agent's.
+    const delivered = [...new Set((await listRefs(safeOptions(roots, gitDirOf(roots.container)), HOST_BRANCHES_PREFIX)).map((ref) => ref.tip))];
+    const usersOwn = (await anyMissing(hostOptions, delivered)) ? [] : delivered;
     for (const { branch, tip } of tips) {
       if (!SAFE_BRANCH.test(branch) || !/^[0-9a-f]{40,64}$/.test(tip)) {
         outcome.problems.push(`git: the container's branch ${JSON.stringify(branch)} has a name Clud does not carry`);
@@ -210,7 +214,7 @@ async function collectAgentHistory(roots: GitRoots, host: Extract<HostRepository
       if (old === tip) continue;
       if (!old) {
         // A branch with nothing the host lacks (the seeded branch before the agent commits) is not news.
-        const added = await countCommits(hostOptions, [tip, '--not', '--branches']);
+        const added = await countCommits(hostOptions, [tip, '--not', '--branches', ...usersOwn]);
         if (added === 0) continue;
         const failure = await updateRefs(hostOptions, `create ${ref} ${tip}\n`);
         const known = (await runGit(['show-ref', '--verify', '-q', `refs/heads/${branch}`], hostOptions)).exitCode === 0;
@@ -253,8 +257,8 @@ async function anyMissing(options: GitOptions, objects: readonly string[]): Prom
  * seed its tags. receive-pack runs with hooks off; the refs and pack folders it writes to are
  * checked for symbolic links first, which could otherwise point its writes outside /workspace.
  */
-async function deliverHostHistory(roots: GitRoots, host: Extract<HostRepository, { kind: 'repository' }>, options: { withTags: boolean }): Promise<Outcome> {
-  const outcome: Outcome = { lines: [], problems: [] };
+async function deliverHostHistory(roots: GitRoots, host: Extract<HostRepository, { kind: 'repository' }>, options: { withTags: boolean }): Promise<Outcome & { moved: MovedBranch[] }> {
+  const outcome: Outcome & { moved: MovedBranch[] } = { lines: [], problems: [], moved: [] };
   const containerGitDir = gitDirOf(roots.container);
   const containerOptions = safeOptions(roots, containerGitDir);
   const link = await findSymbolicLink(containerGitDir, ['refs', 'refs/remotes', 'refs/remotes/host', 'refs/tags', 'objects', 'objects/pack', 'objects/info', 'packed-refs', 'reftable']);
@@ -277,6 +281,7 @@ async function deliverHostHistory(roots: GitRoots, host: Extract<HostRepository,
   for (const { name, tip } of after) {
     const old = before.get(name);
     if (old === tip) continue;
+    if (old) outcome.moved.push({ branch: name.slice(HOST_BRANCHES_PREFIX.length), from: old, to: tip });
     const shown = `host/${name.slice(HOST_BRANCHES_PREFIX.length)}`;
     if (!old) outcome.lines.push(`host: new branch ${shown}`);
     else outcome.lines.push(`host: ${plural(await countCommits(containerOptions, [tip, '--not', old]), 'new commit')} on ${shown}`);
@@ -359,9 +364,64 @@ async function followHostBranch(roots: GitRoots, host: Extract<HostRepository, {
     outcome.problems.push(`git: ${switched}, but the container's repository could not follow: ${failure}`);
     return outcome;
   }
-  const kept = await skipTrackedButAbsent(roots, options);
-  if (kept) outcome.problems.push(kept);
+  for (const problem of await afterMovingHead(roots, options)) outcome.problems.push(problem);
   outcome.lines.push(`${switched}; the container's repository follows${own.exitCode === 0 ? '' : ` (its branch ${to} starts at host/${to})`}`);
+  return outcome;
+}
+
+/**
+ * After HEAD, a branch and the index of the container's repository moved: the tracked files the
+ * copy left out marked again (the index was read afresh), and what was written given to the
+ * workspace user where git ran as another (a root caller). Returns problems.
+ */
+async function afterMovingHead(roots: GitRoots, options: GitOptions): Promise<string[]> {
+  const gitDir = gitDirOf(roots.container);
+  const problems = [await skipTrackedButAbsent(roots, options), await giveToWorkspaceOwner(roots, ['HEAD', 'index', 'refs/heads'].map((name) => path.join(gitDir, name)))];
+  return problems.filter((problem): problem is string => problem !== undefined);
+}
+
+/** A host branch whose `host/<branch>` moved in the container's repository in this exchange. */
+interface MovedBranch {
+  branch: string;
+  from: string;
+  to: string;
+}
+
+/**
+ * The user committed on, amended or rebased the branch the container's repository is on. Where
+ * the container's branch was where the user's was (at `host/<branch>` before this exchange: the
+ * agent committed nothing of its own since), it moves with the user's, as one repository both
+ * shared would: otherwise the agent's `git status` shows the user's committed work as its own
+ * changes, and its next `commit -a` commits it again. Only the branch and the index move (the
+ * working tree is the sync's), never with anything staged, and the old tip stays a commit of the
+ * user's. Where the agent has commits of its own, a line says its branch stays and how to catch up.
+ */
+async function followHostCommits(roots: GitRoots, moved: readonly MovedBranch[]): Promise<Outcome> {
+  const outcome: Outcome = { lines: [], problems: [] };
+  if (moved.length === 0) return outcome;
+  const options = safeOptions(roots, gitDirOf(roots.container));
+  const head = await runGit(['symbolic-ref', '-q', 'HEAD'], options);
+  const current = head.exitCode === 0 ? head.stdout.trim() : '';
+  const change = moved.find(({ branch }) => `refs/heads/${branch}` === current);
+  if (!change) return outcome;
+  const tip = await runGit(['rev-parse', '-q', '--verify', `${current}^{commit}`], options);
+  const ours = tip.stdout.trim();
+  if (tip.exitCode !== 0 || ours === change.to) return outcome;
+  const stays = (why: string) => {
+    outcome.lines.push(`host: your ${change.branch} moved; the container's ${change.branch} stays (${why}): the agent's \`git status\` shows your new work as changes until it rebases onto host/${change.branch}`);
+    return outcome;
+  };
+  if (ours !== change.from) return stays('it has commits of its own');
+  if ((await runGit(['diff-index', '--cached', '--quiet', 'HEAD', '--'], options)).exitCode !== 0) return stays('something is staged there');
+  const failure =
+    (await updateRefs(options, `update ${current} ${change.to} ${change.from}\n`)) ??
+    (await runGit(['read-tree', 'HEAD'], options).then((run) => (run.exitCode === 0 ? undefined : gitFailure(run))));
+  if (failure) {
+    outcome.problems.push(`git: the container's ${change.branch} could not move with yours: ${failure}`);
+    return outcome;
+  }
+  for (const problem of await afterMovingHead(roots, options)) outcome.problems.push(problem);
+  outcome.lines.push(`host: the container's ${change.branch} moves with yours`);
   return outcome;
 }
 
