@@ -62,6 +62,8 @@ export function forcedUndo(result: Pick<UndoResultInfo, 'refusedCode' | 'running
  * not known.
  */
 export function containerAfterUndo(live: Pick<LiveStatus, 'autoSync' | 'state'> | undefined): string {
-  if (live?.autoSync === 'continuous' && (live.state === 'idle' || live.state === 'syncing')) return 'Auto-sync is bringing the container in line with your folder.';
-  return 'The container still has the undone versions; the next sync brings it in line with your folder.';
+  // A file the container changed after the step is not overwritten: the sync finds both changed, a conflict that keeps both.
+  const newer = ' (a file changed there since the step becomes a conflict, both versions kept)';
+  if (live?.autoSync === 'continuous' && (live.state === 'idle' || live.state === 'syncing')) return `Auto-sync is bringing the container in line with your folder${newer}.`;
+  return `The container still has the undone versions; the next sync brings it in line with your folder${newer}.`;
 }

@@ -54,7 +54,7 @@ describe('unit: step labels', () => {
   });
 
   it('after an undo, says the container follows at once only while continuous auto-sync runs', () => {
-    assert.match(containerAfterUndo({ autoSync: 'continuous', state: 'idle' }), /^Auto-sync is bringing/);
+    assert.match(containerAfterUndo({ autoSync: 'continuous', state: 'idle' }), /^Auto-sync is bringing.*becomes a conflict, both versions kept/);
     assert.match(containerAfterUndo({ autoSync: 'continuous', state: 'syncing' }), /^Auto-sync is bringing/);
     for (const live of [{ autoSync: 'continuous', state: 'paused' }, { autoSync: 'continuous', state: 'halted' }, { autoSync: 'on-save', state: 'idle' }, { autoSync: 'off', state: 'idle' }, undefined] as const) {
       assert.match(containerAfterUndo(live), /the next sync brings it in line/, JSON.stringify(live));
