@@ -170,6 +170,8 @@ export const GitExchangeSchema = z.object({
   branches: z.array(GitBranchSchema),
   /** The branch the folder's HEAD is on (`refs/heads/…`; absent: detached or no repository), to tell the next exchange the user switched. */
   hostHead: z.string().optional(),
+  /** Each container branch's tip as this exchange saw it, to tell the next one that the user deleted an agent branch. */
+  carried: z.record(z.string(), z.string()).optional(),
 });
 export type GitExchange = z.infer<typeof GitExchangeSchema>;
 
@@ -179,6 +181,7 @@ export const GitStatusSchema = z.object({
   branches: z.array(GitBranchSchema),
   problems: z.array(z.string()),
   hostHead: GitExchangeSchema.shape.hostHead,
+  carried: GitExchangeSchema.shape.carried,
 });
 export type GitStatus = z.infer<typeof GitStatusSchema>;
 

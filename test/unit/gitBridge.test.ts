@@ -104,6 +104,23 @@ describe('unit: git bridge (real git)', function () {
     assert.deepEqual(again?.lines, [], 'an unchanged branch says nothing');
   });
 
+  it('an agent branch the user deleted stays deleted until the agent commits there again', async () => {
+    const { host, container } = hostWithHistory();
+    await seedContainerRepository({ host, container });
+    commitFile(container, 'agent.txt', 'agent\n', 'agent work');
+    const first = await exchangeHistory({ host, container }, { namespace: NAMESPACE });
+    assert.deepEqual(first?.lines, ['agent: 1 new commit on clud/app/main']);
+    git(host, 'update-ref', '-d', 'refs/remotes/clud/app/main');
+    const after = await exchangeHistory({ host, container }, { namespace: NAMESPACE, previouslyCarried: first.carried });
+    assert.deepEqual(after?.lines, []);
+    assert.equal(git(host, 'for-each-ref', 'refs/remotes/clud'), '');
+    const still = await exchangeHistory({ host, container }, { namespace: NAMESPACE, previouslyCarried: after.carried });
+    assert.equal(git(host, 'for-each-ref', 'refs/remotes/clud'), '', 'it came back at the next exchange');
+    commitFile(container, 'agent.txt', 'agent, more\n', 'more agent work');
+    const more = await exchangeHistory({ host, container }, { namespace: NAMESPACE, previouslyCarried: still?.carried });
+    assert.deepEqual(more?.lines, ['agent: 2 new commits on clud/app/main']);
+  });
+
   it("a new agent branch arrives as its own ref, counted against the host's branches", async () => {
     const { host, container } = hostWithHistory();
     await seedContainerRepository({ host, container });

@@ -124,6 +124,8 @@ export interface ExchangeOptions {
   now?: Date;
   /** The branch the folder's HEAD was on at the last exchange (its `hostHead`; see followHostBranch). */
   previousHostHead?: string;
+  /** The agent branch tips the last exchange left carried (its `carried`; see collectAgentHistory). */
+  previouslyCarried?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -157,6 +159,7 @@ export async function exchangeHistory(roots: GitRoots, options: ExchangeOptions)
       const collected = await collectAgentHistory(roots, host, options);
       exchange.lines.push(...collected.lines);
       exchange.problems.push(...collected.problems);
+      exchange.carried = collected.carried;
       const delivered = await deliverHostHistory(roots, host, { withTags: false });
       exchange.lines.push(...delivered.lines);
       exchange.problems.push(...delivered.problems);
@@ -179,8 +182,9 @@ interface Outcome {
 }
 
 /** Fetches the container's branches into the host's repository and moves the agent refs forward. */
-async function collectAgentHistory(roots: GitRoots, host: Extract<HostRepository, { kind: 'repository' }>, options: ExchangeOptions): Promise<Outcome> {
-  const outcome: Outcome = { lines: [], problems: [] };
+async function collectAgentHistory(roots: GitRoots, host: Extract<HostRepository, { kind: 'repository' }>, options: ExchangeOptions): Promise<Outcome & { carried: Record<string, string> }> {
+  const carried: Record<string, string> = {};
+  const outcome = { lines: [] as string[], problems: [] as string[], carried };
   const hostOptions = safeOptions(roots, host.gitDir);
   const incoming = incomingPrefix(options.namespace);
   const containerHeads = await listRefs(safeOptions(roots, gitDirOf(roots.container)), 'refs/heads/');
@@ -194,6 +198,7 @@ async function collectAgentHistory(roots: GitRoots, host: Extract<HostRepository
       const fetch = await runGit(['fetch', '--quiet', '--no-tags', '--no-prune', '--no-write-fetch-head', '--no-recurse-submodules', `--upload-pack=${remoteProgram('upload-pack', hostOptions)}`, gitDirOf(roots.container), `+refs/heads/*:${incoming}*`], hostOptions);
       if (fetch.exitCode !== 0) {
         outcome.problems.push(`git: the agent's commits could not be fetched from /workspace/.git: ${gitFailure(fetch)}; nothing was changed in either repository`);
+        Object.assign(carried, options.previouslyCarried);
         return outcome;
       }
       tips = (await listRefs(hostOptions, incoming)).map((ref) => ({ branch: ref.name.slice(incoming.length), tip: ref.tip }));
@@ -211,29 +216,46 @@ async function collectAgentHistory(roots: GitRoots, host: Extract<HostRepository
       const ref = agentBranchRef(options.namespace, branch);
       const shown = agentBranchName(options.namespace, branch);
       const old = current.get(ref);
+      // Carried unless it fails below (then the next exchange tries again).
+      carried[branch] = tip;
       if (old === tip) continue;
+      // Carried before, at this very tip, and gone now: the user deleted the branch, which stays
+      // deleted until the agent commits there again.
+      if (!old && options.previouslyCarried?.[branch] === tip) continue;
       if (!old) {
         // A branch with nothing the host lacks (the seeded branch before the agent commits) is not news.
         const added = await countCommits(hostOptions, [tip, '--not', '--branches', ...usersOwn]);
         if (added === 0) continue;
         const failure = await updateRefs(hostOptions, `create ${ref} ${tip}\n`);
         const known = (await runGit(['show-ref', '--verify', '-q', `refs/heads/${branch}`], hostOptions)).exitCode === 0;
-        if (failure) outcome.problems.push(`git: ${shown} was not created: ${failure}`);
-        else outcome.lines.push(`agent: ${plural(added, 'new commit')} on ${shown}${known ? '' : ' (new branch)'}`);
+        if (failure) {
+          delete carried[branch];
+          outcome.problems.push(`git: ${shown} was not created: ${failure}`);
+        } else {
+          outcome.lines.push(`agent: ${plural(added, 'new commit')} on ${shown}${known ? '' : ' (new branch)'}`);
+        }
         continue;
       }
       const added = await countCommits(hostOptions, [tip, '--not', old]);
       if (await isAncestor(hostOptions, old, tip)) {
         const failure = await updateRefs(hostOptions, `update ${ref} ${tip} ${old}\n`);
-        if (failure) outcome.problems.push(`git: ${shown} was not moved forward: ${failure}`);
-        else outcome.lines.push(`agent: ${plural(added, 'new commit')} on ${shown}`);
+        if (failure) {
+          delete carried[branch];
+          outcome.problems.push(`git: ${shown} was not moved forward: ${failure}`);
+        } else {
+          outcome.lines.push(`agent: ${plural(added, 'new commit')} on ${shown}`);
+        }
         continue;
       }
       // Amended, rebased or reset: the old tip stays reachable under a dated ref, in the same transaction.
       const kept = keptTipRef(options.namespace, branch, old, options.now ?? new Date());
       const failure = await updateRefs(hostOptions, `create ${kept} ${old}\nupdate ${ref} ${tip} ${old}\n`);
-      if (failure) outcome.problems.push(`git: ${shown} was rewritten in the container but not updated: ${failure}`);
-      else outcome.lines.push(`agent: rewrote ${shown} (${plural(added, 'new commit')}); its old tip ${old.slice(0, 12)} is kept at ${kept}`);
+      if (failure) {
+        delete carried[branch];
+        outcome.problems.push(`git: ${shown} was rewritten in the container but not updated: ${failure}`);
+      } else {
+        outcome.lines.push(`agent: rewrote ${shown} (${plural(added, 'new commit')}); its old tip ${old.slice(0, 12)} is kept at ${kept}`);
+      }
     }
   } finally {
     if (needsFetch) await deleteRefs(hostOptions, incoming);
