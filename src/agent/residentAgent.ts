@@ -529,7 +529,12 @@ export class ResidentAgent {
     // after each full background cycle (the periodic one included), so commits arrive within one
     // period. A request's cycle exchanges them itself.
     if (kind === 'full' && !report.halted) {
-      void this.session?.runJob(() => exchangeGitHistory(), { housekeeping: true }).catch((error: unknown) => log('warn', `git exchange failed: ${errorMessage(error)}`));
+      void this.session
+        ?.runJob(() => exchangeGitHistory(), { housekeeping: true })
+        .then((exchange) => {
+          if (exchange && (exchange.lines.length > 0 || exchange.problems.length > 0)) this.broadcast({ type: 'git-exchanged', lines: exchange.lines, problems: exchange.problems });
+        })
+        .catch((error: unknown) => log('warn', `git exchange failed: ${errorMessage(error)}`));
     }
     this.scheduleCompaction();
     setImmediate(() => this.garbage.afterCycle({ walkedBothTrees: kind !== 'incremental', carried: report.appliedCount > 0 }));

@@ -198,5 +198,7 @@ export function formatLiveEvent(event: AgentEvent, time: Date, previous: LiveSta
       return `${stamp} halted (${event.side}): ${displayText(event.reason)} — nothing was changed; \`clud resume\` merges both sides again, deleting nothing`;
     case 'watcher-degraded':
       return `${stamp} watcher (${event.side}): ${displayText(event.reason)}`;
+    case 'git-exchanged':
+      return [...event.lines, ...event.problems].map((line) => `${stamp} git: ${displayText(line)}`).join('\n');
   }
 }

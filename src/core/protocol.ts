@@ -441,6 +441,8 @@ export const AgentEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('question'), questionId: z.number().int().nonnegative(), question: SafeguardQuestionSchema }),
   z.object({ type: z.literal('halted'), side: SyncSide, reason: z.string() }),
   z.object({ type: z.literal('watcher-degraded'), side: SyncSide, reason: z.string() }),
+  /** History crossed in a background exchange (after a periodic full cycle), as a request's report says it in `git`. */
+  z.object({ type: z.literal('git-exchanged'), lines: z.array(z.string()), problems: z.array(z.string()) }),
 ]);
 export type AgentEvent = z.infer<typeof AgentEvent>;
 

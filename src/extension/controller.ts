@@ -235,6 +235,8 @@ export class WorkspaceController implements vscode.Disposable {
       this.log.error('sync.halted', { side: event.side, reason: event.reason });
     } else if (event.type === 'watcher-degraded') {
       this.log.info('watcher.degraded', { side: event.side, reason: event.reason });
+    } else if (event.type === 'git-exchanged') {
+      this.log.info('git.exchanged', { lines: event.lines, problems: event.problems });
     }
   }
 

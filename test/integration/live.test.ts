@@ -16,6 +16,7 @@ import {
   TEST_ENV,
   TestScope,
   assertExit,
+  chownTree,
   cludSync,
   cludUp,
   describeRun,
@@ -280,6 +281,34 @@ describe('integration: live sync controls (clud watch, pause, resume, up --auto-
     const run = await runClud(['up', dir, '--auto-sync', 'sometimes']);
     assert.notEqual(run.exitCode, 0);
     assert.match(run.stderr, /--auto-sync/, describeRun(run));
+  });
+});
+
+describe("integration: the agent's commits in clud watch, with continuous sync", function () {
+  this.timeout(INTEGRATION_TIMEOUT_MS);
+  const scope = new TestScope();
+
+  after(async function () {
+    await scope.cleanup();
+  });
+
+  it('a commit in the container is said as it reaches the host, by the background exchange, with no command run', async function () {
+    await requireDocker();
+    const dir = await scope.project({ 'a.txt': 'a\n' });
+    const git = (...args: string[]) => promisify(execFile)('git', ['-c', 'safe.directory=*', '-c', 'user.name=U', '-c', 'user.email=u@example.com', '-c', 'init.defaultBranch=main', '-c', 'commit.gpgSign=false', ...args], { cwd: dir });
+    await git('init', '-q');
+    await git('add', '-A');
+    await git('commit', '-q', '-m', 'first');
+    await chownTree(dir);
+    await cludUp(dir, ['--auto-sync', 'continuous']);
+    const watch = await startWatch(dir);
+    try {
+      await execSh(dir, 'echo agent > agent.txt && git add agent.txt && git -c user.name=A -c user.email=a@example.com commit -q -m "agent work"');
+      const said = await watch.until('the background exchange', (line) => line.type === 'git-exchanged');
+      assert.deepEqual(said.type === 'git-exchanged' && said.lines, [`agent: 1 new commit on clud/${path.basename(dir)}/main`]);
+    } finally {
+      watch.stop();
+    }
   });
 });
 

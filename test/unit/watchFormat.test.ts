@@ -57,6 +57,7 @@ describe('unit: clud watch and status output', () => {
     assert.match(formatLiveEvent({ type: 'cycle-finished', kind: 'full', report }, at, undefined, HERE)!, /^22:05:07\.123 full: two-way-safe: 1 change\(s\)/);
     assert.match(formatLiveEvent({ type: 'watcher-degraded', side: 'container', reason: 'watch limit (fs.inotify.max_user_watches); polling' }, at, undefined, HERE)!, /watcher \(container\): watch limit/);
     assert.match(formatLiveEvent({ type: 'halted', side: 'host', reason: 'the folder is empty' }, at, undefined, HERE)!, /halted \(host\): the folder is empty/);
+    assert.equal(formatLiveEvent({ type: 'git-exchanged', lines: ['agent: 1 new commit on clud/app/main'], problems: ['git: a\u001b[2J'] }, at, undefined, HERE), '22:05:07.123 git: agent: 1 new commit on clud/app/main\n22:05:07.123 git: git: a\\x1b[2J');
   });
 
   it('counts what a report or a status lists only in part', () => {
