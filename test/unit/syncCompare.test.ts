@@ -37,13 +37,18 @@ describe('unit: what removing the container would lose', () => {
     assert.equal(snapshot.get('plain.txt')?.kind, 'file');
   });
 
-  it("counts the container's version of a file the host keeps out as a secret only where it is not the agreed one", async () => {
+  /**
+   * A host and a container folder with `files` in each (the container's agreed on, secrets
+   * `allowSecrets` let through then), and the compare of them as [path, heldBySecret] pairs.
+   */
+  async function agreedFolders(files: { host: Record<string, string>; container: Record<string, string> }, allowSecrets: string[] = []) {
     const roots = { host: path.join(tempDir(), 'host'), container: path.join(tempDir(), 'container') };
     const stateDir = path.join(tempDir(), 'state');
-    for (const root of Object.values(roots)) mkdirSync(root);
-    writeFileSync(path.join(roots.host, 'config.yml'), `name: app\ntoken: ghp_${'a1B2c3D4e5'.repeat(3)}abcdef\n`);
-    writeFileSync(path.join(roots.container, 'config.yml'), 'name: app\n');
-    const agreed = (await scanTree(roots.container, { excludes: [] })).snapshot;
+    for (const side of ['host', 'container'] as const) {
+      mkdirSync(roots[side]);
+      for (const [name, text] of Object.entries(files[side])) writeFileSync(path.join(roots[side], name), text);
+    }
+    const agreed = (await scanTree(roots.container, { excludes: [], allowSecrets })).snapshot;
     await SyncStateStore.replace(stateDir, { ancestor: agreed, host: new Map(), container: new Map() });
     const compare = async () => {
       const store = await SyncStateStore.open(stateDir);
@@ -53,27 +58,19 @@ describe('unit: what removing the container would lose', () => {
         await store.close();
       }
     };
+    return { roots, compare };
+  }
+
+  it("counts the container's version of a file the host keeps out as a secret only where it is not the agreed one", async () => {
+    const { roots, compare } = await agreedFolders({ host: { 'config.yml': `name: app\ntoken: ghp_${'a1B2c3D4e5'.repeat(3)}abcdef\n` }, container: { 'config.yml': 'name: app\n' } });
     assert.deepEqual(await compare(), [], 'the agreed copy counted');
     writeFileSync(path.join(roots.container, 'config.yml'), 'name: app\nport: 8080\n');
     assert.deepEqual(await compare(), [['config.yml', 'host']]);
   });
 
   it('counts a file the container keeps out as a secret where it is not the agreed version: new, or changed', async () => {
-    const roots = { host: path.join(tempDir(), 'host'), container: path.join(tempDir(), 'container') };
-    const stateDir = path.join(tempDir(), 'state');
-    for (const root of Object.values(roots)) mkdirSync(root);
-    for (const root of Object.values(roots)) writeFileSync(path.join(root, '.env'), 'A=1\n');
     // Allowed once and synced: both sides agreed on it.
-    const agreed = (await scanTree(roots.container, { excludes: [], allowSecrets: ['.env'] })).snapshot;
-    await SyncStateStore.replace(stateDir, { ancestor: agreed, host: new Map(), container: new Map() });
-    const compare = async () => {
-      const store = await SyncStateStore.open(stateDir);
-      try {
-        return (await compareWithAgreedState(roots, { excludes: [], store })).differences.map(({ path: key, heldBySecret }) => [key, heldBySecret]);
-      } finally {
-        await store.close();
-      }
-    };
+    const { roots, compare } = await agreedFolders({ host: { '.env': 'A=1\n' }, container: { '.env': 'A=1\n' } }, ['.env']);
     assert.deepEqual(await compare(), [], 'the agreed version counted');
     writeFileSync(path.join(roots.container, '.env.local'), 'TOKEN=agent\n');
     writeFileSync(path.join(roots.container, '.env'), 'A=agent\n');
