@@ -194,6 +194,8 @@ export const SyncReport = z.object({
   policy: SyncPolicy,
   startedAt: z.string(),
   durationMs: z.number().nonnegative(),
+  /** Of `durationMs`, how long the cycle waited for the answer to a safeguard question (absent: it asked none). */
+  waitedForAnswerMs: z.number().nonnegative().optional(),
   halted: z.object({ side: SyncSide, reason: z.string() }).optional(),
   /** Every change carried out (the first MAX_LISTED; `appliedCount` is the total). */
   applied: z.array(PathOnSide.extend({ action: z.enum(['create', 'update', 'delete']) })),

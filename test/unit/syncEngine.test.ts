@@ -5,6 +5,7 @@ import { chmodSync, existsSync, lchownSync, readdirSync, readFileSync, renameSyn
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SyncReport } from '../../src/core/protocol';
+import { describeReport } from '../../src/core/sync/summary';
 import { runSyncCycle, SyncCancelled, withStateStore, type SyncCycleOptions } from '../../src/core/sync/engine';
 import { BASE_FILE, JOURNAL_FILE } from '../../src/core/sync/stateStore';
 import { HISTORY_FILE, SyncStateFiles } from '../../src/core/sync/stateFiles';
@@ -254,6 +255,21 @@ describe('unit: sync engine', () => {
 
       assert.deepEqual(report.conflicts.map((conflict) => conflict.path), ['shared.txt']);
       assert.deepEqual([readTree(f.host)['shared.txt'], readTree(f.container)['shared.txt']], ['host edit', 'container edit']);
+    });
+  });
+
+  describe('a safeguard question', () => {
+    it('the time it waits for its answer is reported apart from the sync\'s own', async () => {
+      const f = fixture();
+      await agreedOn(f, { 'keep.txt': 'k', ...Object.fromEntries(Array.from({ length: 60 }, (_, index) => [`doomed/f${index}.txt`, `${index}`])) });
+      rmSync(path.join(f.container, 'doomed'), { recursive: true });
+      const { log } = await UndoLog.open(path.join(f.stateDir, 'undo'), { keptDirectory: path.join(f.stateDir, 'kept') });
+      const report = await sync(f, 'two-way-safe', { undo: { log, thresholds: { maxDeletions: 50 }, ask: () => new Promise((resolve) => setTimeout(() => resolve('allow'), 300)) } });
+      assert.equal(report.deletedCount, 61);
+      assert.ok((report.waitedForAnswerMs ?? 0) >= 290 && report.waitedForAnswerMs! <= report.durationMs, JSON.stringify([report.waitedForAnswerMs, report.durationMs]));
+      assert.match(describeReport(report), /in \d+ ms, after \d+ ms waiting for an answer$/);
+      const quiet = await sync(f);
+      assert.equal(quiet.waitedForAnswerMs, undefined, 'a cycle that asked nothing');
     });
   });
 

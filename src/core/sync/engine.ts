@@ -146,8 +146,22 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
   const { store } = options;
   const files = new SyncStateFiles(store.directory);
   const report = emptySyncReport({ id: newSyncId(started), policy: options.policy, startedAt: started.toISOString() });
+  // The time a safeguard question waits for its answer is the user's, not the sync's: reported apart.
+  let waitedForAnswerMs = 0;
+  const undo: UndoRecording | undefined = options.undo?.ask && {
+    ...options.undo,
+    ask: async (question) => {
+      const asked = performance.now();
+      try {
+        return await options.undo!.ask!(question);
+      } finally {
+        waitedForAnswerMs += performance.now() - asked;
+      }
+    },
+  };
   const finish = async (): Promise<StoreCycleResult> => {
     report.durationMs = Date.now() - started.getTime();
+    if (waitedForAnswerMs > 0) report.waitedForAnswerMs = Math.round(waitedForAnswerMs);
     if (options.history !== 'eventful' || isEventful(report, options.standingConflicts)) await files.appendHistory(report);
     return { report };
   };
@@ -250,7 +264,7 @@ export async function runStoreCycle(options: StoreCycleOptions): Promise<StoreCy
     recorded = await applyRecorded(
       result.changes,
       { roots: options.roots, keepDir: files.keptDirectory(report.id), decidedAt: started.getTime(), beforeModify: cancellable, isFatal: (error) => error instanceof SyncCancelled, owners: options.owners },
-      options.undo,
+      undo ?? options.undo,
       { syncId: report.id, policy: options.stepPolicy ?? options.policy },
     );
   } catch (error) {

@@ -148,7 +148,8 @@ export function describeReport(report: SyncReport): string {
   if (skipped) parts.push(`${skipped} skipped`);
   if (kept) parts.push(`${kept} version(s) kept aside`);
   if (keptOut) parts.push(`${keptOut} secret(s) kept out`);
-  return `${report.policy}: ${parts.join(', ')} in ${report.durationMs} ms`;
+  const waited = report.waitedForAnswerMs ?? 0;
+  return `${report.policy}: ${parts.join(', ')} in ${Math.round(report.durationMs - waited)} ms${waited > 0 ? `, after ${Math.round(waited)} ms waiting for an answer` : ''}`;
 }
 
 /**
@@ -173,5 +174,6 @@ export function mergeReports(earlier: SyncReport, later: SyncReport, listLimit =
     undoStepShared: later.undoStep ? later.undoStepShared : earlier.undoStepShared,
     notUndoable: later.undoStep ? later.notUndoable : earlier.notUndoable,
     denied: later.denied ?? earlier.denied,
+    ...((earlier.waitedForAnswerMs ?? 0) + (later.waitedForAnswerMs ?? 0) > 0 && { waitedForAnswerMs: (earlier.waitedForAnswerMs ?? 0) + (later.waitedForAnswerMs ?? 0) }),
   };
 }
