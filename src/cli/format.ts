@@ -174,9 +174,9 @@ export function formatLiveEvent(event: AgentEvent, time: Date, previous: LiveSta
       if (event.status.state === 'syncing') return undefined;
       const line = formatLiveStatus(event.status);
       // A version a secret keeps on its side changes no state, and no cycle that finds it is news: said here once.
-      const held = (status: LiveStatus | undefined) => new Set(status?.keptOut.filter((secret) => secret.otherSide).map((secret) => `${secret.side} ${secret.path} ${secret.otherSide}`));
-      const heldBefore = held(previous);
-      const newlyHeld = event.status.keptOut.filter((secret) => secret.otherSide && !heldBefore.has(`${secret.side} ${secret.path} ${secret.otherSide}`));
+      const heldKey = (secret: LiveStatus['keptOut'][number]) => (secret.otherSide ? `${secret.side} ${secret.path} ${secret.otherSide}` : undefined);
+      const heldBefore = new Set(previous?.keptOut.map(heldKey));
+      const newlyHeld = event.status.keptOut.filter((secret) => heldKey(secret) !== undefined && !heldBefore.has(heldKey(secret)));
       const lines = [...(previous && formatLiveStatus(previous) === line ? [] : [`${stamp} ${line}`]), ...newlyHeld.flatMap((secret) => keptOutLine(secret).split('\n').map((text) => `${' '.repeat(stamp.length)}${text}`))];
       return lines.length > 0 ? lines.join('\n') : undefined;
     }

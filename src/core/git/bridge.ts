@@ -334,13 +334,12 @@ async function startUnbornBranch(roots: GitRoots): Promise<Outcome> {
   if (staged.exitCode !== 0 || staged.stdout !== '') return outcome;
   // `create` refuses if the agent made the branch meanwhile; the index is read from the tree alone (see seedContainerRepository).
   const failure = (await updateRefs(options, `create ${branch} ${hostTip.stdout.trim()}
-`)) ?? (await runGit(['read-tree', 'HEAD'], options).then((run) => (run.exitCode === 0 ? undefined : gitFailure(run))));
+`)) ?? (await gitStep(['read-tree', 'HEAD'], options));
   if (failure) {
     outcome.problems.push(`git: the container's branch ${name} could not start at host/${name}: ${failure}`);
     return outcome;
   }
-  const kept = await skipTrackedButAbsent(roots, options);
-  if (kept) outcome.problems.push(kept);
+  for (const problem of await afterMovingHead(roots, options)) outcome.problems.push(problem);
   outcome.lines.push(`host: the container's branch ${name}, which had no commits, starts at host/${name}`);
   return outcome;
 }
@@ -376,12 +375,11 @@ async function followHostBranch(roots: GitRoots, host: Extract<HostRepository, {
   if (!SAFE_BRANCH.test(to) || hostTip.exitCode !== 0) return stays(`host/${to} is not in it`);
   const own = await runGit(['rev-parse', '-q', '--verify', `${next}^{commit}`], options);
   if (own.exitCode === 0 && own.stdout.trim() !== hostTip.stdout.trim()) return stays(`its own branch ${to} is not where yours is`);
-  // Index against HEAD's tree only: no file is read, so no filter the repository names runs.
-  if ((await runGit(['diff-index', '--cached', '--quiet', 'HEAD', '--'], options)).exitCode !== 0) return stays('something is staged there');
+  if (!(await nothingStaged(options))) return stays('something is staged there');
   const failure =
     (own.exitCode === 0 ? undefined : await updateRefs(options, `create ${next} ${hostTip.stdout.trim()}\n`)) ??
-    (await runGit(['symbolic-ref', 'HEAD', next], options).then((run) => (run.exitCode === 0 ? undefined : gitFailure(run)))) ??
-    (await runGit(['read-tree', 'HEAD'], options).then((run) => (run.exitCode === 0 ? undefined : gitFailure(run))));
+    (await gitStep(['symbolic-ref', 'HEAD', next], options)) ??
+    (await gitStep(['read-tree', 'HEAD'], options));
   if (failure) {
     outcome.problems.push(`git: ${switched}, but the container's repository could not follow: ${failure}`);
     return outcome;
@@ -400,6 +398,17 @@ async function afterMovingHead(roots: GitRoots, options: GitOptions): Promise<st
   const gitDir = gitDirOf(roots.container);
   const problems = [await skipTrackedButAbsent(roots, options), await giveToWorkspaceOwner(roots, ['HEAD', 'index', 'refs/heads'].map((name) => path.join(gitDir, name)))];
   return problems.filter((problem): problem is string => problem !== undefined);
+}
+
+/** Runs one git step that must succeed; returns git's reason when it did not. */
+async function gitStep(args: readonly string[], options: GitOptions): Promise<string | undefined> {
+  const run = await runGit(args, options);
+  return run.exitCode === 0 ? undefined : gitFailure(run);
+}
+
+/** Whether the index is HEAD's tree: compared by object id only, so no file is read and no filter the repository names runs. */
+async function nothingStaged(options: GitOptions): Promise<boolean> {
+  return (await runGit(['diff-index', '--cached', '--quiet', 'HEAD', '--'], options)).exitCode === 0;
 }
 
 /** A host branch whose `host/<branch>` moved in the container's repository in this exchange. */
@@ -434,10 +443,10 @@ async function followHostCommits(roots: GitRoots, moved: readonly MovedBranch[])
     return outcome;
   };
   if (ours !== change.from) return stays('it has commits of its own');
-  if ((await runGit(['diff-index', '--cached', '--quiet', 'HEAD', '--'], options)).exitCode !== 0) return stays('something is staged there');
+  if (!(await nothingStaged(options))) return stays('something is staged there');
   const failure =
     (await updateRefs(options, `update ${current} ${change.to} ${change.from}\n`)) ??
-    (await runGit(['read-tree', 'HEAD'], options).then((run) => (run.exitCode === 0 ? undefined : gitFailure(run))));
+    (await gitStep(['read-tree', 'HEAD'], options));
   if (failure) {
     outcome.problems.push(`git: the container's ${change.branch} could not move with yours: ${failure}`);
     return outcome;
